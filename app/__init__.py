@@ -1,0 +1,100 @@
+"""Scoreboard: a real-time leaderboard service. `create_app(config)` assembles it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from .auth import UserAuth
+from .clock import now_ms
+from .config import Config
+from .keys import CONFIG, IP_LIMITER, OPENAPI, SCOREBOARD, STORE, TRUSTED_PROXIES, UPDATE_LIMITER, USER_AUTH
+from .leaderboard import Leaderboard
+from .middleware import MIDDLEWARES, parse_networks
+from .openapi import encode_openapi
+from .ratelimit import RateLimiter
+from .routes import ENDPOINTS, setup_routes
+from .scoreboard import Scoreboard
+from .storage import Store
+from .storage.sqlite import SqliteStore
+from .tokens import ActionTokens
+
+__version__ = "0.1.0"
+
+log = logging.getLogger(__name__)
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TOKEN_PURGE_SECONDS = 60.0
+
+
+def make_store(config: Config) -> Store:
+    """The system of record the configuration asks for."""
+    return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous)
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    await store.open()
+    try:
+        await app[SCOREBOARD].rebuild()
+        yield
+    finally:
+        await store.close()
+
+
+async def _purge_loop(store: Store) -> None:
+    # Expired tokens are refused by their `exp` before the database is asked, so their rows
+    # are dead weight; the unique nonce in score_history still guards against any replay.
+    while True:
+        await asyncio.sleep(TOKEN_PURGE_SECONDS)
+        try:
+            purged = await store.purge_tokens(now_ms() - 60_000)
+            if purged:
+                log.info("purged %d expired action tokens", purged)
+        except Exception:
+            log.exception("token purge failed")
+
+
+async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_purge_loop(app[STORE]), name="token-purge")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(config: Config) -> web.Application:
+    """Assemble the application from a validated configuration."""
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.server.max_body_bytes)
+    store = make_store(config)
+    app[CONFIG] = config
+    app[STORE] = store
+    app[USER_AUTH] = UserAuth(
+        config.secrets.jwt,
+        leeway_seconds=config.auth.leeway_seconds,
+        max_token_bytes=config.auth.max_token_bytes,
+    )
+    app[SCOREBOARD] = Scoreboard(
+        store=store,
+        board=Leaderboard(),
+        tokens=ActionTokens(
+            config.secrets.action,
+            previous=config.secrets.action_previous,
+            ttl_seconds=config.tokens.ttl_seconds,
+        ),
+        actions=config.actions,
+    )
+    app[UPDATE_LIMITER] = RateLimiter(config.limits.updates_per_minute)
+    app[IP_LIMITER] = RateLimiter(config.limits.ip_requests_per_minute)
+    app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
+    app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    setup_routes(app)
+    app.cleanup_ctx.extend([_storage_ctx, _purge_ctx])
+    return app

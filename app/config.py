@@ -1,0 +1,259 @@
+"""Configuration: `config.toml` validated into typed settings, then `SCOREBOARD_*` overrides."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
+
+DEV_JWT_SECRET = "dev-only-user-jwt-secret-change-me-0001"  # noqa: S105 - refused in production
+DEV_ACTION_SECRET = "dev-only-action-token-secret-change-me-02"  # noqa: S105 - refused in production
+MIN_SECRET_BYTES = 32
+
+NonNegInt = Annotated[int, Meta(ge=0)]
+PosInt = Annotated[int, Meta(ge=1)]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line that names the offending key."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ServerSettings(_Section, frozen=True):
+    """Where to listen and what to accept from the network."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_bytes: Annotated[int, Meta(ge=256, le=1_048_576)] = 8192
+
+
+class StorageSettings(_Section, frozen=True):
+    """Which store holds the truth and how hard it is flushed to disk."""
+
+    sqlite_path: str = "./data/scoreboard.db"
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    redis_url: str = ""
+    database_url: str = ""
+
+
+class AuthSettings(_Section, frozen=True):
+    """How users' bearer JWTs are checked."""
+
+    leeway_seconds: Annotated[int, Meta(ge=0, le=300)] = 10
+    max_token_bytes: Annotated[int, Meta(ge=256, le=16384)] = 4096
+
+
+class TokenSettings(_Section, frozen=True):
+    """Action tokens: lifetime of a token issued by /actions/initialize."""
+
+    ttl_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 300
+
+
+class LimitSettings(_Section, frozen=True):
+    """Rate and connection limits."""
+
+    updates_per_minute: PosInt = 10
+    ip_requests_per_minute: PosInt = 100
+    ws_connections_per_user: PosInt = 5
+
+
+class WebSocketSettings(_Section, frozen=True):
+    """Live updates over /ws/scoreboard."""
+
+    allow_anonymous: bool = True
+    allowed_origins: tuple[str, ...] = ()
+    heartbeat_seconds: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    send_queue_messages: Annotated[int, Meta(ge=1, le=100_000)] = 64
+
+
+class LogSettings(_Section, frozen=True):
+    """Logging verbosity."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ActionSettings(_Section, frozen=True):
+    """One entry of the action catalog: what it is worth and how fast it can be done."""
+
+    score: Annotated[int, Meta(ge=0, le=1_000_000_000)]
+    min_seconds: Annotated[float, Meta(ge=0, le=86_400)] = 0.0
+
+
+ActionName = Annotated[str, Meta(pattern=ID_PATTERN)]
+
+
+class FileSettings(_Section, frozen=True):
+    """The TOML file as written; every table optional except the action catalog."""
+
+    actions: dict[ActionName, ActionSettings]
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    auth: AuthSettings = AuthSettings()
+    tokens: TokenSettings = TokenSettings()
+    limits: LimitSettings = LimitSettings()
+    websocket: WebSocketSettings = WebSocketSettings()
+    log: LogSettings = LogSettings()
+
+
+class Secrets(msgspec.Struct, frozen=True, kw_only=True):
+    """Signing keys, read from the environment only; `repr` never shows them."""
+
+    jwt: bytes
+    action: bytes
+    action_previous: tuple[bytes, ...] = ()
+
+    def __repr__(self) -> str:
+        return "Secrets(<hidden>)"
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the app factory needs, validated."""
+
+    settings: FileSettings
+    secrets: Secrets
+    env: str = "development"
+
+    @property
+    def server(self) -> ServerSettings:
+        return self.settings.server
+
+    @property
+    def storage(self) -> StorageSettings:
+        return self.settings.storage
+
+    @property
+    def auth(self) -> AuthSettings:
+        return self.settings.auth
+
+    @property
+    def tokens(self) -> TokenSettings:
+        return self.settings.tokens
+
+    @property
+    def limits(self) -> LimitSettings:
+        return self.settings.limits
+
+    @property
+    def websocket(self) -> WebSocketSettings:
+        return self.settings.websocket
+
+    @property
+    def actions(self) -> dict[str, ActionSettings]:
+        return self.settings.actions
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+# Environment variable -> (table, key) of the file settings it overrides.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "SCOREBOARD_HOST": ("server", "host"),
+    "SCOREBOARD_PORT": ("server", "port"),
+    "SCOREBOARD_SQLITE_PATH": ("storage", "sqlite_path"),
+    "SCOREBOARD_REDIS_URL": ("storage", "redis_url"),
+    "SCOREBOARD_DATABASE_URL": ("storage", "database_url"),
+}
+
+
+def _path_of(message: str) -> str:
+    """Turn msgspec's `... - at `$.a.b`` into `a.b: ...` so the key comes first."""
+    head, sep, where = message.rpartition(" - at `$.")
+    if not sep:
+        return message
+    return f"{where.rstrip('`')}: {head}"
+
+
+def parse_settings(raw: Mapping[str, object]) -> FileSettings:
+    """Validate a decoded TOML document; raise ConfigError naming the bad key."""
+    if "actions" not in raw:
+        raise ConfigError("actions: the action catalog is missing (add an [actions.NAME] table)")
+    try:
+        settings = msgspec.convert(raw, FileSettings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_path_of(str(exc))) from None
+    if not settings.actions:
+        raise ConfigError("actions: the action catalog is empty")
+    for proxy in settings.server.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"server.trusted_proxies: {proxy!r} is not an IP address or network") from None
+    return settings
+
+
+def _apply_env(raw: dict[str, object], environ: Mapping[str, str]) -> None:
+    for var, (table, key) in ENV_OVERRIDES.items():
+        value = environ.get(var)
+        if value is None:
+            continue
+        section = raw.setdefault(table, {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"{table}: must be a table")
+        if key == "port":
+            try:
+                section[key] = int(value)
+            except ValueError:
+                raise ConfigError(f"{var}: {value!r} is not a port number") from None
+        else:
+            section[key] = value
+
+
+def _check_secrets(secrets: Secrets, *, production: bool) -> None:
+    if not production:
+        return
+    for name, value, default in (
+        ("SCOREBOARD_JWT_SECRET", secrets.jwt, DEV_JWT_SECRET),
+        ("SCOREBOARD_ACTION_SECRET", secrets.action, DEV_ACTION_SECRET),
+    ):
+        if value == default.encode():
+            raise ConfigError(f"{name}: production refuses the development default; set a secret")
+        if len(value) < MIN_SECRET_BYTES:
+            raise ConfigError(f"{name}: production needs at least {MIN_SECRET_BYTES} bytes")
+    if secrets.jwt == secrets.action:
+        raise ConfigError("SCOREBOARD_ACTION_SECRET: must differ from SCOREBOARD_JWT_SECRET")
+
+
+def read_secrets(environ: Mapping[str, str], *, production: bool) -> Secrets:
+    """Read the signing keys from the environment, with development defaults outside production."""
+    previous = environ.get("SCOREBOARD_ACTION_PREVIOUS_SECRETS", "")
+    secrets = Secrets(
+        jwt=environ.get("SCOREBOARD_JWT_SECRET", DEV_JWT_SECRET).encode(),
+        action=environ.get("SCOREBOARD_ACTION_SECRET", DEV_ACTION_SECRET).encode(),
+        action_previous=tuple(p.encode() for p in previous.split(",") if p),
+    )
+    _check_secrets(secrets, production=production)
+    return secrets
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (``SCOREBOARD_CONFIG`` or ``./config.toml``) and apply the environment."""
+    env = os.environ if environ is None else environ
+    file = Path(path or env.get("SCOREBOARD_CONFIG") or "config.toml")
+    try:
+        raw: dict[str, object] = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+    _apply_env(raw, env)
+    mode = env.get("SCOREBOARD_ENV", "development")
+    if mode not in ("development", "production", "test"):
+        raise ConfigError(f"SCOREBOARD_ENV: {mode!r} is not one of development, production, test")
+    return Config(
+        settings=parse_settings(raw),
+        secrets=read_secrets(env, production=mode == "production"),
+        env=mode,
+    )

@@ -1,0 +1,93 @@
+"""The contract's error codes as named exceptions; middleware renders them in the envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class ApiError(Exception):
+    """A failure the client is told about: HTTP status, contract code, message."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+    message = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: object = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+        self.headers = dict(headers or {})
+
+
+class Unauthorized(ApiError):
+    status, code, message = 401, "UNAUTHORIZED", "A valid bearer token is required"
+
+
+class InvalidToken(ApiError):
+    status, code, message = 401, "INVALID_TOKEN", "Action token is invalid"
+
+
+class TokenExpired(ApiError):
+    status, code, message = 401, "TOKEN_EXPIRED", "Action token has expired"
+
+
+class Forbidden(ApiError):
+    status, code, message = 403, "FORBIDDEN", "userId does not match the authenticated user"
+
+
+class TokenAlreadyUsed(ApiError):
+    status, code, message = 409, "TOKEN_ALREADY_USED", "This action token has already been used"
+
+
+class ActionAlreadyCompleted(ApiError):
+    status, code, message = 409, "ACTION_ALREADY_COMPLETED", "This action was already completed"
+
+
+class InvalidAction(ApiError):
+    status, code, message = 400, "INVALID_ACTION", "Unknown actionType"
+
+
+class ActionMismatch(ApiError):
+    status, code, message = 400, "ACTION_MISMATCH", "actionId does not match the action token"
+
+
+class ActionTooFast(ApiError):
+    status, code, message = 400, "ACTION_TOO_FAST", "Action completed too quickly"
+
+
+class ValidationFailed(ApiError):
+    status, code, message = 400, "VALIDATION_ERROR", "Request is not valid"
+
+
+class UserNotFound(ApiError):
+    status, code, message = 404, "USER_NOT_FOUND", "No such user"
+
+
+class RateLimited(ApiError):
+    status, code, message = 429, "RATE_LIMITED", "Too many requests"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, details={"retryAfter": retry_after})
+
+
+class ServiceUnavailable(ApiError):
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "A backing service is unavailable"
+
+
+# Codes for aiohttp's own HTTP errors (unknown route, wrong method, body too large, ...).
+HTTP_CODES: dict[int, str] = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}

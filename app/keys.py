@@ -1,0 +1,23 @@
+"""Typed application state, declared once."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from aiohttp import web
+
+from .auth import UserAuth
+from .config import Config
+from .ratelimit import RateLimiter
+from .scoreboard import Scoreboard
+from .storage import Store
+
+CONFIG = web.AppKey("config", Config)
+USER_AUTH = web.AppKey("user_auth", UserAuth)
+STORE = web.AppKey("store", Store)
+SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
+UPDATE_LIMITER = web.AppKey("update_limiter", RateLimiter)
+IP_LIMITER = web.AppKey("ip_limiter", RateLimiter)
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])
+OPENAPI = web.AppKey("openapi", bytes)

@@ -1,0 +1,136 @@
+"""The OpenAPI 3.1 document, generated from the route table and the models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .errors import ApiError
+from .models import ErrorEnvelope
+from .routes import STATIC_PATH, Endpoint
+
+_REF = "#/components/schemas/{name}"
+
+
+def _properties(model: type, components: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    (schema,), defs = msgspec.json.schema_components([model], ref_template=_REF)
+    components.update(defs)
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    body = defs[name]
+    return body.get("properties", {}), body.get("required", [])
+
+
+def _ref(model: type, components: dict[str, Any]) -> dict[str, Any]:
+    (schema,), defs = msgspec.json.schema_components([model], ref_template=_REF)
+    components.update(defs)
+    return dict(schema)
+
+
+def _parameters(endpoint: Endpoint, components: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    for where, model in (("path", endpoint.path_params), ("query", endpoint.query)):
+        if model is None:
+            continue
+        properties, required = _properties(model, components)
+        for name, schema in properties.items():
+            params.append(
+                {"name": name, "in": where, "required": where == "path" or name in required, "schema": schema}
+            )
+    return params
+
+
+def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error.code)
+    responses: dict[str, Any] = {}
+    for status, codes in sorted(by_status.items()):
+        responses[str(status)] = {
+            "description": "Error codes: " + ", ".join(codes),
+            "content": {"application/json": {"schema": {"$ref": _REF.format(name="ErrorEnvelope")}}},
+        }
+        if status == 429:
+            responses[str(status)]["headers"] = {
+                "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer"}}
+            }
+    return responses
+
+
+def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    if endpoint.response is None:
+        schema: dict[str, Any] = {"type": "object"} if endpoint.media == "application/json" else {"type": "string"}
+    else:
+        schema = {
+            "type": "object",
+            "properties": {"success": {"const": True}, "data": _ref(endpoint.response, components)},
+            "required": ["success", "data"],
+        }
+    return {"description": "Success", "content": {endpoint.media: {"schema": schema}}}
+
+
+def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": endpoint.summary,
+        "operationId": endpoint.handler.__name__,
+        "tags": [endpoint.tag],
+        "responses": {"200": _success(endpoint, components), **_error_responses(endpoint.errors)},
+    }
+    if parameters := _parameters(endpoint, components):
+        operation["parameters"] = parameters
+    if endpoint.request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(endpoint.request, components)}},
+        }
+    if endpoint.auth:
+        operation["security"] = [{"bearer": []}]
+    return operation
+
+
+def _static_path() -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": "Static assets of the web pages (JS, CSS)",
+            "operationId": "static",
+            "tags": ["web"],
+            "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The file"},
+                "404": {
+                    "description": "Error codes: NOT_FOUND",
+                    "content": {"application/json": {"schema": {"$ref": _REF.format(name="ErrorEnvelope")}}},
+                },
+            },
+        }
+    }
+
+
+def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str, Any]:
+    """The whole document for the given endpoints."""
+    components: dict[str, Any] = {}
+    _ref(ErrorEnvelope, components)
+    paths: dict[str, Any] = {}
+    for endpoint in endpoints:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components)
+    paths[STATIC_PATH] = _static_path()
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Scoreboard",
+            "version": version,
+            "description": "Real-time leaderboard: the server decides what each action is worth and awards it "
+            "exactly once. Every response is an envelope: "
+            '`{"success": true, "data": ...}` or `{"success": false, "error": {code, message, details}}`.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(components.items())),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+def encode_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> bytes:
+    """The document as JSON bytes, built once at start."""
+    return msgspec.json.encode(build_openapi(endpoints, version=version))

@@ -1,0 +1,128 @@
+"""The route table: each endpoint declared once, for the router and the OpenAPI document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from . import errors as e
+from . import models as m
+from . import views
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """One route: what it takes, what it answers, which contract errors it can give."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response: type | None = None  # the `data` model of a JSON success
+    media: str = "application/json"
+    request: type | None = None
+    query: type | None = None
+    path_params: type | None = None
+    auth: bool = False
+    errors: tuple[type[e.ApiError], ...] = ()
+    tag: str = "scoreboard"
+
+
+_BASE_ERRORS: tuple[type[e.ApiError], ...] = (e.RateLimited,)
+_AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed, e.RateLimited)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        method="GET",
+        path="/api/v1/scoreboard/top",
+        handler=views.top,
+        summary="The top of the board (default 10, at most 100)",
+        response=m.TopData,
+        query=m.TopQuery,
+        errors=(e.ValidationFailed, *_BASE_ERRORS),
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/actions/initialize",
+        handler=views.initialize,
+        summary="Start an action: get a one-time action token worth the catalog's score",
+        response=m.InitializeData,
+        request=m.InitializeRequest,
+        auth=True,
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.InvalidAction, e.ActionAlreadyCompleted, e.ServiceUnavailable),
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/scoreboard/update",
+        handler=views.update,
+        summary="Complete an action: consume its token and award its score exactly once",
+        response=m.UpdateData,
+        request=m.UpdateRequest,
+        auth=True,
+        errors=(
+            *_AUTH_ERRORS,
+            e.InvalidToken,
+            e.TokenExpired,
+            e.Forbidden,
+            e.TokenAlreadyUsed,
+            e.ActionAlreadyCompleted,
+            e.InvalidAction,
+            e.ActionMismatch,
+            e.ActionTooFast,
+            e.ServiceUnavailable,
+        ),
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/users/{userId}/score",
+        handler=views.user_score,
+        summary="A user's score, rank and percentile (rank null before the first award)",
+        response=m.UserScoreData,
+        path_params=m.UserPath,
+        auth=True,
+        errors=(*_AUTH_ERRORS, e.UserNotFound),
+    ),
+    Endpoint(
+        method="GET", path="/healthz", handler=views.healthz, summary="Alive", response=m.HealthData, tag="operations"
+    ),
+    Endpoint(
+        method="GET",
+        path="/readyz",
+        handler=views.readyz,
+        summary="Ready: storage is reachable",
+        response=m.HealthData,
+        errors=(e.ServiceUnavailable,),
+        tag="operations",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/openapi.json",
+        handler=views.openapi,
+        summary="This OpenAPI document",
+        errors=_BASE_ERRORS,
+        tag="documentation",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/docs",
+        handler=views.docs,
+        summary="Readable API documentation",
+        media="text/html",
+        errors=_BASE_ERRORS,
+        tag="documentation",
+    ),
+)
+
+STATIC_PATH = "/static/{filename}"
+
+
+def setup_routes(app: web.Application, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> None:
+    """Register every endpoint, and the static files under /static/."""
+    for endpoint in endpoints:
+        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+    app.router.add_static("/static", STATIC_DIR, name="static")

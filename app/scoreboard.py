@@ -1,0 +1,193 @@
+"""The scoreboard service: issue action tokens, award them exactly once, read the board."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from .auth import Principal
+from .clock import iso, now_ms
+from .config import ActionSettings
+from .errors import ActionMismatch, Forbidden, InvalidAction, UserNotFound
+from .leaderboard import Leaderboard, Standing
+from .logs import request_id
+from .models import (
+    BoardEntry,
+    InitializeData,
+    InitializeRequest,
+    TopData,
+    UpdateData,
+    UpdateRequest,
+    UserScoreData,
+)
+from .storage import Award, AwardClaim, Store, TokenGrant
+from .tokens import ActionTokens, token_hash
+
+log = logging.getLogger(__name__)
+
+
+class AwardEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A committed award with the ranks it moved between, for live updates."""
+
+    award: Award
+    previous_rank: int | None
+    rank: int
+
+
+AwardListener = Callable[[AwardEvent], None]
+
+
+def _own_user(principal: Principal, user_id: str | None) -> None:
+    if user_id is not None and user_id != principal.user_id:
+        raise Forbidden()
+
+
+class Scoreboard:
+    """Everything the REST API does, independent of HTTP."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        board: Leaderboard,
+        tokens: ActionTokens,
+        actions: dict[str, ActionSettings],
+    ) -> None:
+        self.store = store
+        self.board = board
+        self.tokens = tokens
+        self.actions = actions
+        self.listeners: list[AwardListener] = []
+
+    async def rebuild(self) -> None:
+        """Load the rank index from the system of record."""
+        self.board.load(await self.store.standings())
+        log.info("leaderboard rebuilt with %d users", len(self.board))
+
+    async def initialize(self, principal: Principal, request: InitializeRequest) -> InitializeData:
+        """Issue a token worth the catalog's score for this action, recorded before it is returned."""
+        _own_user(principal, request.user_id)
+        action = self.actions.get(request.action_type)
+        if action is None:
+            raise InvalidAction(details={"actionType": request.action_type})
+        token, claims = self.tokens.issue(
+            user_id=principal.user_id,
+            action_type=request.action_type,
+            action_id=request.action_id,
+            score_increment=action.score,
+        )
+        await self.store.grant(
+            TokenGrant(
+                nonce=claims.nonce,
+                token_hash=token_hash(token),
+                user_id=principal.user_id,
+                username=principal.name,
+                action_type=claims.action_type,
+                action_id=claims.action_id,
+                score_increment=claims.score_increment,
+                issued_ms=now_ms(),
+                expires_ms=claims.exp * 1000,
+            )
+        )
+        self.board.rename(principal.user_id, principal.name)
+        return InitializeData(action_token=token, expires_at=iso(claims.exp * 1000), expected_score=action.score)
+
+    async def complete(self, principal: Principal, request: UpdateRequest) -> UpdateData:
+        """Check everything that can refuse the award, then consume the token and award once."""
+        started = time.perf_counter()
+        _own_user(principal, request.user_id)
+        claims = self.tokens.verify(request.action_token)
+        _own_user(principal, claims.user_id)
+        if request.action_id != claims.action_id:
+            raise ActionMismatch()
+        action = self.actions.get(claims.action_type)
+        if action is None:
+            raise InvalidAction("This action is no longer in the catalog")
+        award = await self.store.award(
+            AwardClaim(
+                nonce=claims.nonce,
+                user_id=principal.user_id,
+                username=principal.name,
+                action_id=claims.action_id,
+                min_elapsed_ms=round(action.min_seconds * 1000),
+                now_ms=now_ms(),
+            )
+        )
+        _, rank = self.record(award)
+        log.info(
+            "Score updated",
+            extra={
+                "correlationId": request_id.get(),
+                "userId": award.user_id,
+                "previousScore": award.previous_score,
+                "newScore": award.new_score,
+                "actionType": award.action_type,
+                "actionId": award.action_id,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return UpdateData(
+            user_id=award.user_id,
+            previous_score=award.previous_score,
+            new_score=award.new_score,
+            score_increment=award.score_increment,
+            rank=rank,
+            leaderboard=self.entries(10),
+        )
+
+    def record(self, award: Award) -> tuple[int | None, int]:
+        """Apply a committed award to the rank index and tell the listeners."""
+        previous_rank, rank = self.board.put(
+            Standing(
+                user_id=award.user_id,
+                username=award.username,
+                score=award.new_score,
+                seq=award.seq,
+                updated_ms=award.awarded_ms,
+            )
+        )
+        event = AwardEvent(award=award, previous_rank=previous_rank, rank=rank)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not fail an award that is committed
+                log.exception("award listener failed")
+        return previous_rank, rank
+
+    def entries(self, limit: int) -> list[BoardEntry]:
+        """The first `limit` users as API entries."""
+        return [
+            BoardEntry(
+                rank=rank,
+                user_id=s.user_id,
+                username=s.username,
+                score=s.score,
+                last_updated=iso(s.updated_ms),
+            )
+            for rank, s in self.board.top(limit)
+        ]
+
+    def top(self, limit: int) -> TopData:
+        """The top of the board."""
+        return TopData(leaderboard=self.entries(limit), updated_at=iso(self.board.updated_ms or now_ms()))
+
+    async def user_score(self, user_id: str) -> UserScoreData:
+        """A user's score, rank and percentile; rank null until the first award."""
+        standing = self.board.get(user_id)
+        if standing is not None:
+            rank = self.board.rank(user_id)
+            assert rank is not None  # on the board means ranked
+            return UserScoreData(
+                user_id=user_id,
+                username=standing.username,
+                score=standing.score,
+                rank=rank,
+                percentile=self.board.percentile(rank),
+            )
+        record = await self.store.user(user_id)
+        if record is None:
+            raise UserNotFound(details={"userId": user_id})
+        return UserScoreData(user_id=user_id, username=record.username, score=0, rank=None, percentile=None)

@@ -1,0 +1,84 @@
+"""Storage: the system of record behind one narrow interface, one module per backend."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import msgspec
+
+
+class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):
+    """An issued action token, recorded so that it can be consumed exactly once."""
+
+    nonce: str
+    token_hash: str
+    user_id: str
+    username: str
+    action_type: str
+    action_id: str
+    score_increment: int
+    issued_ms: int
+    expires_ms: int
+
+
+class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """A request to consume a token and award its score, checked inside the transaction."""
+
+    nonce: str
+    user_id: str
+    username: str
+    action_id: str
+    min_elapsed_ms: int
+    now_ms: int
+
+
+class Award(msgspec.Struct, frozen=True, kw_only=True):
+    """A committed award. `seq` orders awards: who reached a score first."""
+
+    user_id: str
+    username: str
+    action_type: str
+    action_id: str
+    previous_score: int
+    new_score: int
+    score_increment: int
+    seq: int
+    awarded_ms: int
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A user row; `seq` is None until the first award puts the user on the board."""
+
+    user_id: str
+    username: str
+    score: int
+    seq: int | None
+    updated_ms: int | None
+
+
+class Store(Protocol):
+    """The system of record. Every write is one transaction; awards are exactly-once."""
+
+    async def open(self) -> None:
+        """Connect and apply migrations."""
+
+    async def close(self) -> None:
+        """Flush pending writes and disconnect; safe to call twice."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot be reached."""
+
+    async def grant(self, grant: TokenGrant) -> None:
+        """Record an issued token; refuse an action the user already completed."""
+
+    async def award(self, claim: AwardClaim) -> Award:
+        """Consume the token and raise the score in one transaction, or raise a domain error."""
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        """One user's row."""
+
+    async def standings(self) -> list[UserRecord]:
+        """Every user on the board, for rebuilding the rank index."""
+
+    async def purge_tokens(self, expired_before_ms: int) -> int:
+        """Delete token rows that expired before the given time; return how many."""

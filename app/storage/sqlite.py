@@ -1,0 +1,339 @@
+"""SQLite store (aiosqlite, WAL): one writer connection, concurrent writes group-committed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+
+from ..errors import (
+    ActionAlreadyCompleted,
+    ActionTooFast,
+    ApiError,
+    InvalidToken,
+    ServiceUnavailable,
+    TokenAlreadyUsed,
+)
+from . import Award, AwardClaim, TokenGrant, UserRecord
+
+log = logging.getLogger(__name__)
+
+# Versioned migrations; each runs once, in order, recorded in schema_migrations.
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            score INTEGER NOT NULL DEFAULT 0,
+            score_seq INTEGER,
+            last_score_update INTEGER,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE INDEX idx_users_score ON users (score DESC, score_seq);
+        CREATE TABLE action_tokens (
+            nonce TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL REFERENCES users (id),
+            action_type TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            score_increment INTEGER NOT NULL,
+            issued_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER
+        );
+        CREATE INDEX idx_action_tokens_user ON action_tokens (user_id);
+        CREATE INDEX idx_action_tokens_expires ON action_tokens (expires_at);
+        CREATE TABLE score_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id TEXT NOT NULL REFERENCES users (id),
+            action_type TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            score_change INTEGER NOT NULL,
+            previous_score INTEGER NOT NULL,
+            new_score INTEGER NOT NULL,
+            token_nonce TEXT NOT NULL UNIQUE,
+            action_token_hash TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            UNIQUE (user_id, action_id)
+        );
+        CREATE INDEX idx_score_history_created ON score_history (created_at);
+        """,
+    ),
+]
+
+MAX_BATCH = 512
+
+_Op = Callable[[sqlite3.Connection], Any]
+
+
+def _upsert_user(db: sqlite3.Connection, user_id: str, username: str, now: int) -> None:
+    db.execute(
+        "INSERT INTO users (id, username, created_at, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET username = excluded.username, updated_at = excluded.updated_at "
+        "WHERE users.username IS NOT excluded.username",
+        (user_id, username, now, now),
+    )
+
+
+def _grant(grant: TokenGrant) -> _Op:
+    def op(db: sqlite3.Connection) -> None:
+        _upsert_user(db, grant.user_id, grant.username, grant.issued_ms)
+        done = db.execute(
+            "SELECT 1 FROM score_history WHERE user_id = ? AND action_id = ?", (grant.user_id, grant.action_id)
+        ).fetchone()
+        if done:
+            raise ActionAlreadyCompleted()
+        db.execute(
+            "INSERT INTO action_tokens (nonce, token_hash, user_id, action_type, action_id, score_increment, "
+            "issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                grant.nonce,
+                grant.token_hash,
+                grant.user_id,
+                grant.action_type,
+                grant.action_id,
+                grant.score_increment,
+                grant.issued_ms,
+                grant.expires_ms,
+            ),
+        )
+
+    return op
+
+
+def _award(claim: AwardClaim) -> _Op:
+    def op(db: sqlite3.Connection) -> Award:
+        # The writer holds the database's write lock for the whole batch (BEGIN IMMEDIATE),
+        # so reading the row and then updating it cannot interleave with another writer.
+        row = db.execute(
+            "SELECT user_id, action_type, action_id, score_increment, issued_at, used_at, token_hash "
+            "FROM action_tokens WHERE nonce = ?",
+            (claim.nonce,),
+        ).fetchone()
+        if row is None or row[0] != claim.user_id or row[2] != claim.action_id:
+            raise InvalidToken("Action token is not known to this server")
+        _, action_type, action_id, increment, issued_at, used_at, token_hash = row
+        if used_at is not None:
+            raise TokenAlreadyUsed()
+        if claim.now_ms - issued_at < claim.min_elapsed_ms:
+            raise ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
+        db.execute(
+            "UPDATE action_tokens SET used_at = ? WHERE nonce = ? AND used_at IS NULL", (claim.now_ms, claim.nonce)
+        )
+        _upsert_user(db, claim.user_id, claim.username, claim.now_ms)
+        (previous,) = db.execute("SELECT score FROM users WHERE id = ?", (claim.user_id,)).fetchone()
+        try:
+            cur = db.execute(
+                "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
+                "new_score, token_nonce, action_token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    claim.user_id,
+                    action_type,
+                    action_id,
+                    increment,
+                    previous,
+                    previous + increment,
+                    claim.nonce,
+                    token_hash,
+                    claim.now_ms,
+                ),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "token_nonce" in str(exc):
+                raise TokenAlreadyUsed() from None
+            raise ActionAlreadyCompleted() from None
+        seq = cur.lastrowid
+        assert seq is not None  # an INTEGER PRIMARY KEY insert always has one
+        db.execute(
+            "UPDATE users SET score = ?, score_seq = ?, last_score_update = ?, updated_at = ? WHERE id = ?",
+            (previous + increment, seq, claim.now_ms, claim.now_ms, claim.user_id),
+        )
+        return Award(
+            user_id=claim.user_id,
+            username=claim.username,
+            action_type=action_type,
+            action_id=action_id,
+            previous_score=previous,
+            new_score=previous + increment,
+            score_increment=increment,
+            seq=seq,
+            awarded_ms=claim.now_ms,
+        )
+
+    return op
+
+
+def _run_batch(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
+    """Apply every op in one transaction, each in its own savepoint, and commit once."""
+    results: list[tuple[bool, Any]] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for op in ops:
+            db.execute("SAVEPOINT op")
+            try:
+                results.append((True, op(db)))
+            except ApiError as exc:
+                db.execute("ROLLBACK TO op")
+                results.append((False, exc))
+            db.execute("RELEASE op")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return results
+
+
+class SqliteStore:
+    """The embedded system of record: a WAL-mode SQLite file written by one connection."""
+
+    def __init__(self, path: str, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._conn: aiosqlite.Connection | None = None
+        self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def open(self) -> None:
+        """Open the file (creating its folder), set WAL and the sync level, migrate."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            await self._migrate(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        self._writer = asyncio.create_task(self._write_loop(), name="sqlite-writer")
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+        )
+        rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+        applied = {row[0] for row in rows}
+        for version, sql in MIGRATIONS:
+            if version in applied:
+                continue
+            statements = [s for s in sql.split(";") if s.strip()]
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s', 'now'))", (version,)
+                )
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            log.info("applied migration %s", version)
+
+    async def close(self) -> None:
+        """Finish queued writes, stop the writer and close the file; idempotent."""
+        self._closing = True
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            self._wake.set()
+            await writer  # it returns once everything queued is committed
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+    def _db(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise ServiceUnavailable("The database is not open")
+        return self._conn
+
+    async def ping(self) -> None:
+        """Run a trivial query."""
+        await self._db().execute_fetchall("SELECT 1")
+
+    async def _write(self, op: _Op) -> Any:
+        if self._writer is None or self._closing:
+            raise ServiceUnavailable("The database is not open")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((op, future))
+        self._wake.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        # Everything that arrives while one batch commits goes into the next: one fsync
+        # serves many awards, with no waiting window when the load is light.
+        while not self._closing or self._pending:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                ops = [op for op, _ in batch]
+                try:
+                    results = await self._run(ops)
+                except Exception as exc:  # the whole transaction failed: tell every waiter
+                    log.exception("write batch of %d failed", len(ops))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(ServiceUnavailable("The database write failed", details=str(exc)))
+                    continue
+                for (_, future), (ok, value) in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+
+    async def _run(self, ops: list[_Op]) -> list[tuple[bool, Any]]:
+        # One hop to the connection's thread per batch rather than per statement.
+        # aiosqlite exposes no public "run this function on the connection's thread".
+        db = self._db()
+        result: list[tuple[bool, Any]] = await db._execute(_run_batch, db._conn, ops)  # type: ignore[no-untyped-call]
+        return result
+
+    async def grant(self, grant: TokenGrant) -> None:
+        """Record an issued token (and create or rename its user)."""
+        await self._write(_grant(grant))
+
+    async def award(self, claim: AwardClaim) -> Award:
+        """Consume the token and raise the score, exactly once."""
+        result: Award = await self._write(_award(claim))
+        return result
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        """One user's row, or None."""
+        rows = await self._db().execute_fetchall(
+            "SELECT id, username, score, score_seq, last_score_update FROM users WHERE id = ?", (user_id,)
+        )
+        for row in rows:
+            return UserRecord(user_id=row[0], username=row[1], score=row[2], seq=row[3], updated_ms=row[4])
+        return None
+
+    async def standings(self) -> list[UserRecord]:
+        """Every user with at least one award."""
+        rows = await self._db().execute_fetchall(
+            "SELECT id, username, score, score_seq, last_score_update FROM users WHERE score_seq IS NOT NULL"
+        )
+        return [UserRecord(user_id=r[0], username=r[1], score=r[2], seq=r[3], updated_ms=r[4]) for r in rows]
+
+    async def purge_tokens(self, expired_before_ms: int) -> int:
+        """Delete token rows past their expiry: an expired token is refused before the database."""
+
+        def op(db: sqlite3.Connection) -> int:
+            return db.execute("DELETE FROM action_tokens WHERE expires_at < ?", (expired_before_ms,)).rowcount
+
+        count: int = await self._write(op)
+        return count

@@ -1,0 +1,86 @@
+"""HTTP handlers: parse and validate, call one service method, render the envelope."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import aiohttp_jinja2
+import msgspec
+from aiohttp import web
+
+from .auth import Principal
+from .envelope import JSON, ok
+from .errors import ServiceUnavailable, ValidationFailed
+from .keys import OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
+from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
+
+T = TypeVar("T")
+
+
+async def parse_body(request: web.Request, model: type[T]) -> T:
+    """Decode and validate a JSON body; VALIDATION_ERROR naming the field otherwise."""
+    body = await request.read()
+    try:
+        return msgspec.json.decode(body, type=model)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(details=str(exc)) from None
+    except msgspec.DecodeError:
+        raise ValidationFailed("Body must be a JSON object") from None
+
+
+def parse_mapping(values: object, model: type[T]) -> T:
+    """Validate query or path parameters (strings converted to the declared types)."""
+    try:
+        return msgspec.convert(values, model, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(details=str(exc)) from None
+
+
+def principal(request: web.Request) -> Principal:
+    """The bearer of the request's JWT."""
+    return request.app[USER_AUTH].from_header(request.headers.get("Authorization"))
+
+
+async def top(request: web.Request) -> web.Response:
+    query = parse_mapping(dict(request.query), TopQuery)
+    return ok(request.app[SCOREBOARD].top(query.limit))
+
+
+async def initialize(request: web.Request) -> web.Response:
+    user = principal(request)
+    body = await parse_body(request, InitializeRequest)
+    return ok(await request.app[SCOREBOARD].initialize(user, body))
+
+
+async def update(request: web.Request) -> web.Response:
+    user = principal(request)
+    request.app[UPDATE_LIMITER].check(user.user_id)  # every call counts, valid or not
+    body = await parse_body(request, UpdateRequest)
+    return ok(await request.app[SCOREBOARD].complete(user, body))
+
+
+async def user_score(request: web.Request) -> web.Response:
+    principal(request)
+    path = parse_mapping(dict(request.match_info), UserPath)
+    return ok(await request.app[SCOREBOARD].user_score(path.user_id))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return ok(HealthData(status="ok"))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except Exception as exc:
+        raise ServiceUnavailable("Storage is not reachable", details=type(exc).__name__) from None
+    return ok(HealthData(status="ready"))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type=JSON)
+
+
+@aiohttp_jinja2.template("docs.html")
+async def docs(request: web.Request) -> dict[str, str]:
+    return {"openapi_url": "/api/openapi.json", "static_url": "/static"}
