@@ -15,14 +15,23 @@ from app.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="Scoreboard: a real-time leaderboard service")
-    parser.add_argument("--config", help="TOML file (default: $SCOREBOARD_CONFIG or ./config.toml)")
+    # Options are accepted before or after the command; SUPPRESS keeps a later absence from
+    # overwriting an earlier value.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config", default=argparse.SUPPRESS, help="TOML file (default: $SCOREBOARD_CONFIG or ./config.toml)"
+    )
+    listen = argparse.ArgumentParser(add_help=False)
+    listen.add_argument("--host", default=argparse.SUPPRESS, help="listen address (overrides SCOREBOARD_HOST)")
+    listen.add_argument("--port", type=int, default=argparse.SUPPRESS, help="listen port (overrides SCOREBOARD_PORT)")
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Scoreboard: a real-time leaderboard service", parents=[config, listen]
+    )
     commands = parser.add_subparsers(dest="command")
-    serve = commands.add_parser("serve", help="serve the API, the WebSocket and the page (default)")
-    for p in (parser, serve):
-        p.add_argument("--host", help="listen address (overrides config and SCOREBOARD_HOST)")
-        p.add_argument("--port", type=int, help="listen port (overrides config and SCOREBOARD_PORT)")
-    token = commands.add_parser("token", help="print a user JWT signed with the configured user secret")
+    commands.add_parser("serve", parents=[config, listen], help="serve the API, the WebSocket and the page (default)")
+    token = commands.add_parser(
+        "token", parents=[config], help="print a user JWT signed with the configured user secret"
+    )
     token.add_argument("user_id")
     token.add_argument("--name", help="display name claim")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
@@ -31,11 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(args: argparse.Namespace) -> Config:
     environ = dict(os.environ)
-    if getattr(args, "host", None):
+    if "host" in args:
         environ["SCOREBOARD_HOST"] = args.host
-    if getattr(args, "port", None) is not None:
+    if "port" in args:
         environ["SCOREBOARD_PORT"] = str(args.port)
-    return load_config(args.config, environ)
+    return load_config(getattr(args, "config", None), environ)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = _load(args)
+        if args.command == "token":
+            print(UserAuth(config.secrets.jwt).issue(args.user_id, name=args.name, ttl_seconds=args.ttl))
+            return 0
+        app = create_app(config)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "token":
-        auth = UserAuth(config.secrets.jwt)
-        print(auth.issue(args.user_id, name=args.name, ttl_seconds=args.ttl))
-        return 0
     setup_logging(config.settings.log.level)
     try:
         import uvloop
@@ -58,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # uvloop has no Windows build; the default loop works, only slower
         pass
     web.run_app(
-        create_app(config),
+        app,
         host=config.server.host,
         port=config.server.port,
         access_log=None,  # the app logs one JSON line per request itself, without query strings

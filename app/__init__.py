@@ -14,9 +14,10 @@ from aiohttp import web
 
 from .auth import UserAuth
 from .clock import now_ms
-from .config import Config
+from .config import Config, ConfigError
 from .keys import CONFIG, IP_LIMITER, OPENAPI, SCOREBOARD, STORE, TRUSTED_PROXIES, UPDATE_LIMITER, USER_AUTH
 from .leaderboard import Leaderboard
+from .logs import redact_access_queries
 from .middleware import MIDDLEWARES, parse_networks
 from .openapi import encode_openapi
 from .ratelimit import RateLimiter
@@ -35,6 +36,8 @@ TOKEN_PURGE_SECONDS = 60.0
 
 def make_store(config: Config) -> Store:
     """The system of record the configuration asks for."""
+    if config.storage.redis_url or config.storage.database_url:
+        raise ConfigError("storage.redis_url / storage.database_url: the Redis and PostgreSQL modes are not built yet")
     return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous)
 
 
@@ -71,6 +74,7 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     """Assemble the application from a validated configuration."""
+    redact_access_queries()
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.server.max_body_bytes)
     store = make_store(config)
     app[CONFIG] = config

@@ -16,8 +16,9 @@ from .tokens import ACTION_TOKEN_TYPE
 ALGORITHMS = ["HS256"]  # pinned: `none` and every other algorithm are refused
 MAX_NAME_CHARS = 64
 _ID = re.compile(ID_PATTERN)
+_SPACES = frozenset("\t\n\r\v\f\u2028\u2029")
 # Control, format (zero-width, bidi overrides), private-use, unassigned, surrogates, separators.
-_DROPPED_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
+_DROPPED = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,8 +40,11 @@ def clean_display_name(raw: str | None, fallback: str) -> str:
     """Drop control and invisible characters, trim, cap at 64 characters; fall back to the id."""
     if not raw:
         return fallback
+    # Whitespace controls (newline, tab) become spaces; other invisible characters go.
     text = "".join(
-        ch for ch in unicodedata.normalize("NFC", raw) if unicodedata.category(ch) not in _DROPPED_CATEGORIES
+        " " if ch in _SPACES else ch
+        for ch in unicodedata.normalize("NFC", raw)
+        if ch in _SPACES or unicodedata.category(ch) not in _DROPPED
     )
     text = " ".join(text.split())[:MAX_NAME_CHARS].strip()
     return text or fallback

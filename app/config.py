@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -176,16 +177,27 @@ def _path_of(message: str) -> str:
     return f"{where.rstrip('`')}: {head}"
 
 
+def _check_actions(raw: object) -> None:
+    # Validated entry by entry so that an error names the action, which msgspec's path would not.
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError("actions: the action catalog is missing or empty (add an [actions.NAME] table)")
+    for name, entry in raw.items():
+        if not re.fullmatch(ID_PATTERN, str(name)):
+            raise ConfigError(f"actions.{name}: an action name is 1-100 characters of A-Z a-z 0-9 _ . : -")
+        try:
+            msgspec.convert(entry, ActionSettings)
+        except msgspec.ValidationError as exc:
+            where = _path_of(str(exc))
+            raise ConfigError(f"actions.{name}.{where}" if where != str(exc) else f"actions.{name}: {exc}") from None
+
+
 def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     """Validate a decoded TOML document; raise ConfigError naming the bad key."""
-    if "actions" not in raw:
-        raise ConfigError("actions: the action catalog is missing (add an [actions.NAME] table)")
+    _check_actions(raw.get("actions"))
     try:
         settings = msgspec.convert(raw, FileSettings)
     except msgspec.ValidationError as exc:
         raise ConfigError(_path_of(str(exc))) from None
-    if not settings.actions:
-        raise ConfigError("actions: the action catalog is empty")
     for proxy in settings.server.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -69,6 +69,10 @@ class UserNotFound(ApiError):
     status, code, message = 404, "USER_NOT_FOUND", "No such user"
 
 
+class NotFound(ApiError):
+    status, code, message = 404, "NOT_FOUND", "Not found"
+
+
 class RateLimited(ApiError):
     status, code, message = 429, "RATE_LIMITED", "Too many requests"
 

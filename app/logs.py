@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -45,3 +46,24 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+class _DropQueryStrings(logging.Filter):
+    """aiohttp's access log prints request targets with their query, where a WebSocket token may sit."""
+
+    _QUERY = re.compile(r"\?[^\s\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._QUERY.sub("?[redacted]", record.getMessage())
+        record.args = ()
+        for key, value in vars(record).items():  # aiohttp also passes the request line as an extra
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self._QUERY.sub("?[redacted]", value))
+        return True
+
+
+def redact_access_queries() -> None:
+    """Strip query strings from aiohttp's access log, however the server was started; idempotent."""
+    logger = logging.getLogger("aiohttp.access")
+    if not any(isinstance(f, _DropQueryStrings) for f in logger.filters):
+        logger.addFilter(_DropQueryStrings())

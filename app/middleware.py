@@ -72,6 +72,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
                 "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "remote": request.remote,
+                "correlationId": rid,
             },
         )
         request_id.reset(token)

@@ -8,7 +8,7 @@ import msgspec
 
 from .errors import ApiError
 from .models import ErrorEnvelope
-from .routes import STATIC_PATH, Endpoint
+from .routes import Endpoint
 
 _REF = "#/components/schemas/{name}"
 
@@ -59,7 +59,8 @@ def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
 
 def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
     if endpoint.response is None:
-        schema: dict[str, Any] = {"type": "object"} if endpoint.media == "application/json" else {"type": "string"}
+        json = endpoint.media == "application/json"
+        schema: dict[str, Any] = {"type": "object"} if json else {"type": "string", "format": "binary"}
     else:
         schema = {
             "type": "object",
@@ -88,24 +89,6 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     return operation
 
 
-def _static_path() -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": "Static assets of the web pages (JS, CSS)",
-            "operationId": "static",
-            "tags": ["web"],
-            "parameters": [{"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {
-                "200": {"description": "The file"},
-                "404": {
-                    "description": "Error codes: NOT_FOUND",
-                    "content": {"application/json": {"schema": {"$ref": _REF.format(name="ErrorEnvelope")}}},
-                },
-            },
-        }
-    }
-
-
 def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str, Any]:
     """The whole document for the given endpoints."""
     components: dict[str, Any] = {}
@@ -113,7 +96,6 @@ def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str,
     paths: dict[str, Any] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components)
-    paths[STATIC_PATH] = _static_path()
     return {
         "openapi": "3.1.0",
         "info": {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -11,8 +10,6 @@ from aiohttp.typedefs import Handler
 from . import errors as e
 from . import models as m
 from . import views
-
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,13 +113,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=_BASE_ERRORS,
         tag="documentation",
     ),
+    Endpoint(
+        method="GET",
+        path="/static/{filename}",
+        handler=views.static_file,
+        summary="Static assets of the web pages (JS, CSS)",
+        media="*/*",
+        errors=(e.NotFound,),
+        tag="web",
+    ),
 )
-
-STATIC_PATH = "/static/{filename}"
 
 
 def setup_routes(app: web.Application, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> None:
-    """Register every endpoint, and the static files under /static/."""
+    """Register every endpoint."""
     for endpoint in endpoints:
         app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
-    app.router.add_static("/static", STATIC_DIR, name="static")

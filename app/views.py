@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypeVar
 
 import aiohttp_jinja2
@@ -10,11 +11,14 @@ from aiohttp import web
 
 from .auth import Principal
 from .envelope import JSON, ok
-from .errors import ServiceUnavailable, ValidationFailed
+from .errors import NotFound, ServiceUnavailable, ValidationFailed
 from .keys import OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
 
 T = TypeVar("T")
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Served by name from a list made at start: nothing outside the folder can be reached.
+STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
 
 
 async def parse_body(request: web.Request, model: type[T]) -> T:
@@ -84,3 +88,10 @@ async def openapi(request: web.Request) -> web.Response:
 @aiohttp_jinja2.template("docs.html")
 async def docs(request: web.Request) -> dict[str, str]:
     return {"openapi_url": "/api/openapi.json", "static_url": "/static"}
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    path = STATIC_FILES.get(request.match_info["filename"])
+    if path is None:
+        raise NotFound(details={"filename": request.match_info["filename"]})
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,373 @@
+"""HTTP tests: every route, and every error row of the contract with nothing changed after it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+import msgspec
+import pytest
+
+from app.config import Config
+from app.tokens import ACTION_TOKEN_TYPE, key_id
+
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, envelope, snapshot
+
+
+async def test_top_starts_empty(client: Any) -> None:
+    resp = await client.get("/api/v1/scoreboard/top")
+    body = await envelope(resp)
+    assert resp.status == 200
+    assert body["data"]["leaderboard"] == []
+    assert body["data"]["updatedAt"].endswith("Z")
+
+
+async def test_full_flow(flow: Flow, client: Any, bearer: Any) -> None:
+    resp = await client.post(
+        "/api/v1/actions/initialize",
+        json={"actionType": "COMPLETE_QUEST", "actionId": "quest-1", "userId": "alice"},
+        headers=bearer("alice"),
+    )
+    init = (await envelope(resp))["data"]
+    assert init["expectedScore"] == 100
+    assert init["expiresAt"].endswith("Z")
+    resp = await flow.submit(init["actionToken"], action_id="quest-1", userId="alice")
+    data = (await envelope(resp))["data"]
+    assert data["userId"] == "alice"
+    assert (data["previousScore"], data["newScore"], data["scoreIncrement"], data["rank"]) == (0, 100, 100, 1)
+    assert [e["userId"] for e in data["leaderboard"]] == ["alice"]
+
+    top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
+    assert top[0]["rank"] == 1 and top[0]["username"] == "Alice" and top[0]["score"] == 100
+    assert top[0]["lastUpdated"].endswith("Z")
+
+    score = (await envelope(await client.get("/api/v1/users/alice/score", headers=bearer("bob"))))["data"]
+    assert score == {"userId": "alice", "username": "Alice", "score": 100, "rank": 1, "percentile": 0.0}
+
+
+async def test_ranking_ties_and_percentile(flow: Flow, client: Any, bearer: Any) -> None:
+    await flow.award("carol", "a")
+    await flow.award("alice", "a")
+    await flow.award("bob", "a", "DEFEAT_BOSS")
+    top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
+    # bob leads; carol and alice tie at 100 and carol got there first.
+    assert [(e["rank"], e["userId"]) for e in top] == [(1, "bob"), (2, "carol"), (3, "alice")]
+    alice = (await envelope(await client.get("/api/v1/users/alice/score", headers=bearer())))["data"]
+    assert alice["rank"] == 3 and alice["percentile"] == 0.0
+    bob = (await envelope(await client.get("/api/v1/users/bob/score", headers=bearer())))["data"]
+    assert bob["percentile"] == 66.67
+
+
+async def test_top_limit(flow: Flow, client: Any) -> None:
+    for i in range(12):
+        await flow.award(f"u{i:02d}", "a")
+    assert len((await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]) == 10
+    data = (await envelope(await client.get("/api/v1/scoreboard/top?limit=3")))["data"]
+    assert [e["rank"] for e in data["leaderboard"]] == [1, 2, 3]
+    assert len((await envelope(await client.get("/api/v1/scoreboard/top?limit=100")))["data"]["leaderboard"]) == 12
+
+
+async def test_known_user_without_award(flow: Flow, client: Any, bearer: Any) -> None:
+    await flow.token("dave")  # initialize creates the user row, no award yet
+    data = (await envelope(await client.get("/api/v1/users/dave/score", headers=bearer())))["data"]
+    assert data == {"userId": "dave", "username": "Dave", "score": 0, "rank": None, "percentile": None}
+
+
+async def test_name_refreshed_from_claims(flow: Flow, client: Any, bearer: Any) -> None:
+    await flow.award("alice", "a")
+    resp = await client.post(
+        "/api/v1/actions/initialize",
+        json={"actionType": "COMPLETE_QUEST", "actionId": "b"},
+        headers=bearer("alice", "Alice the Great"),
+    )
+    assert resp.status == 200
+    top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
+    assert top[0]["username"] == "Alice the Great"
+
+
+async def test_token_survives_rejections_and_then_awards(flow: Flow, client: Any, db_path: Path) -> None:
+    """After a 403, 400 or 429 the rightful owner can still complete the action with the token."""
+    token = await flow.token("alice", "q1")
+    before = snapshot(db_path)
+    assert (await flow.submit(token, user="mallory")).status == 403
+    assert (await flow.submit(token, action_id="other")).status == 400
+    assert (await flow.submit(token, userId="bob")).status == 403
+    assert snapshot(db_path) == before
+    assert (await flow.submit(token)).status == 200
+
+
+async def test_rate_limited_update_does_not_burn_token(make_client: MakeClient, bearer: Any, db_path: Path) -> None:
+    client = await make_client(limits={"updates_per_minute": 2})
+    flow = Flow(client, bearer)
+    token = await flow.token("alice", "q1")
+    other = await flow.token("alice", "q2")
+    assert (await flow.submit("garbage")).status == 401  # counts: every call counts
+    assert (await flow.submit(other, action_id="q2")).status == 200
+    before = snapshot(db_path)
+    resp = await flow.submit(token)
+    body = await envelope(resp)
+    assert resp.status == 429 and body["error"]["code"] == "RATE_LIMITED"
+    assert int(resp.headers["Retry-After"]) >= 1
+    assert snapshot(db_path) == before
+    # Another user is not affected by alice's limit.
+    bob_token = await flow.token("bob", "q1")
+    assert (await flow.submit(bob_token, user="bob")).status == 200
+
+
+async def test_ip_rate_limit_covers_api_routes(make_client: MakeClient) -> None:
+    client = await make_client(limits={"ip_requests_per_minute": 3})
+    statuses = [(await client.get("/api/v1/scoreboard/top")).status for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    resp = await client.get("/api/v1/scoreboard/top")
+    assert (await envelope(resp))["error"]["code"] == "RATE_LIMITED" and "Retry-After" in resp.headers
+    assert (await client.get("/healthz")).status == 200  # not under /api/
+
+
+async def test_ip_limit_uses_forwarded_for_only_behind_trusted_proxy(make_client: MakeClient) -> None:
+    client = await make_client(limits={"ip_requests_per_minute": 1}, server={"trusted_proxies": ["127.0.0.1"]})
+    for ip in ("203.0.113.1", "203.0.113.2"):
+        resp = await client.get("/api/v1/scoreboard/top", headers={"X-Forwarded-For": ip})
+        assert resp.status == 200
+    resp = await client.get("/api/v1/scoreboard/top", headers={"X-Forwarded-For": "203.0.113.1"})
+    assert resp.status == 429
+
+
+async def test_forwarded_for_ignored_from_untrusted_peer(make_client: MakeClient) -> None:
+    client = await make_client(limits={"ip_requests_per_minute": 1})
+    assert (await client.get("/api/v1/scoreboard/top", headers={"X-Forwarded-For": "203.0.113.1"})).status == 200
+    assert (await client.get("/api/v1/scoreboard/top", headers={"X-Forwarded-For": "203.0.113.2"})).status == 429
+
+
+def _action_token(claims: dict[str, Any], *, secret: bytes = ACTION_SECRET, typ: str = ACTION_TOKEN_TYPE) -> str:
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": key_id(secret), "typ": typ})
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "userId": "alice",
+        "actionType": "COMPLETE_QUEST",
+        "actionId": "q1",
+        "scoreIncrement": 100,
+        "nonce": "n-1",
+        "iat": now,
+        "exp": now + 300,
+    }
+    claims.update(overrides)
+    return claims
+
+
+def _expired_user_jwt() -> str:
+    return jwt.encode({"sub": "alice", "exp": int(time.time()) - 3600}, JWT_SECRET, algorithm="HS256")
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+UPDATE = "/api/v1/scoreboard/update"
+INIT = "/api/v1/actions/initialize"
+
+# (name, method, path, headers or None for alice's bearer, body or a builder using a fresh token, status, code)
+Case = tuple[str, str, str, Callable[[Any], dict[str, str]] | None, Any, int, str]
+
+
+def _with_token(**body: Any) -> Callable[[str], dict[str, Any]]:
+    return lambda token: {"actionToken": token, "actionId": "q1", **body}
+
+
+ERROR_CASES: list[Case] = [
+    ("no bearer", "POST", UPDATE, lambda b: {}, _with_token(), 401, "UNAUTHORIZED"),
+    ("not bearer scheme", "POST", INIT, lambda b: {"Authorization": "Basic abc"}, {}, 401, "UNAUTHORIZED"),
+    ("malformed bearer", "POST", UPDATE, lambda b: _bearer("not.a.jwt"), _with_token(), 401, "UNAUTHORIZED"),
+    ("expired bearer", "POST", UPDATE, lambda b: _bearer(_expired_user_jwt()), _with_token(), 401, "UNAUTHORIZED"),
+    (
+        "wrongly signed bearer",
+        "GET",
+        "/api/v1/users/alice/score",
+        lambda b: _bearer(jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, b"x" * 40, algorithm="HS256")),
+        None,
+        401,
+        "UNAUTHORIZED",
+    ),
+    (
+        "action token as bearer",
+        "POST",
+        INIT,
+        lambda b: _bearer(_action_token({"sub": "alice", "exp": int(time.time()) + 60}, secret=JWT_SECRET)),
+        {"actionType": "COMPLETE_QUEST", "actionId": "q9"},
+        401,
+        "UNAUTHORIZED",
+    ),
+    ("malformed action token", "POST", UPDATE, None, {"actionToken": "abc", "actionId": "q1"}, 401, "INVALID_TOKEN"),
+    (
+        "forged action token",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: {"actionToken": _action_token(_claims(), secret=b"y" * 40), "actionId": "q1"},
+        401,
+        "INVALID_TOKEN",
+    ),
+    (
+        "user JWT as action token",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: {"actionToken": _action_token(_claims(), typ="JWT"), "actionId": "q1"},
+        401,
+        "INVALID_TOKEN",
+    ),
+    (
+        "expired action token",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: {"actionToken": _action_token(_claims(exp=int(time.time()) - 1)), "actionId": "q1"},
+        401,
+        "TOKEN_EXPIRED",
+    ),
+    ("body userId not bearer", "POST", UPDATE, None, _with_token(userId="bob"), 403, "FORBIDDEN"),
+    (
+        "token of another user",
+        "POST",
+        UPDATE,
+        lambda b: b("mallory"),
+        _with_token(),
+        403,
+        "FORBIDDEN",
+    ),
+    (
+        "initialize for another user",
+        "POST",
+        INIT,
+        None,
+        {"actionType": "COMPLETE_QUEST", "actionId": "q9", "userId": "bob"},
+        403,
+        "FORBIDDEN",
+    ),
+    ("unknown action type", "POST", INIT, None, {"actionType": "HACK", "actionId": "q9"}, 400, "INVALID_ACTION"),
+    ("action id mismatch", "POST", UPDATE, None, _with_token(actionId="q2"), 400, "ACTION_MISMATCH"),
+    ("not JSON", "POST", UPDATE, None, b"{not json", 400, "VALIDATION_ERROR"),
+    ("JSON array", "POST", UPDATE, None, b"[]", 400, "VALIDATION_ERROR"),
+    ("empty body", "POST", INIT, None, b"", 400, "VALIDATION_ERROR"),
+    ("missing field", "POST", UPDATE, None, {"actionId": "q1"}, 400, "VALIDATION_ERROR"),
+    ("wrong type", "POST", INIT, None, {"actionType": 5, "actionId": "q1"}, 400, "VALIDATION_ERROR"),
+    (
+        "id too long",
+        "POST",
+        INIT,
+        None,
+        {"actionType": "COMPLETE_QUEST", "actionId": "a" * 101},
+        400,
+        "VALIDATION_ERROR",
+    ),
+    ("id bad chars", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": "a b"}, 400, "VALIDATION_ERROR"),
+    ("id unicode", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": "ünï"}, 400, "VALIDATION_ERROR"),
+    ("id control", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": "a\x00b"}, 400, "VALIDATION_ERROR"),
+    ("id empty", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": ""}, 400, "VALIDATION_ERROR"),
+    ("null field", "POST", UPDATE, None, _with_token(actionId=None), 400, "VALIDATION_ERROR"),
+    ("limit zero", "GET", "/api/v1/scoreboard/top?limit=0", None, None, 400, "VALIDATION_ERROR"),
+    ("limit too big", "GET", "/api/v1/scoreboard/top?limit=101", None, None, 400, "VALIDATION_ERROR"),
+    ("limit not int", "GET", "/api/v1/scoreboard/top?limit=ten", None, None, 400, "VALIDATION_ERROR"),
+    ("bad user id", "GET", "/api/v1/users/a%20b/score", None, None, 400, "VALIDATION_ERROR"),
+    ("unknown user", "GET", "/api/v1/users/nobody/score", None, None, 404, "USER_NOT_FOUND"),
+    ("unknown route", "GET", "/api/v1/nothing", None, None, 404, "NOT_FOUND"),
+    ("wrong method", "DELETE", UPDATE, None, None, 405, "METHOD_NOT_ALLOWED"),
+    ("huge body", "POST", UPDATE, None, b'{"actionToken":"' + b"a" * 20000 + b'"}', 413, "PAYLOAD_TOO_LARGE"),
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, db_path: Path) -> None:
+    _, method, path, headers, body, status, code = case
+    token = await flow.token("alice", "q1")  # a live token that every rejection must leave usable
+    before = snapshot(db_path)
+    kwargs: dict[str, Any] = {"headers": headers(bearer) if headers else bearer("alice")}
+    if callable(body):
+        body = body(token)
+    if isinstance(body, bytes):
+        kwargs["data"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    resp = await client.request(method, path, **kwargs)
+    data = await envelope(resp)
+    assert resp.status == status, data
+    assert data["success"] is False and data["error"]["code"] == code
+    assert "Traceback" not in data["error"]["message"]
+    assert snapshot(db_path) == before
+    assert (await flow.submit(token)).status == 200  # the token was not used up
+
+
+async def test_replayed_token_409(flow: Flow, db_path: Path) -> None:
+    token = await flow.token()
+    assert (await flow.submit(token)).status == 200
+    before = snapshot(db_path)
+    resp = await flow.submit(token)
+    assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "TOKEN_ALREADY_USED"
+    assert snapshot(db_path) == before
+
+
+async def test_action_already_completed(flow: Flow, db_path: Path) -> None:
+    first = await flow.token("alice", "q1")
+    second = await flow.token("alice", "q1")  # two tokens for one action, issued before either is used
+    assert (await flow.submit(first)).status == 200
+    before = snapshot(db_path)
+    resp = await flow.submit(second)
+    assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "ACTION_ALREADY_COMPLETED"
+    resp = await flow.client.post(
+        INIT, json={"actionType": "COMPLETE_QUEST", "actionId": "q1"}, headers=flow.bearer("alice")
+    )
+    assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "ACTION_ALREADY_COMPLETED"
+    assert snapshot(db_path) == before
+
+
+async def test_action_too_fast_keeps_token(flow: Flow, db_path: Path) -> None:
+    token = await flow.token("alice", "p1", "SLOW_PUZZLE")
+    before = snapshot(db_path)
+    resp = await flow.submit(token, action_id="p1")
+    body = await envelope(resp)
+    assert resp.status == 400 and body["error"]["code"] == "ACTION_TOO_FAST"
+    assert snapshot(db_path) == before
+
+
+async def test_action_removed_from_catalog(make_client: MakeClient, bearer: Any, config: Config) -> None:
+    client = await make_client(config)
+    token = await Flow(client, bearer).token("alice", "q1", "DEFEAT_BOSS")
+    await client.close()
+    # Restarted with a catalog that no longer has the action, its tokens award nothing.
+    actions = {k: v for k, v in config.actions.items() if k != "DEFEAT_BOSS"}
+    trimmed = msgspec.structs.replace(config, settings=msgspec.structs.replace(config.settings, actions=actions))
+    client = await make_client(trimmed)
+    resp = await Flow(client, bearer).submit(token)
+    assert resp.status == 400 and (await envelope(resp))["error"]["code"] == "INVALID_ACTION"
+
+
+async def test_health(client: Any) -> None:
+    assert (await envelope(await client.get("/healthz")))["data"] == {"status": "ok"}
+    assert (await envelope(await client.get("/readyz")))["data"] == {"status": "ready"}
+
+
+async def test_readyz_reports_closed_store(client: Any) -> None:
+    from app.keys import STORE
+
+    await client.app[STORE].close()
+    resp = await client.get("/readyz")
+    assert resp.status == 503 and (await envelope(resp))["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+async def test_internal_error_is_enveloped_without_trace(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from app.keys import SCOREBOARD
+
+    def explode(limit: int) -> None:
+        raise RuntimeError("secret internals")
+
+    client.app[SCOREBOARD].top = explode
+    resp = await client.get("/api/v1/scoreboard/top")
+    body = await envelope(resp)
+    assert resp.status == 500 and body["error"] == {"code": "INTERNAL_ERROR", "message": "Internal server error"}
+    assert "secret internals" not in await resp.text()
+    assert any("secret internals" in (r.exc_text or "") or r.exc_info for r in caplog.records)

@@ -1,0 +1,101 @@
+"""Users' bearer JWTs: only HS256 with the right key, `sub` and `exp` well formed."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+
+from app.auth import UserAuth, clean_display_name
+from app.errors import Unauthorized
+
+SECRET = b"k" * 32
+
+
+def _raw(header: dict[str, object], payload: str, key: bytes = SECRET, digest: str = "sha256") -> str:
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    signing = b64(json.dumps(header).encode()) + b"." + b64(payload.encode())
+    return (signing + b"." + b64(hmac.new(key, signing, digest).digest())).decode()
+
+
+def test_valid_token() -> None:
+    auth = UserAuth(SECRET)
+    principal = auth.verify(auth.issue("user-1", name="Alice"))
+    assert principal.user_id == "user-1" and principal.name == "Alice" and principal.expires_at > time.time()
+
+
+def test_preferred_username_and_fallback() -> None:
+    auth = UserAuth(SECRET)
+    token = jwt.encode({"sub": "u", "exp": int(time.time()) + 60, "preferred_username": "Bo"}, SECRET)
+    assert auth.verify(token).name == "Bo"
+    assert auth.verify(auth.issue("u")).name == "u"
+
+
+def test_leeway_accepts_small_skew_only() -> None:
+    auth = UserAuth(SECRET, leeway_seconds=10)
+    assert auth.verify(jwt.encode({"sub": "u", "exp": int(time.time()) - 5}, SECRET)).user_id == "u"
+    with pytest.raises(Unauthorized, match="expired"):
+        auth.verify(jwt.encode({"sub": "u", "exp": int(time.time()) - 60}, SECRET))
+
+
+EXP = int(time.time()) + 600
+BAD_TOKENS = {
+    "alg none": _raw({"alg": "none"}, json.dumps({"sub": "u", "exp": EXP})).rsplit(".", 1)[0] + ".",
+    "HS512": _raw({"alg": "HS512"}, json.dumps({"sub": "u", "exp": EXP}), digest="sha512"),
+    "wrong key": jwt.encode({"sub": "u", "exp": EXP}, b"other" * 8),
+    "no exp": jwt.encode({"sub": "u"}, SECRET),
+    "no sub": jwt.encode({"exp": EXP}, SECRET),
+    "exp null": _raw({"alg": "HS256"}, '{"sub": "u", "exp": null}'),
+    "exp 1e309": _raw({"alg": "HS256"}, '{"sub": "u", "exp": 1e309}'),
+    "exp string": _raw({"alg": "HS256"}, '{"sub": "u", "exp": "soon"}'),
+    "sub number": _raw({"alg": "HS256"}, f'{{"sub": 123, "exp": {EXP}}}'),
+    "sub bad chars": jwt.encode({"sub": "a b<", "exp": EXP}, SECRET),
+    "sub too long": jwt.encode({"sub": "a" * 101, "exp": EXP}, SECRET),
+    "name not string": _raw({"alg": "HS256"}, f'{{"sub": "u", "exp": {EXP}, "name": 5}}'),
+    "payload not object": _raw({"alg": "HS256"}, "[1, 2]"),
+    "action token typ": jwt.encode({"sub": "u", "exp": EXP}, SECRET, headers={"typ": "sb-action+jwt"}),
+    "garbage": "a.b.c",
+    "empty": "",
+    "huge": "a" * 5000,
+}
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS.values(), ids=BAD_TOKENS.keys())
+def test_rejected_tokens(token: str) -> None:
+    with pytest.raises(Unauthorized):
+        UserAuth(SECRET).verify(token)
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Token abc", "Basic dXNlcjpwYXNz"])
+def test_bad_headers(header: str | None) -> None:
+    with pytest.raises(Unauthorized):
+        UserAuth(SECRET).from_header(header)
+
+
+def test_header_scheme_case_insensitive() -> None:
+    auth = UserAuth(SECRET)
+    assert auth.from_header("bearer " + auth.issue("u")).user_id == "u"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Alice", "Alice"),
+        ("  Al\u200bice\u202e  ", "Alice"),
+        ("a\x00b\x1fc\x7f", "abc"),
+        ("line\nbreak\ttab", "line break tab"),
+        ("<script>alert(1)</script>", "<script>alert(1)</script>"),
+        ("x" * 100, "x" * 64),
+        ("\u200b\u200b", "fallback"),
+        (None, "fallback"),
+        ("日本語の名前", "日本語の名前"),
+    ],
+)
+def test_clean_display_name(raw: str | None, expected: str) -> None:
+    assert clean_display_name(raw, "fallback") == expected

@@ -1,0 +1,128 @@
+"""Configuration: the file, the environment, and start-up refusals that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import DEV_ACTION_SECRET, ConfigError, load_config
+
+GOOD = """
+[server]
+port = 9000
+[actions.COMPLETE_QUEST]
+score = 100
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_file(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD), {})
+    assert config.server.port == 9000 and config.server.host == "127.0.0.1"
+    assert config.actions["COMPLETE_QUEST"].score == 100
+    assert config.tokens.ttl_seconds == 300 and config.limits.updates_per_minute == 10
+    assert config.storage.synchronous == "FULL" and not config.production
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    env = {
+        "SCOREBOARD_HOST": "0.0.0.0",
+        "SCOREBOARD_PORT": "9100",
+        "SCOREBOARD_SQLITE_PATH": "/tmp/x.db",
+        "SCOREBOARD_REDIS_URL": "redis://127.0.0.1:6379/3",
+        "SCOREBOARD_JWT_SECRET": "j" * 40,
+        "SCOREBOARD_ACTION_SECRET": "a" * 40,
+        "SCOREBOARD_ACTION_PREVIOUS_SECRETS": "old1,old2",
+    }
+    config = load_config(_write(tmp_path, GOOD), env)
+    assert (config.server.host, config.server.port) == ("0.0.0.0", 9100)
+    assert config.storage.sqlite_path == "/tmp/x.db" and config.storage.redis_url.endswith("/3")
+    assert config.secrets.jwt == b"j" * 40 and config.secrets.action_previous == (b"old1", b"old2")
+
+
+def test_config_path_from_environment(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD)
+    assert load_config(None, {"SCOREBOARD_CONFIG": str(path)}).server.port == 9000
+
+
+def test_secrets_hidden_from_repr(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD), {"SCOREBOARD_JWT_SECRET": "s3cr3t-value-here"})
+    assert "s3cr3t" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (GOOD + "\n[server.extra]\nx = 1\n", "server"),
+        (GOOD + "\nbogus = 1\n", "bogus"),
+        ("[actions.COMPLETE_QUEST]\nscore = -5\n", "actions.COMPLETE_QUEST.score"),
+        ("[actions.COMPLETE_QUEST]\nscore = 'lots'\n", "actions.COMPLETE_QUEST.score"),
+        ("[actions.COMPLETE_QUEST]\nscore = 1\nbonus = 2\n", "bonus"),
+        ('[actions."bad name"]\nscore = 1\n', "actions"),
+        ("[server]\nport = 8080\n", "actions"),
+        ("[actions]\n", "actions"),
+        ("this is = not toml [", "not valid TOML"),
+        (GOOD + "\n[tokens]\nttl_seconds = 0\n", "tokens.ttl_seconds"),
+        (GOOD + "\n[limits]\nupdates_per_minute = 0\n", "limits.updates_per_minute"),
+        (GOOD + "\n[storage]\nsynchronous = 'OFF'\n", "storage.synchronous"),
+        (GOOD.replace("port = 9000", "trusted_proxies = ['not-an-ip']"), "server.trusted_proxies"),
+    ],
+)
+def test_bad_file_names_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text), {})
+    message = str(info.value)
+    assert key in message and "\n" not in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml", {})
+
+
+def test_bad_port_and_env_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SCOREBOARD_PORT"):
+        load_config(_write(tmp_path, GOOD), {"SCOREBOARD_PORT": "http"})
+    with pytest.raises(ConfigError, match="SCOREBOARD_ENV"):
+        load_config(_write(tmp_path, GOOD), {"SCOREBOARD_ENV": "prod"})
+
+
+STRONG = {"SCOREBOARD_JWT_SECRET": "j" * 32, "SCOREBOARD_ACTION_SECRET": "a" * 32}
+
+
+@pytest.mark.parametrize(
+    ("env", "var"),
+    [
+        ({}, "SCOREBOARD_JWT_SECRET"),
+        ({"SCOREBOARD_JWT_SECRET": "j" * 32}, "SCOREBOARD_ACTION_SECRET"),
+        ({**STRONG, "SCOREBOARD_JWT_SECRET": "short"}, "SCOREBOARD_JWT_SECRET"),
+        ({**STRONG, "SCOREBOARD_ACTION_SECRET": DEV_ACTION_SECRET}, "SCOREBOARD_ACTION_SECRET"),
+        ({**STRONG, "SCOREBOARD_ACTION_SECRET": "j" * 32}, "SCOREBOARD_ACTION_SECRET"),
+    ],
+)
+def test_production_refuses_weak_secrets(tmp_path: Path, env: dict[str, str], var: str) -> None:
+    with pytest.raises(ConfigError, match=var):
+        load_config(_write(tmp_path, GOOD), {"SCOREBOARD_ENV": "production", **env})
+
+
+def test_production_accepts_strong_secrets(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, GOOD), {"SCOREBOARD_ENV": "production", **STRONG}).production
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(Path(__file__).parent.parent / "config.toml", {})
+    assert "COMPLETE_QUEST" in config.actions
+
+
+def test_unbuilt_backends_refused_not_ignored(tmp_path: Path) -> None:
+    from app import create_app
+
+    config = load_config(_write(tmp_path, GOOD), {"SCOREBOARD_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    with pytest.raises(ConfigError, match=r"storage\.redis_url"):
+        create_app(config)

@@ -1,0 +1,93 @@
+"""Logs: one JSON line per request with a correlation id; tokens and secrets never logged."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+import pytest
+
+from app.logs import JsonFormatter, setup_logging
+
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    formatter = JsonFormatter()
+    return [msgspec.json.decode(formatter.format(r)) for r in caplog.records]
+
+
+async def test_access_line_per_request(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    resp = await client.get("/api/v1/scoreboard/top?limit=5", headers={"X-Request-ID": "req-123-456"})
+    assert resp.headers["X-Request-ID"] == "req-123-456"
+    access = [line for line in _lines(caplog) if line["logger"] == "scoreboard.access"]
+    assert len(access) == 1
+    line = access[0]
+    assert line["method"] == "GET" and line["path"] == "/api/v1/scoreboard/top" and line["status"] == 200
+    assert line["correlationId"] == "req-123-456" and isinstance(line["duration_ms"], float)
+    assert line["timestamp"].endswith("Z") and line["level"] == "INFO"
+
+
+@pytest.mark.parametrize("incoming", [None, "", "bad id with spaces", "x" * 200])
+async def test_request_id_generated_when_missing_or_unsafe(client: Any, incoming: str | None) -> None:
+    headers = {} if incoming is None else {"X-Request-ID": incoming}
+    resp = await client.get("/nowhere", headers=headers)
+    assert resp.status == 404
+    rid = resp.headers["X-Request-ID"]
+    assert rid != incoming and len(rid) == 16
+
+
+async def test_award_line_and_no_secrets(flow: Flow, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = await flow.token("alice", "quest-456")
+    resp = await flow.client.post(
+        "/api/v1/scoreboard/update?token=" + token,
+        json={"actionToken": token, "actionId": "quest-456"},
+        headers={**flow.bearer("alice"), "X-Request-ID": "corr-1"},
+    )
+    assert resp.status == 200
+    lines = _lines(caplog)
+    award = next(line for line in lines if line["message"] == "Score updated")
+    assert award["correlationId"] == "corr-1"
+    assert {k: award[k] for k in ("userId", "previousScore", "newScore", "actionType", "actionId")} == {
+        "userId": "alice",
+        "previousScore": 0,
+        "newScore": 100,
+        "actionType": "COMPLETE_QUEST",
+        "actionId": "quest-456",
+    }
+    text = caplog.text + "".join(JsonFormatter().format(r) for r in caplog.records)
+    bearer = flow.bearer("alice")["Authorization"].split()[1]
+    for secret in (token, bearer.split(".")[2], JWT_SECRET.decode(), ACTION_SECRET.decode()):
+        assert secret not in text
+
+
+def test_formatter_exceptions_and_odd_extras() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed %s", ("here",), __import__("sys").exc_info()
+        )
+    record.odd = object()
+    line = msgspec.json.decode(JsonFormatter().format(record))
+    assert line["message"] == "failed here" and "ValueError: boom" in line["exception"] and "odd" in line
+
+
+def test_setup_logging_installs_json_handler() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("WARNING")
+        assert root.level == logging.WARNING and isinstance(root.handlers[0].formatter, JsonFormatter)
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+
+
+async def test_aiohttp_access_log_never_shows_query(client: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    await client.get("/api/v1/scoreboard/top?token=SECRET-IN-QUERY")
+    assert "SECRET-IN-QUERY" not in caplog.text
+    assert any("?[redacted]" in r.getMessage() for r in caplog.records if r.name == "aiohttp.access")

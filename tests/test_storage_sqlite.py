@@ -1,0 +1,158 @@
+"""The SQLite store: migrations, exactly-once awards, group commit, durability settings."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.errors import (
+    ActionAlreadyCompleted,
+    ActionTooFast,
+    InvalidToken,
+    ServiceUnavailable,
+    TokenAlreadyUsed,
+)
+from app.storage import AwardClaim, TokenGrant
+from app.storage.sqlite import SqliteStore
+
+
+def grant(nonce: str, *, user: str = "u", action: str = "a", issued: int = 1000, score: int = 10) -> TokenGrant:
+    return TokenGrant(
+        nonce=nonce,
+        token_hash=f"h-{nonce}",
+        user_id=user,
+        username=user.upper(),
+        action_type="T",
+        action_id=action,
+        score_increment=score,
+        issued_ms=issued,
+        expires_ms=issued + 300_000,
+    )
+
+
+def claim(nonce: str, *, user: str = "u", action: str = "a", now: int = 2000, min_ms: int = 0) -> AwardClaim:
+    return AwardClaim(
+        nonce=nonce, user_id=user, username=user.upper(), action_id=action, min_elapsed_ms=min_ms, now_ms=now
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(str(tmp_path / "sub" / "db.sqlite"))
+    await s.open()
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+async def test_wal_and_migrations_once(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    for _ in range(2):
+        s = SqliteStore(str(path), synchronous="NORMAL")
+        await s.open()
+        await s.close()
+        await s.close()  # idempotent
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"idx_users_score", "idx_action_tokens_expires", "idx_score_history_created"} <= indexes
+
+
+async def test_award_once(store: SqliteStore) -> None:
+    await store.grant(grant("n1"))
+    award = await store.award(claim("n1"))
+    assert (award.previous_score, award.new_score, award.score_increment) == (0, 10, 10)
+    with pytest.raises(TokenAlreadyUsed):
+        await store.award(claim("n1"))
+    user = await store.user("u")
+    assert user is not None and user.score == 10 and user.seq == award.seq
+    assert [r.user_id for r in await store.standings()] == ["u"]
+
+
+async def test_refusals_change_nothing(store: SqliteStore) -> None:
+    await store.grant(grant("slow", issued=1000))
+    with pytest.raises(ActionTooFast):
+        await store.award(claim("slow", now=1500, min_ms=1000))
+    with pytest.raises(InvalidToken):
+        await store.award(claim("unknown"))
+    with pytest.raises(InvalidToken):
+        await store.award(claim("slow", user="other"))
+    assert (await store.award(claim("slow", now=2500, min_ms=1000))).new_score == 10
+
+
+async def test_one_action_per_user(store: SqliteStore) -> None:
+    await store.grant(grant("n1"))
+    await store.grant(grant("n2"))
+    await store.award(claim("n1"))
+    with pytest.raises(ActionAlreadyCompleted):
+        await store.award(claim("n2"))
+    with pytest.raises(ActionAlreadyCompleted):
+        await store.grant(grant("n3"))
+    user = await store.user("u")
+    assert user is not None and user.score == 10
+
+
+async def test_concurrent_awards_group_commit(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    batches: list[int] = []
+    original = store._run
+
+    async def counting(ops: list[object]) -> object:
+        batches.append(len(ops))
+        return await original(ops)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_run", counting)
+    await asyncio.gather(*(store.grant(grant(f"n{i}", action=f"a{i}")) for i in range(200)))
+    batches.clear()
+    results = await asyncio.gather(
+        *(store.award(claim(f"n{i}", action=f"a{i}")) for i in range(200)),
+        *(store.award(claim(f"n{i}", action=f"a{i}")) for i in range(200)),  # every token twice
+        return_exceptions=True,
+    )
+    awards = [r for r in results if not isinstance(r, BaseException)]
+    assert len(awards) == 200
+    assert all(isinstance(r, TokenAlreadyUsed) for r in results if isinstance(r, BaseException))
+    assert sorted(a.new_score for a in awards) == list(range(10, 2001, 10))
+    assert len(batches) < 400 / 2  # many awards shared each commit
+    user = await store.user("u")
+    assert user is not None and user.score == 2000
+
+
+async def test_purge_expired_tokens(store: SqliteStore) -> None:
+    await store.grant(grant("old", issued=0, action="x"))
+    await store.grant(grant("new", issued=10_000_000, action="y"))
+    assert await store.purge_tokens(1_000_000) == 1
+    with pytest.raises(InvalidToken):
+        await store.award(claim("old", action="x"))
+
+
+async def test_closed_store_refuses(tmp_path: Path) -> None:
+    s = SqliteStore(str(tmp_path / "db.sqlite"))
+    with pytest.raises(ServiceUnavailable):
+        await s.ping()
+    await s.open()
+    await s.close()
+    with pytest.raises(ServiceUnavailable):
+        await s.grant(grant("n"))
+
+
+async def test_pending_writes_finish_on_close(tmp_path: Path) -> None:
+    s = SqliteStore(str(tmp_path / "db.sqlite"))
+    await s.open()
+    writes = [asyncio.ensure_future(s.grant(grant(f"n{i}", action=f"a{i}"))) for i in range(50)]
+    await asyncio.sleep(0)
+    await s.close()
+    await asyncio.gather(*writes)
+    with sqlite3.connect(tmp_path / "db.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM action_tokens").fetchone() == (50,)
+
+
+async def test_failed_batch_reports_unavailable(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(ops: list[object]) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_run", broken)
+    with pytest.raises(ServiceUnavailable):
+        await store.grant(grant("n"))
