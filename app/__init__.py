@@ -15,7 +15,8 @@ from aiohttp import web
 from .auth import UserAuth
 from .clock import now_ms
 from .config import Config, ConfigError
-from .keys import CONFIG, IP_LIMITER, OPENAPI, SCOREBOARD, STORE, TRUSTED_PROXIES, UPDATE_LIMITER, USER_AUTH
+from .hub import Hub
+from .keys import CONFIG, HUB, IP_LIMITER, OPENAPI, SCOREBOARD, STORE, TRUSTED_PROXIES, UPDATE_LIMITER, USER_AUTH
 from .leaderboard import Leaderboard
 from .logs import redact_access_queries
 from .middleware import MIDDLEWARES, parse_networks
@@ -32,6 +33,8 @@ __version__ = "0.1.0"
 log = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TOKEN_PURGE_SECONDS = 60.0
+# Pages load only their own scripts and styles, talk only to this origin, and cannot be framed.
+CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
 def make_store(config: Config) -> Store:
@@ -49,6 +52,25 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[HUB].run(), name="hub-waves")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].close_all()
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CSP)
 
 
 async def _purge_loop(store: Store) -> None:
@@ -94,11 +116,16 @@ def create_app(config: Config) -> web.Application:
         ),
         actions=config.actions,
     )
+    board = app[SCOREBOARD].board
+    app[HUB] = Hub(board, max_buffer=config.websocket.send_buffer_bytes, per_user=config.limits.ws_connections_per_user)
+    app[SCOREBOARD].listeners.append(app[HUB].on_award)
     app[UPDATE_LIMITER] = RateLimiter(config.limits.updates_per_minute)
     app[IP_LIMITER] = RateLimiter(config.limits.ip_requests_per_minute)
     app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app)
-    app.cleanup_ctx.extend([_storage_ctx, _purge_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, _purge_ctx, _hub_ctx])
+    app.on_shutdown.append(_close_sockets)
+    app.on_response_prepare.append(_security_headers)
     return app

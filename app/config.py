@@ -76,7 +76,7 @@ class WebSocketSettings(_Section, frozen=True):
     allow_anonymous: bool = True
     allowed_origins: tuple[str, ...] = ()
     heartbeat_seconds: Annotated[float, Meta(gt=0, le=3600)] = 30.0
-    send_queue_messages: Annotated[int, Meta(ge=1, le=100_000)] = 64
+    send_buffer_bytes: Annotated[int, Meta(ge=1024, le=16_777_216)] = 262_144
 
 
 class LogSettings(_Section, frozen=True):

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .auth import UserAuth
 from .config import Config
+from .hub import Hub
 from .ratelimit import RateLimiter
 from .scoreboard import Scoreboard
 from .storage import Store
@@ -21,3 +22,4 @@ IP_LIMITER = web.AppKey("ip_limiter", RateLimiter)
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])
 OPENAPI = web.AppKey("openapi", bytes)
+HUB = web.AppKey("hub", Hub)

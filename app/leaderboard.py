@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import islice
 
 import msgspec
 from sortedcontainers import SortedList
@@ -85,7 +84,12 @@ class Leaderboard:
 
     def top(self, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings with their ranks."""
-        return [(i, self._by_user[key[2]]) for i, key in enumerate(islice(self._order, limit), start=1)]
+        return self.slice(1, limit)
+
+    def slice(self, first: int, last: int) -> list[tuple[int, Standing]]:
+        """Standings ranked `first` to `last` inclusive (1-based)."""
+        keys = self._order[max(first, 1) - 1 : max(last, 0)]
+        return [(i, self._by_user[key[2]]) for i, key in enumerate(keys, start=max(first, 1))]
 
     def percentile(self, rank: int) -> float:
         """100 * (N - rank) / N over the users on the board, two decimals."""

@@ -8,8 +8,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from . import errors as e
+from . import live, views
 from . import models as m
-from . import views
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +34,23 @@ _BASE_ERRORS: tuple[type[e.ApiError], ...] = (e.RateLimited,)
 _AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed, e.RateLimited)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        method="GET",
+        path="/",
+        handler=views.page,
+        summary="The live top-10 page: rendered on the server, kept live over the WebSocket",
+        media="text/html",
+        tag="web",
+    ),
+    Endpoint(
+        method="GET",
+        path="/ws/scoreboard",
+        handler=live.websocket,
+        summary="WebSocket of live updates (optional `?token=<JWT>`); messages as in the contract",
+        media="application/json",
+        errors=(e.Forbidden,),
+        tag="web",
+    ),
     Endpoint(
         method="GET",
         path="/api/v1/scoreboard/top",
@@ -128,4 +145,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 def setup_routes(app: web.Application, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> None:
     """Register every endpoint."""
     for endpoint in endpoints:
-        app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+        if endpoint.method == "GET":
+            app.router.add_get(endpoint.path, endpoint.handler)  # HEAD too
+        else:
+            app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)

@@ -85,6 +85,18 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type=JSON)
 
 
+@aiohttp_jinja2.template("index.html")
+async def page(request: web.Request) -> dict[str, object]:
+    top = request.app[SCOREBOARD].top(10)
+    return {
+        "leaderboard": [msgspec.to_builtins(entry) for entry in top.leaderboard],
+        "updated_at": top.updated_at,
+        "ws_path": "/ws/scoreboard",
+        "top_url": "/api/v1/scoreboard/top",
+        "static_url": "/static",
+    }
+
+
 @aiohttp_jinja2.template("docs.html")
 async def docs(request: web.Request) -> dict[str, str]:
     return {"openapi_url": "/api/openapi.json", "static_url": "/static"}

@@ -1,0 +1,165 @@
+"""`/ws/scoreboard`: the WebSocket session of one client, speaking the contract's messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from .auth import Principal, UserAuth
+from .clock import iso, now_ms
+from .config import WebSocketSettings
+from .errors import Forbidden, Unauthorized
+from .hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Connection, Hub
+from .keys import CONFIG, HUB, USER_AUTH
+from .messages import (
+    Auth,
+    Authenticated,
+    Connected,
+    Error,
+    ErrorDetail,
+    Ping,
+    Pong,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+    decode,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4096
+AUTH_GRACE_SECONDS = 10.0  # without anonymous viewers, how long a client has to send `auth`
+CLOSE_TIMEOUT_SECONDS = 2.0  # how long a close waits for the client's answer
+TOO_MANY = "too many connections for this user"
+
+
+def check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Refuse cross-site WebSocket hijacking: a browser's Origin must be allowed or same-host."""
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a browser; bearer tokens protect what needs protecting
+        return
+    if allowed:
+        if origin in allowed or "*" in allowed:
+            return
+    elif urlsplit(origin).netloc == request.host:
+        return
+    raise Forbidden("Origin not allowed", details={"origin": origin})
+
+
+class Session:
+    """One client's conversation: authentication, subscriptions, pings, errors."""
+
+    def __init__(self, hub: Hub, conn: Connection, auth: UserAuth, settings: WebSocketSettings) -> None:
+        self.hub = hub
+        self.conn = conn
+        self.auth = auth
+        self.settings = settings
+
+    def login(self, principal: Principal) -> bool:
+        """Bind the user; False when over the per-user limit (the caller closes with 4429)."""
+        if not self.hub.bind(self.conn, principal.user_id):
+            return False
+        self.conn.expire_at(principal.expires_at)
+        return True
+
+    def error(self, code: str, message: str) -> None:
+        self.conn.send(Error(error=ErrorDetail(code=code, message=message)))
+
+    def handle(self, data: str) -> None:
+        """React to one text message."""
+        try:
+            message = decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            self.error("VALIDATION_ERROR", str(exc))
+            return
+        if isinstance(message, Auth):
+            self._auth(message.token)
+        elif self.conn.user_id is None and not self.settings.allow_anonymous:
+            self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "authentication required")
+        elif isinstance(message, Subscribe):
+            self.conn.send(Subscribed(channel=message.channel))
+            self.hub.subscribe(self.conn)
+        elif isinstance(message, Unsubscribe):
+            self.hub.unsubscribe(self.conn)
+            self.conn.send(Unsubscribed(channel=message.channel))
+        elif isinstance(message, Ping):
+            self.conn.send(Pong(timestamp=iso(now_ms())))
+
+    def _auth(self, token: str) -> None:
+        if self.conn.user_id is not None:
+            self.error("ALREADY_AUTHENTICATED", "This connection is already authenticated")
+            return
+        try:
+            principal = self.auth.verify(token)
+        except Unauthorized:
+            self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "invalid token")
+            return
+        if self.login(principal):
+            self.conn.send(Authenticated(user_id=principal.user_id))
+        else:
+            self.hub.drop(self.conn, CLOSE_TOO_MANY, TOO_MANY)
+
+    def require_auth_soon(self) -> asyncio.TimerHandle:
+        """Close an unauthenticated connection that does not send `auth` in time."""
+
+        def check() -> None:
+            if self.conn.user_id is None:
+                self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "authentication required")
+
+        return asyncio.get_running_loop().call_later(AUTH_GRACE_SECONDS, check)
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Accept a live connection; the token (if any) is checked before anything is sent."""
+    settings = request.app[CONFIG].websocket
+    check_origin(request, settings.allowed_origins)
+    auth, hub = request.app[USER_AUTH], request.app[HUB]
+    principal: Principal | None = None
+    token_ok = True
+    if (token := request.query.get("token")) is not None:
+        try:
+            principal = auth.verify(token)
+        except Unauthorized:
+            token_ok = False
+    # compress=False: every subscriber gets the same pre-built frame; no per-client deflate.
+    ws = web.WebSocketResponse(
+        heartbeat=settings.heartbeat_seconds,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        compress=False,
+        timeout=CLOSE_TIMEOUT_SECONDS,
+    )
+    await ws.prepare(request)
+    if not token_ok:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid token")
+        return ws
+    conn = hub.connect(ws, request.transport)
+    session = Session(hub, conn, auth, settings)
+    deadline = None
+    try:
+        if principal is not None and not session.login(principal):
+            await ws.close(code=CLOSE_TOO_MANY, message=TOO_MANY.encode())
+            return ws
+        conn.send(
+            Connected(
+                timestamp=iso(now_ms()),
+                client_id=conn.id,
+                user_id=principal.user_id if principal else msgspec.UNSET,
+            )
+        )
+        if principal is None and not settings.allow_anonymous:
+            deadline = session.require_auth_soon()
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                session.handle(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                session.error("VALIDATION_ERROR", "Messages are JSON text")
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+        hub.disconnect(conn)
+    return ws

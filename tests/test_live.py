@@ -1,0 +1,356 @@
+"""The WebSocket protocol with a real client: every message and close code of the contract."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from aiohttp import WSMsgType
+
+from app.keys import HUB
+
+from .conftest import JWT_SECRET, Flow, MakeClient, envelope
+
+WS = "/ws/scoreboard"
+
+
+async def recv(ws: Any, timeout: float = 3.0) -> dict[str, Any]:
+    msg = await ws.receive(timeout=timeout)
+    assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+    data: dict[str, Any] = msg.json()
+    return data
+
+
+async def recv_type(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
+    """The next message of a type, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await recv(ws, max(0.01, deadline - time.monotonic()))
+        if message["type"] == kind:
+            return message
+
+
+async def closed_with(ws: Any, timeout: float = 3.0) -> int | None:
+    msg = await ws.receive(timeout=timeout)
+    while msg.type == WSMsgType.TEXT:
+        msg = await ws.receive(timeout=timeout)
+    assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING), msg
+    return ws.close_code  # type: ignore[no-any-return]
+
+
+async def subscribed(client: Any, path: str = WS) -> Any:
+    ws = await client.ws_connect(path)
+    assert (await recv(ws))["type"] == "connected"
+    await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
+    assert await recv(ws) == {"type": "subscribed", "channel": "leaderboard"}
+    assert (await recv(ws))["type"] == "leaderboard_update"
+    return ws
+
+
+def token_for(user: str, *, ttl: float = 3600, name: str | None = None) -> str:
+    claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + ttl)}
+    if name is not None:
+        claims["name"] = name
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+async def test_anonymous_connect_subscribe_snapshot(flow: Flow, client: Any) -> None:
+    await flow.award("alice", "q1")
+    ws = await client.ws_connect(WS)
+    hello = await recv(ws)
+    assert hello["type"] == "connected" and "userId" not in hello and hello["clientId"]
+    assert hello["timestamp"].endswith("Z")
+    await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
+    assert await recv(ws) == {"type": "subscribed", "channel": "leaderboard"}
+    snapshot = await recv(ws)
+    assert snapshot["type"] == "leaderboard_update"
+    assert snapshot["data"]["leaderboard"] == [
+        {"rank": 1, "userId": "alice", "username": "Alice", "score": 100, "change": "+0"}
+    ]
+    assert snapshot["data"]["updatedAt"].endswith("Z")
+    await ws.close()
+
+
+async def test_token_in_query_is_checked_first(client: Any) -> None:
+    ws = await client.ws_connect(f"{WS}?token={token_for('alice')}")
+    assert (await recv(ws))["userId"] == "alice"
+    await ws.close()
+    bad = await client.ws_connect(f"{WS}?token=not-a-jwt")
+    assert await closed_with(bad) == 4401  # closed before `connected` was sent
+
+
+async def test_auth_message(client: Any) -> None:
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_json({"type": "auth", "token": token_for("bob")})
+    assert await recv(ws) == {"type": "authenticated", "userId": "bob"}
+    await ws.send_json({"type": "auth", "token": token_for("bob")})
+    assert (await recv(ws))["error"]["code"] == "ALREADY_AUTHENTICATED"
+    await ws.close()
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_json({"type": "auth", "token": "forged.token.value"})
+    assert await closed_with(ws) == 4401
+
+
+async def test_ping_unsubscribe_and_errors_keep_connection(client: Any) -> None:
+    ws = await subscribed(client)
+    await ws.send_json({"type": "ping"})
+    pong = await recv(ws)
+    assert pong["type"] == "pong" and pong["timestamp"].endswith("Z")
+    for bad in ("not json", "[]", '{"type": "dance"}', '{"type": "subscribe", "channel": "secret"}', '{"no": 1}'):
+        await ws.send_str(bad)
+        error = await recv(ws)
+        assert error["type"] == "error" and error["error"]["code"] == "VALIDATION_ERROR" and error["error"]["message"]
+    await ws.send_bytes(b"\x00\x01")
+    assert (await recv(ws))["type"] == "error"
+    await ws.send_json({"type": "unsubscribe", "channel": "leaderboard"})
+    assert await recv(ws) == {"type": "unsubscribed", "channel": "leaderboard"}
+    await ws.send_json({"type": "ping"})
+    assert (await recv(ws))["type"] == "pong"
+    await ws.close()
+
+
+async def test_message_over_4k_closes_1009(client: Any) -> None:
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_str('{"type": "ping", "pad": "' + "x" * 5000 + '"}')
+    assert await closed_with(ws) == 1009
+
+
+@pytest.mark.parametrize("via", ["query", "auth"])
+async def test_per_user_connection_limit(client: Any, via: str) -> None:
+    sockets = []
+    for _ in range(5):
+        ws = await client.ws_connect(f"{WS}?token={token_for('alice')}")
+        assert (await recv(ws))["type"] == "connected"
+        sockets.append(ws)
+    if via == "query":
+        extra = await client.ws_connect(f"{WS}?token={token_for('alice')}")
+    else:
+        extra = await client.ws_connect(WS)
+        await recv(extra)
+        await extra.send_json({"type": "auth", "token": token_for("alice")})
+    assert await closed_with(extra) == 4429
+    other = await client.ws_connect(f"{WS}?token={token_for('bob')}")  # other users are not affected
+    assert (await recv(other))["userId"] == "bob"
+    await sockets.pop().close()
+    await asyncio.sleep(0.05)
+    again = await client.ws_connect(f"{WS}?token={token_for('alice')}")
+    assert (await recv(again))["type"] == "connected"
+    for ws in (*sockets, other, again):
+        await ws.close()
+
+
+async def test_origin_check(make_client: MakeClient) -> None:
+    client = await make_client()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect(WS, headers={"Origin": "https://evil.example"})
+    assert info.value.status == 403
+    resp = await client.get(WS, headers={"Origin": "https://evil.example"})
+    assert (await envelope(resp))["error"]["code"] == "FORBIDDEN"
+    host = f"http://{client.host}:{client.port}"
+    ws = await client.ws_connect(WS, headers={"Origin": host})
+    assert (await recv(ws))["type"] == "connected"
+    await ws.close()
+    listed = await make_client(websocket={"allowed_origins": ["https://game.example"]})
+    ws = await listed.ws_connect(WS, headers={"Origin": "https://game.example"})
+    assert (await recv(ws))["type"] == "connected"
+    await ws.close()
+
+
+async def test_anonymous_disabled(make_client: MakeClient) -> None:
+    client = await make_client(websocket={"allow_anonymous": False})
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
+    assert await closed_with(ws) == 4401
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_json({"type": "auth", "token": token_for("alice")})
+    assert (await recv(ws))["type"] == "authenticated"
+    await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
+    assert (await recv(ws))["type"] == "subscribed"
+    await ws.close()
+
+
+async def test_award_messages(flow: Flow, client: Any) -> None:
+    await flow.award("bob", "q1")  # bob 100, rank 1
+    viewer = await subscribed(client)
+    alice = await client.ws_connect(f"{WS}?token={token_for('alice')}")
+    bob = await client.ws_connect(f"{WS}?token={token_for('bob')}")
+    await recv(alice), await recv(bob)
+
+    await flow.award("alice", "boss", "DEFEAT_BOSS")  # alice 500 passes bob
+    update = await recv_type(viewer, "leaderboard_update")
+    assert update["data"]["leaderboard"] == [
+        {"rank": 1, "userId": "alice", "username": "Alice", "score": 500, "change": "+500"},
+        {"rank": 2, "userId": "bob", "username": "Bob", "score": 100, "change": "+0"},
+    ]
+    assert await recv_type(alice, "score_update") == {
+        "type": "score_update",
+        "data": {
+            "userId": "alice",
+            "previousScore": 0,
+            "newScore": 500,
+            "scoreIncrement": 500,
+            "newRank": 1,
+            "previousRank": None,
+        },
+    }
+    assert (await recv_type(bob, "rank_change"))["data"] == {
+        "userId": "bob",
+        "previousRank": 1,
+        "newRank": 2,
+        "score": 100,
+    }
+
+    await flow.award("bob", "boss", "DEFEAT_BOSS")  # bob 600 passes alice back
+    assert (await recv_type(bob, "score_update"))["data"]["previousRank"] == 2
+    assert (await recv_type(bob, "rank_change"))["data"] == {
+        "userId": "bob",
+        "previousRank": 2,
+        "newRank": 1,
+        "score": 600,
+    }
+    assert (await recv_type(alice, "rank_change"))["data"] == {
+        "userId": "alice",
+        "previousRank": 1,
+        "newRank": 2,
+        "score": 500,
+    }
+    update = await recv_type(viewer, "leaderboard_update")
+    assert [(e["userId"], e["change"]) for e in update["data"]["leaderboard"]] == [("bob", "+500"), ("alice", "+0")]
+    for ws in (viewer, alice, bob):
+        await ws.close()
+
+
+async def test_award_outside_top_10_sends_no_wave(flow: Flow, client: Any) -> None:
+    for i in range(10):
+        await flow.award(f"top{i}", "boss", "DEFEAT_BOSS")
+    viewer = await subscribed(client)
+    hub = client.app[HUB]
+    waves = hub.waves
+    await flow.award("small", "q1")  # 100 < 500: rank 11
+    await asyncio.sleep(0.1)
+    assert hub.waves == waves
+    await viewer.send_json({"type": "ping"})
+    assert (await recv(viewer))["type"] == "pong"  # nothing else was queued before it
+    await viewer.close()
+
+
+async def test_burst_is_coalesced_and_ends_on_the_true_state(flow: Flow, client: Any) -> None:
+    viewer = await subscribed(client)
+    tokens = await asyncio.gather(*(flow.token(f"p{i % 40}", f"a{i}") for i in range(200)))
+    responses = await asyncio.gather(
+        *(flow.submit(t, user=f"p{i % 40}", action_id=f"a{i}") for i, t in enumerate(tokens))
+    )
+    assert {r.status for r in responses} == {200}
+    top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
+    expected = [{k: e[k] for k in ("rank", "userId", "username", "score")} for e in top]
+    last = None
+    waves = 0
+    while True:
+        try:
+            message = await recv(viewer, timeout=0.5)
+        except TimeoutError:
+            break
+        waves += 1
+        last = [{k: e[k] for k in ("rank", "userId", "username", "score")} for e in message["data"]["leaderboard"]]
+    assert last == expected
+    assert 1 <= waves < 200  # coalesced, yet the last state arrived
+    await viewer.close()
+
+
+async def test_slow_client_never_delays_others(make_client: MakeClient, bearer: Any) -> None:
+    client = await make_client(websocket={"send_buffer_bytes": 4096})
+    flow = Flow(client, bearer)
+    hub = client.app[HUB]
+    # A raw socket that upgrades, subscribes and then never reads again; a small receive
+    # buffer (set before connecting, so the TCP window stays small) makes it fall behind soon.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (client.host, client.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(
+        f"GET {WS} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await reader.readuntil(b"\r\n\r\n")
+    payload = b'{"type":"subscribe","channel":"leaderboard"}'
+    writer.write(bytes((0x81, 0x80 | len(payload))) + b"\x00\x00\x00\x00" + payload)  # zero mask
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    assert len(hub.subscribers) == 1
+
+    fast = await subscribed(client)
+    for i in range(1000):  # each award raises a top-10 score: one wave each
+        await flow.award(f"u{i % 10}", f"a{i}")
+        await recv_type(fast, "leaderboard_update", timeout=2.0)  # every wave reaches the fast client
+        if len(hub.subscribers) == 1:
+            break
+    assert list(hub.subscribers) == [c for c in hub.connections if c.subscribed]
+    assert len(hub.subscribers) == 1, "the client that never reads was not dropped"
+    for j in range(5):  # and the fast one keeps getting every wave afterwards
+        await flow.award(f"u{j}", f"b{j}")
+        await recv_type(fast, "leaderboard_update", timeout=2.0)
+    writer.close()
+    await fast.close()
+
+
+async def test_jwt_expiry_closes_socket(client: Any) -> None:
+    ws = await client.ws_connect(f"{WS}?token={token_for('alice', ttl=1.2)}")
+    assert (await recv(ws))["type"] == "connected"
+    assert await closed_with(ws, timeout=5) == 4401
+
+
+async def test_protocol_heartbeat_closes_silent_peer(make_client: MakeClient) -> None:
+    client = await make_client(websocket={"heartbeat_seconds": 0.2})
+    ws = await client.ws_connect(WS, autoping=False)
+    assert (await recv(ws))["type"] == "connected"
+    msg = await ws.receive(timeout=3)
+    assert msg.type == WSMsgType.PING  # the server pings; this client never answers
+    deadline = time.monotonic() + 3
+    while not ws.closed and time.monotonic() < deadline:
+        msg = await ws.receive(timeout=3)
+    assert ws.closed and len(client.app[HUB].connections) == 0
+
+
+async def test_graceful_shutdown_closes_with_1001(make_client: MakeClient) -> None:
+    client = await make_client()
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await client.app[HUB].close_all()
+    assert await closed_with(ws) == 1001
+
+
+async def test_page_renders_top_and_escapes_names(flow: Flow, client: Any) -> None:
+    hostile = '<img src=x onerror=alert(1)>"&'
+    resp = await client.post(
+        "/api/v1/actions/initialize",
+        json={"actionType": "COMPLETE_QUEST", "actionId": "x"},
+        headers={"Authorization": f"Bearer {token_for('eve', name=hostile)}"},
+    )
+    token = (await envelope(resp))["data"]["actionToken"]
+    resp = await client.post(
+        "/api/v1/scoreboard/update",
+        json={"actionToken": token, "actionId": "x"},
+        headers={"Authorization": f"Bearer {token_for('eve', name=hostile)}"},
+    )
+    assert resp.status == 200
+    page = await client.get("/")
+    html = await page.text()
+    assert page.status == 200 and "default-src 'self'" in page.headers["Content-Security-Policy"]
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;&#34;&amp;" in html
+    assert 'data-user-id="eve"' in html
+    for asset in ("/static/board.js", "/static/board.css"):
+        assert asset in html and (await client.get(asset)).status == 200
+    assert "http://" not in html and "https://" not in html
+    head = await client.head("/")
+    assert head.status == 200
