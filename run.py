@@ -11,6 +11,7 @@ from aiohttp import web
 from app import create_app
 from app.auth import UserAuth
 from app.config import Config, ConfigError, load_config
+from app.demo import demo_config, demo_players
 from app.logs import setup_logging
 
 
@@ -29,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("serve", parents=[config, listen], help="serve the API, the WebSocket and the page (default)")
+    demo = commands.add_parser(
+        "demo", parents=[config, listen], help="serve with simulated players, so the board moves (own ./data/demo.db)"
+    )
+    demo.add_argument("--players", type=int, default=16, help="simulated players (default 16)")
     token = commands.add_parser(
         "token", parents=[config], help="print a user JWT signed with the configured user secret"
     )
@@ -55,11 +60,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "token":
             print(UserAuth(config.secrets.jwt).issue(args.user_id, name=args.name, ttl_seconds=args.ttl))
             return 0
+        if args.command == "demo":
+            config = demo_config(config)
         app = create_app(config)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.settings.log.level)
+    if args.command == "demo":
+        base_url = f"http://127.0.0.1:{config.server.port}"
+        app.cleanup_ctx.append(demo_players(config, base_url, players=args.players))
     try:
         import uvloop
 

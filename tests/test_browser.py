@@ -1,0 +1,95 @@
+"""The live page in headless Chromium (Debian's package, driven by Playwright): awards appear
+without a reload, names stay text, and the page reconnects by itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.keys import HUB
+
+from .conftest import Flow
+from .test_live import token_for
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+pytestmark = pytest.mark.browser
+
+if CHROMIUM is None and os.environ.get("CI") != "true":
+    pytest.skip("browser test skipped: no Debian chromium on PATH (apt-get install chromium)", allow_module_level=True)
+
+# The machine has no network beyond package registries: keep Chromium from reaching out.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM is not None, "CI=true needs Debian's chromium installed"
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        await instance.close()
+
+
+async def _open(browser: Any, client: Any) -> Any:
+    page = await browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: dialogs.append(d.message))
+    page.dialogs = dialogs
+    await page.goto(f"http://{client.host}:{client.port}/")
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+    return page
+
+
+async def test_award_appears_without_reload(browser: Any, flow: Flow, client: Any) -> None:
+    await flow.award("bob", "q0")
+    page = await _open(browser, client)
+    assert await page.locator('#board-body tr[data-user-id="bob"]').count() == 1
+    other = await _open(browser, client)  # a second tab must agree
+
+    hostile = '<img src=x onerror=alert("xss")>'
+    resp = await client.post(
+        "/api/v1/actions/initialize",
+        json={"actionType": "DEFEAT_BOSS", "actionId": "b1"},
+        headers={"Authorization": f"Bearer {token_for('eve', name=hostile)}"},
+    )
+    token = (await resp.json())["data"]["actionToken"]
+    resp = await client.post(
+        "/api/v1/scoreboard/update",
+        json={"actionToken": token, "actionId": "b1"},
+        headers={"Authorization": f"Bearer {token_for('eve', name=hostile)}"},
+    )
+    assert resp.status == 200
+
+    for tab in (page, other):
+        row = tab.locator('#board-body tr[data-user-id="eve"]')
+        await row.wait_for(timeout=1000)  # within one second, no reload
+        assert await row.locator(".name").text_content() == hostile
+        assert await row.locator(".col-score").text_content() == "500"
+        assert await tab.locator("#board-body img").count() == 0
+        ranks = await tab.locator("#board-body tr").evaluate_all("rows => rows.map(r => r.dataset.userId)")
+        assert ranks == ["eve", "bob"]
+    assert page.dialogs == [] and other.dialogs == []
+
+
+async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, client: Any) -> None:
+    page = await _open(browser, client)
+    await client.app[HUB].close_all()
+    await page.wait_for_selector('#conn-state:not([data-state="live"])', timeout=3000)
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=10000)
+    await flow.award("carol", "q1")
+    await page.locator('#board-body tr[data-user-id="carol"]').wait_for(timeout=1000)
