@@ -13,19 +13,17 @@ import jinja2
 from aiohttp import web
 
 from .auth import UserAuth
+from .backends import build_parts
 from .clock import now_ms
-from .config import Config, ConfigError
+from .config import Config
 from .hub import Hub
 from .keys import CONFIG, HUB, IP_LIMITER, OPENAPI, SCOREBOARD, STORE, TRUSTED_PROXIES, UPDATE_LIMITER, USER_AUTH
-from .leaderboard import Leaderboard
 from .logs import redact_access_queries
 from .middleware import MIDDLEWARES, parse_networks
 from .openapi import encode_openapi
-from .ratelimit import RateLimiter
 from .routes import ENDPOINTS, setup_routes
 from .scoreboard import Scoreboard
 from .storage import Store
-from .storage.sqlite import SqliteStore
 from .tokens import ActionTokens
 
 __version__ = "0.1.0"
@@ -37,18 +35,10 @@ TOKEN_PURGE_SECONDS = 60.0
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
-def make_store(config: Config) -> Store:
-    """The system of record the configuration asks for."""
-    if config.storage.redis_url or config.storage.database_url:
-        raise ConfigError("storage.redis_url / storage.database_url: the Redis and PostgreSQL modes are not built yet")
-    return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous)
-
-
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     await store.open()
     try:
-        await app[SCOREBOARD].rebuild()
         yield
     finally:
         await store.close()
@@ -98,34 +88,37 @@ def create_app(config: Config) -> web.Application:
     """Assemble the application from a validated configuration."""
     redact_access_queries()
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.server.max_body_bytes)
-    store = make_store(config)
-    app[CONFIG] = config
-    app[STORE] = store
-    app[USER_AUTH] = UserAuth(
-        config.secrets.jwt,
-        leeway_seconds=config.auth.leeway_seconds,
-        max_token_bytes=config.auth.max_token_bytes,
-    )
-    app[SCOREBOARD] = Scoreboard(
-        store=store,
-        board=Leaderboard(),
+    parts = build_parts(config)
+    scoreboard = Scoreboard(
+        store=parts.store,
+        board=parts.board,
         tokens=ActionTokens(
             config.secrets.action,
             previous=config.secrets.action_previous,
             ttl_seconds=config.tokens.ttl_seconds,
         ),
         actions=config.actions,
+        fanout=parts.fanout,
+        gate=parts.gate,
     )
-    board = app[SCOREBOARD].board
-    app[HUB] = Hub(board, max_buffer=config.websocket.send_buffer_bytes, per_user=config.limits.ws_connections_per_user)
-    app[SCOREBOARD].listeners.append(app[HUB].on_award)
-    app[UPDATE_LIMITER] = RateLimiter(config.limits.updates_per_minute)
-    app[IP_LIMITER] = RateLimiter(config.limits.ip_requests_per_minute)
+    hub = Hub(parts.board, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
+    parts.fanout.subscribe(hub.on_award)
+    app[CONFIG] = config
+    app[STORE] = parts.store
+    app[SCOREBOARD] = scoreboard
+    app[HUB] = hub
+    app[USER_AUTH] = UserAuth(
+        config.secrets.jwt,
+        leeway_seconds=config.auth.leeway_seconds,
+        max_token_bytes=config.auth.max_token_bytes,
+    )
+    app[UPDATE_LIMITER] = parts.update_limiter
+    app[IP_LIMITER] = parts.ip_limiter
     app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app)
-    app.cleanup_ctx.extend([_storage_ctx, _purge_ctx, _hub_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(scoreboard.rebuild), _purge_ctx, _hub_ctx])
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(_security_headers)
     return app

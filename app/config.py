@@ -46,7 +46,10 @@ class StorageSettings(_Section, frozen=True):
     sqlite_path: str = "./data/scoreboard.db"
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     redis_url: str = ""
+    redis_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")] = "scoreboard"
+    redis_pool_size: Annotated[int, Meta(ge=2, le=10_000)] = 64
     database_url: str = ""
+    database_pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
 
 
 class AuthSettings(_Section, frozen=True):
@@ -198,6 +201,11 @@ def parse_settings(raw: Mapping[str, object]) -> FileSettings:
         settings = msgspec.convert(raw, FileSettings)
     except msgspec.ValidationError as exc:
         raise ConfigError(_path_of(str(exc))) from None
+    storage = settings.storage
+    if storage.redis_url and not storage.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("storage.redis_url: must start with redis://, rediss:// or unix://")
+    if storage.database_url and not storage.database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("storage.database_url: must start with postgresql://")
     for proxy in settings.server.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -8,12 +8,14 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Iterable
+import typing
 
 from aiohttp import web
 
+from .board import Board
 from .clock import iso, now_ms
-from .leaderboard import Leaderboard, Standing
+from .events import AwardEvent
+from .leaderboard import Standing
 from .messages import (
     LeaderboardUpdate,
     LiveBoard,
@@ -26,7 +28,7 @@ from .messages import (
     encode,
     text_frame,
 )
-from .scoreboard import AwardEvent
+from .slots import ConnectionSlots
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +90,17 @@ class Hub:
     """Owns the connections. One `leaderboard_update` per wave, serialised once, the same bytes
     to every subscriber; changes that arrive while a wave goes out merge into the next."""
 
-    def __init__(self, board: Leaderboard, *, max_buffer: int, per_user: int) -> None:
+    def __init__(self, board: Board, slots: ConnectionSlots, *, max_buffer: int) -> None:
         self.board = board
+        self.slots = slots
         self.max_buffer = max_buffer
-        self.per_user = per_user
         self.connections: set[Connection] = set()
         self.subscribers: dict[Connection, None] = {}  # ordered set
         self.by_user: dict[str, set[Connection]] = {}
         self._dirty = asyncio.Event()
         self._bases: dict[str, int] = {}  # score before the first award since the last wave
         self._last_top: list[tuple[str, str, int]] = []
-        self._closing: set[asyncio.Task[bool]] = set()
+        self._tasks: set[asyncio.Future[object]] = set()
         self.waves = 0
 
     # -- connections
@@ -118,16 +120,26 @@ class Hub:
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.max_buffer)
 
-    def bind(self, conn: Connection, user_id: str) -> bool:
+    async def bind(self, conn: Connection, user_id: str) -> bool:
         """Attach a user; False when that user already has the allowed number of connections."""
-        owned = self.by_user.setdefault(user_id, set())
-        if len(owned) >= self.per_user:
-            if not owned:
-                del self.by_user[user_id]
+        if not await self.slots.acquire(user_id, conn.id):
             return False
-        owned.add(conn)
+        if conn not in self.connections:  # closed while the slot was being taken
+            await self.slots.release(user_id, conn.id)
+            return False
+        self.by_user.setdefault(user_id, set()).add(conn)
         conn.user_id = user_id
         return True
+
+    def _background(self, awaitable: asyncio.Future[object] | typing.Coroutine[object, object, object]) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("hub background task failed: %r", exc)
 
     def disconnect(self, conn: Connection) -> None:
         """Forget a connection (idempotent)."""
@@ -136,24 +148,24 @@ class Hub:
         self.subscribers.pop(conn, None)
         if conn.user_id is not None:
             owned = self.by_user.get(conn.user_id)
-            if owned is not None:
+            if owned is not None and conn in owned:
                 owned.discard(conn)
                 if not owned:
                     del self.by_user[conn.user_id]
+                self._background(self.slots.release(conn.user_id, conn.id))
 
     def drop(self, conn: Connection, code: int, reason: str) -> None:
         """Stop sending to a connection now and close it in the background."""
         self.disconnect(conn)
         if not conn.ws.closed:
-            task = asyncio.ensure_future(conn.ws.close(code=code, message=reason.encode()))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._background(conn.ws.close(code=code, message=reason.encode()))
 
-    def subscribe(self, conn: Connection) -> None:
+    async def subscribe(self, conn: Connection) -> None:
         """Add to the leaderboard channel and send the current state at once."""
+        top, updated_ms = await self.board.top(TOP)
         self.subscribers[conn] = None
         conn.subscribed = True
-        conn.send_frame(self._frame(self.board.top(TOP), bases={}))
+        conn.send_frame(self._frame(top, updated_ms, bases={}))
 
     def unsubscribe(self, conn: Connection) -> None:
         self.subscribers.pop(conn, None)
@@ -163,8 +175,8 @@ class Hub:
         """Close every socket (graceful shutdown)."""
         for conn in list(self.connections):
             self.drop(conn, code, "server shutting down")
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # -- awards
 
@@ -191,27 +203,24 @@ class Hub:
         )
         if event.previous_rank is not None and event.previous_rank != event.rank:
             self._rank_change(award.user_id, event.previous_rank, event.rank, award.new_score)
-        for user_id, rank in self._overtaken(award.user_id, event.rank, event.previous_rank):
-            standing = self.board.get(user_id)
-            if standing is not None:
-                self._rank_change(user_id, rank - 1, rank, standing.score)
+        if event.previous_rank is None or event.previous_rank > event.rank:
+            self._background(self._tell_overtaken(award.user_id, event.rank, event.previous_rank))
 
-    def _overtaken(self, winner: str, rank: int, previous: int | None) -> Iterable[tuple[str, int]]:
+    async def _tell_overtaken(self, winner: str, rank: int, previous: int | None) -> None:
         # Everyone the winner passed moved down one place: now at ranks rank+1 .. previous
         # (to the end of the board on a first award). Walk whichever is smaller: that rank
-        # range, or the users who are connected.
-        last = previous if previous is not None else len(self.board)
-        if last <= rank:
-            return []
+        # range, or the users connected here.
+        last = previous if previous is not None else await self.board.size()
+        if last <= rank or not self.by_user:
+            return
         if last - rank <= len(self.by_user):
-            moved = ((s.user_id, r) for r, s in self.board.slice(rank + 1, last))
-            return [(u, r) for u, r in moved if u in self.by_user]
-        found = []
-        for user_id in self.by_user:
-            r = self.board.rank(user_id)
-            if user_id != winner and r is not None and rank < r <= last:
-                found.append((user_id, r))
-        return found
+            moved = await self.board.ranked(rank + 1, last)
+        else:
+            found = await self.board.ranks(list(self.by_user))
+            moved = [(r, user, score) for user, (r, score) in found.items() if rank < r <= last]
+        for r, user_id, score in moved:
+            if user_id != winner and user_id in self.by_user:
+                self._rank_change(user_id, r - 1, r, score)
 
     def _rank_change(self, user_id: str, previous: int, rank: int, score: int) -> None:
         self._to_user(
@@ -227,7 +236,7 @@ class Hub:
 
     # -- waves
 
-    def _frame(self, top: list[tuple[int, Standing]], *, bases: dict[str, int]) -> bytes:
+    def _frame(self, top: list[tuple[int, Standing]], updated_ms: int, *, bases: dict[str, int]) -> bytes:
         entries = [
             LiveEntry(
                 rank=rank,
@@ -238,18 +247,19 @@ class Hub:
             )
             for rank, s in top
         ]
-        board = LiveBoard(leaderboard=entries, updated_at=iso(self.board.updated_ms or now_ms()))
+        board = LiveBoard(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
         return text_frame(encode(LeaderboardUpdate(data=board)))
 
-    def next_wave(self) -> bytes | None:
+    async def next_wave(self) -> bytes | None:
         """The frame of the next `leaderboard_update`, or None when the top 10 did not change."""
-        top = self.board.top(TOP)
+        bases, self._bases = self._bases, {}
+        top, updated_ms = await self.board.top(TOP)
         shown = [(s.user_id, s.username, s.score) for _, s in top]
         if shown == self._last_top:
+            self._bases = {**self._bases, **bases}  # nothing went out: the earlier bases still count
             return None
-        frame = self._frame(top, bases=self._bases)
+        frame = self._frame(top, updated_ms, bases=bases)
         self._last_top = shown
-        self._bases = {}
         return frame
 
     async def run(self) -> None:
@@ -257,7 +267,11 @@ class Hub:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            frame = self.next_wave()
+            try:
+                frame = await self.next_wave()
+            except Exception:  # the board is unreachable: try again on the next change
+                log.warning("leaderboard wave skipped", exc_info=True)
+                continue
             if frame is None:
                 continue
             self.waves += 1

@@ -9,7 +9,7 @@ from aiohttp import web
 from .auth import UserAuth
 from .config import Config
 from .hub import Hub
-from .ratelimit import RateLimiter
+from .ratelimit import Limiter
 from .scoreboard import Scoreboard
 from .storage import Store
 
@@ -17,8 +17,8 @@ CONFIG = web.AppKey("config", Config)
 USER_AUTH = web.AppKey("user_auth", UserAuth)
 STORE = web.AppKey("store", Store)
 SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
-UPDATE_LIMITER = web.AppKey("update_limiter", RateLimiter)
-IP_LIMITER = web.AppKey("ip_limiter", RateLimiter)
+UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
+IP_LIMITER = web.AppKey("ip_limiter", Limiter)
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])
 OPENAPI = web.AppKey("openapi", bytes)

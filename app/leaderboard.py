@@ -90,8 +90,3 @@ class Leaderboard:
         """Standings ranked `first` to `last` inclusive (1-based)."""
         keys = self._order[max(first, 1) - 1 : max(last, 0)]
         return [(i, self._by_user[key[2]]) for i, key in enumerate(keys, start=max(first, 1))]
-
-    def percentile(self, rank: int) -> float:
-        """100 * (N - rank) / N over the users on the board, two decimals."""
-        n = len(self._by_user)
-        return round(100 * (n - rank) / n, 2)

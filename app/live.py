@@ -60,9 +60,9 @@ class Session:
         self.auth = auth
         self.settings = settings
 
-    def login(self, principal: Principal) -> bool:
+    async def login(self, principal: Principal) -> bool:
         """Bind the user; False when over the per-user limit (the caller closes with 4429)."""
-        if not self.hub.bind(self.conn, principal.user_id):
+        if not await self.hub.bind(self.conn, principal.user_id):
             return False
         self.conn.expire_at(principal.expires_at)
         return True
@@ -70,7 +70,7 @@ class Session:
     def error(self, code: str, message: str) -> None:
         self.conn.send(Error(error=ErrorDetail(code=code, message=message)))
 
-    def handle(self, data: str) -> None:
+    async def handle(self, data: str) -> None:
         """React to one text message."""
         try:
             message = decode(data)
@@ -78,19 +78,19 @@ class Session:
             self.error("VALIDATION_ERROR", str(exc))
             return
         if isinstance(message, Auth):
-            self._auth(message.token)
+            await self._auth(message.token)
         elif self.conn.user_id is None and not self.settings.allow_anonymous:
             self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "authentication required")
         elif isinstance(message, Subscribe):
             self.conn.send(Subscribed(channel=message.channel))
-            self.hub.subscribe(self.conn)
+            await self.hub.subscribe(self.conn)
         elif isinstance(message, Unsubscribe):
             self.hub.unsubscribe(self.conn)
             self.conn.send(Unsubscribed(channel=message.channel))
         elif isinstance(message, Ping):
             self.conn.send(Pong(timestamp=iso(now_ms())))
 
-    def _auth(self, token: str) -> None:
+    async def _auth(self, token: str) -> None:
         if self.conn.user_id is not None:
             self.error("ALREADY_AUTHENTICATED", "This connection is already authenticated")
             return
@@ -99,7 +99,7 @@ class Session:
         except Unauthorized:
             self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "invalid token")
             return
-        if self.login(principal):
+        if await self.login(principal):
             self.conn.send(Authenticated(user_id=principal.user_id))
         else:
             self.hub.drop(self.conn, CLOSE_TOO_MANY, TOO_MANY)
@@ -141,7 +141,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     session = Session(hub, conn, auth, settings)
     deadline = None
     try:
-        if principal is not None and not session.login(principal):
+        if principal is not None and not await session.login(principal):
             await ws.close(code=CLOSE_TOO_MANY, message=TOO_MANY.encode())
             return ws
         conn.send(
@@ -155,7 +155,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             deadline = session.require_auth_soon()
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                session.handle(msg.data)
+                await session.handle(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 session.error("VALIDATION_ERROR", "Messages are JSON text")
     finally:

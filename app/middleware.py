@@ -102,7 +102,7 @@ async def ip_limit_middleware(request: web.Request, handler: Handler) -> web.Str
     if request.path.startswith("/api/"):
         trusted = request.app[TRUSTED_PROXIES]
         ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), trusted)
-        request.app[IP_LIMITER].check(ip)
+        await request.app[IP_LIMITER].check(ip)
     return await handler(request)
 
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from .errors import RateLimited
 
 _SWEEP_EVERY = 4096
+
+
+class Limiter(Protocol):
+    async def check(self, key: str) -> None:
+        """Count one hit; raise RateLimited (with Retry-After) when over the limit."""
+
+
+def refuse(wait_seconds: float) -> RateLimited:
+    """The error for a hit that must wait, with Retry-After in whole seconds."""
+    return RateLimited(max(1, math.ceil(wait_seconds)))
 
 
 class RateLimiter:
@@ -34,8 +45,8 @@ class RateLimiter:
         self._tat[key] = tat + self.interval
         return 0.0
 
-    def check(self, key: str) -> None:
+    async def check(self, key: str) -> None:
         """Count one hit; raise RateLimited with a whole-second Retry-After when over."""
         wait = self.retry_after(key)
         if wait > 0:
-            raise RateLimited(max(1, math.ceil(wait)))
+            raise refuse(wait)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-
-import msgspec
 
 from .auth import Principal
+from .board import Board, percentile
 from .clock import iso, now_ms
 from .config import ActionSettings
-from .errors import ActionMismatch, Forbidden, InvalidAction, UserNotFound
-from .leaderboard import Leaderboard, Standing
+from .errors import ActionMismatch, Forbidden, InvalidAction, TokenAlreadyUsed, UserNotFound
+from .events import AwardEvent
+from .fanout import Fanout
+from .gate import NonceGate, OpenGate
+from .leaderboard import Standing
 from .logs import request_id
 from .models import (
     BoardEntry,
@@ -29,17 +30,6 @@ from .tokens import ActionTokens, token_hash
 log = logging.getLogger(__name__)
 
 
-class AwardEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A committed award with the ranks it moved between, for live updates."""
-
-    award: Award
-    previous_rank: int | None
-    rank: int
-
-
-AwardListener = Callable[[AwardEvent], None]
-
-
 def _own_user(principal: Principal, user_id: str | None) -> None:
     if user_id is not None and user_id != principal.user_id:
         raise Forbidden()
@@ -52,20 +42,24 @@ class Scoreboard:
         self,
         *,
         store: Store,
-        board: Leaderboard,
+        board: Board,
         tokens: ActionTokens,
         actions: dict[str, ActionSettings],
+        fanout: Fanout,
+        gate: NonceGate | None = None,
     ) -> None:
         self.store = store
         self.board = board
         self.tokens = tokens
         self.actions = actions
-        self.listeners: list[AwardListener] = []
+        self.fanout = fanout
+        self.gate = gate or OpenGate()
 
     async def rebuild(self) -> None:
         """Load the rank index from the system of record."""
-        self.board.load(await self.store.standings())
-        log.info("leaderboard rebuilt with %d users", len(self.board))
+        records = await self.store.standings()
+        await self.board.load(records)
+        log.info("leaderboard rebuilt with %d users", len(records))
 
     async def initialize(self, principal: Principal, request: InitializeRequest) -> InitializeData:
         """Issue a token worth the catalog's score for this action, recorded before it is returned."""
@@ -92,7 +86,7 @@ class Scoreboard:
                 expires_ms=claims.exp * 1000,
             )
         )
-        self.board.rename(principal.user_id, principal.name)
+        await self.board.rename(principal.user_id, principal.name)
         return InitializeData(action_token=token, expires_at=iso(claims.exp * 1000), expected_score=action.score)
 
     async def complete(self, principal: Principal, request: UpdateRequest) -> UpdateData:
@@ -106,17 +100,24 @@ class Scoreboard:
         action = self.actions.get(claims.action_type)
         if action is None:
             raise InvalidAction("This action is no longer in the catalog")
-        award = await self.store.award(
-            AwardClaim(
-                nonce=claims.nonce,
-                user_id=principal.user_id,
-                username=principal.name,
-                action_id=claims.action_id,
-                min_elapsed_ms=round(action.min_seconds * 1000),
-                now_ms=now_ms(),
+        if not await self.gate.claim(claims.nonce):
+            raise TokenAlreadyUsed()
+        try:
+            award = await self.store.award(
+                AwardClaim(
+                    nonce=claims.nonce,
+                    user_id=principal.user_id,
+                    username=principal.name,
+                    action_id=claims.action_id,
+                    min_elapsed_ms=round(action.min_seconds * 1000),
+                    now_ms=now_ms(),
+                )
             )
-        )
-        _, rank = self.record(award)
+        except BaseException:
+            await self.gate.release(claims.nonce)
+            raise
+        await self.gate.confirm(claims.nonce, max(1, claims.exp - int(time.time())))
+        _, rank = await self.record(award)
         log.info(
             "Score updated",
             extra={
@@ -135,12 +136,12 @@ class Scoreboard:
             new_score=award.new_score,
             score_increment=award.score_increment,
             rank=rank,
-            leaderboard=self.entries(10),
+            leaderboard=(await self.top(10)).leaderboard,
         )
 
-    def record(self, award: Award) -> tuple[int | None, int]:
-        """Apply a committed award to the rank index and tell the listeners."""
-        previous_rank, rank = self.board.put(
+    async def record(self, award: Award) -> tuple[int | None, int]:
+        """Apply a committed award to the rank index and publish it to the live side."""
+        previous_rank, rank = await self.board.put(
             Standing(
                 user_id=award.user_id,
                 username=award.username,
@@ -149,17 +150,13 @@ class Scoreboard:
                 updated_ms=award.awarded_ms,
             )
         )
-        event = AwardEvent(award=award, previous_rank=previous_rank, rank=rank)
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception:  # a broken listener must not fail an award that is committed
-                log.exception("award listener failed")
+        await self.fanout.publish(AwardEvent(award=award, previous_rank=previous_rank, rank=rank))
         return previous_rank, rank
 
-    def entries(self, limit: int) -> list[BoardEntry]:
-        """The first `limit` users as API entries."""
-        return [
+    async def top(self, limit: int) -> TopData:
+        """The top of the board."""
+        top, updated_ms = await self.board.top(limit)
+        entries = [
             BoardEntry(
                 rank=rank,
                 user_id=s.user_id,
@@ -167,25 +164,20 @@ class Scoreboard:
                 score=s.score,
                 last_updated=iso(s.updated_ms),
             )
-            for rank, s in self.board.top(limit)
+            for rank, s in top
         ]
-
-    def top(self, limit: int) -> TopData:
-        """The top of the board."""
-        return TopData(leaderboard=self.entries(limit), updated_at=iso(self.board.updated_ms or now_ms()))
+        return TopData(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
 
     async def user_score(self, user_id: str) -> UserScoreData:
         """A user's score, rank and percentile; rank null until the first award."""
-        standing = self.board.get(user_id)
-        if standing is not None:
-            rank = self.board.rank(user_id)
-            assert rank is not None  # on the board means ranked
+        position = await self.board.position(user_id)
+        if position is not None:
             return UserScoreData(
                 user_id=user_id,
-                username=standing.username,
-                score=standing.score,
-                rank=rank,
-                percentile=self.board.percentile(rank),
+                username=position.standing.username,
+                score=position.standing.score,
+                rank=position.rank,
+                percentile=percentile(position.rank, position.size),
             )
         record = await self.store.user(user_id)
         if record is None:

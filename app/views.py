@@ -47,7 +47,7 @@ def principal(request: web.Request) -> Principal:
 
 async def top(request: web.Request) -> web.Response:
     query = parse_mapping(dict(request.query), TopQuery)
-    return ok(request.app[SCOREBOARD].top(query.limit))
+    return ok(await request.app[SCOREBOARD].top(query.limit))
 
 
 async def initialize(request: web.Request) -> web.Response:
@@ -58,7 +58,7 @@ async def initialize(request: web.Request) -> web.Response:
 
 async def update(request: web.Request) -> web.Response:
     user = principal(request)
-    request.app[UPDATE_LIMITER].check(user.user_id)  # every call counts, valid or not
+    await request.app[UPDATE_LIMITER].check(user.user_id)  # every call counts, valid or not
     body = await parse_body(request, UpdateRequest)
     return ok(await request.app[SCOREBOARD].complete(user, body))
 
@@ -87,7 +87,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 @aiohttp_jinja2.template("index.html")
 async def page(request: web.Request) -> dict[str, object]:
-    top = request.app[SCOREBOARD].top(10)
+    top = await request.app[SCOREBOARD].top(10)
     return {
         "leaderboard": [msgspec.to_builtins(entry) for entry in top.leaderboard],
         "updated_at": top.updated_at,

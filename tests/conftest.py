@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -36,10 +41,37 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_config(db_path: Path, **sections: Any) -> Config:
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ["embedded", "redis", "postgres"]
+
+
+def make_config(db_path: Path, storage: dict[str, Any] | None = None, **sections: Any) -> Config:
     """A test configuration with its own SQLite file; keyword tables are merged over the base."""
-    raw = _merge(BASE_SETTINGS, {"storage": {"sqlite_path": str(db_path)}, **sections})
+    raw = _merge(BASE_SETTINGS, {"storage": {"sqlite_path": str(db_path), **(storage or {})}, **sections})
     return Config(settings=parse_settings(raw), secrets=Secrets(jwt=JWT_SECRET, action=ACTION_SECRET), env="test")
+
+
+def reachable(url: str, default_port: int) -> bool:
+    """Whether a server answers on the URL's host and port."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def need_server(name: str, url: str, port: int) -> None:
+    """Skip with one line when a server is absent; under CI=true an absent server is a failure."""
+    if reachable(url, port):
+        return
+    message = f"{name} is not reachable at {url}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: tests that need it must run)")
+    pytest.skip(f"{message}: start it to run these tests")
 
 
 @pytest.fixture
@@ -48,8 +80,73 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def config(db_path: Path) -> Config:
-    return make_config(db_path)
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own in the test Redis database; its keys are deleted after."""
+    need_server("Redis", REDIS_URL, 6379)
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[str]:
+    """A PostgreSQL schema of this test's own; dropped after."""
+    need_server("PostgreSQL", POSTGRES_URL, 5432)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        yield schema
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        await admin.close()
+
+
+def schema_dsn(schema: str) -> str:
+    return f"{POSTGRES_URL}?options=-c%20search_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The storage settings of one set-up: embedded; SQLite + Redis; PostgreSQL + Redis."""
+    if request.param == "embedded":
+        return {}
+    settings: dict[str, Any] = {"redis_url": REDIS_URL, "redis_prefix": request.getfixturevalue("redis_prefix")}
+    if request.param == "postgres":
+        settings["database_url"] = schema_dsn(request.getfixturevalue("pg_schema"))
+    return settings
+
+
+@pytest.fixture
+def config(db_path: Path, storage: dict[str, Any]) -> Config:
+    return make_config(db_path, storage)
+
+
+Snapshot = Callable[[], Awaitable[dict[str, list[tuple[Any, ...]]]]]
+TABLES = ("users", "action_tokens", "score_history")
+
+
+@pytest.fixture
+def snapshot(db_path: Path, storage: dict[str, Any]) -> Snapshot:
+    """Every row of every table, read from the system of record: proves a refusal changed nothing."""
+
+    async def rows() -> dict[str, list[tuple[Any, ...]]]:
+        if dsn := storage.get("database_url"):
+            conn = await asyncpg.connect(dsn)
+            try:
+                return {t: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY 1")] for t in TABLES}
+            finally:
+                await conn.close()
+        with sqlite3.connect(db_path) as db:
+            return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES}
+
+    return rows
 
 
 @pytest.fixture
@@ -69,10 +166,10 @@ MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture
-async def make_client(aiohttp_client: Any, db_path: Path) -> MakeClient:
+async def make_client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any]) -> MakeClient:
     async def make(config: Config | None = None, **sections: Any) -> TestClient[web.Request, web.Application]:
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
-            create_app(config or make_config(db_path, **sections))
+            create_app(config or make_config(db_path, storage, **sections))
         )
         return client
 
@@ -82,15 +179,6 @@ async def make_client(aiohttp_client: Any, db_path: Path) -> MakeClient:
 @pytest.fixture
 async def client(make_client: MakeClient, config: Config) -> TestClient[web.Request, web.Application]:
     return await make_client(config)
-
-
-def snapshot(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, read from the file: proves that a rejected request changed nothing."""
-    with sqlite3.connect(db_path) as db:
-        return {
-            table: db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
-            for table in ("users", "action_tokens", "score_history")
-        }
 
 
 async def envelope(resp: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -14,7 +13,7 @@ import pytest
 from app.config import Config
 from app.tokens import ACTION_TOKEN_TYPE, key_id
 
-from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, envelope, snapshot
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, Snapshot, envelope
 
 
 async def test_top_starts_empty(client: Any) -> None:
@@ -88,30 +87,32 @@ async def test_name_refreshed_from_claims(flow: Flow, client: Any, bearer: Any) 
     assert top[0]["username"] == "Alice the Great"
 
 
-async def test_token_survives_rejections_and_then_awards(flow: Flow, client: Any, db_path: Path) -> None:
+async def test_token_survives_rejections_and_then_awards(flow: Flow, client: Any, snapshot: Snapshot) -> None:
     """After a 403, 400 or 429 the rightful owner can still complete the action with the token."""
     token = await flow.token("alice", "q1")
-    before = snapshot(db_path)
+    before = await snapshot()
     assert (await flow.submit(token, user="mallory")).status == 403
     assert (await flow.submit(token, action_id="other")).status == 400
     assert (await flow.submit(token, userId="bob")).status == 403
-    assert snapshot(db_path) == before
+    assert await snapshot() == before
     assert (await flow.submit(token)).status == 200
 
 
-async def test_rate_limited_update_does_not_burn_token(make_client: MakeClient, bearer: Any, db_path: Path) -> None:
+async def test_rate_limited_update_does_not_burn_token(
+    make_client: MakeClient, bearer: Any, snapshot: Snapshot
+) -> None:
     client = await make_client(limits={"updates_per_minute": 2})
     flow = Flow(client, bearer)
     token = await flow.token("alice", "q1")
     other = await flow.token("alice", "q2")
     assert (await flow.submit("garbage")).status == 401  # counts: every call counts
     assert (await flow.submit(other, action_id="q2")).status == 200
-    before = snapshot(db_path)
+    before = await snapshot()
     resp = await flow.submit(token)
     body = await envelope(resp)
     assert resp.status == 429 and body["error"]["code"] == "RATE_LIMITED"
     assert int(resp.headers["Retry-After"]) >= 1
-    assert snapshot(db_path) == before
+    assert await snapshot() == before
     # Another user is not affected by alice's limit.
     bob_token = await flow.token("bob", "q1")
     assert (await flow.submit(bob_token, user="bob")).status == 200
@@ -282,10 +283,10 @@ ERROR_CASES: list[Case] = [
 
 
 @pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
-async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, db_path: Path) -> None:
+async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, snapshot: Snapshot) -> None:
     _, method, path, headers, body, status, code = case
     token = await flow.token("alice", "q1")  # a live token that every rejection must leave usable
-    before = snapshot(db_path)
+    before = await snapshot()
     kwargs: dict[str, Any] = {"headers": headers(bearer) if headers else bearer("alice")}
     if callable(body):
         body = body(token)
@@ -298,40 +299,40 @@ async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, db_p
     assert resp.status == status, data
     assert data["success"] is False and data["error"]["code"] == code
     assert "Traceback" not in data["error"]["message"]
-    assert snapshot(db_path) == before
+    assert await snapshot() == before
     assert (await flow.submit(token)).status == 200  # the token was not used up
 
 
-async def test_replayed_token_409(flow: Flow, db_path: Path) -> None:
+async def test_replayed_token_409(flow: Flow, snapshot: Snapshot) -> None:
     token = await flow.token()
     assert (await flow.submit(token)).status == 200
-    before = snapshot(db_path)
+    before = await snapshot()
     resp = await flow.submit(token)
     assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "TOKEN_ALREADY_USED"
-    assert snapshot(db_path) == before
+    assert await snapshot() == before
 
 
-async def test_action_already_completed(flow: Flow, db_path: Path) -> None:
+async def test_action_already_completed(flow: Flow, snapshot: Snapshot) -> None:
     first = await flow.token("alice", "q1")
     second = await flow.token("alice", "q1")  # two tokens for one action, issued before either is used
     assert (await flow.submit(first)).status == 200
-    before = snapshot(db_path)
+    before = await snapshot()
     resp = await flow.submit(second)
     assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "ACTION_ALREADY_COMPLETED"
     resp = await flow.client.post(
         INIT, json={"actionType": "COMPLETE_QUEST", "actionId": "q1"}, headers=flow.bearer("alice")
     )
     assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "ACTION_ALREADY_COMPLETED"
-    assert snapshot(db_path) == before
+    assert await snapshot() == before
 
 
-async def test_action_too_fast_keeps_token(flow: Flow, db_path: Path) -> None:
+async def test_action_too_fast_keeps_token(flow: Flow, snapshot: Snapshot) -> None:
     token = await flow.token("alice", "p1", "SLOW_PUZZLE")
-    before = snapshot(db_path)
+    before = await snapshot()
     resp = await flow.submit(token, action_id="p1")
     body = await envelope(resp)
     assert resp.status == 400 and body["error"]["code"] == "ACTION_TOO_FAST"
-    assert snapshot(db_path) == before
+    assert await snapshot() == before
 
 
 async def test_action_removed_from_catalog(make_client: MakeClient, bearer: Any, config: Config) -> None:

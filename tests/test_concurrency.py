@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
-from .conftest import Flow, envelope, snapshot
+from .conftest import Flow, Snapshot, envelope
 
 
-async def test_hundred_concurrent_submissions_award_once(flow: Flow, client: Any, db_path: Path) -> None:
+async def test_hundred_concurrent_submissions_award_once(flow: Flow, client: Any, snapshot: Snapshot) -> None:
     token = await flow.token("alice", "q1")
     responses = await asyncio.gather(*(flow.submit(token) for _ in range(100)))
     statuses = sorted(r.status for r in responses)
     assert statuses == [200] + [409] * 99
     codes = {(await envelope(r))["error"]["code"] for r in responses if r.status == 409}
     assert codes == {"TOKEN_ALREADY_USED"}
-    rows = snapshot(db_path)
+    rows = await snapshot()
     assert len(rows["score_history"]) == 1
     assert [(r[0], r[2]) for r in rows["users"]] == [("alice", 100)]
     top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]

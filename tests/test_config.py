@@ -120,9 +120,13 @@ def test_shipped_config_is_valid() -> None:
     assert "COMPLETE_QUEST" in config.actions
 
 
-def test_unbuilt_backends_refused_not_ignored(tmp_path: Path) -> None:
-    from app import create_app
-
-    config = load_config(_write(tmp_path, GOOD), {"SCOREBOARD_REDIS_URL": "redis://127.0.0.1:6379/0"})
-    with pytest.raises(ConfigError, match=r"storage\.redis_url"):
-        create_app(config)
+@pytest.mark.parametrize(
+    ("var", "value", "key"),
+    [
+        ("SCOREBOARD_REDIS_URL", "http://127.0.0.1:6379", "storage.redis_url"),
+        ("SCOREBOARD_DATABASE_URL", "mysql://127.0.0.1/x", "storage.database_url"),
+    ],
+)
+def test_backend_urls_checked(tmp_path: Path, var: str, value: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(_write(tmp_path, GOOD), {var: value})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from app.board import percentile
 from app.leaderboard import Leaderboard, Standing
 from app.storage import UserRecord
 
@@ -42,7 +43,7 @@ def test_percentile_and_len() -> None:
     for i in range(4):
         board.put(_s(f"u{i}", 10 * i, i + 1))
     assert len(board) == 4
-    assert [board.percentile(r) for r in (1, 2, 3, 4)] == [75.0, 50.0, 25.0, 0.0]
+    assert [percentile(board.rank(f"u{i}") or 0, len(board)) for i in (3, 2, 1, 0)] == [75.0, 50.0, 25.0, 0.0]
 
 
 def test_load_skips_users_without_award_and_matches_incremental() -> None:

@@ -43,7 +43,18 @@ async def closed_with(ws: Any, timeout: float = 3.0) -> int | None:
     return ws.close_code  # type: ignore[no-any-return]
 
 
+async def settled(client: Any) -> None:
+    """Wait until awards made so far have reached the hub (over Redis that takes a moment)."""
+    hub = client.app[HUB]
+    for _ in range(100):
+        waves = hub.waves
+        await asyncio.sleep(0.05)
+        if hub.waves == waves and not hub._dirty.is_set():
+            return
+
+
 async def subscribed(client: Any, path: str = WS) -> Any:
+    await settled(client)
     ws = await client.ws_connect(path)
     assert (await recv(ws))["type"] == "connected"
     await ws.send_json({"type": "subscribe", "channel": "leaderboard"})

@@ -48,11 +48,11 @@ def test_keys_are_independent_and_swept() -> None:
     assert "a" not in limiter._tat
 
 
-def test_check_raises_whole_seconds() -> None:
+async def test_check_raises_whole_seconds() -> None:
     clock = Clock()
     limiter = RateLimiter(100, clock=clock)
     for _ in range(100):
-        limiter.check("ip")
+        await limiter.check("ip")
     with pytest.raises(RateLimited) as info:
-        limiter.check("ip")
+        await limiter.check("ip")
     assert info.value.headers == {"Retry-After": "1"}

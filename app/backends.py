@@ -1,0 +1,129 @@
+"""Which parts serve a configuration: embedded (one process) or Redis (+ PostgreSQL) for many."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from .board import Board, MemoryBoard
+from .cluster.board import RedisBoard
+from .cluster.client import Keys, connect
+from .cluster.fanout import RedisFanout
+from .cluster.gate import RedisGate
+from .cluster.keeper import ensure_loaded, keep_loaded
+from .cluster.limits import RedisRateLimiter, RedisSlots
+from .config import Config
+from .errors import ServiceUnavailable
+from .fanout import Fanout, LocalFanout
+from .gate import NonceGate, OpenGate
+from .ratelimit import Limiter, RateLimiter
+from .slots import ConnectionSlots, LocalSlots
+from .storage import Store
+from .storage.postgres import PostgresStore
+from .storage.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+Rebuild = Callable[[], Awaitable[None]]
+
+
+class Parts(msgspec.Struct, kw_only=True):
+    """The pieces a deployment mode provides, and the lifetimes that run them."""
+
+    store: Store
+    board: Board
+    fanout: Fanout
+    gate: NonceGate
+    slots: ConnectionSlots
+    update_limiter: Limiter
+    ip_limiter: Limiter
+    # Given the rebuild function once the service exists: what to run while the app runs.
+    contexts: Callable[[Rebuild], list[CleanupContext]]
+
+
+def make_store(config: Config) -> Store:
+    """The system of record: PostgreSQL when a database URL is set, else the SQLite file."""
+    if config.storage.database_url:
+        return PostgresStore(config.storage.database_url, pool_size=config.storage.database_pool_size)
+    return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous)
+
+
+def _background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> CleanupContext:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run(), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+def embedded(config: Config) -> Parts:
+    """One process: ranks, limits and fan-out in memory; the board rebuilt at start."""
+
+    def contexts(rebuild: Rebuild) -> list[CleanupContext]:
+        async def load(app: web.Application) -> AsyncIterator[None]:
+            await rebuild()
+            yield
+
+        return [load]
+
+    return Parts(
+        store=make_store(config),
+        board=MemoryBoard(),
+        fanout=LocalFanout(),
+        gate=OpenGate(),
+        slots=LocalSlots(config.limits.ws_connections_per_user),
+        update_limiter=RateLimiter(config.limits.updates_per_minute),
+        ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
+        contexts=contexts,
+    )
+
+
+def clustered(config: Config) -> Parts:
+    """Many processes: Redis holds the board, nonces, limits and fan-out; the database the truth."""
+    client = connect(config.storage.redis_url, pool_size=config.storage.redis_pool_size)
+    keys = Keys(config.storage.redis_prefix)
+    board = RedisBoard(client, keys)
+    fanout = RedisFanout(client, keys)
+    slots = RedisSlots(client, keys, config.limits.ws_connections_per_user)
+
+    def contexts(rebuild: Rebuild) -> list[CleanupContext]:
+        async def redis_lifetime(app: web.Application) -> AsyncIterator[None]:
+            try:
+                await ensure_loaded(board, rebuild)
+            except ServiceUnavailable:
+                log.warning("Redis is unavailable at start; the board loads when it returns")
+            yield
+            await client.aclose()
+
+        return [
+            redis_lifetime,
+            _background("board-keeper", lambda: keep_loaded(board, rebuild)),
+            _background("award-channel", fanout.run),
+            _background("ws-slots", slots.run),
+        ]
+
+    return Parts(
+        store=make_store(config),
+        board=board,
+        fanout=fanout,
+        gate=RedisGate(client, keys),
+        slots=slots,
+        update_limiter=RedisRateLimiter(client, keys, "update", config.limits.updates_per_minute),
+        ip_limiter=RedisRateLimiter(client, keys, "ip", config.limits.ip_requests_per_minute),
+        contexts=contexts,
+    )
+
+
+def build_parts(config: Config) -> Parts:
+    """The parts for this configuration."""
+    return clustered(config) if config.storage.redis_url else embedded(config)

@@ -1,0 +1,233 @@
+"""The board in a Redis sorted set, shared by every process, with the tie rule kept exact.
+
+Redis orders equal scores by member, so a member is "<10**19-1-seq, zero-padded>:<user id>":
+in descending order the lower award sequence (who reached the score first) comes first."""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from ..board import Position
+from ..leaderboard import Standing
+from ..storage import UserRecord
+from .client import OUTAGES, Keys, unavailable_on_outage
+
+log = logging.getLogger(__name__)
+
+SEQ_DIGITS = 19
+_INVERT = 10**SEQ_DIGITS - 1
+LOAD_CHUNK = 2000
+
+# KEYS: board, members, names, stamps, updated; ARGV: user, score, member, name, stamp.
+# Returns {previous rank or 0, rank}; an older standing than the one held changes nothing.
+_PUT = """
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+local previous = 0
+if old then
+  previous = redis.call('ZREVRANK', KEYS[1], old) + 1
+  if string.sub(old, 1, 19) <= string.sub(ARGV[3], 1, 19) then
+    return {previous, previous}
+  end
+  redis.call('ZREM', KEYS[1], old)
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
+if tonumber(ARGV[5]) > tonumber(redis.call('GET', KEYS[5]) or '0') then
+  redis.call('SET', KEYS[5], ARGV[5])
+end
+return {previous, redis.call('ZREVRANK', KEYS[1], ARGV[3]) + 1}
+"""
+
+# KEYS: board, names, stamps, updated; ARGV: limit. Returns {updated, member, score, name, stamp, ...}.
+_TOP = """
+local rows = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local out = {redis.call('GET', KEYS[4]) or '0'}
+for i = 1, #rows, 2 do
+  local user = string.sub(rows[i], 21)
+  out[#out + 1] = rows[i]
+  out[#out + 1] = rows[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], user) or user
+  out[#out + 1] = redis.call('HGET', KEYS[3], user) or '0'
+end
+return out
+"""
+
+# KEYS: board, members; ARGV: user ids. Returns {user, rank, score, ...} for those on the board.
+_RANKS = """
+local out = {}
+for i = 1, #ARGV do
+  local member = redis.call('HGET', KEYS[2], ARGV[i])
+  if member then
+    out[#out + 1] = ARGV[i]
+    out[#out + 1] = redis.call('ZREVRANK', KEYS[1], member) + 1
+    out[#out + 1] = redis.call('ZSCORE', KEYS[1], member)
+  end
+end
+return out
+"""
+
+# KEYS: members, names; ARGV: user, name. Names are kept for users on the board only.
+_RENAME = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+return 0
+"""
+
+
+def member(seq: int, user_id: str) -> str:
+    """The sorted-set member of a user whose current score was reached by award `seq`."""
+    return f"{_INVERT - seq:0{SEQ_DIGITS}d}:{user_id}"
+
+
+def _seq_of(value: bytes) -> int:
+    seq: int = _INVERT - int(value[:SEQ_DIGITS])
+    return seq
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisBoard:
+    """The shared board. `stale` is set when an award committed but Redis missed it."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self.stale = False
+        self._put = client.register_script(_PUT)
+        self._top = client.register_script(_TOP)
+        self._ranks = client.register_script(_RANKS)
+        self._rename = client.register_script(_RENAME)
+
+    def _put_args(self, s: Standing) -> list[str | int]:
+        return [s.user_id, s.score, member(s.seq, s.user_id), s.username, s.updated_ms]
+
+    def _put_keys(self) -> list[str]:
+        k = self.keys
+        return [k.board, k.members, k.names, k.stamps, k.updated]
+
+    async def load(self, records: list[UserRecord]) -> None:
+        """Write every user (newer standings already there win), then mark the board ready."""
+        with unavailable_on_outage():
+            for start in range(0, len(records), LOAD_CHUNK):
+                pipe = self.client.pipeline(transaction=False)
+                for r in records[start : start + LOAD_CHUNK]:
+                    if r.seq is None:
+                        continue
+                    standing = Standing(
+                        user_id=r.user_id, username=r.username, score=r.score, seq=r.seq, updated_ms=r.updated_ms or 0
+                    )
+                    await self._put(keys=self._put_keys(), args=self._put_args(standing), client=pipe)
+                await pipe.execute()
+            await self.client.set(self.keys.ready, "1")
+        self.stale = False
+
+    async def needs_load(self) -> bool:
+        """True when Redis lost the board (restart, FLUSHDB) or missed an award."""
+        with unavailable_on_outage():
+            return self.stale or not await self.client.exists(self.keys.ready)
+
+    async def lock_rebuild(self, seconds: int = 60) -> bool:
+        """Only one process rebuilds at a time."""
+        with unavailable_on_outage():
+            return bool(await self.client.set(self.keys.rebuilding, "1", nx=True, ex=seconds))
+
+    async def unlock_rebuild(self) -> None:
+        with unavailable_on_outage():
+            await self.client.delete(self.keys.rebuilding)
+
+    async def put(self, standing: Standing) -> tuple[int | None, int]:
+        """Place a user atomically; (previous rank, new rank)."""
+        try:
+            previous, rank = await self._put(keys=self._put_keys(), args=self._put_args(standing))
+        except OUTAGES:
+            self.stale = True  # the database has the award; a rebuild will bring it here
+            raise
+        return (int(previous) or None), int(rank)
+
+    async def top(self, limit: int) -> tuple[list[tuple[int, Standing]], int]:
+        """The first `limit` standings in one round trip."""
+        k = self.keys
+        with unavailable_on_outage():
+            rows = await self._top(keys=[k.board, k.names, k.stamps, k.updated], args=[limit])
+        updated = int(rows[0])
+        top = []
+        for i, at in enumerate(range(1, len(rows), 4), start=1):
+            raw, score, name, stamp = rows[at : at + 4]
+            user_id = _text(raw)[SEQ_DIGITS + 1 :]
+            top.append(
+                (
+                    i,
+                    Standing(
+                        user_id=user_id,
+                        username=_text(name),
+                        score=int(float(score)),
+                        seq=_seq_of(raw),
+                        updated_ms=int(stamp),
+                    ),
+                )
+            )
+        return top, updated
+
+    async def position(self, user_id: str) -> Position | None:
+        """A user's standing, rank and the board's size."""
+        k = self.keys
+        with unavailable_on_outage():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(k.members, user_id)
+            pipe.hget(k.names, user_id)
+            pipe.hget(k.stamps, user_id)
+            pipe.zcard(k.board)
+            raw, name, stamp, size = await pipe.execute()
+            if raw is None:
+                return None
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrevrank(k.board, raw)
+            pipe.zscore(k.board, raw)
+            rank, score = await pipe.execute()
+        if rank is None:  # moved between the two round trips; ask again
+            return await self.position(user_id)
+        standing = Standing(
+            user_id=user_id,
+            username=_text(name or user_id),
+            score=int(score),
+            seq=_seq_of(raw),
+            updated_ms=int(stamp or 0),
+        )
+        return Position(standing=standing, rank=int(rank) + 1, size=int(size))
+
+    async def rename(self, user_id: str, username: str) -> None:
+        """Refresh a display name of a user on the board."""
+        with unavailable_on_outage():
+            await self._rename(keys=[self.keys.members, self.keys.names], args=[user_id, username])
+
+    async def ranked(self, first: int, last: int) -> list[tuple[int, str, int]]:
+        """(rank, user, score) for ranks first..last."""
+        with unavailable_on_outage():
+            rows = cast(
+                list[tuple[bytes, float]],
+                await self.client.zrevrange(self.keys.board, max(first, 1) - 1, last - 1, withscores=True),
+            )
+        return [
+            (i, _text(raw)[SEQ_DIGITS + 1 :], int(score)) for i, (raw, score) in enumerate(rows, start=max(first, 1))
+        ]
+
+    async def ranks(self, user_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """(rank, score) of these users, in chunks of one script call each."""
+        found: dict[str, tuple[int, int]] = {}
+        with unavailable_on_outage():
+            for start in range(0, len(user_ids), 500):
+                rows = await self._ranks(keys=[self.keys.board, self.keys.members], args=user_ids[start : start + 500])
+                for at in range(0, len(rows), 3):
+                    found[_text(rows[at])] = (int(rows[at + 1]), int(float(rows[at + 2])))
+        return found
+
+    async def size(self) -> int:
+        """Users on the board."""
+        with unavailable_on_outage():
+            return int(await self.client.zcard(self.keys.board))

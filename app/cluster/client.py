@@ -1,0 +1,61 @@
+"""The Redis connection, the key names under one prefix, and how Redis outages surface."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from ..errors import ServiceUnavailable
+
+# Failures that mean "Redis is not there right now"; anything else is a bug and stays loud.
+OUTAGES = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError, OSError)
+
+
+def connect(url: str, *, pool_size: int) -> aioredis.Redis:
+    """A lazily connecting client with short timeouts, so an outage answers fast. The pool
+    blocks (briefly) when all connections are busy instead of failing the request."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=2.0,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=10,
+    )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+
+
+@contextlib.contextmanager
+def unavailable_on_outage(what: str = "Redis") -> Iterator[None]:
+    """Turn a Redis outage into 503 SERVICE_UNAVAILABLE."""
+    try:
+        yield
+    except OUTAGES:
+        raise ServiceUnavailable(f"{what} is unavailable") from None
+
+
+class Keys:
+    """Every key of one deployment, under a common prefix (tests use one prefix each)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.board = f"{prefix}:board"  # sorted set: score -> "<inverted seq>:<user id>"
+        self.members = f"{prefix}:members"  # hash: user id -> its member in the board
+        self.names = f"{prefix}:names"  # hash: user id -> display name
+        self.stamps = f"{prefix}:stamps"  # hash: user id -> ms of the last award
+        self.updated = f"{prefix}:updated"  # ms of the last change of the board
+        self.ready = f"{prefix}:ready"  # set once the board was loaded from the database
+        self.rebuilding = f"{prefix}:rebuilding"  # lock: one process rebuilds at a time
+        self.channel = f"{prefix}:awards"  # pub/sub of award events
+
+    def nonce(self, nonce: str) -> str:
+        return f"{self.prefix}:nonce:{nonce}"
+
+    def rate(self, kind: str, key: str) -> str:
+        return f"{self.prefix}:rate:{kind}:{key}"
+
+    def slots(self, user_id: str) -> str:
+        return f"{self.prefix}:ws:{user_id}"

@@ -1,0 +1,70 @@
+"""Fan-out through Redis Pub/Sub: an award made in any process reaches every process's hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import msgspec
+import redis.asyncio as aioredis
+
+from ..events import AwardEvent
+from ..fanout import AwardHandler, deliver
+from .client import OUTAGES, Keys, unavailable_on_outage
+
+log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 0.5
+
+
+class RedisFanout:
+    """PUBLISH on award; each process listens on the channel and hands events to its hub."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self.handlers: list[AwardHandler] = []
+        self.on_resubscribe: list[Callable[[], None]] = []  # missed events: resynchronise
+        self.subscribed = asyncio.Event()
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(AwardEvent)
+
+    def subscribe(self, handler: AwardHandler) -> None:
+        """Add a handler for events from every process."""
+        self.handlers.append(handler)
+
+    async def publish(self, event: AwardEvent) -> None:
+        """Send an event to every process, this one included."""
+        with unavailable_on_outage():
+            await self.client.publish(self.keys.channel, self._encoder.encode(event))
+
+    async def run(self) -> None:
+        """Listen for as long as the app runs; resubscribe after an outage."""
+        first = True
+        while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.channel)
+                self.subscribed.set()
+                if not first:
+                    for hook in self.on_resubscribe:
+                        hook()
+                first = False
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._handle(message["data"])
+            except OUTAGES:
+                self.subscribed.clear()
+                log.warning("award channel lost; resubscribing")
+                await asyncio.sleep(RETRY_SECONDS)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _handle(self, data: bytes) -> None:
+        try:
+            event = self._decoder.decode(data)
+        except msgspec.DecodeError:
+            log.warning("undecodable award event ignored")
+            return
+        deliver(self.handlers, event)

@@ -1,0 +1,32 @@
+"""Nonces in Redis: `SET NX` as the fast first gate in front of the database's constraints."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from .client import Keys, unavailable_on_outage
+
+IN_FLIGHT_SECONDS = 30  # a process that dies mid-award frees the nonce after this
+
+
+class RedisGate:
+    """An award in flight holds its nonce; a committed one keeps it until the token expires."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def claim(self, nonce: str) -> bool:
+        """True for the first claimant only."""
+        with unavailable_on_outage():
+            return bool(await self.client.set(self.keys.nonce(nonce), "in-flight", nx=True, ex=IN_FLIGHT_SECONDS))
+
+    async def confirm(self, nonce: str, ttl_seconds: int) -> None:
+        """Remember the nonce as used; losing this is harmless, the database refuses replays."""
+        with unavailable_on_outage():
+            await self.client.set(self.keys.nonce(nonce), "used", ex=ttl_seconds)
+
+    async def release(self, nonce: str) -> None:
+        """Free a nonce whose award was refused."""
+        with unavailable_on_outage():
+            await self.client.delete(self.keys.nonce(nonce))

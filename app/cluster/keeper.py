@@ -1,0 +1,40 @@
+"""Keeps the Redis board loaded: at start, and whenever Redis comes back empty or missed an award."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ..errors import ServiceUnavailable
+from .board import RedisBoard
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 1.0  # a flushed board is rebuilt within about this, plus the load itself
+
+
+async def ensure_loaded(board: RedisBoard, rebuild: Callable[[], Awaitable[None]]) -> bool:
+    """Rebuild from the database if the board needs it and no other process is at it."""
+    if not await board.needs_load():
+        return False
+    if not await board.lock_rebuild():
+        return False
+    try:
+        log.info("rebuilding the Redis board from the database")
+        await rebuild()
+    finally:
+        await board.unlock_rebuild()
+    return True
+
+
+async def keep_loaded(board: RedisBoard, rebuild: Callable[[], Awaitable[None]]) -> None:
+    """Check every second, for as long as the app runs; outages are waited out."""
+    while True:
+        try:
+            await ensure_loaded(board, rebuild)
+        except ServiceUnavailable as exc:
+            log.debug("board check postponed: %s", exc.message)
+        except Exception:
+            log.exception("board rebuild failed")
+        await asyncio.sleep(CHECK_SECONDS)
