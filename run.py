@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -13,6 +14,7 @@ from app.auth import UserAuth
 from app.config import Config, ConfigError, load_config
 from app.demo import demo_config, demo_players
 from app.logs import setup_logging
+from app.workers import supervise
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     listen = argparse.ArgumentParser(add_help=False)
     listen.add_argument("--host", default=argparse.SUPPRESS, help="listen address (overrides SCOREBOARD_HOST)")
     listen.add_argument("--port", type=int, default=argparse.SUPPRESS, help="listen port (overrides SCOREBOARD_PORT)")
+    listen.add_argument(
+        "--workers", type=int, default=argparse.SUPPRESS, help="processes sharing the port (needs SCOREBOARD_REDIS_URL)"
+    )
     parser = argparse.ArgumentParser(
         prog="run.py", description="Scoreboard: a real-time leaderboard service", parents=[config, listen]
     )
@@ -52,24 +57,12 @@ def _load(args: argparse.Namespace) -> Config:
     return load_config(getattr(args, "config", None), environ)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the chosen command."""
-    args = _parser().parse_args(argv)
-    try:
-        config = _load(args)
-        if args.command == "token":
-            print(UserAuth(config.secrets.jwt).issue(args.user_id, name=args.name, ttl_seconds=args.ttl))
-            return 0
-        if args.command == "demo":
-            config = demo_config(config)
-        app = create_app(config)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return 2
+def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
+    """Run the server in this process (with `demo` simulated players)."""
     setup_logging(config.settings.log.level)
-    if args.command == "demo":
-        base_url = f"http://127.0.0.1:{config.server.port}"
-        app.cleanup_ctx.append(demo_players(config, base_url, players=args.players))
+    app = create_app(config)
+    if demo:
+        app.cleanup_ctx.append(demo_players(config, f"http://127.0.0.1:{config.server.port}", players=demo))
     try:
         import uvloop
 
@@ -80,10 +73,38 @@ def main(argv: list[str] | None = None) -> int:
         app,
         host=config.server.host,
         port=config.server.port,
+        reuse_port=reuse_port,
         access_log=None,  # the app logs one JSON line per request itself, without query strings
         print=lambda msg: print(msg, file=sys.stderr),
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command."""
+    args = _parser().parse_args(argv)
+    workers = getattr(args, "workers", 1)
+    try:
+        config = _load(args)
+        if args.command == "token":
+            print(UserAuth(config.secrets.jwt).issue(args.user_id, name=args.name, ttl_seconds=args.ttl))
+            return 0
+        if args.command == "demo":
+            config = demo_config(config)
+        if workers < 1:
+            raise ConfigError("--workers: must be at least 1")
+        if workers > 1 and args.command == "demo":
+            raise ConfigError("--workers: the demo runs in one process")
+        if workers > 1 and not config.storage.redis_url:
+            raise ConfigError("--workers: several processes need SCOREBOARD_REDIS_URL (shared board and fan-out)")
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    demo = args.players if args.command == "demo" else 0
+    if workers == 1:
+        serve(config, demo=demo)
+        return 0
+    setup_logging(config.settings.log.level)
+    return supervise(functools.partial(serve, config, reuse_port=True), workers)
 
 
 if __name__ == "__main__":

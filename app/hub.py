@@ -9,6 +9,7 @@ import secrets
 import socket
 import time
 import typing
+from typing import cast
 
 from aiohttp import web
 
@@ -58,8 +59,9 @@ class Connection:
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue a pre-built frame; False if the connection is gone or was too far behind."""
-        transport = self.transport
-        if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing() or self.ws.closed:
+        # Duck-typed: uvloop's transports do not derive from asyncio.WriteTransport.
+        transport = cast(asyncio.WriteTransport | None, self.transport)
+        if transport is None or transport.is_closing() or self.ws.closed:
             return False
         if transport.get_write_buffer_size() > self.hub.max_buffer:
             self.hub.drop(self, CLOSE_TRY_AGAIN_LATER, "client too slow")

@@ -39,9 +39,12 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return [sys.executable, str(ROOT / "run.py"), "--port", str(self.port), *self.args]
+
     def start(self, timeout: float = 15.0) -> ServerProcess:
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "run.py"), "--port", str(self.port), *self.args],
+            self.command(),
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,

@@ -225,24 +225,23 @@ class SqliteStore:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
         )
-        rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
-        applied = {row[0] for row in rows}
         for version, sql in MIGRATIONS:
-            if version in applied:
-                continue
-            statements = [s for s in sql.split(";") if s.strip()]
+            # Checked under the write lock: several processes may start on one file at once.
             await conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in statements:
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s', 'now'))", (version,)
-                )
+                done = await conn.execute_fetchall("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
+                if not done:
+                    for statement in (s for s in sql.split(";") if s.strip()):
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, strftime('%s', 'now'))",
+                        (version,),
+                    )
+                    log.info("applied migration %s", version)
                 await conn.execute("COMMIT")
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
-            log.info("applied migration %s", version)
 
     async def close(self) -> None:
         """Finish queued writes, stop the writer and close the file; idempotent."""

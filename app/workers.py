@@ -1,0 +1,51 @@
+"""`--workers N`: N processes serving one port (SO_REUSEPORT), restarted if one dies."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_SECONDS = 1.0
+
+
+def supervise(serve: Callable[[], None], count: int, *, poll_seconds: float = 0.5) -> int:
+    """Run `serve` in `count` child processes until SIGINT or SIGTERM, then stop them all."""
+    context = multiprocessing.get_context("spawn")  # a clean interpreter each: no inherited loop
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    def start(index: int) -> BaseProcess:
+        process = context.Process(target=serve, name=f"scoreboard-worker-{index}", daemon=False)
+        process.start()
+        log.info("worker %d started (pid %s)", index, process.pid)
+        return process
+
+    workers = [start(i) for i in range(count)]
+    while not stopping:
+        time.sleep(poll_seconds)
+        for i, process in enumerate(workers):
+            if not process.is_alive() and not stopping:
+                log.warning("worker %d (pid %s) exited with %s; restarting", i, process.pid, process.exitcode)
+                time.sleep(RESTART_DELAY_SECONDS)
+                workers[i] = start(i)
+    for process in workers:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: aiohttp shuts down gracefully (sockets get 1001)
+    for process in workers:
+        process.join(15)
+        if process.is_alive():
+            process.kill()
+    return 0

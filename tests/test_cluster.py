@@ -1,0 +1,191 @@
+"""Redis is derived state: flushes, restarts and outages lose nothing, replay nothing, heal alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from app import create_app
+from app.cluster.board import RedisBoard, member
+from app.cluster.client import Keys, connect
+from app.config import Config
+from app.leaderboard import Standing
+from app.storage import UserRecord
+
+from .conftest import POSTGRES_URL, REDIS_URL, Flow, envelope, make_config, need_server, schema_dsn
+from .servers import RedisServer, TcpProxy
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    need_server("Redis", REDIS_URL, 6379)
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+async def _board(client: Client) -> list[tuple[int, str, int]]:
+    resp = await client.get("/api/v1/scoreboard/top?limit=100")
+    data = (await envelope(resp))["data"]["leaderboard"]
+    return [(e["rank"], e["userId"], e["score"]) for e in data]
+
+
+async def _eventually(check: Any, seconds: float = 5.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def board(redis_prefix: str) -> AsyncIterator[RedisBoard]:
+    client = connect(REDIS_URL, pool_size=4)
+    yield RedisBoard(client, Keys(redis_prefix))
+    await client.aclose()
+
+
+def _s(user: str, score: int, seq: int) -> Standing:
+    return Standing(user_id=user, username=user.title(), score=score, seq=seq, updated_ms=1000 + seq)
+
+
+async def test_redis_tie_rule_is_exact(board: RedisBoard) -> None:
+    assert await board.put(_s("late", 100, 9)) == (None, 1)
+    assert await board.put(_s("early", 100, 3)) == (None, 1)  # same score, reached first: ahead
+    assert await board.put(_s("user:with:colons", 100, 5)) == (None, 2)
+    assert await board.put(_s("big", 10**15, 10**18)) == (None, 1)  # large values stay exact
+    top, updated = await board.top(10)
+    assert [(r, s.user_id, s.score) for r, s in top] == [
+        (1, "big", 10**15),
+        (2, "early", 100),
+        (3, "user:with:colons", 100),
+        (4, "late", 100),
+    ]
+    assert updated == 1000 + 10**18
+    assert top[2][1] == _s("user:with:colons", 100, 5)
+    assert await board.put(_s("late", 50, 8)) == (4, 4)  # an older award arriving late changes nothing
+    assert await board.put(_s("late", 200, 12)) == (4, 2)
+    position = await board.position("early")
+    assert position is not None and (position.rank, position.size) == (3, 4)
+    assert await board.position("nobody") is None
+    assert await board.ranks(["late", "nobody", "big"]) == {"late": (2, 200), "big": (1, 10**15)}
+    assert await board.ranked(2, 3) == [(2, "late", 200), (3, "early", 100)]
+    await board.rename("early", "Early Bird")
+    await board.rename("ghost", "Nobody")  # not on the board: no name kept
+    assert (await board.top(3))[0][2][1].username == "Early Bird"
+    assert await board.size() == 4
+    assert member(1, "x") > member(2, "x")  # descending member order puts the earlier first
+
+
+async def test_redis_load_keeps_newer_standings(board: RedisBoard) -> None:
+    await board.put(_s("a", 300, 10))
+    await board.load(
+        [
+            UserRecord(user_id="a", username="A", score=100, seq=4, updated_ms=1),  # older than Redis has
+            UserRecord(user_id="b", username="B", score=200, seq=5, updated_ms=2),
+            UserRecord(user_id="c", username="C", score=0, seq=None, updated_ms=None),
+        ]
+    )
+    assert not await board.needs_load()
+    top, _ = await board.top(10)
+    assert [(s.user_id, s.score) for _, s in top] == [("a", 300), ("b", 200)]
+
+
+def _config(db_path: Path, redis_url: str, **storage: Any) -> Config:
+    return make_config(db_path, {"redis_url": redis_url, "redis_prefix": "iso", **storage})
+
+
+async def test_flush_rebuilds_board_and_replay_stays_refused(
+    aiohttp_client: Any, bearer: Any, db_path: Path, private_redis: RedisServer
+) -> None:
+    client: Client = await aiohttp_client(create_app(_config(db_path, private_redis.url)))
+    flow = Flow(client, bearer)
+    await flow.award("alice", "q1", "DEFEAT_BOSS")
+    used = await flow.token("bob", "q1")
+    assert (await flow.submit(used, user="bob")).status == 200
+    before = await _board(client)
+    assert before == [(1, "alice", 500), (2, "bob", 100)]
+
+    private_redis.client().flushall()
+
+    async def rebuilt() -> None:
+        assert await _board(client) == before
+
+    await _eventually(rebuilt, 5.0)
+    resp = await flow.submit(used, user="bob")  # the nonce gate forgot; the database did not
+    assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "TOKEN_ALREADY_USED"
+    assert await _board(client) == before
+
+
+async def test_redis_down_503_changes_nothing_then_recovers(
+    aiohttp_client: Any, bearer: Any, db_path: Path, private_redis: RedisServer
+) -> None:
+    client: Client = await aiohttp_client(create_app(_config(db_path, private_redis.url)))
+    flow = Flow(client, bearer)
+    await flow.award("alice", "q1")
+    token = await flow.token("alice", "q2")
+    ws = await client.ws_connect("/ws/scoreboard")
+    await ws.receive_json(timeout=3)
+
+    private_redis.stop()
+    resp = await flow.submit(token, action_id="q2")
+    body = await envelope(resp)
+    assert resp.status == 503 and body["error"]["code"] == "SERVICE_UNAVAILABLE"
+    assert (await client.get("/api/v1/scoreboard/top")).status == 503
+    assert (await client.get("/readyz")).status == 200  # the database is fine; Redis is derived
+
+    private_redis.start()  # back, and empty: no persistence
+
+    async def recovered() -> None:
+        assert await _board(client) == [(1, "alice", 100)]
+
+    await _eventually(recovered, 5.0)
+    resp = await flow.submit(token, action_id="q2")  # the 503 did not use the token up
+    assert resp.status == 200 and (await envelope(resp))["data"]["newScore"] == 200
+    assert await _board(client) == [(1, "alice", 200)]
+    await ws.close()
+
+
+async def test_database_down_503_then_recovers(
+    aiohttp_client: Any, bearer: Any, pg_schema: str, redis_prefix: str
+) -> None:
+    proxy = await TcpProxy(5432).start()
+    dsn = schema_dsn(pg_schema).replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert POSTGRES_URL.split("@")[1].startswith("127.0.0.1:5432")
+    config = make_config(Path("unused.db"), {"redis_url": REDIS_URL, "redis_prefix": redis_prefix, "database_url": dsn})
+    client: Client = await aiohttp_client(create_app(config))
+    flow = Flow(client, bearer)
+    await flow.award("alice", "q1")
+    token = await flow.token("alice", "q2")
+
+    await proxy.cut()
+    resp = await flow.submit(token, action_id="q2")
+    assert resp.status == 503 and (await envelope(resp))["error"]["code"] == "SERVICE_UNAVAILABLE"
+    resp = await client.post(
+        "/api/v1/actions/initialize", json={"actionType": "COMPLETE_QUEST", "actionId": "q3"}, headers=bearer("alice")
+    )
+    assert resp.status == 503
+    assert (await client.get("/readyz")).status == 503
+    assert await _board(client) == [(1, "alice", 100)]  # reads from Redis still work
+
+    await proxy.start()
+
+    async def recovered() -> None:
+        resp = await flow.submit(token, action_id="q2")
+        assert resp.status == 200, await resp.text()
+
+    await _eventually(recovered, 5.0)
+    assert await _board(client) == [(1, "alice", 200)]
+    await proxy.cut()
