@@ -230,3 +230,10 @@ class Flow:
 @pytest.fixture
 def flow(client: TestClient[web.Request, web.Application], bearer: Callable[..., dict[str, str]]) -> Flow:
     return Flow(client, bearer)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:
+    """Tests run on uvloop, like `run.py`: its transports differ from asyncio's in ways that matter."""
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ from aiohttp import WSMsgType
 from app.keys import HUB
 
 from .conftest import JWT_SECRET, Flow, MakeClient, envelope
+from .server import ServerProcess
 
 WS = "/ws/scoreboard"
 
@@ -333,12 +336,18 @@ async def test_protocol_heartbeat_closes_silent_peer(make_client: MakeClient) ->
     assert ws.closed and len(client.app[HUB].connections) == 0
 
 
-async def test_graceful_shutdown_closes_with_1001(make_client: MakeClient) -> None:
-    client = await make_client()
-    ws = await client.ws_connect(WS)
-    await recv(ws)
-    await client.app[HUB].close_all()
-    assert await closed_with(ws) == 1001
+async def test_graceful_shutdown_closes_with_1001(tmp_path: Path) -> None:
+    server = ServerProcess({"SCOREBOARD_SQLITE_PATH": str(tmp_path / "db.sqlite")}).start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(server.url.replace("http", "ws") + WS)
+            assert (await ws.receive_json(timeout=3))["type"] == "connected"
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGINT)  # what run.py gets on Ctrl+C or from a supervisor
+            msg = await ws.receive(timeout=10)
+            assert msg.type == WSMsgType.CLOSE and ws.close_code == 1001
+    finally:
+        server.stop()
 
 
 async def test_page_renders_top_and_escapes_names(flow: Flow, client: Any) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from app.auth import UserAuth
 
-from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL, need_server
+from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL, need_server, schema_dsn
 from .server import ServerProcess
 
 CONFIG = """
@@ -43,9 +43,13 @@ def _env(tmp_path: Path, prefix: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def two_servers(tmp_path: Path, redis_prefix: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_servers(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     env = _env(tmp_path, redis_prefix)
+    if request.param == "postgres":
+        env["SCOREBOARD_DATABASE_URL"] = schema_dsn(request.getfixturevalue("pg_schema"))
     a = ServerProcess(env).start()
     b = ServerProcess(env).start()
     yield a, b
