@@ -103,6 +103,7 @@ def create_app(config: Config) -> web.Application:
     )
     hub = Hub(parts.board, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
     parts.fanout.subscribe(hub.on_award)
+    parts.fanout.on_gap(hub.resync)
     app[CONFIG] = config
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
@@ -118,7 +119,12 @@ def create_app(config: Config) -> web.Application:
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app)
-    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(scoreboard.rebuild), _purge_ctx, _hub_ctx])
+
+    async def rebuild() -> None:
+        await scoreboard.rebuild()
+        hub.resync()  # viewers may have missed changes while the board was away
+
+    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(rebuild), _purge_ctx, _hub_ctx])
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(_security_headers)
     return app

@@ -22,6 +22,9 @@ class Fanout(Protocol):
     async def publish(self, event: AwardEvent) -> None:
         """Send an event to all subscribers."""
 
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when events may have been missed (the channel was lost for a while)."""
+
     async def run(self) -> None:
         """Receive events for as long as the app runs."""
 
@@ -48,6 +51,9 @@ class LocalFanout:
     async def publish(self, event: AwardEvent) -> None:
         """Call every handler now."""
         deliver(self.handlers, event)
+
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        """In one process nothing is ever missed."""
 
     async def run(self) -> None:
         """Nothing to receive."""

@@ -34,6 +34,7 @@ from .slots import ConnectionSlots
 log = logging.getLogger(__name__)
 
 TOP = 10
+WAVE_RETRY_SECONDS = 0.25
 WAVE_CHUNK = 256  # subscribers written between yields, so awards keep flowing during a big wave
 
 CLOSE_GOING_AWAY = 1001
@@ -102,6 +103,7 @@ class Hub:
         self._dirty = asyncio.Event()
         self._bases: dict[str, int] = {}  # score before the first award since the last wave
         self._last_top: list[tuple[str, str, int]] = []
+        self._force = False  # send the next wave even if the top 10 looks unchanged
         self._tasks: set[asyncio.Future[object]] = set()
         self.waves = 0
 
@@ -182,6 +184,11 @@ class Hub:
 
     # -- awards
 
+    def resync(self) -> None:
+        """Events may have been missed: send the current top 10 even if it looks unchanged."""
+        self._force = True
+        self._dirty.set()
+
     def on_award(self, event: AwardEvent) -> None:
         """Score and rank messages to the users concerned now; the top 10 in the next wave."""
         award = event.award
@@ -257,11 +264,14 @@ class Hub:
         bases, self._bases = self._bases, {}
         top, updated_ms = await self.board.top(TOP)
         shown = [(s.user_id, s.username, s.score) for _, s in top]
-        if shown == self._last_top:
+        # Boards only grow (no user is ever removed), so a shorter top is a board still being
+        # rebuilt after a Redis loss: wait for the rebuild, which asks for a resync when done.
+        if (shown == self._last_top and not self._force) or len(shown) < len(self._last_top):
             self._bases = {**self._bases, **bases}  # nothing went out: the earlier bases still count
             return None
         frame = self._frame(top, updated_ms, bases=bases)
         self._last_top = shown
+        self._force = False
         return frame
 
     async def run(self) -> None:
@@ -271,8 +281,10 @@ class Hub:
             self._dirty.clear()
             try:
                 frame = await self.next_wave()
-            except Exception:  # the board is unreachable: try again on the next change
-                log.warning("leaderboard wave skipped", exc_info=True)
+            except Exception:  # the board is unreachable: try again shortly, the last state must go out
+                log.warning("leaderboard wave postponed", exc_info=True)
+                await asyncio.sleep(WAVE_RETRY_SECONDS)
+                self._dirty.set()
                 continue
             if frame is None:
                 continue

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 
 from .auth import Principal
 from .board import Board, percentile
 from .clock import iso, now_ms
 from .config import ActionSettings
-from .errors import ActionMismatch, Forbidden, InvalidAction, TokenAlreadyUsed, UserNotFound
+from .errors import ActionMismatch, Forbidden, InvalidAction, ServiceUnavailable, TokenAlreadyUsed, UserNotFound
 from .events import AwardEvent
 from .fanout import Fanout
 from .gate import NonceGate, OpenGate
@@ -28,6 +29,14 @@ from .storage import Award, AwardClaim, Store, TokenGrant
 from .tokens import ActionTokens, token_hash
 
 log = logging.getLogger(__name__)
+
+
+async def _best_effort(what: str, step: Awaitable[None]) -> None:
+    """Run a step that follows a commit and must not turn it into a failure."""
+    try:
+        await step
+    except ServiceUnavailable:
+        log.warning("%s skipped: a backing service is unavailable", what)
 
 
 def _own_user(principal: Principal, user_id: str | None) -> None:
@@ -86,7 +95,7 @@ class Scoreboard:
                 expires_ms=claims.exp * 1000,
             )
         )
-        await self.board.rename(principal.user_id, principal.name)
+        await _best_effort("display name refresh", self.board.rename(principal.user_id, principal.name))
         return InitializeData(action_token=token, expires_at=iso(claims.exp * 1000), expected_score=action.score)
 
     async def complete(self, principal: Principal, request: UpdateRequest) -> UpdateData:
@@ -116,7 +125,7 @@ class Scoreboard:
         except BaseException:
             await self.gate.release(claims.nonce)
             raise
-        await self.gate.confirm(claims.nonce, max(1, claims.exp - int(time.time())))
+        await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, max(1, claims.exp - int(time.time()))))
         _, rank = await self.record(award)
         log.info(
             "Score updated",
@@ -141,16 +150,22 @@ class Scoreboard:
 
     async def record(self, award: Award) -> tuple[int | None, int]:
         """Apply a committed award to the rank index and publish it to the live side."""
-        previous_rank, rank = await self.board.put(
-            Standing(
-                user_id=award.user_id,
-                username=award.username,
-                score=award.new_score,
-                seq=award.seq,
-                updated_ms=award.awarded_ms,
-            )
+        standing = Standing(
+            user_id=award.user_id,
+            username=award.username,
+            score=award.new_score,
+            seq=award.seq,
+            updated_ms=award.awarded_ms,
         )
-        await self.fanout.publish(AwardEvent(award=award, previous_rank=previous_rank, rank=rank))
+        try:
+            previous_rank, rank = await self.board.put(standing)
+        except ServiceUnavailable:
+            # Committed, so it counts; the board catches up from the database when Redis returns.
+            raise ServiceUnavailable(
+                "The award is recorded; the leaderboard is catching up", details={"awarded": True}
+            ) from None
+        event = AwardEvent(award=award, previous_rank=previous_rank, rank=rank)
+        await _best_effort("live update", self.fanout.publish(event))
         return previous_rank, rank
 
     async def top(self, limit: int) -> TopData:

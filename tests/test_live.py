@@ -130,6 +130,13 @@ async def test_ping_unsubscribe_and_errors_keep_connection(client: Any) -> None:
     await ws.close()
 
 
+async def test_no_per_client_compression(client: Any) -> None:
+    ws = await client.ws_connect(WS, compress=15)  # offers permessage-deflate, as browsers do
+    assert "permessage-deflate" not in ws._response.headers.get("Sec-WebSocket-Extensions", "")
+    assert ws.compress == 0
+    await ws.close()
+
+
 async def test_message_over_4k_closes_1009(client: Any) -> None:
     ws = await client.ws_connect(WS)
     await recv(ws)

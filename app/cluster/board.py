@@ -11,6 +11,7 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from ..board import Position
+from ..errors import ServiceUnavailable
 from ..leaderboard import Standing
 from ..storage import UserRecord
 from .client import OUTAGES, Keys, unavailable_on_outage
@@ -147,7 +148,7 @@ class RedisBoard:
             previous, rank = await self._put(keys=self._put_keys(), args=self._put_args(standing))
         except OUTAGES:
             self.stale = True  # the database has the award; a rebuild will bring it here
-            raise
+            raise ServiceUnavailable("Redis is unavailable") from None
         return (int(previous) or None), int(rank)
 
     async def top(self, limit: int) -> tuple[list[tuple[int, Standing]], int]:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from ..errors import ServiceUnavailable
 
@@ -24,6 +26,8 @@ def connect(url: str, *, pool_size: int) -> aioredis.Redis:
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
         health_check_interval=10,
+        # After a Redis restart each pooled connection is dead; one quick retry reconnects it.
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
     )
     return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
 

@@ -25,7 +25,7 @@ class RedisFanout:
         self.client = client
         self.keys = keys
         self.handlers: list[AwardHandler] = []
-        self.on_resubscribe: list[Callable[[], None]] = []  # missed events: resynchronise
+        self._gap_callbacks: list[Callable[[], None]] = []
         self.subscribed = asyncio.Event()
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(AwardEvent)
@@ -33,6 +33,10 @@ class RedisFanout:
     def subscribe(self, handler: AwardHandler) -> None:
         """Add a handler for events from every process."""
         self.handlers.append(handler)
+
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        """Call `callback` after resubscribing: events published meanwhile were missed."""
+        self._gap_callbacks.append(callback)
 
     async def publish(self, event: AwardEvent) -> None:
         """Send an event to every process, this one included."""
@@ -48,8 +52,8 @@ class RedisFanout:
                 await pubsub.subscribe(self.keys.channel)
                 self.subscribed.set()
                 if not first:
-                    for hook in self.on_resubscribe:
-                        hook()
+                    for callback in self._gap_callbacks:
+                        callback()
                 first = False
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
