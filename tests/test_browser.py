@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.keys import HUB
 
-from .conftest import Flow
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow
+from .server import ServerProcess
 from .test_live import token_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -93,3 +95,31 @@ async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, clie
     await page.wait_for_selector('#conn-state[data-state="live"]', timeout=10000)
     await flow.award("carol", "q1")
     await page.locator('#board-body tr[data-user-id="carol"]').wait_for(timeout=1000)
+
+
+async def test_page_reconnects_after_server_restart(browser: Any, tmp_path: Path) -> None:
+    env = {
+        "SCOREBOARD_SQLITE_PATH": str(tmp_path / "db.sqlite"),
+        "SCOREBOARD_JWT_SECRET": JWT_SECRET.decode(),
+        "SCOREBOARD_ACTION_SECRET": ACTION_SECRET.decode(),
+    }
+    server = ServerProcess(env).start()
+    try:
+        page = await browser.new_page()
+        await page.goto(server.url + "/")
+        await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+        server.kill()  # kill -9: no goodbye to the page
+        await page.wait_for_selector('#conn-state:not([data-state="live"])', timeout=5000)
+        server = ServerProcess(env, port=server.port).start()
+        await page.wait_for_selector('#conn-state[data-state="live"]', timeout=15000)  # by itself, no reload
+        auth = {"Authorization": f"Bearer {token_for('dora')}"}
+        status, body = server.request(
+            "POST", "/api/v1/actions/initialize", {"actionType": "COMPLETE_QUEST", "actionId": "q1"}, auth
+        )
+        status, _ = server.request(
+            "POST", "/api/v1/scoreboard/update", {"actionToken": body["data"]["actionToken"], "actionId": "q1"}, auth
+        )
+        assert status == 200
+        await page.locator('#board-body tr[data-user-id="dora"]').wait_for(timeout=1000)
+    finally:
+        server.stop()
