@@ -90,8 +90,17 @@ async def test_award_appears_without_reload(browser: Any, flow: Flow, client: An
 
 async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, client: Any) -> None:
     page = await _open(browser, client)
+    # Record every state the indicator passes through: the reconnect may be too quick to poll for.
+    await page.evaluate(
+        """() => {
+            const el = document.getElementById('conn-state');
+            window.seenStates = [];
+            new MutationObserver(() => window.seenStates.push(el.dataset.state))
+                .observe(el, {attributes: true, attributeFilter: ['data-state']});
+        }"""
+    )
     await client.app[HUB].close_all()
-    await page.wait_for_selector('#conn-state:not([data-state="live"])', timeout=3000)
+    await page.wait_for_function("() => window.seenStates.some(s => s !== 'live')", timeout=5000)
     await page.wait_for_selector('#conn-state[data-state="live"]', timeout=10000)
     await flow.award("carol", "q1")
     await page.locator('#board-body tr[data-user-id="carol"]').wait_for(timeout=1000)
