@@ -1,0 +1,1 @@
+"""Load generator and baselines for Scoreboard: `python -m bench run --help`."""

@@ -1,0 +1,91 @@
+"""`python -m bench run [...]`: benchmark the Scoreboard against bare baselines on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .options import MODES, Options
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = p.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="start the server, load it, measure, write result.json and result.md")
+    d = Options()
+    run.add_argument("--mode", choices=MODES, default=d.mode, help="storage set-up (default %(default)s)")
+    run.add_argument("--clients", type=int, default=d.clients, help="WebSocket subscribers (default %(default)s)")
+    run.add_argument("--auth-share", type=float, default=d.auth_share, help="share of clients with a user JWT")
+    run.add_argument("--rate", type=float, default=d.rate, help="awards per second, open loop")
+    run.add_argument("--duration", type=float, default=d.duration, help="seconds of open-loop load")
+    run.add_argument("--read-rate", type=float, default=d.read_rate, help="GET /scoreboard/top per second")
+    run.add_argument("--users", type=int, default=d.users, help="distinct players receiving awards")
+    run.add_argument(
+        "--hot-share", type=float, default=d.hot_share, help="share of awards to 20 leading players (more waves)"
+    )
+    run.add_argument("--client-procs", type=int, default=d.client_procs, help="processes holding the WebSockets")
+    run.add_argument("--workers", type=int, default=d.workers, help="server processes (run.py --workers; needs Redis)")
+    run.add_argument("--concurrency", type=int, default=d.concurrency, help="closed-loop workers in the capacity runs")
+    run.add_argument("--capacity-seconds", type=float, default=d.capacity_seconds)
+    run.add_argument("--capacity-awards", type=int, default=d.capacity_awards, help="tokens for the capacity award run")
+    run.add_argument("--no-capacity", dest="capacity", action="store_false", help="skip the closed-loop runs")
+    run.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=d.baselines)
+    run.add_argument("--profile", action="store_true", help="py-spy the server during the open-loop phase")
+    run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
+    report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
+    report.add_argument("out", type=Path, help="the run's output directory")
+    return p
+
+
+def options(args: argparse.Namespace) -> Options:
+    out = args.out or Path(__file__).parent / "results" / time.strftime("%Y%m%d-%H%M%S")
+    if args.clients < 0 or args.rate <= 0 or args.read_rate < 0 or args.duration <= 0 or args.users < 1:
+        raise SystemExit("bench: --clients >= 0, --rate > 0, --read-rate >= 0, --duration > 0, --users >= 1")
+    if args.workers > 1 and args.mode == "embedded":
+        raise SystemExit("bench: --workers needs --mode redis or postgres")
+    return Options(
+        mode=args.mode,
+        clients=args.clients,
+        auth_share=min(max(args.auth_share, 0.0), 1.0),
+        rate=args.rate,
+        duration=args.duration,
+        read_rate=args.read_rate,
+        users=args.users,
+        hot_share=min(max(args.hot_share, 0.0), 1.0),
+        client_procs=args.client_procs,
+        workers=args.workers,
+        baselines=args.baselines,
+        capacity=args.capacity,
+        capacity_seconds=args.capacity_seconds,
+        capacity_awards=args.capacity_awards,
+        concurrency=args.concurrency,
+        profile=args.profile,
+        out=out,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "report":
+        import json
+
+        from .report import write
+
+        print(write(json.loads((args.out / "result.json").read_text()), args.out))
+        return 0
+    opts = options(args)
+    import uvloop
+
+    from .report import write
+    from .runner import run
+
+    result = uvloop.run(run(opts))
+    print(write(result, opts.out))
+    print(f"\nwritten: {opts.out / 'result.json'}, {opts.out / 'result.md'}")
+    return 0 if result.get("finished") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

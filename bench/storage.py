@@ -1,0 +1,63 @@
+"""The bench's own Redis key prefix and PostgreSQL schema: created for one run, removed after it."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+
+import asyncpg
+import redis.asyncio as aioredis
+
+REDIS_URL = "redis://127.0.0.1:6379/1"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def unique_name(kind: str) -> str:
+    return f"bench_{kind}_{secrets.token_hex(4)}"
+
+
+async def redis_reachable(url: str = REDIS_URL) -> bool:
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        await client.ping()
+        return True
+    except (aioredis.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+
+
+async def drop_redis_prefix(prefix: str, url: str = REDIS_URL) -> int:
+    """Delete the keys under `prefix:` only (SCAN + DEL, never FLUSHDB); how many went."""
+    client = aioredis.Redis.from_url(url)
+    removed = 0
+    try:
+        batch: list[bytes] = []
+        async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += await client.delete(*batch)
+                batch.clear()
+        if batch:
+            removed += await client.delete(*batch)
+    finally:
+        await client.aclose()
+    return removed
+
+
+async def create_schema(schema: str, url: str = POSTGRES_URL) -> str:
+    """Create `schema` and return a database URL whose search_path is that schema."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    return f"{url}?options={quote(f'-c search_path={schema}')}"
+
+
+async def drop_schema(schema: str, url: str = POSTGRES_URL) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
