@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -32,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 Rebuild = Callable[[], Awaitable[None]]
+STOP_SECONDS = 5.0
 
 
 class Parts(msgspec.Struct, kw_only=True):
@@ -60,8 +60,10 @@ def _background(name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> Clea
         task = asyncio.create_task(run(), name=name)
         yield
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Bounded: a loop that lost its cancellation must not hold the shutdown for ever.
+        done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
+        if not done:
+            log.error("background task %s did not stop", name)
 
     return ctx
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
@@ -30,6 +31,14 @@ def connect(url: str, *, pool_size: int) -> aioredis.Redis:
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
     )
     return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+
+
+def stop_if_cancelled() -> None:
+    """Re-raise a cancellation that a Redis client turned into a connection error, so that a
+    background loop catching outages still stops when the app shuts down."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @contextlib.contextmanager

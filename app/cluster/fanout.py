@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from ..events import AwardEvent
 from ..fanout import AwardHandler, deliver
-from .client import OUTAGES, Keys, unavailable_on_outage
+from .client import OUTAGES, Keys, stop_if_cancelled, unavailable_on_outage
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class RedisFanout:
                     if message.get("type") == "message":
                         self._handle(message["data"])
             except OUTAGES:
+                stop_if_cancelled()
                 self.subscribed.clear()
                 log.warning("award channel lost; resubscribing")
                 await asyncio.sleep(RETRY_SECONDS)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from ..errors import ServiceUnavailable
 from .board import RedisBoard
+from .client import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ async def keep_loaded(board: RedisBoard, rebuild: Callable[[], Awaitable[None]])
         try:
             await ensure_loaded(board, rebuild)
         except ServiceUnavailable as exc:
+            stop_if_cancelled()
             log.debug("board check postponed: %s", exc.message)
         except Exception:
+            stop_if_cancelled()
             log.exception("board rebuild failed")
         await asyncio.sleep(CHECK_SECONDS)

@@ -8,7 +8,7 @@ import logging
 import redis.asyncio as aioredis
 
 from ..ratelimit import refuse
-from .client import OUTAGES, Keys, unavailable_on_outage
+from .client import OUTAGES, Keys, stop_if_cancelled, unavailable_on_outage
 
 log = logging.getLogger(__name__)
 
@@ -109,4 +109,5 @@ class RedisSlots:
             try:
                 await self.refresh()
             except OUTAGES:
+                stop_if_cancelled()
                 log.warning("could not refresh WebSocket slots; Redis is unavailable")
