@@ -166,8 +166,7 @@ MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture
-async def make_client(storage: dict[str, Any], aiohttp_client: Any, db_path: Path) -> MakeClient:
-    # `storage` first: its Redis prefix and schema are then removed after the apps have closed.
+async def make_client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any]) -> MakeClient:
     async def make(config: Config | None = None, **sections: Any) -> TestClient[web.Request, web.Application]:
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
             create_app(config or make_config(db_path, storage, **sections))
