@@ -26,7 +26,6 @@ class RedisFanout:
         self.keys = keys
         self.handlers: list[AwardHandler] = []
         self._gap_callbacks: list[Callable[[], None]] = []
-        self.subscribed = asyncio.Event()
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(AwardEvent)
 
@@ -50,7 +49,6 @@ class RedisFanout:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.channel)
-                self.subscribed.set()
                 if not first:
                     for callback in self._gap_callbacks:
                         callback()
@@ -60,7 +58,6 @@ class RedisFanout:
                         self._handle(message["data"])
             except OUTAGES:
                 stop_if_cancelled()
-                self.subscribed.clear()
                 log.warning("award channel lost; resubscribing")
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
