@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import unicodedata
 
-import jwt
 import msgspec
 
+from . import jws
 from .config import ID_PATTERN
 from .errors import Unauthorized
 from .tokens import ACTION_TOKEN_TYPE
 
-ALGORITHMS = ["HS256"]  # pinned: `none` and every other algorithm are refused
 MAX_NAME_CHARS = 64
+VERIFIED_CACHE_SIZE = 4096
 _ID = re.compile(ID_PATTERN)
 _SPACES = frozenset("\t\n\r\v\f\u2028\u2029")
 # Control, format (zero-width, bidi overrides), private-use, unassigned, surrogates, separators.
@@ -32,8 +33,13 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
 class _Claims(msgspec.Struct, kw_only=True):
     sub: str
     exp: int | float
+    nbf: int | float | None = None
+    iat: int | float | None = None
     name: str | None = None
     preferred_username: str | None = None
+
+
+_decode_claims = msgspec.json.Decoder(_Claims).decode
 
 
 def clean_display_name(raw: str | None, fallback: str) -> str:
@@ -57,28 +63,55 @@ class UserAuth:
         self._secret = secret
         self._leeway = leeway_seconds
         self._max_bytes = max_token_bytes
-        self._jwt = jwt.PyJWT(options={"require": ["exp", "sub"], "verify_aud": False})
+        # A client sends the same bearer with every request: the answer for that exact text is
+        # kept (bounded, oldest out first) and only its expiry is checked again.
+        self._verified: dict[str, Principal] = {}
 
     def issue(self, user_id: str, *, name: str | None = None, ttl_seconds: int = 3600) -> str:
         """A signed user JWT, as the identity system would issue it."""
         claims: dict[str, object] = {"sub": user_id, "exp": int(time.time()) + ttl_seconds, "iat": int(time.time())}
         if name is not None:
             claims["name"] = name
-        return jwt.encode(claims, self._secret, algorithm="HS256")
+        return jws.sign(claims, self._secret, typ="JWT")
+
+    def _key_for(self, header: jws.Header) -> bytes:
+        return self._secret
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; Unauthorized for anything else."""
         if not token or len(token) > self._max_bytes:
             raise Unauthorized("Bearer token is missing or too large")
+        known = self._verified.pop(token, None)
+        if known is not None and known.expires_at > time.time() - self._leeway:
+            self._verified[token] = known
+            return known
+        principal = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = principal
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
-            decoded = self._jwt.decode_complete(token, self._secret, algorithms=ALGORITHMS, leeway=self._leeway)
-            if decoded["header"].get("typ") == ACTION_TOKEN_TYPE:
-                raise Unauthorized("An action token is not a user token")
-            claims = msgspec.convert(decoded["payload"], _Claims)
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("Bearer token has expired") from None
-        except (jwt.PyJWTError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
+            header, payload = jws.verify(token, self._key_for)
+            claims = _decode_claims(payload)
+        except (jws.JwsError, msgspec.DecodeError, msgspec.ValidationError):
             raise Unauthorized("Bearer token is invalid") from None
+        if header.typ == ACTION_TOKEN_TYPE:
+            raise Unauthorized("An action token is not a user token")
+        if not (
+            math.isfinite(claims.exp)
+            and (claims.nbf is None or math.isfinite(claims.nbf))
+            and (claims.iat is None or math.isfinite(claims.iat))
+        ):
+            raise Unauthorized("Bearer token is invalid")
+        now = time.time()
+        if claims.exp <= now - self._leeway:
+            raise Unauthorized("Bearer token has expired")
+        if (claims.nbf is not None and claims.nbf > now + self._leeway) or (
+            claims.iat is not None and claims.iat > now + self._leeway
+        ):
+            raise Unauthorized("Bearer token is not valid yet")
         if not _ID.fullmatch(claims.sub):
             raise Unauthorized("Bearer token subject is not a valid user id")
         name = clean_display_name(claims.name or claims.preferred_username, claims.sub)

@@ -7,9 +7,9 @@ import hmac
 import secrets
 import time
 
-import jwt
 import msgspec
 
+from . import jws
 from .errors import InvalidToken, TokenExpired
 
 # A user JWT never carries this `typ`; an action token always does.
@@ -26,6 +26,9 @@ class ActionClaims(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     nonce: str
     iat: int
     exp: int
+
+
+_decode_claims = msgspec.json.Decoder(ActionClaims).decode
 
 
 def key_id(secret: bytes) -> str:
@@ -46,7 +49,6 @@ class ActionTokens:
         self._secret = secret
         self._keys = {key_id(k): k for k in (*previous, secret)}
         self.ttl_seconds = ttl_seconds
-        self._jwt = jwt.PyJWT(options={"require": ["exp", "iat"], "verify_iat": False})
 
     def issue(
         self, *, user_id: str, action_type: str, action_id: str, score_increment: int
@@ -62,20 +64,20 @@ class ActionTokens:
             iat=now,
             exp=now + self.ttl_seconds,
         )
-        headers = {"kid": self._kid, "typ": ACTION_TOKEN_TYPE}
-        token = jwt.encode(msgspec.to_builtins(claims), self._secret, algorithm="HS256", headers=headers)
-        return token, claims
+        return jws.sign(claims, self._secret, typ=ACTION_TOKEN_TYPE, kid=self._kid), claims
+
+    def _key_for(self, header: jws.Header) -> bytes | None:
+        if header.typ != ACTION_TOKEN_TYPE:  # a user JWT is never an action token
+            return None
+        return self._keys.get(header.kid or "")
 
     def verify(self, token: str) -> ActionClaims:
         """The claims of a genuine, unexpired action token; InvalidToken or TokenExpired otherwise."""
         try:
-            header = jwt.get_unverified_header(token)
-            key = self._keys.get(header.get("kid", ""))
-            if key is None or header.get("typ") != ACTION_TOKEN_TYPE:
-                raise InvalidToken()
-            payload = self._jwt.decode(token, key, algorithms=["HS256"])
-            return msgspec.convert(payload, ActionClaims)
-        except jwt.ExpiredSignatureError:
-            raise TokenExpired() from None
-        except (jwt.PyJWTError, msgspec.ValidationError, ValueError, TypeError, OverflowError):
+            _, payload = jws.verify(token, self._key_for)
+            claims = _decode_claims(payload)
+        except (jws.JwsError, msgspec.DecodeError, msgspec.ValidationError):
             raise InvalidToken() from None
+        if claims.exp <= time.time():
+            raise TokenExpired()
+        return claims

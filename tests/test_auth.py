@@ -10,6 +10,7 @@ import time
 import jwt
 import pytest
 
+from app import auth as auth_module
 from app.auth import UserAuth, clean_display_name
 from app.errors import Unauthorized
 
@@ -60,6 +61,9 @@ BAD_TOKENS = {
     "name not string": _raw({"alg": "HS256"}, f'{{"sub": "u", "exp": {EXP}, "name": 5}}'),
     "payload not object": _raw({"alg": "HS256"}, "[1, 2]"),
     "action token typ": jwt.encode({"sub": "u", "exp": EXP}, SECRET, headers={"typ": "sb-action+jwt"}),
+    "nbf in the future": jwt.encode({"sub": "u", "exp": EXP, "nbf": EXP - 60}, SECRET),
+    "iat in the future": jwt.encode({"sub": "u", "exp": EXP, "iat": EXP - 60}, SECRET),
+    "iat infinite": _raw({"alg": "HS256"}, f'{{"sub": "u", "exp": {EXP}, "iat": 1e309}}'),
     "garbage": "a.b.c",
     "empty": "",
     "huge": "a" * 5000,
@@ -99,3 +103,23 @@ def test_header_scheme_case_insensitive() -> None:
 )
 def test_clean_display_name(raw: str | None, expected: str) -> None:
     assert clean_display_name(raw, "fallback") == expected
+
+
+def test_verified_tokens_are_remembered_until_they_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = UserAuth(SECRET, leeway_seconds=0)
+    token = jwt.encode({"sub": "u", "exp": int(time.time()) + 30, "name": "Ann"}, SECRET)
+    assert auth.verify(token).name == "Ann"
+    assert auth.verify(token) is auth.verify(token)  # the second look is the remembered answer
+    later = time.time() + 31
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Unauthorized, match="expired"):
+        auth.verify(token)
+
+
+def test_remembered_tokens_are_bounded() -> None:
+    auth = UserAuth(SECRET)
+    tokens = [auth.issue(f"u{i}") for i in range(auth_module.VERIFIED_CACHE_SIZE + 10)]
+    for token in tokens:
+        auth.verify(token)
+    assert len(auth._verified) == auth_module.VERIFIED_CACHE_SIZE
+    assert tokens[0] not in auth._verified and tokens[-1] in auth._verified

@@ -1,0 +1,82 @@
+"""Compact JWS with HS256, the one algorithm this service signs and accepts (RFC 7515, 7519).
+
+Written here rather than taken from PyJWT: its per-call option handling, key preparation and
+stdlib JSON cost more than the rest of an award, and a verifier that knows only HS256 has no
+algorithm to confuse."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+
+import msgspec
+
+
+class JwsError(Exception):
+    """Malformed, not HS256, or the signature does not verify."""
+
+
+class Header(msgspec.Struct, frozen=True):
+    """The protected header; other members are ignored."""
+
+    alg: str
+    typ: str | None = None
+    kid: str | None = None
+    crit: list[str] | None = None
+
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")  # base64url without padding, nothing else
+_decode_header = msgspec.json.Decoder(Header).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def _b64encode(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _b64decode(segment: str) -> bytes:
+    # The stdlib decoder skips characters outside the alphabet; a token must not contain any.
+    if not _SEGMENT.fullmatch(segment):
+        raise JwsError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise JwsError("not base64url") from None
+
+
+def sign(claims: object, key: bytes, *, typ: str | None = None, kid: str | None = None) -> str:
+    """`claims` (anything msgspec encodes to a JSON object) as a signed compact JWS."""
+    header: dict[str, str] = {"alg": "HS256"}
+    if typ is not None:
+        header["typ"] = typ
+    if kid is not None:
+        header["kid"] = kid
+    signing_input = _b64encode(_encode(header)) + b"." + _b64encode(_encode(claims))
+    signature = hmac.new(key, signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + _b64encode(signature)).decode("ascii")
+
+
+def verify(token: str, key_for: Callable[[Header], bytes | None]) -> tuple[Header, bytes]:
+    """The header and the raw JSON payload of a genuine token; JwsError otherwise.
+    `key_for` picks the key from the header, or None to refuse it."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JwsError("not a compact JWS")
+    head, body, signature = parts
+    try:
+        header = _decode_header(_b64decode(head))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise JwsError("bad header") from None
+    if header.alg != "HS256" or header.crit is not None:
+        raise JwsError("unsupported algorithm or critical extension")
+    key = key_for(header)
+    if key is None:
+        raise JwsError("no key for this token")
+    expected = hmac.new(key, f"{head}.{body}".encode("ascii"), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, _b64decode(signature)):
+        raise JwsError("bad signature")
+    return header, _b64decode(body)
