@@ -109,58 +109,64 @@ def _grant(grant: TokenGrant) -> _Op:
     return op
 
 
+def _refusal(db: sqlite3.Connection, claim: AwardClaim) -> ApiError:
+    """Why the token could not be consumed (the slow path: only refused awards come here)."""
+    row = db.execute(
+        "SELECT user_id, action_id, issued_at, used_at FROM action_tokens WHERE nonce = ?", (claim.nonce,)
+    ).fetchone()
+    if row is None or row[0] != claim.user_id or row[1] != claim.action_id:
+        return InvalidToken("Action token is not known to this server")
+    if row[3] is not None:
+        return TokenAlreadyUsed()
+    return ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
+
+
 def _award(claim: AwardClaim) -> _Op:
     def op(db: sqlite3.Connection) -> Award:
-        # The writer holds the database's write lock for the whole batch (BEGIN IMMEDIATE),
-        # so reading the row and then updating it cannot interleave with another writer.
-        row = db.execute(
-            "SELECT user_id, action_type, action_id, score_increment, issued_at, used_at, token_hash "
-            "FROM action_tokens WHERE nonce = ?",
-            (claim.nonce,),
+        # The writer holds the database's write lock for the whole batch (BEGIN IMMEDIATE), so
+        # these statements cannot interleave with another writer. Three statements, each
+        # answering what the next needs (RETURNING), with every refusal checked in the first.
+        token = db.execute(
+            "UPDATE action_tokens SET used_at = ? WHERE nonce = ? AND user_id = ? AND action_id = ? "
+            "AND used_at IS NULL AND issued_at <= ? RETURNING action_type, score_increment, token_hash",
+            (claim.now_ms, claim.nonce, claim.user_id, claim.action_id, claim.now_ms - claim.min_elapsed_ms),
         ).fetchone()
-        if row is None or row[0] != claim.user_id or row[2] != claim.action_id:
-            raise InvalidToken("Action token is not known to this server")
-        _, action_type, action_id, increment, issued_at, used_at, token_hash = row
-        if used_at is not None:
-            raise TokenAlreadyUsed()
-        if claim.now_ms - issued_at < claim.min_elapsed_ms:
-            raise ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
-        db.execute(
-            "UPDATE action_tokens SET used_at = ? WHERE nonce = ? AND used_at IS NULL", (claim.now_ms, claim.nonce)
-        )
-        _upsert_user(db, claim.user_id, claim.username, claim.now_ms)
-        (previous,) = db.execute("SELECT score FROM users WHERE id = ?", (claim.user_id,)).fetchone()
+        if token is None:
+            raise _refusal(db, claim)
+        action_type, increment, token_hash = token
         try:
-            cur = db.execute(
+            history = db.execute(
                 "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
-                "new_score, token_nonce, action_token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "new_score, token_nonce, action_token_hash, created_at) "
+                "SELECT id, ?, ?, ?, score, score + ?, ?, ?, ? FROM users WHERE id = ? RETURNING id, previous_score",
                 (
-                    claim.user_id,
                     action_type,
-                    action_id,
+                    claim.action_id,
                     increment,
-                    previous,
-                    previous + increment,
+                    increment,
                     claim.nonce,
                     token_hash,
                     claim.now_ms,
+                    claim.user_id,
                 ),
-            )
+            ).fetchone()
         except sqlite3.IntegrityError as exc:
             if "token_nonce" in str(exc):
                 raise TokenAlreadyUsed() from None
             raise ActionAlreadyCompleted() from None
-        seq = cur.lastrowid
-        assert seq is not None  # an INTEGER PRIMARY KEY insert always has one
+        if history is None:  # the token's user row is created with the token; never gone
+            raise InvalidToken("Action token is not known to this server")
+        seq, previous = history
         db.execute(
-            "UPDATE users SET score = ?, score_seq = ?, last_score_update = ?, updated_at = ? WHERE id = ?",
-            (previous + increment, seq, claim.now_ms, claim.now_ms, claim.user_id),
+            "UPDATE users SET score = ?, score_seq = ?, last_score_update = ?, updated_at = ?, username = ? "
+            "WHERE id = ?",
+            (previous + increment, seq, claim.now_ms, claim.now_ms, claim.username, claim.user_id),
         )
         return Award(
             user_id=claim.user_id,
             username=claim.username,
             action_type=action_type,
-            action_id=action_id,
+            action_id=claim.action_id,
             previous_score=previous,
             new_score=previous + increment,
             score_increment=increment,
