@@ -31,8 +31,6 @@ __version__ = "0.1.0"
 log = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TOKEN_PURGE_SECONDS = 60.0
-# Pages load only their own scripts and styles, talk only to this origin, and cannot be framed.
-CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -54,13 +52,6 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     await app[HUB].close_all()
-
-
-async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    if response.content_type == "text/html":
-        response.headers.setdefault("Content-Security-Policy", CSP)
 
 
 async def _purge_loop(store: Store) -> None:
@@ -126,5 +117,4 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(rebuild), _purge_ctx, _hub_ctx])
     app.on_shutdown.append(_close_sockets)
-    app.on_response_prepare.append(_security_headers)
     return app

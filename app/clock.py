@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from datetime import UTC, datetime
 
 
 def now_ms() -> int:
@@ -11,6 +11,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@functools.lru_cache(maxsize=4096)
+def _second_text(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 def iso(ms: int) -> str:
     """ISO 8601 UTC with a `Z`, millisecond precision."""
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    # Most calls fall in a second formatted before: its date and time are formatted once.
+    second, milli = divmod(ms, 1000)
+    return f"{_second_text(second)}.{milli:03d}Z"

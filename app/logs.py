@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from typing import TextIO
 
 import msgspec
+
+from .clock import iso, now_ms
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -22,9 +25,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": iso(int(record.created * 1000)),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -39,9 +40,69 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(entry).decode()
 
 
+class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes the lines of one event-loop turn together: a write per line costs more than a request."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._lines: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the line; flush at the end of this loop turn, or now outside a loop."""
+        try:
+            self._lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+            return
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a thread or start-up code: nothing would flush later
+            self._write()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def emit_entry(self, entry: dict[str, object]) -> None:
+        """Queue a line already shaped like the formatter's, without building a LogRecord."""
+        self.acquire()
+        try:
+            self._lines.append(_encoder.encode(entry).decode())
+            if not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+        finally:
+            self.release()
+
+    def flush(self) -> None:
+        """Write every queued line."""
+        self.acquire()
+        try:
+            self._write()
+        finally:
+            self.release()
+
+    def _write(self) -> None:
+        self._scheduled = False
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except Exception:
+            self.handleError(logging.makeLogRecord({"msg": f"{len(lines)} log lines lost"}))
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Send every logger's records to stderr as JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
+    # Not in the JSON lines, and looking them up costs a good share of each record.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = LoopBufferedHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -67,3 +128,22 @@ def redact_access_queries() -> None:
     logger = logging.getLogger("aiohttp.access")
     if not any(isinstance(f, _DropQueryStrings) for f in logger.filters):
         logger.addFilter(_DropQueryStrings())
+
+
+def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) -> None:
+    """An INFO line with `fields`, from inside the event loop (one per request, one per award).
+    With only the JSON handler installed (as `run.py` does) the line goes straight to it: a
+    LogRecord costs more than a fast request. Any other set-up (tests capturing logs) gets an
+    ordinary record."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handlers = logging.getLogger().handlers
+    if len(handlers) == 1 and type(handlers[0]) is LoopBufferedHandler and logger.propagate and not logger.handlers:
+        entry: dict[str, object] = {"timestamp": iso(now_ms()), "level": "INFO", "logger": logger.name}
+        entry["message"] = message
+        entry.update(fields)
+        if "correlationId" not in entry and (rid := request_id.get()) is not None:
+            entry["correlationId"] = rid
+        handlers[0].emit_entry(entry)
+    else:
+        logger.info(message, extra=fields)

@@ -1,11 +1,12 @@
-"""Request middleware: correlation id and access log, the error envelope, the per-IP limit."""
+"""The request edge: correlation id, the per-IP limit, the error envelope, the access log."""
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
+import os
 import re
-import secrets
 import time
 from collections.abc import Sequence
 
@@ -15,12 +16,34 @@ from aiohttp.typedefs import Handler
 from .envelope import failure, from_error
 from .errors import HTTP_CODES, ApiError
 from .keys import IP_LIMITER, TRUSTED_PROXIES, IpNetwork
-from .logs import request_id
+from .logs import log_info, request_id
 
-access_log = logging.getLogger("scoreboard.access")
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("scoreboard.access")
 
+# Set here rather than in an on_response_prepare signal, which costs a fifth of a fast request.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+# Pages load only their own scripts and styles, talk only to this origin, and cannot be framed.
+CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+class _RequestIds:
+    """A random per-process prefix and a counter: unique without a system call per request."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(4).hex()
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFF:08x}"
+
+
+new_request_id = _RequestIds()  # 16 characters, unique across processes and restarts
+os.register_at_fork(after_in_child=new_request_id.reset)
 
 
 def parse_networks(entries: Sequence[str]) -> tuple[IpNetwork, ...]:
@@ -49,24 +72,43 @@ def _is_trusted(address: str, trusted: tuple[IpNetwork, ...]) -> bool:
 
 
 @web.middleware
-async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Assign the correlation id, echo it, and write one JSON access-log line per request."""
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The edge of every request, in one layer (each layer costs a share of a fast request):
+    correlation id, the per-IP limit under /api/, the error envelope, one access-log line."""
     incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
+    rid = incoming if _REQUEST_ID.fullmatch(incoming) else new_request_id()
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500
     try:
-        response = await handler(request)
+        try:
+            if request.path.startswith("/api/"):
+                ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), request.app[TRUSTED_PROXIES])
+                await request.app[IP_LIMITER].check(ip)
+            response = await handler(request)
+        except ApiError as exc:
+            response = from_error(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _http_failure(exc)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = failure(500, "INTERNAL_ERROR", "Internal server error")
         status = response.status
-        if not response.prepared:
-            response.headers["X-Request-ID"] = rid
+        if not response.prepared:  # files and WebSockets set their own headers when they start
+            headers = response.headers
+            headers["X-Request-ID"] = rid
+            headers.update(SECURITY_HEADERS)
+            if response.content_type == "text/html":
+                headers["Content-Security-Policy"] = CSP
         return response
     finally:
         # The path only: a query string may carry a token and never reaches the log.
-        access_log.info(
+        log_info(
+            access_log,
             "request",
-            extra={
+            {
                 "method": request.method,
                 "path": request.path,
                 "status": status,
@@ -78,32 +120,9 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         request_id.reset(token)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every failure in the contract's envelope; unknown ones as a bare 500."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        return from_error(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        code = HTTP_CODES.get(exc.status, "HTTP_ERROR")
-        return failure(exc.status, code, exc.reason, headers=headers)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return failure(500, "INTERNAL_ERROR", "Internal server error")
+def _http_failure(exc: web.HTTPException) -> web.Response:
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+    return failure(exc.status, HTTP_CODES.get(exc.status, "HTTP_ERROR"), exc.reason, headers=headers)
 
 
-@web.middleware
-async def ip_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request under /api/ counts against its client IP's limit."""
-    if request.path.startswith("/api/"):
-        trusted = request.app[TRUSTED_PROXIES]
-        ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"), trusted)
-        await request.app[IP_LIMITER].check(ip)
-    return await handler(request)
-
-
-MIDDLEWARES = (context_middleware, error_middleware, ip_limit_middleware)  # outermost first
+MIDDLEWARES = (edge_middleware,)

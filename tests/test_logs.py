@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 from typing import Any
 
 import msgspec
 import pytest
 
-from app.logs import JsonFormatter, setup_logging
+from app.logs import JsonFormatter, LoopBufferedHandler, setup_logging
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow
 
@@ -91,3 +93,40 @@ async def test_aiohttp_access_log_never_shows_query(client: Any, caplog: pytest.
     await client.get("/api/v1/scoreboard/top?token=SECRET-IN-QUERY")
     assert "SECRET-IN-QUERY" not in caplog.text
     assert any("?[redacted]" in r.getMessage() for r in caplog.records if r.name == "aiohttp.access")
+
+
+async def test_json_handler_gets_request_and_award_lines_once_per_loop_turn(flow: Flow) -> None:
+    # With run.py's set-up (the JSON handler alone) these lines skip LogRecords: same content.
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    handler = LoopBufferedHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    try:
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)
+        token = await flow.token("alice", "quest-9")
+        resp = await flow.client.post(
+            "/api/v1/scoreboard/update",
+            json={"actionToken": token, "actionId": "quest-9"},
+            headers={**flow.bearer("alice"), "X-Request-ID": "fast-1"},
+        )
+        assert resp.status == 200
+        await asyncio.sleep(0.05)
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    lines = [msgspec.json.decode(line) for line in stream.getvalue().splitlines()]
+    mine = [line for line in lines if line.get("correlationId") == "fast-1"]
+    award = next(line for line in mine if line["message"] == "Score updated")
+    access = next(line for line in mine if line["logger"] == "scoreboard.access")
+    assert award["newScore"] == 100 and award["level"] == "INFO" and award["timestamp"].endswith("Z")
+    assert access["path"] == "/api/v1/scoreboard/update" and access["status"] == 200
+    assert token not in stream.getvalue()
+
+
+def test_json_handler_outside_a_loop_writes_at_once() -> None:
+    stream = io.StringIO()
+    handler = LoopBufferedHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.handle(logging.LogRecord("t", logging.WARNING, __file__, 1, "from a thread", (), None))
+    assert msgspec.json.decode(stream.getvalue())["message"] == "from a thread"
