@@ -46,6 +46,10 @@ class Board(Protocol):
     async def size(self) -> int:
         """How many users are on the board."""
 
+    def version(self) -> int | None:
+        """A number that changes with every change of the board, or None when other processes
+        change it unseen (then nothing derived from it may be cached)."""
+
 
 class MemoryBoard:
     """The embedded board: an order-statistic index in this process."""
@@ -93,6 +97,10 @@ class MemoryBoard:
     async def size(self) -> int:
         """Users on the board."""
         return len(self.index)
+
+    def version(self) -> int:
+        """Changes with every put, rename and load."""
+        return self.index.version
 
 
 def percentile(rank: int, size: int) -> float:

@@ -35,6 +35,7 @@ class Leaderboard:
         self._order: SortedList = SortedList()
         self._by_user: dict[str, Standing] = {}
         self.updated_ms = 0
+        self.version = 0  # bumped by every change, so readers can cache what they derive
 
     def load(self, records: Iterable[UserRecord]) -> None:
         """Replace the whole index with the database's users on the board."""
@@ -46,6 +47,7 @@ class Leaderboard:
         self._by_user = {s.user_id: s for s in standings}
         self._order = SortedList(_key(s) for s in standings)
         self.updated_ms = max((s.updated_ms for s in standings), default=0)
+        self.version += 1
 
     def __len__(self) -> int:
         return len(self._by_user)
@@ -74,6 +76,7 @@ class Leaderboard:
         key = _key(standing)
         self._order.add(key)
         self.updated_ms = max(self.updated_ms, standing.updated_ms)
+        self.version += 1
         return previous, int(self._order.bisect_left(key)) + 1
 
     def rename(self, user_id: str, username: str) -> None:
@@ -81,6 +84,7 @@ class Leaderboard:
         old = self._by_user.get(user_id)
         if old is not None and old.username != username:
             self._by_user[user_id] = msgspec.structs.replace(old, username=username)
+            self.version += 1
 
     def top(self, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings with their ranks."""

@@ -15,7 +15,7 @@ from .events import AwardEvent
 from .fanout import Fanout
 from .gate import NonceGate, OpenGate
 from .leaderboard import Standing
-from .logs import request_id
+from .logs import log_info, request_id
 from .models import (
     BoardEntry,
     InitializeData,
@@ -63,12 +63,16 @@ class Scoreboard:
         self.actions = actions
         self.fanout = fanout
         self.gate = gate or OpenGate()
+        # limit -> (board version, answer): most reads arrive between two changes of the board.
+        self._tops: dict[int, tuple[int, TopData]] = {}
 
     async def rebuild(self) -> None:
         """Load the rank index from the system of record."""
+        started = time.perf_counter()
         records = await self.store.standings()
         await self.board.load(records)
-        log.info("leaderboard rebuilt with %d users", len(records))
+        seconds = round(time.perf_counter() - started, 3)
+        log.info("leaderboard rebuilt with %d users in %.3f s", len(records), seconds, extra={"seconds": seconds})
 
     async def initialize(self, principal: Principal, request: InitializeRequest) -> InitializeData:
         """Issue a token worth the catalog's score for this action, recorded before it is returned."""
@@ -127,9 +131,10 @@ class Scoreboard:
             raise
         await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, max(1, claims.exp - int(time.time()))))
         _, rank = await self.record(award)
-        log.info(
+        log_info(
+            log,
             "Score updated",
-            extra={
+            {
                 "correlationId": request_id.get(),
                 "userId": award.user_id,
                 "previousScore": award.previous_score,
@@ -170,6 +175,10 @@ class Scoreboard:
 
     async def top(self, limit: int) -> TopData:
         """The top of the board."""
+        version = self.board.version()
+        cached = self._tops.get(limit)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         top, updated_ms = await self.board.top(limit)
         entries = [
             BoardEntry(
@@ -181,7 +190,10 @@ class Scoreboard:
             )
             for rank, s in top
         ]
-        return TopData(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
+        data = TopData(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
+        if version is not None and top:  # an empty board's updatedAt is "now": not cached
+            self._tops[limit] = (version, data)
+        return data
 
     async def user_score(self, user_id: str) -> UserScoreData:
         """A user's score, rank and percentile; rank null until the first award."""
