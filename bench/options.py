@@ -25,7 +25,7 @@ class Options:
     baselines: bool = True
     capacity: bool = True  # closed-loop throughput runs after the open-loop phase
     capacity_seconds: float = 3.0
-    capacity_awards: int = 3000  # tokens issued beforehand for the closed-loop award run
+    capacity_awards: int = 15000  # tokens issued beforehand for the closed-loop award run
     concurrency: int = 64
     drain_seconds: float = 10.0  # how long clients may take to show the final board
     profile: bool = False

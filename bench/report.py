@@ -19,6 +19,10 @@ def _errors(route: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "0"
 
 
+def _by(stats: dict[str, Any] | None) -> str:
+    return " (wrk)" if stats and stats.get("generator") == "wrk" else ""
+
+
 def _route_row(name: str, phase: str, route: dict[str, Any] | None) -> str:
     if not route:
         return f"| {name} | {phase} | - | - | - | - | - | - | - | - |"
@@ -67,8 +71,8 @@ def markdown(result: dict[str, Any]) -> str:
         if "capacity" in sb:
             c = sb["capacity"]
             lines += [
-                _route_row(UPDATE, f"closed loop x{c['concurrency']}", c[UPDATE]),
-                _route_row(TOP, f"closed loop x{c['concurrency']}", c[TOP]),
+                _route_row(UPDATE, f"closed loop x{c['concurrency']}{_by(c[UPDATE])}", c[UPDATE]),
+                _route_row(TOP, f"closed loop x{c['concurrency']}{_by(c[TOP])}", c[TOP]),
             ]
         lines += [
             "",
@@ -120,8 +124,8 @@ def markdown(result: dict[str, Any]) -> str:
         if "capacity" in base:
             c = base["capacity"]
             lines += [
-                _route_row(ZINCRBY, f"closed loop x{c['concurrency']}", c.get(ZINCRBY)),
-                _route_row(HELLO, f"closed loop x{c['concurrency']}", c.get(HELLO)),
+                _route_row(ZINCRBY, f"closed loop x{c['concurrency']}{_by(c.get(ZINCRBY))}", c.get(ZINCRBY)),
+                _route_row(HELLO, f"closed loop x{c['concurrency']}{_by(c.get(HELLO))}", c.get(HELLO)),
             ]
         single, burst = base["single_wave"]["latency_ms"], base["burst"]
         lines += [

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from . import profile, storage
+from . import profile, storage, wrk
 from .clients import ClientPool, ClientSpec
 from .load import (
     INITIALIZE,
@@ -214,6 +214,20 @@ async def _capacity_scoreboard(
     opts: Options, session: aiohttp.ClientSession, base: str, awards: list[Any]
 ) -> dict[str, Any]:
     """Closed loop at `concurrency`: awards until the pre-issued tokens run out, then reads."""
+    if wrk.available():
+        award_lines = [wrk.request_line("POST", "/api/v1/scoreboard/update", a.bearer, a.body) for a in awards]
+        return {
+            "concurrency": opts.concurrency,
+            UPDATE: await wrk.closed_loop(
+                base, award_lines, connections=opts.concurrency, seconds=opts.capacity_seconds
+            ),
+            TOP: await wrk.closed_loop(
+                base,
+                [wrk.request_line("GET", "/api/v1/scoreboard/top")],
+                connections=opts.concurrency,
+                seconds=opts.capacity_seconds,
+            ),
+        }
     updates, reads = RouteStats(), RouteStats()
 
     async def award(i: int) -> None:
@@ -310,7 +324,23 @@ async def _load_baseline(opts: Options, base: str, pid: int, has_redis: bool, me
             ZINCRBY: updates.stats.summary(seconds),
             HELLO: reads.stats.summary(seconds),
         }
-        if opts.capacity:
+        if opts.capacity and wrk.available():
+            zlines = [wrk.request_line("POST", "/zincrby", b, b"{}") for b in bearers]
+            result["capacity"] = {
+                "concurrency": opts.concurrency,
+                ZINCRBY: (
+                    await wrk.closed_loop(base, zlines, connections=opts.concurrency, seconds=opts.capacity_seconds)
+                    if has_redis
+                    else None
+                ),
+                HELLO: await wrk.closed_loop(
+                    base,
+                    [wrk.request_line("GET", "/hello")],
+                    connections=opts.concurrency,
+                    seconds=opts.capacity_seconds,
+                ),
+            }
+        elif opts.capacity:
             zstats, hstats = RouteStats(), RouteStats()
 
             async def z(i: int) -> None:
