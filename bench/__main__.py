@@ -1,4 +1,5 @@
-"""`python -m bench run [...]`: benchmark the Scoreboard against bare baselines on 127.0.0.1."""
+"""`python -m bench run [...]`: benchmark the Scoreboard against bare baselines on 127.0.0.1;
+`python -m bench bigboard [...]`: rebuild and rank lookups with a million users on the board."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .options import MODES, Options
+
+if TYPE_CHECKING:
+    from .bigboard import BigOptions
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,9 +39,56 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=d.baselines)
     run.add_argument("--profile", action="store_true", help="py-spy the server during the open-loop phase")
     run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
+    add_bigboard(commands)
     report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
     report.add_argument("out", type=Path, help="the run's output directory")
     return p
+
+
+def add_bigboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    big = commands.add_parser(
+        "bigboard", help="N users written into the store: time the rebuild at start and rank lookups"
+    )
+    big.add_argument("--users", type=int, default=1_000_000, help="users on the board (default %(default)s)")
+    big.add_argument("--mode", choices=MODES, default="embedded", help="storage set-up (default %(default)s)")
+    big.add_argument("--lookups", type=int, default=20_000, help="rank lookups, over HTTP and in the index")
+    big.add_argument("--concurrency", type=int, default=8, help="HTTP lookups in flight (default %(default)s)")
+    big.add_argument("--seed", type=int, default=1, help="scores, sequences and picks (default %(default)s)")
+    big.add_argument("--ready-within", type=float, default=180.0, help="seconds allowed from spawn to /readyz 200")
+    big.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole run, clean-up included")
+    big.add_argument("--profile", action="store_true", help="py-spy the server from spawn to ready (the rebuild)")
+    big.add_argument("--out", type=Path, help="output directory (default bench/results/bigboard-<timestamp>)")
+
+
+def bigboard_options(args: argparse.Namespace) -> BigOptions:
+    if args.users < 1 or args.lookups < 1 or args.concurrency < 1 or args.ready_within <= 0 or args.timeout <= 0:
+        raise SystemExit("bench: --users, --lookups, --concurrency >= 1; --ready-within, --timeout > 0")
+    from .bigboard import BigOptions
+
+    out = args.out or Path(__file__).parent / "results" / time.strftime("bigboard-%Y%m%d-%H%M%S")
+    return BigOptions(
+        users=args.users,
+        mode=args.mode,
+        lookups=args.lookups,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        ready_within=args.ready_within,
+        timeout=args.timeout,
+        profile=args.profile,
+        out=out,
+    )
+
+
+def run_bigboard(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from . import bigboard
+
+    opts = bigboard_options(args)
+    result = uvloop.run(bigboard.run(opts))
+    print(bigboard.write(result, opts.out))
+    print(f"\nwritten: {opts.out / 'result.json'}, {opts.out / 'result.md'}")
+    return 0 if result.get("finished") and all(result["checks"].values()) else 1
 
 
 def options(args: argparse.Namespace) -> Options:
@@ -71,10 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         import json
 
-        from .report import write
+        from . import bigboard, report
 
-        print(write(json.loads((args.out / "result.json").read_text()), args.out))
+        result = json.loads((args.out / "result.json").read_text())
+        write = bigboard.write if result.get("kind") == "bigboard" else report.write
+        print(write(result, args.out))
         return 0
+    if args.command == "bigboard":
+        return run_bigboard(args)
     opts = options(args)
     import uvloop
 
