@@ -34,6 +34,9 @@ class ClientSpec:
     path: str
     tokens: list[str | None]
     snapshot: bool  # the server answers `subscribe` with a snapshot, which is not a live update
+    # The source address: one address has ~28k ephemeral ports towards one server port, so
+    # each client process connects from its own loopback address (127.0.0.2, 127.0.0.3, ...).
+    source: str | None = None
 
 
 class _Board(msgspec.Struct):
@@ -110,7 +113,9 @@ async def _open(spec: ClientSpec, receiver: Receiver) -> tuple[list[WsClient], C
         async with gate:
             for attempt in range(CONNECT_ATTEMPTS):
                 try:
-                    client = await asyncio.wait_for(connect(spec.host, spec.port, path, receiver.on_text), 10)
+                    client = await asyncio.wait_for(
+                        connect(spec.host, spec.port, path, receiver.on_text, source=spec.source), 10
+                    )
                 except (OSError, TimeoutError) as exc:
                     if attempt == CONNECT_ATTEMPTS - 1:
                         errors[type(exc).__name__ + ": " + str(exc)[:80]] += 1
@@ -243,7 +248,12 @@ class ClientPool:
         tokens = self.spec.tokens
         for k in range(self.processes):
             share = ClientSpec(
-                self.spec.host, self.spec.port, self.spec.path, tokens[k :: self.processes], self.spec.snapshot
+                self.spec.host,
+                self.spec.port,
+                self.spec.path,
+                tokens[k :: self.processes],
+                self.spec.snapshot,
+                source=f"127.0.0.{2 + k}" if self.spec.host == "127.0.0.1" else None,
             )
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=client_main, args=(child, share), name=f"bench-clients-{k}", daemon=True)

@@ -133,10 +133,14 @@ class WsClient(asyncio.Protocol):
                 self.transport.close()
 
 
-async def connect(host: str, port: int, path: str, on_text: Callable[[WsClient, bytes], None]) -> WsClient:
-    """Open a connection and wait for the upgrade."""
+async def connect(
+    host: str, port: int, path: str, on_text: Callable[[WsClient, bytes], None], *, source: str | None = None
+) -> WsClient:
+    """Open a connection (from `source`, if given) and wait for the upgrade."""
     loop = asyncio.get_running_loop()
-    _, client = await loop.create_connection(lambda: WsClient(f"{host}:{port}", path, on_text), host, port)
+    _, client = await loop.create_connection(
+        lambda: WsClient(f"{host}:{port}", path, on_text), host, port, local_addr=(source, 0) if source else None
+    )
     try:
         await client.opened
     except BaseException:
