@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 TOP = 10
 WAVE_RETRY_SECONDS = 0.25
 WAVE_CHUNK = 256  # subscribers written between yields, so awards keep flowing during a big wave
+SNAPSHOT = -1  # "version" of a subscriber that has nothing yet: its first board shows no change
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -47,7 +48,7 @@ class Connection:
     """One WebSocket. Writes never wait: frames go straight to the socket's buffer, and a
     client whose buffer grows past the limit is closed instead of being waited for."""
 
-    __slots__ = ("_expiry", "hub", "id", "subscribed", "transport", "user_id", "ws")
+    __slots__ = ("_expiry", "hub", "id", "subscribed", "transport", "user_id", "version", "ws")
 
     def __init__(self, hub: Hub, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self.hub = hub
@@ -56,6 +57,7 @@ class Connection:
         self.id = secrets.token_hex(8)
         self.user_id: str | None = None
         self.subscribed = False
+        self.version = SNAPSHOT  # the board version this subscriber was last sent
         self._expiry: asyncio.TimerHandle | None = None
 
     def send_frame(self, frame: bytes) -> bool:
@@ -90,8 +92,12 @@ class Connection:
 
 
 class Hub:
-    """Owns the connections. One `leaderboard_update` per wave, serialised once, the same bytes
-    to every subscriber; changes that arrive while a wave goes out merge into the next."""
+    """Owns the connections and sends the top 10 to every subscriber as a sweep: each change of
+    the top makes a new board version; the sweep writes the newest version to each subscriber
+    that does not have it yet. A version made while a sweep is under way goes to the rest of that
+    sweep at once, and a second pass brings the first part up to date: a change waits about one
+    wave, never a fixed window, and bursts coalesce (latest state wins). `change` is relative to
+    the version each subscriber had, so a frame is built once per (previous version, version)."""
 
     def __init__(self, board: Board, slots: ConnectionSlots, *, max_buffer: int) -> None:
         self.board = board
@@ -101,9 +107,14 @@ class Hub:
         self.subscribers: dict[Connection, None] = {}  # ordered set
         self.by_user: dict[str, set[Connection]] = {}
         self._dirty = asyncio.Event()
-        self._bases: dict[str, int] = {}  # score before the first award since the last wave
+        self._version = 0
+        self._top: list[tuple[int, Standing]] | None = None  # the board of the current version
+        self._updated_ms = 0
+        # version -> each user's score before their first award after that version was made
+        self._since: dict[int, dict[str, int]] = {0: {}}
+        self._frames: dict[int, bytes] = {}  # previous version -> frame of the current version
         self._last_top: list[tuple[str, str, int]] = []
-        self._force = False  # send the next wave even if the top 10 looks unchanged
+        self._force = False  # make a new version even if the top 10 looks unchanged
         self._tasks: set[asyncio.Future[object]] = set()
         self.waves = 0
 
@@ -165,11 +176,13 @@ class Hub:
             self._background(conn.ws.close(code=code, message=reason.encode()))
 
     async def subscribe(self, conn: Connection) -> None:
-        """Add to the leaderboard channel and send the current state at once."""
-        top, updated_ms = await self.board.top(TOP)
+        """Add to the leaderboard channel and send the current version at once."""
+        if self._top is None:
+            await self._advance()
         self.subscribers[conn] = None
         conn.subscribed = True
-        conn.send_frame(self._frame(top, updated_ms, bases={}))
+        conn.version = SNAPSHOT
+        self._deliver(conn)
 
     def unsubscribe(self, conn: Connection) -> None:
         self.subscribers.pop(conn, None)
@@ -192,7 +205,8 @@ class Hub:
     def on_award(self, event: AwardEvent) -> None:
         """Score and rank messages to the users concerned now; the top 10 in the next wave."""
         award = event.award
-        self._bases.setdefault(award.user_id, award.previous_score)
+        for bases in self._since.values():
+            bases.setdefault(award.user_id, award.previous_score)
         if event.rank <= TOP:
             self._dirty.set()
         if not self.by_user:
@@ -259,38 +273,68 @@ class Hub:
         board = LiveBoard(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
         return text_frame(encode(LeaderboardUpdate(data=board)))
 
-    async def next_wave(self) -> bytes | None:
-        """The frame of the next `leaderboard_update`, or None when the top 10 did not change."""
-        bases, self._bases = self._bases, {}
-        top, updated_ms = await self.board.top(TOP)
+    async def _advance(self) -> bool:
+        """Make a new version if the top 10 changed (or a resync was asked for); True if made."""
+        version = self._version + 1
+        # Registered before the read: awards that land while it is under way count from here.
+        self._since[version] = {}
+        try:
+            top, updated_ms = await self.board.top(TOP)
+        except BaseException:
+            del self._since[version]
+            raise
         shown = [(s.user_id, s.username, s.score) for _, s in top]
         # Boards only grow (no user is ever removed), so a shorter top is a board still being
         # rebuilt after a Redis loss: wait for the rebuild, which asks for a resync when done.
-        if (shown == self._last_top and not self._force) or len(shown) < len(self._last_top):
-            self._bases = {**self._bases, **bases}  # nothing went out: the earlier bases still count
-            return None
-        frame = self._frame(top, updated_ms, bases=bases)
+        unchanged = self._top is not None and shown == self._last_top and not self._force
+        if unchanged or len(shown) < len(self._last_top):
+            del self._since[version]
+            return False
+        self._version, self._top, self._updated_ms = version, top, updated_ms
+        self._frames = {}
         self._last_top = shown
         self._force = False
-        return frame
+        self.waves += 1
+        return True
+
+    def _deliver(self, conn: Connection) -> None:
+        """Send the current version to one subscriber, `change` counted from what it had."""
+        frame = self._frames.get(conn.version)
+        if frame is None:
+            assert self._top is not None  # a version exists before anyone is swept
+            bases = self._since.get(conn.version, {}) if conn.version != SNAPSHOT else {}
+            frame = self._frames[conn.version] = self._frame(self._top, self._updated_ms, bases=bases)
+        if conn.send_frame(frame):
+            conn.version = self._version
+
+    async def _try_advance(self) -> bool:
+        try:
+            return await self._advance()
+        except Exception:  # the board is unreachable: try again shortly, the last state must go out
+            log.warning("leaderboard wave postponed", exc_info=True)
+            asyncio.get_running_loop().call_later(WAVE_RETRY_SECONDS, self._dirty.set)
+            return False
+
+    async def _sweep(self) -> None:
+        while True:
+            advanced = False
+            for i, conn in enumerate(list(self.subscribers)):
+                if conn.version != self._version and conn in self.subscribers:
+                    self._deliver(conn)
+                if i % WAVE_CHUNK == WAVE_CHUNK - 1:
+                    await asyncio.sleep(0)
+                    if self._dirty.is_set():  # newer changes: the rest of this sweep gets them
+                        self._dirty.clear()
+                        advanced = await self._try_advance() or advanced
+            if not advanced:
+                break
+        # Everyone has the current version now: older ones are no longer needed.
+        self._since = {self._version: self._since.get(self._version, {})}
 
     async def run(self) -> None:
-        """Send waves for as long as the app runs."""
+        """Send board versions for as long as the app runs."""
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            try:
-                frame = await self.next_wave()
-            except Exception:  # the board is unreachable: try again shortly, the last state must go out
-                log.warning("leaderboard wave postponed", exc_info=True)
-                await asyncio.sleep(WAVE_RETRY_SECONDS)
-                self._dirty.set()
-                continue
-            if frame is None:
-                continue
-            self.waves += 1
-            for i, conn in enumerate(list(self.subscribers)):
-                if conn in self.subscribers:
-                    conn.send_frame(frame)
-                if i % WAVE_CHUNK == WAVE_CHUNK - 1:
-                    await asyncio.sleep(0)
+            if await self._try_advance():
+                await self._sweep()
