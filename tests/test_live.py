@@ -251,6 +251,22 @@ async def test_award_messages(flow: Flow, client: Any) -> None:
         await ws.close()
 
 
+async def test_only_connected_users_on_the_board_can_be_overtaken(flow: Flow, client: Any) -> None:
+    await flow.award("bob", "q1")  # on the board before connecting
+    hub = client.app[HUB]
+    viewer = await client.ws_connect(f"{WS}?token={token_for('carol')}")  # never scored
+    bob = await client.ws_connect(f"{WS}?token={token_for('bob')}")
+    await recv(viewer), await recv(bob)
+    assert hub._on_board == {"bob"}  # carol is never asked about when someone moves up
+    await flow.award("carol", "boss", "DEFEAT_BOSS")
+    assert (await recv_type(bob, "rank_change"))["data"]["newRank"] == 2
+    assert hub._on_board == {"bob", "carol"}
+    await viewer.close()
+    await settled(client)
+    assert hub._on_board == {"bob"}
+    await bob.close()
+
+
 async def test_award_outside_top_10_sends_no_wave(flow: Flow, client: Any) -> None:
     for i in range(10):
         await flow.award(f"top{i}", "boss", "DEFEAT_BOSS")
