@@ -96,6 +96,10 @@ def clustered(config: Config) -> Parts:
     keys = Keys(config.storage.redis_prefix)
     board = RedisBoard(client, keys)
     fanout = RedisFanout(client, keys)
+    # Every award, from any process, arrives on the channel: the board's copy of its top is
+    # stale from then on; after a gap nothing is known.
+    fanout.subscribe(lambda event: board.changed())
+    fanout.on_gap(board.changed)
     slots = RedisSlots(client, keys, config.limits.ws_connections_per_user)
 
     def contexts(rebuild: Rebuild) -> list[CleanupContext]:

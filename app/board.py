@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Protocol
 
 import msgspec
@@ -46,9 +47,9 @@ class Board(Protocol):
     async def size(self) -> int:
         """How many users are on the board."""
 
-    def version(self) -> int | None:
-        """A number that changes with every change of the board, or None when other processes
-        change it unseen (then nothing derived from it may be cached)."""
+    def version(self) -> Hashable | None:
+        """A value that changes with every change of the board (equal values: nothing changed
+        in between), or None when nothing derived from the board may be cached."""
 
 
 class MemoryBoard:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 
 from .auth import Principal
 from .board import Board, percentile
@@ -67,7 +67,7 @@ class Scoreboard:
         self.fanout = fanout
         self.gate = gate or OpenGate()
         # limit -> (board version, answer): most reads arrive between two changes of the board.
-        self._tops: dict[int, tuple[int, TopData]] = {}
+        self._tops: dict[int, tuple[Hashable, TopData]] = {}
 
     async def rebuild(self) -> None:
         """Load the rank index from the system of record."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 SEQ_DIGITS = 19
 _INVERT = 10**SEQ_DIGITS - 1
+VERSION_SECONDS = 1.0
 LOAD_CALLS_IN_FLIGHT = 3
 LOAD_CHUNK = 1000  # users per script call: Redis runs one call at a time, ~10 ms each
 
@@ -133,6 +135,7 @@ class RedisBoard:
         self.client = client
         self.keys = keys
         self.stale = False
+        self._changes = 0
         self._put = client.register_script(_PUT)
         self._load = client.register_script(_LOAD)
         self._top = client.register_script(_TOP)
@@ -162,7 +165,10 @@ class RedisBoard:
         with unavailable_on_outage():
             # Chunks hold distinct users, so their order does not matter: while Redis runs one
             # call the client packs the next (serially each waited for the other: 20 s for 1M).
-            await asyncio.gather(*(loader() for _ in range(LOAD_CALLS_IN_FLIGHT)))
+            try:
+                await asyncio.gather(*(loader() for _ in range(LOAD_CALLS_IN_FLIGHT)))
+            finally:
+                self._changes += 1
             await self.client.set(self.keys.ready, "1")
         self.stale = False
 
@@ -187,6 +193,8 @@ class RedisBoard:
         except OUTAGES:
             self.stale = True  # the database has the award; a rebuild will bring it here
             raise ServiceUnavailable("Redis is unavailable") from None
+        finally:
+            self._changes += 1  # after the write: a read under the new version sees it
         return (int(previous) or None), int(rank)
 
     async def top(self, limit: int) -> tuple[list[tuple[int, Standing]], int]:
@@ -242,8 +250,11 @@ class RedisBoard:
 
     async def rename(self, user_id: str, username: str) -> None:
         """Refresh a display name of a user on the board."""
-        with unavailable_on_outage():
-            await self._rename(keys=[self.keys.members, self.keys.names], args=[user_id, username])
+        try:
+            with unavailable_on_outage():
+                await self._rename(keys=[self.keys.members, self.keys.names], args=[user_id, username])
+        finally:
+            self._changes += 1
 
     async def ranked(self, first: int, last: int) -> list[tuple[int, str, int]]:
         """(rank, user, score) for ranks first..last."""
@@ -271,6 +282,11 @@ class RedisBoard:
         with unavailable_on_outage():
             return int(await self.client.zcard(self.keys.board))
 
-    def version(self) -> None:
-        """Every process changes the board: a read must ask Redis."""
-        return None
+    def changed(self) -> None:
+        """Another process (or this one) changed the board: an award arrived on the channel."""
+        self._changes += 1
+
+    def version(self) -> tuple[int, int]:
+        """Changes with every put, load or rename here and every award on the channel; and at
+        least every VERSION_SECONDS, since a rename in another process is not announced."""
+        return self._changes, int(time.monotonic() / VERSION_SECONDS)
