@@ -54,6 +54,8 @@ def check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
 class Session:
     """One client's conversation: authentication, subscriptions, pings, errors."""
 
+    __slots__ = ("auth", "conn", "hub", "settings")  # one per connection: no __dict__
+
     def __init__(self, hub: Hub, conn: Connection, auth: UserAuth, settings: WebSocketSettings) -> None:
         self.hub = hub
         self.conn = conn
