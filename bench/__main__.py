@@ -82,11 +82,11 @@ def bigboard_options(args: argparse.Namespace) -> BigOptions:
 def run_bigboard(args: argparse.Namespace) -> int:
     import uvloop
 
-    from . import bigboard
+    from . import bigboard, report
 
     opts = bigboard_options(args)
     result = uvloop.run(bigboard.run(opts))
-    print(bigboard.write(result, opts.out))
+    print(report.write(result, opts.out, bigboard.markdown))
     print(f"\nwritten: {opts.out / 'result.json'}, {opts.out / 'result.md'}")
     return 0 if result.get("finished") and all(result["checks"].values()) else 1
 
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         from . import bigboard, report
 
         result = json.loads((args.out / "result.json").read_text())
-        write = bigboard.write if result.get("kind") == "bigboard" else report.write
-        print(write(result, args.out))
+        render = bigboard.markdown if result.get("kind") == "bigboard" else report.markdown
+        print(report.write(result, args.out, render))
         return 0
     if args.command == "bigboard":
         return run_bigboard(args)

@@ -679,12 +679,3 @@ def markdown(result: dict[str, Any]) -> str:
         *_profile_lines(server),
     ]
     return "\n".join(lines)
-
-
-def write(result: dict[str, Any], out: Path) -> str:
-    """result.json and result.md in `out`; the Markdown."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    text = markdown(result)
-    (out / "result.md").write_text(text + "\n")
-    return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,10 +158,10 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write(result: dict[str, Any], out: Path) -> str:
-    """Write result.json and result.md; the Markdown."""
+def write(result: dict[str, Any], out: Path, render: Callable[[dict[str, Any]], str] | None = None) -> str:
+    """Write result.json and result.md (`render`, by default a `bench run` report); the Markdown."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    text = markdown(result)
+    text = (render or markdown)(result)
     (out / "result.md").write_text(text + "\n")
     return text
