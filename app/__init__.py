@@ -13,7 +13,7 @@ import jinja2
 from aiohttp import web
 
 from .auth import UserAuth
-from .backends import build_parts
+from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
 from .hub import Hub
@@ -43,11 +43,15 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[HUB].run(), name="hub-waves")
+    hub = app[HUB]
+    task = asyncio.create_task(hub.run(), name="hub-waves")
     yield
+    # A flag as well as the cancellation: redis-py can swallow a cancellation mid-call.
+    hub.stop()
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
+    if not done:
+        log.error("hub did not stop")
 
 
 async def _close_sockets(app: web.Application) -> None:

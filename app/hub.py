@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .board import Board
 from .clock import iso, now_ms
+from .cluster.client import stop_if_cancelled
 from .errors import ServiceUnavailable
 from .events import AwardEvent
 from .leaderboard import Standing
@@ -122,7 +123,8 @@ class Hub:
         self._since: dict[int, dict[str, int]] = {0: {}}
         self._frames: dict[int, bytes] = {}  # previous version -> frame of the current version
         self._swept = 0  # the version every subscriber had at the end of the last sweep
-        self._advancing = asyncio.Lock()  # one version at a time (the board read may suspend)
+        self._advancing = asyncio.Lock()
+        self._stopping = False  # one version at a time (the board read may suspend)
         self._last_top: list[tuple[str, str, int]] = []
         self._force = False  # make a new version even if the top 10 looks unchanged
         self._tasks: set[asyncio.Future[object]] = set()
@@ -158,6 +160,7 @@ class Hub:
             try:
                 ranked = await self.board.position(user_id) is not None
             except ServiceUnavailable:
+                stop_if_cancelled()
                 ranked = True  # unknown: better a board lookup too many than a rank_change too few
             if ranked and user_id in self.by_user:
                 self._on_board.add(user_id)
@@ -338,6 +341,7 @@ class Hub:
         try:
             return await self._advance()
         except Exception:  # the board is unreachable: try again shortly, the last state must go out
+            stop_if_cancelled()  # redis-py can turn the shutdown's cancellation into an error
             log.warning("leaderboard wave postponed", exc_info=True)
             asyncio.get_running_loop().call_later(WAVE_RETRY_SECONDS, self._dirty.set)
             return False
@@ -359,10 +363,17 @@ class Hub:
         self._since = {self._version: self._since.get(self._version, {})}
         self._swept = self._version
 
+    def stop(self) -> None:
+        """End `run` (also when a Redis client swallowed the task's cancellation)."""
+        self._stopping = True
+        self._dirty.set()
+
     async def run(self) -> None:
-        """Send board versions for as long as the app runs."""
-        while True:
+        """Send board versions until `stop()`."""
+        while not self._stopping:
             await self._dirty.wait()
+            if self._stopping:
+                break
             self._dirty.clear()
             started = time.monotonic()
             # A subscribe may have made the version already: sweep whenever anyone is behind.
