@@ -4,34 +4,28 @@ and rank lookups measured (over HTTP and inside the index) against the benchmark
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import gc
 import json
 import os
-import random
 import re
 import signal
-import sqlite3
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import msgspec
 
 from app.cluster.board import RedisBoard
 from app.cluster.client import Keys, connect
 from app.leaderboard import Leaderboard
-from app.storage import UserRecord
-from app.storage.postgres import PostgresStore
-from app.storage.sqlite import SqliteStore
 
-from . import profile, storage
+from . import profile
+from .bigdata import Population, Storage, clean_up, prepare, read_standings, storage_for
 from .load import RouteStats, call, closed_loop, user_token
 from .report import _ms, _table
 from .runner import machine
@@ -42,10 +36,6 @@ from .usage import by_name, cpu_seconds, machine_ticks, rss_bytes
 LOOKUP = "GET /api/v1/users/{userId}/score"
 TARGET_RANK_P99_MS = 1.0
 TARGET_REBUILD_SECONDS = 15.0
-MAX_SCORE = 1_000_000
-TIE_SHARE = 0.1  # share of users whose score is rounded to a multiple of TIE_STEP: many ties
-TIE_STEP = 10_000
-USER_COLUMNS = ("id", "username", "score", "score_seq", "last_score_update", "created_at", "updated_at")
 REBUILT = re.compile(r"leaderboard rebuilt with (\d+) users")
 WARMUP_REQUESTS = 50
 HTTP_PASSES = ("lookups", "lookups_serial")  # x concurrency, then one at a time
@@ -65,132 +55,6 @@ class BigOptions:
     timeout: float = 600.0  # the whole run, clean-up included
     profile: bool = False  # py-spy the server from spawn to ready
     out: Path = Path("bench/results/bigboard")
-
-
-@dataclass
-class Population:
-    """The users written to the store: user i is `user-i`; score_seq values are a permutation of 1..N."""
-
-    scores: list[int]
-    seqs: list[int]
-    _order: list[int] = field(default_factory=list)  # sorted rank keys, built on first use
-
-    @classmethod
-    def generate(cls, users: int, seed: int) -> Population:
-        rng = random.Random(seed)
-        scores = []
-        for _ in range(users):
-            score = rng.randint(0, MAX_SCORE)
-            scores.append(score // TIE_STEP * TIE_STEP if rng.random() < TIE_SHARE else score)
-        seqs = list(range(1, users + 1))
-        rng.shuffle(seqs)
-        return cls(scores=scores, seqs=seqs)
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    @staticmethod
-    def user_id(i: int) -> str:
-        return f"user-{i}"
-
-    def rows(self, now_ms: int) -> Iterator[tuple[str, str, int, int, int, int, int]]:
-        """Rows of `users` in USER_COLUMNS order."""
-        for i, (score, seq) in enumerate(zip(self.scores, self.seqs, strict=True)):
-            yield (self.user_id(i), f"Player {i}", score, seq, now_ms, now_ms, now_ms)
-
-    def _key(self, i: int) -> int:
-        # Ascending key = board order: score descending, then the lower score_seq first.
-        return (MAX_SCORE - self.scores[i]) * (len(self) + 1) + self.seqs[i]
-
-    def reference_rank(self, i: int) -> int:
-        """1 + users with a higher score, or the same score and a lower score_seq."""
-        if not self._order:
-            self._order = sorted(self._key(j) for j in range(len(self)))
-        return bisect.bisect_left(self._order, self._key(i)) + 1
-
-    def picks(self, count: int, seed: str) -> list[int]:
-        rng = random.Random(seed)
-        return [rng.randrange(len(self)) for _ in range(count)]
-
-
-@dataclass
-class Storage:
-    """Where the server's data lives for this run; removed afterwards."""
-
-    sqlite_path: Path
-    redis_url: str | None = None
-    redis_prefix: str | None = None
-    schema: str | None = None
-    database_url: str | None = None
-
-
-# -- building the database ------------------------------------------------------------------
-
-
-def _insert_sqlite(path: Path, population: Population) -> None:
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("PRAGMA synchronous = OFF")  # bench data only
-        with db:  # one transaction
-            db.executemany(
-                f"INSERT INTO users ({', '.join(USER_COLUMNS)}) VALUES ({', '.join('?' * len(USER_COLUMNS))})",
-                population.rows(int(time.time() * 1000)),
-            )
-
-
-async def build_sqlite(path: Path, population: Population) -> None:
-    """The store's own migrations, then every user in one transaction."""
-    store = SqliteStore(str(path))
-    await store.open()
-    await store.close()
-    await asyncio.to_thread(_insert_sqlite, path, population)
-
-
-async def build_postgres(schema: str, database_url: str, population: Population) -> None:
-    """The store's own migrations in `schema`, then every user with COPY."""
-    store = PostgresStore(database_url, pool_size=1)
-    await store.open()
-    await store.close()
-    conn = await asyncpg.connect(storage.POSTGRES_URL)
-    try:
-        rows = list(population.rows(int(time.time() * 1000)))
-        await conn.copy_records_to_table("users", records=rows, columns=list(USER_COLUMNS), schema_name=schema)
-        await conn.execute(f'ANALYZE "{schema}".users')
-    finally:
-        await conn.close()
-
-
-async def prepare(opts: BigOptions, population: Population, place: Storage) -> None:
-    """Fill `place` (already named, so that clean-up knows what to remove) for the mode."""
-    if opts.mode in ("redis", "postgres") and not await storage.redis_reachable():
-        raise RuntimeError(f"{opts.mode} mode needs Redis at {storage.REDIS_URL}")
-    if opts.mode == "postgres":
-        assert place.schema is not None
-        place.database_url = await storage.create_schema(place.schema)
-        await build_postgres(place.schema, place.database_url, population)
-    else:
-        await build_sqlite(place.sqlite_path, population)
-
-
-def storage_for(opts: BigOptions, workdir: Path) -> Storage:
-    place = Storage(sqlite_path=workdir / "bench.db")  # the file scoreboard_process points the server at
-    if opts.mode in ("redis", "postgres"):
-        place.redis_url, place.redis_prefix = storage.REDIS_URL, storage.unique_name("big")
-    if opts.mode == "postgres":
-        place.schema = storage.unique_name("big")
-    return place
-
-
-async def clean_up(place: Storage) -> dict[str, Any]:
-    """Remove the run's Redis keys and PostgreSQL schema (each tried even if the other fails)."""
-    removed: dict[str, Any] = {}
-    try:
-        if place.redis_prefix is not None:
-            removed["redis_keys_removed"] = await storage.drop_redis_prefix(place.redis_prefix)
-    finally:
-        if place.schema is not None:
-            await storage.drop_schema(place.schema)
-            removed["schema_dropped"] = place.schema
-    return removed
 
 
 def _stores_cpu() -> float:
@@ -392,21 +256,6 @@ def _us(hist: Histogram) -> dict[str, Any]:
     }
 
 
-async def read_standings(place: Storage) -> tuple[list[UserRecord], float]:
-    """What the server's rebuild reads first, timed here alone: `store.standings()`."""
-    store: SqliteStore | PostgresStore
-    store = (
-        PostgresStore(place.database_url, pool_size=1) if place.database_url else SqliteStore(str(place.sqlite_path))
-    )
-    await store.open()
-    try:
-        started = time.perf_counter()
-        records = await store.standings()
-        return records, time.perf_counter() - started
-    finally:
-        await store.close()
-
-
 def time_index(board: Leaderboard, population: Population, picks: list[int]) -> dict[str, Any]:
     """`rank(user_id)` called once per pick, each timed on its own."""
     hist, wrong = Histogram(), 0
@@ -467,10 +316,10 @@ async def measure(opts: BigOptions, workdir: Path, result: dict[str, Any]) -> No
     # The bench's own million-element lists would make each full collection of *this* process
     # pause the client for tens of ms, counted as server latency: they never change, so freeze them.
     gc.freeze()
-    place = storage_for(opts, workdir)
+    place = storage_for(opts.mode, workdir)
     try:
         started = time.perf_counter()
-        await prepare(opts, population, place)
+        await prepare(opts.mode, population, place)
         result["build_seconds"] = round(time.perf_counter() - started, 3)
         result["server"] = {}
         await run_server(opts, workdir, place, population, result["server"])
