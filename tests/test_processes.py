@@ -120,6 +120,33 @@ async def test_award_on_one_process_reaches_clients_of_both(two_servers: tuple[S
             await ws.close()
 
 
+async def test_read_cache_is_dropped_by_an_award_on_the_other_process(
+    two_servers: tuple[ServerProcess, ServerProcess],
+) -> None:
+    a, b = two_servers
+    async with aiohttp.ClientSession() as http:
+        viewer_a = await http.ws_connect(f"{a.url.replace('http', 'ws')}/ws/scoreboard")
+        await viewer_a.send_json({"type": "subscribe", "channel": "leaderboard"})
+        await _next(viewer_a, "leaderboard_update")
+        await _award(http, a.url, "bob", "q1")
+        await _next(viewer_a, "leaderboard_update")
+        for _ in range(2):  # the second answer comes from A's copy
+            async with http.get(f"{a.url}/api/v1/scoreboard/top") as resp:
+                assert [e["userId"] for e in (await resp.json())["data"]["leaderboard"]] == ["bob"]
+
+        await _award(http, b.url, "alice", "q2")  # B's award reaches A on the channel
+        await _award(http, b.url, "alice", "q3")
+        while [e["userId"] for e in (await _next(viewer_a, "leaderboard_update"))["data"]["leaderboard"]] != [
+            "alice",
+            "bob",
+        ]:
+            pass
+        async with http.get(f"{a.url}/api/v1/scoreboard/top") as resp:
+            top = (await resp.json())["data"]["leaderboard"]
+        assert [(e["userId"], e["score"]) for e in top] == [("alice", 200), ("bob", 100)]
+        await viewer_a.close()
+
+
 def _children(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
     return [int(p) for p in out.split()]
