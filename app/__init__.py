@@ -17,9 +17,9 @@ from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
 from .hub import Hub
-from .keys import CONFIG, HUB, IP_LIMITER, OPENAPI, SCOREBOARD, STORE, TRUSTED_PROXIES, UPDATE_LIMITER, USER_AUTH
+from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .logs import redact_access_queries
-from .middleware import MIDDLEWARES, parse_networks
+from .middleware import edge, parse_networks
 from .openapi import encode_openapi
 from .routes import ENDPOINTS, setup_routes
 from .scoreboard import Scoreboard
@@ -82,8 +82,9 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     """Assemble the application from a validated configuration."""
     redact_access_queries()
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.server.max_body_bytes)
     parts = build_parts(config)
+    trusted = parse_networks(config.server.trusted_proxies)
+    app = web.Application(middlewares=[edge(parts.ip_limiter, trusted)], client_max_size=config.server.max_body_bytes)
     scoreboard = Scoreboard(
         store=parts.store,
         board=parts.board,
@@ -109,8 +110,6 @@ def create_app(config: Config) -> web.Application:
         max_token_bytes=config.auth.max_token_bytes,
     )
     app[UPDATE_LIMITER] = parts.update_limiter
-    app[IP_LIMITER] = parts.ip_limiter
-    app[TRUSTED_PROXIES] = parse_networks(config.server.trusted_proxies)
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from aiohttp import web
 
 from .auth import UserAuth
@@ -18,8 +16,5 @@ USER_AUTH = web.AppKey("user_auth", UserAuth)
 STORE = web.AppKey("store", Store)
 SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
-IP_LIMITER = web.AppKey("ip_limiter", Limiter)
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])
 OPENAPI = web.AppKey("openapi", bytes)
 HUB = web.AppKey("hub", Hub)
