@@ -17,6 +17,7 @@ from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
 from .hub import Hub
+from .keepalive import Keepalive
 from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .logs import redact_access_queries
 from .middleware import edge, parse_networks
@@ -45,7 +46,12 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     task = asyncio.create_task(hub.run(), name="hub-waves")
+    keepalive = Keepalive(hub, app[CONFIG].websocket.heartbeat_seconds)
+    pings = asyncio.create_task(keepalive.run(), name="keepalive")
     yield
+    pings.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pings
     # A flag as well as the cancellation: redis-py can swallow a cancellation mid-call.
     hub.stop()
     task.cancel()

@@ -53,7 +53,7 @@ class Connection:
     """One WebSocket. Writes never wait: frames go straight to the socket's buffer, and a
     client whose buffer grows past the limit is closed instead of being waited for."""
 
-    __slots__ = ("_expiry", "hub", "id", "subscribed", "transport", "user_id", "version", "ws")
+    __slots__ = ("_expiry", "heard", "hub", "id", "pinged", "subscribed", "transport", "user_id", "version", "ws")
 
     def __init__(self, hub: Hub, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
         self.hub = hub
@@ -63,6 +63,8 @@ class Connection:
         self.user_id: str | None = None
         self.subscribed = False
         self.version = SNAPSHOT  # the board version this subscriber was last sent
+        self.heard = False  # a frame arrived since the last keepalive sweep
+        self.pinged = False  # the last keepalive sweep pinged it
         self._expiry: asyncio.TimerHandle | None = None
 
     def send_frame(self, frame: bytes) -> bool:

@@ -129,11 +129,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         except Unauthorized:
             token_ok = False
     # compress=False: every subscriber gets the same pre-built frame; no per-client deflate.
+    # No heartbeat or autoping here: app.keepalive pings all sockets from one task and needs to
+    # see every frame, PONGs included.
     ws = web.WebSocketResponse(
-        heartbeat=settings.heartbeat_seconds,
-        max_msg_size=MAX_MESSAGE_BYTES,
-        compress=False,
-        timeout=CLOSE_TIMEOUT_SECONDS,
+        max_msg_size=MAX_MESSAGE_BYTES, compress=False, timeout=CLOSE_TIMEOUT_SECONDS, autoping=False
     )
     await ws.prepare(request)
     if not token_ok:
@@ -156,10 +155,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         if principal is None and not settings.allow_anonymous:
             deadline = session.require_auth_soon()
         async for msg in ws:
+            conn.heard = True
             if msg.type == WSMsgType.TEXT:
                 await session.handle(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 session.error("VALIDATION_ERROR", "Messages are JSON text")
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
     finally:
         if deadline is not None:
             deadline.cancel()

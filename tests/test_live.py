@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import time
@@ -357,6 +358,39 @@ async def test_protocol_heartbeat_closes_silent_peer(make_client: MakeClient) ->
     while not ws.closed and time.monotonic() < deadline:
         msg = await ws.receive(timeout=3)
     assert ws.closed and len(client.app[HUB].connections) == 0
+
+
+async def test_heartbeat_keeps_a_peer_that_answers(make_client: MakeClient) -> None:
+    client = await make_client(websocket={"heartbeat_seconds": 0.2})
+    ws = await client.ws_connect(WS, autoping=False)
+    assert (await recv(ws))["type"] == "connected"
+    pings = 0
+    deadline = time.monotonic() + 1.5  # more than seven intervals
+    while time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            msg = await ws.receive(timeout=0.1)
+            assert msg.type == WSMsgType.PING, msg
+            pings += 1
+            await ws.pong(msg.data)
+    assert pings >= 3 and not ws.closed and len(client.app[HUB].connections) == 1
+    # A peer's own ping is answered as well.
+    await ws.ping(b"are-you-there")
+    while (msg := await ws.receive(timeout=3)).type == WSMsgType.PING:
+        pass
+    assert msg.type == WSMsgType.PONG and msg.data == b"are-you-there"
+    await ws.close()
+
+
+async def test_heartbeat_counts_any_message_as_an_answer(make_client: MakeClient) -> None:
+    client = await make_client(websocket={"heartbeat_seconds": 0.2})
+    ws = await client.ws_connect(WS, autoping=False)
+    assert (await recv(ws))["type"] == "connected"
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:  # never a PONG, but a contract ping every 50 ms
+        await ws.send_json({"type": "ping"})
+        await asyncio.sleep(0.05)
+    assert not ws.closed and len(client.app[HUB].connections) == 1
+    await ws.close()
 
 
 async def test_graceful_shutdown_closes_with_1001(tmp_path: Path) -> None:
