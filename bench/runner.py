@@ -219,7 +219,7 @@ async def _capacity_scoreboard(
         return {
             "concurrency": opts.concurrency,
             UPDATE: await wrk.closed_loop(
-                base, award_lines, connections=opts.concurrency, seconds=opts.capacity_seconds
+                base, award_lines, connections=opts.concurrency, seconds=opts.capacity_seconds, once=True
             ),
             TOP: await wrk.closed_loop(
                 base,

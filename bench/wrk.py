@@ -13,8 +13,28 @@ from typing import Any
 
 # Each request takes the next line of the requests file ("METHOD PATH BEARER BODY", "-" for no
 # bearer); done() prints one JSON line with the counts and latency percentiles (microseconds).
+# With "once" (single-use action tokens) each line is sent once and the thread stops at the
+# response that makes it as many responses as lines; "elapsed_us" is the time from the first
+# request to that response (wrk's own duration is always -d). Requests after the last line are a
+# cheap GET /healthz, so a connection that finishes early is not reusing a token meanwhile.
 SCRIPT = r"""
-local lines, n, i = {}, 0, 0
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *tp);
+]]
+local ts = ffi.new("bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+end
+
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+
+local lines, n, i, answered, started, verified = {}, 0, 0, 0, nil, false
+local once = ONCE
+elapsed = 0
 init = function(args)
   for line in io.lines(args[1]) do
     n = n + 1
@@ -22,20 +42,41 @@ init = function(args)
   end
 end
 request = function()
-  i = i % n + 1
-  local method, path, bearer, body = lines[i]:match("^(%S+) (%S+) (%S+) ?(.*)$")
+  -- wrk calls request() once before the run to check it (on this, the only thread's state)
+  -- and throws the answer away: that call must not use up a line or start the clock.
+  if not verified then
+    verified = true
+    return wrk.format("GET", "/healthz")
+  end
+  if not started then started = now_us() end
+  i = i + 1
+  if once and i > n then return wrk.format("GET", "/healthz") end
+  local method, path, bearer, body = lines[(i - 1) % n + 1]:match("^(%S+) (%S+) (%S+) ?(.*)$")
   local headers = {}
   if bearer ~= "-" then headers["Authorization"] = "Bearer " .. bearer end
   if body ~= "" then headers["Content-Type"] = "application/json" else body = nil end
   return wrk.format(method, path, headers, body)
 end
+-- RESPONSE --
 done = function(summary, latency, requests)
   local e = summary.errors
+  local elapsed_us = 0
+  for _, thread in ipairs(threads) do elapsed_us = math.max(elapsed_us, thread:get("elapsed")) end
   io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"non2xx":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,' ..
-    '"p50":%d,"p95":%d,"p99":%d,"max":%d}\n',
-    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    'WRK_JSON {"requests":%d,"duration_us":%d,"elapsed_us":%d,"non2xx":%d,"connect":%d,"read":%d,' ..
+    '"write":%d,"timeout":%d,"p50":%d,"p95":%d,"p99":%d,"max":%d}\n',
+    summary.requests, summary.duration, elapsed_us, e.status, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+# Only in "once" runs: wrk parses every response's headers when the script has response().
+RESPONSE = """
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered == n then
+    elapsed = now_us() - started
+    wrk.thread:stop()
+  end
 end
 """
 
@@ -53,13 +94,22 @@ def request_line(method: str, path: str, bearer: str | None = None, body: bytes 
 
 
 async def closed_loop(
-    base: str, lines: Sequence[str], *, connections: int, seconds: float, timeout_seconds: float = 10.0
+    base: str,
+    lines: Sequence[str],
+    *,
+    connections: int,
+    seconds: float,
+    once: bool = False,
+    timeout_seconds: float = 10.0,
 ) -> dict[str, Any]:
-    """`connections` keep-alive connections back to back for `seconds`, cycling through `lines`.
-    The same summary shape as bench.load.RouteStats.summary (ok = 2xx answers)."""
+    """`connections` keep-alive connections back to back for `seconds`, cycling through `lines`
+    (or, with `once`, sending each line once and stopping at the last answer). The same summary
+    shape as bench.load.RouteStats.summary (ok = 2xx answers)."""
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script, requests = Path(tmp) / "requests.lua", Path(tmp) / "requests.txt"
-        script.write_text(SCRIPT)
+        script.write_text(
+            SCRIPT.replace("ONCE", "true" if once else "false").replace("-- RESPONSE --", RESPONSE if once else "")
+        )
         requests.write_text("\n".join(lines) + "\n")
         proc = await asyncio.create_subprocess_exec(
             "wrk",
@@ -81,14 +131,19 @@ async def closed_loop(
     if proc.returncode != 0 or not found:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {text[-500:]}")
     raw = json.loads(found[-1].removeprefix("WRK_JSON "))
-    elapsed = raw["duration_us"] / 1e6
-    ok = raw["requests"] - raw["non2xx"]
+    finished = once and raw["elapsed_us"] > 0
+    elapsed = (raw["elapsed_us"] if finished else raw["duration_us"]) / 1e6
+    # Once: the answers counted are the len(lines) up to the stop (a few may be the /healthz
+    # filler, as many award answers still in flight then are not counted).
+    answers = len(lines) if finished else raw["requests"]
+    ok = answers - raw["non2xx"]
     errors = {k: raw[k] for k in ("connect", "read", "write", "timeout") if raw[k]}
     if raw["non2xx"]:
         errors["non-2xx"] = raw["non2xx"]
     return {
         "generator": "wrk",
-        "sent": raw["requests"],
+        "sent": answers,
+        "seconds": round(elapsed, 6),
         "ok": ok,
         "statuses": {"2xx": ok, "other": raw["non2xx"]},
         "errors": errors,

@@ -1,0 +1,66 @@
+"""bench/wrk.py against a small local server: single-use lines go out once each, and the rate
+is taken over the time they took, not over wrk's whole duration."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bench import wrk
+
+
+def _need_wrk() -> None:
+    if wrk.available():
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("wrk is not installed (CI=true: .ci/run installs it)")
+    pytest.skip("wrk is not installed: apt-get install wrk to run this test")
+
+
+async def _server(uses: Counter[str]) -> TestServer:
+    async def use(request: web.Request) -> web.Response:
+        token = await request.text()
+        uses[token] += 1
+        return web.Response(status=200 if uses[token] == 1 else 409)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/use", use)
+    app.router.add_get("/healthz", healthz)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_once_sends_each_line_once_and_stops_at_the_last_answer() -> None:
+    _need_wrk()
+    uses: Counter[str] = Counter()
+    server = await _server(uses)
+    try:
+        lines = [wrk.request_line("POST", "/use", "bearer-x", f'{{"t":{i}}}'.encode()) for i in range(400)]
+        result = await wrk.closed_loop(str(server.make_url("")), lines, connections=8, seconds=3, once=True)
+    finally:
+        await server.close()
+    assert len(uses) == 400 and set(uses.values()) == {1}  # every token once, none reused
+    assert result["sent"] == result["ok"] == 400 and result["errors"] == {}
+    assert 0 < result["seconds"] < 3  # the last answer came before -d (wrk itself still waits for -d)
+    assert abs(result["ok_per_second"] * result["seconds"] - 400) < 1  # the rate over that time
+
+
+async def test_without_once_lines_cycle_for_the_whole_duration() -> None:
+    _need_wrk()
+    uses: Counter[str] = Counter()
+    server = await _server(uses)
+    try:
+        lines = [wrk.request_line("POST", "/use", None, f'{{"t":{i}}}'.encode()) for i in range(3)]
+        result = await wrk.closed_loop(str(server.make_url("")), lines, connections=2, seconds=1)
+    finally:
+        await server.close()
+    assert set(uses) == {'{"t":0}', '{"t":1}', '{"t":2}'} and max(uses.values()) > 1
+    assert result["seconds"] >= 1 and result["errors"] == {"non-2xx": result["sent"] - 3}
