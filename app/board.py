@@ -48,8 +48,9 @@ class Board(Protocol):
         """How many users are on the board."""
 
     def version(self) -> Hashable | None:
-        """A value that changes with every change of the board (equal values: nothing changed
-        in between), or None when nothing derived from the board may be cached."""
+        """A value that changes with every change that can reach the first WATCHED_PLACES places
+        (equal values: those places did not change in between), or None when nothing derived
+        from the board may be cached."""
 
 
 class MemoryBoard:
@@ -100,7 +101,7 @@ class MemoryBoard:
         return len(self.index)
 
     def version(self) -> int:
-        """Changes with every put, rename and load."""
+        """Changes with every load and rename, and every put that reaches the watched places."""
         return self.index.version
 
 

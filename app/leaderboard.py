@@ -20,6 +20,10 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     updated_ms: int
 
 
+# The most places a reader is shown (GET /top's largest limit). Changes further down do not
+# change any answer derived from the top, so they leave `Leaderboard.version` alone.
+WATCHED_PLACES = 100
+
 _Key = tuple[int, int, str]
 
 
@@ -35,7 +39,9 @@ class Leaderboard:
         self._order: SortedList = SortedList()
         self._by_user: dict[str, Standing] = {}
         self.updated_ms = 0
-        self.version = 0  # bumped by every change, so readers can cache what they derive
+        # Bumped by every change that can reach the first WATCHED_PLACES places, so readers can
+        # cache what they derive from them: most awards on a big board land further down.
+        self.version = 0
 
     def load(self, records: Iterable[UserRecord]) -> None:
         """Replace the whole index with the database's users on the board."""
@@ -76,8 +82,10 @@ class Leaderboard:
         key = _key(standing)
         self._order.add(key)
         self.updated_ms = max(self.updated_ms, standing.updated_ms)
-        self.version += 1
-        return previous, int(self._order.bisect_left(key)) + 1
+        rank = int(self._order.bisect_left(key)) + 1
+        if rank <= WATCHED_PLACES or (previous is not None and previous <= WATCHED_PLACES):
+            self.version += 1
+        return previous, rank
 
     def rename(self, user_id: str, username: str) -> None:
         """Refresh a display name; the order does not depend on it."""

@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from .config import ID_PATTERN
+from .leaderboard import WATCHED_PLACES
 
 Id = Annotated[
     str,
@@ -99,7 +100,7 @@ class ErrorEnvelope(msgspec.Struct, kw_only=True):
 
 
 class TopQuery(_Model):
-    limit: Annotated[int, Meta(ge=1, le=100)] = 10
+    limit: Annotated[int, Meta(ge=1, le=WATCHED_PLACES)] = 10
 
 
 class UserPath(_Model):

@@ -186,7 +186,7 @@ class Scoreboard:
         cached = self._tops.get(limit)
         if cached is not None and cached[0] == version:
             return cached[1]
-        top, updated_ms = await self.board.top(limit)
+        top, _ = await self.board.top(limit)
         entries = [
             BoardEntry(
                 rank=rank,
@@ -197,6 +197,8 @@ class Scoreboard:
             )
             for rank, s in top
         ]
+        # When what is shown last changed: an award further down changes neither the answer nor this.
+        updated_ms = max((s.updated_ms for _, s in top), default=0)
         data = TopData(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
         if version is not None and top:  # an empty board's updatedAt is "now": not cached
             self._tops[limit] = (version, data)

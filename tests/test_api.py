@@ -66,7 +66,11 @@ async def test_top_limit(flow: Flow, client: Any) -> None:
     assert len((await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]) == 10
     data = (await envelope(await client.get("/api/v1/scoreboard/top?limit=3")))["data"]
     assert [e["rank"] for e in data["leaderboard"]] == [1, 2, 3]
-    assert len((await envelope(await client.get("/api/v1/scoreboard/top?limit=100")))["data"]["leaderboard"]) == 12
+    everyone = (await envelope(await client.get("/api/v1/scoreboard/top?limit=100")))["data"]
+    assert len(everyone["leaderboard"]) == 12
+    # updatedAt: when what is shown last changed (the same fixed-width format sorts by time).
+    for answer in (data, everyone):
+        assert answer["updatedAt"] == max(e["lastUpdated"] for e in answer["leaderboard"])
 
 
 async def test_known_user_without_award(flow: Flow, client: Any, bearer: Any) -> None:

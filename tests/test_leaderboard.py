@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from app.board import percentile
-from app.leaderboard import Leaderboard, Standing
+from app.leaderboard import WATCHED_PLACES, Leaderboard, Standing
 from app.storage import UserRecord
 
 
@@ -73,3 +73,27 @@ def test_rename_keeps_order() -> None:
     board.rename("a", "Renamed")
     board.rename("ghost", "x")
     assert board.top(1)[0][1].username == "Renamed" and board.rank("a") == 1
+
+
+def test_version_moves_only_with_the_watched_places() -> None:
+    board = Leaderboard()
+    for i in range(WATCHED_PLACES + 20):  # u0 leads, u119 is last
+        board.put(_s(f"u{i}", 10_000 - i, i + 1))
+    seq = WATCHED_PLACES + 21
+
+    def put(user: str, score: int) -> int:
+        nonlocal seq
+        seq += 1
+        before = board.version
+        board.put(_s(user, score, seq))
+        return board.version - before
+
+    assert put("u119", 10_000 - 110) == 0  # from the last place to the 111th: nothing shown moved
+    assert put("new", 1) == 0  # a newcomer at the bottom
+    assert put("u110", 10_000 - WATCHED_PLACES + 1) == 0  # to the 101st place: still not shown
+    assert put("u115", 10_000 - 5) == 1  # into the watched places
+    assert board.rank(f"u{WATCHED_PLACES - 1}") == WATCHED_PLACES + 1  # pushed out: seen above
+    assert put("u1", 2) == 1  # out of the watched places
+    before = board.version
+    board.rename("u119", "Renamed")
+    assert board.version == before + 1  # a rename may show: always counted
