@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import functools
 import hmac
 import re
 from collections.abc import Callable
@@ -48,6 +48,16 @@ def _b64decode(segment: str) -> bytes:
         raise JwsError("not base64url") from None
 
 
+@functools.lru_cache(maxsize=64)
+def _header(segment: str) -> Header:
+    # A service sees a handful of distinct headers (one per key and token type): each is
+    # decoded once. A failure raises and is not remembered.
+    try:
+        return _decode_header(_b64decode(segment))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise JwsError("bad header") from None
+
+
 def sign(claims: object, key: bytes, *, typ: str | None = None, kid: str | None = None) -> str:
     """`claims` (anything msgspec encodes to a JSON object) as a signed compact JWS."""
     header: dict[str, str] = {"alg": "HS256"}
@@ -56,7 +66,7 @@ def sign(claims: object, key: bytes, *, typ: str | None = None, kid: str | None 
     if kid is not None:
         header["kid"] = kid
     signing_input = _b64encode(_encode(header)) + b"." + _b64encode(_encode(claims))
-    signature = hmac.new(key, signing_input, hashlib.sha256).digest()
+    signature = hmac.digest(key, signing_input, "sha256")
     return (signing_input + b"." + _b64encode(signature)).decode("ascii")
 
 
@@ -67,16 +77,13 @@ def verify(token: str, key_for: Callable[[Header], bytes | None]) -> tuple[Heade
     if len(parts) != 3:
         raise JwsError("not a compact JWS")
     head, body, signature = parts
-    try:
-        header = _decode_header(_b64decode(head))
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        raise JwsError("bad header") from None
+    header = _header(head)
     if header.alg != "HS256" or header.crit is not None:
         raise JwsError("unsupported algorithm or critical extension")
     key = key_for(header)
     if key is None:
         raise JwsError("no key for this token")
-    expected = hmac.new(key, f"{head}.{body}".encode("ascii"), hashlib.sha256).digest()
+    expected = hmac.digest(key, f"{head}.{body}".encode("ascii"), "sha256")  # one-shot, in C
     if not hmac.compare_digest(expected, _b64decode(signature)):
         raise JwsError("bad signature")
     return header, _b64decode(body)
