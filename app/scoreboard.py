@@ -15,7 +15,7 @@ from .errors import ActionMismatch, Forbidden, InvalidAction, ServiceUnavailable
 from .events import AwardEvent
 from .fanout import Fanout
 from .gate import NonceGate, OpenGate
-from .leaderboard import Standing
+from .leaderboard import WATCHED_PLACES, Standing
 from .logs import log_info, request_id
 from .models import (
     BoardEntry,
@@ -32,6 +32,7 @@ from .tokens import ActionTokens, token_hash
 log = logging.getLogger(__name__)
 
 FREEZE_AT_USERS = 100_000
+MAX_ENTRIES = 4 * WATCHED_PLACES  # rendered top entries kept for reuse
 
 
 async def _best_effort(what: str, step: Awaitable[None]) -> None:
@@ -68,6 +69,7 @@ class Scoreboard:
         self.gate = gate or OpenGate()
         # limit -> (board version, answer): most reads arrive between two changes of the board.
         self._tops: dict[int, tuple[Hashable, TopData]] = {}
+        self._entries: dict[tuple[int, Standing], BoardEntry] = {}  # (rank, standing) -> its entry
 
     async def rebuild(self) -> None:
         """Load the rank index from the system of record."""
@@ -187,22 +189,25 @@ class Scoreboard:
         if cached is not None and cached[0] == version:
             return cached[1]
         top, _ = await self.board.top(limit)
-        entries = [
-            BoardEntry(
-                rank=rank,
-                user_id=s.user_id,
-                username=s.username,
-                score=s.score,
-                last_updated=iso(s.updated_ms),
-            )
-            for rank, s in top
-        ]
+        entries = [self._entry(place) for place in top]
         # When what is shown last changed: an award further down changes neither the answer nor this.
         updated_ms = max((s.updated_ms for _, s in top), default=0)
         data = TopData(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
         if version is not None and top:  # an empty board's updatedAt is "now": not cached
             self._tops[limit] = (version, data)
         return data
+
+    def _entry(self, place: tuple[int, Standing]) -> BoardEntry:
+        # An award moves one or two entries of a top 10; the others are built once and reused.
+        entry = self._entries.get(place)
+        if entry is None:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            rank, s = place
+            entry = self._entries[place] = BoardEntry(
+                rank=rank, user_id=s.user_id, username=s.username, score=s.score, last_updated=iso(s.updated_ms)
+            )
+        return entry
 
     async def user_score(self, user_id: str) -> UserScoreData:
         """A user's score, rank and percentile; rank null until the first award."""

@@ -73,6 +73,21 @@ async def test_top_limit(flow: Flow, client: Any) -> None:
         assert answer["updatedAt"] == max(e["lastUpdated"] for e in answer["leaderboard"])
 
 
+async def test_new_display_name_reaches_the_cached_top(flow: Flow, client: Any, bearer: Any) -> None:
+    await flow.award("alice", "a")
+    for _ in range(2):  # the second answer is the cached one
+        top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
+        assert [e["username"] for e in top] == ["Alice"]
+    resp = await client.post(
+        "/api/v1/actions/initialize",
+        json={"actionType": "COMPLETE_QUEST", "actionId": "b"},
+        headers=bearer("alice", name="Alice the Great"),
+    )
+    assert resp.status == 200
+    top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
+    assert [(e["username"], e["score"]) for e in top] == [("Alice the Great", 100)]
+
+
 async def test_known_user_without_award(flow: Flow, client: Any, bearer: Any) -> None:
     await flow.token("dave")  # initialize creates the user row, no award yet
     data = (await envelope(await client.get("/api/v1/users/dave/score", headers=bearer())))["data"]
