@@ -109,7 +109,7 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Middleware:
             if not response.prepared:  # files and WebSockets set their own headers when they start
                 headers = response.headers
                 headers[_X_REQUEST_ID] = rid
-                headers.extend(SECURITY_HEADERS)
+                headers.update(SECURITY_HEADERS)  # replaces, never duplicates
                 if headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
                     headers[_CSP] = CSP
             return response
