@@ -19,8 +19,9 @@ SWEEP_CHUNK = 1024  # connections visited between yields, so a sweep never holds
 
 
 class Keepalive:
-    """Pings each connection after about `interval` seconds without a frame from it, and cuts
-    the connection when the PONG has not come half an interval later (as aiohttp's heartbeat)."""
+    """Pings each connection after half to one `interval` without a frame from it, and cuts it
+    when nothing (no PONG) has come half an interval later: silent peers go after 1 to 1.5
+    intervals, as with aiohttp's heartbeat."""
 
     def __init__(self, hub: Hub, interval: float) -> None:
         self.hub = hub
