@@ -359,11 +359,17 @@ class Hub:
                     if self._dirty.is_set():  # newer changes: the rest of this sweep gets them
                         self._dirty.clear()
                         advanced = await self._try_advance() or advanced
+            self._forget_unheld()
             if not advanced:
                 break
-        # Everyone has the current version now: older ones are no longer needed.
-        self._since = {self._version: self._since.get(self._version, {})}
         self._swept = self._version
+
+    def _forget_unheld(self) -> None:
+        # After every pass, not only when a sweep ends: under steady load one sweep runs pass
+        # after pass, and every version made meanwhile kept a base map that each award updated.
+        # Kept: versions a subscriber holds, the current one, and one being made right now.
+        held = {conn.version for conn in self.subscribers}
+        self._since = {v: bases for v, bases in self._since.items() if v in held or v >= self._version}
 
     def stop(self) -> None:
         """End `run` (also when a Redis client swallowed the task's cancellation)."""

@@ -128,3 +128,36 @@ async def test_subscriber_that_skips_a_version_gets_change_since_the_one_it_had(
     finally:
         hub.stop()
         await asyncio.wait_for(runner, 3)
+
+
+async def test_steady_load_keeps_the_per_version_state_bounded() -> None:
+    # Awards keep landing mid-sweep, so one sweep runs pass after pass; what it keeps per
+    # board version (each user's score before the version) must not pile up meanwhile.
+    board = MemoryBoard()
+    hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
+    players = Players(board, hub)
+    players.award("alice", 100)
+    sockets = [Socket() for _ in range(hub_module.WAVE_CHUNK + 20)]
+    for sock in sockets:
+        await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)))
+    kept: list[int] = []
+    awards = 0
+
+    def award_mid_sweep() -> None:
+        nonlocal awards
+        awards += 1
+        kept.append(len(hub._since))
+        players.award("alice", 1)
+        if awards < 50:
+            sockets[hub_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
+
+    sockets[hub_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
+    runner = asyncio.create_task(hub.run())
+    try:
+        players.award("alice", 1)
+        await until(lambda: awards == 50)
+        await until(lambda: all(board_of(s.messages[-1]) == [(1, "alice", 151)] for s in sockets))
+    finally:
+        hub.stop()
+        await asyncio.wait_for(runner, 3)
+    assert max(kept) <= 3, kept  # was one more per pass: 50 by the end
