@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
 from aiohttp import web
 
 from app import hub as hub_module
@@ -91,7 +92,13 @@ async def until(predicate: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
-async def test_subscriber_that_skips_a_version_gets_change_since_the_one_it_had() -> None:
+@pytest.mark.parametrize("gap", [hub_module.MIN_VERSION_GAP, 0.0])
+async def test_subscriber_that_skips_a_version_gets_change_since_the_one_it_had(
+    gap: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gap 0: every sweep that made a version mid-pass counts as long, so it ends after its pass
+    # and the first part is brought up to date by the next sweep, after the rest.
+    monkeypatch.setattr(hub_module, "MIN_VERSION_GAP", gap)
     board = MemoryBoard()
     hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
     players = Players(board, hub)
