@@ -41,11 +41,6 @@ WAVE_CHUNK = 256  # subscribers written between yields, so awards keep flowing d
 # A sweep to 1,000 clients takes ~5 ms: back to back they made ~90 versions a second, every
 # client parsing each, and the box saturated (p99 154 ms). 20 ms apart at most 50 a second.
 MIN_VERSION_GAP = 0.02
-# After a sweep the loop is left to other work for this share of the sweep's length. Without
-# it, a sweep to 10,000 clients under 1,000 awards/s went on pass after pass, the awards that
-# make the versions queued behind it (p99 608 ms) and commit -> client p99 was 5x one bare
-# wave; resting a quarter: awards p99 118 ms, commit -> client p99 1.6x (0.5: 1.85x, 1.0: 2.3x).
-SWEEP_REST = 0.25
 SNAPSHOT = -1  # "version" of a subscriber that has nothing yet: its first board shows no change
 
 CLOSE_GOING_AWAY = 1001
@@ -109,9 +104,10 @@ class Hub:
     that does not have it yet. A version made while a sweep is under way goes to the rest of that
     sweep at once, and a second pass brings the first part up to date: a change waits about one
     wave (sweeps start at most every MIN_VERSION_GAP), and bursts coalesce (latest state wins).
-    A sweep longer than that gap ends after its pass and rests (SWEEP_REST) before the next, so
-    under steady load the awards still get the loop. `change` is relative to the version each
-    subscriber had, so a frame is built once per (previous version, version)."""
+    A sweep longer than that gap ends after its pass and, before the next, the hub rests as long
+    as other work needed the loop during it, so under steady load the awards still get it.
+    `change` is relative to the version each subscriber had, so a frame is built once per
+    (previous version, version)."""
 
     def __init__(self, board: Board, slots: ConnectionSlots, *, max_buffer: int) -> None:
         self.board = board
@@ -138,6 +134,7 @@ class Hub:
         self._force = False  # make a new version even if the top 10 looks unchanged
         self._tasks: set[asyncio.Future[object]] = set()
         self.waves = 0
+        self._yielded = 0.0  # seconds other work ran at this sweep's yields
 
     # -- connections
 
@@ -363,7 +360,9 @@ class Hub:
                 if conn.version != self._version and conn in self.subscribers:
                     self._deliver(conn)
                 if i % WAVE_CHUNK == WAVE_CHUNK - 1:
+                    paused = time.monotonic()
                     await asyncio.sleep(0)
+                    self._yielded += time.monotonic() - paused  # what the rest of the loop needed
                     if self._dirty.is_set():  # newer changes: the rest of this sweep gets them
                         self._dirty.clear()
                         advanced = await self._try_advance() or advanced
@@ -399,6 +398,11 @@ class Hub:
             started = time.monotonic()
             # A subscribe may have made the version already: sweep whenever anyone is behind.
             if await self._try_advance() or self._version != self._swept:
+                self._yielded = 0.0
                 await self._sweep()
                 took = time.monotonic() - started
-                await asyncio.sleep(max(MIN_VERSION_GAP - took, took * SWEEP_REST))
+                # Then rest as long as other work needed the loop during the sweep: under steady
+                # load a sweep to 10,000 clients otherwise went on pass after pass, the awards that
+                # make the versions queued behind it (p99 608 ms) and commit -> client p99 was 5x
+                # one bare wave. An otherwise idle loop gets the next version out at once.
+                await asyncio.sleep(max(MIN_VERSION_GAP - took, self._yielded))
