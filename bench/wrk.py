@@ -15,8 +15,10 @@ from typing import Any
 # bearer); done() prints one JSON line with the counts and latency percentiles (microseconds).
 # With "once" (single-use action tokens) each line is sent once and the thread stops at the
 # response that makes it as many responses as lines; "elapsed_us" is the time from the first
-# request to that response (wrk's own duration is always -d). Requests after the last line are a
-# cheap GET /healthz, so a connection that finishes early is not reusing a token meanwhile.
+# request to that response (wrk's own duration is always -d). Requests after the last line go to
+# FILLER, a path no server under test has (a cheap 404), so a connection that finishes early
+# reuses no token meanwhile; their answers are told apart by that 404 and not counted.
+FILLER = "/bench-filler-not-found"
 SCRIPT = r"""
 local ffi = require("ffi")
 ffi.cdef[[
@@ -34,7 +36,7 @@ setup = function(thread) table.insert(threads, thread) end
 
 local lines, n, i, answered, started, verified = {}, 0, 0, 0, nil, false
 local once = ONCE
-elapsed = 0
+elapsed, fillers = 0, 0
 init = function(args)
   for line in io.lines(args[1]) do
     n = n + 1
@@ -50,7 +52,7 @@ request = function()
   end
   if not started then started = now_us() end
   i = i + 1
-  if once and i > n then return wrk.format("GET", "/healthz") end
+  if once and i > n then return wrk.format("GET", "FILLER") end
   local method, path, bearer, body = lines[(i - 1) % n + 1]:match("^(%S+) (%S+) (%S+) ?(.*)$")
   local headers = {}
   if bearer ~= "-" then headers["Authorization"] = "Bearer " .. bearer end
@@ -60,18 +62,26 @@ end
 -- RESPONSE --
 done = function(summary, latency, requests)
   local e = summary.errors
-  local elapsed_us = 0
-  for _, thread in ipairs(threads) do elapsed_us = math.max(elapsed_us, thread:get("elapsed")) end
+  local elapsed_us, filler_answers = 0, 0
+  for _, thread in ipairs(threads) do
+    elapsed_us = math.max(elapsed_us, thread:get("elapsed"))
+    filler_answers = filler_answers + thread:get("fillers")
+  end
   io.write(string.format(
-    'WRK_JSON {"requests":%d,"duration_us":%d,"elapsed_us":%d,"non2xx":%d,"connect":%d,"read":%d,' ..
-    '"write":%d,"timeout":%d,"p50":%d,"p95":%d,"p99":%d,"max":%d}\n',
-    summary.requests, summary.duration, elapsed_us, e.status, e.connect, e.read, e.write, e.timeout,
+    'WRK_JSON {"requests":%d,"duration_us":%d,"elapsed_us":%d,"fillers":%d,"non2xx":%d,"connect":%d,' ..
+    '"read":%d,"write":%d,"timeout":%d,"p50":%d,"p95":%d,"p99":%d,"max":%d}\n',
+    summary.requests, summary.duration, elapsed_us, filler_answers, e.status, e.connect, e.read, e.write,
+    e.timeout,
     latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
 end
 """
 # Only in "once" runs: wrk parses every response's headers when the script has response().
 RESPONSE = """
 response = function(status, headers, body)
+  if status == 404 then  -- a filler's answer (the lines' paths all exist)
+    fillers = fillers + 1
+    return
+  end
   answered = answered + 1
   if answered == n then
     elapsed = now_us() - started
@@ -108,7 +118,9 @@ async def closed_loop(
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script, requests = Path(tmp) / "requests.lua", Path(tmp) / "requests.txt"
         script.write_text(
-            SCRIPT.replace("ONCE", "true" if once else "false").replace("-- RESPONSE --", RESPONSE if once else "")
+            SCRIPT.replace("ONCE", "true" if once else "false")
+            .replace("FILLER", FILLER)
+            .replace("-- RESPONSE --", RESPONSE if once else "")
         )
         requests.write_text("\n".join(lines) + "\n")
         proc = await asyncio.create_subprocess_exec(
@@ -133,19 +145,20 @@ async def closed_loop(
     raw = json.loads(found[-1].removeprefix("WRK_JSON "))
     finished = once and raw["elapsed_us"] > 0
     elapsed = (raw["elapsed_us"] if finished else raw["duration_us"]) / 1e6
-    # Once: the answers counted are the len(lines) up to the stop (a few may be the /healthz
-    # filler, as many award answers still in flight then are not counted).
-    answers = len(lines) if finished else raw["requests"]
-    ok = answers - raw["non2xx"]
+    # Once: every line answered by the stop, and the fillers' 404s left out. (Their latencies are
+    # in wrk's histogram: at most one per connection after its last line.)
+    answers = len(lines) if finished else raw["requests"] - raw["fillers"]
+    non2xx = raw["non2xx"] - raw["fillers"]
+    ok = answers - non2xx
     errors = {k: raw[k] for k in ("connect", "read", "write", "timeout") if raw[k]}
-    if raw["non2xx"]:
-        errors["non-2xx"] = raw["non2xx"]
+    if non2xx:
+        errors["non-2xx"] = non2xx
     return {
         "generator": "wrk",
         "sent": answers,
         "seconds": round(elapsed, 6),
         "ok": ok,
-        "statuses": {"2xx": ok, "other": raw["non2xx"]},
+        "statuses": {"2xx": ok, "other": non2xx},
         "errors": errors,
         "latency_ms": {q: round(raw[q] / 1000, 2) for q in ("p50", "p95", "p99", "max")},
         "ok_per_second": round(ok / elapsed, 1) if elapsed > 0 else 0.0,

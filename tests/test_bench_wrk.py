@@ -3,6 +3,7 @@ is taken over the time they took, not over wrk's whole duration."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
 
@@ -27,11 +28,16 @@ async def _server(uses: Counter[str]) -> TestServer:
         uses[token] += 1
         return web.Response(status=200 if uses[token] == 1 else 409)
 
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.2)
+        return await use(request)
+
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
     app = web.Application()
     app.router.add_post("/use", use)
+    app.router.add_post("/slow", slow)
     app.router.add_get("/healthz", healthz)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
@@ -51,6 +57,22 @@ async def test_once_sends_each_line_once_and_stops_at_the_last_answer() -> None:
     assert result["sent"] == result["ok"] == 400 and result["errors"] == {}
     assert 0 < result["seconds"] < 3  # the last answer came before -d (wrk itself still waits for -d)
     assert abs(result["ok_per_second"] * result["seconds"] - 400) < 1  # the rate over that time
+
+
+async def test_once_waits_for_the_last_line_not_for_fillers() -> None:
+    # 10 slow lines over 8 connections: the last two go out in a second round, while the
+    # connections that are done send fillers, whose fast answers must not end the run early.
+    _need_wrk()
+    uses: Counter[str] = Counter()
+    server = await _server(uses)
+    try:
+        lines = [wrk.request_line("POST", "/slow", None, f'{{"t":{i}}}'.encode()) for i in range(10)]
+        result = await wrk.closed_loop(str(server.make_url("")), lines, connections=8, seconds=3, once=True)
+    finally:
+        await server.close()
+    assert len(uses) == 10 and set(uses.values()) == {1}
+    assert result["ok"] == 10 and result["errors"] == {} and result["statuses"] == {"2xx": 10, "other": 0}
+    assert 0.4 <= result["seconds"] < 3
 
 
 async def test_without_once_lines_cycle_for_the_whole_duration() -> None:
