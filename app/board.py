@@ -29,8 +29,8 @@ class Board(Protocol):
     async def put(self, standing: Standing) -> tuple[int | None, int]:
         """Place a user; (previous rank, new rank)."""
 
-    async def top(self, limit: int) -> tuple[list[tuple[int, Standing]], int]:
-        """The first `limit` standings with ranks, and when the board last changed (ms)."""
+    async def top(self, limit: int) -> list[tuple[int, Standing]]:
+        """The first `limit` standings with ranks."""
 
     async def position(self, user_id: str) -> Position | None:
         """A user's standing and rank, or None when not on the board."""
@@ -67,9 +67,9 @@ class MemoryBoard:
         """Place a user."""
         return self.index.put(standing)
 
-    async def top(self, limit: int) -> tuple[list[tuple[int, Standing]], int]:
+    async def top(self, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings."""
-        return self.index.top(limit), self.index.updated_ms
+        return self.index.top(limit)
 
     async def position(self, user_id: str) -> Position | None:
         """A user's standing and rank."""

@@ -18,7 +18,7 @@ from .clock import iso, now_ms
 from .cluster.client import stop_if_cancelled
 from .errors import ServiceUnavailable
 from .events import AwardEvent
-from .leaderboard import Standing
+from .leaderboard import Standing, last_change
 from .messages import (
     LeaderboardUpdate,
     LiveBoard,
@@ -43,6 +43,7 @@ WAVE_CHUNK = 256  # subscribers written between yields, so awards keep flowing d
 MIN_VERSION_GAP = 0.02
 SNAPSHOT = -1  # "version" of a subscriber that has nothing yet: its first board shows no change
 
+CLOSE_WAIT_SECONDS = 5.0  # a close handshake (drain, close frame, answer) longer than this is cut short
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHORIZED = 4401
@@ -82,6 +83,13 @@ class Connection:
     def send(self, message: ServerMessage) -> bool:
         """Encode and queue one message."""
         return self.send_frame(text_frame(encode(message)))
+
+    def abort(self) -> None:
+        """Close the socket at once, dropping whatever is still queued for it."""
+        # Duck-typed: uvloop's transports do not derive from asyncio.Transport.
+        transport = cast(asyncio.Transport | None, self.transport)
+        if transport is not None:
+            transport.abort()
 
     def expire_at(self, timestamp: float) -> None:
         """Close the connection when its JWT expires."""
@@ -123,7 +131,6 @@ class Hub:
         self._dirty = asyncio.Event()
         self._version = 0
         self._top: list[tuple[int, Standing]] | None = None  # the board of the current version
-        self._updated_ms = 0
         # version -> each user's score before their first award after that version was made
         self._since: dict[int, dict[str, int]] = {0: {}}
         self._frames: dict[int, bytes] = {}  # previous version -> frame of the current version
@@ -200,7 +207,15 @@ class Hub:
         """Stop sending to a connection now and close it in the background."""
         self.disconnect(conn)
         if not conn.ws.closed:
-            self._background(conn.ws.close(code=code, message=reason.encode()))
+            self._background(self._close(conn, code, reason))
+
+    async def _close(self, conn: Connection, code: int, reason: str) -> None:
+        # ws.close() first waits for the socket to drain, without a limit: a peer that stopped
+        # reading (the usual reason to drop it) would keep its socket and handler for good.
+        try:
+            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), CLOSE_WAIT_SECONDS)
+        except TimeoutError:
+            conn.abort()
 
     async def subscribe(self, conn: Connection) -> None:
         """Add to the leaderboard channel and send the current state at once."""
@@ -291,7 +306,7 @@ class Hub:
 
     # -- waves
 
-    def _frame(self, top: list[tuple[int, Standing]], updated_ms: int, *, bases: dict[str, int]) -> bytes:
+    def _frame(self, top: list[tuple[int, Standing]], *, bases: dict[str, int]) -> bytes:
         entries = [
             LiveEntry(
                 rank=rank,
@@ -302,7 +317,8 @@ class Hub:
             )
             for rank, s in top
         ]
-        board = LiveBoard(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
+        # As GET /top: when the shown board last changed (the newest award in it).
+        board = LiveBoard(leaderboard=entries, updated_at=iso(last_change(top) or now_ms()))
         return text_frame(encode(LeaderboardUpdate(data=board)))
 
     async def _advance(self) -> bool:
@@ -315,7 +331,7 @@ class Hub:
         # Registered before the read: awards that land while it is under way count from here.
         self._since[version] = {}
         try:
-            top, updated_ms = await self.board.top(TOP)
+            top = await self.board.top(TOP)
         except BaseException:
             del self._since[version]
             raise
@@ -326,7 +342,7 @@ class Hub:
         if unchanged or len(shown) < len(self._last_top):
             del self._since[version]
             return False
-        self._version, self._top, self._updated_ms = version, top, updated_ms
+        self._version, self._top = version, top
         self._frames = {}
         self._last_top = shown
         self._force = False
@@ -339,7 +355,7 @@ class Hub:
         if frame is None:
             assert self._top is not None  # a version exists before anyone is swept
             bases = self._since.get(conn.version, {}) if conn.version != SNAPSHOT else {}
-            frame = self._frames[conn.version] = self._frame(self._top, self._updated_ms, bases=bases)
+            frame = self._frames[conn.version] = self._frame(self._top, bases=bases)
         if conn.send_frame(frame):
             conn.version = self._version
 
@@ -355,7 +371,9 @@ class Hub:
     async def _sweep(self) -> None:
         started = time.monotonic()
         while True:
-            advanced = False
+            # Any new version during the pass (made here, or by a subscribe() meanwhile) leaves
+            # the part already visited behind: another pass follows.
+            version = self._version
             for i, conn in enumerate(list(self.subscribers)):
                 if conn.version != self._version and conn in self.subscribers:
                     self._deliver(conn)
@@ -365,9 +383,9 @@ class Hub:
                     self._yielded += time.monotonic() - paused  # what the rest of the loop needed
                     if self._dirty.is_set():  # newer changes: the rest of this sweep gets them
                         self._dirty.clear()
-                        advanced = await self._try_advance() or advanced
+                        await self._try_advance()
             self._forget_unheld()
-            if not advanced:
+            if self._version == version:
                 break
             if time.monotonic() - started >= MIN_VERSION_GAP:
                 # A long sweep under steady load: rest (in run) before the next pass, so the

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
 
 from .hub import Connection, Hub
 
@@ -31,10 +30,7 @@ class Keepalive:
         """Drop a silent peer at once: no close handshake with a peer that does not answer."""
         log.info("websocket peer silent: connection %s cut", conn.id)
         self.hub.disconnect(conn)
-        # Duck-typed: uvloop's transports do not derive from asyncio.Transport.
-        transport = cast(asyncio.Transport | None, conn.transport)
-        if transport is not None:
-            transport.abort()
+        conn.abort()
 
     async def sweep(self) -> None:
         """Visit every connection once: ping the quiet ones, cut those that did not answer."""
@@ -55,4 +51,7 @@ class Keepalive:
         """Sweep every half interval until cancelled."""
         while True:
             await asyncio.sleep(self.interval / 2)
-            await self.sweep()
+            try:
+                await self.sweep()
+            except Exception:  # one bad connection must not end the heartbeats of all
+                log.exception("keepalive sweep failed")

@@ -27,6 +27,11 @@ WATCHED_PLACES = 100
 _Key = tuple[int, int, str]
 
 
+def last_change(shown: list[tuple[int, Standing]]) -> int:
+    """When these standings last changed (ms, the newest award among them); 0 for none."""
+    return max((s.updated_ms for _, s in shown), default=0)
+
+
 def _key(s: Standing) -> _Key:
     # Score descending, then who reached it first (lower award sequence), then id.
     return (-s.score, s.seq, s.user_id)
@@ -38,7 +43,6 @@ class Leaderboard:
     def __init__(self) -> None:
         self._order: SortedList = SortedList()
         self._by_user: dict[str, Standing] = {}
-        self.updated_ms = 0
         # Bumped by every change that can reach the first WATCHED_PLACES places, so readers can
         # cache what they derive from them: most awards on a big board land further down.
         self.version = 0
@@ -52,7 +56,6 @@ class Leaderboard:
         ]
         self._by_user = {s.user_id: s for s in standings}
         self._order = SortedList(_key(s) for s in standings)
-        self.updated_ms = max((s.updated_ms for s in standings), default=0)
         self.version += 1
 
     def __len__(self) -> int:
@@ -81,7 +84,6 @@ class Leaderboard:
         self._by_user[standing.user_id] = standing
         key = _key(standing)
         self._order.add(key)
-        self.updated_ms = max(self.updated_ms, standing.updated_ms)
         rank = int(self._order.bisect_left(key)) + 1
         if rank <= WATCHED_PLACES or (previous is not None and previous <= WATCHED_PLACES):
             self.version += 1

@@ -15,7 +15,7 @@ from .errors import ActionMismatch, Forbidden, InvalidAction, ServiceUnavailable
 from .events import AwardEvent
 from .fanout import Fanout
 from .gate import NonceGate, OpenGate
-from .leaderboard import WATCHED_PLACES, Standing
+from .leaderboard import WATCHED_PLACES, Standing, last_change
 from .logs import log_info, request_id
 from .models import (
     BoardEntry,
@@ -188,11 +188,10 @@ class Scoreboard:
         cached = self._tops.get(limit)
         if cached is not None and cached[0] == version:
             return cached[1]
-        top, _ = await self.board.top(limit)
+        top = await self.board.top(limit)
         entries = [self._entry(place) for place in top]
         # When what is shown last changed: an award further down changes neither the answer nor this.
-        updated_ms = max((s.updated_ms for _, s in top), default=0)
-        data = TopData(leaderboard=entries, updated_at=iso(updated_ms or now_ms()))
+        data = TopData(leaderboard=entries, updated_at=iso(last_change(top) or now_ms()))
         if version is not None and top:  # an empty board's updatedAt is "now": not cached
             self._tops[limit] = (version, data)
         return data

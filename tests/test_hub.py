@@ -168,3 +168,33 @@ async def test_steady_load_keeps_the_per_version_state_bounded() -> None:
         hub.stop()
         await asyncio.wait_for(runner, 3)
     assert max(kept) <= 3, kept  # was one more per pass: 50 by the end
+
+
+async def test_a_version_made_by_a_subscribe_mid_sweep_reaches_everyone() -> None:
+    # subscribe() makes the version itself when changes are waiting; the part of the sweep
+    # already visited must get it too, not wait for the next change of the top.
+    board = MemoryBoard()
+    hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
+    players = Players(board, hub)
+    players.award("alice", 100)
+    sockets = [Socket() for _ in range(hub_module.WAVE_CHUNK + 20)]
+    for sock in sockets:
+        await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)))
+    late = Socket()
+    joining: list[asyncio.Task[None]] = []
+
+    def award_and_subscribe() -> None:
+        players.award("alice", 7)
+        conn = hub.connect(cast(web.WebSocketResponse, late), cast(Any, late))
+        joining.append(asyncio.create_task(hub.subscribe(conn)))
+
+    sockets[hub_module.WAVE_CHUNK - 1].on_write = award_and_subscribe
+    runner = asyncio.create_task(hub.run())
+    try:
+        players.award("alice", 5)
+        await until(lambda: all(board_of(s.messages[-1]) == [(1, "alice", 112)] for s in [*sockets, late]))
+        assert [changes(m)["alice"] for m in sockets[0].messages[1:]] == ["+5", "+7"]
+        await joining[0]
+    finally:
+        hub.stop()
+        await asyncio.wait_for(runner, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from app.board import percentile
-from app.leaderboard import WATCHED_PLACES, Leaderboard, Standing
+from app.leaderboard import WATCHED_PLACES, Leaderboard, Standing, last_change
 from app.storage import UserRecord
 
 
@@ -64,7 +64,7 @@ def test_load_skips_users_without_award_and_matches_incremental() -> None:
     expected = sorted(totals, key=lambda u: (-totals[u][0], totals[u][1], u))
     assert [s.user_id for _, s in rebuilt.top(1000)] == expected
     assert all(rebuilt.rank(u) == i for i, u in enumerate(expected, start=1))
-    assert rebuilt.updated_ms == max(q for _, q in totals.values())
+    assert last_change(rebuilt.top(1000)) == max(q for _, q in totals.values()) and last_change([]) == 0
 
 
 def test_rename_keeps_order() -> None:

@@ -15,6 +15,7 @@ import jwt
 import pytest
 from aiohttp import WSMsgType
 
+from app import hub as hub_module
 from app.keys import HUB
 
 from .conftest import JWT_SECRET, Flow, MakeClient, envelope
@@ -305,8 +306,12 @@ async def test_burst_is_coalesced_and_ends_on_the_true_state(flow: Flow, client:
     await viewer.close()
 
 
-async def test_slow_client_never_delays_others(make_client: MakeClient, bearer: Any) -> None:
-    client = await make_client(websocket={"send_buffer_bytes": 4096})
+async def test_slow_client_never_delays_others(
+    make_client: MakeClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "CLOSE_WAIT_SECONDS", 0.3)
+    # Above the transport's 64 KiB high-water mark: a dropped client's close then has to drain.
+    client = await make_client(websocket={"send_buffer_bytes": 70_000})
     flow = Flow(client, bearer)
     hub = client.app[HUB]
     # A raw socket that upgrades, subscribes and then never reads again; a small receive
@@ -326,6 +331,7 @@ async def test_slow_client_never_delays_others(make_client: MakeClient, bearer: 
     await writer.drain()
     await asyncio.sleep(0.1)
     assert len(hub.subscribers) == 1
+    slow = next(iter(hub.subscribers))
 
     fast = await subscribed(client)
     for i in range(1000):  # each award raises a top-10 score: one wave each
@@ -338,6 +344,11 @@ async def test_slow_client_never_delays_others(make_client: MakeClient, bearer: 
     for j in range(5):  # and the fast one keeps getting every wave afterwards
         await flow.award(f"u{j}", f"b{j}")
         await recv_type(fast, "leaderboard_update", timeout=2.0)
+    # Its close cannot drain to a peer that does not read: the socket is cut after the wait.
+    deadline = time.monotonic() + 3
+    while not slow.transport.is_closing() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert slow.transport.is_closing()
     writer.close()
     await fast.close()
 

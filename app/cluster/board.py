@@ -26,7 +26,7 @@ VERSION_SECONDS = 1.0
 LOAD_CALLS_IN_FLIGHT = 3
 LOAD_CHUNK = 1000  # users per script call: Redis runs one call at a time, ~10 ms each
 
-# KEYS: board, members, names, stamps, updated; ARGV: user, score, member, name, stamp.
+# KEYS: board, members, names, stamps; ARGV: user, score, member, name, stamp.
 # Returns {previous rank or 0, rank}; an older standing than the one held changes nothing.
 _PUT = """
 local old = redis.call('HGET', KEYS[2], ARGV[1])
@@ -42,9 +42,6 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
-if tonumber(ARGV[5]) > tonumber(redis.call('GET', KEYS[5]) or '0') then
-  redis.call('SET', KEYS[5], ARGV[5])
-end
 return {previous, redis.call('ZREVRANK', KEYS[1], ARGV[3]) + 1}
 """
 
@@ -55,7 +52,6 @@ _LOAD = """
 local users = {}
 for i = 1, #ARGV, 5 do users[#users + 1] = ARGV[i] end
 local olds = redis.call('HMGET', KEYS[2], unpack(users))
-local newest = tonumber(redis.call('GET', KEYS[5]) or '0')
 local z, m, n, s = {}, {}, {}, {}
 for j, user in ipairs(users) do
   local i, old = 5 * j - 4, olds[j]
@@ -66,7 +62,6 @@ for j, user in ipairs(users) do
     m[#m + 1] = user; m[#m + 1] = member
     n[#n + 1] = user; n[#n + 1] = ARGV[i + 3]
     s[#s + 1] = user; s[#s + 1] = ARGV[i + 4]
-    if tonumber(ARGV[i + 4]) > newest then newest = tonumber(ARGV[i + 4]) end
   end
 end
 if #z > 0 then
@@ -75,14 +70,13 @@ if #z > 0 then
   redis.call('HSET', KEYS[3], unpack(n))
   redis.call('HSET', KEYS[4], unpack(s))
 end
-redis.call('SET', KEYS[5], newest)
 return 0
 """
 
-# KEYS: board, names, stamps, updated; ARGV: limit. Returns {updated, member, score, name, stamp, ...}.
+# KEYS: board, names, stamps; ARGV: limit. Returns {member, score, name, stamp, ...}.
 _TOP = """
 local rows = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
-local out = {redis.call('GET', KEYS[4]) or '0'}
+local out = {}
 for i = 1, #rows, 2 do
   local user = string.sub(rows[i], 21)
   out[#out + 1] = rows[i]
@@ -147,7 +141,7 @@ class RedisBoard:
 
     def _put_keys(self) -> list[str]:
         k = self.keys
-        return [k.board, k.members, k.names, k.stamps, k.updated]
+        return [k.board, k.members, k.names, k.stamps]
 
     async def load(self, records: list[UserRecord]) -> None:
         """Write every user (newer standings already there win), then mark the board ready."""
@@ -197,14 +191,13 @@ class RedisBoard:
             self._changes += 1  # after the write: a read under the new version sees it
         return (int(previous) or None), int(rank)
 
-    async def top(self, limit: int) -> tuple[list[tuple[int, Standing]], int]:
+    async def top(self, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings in one round trip."""
         k = self.keys
         with unavailable_on_outage():
-            rows = await self._top(keys=[k.board, k.names, k.stamps, k.updated], args=[limit])
-        updated = int(rows[0])
+            rows = await self._top(keys=[k.board, k.names, k.stamps], args=[limit])
         top = []
-        for i, at in enumerate(range(1, len(rows), 4), start=1):
+        for i, at in enumerate(range(0, len(rows), 4), start=1):
             raw, score, name, stamp = rows[at : at + 4]
             user_id = _text(raw)[SEQ_DIGITS + 1 :]
             top.append(
@@ -219,7 +212,7 @@ class RedisBoard:
                     ),
                 )
             )
-        return top, updated
+        return top
 
     async def position(self, user_id: str) -> Position | None:
         """A user's standing, rank and the board's size."""

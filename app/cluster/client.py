@@ -59,7 +59,6 @@ class Keys:
         self.members = f"{prefix}:members"  # hash: user id -> its member in the board
         self.names = f"{prefix}:names"  # hash: user id -> display name
         self.stamps = f"{prefix}:stamps"  # hash: user id -> ms of the last award
-        self.updated = f"{prefix}:updated"  # ms of the last change of the board
         self.ready = f"{prefix}:ready"  # set once the board was loaded from the database
         self.rebuilding = f"{prefix}:rebuilding"  # lock: one process rebuilds at a time
         self.channel = f"{prefix}:awards"  # pub/sub of award events
