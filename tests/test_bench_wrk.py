@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -22,7 +23,13 @@ def _need_wrk() -> None:
     pytest.skip("wrk is not installed: apt-get install wrk to run this test")
 
 
-async def _server(uses: Counter[str]) -> TestServer:
+async def _run(
+    path: str, count: int, *, bearer: str | None = None, **options: Any
+) -> tuple[Counter[str], dict[str, Any]]:
+    """wrk over `count` distinct bodies to `path` of a local server; (uses per body, result)."""
+    _need_wrk()
+    uses: Counter[str] = Counter()
+
     async def use(request: web.Request) -> web.Response:
         token = await request.text()
         uses[token] += 1
@@ -41,18 +48,16 @@ async def _server(uses: Counter[str]) -> TestServer:
     app.router.add_get("/healthz", healthz)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    return server
+    try:
+        lines = [wrk.request_line("POST", path, bearer, f'{{"t":{i}}}'.encode()) for i in range(count)]
+        result = await wrk.closed_loop(str(server.make_url("")), lines, **options)
+    finally:
+        await server.close()
+    return uses, result
 
 
 async def test_once_sends_each_line_once_and_stops_at_the_last_answer() -> None:
-    _need_wrk()
-    uses: Counter[str] = Counter()
-    server = await _server(uses)
-    try:
-        lines = [wrk.request_line("POST", "/use", "bearer-x", f'{{"t":{i}}}'.encode()) for i in range(400)]
-        result = await wrk.closed_loop(str(server.make_url("")), lines, connections=8, seconds=3, once=True)
-    finally:
-        await server.close()
+    uses, result = await _run("/use", 400, bearer="bearer-x", connections=8, seconds=3, once=True)
     assert len(uses) == 400 and set(uses.values()) == {1}  # every token once, none reused
     assert result["sent"] == result["ok"] == 400 and result["errors"] == {}
     assert 0 < result["seconds"] < 3  # the last answer came before -d (wrk itself still waits for -d)
@@ -62,27 +67,13 @@ async def test_once_sends_each_line_once_and_stops_at_the_last_answer() -> None:
 async def test_once_waits_for_the_last_line_not_for_fillers() -> None:
     # 10 slow lines over 8 connections: the last two go out in a second round, while the
     # connections that are done send fillers, whose fast answers must not end the run early.
-    _need_wrk()
-    uses: Counter[str] = Counter()
-    server = await _server(uses)
-    try:
-        lines = [wrk.request_line("POST", "/slow", None, f'{{"t":{i}}}'.encode()) for i in range(10)]
-        result = await wrk.closed_loop(str(server.make_url("")), lines, connections=8, seconds=3, once=True)
-    finally:
-        await server.close()
+    uses, result = await _run("/slow", 10, connections=8, seconds=3, once=True)
     assert len(uses) == 10 and set(uses.values()) == {1}
     assert result["ok"] == 10 and result["errors"] == {} and result["statuses"] == {"2xx": 10, "other": 0}
     assert 0.4 <= result["seconds"] < 3
 
 
 async def test_without_once_lines_cycle_for_the_whole_duration() -> None:
-    _need_wrk()
-    uses: Counter[str] = Counter()
-    server = await _server(uses)
-    try:
-        lines = [wrk.request_line("POST", "/use", None, f'{{"t":{i}}}'.encode()) for i in range(3)]
-        result = await wrk.closed_loop(str(server.make_url("")), lines, connections=2, seconds=1)
-    finally:
-        await server.close()
+    uses, result = await _run("/use", 3, connections=2, seconds=1)
     assert set(uses) == {'{"t":0}', '{"t":1}', '{"t":2}'} and max(uses.values()) > 1
     assert result["seconds"] >= 1 and result["errors"] == {"non-2xx": result["sent"] - 3}

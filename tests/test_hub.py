@@ -7,8 +7,9 @@ board is the real embedded one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import pytest
@@ -92,6 +93,35 @@ async def until(predicate: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
+async def join(hub: Hub, sock: Socket) -> None:
+    """Connect and subscribe a recording socket."""
+    await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)))
+
+
+async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryBoard, Hub, Players, list[Socket]]:
+    """A hub over the embedded board with these first awards and enough subscribers for two
+    chunks of a sweep (it yields once in between)."""
+    board = MemoryBoard()
+    hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
+    players = Players(board, hub)
+    for user, points in scores:
+        players.award(user, points)
+    sockets = [Socket() for _ in range(hub_module.WAVE_CHUNK + 20)]
+    for sock in sockets:
+        await join(hub, sock)
+    return board, hub, players, sockets
+
+
+@contextlib.asynccontextmanager
+async def running(hub: Hub) -> AsyncIterator[None]:
+    runner = asyncio.create_task(hub.run())
+    try:
+        yield
+    finally:
+        hub.stop()
+        await asyncio.wait_for(runner, 3)
+
+
 @pytest.mark.parametrize("gap", [hub_module.MIN_VERSION_GAP, 0.0])
 async def test_subscriber_that_skips_a_version_gets_change_since_the_one_it_had(
     gap: float, monkeypatch: pytest.MonkeyPatch
@@ -99,54 +129,34 @@ async def test_subscriber_that_skips_a_version_gets_change_since_the_one_it_had(
     # gap 0: every sweep that made a version mid-pass counts as long, so it ends after its pass
     # and the first part is brought up to date by the next sweep, after the rest.
     monkeypatch.setattr(hub_module, "MIN_VERSION_GAP", gap)
-    board = MemoryBoard()
-    hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
-    players = Players(board, hub)
-    players.award("alice", 100)
-    players.award("bob", 50)
-    count = hub_module.WAVE_CHUNK + 20  # two chunks: the sweep yields once in between
-    sockets = [Socket() for _ in range(count)]
-    for sock in sockets:
-        ws = cast(web.WebSocketResponse, sock)
-        await hub.subscribe(hub.connect(ws, cast(Any, sock)))
+    _, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50))
+    first, second = sockets[: hub_module.WAVE_CHUNK], sockets[hub_module.WAVE_CHUNK :]
     assert all(changes(s.messages[0]) == {"alice": "+0", "bob": "+0"} for s in sockets)
 
-    runner = asyncio.create_task(hub.run())
-    try:
+    async with running(hub):
         # A new version reaches the first chunk; while the sweep yields, alice scores again, so
         # the second chunk skips that version and the first gets a second pass.
-        sockets[hub_module.WAVE_CHUNK - 1].on_write = lambda: players.award("alice", 7)
+        first[-1].on_write = lambda: players.award("alice", 7)
         players.award("alice", 5)
-        await until(lambda: all(len(s.messages) == 3 for s in sockets[: hub_module.WAVE_CHUNK]))
-        await until(lambda: all(len(s.messages) == 2 for s in sockets[hub_module.WAVE_CHUNK :]))
-        for sock in sockets[: hub_module.WAVE_CHUNK]:
+        await until(lambda: all(len(s.messages) == 3 for s in first))
+        await until(lambda: all(len(s.messages) == 2 for s in second))
+        for sock in first:
             assert [changes(m)["alice"] for m in sock.messages[1:]] == ["+5", "+7"]
-        for sock in sockets[hub_module.WAVE_CHUNK :]:
+        for sock in second:
             assert changes(sock.messages[1]) == {"alice": "+12", "bob": "+0"}
-            assert board_of(sock.messages[1]) == board_of(sockets[0].messages[2])  # the same version
+            assert board_of(sock.messages[1]) == board_of(first[0].messages[2])  # the same version
 
         # The next change counts from the version everyone has now.
         players.award("bob", 60)
-        await until(
-            lambda: all(len(s.messages) == (4 if i < hub_module.WAVE_CHUNK else 3) for i, s in enumerate(sockets))
-        )
+        await until(lambda: all(len(s.messages) == 4 for s in first) and all(len(s.messages) == 3 for s in second))
         assert all(changes(s.messages[-1]) == {"bob": "+60", "alice": "+0"} for s in sockets)
         assert board_of(sockets[0].messages[-1]) == [(1, "alice", 112), (2, "bob", 110)]
-    finally:
-        hub.stop()
-        await asyncio.wait_for(runner, 3)
 
 
 async def test_steady_load_keeps_the_per_version_state_bounded() -> None:
     # Awards keep landing mid-sweep, so one sweep runs pass after pass; what it keeps per
     # board version (each user's score before the version) must not pile up meanwhile.
-    board = MemoryBoard()
-    hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
-    players = Players(board, hub)
-    players.award("alice", 100)
-    sockets = [Socket() for _ in range(hub_module.WAVE_CHUNK + 20)]
-    for sock in sockets:
-        await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)))
+    _, hub, players, sockets = await two_chunks(("alice", 100))
     kept: list[int] = []
     awards = 0
 
@@ -159,42 +169,27 @@ async def test_steady_load_keeps_the_per_version_state_bounded() -> None:
             sockets[hub_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
 
     sockets[hub_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
-    runner = asyncio.create_task(hub.run())
-    try:
+    async with running(hub):
         players.award("alice", 1)
         await until(lambda: awards == 50)
         await until(lambda: all(board_of(s.messages[-1]) == [(1, "alice", 151)] for s in sockets))
-    finally:
-        hub.stop()
-        await asyncio.wait_for(runner, 3)
     assert max(kept) <= 3, kept  # was one more per pass: 50 by the end
 
 
 async def test_a_version_made_by_a_subscribe_mid_sweep_reaches_everyone() -> None:
     # subscribe() makes the version itself when changes are waiting; the part of the sweep
     # already visited must get it too, not wait for the next change of the top.
-    board = MemoryBoard()
-    hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
-    players = Players(board, hub)
-    players.award("alice", 100)
-    sockets = [Socket() for _ in range(hub_module.WAVE_CHUNK + 20)]
-    for sock in sockets:
-        await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)))
+    _, hub, players, sockets = await two_chunks(("alice", 100))
     late = Socket()
     joining: list[asyncio.Task[None]] = []
 
     def award_and_subscribe() -> None:
         players.award("alice", 7)
-        conn = hub.connect(cast(web.WebSocketResponse, late), cast(Any, late))
-        joining.append(asyncio.create_task(hub.subscribe(conn)))
+        joining.append(asyncio.create_task(join(hub, late)))
 
     sockets[hub_module.WAVE_CHUNK - 1].on_write = award_and_subscribe
-    runner = asyncio.create_task(hub.run())
-    try:
+    async with running(hub):
         players.award("alice", 5)
         await until(lambda: all(board_of(s.messages[-1]) == [(1, "alice", 112)] for s in [*sockets, late]))
         assert [changes(m)["alice"] for m in sockets[0].messages[1:]] == ["+5", "+7"]
         await joining[0]
-    finally:
-        hub.stop()
-        await asyncio.wait_for(runner, 3)
