@@ -135,13 +135,12 @@ class Hub:
         self._since: dict[int, dict[str, int]] = {0: {}}
         self._frames: dict[int, bytes] = {}  # previous version -> frame of the current version
         self._swept = 0  # the version every subscriber had at the end of the last sweep
-        self._advancing = asyncio.Lock()
-        self._stopping = False  # one version at a time (the board read may suspend)
+        self._advancing = asyncio.Lock()  # one version at a time (the board read may suspend)
+        self._stopping = False
         self._last_top: list[tuple[str, str, int]] = []
         self._force = False  # make a new version even if the top 10 looks unchanged
         self._tasks: set[asyncio.Future[object]] = set()
         self.waves = 0
-        self._yielded = 0.0  # seconds other work ran at this sweep's yields
 
     # -- connections
 
@@ -368,8 +367,10 @@ class Hub:
             asyncio.get_running_loop().call_later(WAVE_RETRY_SECONDS, self._dirty.set)
             return False
 
-    async def _sweep(self) -> None:
+    async def _sweep(self) -> float:
+        """Bring every subscriber to the current version; the seconds other work ran at its yields."""
         started = time.monotonic()
+        yielded = 0.0
         while True:
             # Any new version during the pass (made here, or by a subscribe() meanwhile) leaves
             # the part already visited behind: another pass follows.
@@ -380,7 +381,7 @@ class Hub:
                 if i % WAVE_CHUNK == WAVE_CHUNK - 1:
                     paused = time.monotonic()
                     await asyncio.sleep(0)
-                    self._yielded += time.monotonic() - paused  # what the rest of the loop needed
+                    yielded += time.monotonic() - paused  # what the rest of the loop needed
                     if self._dirty.is_set():  # newer changes: the rest of this sweep gets them
                         self._dirty.clear()
                         await self._try_advance()
@@ -391,8 +392,9 @@ class Hub:
                 # A long sweep under steady load: rest (in run) before the next pass, so the
                 # awards that make the versions get the loop too.
                 self._dirty.set()
-                return
+                return yielded
         self._swept = self._version
+        return yielded
 
     def _forget_unheld(self) -> None:
         # After every pass, not only when a sweep ends: under steady load one sweep runs pass
@@ -416,11 +418,10 @@ class Hub:
             started = time.monotonic()
             # A subscribe may have made the version already: sweep whenever anyone is behind.
             if await self._try_advance() or self._version != self._swept:
-                self._yielded = 0.0
-                await self._sweep()
+                yielded = await self._sweep()
                 took = time.monotonic() - started
                 # Then rest as long as other work needed the loop during the sweep: under steady
                 # load a sweep to 10,000 clients otherwise went on pass after pass, the awards that
                 # make the versions queued behind it (p99 608 ms) and commit -> client p99 was 5x
                 # one bare wave. An otherwise idle loop gets the next version out at once.
-                await asyncio.sleep(max(MIN_VERSION_GAP - took, self._yielded))
+                await asyncio.sleep(max(MIN_VERSION_GAP - took, yielded))
