@@ -82,11 +82,11 @@ def bigboard_options(args: argparse.Namespace) -> BigOptions:
 def run_bigboard(args: argparse.Namespace) -> int:
     import uvloop
 
-    from . import bigboard, report
+    from . import bigboard, bigreport, report
 
     opts = bigboard_options(args)
     result = uvloop.run(bigboard.run(opts))
-    print(report.write(result, opts.out, bigboard.markdown))
+    print(report.write(result, opts.out, bigreport.markdown))
     print(f"\nwritten: {opts.out / 'result.json'}, {opts.out / 'result.md'}")
     return 0 if result.get("finished") and all(result["checks"].values()) else 1
 
@@ -123,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         import json
 
-        from . import bigboard, report
+        from . import bigreport, report
 
         result = json.loads((args.out / "result.json").read_text())
-        render = bigboard.markdown if result.get("kind") == "bigboard" else report.markdown
+        render = bigreport.markdown if result.get("kind") == "bigboard" else report.markdown
         print(report.write(result, args.out, render))
         return 0
     if args.command == "bigboard":

@@ -27,11 +27,9 @@ from app.leaderboard import Leaderboard
 from . import profile
 from .bigdata import Population, Storage, clean_up, prepare, read_standings, storage_for
 from .load import RouteStats, call, closed_loop, user_token
-from .report import _ms, _table
-from .runner import machine
 from .server import HOST, JWT_SECRET, ServerProcess, free_port, scoreboard_process
 from .stats import Histogram
-from .usage import by_name, cpu_seconds, machine_ticks, rss_bytes
+from .usage import by_name, cpu_seconds, machine, machine_ticks, rss_bytes
 
 LOOKUP = "GET /api/v1/users/{userId}/score"
 TARGET_RANK_P99_MS = 1.0
@@ -406,125 +404,3 @@ async def run(opts: BigOptions) -> dict[str, Any]:
     result["targets"] = targets(result)
     result["wall_seconds"] = round(time.time() - started, 1)
     return result
-
-
-# -- the report -------------------------------------------------------------------------------
-
-
-def _verdict(target: dict[str, Any]) -> str:
-    return {True: "pass", False: "**FAIL**", None: "-"}[target["pass"]]
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _http_rows(server: dict[str, Any], tg: dict[str, dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    for key, target in (
-        ("lookups", "rank_lookup_p99_ms_over_http"),
-        ("lookups_serial", "rank_lookup_p99_ms_over_http_serial"),
-    ):
-        lookups = server.get(key)
-        if not lookups:
-            continue
-        lat, x = lookups["latency_ms"], lookups["concurrency"]
-        rows += [
-            [
-                f"HTTP lookup p50 / p95 / p99 / max ms (x{x} in flight, keep-alive)",
-                f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])} / {_ms(lat['max'])}",
-                f"p99 < 1 ms: {_verdict(tg[target])}",
-            ],
-            [
-                f"HTTP lookups sent / 200 / per s (x{x})",
-                f"{lookups['sent']:,} / {lookups['ok']:,} / {lookups.get('ok_per_second', 0):,.0f}",
-                "",
-            ],
-        ]
-    return rows
-
-
-def _split(index: dict[str, Any], rebuild: float | None) -> str:
-    """The rebuild's halves: reading the rows, then loading the index (embedded) or Redis."""
-    read = index.get("read_rows_seconds")
-    if "load_index_seconds" in index:
-        return f"read rows {_num(read)} s + load index {index['load_index_seconds']} s"
-    if read is None or rebuild is None:
-        return f"read rows {_num(read)} s"
-    return f"read rows {read} s; the rest of the rebuild, ≈ {rebuild - read:.1f} s, loads Redis"
-
-
-def _cpu(server: dict[str, Any], name: str) -> str:
-    """One CPU share over start, then each lookup pass."""
-    phases = [server, *(server[k] for k in HTTP_PASSES if server.get(k))]
-    values = [(p.get("cpu_percent") or {}).get(name) for p in phases]
-    return " / ".join("-" if v is None else f"{v:,} %" for v in values)
-
-
-def _profile_lines(server: dict[str, Any]) -> list[str]:
-    prof = server.get("profile")
-    if not prof:
-        error = server.get("profile_error")
-        return [f"Profile not taken: {error}", ""] if error else []
-    app = [e for e in prof["total"] if "(app/" in e["function"]][:12]
-    return [
-        f"py-spy of the server from spawn to ready, {prof['samples']} samples:",
-        "",
-        *_table(["function (own time)", "%"], [[f"`{e['function']}`", str(e["percent"])] for e in prof["self"][:12]]),
-        "",
-        *_table(["app/ function (with callees)", "%"], [[f"`{e['function']}`", str(e["percent"])] for e in app]),
-        "",
-    ]
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The run's settings, outcome and one table of measures against the targets."""
-    opts, server = result["options"], result.get("server") or {}
-    index = result.get("index") or {}
-    rank = index.get("rank") or {}
-    tg = result["targets"]
-    failed = [k for k, ok in result["checks"].items() if not ok]
-    split = _split(index, (server.get("rebuild") or {}).get("seconds"))
-    phases = " / ".join(["start", *(f"lookups x{server[k]['concurrency']}" for k in HTTP_PASSES if k in server)])
-    rows = [
-        ["users on the board", f"{opts['users']:,}", ""],
-        ["mode", opts["mode"], ""],
-        ["database built in (bench, direct inserts)", f"{_num(result.get('build_seconds'))} s", ""],
-        [
-            "rebuild (server log)",
-            f"{_num((server.get('rebuild') or {}).get('seconds'))} s",
-            f"< 15 s: {_verdict(tg['rebuild_seconds_server_log'])}",
-        ],
-        ["rebuild split, timed again in the bench alone", split, ""],
-        [
-            "process start → /readyz 200",
-            f"{_num(server.get('start_to_ready_seconds'))} s",
-            f"< 15 s: {_verdict(tg['start_to_ready_seconds'])}",
-        ],
-        *_http_rows(server, tg),
-        [
-            f"in-index rank p50 / p99 / max µs ({rank.get('what', '-')})",
-            f"{_num(rank.get('p50_us'))} / {_num(rank.get('p99_us'))} / {_num(rank.get('max_us'))}",
-            f"p99 < 1 ms: {_verdict(tg['rank_lookup_p99_ms_in_index'])}",
-        ],
-        [f"CPU of the server ({phases}), 100 = one core", _cpu(server, "server"), ""],
-        ["CPU of Redis + PostgreSQL (same phases)", _cpu(server, "redis_and_postgres"), ""],
-        ["CPU of anything else on the box (same phases; > 0: disturbed)", _cpu(server, "others"), ""],
-        [
-            "server RSS after rebuild / after lookups",
-            f"{_num(server.get('rss_mib_after_rebuild'))} / {_num(server.get('rss_mib_after_lookups'))} MiB",
-            "",
-        ],
-    ]
-    lines = [
-        f"### Scoreboard big board: {opts['users']:,} users, {opts['mode']}",
-        "",
-        f"Started {result['started']}, {result['wall_seconds']} s in all, finished: {result.get('finished')}."
-        + (f" **Error: {result['error']}**" if result.get("error") else ""),
-        f"Correctness checks: {'all passed' if not failed else 'FAILED: ' + ', '.join(failed)}.",
-        "",
-        *_table(["measure", "value", "target"], rows),
-        "",
-        *_profile_lines(server),
-    ]
-    return "\n".join(lines)

@@ -11,7 +11,8 @@ from .load import INITIALIZE, TOP, UPDATE
 from .runner import HELLO, ZINCRBY
 
 
-def _ms(value: float | None) -> str:
+def ms(value: float | None) -> str:
+    """Milliseconds with one decimal, or "-"."""
     return "-" if value is None else f"{value:.1f}"
 
 
@@ -31,11 +32,12 @@ def _route_row(name: str, phase: str, route: dict[str, Any] | None) -> str:
     rate = route.get("ok_per_second")
     return (
         f"| {name} | {phase} | {route['sent']} | {route['ok']} | {'-' if rate is None else f'{rate:,.0f}'} | "
-        f"{_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {_ms(lat['max'])} | {_errors(route)} |"
+        f"{ms(lat['p50'])} | {ms(lat['p95'])} | {ms(lat['p99'])} | {ms(lat['max'])} | {_errors(route)} |"
     )
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines."""
     return [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
@@ -84,7 +86,7 @@ def markdown(result: dict[str, Any]) -> str:
     if "websocket" in sb:
         ws, conn, use = sb["websocket"], sb["connections"], sb["usage"]
         lat = ws["latency_ms"]
-        lines += _table(
+        lines += table(
             ["WebSocket", "value"],
             [
                 ["connected / errors", f"{ws['connected']} / {sum(conn['connect_errors'].values())}"],
@@ -93,7 +95,7 @@ def markdown(result: dict[str, Any]) -> str:
                 ["delivered msgs/s (leaderboard_update)", f"{ws['delivered_per_second']:,.0f}"],
                 [
                     "commit → client latency p50 / p99 / max ms",
-                    f"{_ms(lat['p50'])} / {_ms(lat['p99'])} / {_ms(lat['max'])}",
+                    f"{ms(lat['p50'])} / {ms(lat['p99'])} / {ms(lat['max'])}",
                 ],
                 [
                     "clients showing the final GET /top",
@@ -132,13 +134,13 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"Bare broadcast ({base['message_bytes']} B messages): one wave to {base['connections']['connected']} clients "
-            f"p50 / p99 / max {_ms(single['p50'])} / {_ms(single['p99'])} / {_ms(single['max'])} ms; "
+            f"p50 / p99 / max {ms(single['p50'])} / {ms(single['p99'])} / {ms(single['max'])} ms; "
             f"{burst['waves']} waves back to back: {burst['delivered_per_second']:,.0f} msgs/s delivered "
             f"(server wrote them in {burst['server_write_seconds']} s).",
             "",
         ]
     if result.get("ratios"):
-        lines += _table(
+        lines += table(
             ["ratio (Scoreboard / baseline)", "value"],
             [[k.replace("_", " "), "-" if v is None else f"{v:.2f}x"] for k, v in result["ratios"].items()],
         )
@@ -146,12 +148,12 @@ def markdown(result: dict[str, Any]) -> str:
     prof = sb.get("profile")
     if prof:
         lines += [f"py-spy, {prof['samples']} samples, top functions by own time:", ""]
-        lines += _table(
+        lines += table(
             ["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in prof["self"][:12]]
         )
         app = [e for e in prof["total"] if "(app/" in e["function"]][:10]
         lines += ["", "Top app/ functions including what they call:", ""]
-        lines += _table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in app])
+        lines += table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in app])
         lines.append("")
     elif sb.get("profile_error"):
         lines += [f"Profile not taken: {sb['profile_error']}", ""]

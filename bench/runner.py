@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from .load import (
 from .options import Options
 from .server import BENCH_LIMITS, HOST, JWT_SECRET, baseline_process, catalog, free_port, scoreboard_process
 from .stats import ratio
-from .usage import UsageGroup, UsageSampler, by_name, rss_bytes
+from .usage import UsageGroup, UsageSampler, by_name, machine, rss_bytes
 
 
 class _TopEntry(msgspec.Struct):
@@ -411,29 +410,6 @@ def checks(sb: dict[str, Any], opts: Options) -> dict[str, bool]:
         "no_client_closed_early": not ws.get("closed_early"),
         "every_client_shows_final_board": bool(ws) and ws["boards"]["matching"] == opts.clients,
     }
-
-
-def machine() -> dict[str, Any]:
-    import sys
-
-    import uvloop
-
-    mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(int(mem) / 2**20, 1),
-        "python": sys.version.split()[0],
-        "uvloop": getattr(uvloop, "__version__", "?"),
-        "aiohttp": aiohttp.__version__,
-        "kernel": platform.release(),
-        "open_files_limit": _nofile(),
-    }
-
-
-def _nofile() -> int:
-    import resource
-
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 async def run(opts: Options) -> dict[str, Any]:

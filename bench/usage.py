@@ -1,14 +1,17 @@
-"""CPU and RSS of a server process (and its worker children), read from /proc each second."""
+"""CPU and RSS of a server process (and its worker children), read from /proc each second; the machine."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -128,3 +131,27 @@ class UsageGroup:
         share = (busy - self._machine[0]) / max(1, total - self._machine[1])
         usage["machine (all cores)"] = {"cpu_percent_mean": round(100 * cores * share, 1), "cpu_percent_max": None}
         return usage
+
+
+def machine() -> dict[str, Any]:
+    """What the results were measured on: cores, memory, versions, the open-file limit."""
+    import sys
+
+    import uvloop
+
+    mem = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(int(mem) / 2**20, 1),
+        "python": sys.version.split()[0],
+        "uvloop": getattr(uvloop, "__version__", "?"),
+        "aiohttp": aiohttp.__version__,
+        "kernel": platform.release(),
+        "open_files_limit": _nofile(),
+    }
+
+
+def _nofile() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
