@@ -16,11 +16,11 @@ from .auth import UserAuth
 from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
+from .edge import edge, parse_networks
 from .hub import Hub
 from .keepalive import Keepalive
 from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .logs import redact_access_queries
-from .middleware import edge, parse_networks
 from .openapi import encode_openapi
 from .routes import ENDPOINTS, setup_routes
 from .scoreboard import Scoreboard
@@ -90,7 +90,7 @@ def create_app(config: Config) -> web.Application:
     redact_access_queries()
     parts = build_parts(config)
     trusted = parse_networks(config.server.trusted_proxies)
-    app = web.Application(middlewares=[edge(parts.ip_limiter, trusted)], client_max_size=config.server.max_body_bytes)
+    app = web.Application(client_max_size=config.server.max_body_bytes)
     scoreboard = Scoreboard(
         store=parts.store,
         board=parts.board,
@@ -118,7 +118,7 @@ def create_app(config: Config) -> web.Application:
     app[UPDATE_LIMITER] = parts.update_limiter
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
-    setup_routes(app)
+    setup_routes(app, edge(parts.ip_limiter, trusted))
 
     async def rebuild() -> None:
         await scoreboard.rebuild()

@@ -16,8 +16,11 @@ def _second_text(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
+_MILLIS = tuple(f".{milli:03d}Z" for milli in range(1000))
+
+
 def iso(ms: int) -> str:
     """ISO 8601 UTC with a `Z`, millisecond precision."""
-    # Most calls fall in a second formatted before: its date and time are formatted once.
-    second, milli = divmod(ms, 1000)
-    return f"{_second_text(second)}.{milli:03d}Z"
+    # Called for every request's log line: the second's text is formatted once, the milliseconds
+    # are looked up, not formatted.
+    return _second_text(ms // 1000) + _MILLIS[ms % 1000]

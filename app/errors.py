@@ -1,4 +1,4 @@
-"""The contract's error codes as named exceptions; middleware renders them in the envelope."""
+"""The contract's error codes as named exceptions; the request edge renders them in the envelope."""
 
 from __future__ import annotations
 

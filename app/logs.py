@@ -13,6 +13,8 @@ import msgspec
 
 from .clock import iso, now_ms
 
+_ACCESS = "scoreboard.access"
+access_log = logging.getLogger(_ACCESS)
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is emitted.
@@ -40,12 +42,27 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(entry).decode()
 
 
+class AccessLine(msgspec.Struct, rename={"correlation_id": "correlationId"}):
+    """One request's line, in the formatter's shape: cheaper to make than a dict."""
+
+    timestamp: str
+    level: str
+    logger: str
+    message: str
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    remote: str | None
+    correlation_id: str
+
+
 class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes the lines of one event-loop turn together: a write per line costs more than a request."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         super().__init__(stream or sys.stderr)
-        self._lines: list[str] = []
+        self._lines: list[str | dict[str, object] | AccessLine] = []  # entries are encoded when written
         self._scheduled = False
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -65,11 +82,11 @@ class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._scheduled = True
         loop.call_soon(self.flush)
 
-    def emit_entry(self, entry: dict[str, object]) -> None:
+    def emit_entry(self, entry: dict[str, object] | AccessLine) -> None:
         """Queue a line already shaped like the formatter's, without building a LogRecord."""
         self.acquire()
         try:
-            self._lines.append(_encoder.encode(entry).decode())
+            self._lines.append(entry)
             if not self._scheduled:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -90,7 +107,8 @@ class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         lines, self._lines = self._lines, []
         try:
-            self.stream.write("\n".join(lines) + "\n")
+            text = "\n".join(line if type(line) is str else _encoder.encode(line).decode() for line in lines)
+            self.stream.write(text + "\n")
             self.stream.flush()
         except Exception:
             self.handleError(logging.makeLogRecord({"msg": f"{len(lines)} log lines lost"}))
@@ -130,20 +148,37 @@ def redact_access_queries() -> None:
         logger.addFilter(_DropQueryStrings())
 
 
-def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) -> None:
-    """An INFO line with `fields`, from inside the event loop (one per request, one per award).
-    With only the JSON handler installed (as `run.py` does) the line goes straight to it: a
-    LogRecord costs more than a fast request. Any other set-up (tests capturing logs) gets an
-    ordinary record."""
-    if not logger.isEnabledFor(logging.INFO):
-        return
+def _direct(logger: logging.Logger) -> LoopBufferedHandler | None:
+    """The JSON handler when it alone gets `logger`'s INFO lines (as `run.py` sets up): lines can
+    go straight to it, since a LogRecord costs more than a fast request. None otherwise (tests
+    capturing logs, a disabled level): an ordinary record is logged instead."""
+    if not logger.isEnabledFor(logging.INFO) or not logger.propagate or logger.handlers:
+        return None
     handlers = logging.getLogger().handlers
-    if len(handlers) == 1 and type(handlers[0]) is LoopBufferedHandler and logger.propagate and not logger.handlers:
-        entry: dict[str, object] = {"timestamp": iso(now_ms()), "level": "INFO", "logger": logger.name}
-        entry["message"] = message
-        entry.update(fields)
-        if "correlationId" not in entry and (rid := request_id.get()) is not None:
-            entry["correlationId"] = rid
-        handlers[0].emit_entry(entry)
-    else:
+    return handlers[0] if len(handlers) == 1 and type(handlers[0]) is LoopBufferedHandler else None
+
+
+def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) -> None:
+    """An INFO line with `fields`, from inside the event loop (one per award)."""
+    handler = _direct(logger)
+    if handler is None:
         logger.info(message, extra=fields)
+        return
+    entry: dict[str, object] = {"timestamp": iso(now_ms()), "level": "INFO", "logger": logger.name}
+    entry["message"] = message
+    entry.update(fields)
+    if "correlationId" not in entry and (rid := request_id.get()) is not None:
+        entry["correlationId"] = rid
+    handler.emit_entry(entry)
+
+
+def log_access(*, method: str, path: str, status: int, duration_ms: float, remote: str | None, rid: str) -> None:
+    """One request's line in `scoreboard.access`, from inside the event loop."""
+    handler = _direct(access_log)
+    if handler is None:
+        fields = {"method": method, "path": path, "status": status, "duration_ms": duration_ms, "remote": remote}
+        access_log.info("request", extra={**fields, "correlationId": rid})
+        return
+    handler.emit_entry(
+        AccessLine(iso(now_ms()), "INFO", _ACCESS, "request", method, path, status, duration_ms, remote, rid)
+    )

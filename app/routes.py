@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -142,10 +143,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-def setup_routes(app: web.Application, endpoints: tuple[Endpoint, ...] = ENDPOINTS) -> None:
-    """Register every endpoint."""
+def setup_routes(
+    app: web.Application, wrap: Callable[[Handler], Handler], endpoints: tuple[Endpoint, ...] = ENDPOINTS
+) -> None:
+    """Register every endpoint, each handler inside `wrap` (the request edge), and a last route
+    that answers every other path and method with the contract's 404 or 405."""
     for endpoint in endpoints:
         if endpoint.method == "GET":
-            app.router.add_get(endpoint.path, endpoint.handler)  # HEAD too
+            app.router.add_get(endpoint.path, wrap(endpoint.handler))  # HEAD too
         else:
-            app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
+            app.router.add_route(endpoint.method, endpoint.path, wrap(endpoint.handler))
+    app.router.add_route("*", "/{unmatched:.*}", wrap(views.unmatched))

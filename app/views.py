@@ -102,6 +102,18 @@ async def docs(request: web.Request) -> dict[str, str]:
     return {"openapi_url": "/api/openapi.json", "static_url": "/static"}
 
 
+async def unmatched(request: web.Request) -> web.Response:
+    """A path no route serves: 405 naming the allowed methods when another route has it, else 404."""
+    own = request.match_info.route.resource
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not own:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
 async def static_file(request: web.Request) -> web.FileResponse:
     path = STATIC_FILES.get(request.match_info["filename"])
     if path is None:

@@ -297,6 +297,9 @@ ERROR_CASES: list[Case] = [
     ("unknown user", "GET", "/api/v1/users/nobody/score", None, None, 404, "USER_NOT_FOUND"),
     ("unknown route", "GET", "/api/v1/nothing", None, None, 404, "NOT_FOUND"),
     ("wrong method", "DELETE", UPDATE, None, None, 405, "METHOD_NOT_ALLOWED"),
+    ("wrong method on a read", "POST", "/api/v1/scoreboard/top", None, None, 405, "METHOD_NOT_ALLOWED"),
+    ("unknown page", "GET", "/nothing/here", None, None, 404, "NOT_FOUND"),
+    ("unknown static file", "GET", "/static/no/such.js", None, None, 404, "NOT_FOUND"),
     ("huge body", "POST", UPDATE, None, b'{"actionToken":"' + b"a" * 20000 + b'"}', 413, "PAYLOAD_TOO_LARGE"),
 ]
 
@@ -320,6 +323,24 @@ async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, snap
     assert "Traceback" not in data["error"]["message"]
     assert await snapshot() == before
     assert (await flow.submit(token)).status == 200  # the token was not used up
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("DELETE", UPDATE, "POST"), ("PUT", "/api/v1/scoreboard/top", "GET,HEAD"), ("POST", "/healthz", "GET,HEAD")],
+)
+async def test_wrong_method_names_the_allowed_ones(client: Any, method: str, path: str, allow: str) -> None:
+    resp = await client.request(method, path, headers={"X-Request-ID": "wrong-method-1"})
+    assert resp.status == 405 and (await envelope(resp))["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert resp.headers["Allow"] == allow
+    # Unmatched requests pass the same edge as matched ones.
+    assert resp.headers["X-Request-ID"] == "wrong-method-1"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_head_of_a_read_is_allowed(client: Any) -> None:
+    resp = await client.head("/api/v1/scoreboard/top")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/json")
 
 
 async def test_replayed_token_409(flow: Flow, snapshot: Snapshot) -> None:

@@ -121,6 +121,8 @@ async def test_json_handler_gets_request_and_award_lines_once_per_loop_turn(flow
     access = next(line for line in mine if line["logger"] == "scoreboard.access")
     assert award["newScore"] == 100 and award["level"] == "INFO" and award["timestamp"].endswith("Z")
     assert access["path"] == "/api/v1/scoreboard/update" and access["status"] == 200
+    assert list(access)[:4] == ["timestamp", "level", "logger", "message"]  # the formatter's order
+    assert access["level"] == "INFO" and access["remote"] == "127.0.0.1" and access["duration_ms"] >= 0
     assert token not in stream.getvalue()
 
 
