@@ -10,7 +10,7 @@ import msgspec
 from aiohttp import web
 
 from .auth import Principal
-from .envelope import JSON, ok
+from .envelope import JSON, LastOk, ok
 from .errors import NotFound, ServiceUnavailable, ValidationFailed
 from .keys import OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
@@ -45,9 +45,14 @@ def principal(request: web.Request) -> Principal:
     return request.app[USER_AUTH].from_header(request.headers.get("Authorization"))
 
 
+_DEFAULT_TOP = TopQuery()
+_top_ok = LastOk()
+
+
 async def top(request: web.Request) -> web.Response:
-    query = parse_mapping(dict(request.query), TopQuery)
-    return ok(await request.app[SCOREBOARD].top(query.limit))
+    # Most reads ask for the default: no query to parse, and the same answer until the top moves.
+    query = parse_mapping(dict(request.query), TopQuery) if request.query_string else _DEFAULT_TOP
+    return _top_ok(await request.app[SCOREBOARD].top(query.limit))
 
 
 async def initialize(request: web.Request) -> web.Response:
