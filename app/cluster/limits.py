@@ -7,23 +7,34 @@ import logging
 
 import redis.asyncio as aioredis
 
+from ..errors import ServiceUnavailable
 from ..ratelimit import refuse
 from .client import OUTAGES, Keys, stop_if_cancelled, unavailable_on_outage
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: the key's theoretical arrival time (ms); ARGV: interval ms, tolerance ms.
-# Returns the ms to wait, 0 when allowed. Redis's clock serves every process.
+# KEYS: each key's theoretical arrival time (ms); ARGV: interval ms, tolerance ms, then the
+# number of hits on each key, in order. Returns per key the hits allowed and the ms the others
+# must wait (as a string: Redis would truncate a fraction). Redis's clock serves every process.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local wait = tat - now - tonumber(ARGV[2])
-if wait > 0 then return wait end
-local new = tat + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], new, 'PX', math.ceil(new - now) + 1)
-return 0
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local hits = tonumber(ARGV[2 + i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local allowed = 0
+  while allowed < hits and tat - now - tolerance <= 0 do
+    tat = tat + interval
+    allowed = allowed + 1
+  end
+  if allowed > 0 then redis.call('SET', key, tat, 'PX', math.ceil(tat - now) + 1) end
+  out[#out + 1] = allowed
+  out[#out + 1] = tostring(math.max(0, tat - now - tolerance))
+end
+return out
 """
 
 # KEYS[1]: the user's slots (sorted set: connection id -> expiry ms); ARGV: id, limit, ttl ms.
@@ -44,7 +55,9 @@ SLOT_REFRESH_SECONDS = 30.0
 
 
 class RedisRateLimiter:
-    """At most `per_minute` hits a minute per key across all processes."""
+    """At most `per_minute` hits a minute per key across all processes. The hits that arrive
+    together (one loop turn) are counted in one script call: a round trip per request would
+    cost more than the request."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, kind: str, per_minute: int) -> None:
         self.keys = keys
@@ -52,15 +65,49 @@ class RedisRateLimiter:
         self.interval_ms = 60_000 / per_minute
         self.tolerance_ms = self.interval_ms * (per_minute - 1)
         self._script = client.register_script(_GCRA)
+        self._waiting: dict[str, list[asyncio.Future[float]]] = {}  # key -> one future per hit
 
     async def check(self, key: str) -> None:
         """Count one hit; RateLimited with Retry-After when over."""
-        with unavailable_on_outage():
-            wait_ms = await self._script(
-                keys=[self.keys.rate(self.kind, key)], args=[self.interval_ms, self.tolerance_ms]
-            )
-        if float(wait_ms) > 0:
-            raise refuse(float(wait_ms) / 1000)
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            asyncio.get_running_loop().call_soon(self._count)
+        self._waiting.setdefault(key, []).append(future)
+        wait_ms = await future
+        if wait_ms > 0:
+            raise refuse(wait_ms / 1000)
+
+    def _count(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        task = asyncio.get_running_loop().create_task(self._count_batch(waiting))
+        _counting.add(task)
+        task.add_done_callback(_counting.discard)
+
+    async def _count_batch(self, waiting: dict[str, list[asyncio.Future[float]]]) -> None:
+        # Hits whose request went away still count: they reached the server.
+        names = list(waiting)
+        try:
+            with unavailable_on_outage():
+                reply = await self._script(
+                    keys=[self.keys.rate(self.kind, name) for name in names],
+                    args=[self.interval_ms, self.tolerance_ms, *(len(waiting[name]) for name in names)],
+                )
+        except BaseException as exc:
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else ServiceUnavailable())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for i, name in enumerate(names):
+            allowed, wait_ms = int(reply[2 * i]), float(reply[2 * i + 1])
+            for n, future in enumerate(waiting[name]):
+                if not future.done():
+                    future.set_result(0.0 if n < allowed else wait_ms)
+
+
+_counting: set[asyncio.Task[None]] = set()  # counts in flight (the loop keeps only weak references)
 
 
 class RedisSlots:
