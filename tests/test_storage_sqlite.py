@@ -95,6 +95,57 @@ async def test_one_action_per_user(store: SqliteStore) -> None:
     assert user is not None and user.score == 10
 
 
+async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp_path: Path) -> None:
+    # Two tokens for one action (both issued before either was used) and other users' awards,
+    # all in one transaction: one of the two is refused after its token row was touched.
+    path = tmp_path / "db.sqlite"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        await asyncio.gather(store.grant(grant("t1")), store.grant(grant("t2")))
+        await asyncio.gather(*(store.grant(grant(f"o{i}", user=f"o{i}")) for i in range(5)))
+        results = await asyncio.gather(
+            store.award(claim("t1")),
+            *(store.award(claim(f"o{i}", user=f"o{i}")) for i in range(5)),
+            store.award(claim("t2")),
+            return_exceptions=True,
+        )
+        assert [type(r).__name__ for r in results] == ["Award"] * 6 + ["ActionAlreadyCompleted"]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT nonce FROM action_tokens WHERE used_at IS NOT NULL ORDER BY nonce").fetchall() == [
+            ("o0",),
+            ("o1",),
+            ("o2",),
+            ("o3",),
+            ("o4",),
+            ("t1",),
+        ]
+        assert db.execute("SELECT count(*), sum(score_change) FROM score_history").fetchone() == (6, 60)
+        assert db.execute("SELECT score FROM users WHERE id = 'u'").fetchone() == (10,)
+
+
+async def test_refused_grant_leaves_the_user_row_alone(store: SqliteStore) -> None:
+    await store.grant(grant("n1"))
+    await store.award(claim("n1"))
+    renamed = TokenGrant(
+        nonce="n2",
+        token_hash="h-n2",
+        user_id="u",
+        username="NEW NAME",
+        action_type="T",
+        action_id="a",
+        score_increment=10,
+        issued_ms=5000,
+        expires_ms=305_000,
+    )
+    with pytest.raises(ActionAlreadyCompleted):
+        await store.grant(renamed)
+    user = await store.user("u")
+    assert user is not None and user.username == "U"
+
+
 async def test_concurrent_awards_group_commit(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
     batches: list[int] = []
     original = store._run

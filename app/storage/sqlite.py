@@ -71,6 +71,9 @@ MIGRATIONS: list[tuple[int, str]] = [
 
 MAX_BATCH = 512
 
+# One write inside a batch's transaction. An op that refuses (raises ApiError) must leave
+# nothing written: refusals come before its first write or undo what it wrote. (A savepoint per
+# op would do that for it, at two more statements per award on the writer's thread.)
 _Op = Callable[[sqlite3.Connection], Any]
 
 
@@ -85,12 +88,12 @@ def _upsert_user(db: sqlite3.Connection, user_id: str, username: str, now: int) 
 
 def _grant(grant: TokenGrant) -> _Op:
     def op(db: sqlite3.Connection) -> None:
-        _upsert_user(db, grant.user_id, grant.username, grant.issued_ms)
         done = db.execute(
             "SELECT 1 FROM score_history WHERE user_id = ? AND action_id = ?", (grant.user_id, grant.action_id)
         ).fetchone()
         if done:
             raise ActionAlreadyCompleted()
+        _upsert_user(db, grant.user_id, grant.username, grant.issued_ms)
         db.execute(
             "INSERT INTO action_tokens (nonce, token_hash, user_id, action_type, action_id, score_increment, "
             "issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -121,11 +124,20 @@ def _refusal(db: sqlite3.Connection, claim: AwardClaim) -> ApiError:
     return ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
 
 
+def _not_recorded(db: sqlite3.Connection, claim: AwardClaim) -> ApiError:
+    """Why the history row was not inserted (the slow path): a replay or a repeated action."""
+    if db.execute("SELECT 1 FROM score_history WHERE token_nonce = ?", (claim.nonce,)).fetchone():
+        return TokenAlreadyUsed()
+    if db.execute("SELECT 1 FROM users WHERE id = ?", (claim.user_id,)).fetchone() is None:
+        return InvalidToken("Action token is not known to this server")  # its user row comes with it
+    return ActionAlreadyCompleted()
+
+
 def _award(claim: AwardClaim) -> _Op:
     def op(db: sqlite3.Connection) -> Award:
         # The writer holds the database's write lock for the whole batch (BEGIN IMMEDIATE), so
         # these statements cannot interleave with another writer. Three statements, each
-        # answering what the next needs (RETURNING), with every refusal checked in the first.
+        # answering what the next needs (RETURNING); a refusal writes nothing (see _Op).
         token = db.execute(
             "UPDATE action_tokens SET used_at = ? WHERE nonce = ? AND user_id = ? AND action_id = ? "
             "AND used_at IS NULL AND issued_at <= ? RETURNING action_type, score_increment, token_hash",
@@ -134,28 +146,25 @@ def _award(claim: AwardClaim) -> _Op:
         if token is None:
             raise _refusal(db, claim)
         action_type, increment, token_hash = token
-        try:
-            history = db.execute(
-                "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
-                "new_score, token_nonce, action_token_hash, created_at) "
-                "SELECT id, ?, ?, ?, score, score + ?, ?, ?, ? FROM users WHERE id = ? RETURNING id, previous_score",
-                (
-                    action_type,
-                    claim.action_id,
-                    increment,
-                    increment,
-                    claim.nonce,
-                    token_hash,
-                    claim.now_ms,
-                    claim.user_id,
-                ),
-            ).fetchone()
-        except sqlite3.IntegrityError as exc:
-            if "token_nonce" in str(exc):
-                raise TokenAlreadyUsed() from None
-            raise ActionAlreadyCompleted() from None
-        if history is None:  # the token's user row is created with the token; never gone
-            raise InvalidToken("Action token is not known to this server")
+        history = db.execute(
+            "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
+            "new_score, token_nonce, action_token_hash, created_at) "
+            "SELECT id, ?, ?, ?, score, score + ?, ?, ?, ? FROM users WHERE id = ? "
+            "ON CONFLICT DO NOTHING RETURNING id, previous_score",
+            (
+                action_type,
+                claim.action_id,
+                increment,
+                increment,
+                claim.nonce,
+                token_hash,
+                claim.now_ms,
+                claim.user_id,
+            ),
+        ).fetchone()
+        if history is None:
+            db.execute("UPDATE action_tokens SET used_at = NULL WHERE nonce = ?", (claim.nonce,))
+            raise _not_recorded(db, claim)
         seq, previous = history
         db.execute(
             "UPDATE users SET score = ?, score_seq = ?, last_score_update = ?, updated_at = ?, username = ? "
@@ -178,18 +187,15 @@ def _award(claim: AwardClaim) -> _Op:
 
 
 def _run_batch(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
-    """Apply every op in one transaction, each in its own savepoint, and commit once."""
+    """Apply every op in one transaction and commit once; a refusal is that op's answer."""
     results: list[tuple[bool, Any]] = []
     db.execute("BEGIN IMMEDIATE")
     try:
         for op in ops:
-            db.execute("SAVEPOINT op")
             try:
                 results.append((True, op(db)))
             except ApiError as exc:
-                db.execute("ROLLBACK TO op")
                 results.append((False, exc))
-            db.execute("RELEASE op")
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
