@@ -16,6 +16,7 @@ from app.errors import (
     TokenAlreadyUsed,
 )
 from app.storage import AwardClaim, TokenGrant
+from app.storage import sqlite as sqlite_module
 from app.storage.sqlite import SqliteStore
 
 
@@ -177,6 +178,45 @@ async def test_purge_expired_tokens(store: SqliteStore) -> None:
     assert await store.purge_tokens(1_000_000) == 1
     with pytest.raises(InvalidToken):
         await store.award(claim("old", action="x"))
+
+
+async def test_purge_deletes_in_chunks_of_its_own(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "PURGE_CHUNK", 100)
+    await asyncio.gather(*(store.grant(grant(f"old{i}", issued=0, action=f"x{i}")) for i in range(250)))
+    await store.grant(grant("new", issued=10_000_000, action="y"))
+    writes: list[int] = []
+    original = store._run
+
+    async def counting(ops: list[object]) -> object:
+        writes.append(len(ops))
+        return await original(ops)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_run", counting)
+    assert await store.purge_tokens(1_000_000) == 250
+    assert writes == [1, 1, 1]  # 100, 100, 50: each chunk its own short transaction
+    assert await store.purge_tokens(1_000_000) == 0
+    assert (await store.award(claim("new", action="y", now=10_000_500))).new_score == 10
+
+
+async def test_waiting_for_another_writer_does_not_hold_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    store = SqliteStore(str(path))
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        write = asyncio.ensure_future(store.grant(grant("n1")))
+        ticks = 0
+        for _ in range(5):  # the loop keeps running while the grant waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 5 and not write.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(write, 5)
+        assert (await store.award(claim("n1"))).new_score == 10
+    finally:
+        other.close()
+        await store.close()
 
 
 async def test_closed_store_refuses(tmp_path: Path) -> None:
