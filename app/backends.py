@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .board import Board, MemoryBoard
 from .cluster.board import RedisBoard
-from .cluster.client import Keys, connect
+from .cluster.client import Keys, TurnPipeline, connect
 from .cluster.fanout import RedisFanout
 from .cluster.gate import RedisGate
 from .cluster.keeper import ensure_loaded, keep_loaded
@@ -94,8 +94,9 @@ def clustered(config: Config) -> Parts:
     """Many processes: Redis holds the board, nonces, limits and fan-out; the database the truth."""
     client = connect(config.storage.redis_url, pool_size=config.storage.redis_pool_size)
     keys = Keys(config.storage.redis_prefix)
-    board = RedisBoard(client, keys)
-    fanout = RedisFanout(client, keys)
+    trips = TurnPipeline(client)  # the award path's commands of one loop turn share a round trip
+    board = RedisBoard(client, keys, trips)
+    fanout = RedisFanout(client, keys, trips)
     # Every award, from any process, arrives on the channel: the board's copy of its top is
     # stale from then on; after a gap nothing is known.
     fanout.subscribe(lambda event: board.changed())
@@ -122,7 +123,7 @@ def clustered(config: Config) -> Parts:
         store=make_store(config),
         board=board,
         fanout=fanout,
-        gate=RedisGate(client, keys),
+        gate=RedisGate(client, keys, trips),
         slots=slots,
         update_limiter=RedisRateLimiter(client, keys, "update", config.limits.updates_per_minute),
         ip_limiter=RedisRateLimiter(client, keys, "ip", config.limits.ip_requests_per_minute),

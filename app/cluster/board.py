@@ -16,7 +16,7 @@ from ..board import Position
 from ..errors import ServiceUnavailable
 from ..leaderboard import Standing
 from ..storage import UserRecord
-from .client import OUTAGES, Keys, unavailable_on_outage
+from .client import OUTAGES, Keys, TurnPipeline, unavailable_on_outage
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +125,10 @@ def _text(value: bytes | str) -> str:
 class RedisBoard:
     """The shared board. `stale` is set when an award committed but Redis missed it."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, trips: TurnPipeline | None = None) -> None:
         self.client = client
         self.keys = keys
+        self.trips = trips or TurnPipeline(client)
         self.stale = False
         self._changes = 0
         self._put = client.register_script(_PUT)
@@ -183,7 +184,7 @@ class RedisBoard:
     async def put(self, standing: Standing) -> tuple[int | None, int]:
         """Place a user atomically; (previous rank, new rank)."""
         try:
-            previous, rank = await self._put(keys=self._put_keys(), args=self._put_args(standing))
+            previous, rank = await self.trips.script(self._put, self._put_keys(), self._put_args(standing))
         except OUTAGES:
             self.stale = True  # the database has the award; a rebuild will bring it here
             raise ServiceUnavailable("Redis is unavailable") from None

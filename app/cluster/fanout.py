@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from ..events import AwardEvent
 from ..fanout import AwardHandler, deliver
-from .client import OUTAGES, Keys, stop_if_cancelled, unavailable_on_outage
+from .client import OUTAGES, Keys, TurnPipeline, stop_if_cancelled, unavailable_on_outage
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,10 @@ RETRY_SECONDS = 0.5
 class RedisFanout:
     """PUBLISH on award; each process listens on the channel and hands events to its hub."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, trips: TurnPipeline | None = None) -> None:
         self.client = client
         self.keys = keys
+        self.trips = trips or TurnPipeline(client)
         self.handlers: list[AwardHandler] = []
         self._gap_callbacks: list[Callable[[], None]] = []
         self._encoder = msgspec.msgpack.Encoder()
@@ -40,7 +41,8 @@ class RedisFanout:
     async def publish(self, event: AwardEvent) -> None:
         """Send an event to every process, this one included."""
         with unavailable_on_outage():
-            await self.client.publish(self.keys.channel, self._encoder.encode(event))
+            message = self._encoder.encode(event)
+            await self.trips.call(lambda pipe: pipe.publish(self.keys.channel, message))
 
     async def run(self) -> None:
         """Listen for as long as the app runs; resubscribe after an outage."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from .client import Keys, unavailable_on_outage
+from .client import Keys, TurnPipeline, unavailable_on_outage
 
 IN_FLIGHT_SECONDS = 30  # a process that dies mid-award frees the nonce after this
 
@@ -12,19 +12,22 @@ IN_FLIGHT_SECONDS = 30  # a process that dies mid-award frees the nonce after th
 class RedisGate:
     """An award in flight holds its nonce; a committed one keeps it until the token expires."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, trips: TurnPipeline | None = None) -> None:
         self.client = client
         self.keys = keys
+        self.trips = trips or TurnPipeline(client)
 
     async def claim(self, nonce: str) -> bool:
         """True for the first claimant only."""
         with unavailable_on_outage():
-            return bool(await self.client.set(self.keys.nonce(nonce), "in-flight", nx=True, ex=IN_FLIGHT_SECONDS))
+            key = self.keys.nonce(nonce)
+            return bool(await self.trips.call(lambda pipe: pipe.set(key, "in-flight", nx=True, ex=IN_FLIGHT_SECONDS)))
 
     async def confirm(self, nonce: str, ttl_seconds: int) -> None:
         """Remember the nonce as used; losing this is harmless, the database refuses replays."""
         with unavailable_on_outage():
-            await self.client.set(self.keys.nonce(nonce), "used", ex=ttl_seconds)
+            key = self.keys.nonce(nonce)
+            await self.trips.call(lambda pipe: pipe.set(key, "used", ex=ttl_seconds))
 
     async def release(self, nonce: str) -> None:
         """Free a nonce whose award was refused."""
