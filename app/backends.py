@@ -125,8 +125,8 @@ def clustered(config: Config) -> Parts:
         fanout=fanout,
         gate=RedisGate(client, keys, trips),
         slots=slots,
-        update_limiter=RedisRateLimiter(client, keys, "update", config.limits.updates_per_minute),
-        ip_limiter=RedisRateLimiter(client, keys, "ip", config.limits.ip_requests_per_minute),
+        update_limiter=RedisRateLimiter(client, keys, "update", config.limits.updates_per_minute, trips),
+        ip_limiter=RedisRateLimiter(client, keys, "ip", config.limits.ip_requests_per_minute, trips),
         contexts=contexts,
     )
 

@@ -17,13 +17,13 @@ from .conftest import REDIS_URL
 def _counting(limiter: RedisRateLimiter) -> list[int]:
     """Count the limiter's script calls (each call still goes to Redis)."""
     calls: list[int] = []
-    script = limiter._script
+    script = limiter.trips.script
 
-    async def counted(**kwargs: Any) -> Any:
-        calls.append(len(kwargs["keys"]))
-        return await script(**kwargs)
+    async def counted(*args: Any) -> Any:
+        calls.append(len(args[1]))  # (script, keys, args)
+        return await script(*args)
 
-    limiter._script = counted  # type: ignore[assignment]
+    limiter.trips.script = counted  # type: ignore[method-assign]
     return calls
 
 

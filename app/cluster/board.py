@@ -196,7 +196,7 @@ class RedisBoard:
         """The first `limit` standings in one round trip."""
         k = self.keys
         with unavailable_on_outage():
-            rows = await self._top(keys=[k.board, k.names, k.stamps], args=[limit])
+            rows = await self.trips.script(self._top, [k.board, k.names, k.stamps], [limit])
         top = []
         for i, at in enumerate(range(0, len(rows), 4), start=1):
             raw, score, name, stamp = rows[at : at + 4]

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from ..errors import ServiceUnavailable
 from ..ratelimit import refuse
-from .client import OUTAGES, Keys, stop_if_cancelled, unavailable_on_outage
+from .client import OUTAGES, Keys, TurnPipeline, stop_if_cancelled, unavailable_on_outage
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,11 @@ class RedisRateLimiter:
     together (one loop turn) are counted in one script call: a round trip per request would
     cost more than the request."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, kind: str, per_minute: int) -> None:
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, kind: str, per_minute: int, trips: TurnPipeline | None = None
+    ) -> None:
         self.keys = keys
+        self.trips = trips or TurnPipeline(client)
         self.kind = kind
         self.interval_ms = 60_000 / per_minute
         self.tolerance_ms = self.interval_ms * (per_minute - 1)
@@ -88,9 +91,10 @@ class RedisRateLimiter:
         names = list(waiting)
         try:
             with unavailable_on_outage():
-                reply = await self._script(
-                    keys=[self.keys.rate(self.kind, name) for name in names],
-                    args=[self.interval_ms, self.tolerance_ms, *(len(waiting[name]) for name in names)],
+                reply = await self.trips.script(
+                    self._script,
+                    [self.keys.rate(self.kind, name) for name in names],
+                    [self.interval_ms, self.tolerance_ms, *(len(waiting[name]) for name in names)],
                 )
         except BaseException as exc:
             for futures in waiting.values():
