@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -105,6 +106,14 @@ async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp
     try:
         await asyncio.gather(store.grant(grant("t1")), store.grant(grant("t2")))
         await asyncio.gather(*(store.grant(grant(f"o{i}", user=f"o{i}")) for i in range(5)))
+        batches: list[int] = []
+        original = store._run
+
+        async def counting(ops: list[object]) -> object:
+            batches.append(len(ops))
+            return await original(ops)  # type: ignore[arg-type]
+
+        store._run = counting  # type: ignore[method-assign]
         results = await asyncio.gather(
             store.award(claim("t1")),
             *(store.award(claim(f"o{i}", user=f"o{i}")) for i in range(5)),
@@ -112,6 +121,7 @@ async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp
             return_exceptions=True,
         )
         assert [type(r).__name__ for r in results] == ["Award"] * 6 + ["ActionAlreadyCompleted"]
+        assert batches == [7]  # one transaction
     finally:
         await store.close()
     with sqlite3.connect(path) as db:
@@ -217,6 +227,29 @@ async def test_waiting_for_another_writer_does_not_hold_the_loop(tmp_path: Path)
     finally:
         other.close()
         await store.close()
+
+
+async def test_a_stopped_writer_fails_its_waiters_and_refuses_later_writes(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "db.sqlite"))
+    await store.open()
+    try:
+        other = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # keeps the writer waiting for the lock
+        waiting = [asyncio.ensure_future(store.grant(grant(f"n{i}", action=f"a{i}"))) for i in range(3)]
+        await asyncio.sleep(0.05)
+        assert store._writer is not None
+        store._writer.cancel()
+        results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
+        assert all(isinstance(r, ServiceUnavailable) for r in results), results
+        other.execute("COMMIT")
+        other.close()
+        with pytest.raises(ServiceUnavailable):
+            await store.grant(grant("later"))
+        with pytest.raises(ServiceUnavailable):
+            await store.ping()
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await store.close()
 
 
 async def test_closed_store_refuses(tmp_path: Path) -> None:

@@ -78,7 +78,8 @@ MAX_BATCH = 128
 # op would do that for it, at two more statements per award on the writer's thread.)
 _Op = Callable[[sqlite3.Connection], Any]
 T = TypeVar("T")
-PURGE_CHUNK = 1_000
+LOCK_WAIT_MS = 5_000
+PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: ~1-2 ms a chunk
 
 
 def _upsert_user(db: sqlite3.Connection, user_id: str, username: str, now: int) -> None:
@@ -201,8 +202,24 @@ def _apply(db: sqlite3.Connection, ops: list[_Op]) -> list[tuple[bool, Any]]:
     return results
 
 
-def _begin(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN IMMEDIATE")  # waits (busy_timeout) while another process holds the write lock
+def _begin_at_once(db: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE if the write lock is free (no waiting: busy_timeout is 0); False if not."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+    return True
+
+
+def _begin_waiting(db: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting up to 5 s while another process holds the write lock."""
+    db.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    finally:
+        db.execute("PRAGMA busy_timeout = 0")
 
 
 def _commit(db: sqlite3.Connection) -> None:
@@ -217,8 +234,10 @@ def _rollback(db: sqlite3.Connection) -> None:
 def _connect_writer(path: str, synchronous: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA synchronous = {synchronous}")
+    # Room for a full batch's pages (the default is 2 MiB): a spill would write on the loop.
+    db.execute("PRAGMA cache_size = -32768")
     db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA busy_timeout = 5000")
+    db.execute("PRAGMA busy_timeout = 0")  # the loop never waits for a lock: see _begin_waiting
     return db
 
 
@@ -292,18 +311,22 @@ class SqliteStore:
     async def close(self) -> None:
         """Finish queued writes, stop the writer and close the file; idempotent."""
         self._closing = True
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            self._wake.set()
-            await writer  # it returns once everything queued is committed
-        if self._writer_db is not None:
-            writer_db, self._writer_db = self._writer_db, None
-            await self._off_loop(writer_db.close)
-        if self._writer_thread is not None:
-            self._writer_thread.shutdown(wait=False)  # idle now: its thread ends at once
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await conn.close()
+        try:
+            if self._writer is not None:
+                writer, self._writer = self._writer, None
+                self._wake.set()
+                await writer  # it returns once everything queued is committed
+        finally:
+            try:
+                if self._writer_db is not None:
+                    writer_db, self._writer_db = self._writer_db, None
+                    await self._off_loop(writer_db.close)
+            finally:
+                if self._writer_thread is not None:
+                    self._writer_thread.shutdown(wait=False)  # idle now: its thread ends at once
+                if self._conn is not None:
+                    conn, self._conn = self._conn, None
+                    await conn.close()
 
     def _db(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -311,11 +334,13 @@ class SqliteStore:
         return self._conn
 
     async def ping(self) -> None:
-        """Run a trivial query."""
+        """Run a trivial query; unavailable too when the writer has stopped."""
+        if self._writer is None or self._writer.done():
+            raise ServiceUnavailable("The database writer is not running")
         await self._db().execute_fetchall("SELECT 1")
 
     async def _write(self, op: _Op) -> Any:
-        if self._writer is None or self._closing:
+        if self._writer is None or self._writer.done() or self._closing:
             raise ServiceUnavailable("The database is not open")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((op, future))
@@ -339,6 +364,13 @@ class SqliteStore:
                         if not future.done():
                             future.set_exception(ServiceUnavailable("The database write failed", details=str(exc)))
                     continue
+                except BaseException:  # the writer itself is cancelled: nobody may wait for ever
+                    stopped = ServiceUnavailable("The database writer stopped")
+                    for _, future in [*batch, *self._pending]:
+                        if not future.done():
+                            future.set_exception(stopped)
+                    self._pending = []
+                    raise
                 for (_, future), (ok, value) in zip(batch, results, strict=True):
                     if future.done():
                         continue
@@ -356,12 +388,15 @@ class SqliteStore:
         db = self._writer_db
         if db is None:
             raise ServiceUnavailable("The database is not open")
-        await self._off_loop(_begin, db)
         try:
+            # Free unless another process writes to the file: then wait on the thread, not here.
+            if not _begin_at_once(db):
+                await self._off_loop(_begin_waiting, db)
             results = _apply(db, ops)
             await self._off_loop(_commit, db)
         except BaseException:
-            await self._off_loop(_rollback, db)  # after the commit, if that was still under way
+            # Queued after a BEGIN or COMMIT still under way (one thread): it sees what they did.
+            await self._off_loop(_rollback, db)
             raise
         return results
 
@@ -392,7 +427,7 @@ class SqliteStore:
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows past their expiry: an expired token is refused before the database.
-        In chunks, each its own write: deleting a minute's tokens at once would hold the loop."""
+        In chunks, each its own short write: a minute's tokens at once would hold the loop."""
 
         def op(db: sqlite3.Connection) -> int:
             return db.execute(
