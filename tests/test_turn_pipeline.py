@@ -52,6 +52,22 @@ async def test_one_trip_per_turn_and_each_reply_to_its_caller(client: aioredis.R
     assert sizes == [4, 1]
 
 
+async def test_a_command_that_cannot_be_packed_fails_alone(client: aioredis.Redis, redis_prefix: str) -> None:
+    trips = TurnPipeline(client)
+    key = f"{redis_prefix}:k"
+
+    def broken(pipe: object) -> None:
+        raise redis_errors.DataError("no such option")
+
+    replies = await asyncio.gather(
+        trips.call(lambda p: p.set(key, "v")),
+        trips.call(broken),
+        trips.call(lambda p: p.get(key)),
+        return_exceptions=True,
+    )
+    assert replies[0] is True and isinstance(replies[1], redis_errors.DataError) and replies[2] == b"v"
+
+
 async def test_a_script_redis_lost_is_loaded_again(client: aioredis.Redis, redis_prefix: str) -> None:
     trips = TurnPipeline(client)
     script = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")

@@ -111,20 +111,30 @@ class TurnPipeline:
 
     async def _execute(self, queued: list[tuple[Callable[[Pipeline], object], asyncio.Future[Any]]]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        for command, _ in queued:
-            command(pipe)
+        sent: list[asyncio.Future[Any]] = []
         try:
-            replies = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:
-            for _, future in queued:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else redis_errors.ConnectionError())
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, future), reply in zip(queued, replies, strict=True):
-            if not future.done():
-                if isinstance(reply, Exception):
-                    future.set_exception(reply)
+            for command, future in queued:
+                try:
+                    command(pipe)  # one command each; one that cannot be packed fails alone
+                except Exception as exc:
+                    future.set_exception(exc)
                 else:
-                    future.set_result(reply)
+                    sent.append(future)
+            replies = await pipe.execute(raise_on_error=False) if sent else []
+            for future, reply in zip(sent, replies, strict=True):
+                _answer(future, reply)
+        except Exception as exc:  # an outage: every command of the trip failed
+            for future in sent:
+                _answer(future, exc)
+        finally:
+            for _, future in queued:  # cancelled: never leave a caller waiting
+                _answer(future, redis_errors.ConnectionError("the Redis round trip was cancelled"))
+
+
+def _answer(future: asyncio.Future[Any], reply: object) -> None:
+    if future.done():
+        return
+    if isinstance(reply, Exception):
+        future.set_exception(reply)
+    else:
+        future.set_result(reply)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import redis.asyncio as aioredis
 
 from .client import Keys, TurnPipeline, unavailable_on_outage
@@ -19,9 +21,12 @@ class RedisGate:
 
     async def claim(self, nonce: str) -> bool:
         """True for the first claimant only."""
+        # Marked with this attempt's own id and read back (SET NX GET, Redis 7): when the client
+        # sends the trip again after a lost reply, the claim it already made is still its own.
+        key, attempt = self.keys.nonce(nonce), f"in-flight:{secrets.token_hex(8)}"
         with unavailable_on_outage():
-            key = self.keys.nonce(nonce)
-            return bool(await self.trips.call(lambda pipe: pipe.set(key, "in-flight", nx=True, ex=IN_FLIGHT_SECONDS)))
+            held = await self.trips.call(lambda pipe: pipe.set(key, attempt, nx=True, ex=IN_FLIGHT_SECONDS, get=True))
+        return held is None or held == attempt.encode()
 
     async def confirm(self, nonce: str, ttl_seconds: int) -> None:
         """Remember the nonce as used; losing this is harmless, the database refuses replays."""

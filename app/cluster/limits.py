@@ -69,6 +69,7 @@ class RedisRateLimiter:
         self.tolerance_ms = self.interval_ms * (per_minute - 1)
         self._script = client.register_script(_GCRA)
         self._waiting: dict[str, list[asyncio.Future[float]]] = {}  # key -> one future per hit
+        self._counting: set[asyncio.Task[None]] = set()  # counts in flight (the loop keeps weak references)
 
     async def check(self, key: str) -> None:
         """Count one hit; RateLimited with Retry-After when over."""
@@ -83,8 +84,8 @@ class RedisRateLimiter:
     def _count(self) -> None:
         waiting, self._waiting = self._waiting, {}
         task = asyncio.get_running_loop().create_task(self._count_batch(waiting))
-        _counting.add(task)
-        task.add_done_callback(_counting.discard)
+        self._counting.add(task)
+        task.add_done_callback(self._counting.discard)
 
     async def _count_batch(self, waiting: dict[str, list[asyncio.Future[float]]]) -> None:
         # Hits whose request went away still count: they reached the server.
@@ -96,22 +97,22 @@ class RedisRateLimiter:
                     [self.keys.rate(self.kind, name) for name in names],
                     [self.interval_ms, self.tolerance_ms, *(len(waiting[name]) for name in names)],
                 )
-        except BaseException as exc:
-            for futures in waiting.values():
-                for future in futures:
+            for i, name in enumerate(names):
+                allowed, wait_ms = int(reply[2 * i]), float(reply[2 * i + 1])
+                for n, future in enumerate(waiting[name]):
                     if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else ServiceUnavailable())
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for i, name in enumerate(names):
-            allowed, wait_ms = int(reply[2 * i]), float(reply[2 * i + 1])
-            for n, future in enumerate(waiting[name]):
-                if not future.done():
-                    future.set_result(0.0 if n < allowed else wait_ms)
+                        future.set_result(0.0 if n < allowed else wait_ms)
+        except Exception as exc:
+            _fail(waiting, exc)
+        finally:
+            _fail(waiting, ServiceUnavailable())  # cancelled: nobody may wait for ever
 
 
-_counting: set[asyncio.Task[None]] = set()  # counts in flight (the loop keeps only weak references)
+def _fail(waiting: dict[str, list[asyncio.Future[float]]], exc: Exception) -> None:
+    for futures in waiting.values():
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)
 
 
 class RedisSlots:
