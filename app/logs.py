@@ -106,9 +106,14 @@ class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if not self._lines:
             return
         lines, self._lines = self._lines, []
+        rendered = []
+        for line in lines:
+            try:
+                rendered.append(line if type(line) is str else _encoder.encode(line).decode())
+            except Exception:  # one line that cannot be encoded is lost alone
+                self.handleError(logging.makeLogRecord({"msg": "a log line could not be encoded"}))
         try:
-            text = "\n".join(line if type(line) is str else _encoder.encode(line).decode() for line in lines)
-            self.stream.write(text + "\n")
+            self.stream.write("\n".join(rendered) + "\n")
             self.stream.flush()
         except Exception:
             self.handleError(logging.makeLogRecord({"msg": f"{len(lines)} log lines lost"}))

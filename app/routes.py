@@ -153,4 +153,4 @@ def setup_routes(
             app.router.add_get(endpoint.path, wrap(endpoint.handler))  # HEAD too
         else:
             app.router.add_route(endpoint.method, endpoint.path, wrap(endpoint.handler))
-    app.router.add_route("*", "/{unmatched:.*}", wrap(views.unmatched))
+    app.router.add_route("*", r"/{unmatched:[\s\S]*}", wrap(views.unmatched))  # newlines (%0A) too

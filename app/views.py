@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import aiohttp_jinja2
 import msgspec
@@ -107,7 +107,7 @@ async def docs(request: web.Request) -> dict[str, str]:
     return {"openapi_url": "/api/openapi.json", "static_url": "/static"}
 
 
-async def unmatched(request: web.Request) -> web.Response:
+async def unmatched(request: web.Request) -> NoReturn:
     """A path no route serves: 405 naming the allowed methods when another route has it, else 404."""
     own = request.match_info.route.resource
     allowed: set[str] = set()

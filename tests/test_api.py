@@ -300,6 +300,7 @@ ERROR_CASES: list[Case] = [
     ("wrong method on a read", "POST", "/api/v1/scoreboard/top", None, None, 405, "METHOD_NOT_ALLOWED"),
     ("unknown page", "GET", "/nothing/here", None, None, 404, "NOT_FOUND"),
     ("unknown static file", "GET", "/static/no/such.js", None, None, 404, "NOT_FOUND"),
+    ("unknown path with a newline", "GET", "/api/v1/x%0Ay", None, None, 404, "NOT_FOUND"),
     ("huge body", "POST", UPDATE, None, b'{"actionToken":"' + b"a" * 20000 + b'"}', 413, "PAYLOAD_TOO_LARGE"),
 ]
 
