@@ -36,6 +36,15 @@ def _route_row(name: str, phase: str, route: dict[str, Any] | None) -> str:
     )
 
 
+def _cpu_line(capacity: dict[str, Any], names: list[str]) -> list[str]:
+    costs = [
+        f"{name} {route['server_cpu_us_per_request']:,.1f}"
+        for name in names
+        if (route := capacity.get(name)) and route.get("server_cpu_us_per_request") is not None
+    ]
+    return ["", f"Server CPU per answered request in the closed loops (µs): {'; '.join(costs)}.", ""] if costs else []
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table's lines."""
     return [
@@ -77,6 +86,7 @@ def markdown(result: dict[str, Any]) -> str:
                 _route_row(UPDATE, f"closed loop x{c['concurrency']}{_by(c[UPDATE])}", c[UPDATE]),
                 _route_row(TOP, f"closed loop x{c['concurrency']}{_by(c[TOP])}", c[TOP]),
             ]
+            lines += _cpu_line(c, [UPDATE, TOP])
         lines += [
             "",
             f"Generator: max start lag {ol['generator_max_lag_ms']} ms, dropped {ol['generator_dropped']} "
@@ -130,6 +140,7 @@ def markdown(result: dict[str, Any]) -> str:
                 _route_row(ZINCRBY, f"closed loop x{c['concurrency']}{_by(c.get(ZINCRBY))}", c.get(ZINCRBY)),
                 _route_row(HELLO, f"closed loop x{c['concurrency']}{_by(c.get(HELLO))}", c.get(HELLO)),
             ]
+            lines += _cpu_line(c, [ZINCRBY, HELLO])
         single, burst = base["single_wave"]["latency_ms"], base["burst"]
         lines += [
             "",

@@ -7,6 +7,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from .load import (
 from .options import Options
 from .server import BENCH_LIMITS, HOST, JWT_SECRET, baseline_process, catalog, free_port, scoreboard_process
 from .stats import ratio
-from .usage import UsageGroup, UsageSampler, by_name, machine, rss_bytes
+from .usage import UsageGroup, UsageSampler, by_name, cpu_seconds, machine, rss_bytes
 
 
 class _TopEntry(msgspec.Struct):
@@ -205,26 +206,42 @@ async def _load_scoreboard(opts: Options, out: Path, base: str, pid: int, token_
         }
         result["websocket"] = _ws_summary(ws, load_seconds)
         if opts.capacity:
-            result["capacity"] = await _capacity_scoreboard(opts, session, base, awards[scheduled:])
+            result["capacity"] = await _capacity_scoreboard(opts, session, base, pid, awards[scheduled:])
     return result
 
 
+async def costed(pid: int, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """A closed loop's summary with the server's CPU per answer (its process tree, user + system):
+    on a shared box it moves far less between runs than the throughput does."""
+    before = cpu_seconds(pid)
+    summary = await run
+    if summary.get("sent"):
+        summary["server_cpu_us_per_request"] = round(1e6 * (cpu_seconds(pid) - before) / summary["sent"], 1)
+    return summary
+
+
 async def _capacity_scoreboard(
-    opts: Options, session: aiohttp.ClientSession, base: str, awards: list[Any]
+    opts: Options, session: aiohttp.ClientSession, base: str, pid: int, awards: list[Any]
 ) -> dict[str, Any]:
     """Closed loop at `concurrency`: awards until the pre-issued tokens run out, then reads."""
     if wrk.available():
         award_lines = [wrk.request_line("POST", "/api/v1/scoreboard/update", a.bearer, a.body) for a in awards]
         return {
             "concurrency": opts.concurrency,
-            UPDATE: await wrk.closed_loop(
-                base, award_lines, connections=opts.concurrency, seconds=opts.capacity_seconds, once=True
+            UPDATE: await costed(
+                pid,
+                wrk.closed_loop(
+                    base, award_lines, connections=opts.concurrency, seconds=opts.capacity_seconds, once=True
+                ),
             ),
-            TOP: await wrk.closed_loop(
-                base,
-                [wrk.request_line("GET", "/api/v1/scoreboard/top")],
-                connections=opts.concurrency,
-                seconds=opts.capacity_seconds,
+            TOP: await costed(
+                pid,
+                wrk.closed_loop(
+                    base,
+                    [wrk.request_line("GET", "/api/v1/scoreboard/top")],
+                    connections=opts.concurrency,
+                    seconds=opts.capacity_seconds,
+                ),
             ),
         }
     updates, reads = RouteStats(), RouteStats()
@@ -328,15 +345,21 @@ async def _load_baseline(opts: Options, base: str, pid: int, has_redis: bool, me
             result["capacity"] = {
                 "concurrency": opts.concurrency,
                 ZINCRBY: (
-                    await wrk.closed_loop(base, zlines, connections=opts.concurrency, seconds=opts.capacity_seconds)
+                    await costed(
+                        pid,
+                        wrk.closed_loop(base, zlines, connections=opts.concurrency, seconds=opts.capacity_seconds),
+                    )
                     if has_redis
                     else None
                 ),
-                HELLO: await wrk.closed_loop(
-                    base,
-                    [wrk.request_line("GET", "/hello")],
-                    connections=opts.concurrency,
-                    seconds=opts.capacity_seconds,
+                HELLO: await costed(
+                    pid,
+                    wrk.closed_loop(
+                        base,
+                        [wrk.request_line("GET", "/hello")],
+                        connections=opts.concurrency,
+                        seconds=opts.capacity_seconds,
+                    ),
                 ),
             }
         elif opts.capacity:
@@ -375,6 +398,15 @@ def ratios(sb: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         ),
         "read_throughput_vs_hello": ratio(
             _get(sb, "capacity", TOP, "ok_per_second"), _get(base, "capacity", HELLO, "ok_per_second")
+        ),
+        # Inverted, so that like the throughputs more is better: the baseline's CPU per request over ours.
+        "award_cpu_efficiency_vs_zincrby": ratio(
+            _get(base, "capacity", ZINCRBY, "server_cpu_us_per_request"),
+            _get(sb, "capacity", UPDATE, "server_cpu_us_per_request"),
+        ),
+        "read_cpu_efficiency_vs_hello": ratio(
+            _get(base, "capacity", HELLO, "server_cpu_us_per_request"),
+            _get(sb, "capacity", TOP, "server_cpu_us_per_request"),
         ),
         "award_p99_vs_zincrby_p99_open_loop": ratio(
             _get(sb, "open_loop", UPDATE, "latency_ms", "p99"), _get(base, "open_loop", ZINCRBY, "latency_ms", "p99")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bench import wrk
+from bench.runner import costed
 
 
 def _need_wrk() -> None:
@@ -77,3 +79,20 @@ async def test_without_once_lines_cycle_for_the_whole_duration() -> None:
     uses, result = await _run("/use", 3, connections=2, seconds=1)
     assert set(uses) == {'{"t":0}', '{"t":1}', '{"t":2}'} and max(uses.values()) > 1
     assert result["seconds"] >= 1 and result["errors"] == {"non-2xx": result["sent"] - 3}
+
+
+async def test_costed_adds_the_servers_cpu_per_answer() -> None:
+    async def busy_loop() -> dict[str, Any]:
+        deadline = time.process_time() + 0.05
+        while time.process_time() < deadline:  # 50 ms of this process's CPU for 100 answers
+            pass
+        return {"sent": 100}
+
+    summary = await costed(os.getpid(), busy_loop())
+    assert summary["sent"] == 100
+    assert 400 <= summary["server_cpu_us_per_request"] <= 5_000  # ~500 µs each, coarse clock ticks
+    assert "server_cpu_us_per_request" not in await costed(os.getpid(), _nothing())
+
+
+async def _nothing() -> dict[str, Any]:
+    return {"sent": 0}
