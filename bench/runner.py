@@ -220,6 +220,12 @@ async def costed(pid: int, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+async def _costed_get(opts: Options, base: str, pid: int, path: str) -> dict[str, Any]:
+    """GET `path` in wrk's closed loop, with the server's CPU per answer."""
+    line = wrk.request_line("GET", path)
+    return await costed(pid, wrk.closed_loop(base, [line], connections=opts.concurrency, seconds=opts.capacity_seconds))
+
+
 async def _capacity_scoreboard(
     opts: Options, session: aiohttp.ClientSession, base: str, pid: int, awards: list[Any]
 ) -> dict[str, Any]:
@@ -234,15 +240,7 @@ async def _capacity_scoreboard(
                     base, award_lines, connections=opts.concurrency, seconds=opts.capacity_seconds, once=True
                 ),
             ),
-            TOP: await costed(
-                pid,
-                wrk.closed_loop(
-                    base,
-                    [wrk.request_line("GET", "/api/v1/scoreboard/top")],
-                    connections=opts.concurrency,
-                    seconds=opts.capacity_seconds,
-                ),
-            ),
+            TOP: await _costed_get(opts, base, pid, "/api/v1/scoreboard/top"),
         }
     updates, reads = RouteStats(), RouteStats()
 
@@ -352,15 +350,7 @@ async def _load_baseline(opts: Options, base: str, pid: int, has_redis: bool, me
                     if has_redis
                     else None
                 ),
-                HELLO: await costed(
-                    pid,
-                    wrk.closed_loop(
-                        base,
-                        [wrk.request_line("GET", "/hello")],
-                        connections=opts.concurrency,
-                        seconds=opts.capacity_seconds,
-                    ),
-                ),
+                HELLO: await _costed_get(opts, base, pid, "/hello"),
             }
         elif opts.capacity:
             zstats, hstats = RouteStats(), RouteStats()

@@ -41,6 +41,19 @@ def claim(nonce: str, *, user: str = "u", action: str = "a", now: int = 2000, mi
     )
 
 
+def _count_batches(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each transaction the store runs from now on."""
+    batches: list[int] = []
+    original = store._run
+
+    async def counting(ops: list[object]) -> object:
+        batches.append(len(ops))
+        return await original(ops)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_run", counting)
+    return batches
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> SqliteStore:
     s = SqliteStore(str(tmp_path / "sub" / "db.sqlite"))
@@ -97,7 +110,9 @@ async def test_one_action_per_user(store: SqliteStore) -> None:
     assert user is not None and user.score == 10
 
 
-async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp_path: Path) -> None:
+async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Two tokens for one action (both issued before either was used) and other users' awards,
     # all in one transaction: one of the two is refused after its token row was touched.
     path = tmp_path / "db.sqlite"
@@ -106,14 +121,7 @@ async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp
     try:
         await asyncio.gather(store.grant(grant("t1")), store.grant(grant("t2")))
         await asyncio.gather(*(store.grant(grant(f"o{i}", user=f"o{i}")) for i in range(5)))
-        batches: list[int] = []
-        original = store._run
-
-        async def counting(ops: list[object]) -> object:
-            batches.append(len(ops))
-            return await original(ops)  # type: ignore[arg-type]
-
-        store._run = counting  # type: ignore[method-assign]
+        batches = _count_batches(store, monkeypatch)
         results = await asyncio.gather(
             store.award(claim("t1")),
             *(store.award(claim(f"o{i}", user=f"o{i}")) for i in range(5)),
@@ -158,14 +166,7 @@ async def test_refused_grant_leaves_the_user_row_alone(store: SqliteStore) -> No
 
 
 async def test_concurrent_awards_group_commit(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    batches: list[int] = []
-    original = store._run
-
-    async def counting(ops: list[object]) -> object:
-        batches.append(len(ops))
-        return await original(ops)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store, "_run", counting)
+    batches = _count_batches(store, monkeypatch)
     await asyncio.gather(*(store.grant(grant(f"n{i}", action=f"a{i}")) for i in range(200)))
     batches.clear()
     results = await asyncio.gather(
@@ -194,14 +195,7 @@ async def test_purge_deletes_in_chunks_of_its_own(store: SqliteStore, monkeypatc
     monkeypatch.setattr(sqlite_module, "PURGE_CHUNK", 100)
     await asyncio.gather(*(store.grant(grant(f"old{i}", issued=0, action=f"x{i}")) for i in range(250)))
     await store.grant(grant("new", issued=10_000_000, action="y"))
-    writes: list[int] = []
-    original = store._run
-
-    async def counting(ops: list[object]) -> object:
-        writes.append(len(ops))
-        return await original(ops)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store, "_run", counting)
+    writes = _count_batches(store, monkeypatch)
     assert await store.purge_tokens(1_000_000) == 250
     assert writes == [1, 1, 1]  # 100, 100, 50: each chunk its own short transaction
     assert await store.purge_tokens(1_000_000) == 0
