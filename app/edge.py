@@ -21,7 +21,7 @@ from multidict import istr
 
 from .envelope import failure, from_error
 from .errors import HTTP_CODES, ApiError
-from .logs import log_access, request_id
+from .logs import access_log, log_access, request_id
 from .ratelimit import Limiter
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # Names as istr: a plain str is case-folded again on every request.
 SECURITY_HEADERS = [(istr("X-Content-Type-Options"), "nosniff"), (istr("Referrer-Policy"), "no-referrer")]
 _X_REQUEST_ID = istr("X-Request-ID")
+_AUTHORIZATION = istr("Authorization")
+_READS = frozenset({"GET", "HEAD"})
+_READ_OK = frozenset({200, 304})
 _X_FORWARDED_FOR = istr("X-Forwarded-For")
 _CSP = istr("Content-Security-Policy")
 # Pages load only their own scripts and styles, talk only to this origin, and cannot be framed.
@@ -119,16 +122,22 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                         headers[_CSP] = CSP
                 return response
             finally:
-                # The path only: a query string may carry a token and never reaches the log.
-                duration_ms = round((time.perf_counter() - started) * 1000, 2)
-                log_access(
-                    method=request.method,
-                    path=request.path,
-                    status=status,
-                    duration_ms=duration_ms,
-                    remote=request.remote,
-                    rid=rid,
-                )
+                # Successful reads of public data (the top, health, static files, documentation)
+                # are most of the traffic and need no audit trail: DEBUG. Writes, requests with
+                # credentials, upgrades and every refusal or error: INFO.
+                public_read = status in _READ_OK and request.method in _READS and _AUTHORIZATION not in request.headers
+                level = logging.DEBUG if public_read else logging.INFO
+                if access_log.isEnabledFor(level):
+                    # The path only: a query string may carry a token and never reaches the log.
+                    log_access(
+                        level=level,
+                        method=request.method,
+                        path=request.path,
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        remote=request.remote,
+                        rid=rid,
+                    )
                 request_id.reset(token)
 
         return at_edge

@@ -177,13 +177,16 @@ def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) ->
     handler.emit_entry(entry)
 
 
-def log_access(*, method: str, path: str, status: int, duration_ms: float, remote: str | None, rid: str) -> None:
-    """One request's line in `scoreboard.access`, from inside the event loop."""
+def log_access(
+    *, level: int, method: str, path: str, status: int, duration_ms: float, remote: str | None, rid: str
+) -> None:
+    """One request's line in `scoreboard.access` at `level` (INFO or DEBUG), from inside the event loop."""
     handler = _direct(access_log)
     if handler is None:
         fields = {"method": method, "path": path, "status": status, "duration_ms": duration_ms, "remote": remote}
-        access_log.info("request", extra={**fields, "correlationId": rid})
+        access_log.log(level, "request", extra={**fields, "correlationId": rid})
         return
+    name = "DEBUG" if level == logging.DEBUG else "INFO"
     handler.emit_entry(
-        AccessLine(iso(now_ms()), "INFO", _ACCESS, "request", method, path, status, duration_ms, remote, rid)
+        AccessLine(iso(now_ms()), name, _ACCESS, "request", method, path, status, duration_ms, remote, rid)
     )

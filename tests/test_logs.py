@@ -21,7 +21,7 @@ def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 
 async def test_access_line_per_request(client: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     resp = await client.get("/api/v1/scoreboard/top?limit=5", headers={"X-Request-ID": "req-123-456"})
     assert resp.headers["X-Request-ID"] == "req-123-456"
     access = [line for line in _lines(caplog) if line["logger"] == "scoreboard.access"]
@@ -29,7 +29,31 @@ async def test_access_line_per_request(client: Any, caplog: pytest.LogCaptureFix
     line = access[0]
     assert line["method"] == "GET" and line["path"] == "/api/v1/scoreboard/top" and line["status"] == 200
     assert line["correlationId"] == "req-123-456" and isinstance(line["duration_ms"], float)
-    assert line["timestamp"].endswith("Z") and line["level"] == "INFO"
+    assert line["timestamp"].endswith("Z") and line["level"] == "DEBUG"  # a public read
+
+
+async def test_public_reads_log_at_debug_everything_else_at_info(
+    client: Any, bearer: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    flow = Flow(client, bearer)
+    assert (await flow.submit(await flow.token("alice", "q1"))).status == 200
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    await client.get("/api/v1/scoreboard/top")  # public, answered: not at INFO
+    await client.get("/healthz")
+    await client.get("/nowhere")  # refused
+    await client.post("/api/v1/scoreboard/top")  # wrong method
+    await client.get("/api/v1/users/alice/score", headers=bearer("alice"))  # with credentials
+    access = [
+        (line["path"], line["status"], line["level"])
+        for line in _lines(caplog)
+        if line["logger"] == "scoreboard.access"
+    ]
+    assert access == [
+        ("/nowhere", 404, "INFO"),
+        ("/api/v1/scoreboard/top", 405, "INFO"),
+        ("/api/v1/users/alice/score", 200, "INFO"),
+    ]
 
 
 @pytest.mark.parametrize("incoming", [None, "", "bad id with spaces", "x" * 200])
