@@ -413,3 +413,15 @@ async def test_internal_error_is_enveloped_without_trace(client: Any, caplog: py
     assert resp.status == 500 and body["error"] == {"code": "INTERNAL_ERROR", "message": "Internal server error"}
     assert "secret internals" not in await resp.text()
     assert any("secret internals" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/scoreboard/top", "/healthz", "/", "/api/docs", "/static/board.js", "/nowhere"]
+)
+async def test_every_answer_carries_the_security_headers_once(client: Any, path: str) -> None:
+    resp = await client.get(path)
+    for name, value in (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer")):
+        assert resp.headers.getall(name) == [value], (path, name)
+    assert len(resp.headers.getall("X-Request-ID")) == 1
+    is_html = resp.headers["Content-Type"].startswith("text/html")
+    assert ("Content-Security-Policy" in resp.headers) == is_html
