@@ -7,14 +7,13 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from . import profile, storage, wrk
+from . import capacity, profile, storage
 from .clients import ClientPool, ClientSpec
 from .load import (
     INITIALIZE,
@@ -23,7 +22,6 @@ from .load import (
     RouteStats,
     Schedule,
     call,
-    closed_loop,
     issue_tokens,
     plan_awards,
     user_token,
@@ -31,7 +29,7 @@ from .load import (
 from .options import Options
 from .server import BENCH_LIMITS, HOST, JWT_SECRET, baseline_process, catalog, free_port, scoreboard_process
 from .stats import ratio
-from .usage import UsageGroup, UsageSampler, by_name, cpu_seconds, machine, rss_bytes
+from .usage import UsageGroup, UsageSampler, by_name, machine, rss_bytes
 
 
 class _TopEntry(msgspec.Struct):
@@ -206,54 +204,18 @@ async def _load_scoreboard(opts: Options, out: Path, base: str, pid: int, token_
         }
         result["websocket"] = _ws_summary(ws, load_seconds)
         if opts.capacity:
-            result["capacity"] = await _capacity_scoreboard(opts, session, base, pid, awards[scheduled:])
-    return result
-
-
-async def costed(pid: int, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
-    """A closed loop's summary with the server's CPU per answer (its process tree, user + system):
-    on a shared box it moves far less between runs than the throughput does."""
-    before = cpu_seconds(pid)
-    summary = await run
-    if summary.get("sent"):
-        summary["server_cpu_us_per_request"] = round(1e6 * (cpu_seconds(pid) - before) / summary["sent"], 1)
-    return summary
-
-
-async def _costed_get(opts: Options, base: str, pid: int, path: str) -> dict[str, Any]:
-    """GET `path` in wrk's closed loop, with the server's CPU per answer."""
-    line = wrk.request_line("GET", path)
-    return await costed(pid, wrk.closed_loop(base, [line], connections=opts.concurrency, seconds=opts.capacity_seconds))
-
-
-async def _capacity_scoreboard(
-    opts: Options, session: aiohttp.ClientSession, base: str, pid: int, awards: list[Any]
-) -> dict[str, Any]:
-    """Closed loop at `concurrency`: awards until the pre-issued tokens run out, then reads."""
-    if wrk.available():
-        award_lines = [wrk.request_line("POST", "/api/v1/scoreboard/update", a.bearer, a.body) for a in awards]
-        return {
-            "concurrency": opts.concurrency,
-            UPDATE: await costed(
+            award_requests = [(a.bearer, a.body) for a in awards[scheduled:]]
+            result["capacity"] = await capacity.measure(
+                opts,
+                session,
+                base,
                 pid,
-                wrk.closed_loop(
-                    base, award_lines, connections=opts.concurrency, seconds=opts.capacity_seconds, once=True
-                ),
-            ),
-            TOP: await _costed_get(opts, base, pid, "/api/v1/scoreboard/top"),
-        }
-    updates, reads = RouteStats(), RouteStats()
-
-    async def award(i: int) -> None:
-        a = awards[i]
-        await call(session, updates, "POST", base + "/api/v1/scoreboard/update", body=a.body, bearer=a.bearer)
-
-    async def read(_: int) -> None:
-        await call(session, reads, "GET", base + "/api/v1/scoreboard/top")
-
-    award_seconds = await closed_loop(opts.concurrency, opts.capacity_seconds, award, limit=len(awards))
-    read_seconds = await closed_loop(opts.concurrency, opts.capacity_seconds, read)
-    return {"concurrency": opts.concurrency, UPDATE: updates.summary(award_seconds), TOP: reads.summary(read_seconds)}
+                [
+                    capacity.Route(UPDATE, "POST", "/api/v1/scoreboard/update", award_requests, once=True),
+                    capacity.Route(TOP, "GET", "/api/v1/scoreboard/top"),
+                ],
+            )
+    return result
 
 
 HELLO = "GET /hello"
@@ -338,36 +300,11 @@ async def _load_baseline(opts: Options, base: str, pid: int, has_redis: bool, me
             ZINCRBY: updates.stats.summary(seconds),
             HELLO: reads.stats.summary(seconds),
         }
-        if opts.capacity and wrk.available():
-            zlines = [wrk.request_line("POST", "/zincrby", b, b"{}") for b in bearers]
-            result["capacity"] = {
-                "concurrency": opts.concurrency,
-                ZINCRBY: (
-                    await costed(
-                        pid,
-                        wrk.closed_loop(base, zlines, connections=opts.concurrency, seconds=opts.capacity_seconds),
-                    )
-                    if has_redis
-                    else None
-                ),
-                HELLO: await _costed_get(opts, base, pid, "/hello"),
-            }
-        elif opts.capacity:
-            zstats, hstats = RouteStats(), RouteStats()
-
-            async def z(i: int) -> None:
-                await call(session, zstats, "POST", base + "/zincrby", body=b"{}", bearer=bearers[i % len(bearers)])
-
-            async def h(_: int) -> None:
-                await call(session, hstats, "GET", base + "/hello")
-
-            zsec = await closed_loop(opts.concurrency, opts.capacity_seconds, z) if has_redis else 0.0
-            hsec = await closed_loop(opts.concurrency, opts.capacity_seconds, h)
-            result["capacity"] = {
-                "concurrency": opts.concurrency,
-                ZINCRBY: zstats.summary(zsec),
-                HELLO: hstats.summary(hsec),
-            }
+        if opts.capacity:
+            zincrby_requests = [(b, b"{}") for b in bearers]
+            routes = [capacity.Route(ZINCRBY, "POST", "/zincrby", zincrby_requests)] if has_redis else []
+            routes.append(capacity.Route(HELLO, "GET", "/hello"))
+            result["capacity"] = await capacity.measure(opts, session, base, pid, routes)
     return result
 
 

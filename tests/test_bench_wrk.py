@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bench import wrk
-from bench.runner import costed
+from bench.capacity import costed
 
 
 def _need_wrk() -> None:
