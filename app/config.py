@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}$"
+# Python's `$` also matches before a final newline: the lookahead makes the whole string match,
+# and keeps the pattern valid ECMA-262 for the OpenAPI document (`\Z` is not).
+ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}(?!\n)$"
 
 DEV_JWT_SECRET = "dev-only-user-jwt-secret-change-me-0001"  # noqa: S105 - refused in production
 DEV_ACTION_SECRET = "dev-only-action-token-secret-change-me-02"  # noqa: S105 - refused in production
@@ -46,7 +48,7 @@ class StorageSettings(_Section, frozen=True):
     sqlite_path: str = "./data/scoreboard.db"
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     redis_url: str = ""
-    redis_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")] = "scoreboard"
+    redis_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,64}(?!\n)$")] = "scoreboard"
     redis_pool_size: Annotated[int, Meta(ge=2, le=10_000)] = 64
     database_url: str = ""
     database_pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
