@@ -39,7 +39,7 @@ class _Claims(msgspec.Struct, kw_only=True):
     preferred_username: str | None = None
 
 
-_decode_claims = msgspec.json.Decoder(_Claims).decode
+_claims = msgspec.json.Decoder(_Claims)
 
 
 def clean_display_name(raw: str | None, fallback: str) -> str:
@@ -93,9 +93,8 @@ class UserAuth:
 
     def _verify(self, token: str) -> Principal:
         try:
-            header, payload = jws.verify(token, self._key_for)
-            claims = _decode_claims(payload)
-        except (jws.JwsError, msgspec.DecodeError, msgspec.ValidationError):
+            header, claims = jws.verify_claims(token, self._key_for, _claims)
+        except jws.JwsError:
             raise Unauthorized("Bearer token is invalid") from None
         if header.typ == ACTION_TOKEN_TYPE:
             raise Unauthorized("An action token is not a user token")

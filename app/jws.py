@@ -12,8 +12,13 @@ import functools
 import hmac
 import re
 from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
+
+from .decoding import UNREADABLE
+
+T = TypeVar("T")
 
 
 class JwsError(Exception):
@@ -54,7 +59,7 @@ def _header(segment: str) -> Header:
     # decoded once. A failure raises and is not remembered.
     try:
         return _decode_header(_b64decode(segment))
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except UNREADABLE:
         raise JwsError("bad header") from None
 
 
@@ -73,6 +78,8 @@ def sign(claims: object, key: bytes, *, typ: str | None = None, kid: str | None 
 def verify(token: str, key_for: Callable[[Header], bytes | None]) -> tuple[Header, bytes]:
     """The header and the raw JSON payload of a genuine token; JwsError otherwise.
     `key_for` picks the key from the header, or None to refuse it."""
+    if not token.isascii():  # every segment is base64url; the checks below may then encode as ASCII
+        raise JwsError("not base64url")
     parts = token.split(".")
     if len(parts) != 3:
         raise JwsError("not a compact JWS")
@@ -84,6 +91,19 @@ def verify(token: str, key_for: Callable[[Header], bytes | None]) -> tuple[Heade
     if key is None:
         raise JwsError("no key for this token")
     expected = hmac.digest(key, f"{head}.{body}".encode("ascii"), "sha256")  # one-shot, in C
-    if not hmac.compare_digest(expected, _b64decode(signature)):
+    # Compared as text: only the canonical spelling verifies. Decoding first would accept the
+    # four spellings of the last character, whose two low bits base64 ignores.
+    if not hmac.compare_digest(_b64encode(expected), signature.encode("ascii")):
         raise JwsError("bad signature")
     return header, _b64decode(body)
+
+
+def verify_claims(
+    token: str, key_for: Callable[[Header], bytes | None], claims: msgspec.json.Decoder[T]
+) -> tuple[Header, T]:
+    """`verify`, then the payload decoded as `claims`; JwsError when it is not such claims."""
+    header, payload = verify(token, key_for)
+    try:
+        return header, claims.decode(payload)
+    except UNREADABLE:
+        raise JwsError("bad claims") from None

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from .auth import Principal, UserAuth
 from .clock import iso, now_ms
 from .config import WebSocketSettings
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, Unauthorized, ValidationFailed
 from .hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Connection, Hub
 from .keys import CONFIG, HUB, USER_AUTH
 from .messages import (
@@ -76,8 +76,8 @@ class Session:
         """React to one text message."""
         try:
             message = decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            self.error("VALIDATION_ERROR", str(exc))
+        except ValidationFailed as exc:
+            self.error(exc.code, exc.details if isinstance(exc.details, str) else exc.message)
             return
         if isinstance(message, Auth):
             await self._auth(message.token)
@@ -157,7 +157,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         async for msg in ws:
             conn.heard = True
             if msg.type == WSMsgType.TEXT:
-                await session.handle(msg.data)
+                try:
+                    await session.handle(msg.data)
+                except Exception:
+                    # Upgraded: an error must not reach the request edge, which would answer
+                    # with an HTTP response on the WebSocket. The client hears of it; the rest
+                    # of the connection goes on.
+                    log.exception("unhandled error in a WebSocket message")
+                    session.error("INTERNAL_ERROR", "Internal server error")
             elif msg.type == WSMsgType.BINARY:
                 session.error("VALIDATION_ERROR", "Messages are JSON text")
             elif msg.type == WSMsgType.PING:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from .decoding import decode_json
 from .models import Rank, Score, Timestamp
 
 Channel = Literal["leaderboard"]
@@ -121,8 +122,8 @@ def encode(message: ServerMessage) -> bytes:
 
 
 def decode(data: str | bytes) -> ClientMessage:
-    """Parse a client message; raises msgspec.ValidationError or DecodeError."""
-    message: ClientMessage = _decoder.decode(data)
+    """Parse a client message; ValidationFailed saying what is wrong otherwise."""
+    message: ClientMessage = decode_json(data, _decoder)
     return message
 
 

@@ -28,7 +28,7 @@ class ActionClaims(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
     exp: int
 
 
-_decode_claims = msgspec.json.Decoder(ActionClaims).decode
+_claims = msgspec.json.Decoder(ActionClaims)
 
 
 def key_id(secret: bytes) -> str:
@@ -74,9 +74,8 @@ class ActionTokens:
     def verify(self, token: str) -> ActionClaims:
         """The claims of a genuine, unexpired action token; InvalidToken or TokenExpired otherwise."""
         try:
-            _, payload = jws.verify(token, self._key_for)
-            claims = _decode_claims(payload)
-        except (jws.JwsError, msgspec.DecodeError, msgspec.ValidationError):
+            _, claims = jws.verify_claims(token, self._key_for, _claims)
+        except jws.JwsError:
             raise InvalidToken() from None
         if claims.exp <= time.time():
             raise TokenExpired()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -10,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from .auth import Principal
+from .decoding import decode_json, decoder_for
 from .envelope import JSON, LastOk, ok
 from .errors import NotFound, ServiceUnavailable, ValidationFailed
 from .keys import OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
@@ -23,17 +26,32 @@ STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATI
 
 async def parse_body(request: web.Request, model: type[T]) -> T:
     """Decode and validate a JSON body; VALIDATION_ERROR naming the field otherwise."""
-    body = await request.read()
-    try:
-        return msgspec.json.decode(body, type=model)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed(details=str(exc)) from None
-    except msgspec.DecodeError:
-        raise ValidationFailed("Body must be a JSON object") from None
+    return decode_json(await request.read(), decoder_for(model))
 
 
-def parse_mapping(values: object, model: type[T]) -> T:
-    """Validate query or path parameters (strings converted to the declared types)."""
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_integer_fields: dict[type, tuple[str, ...]] = {}
+
+
+def _integers(model: type) -> tuple[str, ...]:
+    """The names, as sent, of the model's integer fields."""
+    names = _integer_fields.get(model)
+    if names is None:
+        info = msgspec.inspect.type_info(model)
+        assert isinstance(info, msgspec.inspect.StructType)
+        names = _integer_fields[model] = tuple(
+            f.encode_name for f in info.fields if isinstance(f.type, msgspec.inspect.IntType)
+        )
+    return names
+
+
+def parse_mapping(values: Mapping[str, str], model: type[T]) -> T:
+    """Validate query or path parameters (strings converted to the declared types). An integer
+    is written in decimal digits and nothing else: the lax conversion would take `1e2` or `5.0`."""
+    for name in _integers(model):
+        raw = values.get(name)
+        if raw is not None and not _DECIMAL.fullmatch(raw):
+            raise ValidationFailed(details=f"Expected a decimal integer - at `$.{name}`")
     try:
         return msgspec.convert(values, model, strict=False)
     except msgspec.ValidationError as exc:

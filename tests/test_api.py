@@ -303,6 +303,86 @@ ERROR_CASES: list[Case] = [
     ("limit zero", "GET", "/api/v1/scoreboard/top?limit=0", None, None, 400, "VALIDATION_ERROR"),
     ("limit too big", "GET", "/api/v1/scoreboard/top?limit=101", None, None, 400, "VALIDATION_ERROR"),
     ("limit not int", "GET", "/api/v1/scoreboard/top?limit=ten", None, None, 400, "VALIDATION_ERROR"),
+    *(
+        (f"limit {raw!r}", "GET", f"/api/v1/scoreboard/top?limit={quoted}", None, None, 400, "VALIDATION_ERROR")
+        for raw, quoted in (
+            ("1e2", "1e2"),
+            ("+5", "%2B5"),
+            (" 5", "%205"),
+            ("5 ", "5%20"),
+            ("5.0", "5.0"),
+            ("0x10", "0x10"),
+            ("010", "010"),
+            ("\u0665", "%D9%A5"),  # an Arabic-Indic five: a digit to Python's int(), not to the contract
+            ("1" * 5000, "1" * 5000),
+            ("5\n", "5%0A"),
+            ("-5", "-5"),
+        )
+    ),
+    *(
+        (
+            f"bearer {name}",
+            "POST",
+            INIT,
+            (lambda b, t=token: {"Authorization": f"Bearer {t}"}),
+            None,
+            401,
+            "UNAUTHORIZED",
+        )
+        for name, token in (
+            ("non-ASCII segment", "eyJhbGciOiJIUzI1NiJ9.é.x"),
+            ("non-ASCII everywhere", "é.é.é"),
+            ("non-ASCII signature", "eyJhbGciOiJIUzI1NiJ9.e30.é"),
+        )
+    ),
+    ("nested 1000 deep", "POST", INIT, None, b'{"x":' + b"[" * 1000 + b"]" * 1000 + b"}", 400, "VALIDATION_ERROR"),
+    (
+        "nested 1000 deep in an ignored field",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: (
+            b'{"actionToken":"' + token.encode() + b'","actionId":"q1","x":' + b'{"a":' * 1000 + b"1" + b"}" * 1001
+        ),
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "invalid UTF-8",
+        "POST",
+        INIT,
+        None,
+        b'{"actionType":"COMPLETE_QUEST","actionId":"q\xff"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "invalid UTF-8 in an ignored field",
+        "POST",
+        INIT,
+        None,
+        b'{"actionType":"COMPLETE_QUEST","actionId":"q9","x":"\xc3\x28"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "lone surrogate",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: b'{"actionToken":"' + token.encode() + b'\\ud800","actionId":"q1"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "lone surrogate in an ignored field",
+        "POST",
+        INIT,
+        None,
+        b'{"actionType":"COMPLETE_QUEST","actionId":"q9","x":"a\\ud800b"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
     ("bad user id", "GET", "/api/v1/users/a%20b/score", None, None, 400, "VALIDATION_ERROR"),
     ("unknown user", "GET", "/api/v1/users/nobody/score", None, None, 404, "USER_NOT_FOUND"),
     ("unknown route", "GET", "/api/v1/nothing", None, None, 404, "NOT_FOUND"),

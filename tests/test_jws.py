@@ -58,6 +58,11 @@ BAD = {
     "standard alphabet": f"{HEAD}.{BODY}.{SIG.replace('-', '+').replace('_', '/')}",
     "whitespace": f"{HEAD}.{BODY}. {SIG}",
     "non-ascii": f"{HEAD}.{BODY}.{SIG}é",
+    "non-ascii payload": f"{HEAD}.é.{SIG}",
+    "non-ascii header": f"é.{BODY}.{SIG}",
+    "non-ascii header of a known shape": "eyJhbGciOiJIUzI1NiJ9.é.x",
+    "lone surrogate": f"{HEAD}.{BODY}\ud800.{SIG}",
+    "signature with padding": f"{GOOD}=",
     "impossible length": f"{HEAD}.{BODY}.{SIG}a",
     "payload changed": HEAD + "." + _b64(b'{"sub":"admin"}') + "." + SIG,
     "signature truncated": f"{HEAD}.{BODY}.{SIG[:-2]}",
@@ -74,3 +79,20 @@ def test_refused(token: str) -> None:
 def test_good_token_verifies() -> None:
     header, payload = jws.verify(GOOD, lambda h: KEY)
     assert header.alg == "HS256" and payload == b'{"sub":"u"}'
+
+
+def test_only_the_canonical_signature_verifies() -> None:
+    # 32 bytes are 43 base64 characters; the last carries 4 bits and 2 that decoders ignore, so
+    # four spellings decode to the same MAC. Only the one with those 2 bits zero is the token.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(SIG[-1])
+    spellings = [SIG[:-1] + alphabet[(last & ~3) | low] for low in range(4)]
+    assert len(set(spellings)) == 4 and SIG in spellings
+    assert all(base64.urlsafe_b64decode(s + "=") == base64.urlsafe_b64decode(SIG + "=") for s in spellings)
+    for spelling in spellings:
+        token = f"{HEAD}.{BODY}.{spelling}"
+        if spelling == SIG:
+            assert jws.verify(token, lambda h: KEY)[1] == b'{"sub":"u"}'
+        else:
+            with pytest.raises(jws.JwsError, match="bad signature"):
+                jws.verify(token, lambda h: KEY)

@@ -96,8 +96,9 @@ async def test_token_in_query_is_checked_first(client: Any) -> None:
     ws = await client.ws_connect(f"{WS}?token={token_for('alice')}")
     assert (await recv(ws))["userId"] == "alice"
     await ws.close()
-    bad = await client.ws_connect(f"{WS}?token=not-a-jwt")
-    assert await closed_with(bad) == 4401  # closed before `connected` was sent
+    for token in ("not-a-jwt", "eyJhbGciOiJIUzI1NiJ9.%C3%A9.x", "%C3%A9.%C3%A9.%C3%A9", "a.b.c%ED%A0%80"):
+        bad = await client.ws_connect(f"{WS}?token={token}")
+        assert await closed_with(bad) == 4401, token  # closed before `connected` was sent
 
 
 async def test_auth_message(client: Any) -> None:
@@ -112,6 +113,18 @@ async def test_auth_message(client: Any) -> None:
     await recv(ws)
     await ws.send_json({"type": "auth", "token": "forged.token.value"})
     assert await closed_with(ws) == 4401
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_json({"type": "auth", "token": "eyJhbGciOiJIUzI1NiJ9.é.x"})
+    assert await closed_with(ws) == 4401
+    # A lone surrogate is no text at all: the message is refused, the connection stays.
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_str('{"type": "auth", "token": "a.b.c\\ud800"}')
+    assert (await recv(ws))["error"]["code"] == "VALIDATION_ERROR"
+    await ws.send_json({"type": "ping"})
+    assert (await recv(ws))["type"] == "pong"
+    await ws.close()
 
 
 async def test_ping_unsubscribe_and_errors_keep_connection(client: Any) -> None:
@@ -119,7 +132,19 @@ async def test_ping_unsubscribe_and_errors_keep_connection(client: Any) -> None:
     await ws.send_json({"type": "ping"})
     pong = await recv(ws)
     assert pong["type"] == "pong" and pong["timestamp"].endswith("Z")
-    for bad in ("not json", "[]", '{"type": "dance"}', '{"type": "subscribe", "channel": "secret"}', '{"no": 1}'):
+    hostile = (
+        "not json",
+        "[]",
+        '{"type": "dance"}',
+        '{"type": "subscribe", "channel": "secret"}',
+        '{"no": 1}',
+        '{"type": "ping", "x": ' + "[" * 1000 + "]" * 1000 + "}",  # deeper than the stack: fits in 4 KiB
+        '{"type": "subscribe", "channel": ' + '{"a":' * 600 + "1" + "}" * 600 + "}",
+        "[" * 2000 + "]" * 2000,
+        '{"type": "subscribe", "channel": "leader\\ud800board"}',
+        '{"type": "subscribe", "channel": "leaderboard\\n"}',
+    )
+    for bad in hostile:
         await ws.send_str(bad)
         error = await recv(ws)
         assert error["type"] == "error" and error["error"]["code"] == "VALIDATION_ERROR" and error["error"]["message"]
@@ -128,6 +153,20 @@ async def test_ping_unsubscribe_and_errors_keep_connection(client: Any) -> None:
     await ws.send_json({"type": "unsubscribe", "channel": "leaderboard"})
     assert await recv(ws) == {"type": "unsubscribed", "channel": "leaderboard"}
     await ws.send_json({"type": "ping"})
+    assert (await recv(ws))["type"] == "pong"
+    await ws.close()
+
+
+async def test_an_error_inside_a_message_answers_on_the_socket(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(conn: Any) -> None:
+        raise RuntimeError("a bug")
+
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    monkeypatch.setattr(client.app[HUB], "subscribe", broken)
+    await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
+    assert (await recv_type(ws, "error"))["error"] == {"code": "INTERNAL_ERROR", "message": "Internal server error"}
+    await ws.send_json({"type": "ping"})  # no HTTP answer was written onto the socket: it still speaks
     assert (await recv(ws))["type"] == "pong"
     await ws.close()
 
