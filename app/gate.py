@@ -1,6 +1,8 @@
 """The nonce gate: a fast first check that turns a replayed token away before the database.
 
-The database's constraints stay the guarantee; the gate only saves it work."""
+The database's constraints stay the guarantee; the gate only saves it work. A claim is a hint
+that an attempt is under way, never a refusal: its process may have died before the commit.
+Only a nonce confirmed after a commit is refused at the gate."""
 
 from __future__ import annotations
 
@@ -8,25 +10,26 @@ from typing import Protocol
 
 
 class NonceGate(Protocol):
-    async def claim(self, nonce: str) -> bool:
-        """Mark a nonce as in flight; False if it is already in flight or used."""
+    async def claim(self, nonce: str) -> str | None:
+        """Mark a nonce as in flight: this attempt's mark if it holds the claim now, None if
+        another attempt does (the database decides). TokenAlreadyUsed if an award with it committed."""
 
     async def confirm(self, nonce: str, ttl_seconds: int) -> None:
-        """The award committed: remember the nonce as used until the token expires."""
+        """An award with the nonce committed: refuse it at the gate until the token expires."""
 
-    async def release(self, nonce: str) -> None:
-        """The award was refused: free the nonce so the token can still be used."""
+    async def release(self, nonce: str, attempt: str) -> None:
+        """The attempt's award was refused: free the nonce, if the claim is still that attempt's."""
 
 
 class OpenGate:
     """Embedded mode: one writer already serialises awards, so there is nothing to gate."""
 
-    async def claim(self, nonce: str) -> bool:
+    async def claim(self, nonce: str) -> str | None:
         """Always let it through."""
-        return True
+        return nonce
 
     async def confirm(self, nonce: str, ttl_seconds: int) -> None:
         """Nothing to remember."""
 
-    async def release(self, nonce: str) -> None:
+    async def release(self, nonce: str, attempt: str) -> None:
         """Nothing to free."""

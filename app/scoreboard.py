@@ -122,8 +122,8 @@ class Scoreboard:
         action = self.actions.get(claims.action_type)
         if action is None:
             raise InvalidAction("This action is no longer in the catalog")
-        if not await self.gate.claim(claims.nonce):
-            raise TokenAlreadyUsed()
+        attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
+        used_for = max(1, claims.exp - int(time.time()))  # the gate needs it no longer than the token lives
         try:
             award = await self.store.award(
                 AwardClaim(
@@ -135,10 +135,15 @@ class Scoreboard:
                     now_ms=now_ms(),
                 )
             )
-        except BaseException:
-            await self.gate.release(claims.nonce)
+        except TokenAlreadyUsed:
+            # It committed before (the gate forgot it, or its process died before confirming).
+            await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
             raise
-        await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, max(1, claims.exp - int(time.time()))))
+        except BaseException:
+            if attempt is not None:
+                await _best_effort("nonce release", self.gate.release(claims.nonce, attempt))
+            raise
+        await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
         _, rank = await self.record(award)
         log_info(
             log,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -197,3 +200,38 @@ async def test_database_down_503_then_recovers(
     await _eventually(recovered, 5.0)
     assert await _board(client) == [(1, "alice", 200)]
     await proxy.cut()
+
+
+def _nonce(token: str) -> str:
+    payload = token.split(".")[1]
+    nonce: str = msgspec.json.decode(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["nonce"]
+    return nonce
+
+
+@pytest.mark.parametrize("storage", ["redis", "postgres"], indirect=True)
+async def test_a_claim_left_by_a_dead_process_refuses_no_retry(
+    flow: Flow, client: Client, storage: dict[str, Any], redis_prefix: str
+) -> None:
+    # A process claimed these nonces and died (kill -9) before its transaction committed: the
+    # claims outlive it in Redis. The database never saw the awards, so the retries award once.
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(redis_prefix)
+    try:
+        token = await flow.token("alice", "q1")
+        await redis.set(keys.nonce(_nonce(token)), "in-flight:a-dead-process", ex=30)
+        resp = await flow.submit(token, action_id="q1")
+        assert resp.status == 200, await resp.text()
+        assert (await envelope(resp))["data"]["newScore"] == 100
+        assert await redis.get(keys.nonce(_nonce(token))) == b"used"
+
+        # This one did commit before its process died, unconfirmed: the retry says it landed, and
+        # the gate learns it, so the next replay stops there.
+        token = await flow.token("alice", "q2")
+        assert (await flow.submit(token, action_id="q2")).status == 200
+        await redis.set(keys.nonce(_nonce(token)), "in-flight:a-dead-process", ex=30)
+        resp = await flow.submit(token, action_id="q2")
+        assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "TOKEN_ALREADY_USED"
+        assert await redis.get(keys.nonce(_nonce(token))) == b"used"
+        assert (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"][0]["score"] == 200
+    finally:
+        await redis.aclose()

@@ -11,7 +11,7 @@ from app.cluster import gate as gate_module
 from app.cluster.client import Keys, connect
 from app.cluster.gate import RedisGate
 from app.cluster.limits import RedisRateLimiter
-from app.errors import RateLimited, ServiceUnavailable
+from app.errors import RateLimited, ServiceUnavailable, TokenAlreadyUsed
 
 from .conftest import REDIS_URL
 
@@ -61,12 +61,38 @@ async def test_a_claim_sent_again_after_a_lost_reply_is_still_its_own(
     try:
         gate = RedisGate(client, Keys(redis_prefix))
         monkeypatch.setattr(gate_module.secrets, "token_hex", lambda n: "attempt-1")
-        assert await gate.claim("n1")
-        assert await gate.claim("n1")  # the same attempt again (redis-py resends a trip on a lost reply)
+        first = await gate.claim("n1")
+        assert first is not None
+        assert await gate.claim("n1") == first  # the same attempt again (redis-py resends a trip on a lost reply)
+    finally:
+        await client.aclose()
+
+
+async def test_a_claim_refuses_nobody_only_a_confirmed_nonce_does(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = connect(REDIS_URL, pool_size=2)
+    try:
+        gate, keys = RedisGate(client, Keys(redis_prefix)), Keys(redis_prefix)
+        monkeypatch.setattr(gate_module.secrets, "token_hex", lambda n: "attempt-1")
+        first = await gate.claim("n1")
+        assert first is not None
+        # Another attempt while the first is in flight (or after its process died): not refused,
+        # it goes on to the database, which decides; it holds no claim of its own.
         monkeypatch.setattr(gate_module.secrets, "token_hex", lambda n: "attempt-2")
-        assert not await gate.claim("n1")  # anyone else is refused
+        assert await gate.claim("n1") is None
+        # A release is compare-and-delete: only the attempt that made the claim frees it.
+        await gate.release("n1", "in-flight:attempt-2")
+        assert await client.get(keys.nonce("n1")) == first.encode()
+        await gate.release("n1", first)
+        assert await client.get(keys.nonce("n1")) is None
+        # Released, it is free again; once an award committed with it, it is refused at the gate.
+        second = await gate.claim("n1")
+        assert second is not None
         await gate.confirm("n1", 60)
-        assert not await gate.claim("n1")
+        await gate.release("n1", second)  # a late release of a claim a confirmation replaced
+        with pytest.raises(TokenAlreadyUsed):
+            await gate.claim("n1")
     finally:
         await client.aclose()
 
