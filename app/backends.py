@@ -104,9 +104,13 @@ def clustered(config: Config) -> Parts:
     slots = RedisSlots(client, keys, config.limits.ws_connections_per_user)
 
     def contexts(rebuild: Rebuild) -> list[CleanupContext]:
+        async def reload() -> None:
+            await rebuild()
+            await fanout.reloaded()  # the other processes' viewers get the loaded board too
+
         async def redis_lifetime(app: web.Application) -> AsyncIterator[None]:
             try:
-                await ensure_loaded(board, rebuild)
+                await ensure_loaded(board, reload)
             except ServiceUnavailable:
                 log.warning("Redis is unavailable at start; the board loads when it returns")
             yield
@@ -114,7 +118,7 @@ def clustered(config: Config) -> Parts:
 
         return [
             redis_lifetime,
-            _background("board-keeper", lambda: keep_loaded(board, rebuild)),
+            _background("board-keeper", lambda: keep_loaded(board, reload)),
             _background("award-channel", fanout.run),
             _background("ws-slots", slots.run),
         ]

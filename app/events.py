@@ -7,7 +7,7 @@ import msgspec
 from .storage import Award
 
 
-class AwardEvent(msgspec.Struct, frozen=True, kw_only=True):
+class AwardEvent(msgspec.Struct, frozen=True, kw_only=True, tag="award"):
     """A committed award with the ranks it moved between."""
 
     award: Award

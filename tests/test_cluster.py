@@ -235,3 +235,70 @@ async def test_a_claim_left_by_a_dead_process_refuses_no_retry(
         assert (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"][0]["score"] == 200
     finally:
         await redis.aclose()
+
+
+async def test_a_reload_asked_during_a_load_waits_for_the_next(board: RedisBoard) -> None:
+    await board.load([])
+    assert not await board.needs_load()
+    await board.ask_reload()
+    assert await board.needs_load()
+    asked = await board.reload_asked()
+    assert asked is not None
+    await board.ask_reload()  # another process started while the load read the database
+    await board.reload_done(asked)
+    assert await board.needs_load()
+    again = await board.reload_asked()
+    assert again is not None and again != asked
+    await board.reload_done(again)
+    assert not await board.needs_load()
+
+
+async def test_the_rebuild_lock_is_let_go_only_by_its_holder(board: RedisBoard) -> None:
+    mark = await board.lock_rebuild(seconds=1)
+    assert mark is not None and await board.lock_rebuild() is None
+    await asyncio.sleep(1.1)  # the holder took too long: its lock expired and another took it
+    other = await board.lock_rebuild()
+    assert other is not None
+    await board.unlock_rebuild(mark)  # the first holder's late unlock leaves the other's lock
+    assert await board.lock_rebuild() is None
+    await board.unlock_rebuild(other)
+    assert await board.lock_rebuild() is not None
+
+
+@pytest.mark.parametrize("storage", ["redis", "postgres"], indirect=True)
+async def test_a_new_process_reconciles_the_board_with_the_database(
+    make_client: Any, bearer: Any, config: Config, redis_prefix: str
+) -> None:
+    first: Client = await make_client(config)
+    flow = Flow(first, bearer)
+    await flow.award("alice", "q1", "DEFEAT_BOSS")
+    await flow.award("bob", "q1")
+    # Bob's process was killed between his commit and its board write: Redis never got it.
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    keys = Keys(redis_prefix)
+    try:
+        bob = await redis.hget(keys.members, "bob")
+        assert bob is not None
+        await redis.zrem(keys.board, bob)
+        await redis.hdel(keys.members, "bob")
+    finally:
+        await redis.aclose()
+    assert await _board(first) == [(1, "alice", 500)]
+    viewer = await first.ws_connect("/ws/scoreboard")
+    await viewer.receive_json(timeout=3)
+    await viewer.send_json({"type": "subscribe", "channel": "leaderboard"})
+    assert (await viewer.receive_json(timeout=3))["type"] == "subscribed"
+    assert [e["userId"] for e in (await viewer.receive_json(timeout=3))["data"]["leaderboard"]] == ["alice"]
+
+    # Its replacement starts: the board is reconciled with the database, and the viewers of
+    # every process (this one's on the first) get the board again.
+    second: Client = await make_client(config)
+
+    async def reconciled() -> None:
+        assert await _board(second) == [(1, "alice", 500), (2, "bob", 100)]
+
+    await _eventually(reconciled, 5.0)
+    update = await viewer.receive_json(timeout=5)
+    assert update["type"] == "leaderboard_update"
+    assert [(e["userId"], e["score"]) for e in update["data"]["leaderboard"]] == [("alice", 500), ("bob", 100)]
+    await viewer.close()

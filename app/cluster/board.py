@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from typing import cast
 
@@ -16,7 +17,7 @@ from ..board import Position
 from ..errors import ServiceUnavailable
 from ..leaderboard import Standing
 from ..storage import UserRecord
-from .client import OUTAGES, Keys, TurnPipeline, unavailable_on_outage
+from .client import COMPARE_AND_DELETE, OUTAGES, Keys, TurnPipeline, unavailable_on_outage
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +131,14 @@ class RedisBoard:
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
         self.stale = False
+        self.loads = 0  # loads this process made
         self._changes = 0
         self._put = client.register_script(_PUT)
         self._load = client.register_script(_LOAD)
         self._top = client.register_script(_TOP)
         self._ranks = client.register_script(_RANKS)
         self._rename = client.register_script(_RENAME)
+        self._delete_if = client.register_script(COMPARE_AND_DELETE)
 
     def _put_args(self, s: Standing) -> list[str | int]:
         return [s.user_id, s.score, member(s.seq, s.user_id), s.username, s.updated_ms]
@@ -166,20 +169,41 @@ class RedisBoard:
                 self._changes += 1
             await self.client.set(self.keys.ready, "1")
         self.stale = False
+        self.loads += 1
 
     async def needs_load(self) -> bool:
-        """True when Redis lost the board (restart, FLUSHDB) or missed an award."""
+        """True when Redis lost the board (restart, FLUSHDB), missed an award, or a load was asked for."""
         with unavailable_on_outage():
-            return self.stale or not await self.client.exists(self.keys.ready)
+            ready, reload = await self.client.mget(self.keys.ready, self.keys.reload)
+        return self.stale or ready is None or reload is not None
 
-    async def lock_rebuild(self, seconds: int = 60) -> bool:
-        """Only one process rebuilds at a time."""
+    async def ask_reload(self) -> None:
+        """Ask for a load by whichever process checks next. A process that was killed between a
+        commit and its board write left that award out of Redis; only the database has it."""
         with unavailable_on_outage():
-            return bool(await self.client.set(self.keys.rebuilding, "1", nx=True, ex=seconds))
+            await self.client.set(self.keys.reload, secrets.token_hex(8))
 
-    async def unlock_rebuild(self) -> None:
+    async def reload_asked(self) -> str | None:
+        """The pending request for a load, if any: read before the database is."""
         with unavailable_on_outage():
-            await self.client.delete(self.keys.rebuilding)
+            asked = await self.client.get(self.keys.reload)
+        return None if asked is None else _text(asked)
+
+    async def reload_done(self, asked: str) -> None:
+        """Settle a request read before a load; one made since stays for the next load."""
+        with unavailable_on_outage():
+            await self._delete_if(keys=[self.keys.reload], args=[asked])
+
+    async def lock_rebuild(self, seconds: int = 60) -> str | None:
+        """Only one process rebuilds at a time: the lock's mark for this one, or None."""
+        mark = secrets.token_hex(8)
+        with unavailable_on_outage():
+            return mark if await self.client.set(self.keys.rebuilding, mark, nx=True, ex=seconds) else None
+
+    async def unlock_rebuild(self, mark: str) -> None:
+        """Let the lock go, unless it expired and another process holds it now."""
+        with unavailable_on_outage():
+            await self._delete_if(keys=[self.keys.rebuilding], args=[mark])
 
     async def put(self, standing: Standing) -> tuple[int | None, int]:
         """Place a user atomically; (previous rank, new rank)."""

@@ -20,6 +20,14 @@ from ..errors import ServiceUnavailable
 OUTAGES = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError, OSError)
 
 
+# KEYS[1]: a key; ARGV[1]: the value its owner set. Deletes it only if it still holds that value:
+# a claim, lock or request is let go only by whoever made it.
+COMPARE_AND_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def connect(url: str, *, pool_size: int) -> aioredis.Redis:
     """A lazily connecting client with short timeouts, so an outage answers fast. The pool
     blocks (briefly) when all connections are busy instead of failing the request."""
@@ -63,6 +71,7 @@ class Keys:
         self.names = f"{prefix}:names"  # hash: user id -> display name
         self.stamps = f"{prefix}:stamps"  # hash: user id -> ms of the last award
         self.ready = f"{prefix}:ready"  # set once the board was loaded from the database
+        self.reload = f"{prefix}:reload"  # a load asked for: a process started after another may have died
         self.rebuilding = f"{prefix}:rebuilding"  # lock: one process rebuilds at a time
         self.channel = f"{prefix}:awards"  # pub/sub of award events
 

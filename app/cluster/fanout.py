@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5
 
 
+class Reloaded(msgspec.Struct, frozen=True, tag="reloaded"):
+    """The board was loaded from the database: it may hold awards no event announced."""
+
+
 class RedisFanout:
     """PUBLISH on award; each process listens on the channel and hands events to its hub."""
 
@@ -28,7 +32,12 @@ class RedisFanout:
         self.handlers: list[AwardHandler] = []
         self._gap_callbacks: list[Callable[[], None]] = []
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(AwardEvent)
+        self._decoder = msgspec.msgpack.Decoder(AwardEvent | Reloaded)
+
+    async def reloaded(self) -> None:
+        """Tell every process the board was loaded: each sends its viewers the board again."""
+        with unavailable_on_outage():
+            await self.client.publish(self.keys.channel, self._encoder.encode(Reloaded()))
 
     def subscribe(self, handler: AwardHandler) -> None:
         """Add a handler for events from every process."""
@@ -52,8 +61,7 @@ class RedisFanout:
             try:
                 await pubsub.subscribe(self.keys.channel)
                 if not first:
-                    for callback in self._gap_callbacks:
-                        callback()
+                    self._missed()
                 first = False
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -71,4 +79,11 @@ class RedisFanout:
         except msgspec.DecodeError:
             log.warning("undecodable award event ignored")
             return
-        deliver(self.handlers, event)
+        if isinstance(event, Reloaded):
+            self._missed()
+        else:
+            deliver(self.handlers, event)
+
+    def _missed(self) -> None:
+        for callback in self._gap_callbacks:
+            callback()

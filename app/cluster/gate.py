@@ -7,16 +7,10 @@ import secrets
 import redis.asyncio as aioredis
 
 from ..errors import TokenAlreadyUsed
-from .client import Keys, TurnPipeline, unavailable_on_outage
+from .client import COMPARE_AND_DELETE, Keys, TurnPipeline, unavailable_on_outage
 
 IN_FLIGHT_SECONDS = 30  # a claim whose process died goes away after this (it refuses nobody meanwhile)
 USED = b"used"
-
-# KEYS[1]: the nonce; ARGV[1]: the attempt's mark. Deletes the claim only if it is that attempt's.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class RedisGate:
@@ -26,7 +20,7 @@ class RedisGate:
         self.client = client
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(COMPARE_AND_DELETE)
 
     async def claim(self, nonce: str) -> str | None:
         """This attempt's mark, None while another attempt holds the nonce; TokenAlreadyUsed once
