@@ -110,11 +110,7 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
     app[HUB] = hub
-    app[USER_AUTH] = UserAuth(
-        config.secrets.jwt,
-        leeway_seconds=config.auth.leeway_seconds,
-        max_token_bytes=config.auth.max_token_bytes,
-    )
+    app[USER_AUTH] = UserAuth.for_config(config)
     app[UPDATE_LIMITER] = parts.update_limiter
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)

@@ -10,7 +10,7 @@ import unicodedata
 import msgspec
 
 from . import jws
-from .config import ID_PATTERN
+from .config import ID_PATTERN, Config
 from .errors import Unauthorized
 from .tokens import ACTION_TOKEN_TYPE
 
@@ -35,6 +35,8 @@ class _Claims(msgspec.Struct, kw_only=True):
     exp: int | float
     nbf: int | float | None = None
     iat: int | float | None = None
+    iss: str | None = None
+    aud: str | list[str] | None = None
     name: str | None = None
     preferred_username: str | None = None
 
@@ -59,19 +61,48 @@ def clean_display_name(raw: str | None, fallback: str) -> str:
 class UserAuth:
     """Verifies (and, for development and tests, issues) users' bearer JWTs."""
 
-    def __init__(self, secret: bytes, *, leeway_seconds: int = 10, max_token_bytes: int = 4096) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        leeway_seconds: int = 10,
+        max_token_bytes: int = 4096,
+        issuer: str | None = None,
+        audience: str | None = None,
+        max_lifetime_seconds: int = 86_400,
+    ) -> None:
         self._secret = secret
         self._leeway = leeway_seconds
         self._max_bytes = max_token_bytes
+        self.issuer = issuer
+        self.audience = audience
+        self.max_lifetime_seconds = max_lifetime_seconds
         # A client sends the same bearer with every request: the answer for that exact text is
         # kept (bounded, oldest out first) and only its expiry is checked again.
         self._verified: dict[str, Principal] = {}
+
+    @classmethod
+    def for_config(cls, config: Config) -> UserAuth:
+        """The verifier (and, for development, issuer) that a configuration describes."""
+        settings = config.auth
+        return cls(
+            config.secrets.jwt,
+            leeway_seconds=settings.leeway_seconds,
+            max_token_bytes=settings.max_token_bytes,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            max_lifetime_seconds=settings.max_lifetime_seconds,
+        )
 
     def issue(self, user_id: str, *, name: str | None = None, ttl_seconds: int = 3600) -> str:
         """A signed user JWT, as the identity system would issue it."""
         claims: dict[str, object] = {"sub": user_id, "exp": int(time.time()) + ttl_seconds, "iat": int(time.time())}
         if name is not None:
             claims["name"] = name
+        if self.issuer is not None:
+            claims["iss"] = self.issuer
+        if self.audience is not None:
+            claims["aud"] = self.audience
         return jws.sign(claims, self._secret, typ="JWT")
 
     def _key_for(self, header: jws.Header) -> bytes:
@@ -107,14 +138,28 @@ class UserAuth:
         now = time.time()
         if claims.exp <= now - self._leeway:
             raise Unauthorized("Bearer token has expired")
+        if claims.exp > now + self.max_lifetime_seconds + self._leeway:
+            # A stolen token of such a lifetime would be good for too long.
+            raise Unauthorized("Bearer token expires too far in the future")
         if (claims.nbf is not None and claims.nbf > now + self._leeway) or (
             claims.iat is not None and claims.iat > now + self._leeway
         ):
             raise Unauthorized("Bearer token is not valid yet")
+        if self.issuer is not None and claims.iss != self.issuer:
+            raise Unauthorized("Bearer token is from another issuer")
+        if not self._for_us(claims.aud):
+            raise Unauthorized("Bearer token is meant for another service")
         if not _ID.fullmatch(claims.sub):
             raise Unauthorized("Bearer token subject is not a valid user id")
         name = clean_display_name(claims.name or claims.preferred_username, claims.sub)
         return Principal(user_id=claims.sub, name=name, expires_at=float(claims.exp))
+
+    def _for_us(self, aud: str | list[str] | None) -> bool:
+        # RFC 7519: a recipient that does not find itself in `aud` must reject the token. Without
+        # a configured audience, a token that names any audience is meant for someone else.
+        if aud is None:
+            return self.audience is None
+        return self.audience is not None and (aud == self.audience or (isinstance(aud, list) and self.audience in aud))
 
     def from_header(self, header: str | None) -> Principal:
         """Parse `Authorization: Bearer <JWT>`."""

@@ -54,11 +54,17 @@ class StorageSettings(_Section, frozen=True):
     database_pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
 
 
+Claim = Annotated[str, Meta(min_length=1, max_length=256)]
+
+
 class AuthSettings(_Section, frozen=True):
     """How users' bearer JWTs are checked."""
 
     leeway_seconds: Annotated[int, Meta(ge=0, le=300)] = 10
     max_token_bytes: Annotated[int, Meta(ge=256, le=16384)] = 4096
+    issuer: Claim | None = None
+    audience: Claim | None = None
+    max_lifetime_seconds: Annotated[int, Meta(ge=60, le=31_536_000)] = 86_400
 
 
 class TokenSettings(_Section, frozen=True):

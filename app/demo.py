@@ -38,14 +38,16 @@ def demo_config(config: Config) -> Config:
 
 async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: random.Random) -> None:
     """One player: start an action, take a while, complete it, forever; within the rate limits."""
-    auth = UserAuth(config.secrets.jwt)
-    headers = {"Authorization": f"Bearer {auth.issue(user_id, name=name, ttl_seconds=86_400)}"}
+    auth = UserAuth.for_config(config)
+    ttl = min(3600, config.auth.max_lifetime_seconds)
     spacing = 60.0 / config.limits.updates_per_minute  # the per-user limit, respected
     loop = asyncio.get_running_loop()
     next_update = loop.time() + rng.uniform(0, spacing)
     count = 0
     async with aiohttp.ClientSession(base_url) as http:
         while True:
+            # A fresh bearer each round, as a game client refreshes its own: a demo outlives any one.
+            headers = {"Authorization": f"Bearer {auth.issue(user_id, name=name, ttl_seconds=ttl)}"}
             action_type = rng.choice(list(config.actions))
             count += 1
             action_id = f"{action_type.lower()}-{rng.getrandbits(32):08x}-{count}"

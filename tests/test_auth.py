@@ -6,6 +6,7 @@ import base64
 import hmac
 import json
 import time
+from typing import Any
 
 import jwt
 import pytest
@@ -13,6 +14,8 @@ import pytest
 from app import auth as auth_module
 from app.auth import UserAuth, clean_display_name
 from app.errors import Unauthorized
+
+from .conftest import JWT_SECRET
 
 SECRET = b"k" * 32
 
@@ -123,3 +126,65 @@ def test_remembered_tokens_are_bounded() -> None:
         auth.verify(token)
     assert len(auth._verified) == auth_module.VERIFIED_CACHE_SIZE
     assert tokens[0] not in auth._verified and tokens[-1] in auth._verified
+
+
+def _signed(**claims: object) -> str:
+    return jwt.encode({"sub": "u", "exp": int(time.time()) + 600, **claims}, SECRET)
+
+
+AUDIENCE_CASES = [
+    # (configured issuer, configured audience, claims, accepted)
+    (None, None, {}, True),
+    (None, None, {"aud": "other-service"}, False),
+    (None, None, {"aud": []}, False),
+    (None, "scoreboard", {}, False),
+    (None, "scoreboard", {"aud": "scoreboard"}, True),
+    (None, "scoreboard", {"aud": ["chat", "scoreboard"]}, True),
+    (None, "scoreboard", {"aud": ["chat"]}, False),
+    (None, "scoreboard", {"aud": "scoreboard2"}, False),
+    (None, "scoreboard", {"aud": "Scoreboard"}, False),
+    (None, "scoreboard", {"aud": 5}, False),
+    ("https://id.example", None, {"iss": "https://id.example"}, True),
+    ("https://id.example", None, {}, False),
+    ("https://id.example", None, {"iss": "https://id.example/"}, False),
+    ("https://id.example", None, {"iss": "https://evil.example"}, False),
+    (None, None, {"iss": "anyone"}, True),  # no issuer configured: not checked
+]
+
+
+@pytest.mark.parametrize(("issuer", "audience", "claims", "accepted"), AUDIENCE_CASES)
+def test_issuer_and_audience(
+    issuer: str | None, audience: str | None, claims: dict[str, object], accepted: bool
+) -> None:
+    auth = UserAuth(SECRET, issuer=issuer, audience=audience)
+    token = _signed(**claims)
+    if accepted:
+        assert auth.verify(token).user_id == "u"
+    else:
+        with pytest.raises(Unauthorized):
+            auth.verify(token)
+
+
+def test_issued_tokens_carry_the_configured_issuer_and_audience() -> None:
+    auth = UserAuth(SECRET, issuer="https://id.example", audience="scoreboard")
+    token = auth.issue("u")
+    assert jwt.decode(token, SECRET, algorithms=["HS256"], audience="scoreboard", issuer="https://id.example")
+    assert auth.verify(token).user_id == "u"
+
+
+def test_a_token_living_longer_than_allowed_is_refused() -> None:
+    auth = UserAuth(SECRET, leeway_seconds=10, max_lifetime_seconds=3600)
+    assert auth.verify(jwt.encode({"sub": "u", "exp": int(time.time()) + 3600}, SECRET)).user_id == "u"
+    with pytest.raises(Unauthorized, match="too far"):
+        auth.verify(jwt.encode({"sub": "u", "exp": int(time.time()) + 3700}, SECRET))
+    with pytest.raises(Unauthorized, match="too far"):
+        UserAuth(SECRET).verify(jwt.encode({"sub": "u", "exp": int(time.time()) + 30 * 86_400}, SECRET))
+
+
+async def test_the_app_checks_the_configured_audience(make_client: Any, bearer: Any) -> None:
+    client = await make_client(auth={"audience": "scoreboard", "issuer": "https://id.example"})
+    resp = await client.get("/api/v1/users/u/score", headers=bearer("u"))  # no aud, no iss
+    assert resp.status == 401
+    good = UserAuth(JWT_SECRET, audience="scoreboard", issuer="https://id.example").issue("u")
+    resp = await client.get("/api/v1/users/u/score", headers={"Authorization": f"Bearer {good}"})
+    assert resp.status == 404  # authenticated; the user simply has no row yet
