@@ -16,6 +16,8 @@ RUN useradd --system --uid 10001 scoreboard && mkdir -p data && chown scoreboard
 USER scoreboard
 
 EXPOSE 8080
-ENV SCOREBOARD_HOST=0.0.0.0 SCOREBOARD_PORT=8080
+# Production: the server refuses to start without real secrets (SCOREBOARD_JWT_SECRET and
+# SCOREBOARD_ACTION_SECRET, 32 bytes or more, different from each other).
+ENV SCOREBOARD_ENV=production SCOREBOARD_HOST=0.0.0.0 SCOREBOARD_PORT=8080
 HEALTHCHECK --interval=10s --timeout=2s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/readyz', timeout=2)"
 CMD ["python", "run.py"]

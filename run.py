@@ -11,7 +11,7 @@ from aiohttp import web
 
 from app import create_app
 from app.auth import UserAuth
-from app.config import Config, ConfigError, load_config
+from app.config import Config, ConfigError, is_loopback, load_config
 from app.demo import demo_config, demo_players
 from app.logs import setup_logging
 from app.workers import supervise
@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("user_id")
     token.add_argument("--name", help="display name claim")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.add_argument(
+        "--allow-production",
+        action="store_true",
+        help="sign even with SCOREBOARD_ENV=production (a token for a real user, signed by hand)",
+    )
     return parser
 
 
@@ -57,6 +62,15 @@ def _load(args: argparse.Namespace) -> Config:
     if "port" in args:
         environ["SCOREBOARD_PORT"] = str(args.port)
     return load_config(getattr(args, "config", None), environ)
+
+
+def _token(config: Config, args: argparse.Namespace) -> str:
+    """A user JWT for development and tests, within what the server accepts."""
+    if config.production and not args.allow_production:
+        raise ConfigError("token: refused with SCOREBOARD_ENV=production unless --allow-production is given")
+    if not 1 <= args.ttl <= config.auth.max_lifetime_seconds:
+        raise ConfigError(f"--ttl: must be 1 to auth.max_lifetime_seconds ({config.auth.max_lifetime_seconds})")
+    return UserAuth.for_config(config).issue(args.user_id, name=args.name, ttl_seconds=args.ttl)
 
 
 def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
@@ -92,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _load(args)
         if args.command == "token":
-            print(UserAuth(config.secrets.jwt).issue(args.user_id, name=args.name, ttl_seconds=args.ttl))
+            print(_token(config, args))
             return 0
         if args.command == "demo":
+            if config.production:
+                raise ConfigError("demo: refused with SCOREBOARD_ENV=production (simulated players write real scores)")
+            if not is_loopback(config.server.host):
+                raise ConfigError(f"demo: serves on a loopback address only, not {config.server.host!r}")
             config = demo_config(config)
         if workers < 1:
             raise ConfigError("--workers: must be at least 1")

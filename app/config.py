@@ -239,30 +239,59 @@ def _apply_env(raw: dict[str, object], environ: Mapping[str, str]) -> None:
             section[key] = value
 
 
-def _check_secrets(secrets: Secrets, *, production: bool) -> None:
+_DEV_SECRETS = (DEV_JWT_SECRET.encode(), DEV_ACTION_SECRET.encode())
+
+
+def _named(secrets: Secrets) -> list[tuple[str, bytes]]:
+    """Every key with the variable it comes from."""
+    return [
+        ("SCOREBOARD_JWT_SECRET", secrets.jwt),
+        ("SCOREBOARD_ACTION_SECRET", secrets.action),
+        *(("SCOREBOARD_ACTION_PREVIOUS_SECRETS", previous) for previous in secrets.action_previous),
+    ]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only (`localhost` or a loopback IP)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # all interfaces (""), or a name that may resolve to any of them
+
+
+def _check_secrets(secrets: Secrets, *, production: bool, host: str) -> None:
+    if not is_loopback(host):
+        # Anyone who can reach the server could sign tokens with the published development keys.
+        for name, value in _named(secrets):
+            if value in _DEV_SECRETS:
+                raise ConfigError(
+                    f"{name}: the built-in development secret is refused on a non-loopback address "
+                    f"(server.host = {host!r}); set {name}"
+                )
     if not production:
         return
-    for name, value, default in (
-        ("SCOREBOARD_JWT_SECRET", secrets.jwt, DEV_JWT_SECRET),
-        ("SCOREBOARD_ACTION_SECRET", secrets.action, DEV_ACTION_SECRET),
-    ):
-        if value == default.encode():
+    for name, value in _named(secrets):
+        if value in _DEV_SECRETS:
             raise ConfigError(f"{name}: production refuses the development default; set a secret")
         if len(value) < MIN_SECRET_BYTES:
             raise ConfigError(f"{name}: production needs at least {MIN_SECRET_BYTES} bytes")
-    if secrets.jwt == secrets.action:
-        raise ConfigError("SCOREBOARD_ACTION_SECRET: must differ from SCOREBOARD_JWT_SECRET")
+    for name, value in _named(secrets)[1:]:  # action keys, current and previous
+        if value == secrets.jwt:
+            raise ConfigError(f"{name}: must differ from SCOREBOARD_JWT_SECRET")
 
 
-def read_secrets(environ: Mapping[str, str], *, production: bool) -> Secrets:
-    """Read the signing keys from the environment, with development defaults outside production."""
+def read_secrets(environ: Mapping[str, str], *, production: bool, host: str) -> Secrets:
+    """Read the signing keys from the environment, with development defaults outside production;
+    the defaults are refused in production and on any address other machines can reach."""
     previous = environ.get("SCOREBOARD_ACTION_PREVIOUS_SECRETS", "")
     secrets = Secrets(
         jwt=environ.get("SCOREBOARD_JWT_SECRET", DEV_JWT_SECRET).encode(),
         action=environ.get("SCOREBOARD_ACTION_SECRET", DEV_ACTION_SECRET).encode(),
         action_previous=tuple(p.encode() for p in previous.split(",") if p),
     )
-    _check_secrets(secrets, production=production)
+    _check_secrets(secrets, production=production, host=host)
     return secrets
 
 
@@ -280,8 +309,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     mode = env.get("SCOREBOARD_ENV", "development")
     if mode not in ("development", "production", "test"):
         raise ConfigError(f"SCOREBOARD_ENV: {mode!r} is not one of development, production, test")
+    settings = parse_settings(raw)
     return Config(
-        settings=parse_settings(raw),
-        secrets=read_secrets(env, production=mode == "production"),
+        settings=settings,
+        secrets=read_secrets(env, production=mode == "production", host=settings.server.host),
         env=mode,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 
-from app.config import DEV_ACTION_SECRET, ConfigError, load_config
+from app.config import DEV_ACTION_SECRET, DEV_JWT_SECRET, ConfigError, load_config
 
 GOOD = """
 [server]
@@ -130,3 +131,58 @@ def test_shipped_config_is_valid() -> None:
 def test_backend_urls_checked(tmp_path: Path, var: str, value: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(_write(tmp_path, GOOD), {var: value})
+
+
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "", "192.168.1.20", "10.0.0.1", "scoreboard.example", "::ffff:8.8.8.8"]
+)
+@pytest.mark.parametrize("env", ["development", "test"])
+def test_a_reachable_server_refuses_the_development_secrets(tmp_path: Path, host: str, env: str) -> None:
+    base = {"SCOREBOARD_ENV": env, "SCOREBOARD_HOST": host}
+    with pytest.raises(ConfigError, match="SCOREBOARD_JWT_SECRET: the built-in development secret") as info:
+        load_config(_write(tmp_path, GOOD), base)
+    assert str(info.value).endswith("set SCOREBOARD_JWT_SECRET") and "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"set SCOREBOARD_ACTION_SECRET$"):
+        load_config(_write(tmp_path, GOOD), {**base, "SCOREBOARD_JWT_SECRET": "j" * 32})
+    with pytest.raises(ConfigError, match=r"set SCOREBOARD_ACTION_PREVIOUS_SECRETS$"):
+        load_config(_write(tmp_path, GOOD), {**base, **STRONG, "SCOREBOARD_ACTION_PREVIOUS_SECRETS": DEV_ACTION_SECRET})
+    assert load_config(_write(tmp_path, GOOD), {**base, **STRONG}).server.host == host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_a_loopback_server_may_use_the_development_secrets(tmp_path: Path, host: str) -> None:
+    assert load_config(_write(tmp_path, GOOD), {"SCOREBOARD_HOST": host}).secrets.jwt == DEV_JWT_SECRET.encode()
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [DEV_ACTION_SECRET, DEV_JWT_SECRET, "short", "j" * 32, f"{'p' * 32},{'q' * 8}"],
+    ids=["development action key", "development user key", "short", "the user key", "second one short"],
+)
+def test_production_checks_previous_action_secrets_like_the_current(tmp_path: Path, previous: str) -> None:
+    env = {"SCOREBOARD_ENV": "production", **STRONG, "SCOREBOARD_ACTION_PREVIOUS_SECRETS": previous}
+    with pytest.raises(ConfigError, match="SCOREBOARD_ACTION_PREVIOUS_SECRETS"):
+        load_config(_write(tmp_path, GOOD), env)
+
+
+def test_the_image_refuses_to_start_without_real_secrets(tmp_path: Path) -> None:
+    # The Dockerfile's environment, as the container starts with no secrets given.
+    env: dict[str, str] = {}
+    for line in (Path(__file__).parent.parent / "Dockerfile").read_text().splitlines():
+        if line.startswith("ENV "):
+            env.update(pair.split("=", 1) for pair in shlex.split(line[4:]) if "=" in pair)
+    assert env["SCOREBOARD_ENV"] == "production" and env["SCOREBOARD_HOST"] == "0.0.0.0"
+    with pytest.raises(ConfigError, match="SCOREBOARD_JWT_SECRET"):
+        load_config(_write(tmp_path, GOOD), env)
+    assert load_config(_write(tmp_path, GOOD), {**env, **STRONG}).production
+
+
+def test_auth_settings(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, GOOD), {})
+    assert (config.auth.issuer, config.auth.audience, config.auth.max_lifetime_seconds) == (None, None, 86_400)
+    text = GOOD + "\n[auth]\nissuer = 'https://id.example'\naudience = 'scoreboard'\nmax_lifetime_seconds = 3600\n"
+    auth = load_config(_write(tmp_path, text), {}).auth
+    assert (auth.issuer, auth.audience, auth.max_lifetime_seconds) == ("https://id.example", "scoreboard", 3600)
+    for bad in ("audience = ''", "max_lifetime_seconds = 0", "issuer = 5"):
+        with pytest.raises(ConfigError, match="auth"):
+            load_config(_write(tmp_path, GOOD + f"\n[auth]\n{bad}\n"), {})

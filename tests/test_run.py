@@ -10,6 +10,7 @@ import pytest
 
 import run
 from app.auth import UserAuth
+from app.config import DEV_JWT_SECRET
 
 from .conftest import JWT_SECRET
 from .server import ROOT
@@ -50,3 +51,52 @@ def test_host_port_flags_override(monkeypatch: pytest.MonkeyPatch) -> None:
     args = run._parser().parse_args(["serve", "--host", "127.0.0.2", "--port", "9999", "--config", "x.toml"])
     monkeypatch.setattr(run, "load_config", lambda path, env: (path, env["SCOREBOARD_HOST"], env["SCOREBOARD_PORT"]))
     assert run._load(args) == ("x.toml", "127.0.0.2", "9999")
+
+
+def test_token_refuses_production_unless_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCOREBOARD_ENV", "production")
+    monkeypatch.setenv("SCOREBOARD_JWT_SECRET", "j" * 32)
+    monkeypatch.setenv("SCOREBOARD_ACTION_SECRET", "a" * 32)
+    config = str(ROOT / "config.toml")
+    assert run.main(["--config", config, "token", "x"]) == 2
+    assert "--allow-production" in capsys.readouterr().err
+    assert run.main(["--config", config, "token", "x", "--allow-production"]) == 0
+    assert UserAuth(b"j" * 32).verify(capsys.readouterr().out.strip()).user_id == "x"
+
+
+def test_token_lives_no_longer_than_the_server_accepts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[auth]\nmax_lifetime_seconds = 600\naudience = 'scoreboard'\n[actions.A]\nscore = 1\n")
+    assert run.main(["--config", str(config), "token", "x", "--ttl", "601"]) == 2
+    assert "auth.max_lifetime_seconds" in capsys.readouterr().err
+    assert run.main(["--config", str(config), "token", "x", "--ttl", "600"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert (
+        UserAuth(DEV_JWT_SECRET.encode(), audience="scoreboard", max_lifetime_seconds=600).verify(token).user_id == "x"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["demo"], {"SCOREBOARD_ENV": "production"}, "SCOREBOARD_ENV=production"),
+        (["demo", "--host", "0.0.0.0"], {}, "loopback"),
+    ],
+)
+def test_demo_refuses_production_and_reachable_hosts(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("SCOREBOARD_JWT_SECRET", "j" * 32)
+    monkeypatch.setenv("SCOREBOARD_ACTION_SECRET", "a" * 32)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert run.main(["--config", str(ROOT / "config.toml"), *args]) == 2
+    assert message in capsys.readouterr().err
