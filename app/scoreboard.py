@@ -130,6 +130,7 @@ class Scoreboard:
                     nonce=claims.nonce,
                     user_id=principal.user_id,
                     username=principal.name,
+                    action_type=claims.action_type,
                     action_id=claims.action_id,
                     min_elapsed_ms=round(action.min_seconds * 1000),
                     now_ms=now_ms(),

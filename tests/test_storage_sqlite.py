@@ -35,9 +35,17 @@ def grant(nonce: str, *, user: str = "u", action: str = "a", issued: int = 1000,
     )
 
 
-def claim(nonce: str, *, user: str = "u", action: str = "a", now: int = 2000, min_ms: int = 0) -> AwardClaim:
+def claim(
+    nonce: str, *, user: str = "u", action: str = "a", now: int = 2000, min_ms: int = 0, action_type: str = "T"
+) -> AwardClaim:
     return AwardClaim(
-        nonce=nonce, user_id=user, username=user.upper(), action_id=action, min_elapsed_ms=min_ms, now_ms=now
+        nonce=nonce,
+        user_id=user,
+        username=user.upper(),
+        action_type=action_type,
+        action_id=action,
+        min_elapsed_ms=min_ms,
+        now_ms=now,
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
+
+from ..errors import ActionTooFast, ApiError, InvalidToken, TokenAlreadyUsed, TokenExpired
 
 
 class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):
@@ -27,8 +29,9 @@ class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
     nonce: str
     user_id: str
     username: str
+    action_type: str
     action_id: str
-    min_elapsed_ms: int
+    min_elapsed_ms: int  # the catalog's minimum for `action_type`, which the recorded grant must have
     now_ms: int
 
 
@@ -82,3 +85,18 @@ class Store(Protocol):
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows that expired before the given time; return how many."""
+
+
+def refusal(claim: AwardClaim, token: tuple[Any, ...] | None) -> ApiError:
+    """Why a token's conditional update matched nothing, from its row (user_id, action_type,
+    action_id, used_at, expires_at) or None when it is not recorded. Every store answers alike."""
+    if token is None:
+        return InvalidToken("Action token is not known to this server")
+    user_id, action_type, action_id, used_at, expires_at = token
+    if (user_id, action_type, action_id) != (claim.user_id, claim.action_type, claim.action_id):
+        return InvalidToken("Action token is not known to this server")
+    if used_at is not None:
+        return TokenAlreadyUsed()
+    if expires_at <= claim.now_ms:
+        return TokenExpired()
+    return ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})

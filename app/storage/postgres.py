@@ -5,18 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from typing import NoReturn
 
 import asyncpg
 
 from ..errors import (
     ActionAlreadyCompleted,
-    ActionTooFast,
-    InvalidToken,
     ServiceUnavailable,
     TokenAlreadyUsed,
 )
-from . import Award, AwardClaim, TokenGrant, UserRecord
+from . import Award, AwardClaim, TokenGrant, UserRecord, refusal
 
 log = logging.getLogger(__name__)
 
@@ -161,15 +158,22 @@ class PostgresStore:
         async with self._transaction() as conn:
             token = await conn.fetchrow(
                 "UPDATE action_tokens SET used_at = $2 WHERE nonce = $1 AND used_at IS NULL AND user_id = $3 "
-                "AND action_id = $4 AND issued_at <= $5 RETURNING action_type, score_increment, token_hash",
+                "AND action_type = $4 AND action_id = $5 AND issued_at <= $6 AND expires_at > $2 "
+                "RETURNING action_type, score_increment, token_hash",
                 claim.nonce,
                 claim.now_ms,
                 claim.user_id,
+                claim.action_type,
                 claim.action_id,
                 claim.now_ms - claim.min_elapsed_ms,
             )
             if token is None:
-                await self._refusal(conn, claim)
+                # Say why; the transaction rolls back.
+                row = await conn.fetchrow(
+                    "SELECT user_id, action_type, action_id, used_at, expires_at FROM action_tokens WHERE nonce = $1",
+                    claim.nonce,
+                )
+                raise refusal(claim, None if row is None else tuple(row))
             await conn.execute(_UPSERT_USER, claim.user_id, claim.username, claim.now_ms)
             previous = await conn.fetchval("SELECT score FROM users WHERE id = $1 FOR UPDATE", claim.user_id)
             increment = token["score_increment"]
@@ -211,18 +215,6 @@ class PostgresStore:
             seq=seq,
             awarded_ms=claim.now_ms,
         )
-
-    @staticmethod
-    async def _refusal(conn: asyncpg.Connection, claim: AwardClaim) -> NoReturn:
-        # The conditional update matched nothing: say why (the transaction rolls back).
-        row = await conn.fetchrow(
-            "SELECT user_id, action_id, issued_at, used_at FROM action_tokens WHERE nonce = $1", claim.nonce
-        )
-        if row is None or row["user_id"] != claim.user_id or row["action_id"] != claim.action_id:
-            raise InvalidToken("Action token is not known to this server")
-        if row["used_at"] is not None:
-            raise TokenAlreadyUsed()
-        raise ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
 
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row, or None."""

@@ -14,13 +14,12 @@ import aiosqlite
 
 from ..errors import (
     ActionAlreadyCompleted,
-    ActionTooFast,
     ApiError,
     InvalidToken,
     ServiceUnavailable,
     TokenAlreadyUsed,
 )
-from . import Award, AwardClaim, TokenGrant, UserRecord
+from . import Award, AwardClaim, TokenGrant, UserRecord, refusal
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +119,10 @@ def _grant(grant: TokenGrant) -> _Op:
 def _refusal(db: sqlite3.Connection, claim: AwardClaim) -> ApiError:
     """Why the token could not be consumed (the slow path: only refused awards come here)."""
     row = db.execute(
-        "SELECT user_id, action_id, issued_at, used_at FROM action_tokens WHERE nonce = ?", (claim.nonce,)
+        "SELECT user_id, action_type, action_id, used_at, expires_at FROM action_tokens WHERE nonce = ?",
+        (claim.nonce,),
     ).fetchone()
-    if row is None or row[0] != claim.user_id or row[1] != claim.action_id:
-        return InvalidToken("Action token is not known to this server")
-    if row[3] is not None:
-        return TokenAlreadyUsed()
-    return ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
+    return refusal(claim, row)
 
 
 def _not_recorded(db: sqlite3.Connection, claim: AwardClaim) -> ApiError:
@@ -144,13 +140,23 @@ def _award(claim: AwardClaim) -> _Op:
         # these statements cannot interleave with another writer. Three statements, each
         # answering what the next needs (RETURNING); a refusal writes nothing (see _Op).
         token = db.execute(
-            "UPDATE action_tokens SET used_at = ? WHERE nonce = ? AND user_id = ? AND action_id = ? "
-            "AND used_at IS NULL AND issued_at <= ? RETURNING action_type, score_increment, token_hash",
-            (claim.now_ms, claim.nonce, claim.user_id, claim.action_id, claim.now_ms - claim.min_elapsed_ms),
+            "UPDATE action_tokens SET used_at = ? WHERE nonce = ? AND user_id = ? AND action_type = ? "
+            "AND action_id = ? AND used_at IS NULL AND issued_at <= ? AND expires_at > ? "
+            "RETURNING score_increment, token_hash",
+            (
+                claim.now_ms,
+                claim.nonce,
+                claim.user_id,
+                claim.action_type,
+                claim.action_id,
+                claim.now_ms - claim.min_elapsed_ms,
+                claim.now_ms,
+            ),
         ).fetchone()
         if token is None:
             raise _refusal(db, claim)
-        action_type, increment, token_hash = token
+        action_type = claim.action_type
+        increment, token_hash = token
         history = db.execute(
             "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
             "new_score, token_nonce, action_token_hash, created_at) "
