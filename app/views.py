@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from .keys import OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # Served by name from a list made at start: nothing outside the folder can be reached.
 STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
@@ -99,8 +101,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app[STORE].ping()
-    except Exception as exc:
-        raise ServiceUnavailable("Storage is not reachable", details=type(exc).__name__) from None
+    except Exception:
+        log.warning("readiness check failed", exc_info=True)  # the cause for operators, not for callers
+        raise ServiceUnavailable("Storage is not reachable") from None
     return ok(HealthData(status="ready"))
 
 

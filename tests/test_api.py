@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ import msgspec
 import pytest
 
 from app.config import Config
+from app.logs import JsonFormatter
 from app.tokens import ACTION_TOKEN_TYPE, key_id
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, Snapshot, envelope
@@ -486,9 +488,24 @@ async def test_health(client: Any) -> None:
 async def test_readyz_reports_closed_store(client: Any) -> None:
     from app.keys import STORE
 
-    await client.app[STORE].close()
-    resp = await client.get("/readyz")
-    assert resp.status == 503 and (await envelope(resp))["error"]["code"] == "SERVICE_UNAVAILABLE"
+    lines: list[dict[str, Any]] = []
+
+    class Lines(logging.Handler):  # formats as the server's handler does: when the line is logged
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(msgspec.json.decode(JsonFormatter().format(record)))
+
+    handler = Lines()
+    logging.getLogger("app.views").addHandler(handler)
+    try:
+        await client.app[STORE].close()
+        resp = await client.get("/readyz", headers={"X-Request-ID": "ready-check-1"})
+    finally:
+        logging.getLogger("app.views").removeHandler(handler)
+    error = (await envelope(resp))["error"]
+    assert resp.status == 503 and error["code"] == "SERVICE_UNAVAILABLE"
+    assert "details" not in error  # the exception's class was named here; the log keeps it
+    (line,) = [line for line in lines if line["message"] == "readiness check failed"]
+    assert line["correlationId"] == "ready-check-1" and "ServiceUnavailable" in line["exception"]
 
 
 async def test_internal_error_is_enveloped_without_trace(client: Any, caplog: pytest.LogCaptureFixture) -> None:

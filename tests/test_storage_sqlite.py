@@ -16,6 +16,7 @@ from app.errors import (
     ServiceUnavailable,
     TokenAlreadyUsed,
 )
+from app.logs import request_id
 from app.storage import AwardClaim, TokenGrant
 from app.storage import sqlite as sqlite_module
 from app.storage.sqlite import SqliteStore
@@ -275,10 +276,21 @@ async def test_pending_writes_finish_on_close(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM action_tokens").fetchone() == (50,)
 
 
-async def test_failed_batch_reports_unavailable(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failed_batch_reports_unavailable(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(ops: list[object]) -> object:
-        raise sqlite3.OperationalError("disk I/O error")
+        raise sqlite3.OperationalError("disk I/O error at /secret/path")
 
     monkeypatch.setattr(store, "_run", broken)
-    with pytest.raises(ServiceUnavailable):
-        await store.grant(grant("n"))
+    rid = request_id.set("req-failing-1")
+    try:
+        with pytest.raises(ServiceUnavailable) as info:
+            await store.grant(grant("n"))
+    finally:
+        request_id.reset(rid)
+    # The answer says the write failed, nothing of why; the log has why, and for which request.
+    assert info.value.details is None and "secret" not in info.value.message
+    (record,) = [r for r in caplog.records if "write batch" in r.getMessage()]
+    assert record.correlationIds == ["req-failing-1"]  # type: ignore[attr-defined]
+    assert record.exc_info is not None and "/secret/path" in str(record.exc_info[1])

@@ -19,6 +19,7 @@ from ..errors import (
     ServiceUnavailable,
     TokenAlreadyUsed,
 )
+from ..logs import request_id
 from . import Award, AwardClaim, TokenGrant, UserRecord, refusal
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ class SqliteStore:
         self._conn: aiosqlite.Connection | None = None
         self._writer_db: sqlite3.Connection | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[_Op, asyncio.Future[Any], str | None]] = []  # op, its waiter, its request
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -349,7 +350,7 @@ class SqliteStore:
         if self._writer is None or self._writer.done() or self._closing:
             raise ServiceUnavailable("The database is not open")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, future))
+        self._pending.append((op, future, request_id.get()))
         self._wake.set()
         return await future
 
@@ -361,23 +362,26 @@ class SqliteStore:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                ops = [op for op, _ in batch]
+                ops = [op for op, _, _ in batch]
                 try:
                     results = await self._run(ops)
-                except Exception as exc:  # the whole transaction failed: tell every waiter
-                    log.exception("write batch of %d failed", len(ops))
-                    for _, future in batch:
+                except Exception:  # the whole transaction failed: tell every waiter, and no more
+                    # The cause stays in the log, with the requests it failed.
+                    log.exception(
+                        "write batch of %d failed", len(ops), extra={"correlationIds": [rid for _, _, rid in batch]}
+                    )
+                    for _, future, _ in batch:
                         if not future.done():
-                            future.set_exception(ServiceUnavailable("The database write failed", details=str(exc)))
+                            future.set_exception(ServiceUnavailable("The database write failed"))
                     continue
                 except BaseException:  # the writer itself is cancelled: nobody may wait for ever
                     stopped = ServiceUnavailable("The database writer stopped")
-                    for _, future in [*batch, *self._pending]:
+                    for _, future, _ in [*batch, *self._pending]:
                         if not future.done():
                             future.set_exception(stopped)
                     self._pending = []
                     raise
-                for (_, future), (ok, value) in zip(batch, results, strict=True):
+                for (_, future, _), (ok, value) in zip(batch, results, strict=True):
                     if future.done():
                         continue
                     if ok:
