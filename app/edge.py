@@ -39,6 +39,7 @@ _CSP = istr("Content-Security-Policy")
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+LIMITED_PREFIX = "/api/"  # every request under it counts against the per-IP limit, before anything else
 
 
 class _RequestIds:
@@ -98,7 +99,7 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
             status = 500
             try:
                 try:
-                    if request.path.startswith("/api/"):
+                    if request.path.startswith(LIMITED_PREFIX):
                         peer = request.remote
                         if trusted:
                             peer = client_ip(peer, request.headers.get(_X_FORWARDED_FOR), trusted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -95,7 +95,7 @@ class ErrorBody(_Model, omit_defaults=True):
 class ErrorEnvelope(msgspec.Struct, kw_only=True):
     """Every failure: `{"success": false, "error": {...}}`."""
 
-    success: bool = False
+    success: Literal[False]
     error: ErrorBody
 
 

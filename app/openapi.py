@@ -46,13 +46,20 @@ def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
         by_status.setdefault(error.status, []).append(error.code)
     responses: dict[str, Any] = {}
     for status, codes in sorted(by_status.items()):
+        # The envelope, with `error.code` narrowed to the codes this operation gives with this status.
+        schema = {
+            "allOf": [
+                {"$ref": _REF.format(name="ErrorEnvelope")},
+                {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+            ]
+        }
         responses[str(status)] = {
             "description": "Error codes: " + ", ".join(codes),
-            "content": {"application/json": {"schema": {"$ref": _REF.format(name="ErrorEnvelope")}}},
+            "content": {"application/json": {"schema": schema}},
         }
         if status == 429:
             responses[str(status)]["headers"] = {
-                "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer"}}
+                "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer", "minimum": 1}}
             }
     return responses
 
@@ -75,7 +82,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         "summary": endpoint.summary,
         "operationId": endpoint.handler.__name__,
         "tags": [endpoint.tag],
-        "responses": {"200": _success(endpoint, components), **_error_responses(endpoint.errors)},
+        "responses": {"200": _success(endpoint, components), **_error_responses(endpoint.answers())},
     }
     if parameters := _parameters(endpoint, components):
         operation["parameters"] = parameters

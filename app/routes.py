@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 from . import errors as e
 from . import live, views
 from . import models as m
+from .edge import LIMITED_PREFIX
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,9 +31,19 @@ class Endpoint:
     errors: tuple[type[e.ApiError], ...] = ()
     tag: str = "scoreboard"
 
+    def answers(self) -> tuple[type[e.ApiError], ...]:
+        """Every error the endpoint can give: its own, and those of the layers in front of its
+        handler, which answer before it runs."""
+        before: list[type[e.ApiError]] = []
+        if self.request is not None:
+            before.append(e.PayloadTooLarge)  # aiohttp refuses a body over server.max_body_bytes
+        if self.path.startswith(LIMITED_PREFIX):
+            # The per-IP limit of the edge, kept in Redis in the Redis modes (503 while it is down).
+            before += [e.RateLimited, e.ServiceUnavailable]
+        return tuple(dict.fromkeys((*self.errors, *before)))
 
-_BASE_ERRORS: tuple[type[e.ApiError], ...] = (e.RateLimited,)
-_AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed, e.RateLimited)
+
+_AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -59,7 +70,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="The top of the board (default 10, at most 100)",
         response=m.TopData,
         query=m.TopQuery,
-        errors=(e.ValidationFailed, *_BASE_ERRORS),
+        errors=(e.ValidationFailed,),
     ),
     Endpoint(
         method="POST",
@@ -89,6 +100,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             e.InvalidAction,
             e.ActionMismatch,
             e.ActionTooFast,
+            e.RateLimited,  # per user as well as per IP
             e.ServiceUnavailable,
         ),
     ),
@@ -119,7 +131,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path="/api/openapi.json",
         handler=views.openapi,
         summary="This OpenAPI document",
-        errors=_BASE_ERRORS,
         tag="documentation",
     ),
     Endpoint(
@@ -128,7 +139,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=views.docs,
         summary="Readable API documentation",
         media="text/html",
-        errors=_BASE_ERRORS,
         tag="documentation",
     ),
     Endpoint(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from app.openapi import build_openapi
+from app.routes import ENDPOINTS
 
 from .conftest import envelope
 
@@ -55,3 +59,49 @@ async def test_missing_static_file_is_enveloped(client: Any) -> None:
     for path in ("/static/nothing.js", "/static/..%2Fconfig.toml", "/static/%2E%2E%2Frun.py"):
         resp = await client.get(path)
         assert resp.status == 404 and (await envelope(resp))["error"]["code"] == "NOT_FOUND"
+
+
+DOC = build_openapi(ENDPOINTS, version="test")
+
+
+def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, ops in doc["paths"].items():
+        for method, operation in ops.items():
+            yield method.upper(), path, operation
+
+
+def _codes(response: dict[str, Any]) -> list[str]:
+    """The error codes an error answer's schema allows."""
+    envelope, narrowed = response["content"]["application/json"]["schema"]["allOf"]
+    assert envelope == {"$ref": "#/components/schemas/ErrorEnvelope"}
+    codes: list[str] = narrowed["properties"]["error"]["properties"]["code"]["enum"]
+    return codes
+
+
+def test_answers_of_the_layers_before_a_handler_are_documented() -> None:
+    for method, path, operation in _operations(DOC):
+        responses = operation["responses"]
+        # aiohttp refuses a body over server.max_body_bytes before the handler reads it.
+        assert ("413" in responses) == ("requestBody" in operation), (method, path)
+        if "413" in responses:
+            assert _codes(responses["413"]) == ["PAYLOAD_TOO_LARGE"]
+        # The per-IP limit answers every request under /api/ before authentication; in the Redis
+        # modes it is kept in Redis, and answers 503 while Redis is down.
+        limited = path.startswith("/api/")
+        assert ("429" in responses) == limited, (method, path)
+        if limited:
+            assert "RATE_LIMITED" in _codes(responses["429"])
+            assert responses["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+            assert "SERVICE_UNAVAILABLE" in _codes(responses["503"])
+
+
+def test_every_error_answer_is_the_envelope_with_its_codes() -> None:
+    for method, path, operation in _operations(DOC):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                codes = _codes(response)
+                assert codes and len(codes) == len(set(codes)), (method, path, status)
+                assert response["description"] == "Error codes: " + ", ".join(codes)
+    envelope = DOC["components"]["schemas"]["ErrorEnvelope"]
+    assert envelope["properties"]["success"] == {"enum": [False]}
+    assert set(envelope["required"]) == {"success", "error"}
