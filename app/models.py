@@ -105,3 +105,14 @@ class TopQuery(_Model):
 
 class UserPath(_Model):
     user_id: Id
+
+
+class LiveQuery(_Model):
+    token: (
+        Annotated[str, Meta(description="A user JWT, checked before anything is sent (invalid: closed with 4401)")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class StaticPath(_Model):
+    filename: Annotated[str, Meta(min_length=1, description="A file of the static folder", examples=["board.js"])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -65,16 +66,19 @@ def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
 
 
 def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
-    if endpoint.response is None:
-        json = endpoint.media == "application/json"
-        schema: dict[str, Any] = {"type": "object"} if json else {"type": "string", "format": "binary"}
-    else:
-        schema = {
-            "type": "object",
-            "properties": {"success": {"const": True}, "data": _ref(endpoint.response, components)},
-            "required": ["success", "data"],
-        }
-    return {"description": "Success", "content": {endpoint.media: {"schema": schema}}}
+    answer: dict[str, Any] = {"description": HTTPStatus(endpoint.status).phrase}
+    if endpoint.media is not None:
+        if endpoint.response is None:
+            json = endpoint.media == "application/json"
+            schema: dict[str, Any] = {"type": "object"} if json else {"type": "string", "format": "binary"}
+        else:
+            schema = {
+                "type": "object",
+                "properties": {"success": {"const": True}, "data": _ref(endpoint.response, components)},
+                "required": ["success", "data"],
+            }
+        answer["content"] = {endpoint.media: {"schema": schema}}
+    return answer
 
 
 def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +86,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         "summary": endpoint.summary,
         "operationId": endpoint.handler.__name__,
         "tags": [endpoint.tag],
-        "responses": {"200": _success(endpoint, components), **_error_responses(endpoint.answers())},
+        "responses": {str(endpoint.status): _success(endpoint, components), **_error_responses(endpoint.answers())},
     }
     if parameters := _parameters(endpoint, components):
         operation["parameters"] = parameters

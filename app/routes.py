@@ -23,7 +23,8 @@ class Endpoint:
     handler: Handler
     summary: str
     response: type | None = None  # the `data` model of a JSON success
-    media: str = "application/json"
+    status: int = 200  # of a success
+    media: str | None = "application/json"  # of a success; None: it has no body
     request: type | None = None
     query: type | None = None
     path_params: type | None = None
@@ -58,9 +59,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/ws/scoreboard",
         handler=live.websocket,
-        summary="WebSocket of live updates (optional `?token=<JWT>`); messages as in the contract",
-        media="application/json",
-        errors=(e.Forbidden,),
+        summary="WebSocket of live updates: 101 on a handshake, then messages as in the contract "
+        "(an invalid `token` closes with 4401); a request that is not a handshake answers 400",
+        status=101,
+        media=None,
+        query=m.LiveQuery,
+        errors=(e.ValidationFailed, e.Forbidden),
         tag="web",
     ),
     Endpoint(
@@ -147,6 +151,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=views.static_file,
         summary="Static assets of the web pages (JS, CSS)",
         media="*/*",
+        path_params=m.StaticPath,
         errors=(e.NotFound,),
         tag="web",
     ),

@@ -313,6 +313,7 @@ ERROR_CASES: list[Case] = [
     ("unknown path with a newline", "GET", "/api/v1/x%0Ay", None, None, 404, "NOT_FOUND"),
     ("huge body", "POST", UPDATE, None, b'{"actionToken":"' + b"a" * 20000 + b'"}', 413, "PAYLOAD_TOO_LARGE"),
     ("huge body on initialize", "POST", INIT, None, {"actionType": "x" * 20000}, 413, "PAYLOAD_TOO_LARGE"),
+    ("WebSocket route without a handshake", "GET", "/ws/scoreboard", None, None, 400, "VALIDATION_ERROR"),
 ]
 
 

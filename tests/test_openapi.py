@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from app.openapi import build_openapi
 from app.routes import ENDPOINTS
+from app.views import STATIC_DIR
 
 from .conftest import envelope
 
@@ -78,6 +80,16 @@ def _codes(response: dict[str, Any]) -> list[str]:
     return codes
 
 
+def test_every_path_parameter_is_declared() -> None:
+    for method, path, operation in _operations(DOC):
+        declared = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "path"}
+        assert set(declared) == set(re.findall(r"{(\w+)}", path)), (method, path)
+        assert all(p["required"] for p in declared.values())
+    filename = DOC["paths"]["/static/{filename}"]["get"]["parameters"][0]
+    for example in filename["schema"]["examples"]:
+        assert (STATIC_DIR / example).is_file()
+
+
 def test_answers_of_the_layers_before_a_handler_are_documented() -> None:
     for method, path, operation in _operations(DOC):
         responses = operation["responses"]
@@ -105,3 +117,12 @@ def test_every_error_answer_is_the_envelope_with_its_codes() -> None:
     envelope = DOC["components"]["schemas"]["ErrorEnvelope"]
     assert envelope["properties"]["success"] == {"enum": [False]}
     assert set(envelope["required"]) == {"success", "error"}
+
+
+def test_websocket_is_documented_as_an_upgrade() -> None:
+    operation = DOC["paths"]["/ws/scoreboard"]["get"]
+    assert set(operation["responses"]) == {"101", "400", "403"}
+    assert "content" not in operation["responses"]["101"]  # the handshake's answer has no body
+    assert _codes(operation["responses"]["400"]) == ["VALIDATION_ERROR"]  # not a handshake
+    (token,) = operation["parameters"]
+    assert (token["name"], token["in"], token["required"]) == ("token", "query", False)
