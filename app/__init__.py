@@ -116,7 +116,7 @@ def create_app(config: Config) -> web.Application:
         max_token_bytes=config.auth.max_token_bytes,
     )
     app[UPDATE_LIMITER] = parts.update_limiter
-    app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
+    app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__, actions=tuple(config.actions))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app, edge(parts.ip_limiter, trusted))
 

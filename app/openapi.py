@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -100,13 +101,25 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     return operation
 
 
-def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str, Any]:
-    """The whole document for the given endpoints."""
+def _catalog(components: dict[str, Any], actions: Sequence[str]) -> None:
+    """`actionType` is one of the configured actions: a model cannot know them, the running
+    server does (any other name is refused with 400 INVALID_ACTION)."""
+    for schema in components.values():
+        action_type = schema.get("properties", {}).get("actionType")
+        if action_type is not None and actions:
+            action_type["description"] = "An action of this server's catalog"
+            action_type["enum"] = sorted(actions)
+            action_type["examples"] = sorted(actions)[:1]
+
+
+def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str, actions: Sequence[str] = ()) -> dict[str, Any]:
+    """The whole document for the given endpoints and action catalog."""
     components: dict[str, Any] = {}
     _ref(ErrorEnvelope, components)
     paths: dict[str, Any] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components)
+    _catalog(components, actions)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -124,6 +137,6 @@ def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str,
     }
 
 
-def encode_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> bytes:
+def encode_openapi(endpoints: tuple[Endpoint, ...], *, version: str, actions: Sequence[str] = ()) -> bytes:
     """The document as JSON bytes, built once at start."""
-    return msgspec.json.encode(build_openapi(endpoints, version=version))
+    return msgspec.json.encode(build_openapi(endpoints, version=version, actions=actions))

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from app.config import Config
 from app.openapi import build_openapi
 from app.routes import ENDPOINTS
 from app.views import STATIC_DIR
@@ -63,7 +64,7 @@ async def test_missing_static_file_is_enveloped(client: Any) -> None:
         assert resp.status == 404 and (await envelope(resp))["error"]["code"] == "NOT_FOUND"
 
 
-DOC = build_openapi(ENDPOINTS, version="test")
+DOC = build_openapi(ENDPOINTS, version="test", actions=("DEFEAT_BOSS", "COMPLETE_QUEST"))
 
 
 def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -126,3 +127,16 @@ def test_websocket_is_documented_as_an_upgrade() -> None:
     assert _codes(operation["responses"]["400"]) == ["VALIDATION_ERROR"]  # not a handshake
     (token,) = operation["parameters"]
     assert (token["name"], token["in"], token["required"]) == ("token", "query", False)
+
+
+def test_action_type_is_one_of_the_catalog() -> None:
+    action_type = DOC["components"]["schemas"]["InitializeRequest"]["properties"]["actionType"]
+    assert action_type["enum"] == ["COMPLETE_QUEST", "DEFEAT_BOSS"]
+    assert action_type["examples"] == ["COMPLETE_QUEST"]
+
+
+async def test_served_document_has_the_configured_catalog(client: Any, config: Config) -> None:
+    doc = await (await client.get("/api/openapi.json")).json()
+    assert doc["components"]["schemas"]["InitializeRequest"]["properties"]["actionType"]["enum"] == sorted(
+        config.actions
+    )
