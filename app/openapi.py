@@ -10,7 +10,7 @@ import msgspec
 
 from .errors import ApiError
 from .models import ErrorEnvelope
-from .routes import Endpoint
+from .routes import Endpoint, Link
 
 _REF = "#/components/schemas/{name}"
 
@@ -79,7 +79,21 @@ def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
                 "required": ["success", "data"],
             }
         answer["content"] = {endpoint.media: {"schema": schema}}
+    if endpoint.links:
+        answer["links"] = {link.name: _link(link) for link in endpoint.links}
     return answer
+
+
+def _link(link: Link) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": link.target.__name__, "description": link.description}
+    if link.parameters:
+        out["parameters"] = dict(link.parameters)
+    if link.body:
+        out["requestBody"] = dict(link.body)
+        # The link's body is the whole body, as OpenAPI defines it; schemathesis would otherwise
+        # mix its fields into a generated body (a token with another action's id: 400).
+        out["x-schemathesis"] = {"merge_body": False}
+    return out
 
 
 def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:

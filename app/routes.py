@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -12,6 +12,18 @@ from . import errors as e
 from . import live, views
 from . import models as m
 from .edge import LIMITED_PREFIX
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link:
+    """How a success of one endpoint feeds another (an OpenAPI link, which clients and the
+    fuzzer's stateful phase follow). Values are OpenAPI runtime expressions."""
+
+    name: str
+    target: Handler  # the endpoint it leads to; its handler's name is the operationId
+    description: str
+    parameters: Mapping[str, str] = field(default_factory=dict)  # the target's parameters
+    body: Mapping[str, str] = field(default_factory=dict)  # fields of the target's request body
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +42,7 @@ class Endpoint:
     path_params: type | None = None
     auth: bool = False
     errors: tuple[type[e.ApiError], ...] = ()
+    links: tuple[Link, ...] = ()
     tag: str = "scoreboard"
 
     def answers(self) -> tuple[type[e.ApiError], ...]:
@@ -85,6 +98,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=m.InitializeRequest,
         auth=True,
         errors=(*_AUTH_ERRORS, e.Forbidden, e.InvalidAction, e.ActionAlreadyCompleted, e.ServiceUnavailable),
+        links=(
+            Link(
+                name="complete",
+                target=views.update,
+                description="Complete the action with its token",
+                body={"actionToken": "$response.body#/data/actionToken", "actionId": "$request.body#/actionId"},
+            ),
+        ),
     ),
     Endpoint(
         method="POST",
@@ -106,6 +127,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             e.ActionTooFast,
             e.RateLimited,  # per user as well as per IP
             e.ServiceUnavailable,
+        ),
+        links=(
+            Link(
+                name="score",
+                target=views.user_score,
+                description="The awarded user's score and rank",
+                parameters={"userId": "$response.body#/data/userId"},
+            ),
         ),
     ),
     Endpoint(

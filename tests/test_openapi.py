@@ -73,6 +73,12 @@ def _operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]
             yield method.upper(), path, operation
 
 
+def _deref(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
 def _codes(response: dict[str, Any]) -> list[str]:
     """The error codes an error answer's schema allows."""
     envelope, narrowed = response["content"]["application/json"]["schema"]["allOf"]
@@ -140,3 +146,29 @@ async def test_served_document_has_the_configured_catalog(client: Any, config: C
     assert doc["components"]["schemas"]["InitializeRequest"]["properties"]["actionType"]["enum"] == sorted(
         config.actions
     )
+
+
+def test_links_lead_from_what_a_success_holds_to_what_the_target_takes() -> None:
+    by_id = {operation["operationId"]: operation for _, _, operation in _operations(DOC)}
+    followed = set()
+    for _, _, source in _operations(DOC):
+        for status, response in source["responses"].items():
+            for link in response.get("links", {}).values():
+                target = by_id[link["operationId"]]
+                followed.add((source["operationId"], link["operationId"]))
+                parameters = {p["name"] for p in target.get("parameters", [])}
+                assert set(link.get("parameters", {})) <= parameters
+                body = link.get("requestBody", {})
+                if body:
+                    request = _deref(DOC, target["requestBody"]["content"]["application/json"]["schema"])
+                    assert set(body) <= set(request["properties"])
+                for expression in [*link.get("parameters", {}).values(), *body.values()]:
+                    where, _, pointer = expression.partition("#/")
+                    schema = {
+                        "$response.body": response["content"]["application/json"]["schema"],
+                        "$request.body": source["requestBody"]["content"]["application/json"]["schema"],
+                    }[where]
+                    for name in pointer.split("/"):  # every step of the pointer is declared
+                        schema = _deref(DOC, _deref(DOC, schema)["properties"][name])
+                assert status == "200"
+    assert followed == {("initialize", "update"), ("update", "user_score")}
