@@ -16,7 +16,7 @@ from .auth import UserAuth
 from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
-from .edge import edge, parse_networks
+from .edge import edge, envelope_protocol_errors, parse_networks
 from .hub import Hub
 from .keepalive import Keepalive
 from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
@@ -88,6 +88,7 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     """Assemble the application from a validated configuration."""
     redact_access_queries()
+    envelope_protocol_errors()
     parts = build_parts(config)
     trusted = parse_networks(config.server.trusted_proxies)
     app = web.Application(client_max_size=config.server.max_body_bytes)
