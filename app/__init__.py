@@ -16,7 +16,7 @@ from .auth import UserAuth
 from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
-from .edge import edge, parse_networks
+from .edge import edge, envelope_protocol_errors, parse_networks
 from .hub import Hub
 from .keepalive import Keepalive
 from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
@@ -88,6 +88,7 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     """Assemble the application from a validated configuration."""
     redact_access_queries()
+    envelope_protocol_errors()
     parts = build_parts(config)
     trusted = parse_networks(config.server.trusted_proxies)
     app = web.Application(client_max_size=config.server.max_body_bytes)
@@ -112,7 +113,7 @@ def create_app(config: Config) -> web.Application:
     app[HUB] = hub
     app[USER_AUTH] = UserAuth.for_config(config)
     app[UPDATE_LIMITER] = parts.update_limiter
-    app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
+    app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__, actions=tuple(config.actions))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app, edge(parts.ip_limiter, trusted))
 

@@ -14,9 +14,11 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestHandler
 from multidict import istr
 
 from .envelope import failure, from_error
@@ -39,6 +41,7 @@ _CSP = istr("Content-Security-Policy")
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+LIMITED_PREFIX = "/api/"  # every request under it counts against the per-IP limit, before anything else
 
 
 class _RequestIds:
@@ -98,7 +101,7 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
             status = 500
             try:
                 try:
-                    if request.path.startswith("/api/"):
+                    if request.path.startswith(LIMITED_PREFIX):
                         peer = request.remote
                         if trusted:
                             peer = client_ip(peer, request.headers.get(_X_FORWARDED_FOR), trusted)
@@ -148,3 +151,34 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
 def _http_failure(exc: web.HTTPException) -> web.Response:
     headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
     return failure(exc.status, HTTP_CODES.get(exc.status, "HTTP_ERROR"), exc.reason, headers=headers)
+
+
+def envelope_protocol_errors() -> None:
+    """Answer requests that aiohttp cannot parse in the envelope too; idempotent.
+
+    A request line or header over aiohttp's limits, or a header with a NUL byte, is refused by its
+    protocol layer before any route or edge runs, in text/plain and echoing the start of the
+    offending line. aiohttp has no hook for that answer (aio-libs/aiohttp#3287), so its
+    RequestHandler.handle_error is wrapped: aiohttp still logs and closes the connection as
+    before, and the client gets `{"success": false, "error": ...}` instead of the text."""
+    plain = RequestHandler.handle_error
+    if getattr(plain, "enveloped", False):
+        return
+
+    @functools.wraps(plain)
+    def handle_error(
+        self: RequestHandler,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        plain(self, request, status, exc, message)  # logs; raises when an answer has already begun
+        code = HTTP_CODES.get(status, "INTERNAL_ERROR")
+        text = "Internal server error" if status >= 500 else HTTPStatus(status).phrase
+        response = failure(status, code, text, headers=dict(SECURITY_HEADERS))
+        response.force_close()
+        return response
+
+    handle_error.enveloped = True  # type: ignore[attr-defined]
+    RequestHandler.handle_error = handle_error  # type: ignore[method-assign]

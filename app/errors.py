@@ -73,6 +73,14 @@ class NotFound(ApiError):
     status, code, message = 404, "NOT_FOUND", "Not found"
 
 
+class MethodNotAllowed(ApiError):
+    status, code, message = 405, "METHOD_NOT_ALLOWED", "Method not allowed"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "Request body is too large"
+
+
 class RateLimited(ApiError):
     status, code, message = 429, "RATE_LIMITED", "Too many requests"
 
@@ -84,14 +92,18 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "SERVICE_UNAVAILABLE", "A backing service is unavailable"
 
 
-# Codes for aiohttp's own HTTP errors (unknown route, wrong method, body too large, ...).
+# Codes for aiohttp's own HTTP errors (unknown route, wrong method, body too large, ...): the
+# classes above name them, so that the route table can document what aiohttp answers.
 HTTP_CODES: dict[int, str] = {
-    400: "VALIDATION_ERROR",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    429: "RATE_LIMITED",
-    503: "SERVICE_UNAVAILABLE",
+    error.status: error.code
+    for error in (
+        ValidationFailed,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        PayloadTooLarge,
+        RateLimited,
+        ServiceUnavailable,
+    )
 }

@@ -134,7 +134,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         max_msg_size=MAX_MESSAGE_BYTES, compress=False, timeout=CLOSE_TIMEOUT_SECONDS, autoping=False
     )
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except web.HTTPBadRequest:  # raised before anything is written: a plain GET, a bad handshake
+        raise ValidationFailed("A WebSocket handshake is required (Upgrade: websocket)") from None
     if not token_ok:
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid token")
         return ws

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -95,7 +95,7 @@ class ErrorBody(_Model, omit_defaults=True):
 class ErrorEnvelope(msgspec.Struct, kw_only=True):
     """Every failure: `{"success": false, "error": {...}}`."""
 
-    success: bool = False
+    success: Literal[False]
     error: ErrorBody
 
 
@@ -105,3 +105,14 @@ class TopQuery(_Model):
 
 class UserPath(_Model):
     user_id: Id
+
+
+class LiveQuery(_Model):
+    token: (
+        Annotated[str, Meta(description="A user JWT, checked before anything is sent (invalid: closed with 4401)")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+class StaticPath(_Model):
+    filename: Annotated[str, Meta(min_length=1, description="A file of the static folder", examples=["board.js"])]

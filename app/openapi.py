@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
 
 from .errors import ApiError
 from .models import ErrorEnvelope
-from .routes import Endpoint
+from .routes import Endpoint, Link
 
 _REF = "#/components/schemas/{name}"
 
@@ -46,28 +48,52 @@ def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
         by_status.setdefault(error.status, []).append(error.code)
     responses: dict[str, Any] = {}
     for status, codes in sorted(by_status.items()):
+        # The envelope, with `error.code` narrowed to the codes this operation gives with this status.
+        schema = {
+            "allOf": [
+                {"$ref": _REF.format(name="ErrorEnvelope")},
+                {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+            ]
+        }
         responses[str(status)] = {
             "description": "Error codes: " + ", ".join(codes),
-            "content": {"application/json": {"schema": {"$ref": _REF.format(name="ErrorEnvelope")}}},
+            "content": {"application/json": {"schema": schema}},
         }
         if status == 429:
             responses[str(status)]["headers"] = {
-                "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer"}}
+                "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer", "minimum": 1}}
             }
     return responses
 
 
 def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
-    if endpoint.response is None:
-        json = endpoint.media == "application/json"
-        schema: dict[str, Any] = {"type": "object"} if json else {"type": "string", "format": "binary"}
-    else:
-        schema = {
-            "type": "object",
-            "properties": {"success": {"const": True}, "data": _ref(endpoint.response, components)},
-            "required": ["success", "data"],
-        }
-    return {"description": "Success", "content": {endpoint.media: {"schema": schema}}}
+    answer: dict[str, Any] = {"description": HTTPStatus(endpoint.status).phrase}
+    if endpoint.media is not None:
+        if endpoint.response is None:
+            json = endpoint.media == "application/json"
+            schema: dict[str, Any] = {"type": "object"} if json else {"type": "string", "format": "binary"}
+        else:
+            schema = {
+                "type": "object",
+                "properties": {"success": {"const": True}, "data": _ref(endpoint.response, components)},
+                "required": ["success", "data"],
+            }
+        answer["content"] = {endpoint.media: {"schema": schema}}
+    if endpoint.links:
+        answer["links"] = {link.name: _link(link) for link in endpoint.links}
+    return answer
+
+
+def _link(link: Link) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": link.target.__name__, "description": link.description}
+    if link.parameters:
+        out["parameters"] = dict(link.parameters)
+    if link.body:
+        out["requestBody"] = dict(link.body)
+        # The link's body is the whole body, as OpenAPI defines it; schemathesis would otherwise
+        # mix its fields into a generated body (a token with another action's id: 400).
+        out["x-schemathesis"] = {"merge_body": False}
+    return out
 
 
 def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +101,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         "summary": endpoint.summary,
         "operationId": endpoint.handler.__name__,
         "tags": [endpoint.tag],
-        "responses": {"200": _success(endpoint, components), **_error_responses(endpoint.errors)},
+        "responses": {str(endpoint.status): _success(endpoint, components), **_error_responses(endpoint.answers())},
     }
     if parameters := _parameters(endpoint, components):
         operation["parameters"] = parameters
@@ -89,13 +115,25 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     return operation
 
 
-def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str, Any]:
-    """The whole document for the given endpoints."""
+def _catalog(components: dict[str, Any], actions: Sequence[str]) -> None:
+    """`actionType` is one of the configured actions: a model cannot know them, the running
+    server does (any other name is refused with 400 INVALID_ACTION)."""
+    for schema in components.values():
+        action_type = schema.get("properties", {}).get("actionType")
+        if action_type is not None and actions:
+            action_type["description"] = "An action of this server's catalog"
+            action_type["enum"] = sorted(actions)
+            action_type["examples"] = sorted(actions)[:1]
+
+
+def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str, actions: Sequence[str] = ()) -> dict[str, Any]:
+    """The whole document for the given endpoints and action catalog."""
     components: dict[str, Any] = {}
     _ref(ErrorEnvelope, components)
     paths: dict[str, Any] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components)
+    _catalog(components, actions)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -113,6 +151,6 @@ def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> dict[str,
     }
 
 
-def encode_openapi(endpoints: tuple[Endpoint, ...], *, version: str) -> bytes:
+def encode_openapi(endpoints: tuple[Endpoint, ...], *, version: str, actions: Sequence[str] = ()) -> bytes:
     """The document as JSON bytes, built once at start."""
-    return msgspec.json.encode(build_openapi(endpoints, version=version))
+    return msgspec.json.encode(build_openapi(endpoints, version=version, actions=actions))

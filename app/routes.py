@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -11,6 +11,19 @@ from aiohttp.typedefs import Handler
 from . import errors as e
 from . import live, views
 from . import models as m
+from .edge import LIMITED_PREFIX
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link:
+    """How a success of one endpoint feeds another (an OpenAPI link, which clients and the
+    fuzzer's stateful phase follow). Values are OpenAPI runtime expressions."""
+
+    name: str
+    target: Handler  # the endpoint it leads to; its handler's name is the operationId
+    description: str
+    parameters: Mapping[str, str] = field(default_factory=dict)  # the target's parameters
+    body: Mapping[str, str] = field(default_factory=dict)  # fields of the target's request body
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,17 +35,29 @@ class Endpoint:
     handler: Handler
     summary: str
     response: type | None = None  # the `data` model of a JSON success
-    media: str = "application/json"
+    status: int = 200  # of a success
+    media: str | None = "application/json"  # of a success; None: it has no body
     request: type | None = None
     query: type | None = None
     path_params: type | None = None
     auth: bool = False
     errors: tuple[type[e.ApiError], ...] = ()
+    links: tuple[Link, ...] = ()
     tag: str = "scoreboard"
 
+    def answers(self) -> tuple[type[e.ApiError], ...]:
+        """Every error the endpoint can give: its own, and those of the layers in front of its
+        handler, which answer before it runs."""
+        before: list[type[e.ApiError]] = []
+        if self.request is not None:
+            before.append(e.PayloadTooLarge)  # aiohttp refuses a body over server.max_body_bytes
+        if self.path.startswith(LIMITED_PREFIX):
+            # The per-IP limit of the edge, kept in Redis in the Redis modes (503 while it is down).
+            before += [e.RateLimited, e.ServiceUnavailable]
+        return tuple(dict.fromkeys((*self.errors, *before)))
 
-_BASE_ERRORS: tuple[type[e.ApiError], ...] = (e.RateLimited,)
-_AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed, e.RateLimited)
+
+_AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -47,9 +72,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/ws/scoreboard",
         handler=live.websocket,
-        summary="WebSocket of live updates (optional `?token=<JWT>`); messages as in the contract",
-        media="application/json",
-        errors=(e.Forbidden,),
+        summary="WebSocket of live updates: 101 on a handshake, then messages as in the contract "
+        "(an invalid `token` closes with 4401); a request that is not a handshake answers 400",
+        status=101,
+        media=None,
+        query=m.LiveQuery,
+        errors=(e.ValidationFailed, e.Forbidden),
         tag="web",
     ),
     Endpoint(
@@ -59,7 +87,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="The top of the board (default 10, at most 100)",
         response=m.TopData,
         query=m.TopQuery,
-        errors=(e.ValidationFailed, *_BASE_ERRORS),
+        errors=(e.ValidationFailed,),
     ),
     Endpoint(
         method="POST",
@@ -70,6 +98,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=m.InitializeRequest,
         auth=True,
         errors=(*_AUTH_ERRORS, e.Forbidden, e.InvalidAction, e.ActionAlreadyCompleted, e.ServiceUnavailable),
+        links=(
+            Link(
+                name="complete",
+                target=views.update,
+                description="Complete the action with its token",
+                body={"actionToken": "$response.body#/data/actionToken", "actionId": "$request.body#/actionId"},
+            ),
+        ),
     ),
     Endpoint(
         method="POST",
@@ -89,7 +125,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             e.InvalidAction,
             e.ActionMismatch,
             e.ActionTooFast,
+            e.RateLimited,  # per user as well as per IP
             e.ServiceUnavailable,
+        ),
+        links=(
+            Link(
+                name="score",
+                target=views.user_score,
+                description="The awarded user's score and rank",
+                parameters={"userId": "$response.body#/data/userId"},
+            ),
         ),
     ),
     Endpoint(
@@ -119,7 +164,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path="/api/openapi.json",
         handler=views.openapi,
         summary="This OpenAPI document",
-        errors=_BASE_ERRORS,
         tag="documentation",
     ),
     Endpoint(
@@ -128,7 +172,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=views.docs,
         summary="Readable API documentation",
         media="text/html",
-        errors=_BASE_ERRORS,
         tag="documentation",
     ),
     Endpoint(
@@ -137,6 +180,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=views.static_file,
         summary="Static assets of the web pages (JS, CSS)",
         media="*/*",
+        path_params=m.StaticPath,
         errors=(e.NotFound,),
         tag="web",
     ),

@@ -26,12 +26,15 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python run.py` in a child process; `kill()` sends SIGKILL, like a crash."""
+    """`python run.py` in a child process; `kill()` sends SIGKILL, like a crash. Its output is
+    collected in `log` when it stops: through a pipe, or a file (`log_path`) for a server that
+    writes more than a pipe holds while nobody reads it."""
 
-    def __init__(self, env: dict[str, str], *args: str, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], *args: str, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.args = args
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = b""
 
@@ -43,17 +46,20 @@ class ServerProcess:
         return [sys.executable, str(ROOT / "run.py"), "--port", str(self.port), *self.args]
 
     def start(self, timeout: float = 15.0) -> ServerProcess:
-        self.proc = subprocess.Popen(
-            self.command(),
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        if self.log_path is None:
+            self.proc = subprocess.Popen(
+                self.command(), cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
+        else:
+            with self.log_path.open("wb") as out:  # the child keeps its own descriptor
+                self.proc = subprocess.Popen(
+                    self.command(), cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+                )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read() if self.proc.stdout else b''!r}")
+                self._collect()
+                raise RuntimeError(f"server exited: {self.log!r}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=1):
                     return self
@@ -88,9 +94,11 @@ class ServerProcess:
     def _collect(self) -> None:
         if self.proc is not None:
             self.proc.wait(10)
-            if self.proc.stdout:
+            if self.proc.stdout and not self.proc.stdout.closed:
                 self.log += self.proc.stdout.read()
                 self.proc.stdout.close()
+            elif self.log_path is not None:
+                self.log = self.log_path.read_bytes()
 
     def __enter__(self) -> ServerProcess:
         return self.start()

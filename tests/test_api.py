@@ -394,6 +394,19 @@ ERROR_CASES: list[Case] = [
     ("unknown static file", "GET", "/static/no/such.js", None, None, 404, "NOT_FOUND"),
     ("unknown path with a newline", "GET", "/api/v1/x%0Ay", None, None, 404, "NOT_FOUND"),
     ("huge body", "POST", UPDATE, None, b'{"actionToken":"' + b"a" * 20000 + b'"}', 413, "PAYLOAD_TOO_LARGE"),
+    ("huge body on initialize", "POST", INIT, None, {"actionType": "x" * 20000}, 413, "PAYLOAD_TOO_LARGE"),
+    ("WebSocket route without a handshake", "GET", "/ws/scoreboard", None, None, 400, "VALIDATION_ERROR"),
+    # Refused by aiohttp's HTTP parser, before any route: found by the fuzz run (tests/test_fuzz.py).
+    ("request line too long", "GET", "/api/v1/scoreboard/top?limit=" + "1" * 9000, None, None, 400, "VALIDATION_ERROR"),
+    (
+        "header too long",
+        "GET",
+        "/api/v1/scoreboard/top",
+        lambda b: {"X-Big": "a" * 9000},
+        None,
+        400,
+        "VALIDATION_ERROR",
+    ),
 ]
 
 

@@ -1,0 +1,64 @@
+"""Schemathesis checks of our own, loaded by tests/schemathesis.toml (`hooks`) for tests/test_fuzz.py.
+
+Not a test module: schemathesis imports it into its own process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+
+Case = schemathesis.Case[Any]
+
+# A plain HTTP client cannot complete a WebSocket handshake: every request it sends there is
+# refused with 400 VALIDATION_ERROR, as documented.
+HANDSHAKE_ONLY = frozenset({"GET /ws/scoreboard"})
+
+
+def _is_positive(case: Case) -> bool:
+    meta = case.meta
+    return meta is not None and meta.generation.mode.is_positive
+
+
+def _error_code(response: schemathesis.Response) -> Any:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@schemathesis.check
+def schema_valid_is_never_malformed(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case
+) -> bool | None:
+    """A request the document calls valid may be refused by a rule of the contract (an action id
+    that is not the token's: 400 ACTION_MISMATCH), never as malformed (400 VALIDATION_ERROR):
+    that would mean the document and the server disagree about the shape of a request."""
+    if case.operation.label in HANDSHAKE_ONLY or not _is_positive(case):
+        return None
+    if response.status_code == 400 and _error_code(response) == "VALIDATION_ERROR":
+        raise AssertionError(f"A request valid by the document was refused as malformed: {response.text}")
+    return True
+
+
+@schemathesis.check
+class EveryOperationSucceeds:
+    """Each operation tested answered a success at least once: the run reached past the
+    refusals (authentication, validation) into what every route actually does."""
+
+    def __init__(self) -> None:
+        self.tested: set[str] = set()
+        self.succeeded: set[str] = set()
+
+    def after_response(self, ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case) -> None:
+        label = case.operation.label
+        if label in HANDSHAKE_ONLY:
+            return
+        self.tested.add(label)
+        if 200 <= response.status_code < 300:
+            self.succeeded.add(label)
+
+    def after_run(self, ctx: schemathesis.CheckContext) -> None:
+        missing = sorted(self.tested - self.succeeded)
+        if missing:
+            raise AssertionError("Never answered a success: " + ", ".join(missing))

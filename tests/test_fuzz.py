@@ -1,0 +1,123 @@
+"""Schemathesis against a real server: every route of /api/openapi.json with valid and invalid
+requests, the authenticated ones with a user's bearer, then the document's links followed
+(initialize -> update -> the user's score). Any 5xx, any answer that its documented status,
+type, headers or schema do not describe, or any finding of tests/schemathesis.toml fails.
+
+Bounded by a time budget (`--max-time`), not a count: a slower machine tests fewer cases in the
+same minute. `SCOREBOARD_FUZZ_SECONDS` changes the budget, `SCOREBOARD_FUZZ_SEED` the cases."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL
+from .server import ROOT, ServerProcess
+
+pytestmark = pytest.mark.fuzz
+
+SCHEMATHESIS_CONFIG = ROOT / "tests" / "schemathesis.toml"
+# Seconds of each run; the Redis set-up shares the routes and the checks, so it gets a shorter one.
+BUDGETS = {"embedded": 60, "redis": 30}
+SEED = os.environ.get("SCOREBOARD_FUZZ_SEED", "20261203")  # fixed: CI draws the same cases in the same order
+
+
+def _server_config(path: Path, *, sqlite: Path, redis_prefix: str | None) -> None:
+    """A configuration of its own: limits so generous that the run is not measuring 429s (the
+    document still declares them), small bodies, and an action catalog with no minimum time."""
+    redis = f'redis_prefix = "{redis_prefix}"' if redis_prefix else ""
+    path.write_text(
+        f"""
+[server]
+max_body_bytes = 1024  # small: bodies over it come up often, and so does their 413
+
+[storage]
+sqlite_path = "{sqlite}"
+{redis}
+
+[limits]
+updates_per_minute = 1000000
+ip_requests_per_minute = 1000000
+
+[log]
+level = "WARNING"  # the errors, not a line per request
+
+[actions.COMPLETE_QUEST]
+score = 100
+
+[actions.DEFEAT_BOSS]
+score = 500
+""",
+        encoding="utf-8",
+    )
+
+
+def _need_schemathesis() -> None:
+    if importlib.util.find_spec("schemathesis") is not None:
+        return
+    message = "schemathesis is not installed (pip install -r requirements-dev.txt)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _fuzz(tmp_path: Path, *, redis_prefix: str | None, seconds: int) -> None:
+    _need_schemathesis()
+    config = tmp_path / "config.toml"
+    _server_config(config, sqlite=tmp_path / "fuzz.db", redis_prefix=redis_prefix)
+    env = {  # set in full, so that nothing of the caller's SCOREBOARD_* environment leaks in
+        "SCOREBOARD_CONFIG": str(config),
+        "SCOREBOARD_ENV": "test",
+        "SCOREBOARD_HOST": "127.0.0.1",
+        "SCOREBOARD_JWT_SECRET": JWT_SECRET.decode(),
+        "SCOREBOARD_ACTION_SECRET": ACTION_SECRET.decode(),
+        "SCOREBOARD_ACTION_PREVIOUS_SECRETS": "",
+        "SCOREBOARD_SQLITE_PATH": str(tmp_path / "fuzz.db"),
+        "SCOREBOARD_REDIS_URL": REDIS_URL if redis_prefix else "",
+        "SCOREBOARD_DATABASE_URL": "",
+    }
+    token = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "token", "fuzzer", "--name", "Fuzzer"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with ServerProcess(env, log_path=tmp_path / "server.log") as server:
+        command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(SCHEMATHESIS_CONFIG), "--no-color"]
+        command += ["run", f"{server.url}/api/openapi.json", "--max-time", str(seconds), "--seed", SEED]
+        run = subprocess.run(
+            command,
+            check=False,  # its exit status is the verdict, asserted below with its report
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "SCOREBOARD_FUZZ_TOKEN": token,
+                "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis"),  # not the working tree
+            },
+            capture_output=True,
+            text=True,
+        )
+    print(run.stdout, run.stderr, sep="\n")  # the report, shown by pytest when the test fails
+    errors = [line for line in server.log.decode(errors="replace").splitlines() if '"level":"ERROR"' in line]
+    print("server errors:", *errors, sep="\n")
+    if run.returncode != 0:
+        pytest.fail(f"schemathesis found problems (exit {run.returncode}): its report is in the captured stdout", False)
+
+
+def _budget(backend: str) -> int:
+    return int(os.environ.get("SCOREBOARD_FUZZ_SECONDS", BUDGETS[backend]))
+
+
+async def test_fuzz_embedded(tmp_path: Path) -> None:
+    _fuzz(tmp_path, redis_prefix=None, seconds=_budget("embedded"))
+
+
+async def test_fuzz_sqlite_redis(tmp_path: Path, redis_prefix: str) -> None:
+    _fuzz(tmp_path, redis_prefix=redis_prefix, seconds=_budget("redis"))
