@@ -11,6 +11,7 @@ from app.models import HealthData
 def test_ok_wraps_data_as_json() -> None:
     resp = ok(HealthData(status="ok"))
     assert resp.content_type == "application/json" and resp.status == 200
+    assert isinstance(resp.body, bytes)
     assert msgspec.json.decode(resp.body) == {"success": True, "data": {"status": "ok"}}
 
 
@@ -20,7 +21,7 @@ def test_last_ok_encodes_an_object_once_and_each_new_one_again() -> None:
     a, b = render(first), render(first)
     assert a is not b and a.body is b.body  # a fresh response, the same encoded body
     c = render(second)
-    assert msgspec.json.decode(c.body)["data"] == {"status": "ready"}
+    assert isinstance(c.body, bytes) and msgspec.json.decode(c.body)["data"] == {"status": "ready"}
     # An equal but different object is encoded again (identity, not equality, is the key).
     d = render(HealthData(status="ready"))
     assert d.body is not c.body and d.body == c.body

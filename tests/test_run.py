@@ -10,9 +10,9 @@ import pytest
 
 import run
 from app.auth import UserAuth
-from app.config import DEV_JWT_SECRET
+from app.config import DEV_JWT_SECRET, Config
 
-from .conftest import JWT_SECRET
+from .conftest import JWT_SECRET, make_config
 from .server import ROOT
 
 
@@ -49,8 +49,15 @@ def test_production_refuses_default_secret(tmp_path: Path, monkeypatch: pytest.M
 
 def test_host_port_flags_override(monkeypatch: pytest.MonkeyPatch) -> None:
     args = run._parser().parse_args(["serve", "--host", "127.0.0.2", "--port", "9999", "--config", "x.toml"])
-    monkeypatch.setattr(run, "load_config", lambda path, env: (path, env["SCOREBOARD_HOST"], env["SCOREBOARD_PORT"]))
-    assert run._load(args) == ("x.toml", "127.0.0.2", "9999")
+    seen: list[tuple[str, str, str]] = []
+
+    def load(path: str, env: dict[str, str]) -> Config:
+        seen.append((path, env["SCOREBOARD_HOST"], env["SCOREBOARD_PORT"]))
+        return make_config(Path("unused.db"))
+
+    monkeypatch.setattr(run, "load_config", load)
+    run._load(args)
+    assert seen == [("x.toml", "127.0.0.2", "9999")]
 
 
 def test_token_refuses_production_unless_asked(

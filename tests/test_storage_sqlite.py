@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,10 @@ def _count_batches(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> SqliteStore:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     s = SqliteStore(str(tmp_path / "sub" / "db.sqlite"))
     await s.open()
-    yield s  # type: ignore[misc]
+    yield s
     await s.close()
 
 

@@ -29,7 +29,7 @@ def _counting(trips: TurnPipeline) -> list[int]:
         sizes.append(len(queued))
         await execute(queued)  # type: ignore[arg-type]
 
-    trips._execute = counted  # type: ignore[method-assign]
+    trips._execute = counted  # type: ignore[method-assign,assignment]
     return sizes
 
 
