@@ -12,11 +12,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .addresses import parse_networks
 from .auth import UserAuth
 from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
-from .edge import edge, parse_networks
+from .edge import edge
 from .hub import Hub
 from .keepalive import Keepalive
 from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH

@@ -7,18 +7,18 @@ about a sixth of a fast request."""
 from __future__ import annotations
 
 import functools
-import ipaddress
 import itertools
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import istr
 
+from .addresses import IpNetwork, client_ip
 from .envelope import failure, from_error
 from .errors import HTTP_CODES, ApiError
 from .logs import access_log, log_access, request_id
@@ -37,7 +37,6 @@ _X_FORWARDED_FOR = istr("X-Forwarded-For")
 _CSP = istr("Content-Security-Policy")
 # Pages load only their own scripts and styles, talk only to this origin, and cannot be framed.
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 
@@ -59,31 +58,6 @@ new_request_id = _RequestIds()  # 16 characters, unique across processes and res
 os.register_at_fork(after_in_child=new_request_id.reset)
 
 
-def parse_networks(entries: Sequence[str]) -> tuple[IpNetwork, ...]:
-    """Trusted proxy addresses or CIDR ranges (already validated by the config)."""
-    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
-
-
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IpNetwork, ...]) -> str:
-    """The client's address: the peer, or behind trusted proxies the last untrusted X-Forwarded-For hop."""
-    peer = peer or "unknown"
-    if not trusted or not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _is_trusted(address: str, trusted: tuple[IpNetwork, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in trusted)
-
-
 def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler], Handler]:
     """A wrapper giving a handler the edge of every request: correlation id, the per-IP limit
     under /api/, the error envelope, one access-log line."""
@@ -101,7 +75,7 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                     if request.path.startswith("/api/"):
                         peer = request.remote
                         if trusted:
-                            peer = client_ip(peer, request.headers.get(_X_FORWARDED_FOR), trusted)
+                            peer = client_ip(peer, request.headers.getall(_X_FORWARDED_FOR, ()), trusted)
                         await limiter.check(peer or "unknown")
                     response = await handler(request)
                 except ApiError as exc:
