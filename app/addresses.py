@@ -1,13 +1,15 @@
-"""Client addresses: who sent a request, behind trusted proxies."""
+"""Client addresses: who sent a request (behind trusted proxies), and the key per-IP limits count it under."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNKNOWN = "unknown"  # a peer without an IP address (a Unix socket): all such clients share one key
+IPV6_LIMIT_PREFIX = 64  # one subscriber gets a whole /64: a limit per /128 is a limit on nobody
 
 
 def parse_networks(entries: Sequence[str]) -> tuple[IpNetwork, ...]:
@@ -55,3 +57,14 @@ def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: tuple[IpN
 
 def _is_trusted(ip: IpAddress | None, trusted: tuple[IpNetwork, ...]) -> bool:
     return ip is not None and any(ip in net for net in trusted)
+
+
+@functools.lru_cache(maxsize=4096)  # the same few clients ask again and again
+def limit_key(address: str) -> str:
+    """The key every per-IP limit counts a client address under: its IPv4 address, or its IPv6 /64."""
+    ip = parse_ip(address)
+    if ip is None:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, IPV6_LIMIT_PREFIX), strict=False))
+    return str(ip)

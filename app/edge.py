@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import istr
 
-from .addresses import IpNetwork, client_ip
+from .addresses import UNKNOWN, IpNetwork, client_ip, limit_key
 from .envelope import failure, from_error
 from .errors import HTTP_CODES, ApiError
 from .logs import access_log, log_access, request_id
@@ -76,7 +76,7 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                         peer = request.remote
                         if trusted:
                             peer = client_ip(peer, request.headers.getall(_X_FORWARDED_FOR, ()), trusted)
-                        await limiter.check(peer or "unknown")
+                        await limiter.check(limit_key(peer or UNKNOWN))
                     response = await handler(request)
                 except ApiError as exc:
                     response = from_error(exc)

@@ -1,11 +1,13 @@
-"""Client addresses: every X-Forwarded-For line counts, hostile values never fail."""
+"""Client addresses: every X-Forwarded-For line counts, IPv6 is limited per /64, hostile values never fail."""
 
 from __future__ import annotations
+
+import ipaddress
 
 import pytest
 from multidict import CIMultiDict
 
-from app.addresses import client_ip, parse_networks
+from app.addresses import client_ip, limit_key, parse_networks
 
 from .conftest import MakeClient, envelope
 
@@ -56,12 +58,51 @@ def test_a_dual_stack_peer_is_recognised_as_a_trusted_proxy() -> None:
     assert client_ip("::ffff:127.0.0.1", ["203.0.113.1"], TRUSTED) == "203.0.113.1"
 
 
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.5", "203.0.113.5"),
+        ("::ffff:203.0.113.5", "203.0.113.5"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2:0:0:0:7", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::1", "::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_limit_key(address: str, key: str) -> None:
+    assert limit_key(address) == key
+
+
+def test_neighbouring_ipv6_networks_are_different_keys() -> None:
+    assert limit_key("2001:db8:1:2::1") != limit_key("2001:db8:1:3::1")
+    assert limit_key("2001:db8::1") != limit_key("2001:db9::1")
+    ipaddress.ip_network(limit_key("2001:db8:1:2::1"))  # a real network, as it reads in logs and keys
+
+
 async def test_an_added_header_line_does_not_rotate_the_limit(make_client: MakeClient) -> None:
     client = await make_client(limits={"ip_requests_per_minute": 1}, server={"trusted_proxies": ["127.0.0.1"]})
     assert (await client.get(TOP, headers=forwarded("203.0.113.1", "198.51.100.7"))).status == 200
     resp = await client.get(TOP, headers=forwarded("203.0.113.2", "198.51.100.7"))
     assert resp.status == 429 and (await envelope(resp))["error"]["code"] == "RATE_LIMITED"
     assert (await client.get(TOP, headers=forwarded("198.51.100.8"))).status == 200  # another client
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9"),  # the same /64
+        ("::ffff:203.0.113.5", "203.0.113.5"),  # IPv4-mapped: the same IPv4 client
+        ("fe80::1%eth0", "fe80::2%eth1"),
+    ],
+)
+async def test_one_limit_per_ipv6_network(make_client: MakeClient, first: str, second: str) -> None:
+    client = await make_client(limits={"ip_requests_per_minute": 1}, server={"trusted_proxies": ["127.0.0.1"]})
+    assert (await client.get(TOP, headers=forwarded(first))).status == 200
+    resp = await client.get(TOP, headers=forwarded(second))
+    assert resp.status == 429 and (await envelope(resp))["error"]["code"] == "RATE_LIMITED"
+    assert (await client.get(TOP, headers=forwarded("2001:db8:1:3::1"))).status == 200  # the next /64
 
 
 @pytest.mark.parametrize("trusted", [[], ["127.0.0.1"]])
