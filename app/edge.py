@@ -1,4 +1,4 @@
-"""The request edge: correlation id, the per-IP limit, the error envelope, the access log.
+"""The request edge: correlation id, the client's address, the per-IP limit, the error envelope, the access log.
 
 Wrapped around each route's handler rather than installed as aiohttp middleware: any middleware
 makes aiohttp build a handler chain and enter a current-app context manager on every request,
@@ -21,6 +21,7 @@ from multidict import istr
 from .addresses import UNKNOWN, IpNetwork, client_ip, limit_key
 from .envelope import failure, from_error
 from .errors import HTTP_CODES, ApiError
+from .keys import CLIENT_IP
 from .logs import access_log, log_access, request_id
 from .ratelimit import Limiter
 
@@ -70,13 +71,14 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
             token = request_id.set(rid)
             started = time.perf_counter()
             status = 500
+            # Resolved once: the per-IP limits, the handler and the access log all use it.
+            peer = request.remote
+            client = client_ip(peer, request.headers.getall(_X_FORWARDED_FOR, ()), trusted) if trusted else peer
+            request[CLIENT_IP] = client = client or UNKNOWN
             try:
                 try:
                     if request.path.startswith("/api/"):
-                        peer = request.remote
-                        if trusted:
-                            peer = client_ip(peer, request.headers.getall(_X_FORWARDED_FOR, ()), trusted)
-                        await limiter.check(limit_key(peer or UNKNOWN))
+                        await limiter.check(limit_key(client))
                     response = await handler(request)
                 except ApiError as exc:
                     response = from_error(exc)
@@ -109,7 +111,8 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                         path=request.path,
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                        remote=request.remote,
+                        remote=client,
+                        peer=peer if peer != client else None,
                         rid=rid,
                     )
                 request_id.reset(token)

@@ -1,4 +1,4 @@
-"""Typed application state, declared once."""
+"""Typed application and request state, declared once."""
 
 from __future__ import annotations
 
@@ -18,3 +18,5 @@ SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)
 HUB = web.AppKey("hub", Hub)
+# The client's address, resolved through the trusted proxies by the edge.
+CLIENT_IP = web.RequestKey("client_ip", str)
