@@ -101,7 +101,7 @@ def clustered(config: Config) -> Parts:
     # stale from then on; after a gap nothing is known.
     fanout.subscribe(lambda event: board.changed())
     fanout.on_gap(board.changed)
-    slots = RedisSlots(client, keys, config.limits.ws_connections_per_user)
+    slots = RedisSlots(client, keys, "user", config.limits.ws_connections_per_user)
 
     def contexts(rebuild: Rebuild) -> list[CleanupContext]:
         async def redis_lifetime(app: web.Application) -> AsyncIterator[None]:
