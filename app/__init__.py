@@ -13,6 +13,7 @@ import jinja2
 from aiohttp import web
 
 from .addresses import parse_networks
+from .admission import Admission
 from .auth import UserAuth
 from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
@@ -20,7 +21,7 @@ from .config import Config
 from .edge import edge
 from .hub import Hub
 from .keepalive import Keepalive
-from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
+from .keys import ADMISSION, CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .logs import redact_access_queries
 from .openapi import encode_openapi
 from .routes import ENDPOINTS, setup_routes
@@ -63,6 +64,13 @@ async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     await app[HUB].close_all()
+
+
+async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    # Connections that ended during shutdown give their places back before Redis is closed: a
+    # release sent after that would open a connection nobody closes.
+    await app[ADMISSION].released()
 
 
 async def _purge_loop(store: Store) -> None:
@@ -111,6 +119,11 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
     app[HUB] = hub
+    app[ADMISSION] = Admission(
+        per_process=config.limits.ws_connections_per_process,
+        ip_slots=parts.ip_slots,
+        handshakes=parts.handshake_limiter,
+    )
     app[USER_AUTH] = UserAuth(
         config.secrets.jwt,
         leeway_seconds=config.auth.leeway_seconds,
@@ -125,6 +138,6 @@ def create_app(config: Config) -> web.Application:
         await scoreboard.rebuild()
         hub.resync()  # viewers may have missed changes while the board was away
 
-    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(rebuild), _purge_ctx, _hub_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(rebuild), _purge_ctx, _hub_ctx, _admission_ctx])
     app.on_shutdown.append(_close_sockets)
     return app

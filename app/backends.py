@@ -41,9 +41,11 @@ class Parts(msgspec.Struct, kw_only=True):
     board: Board
     fanout: Fanout
     gate: NonceGate
-    slots: ConnectionSlots
+    slots: ConnectionSlots  # WebSocket connections per user
+    ip_slots: ConnectionSlots  # WebSocket connections per client address
     update_limiter: Limiter
     ip_limiter: Limiter
+    handshake_limiter: Limiter  # WebSocket handshakes per client address
     # Given the rebuild function once the service exists: what to run while the app runs.
     contexts: Callable[[Rebuild], list[CleanupContext]]
 
@@ -84,8 +86,10 @@ def embedded(config: Config) -> Parts:
         fanout=LocalFanout(),
         gate=OpenGate(),
         slots=LocalSlots(config.limits.ws_connections_per_user),
+        ip_slots=LocalSlots(config.limits.ws_connections_per_ip),
         update_limiter=RateLimiter(config.limits.updates_per_minute),
         ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
+        handshake_limiter=RateLimiter(config.limits.ws_handshakes_per_ip_per_minute),
         contexts=contexts,
     )
 
@@ -102,6 +106,7 @@ def clustered(config: Config) -> Parts:
     fanout.subscribe(lambda event: board.changed())
     fanout.on_gap(board.changed)
     slots = RedisSlots(client, keys, "user", config.limits.ws_connections_per_user)
+    ip_slots = RedisSlots(client, keys, "ip", config.limits.ws_connections_per_ip)
 
     def contexts(rebuild: Rebuild) -> list[CleanupContext]:
         async def redis_lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -117,6 +122,7 @@ def clustered(config: Config) -> Parts:
             _background("board-keeper", lambda: keep_loaded(board, rebuild)),
             _background("award-channel", fanout.run),
             _background("ws-slots", slots.run),
+            _background("ws-ip-slots", ip_slots.run),
         ]
 
     return Parts(
@@ -125,8 +131,12 @@ def clustered(config: Config) -> Parts:
         fanout=fanout,
         gate=RedisGate(client, keys, trips),
         slots=slots,
+        ip_slots=ip_slots,
         update_limiter=RedisRateLimiter(client, keys, "update", config.limits.updates_per_minute, trips),
         ip_limiter=RedisRateLimiter(client, keys, "ip", config.limits.ip_requests_per_minute, trips),
+        handshake_limiter=RedisRateLimiter(
+            client, keys, "ws-handshake", config.limits.ws_handshakes_per_ip_per_minute, trips
+        ),
         contexts=contexts,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .admission import Admission
 from .auth import UserAuth
 from .config import Config
 from .hub import Hub
@@ -18,5 +19,6 @@ SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)
 HUB = web.AppKey("hub", Hub)
+ADMISSION = web.AppKey("admission", Admission)
 # The client's address, resolved through the trusted proxies by the edge.
 CLIENT_IP = web.RequestKey("client_ip", str)

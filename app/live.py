@@ -14,7 +14,7 @@ from .clock import iso, now_ms
 from .config import WebSocketSettings
 from .errors import Forbidden, Unauthorized
 from .hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Connection, Hub
-from .keys import CONFIG, HUB, USER_AUTH
+from .keys import ADMISSION, CLIENT_IP, CONFIG, HUB, USER_AUTH
 from .messages import (
     Auth,
     Authenticated,
@@ -117,9 +117,16 @@ class Session:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Accept a live connection; the token (if any) is checked before anything is sent."""
+    """Accept a live connection: its origin and the connection limits are checked before the
+    upgrade, so a refusal is an HTTP answer in the envelope (403, 429, 503)."""
     settings = request.app[CONFIG].websocket
     check_origin(request, settings.allowed_origins)
+    async with request.app[ADMISSION].admitted(request[CLIENT_IP]):
+        return await _session(request, settings)
+
+
+async def _session(request: web.Request, settings: WebSocketSettings) -> web.WebSocketResponse:
+    """Upgrade and serve one connection; the token (if any) is checked before anything is sent."""
     auth, hub = request.app[USER_AUTH], request.app[HUB]
     principal: Principal | None = None
     token_ok = True

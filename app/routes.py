@@ -49,7 +49,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=live.websocket,
         summary="WebSocket of live updates (optional `?token=<JWT>`); messages as in the contract",
         media="application/json",
-        errors=(e.Forbidden,),
+        errors=(e.Forbidden, e.RateLimited, e.ServiceUnavailable),
         tag="web",
     ),
     Endpoint(
