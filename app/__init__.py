@@ -21,7 +21,7 @@ from .config import Config
 from .edge import edge
 from .hub import Hub
 from .keepalive import Keepalive
-from .keys import ADMISSION, CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
+from .keys import ADMISSION, CONFIG, HUB, INITIALIZE_LIMITER, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .logs import redact_access_queries
 from .openapi import encode_openapi
 from .routes import ENDPOINTS, setup_routes
@@ -130,6 +130,7 @@ def create_app(config: Config) -> web.Application:
         max_token_bytes=config.auth.max_token_bytes,
     )
     app[UPDATE_LIMITER] = parts.update_limiter
+    app[INITIALIZE_LIMITER] = parts.initialize_limiter
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app, edge(parts.ip_limiter, trusted))

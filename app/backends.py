@@ -44,6 +44,7 @@ class Parts(msgspec.Struct, kw_only=True):
     slots: ConnectionSlots  # WebSocket connections per user
     ip_slots: ConnectionSlots  # WebSocket connections per client address
     update_limiter: Limiter
+    initialize_limiter: Limiter
     ip_limiter: Limiter
     handshake_limiter: Limiter  # WebSocket handshakes per client address
     # Given the rebuild function once the service exists: what to run while the app runs.
@@ -88,6 +89,7 @@ def embedded(config: Config) -> Parts:
         slots=LocalSlots(config.limits.ws_connections_per_user),
         ip_slots=LocalSlots(config.limits.ws_connections_per_ip),
         update_limiter=RateLimiter(config.limits.updates_per_minute),
+        initialize_limiter=RateLimiter(config.limits.initializes_per_minute),
         ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
         handshake_limiter=RateLimiter(config.limits.ws_handshakes_per_ip_per_minute),
         contexts=contexts,
@@ -133,6 +135,7 @@ def clustered(config: Config) -> Parts:
         slots=slots,
         ip_slots=ip_slots,
         update_limiter=RedisRateLimiter(client, keys, "update", config.limits.updates_per_minute, trips),
+        initialize_limiter=RedisRateLimiter(client, keys, "initialize", config.limits.initializes_per_minute, trips),
         ip_limiter=RedisRateLimiter(client, keys, "ip", config.limits.ip_requests_per_minute, trips),
         handshake_limiter=RedisRateLimiter(
             client, keys, "ws-handshake", config.limits.ws_handshakes_per_ip_per_minute, trips

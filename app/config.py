@@ -71,6 +71,7 @@ class LimitSettings(_Section, frozen=True):
     """Rate and connection limits."""
 
     updates_per_minute: PosInt = 10
+    initializes_per_minute: PosInt = 30
     ip_requests_per_minute: PosInt = 100
     ws_connections_per_user: PosInt = 5
     ws_connections_per_ip: PosInt = 100
