@@ -111,6 +111,7 @@ def create_app(config: Config) -> web.Application:
         actions=config.actions,
         fanout=parts.fanout,
         gate=parts.gate,
+        tokens_per_user=config.limits.tokens_per_user,
     )
     hub = Hub(parts.board, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
     parts.fanout.subscribe(hub.on_award)

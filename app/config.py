@@ -72,6 +72,7 @@ class LimitSettings(_Section, frozen=True):
 
     updates_per_minute: PosInt = 10
     initializes_per_minute: PosInt = 30
+    tokens_per_user: PosInt = 20
     ip_requests_per_minute: PosInt = 100
     ws_connections_per_user: PosInt = 5
     ws_connections_per_ip: PosInt = 100

@@ -27,6 +27,7 @@ ACTION_SECRET = "bench-action-secret-0123456789abcdef-not-for-prod!"
 BENCH_LIMITS = {
     "updates_per_minute": 1_000_000,
     "initializes_per_minute": 1_000_000,
+    "tokens_per_user": 1_000_000,
     "ip_requests_per_minute": 1_000_000_000,
     "ws_connections_per_ip": 1_000_000,
     "ws_handshakes_per_ip_per_minute": 1_000_000_000,

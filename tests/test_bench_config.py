@@ -16,3 +16,4 @@ def test_bench_config_lets_ten_thousand_websockets_through() -> None:
     assert limits.ws_handshakes_per_ip_per_minute >= CLIENTS
     assert limits.ws_connections_per_process >= CLIENTS
     assert limits.initializes_per_minute >= limits.updates_per_minute >= 1_000_000  # every bench award
+    assert limits.tokens_per_user >= 1_000_000  # tokens issued ahead of the load
