@@ -12,14 +12,16 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from .addresses import parse_networks
+from .admission import Admission
 from .auth import UserAuth
 from .backends import STOP_SECONDS, build_parts
 from .clock import now_ms
 from .config import Config
-from .edge import edge, envelope_protocol_errors, parse_networks
+from .edge import edge, envelope_protocol_errors
 from .hub import Hub
 from .keepalive import Keepalive
-from .keys import CONFIG, HUB, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
+from .keys import ADMISSION, CONFIG, HUB, INITIALIZE_LIMITER, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .logs import redact_access_queries
 from .openapi import encode_openapi
 from .routes import ENDPOINTS, setup_routes
@@ -64,6 +66,13 @@ async def _close_sockets(app: web.Application) -> None:
     await app[HUB].close_all()
 
 
+async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    # Connections that ended during shutdown give their places back before Redis is closed: a
+    # release sent after that would open a connection nobody closes.
+    await app[ADMISSION].released()
+
+
 async def _purge_loop(store: Store) -> None:
     # Expired tokens are refused by their `exp` before the database is asked, so their rows
     # are dead weight; the unique nonce in score_history still guards against any replay.
@@ -103,6 +112,7 @@ def create_app(config: Config) -> web.Application:
         actions=config.actions,
         fanout=parts.fanout,
         gate=parts.gate,
+        tokens_per_user=config.limits.tokens_per_user,
     )
     hub = Hub(parts.board, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
     parts.fanout.subscribe(hub.on_award)
@@ -111,8 +121,14 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
     app[HUB] = hub
+    app[ADMISSION] = Admission(
+        per_process=config.limits.ws_connections_per_process,
+        ip_slots=parts.ip_slots,
+        handshakes=parts.handshake_limiter,
+    )
     app[USER_AUTH] = UserAuth.for_config(config)
     app[UPDATE_LIMITER] = parts.update_limiter
+    app[INITIALIZE_LIMITER] = parts.initialize_limiter
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__, actions=tuple(config.actions))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     setup_routes(app, edge(parts.ip_limiter, trusted))
@@ -121,6 +137,6 @@ def create_app(config: Config) -> web.Application:
         await scoreboard.rebuild()
         hub.resync()  # viewers may have missed changes while the board was away
 
-    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(rebuild), _purge_ctx, _hub_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(rebuild), _purge_ctx, _hub_ctx, _admission_ctx])
     app.on_shutdown.append(_close_sockets)
     return app

@@ -41,9 +41,12 @@ class Parts(msgspec.Struct, kw_only=True):
     board: Board
     fanout: Fanout
     gate: NonceGate
-    slots: ConnectionSlots
+    slots: ConnectionSlots  # WebSocket connections per user
+    ip_slots: ConnectionSlots  # WebSocket connections per client address
     update_limiter: Limiter
+    initialize_limiter: Limiter
     ip_limiter: Limiter
+    handshake_limiter: Limiter  # WebSocket handshakes per client address
     # Given the rebuild function once the service exists: what to run while the app runs.
     contexts: Callable[[Rebuild], list[CleanupContext]]
 
@@ -84,8 +87,11 @@ def embedded(config: Config) -> Parts:
         fanout=LocalFanout(),
         gate=OpenGate(),
         slots=LocalSlots(config.limits.ws_connections_per_user),
+        ip_slots=LocalSlots(config.limits.ws_connections_per_ip),
         update_limiter=RateLimiter(config.limits.updates_per_minute),
+        initialize_limiter=RateLimiter(config.limits.initializes_per_minute),
         ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
+        handshake_limiter=RateLimiter(config.limits.ws_handshakes_per_ip_per_minute),
         contexts=contexts,
     )
 
@@ -101,7 +107,8 @@ def clustered(config: Config) -> Parts:
     # stale from then on; after a gap nothing is known.
     fanout.subscribe(lambda event: board.changed())
     fanout.on_gap(board.changed)
-    slots = RedisSlots(client, keys, config.limits.ws_connections_per_user)
+    slots = RedisSlots(client, keys, "user", config.limits.ws_connections_per_user)
+    ip_slots = RedisSlots(client, keys, "ip", config.limits.ws_connections_per_ip)
 
     def contexts(rebuild: Rebuild) -> list[CleanupContext]:
         async def reload() -> None:
@@ -121,6 +128,7 @@ def clustered(config: Config) -> Parts:
             _background("board-keeper", lambda: keep_loaded(board, reload)),
             _background("award-channel", fanout.run),
             _background("ws-slots", slots.run),
+            _background("ws-ip-slots", ip_slots.run),
         ]
 
     return Parts(
@@ -129,8 +137,13 @@ def clustered(config: Config) -> Parts:
         fanout=fanout,
         gate=RedisGate(client, keys, trips),
         slots=slots,
+        ip_slots=ip_slots,
         update_limiter=RedisRateLimiter(client, keys, "update", config.limits.updates_per_minute, trips),
+        initialize_limiter=RedisRateLimiter(client, keys, "initialize", config.limits.initializes_per_minute, trips),
         ip_limiter=RedisRateLimiter(client, keys, "ip", config.limits.ip_requests_per_minute, trips),
+        handshake_limiter=RedisRateLimiter(
+            client, keys, "ws-handshake", config.limits.ws_handshakes_per_ip_per_minute, trips
+        ),
         contexts=contexts,
     )
 

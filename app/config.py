@@ -77,8 +77,13 @@ class LimitSettings(_Section, frozen=True):
     """Rate and connection limits."""
 
     updates_per_minute: PosInt = 10
+    initializes_per_minute: PosInt = 30
+    tokens_per_user: PosInt = 20
     ip_requests_per_minute: PosInt = 100
     ws_connections_per_user: PosInt = 5
+    ws_connections_per_ip: PosInt = 100
+    ws_handshakes_per_ip_per_minute: PosInt = 60
+    ws_connections_per_process: PosInt = 10_000
 
 
 class WebSocketSettings(_Section, frozen=True):

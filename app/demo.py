@@ -40,7 +40,8 @@ async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: r
     """One player: start an action, take a while, complete it, forever; within the rate limits."""
     auth = UserAuth.for_config(config)
     ttl = min(3600, config.auth.max_lifetime_seconds)
-    spacing = 60.0 / config.limits.updates_per_minute  # the per-user limit, respected
+    # One initialize and one update per round: both per-user limits respected.
+    spacing = 60.0 / min(config.limits.updates_per_minute, config.limits.initializes_per_minute)
     loop = asyncio.get_running_loop()
     next_update = loop.time() + rng.uniform(0, spacing)
     count = 0

@@ -1,4 +1,4 @@
-"""The request edge: correlation id, the per-IP limit, the error envelope, the access log.
+"""The request edge: correlation id, the client's address, the per-IP limit, the error envelope, the access log.
 
 Wrapped around each route's handler rather than installed as aiohttp middleware: any middleware
 makes aiohttp build a handler chain and enter a current-app context manager on every request,
@@ -7,13 +7,12 @@ about a sixth of a fast request."""
 from __future__ import annotations
 
 import functools
-import ipaddress
 import itertools
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from http import HTTPStatus
 
 from aiohttp import hdrs, web
@@ -21,8 +20,10 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
 from multidict import istr
 
+from .addresses import UNKNOWN, IpNetwork, client_ip, limit_key
 from .envelope import failure, from_error
 from .errors import HTTP_CODES, ApiError
+from .keys import CLIENT_IP
 from .logs import access_log, log_access, request_id
 from .ratelimit import Limiter
 
@@ -39,7 +40,6 @@ _X_FORWARDED_FOR = istr("X-Forwarded-For")
 _CSP = istr("Content-Security-Policy")
 # Pages load only their own scripts and styles, talk only to this origin, and cannot be framed.
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 LIMITED_PREFIX = "/api/"  # every request under it counts against the per-IP limit, before anything else
 
@@ -62,31 +62,6 @@ new_request_id = _RequestIds()  # 16 characters, unique across processes and res
 os.register_at_fork(after_in_child=new_request_id.reset)
 
 
-def parse_networks(entries: Sequence[str]) -> tuple[IpNetwork, ...]:
-    """Trusted proxy addresses or CIDR ranges (already validated by the config)."""
-    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
-
-
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[IpNetwork, ...]) -> str:
-    """The client's address: the peer, or behind trusted proxies the last untrusted X-Forwarded-For hop."""
-    peer = peer or "unknown"
-    if not trusted or not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _is_trusted(address: str, trusted: tuple[IpNetwork, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in trusted)
-
-
 def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler], Handler]:
     """A wrapper giving a handler the edge of every request: correlation id, the per-IP limit
     under /api/, the error envelope, one access-log line."""
@@ -99,13 +74,14 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
             token = request_id.set(rid)
             started = time.perf_counter()
             status = 500
+            # Resolved once: the per-IP limits, the handler and the access log all use it.
+            peer = request.remote
+            client = client_ip(peer, request.headers.getall(_X_FORWARDED_FOR, ()), trusted) if trusted else peer
+            request[CLIENT_IP] = client = client or UNKNOWN
             try:
                 try:
                     if request.path.startswith(LIMITED_PREFIX):
-                        peer = request.remote
-                        if trusted:
-                            peer = client_ip(peer, request.headers.get(_X_FORWARDED_FOR), trusted)
-                        await limiter.check(peer or "unknown")
+                        await limiter.check(limit_key(client))
                     response = await handler(request)
                 except ApiError as exc:
                     response = from_error(exc)
@@ -138,7 +114,8 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                         path=request.path,
                         status=status,
                         duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                        remote=request.remote,
+                        remote=client,
+                        peer=peer if peer != client else None,
                         rid=rid,
                     )
                 request_id.reset(token)

@@ -1,9 +1,10 @@
-"""Typed application state, declared once."""
+"""Typed application and request state, declared once."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from .admission import Admission
 from .auth import UserAuth
 from .config import Config
 from .hub import Hub
@@ -16,5 +17,9 @@ USER_AUTH = web.AppKey("user_auth", UserAuth)
 STORE = web.AppKey("store", Store)
 SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
+INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)
 HUB = web.AppKey("hub", Hub)
+ADMISSION = web.AppKey("admission", Admission)
+# The client's address, resolved through the trusted proxies by the edge.
+CLIENT_IP = web.RequestKey("client_ip", str)

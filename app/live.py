@@ -14,7 +14,7 @@ from .clock import iso, now_ms
 from .config import WebSocketSettings
 from .errors import Forbidden, Unauthorized, ValidationFailed
 from .hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Connection, Hub
-from .keys import CONFIG, HUB, USER_AUTH
+from .keys import ADMISSION, CLIENT_IP, CONFIG, HUB, USER_AUTH
 from .messages import (
     Auth,
     Authenticated,
@@ -117,9 +117,16 @@ class Session:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """Accept a live connection; the token (if any) is checked before anything is sent."""
+    """Accept a live connection: its origin and the connection limits are checked before the
+    upgrade, so a refusal is an HTTP answer in the envelope (403, 429, 503)."""
     settings = request.app[CONFIG].websocket
     check_origin(request, settings.allowed_origins)
+    async with request.app[ADMISSION].admitted(request[CLIENT_IP]):
+        return await _session(request, settings)
+
+
+async def _session(request: web.Request, settings: WebSocketSettings) -> web.WebSocketResponse:
+    """Upgrade and serve one connection; the token (if any) is checked before anything is sent."""
     auth, hub = request.app[USER_AUTH], request.app[HUB]
     principal: Principal | None = None
     token_ok = True
@@ -157,23 +164,27 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         )
         if principal is None and not settings.allow_anonymous:
             deadline = session.require_auth_soon()
-        async for msg in ws:
-            conn.heard = True
-            if msg.type == WSMsgType.TEXT:
-                try:
-                    await session.handle(msg.data)
-                except Exception:
-                    # Upgraded: an error must not reach the request edge, which would answer
-                    # with an HTTP response on the WebSocket. The client hears of it; the rest
-                    # of the connection goes on.
-                    log.exception("unhandled error in a WebSocket message")
-                    session.error("INTERNAL_ERROR", "Internal server error")
-            elif msg.type == WSMsgType.BINARY:
-                session.error("VALIDATION_ERROR", "Messages are JSON text")
-            elif msg.type == WSMsgType.PING:
-                await ws.pong(msg.data)
+        await _listen(ws, session)
     finally:
         if deadline is not None:
             deadline.cancel()
         hub.disconnect(conn)
     return ws
+
+
+async def _listen(ws: web.WebSocketResponse, session: Session) -> None:
+    """Answer the client's frames until the connection ends."""
+    async for msg in ws:
+        session.conn.heard = True
+        if msg.type == WSMsgType.TEXT:
+            try:
+                await session.handle(msg.data)
+            except Exception:
+                # Upgraded: an error must not reach the request edge, which would answer with an
+                # HTTP response on the WebSocket. The client hears of it; the connection goes on.
+                log.exception("unhandled error in a WebSocket message")
+                session.error("INTERNAL_ERROR", "Internal server error")
+        elif msg.type == WSMsgType.BINARY:
+            session.error("VALIDATION_ERROR", "Messages are JSON text")
+        elif msg.type == WSMsgType.PING:
+            await ws.pong(msg.data)

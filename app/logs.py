@@ -42,7 +42,7 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(entry).decode()
 
 
-class AccessLine(msgspec.Struct, rename={"correlation_id": "correlationId"}):
+class AccessLine(msgspec.Struct, rename={"correlation_id": "correlationId"}, omit_defaults=True):
     """One request's line, in the formatter's shape: cheaper to make than a dict."""
 
     timestamp: str
@@ -53,8 +53,9 @@ class AccessLine(msgspec.Struct, rename={"correlation_id": "correlationId"}):
     path: str
     status: int
     duration_ms: float
-    remote: str | None
+    remote: str  # the client, resolved through the trusted proxies
     correlation_id: str
+    peer: str | None = None  # the socket's peer, when it is not the client (a proxy)
 
 
 class LoopBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -178,15 +179,27 @@ def log_info(logger: logging.Logger, message: str, fields: dict[str, object]) ->
 
 
 def log_access(
-    *, level: int, method: str, path: str, status: int, duration_ms: float, remote: str | None, rid: str
+    *,
+    level: int,
+    method: str,
+    path: str,
+    status: int,
+    duration_ms: float,
+    remote: str,
+    peer: str | None = None,
+    rid: str,
 ) -> None:
-    """One request's line in `scoreboard.access` at `level` (INFO or DEBUG), from inside the event loop."""
+    """One request's line in `scoreboard.access` at `level` (INFO or DEBUG), from inside the event
+    loop; `peer` only when the socket's peer is not the client `remote`."""
     handler = _direct(access_log)
     if handler is None:
-        fields = {"method": method, "path": path, "status": status, "duration_ms": duration_ms, "remote": remote}
+        fields: dict[str, object] = {"method": method, "path": path, "status": status, "duration_ms": duration_ms}
+        fields["remote"] = remote
+        if peer is not None:
+            fields["peer"] = peer
         access_log.log(level, "request", extra={**fields, "correlationId": rid})
         return
     name = "DEBUG" if level == logging.DEBUG else "INFO"
     handler.emit_entry(
-        AccessLine(iso(now_ms()), name, _ACCESS, "request", method, path, status, duration_ms, remote, rid)
+        AccessLine(iso(now_ms()), name, _ACCESS, "request", method, path, status, duration_ms, remote, rid, peer)
     )

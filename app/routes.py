@@ -77,7 +77,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         status=101,
         media=None,
         query=m.LiveQuery,
-        errors=(e.ValidationFailed, e.Forbidden),
+        errors=(e.ValidationFailed, e.Forbidden, e.RateLimited, e.ServiceUnavailable),
         tag="web",
     ),
     Endpoint(

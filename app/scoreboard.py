@@ -60,6 +60,7 @@ class Scoreboard:
         actions: dict[str, ActionSettings],
         fanout: Fanout,
         gate: NonceGate | None = None,
+        tokens_per_user: int | None = None,
     ) -> None:
         self.store = store
         self.board = board
@@ -67,6 +68,7 @@ class Scoreboard:
         self.actions = actions
         self.fanout = fanout
         self.gate = gate or OpenGate()
+        self.tokens_per_user = tokens_per_user  # unexpired unused tokens a user may hold; None: no cap
         # limit -> (board version, answer): most reads arrive between two changes of the board.
         self._tops: dict[int, tuple[Hashable, TopData]] = {}
         self._entries: dict[tuple[int, Standing], BoardEntry] = {}  # (rank, standing) -> its entry
@@ -106,7 +108,8 @@ class Scoreboard:
                 score_increment=claims.score_increment,
                 issued_ms=now_ms(),
                 expires_ms=claims.exp * 1000,
-            )
+            ),
+            max_unused=self.tokens_per_user,
         )
         await _best_effort("display name refresh", self.board.rename(principal.user_id, principal.name))
         return InitializeData(action_token=token, expires_at=iso(claims.exp * 1000), expected_score=action.score)

@@ -16,7 +16,7 @@ from .auth import Principal
 from .decoding import decode_json, decoder_for
 from .envelope import JSON, LastOk, ok
 from .errors import NotFound, ServiceUnavailable, ValidationFailed
-from .keys import OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
+from .keys import INITIALIZE_LIMITER, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
 
 T = TypeVar("T")
@@ -77,6 +77,7 @@ async def top(request: web.Request) -> web.Response:
 
 async def initialize(request: web.Request) -> web.Response:
     user = principal(request)
+    await request.app[INITIALIZE_LIMITER].check(user.user_id)  # every call counts, valid or not
     body = await parse_body(request, InitializeRequest)
     return ok(await request.app[SCOREBOARD].initialize(user, body))
 

@@ -40,6 +40,8 @@ CONFIG = """
 redis_prefix = "{prefix}"
 [limits]
 updates_per_minute = 1000000
+initializes_per_minute = 1000000
+tokens_per_user = 1000000
 ip_requests_per_minute = 1000000
 [log]
 level = "WARNING"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from app.config import LimitSettings
 from app.demo import demo_config
 
 from .conftest import make_config
@@ -19,6 +20,9 @@ def test_demo_config_uses_own_database_and_lets_players_through(tmp_path: Path) 
     assert demo.storage.sqlite_path == "./data/demo.db"
     assert demo.limits.ip_requests_per_minute >= 100_000
     assert demo.limits.updates_per_minute == config.limits.updates_per_minute  # players respect it
+    # A player initializes once per update, or once per pause after a refusal: within the defaults.
+    defaults = LimitSettings()
+    assert defaults.initializes_per_minute >= defaults.updates_per_minute
     custom = demo_config(make_config(tmp_path / "mine.db"))
     assert custom.storage.sqlite_path == str(tmp_path / "mine.db")
 

@@ -42,6 +42,8 @@ sqlite_path = "{sqlite}"
 
 [limits]
 updates_per_minute = 1000000
+initializes_per_minute = 1000000
+tokens_per_user = 1000000
 ip_requests_per_minute = 1000000
 
 [log]

@@ -12,7 +12,7 @@ import pytest
 
 from app.logs import JsonFormatter, LoopBufferedHandler, setup_logging
 
-from .conftest import ACTION_SECRET, JWT_SECRET, Flow
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -54,6 +54,44 @@ async def test_public_reads_log_at_debug_everything_else_at_info(
         ("/api/v1/scoreboard/top", 405, "INFO"),
         ("/api/v1/users/alice/score", 200, "INFO"),
     ]
+
+
+async def test_access_line_names_the_client_behind_a_trusted_proxy(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await make_client(server={"trusted_proxies": ["127.0.0.1"]})
+    caplog.set_level(logging.DEBUG)
+    await client.get("/api/v1/scoreboard/top", headers={"X-Forwarded-For": "203.0.113.7"})
+    await client.get("/nowhere", headers={"X-Forwarded-For": "2001:db8::7"})
+    await client.get("/api/v1/scoreboard/top")  # straight from the proxy's own address
+    access = [line for line in _lines(caplog) if line["logger"] == "scoreboard.access"]
+    assert [(line["remote"], line.get("peer")) for line in access] == [
+        ("203.0.113.7", "127.0.0.1"),
+        ("2001:db8::7", "127.0.0.1"),
+        ("127.0.0.1", None),  # the peer only when it differs
+    ]
+    assert "peer" not in access[2]
+
+
+async def test_access_line_names_the_client_with_the_json_handler(make_client: MakeClient) -> None:
+    client = await make_client(server={"trusted_proxies": ["127.0.0.1"]})
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    handler = LoopBufferedHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    try:
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)
+        await client.get("/nowhere", headers={"X-Forwarded-For": "203.0.113.8", "X-Request-ID": "via-proxy"})
+        await client.get("/nowhere", headers={"X-Request-ID": "direct"})
+        await asyncio.sleep(0.05)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = {line.get("correlationId"): line for line in map(msgspec.json.decode, stream.getvalue().splitlines())}
+    assert lines["via-proxy"]["remote"] == "203.0.113.8" and lines["via-proxy"]["peer"] == "127.0.0.1"
+    assert lines["direct"]["remote"] == "127.0.0.1" and "peer" not in lines["direct"]
 
 
 @pytest.mark.parametrize("incoming", [None, "", "bad id with spaces", "x" * 200])

@@ -81,8 +81,9 @@ class Keys:
     def rate(self, kind: str, key: str) -> str:
         return f"{self.prefix}:rate:{kind}:{key}"
 
-    def slots(self, user_id: str) -> str:
-        return f"{self.prefix}:ws:{user_id}"
+    def slots(self, kind: str, owner: str) -> str:
+        # The kind keeps owners apart: a user id may look like an address.
+        return f"{self.prefix}:ws:{kind}:{owner}"
 
 
 class TurnPipeline:

@@ -37,7 +37,7 @@ end
 return out
 """
 
-# KEYS[1]: the user's slots (sorted set: connection id -> expiry ms); ARGV: id, limit, ttl ms.
+# KEYS[1]: the owner's slots (sorted set: connection id -> expiry ms); ARGV: id, limit, ttl ms.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -116,40 +116,43 @@ def _fail(waiting: dict[str, list[asyncio.Future[float]]], exc: Exception) -> No
 
 
 class RedisSlots:
-    """WebSocket connections per user across all processes. Slots expire unless refreshed, so a
-    crashed process cannot hold them for ever; `run` refreshes this process's slots."""
+    """WebSocket connections per owner of one kind (`user`, `ip`) across all processes. Slots
+    expire unless refreshed, so a crashed process cannot hold them for ever; `run` refreshes
+    this process's slots."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, per_user: int) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, kind: str, limit: int) -> None:
         self.client = client
         self.keys = keys
-        self.per_user = per_user
+        self.kind = kind
+        self.limit = limit
         self.held: dict[str, set[str]] = {}
         self._acquire = client.register_script(_ACQUIRE)
 
-    async def acquire(self, user_id: str, connection_id: str) -> bool:
-        """Take a slot if the user has one free anywhere."""
+    async def acquire(self, owner: str, connection_id: str) -> bool:
+        """Take a slot if the owner has one free anywhere."""
+        key = self.keys.slots(self.kind, owner)
         with unavailable_on_outage():
-            ok = await self._acquire(keys=[self.keys.slots(user_id)], args=[connection_id, self.per_user, SLOT_TTL_MS])
+            ok = await self._acquire(keys=[key], args=[connection_id, self.limit, SLOT_TTL_MS])
         if ok:
-            self.held.setdefault(user_id, set()).add(connection_id)
+            self.held.setdefault(owner, set()).add(connection_id)
         return bool(ok)
 
-    async def release(self, user_id: str, connection_id: str) -> None:
+    async def release(self, owner: str, connection_id: str) -> None:
         """Give a slot back."""
-        held = self.held.get(user_id)
+        held = self.held.get(owner)
         if held is not None:
             held.discard(connection_id)
             if not held:
-                del self.held[user_id]
+                del self.held[owner]
         with unavailable_on_outage():
-            await self.client.zrem(self.keys.slots(user_id), connection_id)
+            await self.client.zrem(self.keys.slots(self.kind, owner), connection_id)
 
     async def refresh(self) -> None:
         """Extend every slot this process holds (and restore them after a Redis flush)."""
         pipe = self.client.pipeline(transaction=False)
         expiry_ms = (await self.client.time())[0] * 1000 + SLOT_TTL_MS
-        for user_id, ids in self.held.items():
-            key = self.keys.slots(user_id)
+        for owner, ids in self.held.items():
+            key = self.keys.slots(self.kind, owner)
             pipe.zadd(key, dict.fromkeys(ids, expiry_ms))
             pipe.pexpire(key, SLOT_TTL_MS)
         await pipe.execute()
@@ -162,4 +165,4 @@ class RedisSlots:
                 await self.refresh()
             except OUTAGES:
                 stop_if_cancelled()
-                log.warning("could not refresh WebSocket slots; Redis is unavailable")
+                log.warning("could not refresh WebSocket %s slots; Redis is unavailable", self.kind)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Protocol
 
 import msgspec
 
-from ..errors import ActionTooFast, ApiError, InvalidToken, TokenAlreadyUsed, TokenExpired
+from ..errors import ActionTooFast, ApiError, InvalidToken, RateLimited, TokenAlreadyUsed, TokenExpired
 
 
 class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +60,14 @@ class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_ms: int | None
 
 
+def check_unused(held: int, first_expiry_ms: int | None, *, now_ms: int, max_unused: int | None) -> None:
+    """Refuse (429) a user who already holds `max_unused` unexpired unused tokens; Retry-After is
+    when the first of them expires."""
+    if max_unused is not None and held >= max_unused:
+        wait_ms = (first_expiry_ms or now_ms) - now_ms
+        raise RateLimited(max(1, math.ceil(wait_ms / 1000)), "Too many unused action tokens for this user")
+
+
 class Store(Protocol):
     """The system of record. Every write is one transaction; awards are exactly-once."""
 
@@ -71,8 +80,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot be reached."""
 
-    async def grant(self, grant: TokenGrant) -> None:
-        """Record an issued token; refuse an action the user already completed."""
+    async def grant(self, grant: TokenGrant, *, max_unused: int | None = None) -> None:
+        """Record an issued token; refuse an action the user already completed, and a user who
+        already holds `max_unused` unexpired unused tokens (checked in the same transaction)."""
 
     async def award(self, claim: AwardClaim) -> Award:
         """Consume the token and raise the score in one transaction, or raise a domain error."""

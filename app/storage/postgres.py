@@ -13,7 +13,7 @@ from ..errors import (
     ServiceUnavailable,
     TokenAlreadyUsed,
 )
-from . import Award, AwardClaim, TokenGrant, UserRecord, refusal
+from . import Award, AwardClaim, TokenGrant, UserRecord, check_unused, refusal
 
 log = logging.getLogger(__name__)
 
@@ -131,15 +131,27 @@ class PostgresStore:
         async with self._transaction() as conn:
             await conn.fetchval("SELECT 1")
 
-    async def grant(self, grant: TokenGrant) -> None:
-        """Record an issued token; refuse an action the user already completed."""
+    async def grant(self, grant: TokenGrant, *, max_unused: int | None = None) -> None:
+        """Record an issued token; refuse an action the user already completed, and a user who
+        already holds `max_unused` unexpired unused tokens. A refusal rolls everything back."""
         async with self._transaction() as conn:
+            # The upsert locks the user's row until commit, updated or not (ON CONFLICT DO UPDATE
+            # locks every conflicting row; a new row blocks other inserts of its id): one grant of
+            # a user at a time, so the count below cannot be overtaken.
             await conn.execute(_UPSERT_USER, grant.user_id, grant.username, grant.issued_ms)
             done = await conn.fetchval(
                 "SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2", grant.user_id, grant.action_id
             )
             if done:
                 raise ActionAlreadyCompleted()
+            if max_unused is not None:
+                unused = await conn.fetchrow(
+                    "SELECT COUNT(*), MIN(expires_at) FROM action_tokens "
+                    "WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2",
+                    grant.user_id,
+                    grant.issued_ms,
+                )
+                check_unused(unused[0], unused[1], now_ms=grant.issued_ms, max_unused=max_unused)
             await conn.execute(
                 "INSERT INTO action_tokens (nonce, token_hash, user_id, action_type, action_id, score_increment, "
                 "issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

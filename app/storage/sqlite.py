@@ -20,7 +20,7 @@ from ..errors import (
     TokenAlreadyUsed,
 )
 from ..logs import request_id
-from . import Award, AwardClaim, TokenGrant, UserRecord, refusal
+from . import Award, AwardClaim, TokenGrant, UserRecord, check_unused, refusal
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,20 @@ def _upsert_user(db: sqlite3.Connection, user_id: str, username: str, now: int) 
     )
 
 
-def _grant(grant: TokenGrant) -> _Op:
+def _grant(grant: TokenGrant, max_unused: int | None) -> _Op:
     def op(db: sqlite3.Connection) -> None:
         done = db.execute(
             "SELECT 1 FROM score_history WHERE user_id = ? AND action_id = ?", (grant.user_id, grant.action_id)
         ).fetchone()
         if done:
             raise ActionAlreadyCompleted()
+        if max_unused is not None:  # under the write lock, so grants of one user cannot overtake each other
+            held, first_expiry = db.execute(
+                "SELECT COUNT(*), MIN(expires_at) FROM action_tokens "
+                "WHERE user_id = ? AND used_at IS NULL AND expires_at > ?",
+                (grant.user_id, grant.issued_ms),
+            ).fetchone()
+            check_unused(held, first_expiry, now_ms=grant.issued_ms, max_unused=max_unused)
         _upsert_user(db, grant.user_id, grant.username, grant.issued_ms)
         db.execute(
             "INSERT INTO action_tokens (nonce, token_hash, user_id, action_type, action_id, score_increment, "
@@ -410,9 +417,9 @@ class SqliteStore:
             raise
         return results
 
-    async def grant(self, grant: TokenGrant) -> None:
-        """Record an issued token (and create or rename its user)."""
-        await self._write(_grant(grant))
+    async def grant(self, grant: TokenGrant, *, max_unused: int | None = None) -> None:
+        """Record an issued token (and create or rename its user), unless refused."""
+        await self._write(_grant(grant, max_unused))
 
     async def award(self, claim: AwardClaim) -> Award:
         """Consume the token and raise the score, exactly once."""

@@ -1,0 +1,71 @@
+"""Who may open a WebSocket, decided before the upgrade: a ceiling per process, and per client
+address a cap on open connections and a handshake rate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from .addresses import limit_key
+from .errors import RateLimited, ServiceUnavailable
+from .ratelimit import Limiter
+from .slots import ConnectionSlots
+
+log = logging.getLogger(__name__)
+
+# Nothing on a clock frees a connection: another one closing does. A hint to back off a while.
+FULL_RETRY_SECONDS = 10
+
+
+class Admission:
+    """Admits a connection while this process has room and its client address has a slot and
+    handshakes to spare; every admitted connection holds its places until it ends."""
+
+    def __init__(self, *, per_process: int, ip_slots: ConnectionSlots, handshakes: Limiter) -> None:
+        self.per_process = per_process
+        self.ip_slots = ip_slots
+        self.handshakes = handshakes
+        self.open = 0  # connections admitted in this process and not yet ended
+        self._releasing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    @contextlib.asynccontextmanager
+    async def admitted(self, address: str) -> AsyncIterator[None]:
+        """Hold a connection's places for the block; 503 when the process is full, 429 when the
+        address is over its handshake rate or connection cap."""
+        if self.open >= self.per_process:
+            raise ServiceUnavailable(
+                "This server has no room for another live connection",
+                headers={"Retry-After": str(FULL_RETRY_SECONDS)},
+            )
+        key = limit_key(address)
+        connection_id = secrets.token_hex(8)
+        self.open += 1
+        try:
+            await self.handshakes.check(key)  # every handshake counts, admitted or not
+            if not await self.ip_slots.acquire(key, connection_id):
+                raise RateLimited(FULL_RETRY_SECONDS, "Too many live connections from this address")
+        except BaseException:
+            self.open -= 1
+            raise
+        try:
+            yield
+        finally:
+            self.open -= 1
+            # In a task: this may run while the handler is being cancelled (shutdown, a client
+            # gone), and an await cut short there would keep the slot until it expires.
+            task = asyncio.get_running_loop().create_task(self.ip_slots.release(key, connection_id))
+            self._releasing.add(task)
+            task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("a WebSocket slot was not given back (it expires by itself): %r", exc)
+
+    async def released(self) -> None:
+        """Wait until every slot given back so far is free everywhere (shutdown, tests)."""
+        if self._releasing:
+            await asyncio.gather(*self._releasing, return_exceptions=True)
