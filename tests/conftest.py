@@ -25,7 +25,13 @@ JWT_SECRET = b"test-user-jwt-secret-0123456789abcdef"
 ACTION_SECRET = b"test-action-secret-0123456789abcdef!!"
 
 BASE_SETTINGS: dict[str, Any] = {
-    "limits": {"updates_per_minute": 1000, "ip_requests_per_minute": 100000, "ws_connections_per_user": 5},
+    "limits": {
+        "updates_per_minute": 1000,
+        "initializes_per_minute": 1000,
+        "tokens_per_user": 1000,
+        "ip_requests_per_minute": 100000,
+        "ws_connections_per_user": 5,
+    },
     "actions": {
         "COMPLETE_QUEST": {"score": 100},
         "DEFEAT_BOSS": {"score": 500},

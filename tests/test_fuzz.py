@@ -44,6 +44,7 @@ sqlite_path = "{sqlite}"
 updates_per_minute = 1000000
 initializes_per_minute = 1000000
 tokens_per_user = 1000000
+ws_handshakes_per_ip_per_minute = 1000000
 ip_requests_per_minute = 1000000
 
 [log]

@@ -104,9 +104,10 @@ def test_answers_of_the_layers_before_a_handler_are_documented() -> None:
         assert ("413" in responses) == ("requestBody" in operation), (method, path)
         if "413" in responses:
             assert _codes(responses["413"]) == ["PAYLOAD_TOO_LARGE"]
-        # The per-IP limit answers every request under /api/ before authentication; in the Redis
-        # modes it is kept in Redis, and answers 503 while Redis is down.
-        limited = path.startswith("/api/")
+        # The per-IP limit answers every request under /api/ before authentication, and the
+        # WebSocket's admission every handshake before the upgrade; in the Redis modes they are
+        # kept in Redis, and answer 503 while Redis is down.
+        limited = path.startswith("/api/") or path == "/ws/scoreboard"
         assert ("429" in responses) == limited, (method, path)
         if limited:
             assert "RATE_LIMITED" in _codes(responses["429"])
@@ -128,9 +129,11 @@ def test_every_error_answer_is_the_envelope_with_its_codes() -> None:
 
 def test_websocket_is_documented_as_an_upgrade() -> None:
     operation = DOC["paths"]["/ws/scoreboard"]["get"]
-    assert set(operation["responses"]) == {"101", "400", "403"}
+    assert set(operation["responses"]) == {"101", "400", "403", "429", "503"}
     assert "content" not in operation["responses"]["101"]  # the handshake's answer has no body
     assert _codes(operation["responses"]["400"]) == ["VALIDATION_ERROR"]  # not a handshake
+    assert _codes(operation["responses"]["429"]) == ["RATE_LIMITED"]  # per-address connections, handshakes
+    assert _codes(operation["responses"]["503"]) == ["SERVICE_UNAVAILABLE"]  # the process is full
     (token,) = operation["parameters"]
     assert (token["name"], token["in"], token["required"]) == ("token", "query", False)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from app.errors import ActionTooFast, InvalidToken, TokenAlreadyUsed, TokenExpired
-from app.storage import Store
+from app.errors import ActionTooFast, InvalidToken, RateLimited, TokenAlreadyUsed, TokenExpired
+from app.storage import Store, TokenGrant
 from app.storage.postgres import PostgresStore
 from app.storage.sqlite import SqliteStore
 
@@ -52,3 +54,47 @@ async def test_the_minimum_time_is_the_recorded_action_types(store: Store) -> No
     assert (await store.award(claim("n1", now=31_000, min_ms=30_000))).new_score == 10
     with pytest.raises(TokenAlreadyUsed):
         await store.award(claim("n1", now=31_001))
+
+
+def _grant(nonce: str, *, user: str = "u", issued: int = 1_000_000) -> TokenGrant:
+    """A grant for an action of its own (a completed action would refuse later grants for it)."""
+    return grant(nonce, user=user, action=f"a-{nonce}", issued=issued)
+
+
+async def test_the_cap_counts_unexpired_unused_tokens(store: Store) -> None:
+    await store.grant(_grant("n1", issued=1_000_000), max_unused=2)
+    await store.grant(_grant("n2", issued=1_100_000), max_unused=2)
+    with pytest.raises(RateLimited) as info:
+        await store.grant(_grant("n3", issued=1_200_000), max_unused=2)
+    assert info.value.headers == {"Retry-After": "100"}  # n1 expires at 1,300,000 ms
+    await store.grant(_grant("other", user="v", issued=1_200_000), max_unused=2)  # per user
+    # Used: no longer counts.
+    await store.award(claim("n1", action="a-n1", now=1_200_000))
+    await store.grant(_grant("n3", issued=1_200_000), max_unused=2)
+    # Expired: no longer counts (n2 expired at 1,400,000, n3 at 1,500,000).
+    with pytest.raises(RateLimited):
+        await store.grant(_grant("n4", issued=1_399_999), max_unused=2)
+    await store.grant(_grant("n4", issued=1_400_001), max_unused=2)
+    assert (await store.user("u")) is not None
+
+
+async def test_a_refused_grant_writes_nothing(store: Store) -> None:
+    await store.grant(_grant("n1"), max_unused=1)
+    renamed = msgspec.structs.replace(_grant("n2"), username="Renamed")
+    with pytest.raises(RateLimited):
+        await store.grant(renamed, max_unused=1)
+    user = await store.user("u")
+    assert user is not None and user.username == "U"  # not renamed by the refused grant
+    with pytest.raises(InvalidToken):
+        await store.award(claim("n2", action="a-n2", now=1_000_001))  # no token row was written
+
+
+@pytest.mark.parametrize("known", [False, True])
+async def test_concurrent_grants_never_exceed_the_cap(store: Store, known: bool) -> None:
+    if known:  # a user row exists already (its name unchanged: the upsert updates nothing)
+        await store.grant(_grant("first", issued=999_000), max_unused=5)
+    results = await asyncio.gather(
+        *(store.grant(_grant(f"n{i}", issued=1_000_000 + i), max_unused=5) for i in range(20)), return_exceptions=True
+    )
+    assert sum(r is None for r in results) == (4 if known else 5)
+    assert all(isinstance(r, RateLimited) for r in results if r is not None)
