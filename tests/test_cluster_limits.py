@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import Any
 
 import pytest
 
-from app.cluster import gate as gate_module
 from app.cluster.client import Keys, connect
 from app.cluster.gate import RedisGate
 from app.cluster.limits import RedisRateLimiter
@@ -25,7 +25,7 @@ def _counting(limiter: RedisRateLimiter) -> list[int]:
         calls.append(len(args[1]))  # (script, keys, args)
         return await script(*args)
 
-    limiter.trips.script = counted  # type: ignore[method-assign]
+    limiter.trips.script = counted  # type: ignore[method-assign,assignment]
     return calls
 
 
@@ -60,7 +60,7 @@ async def test_a_claim_sent_again_after_a_lost_reply_is_still_its_own(
     client = connect(REDIS_URL, pool_size=2)
     try:
         gate = RedisGate(client, Keys(redis_prefix))
-        monkeypatch.setattr(gate_module.secrets, "token_hex", lambda n: "attempt-1")
+        monkeypatch.setattr(secrets, "token_hex", lambda n: "attempt-1")
         first = await gate.claim("n1")
         assert first is not None
         assert await gate.claim("n1") == first  # the same attempt again (redis-py resends a trip on a lost reply)
@@ -74,12 +74,12 @@ async def test_a_claim_refuses_nobody_only_a_confirmed_nonce_does(
     client = connect(REDIS_URL, pool_size=2)
     try:
         gate, keys = RedisGate(client, Keys(redis_prefix)), Keys(redis_prefix)
-        monkeypatch.setattr(gate_module.secrets, "token_hex", lambda n: "attempt-1")
+        monkeypatch.setattr(secrets, "token_hex", lambda n: "attempt-1")
         first = await gate.claim("n1")
         assert first is not None
         # Another attempt while the first is in flight (or after its process died): not refused,
         # it goes on to the database, which decides; it holds no claim of its own.
-        monkeypatch.setattr(gate_module.secrets, "token_hex", lambda n: "attempt-2")
+        monkeypatch.setattr(secrets, "token_hex", lambda n: "attempt-2")
         assert await gate.claim("n1") is None
         # A release is compare-and-delete: only the attempt that made the claim frees it.
         await gate.release("n1", "in-flight:attempt-2")

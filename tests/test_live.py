@@ -384,10 +384,12 @@ async def test_slow_client_never_delays_others(
         await flow.award(f"u{j}", f"b{j}")
         await recv_type(fast, "leaderboard_update", timeout=2.0)
     # Its close cannot drain to a peer that does not read: the socket is cut after the wait.
+    transport = slow.transport
+    assert transport is not None
     deadline = time.monotonic() + 3
-    while not slow.transport.is_closing() and time.monotonic() < deadline:
+    while not transport.is_closing() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert slow.transport.is_closing()
+    assert transport.is_closing()
     writer.close()
     await fast.close()
 

@@ -147,7 +147,8 @@ def test_setup_logging_installs_json_handler() -> None:
         setup_logging("WARNING")
         assert root.level == logging.WARNING and isinstance(root.handlers[0].formatter, JsonFormatter)
     finally:
-        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
 
 
 async def test_aiohttp_access_log_never_shows_query(client: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -176,7 +177,8 @@ async def test_json_handler_gets_request_and_award_lines_once_per_loop_turn(flow
         assert resp.status == 200
         await asyncio.sleep(0.05)
     finally:
-        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
     lines = [msgspec.json.decode(line) for line in stream.getvalue().splitlines()]
     mine = [line for line in lines if line.get("correlationId") == "fast-1"]
     award = next(line for line in mine if line["message"] == "Score updated")
