@@ -360,38 +360,41 @@ async def test_slow_client_never_delays_others(
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, (client.host, client.port))
     reader, writer = await asyncio.open_connection(sock=sock)
-    writer.write(
-        f"GET {WS} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    await reader.readuntil(b"\r\n\r\n")
-    payload = b'{"type":"subscribe","channel":"leaderboard"}'
-    writer.write(bytes((0x81, 0x80 | len(payload))) + b"\x00\x00\x00\x00" + payload)  # zero mask
-    await writer.drain()
-    await asyncio.sleep(0.1)
-    assert len(hub.subscribers) == 1
-    slow = next(iter(hub.subscribers))
+    try:
+        writer.write(
+            f"GET {WS} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        await reader.readuntil(b"\r\n\r\n")
+        payload = b'{"type":"subscribe","channel":"leaderboard"}'
+        writer.write(bytes((0x81, 0x80 | len(payload))) + b"\x00\x00\x00\x00" + payload)  # zero mask
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        assert len(hub.subscribers) == 1
+        slow = next(iter(hub.subscribers))
 
-    fast = await subscribed(client)
-    for i in range(1000):  # each award raises a top-10 score: one wave each
-        await flow.award(f"u{i % 10}", f"a{i}")
-        await recv_type(fast, "leaderboard_update", timeout=2.0)  # every wave reaches the fast client
-        if len(hub.subscribers) == 1:
-            break
-    assert list(hub.subscribers) == [c for c in hub.connections if c.subscribed]
-    assert len(hub.subscribers) == 1, "the client that never reads was not dropped"
-    for j in range(5):  # and the fast one keeps getting every wave afterwards
-        await flow.award(f"u{j}", f"b{j}")
-        await recv_type(fast, "leaderboard_update", timeout=2.0)
-    # Its close cannot drain to a peer that does not read: the socket is cut after the wait.
-    transport = slow.transport
-    assert transport is not None
-    deadline = time.monotonic() + 3
-    while not transport.is_closing() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert transport.is_closing()
-    writer.close()
-    await fast.close()
+        fast = await subscribed(client)
+        for i in range(1000):  # each award raises a top-10 score: one wave each
+            await flow.award(f"u{i % 10}", f"a{i}")
+            await recv_type(fast, "leaderboard_update", timeout=2.0)  # every wave reaches the fast client
+            if len(hub.subscribers) == 1:
+                break
+        assert list(hub.subscribers) == [c for c in hub.connections if c.subscribed]
+        assert len(hub.subscribers) == 1, "the client that never reads was not dropped"
+        for j in range(5):  # and the fast one keeps getting every wave afterwards
+            await flow.award(f"u{j}", f"b{j}")
+            await recv_type(fast, "leaderboard_update", timeout=2.0)
+        # Its close cannot drain to a peer that does not read: the socket is cut after the wait.
+        transport = slow.transport
+        assert transport is not None
+        deadline = time.monotonic() + 3
+        while not transport.is_closing() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert transport.is_closing()
+        await fast.close()
+    finally:
+        # Also when an assertion failed: an open socket that never reads would hold the teardown.
+        writer.close()
 
 
 async def test_jwt_expiry_closes_socket(client: Any) -> None:
