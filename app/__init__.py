@@ -21,7 +21,18 @@ from .config import Config
 from .edge import edge, envelope_protocol_errors
 from .hub import Hub
 from .keepalive import Keepalive
-from .keys import ADMISSION, CONFIG, HUB, INITIALIZE_LIMITER, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
+from .keys import (
+    ADMISSION,
+    CONFIG,
+    HUB,
+    INITIALIZE_LIMITER,
+    OPENAPI,
+    SCOREBOARD,
+    STORE,
+    TRUSTED_PROXIES,
+    UPDATE_LIMITER,
+    USER_AUTH,
+)
 from .logs import redact_access_queries
 from .openapi import encode_openapi
 from .routes import ENDPOINTS, setup_routes
@@ -131,6 +142,7 @@ def create_app(config: Config) -> web.Application:
     app[INITIALIZE_LIMITER] = parts.initialize_limiter
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__, actions=tuple(config.actions))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    app[TRUSTED_PROXIES] = trusted
     setup_routes(app, edge(parts.ip_limiter, trusted))
 
     async def rebuild() -> None:

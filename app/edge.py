@@ -23,7 +23,6 @@ from multidict import istr
 from .addresses import UNKNOWN, IpNetwork, client_ip, limit_key
 from .envelope import failure, from_error
 from .errors import HTTP_CODES, ApiError
-from .keys import CLIENT_IP
 from .logs import access_log, log_access, request_id
 from .ratelimit import Limiter
 
@@ -62,6 +61,15 @@ new_request_id = _RequestIds()  # 16 characters, unique across processes and res
 os.register_at_fork(after_in_child=new_request_id.reset)
 
 
+def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
+    """The client's address: the socket's peer, or behind trusted proxies the nearest hop of
+    X-Forwarded-For that is not one of them."""
+    peer = request.remote
+    if trusted:
+        peer = client_ip(peer, request.headers.getall(_X_FORWARDED_FOR, ()), trusted)
+    return peer or UNKNOWN
+
+
 def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler], Handler]:
     """A wrapper giving a handler the edge of every request: correlation id, the per-IP limit
     under /api/, the error envelope, one access-log line."""
@@ -74,13 +82,11 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
             token = request_id.set(rid)
             started = time.perf_counter()
             status = 500
-            # Resolved once: the per-IP limits, the handler and the access log all use it.
-            peer = request.remote
-            client = client_ip(peer, request.headers.getall(_X_FORWARDED_FOR, ()), trusted) if trusted else peer
-            request[CLIENT_IP] = client = client or UNKNOWN
+            client = None  # resolved only where it is needed: most requests are never logged
             try:
                 try:
                     if request.path.startswith(LIMITED_PREFIX):
+                        client = client_address(request, trusted)
                         await limiter.check(limit_key(client))
                     response = await handler(request)
                 except ApiError as exc:
@@ -107,6 +113,8 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                 public_read = status in _READ_OK and request.method in _READS and _AUTHORIZATION not in request.headers
                 level = logging.DEBUG if public_read else logging.INFO
                 if access_log.isEnabledFor(level):
+                    peer = request.remote
+                    client = client or client_address(request, trusted)
                     # The path only: a query string may carry a token and never reaches the log.
                     log_access(
                         level=level,

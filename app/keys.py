@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .addresses import IpNetwork
 from .admission import Admission
 from .auth import UserAuth
 from .config import Config
@@ -21,5 +22,5 @@ INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)
 HUB = web.AppKey("hub", Hub)
 ADMISSION = web.AppKey("admission", Admission)
-# The client's address, resolved through the trusted proxies by the edge.
-CLIENT_IP = web.RequestKey("client_ip", str)
+# The proxies whose X-Forwarded-For is believed (server.trusted_proxies).
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])

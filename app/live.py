@@ -12,9 +12,10 @@ from aiohttp import WSMsgType, web
 from .auth import Principal, UserAuth
 from .clock import iso, now_ms
 from .config import WebSocketSettings
+from .edge import client_address
 from .errors import Forbidden, Unauthorized, ValidationFailed
 from .hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Connection, Hub
-from .keys import ADMISSION, CLIENT_IP, CONFIG, HUB, USER_AUTH
+from .keys import ADMISSION, CONFIG, HUB, TRUSTED_PROXIES, USER_AUTH
 from .messages import (
     Auth,
     Authenticated,
@@ -121,7 +122,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     upgrade, so a refusal is an HTTP answer in the envelope (403, 429, 503)."""
     settings = request.app[CONFIG].websocket
     check_origin(request, settings.allowed_origins)
-    async with request.app[ADMISSION].admitted(request[CLIENT_IP]):
+    async with request.app[ADMISSION].admitted(client_address(request, request.app[TRUSTED_PROXIES])):
         return await _session(request, settings)
 
 
