@@ -1,7 +1,10 @@
-"""Untrusted JSON in: what decoding it can raise, and one decode that turns all of it into a 400."""
+"""Untrusted input in: what decoding JSON can raise, one decode that turns all of it into a 400,
+and the conversion of query and path strings."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -40,3 +43,33 @@ def decode_json(data: bytes | str, decoder: msgspec.json.Decoder[T]) -> T:
         raise ValidationFailed("Not valid UTF-8") from None
     except RecursionError:
         raise ValidationFailed("JSON is nested too deeply") from None
+
+
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_integer_fields: dict[type, tuple[str, ...]] = {}
+
+
+def _integers(model: type) -> tuple[str, ...]:
+    """The names, as sent, of a model's integer fields; worked out once per model."""
+    names = _integer_fields.get(model)
+    if names is None:
+        info = msgspec.inspect.type_info(model)
+        fields = info.fields if isinstance(info, msgspec.inspect.StructType) else ()
+        names = _integer_fields[model] = tuple(
+            f.encode_name for f in fields if isinstance(f.type, msgspec.inspect.IntType)
+        )
+    return names
+
+
+def convert_strings(values: Mapping[str, str], model: type[T]) -> T:
+    """Query or path parameters as `model` (strings converted to the declared types); VALIDATION_ERROR
+    otherwise. An integer is written in decimal digits and nothing else: msgspec's lax conversion
+    would also take `1e2` or `5.0`."""
+    for name in _integers(model):
+        raw = values.get(name)
+        if raw is not None and not _DECIMAL.fullmatch(raw):
+            raise ValidationFailed(details=f"Expected a decimal integer - at `$.{name}`")
+    try:
+        return msgspec.convert(values, model, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed(details=str(exc)) from None

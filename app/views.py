@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
@@ -13,9 +11,9 @@ import msgspec
 from aiohttp import web
 
 from .auth import Principal
-from .decoding import decode_json, decoder_for
+from .decoding import convert_strings, decode_json, decoder_for
 from .envelope import JSON, LastOk, ok
-from .errors import NotFound, ServiceUnavailable, ValidationFailed
+from .errors import NotFound, ServiceUnavailable
 from .keys import INITIALIZE_LIMITER, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
 from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
 
@@ -31,35 +29,6 @@ async def parse_body(request: web.Request, model: type[T]) -> T:
     return decode_json(await request.read(), decoder_for(model))
 
 
-_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
-_integer_fields: dict[type, tuple[str, ...]] = {}
-
-
-def _integers(model: type) -> tuple[str, ...]:
-    """The names, as sent, of the model's integer fields."""
-    names = _integer_fields.get(model)
-    if names is None:
-        info = msgspec.inspect.type_info(model)
-        assert isinstance(info, msgspec.inspect.StructType)
-        names = _integer_fields[model] = tuple(
-            f.encode_name for f in info.fields if isinstance(f.type, msgspec.inspect.IntType)
-        )
-    return names
-
-
-def parse_mapping(values: Mapping[str, str], model: type[T]) -> T:
-    """Validate query or path parameters (strings converted to the declared types). An integer
-    is written in decimal digits and nothing else: the lax conversion would take `1e2` or `5.0`."""
-    for name in _integers(model):
-        raw = values.get(name)
-        if raw is not None and not _DECIMAL.fullmatch(raw):
-            raise ValidationFailed(details=f"Expected a decimal integer - at `$.{name}`")
-    try:
-        return msgspec.convert(values, model, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed(details=str(exc)) from None
-
-
 def principal(request: web.Request) -> Principal:
     """The bearer of the request's JWT."""
     return request.app[USER_AUTH].from_header(request.headers.get("Authorization"))
@@ -71,7 +40,7 @@ _top_ok = LastOk()
 
 async def top(request: web.Request) -> web.Response:
     # Most reads ask for the default: no query to parse, and the same answer until the top moves.
-    query = parse_mapping(dict(request.query), TopQuery) if request.query_string else _DEFAULT_TOP
+    query = convert_strings(dict(request.query), TopQuery) if request.query_string else _DEFAULT_TOP
     return _top_ok(await request.app[SCOREBOARD].top(query.limit))
 
 
@@ -91,7 +60,7 @@ async def update(request: web.Request) -> web.Response:
 
 async def user_score(request: web.Request) -> web.Response:
     principal(request)
-    path = parse_mapping(dict(request.match_info), UserPath)
+    path = convert_strings(dict(request.match_info), UserPath)
     return ok(await request.app[SCOREBOARD].user_score(path.user_id))
 
 
