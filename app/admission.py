@@ -3,18 +3,15 @@ address a cap on open connections and a handshake rate."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import secrets
 from collections.abc import AsyncIterator
 
 from .addresses import limit_key
+from .errands import Errands
 from .errors import RateLimited, ServiceUnavailable
 from .ratelimit import Limiter
 from .slots import ConnectionSlots
-
-log = logging.getLogger(__name__)
 
 # Nothing on a clock frees a connection: another one closing does. A hint to back off a while.
 FULL_RETRY_SECONDS = 10
@@ -29,7 +26,7 @@ class Admission:
         self.ip_slots = ip_slots
         self.handshakes = handshakes
         self.open = 0  # connections admitted in this process and not yet ended
-        self._releasing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self._releases = Errands("giving a WebSocket slot back (it expires by itself)")
 
     @contextlib.asynccontextmanager
     async def admitted(self, address: str) -> AsyncIterator[None]:
@@ -56,16 +53,8 @@ class Admission:
             self.open -= 1
             # In a task: this may run while the handler is being cancelled (shutdown, a client
             # gone), and an await cut short there would keep the slot until it expires.
-            task = asyncio.get_running_loop().create_task(self.ip_slots.release(key, connection_id))
-            self._releasing.add(task)
-            task.add_done_callback(self._released)
-
-    def _released(self, task: asyncio.Task[None]) -> None:
-        self._releasing.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.warning("a WebSocket slot was not given back (it expires by itself): %r", exc)
+            self._releases.start(self.ip_slots.release(key, connection_id))
 
     async def released(self) -> None:
         """Wait until every slot given back so far is free everywhere (shutdown, tests)."""
-        if self._releasing:
-            await asyncio.gather(*self._releasing, return_exceptions=True)
+        await self._releases.finished()

@@ -8,7 +8,6 @@ import logging
 import secrets
 import socket
 import time
-import typing
 from typing import cast
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from aiohttp import web
 from .board import Board
 from .clock import iso, now_ms
 from .cluster.client import stop_if_cancelled
+from .errands import Errands
 from .errors import ServiceUnavailable
 from .events import AwardEvent
 from .leaderboard import Standing, last_change
@@ -139,7 +139,7 @@ class Hub:
         self._stopping = False
         self._last_top: list[tuple[str, str, int]] = []
         self._force = False  # make a new version even if the top 10 looks unchanged
-        self._tasks: set[asyncio.Future[object]] = set()
+        self._errands = Errands("a hub background task")
         self.waves = 0
 
     # -- connections
@@ -178,16 +178,6 @@ class Hub:
                 self._on_board.add(user_id)
         return True
 
-    def _background(self, awaitable: asyncio.Future[object] | typing.Coroutine[object, object, object]) -> None:
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[object]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.warning("hub background task failed: %r", exc)
-
     def disconnect(self, conn: Connection) -> None:
         """Forget a connection (idempotent)."""
         conn.forget()
@@ -200,13 +190,13 @@ class Hub:
                 if not owned:
                     del self.by_user[conn.user_id]
                     self._on_board.discard(conn.user_id)
-                self._background(self.slots.release(conn.user_id, conn.id))
+                self._errands.start(self.slots.release(conn.user_id, conn.id))
 
     def drop(self, conn: Connection, code: int, reason: str) -> None:
         """Stop sending to a connection now and close it in the background."""
         self.disconnect(conn)
         if not conn.ws.closed:
-            self._background(self._close(conn, code, reason))
+            self._errands.start(self._close(conn, code, reason))
 
     async def _close(self, conn: Connection, code: int, reason: str) -> None:
         # ws.close() first waits for the socket to drain, without a limit: a peer that stopped
@@ -233,8 +223,7 @@ class Hub:
         """Close every socket (graceful shutdown)."""
         for conn in list(self.connections):
             self.drop(conn, code, "server shutting down")
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._errands.finished()
 
     # -- awards
 
@@ -270,7 +259,7 @@ class Hub:
         if event.previous_rank is not None and event.previous_rank != event.rank:
             self._rank_change(award.user_id, event.previous_rank, event.rank, award.new_score)
         if event.previous_rank is None or event.previous_rank > event.rank:
-            self._background(self._tell_overtaken(award.user_id, event.rank, event.previous_rank))
+            self._errands.start(self._tell_overtaken(award.user_id, event.rank, event.previous_rank))
 
     async def _tell_overtaken(self, winner: str, rank: int, previous: int | None) -> None:
         # Everyone the winner passed moved down one place: now at ranks rank+1 .. previous

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -18,6 +20,23 @@ from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient
 def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
     formatter = JsonFormatter()
     return [msgspec.json.decode(formatter.format(r)) for r in caplog.records]
+
+
+@contextlib.contextmanager
+def json_handler_alone() -> Iterator[io.StringIO]:
+    """run.py's logging set-up (the JSON handler alone on the root, INFO), writing to a string."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    handler = LoopBufferedHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
 
 
 async def test_access_line_per_request(client: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -75,20 +94,10 @@ async def test_access_line_names_the_client_behind_a_trusted_proxy(
 
 async def test_access_line_names_the_client_with_the_json_handler(make_client: MakeClient) -> None:
     client = await make_client(server={"trusted_proxies": ["127.0.0.1"]})
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    stream = io.StringIO()
-    handler = LoopBufferedHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    try:
-        root.handlers[:] = [handler]
-        root.setLevel(logging.INFO)
+    with json_handler_alone() as stream:
         await client.get("/nowhere", headers={"X-Forwarded-For": "203.0.113.8", "X-Request-ID": "via-proxy"})
         await client.get("/nowhere", headers={"X-Request-ID": "direct"})
         await asyncio.sleep(0.05)
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
     lines = {line.get("correlationId"): line for line in map(msgspec.json.decode, stream.getvalue().splitlines())}
     assert lines["via-proxy"]["remote"] == "203.0.113.8" and lines["via-proxy"]["peer"] == "127.0.0.1"
     assert lines["direct"]["remote"] == "127.0.0.1" and "peer" not in lines["direct"]
@@ -160,14 +169,7 @@ async def test_aiohttp_access_log_never_shows_query(client: Any, caplog: pytest.
 
 async def test_json_handler_gets_request_and_award_lines_once_per_loop_turn(flow: Flow) -> None:
     # With run.py's set-up (the JSON handler alone) these lines skip LogRecords: same content.
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    stream = io.StringIO()
-    handler = LoopBufferedHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    try:
-        root.handlers[:] = [handler]
-        root.setLevel(logging.INFO)
+    with json_handler_alone() as stream:
         token = await flow.token("alice", "quest-9")
         resp = await flow.client.post(
             "/api/v1/scoreboard/update",
@@ -176,9 +178,6 @@ async def test_json_handler_gets_request_and_award_lines_once_per_loop_turn(flow
         )
         assert resp.status == 200
         await asyncio.sleep(0.05)
-    finally:
-        root.handlers[:] = saved[0]
-        root.setLevel(saved[1])
     lines = [msgspec.json.decode(line) for line in stream.getvalue().splitlines()]
     mine = [line for line in lines if line.get("correlationId") == "fast-1"]
     award = next(line for line in mine if line["message"] == "Score updated")
