@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,15 +12,8 @@ import jinja2
 from aiohttp import web
 
 from .addresses import parse_networks
-from .admission import Admission
-from .auth import UserAuth
-from .backends import STOP_SECONDS, build_parts
-from .clock import now_ms
-from .config import Config
-from .edge import edge, envelope_protocol_errors
-from .hub import Hub
-from .keepalive import Keepalive
-from .keys import (
+from .api.edge import edge, envelope_protocol_errors
+from .api.keys import (
     ADMISSION,
     CONFIG,
     HUB,
@@ -33,12 +25,22 @@ from .keys import (
     UPDATE_LIMITER,
     USER_AUTH,
 )
+from .api.openapi import encode_openapi
+from .api.routes import ENDPOINTS, setup_routes
+from .auth import UserAuth
+from .clock import now_ms
+from .config import Config
+from .fanout import Fanout
+from .live.admission import Admission
+from .live.hub import Hub
+from .live.keepalive import Keepalive
 from .logs import redact_access_queries
-from .openapi import encode_openapi
-from .routes import ENDPOINTS, setup_routes
-from .scoreboard import Scoreboard
+from .service import Scoreboard
 from .storage import Store
+from .tasks import Background, running
 from .tokens import ActionTokens
+from .top_cache import TopCache
+from .wiring import build_parts
 
 __version__ = "0.1.0"
 
@@ -56,23 +58,6 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    hub = app[HUB]
-    task = asyncio.create_task(hub.run(), name="hub-waves")
-    keepalive = Keepalive(hub, app[CONFIG].websocket.heartbeat_seconds)
-    pings = asyncio.create_task(keepalive.run(), name="keepalive")
-    yield
-    pings.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await pings
-    # A flag as well as the cancellation: redis-py can swallow a cancellation mid-call.
-    hub.stop()
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
-    if not done:
-        log.error("hub did not stop")
-
-
 async def _close_sockets(app: web.Application) -> None:
     await app[HUB].close_all()
 
@@ -84,7 +69,7 @@ async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[ADMISSION].released()
 
 
-async def _purge_loop(store: Store) -> None:
+async def _purge(store: Store) -> None:
     # Expired tokens are refused by their `exp` before the database is asked, so their rows
     # are dead weight; the unique nonce in score_history still guards against any replay.
     while True:
@@ -97,12 +82,12 @@ async def _purge_loop(store: Store) -> None:
             log.exception("token purge failed")
 
 
-async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_purge_loop(app[STORE]), name="token-purge")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+def _subscribe(fanout: Fanout, tops: TopCache, hub: Hub) -> None:
+    """Every listener to the awards of all processes, in one place."""
+    fanout.subscribe(tops.on_award)
+    fanout.subscribe(hub.on_award)
+    fanout.on_gap(tops.changed)  # after a gap nothing is known
+    fanout.on_gap(hub.resync)
 
 
 def create_app(config: Config) -> web.Application:
@@ -114,7 +99,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.server.max_body_bytes)
     scoreboard = Scoreboard(
         store=parts.store,
-        board=parts.board,
+        ranking=parts.ranking,
         tokens=ActionTokens(
             config.secrets.action,
             previous=config.secrets.action_previous,
@@ -124,10 +109,10 @@ def create_app(config: Config) -> web.Application:
         fanout=parts.fanout,
         gate=parts.gate,
         tokens_per_user=config.limits.tokens_per_user,
+        tops=parts.tops,
     )
-    hub = Hub(parts.board, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
-    parts.fanout.subscribe(hub.on_award)
-    parts.fanout.on_gap(hub.resync)
+    hub = Hub(parts.ranking, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
+    _subscribe(parts.fanout, parts.tops, hub)
     app[CONFIG] = config
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
@@ -144,11 +129,9 @@ def create_app(config: Config) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     app[TRUSTED_PROXIES] = trusted
     setup_routes(app, edge(parts.ip_limiter, trusted))
-
-    async def rebuild() -> None:
-        await scoreboard.rebuild()
-        hub.resync()  # viewers may have missed changes while the board was away
-
-    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts(rebuild), _purge_ctx, _hub_ctx, _admission_ctx])
+    keepalive = Keepalive(hub, config.websocket.heartbeat_seconds)
+    live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))
+    purge = running(Background("token-purge", lambda: _purge(parts.store)))
+    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts, purge, live, _admission_ctx])
     app.on_shutdown.append(_close_sockets)
     return app

@@ -20,9 +20,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from app.cluster.board import RedisBoard
-from app.cluster.client import Keys, connect
-from app.leaderboard import Leaderboard
+from app.ranking.memory import RankIndex
+from app.ranking.redis import RedisRanking
+from app.records import on_board
+from app.redis_client import Keys, connect
 
 from . import profile
 from .bigdata import Population, Storage, clean_up, prepare, read_standings, storage_for
@@ -105,7 +106,7 @@ def rebuild_line(log_path: Path) -> dict[str, Any] | None:
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
                 match = REBUILT.match(str(entry.get("message", "")))
-                if match and entry.get("logger") == "app.scoreboard":
+                if match and entry.get("logger") == "app.ranking":
                     return {"users": int(match.group(1)), "seconds": entry.get("seconds"), "line": entry}
     return None
 
@@ -254,7 +255,7 @@ def _us(hist: Histogram) -> dict[str, Any]:
     }
 
 
-def time_index(board: Leaderboard, population: Population, picks: list[int]) -> dict[str, Any]:
+def time_index(board: RankIndex, population: Population, picks: list[int]) -> dict[str, Any]:
     """`rank(user_id)` called once per pick, each timed on its own."""
     hist, wrong = Histogram(), 0
     for i in picks:
@@ -263,14 +264,14 @@ def time_index(board: Leaderboard, population: Population, picks: list[int]) -> 
         rank = board.rank(user_id)
         hist.record((time.perf_counter_ns() - t0) / 1e6)
         wrong += rank != population.reference_rank(i)
-    return {"what": "Leaderboard.rank(user_id) in this process", **_us(hist), "reference_mismatches": wrong}
+    return {"what": "RankIndex.rank(user_id) in this process", **_us(hist), "reference_mismatches": wrong}
 
 
 async def time_redis(place: Storage, population: Population, picks: list[int]) -> dict[str, Any]:
-    """`RedisBoard.position(user_id)` (what the server asks Redis per lookup), each timed on its own."""
+    """`RedisRanking.position(user_id)` (what the server asks Redis per lookup), each timed on its own."""
     assert place.redis_url is not None and place.redis_prefix is not None
     client = connect(place.redis_url, pool_size=2)
-    board = RedisBoard(client, Keys(place.redis_prefix))
+    board = RedisRanking(client, Keys(place.redis_prefix))
     hist, wrong = Histogram(), 0
     try:
         for i in picks:
@@ -280,7 +281,7 @@ async def time_redis(place: Storage, population: Population, picks: list[int]) -
             wrong += position is None or position.rank != population.reference_rank(i)
     finally:
         await client.aclose()
-    return {"what": "RedisBoard.position(user_id) from this process", **_us(hist), "reference_mismatches": wrong}
+    return {"what": "RedisRanking.position(user_id) from this process", **_us(hist), "reference_mismatches": wrong}
 
 
 async def index_lookups(opts: BigOptions, place: Storage, population: Population) -> dict[str, Any]:
@@ -289,9 +290,9 @@ async def index_lookups(opts: BigOptions, place: Storage, population: Population
     result: dict[str, Any] = {"read_rows_seconds": round(read_seconds, 3), "rows": len(records)}
     picks = population.picks(opts.lookups, f"{opts.seed}/index")
     if opts.mode == "embedded":
-        board = Leaderboard()
+        board = RankIndex()
         started = time.perf_counter()
-        board.load(records)
+        board.load(on_board(records))
         result["load_index_seconds"] = round(time.perf_counter() - started, 3)
         del records
         gc.freeze()  # as above: time rank(), not a collection of the bench's heap

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from app.storage import UserRecord
+from app.records import UserRecord
 from app.storage.postgres import PostgresStore
 from app.storage.sqlite import SqliteStore
 

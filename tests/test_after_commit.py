@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from app.api.keys import SCOREBOARD
 from app.errors import ServiceUnavailable
-from app.keys import SCOREBOARD
 
 from .conftest import Flow, Snapshot, envelope
 
@@ -22,14 +22,14 @@ async def test_live_side_failures_do_not_fail_the_request(flow: Flow, client: An
     if step == "publish":
         scoreboard.fanout.publish = _unavailable
     else:
-        scoreboard.board.rename = _unavailable
+        scoreboard.ranking.rename = _unavailable
     data = await flow.award("alice", "q1")
     assert data["newScore"] == 100
 
 
 async def test_board_lost_after_commit_says_awarded(flow: Flow, client: Any, snapshot: Snapshot) -> None:
     token = await flow.token("alice", "q1")
-    client.app[SCOREBOARD].board.put = _unavailable
+    client.app[SCOREBOARD].ranking.put = _unavailable
     resp = await flow.submit(token)
     body = await envelope(resp)
     assert resp.status == 503 and body["error"]["details"] == {"awarded": True}

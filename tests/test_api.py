@@ -499,7 +499,7 @@ async def test_health(client: Any) -> None:
 
 
 async def test_readyz_reports_closed_store(client: Any) -> None:
-    from app.keys import STORE
+    from app.api.keys import STORE
 
     lines: list[dict[str, Any]] = []
 
@@ -508,12 +508,12 @@ async def test_readyz_reports_closed_store(client: Any) -> None:
             lines.append(msgspec.json.decode(JsonFormatter().format(record)))
 
     handler = Lines()
-    logging.getLogger("app.views").addHandler(handler)
+    logging.getLogger("app.api.views").addHandler(handler)
     try:
         await client.app[STORE].close()
         resp = await client.get("/readyz", headers={"X-Request-ID": "ready-check-1"})
     finally:
-        logging.getLogger("app.views").removeHandler(handler)
+        logging.getLogger("app.api.views").removeHandler(handler)
     error = (await envelope(resp))["error"]
     assert resp.status == 503 and error["code"] == "SERVICE_UNAVAILABLE"
     assert "details" not in error  # the exception's class was named here; the log keeps it
@@ -522,7 +522,7 @@ async def test_readyz_reports_closed_store(client: Any) -> None:
 
 
 async def test_internal_error_is_enveloped_without_trace(client: Any, caplog: pytest.LogCaptureFixture) -> None:
-    from app.keys import SCOREBOARD
+    from app.api.keys import SCOREBOARD
 
     def explode(limit: int) -> None:
         raise RuntimeError("secret internals")

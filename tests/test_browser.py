@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from app.keys import HUB
+from app.api.keys import HUB
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow
 from .server import ServerProcess

@@ -16,11 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from app import create_app
-from app.cluster.board import RedisBoard, member
-from app.cluster.client import Keys, connect
 from app.config import Config
-from app.leaderboard import Standing
-from app.storage import UserRecord
+from app.ranking.redis import RedisRanking
+from app.ranking.ties import member
+from app.records import Standing, UserRecord, on_board
+from app.redis_client import Keys, connect
 
 from .conftest import POSTGRES_URL, REDIS_URL, Flow, envelope, make_config, need_server, schema_dsn
 from .servers import RedisServer, TcpProxy
@@ -56,9 +56,9 @@ async def _eventually(check: Any, seconds: float = 5.0) -> Any:
 
 
 @pytest.fixture
-async def board(redis_prefix: str) -> AsyncIterator[RedisBoard]:
+async def board(redis_prefix: str) -> AsyncIterator[RedisRanking]:
     client = connect(REDIS_URL, pool_size=4)
-    yield RedisBoard(client, Keys(redis_prefix))
+    yield RedisRanking(client, Keys(redis_prefix))
     await client.aclose()
 
 
@@ -66,7 +66,7 @@ def _s(user: str, score: int, seq: int) -> Standing:
     return Standing(user_id=user, username=user.title(), score=score, seq=seq, updated_ms=1000 + seq)
 
 
-async def test_redis_tie_rule_is_exact(board: RedisBoard) -> None:
+async def test_redis_tie_rule_is_exact(board: RedisRanking) -> None:
     assert await board.put(_s("late", 100, 9)) == (None, 1)
     assert await board.put(_s("early", 100, 3)) == (None, 1)  # same score, reached first: ahead
     assert await board.put(_s("user:with:colons", 100, 5)) == (None, 2)
@@ -93,14 +93,16 @@ async def test_redis_tie_rule_is_exact(board: RedisBoard) -> None:
     assert member(1, "x") > member(2, "x")  # descending member order puts the earlier first
 
 
-async def test_redis_load_keeps_newer_standings(board: RedisBoard) -> None:
+async def test_redis_load_keeps_newer_standings(board: RedisRanking) -> None:
     await board.put(_s("a", 300, 10))
     await board.load(
-        [
-            UserRecord(user_id="a", username="A", score=100, seq=4, updated_ms=1),  # older than Redis has
-            UserRecord(user_id="b", username="B", score=200, seq=5, updated_ms=2),
-            UserRecord(user_id="c", username="C", score=0, seq=None, updated_ms=None),
-        ]
+        on_board(
+            [
+                UserRecord(user_id="a", username="A", score=100, seq=4, updated_ms=1),  # older than Redis has
+                UserRecord(user_id="b", username="B", score=200, seq=5, updated_ms=2),
+                UserRecord(user_id="c", username="C", score=0, seq=None, updated_ms=None),
+            ]
+        )
     )
     assert not await board.needs_load()
     top = await board.top(10)
@@ -237,7 +239,7 @@ async def test_a_claim_left_by_a_dead_process_refuses_no_retry(
         await redis.aclose()
 
 
-async def test_a_reload_asked_during_a_load_waits_for_the_next(board: RedisBoard) -> None:
+async def test_a_reload_asked_during_a_load_waits_for_the_next(board: RedisRanking) -> None:
     await board.load([])
     assert not await board.needs_load()
     await board.ask_reload()
@@ -253,7 +255,7 @@ async def test_a_reload_asked_during_a_load_waits_for_the_next(board: RedisBoard
     assert not await board.needs_load()
 
 
-async def test_the_rebuild_lock_is_let_go_only_by_its_holder(board: RedisBoard) -> None:
+async def test_the_rebuild_lock_is_let_go_only_by_its_holder(board: RedisRanking) -> None:
     mark = await board.lock_rebuild(seconds=1)
     assert mark is not None and await board.lock_rebuild() is None
     await asyncio.sleep(1.1)  # the holder took too long: its lock expired and another took it

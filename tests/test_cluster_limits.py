@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.cluster.client import Keys, connect
-from app.cluster.gate import RedisGate
-from app.cluster.limits import RedisRateLimiter
 from app.errors import RateLimited, ServiceUnavailable, TokenAlreadyUsed
+from app.limits.redis import RedisRateLimiter
+from app.nonces.redis import RedisGate
+from app.redis_client import Keys, connect
 
 from .conftest import REDIS_URL
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.errands import Errands
+from app.tasks import Errands
 
 
 async def test_errands_are_waited_for_and_failures_logged(caplog: pytest.LogCaptureFixture) -> None:

@@ -15,13 +15,11 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 
-from app import hub as hub_module
-from app.board import MemoryBoard
-from app.events import AwardEvent
-from app.hub import Hub
-from app.leaderboard import Standing
-from app.slots import LocalSlots
-from app.storage import Award
+from app.limits.local import LocalSlots
+from app.live import hub as hub_module
+from app.live.hub import Hub
+from app.ranking.memory import MemoryRanking
+from app.records import Award, AwardEvent, Standing
 
 
 class Socket:
@@ -53,7 +51,7 @@ class Socket:
 class Players:
     """Awards on the real embedded board, told to the hub as the service does after commit."""
 
-    def __init__(self, board: MemoryBoard, hub: Hub) -> None:
+    def __init__(self, board: MemoryRanking, hub: Hub) -> None:
         self.board, self.hub = board, hub
         self.seq = 0
 
@@ -98,10 +96,10 @@ async def join(hub: Hub, sock: Socket) -> None:
     await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)))
 
 
-async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryBoard, Hub, Players, list[Socket]]:
+async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryRanking, Hub, Players, list[Socket]]:
     """A hub over the embedded board with these first awards and enough subscribers for two
     chunks of a sweep (it yields once in between)."""
-    board = MemoryBoard()
+    board = MemoryRanking()
     hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
     players = Players(board, hub)
     for user, points in scores:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from app.board import percentile
-from app.leaderboard import WATCHED_PLACES, Leaderboard, Standing, last_change
-from app.storage import UserRecord
+from app.ranking import last_change, percentile
+from app.ranking.memory import RankIndex
+from app.records import Standing, UserRecord, on_board
 
 
 def _s(user: str, score: int, seq: int) -> Standing:
@@ -14,7 +14,7 @@ def _s(user: str, score: int, seq: int) -> Standing:
 
 
 def test_order_score_then_first_to_reach_it() -> None:
-    board = Leaderboard()
+    board = RankIndex()
     board.put(_s("a", 100, 3))
     board.put(_s("b", 100, 1))
     board.put(_s("c", 300, 2))
@@ -24,7 +24,7 @@ def test_order_score_then_first_to_reach_it() -> None:
 
 
 def test_put_returns_rank_movement() -> None:
-    board = Leaderboard()
+    board = RankIndex()
     assert board.put(_s("a", 100, 1)) == (None, 1)
     assert board.put(_s("b", 50, 2)) == (None, 2)
     assert board.put(_s("b", 150, 3)) == (2, 1)
@@ -32,14 +32,14 @@ def test_put_returns_rank_movement() -> None:
 
 
 def test_late_older_award_is_ignored() -> None:
-    board = Leaderboard()
+    board = RankIndex()
     board.put(_s("a", 200, 5))
     assert board.put(_s("a", 100, 4)) == (1, 1)
     assert board.get("a") == _s("a", 200, 5)
 
 
 def test_percentile_and_len() -> None:
-    board = Leaderboard()
+    board = RankIndex()
     for i in range(4):
         board.put(_s(f"u{i}", 10 * i, i + 1))
     assert len(board) == 4
@@ -48,7 +48,7 @@ def test_percentile_and_len() -> None:
 
 def test_load_skips_users_without_award_and_matches_incremental() -> None:
     rng = random.Random(7)
-    incremental = Leaderboard()
+    incremental = RankIndex()
     totals: dict[str, tuple[int, int]] = {}
     for seq in range(1, 500):
         user = f"u{rng.randrange(60)}"
@@ -57,8 +57,8 @@ def test_load_skips_users_without_award_and_matches_incremental() -> None:
         incremental.put(_s(user, score, seq))
     records = [UserRecord(user_id=u, username=u.upper(), score=s, seq=q, updated_ms=q) for u, (s, q) in totals.items()]
     records.append(UserRecord(user_id="idle", username="IDLE", score=0, seq=None, updated_ms=None))
-    rebuilt = Leaderboard()
-    rebuilt.load(records)
+    rebuilt = RankIndex()
+    rebuilt.load(on_board(records))
     assert rebuilt.top(100) == incremental.top(100)
     assert rebuilt.rank("idle") is None
     expected = sorted(totals, key=lambda u: (-totals[u][0], totals[u][1], u))
@@ -68,32 +68,8 @@ def test_load_skips_users_without_award_and_matches_incremental() -> None:
 
 
 def test_rename_keeps_order() -> None:
-    board = Leaderboard()
+    board = RankIndex()
     board.put(_s("a", 1, 1))
     board.rename("a", "Renamed")
     board.rename("ghost", "x")
     assert board.top(1)[0][1].username == "Renamed" and board.rank("a") == 1
-
-
-def test_version_moves_only_with_the_watched_places() -> None:
-    board = Leaderboard()
-    for i in range(WATCHED_PLACES + 20):  # u0 leads, u119 is last
-        board.put(_s(f"u{i}", 10_000 - i, i + 1))
-    seq = WATCHED_PLACES + 21
-
-    def put(user: str, score: int) -> int:
-        nonlocal seq
-        seq += 1
-        before = board.version
-        board.put(_s(user, score, seq))
-        return board.version - before
-
-    assert put("u119", 10_000 - 110) == 0  # from the last place to the 111th: nothing shown moved
-    assert put("new", 1) == 0  # a newcomer at the bottom
-    assert put("u110", 10_000 - WATCHED_PLACES + 1) == 0  # to the 101st place: still not shown
-    assert put("u115", 10_000 - 5) == 1  # into the watched places
-    assert board.rank(f"u{WATCHED_PLACES - 1}") == WATCHED_PLACES + 1  # pushed out: seen above
-    assert put("u1", 2) == 1  # out of the watched places
-    before = board.version
-    board.rename("u119", "Renamed")
-    assert board.version == before + 1  # a rename may show: always counted

@@ -15,8 +15,8 @@ import jwt
 import pytest
 from aiohttp import WSMsgType
 
-from app import hub as hub_module
-from app.keys import HUB
+from app.api.keys import HUB
+from app.live import hub as hub_module
 
 from .conftest import JWT_SECRET, Flow, MakeClient, envelope
 from .server import ServerProcess

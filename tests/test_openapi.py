@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from app.api.openapi import build_openapi
+from app.api.routes import ENDPOINTS
+from app.api.views import STATIC_DIR
 from app.config import Config
-from app.openapi import build_openapi
-from app.routes import ENDPOINTS
-from app.views import STATIC_DIR
 
 from .conftest import envelope
 

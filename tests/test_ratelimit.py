@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import RateLimited
-from app.ratelimit import RateLimiter
+from app.limits.local import RateLimiter
 
 
 class Clock:

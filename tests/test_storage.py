@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 from app.errors import ActionTooFast, InvalidToken, RateLimited, TokenAlreadyUsed, TokenExpired
-from app.storage import Store, TokenGrant
+from app.records import TokenGrant
+from app.storage import Store
 from app.storage.postgres import PostgresStore
 from app.storage.sqlite import SqliteStore
 

@@ -18,7 +18,7 @@ from app.errors import (
     TokenAlreadyUsed,
 )
 from app.logs import request_id
-from app.storage import AwardClaim, TokenGrant
+from app.records import AwardClaim, TokenGrant
 from app.storage import sqlite as sqlite_module
 from app.storage.sqlite import SqliteStore
 

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from app.cluster.client import TurnPipeline, connect
+from app.redis_client import TurnPipeline, connect
 
 from .conftest import REDIS_URL
 

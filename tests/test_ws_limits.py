@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
-from app.keys import ADMISSION, HUB
+from app.api.keys import ADMISSION, HUB
 
 from .conftest import JWT_SECRET, MakeClient, envelope
 

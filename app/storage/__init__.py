@@ -5,59 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol
 
-import msgspec
-
 from ..errors import ActionTooFast, ApiError, InvalidToken, RateLimited, TokenAlreadyUsed, TokenExpired
-
-
-class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):
-    """An issued action token, recorded so that it can be consumed exactly once."""
-
-    nonce: str
-    token_hash: str
-    user_id: str
-    username: str
-    action_type: str
-    action_id: str
-    score_increment: int
-    issued_ms: int
-    expires_ms: int
-
-
-class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
-    """A request to consume a token and award its score, checked inside the transaction."""
-
-    nonce: str
-    user_id: str
-    username: str
-    action_type: str
-    action_id: str
-    min_elapsed_ms: int  # the catalog's minimum for `action_type`, which the recorded grant must have
-    now_ms: int
-
-
-class Award(msgspec.Struct, frozen=True, kw_only=True):
-    """A committed award. `seq` orders awards: who reached a score first."""
-
-    user_id: str
-    username: str
-    action_type: str
-    action_id: str
-    previous_score: int
-    new_score: int
-    score_increment: int
-    seq: int
-    awarded_ms: int
-
-
-class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A user row; `seq` is None until the first award puts the user on the board."""
-
-    user_id: str
-    username: str
-    score: int
-    seq: int | None
-    updated_ms: int | None
+from ..records import Award, AwardClaim, TokenGrant, UserRecord
 
 
 def check_unused(held: int, first_expiry_ms: int | None, *, now_ms: int, max_unused: int | None) -> None:

@@ -8,12 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 
-from ..errors import (
-    ActionAlreadyCompleted,
-    ServiceUnavailable,
-    TokenAlreadyUsed,
-)
-from . import Award, AwardClaim, TokenGrant, UserRecord, check_unused, refusal
+from ..errors import ActionAlreadyCompleted, ServiceUnavailable, TokenAlreadyUsed
+from ..records import Award, AwardClaim, TokenGrant, UserRecord
+from . import check_unused, refusal
 
 log = logging.getLogger(__name__)
 

@@ -12,15 +12,10 @@ from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
-from ..errors import (
-    ActionAlreadyCompleted,
-    ApiError,
-    InvalidToken,
-    ServiceUnavailable,
-    TokenAlreadyUsed,
-)
+from ..errors import ActionAlreadyCompleted, ApiError, InvalidToken, ServiceUnavailable, TokenAlreadyUsed
 from ..logs import request_id
-from . import Award, AwardClaim, TokenGrant, UserRecord, check_unused, refusal
+from ..records import Award, AwardClaim, TokenGrant, UserRecord
+from . import check_unused, refusal
 
 log = logging.getLogger(__name__)
 

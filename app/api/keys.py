@@ -1,0 +1,26 @@
+"""Typed application and request state, declared once."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..addresses import IpNetwork
+from ..auth import UserAuth
+from ..config import Config
+from ..limits import Limiter
+from ..live.admission import Admission
+from ..live.hub import Hub
+from ..service import Scoreboard
+from ..storage import Store
+
+CONFIG = web.AppKey("config", Config)
+USER_AUTH = web.AppKey("user_auth", UserAuth)
+STORE = web.AppKey("store", Store)
+SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
+UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
+INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
+OPENAPI = web.AppKey("openapi", bytes)
+HUB = web.AppKey("hub", Hub)
+ADMISSION = web.AppKey("admission", Admission)
+# The proxies whose X-Forwarded-For is believed (server.trusted_proxies).
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])

@@ -1,0 +1,200 @@
+"""The route table: each endpoint declared once, for the router and the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .. import errors as e
+from . import models as m
+from . import session, views
+from .edge import LIMITED_PREFIX
+
+
+@dataclass(frozen=True, kw_only=True)
+class Link:
+    """How a success of one endpoint feeds another (an OpenAPI link, which clients and the
+    fuzzer's stateful phase follow). Values are OpenAPI runtime expressions."""
+
+    name: str
+    target: Handler  # the endpoint it leads to; its handler's name is the operationId
+    description: str
+    parameters: Mapping[str, str] = field(default_factory=dict)  # the target's parameters
+    body: Mapping[str, str] = field(default_factory=dict)  # fields of the target's request body
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """One route: what it takes, what it answers, which contract errors it can give."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    response: type | None = None  # the `data` model of a JSON success
+    status: int = 200  # of a success
+    media: str | None = "application/json"  # of a success; None: it has no body
+    request: type | None = None
+    query: type | None = None
+    path_params: type | None = None
+    auth: bool = False
+    errors: tuple[type[e.ApiError], ...] = ()
+    links: tuple[Link, ...] = ()
+    tag: str = "scoreboard"
+
+    def answers(self) -> tuple[type[e.ApiError], ...]:
+        """Every error the endpoint can give: its own, and those of the layers in front of its
+        handler, which answer before it runs."""
+        before: list[type[e.ApiError]] = []
+        if self.request is not None:
+            before.append(e.PayloadTooLarge)  # aiohttp refuses a body over server.max_body_bytes
+        if self.path.startswith(LIMITED_PREFIX):
+            # The per-IP limit of the edge, kept in Redis in the Redis modes (503 while it is down).
+            before += [e.RateLimited, e.ServiceUnavailable]
+        return tuple(dict.fromkeys((*self.errors, *before)))
+
+
+_AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed)
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        method="GET",
+        path="/",
+        handler=views.page,
+        summary="The live top-10 page: rendered on the server, kept live over the WebSocket",
+        media="text/html",
+        tag="web",
+    ),
+    Endpoint(
+        method="GET",
+        path="/ws/scoreboard",
+        handler=session.websocket,
+        summary="WebSocket of live updates: 101 on a handshake, then messages as in the contract "
+        "(an invalid `token` closes with 4401); a request that is not a handshake answers 400",
+        status=101,
+        media=None,
+        query=m.LiveQuery,
+        errors=(e.ValidationFailed, e.Forbidden, e.RateLimited, e.ServiceUnavailable),
+        tag="web",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/scoreboard/top",
+        handler=views.top,
+        summary="The top of the board (default 10, at most 100)",
+        response=m.TopData,
+        query=m.TopQuery,
+        errors=(e.ValidationFailed,),
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/actions/initialize",
+        handler=views.initialize,
+        summary="Start an action: get a one-time action token worth the catalog's score",
+        response=m.InitializeData,
+        request=m.InitializeRequest,
+        auth=True,
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.InvalidAction, e.ActionAlreadyCompleted, e.ServiceUnavailable),
+        links=(
+            Link(
+                name="complete",
+                target=views.update,
+                description="Complete the action with its token",
+                body={"actionToken": "$response.body#/data/actionToken", "actionId": "$request.body#/actionId"},
+            ),
+        ),
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/scoreboard/update",
+        handler=views.update,
+        summary="Complete an action: consume its token and award its score exactly once",
+        response=m.UpdateData,
+        request=m.UpdateRequest,
+        auth=True,
+        errors=(
+            *_AUTH_ERRORS,
+            e.InvalidToken,
+            e.TokenExpired,
+            e.Forbidden,
+            e.TokenAlreadyUsed,
+            e.ActionAlreadyCompleted,
+            e.InvalidAction,
+            e.ActionMismatch,
+            e.ActionTooFast,
+            e.RateLimited,  # per user as well as per IP
+            e.ServiceUnavailable,
+        ),
+        links=(
+            Link(
+                name="score",
+                target=views.user_score,
+                description="The awarded user's score and rank",
+                parameters={"userId": "$response.body#/data/userId"},
+            ),
+        ),
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/users/{userId}/score",
+        handler=views.user_score,
+        summary="A user's score, rank and percentile (rank null before the first award)",
+        response=m.UserScoreData,
+        path_params=m.UserPath,
+        auth=True,
+        errors=(*_AUTH_ERRORS, e.UserNotFound),
+    ),
+    Endpoint(
+        method="GET", path="/healthz", handler=views.healthz, summary="Alive", response=m.HealthData, tag="operations"
+    ),
+    Endpoint(
+        method="GET",
+        path="/readyz",
+        handler=views.readyz,
+        summary="Ready: storage is reachable",
+        response=m.HealthData,
+        errors=(e.ServiceUnavailable,),
+        tag="operations",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/openapi.json",
+        handler=views.openapi,
+        summary="This OpenAPI document",
+        tag="documentation",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/docs",
+        handler=views.docs,
+        summary="Readable API documentation",
+        media="text/html",
+        tag="documentation",
+    ),
+    Endpoint(
+        method="GET",
+        path="/static/{filename}",
+        handler=views.static_file,
+        summary="Static assets of the web pages (JS, CSS)",
+        media="*/*",
+        path_params=m.StaticPath,
+        errors=(e.NotFound,),
+        tag="web",
+    ),
+)
+
+
+def setup_routes(
+    app: web.Application, wrap: Callable[[Handler], Handler], endpoints: tuple[Endpoint, ...] = ENDPOINTS
+) -> None:
+    """Register every endpoint, each handler inside `wrap` (the request edge), and a last route
+    that answers every other path and method with the contract's 404 or 405."""
+    for endpoint in endpoints:
+        if endpoint.method == "GET":
+            app.router.add_get(endpoint.path, wrap(endpoint.handler))  # HEAD too
+        else:
+            app.router.add_route(endpoint.method, endpoint.path, wrap(endpoint.handler))
+    app.router.add_route("*", r"/{unmatched:[\s\S]*}", wrap(views.unmatched))  # newlines (%0A) too

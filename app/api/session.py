@@ -1,0 +1,191 @@
+"""`/ws/scoreboard`: the WebSocket session of one client, speaking the contract's messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from ..auth import Principal, UserAuth
+from ..clock import iso, now_ms
+from ..config import WebSocketSettings
+from ..errors import Forbidden, Unauthorized, ValidationFailed
+from ..live.hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Connection, Hub
+from ..live.messages import (
+    Auth,
+    Authenticated,
+    Connected,
+    Error,
+    ErrorDetail,
+    Ping,
+    Pong,
+    Subscribe,
+    Subscribed,
+    Unsubscribe,
+    Unsubscribed,
+    decode,
+)
+from .edge import client_address
+from .keys import ADMISSION, CONFIG, HUB, TRUSTED_PROXIES, USER_AUTH
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4096
+AUTH_GRACE_SECONDS = 10.0  # without anonymous viewers, how long a client has to send `auth`
+CLOSE_TIMEOUT_SECONDS = 2.0  # how long a close waits for the client's answer
+TOO_MANY = "too many connections for this user"
+
+
+def check_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Refuse cross-site WebSocket hijacking: a browser's Origin must be allowed or same-host."""
+    origin = request.headers.get("Origin")
+    if origin is None:  # not a browser; bearer tokens protect what needs protecting
+        return
+    if allowed:
+        if origin in allowed or "*" in allowed:
+            return
+    elif urlsplit(origin).netloc == request.host:
+        return
+    raise Forbidden("Origin not allowed", details={"origin": origin})
+
+
+class Session:
+    """One client's conversation: authentication, subscriptions, pings, errors."""
+
+    __slots__ = ("auth", "conn", "hub", "settings")  # one per connection: no __dict__
+
+    def __init__(self, hub: Hub, conn: Connection, auth: UserAuth, settings: WebSocketSettings) -> None:
+        self.hub = hub
+        self.conn = conn
+        self.auth = auth
+        self.settings = settings
+
+    async def login(self, principal: Principal) -> bool:
+        """Bind the user; False when over the per-user limit (the caller closes with 4429)."""
+        if not await self.hub.bind(self.conn, principal.user_id):
+            return False
+        self.conn.expire_at(principal.expires_at)
+        return True
+
+    def error(self, code: str, message: str) -> None:
+        self.conn.send(Error(error=ErrorDetail(code=code, message=message)))
+
+    async def handle(self, data: str) -> None:
+        """React to one text message."""
+        try:
+            message = decode(data)
+        except ValidationFailed as exc:
+            self.error(exc.code, exc.details if isinstance(exc.details, str) else exc.message)
+            return
+        if isinstance(message, Auth):
+            await self._auth(message.token)
+        elif self.conn.user_id is None and not self.settings.allow_anonymous:
+            self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "authentication required")
+        elif isinstance(message, Subscribe):
+            self.conn.send(Subscribed(channel=message.channel))
+            await self.hub.subscribe(self.conn)
+        elif isinstance(message, Unsubscribe):
+            self.hub.unsubscribe(self.conn)
+            self.conn.send(Unsubscribed(channel=message.channel))
+        elif isinstance(message, Ping):
+            self.conn.send(Pong(timestamp=iso(now_ms())))
+
+    async def _auth(self, token: str) -> None:
+        if self.conn.user_id is not None:
+            self.error("ALREADY_AUTHENTICATED", "This connection is already authenticated")
+            return
+        try:
+            principal = self.auth.verify(token)
+        except Unauthorized:
+            self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "invalid token")
+            return
+        if await self.login(principal):
+            self.conn.send(Authenticated(user_id=principal.user_id))
+        else:
+            self.hub.drop(self.conn, CLOSE_TOO_MANY, TOO_MANY)
+
+    def require_auth_soon(self) -> asyncio.TimerHandle:
+        """Close an unauthenticated connection that does not send `auth` in time."""
+
+        def check() -> None:
+            if self.conn.user_id is None:
+                self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "authentication required")
+
+        return asyncio.get_running_loop().call_later(AUTH_GRACE_SECONDS, check)
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """Accept a live connection: its origin and the connection limits are checked before the
+    upgrade, so a refusal is an HTTP answer in the envelope (403, 429, 503)."""
+    settings = request.app[CONFIG].websocket
+    check_origin(request, settings.allowed_origins)
+    async with request.app[ADMISSION].admitted(client_address(request, request.app[TRUSTED_PROXIES])):
+        return await _session(request, settings)
+
+
+async def _session(request: web.Request, settings: WebSocketSettings) -> web.WebSocketResponse:
+    """Upgrade and serve one connection; the token (if any) is checked before anything is sent."""
+    auth, hub = request.app[USER_AUTH], request.app[HUB]
+    principal: Principal | None = None
+    token_ok = True
+    if (token := request.query.get("token")) is not None:
+        try:
+            principal = auth.verify(token)
+        except Unauthorized:
+            token_ok = False
+    # compress=False: every subscriber gets the same pre-built frame; no per-client deflate.
+    # No heartbeat or autoping here: app.keepalive pings all sockets from one task and needs to
+    # see every frame, PONGs included.
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_MESSAGE_BYTES, compress=False, timeout=CLOSE_TIMEOUT_SECONDS, autoping=False
+    )
+    try:
+        await ws.prepare(request)
+    except web.HTTPBadRequest:  # raised before anything is written: a plain GET, a bad handshake
+        raise ValidationFailed("A WebSocket handshake is required (Upgrade: websocket)") from None
+    if not token_ok:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid token")
+        return ws
+    conn = hub.connect(ws, request.transport)
+    session = Session(hub, conn, auth, settings)
+    deadline = None
+    try:
+        if principal is not None and not await session.login(principal):
+            await ws.close(code=CLOSE_TOO_MANY, message=TOO_MANY.encode())
+            return ws
+        conn.send(
+            Connected(
+                timestamp=iso(now_ms()),
+                client_id=conn.id,
+                user_id=principal.user_id if principal else msgspec.UNSET,
+            )
+        )
+        if principal is None and not settings.allow_anonymous:
+            deadline = session.require_auth_soon()
+        await _listen(ws, session)
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+        hub.disconnect(conn)
+    return ws
+
+
+async def _listen(ws: web.WebSocketResponse, session: Session) -> None:
+    """Answer the client's frames until the connection ends."""
+    async for msg in ws:
+        session.conn.heard = True
+        if msg.type == WSMsgType.TEXT:
+            try:
+                await session.handle(msg.data)
+            except Exception:
+                # Upgraded: an error must not reach the request edge, which would answer with an
+                # HTTP response on the WebSocket. The client hears of it; the connection goes on.
+                log.exception("unhandled error in a WebSocket message")
+                session.error("INTERNAL_ERROR", "Internal server error")
+        elif msg.type == WSMsgType.BINARY:
+            session.error("VALIDATION_ERROR", "Messages are JSON text")
+        elif msg.type == WSMsgType.PING:
+            await ws.pong(msg.data)

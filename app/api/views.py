@@ -1,0 +1,117 @@
+"""HTTP handlers: parse and validate, call one service method, render the envelope."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import aiohttp_jinja2
+import msgspec
+from aiohttp import web
+
+from ..auth import Principal
+from ..decoding import convert_strings, decode_json, decoder_for
+from ..errors import NotFound, ServiceUnavailable
+from ..ranking import TOP_SIZE
+from .envelope import JSON, ok, ok_encoded
+from .keys import INITIALIZE_LIMITER, OPENAPI, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
+from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+# Served by name from a list made at start: nothing outside the folder can be reached.
+STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
+
+
+async def parse_body(request: web.Request, model: type[T]) -> T:
+    """Decode and validate a JSON body; VALIDATION_ERROR naming the field otherwise."""
+    return decode_json(await request.read(), decoder_for(model))
+
+
+def principal(request: web.Request) -> Principal:
+    """The bearer of the request's JWT."""
+    return request.app[USER_AUTH].from_header(request.headers.get("Authorization"))
+
+
+_DEFAULT_TOP = TopQuery()
+
+
+async def top(request: web.Request) -> web.Response:
+    # Most reads ask for the default: no query to parse, and the same answer until the top moves.
+    query = convert_strings(dict(request.query), TopQuery) if request.query_string else _DEFAULT_TOP
+    return ok_encoded((await request.app[SCOREBOARD].top(query.limit)).body)
+
+
+async def initialize(request: web.Request) -> web.Response:
+    user = principal(request)
+    await request.app[INITIALIZE_LIMITER].check(user.user_id)  # every call counts, valid or not
+    body = await parse_body(request, InitializeRequest)
+    return ok(await request.app[SCOREBOARD].initialize(user, body))
+
+
+async def update(request: web.Request) -> web.Response:
+    user = principal(request)
+    await request.app[UPDATE_LIMITER].check(user.user_id)  # every call counts, valid or not
+    body = await parse_body(request, UpdateRequest)
+    return ok(await request.app[SCOREBOARD].complete(user, body))
+
+
+async def user_score(request: web.Request) -> web.Response:
+    principal(request)
+    path = convert_strings(dict(request.match_info), UserPath)
+    return ok(await request.app[SCOREBOARD].user_score(path.user_id))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return ok(HealthData(status="ok"))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except Exception:
+        log.warning("readiness check failed", exc_info=True)  # the cause for operators, not for callers
+        raise ServiceUnavailable("Storage is not reachable") from None
+    return ok(HealthData(status="ready"))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type=JSON)
+
+
+@aiohttp_jinja2.template("index.html")
+async def page(request: web.Request) -> dict[str, object]:
+    top = (await request.app[SCOREBOARD].top(TOP_SIZE)).data
+    return {
+        "leaderboard": [msgspec.to_builtins(entry) for entry in top.leaderboard],
+        "updated_at": top.updated_at,
+        "ws_path": "/ws/scoreboard",
+        "top_url": "/api/v1/scoreboard/top",
+        "static_url": "/static",
+    }
+
+
+@aiohttp_jinja2.template("docs.html")
+async def docs(request: web.Request) -> dict[str, str]:
+    return {"openapi_url": "/api/openapi.json", "static_url": "/static"}
+
+
+async def unmatched(request: web.Request) -> NoReturn:
+    """A path no route serves: 405 naming the allowed methods when another route has it, else 404."""
+    own = request.match_info.route.resource
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not own:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    path = STATIC_FILES.get(request.match_info["filename"])
+    if path is None:
+        raise NotFound(details={"filename": request.match_info["filename"]})
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})

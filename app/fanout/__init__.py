@@ -1,0 +1,38 @@
+"""Fan-out of award events to every process's hub: directly in one process, or over Redis."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from ..records import AwardEvent
+
+log = logging.getLogger(__name__)
+
+AwardHandler = Callable[[AwardEvent], None]
+
+
+class Fanout(Protocol):
+    """Publish an event once; every subscribed handler, in every process, gets it."""
+
+    def subscribe(self, handler: AwardHandler) -> None:
+        """Deliver events to `handler` (called in the event loop, must not block)."""
+
+    async def publish(self, event: AwardEvent) -> None:
+        """Send an event to all subscribers."""
+
+    def on_gap(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when events may have been missed (the channel was lost for a while)."""
+
+    async def run(self) -> None:
+        """Receive events for as long as the app runs."""
+
+
+def deliver(handlers: list[AwardHandler], event: AwardEvent) -> None:
+    """Call each handler; one failing handler does not stop the others."""
+    for handler in list(handlers):
+        try:
+            handler(event)
+        except Exception:
+            log.exception("award handler failed")

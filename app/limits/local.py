@@ -1,0 +1,64 @@
+"""Limits counted in this process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from . import refuse
+
+_SWEEP_EVERY = 4096
+
+
+class RateLimiter:
+    """At most `per_minute` hits a minute per key, smoothly refilled; in-process."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 60.0 / per_minute  # one hit's worth of refill
+        self.tolerance = self.interval * (per_minute - 1)  # the burst a full bucket allows
+        self._clock = clock
+        self._tat: dict[str, float] = {}  # theoretical arrival time per key
+        self._hits = 0
+
+    def retry_after(self, key: str) -> float:
+        """Count one hit; 0 when allowed, otherwise the seconds until one would be."""
+        now = self._clock()
+        self._hits += 1
+        if self._hits % _SWEEP_EVERY == 0:
+            self._tat = {k: t for k, t in self._tat.items() if t > now}
+        tat = max(self._tat.get(key, now), now)
+        wait = tat - now - self.tolerance
+        if wait > 0:
+            return wait
+        self._tat[key] = tat + self.interval
+        return 0.0
+
+    async def check(self, key: str) -> None:
+        """Count one hit; raise RateLimited with a whole-second Retry-After when over."""
+        wait = self.retry_after(key)
+        if wait > 0:
+            raise refuse(wait)
+
+
+class LocalSlots:
+    """Slots counted in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: dict[str, set[str]] = {}
+
+    async def acquire(self, owner: str, connection_id: str) -> bool:
+        """Take a slot if one is free."""
+        held = self._held.setdefault(owner, set())
+        if len(held) >= self.limit:
+            return False
+        held.add(connection_id)
+        return True
+
+    async def release(self, owner: str, connection_id: str) -> None:
+        """Give a slot back."""
+        held = self._held.get(owner)
+        if held is not None:
+            held.discard(connection_id)
+            if not held:
+                del self._held[owner]

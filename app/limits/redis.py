@@ -1,0 +1,169 @@
+"""Limits shared by every process: GCRA rate limits and WebSocket slots, each one atomic script."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import redis.asyncio as aioredis
+
+from ..errors import ServiceUnavailable
+from ..redis_client import OUTAGES, Keys, TurnPipeline, unavailable_on_outage
+from ..tasks import stop_if_cancelled
+from . import refuse
+
+log = logging.getLogger(__name__)
+
+# KEYS: each key's theoretical arrival time (ms); ARGV: interval ms, tolerance ms, then the
+# number of hits on each key, in order. Returns per key the hits allowed and the ms the others
+# must wait (as a string: Redis would truncate a fraction). Redis's clock serves every process.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local hits = tonumber(ARGV[2 + i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local allowed = 0
+  while allowed < hits and tat - now - tolerance <= 0 do
+    tat = tat + interval
+    allowed = allowed + 1
+  end
+  if allowed > 0 then redis.call('SET', key, tat, 'PX', math.ceil(tat - now) + 1) end
+  out[#out + 1] = allowed
+  out[#out + 1] = tostring(math.max(0, tat - now - tolerance))
+end
+return out
+"""
+
+# KEYS[1]: the owner's slots (sorted set: connection id -> expiry ms); ARGV: id, limit, ttl ms.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+SLOT_TTL_MS = 90_000  # a process that dies without releasing frees its slots after this
+SLOT_REFRESH_SECONDS = 30.0
+
+
+class RedisRateLimiter:
+    """At most `per_minute` hits a minute per key across all processes. The hits that arrive
+    together (one loop turn) are counted in one script call: a round trip per request would
+    cost more than the request."""
+
+    def __init__(
+        self, client: aioredis.Redis, keys: Keys, kind: str, per_minute: int, trips: TurnPipeline | None = None
+    ) -> None:
+        self.keys = keys
+        self.trips = trips or TurnPipeline(client)
+        self.kind = kind
+        self.interval_ms = 60_000 / per_minute
+        self.tolerance_ms = self.interval_ms * (per_minute - 1)
+        self._script = client.register_script(_GCRA)
+        self._waiting: dict[str, list[asyncio.Future[float]]] = {}  # key -> one future per hit
+        self._counting: set[asyncio.Task[None]] = set()  # counts in flight (the loop keeps weak references)
+
+    async def check(self, key: str) -> None:
+        """Count one hit; RateLimited with Retry-After when over."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        if not self._waiting:
+            asyncio.get_running_loop().call_soon(self._count)
+        self._waiting.setdefault(key, []).append(future)
+        wait_ms = await future
+        if wait_ms > 0:
+            raise refuse(wait_ms / 1000)
+
+    def _count(self) -> None:
+        waiting, self._waiting = self._waiting, {}
+        task = asyncio.get_running_loop().create_task(self._count_batch(waiting))
+        self._counting.add(task)
+        task.add_done_callback(self._counting.discard)
+
+    async def _count_batch(self, waiting: dict[str, list[asyncio.Future[float]]]) -> None:
+        # Hits whose request went away still count: they reached the server.
+        names = list(waiting)
+        try:
+            with unavailable_on_outage():
+                reply = await self.trips.script(
+                    self._script,
+                    [self.keys.rate(self.kind, name) for name in names],
+                    [self.interval_ms, self.tolerance_ms, *(len(waiting[name]) for name in names)],
+                )
+            for i, name in enumerate(names):
+                allowed, wait_ms = int(reply[2 * i]), float(reply[2 * i + 1])
+                for n, future in enumerate(waiting[name]):
+                    if not future.done():
+                        future.set_result(0.0 if n < allowed else wait_ms)
+        except Exception as exc:
+            _fail(waiting, exc)
+        finally:
+            _fail(waiting, ServiceUnavailable())  # cancelled: nobody may wait for ever
+
+
+def _fail(waiting: dict[str, list[asyncio.Future[float]]], exc: Exception) -> None:
+    for futures in waiting.values():
+        for future in futures:
+            if not future.done():
+                future.set_exception(exc)
+
+
+class RedisSlots:
+    """WebSocket connections per owner of one kind (`user`, `ip`) across all processes. Slots
+    expire unless refreshed, so a crashed process cannot hold them for ever; `run` refreshes
+    this process's slots."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, kind: str, limit: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.kind = kind
+        self.limit = limit
+        self.held: dict[str, set[str]] = {}
+        self._acquire = client.register_script(_ACQUIRE)
+
+    async def acquire(self, owner: str, connection_id: str) -> bool:
+        """Take a slot if the owner has one free anywhere."""
+        key = self.keys.slots(self.kind, owner)
+        with unavailable_on_outage():
+            ok = await self._acquire(keys=[key], args=[connection_id, self.limit, SLOT_TTL_MS])
+        if ok:
+            self.held.setdefault(owner, set()).add(connection_id)
+        return bool(ok)
+
+    async def release(self, owner: str, connection_id: str) -> None:
+        """Give a slot back."""
+        held = self.held.get(owner)
+        if held is not None:
+            held.discard(connection_id)
+            if not held:
+                del self.held[owner]
+        with unavailable_on_outage():
+            await self.client.zrem(self.keys.slots(self.kind, owner), connection_id)
+
+    async def refresh(self) -> None:
+        """Extend every slot this process holds (and restore them after a Redis flush)."""
+        pipe = self.client.pipeline(transaction=False)
+        expiry_ms = (await self.client.time())[0] * 1000 + SLOT_TTL_MS
+        for owner, ids in self.held.items():
+            key = self.keys.slots(self.kind, owner)
+            pipe.zadd(key, dict.fromkeys(ids, expiry_ms))
+            pipe.pexpire(key, SLOT_TTL_MS)
+        await pipe.execute()
+
+    async def run(self) -> None:
+        """Refresh periodically for as long as the app runs."""
+        while True:
+            await asyncio.sleep(SLOT_REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except OUTAGES:
+                stop_if_cancelled()
+                log.warning("could not refresh WebSocket %s slots; Redis is unavailable", self.kind)

@@ -1,0 +1,139 @@
+"""WebSocket messages of the contract: what clients send, and what the server sends, pre-encoded."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from ..api.models import Rank, Score, Timestamp
+from ..decoding import decode_json
+
+Channel = Literal["leaderboard"]
+
+
+class Auth(msgspec.Struct, tag="auth", tag_field="type"):
+    token: Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type"):
+    channel: Channel
+
+
+class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type"):
+    channel: Channel
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type"):
+    pass
+
+
+ClientMessage = Auth | Subscribe | Unsubscribe | Ping
+
+
+class _Server(msgspec.Struct, tag_field="type", rename="camel", omit_defaults=False, kw_only=True):
+    pass
+
+
+class Connected(_Server, tag="connected"):
+    timestamp: Timestamp
+    client_id: str
+    user_id: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class Authenticated(_Server, tag="authenticated"):
+    user_id: str
+
+
+class Subscribed(_Server, tag="subscribed"):
+    channel: str
+
+
+class Unsubscribed(_Server, tag="unsubscribed"):
+    channel: str
+
+
+class Pong(_Server, tag="pong"):
+    timestamp: Timestamp
+
+
+class LiveEntry(msgspec.Struct, rename="camel", kw_only=True):
+    rank: Rank
+    user_id: str
+    username: str
+    score: Score
+    change: str
+
+
+class LiveBoard(msgspec.Struct, rename="camel", kw_only=True):
+    leaderboard: list[LiveEntry]
+    updated_at: Timestamp
+
+
+class LeaderboardUpdate(_Server, tag="leaderboard_update"):
+    data: LiveBoard
+
+
+class ScoreChange(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: str
+    previous_score: Score
+    new_score: Score
+    score_increment: Score
+    new_rank: Rank
+    previous_rank: Rank | None
+
+
+class ScoreUpdate(_Server, tag="score_update"):
+    data: ScoreChange
+
+
+class RankMove(msgspec.Struct, rename="camel", kw_only=True):
+    user_id: str
+    previous_rank: Rank | None
+    new_rank: Rank
+    score: Score
+
+
+class RankChange(_Server, tag="rank_change"):
+    data: RankMove
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    code: str
+    message: str
+
+
+class Error(_Server, tag="error"):
+    error: ErrorDetail
+
+
+ServerMessage = (
+    Connected | Authenticated | Subscribed | Unsubscribed | Pong | LeaderboardUpdate | ScoreUpdate | RankChange | Error
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(ClientMessage)
+
+
+def encode(message: ServerMessage) -> bytes:
+    """JSON bytes of a server message."""
+    return _encoder.encode(message)
+
+
+def decode(data: str | bytes) -> ClientMessage:
+    """Parse a client message; ValidationFailed saying what is wrong otherwise."""
+    message: ClientMessage = decode_json(data, _decoder)
+    return message
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked WebSocket text frame: built once, written to every subscriber as is."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload

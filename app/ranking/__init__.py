@@ -1,0 +1,91 @@
+"""Ranking: where ranks are read. One interface, kept in this process's memory (embedded) or in
+Redis (shared by many processes); either is derived from the system of record and refilled from it."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from typing import Protocol
+
+from ..records import Position, Standing, UserRecord, on_board
+
+log = logging.getLogger(__name__)
+
+TOP_SIZE = 10  # the places the live board and every award's answer show
+# The most places a reader is shown (GET /top's largest limit). Changes further down do not
+# change any answer derived from the top, so answers cached from it stay good.
+WATCHED_PLACES = 100
+FREEZE_AT_USERS = 100_000
+
+
+class StandingsSource(Protocol):
+    """Where a ranking is filled from: the system of record."""
+
+    async def standings(self) -> list[UserRecord]:
+        """Every user on the board."""
+
+
+class Ranking(Protocol):
+    """The rank index derived from the system of record. Writes are idempotent by `seq`: an
+    older standing never replaces a newer one, so a fill may race live awards."""
+
+    async def fill(self, source: StandingsSource) -> int:
+        """Load every user on the board from the system of record; how many there are."""
+
+    async def put(self, standing: Standing) -> tuple[int | None, int]:
+        """Place a user; (previous rank, new rank)."""
+
+    async def top(self, limit: int) -> list[tuple[int, Standing]]:
+        """The first `limit` standings with ranks."""
+
+    async def position(self, user_id: str) -> Position | None:
+        """A user's standing and rank, or None when not on the board."""
+
+    async def rename(self, user_id: str, username: str) -> bool:
+        """Refresh the display name of a user on the board; True if it changed."""
+
+    async def ranked(self, first: int, last: int) -> list[tuple[int, str, int]]:
+        """(rank, user id, score) for ranks first..last inclusive."""
+
+    async def ranks(self, user_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """(rank, score) of each of these users that is on the board."""
+
+    async def size(self) -> int:
+        """How many users are on the board."""
+
+
+class Fills:
+    """`fill` for an index that can `load` standings in bulk: the one way a ranking is filled."""
+
+    async def load(self, standings: list[Standing]) -> None:
+        """Write these standings (newer ones already held win)."""
+        raise NotImplementedError
+
+    async def fill(self, source: StandingsSource) -> int:
+        """Load every user on the board from the system of record; how many there are."""
+        started = time.perf_counter()
+        standings = on_board(await source.standings())
+        await self.load(standings)
+        seconds = round(time.perf_counter() - started, 3)
+        if len(standings) >= FREEZE_AT_USERS:
+            # A full collection walks every object: with a million standings in memory that is a
+            # ~70 ms pause now and then. They hold no cycles, so the collector can skip them.
+            gc.freeze()
+        log.info("leaderboard rebuilt with %d users in %.3f s", len(standings), seconds, extra={"seconds": seconds})
+        return len(standings)
+
+
+def reaches_watched(previous_rank: int | None, rank: int) -> bool:
+    """Whether a move between these ranks changes anything in the first WATCHED_PLACES places."""
+    return rank <= WATCHED_PLACES or (previous_rank is not None and previous_rank <= WATCHED_PLACES)
+
+
+def last_change(shown: list[tuple[int, Standing]]) -> int:
+    """When these standings last changed (ms, the newest award among them); 0 for none."""
+    return max((s.updated_ms for _, s in shown), default=0)
+
+
+def percentile(rank: int, size: int) -> float:
+    """100 * (N - rank) / N over the N users on the board, two decimals."""
+    return round(100 * (size - rank) / size, 2)

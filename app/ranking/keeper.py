@@ -1,0 +1,66 @@
+"""Keeps the Redis ranking filled: at start, and whenever Redis comes back empty or missed an award."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ..errors import ServiceUnavailable
+from ..fanout.redis import RedisFanout
+from ..tasks import stop_if_cancelled
+from . import StandingsSource
+from .redis import RedisRanking
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 1.0  # a flushed board is refilled within about this, plus the fill itself
+
+
+class Keeper:
+    """Fills the shared ranking from the system of record when it needs it, one process at a
+    time, and tells every process's viewers when it did."""
+
+    def __init__(self, ranking: RedisRanking, source: StandingsSource, fanout: RedisFanout) -> None:
+        self.ranking = ranking
+        self.source = source
+        self.fanout = fanout
+
+    async def ensure_filled(self) -> bool:
+        """Fill from the database if the ranking needs it and no other process is at it."""
+        ranking = self.ranking
+        if not await ranking.needs_load():
+            return False
+        mark = await ranking.lock_rebuild()
+        if mark is None:
+            return False
+        try:
+            asked = await ranking.reload_asked()  # before the database is read: a later request stays
+            log.info("rebuilding the Redis board from the database")
+            await ranking.fill(self.source)
+            await self.fanout.reloaded()  # every process's viewers get the filled board
+            if asked is not None:
+                await ranking.reload_done(asked)
+        finally:
+            await ranking.unlock_rebuild(mark)
+        return True
+
+    async def run(self) -> None:
+        """Check every second, for as long as the app runs; outages are waited out. First, unless
+        this process filled the ranking itself, ask for a fill that reconciles it with the database
+        (a fill keeps newer standings): the process this one replaces may have been killed between
+        a commit and its ranking write, and only the database has that award."""
+        asked = False
+        while True:
+            try:
+                if not asked:
+                    if not self.ranking.loads:
+                        await self.ranking.ask_reload()
+                    asked = True
+                await self.ensure_filled()
+            except ServiceUnavailable as exc:
+                stop_if_cancelled()
+                log.debug("board check postponed: %s", exc.message)
+            except Exception:
+                stop_if_cancelled()
+                log.exception("board rebuild failed")
+            await asyncio.sleep(CHECK_SECONDS)

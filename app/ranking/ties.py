@@ -1,0 +1,33 @@
+"""The order of the board, in one place: score descending, then whoever reached that score first
+(the lower award sequence), then user id. Encoded for the memory index and for Redis."""
+
+from __future__ import annotations
+
+from ..records import Standing
+
+SortKey = tuple[int, int, str]
+SEQ_DIGITS = 19
+_INVERT = 10**SEQ_DIGITS - 1
+
+
+def sort_key(s: Standing) -> SortKey:
+    """The memory index's key: ascending order is the board's order."""
+    return (-s.score, s.seq, s.user_id)
+
+
+def member(seq: int, user_id: str) -> str:
+    """The Redis sorted-set member of a user whose current score was reached by award `seq`.
+    Redis orders equal scores by member, so "<10**19-1-seq, zero-padded>:<user id>" puts, in
+    descending order, the lower award sequence first."""
+    return f"{_INVERT - seq:0{SEQ_DIGITS}d}:{user_id}"
+
+
+def seq_of(member: bytes) -> int:
+    """The award sequence a Redis member encodes."""
+    seq: int = _INVERT - int(member[:SEQ_DIGITS])
+    return seq
+
+
+def user_of(member: str) -> str:
+    """The user id a Redis member encodes."""
+    return member[SEQ_DIGITS + 1 :]

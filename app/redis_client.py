@@ -1,0 +1,142 @@
+"""The Redis connection, the key names under one prefix, and how Redis outages surface."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+
+from .errors import ServiceUnavailable
+
+# Failures that mean "Redis is not there right now"; anything else is a bug and stays loud.
+OUTAGES = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError, OSError)
+
+
+# KEYS[1]: a key; ARGV[1]: the value its owner set. Deletes it only if it still holds that value:
+# a claim, lock or request is let go only by whoever made it.
+COMPARE_AND_DELETE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def connect(url: str, *, pool_size: int) -> aioredis.Redis:
+    """A lazily connecting client with short timeouts, so an outage answers fast. The pool
+    blocks (briefly) when all connections are busy instead of failing the request."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=2.0,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=10,
+        # After a Redis restart each pooled connection is dead; one quick retry reconnects it.
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+    )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes the pool
+
+
+@contextlib.contextmanager
+def unavailable_on_outage(what: str = "Redis") -> Iterator[None]:
+    """Turn a Redis outage into 503 SERVICE_UNAVAILABLE."""
+    try:
+        yield
+    except OUTAGES:
+        raise ServiceUnavailable(f"{what} is unavailable") from None
+
+
+class Keys:
+    """Every key of one deployment, under a common prefix (tests use one prefix each)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.board = f"{prefix}:board"  # sorted set: score -> "<inverted seq>:<user id>"
+        self.members = f"{prefix}:members"  # hash: user id -> its member in the board
+        self.names = f"{prefix}:names"  # hash: user id -> display name
+        self.stamps = f"{prefix}:stamps"  # hash: user id -> ms of the last award
+        self.ready = f"{prefix}:ready"  # set once the board was loaded from the database
+        self.reload = f"{prefix}:reload"  # a load asked for: a process started after another may have died
+        self.rebuilding = f"{prefix}:rebuilding"  # lock: one process rebuilds at a time
+        self.channel = f"{prefix}:awards"  # pub/sub of award events
+
+    def nonce(self, nonce: str) -> str:
+        return f"{self.prefix}:nonce:{nonce}"
+
+    def rate(self, kind: str, key: str) -> str:
+        return f"{self.prefix}:rate:{kind}:{key}"
+
+    def slots(self, kind: str, owner: str) -> str:
+        # The kind keeps owners apart: a user id may look like an address.
+        return f"{self.prefix}:ws:{kind}:{owner}"
+
+
+class TurnPipeline:
+    """Redis commands issued in one event-loop turn go out together, in one pipeline round trip:
+    under load the awards in flight share each trip instead of paying redis-py's per-call cost
+    (a pooled connection, a timeout, a send and a read) for each of their commands."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._queued: list[tuple[Callable[[Pipeline], object], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+
+    async def call(self, command: Callable[[Pipeline], object]) -> Any:
+        """Queue `command` (it adds one command to the pipeline) and return its reply; a reply
+        that is an error is raised, an outage raises for every command of the trip."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._send)
+        self._queued.append((command, future))
+        return await future
+
+    async def script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
+        """Run a registered script by its hash in the shared trip; loaded once if Redis lost it."""
+        try:
+            return await self.call(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
+        except redis_errors.NoScriptError:
+            return await script(keys=keys, args=args)  # loads it, then runs it
+
+    def _send(self) -> None:
+        queued, self._queued = self._queued, []
+        task = asyncio.get_running_loop().create_task(self._execute(queued))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _execute(self, queued: list[tuple[Callable[[Pipeline], object], asyncio.Future[Any]]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        sent: list[asyncio.Future[Any]] = []
+        try:
+            for command, future in queued:
+                try:
+                    command(pipe)  # one command each; one that cannot be packed fails alone
+                except Exception as exc:
+                    future.set_exception(exc)
+                else:
+                    sent.append(future)
+            replies = await pipe.execute(raise_on_error=False) if sent else []
+            for future, reply in zip(sent, replies, strict=True):
+                _answer(future, reply)
+        except Exception as exc:  # an outage: every command of the trip failed
+            for future in sent:
+                _answer(future, exc)
+        finally:
+            for _, future in queued:  # cancelled: never leave a caller waiting
+                _answer(future, redis_errors.ConnectionError("the Redis round trip was cancelled"))
+
+
+def _answer(future: asyncio.Future[Any], reply: object) -> None:
+    if future.done():
+        return
+    if isinstance(reply, Exception):
+        future.set_exception(reply)
+    else:
+        future.set_result(reply)

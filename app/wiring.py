@@ -1,0 +1,129 @@
+"""Which implementations a configuration gets: embedded (one process) or Redis (+ PostgreSQL) for many."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import msgspec
+from aiohttp import web
+
+from .config import Config
+from .errors import ServiceUnavailable
+from .fanout import Fanout
+from .fanout.local import LocalFanout
+from .fanout.redis import RedisFanout
+from .limits import ConnectionSlots, Limiter
+from .limits.local import LocalSlots, RateLimiter
+from .limits.redis import RedisRateLimiter, RedisSlots
+from .nonces import NonceGate
+from .nonces.open import OpenGate
+from .nonces.redis import RedisGate
+from .ranking import Ranking
+from .ranking.keeper import Keeper
+from .ranking.memory import MemoryRanking
+from .ranking.redis import RedisRanking
+from .redis_client import Keys, TurnPipeline, connect
+from .storage import Store
+from .storage.postgres import PostgresStore
+from .storage.sqlite import SqliteStore
+from .tasks import Background, CleanupContext, running
+from .top_cache import TopCache
+
+log = logging.getLogger(__name__)
+
+REDIS_TOP_MAX_AGE = 1.0  # a rename in another process is announced to nobody: seen within this
+
+
+class Parts(msgspec.Struct, kw_only=True):
+    """The pieces a deployment mode provides, and what runs them while the app runs."""
+
+    store: Store
+    ranking: Ranking
+    fanout: Fanout
+    gate: NonceGate
+    tops: TopCache
+    slots: ConnectionSlots  # WebSocket connections per user
+    ip_slots: ConnectionSlots  # WebSocket connections per client address
+    update_limiter: Limiter
+    initialize_limiter: Limiter
+    ip_limiter: Limiter
+    handshake_limiter: Limiter  # WebSocket handshakes per client address
+    contexts: list[CleanupContext]  # run once the store is open
+
+
+def make_store(config: Config) -> Store:
+    """The system of record: PostgreSQL when a database URL is set, else the SQLite file."""
+    if config.storage.database_url:
+        return PostgresStore(config.storage.database_url, pool_size=config.storage.database_pool_size)
+    return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous)
+
+
+def embedded(config: Config) -> Parts:
+    """One process: ranks, limits and fan-out in memory; the ranking filled at start."""
+    store, ranking = make_store(config), MemoryRanking()
+
+    async def filled(app: web.Application) -> AsyncIterator[None]:
+        await ranking.fill(store)
+        yield
+
+    return Parts(
+        store=store,
+        ranking=ranking,
+        fanout=LocalFanout(),
+        gate=OpenGate(),
+        tops=TopCache(),
+        slots=LocalSlots(config.limits.ws_connections_per_user),
+        ip_slots=LocalSlots(config.limits.ws_connections_per_ip),
+        update_limiter=RateLimiter(config.limits.updates_per_minute),
+        initialize_limiter=RateLimiter(config.limits.initializes_per_minute),
+        ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
+        handshake_limiter=RateLimiter(config.limits.ws_handshakes_per_ip_per_minute),
+        contexts=[filled],
+    )
+
+
+def clustered(config: Config) -> Parts:
+    """Many processes: Redis holds the ranking, nonces, limits and fan-out; the database the truth."""
+    limits = config.limits
+    client = connect(config.storage.redis_url, pool_size=config.storage.redis_pool_size)
+    keys = Keys(config.storage.redis_prefix)
+    trips = TurnPipeline(client)  # the award path's commands of one loop turn share a round trip
+    store, ranking, fanout = make_store(config), RedisRanking(client, keys, trips), RedisFanout(client, keys, trips)
+    keeper = Keeper(ranking, store, fanout)
+    slots = RedisSlots(client, keys, "user", limits.ws_connections_per_user)
+    ip_slots = RedisSlots(client, keys, "ip", limits.ws_connections_per_ip)
+
+    async def redis_lifetime(app: web.Application) -> AsyncIterator[None]:
+        try:
+            await keeper.ensure_filled()
+        except ServiceUnavailable:
+            log.warning("Redis is unavailable at start; the board loads when it returns")
+        yield
+        await client.aclose()
+
+    tasks = running(
+        Background("board-keeper", keeper.run),
+        Background("award-channel", fanout.run),
+        Background("ws-slots", slots.run),
+        Background("ws-ip-slots", ip_slots.run),
+    )
+    return Parts(
+        store=store,
+        ranking=ranking,
+        fanout=fanout,
+        gate=RedisGate(client, keys, trips),
+        tops=TopCache(max_age=REDIS_TOP_MAX_AGE),
+        slots=slots,
+        ip_slots=ip_slots,
+        update_limiter=RedisRateLimiter(client, keys, "update", limits.updates_per_minute, trips),
+        initialize_limiter=RedisRateLimiter(client, keys, "initialize", limits.initializes_per_minute, trips),
+        ip_limiter=RedisRateLimiter(client, keys, "ip", limits.ip_requests_per_minute, trips),
+        handshake_limiter=RedisRateLimiter(client, keys, "ws-handshake", limits.ws_handshakes_per_ip_per_minute, trips),
+        contexts=[redis_lifetime, tasks],
+    )
+
+
+def build_parts(config: Config) -> Parts:
+    """The parts for this configuration."""
+    return clustered(config) if config.storage.redis_url else embedded(config)
