@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -14,7 +13,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
+from .batching import TurnBatch
 from .errors import ServiceUnavailable
+
+Command = Callable[[Pipeline], object]
 
 # Failures that mean "Redis is not there right now"; anything else is a bug and stays loud.
 OUTAGES = (redis_errors.ConnectionError, redis_errors.TimeoutError, redis_errors.BusyLoadingError, OSError)
@@ -85,18 +87,12 @@ class TurnPipeline:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self._queued: list[tuple[Callable[[Pipeline], object], asyncio.Future[Any]]] = []
-        self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self.trips: TurnBatch[Command, Any] = TurnBatch(self._execute, cancelled=_trip_cancelled)
 
-    async def call(self, command: Callable[[Pipeline], object]) -> Any:
+    async def call(self, command: Command) -> Any:
         """Queue `command` (it adds one command to the pipeline) and return its reply; a reply
         that is an error is raised, an outage raises for every command of the trip."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._send)
-        self._queued.append((command, future))
-        return await future
+        return await self.trips.submit(command)
 
     async def script(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """Run a registered script by its hash in the shared trip; loaded once if Redis lost it."""
@@ -105,38 +101,27 @@ class TurnPipeline:
         except redis_errors.NoScriptError:
             return await script(keys=keys, args=args)  # loads it, then runs it
 
-    def _send(self) -> None:
-        queued, self._queued = self._queued, []
-        task = asyncio.get_running_loop().create_task(self._execute(queued))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _execute(self, queued: list[tuple[Callable[[Pipeline], object], asyncio.Future[Any]]]) -> None:
+    async def _execute(self, commands: list[Command]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
-        sent: list[asyncio.Future[Any]] = []
-        try:
-            for command, future in queued:
-                try:
-                    command(pipe)  # one command each; one that cannot be packed fails alone
-                except Exception as exc:
-                    future.set_exception(exc)
-                else:
-                    sent.append(future)
-            replies = await pipe.execute(raise_on_error=False) if sent else []
-            for future, reply in zip(sent, replies, strict=True):
-                _answer(future, reply)
-        except Exception as exc:  # an outage: every command of the trip failed
-            for future in sent:
-                _answer(future, exc)
-        finally:
-            for _, future in queued:  # cancelled: never leave a caller waiting
-                _answer(future, redis_errors.ConnectionError("the Redis round trip was cancelled"))
+        replies: list[Any] = []
+        packed: list[int] = []  # positions of the commands in the pipeline
+        for i, command in enumerate(commands):
+            try:
+                command(pipe)  # one command each; one that cannot be packed fails alone
+            except Exception as exc:
+                replies.append(exc)
+            else:
+                replies.append(None)
+                packed.append(i)
+        if packed:
+            try:
+                answers: list[Any] = await pipe.execute(raise_on_error=False)
+            except Exception as exc:  # an outage: every packed command of the trip failed
+                answers = [exc] * len(packed)
+            for i, reply in zip(packed, answers, strict=True):
+                replies[i] = reply
+        return replies
 
 
-def _answer(future: asyncio.Future[Any], reply: object) -> None:
-    if future.done():
-        return
-    if isinstance(reply, Exception):
-        future.set_exception(reply)
-    else:
-        future.set_result(reply)
+def _trip_cancelled() -> Exception:
+    return redis_errors.ConnectionError("the Redis round trip was cancelled")

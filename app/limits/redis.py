@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 import redis.asyncio as aioredis
 
+from ..batching import TurnBatch
 from ..errors import ServiceUnavailable
 from ..redis_client import OUTAGES, Keys, TurnPipeline, unavailable_on_outage
 from ..tasks import stop_if_cancelled
@@ -69,51 +71,33 @@ class RedisRateLimiter:
         self.interval_ms = 60_000 / per_minute
         self.tolerance_ms = self.interval_ms * (per_minute - 1)
         self._script = client.register_script(_GCRA)
-        self._waiting: dict[str, list[asyncio.Future[float]]] = {}  # key -> one future per hit
-        self._counting: set[asyncio.Task[None]] = set()  # counts in flight (the loop keeps weak references)
+        self._hits: TurnBatch[str, float] = TurnBatch(self._count, cancelled=ServiceUnavailable)
 
     async def check(self, key: str) -> None:
         """Count one hit; RateLimited with Retry-After when over."""
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        if not self._waiting:
-            asyncio.get_running_loop().call_soon(self._count)
-        self._waiting.setdefault(key, []).append(future)
-        wait_ms = await future
+        wait_ms = await self._hits.submit(key)
         if wait_ms > 0:
             raise refuse(wait_ms / 1000)
 
-    def _count(self) -> None:
-        waiting, self._waiting = self._waiting, {}
-        task = asyncio.get_running_loop().create_task(self._count_batch(waiting))
-        self._counting.add(task)
-        task.add_done_callback(self._counting.discard)
-
-    async def _count_batch(self, waiting: dict[str, list[asyncio.Future[float]]]) -> None:
-        # Hits whose request went away still count: they reached the server.
-        names = list(waiting)
-        try:
-            with unavailable_on_outage():
-                reply = await self.trips.script(
-                    self._script,
-                    [self.keys.rate(self.kind, name) for name in names],
-                    [self.interval_ms, self.tolerance_ms, *(len(waiting[name]) for name in names)],
-                )
-            for i, name in enumerate(names):
-                allowed, wait_ms = int(reply[2 * i]), float(reply[2 * i + 1])
-                for n, future in enumerate(waiting[name]):
-                    if not future.done():
-                        future.set_result(0.0 if n < allowed else wait_ms)
-        except Exception as exc:
-            _fail(waiting, exc)
-        finally:
-            _fail(waiting, ServiceUnavailable())  # cancelled: nobody may wait for ever
-
-
-def _fail(waiting: dict[str, list[asyncio.Future[float]]], exc: Exception) -> None:
-    for futures in waiting.values():
-        for future in futures:
-            if not future.done():
-                future.set_exception(exc)
+    async def _count(self, hits: list[str]) -> list[float]:
+        """Each hit's wait (0: allowed), the hits of one key in the order they came. Hits whose
+        request went away still count: they reached the server."""
+        counts = Counter(hits)
+        names = list(counts)
+        with unavailable_on_outage():
+            reply = await self.trips.script(
+                self._script,
+                [self.keys.rate(self.kind, name) for name in names],
+                [self.interval_ms, self.tolerance_ms, *(counts[name] for name in names)],
+            )
+        verdicts = {name: (int(reply[2 * i]), float(reply[2 * i + 1])) for i, name in enumerate(names)}
+        seen: Counter[str] = Counter()
+        waits = []
+        for name in hits:
+            allowed, wait_ms = verdicts[name]
+            waits.append(0.0 if seen[name] < allowed else wait_ms)
+            seen[name] += 1
+        return waits
 
 
 class RedisSlots:

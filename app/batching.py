@@ -1,0 +1,69 @@
+"""Work submitted in one event-loop turn, handled together: the awards in flight share one Redis
+round trip instead of each paying its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Handler = Callable[[list[T]], Awaitable[Sequence[R | Exception]]]
+
+
+class TurnBatch(Generic[T, R]):
+    """Items submitted during one loop turn go to one call of `handle`, in a task of its own, at
+    the end of the turn; each submitter gets the result at its item's position (an exception
+    instance is raised for that submitter alone). If the whole call fails, every item fails with
+    its error; if it is cancelled, with `cancelled()`: nobody is left waiting."""
+
+    def __init__(self, handle: Handler[T, R], *, cancelled: Callable[[], Exception]) -> None:
+        self._handle = handle
+        self._cancelled = cancelled
+        self._queued: list[tuple[T, asyncio.Future[R]]] = []
+        self._running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        self._observers: list[Callable[[int], None]] = []
+
+    async def submit(self, item: T) -> R:
+        """Queue `item` for this turn's batch and wait for its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.append((item, future))
+        return await future
+
+    def observe(self, observer: Callable[[int], None]) -> None:
+        """Call `observer` with the size of each batch from now on (tests, measurements)."""
+        self._observers.append(observer)
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        for observer in self._observers:
+            observer(len(queued))
+        task = asyncio.get_running_loop().create_task(self._run(queued))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, queued: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._handle([item for item, _ in queued])
+            for (_, future), result in zip(queued, results, strict=True):
+                _settle(future, result)
+        except Exception as exc:
+            for _, future in queued:
+                _settle(future, exc)
+        finally:
+            for _, future in queued:
+                _settle(future, self._cancelled())
+
+
+def _settle(future: asyncio.Future[R], result: R | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
