@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +14,7 @@ from aiohttp import web
 
 from .auth import UserAuth
 from .config import Config
+from .tasks import Background, running
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +80,15 @@ def demo_players(
     config: Config, base_url: str, *, players: int, seed: int | None = None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that runs `players` simulated players against `base_url`."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        rng = random.Random(seed)
-        tasks = [
-            asyncio.create_task(
-                play(base_url, f"demo-{i + 1}", NAMES[i % len(NAMES)], config, rng=random.Random(rng.random()))
-            )
-            for i in range(players)
-        ]
-        log.info("demo: %d simulated players at %s", players, base_url)
-        yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return ctx
+    rng = random.Random(seed)
+    tasks = [
+        Background(
+            f"demo-player-{i + 1}",
+            functools.partial(
+                play, base_url, f"demo-{i + 1}", NAMES[i % len(NAMES)], config, rng=random.Random(rng.random())
+            ),
+        )
+        for i in range(players)
+    ]
+    log.info("demo: %d simulated players at %s", players, base_url)
+    return running(*tasks)
