@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -32,6 +33,7 @@ from .top_cache import TopCache
 
 log = logging.getLogger(__name__)
 
+LISTEN_SECONDS = 5.0
 REDIS_TOP_MAX_AGE = 1.0  # a rename in another process is announced to nobody: seen within this
 
 
@@ -102,6 +104,15 @@ def clustered(config: Config) -> Parts:
         yield
         await client.aclose()
 
+    async def listening(app: web.Application) -> AsyncIterator[None]:
+        # Serve only once this process hears the awards of all (its own included); an outage at
+        # start is waited out in the background instead.
+        try:
+            await asyncio.wait_for(fanout.listening(), LISTEN_SECONDS)
+        except TimeoutError:
+            log.warning("the award channel is not subscribed yet; live updates start when Redis answers")
+        yield
+
     tasks = running(
         Background("board-keeper", keeper.run),
         Background("award-channel", fanout.run),
@@ -120,7 +131,7 @@ def clustered(config: Config) -> Parts:
         initialize_limiter=RedisRateLimiter(client, keys, "initialize", limits.initializes_per_minute, trips),
         ip_limiter=RedisRateLimiter(client, keys, "ip", limits.ip_requests_per_minute, trips),
         handshake_limiter=RedisRateLimiter(client, keys, "ws-handshake", limits.ws_handshakes_per_ip_per_minute, trips),
-        contexts=[redis_lifetime, tasks],
+        contexts=[redis_lifetime, tasks, listening],
     )
 
 

@@ -32,6 +32,7 @@ class RedisFanout:
         self.trips = trips or TurnPipeline(client)
         self.handlers: list[AwardHandler] = []
         self._gap_callbacks: list[Callable[[], None]] = []
+        self._listening = asyncio.Event()  # subscribed to the channel now
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(AwardEvent | Reloaded)
 
@@ -56,6 +57,11 @@ class RedisFanout:
             message = self._encoder.encode(event)
             await self.trips.call(lambda pipe: pipe.publish(self.keys.channel, message))
 
+    async def listening(self) -> None:
+        """Wait until `run` is subscribed: an award published before that reaches no viewer of
+        this process."""
+        await self._listening.wait()
+
     async def run(self) -> None:
         """Listen for as long as the app runs; resubscribe after an outage."""
         first = True
@@ -63,6 +69,7 @@ class RedisFanout:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.channel)
+                self._listening.set()
                 if not first:
                     self._missed()
                 first = False
@@ -70,6 +77,7 @@ class RedisFanout:
                     if message.get("type") == "message":
                         self._handle(message["data"])
             except OUTAGES:
+                self._listening.clear()
                 stop_if_cancelled()
                 log.warning("award channel lost; resubscribing")
                 await asyncio.sleep(RETRY_SECONDS)
