@@ -18,8 +18,6 @@ from aiohttp.test_utils import TestClient
 from app import create_app
 from app.config import Config
 from app.ranking.redis import RedisRanking
-from app.ranking.ties import member
-from app.records import Standing, UserRecord, on_board
 from app.redis_client import Keys, connect
 
 from .conftest import POSTGRES_URL, REDIS_URL, Flow, envelope, make_config, need_server, schema_dsn
@@ -60,53 +58,6 @@ async def board(redis_prefix: str) -> AsyncIterator[RedisRanking]:
     client = connect(REDIS_URL, pool_size=4)
     yield RedisRanking(client, Keys(redis_prefix))
     await client.aclose()
-
-
-def _s(user: str, score: int, seq: int) -> Standing:
-    return Standing(user_id=user, username=user.title(), score=score, seq=seq, updated_ms=1000 + seq)
-
-
-async def test_redis_tie_rule_is_exact(board: RedisRanking) -> None:
-    assert await board.put(_s("late", 100, 9)) == (None, 1)
-    assert await board.put(_s("early", 100, 3)) == (None, 1)  # same score, reached first: ahead
-    assert await board.put(_s("user:with:colons", 100, 5)) == (None, 2)
-    assert await board.put(_s("big", 10**15, 10**18)) == (None, 1)  # large values stay exact
-    top = await board.top(10)
-    assert [(r, s.user_id, s.score) for r, s in top] == [
-        (1, "big", 10**15),
-        (2, "early", 100),
-        (3, "user:with:colons", 100),
-        (4, "late", 100),
-    ]
-    assert top[2][1] == _s("user:with:colons", 100, 5)
-    assert await board.put(_s("late", 50, 8)) == (4, 4)  # an older award arriving late changes nothing
-    assert await board.put(_s("late", 200, 12)) == (4, 2)
-    position = await board.position("early")
-    assert position is not None and (position.rank, position.size) == (3, 4)
-    assert await board.position("nobody") is None
-    assert await board.ranks(["late", "nobody", "big"]) == {"late": (2, 200), "big": (1, 10**15)}
-    assert await board.ranked(2, 3) == [(2, "late", 200), (3, "early", 100)]
-    await board.rename("early", "Early Bird")
-    await board.rename("ghost", "Nobody")  # not on the board: no name kept
-    assert (await board.top(3))[2][1].username == "Early Bird"
-    assert await board.size() == 4
-    assert member(1, "x") > member(2, "x")  # descending member order puts the earlier first
-
-
-async def test_redis_load_keeps_newer_standings(board: RedisRanking) -> None:
-    await board.put(_s("a", 300, 10))
-    await board.load(
-        on_board(
-            [
-                UserRecord(user_id="a", username="A", score=100, seq=4, updated_ms=1),  # older than Redis has
-                UserRecord(user_id="b", username="B", score=200, seq=5, updated_ms=2),
-                UserRecord(user_id="c", username="C", score=0, seq=None, updated_ms=None),
-            ]
-        )
-    )
-    assert not await board.needs_load()
-    top = await board.top(10)
-    assert [(s.user_id, s.score) for _, s in top] == [("a", 300), ("b", 200)]
 
 
 def _config(db_path: Path, redis_url: str, **storage: Any) -> Config:

@@ -22,7 +22,8 @@ def refuse(wait_seconds: float) -> RateLimited:
 
 class ConnectionSlots(Protocol):
     async def acquire(self, owner: str, connection_id: str) -> bool:
-        """Take a slot; False when the owner already holds the allowed number."""
+        """Take a slot; False when the owner already holds the allowed number. Idempotent: a
+        connection that holds a slot keeps that one (True) and never takes a second."""
 
     async def release(self, owner: str, connection_id: str) -> None:
         """Give a slot back (idempotent)."""

@@ -48,9 +48,9 @@ class LocalSlots:
         self._held: dict[str, set[str]] = {}
 
     async def acquire(self, owner: str, connection_id: str) -> bool:
-        """Take a slot if one is free."""
+        """Take a slot if one is free; a connection that holds one already keeps it."""
         held = self._held.setdefault(owner, set())
-        if len(held) >= self.limit:
+        if connection_id not in held and len(held) >= self.limit:
             return False
         held.add(connection_id)
         return True

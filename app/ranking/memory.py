@@ -18,9 +18,17 @@ class RankIndex:
         self._by_user: dict[str, Standing] = {}
 
     def load(self, standings: list[Standing]) -> None:
-        """Replace the whole index."""
-        self._by_user = {s.user_id: s for s in standings}
-        self._order = SortedList(sort_key(s) for s in standings)
+        """Write standings in bulk; as with `put`, a newer standing already held wins."""
+        if not self._by_user:  # the fill at start: nothing held, one row per user
+            by_user = {s.user_id: s for s in standings}
+        else:
+            by_user = dict(self._by_user)
+            for s in standings:
+                held = by_user.get(s.user_id)
+                if held is None or held.seq < s.seq:
+                    by_user[s.user_id] = s
+        self._by_user = by_user
+        self._order = SortedList(sort_key(s) for s in by_user.values())
 
     def __len__(self) -> int:
         return len(self._by_user)
@@ -75,7 +83,7 @@ class MemoryRanking(Fills):
         self.index = index or RankIndex()
 
     async def load(self, standings: list[Standing]) -> None:
-        """Replace the index (one process: nothing newer can be held than the database has)."""
+        """Write every user (newer standings already held win)."""
         self.index.load(standings)
 
     async def put(self, standing: Standing) -> tuple[int | None, int]:

@@ -199,6 +199,8 @@ class RedisRanking(Fills):
 
     async def top(self, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings in one round trip."""
+        if limit <= 0:  # ZREVRANGE 0 -1 would be the whole board
+            return []
         k = self.keys
         with unavailable_on_outage():
             rows = await self.trips.script(self._top, [k.board, k.names, k.stamps], [limit])
@@ -254,6 +256,8 @@ class RedisRanking(Fills):
 
     async def ranked(self, first: int, last: int) -> list[tuple[int, str, int]]:
         """(rank, user, score) for ranks first..last."""
+        if last < max(first, 1):  # a negative stop would count from the end of the board
+            return []
         with unavailable_on_outage():
             rows = cast(
                 list[tuple[bytes, float]],

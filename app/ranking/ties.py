@@ -18,7 +18,8 @@ def sort_key(s: Standing) -> SortKey:
 def member(seq: int, user_id: str) -> str:
     """The Redis sorted-set member of a user whose current score was reached by award `seq`.
     Redis orders equal scores by member, so "<10**19-1-seq, zero-padded>:<user id>" puts, in
-    descending order, the lower award sequence first."""
+    descending order, the lower award sequence first. Equal score and seq (never from the
+    database: a seq is one award's) fall to user ids descending, unlike `sort_key`."""
     return f"{_INVERT - seq:0{SEQ_DIGITS}d}:{user_id}"
 
 
