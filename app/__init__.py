@@ -129,7 +129,7 @@ def create_app(config: Config) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     app[TRUSTED_PROXIES] = trusted
     setup_routes(app, edge(parts.ip_limiter, trusted))
-    keepalive = Keepalive(hub, config.websocket.heartbeat_seconds)
+    keepalive = Keepalive(hub.registry, config.websocket.heartbeat_seconds)
     live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))
     purge = running(Background("token-purge", lambda: _purge(parts.store)))
     app.cleanup_ctx.extend([_storage_ctx, *parts.contexts, purge, live, _admission_ctx])

@@ -107,3 +107,11 @@ HTTP_CODES: dict[int, str] = {
         ServiceUnavailable,
     )
 }
+
+
+# WebSocket close codes of the contract: the live connection's errors, after the upgrade.
+CLOSE_GOING_AWAY = 1001  # the server is shutting down
+CLOSE_MESSAGE_TOO_BIG = 1009  # a client message over the limit (aiohttp closes with it)
+CLOSE_TRY_AGAIN_LATER = 1013  # the client fell too far behind
+CLOSE_UNAUTHORIZED = 4401  # no valid token, or the token expired
+CLOSE_TOO_MANY = 4429  # one connection over the per-user limit

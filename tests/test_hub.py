@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from app.limits.local import LocalSlots
-from app.live import hub as hub_module
+from app.live import waves as waves_module
 from app.live.hub import Hub
 from app.ranking.memory import MemoryRanking
 from app.records import Award, AwardEvent, Standing
@@ -56,6 +56,7 @@ class Players:
         self.seq = 0
 
     def award(self, user: str, points: int) -> None:
+        """Add points to a user on the board and tell the hub."""
         index = self.board.index
         before = index.get(user)
         previous = before.score if before is not None else 0
@@ -77,15 +78,18 @@ class Players:
 
 
 def changes(message: dict[str, Any]) -> dict[str, str]:
+    """Each user's `change` in a leaderboard_update."""
     assert message["type"] == "leaderboard_update"
     return {entry["userId"]: entry["change"] for entry in message["data"]["leaderboard"]}
 
 
 def board_of(message: dict[str, Any]) -> list[tuple[int, str, int]]:
+    """The (rank, user, score) rows of a leaderboard_update."""
     return [(e["rank"], e["userId"], e["score"]) for e in message["data"]["leaderboard"]]
 
 
 async def until(predicate: Callable[[], bool]) -> None:
+    """Wait until `predicate` holds (TimeoutError after 3 s)."""
     async with asyncio.timeout(3):
         while not predicate():
             await asyncio.sleep(0.005)
@@ -104,7 +108,7 @@ async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryRanking, Hub, Play
     players = Players(board, hub)
     for user, points in scores:
         players.award(user, points)
-    sockets = [Socket() for _ in range(hub_module.WAVE_CHUNK + 20)]
+    sockets = [Socket() for _ in range(waves_module.WAVE_CHUNK + 20)]
     for sock in sockets:
         await join(hub, sock)
     return board, hub, players, sockets
@@ -112,6 +116,7 @@ async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryRanking, Hub, Play
 
 @contextlib.asynccontextmanager
 async def running(hub: Hub) -> AsyncIterator[None]:
+    """Run the hub's waves for the block."""
     runner = asyncio.create_task(hub.run())
     try:
         yield
@@ -120,15 +125,15 @@ async def running(hub: Hub) -> AsyncIterator[None]:
         await asyncio.wait_for(runner, 3)
 
 
-@pytest.mark.parametrize("gap", [hub_module.MIN_VERSION_GAP, 0.0])
+@pytest.mark.parametrize("gap", [waves_module.MIN_VERSION_GAP, 0.0])
 async def test_subscriber_that_skips_a_version_gets_change_since_the_one_it_had(
     gap: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # gap 0: every sweep that made a version mid-pass counts as long, so it ends after its pass
     # and the first part is brought up to date by the next sweep, after the rest.
-    monkeypatch.setattr(hub_module, "MIN_VERSION_GAP", gap)
+    monkeypatch.setattr(waves_module, "MIN_VERSION_GAP", gap)
     _, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50))
-    first, second = sockets[: hub_module.WAVE_CHUNK], sockets[hub_module.WAVE_CHUNK :]
+    first, second = sockets[: waves_module.WAVE_CHUNK], sockets[waves_module.WAVE_CHUNK :]
     assert all(changes(s.messages[0]) == {"alice": "+0", "bob": "+0"} for s in sockets)
 
     async with running(hub):
@@ -161,12 +166,12 @@ async def test_steady_load_keeps_the_per_version_state_bounded() -> None:
     def award_mid_sweep() -> None:
         nonlocal awards
         awards += 1
-        kept.append(len(hub._since))
+        kept.append(hub.waves.kept_versions)
         players.award("alice", 1)
         if awards < 50:
-            sockets[hub_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
+            sockets[waves_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
 
-    sockets[hub_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
+    sockets[waves_module.WAVE_CHUNK - 1].on_write = award_mid_sweep
     async with running(hub):
         players.award("alice", 1)
         await until(lambda: awards == 50)
@@ -185,7 +190,7 @@ async def test_a_version_made_by_a_subscribe_mid_sweep_reaches_everyone() -> Non
         players.award("alice", 7)
         joining.append(asyncio.create_task(join(hub, late)))
 
-    sockets[hub_module.WAVE_CHUNK - 1].on_write = award_and_subscribe
+    sockets[waves_module.WAVE_CHUNK - 1].on_write = award_and_subscribe
     async with running(hub):
         players.award("alice", 5)
         await until(lambda: all(board_of(s.messages[-1]) == [(1, "alice", 112)] for s in [*sockets, late]))

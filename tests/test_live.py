@@ -16,7 +16,14 @@ import pytest
 from aiohttp import WSMsgType
 
 from app.api.keys import HUB
-from app.live import hub as hub_module
+from app.errors import (
+    CLOSE_GOING_AWAY,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_TOO_MANY,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHORIZED,
+)
+from app.live import connections as connections_module
 
 from .conftest import JWT_SECRET, Flow, MakeClient, envelope
 from .server import ServerProcess
@@ -25,6 +32,7 @@ WS = "/ws/scoreboard"
 
 
 async def recv(ws: Any, timeout: float = 3.0) -> dict[str, Any]:
+    """The next message, which must be JSON text."""
     msg = await ws.receive(timeout=timeout)
     assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
     data: dict[str, Any] = msg.json()
@@ -41,6 +49,7 @@ async def recv_type(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
 
 
 async def closed_with(ws: Any, timeout: float = 3.0) -> int | None:
+    """The close code, once the messages still queued are read."""
     msg = await ws.receive(timeout=timeout)
     while msg.type == WSMsgType.TEXT:
         msg = await ws.receive(timeout=timeout)
@@ -49,16 +58,19 @@ async def closed_with(ws: Any, timeout: float = 3.0) -> int | None:
 
 
 async def settled(client: Any) -> None:
-    """Wait until awards made so far have reached the hub (over Redis that takes a moment)."""
-    hub = client.app[HUB]
+    """Wait until awards made so far have reached the hub (over Redis that takes a moment);
+    fail when it is still making waves or has changes pending after 5 s."""
+    waves = client.app[HUB].waves
     for _ in range(100):
-        waves = hub.waves
+        made = waves.made
         await asyncio.sleep(0.05)
-        if hub.waves == waves and not hub._dirty.is_set():
+        if waves.made == made and not waves.pending:
             return
+    pytest.fail(f"the hub did not settle within 5 s ({waves.made} waves made, changes pending: {waves.pending})")
 
 
 async def subscribed(client: Any, path: str = WS) -> Any:
+    """A connection subscribed to the leaderboard, its first board already read."""
     await settled(client)
     ws = await client.ws_connect(path)
     assert (await recv(ws))["type"] == "connected"
@@ -69,10 +81,20 @@ async def subscribed(client: Any, path: str = WS) -> Any:
 
 
 def token_for(user: str, *, ttl: float = 3600, name: str | None = None) -> str:
+    """A user JWT signed with the test secret."""
     claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + ttl)}
     if name is not None:
         claims["name"] = name
     return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+def test_close_codes_are_the_contracts() -> None:
+    # The tests compare close codes by name: these are the numbers clients see.
+    assert CLOSE_GOING_AWAY == 1001
+    assert CLOSE_MESSAGE_TOO_BIG == 1009
+    assert CLOSE_TRY_AGAIN_LATER == 1013
+    assert CLOSE_UNAUTHORIZED == 4401
+    assert CLOSE_TOO_MANY == 4429
 
 
 async def test_anonymous_connect_subscribe_snapshot(flow: Flow, client: Any) -> None:
@@ -98,7 +120,7 @@ async def test_token_in_query_is_checked_first(client: Any) -> None:
     await ws.close()
     for token in ("not-a-jwt", "eyJhbGciOiJIUzI1NiJ9.%C3%A9.x", "%C3%A9.%C3%A9.%C3%A9", "a.b.c%ED%A0%80"):
         bad = await client.ws_connect(f"{WS}?token={token}")
-        assert await closed_with(bad) == 4401, token  # closed before `connected` was sent
+        assert await closed_with(bad) == CLOSE_UNAUTHORIZED, token  # closed before `connected` was sent
 
 
 async def test_auth_message(client: Any) -> None:
@@ -112,11 +134,11 @@ async def test_auth_message(client: Any) -> None:
     ws = await client.ws_connect(WS)
     await recv(ws)
     await ws.send_json({"type": "auth", "token": "forged.token.value"})
-    assert await closed_with(ws) == 4401
+    assert await closed_with(ws) == CLOSE_UNAUTHORIZED
     ws = await client.ws_connect(WS)
     await recv(ws)
     await ws.send_json({"type": "auth", "token": "eyJhbGciOiJIUzI1NiJ9.é.x"})
-    assert await closed_with(ws) == 4401
+    assert await closed_with(ws) == CLOSE_UNAUTHORIZED
     # A lone surrogate is no text at all: the message is refused, the connection stays.
     ws = await client.ws_connect(WS)
     await recv(ws)
@@ -182,7 +204,7 @@ async def test_message_over_4k_closes_1009(client: Any) -> None:
     ws = await client.ws_connect(WS)
     await recv(ws)
     await ws.send_str('{"type": "ping", "pad": "' + "x" * 5000 + '"}')
-    assert await closed_with(ws) == 1009
+    assert await closed_with(ws) == CLOSE_MESSAGE_TOO_BIG
 
 
 @pytest.mark.parametrize("via", ["query", "auth"])
@@ -198,7 +220,7 @@ async def test_per_user_connection_limit(client: Any, via: str) -> None:
         extra = await client.ws_connect(WS)
         await recv(extra)
         await extra.send_json({"type": "auth", "token": token_for("alice")})
-    assert await closed_with(extra) == 4429
+    assert await closed_with(extra) == CLOSE_TOO_MANY
     other = await client.ws_connect(f"{WS}?token={token_for('bob')}")  # other users are not affected
     assert (await recv(other))["userId"] == "bob"
     await sockets.pop().close()
@@ -231,7 +253,7 @@ async def test_anonymous_disabled(make_client: MakeClient) -> None:
     ws = await client.ws_connect(WS)
     await recv(ws)
     await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
-    assert await closed_with(ws) == 4401
+    assert await closed_with(ws) == CLOSE_UNAUTHORIZED
     ws = await client.ws_connect(WS)
     await recv(ws)
     await ws.send_json({"type": "auth", "token": token_for("alice")})
@@ -298,13 +320,13 @@ async def test_only_connected_users_on_the_board_can_be_overtaken(flow: Flow, cl
     viewer = await client.ws_connect(f"{WS}?token={token_for('carol')}")  # never scored
     bob = await client.ws_connect(f"{WS}?token={token_for('bob')}")
     await recv(viewer), await recv(bob)
-    assert hub._on_board == {"bob"}  # carol is never asked about when someone moves up
+    assert hub.notices.watched_users() == {"bob"}  # carol is never asked about when someone moves up
     await flow.award("carol", "boss", "DEFEAT_BOSS")
     assert (await recv_type(bob, "rank_change"))["data"]["newRank"] == 2
-    assert hub._on_board == {"bob", "carol"}
+    assert hub.notices.watched_users() == {"bob", "carol"}
     await viewer.close()
     await settled(client)
-    assert hub._on_board == {"bob"}
+    assert hub.notices.watched_users() == {"bob"}
     await bob.close()
 
 
@@ -313,10 +335,10 @@ async def test_award_outside_top_10_sends_no_wave(flow: Flow, client: Any) -> No
         await flow.award(f"top{i}", "boss", "DEFEAT_BOSS")
     viewer = await subscribed(client)
     hub = client.app[HUB]
-    waves = hub.waves
+    waves = hub.waves.made
     await flow.award("small", "q1")  # 100 < 500: rank 11
     await asyncio.sleep(0.1)
-    assert hub.waves == waves
+    assert hub.waves.made == waves
     await viewer.send_json({"type": "ping"})
     assert (await recv(viewer))["type"] == "pong"  # nothing else was queued before it
     await viewer.close()
@@ -348,7 +370,7 @@ async def test_burst_is_coalesced_and_ends_on_the_true_state(flow: Flow, client:
 async def test_slow_client_never_delays_others(
     make_client: MakeClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub_module, "CLOSE_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(connections_module, "CLOSE_WAIT_SECONDS", 0.3)
     # Above the transport's 64 KiB high-water mark: a dropped client's close then has to drain.
     client = await make_client(websocket={"send_buffer_bytes": 70_000})
     flow = Flow(client, bearer)
@@ -370,17 +392,17 @@ async def test_slow_client_never_delays_others(
         writer.write(bytes((0x81, 0x80 | len(payload))) + b"\x00\x00\x00\x00" + payload)  # zero mask
         await writer.drain()
         await asyncio.sleep(0.1)
-        assert len(hub.subscribers) == 1
-        slow = next(iter(hub.subscribers))
+        assert len(hub.registry.subscribers) == 1
+        slow = next(iter(hub.registry.subscribers))
 
         fast = await subscribed(client)
         for i in range(1000):  # each award raises a top-10 score: one wave each
             await flow.award(f"u{i % 10}", f"a{i}")
             await recv_type(fast, "leaderboard_update", timeout=2.0)  # every wave reaches the fast client
-            if len(hub.subscribers) == 1:
+            if len(hub.registry.subscribers) == 1:
                 break
-        assert list(hub.subscribers) == [c for c in hub.connections if c.subscribed]
-        assert len(hub.subscribers) == 1, "the client that never reads was not dropped"
+        assert list(hub.registry.subscribers) == [c for c in hub.registry.connections if c.subscribed]
+        assert len(hub.registry.subscribers) == 1, "the client that never reads was not dropped"
         for j in range(5):  # and the fast one keeps getting every wave afterwards
             await flow.award(f"u{j}", f"b{j}")
             await recv_type(fast, "leaderboard_update", timeout=2.0)
@@ -400,7 +422,7 @@ async def test_slow_client_never_delays_others(
 async def test_jwt_expiry_closes_socket(client: Any) -> None:
     ws = await client.ws_connect(f"{WS}?token={token_for('alice', ttl=1.2)}")
     assert (await recv(ws))["type"] == "connected"
-    assert await closed_with(ws, timeout=5) == 4401
+    assert await closed_with(ws, timeout=5) == CLOSE_UNAUTHORIZED
 
 
 async def test_protocol_heartbeat_closes_silent_peer(make_client: MakeClient) -> None:
@@ -412,7 +434,7 @@ async def test_protocol_heartbeat_closes_silent_peer(make_client: MakeClient) ->
     deadline = time.monotonic() + 3
     while not ws.closed and time.monotonic() < deadline:
         msg = await ws.receive(timeout=3)
-    assert ws.closed and len(client.app[HUB].connections) == 0
+    assert ws.closed and len(client.app[HUB].registry.connections) == 0
 
 
 async def test_heartbeat_keeps_a_peer_that_answers(make_client: MakeClient) -> None:
@@ -427,7 +449,7 @@ async def test_heartbeat_keeps_a_peer_that_answers(make_client: MakeClient) -> N
             assert msg.type == WSMsgType.PING, msg
             pings += 1
             await ws.pong(msg.data)
-    assert pings >= 3 and not ws.closed and len(client.app[HUB].connections) == 1
+    assert pings >= 3 and not ws.closed and len(client.app[HUB].registry.connections) == 1
     # A peer's own ping is answered as well.
     await ws.ping(b"are-you-there")
     while (msg := await ws.receive(timeout=3)).type == WSMsgType.PING:
@@ -444,7 +466,7 @@ async def test_heartbeat_counts_any_message_as_an_answer(make_client: MakeClient
     while time.monotonic() < deadline:  # never a PONG, but a contract ping every 50 ms
         await ws.send_json({"type": "ping"})
         await asyncio.sleep(0.05)
-    assert not ws.closed and len(client.app[HUB].connections) == 1
+    assert not ws.closed and len(client.app[HUB].registry.connections) == 1
     await ws.close()
 
 
@@ -457,7 +479,7 @@ async def test_graceful_shutdown_closes_with_1001(tmp_path: Path) -> None:
             assert server.proc is not None
             server.proc.send_signal(signal.SIGINT)  # what run.py gets on Ctrl+C or from a supervisor
             msg = await ws.receive(timeout=10)
-            assert msg.type == WSMsgType.CLOSE and ws.close_code == 1001
+            assert msg.type == WSMsgType.CLOSE and ws.close_code == CLOSE_GOING_AWAY
     finally:
         server.stop()
 

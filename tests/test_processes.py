@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from app.auth import UserAuth
+from app.errors import CLOSE_TOO_MANY
 
 from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL, need_server, schema_dsn
 from .server import ServerProcess
@@ -115,7 +116,7 @@ async def test_award_on_one_process_reaches_clients_of_both(two_servers: tuple[S
             f"{a.url.replace('http', 'ws')}/ws/scoreboard?token={_auth('alice')['Authorization'][7:]}"
         )
         msg = await third.receive(timeout=3)
-        assert msg.type == aiohttp.WSMsgType.CLOSE and third.close_code == 4429
+        assert msg.type == aiohttp.WSMsgType.CLOSE and third.close_code == CLOSE_TOO_MANY
         for ws in (viewer_a, viewer_b, alice_a, second):
             await ws.close()
 

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict
 
 from app.api.keys import ADMISSION, HUB
+from app.errors import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED
 
 from .conftest import JWT_SECRET, MakeClient, envelope
 
@@ -93,7 +94,7 @@ async def test_connections_per_ip_are_capped_before_the_upgrade(make_client: Mak
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await client.ws_connect(f"{WS}?token={token_for('carol')}")
     assert info.value.status == 429
-    assert len(client.app[HUB].connections) == 3  # nothing was upgraded
+    assert len(client.app[HUB].registry.connections) == 3  # nothing was upgraded
     other = await connected(client, headers=sent_by("203.0.113.9"))  # another client is not affected
     await anonymous.close()
     await settled(client, 3)
@@ -140,15 +141,15 @@ async def test_every_way_a_connection_ends_gives_its_place_back(make_client: Mak
     await ws.close()
     await place_is_free()
     bad = await client.ws_connect(f"{WS}?token=not-a-jwt")  # a bad token in the URL: 4401
-    assert await closed_with(bad) == 4401
+    assert await closed_with(bad) == CLOSE_UNAUTHORIZED
     await place_is_free()
     ws = await connected(client)  # a bad token in an auth message: 4401
     await ws.send_json({"type": "auth", "token": "forged.token.value"})
-    assert await closed_with(ws) == 4401
+    assert await closed_with(ws) == CLOSE_UNAUTHORIZED
     await place_is_free()
     alice = await connected(client, f"{WS}?token={token_for('alice')}")  # over the per-user limit: 4429
     extra = await client.ws_connect(f"{WS}?token={token_for('alice')}", headers=sent_by("203.0.113.7"))
-    assert await closed_with(extra) == 4429
+    assert await closed_with(extra) == CLOSE_TOO_MANY
     await alice.close()
     await place_is_free("203.0.113.7")
     resp = await client.get(WS)  # no upgrade headers: refused by the upgrade itself

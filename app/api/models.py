@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from ..config import ID_PATTERN
+from ..errors import CLOSE_UNAUTHORIZED
 from ..ranking import WATCHED_PLACES
 
 Id = Annotated[
@@ -107,11 +108,11 @@ class UserPath(_Model):
     user_id: Id
 
 
+LIVE_TOKEN_HELP = f"A user JWT, checked before anything is sent (invalid: closed with {CLOSE_UNAUTHORIZED})"
+
+
 class LiveQuery(_Model):
-    token: (
-        Annotated[str, Meta(description="A user JWT, checked before anything is sent (invalid: closed with 4401)")]
-        | msgspec.UnsetType
-    ) = msgspec.UNSET
+    token: Annotated[str, Meta(description=LIVE_TOKEN_HELP)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class StaticPath(_Model):

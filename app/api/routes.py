@@ -73,7 +73,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path="/ws/scoreboard",
         handler=session.websocket,
         summary="WebSocket of live updates: 101 on a handshake, then messages as in the contract "
-        "(an invalid `token` closes with 4401); a request that is not a handshake answers 400",
+        f"(an invalid `token` closes with {e.CLOSE_UNAUTHORIZED}); a request that is not a handshake answers 400",
         status=101,
         media=None,
         query=m.LiveQuery,

@@ -12,8 +12,9 @@ from aiohttp import WSMsgType, web
 from ..auth import Principal, UserAuth
 from ..clock import iso, now_ms
 from ..config import WebSocketSettings
-from ..errors import Forbidden, Unauthorized, ValidationFailed
-from ..live.hub import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Connection, Hub
+from ..errors import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Forbidden, Unauthorized, ValidationFailed
+from ..live.connections import Connection
+from ..live.hub import Hub
 from ..live.messages import (
     Auth,
     Authenticated,
@@ -64,13 +65,24 @@ class Session:
         self.settings = settings
 
     async def login(self, principal: Principal) -> bool:
-        """Bind the user; False when over the per-user limit (the caller closes with 4429)."""
+        """Bind the user; False when over the per-user limit (the caller closes with CLOSE_TOO_MANY)."""
         if not await self.hub.bind(self.conn, principal.user_id):
             return False
         self.conn.expire_at(principal.expires_at)
         return True
 
+    def greet(self, principal: Principal | None) -> None:
+        """Send `connected`, with the user when the connection is already authenticated."""
+        self.conn.send(
+            Connected(
+                timestamp=iso(now_ms()),
+                client_id=self.conn.id,
+                user_id=principal.user_id if principal else msgspec.UNSET,
+            )
+        )
+
     def error(self, code: str, message: str) -> None:
+        """Send an `error` message; the connection goes on."""
         self.conn.send(Error(error=ErrorDetail(code=code, message=message)))
 
     async def handle(self, data: str) -> None:
@@ -129,15 +141,33 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 async def _session(request: web.Request, settings: WebSocketSettings) -> web.WebSocketResponse:
     """Upgrade and serve one connection; the token (if any) is checked before anything is sent."""
     auth, hub = request.app[USER_AUTH], request.app[HUB]
-    principal: Principal | None = None
-    token_ok = True
-    if (token := request.query.get("token")) is not None:
-        try:
-            principal = auth.verify(token)
-        except Unauthorized:
-            token_ok = False
+    principal, token_ok = _query_principal(request, auth)
+    ws = await _upgrade(request)
+    if not token_ok:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid token")
+        return ws
+    conn = hub.connect(ws, request.transport)
+    try:
+        await _converse(ws, Session(hub, conn, auth, settings), principal)
+    finally:
+        hub.disconnect(conn)
+    return ws
+
+
+def _query_principal(request: web.Request, auth: UserAuth) -> tuple[Principal | None, bool]:
+    """The user of the `token` query parameter (None without one), and whether that token is valid."""
+    if (token := request.query.get("token")) is None:
+        return None, True
+    try:
+        return auth.verify(token), True
+    except Unauthorized:
+        return None, False
+
+
+async def _upgrade(request: web.Request) -> web.WebSocketResponse:
+    """Answer the handshake; a request that is not one is a 400 in the envelope."""
     # compress=False: every subscriber gets the same pre-built frame; no per-client deflate.
-    # No heartbeat or autoping here: app.keepalive pings all sockets from one task and needs to
+    # No heartbeat or autoping here: live/keepalive.py pings all sockets from one task and needs to
     # see every frame, PONGs included.
     ws = web.WebSocketResponse(
         max_msg_size=MAX_MESSAGE_BYTES, compress=False, timeout=CLOSE_TIMEOUT_SECONDS, autoping=False
@@ -146,31 +176,24 @@ async def _session(request: web.Request, settings: WebSocketSettings) -> web.Web
         await ws.prepare(request)
     except web.HTTPBadRequest:  # raised before anything is written: a plain GET, a bad handshake
         raise ValidationFailed("A WebSocket handshake is required (Upgrade: websocket)") from None
-    if not token_ok:
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid token")
-        return ws
-    conn = hub.connect(ws, request.transport)
-    session = Session(hub, conn, auth, settings)
+    return ws
+
+
+async def _converse(ws: web.WebSocketResponse, session: Session, principal: Principal | None) -> None:
+    """Log the user in (closed as one too many when over the limit), greet the client, and answer
+    it until the connection ends."""
+    if principal is not None and not await session.login(principal):
+        await ws.close(code=CLOSE_TOO_MANY, message=TOO_MANY.encode())
+        return
+    session.greet(principal)
     deadline = None
+    if principal is None and not session.settings.allow_anonymous:
+        deadline = session.require_auth_soon()
     try:
-        if principal is not None and not await session.login(principal):
-            await ws.close(code=CLOSE_TOO_MANY, message=TOO_MANY.encode())
-            return ws
-        conn.send(
-            Connected(
-                timestamp=iso(now_ms()),
-                client_id=conn.id,
-                user_id=principal.user_id if principal else msgspec.UNSET,
-            )
-        )
-        if principal is None and not settings.allow_anonymous:
-            deadline = session.require_auth_soon()
         await _listen(ws, session)
     finally:
         if deadline is not None:
             deadline.cancel()
-        hub.disconnect(conn)
-    return ws
 
 
 async def _listen(ws: web.WebSocketResponse, session: Session) -> None:

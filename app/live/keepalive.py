@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .hub import Connection, Hub
+from .connections import Connection, Connections
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +22,22 @@ class Keepalive:
     when nothing (no PONG) has come half an interval later: silent peers go after 1 to 1.5
     intervals, as with aiohttp's heartbeat."""
 
-    def __init__(self, hub: Hub, interval: float) -> None:
-        self.hub = hub
+    def __init__(self, registry: Connections, interval: float) -> None:
+        self.registry = registry
         self.interval = interval
 
     def cut(self, conn: Connection) -> None:
         """Drop a silent peer at once: no close handshake with a peer that does not answer."""
         log.info("websocket peer silent: connection %s cut", conn.id)
-        self.hub.disconnect(conn)
+        self.registry.disconnect(conn)
         conn.abort()
 
     async def sweep(self) -> None:
         """Visit every connection once: ping the quiet ones, cut those that did not answer."""
-        for i, conn in enumerate(list(self.hub.connections)):
+        for i, conn in enumerate(list(self.registry.connections)):
             if i % SWEEP_CHUNK == SWEEP_CHUNK - 1:
                 await asyncio.sleep(0)
-            if conn not in self.hub.connections:  # closed meanwhile
+            if conn not in self.registry.connections:  # closed meanwhile
                 continue
             if conn.heard:  # the peer sent something since the last sweep
                 conn.heard = conn.pinged = False

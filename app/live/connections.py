@@ -1,0 +1,162 @@
+"""The registry of live connections: each WebSocket, the users bound to them (within their slots),
+the subscribers of the leaderboard channel, and how a connection is dropped and closed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import cast
+
+from aiohttp import web
+
+from ..errors import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED
+from ..limits import ConnectionSlots
+from ..tasks import Errands
+from .messages import ServerMessage, encode, text_frame
+
+CLOSE_WAIT_SECONDS = 5.0  # a close handshake (drain, close frame, answer) longer than this is cut short
+SNAPSHOT = -1  # "version" of a subscriber that has nothing yet: its first board shows no change
+
+
+class Connection:
+    """One WebSocket. Writes never wait: frames go straight to the socket's buffer, and a
+    client whose buffer grows past the limit is closed instead of being waited for."""
+
+    __slots__ = ("_expiry", "heard", "id", "pinged", "registry", "subscribed", "transport", "user_id", "version", "ws")
+
+    def __init__(
+        self, registry: Connections, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None
+    ) -> None:
+        self.registry = registry
+        self.ws = ws
+        self.transport = transport
+        self.id = secrets.token_hex(8)
+        self.user_id: str | None = None
+        self.subscribed = False
+        self.version = SNAPSHOT  # the board version this subscriber was last sent
+        self.heard = False  # a frame arrived since the last keepalive sweep
+        self.pinged = False  # the last keepalive sweep pinged it
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def send_frame(self, frame: bytes) -> bool:
+        """Queue a pre-built frame; False if the connection is gone or was too far behind."""
+        # Duck-typed: uvloop's transports do not derive from asyncio.WriteTransport.
+        transport = cast(asyncio.WriteTransport | None, self.transport)
+        if transport is None or transport.is_closing() or self.ws.closed:
+            return False
+        if transport.get_write_buffer_size() > self.registry.max_buffer:
+            self.registry.drop(self, CLOSE_TRY_AGAIN_LATER, "client too slow")
+            return False
+        transport.write(frame)
+        return True
+
+    def send(self, message: ServerMessage) -> bool:
+        """Encode and queue one message."""
+        return self.send_frame(text_frame(encode(message)))
+
+    def abort(self) -> None:
+        """Close the socket at once, dropping whatever is still queued for it."""
+        # Duck-typed: uvloop's transports do not derive from asyncio.Transport.
+        transport = cast(asyncio.Transport | None, self.transport)
+        if transport is not None:
+            transport.abort()
+
+    def expire_at(self, timestamp: float) -> None:
+        """Close the connection when its JWT expires."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay = max(0.0, timestamp - time.time())
+        self._expiry = asyncio.get_running_loop().call_later(
+            delay, self.registry.drop, self, CLOSE_UNAUTHORIZED, "token expired"
+        )
+
+    def forget(self) -> None:
+        """Cancel the expiry timer (the connection is going away)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+
+def _nobody_listens(user_id: str) -> None:
+    pass
+
+
+class Connections:
+    """Every open connection of this process, each user's connections (bound within the user's
+    slots), and the leaderboard's subscribers; the keepalive sweeps these connections."""
+
+    def __init__(self, slots: ConnectionSlots, errands: Errands, *, max_buffer: int) -> None:
+        self.slots = slots
+        self.max_buffer = max_buffer
+        self.connections: set[Connection] = set()
+        # An ordered set, filled and swept by the waves; a connection that goes is removed here.
+        # The waves hold this very dict, so it is never replaced.
+        self.subscribers: dict[Connection, None] = {}
+        self.by_user: dict[str, set[Connection]] = {}
+        # Told the user whose last connection went away (the notices stop watching them).
+        self.on_user_left: Callable[[str], None] = _nobody_listens
+        self._errands = errands
+
+    def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:
+        """Register a new connection."""
+        conn = Connection(self, ws, transport)
+        self.connections.add(conn)
+        self._cap_socket_buffer(transport)
+        return conn
+
+    def _cap_socket_buffer(self, transport: asyncio.BaseTransport | None) -> None:
+        # The kernel would otherwise grow a stalled socket's send buffer to megabytes, hiding a
+        # client that stopped reading; capped, "behind" means behind by about max_buffer.
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.max_buffer)
+
+    async def bind(self, conn: Connection, user_id: str) -> bool:
+        """Attach a user; False when that user already has the allowed number of connections."""
+        if not await self.slots.acquire(user_id, conn.id):
+            return False
+        if conn not in self.connections:  # closed while the slot was being taken
+            await self.slots.release(user_id, conn.id)
+            return False
+        self.by_user.setdefault(user_id, set()).add(conn)
+        conn.user_id = user_id
+        return True
+
+    def disconnect(self, conn: Connection) -> None:
+        """Forget a connection (idempotent)."""
+        conn.forget()
+        self.connections.discard(conn)
+        self.subscribers.pop(conn, None)
+        if conn.user_id is not None:
+            owned = self.by_user.get(conn.user_id)
+            if owned is not None and conn in owned:
+                owned.discard(conn)
+                if not owned:
+                    del self.by_user[conn.user_id]
+                    self.on_user_left(conn.user_id)
+                self._errands.start(self.slots.release(conn.user_id, conn.id))
+
+    def drop(self, conn: Connection, code: int, reason: str) -> None:
+        """Stop sending to a connection now and close it in the background."""
+        self.disconnect(conn)
+        if not conn.ws.closed:
+            self._errands.start(self._close(conn, code, reason))
+
+    async def _close(self, conn: Connection, code: int, reason: str) -> None:
+        # ws.close() first waits for the socket to drain, without a limit: a peer that stopped
+        # reading (the usual reason to drop it) would keep its socket and handler for good.
+        try:
+            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), CLOSE_WAIT_SECONDS)
+        except TimeoutError:
+            conn.abort()
+
+    async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
+        """Close every socket (graceful shutdown)."""
+        for conn in list(self.connections):
+            self.drop(conn, code, "server shutting down")
+        await self._errands.finished()
