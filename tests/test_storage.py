@@ -9,14 +9,48 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from app.errors import ActionTooFast, InvalidToken, RateLimited, TokenAlreadyUsed, TokenExpired
-from app.records import TokenGrant
+from app.errors import (
+    ActionAlreadyCompleted,
+    ActionTooFast,
+    InvalidToken,
+    RateLimited,
+    TokenAlreadyUsed,
+    TokenExpired,
+)
+from app.records import AwardClaim, TokenGrant
 from app.storage import Store
 from app.storage.postgres import PostgresStore
 from app.storage.sqlite import SqliteStore
 
 from .conftest import schema_dsn
-from .test_storage_sqlite import claim, grant
+
+
+def grant(nonce: str, *, user: str = "u", action: str = "a", issued: int = 1000, score: int = 10) -> TokenGrant:
+    return TokenGrant(
+        nonce=nonce,
+        token_hash=f"h-{nonce}",
+        user_id=user,
+        username=user.upper(),
+        action_type="T",
+        action_id=action,
+        score_increment=score,
+        issued_ms=issued,
+        expires_ms=issued + 300_000,
+    )
+
+
+def claim(
+    nonce: str, *, user: str = "u", action: str = "a", now: int = 2000, min_ms: int = 0, action_type: str = "T"
+) -> AwardClaim:
+    return AwardClaim(
+        nonce=nonce,
+        user_id=user,
+        username=user.upper(),
+        action_type=action_type,
+        action_id=action,
+        min_elapsed_ms=min_ms,
+        now_ms=now,
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -25,12 +59,132 @@ def dsn(request: pytest.FixtureRequest) -> str | None:
     return schema_dsn(request.getfixturevalue("pg_schema")) if request.param == "postgres" else None
 
 
+def _store(dsn: str | None, tmp_path: Path) -> Store:
+    return PostgresStore(dsn, pool_size=2) if dsn else SqliteStore(str(tmp_path / "db.sqlite"))
+
+
 @pytest.fixture
 async def store(dsn: str | None, tmp_path: Path) -> AsyncIterator[Store]:
-    s: Store = PostgresStore(dsn, pool_size=2) if dsn else SqliteStore(str(tmp_path / "db.sqlite"))
+    s = _store(dsn, tmp_path)
     await s.open()
     yield s
     await s.close()
+
+
+async def test_a_migrated_database_opens_again(store: Store, dsn: str | None, tmp_path: Path) -> None:
+    # Its migrations are recorded: a second store (a restart, another process) applies none
+    # again and sees what the first wrote.
+    await store.grant(grant("n1"))
+    await store.award(claim("n1"))
+    again = _store(dsn, tmp_path)
+    await again.open()
+    try:
+        user = await again.user("u")
+        assert user is not None and user.score == 10
+    finally:
+        await again.close()
+
+
+async def test_award_once(store: Store) -> None:
+    await store.grant(grant("n1"))
+    award = await store.award(claim("n1"))
+    assert (award.previous_score, award.new_score, award.score_increment) == (0, 10, 10)
+    with pytest.raises(TokenAlreadyUsed):
+        await store.award(claim("n1"))
+    user = await store.user("u")
+    assert user is not None and user.score == 10 and user.seq == award.seq
+    assert [r.user_id for r in await store.standings()] == ["u"]
+
+
+async def test_refusals_change_nothing(store: Store) -> None:
+    await store.grant(grant("slow", issued=1000))
+    with pytest.raises(ActionTooFast):
+        await store.award(claim("slow", now=1500, min_ms=1000))
+    with pytest.raises(InvalidToken):
+        await store.award(claim("unknown"))
+    with pytest.raises(InvalidToken):
+        await store.award(claim("slow", user="other"))
+    assert (await store.award(claim("slow", now=2500, min_ms=1000))).new_score == 10
+
+
+async def test_a_claim_for_another_action_is_not_this_token(store: Store) -> None:
+    await store.grant(grant("n1", action="a"))
+    with pytest.raises(InvalidToken):
+        await store.award(claim("n1", action="b"))
+    assert (await store.award(claim("n1", action="a"))).new_score == 10
+
+
+async def test_one_action_per_user(store: Store) -> None:
+    await store.grant(grant("n1"))
+    await store.grant(grant("n2"))
+    await store.award(claim("n1"))
+    with pytest.raises(ActionAlreadyCompleted):
+        await store.award(claim("n2"))
+    with pytest.raises(ActionAlreadyCompleted):
+        await store.grant(grant("n3"))
+    user = await store.user("u")
+    assert user is not None and user.score == 10
+
+
+async def test_refused_grant_leaves_the_user_row_alone(store: Store) -> None:
+    await store.grant(grant("n1"))
+    await store.award(claim("n1"))
+    renamed = TokenGrant(
+        nonce="n2",
+        token_hash="h-n2",
+        user_id="u",
+        username="NEW NAME",
+        action_type="T",
+        action_id="a",
+        score_increment=10,
+        issued_ms=5000,
+        expires_ms=305_000,
+    )
+    with pytest.raises(ActionAlreadyCompleted):
+        await store.grant(renamed)
+    user = await store.user("u")
+    assert user is not None and user.username == "U"
+
+
+async def test_standings_hold_the_users_with_an_award(store: Store) -> None:
+    await store.grant(grant("n1", user="u"))
+    await store.grant(grant("n2", user="v"))
+    assert await store.standings() == []  # granted only: a user row, not on the board
+    user = await store.user("v")
+    assert user is not None and (user.username, user.score, user.seq, user.updated_ms) == ("V", 0, None, None)
+    assert await store.user("nobody") is None
+    award = await store.award(claim("n2", user="v", now=5000))
+    (standing,) = await store.standings()
+    assert (standing.user_id, standing.score, standing.seq, standing.updated_ms) == ("v", 10, award.seq, 5000)
+
+
+async def test_concurrent_awards_are_exactly_once(store: Store) -> None:
+    # Every token claimed twice at once, and two tokens for one action: each score read is the
+    # one the previous award wrote (no award is lost), and each token and action counts once.
+    await asyncio.gather(*(store.grant(grant(f"n{i}", action=f"a{i}")) for i in range(20)))
+    await asyncio.gather(store.grant(grant("d1", action="dup")), store.grant(grant("d2", action="dup")))
+    results = await asyncio.gather(
+        *(store.award(claim(f"n{i}", action=f"a{i}")) for i in range(20)),
+        *(store.award(claim(f"n{i}", action=f"a{i}")) for i in range(20)),
+        store.award(claim("d1", action="dup")),
+        store.award(claim("d2", action="dup")),
+        return_exceptions=True,
+    )
+    awards = [r for r in results if not isinstance(r, BaseException)]
+    refused = sorted(type(r).__name__ for r in results if isinstance(r, BaseException))
+    assert refused == ["ActionAlreadyCompleted"] + ["TokenAlreadyUsed"] * 20
+    assert sorted(a.new_score for a in awards) == list(range(10, 211, 10))
+    assert all(a.new_score == a.previous_score + 10 for a in awards)
+    user = await store.user("u")
+    assert user is not None and user.score == 210
+
+
+async def test_purge_expired_tokens(store: Store) -> None:
+    await store.grant(grant("old", issued=0, action="x"))
+    await store.grant(grant("new", issued=10_000_000, action="y"))
+    assert await store.purge_tokens(1_000_000) == 1
+    with pytest.raises(InvalidToken):
+        await store.award(claim("old", action="x"))
 
 
 async def test_a_token_never_outlives_what_was_recorded(store: Store) -> None:

@@ -1,66 +1,27 @@
-"""The SQLite store: migrations, exactly-once awards, group commit, durability settings."""
+"""What only the SQLite store has: a file's migrations and WAL, group commit, the writer's thread
+and its failures. What every store promises is in test_storage.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from app.errors import (
-    ActionAlreadyCompleted,
-    ActionTooFast,
-    InvalidToken,
-    ServiceUnavailable,
-    TokenAlreadyUsed,
-)
+from app.errors import ServiceUnavailable, TokenAlreadyUsed
 from app.logs import request_id
-from app.records import AwardClaim, TokenGrant
 from app.storage import sqlite as sqlite_module
 from app.storage.sqlite import SqliteStore
 
-
-def grant(nonce: str, *, user: str = "u", action: str = "a", issued: int = 1000, score: int = 10) -> TokenGrant:
-    return TokenGrant(
-        nonce=nonce,
-        token_hash=f"h-{nonce}",
-        user_id=user,
-        username=user.upper(),
-        action_type="T",
-        action_id=action,
-        score_increment=score,
-        issued_ms=issued,
-        expires_ms=issued + 300_000,
-    )
+from .test_storage import claim, grant
 
 
-def claim(
-    nonce: str, *, user: str = "u", action: str = "a", now: int = 2000, min_ms: int = 0, action_type: str = "T"
-) -> AwardClaim:
-    return AwardClaim(
-        nonce=nonce,
-        user_id=user,
-        username=user.upper(),
-        action_type=action_type,
-        action_id=action,
-        min_elapsed_ms=min_ms,
-        now_ms=now,
-    )
-
-
-def _count_batches(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _count_batches(store: SqliteStore) -> list[int]:
     """The size of each transaction the store runs from now on."""
     batches: list[int] = []
-    original = store._run
-
-    async def counting(ops: list[object]) -> object:
-        batches.append(len(ops))
-        return await original(ops)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store, "_run", counting)
+    store.writer.on_batch = batches.append
     return batches
 
 
@@ -86,43 +47,7 @@ async def test_wal_and_migrations_once(tmp_path: Path) -> None:
         assert {"idx_users_score", "idx_action_tokens_expires", "idx_score_history_created"} <= indexes
 
 
-async def test_award_once(store: SqliteStore) -> None:
-    await store.grant(grant("n1"))
-    award = await store.award(claim("n1"))
-    assert (award.previous_score, award.new_score, award.score_increment) == (0, 10, 10)
-    with pytest.raises(TokenAlreadyUsed):
-        await store.award(claim("n1"))
-    user = await store.user("u")
-    assert user is not None and user.score == 10 and user.seq == award.seq
-    assert [r.user_id for r in await store.standings()] == ["u"]
-
-
-async def test_refusals_change_nothing(store: SqliteStore) -> None:
-    await store.grant(grant("slow", issued=1000))
-    with pytest.raises(ActionTooFast):
-        await store.award(claim("slow", now=1500, min_ms=1000))
-    with pytest.raises(InvalidToken):
-        await store.award(claim("unknown"))
-    with pytest.raises(InvalidToken):
-        await store.award(claim("slow", user="other"))
-    assert (await store.award(claim("slow", now=2500, min_ms=1000))).new_score == 10
-
-
-async def test_one_action_per_user(store: SqliteStore) -> None:
-    await store.grant(grant("n1"))
-    await store.grant(grant("n2"))
-    await store.award(claim("n1"))
-    with pytest.raises(ActionAlreadyCompleted):
-        await store.award(claim("n2"))
-    with pytest.raises(ActionAlreadyCompleted):
-        await store.grant(grant("n3"))
-    user = await store.user("u")
-    assert user is not None and user.score == 10
-
-
-async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp_path: Path) -> None:
     # Two tokens for one action (both issued before either was used) and other users' awards,
     # all in one transaction: one of the two is refused after its token row was touched.
     path = tmp_path / "db.sqlite"
@@ -131,7 +56,7 @@ async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(
     try:
         await asyncio.gather(store.grant(grant("t1")), store.grant(grant("t2")))
         await asyncio.gather(*(store.grant(grant(f"o{i}", user=f"o{i}")) for i in range(5)))
-        batches = _count_batches(store, monkeypatch)
+        batches = _count_batches(store)
         results = await asyncio.gather(
             store.award(claim("t1")),
             *(store.award(claim(f"o{i}", user=f"o{i}")) for i in range(5)),
@@ -155,28 +80,8 @@ async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(
         assert db.execute("SELECT score FROM users WHERE id = 'u'").fetchone() == (10,)
 
 
-async def test_refused_grant_leaves_the_user_row_alone(store: SqliteStore) -> None:
-    await store.grant(grant("n1"))
-    await store.award(claim("n1"))
-    renamed = TokenGrant(
-        nonce="n2",
-        token_hash="h-n2",
-        user_id="u",
-        username="NEW NAME",
-        action_type="T",
-        action_id="a",
-        score_increment=10,
-        issued_ms=5000,
-        expires_ms=305_000,
-    )
-    with pytest.raises(ActionAlreadyCompleted):
-        await store.grant(renamed)
-    user = await store.user("u")
-    assert user is not None and user.username == "U"
-
-
-async def test_concurrent_awards_group_commit(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    batches = _count_batches(store, monkeypatch)
+async def test_concurrent_awards_group_commit(store: SqliteStore) -> None:
+    batches = _count_batches(store)
     await asyncio.gather(*(store.grant(grant(f"n{i}", action=f"a{i}")) for i in range(200)))
     batches.clear()
     results = await asyncio.gather(
@@ -193,19 +98,11 @@ async def test_concurrent_awards_group_commit(store: SqliteStore, monkeypatch: p
     assert user is not None and user.score == 2000
 
 
-async def test_purge_expired_tokens(store: SqliteStore) -> None:
-    await store.grant(grant("old", issued=0, action="x"))
-    await store.grant(grant("new", issued=10_000_000, action="y"))
-    assert await store.purge_tokens(1_000_000) == 1
-    with pytest.raises(InvalidToken):
-        await store.award(claim("old", action="x"))
-
-
 async def test_purge_deletes_in_chunks_of_its_own(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_module, "PURGE_CHUNK", 100)
     await asyncio.gather(*(store.grant(grant(f"old{i}", issued=0, action=f"x{i}")) for i in range(250)))
     await store.grant(grant("new", issued=10_000_000, action="y"))
-    writes = _count_batches(store, monkeypatch)
+    writes = _count_batches(store)
     assert await store.purge_tokens(1_000_000) == 250
     assert writes == [1, 1, 1]  # 100, 100, 50: each chunk its own short transaction
     assert await store.purge_tokens(1_000_000) == 0
@@ -241,8 +138,8 @@ async def test_a_stopped_writer_fails_its_waiters_and_refuses_later_writes(tmp_p
         other.execute("BEGIN IMMEDIATE")  # keeps the writer waiting for the lock
         waiting = [asyncio.ensure_future(store.grant(grant(f"n{i}", action=f"a{i}"))) for i in range(3)]
         await asyncio.sleep(0.05)
-        assert store._writer is not None
-        store._writer.cancel()
+        assert store.writer.running
+        await store.writer.stop()
         results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
         assert all(isinstance(r, ServiceUnavailable) for r in results), results
         other.execute("COMMIT")
@@ -252,8 +149,7 @@ async def test_a_stopped_writer_fails_its_waiters_and_refuses_later_writes(tmp_p
         with pytest.raises(ServiceUnavailable):
             await store.ping()
     finally:
-        with contextlib.suppress(asyncio.CancelledError):
-            await store.close()
+        await store.close()
 
 
 async def test_closed_store_refuses(tmp_path: Path) -> None:
@@ -277,13 +173,11 @@ async def test_pending_writes_finish_on_close(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM action_tokens").fetchone() == (50,)
 
 
-async def test_failed_batch_reports_unavailable(
-    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    async def broken(ops: list[object]) -> object:
+async def test_failed_batch_reports_unavailable(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(size: int) -> None:  # fails the batch as a failed transaction would
         raise sqlite3.OperationalError("disk I/O error at /secret/path")
 
-    monkeypatch.setattr(store, "_run", broken)
+    store.writer.on_batch = broken
     rid = request_id.set("req-failing-1")
     try:
         with pytest.raises(ServiceUnavailable) as info:

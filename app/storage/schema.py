@@ -1,0 +1,112 @@
+"""The schema, written once and rendered for each database: what differs between SQLite and
+PostgreSQL is a `Dialect` (column types, parameters, row locks), never a second copy of a table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What the shared schema and statements leave to each database."""
+
+    name: str
+    bigint: str  # a 64-bit integer column
+    serial_key: str  # an integer primary key the database numbers, never reusing a number
+    parameter: str  # "?" or "$": shared text writes `$1`, SQLite reads `?1` (numbered, so reusable)
+    # Writers lock rows (PostgreSQL) rather than the whole database (SQLite's BEGIN IMMEDIATE):
+    # a read that decides a write locks its row, and a grant locks its user before counting.
+    row_locks: bool
+    # SQLite files were created with the (user_id, action_id) key unnamed: their schema text stays so.
+    constraint_names: bool
+
+    def sql(self, text: str) -> str:
+        """A shared statement (`$n` parameters, `{row_lock}` after a read that decides a write) in
+        this dialect."""
+        return text.replace("$", self.parameter).format(row_lock=" FOR UPDATE" if self.row_locks else "")
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    bigint="INTEGER",
+    serial_key="INTEGER PRIMARY KEY AUTOINCREMENT",
+    parameter="?",
+    row_locks=False,
+    constraint_names=False,
+)
+POSTGRES = Dialect(
+    name="postgres",
+    bigint="BIGINT",
+    serial_key="BIGSERIAL PRIMARY KEY",
+    parameter="$",
+    row_locks=True,
+    constraint_names=True,
+)
+
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at {bigint} NOT NULL)"
+)
+APPLIED = "SELECT version FROM schema_migrations"
+RECORD = "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)"
+
+# Versioned migrations; each runs once, in order, recorded in schema_migrations. The text is kept
+# byte for byte as first applied, indentation included: SQLite stores each CREATE's text in
+# sqlite_master, and an existing file must compare equal to a new one.
+_MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL,
+            score {bigint} NOT NULL DEFAULT 0,
+            score_seq {bigint},
+            last_score_update {bigint},
+            created_at {bigint} NOT NULL,
+            updated_at {bigint} NOT NULL
+        );
+        CREATE INDEX idx_users_score ON users (score DESC, score_seq);
+        CREATE TABLE action_tokens (
+            nonce TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            user_id TEXT NOT NULL REFERENCES users (id),
+            action_type TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            score_increment {bigint} NOT NULL,
+            issued_at {bigint} NOT NULL,
+            expires_at {bigint} NOT NULL,
+            used_at {bigint}
+        );
+        CREATE INDEX idx_action_tokens_user ON action_tokens (user_id);
+        CREATE INDEX idx_action_tokens_expires ON action_tokens (expires_at);
+        CREATE TABLE score_history (
+            id {serial_key},
+            user_id TEXT NOT NULL REFERENCES users (id),
+            action_type TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            score_change {bigint} NOT NULL,
+            previous_score {bigint} NOT NULL,
+            new_score {bigint} NOT NULL,
+            token_nonce TEXT NOT NULL UNIQUE,
+            action_token_hash TEXT NOT NULL,
+            created_at {bigint} NOT NULL,
+            {user_action_key}UNIQUE (user_id, action_id)
+        );
+        CREATE INDEX idx_score_history_created ON score_history (created_at);
+        """,
+    ),
+]
+
+
+def render(text: str, dialect: Dialect) -> str:
+    """Schema text with the dialect's types."""
+    return text.format(
+        bigint=dialect.bigint,
+        serial_key=dialect.serial_key,
+        user_action_key="CONSTRAINT score_history_user_action " if dialect.constraint_names else "",
+    )
+
+
+def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
+    """Each migration's version and statements, in order, as the dialect writes them."""
+    return [(version, [s for s in render(text, dialect).split(";") if s.strip()]) for version, text in _MIGRATIONS]
