@@ -21,12 +21,12 @@ class Hub:
     """Owns the live connections (`registry`), the broadcast of the top 10 (`waves`) and the
     messages to single users (`notices`)."""
 
-    def __init__(self, board: Ranking, slots: ConnectionSlots, *, max_buffer: int) -> None:
+    def __init__(self, ranking: Ranking, slots: ConnectionSlots, *, max_buffer: int) -> None:
         # One set of errands for closes, slot releases and overtake lookups: close_all waits for all.
         errands = Errands("a hub background task")
         self.registry = Connections(slots, errands, max_buffer=max_buffer)
-        self.waves = Waves(board, self.registry.subscribers)
-        self.notices = Notices(board, self.registry, errands)
+        self.waves = Waves(ranking, self.registry.subscribers)
+        self.notices = Notices(ranking, self.registry, errands)
         self.registry.on_user_left = self.notices.unwatch
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:

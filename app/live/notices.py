@@ -15,8 +15,8 @@ class Notices:
     """Tells connected users about their own score and rank. Only connected users on the board
     are watched for being overtaken."""
 
-    def __init__(self, board: Ranking, registry: Connections, errands: Errands) -> None:
-        self.board = board
+    def __init__(self, ranking: Ranking, registry: Connections, errands: Errands) -> None:
+        self.ranking = ranking
         # The registry's users and their connections: the dict itself (never replaced), read on
         # every award.
         self.by_user = registry.by_user
@@ -35,7 +35,7 @@ class Notices:
         if user_id in self._on_board:
             return
         try:
-            ranked = await self.board.position(user_id) is not None
+            ranked = await self.ranking.position(user_id) is not None
         except ServiceUnavailable:
             stop_if_cancelled()
             ranked = True  # unknown: better a board lookup too many than a rank_change too few
@@ -78,13 +78,13 @@ class Notices:
         candidates = self._on_board - {winner}
         if not candidates:
             return
-        last = previous if previous is not None else await self.board.size()
+        last = previous if previous is not None else await self.ranking.size()
         if last <= rank:
             return
         if last - rank <= len(candidates):
-            moved = await self.board.ranked(rank + 1, last)
+            moved = await self.ranking.ranked(rank + 1, last)
         else:
-            found = await self.board.ranks(list(candidates))
+            found = await self.ranking.ranks(list(candidates))
             moved = [(r, user, score) for user, (r, score) in found.items() if rank < r <= last]
         for r, user_id, score in moved:
             if user_id != winner and user_id in self.by_user:

@@ -34,8 +34,8 @@ class Waves:
     relative to the version each subscriber had, so a frame is built once per (previous
     version, version)."""
 
-    def __init__(self, board: Ranking, subscribers: dict[Connection, None]) -> None:
-        self.board = board
+    def __init__(self, ranking: Ranking, subscribers: dict[Connection, None]) -> None:
+        self.ranking = ranking
         # The registry's ordered set of subscribers, shared: (un)subscribe fills it here, the
         # registry removes a connection that goes away.
         self.subscribers = subscribers
@@ -114,7 +114,7 @@ class Waves:
         # Registered before the read: awards that land while it is under way count from here.
         self._since[version] = {}
         try:
-            top = await self.board.top(TOP_SIZE)
+            top = await self.ranking.top(TOP_SIZE)
         except BaseException:
             del self._since[version]
             raise
