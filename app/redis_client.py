@@ -83,8 +83,11 @@ class TurnPipeline:
     under load the awards in flight share each trip instead of paying redis-py's per-call cost
     (a pooled connection, a timeout, a send and a read) for each of their commands."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, on_trip: Callable[[int], object] | None = None) -> None:
+        """`on_trip`, if given, is called with the number of commands of each round trip as it is
+        sent (tests count trips with it)."""
         self.client = client
+        self.on_trip = on_trip
         self._queued: list[tuple[Callable[[Pipeline], object], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
@@ -107,6 +110,8 @@ class TurnPipeline:
 
     def _send(self) -> None:
         queued, self._queued = self._queued, []
+        if self.on_trip is not None:
+            self.on_trip(len(queued))
         task = asyncio.get_running_loop().create_task(self._execute(queued))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)

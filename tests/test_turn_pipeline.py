@@ -21,21 +21,9 @@ async def client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-def _counting(trips: TurnPipeline) -> list[int]:
-    sizes: list[int] = []
-    execute = trips._execute
-
-    async def counted(queued: list[object]) -> None:
-        sizes.append(len(queued))
-        await execute(queued)  # type: ignore[arg-type]
-
-    trips._execute = counted  # type: ignore[method-assign,assignment]
-    return sizes
-
-
 async def test_one_trip_per_turn_and_each_reply_to_its_caller(client: aioredis.Redis, redis_prefix: str) -> None:
-    trips = TurnPipeline(client)
-    sizes = _counting(trips)
+    sizes: list[int] = []  # the commands of each round trip
+    trips = TurnPipeline(client, on_trip=sizes.append)
     key, text = f"{redis_prefix}:n", f"{redis_prefix}:s"
     await client.set(text, "not a number")
     replies = await asyncio.gather(
