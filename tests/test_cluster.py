@@ -23,7 +23,7 @@ from app.records import Standing, UserRecord, on_board
 from app.redis_client import Keys, connect
 
 from .conftest import POSTGRES_URL, REDIS_URL, Flow, envelope, make_config, need_server, schema_dsn
-from .servers import RedisServer, TcpProxy
+from .real_servers import RedisServer, TcpProxy
 
 Client = TestClient[web.Request, web.Application]
 

@@ -13,7 +13,7 @@ from app.auth import UserAuth
 from app.config import DEV_JWT_SECRET, Config
 
 from .conftest import JWT_SECRET, make_config
-from .server import ROOT
+from .real_servers import ROOT
 
 
 def test_token_command_prints_verifiable_jwt(
