@@ -31,7 +31,8 @@ import pytest
 
 from app.auth import UserAuth
 
-from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL, schema_dsn
+from .conftest import ACTION_SECRET, JWT_SECRET
+from .isolation import REDIS_URL, schema_dsn
 from .real_servers import ServerProcess, run_py
 
 # Limits lifted so they never answer for the crash; WARNING keeps the server's piped output small.

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL
+from .conftest import ACTION_SECRET, JWT_SECRET
+from .isolation import REDIS_URL
 from .real_servers import ROOT, run_py
 
 pytestmark = pytest.mark.fuzz

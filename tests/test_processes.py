@@ -16,7 +16,8 @@ import pytest
 
 from app.auth import UserAuth
 
-from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL, need_server, schema_dsn
+from .conftest import ACTION_SECRET, JWT_SECRET
+from .isolation import REDIS_URL, need_server, schema_dsn
 from .real_servers import ServerProcess, run_py
 
 CONFIG = """

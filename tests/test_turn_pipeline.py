@@ -11,7 +11,7 @@ from redis import exceptions as redis_errors
 
 from app.redis_client import TurnPipeline, connect
 
-from .conftest import REDIS_URL
+from .isolation import REDIS_URL
 
 
 @pytest.fixture
