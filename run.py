@@ -19,7 +19,8 @@ from app.workers import supervise
 GIL_SWITCH_SECONDS = 0.0005
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
+    """The command line: `serve` (the default), `demo` and `token`, with their options."""
     # Options are accepted before or after the command; SUPPRESS keeps a later absence from
     # overwriting an earlier value.
     config = argparse.ArgumentParser(add_help=False)
@@ -32,10 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument(
         "--workers", type=int, default=argparse.SUPPRESS, help="processes sharing the port (needs SCOREBOARD_REDIS_URL)"
     )
-    parser = argparse.ArgumentParser(
+    cli = argparse.ArgumentParser(
         prog="run.py", description="Scoreboard: a real-time leaderboard service", parents=[config, listen]
     )
-    commands = parser.add_subparsers(dest="command")
+    commands = cli.add_subparsers(dest="command")
     commands.add_parser("serve", parents=[config, listen], help="serve the API, the WebSocket and the page (default)")
     demo = commands.add_parser(
         "demo", parents=[config, listen], help="serve with simulated players, so the board moves (own ./data/demo.db)"
@@ -52,10 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sign even with SCOREBOARD_ENV=production (a token for a real user, signed by hand)",
     )
-    return parser
+    return cli
 
 
-def _load(args: argparse.Namespace) -> Config:
+def load(args: argparse.Namespace) -> Config:
+    """The configuration: the file and environment, with `--host` and `--port` over them."""
     environ = dict(os.environ)
     if "host" in args:
         environ["SCOREBOARD_HOST"] = args.host
@@ -101,10 +103,10 @@ def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     workers = getattr(args, "workers", 1)
     try:
-        config = _load(args)
+        config = load(args)
         if args.command == "token":
             print(_token(config, args))
             return 0

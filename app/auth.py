@@ -105,6 +105,15 @@ class UserAuth:
             claims["aud"] = self.audience
         return jws.sign(claims, self._secret, typ="JWT")
 
+    @property
+    def verified_count(self) -> int:
+        """How many verified tokens are remembered now (at most VERIFIED_CACHE_SIZE)."""
+        return len(self._verified)
+
+    def remembers(self, token: str) -> bool:
+        """Whether `token`'s verification is remembered (its next `verify` checks only the expiry)."""
+        return token in self._verified
+
     def _key_for(self, header: jws.Header) -> bytes:
         return self._secret
 

@@ -118,12 +118,12 @@ async def _stop_spy(spy: asyncio.subprocess.Process | None) -> str | None:
     return await profile.finish(spy)
 
 
-async def start_server(server: ServerProcess, base: str, opts: BigOptions, out: Path) -> dict[str, Any]:
+async def start_server(server: ServerProcess, opts: BigOptions, out: Path) -> dict[str, Any]:
     """Spawn, wait for /readyz 200 (optionally under py-spy); the wall time it took."""
     folded = out / "profile-start.folded"
     window = CpuWindow.open(None)
     started = time.perf_counter()
-    task = asyncio.create_task(server.start(base, within=opts.ready_within))
+    task = asyncio.create_task(server.astart(within=opts.ready_within))
     spy = None
     try:
         await asyncio.sleep(0)  # the task's first step spawns the process
@@ -229,14 +229,14 @@ async def run_server(
     server.log_path = opts.out / "scoreboard.log"
     result["port"] = port
     try:
-        result |= await start_server(server, base, opts, opts.out)
+        result |= await start_server(server, opts, opts.out)
         result["rss_mib_after_rebuild"] = round(rss_bytes(server.pid) / 2**20, 1)
         result["lookups"] = await http_lookups(base, server.pid, population, opts, opts.concurrency)
         if opts.concurrency > 1:  # one at a time too: the latency without queueing behind the others
             result["lookups_serial"] = await http_lookups(base, server.pid, population, opts, 1)
         result["rss_mib_after_lookups"] = round(rss_bytes(server.pid) / 2**20, 1)
     finally:
-        result["server_exit_code"] = await server.stop()
+        result["server_exit_code"] = await server.astop()
         result["rebuild"] = rebuild_line(server.log_path)
 
 

@@ -111,10 +111,10 @@ async def run_scoreboard(opts: Options, out: Path, workdir: Path) -> dict[str, A
     server.log_path = out / "scoreboard.log"
     result: dict[str, Any] = {"mode": opts.mode, "port": port}
     try:
-        await server.start(base)
+        await server.astart()
         result |= await _load_scoreboard(opts, out, base, server.pid, token_ttl)
     finally:
-        result["server_exit_code"] = await server.stop()
+        result["server_exit_code"] = await server.astop()
         if prefix is not None:
             result["redis_keys_removed"] = await storage.drop_redis_prefix(prefix)
         if schema is not None:
@@ -235,10 +235,10 @@ async def run_baselines(opts: Options, out: Path, workdir: Path, message_bytes: 
     server.log_path = out / "baseline.log"
     result: dict[str, Any] = {"redis": has_redis, "message_bytes": message_bytes}
     try:
-        await server.start(base)
+        await server.astart()
         result |= await _load_baseline(opts, base, server.pid, has_redis, message_bytes)
     finally:
-        await server.stop()
+        await server.astop()
         if has_redis:
             await storage.drop_redis_prefix(prefix)
     return result

@@ -1,24 +1,36 @@
-"""Server subprocesses: the Scoreboard (`run.py`) and the bare baseline app, on free loopback ports."""
+"""Server subprocesses on free loopback ports: the Scoreboard (`run.py`) and the bare baseline app.
+
+`ServerProcess` is the one way the bench and the tests (tests/real_servers.py) start a server,
+wait for it, stop it and read its log."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, Self
 
-import aiohttp
+import msgspec
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HOST = "127.0.0.1"
+READY_WITHIN = 30.0  # seconds a server may take to become ready
+POLL_SECONDS = 0.05
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an HTTP proxy
 JWT_SECRET = "bench-user-jwt-secret-0123456789abcdef-not-for-prod"
 ACTION_SECRET = "bench-action-secret-0123456789abcdef-not-for-prod!"
 # High enough that one loopback IP and the bench users never hit a limit: the benchmark
@@ -36,6 +48,7 @@ BENCH_LIMITS = {
 
 
 def free_port() -> int:
+    """A TCP port that is free on the loopback address now."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
@@ -89,70 +102,163 @@ def catalog() -> dict[str, int]:
 
 
 class ServerProcess:
-    """A server in its own process group, logging to a file; stopped with SIGTERM, then SIGKILL."""
+    """A server in its own session (so a last-resort SIGKILL reaches its workers and nothing else),
+    answering on `url`. The bench and the tests start every server through this class: `start`
+    and `stop` block, `astart` and `astop` do the same for a caller on an event loop.
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log_path: Path, ready_path: str) -> None:
+    Ready once `ready_path` answers 200, or once `answers()` is true for a server that speaks
+    something else than HTTP. Stopped with `stop_signal`, then SIGKILL to its group after a grace
+    period. Its stdout and stderr go to `log_path`, or to a temporary file when none is given (a
+    file, never a pipe: a server that writes much would block on a pipe nobody reads)."""
+
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        *,
+        port: int,
+        ready_path: str = "/healthz",
+        answers: Callable[[], bool] | None = None,
+        log_path: Path | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
         self.name = name
         self.command = command
         self.env = env
-        self.log_path = log_path
+        self.port = port
         self.ready_path = ready_path
+        self.answers = answers or self._answers_http
+        self.log_path = log_path
+        self.stop_signal = stop_signal
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        self._out: IO[bytes] | None = None  # this process's copy of the child's output file
+        self._kept = b""  # a temporary file's output, kept when the file is closed
+
+    @property
+    def url(self) -> str:
+        """Its base URL on the loopback address."""
+        return f"http://{HOST}:{self.port}"
 
     @property
     def pid(self) -> int:
+        """The server's process id (of the supervisor, with `--workers`)."""
         assert self.proc is not None
         return self.proc.pid
 
-    async def start(self, url: str, within: float = 30.0) -> None:
-        """Start and wait until `ready_path` answers 200."""
+    def start(self, within: float = READY_WITHIN) -> Self:
+        """Spawn, and wait until it is ready; RuntimeError (with its log's tail) if it exits first
+        or is not ready within `within` seconds (then it is stopped)."""
         self._spawn()
-        assert self.proc is not None
         deadline = time.monotonic() + within
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with session.get(url + self.ready_path) as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        await self.stop()
-        raise RuntimeError(f"{self.name} not ready within {within:.0f} s: {self.log_tail()}")
+        while not self._ready(deadline, within):
+            time.sleep(POLL_SECONDS)
+        return self
 
-    def _spawn(self) -> None:
-        # Its own session, so a last-resort SIGKILL reaches its workers and nothing else.
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    async def astart(self, within: float = READY_WITHIN) -> Self:
+        """`start` without blocking the event loop: the process exists before the first await
+        (a profiler can attach to it while it starts); each check runs in a thread."""
+        self._spawn()
+        deadline = time.monotonic() + within
+        while not await asyncio.to_thread(self._ready, deadline, within):  # noqa: ASYNC110 - a process, not a task
+            await asyncio.sleep(POLL_SECONDS)
+        return self
 
-    def log_tail(self, lines: int = 15) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    async def stop(self, grace: float = 10.0) -> int | None:
-        """SIGTERM (graceful), SIGKILL to the whole group after `grace` seconds; the exit code."""
+    def stop(self, grace: float = 10.0) -> int | None:
+        """Send `stop_signal`, SIGKILL its whole group after `grace` seconds; its exit code (None
+        if it never started)."""
         proc = self.proc
         if proc is None:
             return None
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - a process, not a task
-                await asyncio.sleep(0.05)
-        if proc.poll() is None:
-            # Only this server's own group: it was started with start_new_session.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+            proc.send_signal(self.stop_signal)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # its own group: started with start_new_session
+                proc.wait()
+        self._release_log()
         return proc.returncode
+
+    async def astop(self, grace: float = 10.0) -> int | None:
+        """`stop` without blocking the event loop."""
+        return await asyncio.to_thread(self.stop, grace)
+
+    def kill(self) -> None:
+        """SIGKILL to the server process alone, like a crash: no shutdown runs."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._release_log()
+
+    @property
+    def log(self) -> bytes:
+        """What it wrote to stdout and stderr so far (all of it once it has stopped)."""
+        if self.log_path is not None:
+            return self.log_path.read_bytes() if self.log_path.exists() else b""
+        if self._out is not None:
+            fd = self._out.fileno()  # pread: the child shares the file offset, which stays put
+            return os.pread(fd, os.fstat(fd).st_size, 0)
+        return self._kept
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last `lines` lines of its log."""
+        return "\n".join(self.log.decode(errors="replace").splitlines()[-lines:])
+
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """One JSON request, blocking: the status and the decoded body, for an error status too."""
+        data = None if body is None else msgspec.json.encode(body)
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        try:
+            with _LOOPBACK.open(req, timeout=5) as resp:
+                return resp.status, msgspec.json.decode(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, msgspec.json.decode(err.read())
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def _spawn(self) -> None:
+        self._release_log()
+        self._kept = b""
+        # Open until the server stops (_release_log): the child writes to it meanwhile.
+        out = self.log_path.open("wb") if self.log_path is not None else tempfile.TemporaryFile()  # noqa: SIM115
+        self._out = out
+        self.proc = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def _ready(self, deadline: float, within: float) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            self._release_log()
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}")
+        if self.answers():
+            return True
+        if time.monotonic() >= deadline:
+            self.stop()
+            raise RuntimeError(f"{self.name} not ready within {within:.0f} s: {self.log_tail()}")
+        return False
+
+    def _answers_http(self) -> bool:
+        try:
+            with _LOOPBACK.open(self.url + self.ready_path, timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (OSError, http.client.HTTPException):  # refused, reset, timed out, an error status
+            return False
+
+    def _release_log(self) -> None:
+        if self._out is not None:
+            if self.log_path is None:
+                self._kept = self.log
+            self._out.close()
+            self._out = None
 
 
 def scoreboard_process(
@@ -183,7 +289,9 @@ def scoreboard_process(
     command = [PYTHON, str(ROOT / "run.py"), "--host", HOST, "--port", str(port)]
     if workers > 1:
         command += ["--workers", str(workers)]
-    return ServerProcess("scoreboard", command, env, workdir / "scoreboard.log", "/readyz")
+    return ServerProcess(
+        "scoreboard", command, env, port=port, ready_path="/readyz", log_path=workdir / "scoreboard.log"
+    )
 
 
 def baseline_process(workdir: Path, *, port: int, redis_url: str | None, redis_prefix: str) -> ServerProcess:
@@ -192,4 +300,4 @@ def baseline_process(workdir: Path, *, port: int, redis_url: str | None, redis_p
     if redis_url:
         env["BENCH_REDIS_URL"] = redis_url
     command = [PYTHON, "-m", "bench.baseline", "--port", str(port)]
-    return ServerProcess("baseline", command, env, workdir / "baseline.log", "/hello")
+    return ServerProcess("baseline", command, env, port=port, ready_path="/hello", log_path=workdir / "baseline.log")

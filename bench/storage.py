@@ -1,4 +1,5 @@
-"""The bench's own Redis key prefix and PostgreSQL schema: created for one run, removed after it."""
+"""A Redis key prefix and a PostgreSQL schema of one's own: created for one bench run (or one
+test, through tests/isolation.py), removed after it."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def unique_name(kind: str) -> str:
+    """A fresh name for a bench prefix or schema, e.g. `bench_sb_1a2b3c4d`."""
     return f"bench_{kind}_{secrets.token_hex(4)}"
 
 
 async def redis_reachable(url: str = REDIS_URL) -> bool:
+    """Whether Redis answers PING at `url` within a second."""
     client = aioredis.Redis.from_url(url, socket_connect_timeout=1)
     try:
         await client.ping()
@@ -45,6 +48,11 @@ async def drop_redis_prefix(prefix: str, url: str = REDIS_URL) -> int:
     return removed
 
 
+def schema_url(schema: str, url: str = POSTGRES_URL) -> str:
+    """The database URL whose connections have `schema` as their search_path."""
+    return f"{url}?options={quote(f'-c search_path={schema}')}"
+
+
 async def create_schema(schema: str, url: str = POSTGRES_URL) -> str:
     """Create `schema` and return a database URL whose search_path is that schema."""
     conn = await asyncpg.connect(url)
@@ -52,10 +60,11 @@ async def create_schema(schema: str, url: str = POSTGRES_URL) -> str:
         await conn.execute(f'CREATE SCHEMA "{schema}"')
     finally:
         await conn.close()
-    return f"{url}?options={quote(f'-c search_path={schema}')}"
+    return schema_url(schema, url)
 
 
 async def drop_schema(schema: str, url: str = POSTGRES_URL) -> None:
+    """Drop `schema` and everything in it, if it exists."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

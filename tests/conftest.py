@@ -1,25 +1,25 @@
-"""Shared fixtures: a per-test configuration, app, client and database snapshot."""
+"""Shared fixtures: a per-test configuration, app, client and database snapshot, and the REST
+flow as a player drives it. What each test gets of its own (a Redis prefix, a PostgreSQL
+schema, a private redis-server) is tests/isolation.py's; its fixtures are imported here."""
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from app import create_app
 from app.auth import UserAuth
 from app.config import Config, Secrets, parse_settings
+
+from .isolation import REDIS_URL, pg_schema, private_redis, redis_prefix, schema_dsn  # noqa: F401 - the fixtures, for every test
 
 JWT_SECRET = b"test-user-jwt-secret-0123456789abcdef"
 ACTION_SECRET = b"test-action-secret-0123456789abcdef!!"
@@ -47,8 +47,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["embedded", "redis", "postgres"]
 
 
@@ -58,64 +56,10 @@ def make_config(db_path: Path, storage: dict[str, Any] | None = None, **sections
     return Config(settings=parse_settings(raw), secrets=Secrets(jwt=JWT_SECRET, action=ACTION_SECRET), env="test")
 
 
-def reachable(url: str, default_port: int) -> bool:
-    """Whether a server answers on the URL's host and port."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def need_server(name: str, url: str, port: int) -> None:
-    """Skip with one line when a server is absent; under CI=true an absent server is a failure."""
-    if reachable(url, port):
-        return
-    message = f"{name} is not reachable at {url}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: tests that need it must run)")
-    pytest.skip(f"{message}: start it to run these tests")
-
-
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """This test's SQLite file (not created yet)."""
     return tmp_path / "scoreboard.db"
-
-
-@pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
-    """A key prefix of this test's own in the test Redis database; its keys are deleted after."""
-    need_server("Redis", REDIS_URL, 6379)
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-async def pg_schema() -> AsyncIterator[str]:
-    """A PostgreSQL schema of this test's own; dropped after."""
-    need_server("PostgreSQL", POSTGRES_URL, 5432)
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        yield schema
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        await admin.close()
-
-
-def schema_dsn(schema: str) -> str:
-    return f"{POSTGRES_URL}?options=-c%20search_path%3D{schema}"
 
 
 @pytest.fixture(params=BACKENDS)
@@ -131,6 +75,7 @@ def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture
 def config(db_path: Path, storage: dict[str, Any]) -> Config:
+    """The test configuration over this test's storage set-up."""
     return make_config(db_path, storage)
 
 
@@ -157,11 +102,14 @@ def snapshot(db_path: Path, storage: dict[str, Any]) -> Snapshot:
 
 @pytest.fixture
 def user_auth() -> UserAuth:
+    """Issues and verifies users' JWTs with the test secret."""
     return UserAuth(JWT_SECRET)
 
 
 @pytest.fixture
 def bearer(user_auth: UserAuth) -> Callable[..., dict[str, str]]:
+    """`bearer(user_id, name=None)`: the Authorization header of a user."""
+
     def headers(user_id: str = "alice", name: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {user_auth.issue(user_id, name=name or user_id.title())}"}
 
@@ -173,6 +121,8 @@ MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 @pytest.fixture
 async def make_client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any]) -> MakeClient:
+    """`make_client(config=None, **tables)`: a test client of an app over this test's storage."""
+
     async def make(config: Config | None = None, **sections: Any) -> TestClient[web.Request, web.Application]:
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
             create_app(config or make_config(db_path, storage, **sections))
@@ -184,6 +134,7 @@ async def make_client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any
 
 @pytest.fixture
 async def client(make_client: MakeClient, config: Config) -> TestClient[web.Request, web.Application]:
+    """A test client of the app with the test configuration."""
     return await make_client(config)
 
 
@@ -208,6 +159,7 @@ class Flow:
         self.bearer = bearer
 
     async def token(self, user: str = "alice", action_id: str = "q1", action_type: str = "COMPLETE_QUEST") -> str:
+        """Initialize an action; its action token."""
         resp = await self.client.post(
             "/api/v1/actions/initialize",
             json={"actionType": action_type, "actionId": action_id},
@@ -219,6 +171,7 @@ class Flow:
         return token
 
     async def submit(self, token: str, user: str = "alice", action_id: str = "q1", **extra: Any) -> Any:
+        """Send an update with `token`; the response, whatever it is."""
         return await self.client.post(
             "/api/v1/scoreboard/update",
             json={"actionToken": token, "actionId": action_id, **extra},
@@ -226,6 +179,7 @@ class Flow:
         )
 
     async def award(self, user: str = "alice", action_id: str = "q1", action_type: str = "COMPLETE_QUEST") -> Any:
+        """Initialize and update, asserting both succeed; the update's data."""
         token = await self.token(user, action_id, action_type)
         resp = await self.submit(token, user, action_id)
         body = await envelope(resp)
@@ -235,6 +189,7 @@ class Flow:
 
 @pytest.fixture
 def flow(client: TestClient[web.Request, web.Application], bearer: Callable[..., dict[str, str]]) -> Flow:
+    """The REST flow against `client`."""
     return Flow(client, bearer)
 
 

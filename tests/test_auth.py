@@ -124,8 +124,8 @@ def test_remembered_tokens_are_bounded() -> None:
     tokens = [auth.issue(f"u{i}") for i in range(auth_module.VERIFIED_CACHE_SIZE + 10)]
     for token in tokens:
         auth.verify(token)
-    assert len(auth._verified) == auth_module.VERIFIED_CACHE_SIZE
-    assert tokens[0] not in auth._verified and tokens[-1] in auth._verified
+    assert auth.verified_count == auth_module.VERIFIED_CACHE_SIZE
+    assert not auth.remembers(tokens[0]) and auth.remembers(tokens[-1])
 
 
 def _signed(**claims: object) -> str:

@@ -14,7 +14,7 @@ import pytest
 from app.api.keys import HUB
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow
-from .server import ServerProcess
+from .real_servers import run_py
 from .test_live import token_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -112,14 +112,14 @@ async def test_page_reconnects_after_server_restart(browser: Any, tmp_path: Path
         "SCOREBOARD_JWT_SECRET": JWT_SECRET.decode(),
         "SCOREBOARD_ACTION_SECRET": ACTION_SECRET.decode(),
     }
-    server = ServerProcess(env).start()
+    server = run_py(env).start()
     try:
         page = await browser.new_page()
         await page.goto(server.url + "/")
         await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
         server.kill()  # kill -9: no goodbye to the page
         await page.wait_for_selector('#conn-state:not([data-state="live"])', timeout=5000)
-        server = ServerProcess(env, port=server.port).start()
+        server = run_py(env, port=server.port).start()
         await page.wait_for_selector('#conn-state[data-state="live"]', timeout=15000)  # by itself, no reload
         auth = {"Authorization": f"Bearer {token_for('dora')}"}
         status, body = server.request(

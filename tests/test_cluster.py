@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,11 @@ from app.config import Config
 from app.ranking.redis import RedisRanking
 from app.redis_client import Keys, connect
 
-from .conftest import POSTGRES_URL, REDIS_URL, Flow, envelope, make_config, need_server, schema_dsn
-from .servers import RedisServer, TcpProxy
+from .conftest import Flow, envelope, make_config
+from .isolation import POSTGRES_URL, REDIS_URL, schema_dsn
+from .real_servers import RedisServer, TcpProxy
 
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    need_server("Redis", REDIS_URL, 6379)
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 async def _board(client: Client) -> list[tuple[int, str, int]]:

@@ -13,7 +13,7 @@ from app.limits.redis import RedisRateLimiter
 from app.nonces.redis import RedisGate
 from app.redis_client import Keys, connect
 
-from .conftest import REDIS_URL
+from .isolation import REDIS_URL
 
 
 def _counting(limiter: RedisRateLimiter) -> list[int]:

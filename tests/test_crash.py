@@ -31,8 +31,9 @@ import pytest
 
 from app.auth import UserAuth
 
-from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL, schema_dsn
-from .server import ServerProcess
+from .conftest import ACTION_SECRET, JWT_SECRET
+from .isolation import REDIS_URL, schema_dsn
+from .real_servers import ServerProcess, run_py
 
 # Limits lifted so they never answer for the crash; WARNING keeps the server's piped output small.
 CONFIG = """
@@ -126,7 +127,7 @@ class Deployment:
     servers: list[ServerProcess] = field(default_factory=list)
 
     def start(self) -> ServerProcess:
-        server = ServerProcess(self.env)
+        server = run_py(self.env)
         self.servers.append(server)
         return server.start()
 

@@ -9,7 +9,7 @@ from app.config import LimitSettings
 from app.demo import demo_config
 
 from .conftest import make_config
-from .server import ServerProcess
+from .real_servers import run_py
 
 
 def test_demo_config_uses_own_database_and_lets_players_through(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_demo_config_uses_own_database_and_lets_players_through(tmp_path: Path) 
 
 def test_demo_board_moves(tmp_path: Path) -> None:
     env = {"SCOREBOARD_SQLITE_PATH": str(tmp_path / "demo.db")}
-    with ServerProcess(env, "demo", "--players", "6") as server:
+    with run_py(env, "demo", "--players", "6") as server:
         deadline = time.monotonic() + 20
         board: list[dict[str, object]] = []
         while time.monotonic() < deadline and len(board) < 2:

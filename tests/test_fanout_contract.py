@@ -17,8 +17,8 @@ from app.fanout.redis import RedisFanout
 from app.records import Award, AwardEvent
 from app.redis_client import Keys, connect
 
-from .conftest import REDIS_URL
 from .contracts import LOCAL, REDIS, redis_prefix_for, until
+from .isolation import REDIS_URL
 
 MakeFanout = Callable[[], Awaitable[Fanout]]
 MakeRedisFanout = Callable[[], Awaitable[RedisFanout]]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL
-from .server import ROOT, ServerProcess
+from .conftest import ACTION_SECRET, JWT_SECRET
+from .isolation import REDIS_URL
+from .real_servers import ROOT, run_py
 
 pytestmark = pytest.mark.fuzz
 
@@ -92,7 +93,7 @@ def _fuzz(tmp_path: Path, *, redis_prefix: str | None, seconds: int) -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    with ServerProcess(env, log_path=tmp_path / "server.log") as server:
+    with run_py(env, log_path=tmp_path / "server.log") as server:
         command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(SCHEMATHESIS_CONFIG), "--no-color"]
         command += ["run", f"{server.url}/api/openapi.json", "--max-time", str(seconds), "--seed", SEED]
         run = subprocess.run(

@@ -15,8 +15,8 @@ from app.limits.local import LocalSlots, RateLimiter
 from app.limits.redis import RedisRateLimiter, RedisSlots
 from app.redis_client import Keys, connect
 
-from .conftest import REDIS_URL
 from .contracts import LOCAL, REDIS, redis_prefix_for
+from .isolation import REDIS_URL
 
 MakeLimiter = Callable[[int], Limiter]
 MakeSlots = Callable[[int], ConnectionSlots]

@@ -26,7 +26,7 @@ from app.errors import (
 from app.live import connections as connections_module
 
 from .conftest import JWT_SECRET, Flow, MakeClient, envelope
-from .server import ServerProcess
+from .real_servers import run_py
 
 WS = "/ws/scoreboard"
 
@@ -471,7 +471,7 @@ async def test_heartbeat_counts_any_message_as_an_answer(make_client: MakeClient
 
 
 async def test_graceful_shutdown_closes_with_1001(tmp_path: Path) -> None:
-    server = ServerProcess({"SCOREBOARD_SQLITE_PATH": str(tmp_path / "db.sqlite")}).start()
+    server = run_py({"SCOREBOARD_SQLITE_PATH": str(tmp_path / "db.sqlite")}).start()
     try:
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(server.url.replace("http", "ws") + WS)

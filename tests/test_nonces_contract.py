@@ -19,8 +19,8 @@ from app.nonces.open import OpenGate
 from app.nonces.redis import RedisGate
 from app.redis_client import Keys, connect
 
-from .conftest import REDIS_URL
 from .contracts import LOCAL, REDIS, redis_prefix_for
+from .isolation import REDIS_URL
 
 
 class GateUnderTest(NamedTuple):

@@ -17,8 +17,9 @@ import pytest
 from app.auth import UserAuth
 from app.errors import CLOSE_TOO_MANY
 
-from .conftest import ACTION_SECRET, JWT_SECRET, REDIS_URL, need_server, schema_dsn
-from .server import ServerProcess
+from .conftest import ACTION_SECRET, JWT_SECRET
+from .isolation import REDIS_URL, need_server, schema_dsn
+from .real_servers import ServerProcess, run_py
 
 CONFIG = """
 [storage]
@@ -51,8 +52,8 @@ def two_servers(
     env = _env(tmp_path, redis_prefix)
     if request.param == "postgres":
         env["SCOREBOARD_DATABASE_URL"] = schema_dsn(request.getfixturevalue("pg_schema"))
-    a = ServerProcess(env).start()
-    b = ServerProcess(env).start()
+    a = run_py(env).start()
+    b = run_py(env).start()
     yield a, b
     a.stop()
     b.stop()
@@ -154,7 +155,7 @@ def _children(pid: int) -> list[int]:
 
 
 async def test_workers_share_one_port(tmp_path: Path, redis_prefix: str) -> None:
-    server = ServerProcess(_env(tmp_path, redis_prefix), "--workers", "2").start()
+    server = run_py(_env(tmp_path, redis_prefix), "--workers", "2").start()
     try:
         assert server.proc is not None
         deadline = time.monotonic() + 10
@@ -181,7 +182,7 @@ def test_workers_need_redis(tmp_path: Path) -> None:
     env = _env(tmp_path, "x")
     env["SCOREBOARD_REDIS_URL"] = ""
     result = subprocess.run(
-        [*ServerProcess(env).command(), "--workers", "2"],
+        [*run_py(env).command, "--workers", "2"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -16,8 +16,8 @@ from app.ranking.redis import RedisRanking
 from app.records import Standing, UserRecord
 from app.redis_client import Keys, connect
 
-from .conftest import REDIS_URL
 from .contracts import LOCAL, REDIS, redis_prefix_for
+from .isolation import REDIS_URL
 
 MakeRanking = Callable[[], Ranking]
 

@@ -45,7 +45,7 @@ def test_keys_are_independent_and_swept() -> None:
     clock.now += 3600
     for i in range(5000):
         limiter.retry_after(f"k{i}")
-    assert "a" not in limiter._tat
+    assert "a" not in limiter.tracked_keys
 
 
 async def test_check_raises_whole_seconds() -> None:

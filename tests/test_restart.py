@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from app.auth import UserAuth
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, envelope
-from .server import ServerProcess
+from .real_servers import run_py
 
 
 async def _board(client: TestClient[web.Request, web.Application]) -> list[tuple[int, str, int]]:
@@ -49,7 +49,7 @@ def _env(db: Path) -> dict[str, str]:
 def test_kill_9_after_200_keeps_the_award(tmp_path: Path) -> None:
     db = tmp_path / "scoreboard.db"
     auth = {"Authorization": "Bearer " + UserAuth(JWT_SECRET).issue("alice", name="Alice")}
-    server = ServerProcess(_env(db)).start()
+    server = run_py(_env(db)).start()
     try:
         status, body = server.request(
             "POST", "/api/v1/actions/initialize", {"actionType": "COMPLETE_QUEST", "actionId": "q1"}, auth
@@ -63,7 +63,7 @@ def test_kill_9_after_200_keeps_the_award(tmp_path: Path) -> None:
     finally:
         server.kill()
 
-    with ServerProcess(_env(db)) as again:
+    with run_py(_env(db)) as again:
         status, body = again.request("GET", "/api/v1/users/alice/score", headers=auth)
         assert status == 200 and body["data"]["score"] == 100 and body["data"]["rank"] == 1
         status, body = again.request(

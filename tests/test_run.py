@@ -13,7 +13,7 @@ from app.auth import UserAuth
 from app.config import DEV_JWT_SECRET, Config
 
 from .conftest import JWT_SECRET, make_config
-from .server import ROOT
+from .real_servers import ROOT
 
 
 def test_token_command_prints_verifiable_jwt(
@@ -48,7 +48,7 @@ def test_production_refuses_default_secret(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_host_port_flags_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    args = run._parser().parse_args(["serve", "--host", "127.0.0.2", "--port", "9999", "--config", "x.toml"])
+    args = run.parser().parse_args(["serve", "--host", "127.0.0.2", "--port", "9999", "--config", "x.toml"])
     seen: list[tuple[str, str, str]] = []
 
     def load(path: str, env: dict[str, str]) -> Config:
@@ -56,7 +56,7 @@ def test_host_port_flags_override(monkeypatch: pytest.MonkeyPatch) -> None:
         return make_config(Path("unused.db"))
 
     monkeypatch.setattr(run, "load_config", load)
-    run._load(args)
+    run.load(args)
     assert seen == [("x.toml", "127.0.0.2", "9999")]
 
 

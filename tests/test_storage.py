@@ -22,7 +22,7 @@ from app.storage import Store
 from app.storage.postgres import PostgresStore
 from app.storage.sqlite import SqliteStore
 
-from .conftest import schema_dsn
+from .isolation import schema_dsn
 
 
 def grant(nonce: str, *, user: str = "u", action: str = "a", issued: int = 1000, score: int = 10) -> TokenGrant:

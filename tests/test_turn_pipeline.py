@@ -11,7 +11,7 @@ from redis import exceptions as redis_errors
 
 from app.redis_client import TurnPipeline, connect
 
-from .conftest import REDIS_URL
+from .isolation import REDIS_URL
 
 
 @pytest.fixture
@@ -21,16 +21,10 @@ async def client(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-def _counting(trips: TurnPipeline) -> list[int]:
-    """The number of commands in each round trip `trips` makes from now on."""
-    sizes: list[int] = []
-    trips.trips.observe(sizes.append)
-    return sizes
-
-
 async def test_one_trip_per_turn_and_each_reply_to_its_caller(client: aioredis.Redis, redis_prefix: str) -> None:
+    sizes: list[int] = []  # the commands of each round trip
     trips = TurnPipeline(client)
-    sizes = _counting(trips)
+    trips.trips.observe(sizes.append)
     key, text = f"{redis_prefix}:n", f"{redis_prefix}:s"
     await client.set(text, "not a number")
     replies = await asyncio.gather(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, KeysView
 
 from . import refuse
 
@@ -32,6 +32,12 @@ class RateLimiter:
             return wait
         self._tat[key] = tat + self.interval
         return 0.0
+
+    @property
+    def tracked_keys(self) -> KeysView[str]:
+        """The keys whose hits are still counted; a key whose bucket is full again is swept
+        out every few thousand hits."""
+        return self._tat.keys()
 
     async def check(self, key: str) -> None:
         """Count one hit; raise RateLimited with a whole-second Retry-After when over."""
