@@ -14,8 +14,8 @@ import pytest
 from app.api.keys import HUB
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow
+from .live_client import token_for
 from .real_servers import run_py
-from .test_live import token_for
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -1,0 +1,74 @@
+"""A real WebSocket client's side of the tests: receiving, waiting for the hub, subscribing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import WSMsgType
+
+from app.api.keys import HUB
+
+from .conftest import JWT_SECRET
+
+WS = "/ws/scoreboard"
+
+
+async def recv(ws: Any, timeout: float = 3.0) -> dict[str, Any]:
+    """The next message, which must be JSON text."""
+    msg = await ws.receive(timeout=timeout)
+    assert msg.type == WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
+    data: dict[str, Any] = msg.json()
+    return data
+
+
+async def recv_type(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
+    """The next message of a type, skipping others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await recv(ws, max(0.01, deadline - time.monotonic()))
+        if message["type"] == kind:
+            return message
+
+
+async def closed_with(ws: Any, timeout: float = 3.0) -> int | None:
+    """The close code, once the messages still queued are read."""
+    msg = await ws.receive(timeout=timeout)
+    while msg.type == WSMsgType.TEXT:
+        msg = await ws.receive(timeout=timeout)
+    assert msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING), msg
+    return ws.close_code  # type: ignore[no-any-return]
+
+
+async def settled(client: Any) -> None:
+    """Wait until awards made so far have reached the hub (over Redis that takes a moment);
+    fail when it is still making waves or has changes pending after 5 s."""
+    waves = client.app[HUB].waves
+    for _ in range(100):
+        made = waves.made
+        await asyncio.sleep(0.05)
+        if waves.made == made and not waves.pending:
+            return
+    pytest.fail(f"the hub did not settle within 5 s ({waves.made} waves made, changes pending: {waves.pending})")
+
+
+async def subscribed(client: Any, path: str = WS) -> Any:
+    """A connection subscribed to the leaderboard, its first board already read."""
+    await settled(client)
+    ws = await client.ws_connect(path)
+    assert (await recv(ws))["type"] == "connected"
+    await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
+    assert await recv(ws) == {"type": "subscribed", "channel": "leaderboard"}
+    assert (await recv(ws))["type"] == "leaderboard_update"
+    return ws
+
+
+def token_for(user: str, *, ttl: float = 3600, name: str | None = None) -> str:
+    """A user JWT signed with the test secret."""
+    claims: dict[str, Any] = {"sub": user, "exp": int(time.time() + ttl)}
+    if name is not None:
+        claims["name"] = name
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")

@@ -1,0 +1,346 @@
+"""Every error row of the contract, each with nothing changed after it; refusals that keep the token."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import msgspec
+import pytest
+
+from app.config import Config
+from app.tokens import ACTION_TOKEN_TYPE, key_id
+
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, Snapshot, envelope
+
+
+def _action_token(claims: dict[str, Any], *, secret: bytes = ACTION_SECRET, typ: str = ACTION_TOKEN_TYPE) -> str:
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": key_id(secret), "typ": typ})
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims = {
+        "userId": "alice",
+        "actionType": "COMPLETE_QUEST",
+        "actionId": "q1",
+        "scoreIncrement": 100,
+        "nonce": "n-1",
+        "iat": now,
+        "exp": now + 300,
+    }
+    claims.update(overrides)
+    return claims
+
+
+def _expired_user_jwt() -> str:
+    return jwt.encode({"sub": "alice", "exp": int(time.time()) - 3600}, JWT_SECRET, algorithm="HS256")
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+UPDATE = "/api/v1/scoreboard/update"
+INIT = "/api/v1/actions/initialize"
+
+# (name, method, path, headers or None for alice's bearer, body or a builder using a fresh token, status, code)
+Case = tuple[str, str, str, Callable[[Any], dict[str, str]] | None, Any, int, str]
+
+
+def _with_token(**body: Any) -> Callable[[str], dict[str, Any]]:
+    return lambda token: {"actionToken": token, "actionId": "q1", **body}
+
+
+ERROR_CASES: list[Case] = [
+    ("no bearer", "POST", UPDATE, lambda b: {}, _with_token(), 401, "UNAUTHORIZED"),
+    ("not bearer scheme", "POST", INIT, lambda b: {"Authorization": "Basic abc"}, {}, 401, "UNAUTHORIZED"),
+    ("malformed bearer", "POST", UPDATE, lambda b: _bearer("not.a.jwt"), _with_token(), 401, "UNAUTHORIZED"),
+    ("expired bearer", "POST", UPDATE, lambda b: _bearer(_expired_user_jwt()), _with_token(), 401, "UNAUTHORIZED"),
+    (
+        "wrongly signed bearer",
+        "GET",
+        "/api/v1/users/alice/score",
+        lambda b: _bearer(jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, b"x" * 40, algorithm="HS256")),
+        None,
+        401,
+        "UNAUTHORIZED",
+    ),
+    (
+        "action token as bearer",
+        "POST",
+        INIT,
+        lambda b: _bearer(_action_token({"sub": "alice", "exp": int(time.time()) + 60}, secret=JWT_SECRET)),
+        {"actionType": "COMPLETE_QUEST", "actionId": "q9"},
+        401,
+        "UNAUTHORIZED",
+    ),
+    ("malformed action token", "POST", UPDATE, None, {"actionToken": "abc", "actionId": "q1"}, 401, "INVALID_TOKEN"),
+    (
+        "forged action token",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: {"actionToken": _action_token(_claims(), secret=b"y" * 40), "actionId": "q1"},
+        401,
+        "INVALID_TOKEN",
+    ),
+    (
+        "user JWT as action token",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: {"actionToken": _action_token(_claims(), typ="JWT"), "actionId": "q1"},
+        401,
+        "INVALID_TOKEN",
+    ),
+    (
+        "expired action token",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: {"actionToken": _action_token(_claims(exp=int(time.time()) - 1)), "actionId": "q1"},
+        401,
+        "TOKEN_EXPIRED",
+    ),
+    ("body userId not bearer", "POST", UPDATE, None, _with_token(userId="bob"), 403, "FORBIDDEN"),
+    (
+        "token of another user",
+        "POST",
+        UPDATE,
+        lambda b: b("mallory"),
+        _with_token(),
+        403,
+        "FORBIDDEN",
+    ),
+    (
+        "initialize for another user",
+        "POST",
+        INIT,
+        None,
+        {"actionType": "COMPLETE_QUEST", "actionId": "q9", "userId": "bob"},
+        403,
+        "FORBIDDEN",
+    ),
+    ("unknown action type", "POST", INIT, None, {"actionType": "HACK", "actionId": "q9"}, 400, "INVALID_ACTION"),
+    ("action id mismatch", "POST", UPDATE, None, _with_token(actionId="q2"), 400, "ACTION_MISMATCH"),
+    ("not JSON", "POST", UPDATE, None, b"{not json", 400, "VALIDATION_ERROR"),
+    ("JSON array", "POST", UPDATE, None, b"[]", 400, "VALIDATION_ERROR"),
+    ("empty body", "POST", INIT, None, b"", 400, "VALIDATION_ERROR"),
+    ("missing field", "POST", UPDATE, None, {"actionId": "q1"}, 400, "VALIDATION_ERROR"),
+    ("wrong type", "POST", INIT, None, {"actionType": 5, "actionId": "q1"}, 400, "VALIDATION_ERROR"),
+    (
+        "id too long",
+        "POST",
+        INIT,
+        None,
+        {"actionType": "COMPLETE_QUEST", "actionId": "a" * 101},
+        400,
+        "VALIDATION_ERROR",
+    ),
+    ("id bad chars", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": "a b"}, 400, "VALIDATION_ERROR"),
+    ("id unicode", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": "ünï"}, 400, "VALIDATION_ERROR"),
+    ("id control", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": "a\x00b"}, 400, "VALIDATION_ERROR"),
+    ("id empty", "POST", INIT, None, {"actionType": "COMPLETE_QUEST", "actionId": ""}, 400, "VALIDATION_ERROR"),
+    (
+        "id with a final newline",
+        "POST",
+        INIT,
+        None,
+        {"actionType": "COMPLETE_QUEST", "actionId": "quest-1\n"},
+        400,
+        "VALIDATION_ERROR",
+    ),
+    ("user id with a final newline", "GET", "/api/v1/users/alice%0A/score", None, None, 400, "VALIDATION_ERROR"),
+    ("null field", "POST", UPDATE, None, _with_token(actionId=None), 400, "VALIDATION_ERROR"),
+    ("limit zero", "GET", "/api/v1/scoreboard/top?limit=0", None, None, 400, "VALIDATION_ERROR"),
+    ("limit too big", "GET", "/api/v1/scoreboard/top?limit=101", None, None, 400, "VALIDATION_ERROR"),
+    ("limit not int", "GET", "/api/v1/scoreboard/top?limit=ten", None, None, 400, "VALIDATION_ERROR"),
+    *(
+        (f"limit {raw!r}", "GET", f"/api/v1/scoreboard/top?limit={quoted}", None, None, 400, "VALIDATION_ERROR")
+        for raw, quoted in (
+            ("1e2", "1e2"),
+            ("+5", "%2B5"),
+            (" 5", "%205"),
+            ("5 ", "5%20"),
+            ("5.0", "5.0"),
+            ("0x10", "0x10"),
+            ("010", "010"),
+            ("\u0665", "%D9%A5"),  # an Arabic-Indic five: a digit to Python's int(), not to the contract
+            ("1" * 5000, "1" * 5000),
+            ("5\n", "5%0A"),
+            ("-5", "-5"),
+        )
+    ),
+    *(
+        (
+            f"bearer {name}",
+            "POST",
+            INIT,
+            (lambda b, t=token: {"Authorization": f"Bearer {t}"}),
+            None,
+            401,
+            "UNAUTHORIZED",
+        )
+        for name, token in (
+            ("non-ASCII segment", "eyJhbGciOiJIUzI1NiJ9.é.x"),
+            ("non-ASCII everywhere", "é.é.é"),
+            ("non-ASCII signature", "eyJhbGciOiJIUzI1NiJ9.e30.é"),
+        )
+    ),
+    ("nested 1000 deep", "POST", INIT, None, b'{"x":' + b"[" * 1000 + b"]" * 1000 + b"}", 400, "VALIDATION_ERROR"),
+    (
+        "nested 1000 deep in an ignored field",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: (
+            b'{"actionToken":"' + token.encode() + b'","actionId":"q1","x":' + b'{"a":' * 1000 + b"1" + b"}" * 1001
+        ),
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "invalid UTF-8",
+        "POST",
+        INIT,
+        None,
+        b'{"actionType":"COMPLETE_QUEST","actionId":"q\xff"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "invalid UTF-8 in an ignored field",
+        "POST",
+        INIT,
+        None,
+        b'{"actionType":"COMPLETE_QUEST","actionId":"q9","x":"\xc3\x28"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "lone surrogate",
+        "POST",
+        UPDATE,
+        None,
+        lambda token: b'{"actionToken":"' + token.encode() + b'\\ud800","actionId":"q1"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
+    (
+        "lone surrogate in an ignored field",
+        "POST",
+        INIT,
+        None,
+        b'{"actionType":"COMPLETE_QUEST","actionId":"q9","x":"a\\ud800b"}',
+        400,
+        "VALIDATION_ERROR",
+    ),
+    ("bad user id", "GET", "/api/v1/users/a%20b/score", None, None, 400, "VALIDATION_ERROR"),
+    ("unknown user", "GET", "/api/v1/users/nobody/score", None, None, 404, "USER_NOT_FOUND"),
+    ("unknown route", "GET", "/api/v1/nothing", None, None, 404, "NOT_FOUND"),
+    ("wrong method", "DELETE", UPDATE, None, None, 405, "METHOD_NOT_ALLOWED"),
+    ("wrong method on a read", "POST", "/api/v1/scoreboard/top", None, None, 405, "METHOD_NOT_ALLOWED"),
+    ("unknown page", "GET", "/nothing/here", None, None, 404, "NOT_FOUND"),
+    ("unknown static file", "GET", "/static/no/such.js", None, None, 404, "NOT_FOUND"),
+    ("unknown path with a newline", "GET", "/api/v1/x%0Ay", None, None, 404, "NOT_FOUND"),
+    ("huge body", "POST", UPDATE, None, b'{"actionToken":"' + b"a" * 20000 + b'"}', 413, "PAYLOAD_TOO_LARGE"),
+    ("huge body on initialize", "POST", INIT, None, {"actionType": "x" * 20000}, 413, "PAYLOAD_TOO_LARGE"),
+    ("WebSocket route without a handshake", "GET", "/ws/scoreboard", None, None, 400, "VALIDATION_ERROR"),
+    # Refused by aiohttp's HTTP parser, before any route: found by the fuzz run (tests/test_fuzz.py).
+    ("request line too long", "GET", "/api/v1/scoreboard/top?limit=" + "1" * 9000, None, None, 400, "VALIDATION_ERROR"),
+    (
+        "header too long",
+        "GET",
+        "/api/v1/scoreboard/top",
+        lambda b: {"X-Big": "a" * 9000},
+        None,
+        400,
+        "VALIDATION_ERROR",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, snapshot: Snapshot) -> None:
+    _, method, path, headers, body, status, code = case
+    token = await flow.token("alice", "q1")  # a live token that every rejection must leave usable
+    before = await snapshot()
+    kwargs: dict[str, Any] = {"headers": headers(bearer) if headers else bearer("alice")}
+    if callable(body):
+        body = body(token)
+    if isinstance(body, bytes):
+        kwargs["data"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    resp = await client.request(method, path, **kwargs)
+    data = await envelope(resp)
+    assert resp.status == status, data
+    assert data["success"] is False and data["error"]["code"] == code
+    assert "Traceback" not in data["error"]["message"]
+    assert await snapshot() == before
+    assert (await flow.submit(token)).status == 200  # the token was not used up
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("DELETE", UPDATE, "POST"), ("PUT", "/api/v1/scoreboard/top", "GET,HEAD"), ("POST", "/healthz", "GET,HEAD")],
+)
+async def test_wrong_method_names_the_allowed_ones(client: Any, method: str, path: str, allow: str) -> None:
+    resp = await client.request(method, path, headers={"X-Request-ID": "wrong-method-1"})
+    assert resp.status == 405 and (await envelope(resp))["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert resp.headers["Allow"] == allow
+    # Unmatched requests pass the same edge as matched ones.
+    assert resp.headers["X-Request-ID"] == "wrong-method-1"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_head_of_a_read_is_allowed(client: Any) -> None:
+    resp = await client.head("/api/v1/scoreboard/top")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("application/json")
+
+
+async def test_replayed_token_409(flow: Flow, snapshot: Snapshot) -> None:
+    token = await flow.token()
+    assert (await flow.submit(token)).status == 200
+    before = await snapshot()
+    resp = await flow.submit(token)
+    assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "TOKEN_ALREADY_USED"
+    assert await snapshot() == before
+
+
+async def test_action_already_completed(flow: Flow, snapshot: Snapshot) -> None:
+    first = await flow.token("alice", "q1")
+    second = await flow.token("alice", "q1")  # two tokens for one action, issued before either is used
+    assert (await flow.submit(first)).status == 200
+    before = await snapshot()
+    resp = await flow.submit(second)
+    assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "ACTION_ALREADY_COMPLETED"
+    resp = await flow.client.post(
+        INIT, json={"actionType": "COMPLETE_QUEST", "actionId": "q1"}, headers=flow.bearer("alice")
+    )
+    assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "ACTION_ALREADY_COMPLETED"
+    assert await snapshot() == before
+
+
+async def test_action_too_fast_keeps_token(flow: Flow, snapshot: Snapshot) -> None:
+    token = await flow.token("alice", "p1", "SLOW_PUZZLE")
+    before = await snapshot()
+    resp = await flow.submit(token, action_id="p1")
+    body = await envelope(resp)
+    assert resp.status == 400 and body["error"]["code"] == "ACTION_TOO_FAST"
+    assert await snapshot() == before
+
+
+async def test_action_removed_from_catalog(make_client: MakeClient, bearer: Any, config: Config) -> None:
+    client = await make_client(config)
+    token = await Flow(client, bearer).token("alice", "q1", "DEFEAT_BOSS")
+    await client.close()
+    # Restarted with a catalog that no longer has the action, its tokens award nothing.
+    actions = {k: v for k, v in config.actions.items() if k != "DEFEAT_BOSS"}
+    trimmed = msgspec.structs.replace(config, settings=msgspec.structs.replace(config.settings, actions=actions))
+    client = await make_client(trimmed)
+    resp = await Flow(client, bearer).submit(token)
+    assert resp.status == 400 and (await envelope(resp))["error"]["code"] == "INVALID_ACTION"
