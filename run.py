@@ -7,9 +7,7 @@ import functools
 import os
 import sys
 
-from aiohttp import web
-
-from app import create_app
+from app import create_app, drain
 from app.auth import UserAuth
 from app.config import Config, ConfigError, is_loopback, load_config
 from app.demo import demo_config, demo_players
@@ -91,13 +89,13 @@ def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
         uvloop.install()
     except ImportError:  # uvloop has no Windows build; the default loop works, only slower
         pass
-    web.run_app(
+    drain.serve(
         app,
         host=config.server.host,
         port=config.server.port,
         reuse_port=reuse_port,
-        access_log=None,  # the app logs one JSON line per request itself, without query strings
-        print=lambda msg: print(msg, file=sys.stderr),
+        drain_seconds=config.server.drain_seconds,
+        announce=lambda msg: print(msg, file=sys.stderr),
     )
 
 
@@ -130,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         serve(config, demo=demo)
         return 0
     setup_logging(config.settings.log.level)
-    return supervise(functools.partial(serve, config, reuse_port=True), workers)
+    return supervise(
+        functools.partial(serve, config, reuse_port=True), workers, drain_seconds=config.server.drain_seconds
+    )
 
 
 if __name__ == "__main__":

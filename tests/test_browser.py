@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from app.api.keys import HUB
+from app.errors import CLOSE_TRY_AGAIN_LATER
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow
 from .live_client import token_for
@@ -99,7 +100,8 @@ async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, clie
                 .observe(el, {attributes: true, attributeFilter: ['data-state']});
         }"""
     )
-    await client.app[HUB].close_all()
+    client.app[HUB].close_all(CLOSE_TRY_AGAIN_LATER)  # not a restart: the page backs off and polls
+    await client.app[HUB].finished()
     await page.wait_for_function("() => window.seenStates.some(s => s !== 'live')", timeout=5000)
     await page.wait_for_selector('#conn-state[data-state="live"]', timeout=10000)
     await flow.award("carol", "q1")

@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from ..errors import CLOSE_GOING_AWAY
+from ..errors import CLOSE_SERVICE_RESTART
 from ..limits import ConnectionSlots
 from ..ranking import Ranking
 from ..records import AwardEvent
@@ -22,7 +22,7 @@ class Hub:
     messages to single users (`notices`)."""
 
     def __init__(self, ranking: Ranking, slots: ConnectionSlots, *, max_buffer: int) -> None:
-        # One set of errands for closes, slot releases and overtake lookups: close_all waits for all.
+        # One set of errands for closes, slot releases and overtake lookups: `finished` waits for all.
         errands = Errands("a hub background task")
         self.registry = Connections(slots, errands, max_buffer=max_buffer)
         self.waves = Waves(ranking, self.registry.subscribers)
@@ -56,9 +56,18 @@ class Hub:
         """Leave the leaderboard channel."""
         self.waves.unsubscribe(conn)
 
-    async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
-        """Close every socket (graceful shutdown)."""
-        await self.registry.close_all(code)
+    @property
+    def draining(self) -> bool:
+        """Whether `close_all` was called: a connection that arrives now is closed at once."""
+        return self.registry.draining
+
+    def close_all(self, code: int = CLOSE_SERVICE_RESTART, *, within: float | None = None) -> None:
+        """Start closing every socket (the drain), each cut short after at most `within` seconds."""
+        self.registry.close_all(code, within=within)
+
+    async def finished(self) -> None:
+        """Wait for every close, slot release and overtake lookup started so far."""
+        await self.registry.finished()
 
     def on_award(self, event: AwardEvent) -> None:
         """Score and rank messages to the users concerned now; the top 10 in the next wave."""
