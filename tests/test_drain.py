@@ -231,3 +231,11 @@ async def test_a_connection_arriving_during_the_drain_is_closed_with_1012(make_c
         msg = await ws.receive(timeout=3)
         assert (msg.type, msg.data) == (WSMsgType.CLOSE, CLOSE_SERVICE_RESTART)
     await client.app[HUB].finished()
+
+
+def test_reuse_port_needs_redis(tmp_path: Path) -> None:
+    server = _server(tmp_path, drain_seconds=5)
+    result = subprocess.run(
+        [*server.command, "--reuse-port"], env=server.env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 2 and "--reuse-port" in result.stderr and "SCOREBOARD_REDIS_URL" in result.stderr
