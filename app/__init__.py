@@ -31,7 +31,6 @@ from .auth import UserAuth
 from .clock import now_ms
 from .config import Config
 from .drain import handler_seconds
-from .errors import CLOSE_SERVICE_RESTART
 from .fanout import Fanout
 from .live.admission import Admission
 from .live.hub import Hub
@@ -65,7 +64,7 @@ async def _close_sockets(app: web.Application) -> None:
     # the close handshakes run alongside the requests still in flight, within the same deadline.
     hub = app[HUB]
     log.info("closing %d WebSockets with 1012 (service restart)", len(hub.registry.connections))
-    hub.close_all(CLOSE_SERVICE_RESTART, within=handler_seconds(app[CONFIG].server.drain_seconds))
+    hub.drain(within=handler_seconds(app[CONFIG].server.drain_seconds))
 
 
 async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -100,7 +100,7 @@ async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, clie
                 .observe(el, {attributes: true, attributeFilter: ['data-state']});
         }"""
     )
-    client.app[HUB].close_all(CLOSE_TRY_AGAIN_LATER)  # not a restart: the page backs off and polls
+    client.app[HUB].close_all(CLOSE_TRY_AGAIN_LATER, "test")  # not a restart: the page backs off and polls
     await client.app[HUB].finished()
     await page.wait_for_function("() => window.seenStates.some(s => s !== 'live')", timeout=5000)
     await page.wait_for_selector('#conn-state[data-state="live"]', timeout=10000)

@@ -225,7 +225,7 @@ async def test_a_connection_arriving_during_the_drain_is_closed_with_1012(make_c
     client = await make_client()
     before = await client.ws_connect(WS)
     await recv(before)
-    client.app[HUB].close_all()
+    client.app[HUB].drain(within=1)
     late = await client.ws_connect(WS)  # accepted before the listener closed, answered after
     for ws in (before, late):
         msg = await ws.receive(timeout=3)

@@ -13,7 +13,7 @@ from typing import cast
 
 from aiohttp import web
 
-from ..errors import CLOSE_SERVICE_RESTART, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED
+from ..errors import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED
 from ..limits import ConnectionSlots
 from ..tasks import Errands
 from .messages import ServerMessage, encode, text_frame
@@ -100,7 +100,6 @@ class Connections:
         self.by_user: dict[str, set[Connection]] = {}
         # Told the user whose last connection went away (the notices stop watching them).
         self.on_user_left: Callable[[str], None] = _nobody_listens
-        self.draining = False  # close_all was called: the process is stopping
         self._errands = errands
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:
@@ -159,11 +158,8 @@ class Connections:
         except TimeoutError:
             conn.abort()
 
-    def close_all(
-        self, code: int = CLOSE_SERVICE_RESTART, reason: str = RESTART_REASON, *, within: float | None = None
-    ) -> None:
-        """Start closing every socket (the drain), each as `drop` does; `finished` waits for them."""
-        self.draining = True
+    def close_all(self, code: int, reason: str, *, within: float | None = None) -> None:
+        """Start closing every socket, each as `drop` does; `finished` waits for them."""
         for conn in list(self.connections):
             self.drop(conn, code, reason, within=within)
 

@@ -12,7 +12,7 @@ from ..limits import ConnectionSlots
 from ..ranking import Ranking
 from ..records import AwardEvent
 from ..tasks import Errands
-from .connections import Connection, Connections
+from .connections import RESTART_REASON, Connection, Connections
 from .notices import Notices
 from .waves import Waves
 
@@ -28,6 +28,7 @@ class Hub:
         self.waves = Waves(ranking, self.registry.subscribers)
         self.notices = Notices(ranking, self.registry, errands)
         self.registry.on_user_left = self.notices.unwatch
+        self.draining = False  # `drain` was called: a connection that arrives now is closed at once
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:
         """Register a new connection."""
@@ -56,14 +57,15 @@ class Hub:
         """Leave the leaderboard channel."""
         self.waves.unsubscribe(conn)
 
-    @property
-    def draining(self) -> bool:
-        """Whether `close_all` was called: a connection that arrives now is closed at once."""
-        return self.registry.draining
+    def drain(self, *, within: float) -> None:
+        """The process is stopping: close every socket with 1012 (service restart), each cut short
+        after at most `within` seconds, and any that arrives from now on at once (`draining`)."""
+        self.draining = True
+        self.registry.close_all(CLOSE_SERVICE_RESTART, RESTART_REASON, within=within)
 
-    def close_all(self, code: int = CLOSE_SERVICE_RESTART, *, within: float | None = None) -> None:
-        """Start closing every socket (the drain), each cut short after at most `within` seconds."""
-        self.registry.close_all(code, within=within)
+    def close_all(self, code: int, reason: str) -> None:
+        """Start closing every socket with `code`; the hub goes on accepting new ones."""
+        self.registry.close_all(code, reason)
 
     async def finished(self) -> None:
         """Wait for every close, slot release and overtake lookup started so far."""
