@@ -77,11 +77,13 @@ def serve(
 ) -> None:
     """Serve `app` until SIGTERM or SIGINT, then drain it within `drain_seconds` (see above)."""
     asyncio.run(
-        _serve(app, host=host, port=port, reuse_port=reuse_port, drain_seconds=drain_seconds, announce=announce)
+        serve_until_stopped(
+            app, host=host, port=port, reuse_port=reuse_port, drain_seconds=drain_seconds, announce=announce
+        )
     )
 
 
-async def _serve(
+async def serve_until_stopped(
     app: web.Application,
     *,
     host: str,
@@ -89,7 +91,9 @@ async def _serve(
     reuse_port: bool,
     drain_seconds: float,
     announce: Callable[[str], None],
+    watchdog: Callable[[float], Watchdog] = Watchdog,
 ) -> None:
+    """`serve` on the running loop: the stop signals are this coroutine's until it returns."""
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[signal.Signals] = loop.create_future()
 
@@ -103,17 +107,21 @@ async def _serve(
     # meanwhile is kept and acted on once the app is up, never lost or raised mid-start.
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
-    # No access log: the app logs one JSON line per request itself, without query strings.
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=handler_seconds(drain_seconds))
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
-        await site.start()
-        announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
-        signum = await stopped
-        Watchdog(drain_seconds).start()  # never cancelled: it also covers the interpreter's exit
-        log.info("%s: draining, exiting within %.1f s", signum.name, drain_seconds)
+        # No access log: the app logs one JSON line per request itself, without query strings.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=handler_seconds(drain_seconds))
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+            await site.start()
+            announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
+            received = await stopped
+            watchdog(drain_seconds).start()  # never cancelled: it also covers the interpreter's exit
+            log.info("%s: draining, exiting within %.1f s", received.name, drain_seconds)
+        finally:
+            began = time.monotonic()
+            await runner.cleanup()
+        log.info("drained in %.2f s", time.monotonic() - began)
     finally:
-        began = time.monotonic()
-        await runner.cleanup()
-    log.info("drained in %.2f s", time.monotonic() - began)
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)

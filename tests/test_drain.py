@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sqlite3
@@ -25,14 +26,14 @@ import msgspec
 import pytest
 from aiohttp import WSMsgType
 
-from app import drain
+from app import create_app, drain
 from app.api.keys import HUB
 from app.auth import UserAuth
 from app.errors import CLOSE_SERVICE_RESTART
 
-from .conftest import ACTION_SECRET, JWT_SECRET, MakeClient
+from .conftest import ACTION_SECRET, JWT_SECRET, MakeClient, make_config
 from .live_client import WS, recv, recv_type
-from .real_servers import ServerProcess, run_py
+from .real_servers import ServerProcess, free_port, run_py
 
 CONFIG = """
 [server]
@@ -105,6 +106,7 @@ async def _refused(port: int, within: float = 3.0) -> bool:
         except ConnectionRefusedError:
             return True
         writer.close()
+        await writer.wait_closed()
         await asyncio.sleep(0.02)
     return False
 
@@ -196,6 +198,50 @@ async def test_the_deadline_cuts_off_what_does_not_finish(tmp_path: Path) -> Non
             {"Authorization": f"Bearer {BEARER}"},
         )
         assert status == 200 and body["data"]["newScore"] == 100, body
+
+
+async def test_serve_until_stopped_in_this_process(db_path: Path) -> None:
+    """The same path in the test's own process (the real ones above are not in the coverage): a
+    SIGTERM to this process drains the app; the handlers are given back afterwards."""
+    lines: list[str] = []
+    watchdogs: list[drain.Watchdog] = []
+    ended: list[int] = []
+
+    def watchdog(seconds: float) -> drain.Watchdog:
+        watchdogs.append(drain.Watchdog(seconds, end=ended.append))
+        return watchdogs[-1]
+
+    port = free_port()
+    serving = asyncio.create_task(
+        drain.serve_until_stopped(
+            create_app(make_config(db_path)),
+            host="127.0.0.1",
+            port=port,
+            reuse_port=False,
+            drain_seconds=2,
+            announce=lines.append,
+            watchdog=watchdog,
+        )
+    )
+    try:
+        while not lines:
+            assert not serving.done()
+            await asyncio.sleep(0.02)
+        assert lines == [f"======== Running on http://127.0.0.1:{port} ========\n(Press CTRL+C to quit)"]
+        async with aiohttp.ClientSession() as http:
+            viewer = await http.ws_connect(f"ws://127.0.0.1:{port}{WS}")
+            await recv(viewer)
+            os.kill(os.getpid(), signal.SIGTERM)
+            msg = await viewer.receive(timeout=3)
+            assert (msg.type, msg.data) == (WSMsgType.CLOSE, CLOSE_SERVICE_RESTART)
+            os.kill(os.getpid(), signal.SIGINT)  # during the drain: ignored
+        await asyncio.wait_for(serving, 3)
+        assert len(watchdogs) == 1 and ended == []
+    finally:
+        for dog in watchdogs:
+            dog.cancel()
+        serving.cancel()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
 
 
 def test_handler_time_leaves_a_second_for_the_storage() -> None:
