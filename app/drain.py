@@ -4,7 +4,9 @@
 On the signal, aiohttp's shutdown runs these steps in order:
 1. the listening socket closes: no new connection reaches this process (with `--reuse-port` or
    `--workers`, the kernel hands new ones to the other processes on the port);
-2. idle keep-alive connections close; a connection with a request in flight closes after its answer;
+2. idle keep-alive connections close; a connection with a request in flight closes after its answer
+   (aiohttp reads nothing more from then on: a request whose body is still arriving is not in
+   flight yet, gets no answer, and its client sends it again);
 3. `on_shutdown` (app/__init__.py) closes every WebSocket with 1012 "service restart": clients
    reconnect at once, with jitter, and land on another process;
 4. in-flight requests and the WebSocket close handshakes get `handler_seconds(drain_seconds)`;
