@@ -1,4 +1,5 @@
-"""Command line: `python run.py [serve] [--host H] [--port P] [--config PATH]` or `python run.py token USER_ID`."""
+"""Command line: `python run.py [serve] [--host H] [--port P] [--config PATH] [--workers N | --reuse-port]` or
+`python run.py token USER_ID`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import functools
 import os
 import sys
 
-from aiohttp import web
-
-from app import create_app
+from app import create_app, drain
 from app.auth import UserAuth
 from app.config import Config, ConfigError, is_loopback, load_config
 from app.demo import demo_config, demo_players
@@ -32,6 +31,12 @@ def parser() -> argparse.ArgumentParser:
     listen.add_argument("--port", type=int, default=argparse.SUPPRESS, help="listen port (overrides SCOREBOARD_PORT)")
     listen.add_argument(
         "--workers", type=int, default=argparse.SUPPRESS, help="processes sharing the port (needs SCOREBOARD_REDIS_URL)"
+    )
+    listen.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="share the port with other run.py processes, for rolling restarts (needs SCOREBOARD_REDIS_URL)",
     )
     cli = argparse.ArgumentParser(
         prog="run.py", description="Scoreboard: a real-time leaderboard service", parents=[config, listen]
@@ -91,13 +96,13 @@ def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
         uvloop.install()
     except ImportError:  # uvloop has no Windows build; the default loop works, only slower
         pass
-    web.run_app(
+    drain.serve(
         app,
         host=config.server.host,
         port=config.server.port,
         reuse_port=reuse_port,
-        access_log=None,  # the app logs one JSON line per request itself, without query strings
-        print=lambda msg: print(msg, file=sys.stderr),
+        drain_seconds=config.server.drain_seconds,
+        announce=lambda msg: print(msg, file=sys.stderr),
     )
 
 
@@ -105,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     args = parser().parse_args(argv)
     workers = getattr(args, "workers", 1)
+    reuse_port = getattr(args, "reuse_port", False)
     try:
         config = load(args)
         if args.command == "token":
@@ -122,15 +128,23 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("--workers: the demo runs in one process")
         if workers > 1 and not config.storage.redis_url:
             raise ConfigError("--workers: several processes need SCOREBOARD_REDIS_URL (shared board and fan-out)")
+        if reuse_port and args.command == "demo":
+            raise ConfigError("--reuse-port: the demo runs in one process")
+        if reuse_port and not config.storage.redis_url:
+            raise ConfigError(
+                "--reuse-port: processes sharing a port need SCOREBOARD_REDIS_URL (shared board and fan-out)"
+            )
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     demo = args.players if args.command == "demo" else 0
     if workers == 1:
-        serve(config, demo=demo)
+        serve(config, demo=demo, reuse_port=reuse_port)
         return 0
     setup_logging(config.settings.log.level)
-    return supervise(functools.partial(serve, config, reuse_port=True), workers)
+    return supervise(
+        functools.partial(serve, config, reuse_port=True), workers, drain_seconds=config.server.drain_seconds
+    )
 
 
 if __name__ == "__main__":

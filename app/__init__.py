@@ -30,6 +30,7 @@ from .api.routes import ENDPOINTS, setup_routes
 from .auth import UserAuth
 from .clock import now_ms
 from .config import Config
+from .drain import handler_seconds
 from .fanout import Fanout
 from .live.admission import Admission
 from .live.hub import Hub
@@ -59,13 +60,18 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    await app[HUB].close_all()
+    # The drain (app/drain.py): every WebSocket is told to reconnect elsewhere. Not awaited here:
+    # the close handshakes run alongside the requests still in flight, within the same deadline.
+    hub = app[HUB]
+    log.info("closing %d WebSockets with 1012 (service restart)", len(hub.registry.connections))
+    hub.drain(within=handler_seconds(app[CONFIG].server.drain_seconds))
 
 
 async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     # Connections that ended during shutdown give their places back before Redis is closed: a
     # release sent after that would open a connection nobody closes.
+    await app[HUB].finished()
     await app[ADMISSION].released()
 
 

@@ -40,6 +40,8 @@ class ServerSettings(_Section, frozen=True):
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: Annotated[int, Meta(ge=256, le=1_048_576)] = 8192
+    # On SIGTERM or SIGINT: the process exits at most this long after the signal (see app/drain.py).
+    drain_seconds: Annotated[float, Meta(ge=2, le=3600)] = 10.0
 
 
 class StorageSettings(_Section, frozen=True):

@@ -109,9 +109,10 @@ HTTP_CODES: dict[int, str] = {
 }
 
 
-# WebSocket close codes of the contract: the live connection's errors, after the upgrade.
-CLOSE_GOING_AWAY = 1001  # the server is shutting down
+# WebSocket close codes: the contract's errors of a live connection after the upgrade, and 1012
+# (RFC 6455's registry: "service restart") when the process drains; the contract names no code for that.
 CLOSE_MESSAGE_TOO_BIG = 1009  # a client message over the limit (aiohttp closes with it)
+CLOSE_SERVICE_RESTART = 1012  # the process is draining (SIGTERM, SIGINT): reconnect at once, with jitter
 CLOSE_TRY_AGAIN_LATER = 1013  # the client fell too far behind
 CLOSE_UNAUTHORIZED = 4401  # no valid token, or the token expired
 CLOSE_TOO_MANY = 4429  # one connection over the per-user limit

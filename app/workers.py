@@ -13,10 +13,12 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
+EXIT_MARGIN_SECONDS = 2.0  # past a worker's drain deadline, before it is killed
 
 
-def supervise(serve: Callable[[], None], count: int, *, poll_seconds: float = 0.5) -> int:
-    """Run `serve` in `count` child processes until SIGINT or SIGTERM, then stop them all."""
+def supervise(serve: Callable[[], None], count: int, *, drain_seconds: float, poll_seconds: float = 0.5) -> int:
+    """Run `serve` in `count` child processes until SIGINT or SIGTERM, then stop them all: each
+    drains (app/drain.py) and exits within `drain_seconds`; one still there a little later is killed."""
     context = multiprocessing.get_context("spawn")  # a clean interpreter each: no inherited loop
     stopping = False
 
@@ -43,9 +45,11 @@ def supervise(serve: Callable[[], None], count: int, *, poll_seconds: float = 0.
                 workers[i] = start(i)
     for process in workers:
         if process.is_alive():
-            process.terminate()  # SIGTERM: aiohttp shuts down gracefully (sockets get 1001)
+            process.terminate()  # SIGTERM: the worker drains (a second signal, as from Ctrl+C too, changes nothing)
+    deadline = time.monotonic() + drain_seconds + EXIT_MARGIN_SECONDS
     for process in workers:
-        process.join(15)
+        process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
+            log.warning("worker pid %s still there after its drain deadline: killed", process.pid)
             process.kill()
     return 0

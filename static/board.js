@@ -14,6 +14,12 @@
 
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_CAP_MS = 30000;
+  // A server that drains closes with 1012 "service restart": another one serves already. Come back
+  // at once, each page at a random moment within this window, so that the thousands of pages of one
+  // server do not all reach the others in the same instant. 1001 "going away" is what servers
+  // before the drain sent on shutdown.
+  const RESTART_CODES = new Set([1001, 1012]);
+  const RESTART_JITTER_MS = 1000;
   const STABLE_MS = 10000;          // a socket open this long counts as healthy
   const CONNECT_TIMEOUT_MS = 10000; // don't sit in CONNECTING forever
   const PING_MS = 25000;            // below typical proxy idle timeouts (30-60 s)
@@ -241,7 +247,7 @@
       refreshState();
     };
     sock.onmessage = (ev) => handleMessage(ev.data);
-    sock.onclose = () => socketDown();
+    sock.onclose = (ev) => socketDown(ev.code);
   }
 
   function keepalive() {
@@ -255,19 +261,24 @@
     send({ type: 'ping' });
   }
 
-  function socketDown() {
+  function socketDown(code) {
     if (ws) ws.onopen = ws.onmessage = ws.onclose = null; // ignore late events from it
     ws = null;
     clearTimeout(connectTimer);
     clearInterval(pingTimer);
     clearTimeout(stableTimer);
     clearTimeout(retryTimer);
+    // A restart close of a socket that was serving us (attempt 0): reconnect at once, with jitter,
+    // showing the last board meanwhile instead of polling. Only once in a row: a server that keeps
+    // closing that way gets the backoff like any other failure.
+    const restart = attempt === 0 && RESTART_CODES.has(code);
     // Full jitter: random delay in [0, min(cap, base * 2^attempt)).
-    const delay = Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+    const span = restart ? RESTART_JITTER_MS : Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+    const delay = Math.random() * span;
     attempt = Math.min(attempt + 1, 16);
     retryAt = Date.now() + delay;
     retryTimer = setTimeout(connect, delay);
-    startPolling();
+    if (!restart) startPolling();
     refreshState();
   }
 

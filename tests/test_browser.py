@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from app.api.keys import HUB
+from app.errors import CLOSE_SERVICE_RESTART, CLOSE_TRY_AGAIN_LATER
 
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow
 from .live_client import token_for
@@ -88,20 +89,47 @@ async def test_award_appears_without_reload(browser: Any, flow: Flow, client: An
     assert page.dialogs == [] and other.dialogs == []
 
 
-async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, client: Any) -> None:
-    page = await _open(browser, client)
-    # Record every state the indicator passes through: the reconnect may be too quick to poll for.
+async def _watch_states(page: Any) -> None:
+    """Record every state the indicator passes through (the reconnect may be too quick to poll
+    for) in `window.seenStates`, and count the page's polls of the top in `window.polls`."""
     await page.evaluate(
         """() => {
             const el = document.getElementById('conn-state');
             window.seenStates = [];
             new MutationObserver(() => window.seenStates.push(el.dataset.state))
                 .observe(el, {attributes: true, attributeFilter: ['data-state']});
+            window.polls = 0;
+            const fetch = window.fetch;
+            window.fetch = (url, ...rest) => {
+                if (String(url).includes('/api/v1/scoreboard/top')) window.polls += 1;
+                return fetch(url, ...rest);
+            };
         }"""
     )
-    await client.app[HUB].close_all()
+
+
+async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, client: Any) -> None:
+    page = await _open(browser, client)
+    await _watch_states(page)
+    client.app[HUB].close_all(CLOSE_TRY_AGAIN_LATER, "test")  # not a restart: the page backs off and polls
+    await client.app[HUB].finished()
     await page.wait_for_function("() => window.seenStates.some(s => s !== 'live')", timeout=5000)
     await page.wait_for_selector('#conn-state[data-state="live"]', timeout=10000)
+    assert await page.evaluate("() => window.polls") > 0
+    await flow.award("carol", "q1")
+    await page.locator('#board-body tr[data-user-id="carol"]').wait_for(timeout=1000)
+
+
+async def test_page_reconnects_at_once_after_a_restart_close(browser: Any, flow: Flow, client: Any) -> None:
+    """1012 (a server draining): back within the restart jitter (1 s), without polling meanwhile."""
+    page = await _open(browser, client)
+    await _watch_states(page)
+    client.app[HUB].close_all(CLOSE_SERVICE_RESTART, "test")  # as a draining process does
+    await client.app[HUB].finished()
+    await page.wait_for_function("() => window.seenStates.some(s => s !== 'live')", timeout=5000)
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=2000)
+    assert await page.evaluate("() => window.polls") == 0
+    assert "polling" not in await page.evaluate("() => window.seenStates")
     await flow.award("carol", "q1")
     await page.locator('#board-body tr[data-user-id="carol"]').wait_for(timeout=1000)
 

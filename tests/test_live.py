@@ -10,8 +10,8 @@ import pytest
 
 from app.api.keys import HUB
 from app.errors import (
-    CLOSE_GOING_AWAY,
     CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_SERVICE_RESTART,
     CLOSE_TOO_MANY,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
@@ -23,8 +23,8 @@ from .live_client import WS, closed_with, recv, recv_type, subscribed, token_for
 
 def test_close_codes_are_the_contracts() -> None:
     # The tests compare close codes by name: these are the numbers clients see.
-    assert CLOSE_GOING_AWAY == 1001
     assert CLOSE_MESSAGE_TOO_BIG == 1009
+    assert CLOSE_SERVICE_RESTART == 1012
     assert CLOSE_TRY_AGAIN_LATER == 1013
     assert CLOSE_UNAUTHORIZED == 4401
     assert CLOSE_TOO_MANY == 4429

@@ -1,30 +1,23 @@
 """Live updates with a real client: award messages, waves, coalescing, slow clients, heartbeats,
-shutdown, and the page's first render."""
+and the page's first render."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import WSMsgType
 
 from app.api.keys import HUB
-from app.errors import (
-    CLOSE_GOING_AWAY,
-    CLOSE_UNAUTHORIZED,
-)
+from app.errors import CLOSE_UNAUTHORIZED
 from app.live import connections as connections_module
 
 from .conftest import Flow, MakeClient, envelope
 from .live_client import WS, closed_with, recv, recv_type, settled, subscribed, token_for
-from .real_servers import run_py
 
 
 async def test_award_messages(flow: Flow, client: Any) -> None:
@@ -232,20 +225,6 @@ async def test_heartbeat_counts_any_message_as_an_answer(make_client: MakeClient
         await asyncio.sleep(0.05)
     assert not ws.closed and len(client.app[HUB].registry.connections) == 1
     await ws.close()
-
-
-async def test_graceful_shutdown_closes_with_1001(tmp_path: Path) -> None:
-    server = run_py({"SCOREBOARD_SQLITE_PATH": str(tmp_path / "db.sqlite")}).start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            ws = await http.ws_connect(server.url.replace("http", "ws") + WS)
-            assert (await ws.receive_json(timeout=3))["type"] == "connected"
-            assert server.proc is not None
-            server.proc.send_signal(signal.SIGINT)  # what run.py gets on Ctrl+C or from a supervisor
-            msg = await ws.receive(timeout=10)
-            assert msg.type == WSMsgType.CLOSE and ws.close_code == CLOSE_GOING_AWAY
-    finally:
-        server.stop()
 
 
 async def test_page_renders_top_and_escapes_names(flow: Flow, client: Any) -> None:

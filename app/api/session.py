@@ -12,8 +12,15 @@ from aiohttp import WSMsgType, web
 from ..auth import Principal, UserAuth
 from ..clock import iso, now_ms
 from ..config import WebSocketSettings
-from ..errors import CLOSE_TOO_MANY, CLOSE_UNAUTHORIZED, Forbidden, Unauthorized, ValidationFailed
-from ..live.connections import Connection
+from ..errors import (
+    CLOSE_SERVICE_RESTART,
+    CLOSE_TOO_MANY,
+    CLOSE_UNAUTHORIZED,
+    Forbidden,
+    Unauthorized,
+    ValidationFailed,
+)
+from ..live.connections import RESTART_REASON, Connection
 from ..live.hub import Hub
 from ..live.messages import (
     Auth,
@@ -145,6 +152,9 @@ async def _session(request: web.Request, settings: WebSocketSettings) -> web.Web
     ws = await _upgrade(request)
     if not token_ok:
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid token")
+        return ws
+    if hub.draining:  # accepted before the listener closed, answered after the drain began
+        await ws.close(code=CLOSE_SERVICE_RESTART, message=RESTART_REASON.encode())
         return ws
     conn = hub.connect(ws, request.transport)
     try:

@@ -13,12 +13,13 @@ from typing import cast
 
 from aiohttp import web
 
-from ..errors import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED
+from ..errors import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED
 from ..limits import ConnectionSlots
 from ..tasks import Errands
 from .messages import ServerMessage, encode, text_frame
 
 CLOSE_WAIT_SECONDS = 5.0  # a close handshake (drain, close frame, answer) longer than this is cut short
+RESTART_REASON = "service restart"  # the close reason of a draining process (code 1012)
 SNAPSHOT = -1  # "version" of a subscriber that has nothing yet: its first board shows no change
 
 
@@ -141,22 +142,27 @@ class Connections:
                     self.on_user_left(conn.user_id)
                 self._errands.start(self.slots.release(conn.user_id, conn.id))
 
-    def drop(self, conn: Connection, code: int, reason: str) -> None:
-        """Stop sending to a connection now and close it in the background."""
+    def drop(self, conn: Connection, code: int, reason: str, *, within: float | None = None) -> None:
+        """Stop sending to a connection now and close it in the background, cut short after
+        CLOSE_WAIT_SECONDS (or `within`, when shorter)."""
         self.disconnect(conn)
         if not conn.ws.closed:
-            self._errands.start(self._close(conn, code, reason))
+            wait = CLOSE_WAIT_SECONDS if within is None else min(within, CLOSE_WAIT_SECONDS)
+            self._errands.start(self._close(conn, code, reason, wait))
 
-    async def _close(self, conn: Connection, code: int, reason: str) -> None:
+    async def _close(self, conn: Connection, code: int, reason: str, within: float) -> None:
         # ws.close() first waits for the socket to drain, without a limit: a peer that stopped
         # reading (the usual reason to drop it) would keep its socket and handler for good.
         try:
-            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), CLOSE_WAIT_SECONDS)
+            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), within)
         except TimeoutError:
             conn.abort()
 
-    async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
-        """Close every socket (graceful shutdown)."""
+    def close_all(self, code: int, reason: str, *, within: float | None = None) -> None:
+        """Start closing every socket, each as `drop` does; `finished` waits for them."""
         for conn in list(self.connections):
-            self.drop(conn, code, "server shutting down")
+            self.drop(conn, code, reason, within=within)
+
+    async def finished(self) -> None:
+        """Wait for the closes and slot releases started so far."""
         await self._errands.finished()

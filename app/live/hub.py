@@ -7,12 +7,12 @@ import asyncio
 
 from aiohttp import web
 
-from ..errors import CLOSE_GOING_AWAY
+from ..errors import CLOSE_SERVICE_RESTART
 from ..limits import ConnectionSlots
 from ..ranking import Ranking
 from ..records import AwardEvent
 from ..tasks import Errands
-from .connections import Connection, Connections
+from .connections import RESTART_REASON, Connection, Connections
 from .notices import Notices
 from .waves import Waves
 
@@ -22,12 +22,13 @@ class Hub:
     messages to single users (`notices`)."""
 
     def __init__(self, ranking: Ranking, slots: ConnectionSlots, *, max_buffer: int) -> None:
-        # One set of errands for closes, slot releases and overtake lookups: close_all waits for all.
+        # One set of errands for closes, slot releases and overtake lookups: `finished` waits for all.
         errands = Errands("a hub background task")
         self.registry = Connections(slots, errands, max_buffer=max_buffer)
         self.waves = Waves(ranking, self.registry.subscribers)
         self.notices = Notices(ranking, self.registry, errands)
         self.registry.on_user_left = self.notices.unwatch
+        self.draining = False  # `drain` was called: a connection that arrives now is closed at once
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:
         """Register a new connection."""
@@ -56,9 +57,19 @@ class Hub:
         """Leave the leaderboard channel."""
         self.waves.unsubscribe(conn)
 
-    async def close_all(self, code: int = CLOSE_GOING_AWAY) -> None:
-        """Close every socket (graceful shutdown)."""
-        await self.registry.close_all(code)
+    def drain(self, *, within: float) -> None:
+        """The process is stopping: close every socket with 1012 (service restart), each cut short
+        after at most `within` seconds, and any that arrives from now on at once (`draining`)."""
+        self.draining = True
+        self.registry.close_all(CLOSE_SERVICE_RESTART, RESTART_REASON, within=within)
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Start closing every socket with `code`; the hub goes on accepting new ones."""
+        self.registry.close_all(code, reason)
+
+    async def finished(self) -> None:
+        """Wait for every close, slot release and overtake lookup started so far."""
+        await self.registry.finished()
 
     def on_award(self, event: AwardEvent) -> None:
         """Score and rank messages to the users concerned now; the top 10 in the next wave."""
