@@ -15,8 +15,20 @@ log = logging.getLogger(__name__)
 RESTART_DELAY_SECONDS = 1.0
 
 
-def supervise(serve: Callable[[], None], count: int, *, poll_seconds: float = 0.5) -> int:
-    """Run `serve` in `count` child processes until SIGINT or SIGTERM, then stop them all."""
+def supervise(
+    serve: Callable[[], None],
+    count: int,
+    *,
+    poll_seconds: float = 0.5,
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
+    """Run `serve` in `count` child processes until SIGINT or SIGTERM, then stop them all;
+    `on_exit` is told the pid of each child that ended."""
+
+    def ended(process: BaseProcess) -> None:
+        if on_exit is not None and process.pid is not None:
+            on_exit(process.pid)
+
     context = multiprocessing.get_context("spawn")  # a clean interpreter each: no inherited loop
     stopping = False
 
@@ -39,6 +51,7 @@ def supervise(serve: Callable[[], None], count: int, *, poll_seconds: float = 0.
         for i, process in enumerate(workers):
             if not process.is_alive() and not stopping:
                 log.warning("worker %d (pid %s) exited with %s; restarting", i, process.pid, process.exitcode)
+                ended(process)
                 time.sleep(RESTART_DELAY_SECONDS)
                 workers[i] = start(i)
     for process in workers:
@@ -48,4 +61,6 @@ def supervise(serve: Callable[[], None], count: int, *, poll_seconds: float = 0.
         process.join(15)
         if process.is_alive():
             process.kill()
+            process.join()
+        ended(process)
     return 0
