@@ -16,6 +16,10 @@ from app.auth import UserAuth
 from .conftest import ACTION_SECRET, JWT_SECRET
 from .real_servers import ServerProcess, free_port, run_py
 from .test_alerts import RULES, promtool
+from .test_dashboard import queries
+
+# Grafana's variables in the dashboard's queries, as Grafana would fill them in.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$job": ".*"}
 
 CONFIG = """
 [metrics]
@@ -108,3 +112,16 @@ async def test_prometheus_queries_the_award_counter(tmp_path: Path) -> None:
                 groups = (await resp.json())["data"]["groups"]
             rules = [rule for group in groups for rule in group["rules"]]
             assert len(rules) == 9 and all(rule["health"] in ("ok", "unknown") for rule in rules), rules
+
+            # Every query of the dashboard runs (a syntax error answers 400); the awards panel has data.
+            deadline = time.monotonic() + 30
+            for written in queries():
+                query = written
+                for variable, filled in GRAFANA_VARIABLES.items():
+                    query = query.replace(variable, filled)
+                result = await _query(http, prom.url, query)
+                # A rate needs two scrapes of the counter: the awards panel shows it within seconds.
+                while "scoreboard_awards_total" in query and not result:
+                    assert time.monotonic() < deadline, f"no data for {query}"
+                    await asyncio.sleep(0.5)
+                    result = await _query(http, prom.url, query)
