@@ -39,12 +39,13 @@ class Histogram:
 
 
 class RouteTally:
-    """One route's answers by status and their latency."""
+    """One route's answers by status and their latency; bumped inline by the request edge."""
 
     __slots__ = ("latency", "statuses")
 
     def __init__(self) -> None:
-        self.statuses: Counter[int] = Counter()
+        # A plain dict: a Counter's `+=` costs twice a dict's (a subclass is not on the fast path).
+        self.statuses: dict[int, int] = {}
         self.latency = Histogram()
 
 
