@@ -73,85 +73,82 @@ def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
     return peer or UNKNOWN
 
 
-def edge(
+def edge(  # noqa: PLR0915 - the request path stays inline: a call saved is saved on every request
     limiter: Limiter, trusted: tuple[IpNetwork, ...], http: HttpTally | None = None
 ) -> Callable[[Handler, str], Handler]:
     """A wrapper giving a handler the edge of every request: correlation id, the per-IP limit
     under /api/, the error envelope, one access-log line, and (with `http`) the route's tally."""
-    return functools.partial(_wrap, limiter, trusted, http)
 
+    def wrap(handler: Handler, route: str) -> Handler:
+        tally = http.route(route) if http is not None else None
 
-# `handler` inside the edge; `route` is its template, the label of its tally.
-def _wrap(
-    limiter: Limiter, trusted: tuple[IpNetwork, ...], http: HttpTally | None, handler: Handler, route: str
-) -> Handler:
-    tally = http.route(route) if http is not None else None
-
-    @functools.wraps(handler)
-    async def at_edge(request: web.Request) -> web.StreamResponse:
-        incoming = request.headers.get(_X_REQUEST_ID)
-        rid = incoming if incoming is not None and _REQUEST_ID.fullmatch(incoming) else new_request_id()
-        token = request_id.set(rid)
-        started = time.perf_counter()
-        status = 500
-        client = None  # resolved only where it is needed: most requests are never logged
-        try:
+        @functools.wraps(handler)
+        async def at_edge(request: web.Request) -> web.StreamResponse:
+            incoming = request.headers.get(_X_REQUEST_ID)
+            rid = incoming if incoming is not None and _REQUEST_ID.fullmatch(incoming) else new_request_id()
+            token = request_id.set(rid)
+            started = time.perf_counter()
+            status = 500
+            client = None  # resolved only where it is needed: most requests are never logged
             try:
-                if request.path.startswith(LIMITED_PREFIX):
-                    client = client_address(request, trusted)
-                    await limiter.check(limit_key(client))
-                response = await handler(request)
-            except ApiError as exc:
-                response = from_error(exc)
-                _count_error(http, exc.code)
-            except web.HTTPException as exc:
-                if exc.status < 400:
-                    raise
-                response = _http_failure(exc)
-                _count_error(http, HTTP_CODES.get(exc.status, "HTTP_ERROR"))
-            except Exception:
-                log.exception("unhandled error on %s %s", request.method, request.path)
-                response = failure(500, "INTERNAL_ERROR", "Internal server error")
-                _count_error(http, "INTERNAL_ERROR")
-            status = response.status
-            if not response.prepared:  # files and WebSockets set their own headers when they start
-                headers = response.headers
-                headers[_X_REQUEST_ID] = rid
-                headers.update(SECURITY_HEADERS)  # replaces, never duplicates
-                if headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
-                    headers[_CSP] = CSP
-            return response
-        finally:
-            if tally is not None:
-                # Inline, no call: this runs on every request.
-                tally.statuses[status] = tally.statuses.get(status, 0) + 1
-                if status != UPGRADED:
-                    took = time.perf_counter() - started
-                    latency = tally.latency
-                    latency.counts[bisect_left(latency.bounds, took)] += 1
-                    latency.total += took
-            # Successful reads of public data (the top, health, static files, documentation)
-            # are most of the traffic and need no audit trail: DEBUG. Writes, requests with
-            # credentials, upgrades and every refusal or error: INFO.
-            public_read = status in _READ_OK and request.method in _READS and _AUTHORIZATION not in request.headers
-            level = logging.DEBUG if public_read else logging.INFO
-            if access_log.isEnabledFor(level):
-                peer = request.remote
-                client = client or client_address(request, trusted)
-                # The path only: a query string may carry a token and never reaches the log.
-                log_access(
-                    level=level,
-                    method=request.method,
-                    path=request.path,
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    remote=client,
-                    peer=peer if peer != client else None,
-                    rid=rid,
-                )
-            request_id.reset(token)
+                try:
+                    if request.path.startswith(LIMITED_PREFIX):
+                        client = client_address(request, trusted)
+                        await limiter.check(limit_key(client))
+                    response = await handler(request)
+                except ApiError as exc:
+                    response = from_error(exc)
+                    _count_error(http, exc.code)
+                except web.HTTPException as exc:
+                    if exc.status < 400:
+                        raise
+                    response = _http_failure(exc)
+                    _count_error(http, HTTP_CODES.get(exc.status, "HTTP_ERROR"))
+                except Exception:
+                    log.exception("unhandled error on %s %s", request.method, request.path)
+                    response = failure(500, "INTERNAL_ERROR", "Internal server error")
+                    _count_error(http, "INTERNAL_ERROR")
+                status = response.status
+                if not response.prepared:  # files and WebSockets set their own headers when they start
+                    headers = response.headers
+                    headers[_X_REQUEST_ID] = rid
+                    headers.update(SECURITY_HEADERS)  # replaces, never duplicates
+                    if headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
+                        headers[_CSP] = CSP
+                return response
+            finally:
+                if tally is not None:
+                    # Inline, no call: this runs on every request.
+                    tally.statuses[status] = tally.statuses.get(status, 0) + 1
+                    if status != UPGRADED:
+                        took = time.perf_counter() - started
+                        latency = tally.latency
+                        latency.counts[bisect_left(latency.bounds, took)] += 1
+                        latency.total += took
+                # Successful reads of public data (the top, health, static files, documentation)
+                # are most of the traffic and need no audit trail: DEBUG. Writes, requests with
+                # credentials, upgrades and every refusal or error: INFO.
+                public_read = status in _READ_OK and request.method in _READS and _AUTHORIZATION not in request.headers
+                level = logging.DEBUG if public_read else logging.INFO
+                if access_log.isEnabledFor(level):
+                    peer = request.remote
+                    client = client or client_address(request, trusted)
+                    # The path only: a query string may carry a token and never reaches the log.
+                    log_access(
+                        level=level,
+                        method=request.method,
+                        path=request.path,
+                        status=status,
+                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                        remote=client,
+                        peer=peer if peer != client else None,
+                        rid=rid,
+                    )
+                request_id.reset(token)
 
-    return at_edge
+        return at_edge
+
+    return wrap
 
 
 def _count_error(http: HttpTally | None, code: str) -> None:
