@@ -16,7 +16,7 @@ from app.api.keys import HUB, METRICS, SCOREBOARD
 from app.errors import ServiceUnavailable
 from app.limits.local import LocalSlots
 from app.live.hub import Hub
-from app.metrics import tally
+from app.metrics import activity, tally
 from app.ranking import StandingsSource
 from app.ranking.memory import MemoryRanking
 from app.records import UserRecord
@@ -265,3 +265,19 @@ async def test_scrape_shows_the_buckets_an_in_process_histogram_counted(metered:
     assert value(samples, "scoreboard_wave_latency_seconds_sum") == pytest.approx(9.061)
     samples = await scrape()  # a second scrape adds nothing new
     assert value(samples, name, le="+Inf") == 4
+
+
+async def test_active_users_leave_the_window_after_five_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    minute = [1000]
+    monkeypatch.setattr(activity, "_minute", lambda: minute[0])
+    active = activity.LocalActivity()
+    active.saw("alice")
+    active.saw("bob")
+    assert await active.count() == 2
+    minute[0] += 3
+    active.saw("bob")  # bob again: his window starts over
+    assert await active.count() == 2
+    minute[0] += 2  # alice's minute is now five minutes back
+    assert await active.count() == 1
+    minute[0] += 5
+    assert await active.count() == 0

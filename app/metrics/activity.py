@@ -27,6 +27,7 @@ class LocalActivity:
     def __init__(self) -> None:
         self.fresh: set[str] = set()  # seen since the last count
         self._last_minute: dict[str, int] = {}
+        self._pruned = _minute()
 
     def saw(self, user_id: str) -> None:
         """A user started or completed an action."""
@@ -40,8 +41,9 @@ class LocalActivity:
         for user_id in fresh:
             if user_id in last or len(last) < MAX_TRACKED_USERS:
                 last[user_id] = now
-        oldest = now - WINDOW_MINUTES + 1
-        if any(minute < oldest for minute in last.values()):
+        if now != self._pruned:  # once a minute: a walk over every user tracked
+            self._pruned = now
+            oldest = now - WINDOW_MINUTES + 1
             self._last_minute = {user: minute for user, minute in last.items() if minute >= oldest}
         return len(self._last_minute)
 
