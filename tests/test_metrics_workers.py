@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
 from app.auth import UserAuth
@@ -147,12 +146,18 @@ async def test_two_workers_report_one_view(tmp_path: Path, redis_prefix: str) ->
         server.stop()
 
 
-def test_a_folder_of_its_own_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)  # restored after the test: this process stays single
-    with shared_values() as ended:
-        folder = Path(os.environ[MULTIPROC_ENV])
-        (folder / "gauge_livesum_4242.db").write_bytes(b"")
-        (folder / "counter_4242.db").write_bytes(b"")
-        ended(4242)  # its live gauges leave, its counts stay
-        assert [f.name for f in folder.iterdir()] == ["counter_4242.db"]
-    assert not folder.exists()  # a temporary folder is removed at the end
+def test_a_folder_of_its_own_unless_given() -> None:
+    before = os.environ.pop(MULTIPROC_ENV, None)
+    try:
+        with shared_values() as ended:
+            folder = Path(os.environ[MULTIPROC_ENV])
+            (folder / "gauge_livesum_4242.db").write_bytes(b"")
+            (folder / "counter_4242.db").write_bytes(b"")
+            ended(4242)  # its live gauges leave, its counts stay
+            assert [f.name for f in folder.iterdir()] == ["counter_4242.db"]
+        assert not folder.exists()  # a temporary folder is removed at the end
+    finally:
+        # shared_values set it for the workers it would start: servers later tests start must not inherit it.
+        os.environ.pop(MULTIPROC_ENV, None)
+        if before is not None:
+            os.environ[MULTIPROC_ENV] = before
