@@ -17,6 +17,7 @@ from .errors import (
     ApiError,
     Forbidden,
     InvalidAction,
+    RateLimited,
     ServiceUnavailable,
     TokenAlreadyUsed,
     UserNotFound,
@@ -43,7 +44,8 @@ class Activity(Protocol):
 class AwardTally:
     """What the service did, counted in place for the metrics: tokens issued and awards committed
     by action type, awards refused by error code, awards held off the board by action type and
-    reason, and awards that brought their user into the top 10 (the top's turnover)."""
+    reason, awards that brought their user into the top 10 (the top's turnover), and tokens refused
+    to a user who already held `limits.tokens_per_user` unused ones."""
 
     def __init__(self) -> None:
         self.issued: Counter[str] = Counter()
@@ -51,6 +53,7 @@ class AwardTally:
         self.refused: Counter[str] = Counter()
         self.held: Counter[tuple[str, str]] = Counter()
         self.top_entries = 0
+        self.over_token_cap = 0
 
 
 async def _best_effort(what: str, step: Awaitable[object]) -> None:
@@ -122,23 +125,28 @@ class Scoreboard:
             action_id=request.action_id,
             score_increment=action.score,
         )
-        await self.store.grant(
-            TokenGrant(
-                nonce=claims.nonce,
-                token_hash=token_hash(token),
-                user_id=principal.user_id,
-                username=principal.name,
-                action_type=claims.action_type,
-                action_id=claims.action_id,
-                score_increment=claims.score_increment,
-                issued_ms=now_ms(),
-                expires_ms=claims.exp * 1000,
-            ),
-            max_unused=self.tokens_per_user,
-        )
+        try:
+            await self.store.grant(self._grant(principal, token, claims), max_unused=self.tokens_per_user)
+        except RateLimited:
+            self.tally.over_token_cap += 1
+            raise
         self.tally.issued[claims.action_type] += 1
         await _best_effort("display name refresh", self._rename(principal))
         return InitializeData(action_token=token, expires_at=iso(claims.exp * 1000), expected_score=action.score)
+
+    def _grant(self, principal: Principal, token: str, claims: ActionClaims) -> TokenGrant:
+        """The record of an issued token, kept so that it can be spent once."""
+        return TokenGrant(
+            nonce=claims.nonce,
+            token_hash=token_hash(token),
+            user_id=principal.user_id,
+            username=principal.name,
+            action_type=claims.action_type,
+            action_id=claims.action_id,
+            score_increment=claims.score_increment,
+            issued_ms=now_ms(),
+            expires_ms=claims.exp * 1000,
+        )
 
     async def _rename(self, principal: Principal) -> None:
         if await self.ranking.rename(principal.user_id, principal.name):

@@ -122,16 +122,21 @@ async def test_awards_tokens_turnover_board_and_active_users_move(metered: tuple
 
 @EMBEDDED
 async def test_refusals_and_rate_limits_by_code_and_limit(make_client: MakeClient, bearer: Any) -> None:
-    client = await make_client(metrics=METRICS_ON, limits={"updates_per_minute": 2})
+    client = await make_client(metrics=METRICS_ON, limits={"updates_per_minute": 2, "tokens_per_user": 1})
     flow, scrape = Flow(client, bearer), scraper(client)
     token = await flow.token("alice", "q1")
     assert (await flow.submit(token)).status == 200
     assert (await flow.submit(token)).status == 409  # the same token again
     assert (await flow.submit(token)).status == 429  # the third update in a minute
+    await flow.token("alice", "q2")
+    body = {"actionType": "COMPLETE_QUEST", "actionId": "q3"}
+    resp = await client.post("/api/v1/actions/initialize", json=body, headers=bearer("alice"))
+    assert resp.status == 429  # one unused token held already
     samples = await scrape()
+    assert value(samples, "scoreboard_rate_limited_total", limit="tokens_per_user") == 1
     assert value(samples, "scoreboard_award_refusals_total", code="TOKEN_ALREADY_USED") == 1
     assert value(samples, "scoreboard_rate_limited_total", limit="updates_per_minute") == 1
-    assert value(samples, "scoreboard_http_errors_total", code="RATE_LIMITED") == 1
+    assert value(samples, "scoreboard_http_errors_total", code="RATE_LIMITED") == 2
 
 
 @EMBEDDED

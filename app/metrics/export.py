@@ -148,6 +148,7 @@ class Exporter:
         self._count(f.rate_limited, ("ws_connections_per_ip",), s.admission.refused_address)
         self._count(f.rate_limited, ("ws_connections_per_process",), s.admission.refused_full)
         self._count(f.rate_limited, ("ws_connections_per_user",), s.connections.refused_user)
+        self._count(f.rate_limited, ("tokens_per_user",), s.scoreboard.tally.over_token_cap)
 
     def _count(self, metric: Counter, labels: tuple[str, ...], total: float) -> None:
         """Add to a counter what an in-process total grew by since the last flush."""
