@@ -7,12 +7,14 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.keys import HUB, METRICS, SCOREBOARD
+from app.config import ConfigError, parse_settings
 from app.errors import ServiceUnavailable
 from app.limits.local import LocalSlots
 from app.live.hub import Hub
@@ -23,6 +25,7 @@ from app.records import UserRecord
 
 from .conftest import Flow, MakeClient, envelope
 from .live_client import recv_type, settled, subscribed
+from .real_servers import free_port
 
 METRICS_ON = {"enabled": True, "on_main_port": True}
 # What does not depend on the storage set-up runs on the embedded one only.
@@ -286,3 +289,21 @@ async def test_active_users_leave_the_window_after_five_minutes(monkeypatch: pyt
     assert await active.count() == 1
     minute[0] += 5
     assert await active.count() == 0
+
+
+@EMBEDDED
+async def test_own_listener_by_default_not_the_main_port(make_client: MakeClient) -> None:
+    port = free_port()
+    client = await make_client(metrics={"enabled": True, "port": port})
+    assert (await client.get("/metrics")).status == 404  # not on the API's port
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        assert resp.status == 200 and resp.content_type == "text/plain"
+        assert "scoreboard_http_requests_total" in await resp.text()
+
+
+def test_the_metrics_port_is_not_the_api_port_unless_asked() -> None:
+    settings: dict[str, Any] = {"server": {"port": 9000}, "metrics": {"enabled": True, "port": 9000}}
+    with pytest.raises(ConfigError, match=r"^metrics\.port: "):
+        parse_settings({**settings, "actions": {"A": {"score": 1}}})
+    settings["metrics"]["on_main_port"] = True
+    assert parse_settings({**settings, "actions": {"A": {"score": 1}}}).metrics.on_main_port
