@@ -13,6 +13,7 @@ from app.auth import UserAuth
 from app.config import Config, ConfigError, is_loopback, load_config
 from app.demo import demo_config, demo_players
 from app.logs import setup_logging
+from app.metrics.multiprocess import shared_values
 from app.workers import supervise
 
 GIL_SWITCH_SECONDS = 0.0005
@@ -87,7 +88,7 @@ def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
     # (a broadcast wave to 10,000 sockets) the default 5 ms switch interval made each of those
     # hand-overs wait up to 5 ms: awards queued for hundreds of milliseconds behind waves.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    app = create_app(config)
+    app = create_app(config, reuse_port=reuse_port)
     if demo:
         app.cleanup_ctx.append(demo_players(config, f"http://127.0.0.1:{config.server.port}", players=demo))
     try:
@@ -142,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         serve(config, demo=demo, reuse_port=reuse_port)
         return 0
     setup_logging(config.settings.log.level)
-    return supervise(
-        functools.partial(serve, config, reuse_port=True), workers, drain_seconds=config.server.drain_seconds
-    )
+    serving = functools.partial(serve, config, reuse_port=True)
+    if not config.metrics.enabled:
+        return supervise(serving, workers, drain_seconds=config.server.drain_seconds)
+    with shared_values() as ended:
+        return supervise(serving, workers, drain_seconds=config.server.drain_seconds, on_exit=ended)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from .api.keys import (
     CONFIG,
     HUB,
     INITIALIZE_LIMITER,
+    METRICS,
     OPENAPI,
     SCOREBOARD,
     STORE,
@@ -36,12 +37,16 @@ from .live.admission import Admission
 from .live.hub import Hub
 from .live.keepalive import Keepalive
 from .logs import redact_access_queries
+from .metrics.export import Exporter, Sources
+from .metrics.listener import PATH as METRICS_PATH
+from .metrics.listener import admin_listener, metrics_handler
+from .metrics.tally import HttpTally
 from .service import Scoreboard
 from .storage import Store
-from .tasks import Background, running
+from .tasks import Background, CleanupContext, running
 from .tokens import ActionTokens
 from .top_cache import TopCache
-from .wiring import build_parts
+from .wiring import Parts, build_parts
 
 __version__ = "0.1.0"
 
@@ -96,8 +101,34 @@ def _subscribe(fanout: Fanout, tops: TopCache, hub: Hub) -> None:
     fanout.on_gap(hub.resync)
 
 
-def create_app(config: Config) -> web.Application:
-    """Assemble the application from a validated configuration."""
+def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admission, http: HttpTally) -> Exporter:
+    """The metrics of this app, read from the tallies and parts they count in."""
+    limiters = {
+        "ip_requests_per_minute": parts.ip_limiter,
+        "updates_per_minute": parts.update_limiter,
+        "initializes_per_minute": parts.initialize_limiter,
+        "ws_handshakes_per_ip_per_minute": parts.handshake_limiter,
+    }
+    return Exporter(
+        Sources(
+            http=http,
+            scoreboard=scoreboard,
+            connections=hub.registry,
+            waves=hub.waves,
+            admission=admission,
+            limiters=limiters,
+            store=parts.store,
+            ranking=parts.ranking,
+            activity=parts.activity,
+            redis=parts.redis,
+            redis_trips=parts.trips.round_trips if parts.trips is not None else None,
+        )
+    )
+
+
+def create_app(config: Config, *, reuse_port: bool = False) -> web.Application:
+    """Assemble the application from a validated configuration (`reuse_port`: one of the processes
+    of `--workers N`, which share the metrics' port too)."""
     redact_access_queries()
     envelope_protocol_errors()
     parts = build_parts(config)
@@ -116,6 +147,7 @@ def create_app(config: Config) -> web.Application:
         gate=parts.gate,
         tokens_per_user=config.limits.tokens_per_user,
         tops=parts.tops,
+        activity=parts.activity if config.metrics.enabled else None,
     )
     hub = Hub(parts.ranking, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
     _subscribe(parts.fanout, parts.tops, hub)
@@ -123,7 +155,7 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
     app[HUB] = hub
-    app[ADMISSION] = Admission(
+    admission = app[ADMISSION] = Admission(
         per_process=config.limits.ws_connections_per_process,
         ip_slots=parts.ip_slots,
         handshakes=parts.handshake_limiter,
@@ -134,10 +166,20 @@ def create_app(config: Config) -> web.Application:
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__, actions=tuple(config.actions))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     app[TRUSTED_PROXIES] = trusted
-    setup_routes(app, edge(parts.ip_limiter, trusted))
+    http = HttpTally() if config.metrics.enabled else None
+    wrap = edge(parts.ip_limiter, trusted, http)
+    metrics: list[CleanupContext] = []
+    if http is not None:
+        exporter = app[METRICS] = _exporter(parts, scoreboard, hub, admission, http)
+        if config.metrics.on_main_port:  # before the catch-all route of setup_routes
+            app.router.add_get(METRICS_PATH, wrap(metrics_handler(exporter), METRICS_PATH))
+        else:
+            metrics.append(admin_listener(exporter, config.metrics, reuse_port=reuse_port))
+        metrics.append(running(Background("metrics", exporter.run)))
+    setup_routes(app, wrap)
     keepalive = Keepalive(hub.registry, config.websocket.heartbeat_seconds)
     live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))
     purge = running(Background("token-purge", lambda: _purge(parts.store)))
-    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts, purge, live, _admission_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts, purge, live, _admission_ctx, *metrics])
     app.on_shutdown.append(_close_sockets)
     return app

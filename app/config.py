@@ -103,6 +103,16 @@ class LogSettings(_Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class MetricsSettings(_Section, frozen=True):
+    """Prometheus metrics: off unless enabled; on an admin listener of their own unless asked for
+    on the main port."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 9464
+    on_main_port: bool = False
+
+
 class ActionSettings(_Section, frozen=True):
     """One entry of the action catalog: what it is worth and how fast it can be done."""
 
@@ -124,6 +134,7 @@ class FileSettings(_Section, frozen=True):
     limits: LimitSettings = LimitSettings()
     websocket: WebSocketSettings = WebSocketSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
@@ -167,6 +178,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def websocket(self) -> WebSocketSettings:
         return self.settings.websocket
+
+    @property
+    def metrics(self) -> MetricsSettings:
+        return self.settings.metrics
 
     @property
     def actions(self) -> dict[str, ActionSettings]:
@@ -221,6 +236,9 @@ def parse_settings(raw: Mapping[str, object]) -> FileSettings:
         raise ConfigError("storage.redis_url: must start with redis://, rediss:// or unix://")
     if storage.database_url and not storage.database_url.startswith(("postgresql://", "postgres://")):
         raise ConfigError("storage.database_url: must start with postgresql://")
+    metrics = settings.metrics
+    if metrics.enabled and not metrics.on_main_port and metrics.port == settings.server.port:
+        raise ConfigError("metrics.port: equals server.port; set metrics.on_main_port = true to serve /metrics there")
     for proxy in settings.server.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

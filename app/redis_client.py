@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from redis.commands.core import AsyncScript
 
 from .batching import TurnBatch
 from .errors import ServiceUnavailable
+from .metrics.tally import Histogram
 
 Command = Callable[[Pipeline], object]
 
@@ -75,6 +77,10 @@ class Keys:
     def rate(self, kind: str, key: str) -> str:
         return f"{self.prefix}:rate:{kind}:{key}"
 
+    def active(self, minute: int) -> str:
+        # HyperLogLog of the users active in one minute (Unix time // 60).
+        return f"{self.prefix}:active:{minute}"
+
     def slots(self, kind: str, owner: str) -> str:
         # The kind keeps owners apart: a user id may look like an address.
         return f"{self.prefix}:ws:{kind}:{owner}"
@@ -88,6 +94,7 @@ class TurnPipeline:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
         self.trips: TurnBatch[Command, Any] = TurnBatch(self._execute, cancelled=_trip_cancelled)
+        self.round_trips = Histogram()  # seconds of each trip that answered, for the metrics
 
     async def call(self, command: Command) -> Any:
         """Queue `command` (it adds one command to the pipeline) and return its reply; a reply
@@ -114,10 +121,13 @@ class TurnPipeline:
                 replies.append(None)
                 packed.append(i)
         if packed:
+            started = time.perf_counter()
             try:
                 answers: list[Any] = await pipe.execute(raise_on_error=False)
             except Exception as exc:  # an outage: every packed command of the trip failed
                 answers = [exc] * len(packed)
+            else:
+                self.round_trips.observe(time.perf_counter() - started)
             for i, reply in zip(packed, answers, strict=True):
                 replies[i] = reply
         return replies

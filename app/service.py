@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable
+from typing import Protocol
 
 from .api.models import InitializeData, InitializeRequest, UpdateData, UpdateRequest, UserScoreData
 from .auth import Principal
 from .clock import iso, now_ms
 from .config import ActionSettings
-from .errors import ActionMismatch, Forbidden, InvalidAction, ServiceUnavailable, TokenAlreadyUsed, UserNotFound
+from .errors import (
+    ActionMismatch,
+    ApiError,
+    Forbidden,
+    InvalidAction,
+    RateLimited,
+    ServiceUnavailable,
+    TokenAlreadyUsed,
+    UserNotFound,
+)
 from .fanout import Fanout
 from .logs import log_info, request_id
 from .nonces import NonceGate
@@ -22,6 +33,27 @@ from .tokens import ActionClaims, ActionTokens, token_hash
 from .top_cache import TopAnswer, TopCache
 
 log = logging.getLogger(__name__)
+BOARD_UNAVAILABLE = "board_unavailable"  # why an award is held: committed, the board catches up later
+
+
+class Activity(Protocol):
+    def saw(self, user_id: str) -> None:
+        """A user started or completed an action (counted among the active users)."""
+
+
+class AwardTally:
+    """What the service did, counted in place for the metrics: tokens issued and awards committed
+    by action type, awards refused by error code, awards held off the board by action type and
+    reason, awards that brought their user into the top 10 (the top's turnover), and tokens refused
+    to a user who already held `limits.tokens_per_user` unused ones."""
+
+    def __init__(self) -> None:
+        self.issued: Counter[str] = Counter()
+        self.awarded: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()
+        self.held: Counter[tuple[str, str]] = Counter()
+        self.top_entries = 0
+        self.over_token_cap = 0
 
 
 async def _best_effort(what: str, step: Awaitable[object]) -> None:
@@ -67,6 +99,7 @@ class Scoreboard:
         gate: NonceGate | None = None,
         tokens_per_user: int | None = None,
         tops: TopCache | None = None,
+        activity: Activity | None = None,
     ) -> None:
         self.store = store
         self.ranking = ranking
@@ -76,9 +109,12 @@ class Scoreboard:
         self.gate = gate or OpenGate()
         self.tokens_per_user = tokens_per_user  # unexpired unused tokens a user may hold; None: no cap
         self.tops = tops or TopCache()
+        self.tally = AwardTally()
+        self.activity = activity  # None: nobody counts the active users
 
     async def initialize(self, principal: Principal, request: InitializeRequest) -> InitializeData:
         """Issue a token worth the catalog's score for this action, recorded before it is returned."""
+        self._saw(principal)
         _own_user(principal, request.user_id)
         action = self.actions.get(request.action_type)
         if action is None:
@@ -89,22 +125,28 @@ class Scoreboard:
             action_id=request.action_id,
             score_increment=action.score,
         )
-        await self.store.grant(
-            TokenGrant(
-                nonce=claims.nonce,
-                token_hash=token_hash(token),
-                user_id=principal.user_id,
-                username=principal.name,
-                action_type=claims.action_type,
-                action_id=claims.action_id,
-                score_increment=claims.score_increment,
-                issued_ms=now_ms(),
-                expires_ms=claims.exp * 1000,
-            ),
-            max_unused=self.tokens_per_user,
-        )
+        try:
+            await self.store.grant(self._grant(principal, token, claims), max_unused=self.tokens_per_user)
+        except RateLimited:
+            self.tally.over_token_cap += 1
+            raise
+        self.tally.issued[claims.action_type] += 1
         await _best_effort("display name refresh", self._rename(principal))
         return InitializeData(action_token=token, expires_at=iso(claims.exp * 1000), expected_score=action.score)
+
+    def _grant(self, principal: Principal, token: str, claims: ActionClaims) -> TokenGrant:
+        """The record of an issued token, kept so that it can be spent once."""
+        return TokenGrant(
+            nonce=claims.nonce,
+            token_hash=token_hash(token),
+            user_id=principal.user_id,
+            username=principal.name,
+            action_type=claims.action_type,
+            action_id=claims.action_id,
+            score_increment=claims.score_increment,
+            issued_ms=now_ms(),
+            expires_ms=claims.exp * 1000,
+        )
 
     async def _rename(self, principal: Principal) -> None:
         if await self.ranking.rename(principal.user_id, principal.name):
@@ -113,8 +155,14 @@ class Scoreboard:
     async def complete(self, principal: Principal, request: UpdateRequest) -> UpdateData:
         """Check everything that can refuse the award, then consume the token and award once."""
         started = time.perf_counter()
-        claims, action = self._check(principal, request)
-        award = await self._consume(principal, claims, action)
+        self._saw(principal)
+        try:
+            claims, action = self._check(principal, request)
+            award = await self._consume(principal, claims, action)
+        except ApiError as exc:
+            self.tally.refused[exc.code] += 1
+            raise
+        self.tally.awarded[award.action_type] += 1
         _, rank = await self.record(award)
         _log_award(award, started)
         return UpdateData(
@@ -125,6 +173,10 @@ class Scoreboard:
             rank=rank,
             leaderboard=(await self.top(TOP_SIZE)).data.leaderboard,
         )
+
+    def _saw(self, principal: Principal) -> None:
+        if self.activity is not None:
+            self.activity.saw(principal.user_id)
 
     def _check(self, principal: Principal, request: UpdateRequest) -> tuple[ActionClaims, ActionSettings]:
         """Everything that can refuse an award before the token is touched."""
@@ -171,11 +223,14 @@ class Scoreboard:
             previous_rank, rank = await self.ranking.put(Standing.of(award))
         except ServiceUnavailable:
             self.tops.changed()
+            self.tally.held[award.action_type, BOARD_UNAVAILABLE] += 1
             # Committed, so it counts; the board catches up from the database when Redis returns.
             raise ServiceUnavailable(
                 "The award is recorded; the leaderboard is catching up", details={"awarded": True}
             ) from None
         self.tops.moved(previous_rank, rank)  # at once: this award's own answer shows it
+        if rank <= TOP_SIZE and (previous_rank is None or previous_rank > TOP_SIZE):
+            self.tally.top_entries += 1
         event = AwardEvent(award=award, previous_rank=previous_rank, rank=rank)
         await _best_effort("live update", self.fanout.publish(event))
         return previous_rank, rank

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import msgspec
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from .config import Config
@@ -17,6 +18,7 @@ from .fanout.redis import RedisFanout
 from .limits import ConnectionSlots, Limiter
 from .limits.local import LocalSlots, RateLimiter
 from .limits.redis import RedisRateLimiter, RedisSlots
+from .metrics.activity import LocalActivity, SharedActivity
 from .nonces import NonceGate
 from .nonces.open import OpenGate
 from .nonces.redis import RedisGate
@@ -52,6 +54,9 @@ class Parts(msgspec.Struct, kw_only=True):
     ip_limiter: Limiter
     handshake_limiter: Limiter  # WebSocket handshakes per client address
     contexts: list[CleanupContext]  # run once the store is open
+    activity: LocalActivity | SharedActivity  # the active users, when the metrics count them
+    redis: aioredis.Redis | None = None  # the Redis modes' client (the metrics ping it, read its pool)
+    trips: TurnPipeline | None = None  # the award path's shared Redis round trips
 
 
 def make_store(config: Config) -> Store:
@@ -82,6 +87,7 @@ def embedded(config: Config) -> Parts:
         ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
         handshake_limiter=RateLimiter(config.limits.ws_handshakes_per_ip_per_minute),
         contexts=[filled],
+        activity=LocalActivity(),
     )
 
 
@@ -132,6 +138,9 @@ def clustered(config: Config) -> Parts:
         ip_limiter=RedisRateLimiter(client, keys, "ip", limits.ip_requests_per_minute, trips),
         handshake_limiter=RedisRateLimiter(client, keys, "ws-handshake", limits.ws_handshakes_per_ip_per_minute, trips),
         contexts=[redis_lifetime, tasks, listening],
+        activity=SharedActivity(client, keys),
+        redis=client,
+        trips=trips,
     )
 
 

@@ -16,9 +16,22 @@ RESTART_DELAY_SECONDS = 1.0
 EXIT_MARGIN_SECONDS = 2.0  # past a worker's drain deadline, before it is killed
 
 
-def supervise(serve: Callable[[], None], count: int, *, drain_seconds: float, poll_seconds: float = 0.5) -> int:
+def supervise(
+    serve: Callable[[], None],
+    count: int,
+    *,
+    drain_seconds: float,
+    poll_seconds: float = 0.5,
+    on_exit: Callable[[int], None] | None = None,
+) -> int:
     """Run `serve` in `count` child processes until SIGINT or SIGTERM, then stop them all: each
-    drains (app/drain.py) and exits within `drain_seconds`; one still there a little later is killed."""
+    drains (app/drain.py) and exits within `drain_seconds`; one still there a little later is
+    killed. `on_exit` is told the pid of each child that ended."""
+
+    def ended(process: BaseProcess) -> None:
+        if on_exit is not None and process.pid is not None:
+            on_exit(process.pid)
+
     context = multiprocessing.get_context("spawn")  # a clean interpreter each: no inherited loop
     stopping = False
 
@@ -41,6 +54,7 @@ def supervise(serve: Callable[[], None], count: int, *, drain_seconds: float, po
         for i, process in enumerate(workers):
             if not process.is_alive() and not stopping:
                 log.warning("worker %d (pid %s) exited with %s; restarting", i, process.pid, process.exitcode)
+                ended(process)
                 time.sleep(RESTART_DELAY_SECONDS)
                 workers[i] = start(i)
     for process in workers:
@@ -52,4 +66,6 @@ def supervise(serve: Callable[[], None], count: int, *, drain_seconds: float, po
         if process.is_alive():
             log.warning("worker pid %s still there after its drain deadline: killed", process.pid)
             process.kill()
+            process.join()
+        ended(process)
     return 0

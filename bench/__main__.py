@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-capacity", dest="capacity", action="store_false", help="skip the closed-loop runs")
     run.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=d.baselines)
     run.add_argument("--profile", action="store_true", help="py-spy the server during the open-loop phase")
+    run.add_argument(
+        "--metrics", action="store_true", help="the server's Prometheus metrics on, scraped as Prometheus would"
+    )
+    run.add_argument("--scrape-seconds", type=float, default=d.scrape_seconds, help="between scrapes with --metrics")
     run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
     add_bigboard(commands)
     report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
@@ -114,6 +118,8 @@ def options(args: argparse.Namespace) -> Options:
         capacity_awards=args.capacity_awards,
         concurrency=args.concurrency,
         profile=args.profile,
+        metrics=args.metrics,
+        scrape_seconds=args.scrape_seconds,
         out=out,
     )
 

@@ -29,6 +29,8 @@ class Options:
     concurrency: int = 64
     drain_seconds: float = 10.0  # how long clients may take to show the final board
     profile: bool = False
+    metrics: bool = False  # the server's Prometheus metrics on (its own port, scraped every scrape_seconds)
+    scrape_seconds: float = 15.0
     out: Path = Path("bench/results/latest")
     seed: int = 1
 

@@ -53,6 +53,20 @@ def _session(limit: int = 512) -> aiohttp.ClientSession:
     )
 
 
+async def _scrape(url: str, opts: Options, took: list[float]) -> None:
+    """With --metrics, scrape the server as Prometheus would, for as long as the load runs."""
+    if not opts.metrics:
+        return
+    async with _session(limit=1) as session:
+        while True:
+            await asyncio.sleep(opts.scrape_seconds)
+            started = time.perf_counter()
+            async with session.get(url) as resp:
+                await resp.read()
+                if resp.status == 200:
+                    took.append(time.perf_counter() - started)
+
+
 def _neighbours(server: int, clients: list[int]) -> dict[str, tuple[int, bool]]:
     """The server and what competes with it for the same cores: Redis, PostgreSQL, the bench itself."""
     pids = {"server": (server, True), "bench generator": (os.getpid(), False)}
@@ -98,6 +112,7 @@ async def run_scoreboard(opts: Options, out: Path, workdir: Path) -> dict[str, A
     port = free_port()
     base = f"http://{HOST}:{port}"
     token_ttl = int(opts.duration + 600)
+    metrics_port = free_port() if opts.metrics else None
     server = scoreboard_process(
         workdir,
         port=port,
@@ -106,13 +121,21 @@ async def run_scoreboard(opts: Options, out: Path, workdir: Path) -> dict[str, A
         redis_prefix=prefix,
         token_ttl=token_ttl,
         workers=opts.workers,
+        metrics_port=metrics_port,
     )
     (out / "scoreboard.log").unlink(missing_ok=True)
     server.log_path = out / "scoreboard.log"
     result: dict[str, Any] = {"mode": opts.mode, "port": port}
+    scrapes: list[float] = []
     try:
         await server.astart()
-        result |= await _load_scoreboard(opts, out, base, server.pid, token_ttl)
+        scraping = asyncio.create_task(_scrape(f"http://{HOST}:{metrics_port}/metrics", opts, scrapes))
+        try:
+            result |= await _load_scoreboard(opts, out, base, server.pid, token_ttl)
+        finally:
+            scraping.cancel()
+        if scrapes:
+            result["metrics_scrapes"] = {"count": len(scrapes), "max_ms": round(max(scrapes) * 1000, 1)}
     finally:
         result["server_exit_code"] = await server.astop()
         if prefix is not None:

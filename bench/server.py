@@ -77,8 +77,9 @@ def to_toml(tables: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def bench_config(*, redis_prefix: str | None, token_ttl: int) -> str:
-    """The project's config.toml action catalog with limits lifted and the bench's own Redis prefix."""
+def bench_config(*, redis_prefix: str | None, token_ttl: int, metrics_port: int | None = None) -> str:
+    """The project's config.toml action catalog with limits lifted and the bench's own Redis prefix
+    (and the metrics on, on `metrics_port`)."""
     source = tomllib.loads((ROOT / "config.toml").read_text())
     source_limits = source.get("limits", {})
     tables: dict[str, dict[str, Any]] = {
@@ -90,6 +91,8 @@ def bench_config(*, redis_prefix: str | None, token_ttl: int) -> str:
     }
     if redis_prefix is not None:
         tables["storage"] = {"redis_prefix": redis_prefix}
+    if metrics_port is not None:
+        tables["metrics"] = {"enabled": True, "port": metrics_port}
     for name, action in source.get("actions", {}).items():
         tables[f"actions.{name}"] = dict(action)
     return to_toml(tables)
@@ -270,10 +273,11 @@ def scoreboard_process(
     redis_prefix: str | None,
     token_ttl: int,
     workers: int,
+    metrics_port: int | None = None,
 ) -> ServerProcess:
-    """`run.py` with bench secrets, its own SQLite file and config."""
+    """`run.py` with bench secrets, its own SQLite file and config (metrics on `metrics_port`, if given)."""
     config_path = workdir / "bench-config.toml"
-    config_path.write_text(bench_config(redis_prefix=redis_prefix, token_ttl=token_ttl))
+    config_path.write_text(bench_config(redis_prefix=redis_prefix, token_ttl=token_ttl, metrics_port=metrics_port))
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
     env |= {
         "SCOREBOARD_ENV": "production",

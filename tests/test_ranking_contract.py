@@ -216,6 +216,19 @@ async def test_size_counts_users_not_awards(ranking: Ranking) -> None:
     assert await ranking.size() == 2
 
 
+async def test_counts_at_most_each_score_bound(ranking: Ranking) -> None:
+    assert await ranking.counts_at_most([100, 1000]) == [0, 0]
+    for i, (user, score) in enumerate([("a", 50), ("b", 100), ("c", 100), ("d", 101), ("e", 5000)], start=1):
+        await ranking.put(_s(user, score, i))
+    await ranking.put(_s("a", 150, 9))  # a moved up: counted at its score now
+    assert await ranking.counts_at_most([49, 100, 150, 1000, 10_000]) == [0, 2, 4, 4, 5]
+
+
+async def test_fills_are_counted_by_outcome(ranking: Ranking) -> None:
+    await ranking.fill(Source([_record(_s("a", 100, 1))]))
+    assert ranking.fills["succeeded"] == 1 and ranking.fill_seconds.count == 1
+
+
 async def test_a_fill_skips_users_without_an_award_and_keeps_newer_standings(ranking: Ranking) -> None:
     held_newer = _s("a", 300, 10)
     await ranking.put(held_newer)  # a live award that landed while the fill read the database

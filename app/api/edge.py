@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -24,6 +25,7 @@ from ..addresses import UNKNOWN, IpNetwork, client_ip, limit_key
 from ..errors import HTTP_CODES, ApiError
 from ..limits import Limiter
 from ..logs import access_log, log_access, request_id
+from ..metrics.tally import HttpTally
 from .envelope import failure, from_error
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ _CSP = istr("Content-Security-Policy")
 CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 LIMITED_PREFIX = "/api/"  # every request under it counts against the per-IP limit, before anything else
+UPGRADED = 101  # a WebSocket: its "request" lasts as long as the connection, no latency to count
 
 
 class _RequestIds:
@@ -70,11 +73,15 @@ def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
     return peer or UNKNOWN
 
 
-def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler], Handler]:
+def edge(  # noqa: PLR0915 - the request path stays inline: a call saved is saved on every request
+    limiter: Limiter, trusted: tuple[IpNetwork, ...], http: HttpTally | None = None
+) -> Callable[[Handler, str], Handler]:
     """A wrapper giving a handler the edge of every request: correlation id, the per-IP limit
-    under /api/, the error envelope, one access-log line."""
+    under /api/, the error envelope, one access-log line, and (with `http`) the route's tally."""
 
-    def wrap(handler: Handler) -> Handler:
+    def wrap(handler: Handler, route: str) -> Handler:
+        tally = http.route(route) if http is not None else None
+
         @functools.wraps(handler)
         async def at_edge(request: web.Request) -> web.StreamResponse:
             incoming = request.headers.get(_X_REQUEST_ID)
@@ -91,13 +98,16 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                     response = await handler(request)
                 except ApiError as exc:
                     response = from_error(exc)
+                    _count_error(http, exc.code)
                 except web.HTTPException as exc:
                     if exc.status < 400:
                         raise
                     response = _http_failure(exc)
+                    _count_error(http, HTTP_CODES.get(exc.status, "HTTP_ERROR"))
                 except Exception:
                     log.exception("unhandled error on %s %s", request.method, request.path)
                     response = failure(500, "INTERNAL_ERROR", "Internal server error")
+                    _count_error(http, "INTERNAL_ERROR")
                 status = response.status
                 if not response.prepared:  # files and WebSockets set their own headers when they start
                     headers = response.headers
@@ -107,6 +117,14 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
                         headers[_CSP] = CSP
                 return response
             finally:
+                if tally is not None:
+                    # Inline, no call: this runs on every request.
+                    tally.statuses[status] = tally.statuses.get(status, 0) + 1
+                    if status != UPGRADED:
+                        took = time.perf_counter() - started
+                        latency = tally.latency
+                        latency.counts[bisect_left(latency.bounds, took)] += 1
+                        latency.total += took
                 # Successful reads of public data (the top, health, static files, documentation)
                 # are most of the traffic and need no audit trail: DEBUG. Writes, requests with
                 # credentials, upgrades and every refusal or error: INFO.
@@ -131,6 +149,11 @@ def edge(limiter: Limiter, trusted: tuple[IpNetwork, ...]) -> Callable[[Handler]
         return at_edge
 
     return wrap
+
+
+def _count_error(http: HttpTally | None, code: str) -> None:
+    if http is not None:
+        http.errors[code] += 1
 
 
 def _http_failure(exc: web.HTTPException) -> web.Response:

@@ -10,6 +10,7 @@ from ..config import Config
 from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.hub import Hub
+from ..metrics.export import Exporter
 from ..service import Scoreboard
 from ..storage import Store
 
@@ -24,3 +25,4 @@ HUB = web.AppKey("hub", Hub)
 ADMISSION = web.AppKey("admission", Admission)
 # The proxies whose X-Forwarded-For is believed (server.trusted_proxies).
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])
+METRICS = web.AppKey("metrics", Exporter)  # only when metrics are enabled

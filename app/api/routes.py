@@ -187,14 +187,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
+UNMATCHED = "unmatched"  # the route label of every path no route serves (404, 405)
+
+
 def setup_routes(
-    app: web.Application, wrap: Callable[[Handler], Handler], endpoints: tuple[Endpoint, ...] = ENDPOINTS
+    app: web.Application, wrap: Callable[[Handler, str], Handler], endpoints: tuple[Endpoint, ...] = ENDPOINTS
 ) -> None:
-    """Register every endpoint, each handler inside `wrap` (the request edge), and a last route
-    that answers every other path and method with the contract's 404 or 405."""
+    """Register every endpoint, each handler inside `wrap` (the request edge, told the route's
+    template), and a last route that answers every other path and method with the contract's 404 or 405."""
     for endpoint in endpoints:
         if endpoint.method == "GET":
-            app.router.add_get(endpoint.path, wrap(endpoint.handler))  # HEAD too
+            app.router.add_get(endpoint.path, wrap(endpoint.handler, endpoint.path))  # HEAD too
         else:
-            app.router.add_route(endpoint.method, endpoint.path, wrap(endpoint.handler))
-    app.router.add_route("*", r"/{unmatched:[\s\S]*}", wrap(views.unmatched))  # newlines (%0A) too
+            app.router.add_route(endpoint.method, endpoint.path, wrap(endpoint.handler, endpoint.path))
+    app.router.add_route("*", r"/{unmatched:[\s\S]*}", wrap(views.unmatched, UNMATCHED))  # newlines (%0A) too

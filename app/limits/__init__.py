@@ -11,6 +11,8 @@ from ..errors import RateLimited
 
 
 class Limiter(Protocol):
+    refused: int  # hits refused so far in this process (the metrics read it)
+
     async def check(self, key: str) -> None:
         """Count one hit; raise RateLimited (with Retry-After) when over the limit."""
 

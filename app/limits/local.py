@@ -19,6 +19,7 @@ class RateLimiter:
         self._clock = clock
         self._tat: dict[str, float] = {}  # theoretical arrival time per key
         self._hits = 0
+        self.refused = 0
 
     def retry_after(self, key: str) -> float:
         """Count one hit; 0 when allowed, otherwise the seconds until one would be."""
@@ -43,6 +44,7 @@ class RateLimiter:
         """Count one hit; raise RateLimited with a whole-second Retry-After when over."""
         wait = self.retry_after(key)
         if wait > 0:
+            self.refused += 1
             raise refuse(wait)
 
 

@@ -72,11 +72,13 @@ class RedisRateLimiter:
         self.tolerance_ms = self.interval_ms * (per_minute - 1)
         self._script = client.register_script(_GCRA)
         self._hits: TurnBatch[str, float] = TurnBatch(self._count, cancelled=ServiceUnavailable)
+        self.refused = 0
 
     async def check(self, key: str) -> None:
         """Count one hit; RateLimited with Retry-After when over."""
         wait_ms = await self._hits.submit(key)
         if wait_ms > 0:
+            self.refused += 1
             raise refuse(wait_ms / 1000)
 
     async def _count(self, hits: list[str]) -> list[float]:

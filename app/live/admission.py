@@ -25,6 +25,8 @@ class Admission:
         self.ip_slots = ip_slots
         self.handshakes = handshakes
         self.open = 0  # connections admitted in this process and not yet ended
+        self.refused_full = 0  # handshakes refused because this process was full (503)
+        self.refused_address = 0  # handshakes refused because their address held its connections (429)
         self._releases = Errands("giving a WebSocket slot back (it expires by itself)")
 
     @contextlib.asynccontextmanager
@@ -32,6 +34,7 @@ class Admission:
         """Hold a connection's places for the block; 503 when the process is full, 429 when the
         address is over its handshake rate or connection cap."""
         if self.open >= self.per_process:
+            self.refused_full += 1
             raise ServiceUnavailable(
                 "This server has no room for another live connection",
                 headers={"Retry-After": str(FULL_RETRY_SECONDS)},
@@ -42,6 +45,7 @@ class Admission:
         try:
             await self.handshakes.check(key)  # every handshake counts, admitted or not
             if not await self.ip_slots.acquire(key, connection_id):
+                self.refused_address += 1
                 raise RateLimited(FULL_RETRY_SECONDS, "Too many live connections from this address")
         except BaseException:
             self.open -= 1

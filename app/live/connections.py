@@ -47,12 +47,16 @@ class Connection:
         """Queue a pre-built frame; False if the connection is gone or was too far behind."""
         # Duck-typed: uvloop's transports do not derive from asyncio.WriteTransport.
         transport = cast(asyncio.WriteTransport | None, self.transport)
+        registry = self.registry
         if transport is None or transport.is_closing() or self.ws.closed:
+            registry.dropped_closed += 1
             return False
-        if transport.get_write_buffer_size() > self.registry.max_buffer:
-            self.registry.drop(self, CLOSE_TRY_AGAIN_LATER, "client too slow")
+        if transport.get_write_buffer_size() > registry.max_buffer:
+            registry.slow_closed += 1
+            registry.drop(self, CLOSE_TRY_AGAIN_LATER, "client too slow")
             return False
         transport.write(frame)
+        registry.sent += 1
         return True
 
     def send(self, message: ServerMessage) -> bool:
@@ -101,6 +105,13 @@ class Connections:
         # Told the user whose last connection went away (the notices stop watching them).
         self.on_user_left: Callable[[str], None] = _nobody_listens
         self._errands = errands
+        # Counted in place for the metrics: frames written, frames not written because the
+        # connection was going away or was closed for being too slow (the frame that found it so
+        # is dropped too), and connections refused for being one over their user's limit.
+        self.sent = 0
+        self.dropped_closed = 0
+        self.slow_closed = 0
+        self.refused_user = 0
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:
         """Register a new connection."""
@@ -120,6 +131,7 @@ class Connections:
     async def bind(self, conn: Connection, user_id: str) -> bool:
         """Attach a user; False when that user already has the allowed number of connections."""
         if not await self.slots.acquire(user_id, conn.id):
+            self.refused_user += 1
             return False
         if conn not in self.connections:  # closed while the slot was being taken
             await self.slots.release(user_id, conn.id)

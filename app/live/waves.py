@@ -8,6 +8,7 @@ import logging
 import time
 
 from ..clock import iso, now_ms
+from ..metrics.tally import WAVE_BOUNDS, Histogram
 from ..ranking import TOP_SIZE, Ranking, last_change
 from ..records import AwardEvent, Standing
 from ..tasks import stop_if_cancelled
@@ -51,6 +52,12 @@ class Waves:
         self._stopping = False
         self._last_top: list[tuple[str, str, int]] = []
         self._force = False  # make a new version even if the top 10 looks unchanged
+        # Wave latency: from the award that changed the top (its timestamp, taken as its transaction
+        # begins) to its version written to every subscriber. The oldest such award waiting for a
+        # version, and the oldest one in a version not yet written to everyone.
+        self.latency = Histogram(WAVE_BOUNDS)
+        self._pending_from: int | None = None
+        self._unswept_from: int | None = None
 
     @property
     def pending(self) -> bool:
@@ -88,6 +95,8 @@ class Waves:
             bases.setdefault(award.user_id, award.previous_score)
         if event.rank <= TOP_SIZE:
             self._dirty.set()
+            if self._pending_from is None:
+                self._pending_from = award.awarded_ms
 
     def _frame(self, top: list[tuple[int, Standing]], *, bases: dict[str, int]) -> bytes:
         entries = [
@@ -113,10 +122,12 @@ class Waves:
         version = self._version + 1
         # Registered before the read: awards that land while it is under way count from here.
         self._since[version] = {}
+        taken, self._pending_from = self._pending_from, None
         try:
             top = await self.ranking.top(TOP_SIZE)
         except BaseException:
             del self._since[version]
+            self._pending_from = taken if taken is not None else self._pending_from
             raise
         shown = [(s.user_id, s.username, s.score) for _, s in top]
         # Boards only grow (no user is ever removed), so a shorter top is a board still being
@@ -124,7 +135,11 @@ class Waves:
         unchanged = self._top is not None and shown == self._last_top and not self._force
         if unchanged or len(shown) < len(self._last_top):
             del self._since[version]
+            if len(shown) < len(self._last_top) and taken is not None:  # they wait for the rebuild's version
+                self._pending_from = taken
             return False
+        if self._unswept_from is None:
+            self._unswept_from = taken
         self._version, self._top = version, top
         self._frames = {}
         self._last_top = shown
@@ -178,6 +193,10 @@ class Waves:
                 self._dirty.set()
                 return yielded
         self._swept = self._version
+        if self._unswept_from is not None:
+            if self.subscribers:
+                self.latency.observe(max(0, now_ms() - self._unswept_from) / 1000)
+            self._unswept_from = None
         return yielded
 
     def _forget_unheld(self) -> None:

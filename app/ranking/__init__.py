@@ -6,8 +6,11 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections import Counter
+from collections.abc import Sequence
 from typing import Protocol
 
+from ..metrics.tally import REBUILD_BOUNDS, Histogram
 from ..records import Position, Standing, UserRecord, on_board
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,9 @@ class StandingsSource(Protocol):
 class Ranking(Protocol):
     """The rank index derived from the system of record. Writes are idempotent by `seq`: an
     older standing never replaces a newer one, so a fill may race live awards."""
+
+    fills: Counter[str]  # fills so far by outcome, for the metrics (see Fills)
+    fill_seconds: Histogram
 
     async def fill(self, source: StandingsSource) -> int:
         """Load every user on the board from the system of record; how many there are."""
@@ -54,9 +60,17 @@ class Ranking(Protocol):
     async def size(self) -> int:
         """How many users are on the board."""
 
+    async def counts_at_most(self, bounds: Sequence[int]) -> list[int]:
+        """How many users on the board have a score at most each bound (ascending bounds)."""
+
 
 class Fills:
-    """`fill` for an index that can `load` standings in bulk: the one way a ranking is filled."""
+    """`fill` for an index that can `load` standings in bulk: the one way a ranking is filled.
+    It counts its fills for the metrics: by outcome, and the seconds of those that succeeded."""
+
+    def __init__(self) -> None:
+        self.fills: Counter[str] = Counter()  # "succeeded" / "failed"
+        self.fill_seconds = Histogram(REBUILD_BOUNDS)
 
     async def load(self, standings: list[Standing]) -> None:
         """Write these standings (newer ones already held win)."""
@@ -65,8 +79,14 @@ class Fills:
     async def fill(self, source: StandingsSource) -> int:
         """Load every user on the board from the system of record; how many there are."""
         started = time.perf_counter()
-        standings = on_board(await source.standings())
-        await self.load(standings)
+        try:
+            standings = on_board(await source.standings())
+            await self.load(standings)
+        except Exception:
+            self.fills["failed"] += 1
+            raise
+        self.fills["succeeded"] += 1
+        self.fill_seconds.observe(time.perf_counter() - started)
         seconds = round(time.perf_counter() - started, 3)
         if len(standings) >= FREEZE_AT_USERS:
             # A full collection walks every object: with a million standings in memory that is a

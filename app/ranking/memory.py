@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 from sortedcontainers import SortedList
 
@@ -66,6 +68,11 @@ class RankIndex:
         self._by_user[user_id] = msgspec.structs.replace(old, username=username)
         return True
 
+    def at_most(self, score: int) -> int:
+        """How many users have at most this score."""
+        # Keys are (-score, seq, user): those before (-score,) have a higher score.
+        return len(self._by_user) - int(self._order.bisect_left((-score,)))
+
     def top(self, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings with their ranks."""
         return self.slice(1, limit)
@@ -80,6 +87,7 @@ class MemoryRanking(Fills):
     """The `Ranking` of one process: a `RankIndex` behind the async interface."""
 
     def __init__(self, index: RankIndex | None = None) -> None:
+        super().__init__()
         self.index = index or RankIndex()
 
     async def load(self, standings: list[Standing]) -> None:
@@ -122,3 +130,7 @@ class MemoryRanking(Fills):
     async def size(self) -> int:
         """Users on the board."""
         return len(self.index)
+
+    async def counts_at_most(self, bounds: Sequence[int]) -> list[int]:
+        """Users with a score at most each bound."""
+        return [self.index.at_most(bound) for bound in bounds]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -115,6 +116,7 @@ class RedisRanking(Fills):
     """The shared board. `stale` is set when an award committed but Redis missed it."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, trips: TurnPipeline | None = None) -> None:
+        super().__init__()
         self.client = client
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
@@ -279,3 +281,11 @@ class RedisRanking(Fills):
         """Users on the board."""
         with unavailable_on_outage():
             return int(await self.client.zcard(self.keys.board))
+
+    async def counts_at_most(self, bounds: Sequence[int]) -> list[int]:
+        """Users with a score at most each bound: one ZCOUNT each, in one round trip."""
+        with unavailable_on_outage():
+            pipe = self.client.pipeline(transaction=False)
+            for bound in bounds:
+                pipe.zcount(self.keys.board, "-inf", bound)
+            return [int(count) for count in await pipe.execute()]

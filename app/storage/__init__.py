@@ -6,11 +6,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..metrics.tally import Histogram
 from ..records import Award, AwardClaim, TokenGrant, UserRecord
 
 
 class Store(Protocol):
     """The system of record. Every write is one transaction; awards are exactly-once."""
+
+    round_trips: Histogram  # seconds of each transaction (SQLite: each group commit), for the metrics
+
+    def pool_usage(self) -> tuple[int, int] | None:
+        """(connections in use, the pool's size), or None for a store without a pool."""
 
     async def open(self) -> None:
         """Connect and apply migrations."""

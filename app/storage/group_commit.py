@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
 from ..errors import ApiError, ServiceUnavailable
 from ..logs import request_id
+from ..metrics.tally import Histogram
 from ..tasks import Background
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,7 @@ class GroupCommit:
         # Called with each batch's size before its transaction begins (metrics, tests); if it
         # raises, the batch fails as a failed transaction would.
         self.on_batch: Callable[[int], None] | None = None
+        self.round_trips = Histogram()  # seconds from each batch's BEGIN to its COMMIT (the fsync)
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._pending: list[_Queued] = []
@@ -196,6 +199,7 @@ class GroupCommit:
         db, thread = self._db, self._thread
         if db is None or thread is None:
             raise ServiceUnavailable("The database is not open")
+        started = time.perf_counter()
         try:
             # Free unless another process writes to the file: then wait on the thread, not here.
             if not _begin_at_once(db):
@@ -211,6 +215,7 @@ class GroupCommit:
             # hear at once, not when another process lets go of the lock; `close` runs after it.
             thread.submit(_rollback, db)
             raise
+        self.round_trips.observe(time.perf_counter() - started)
         return results
 
     async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:

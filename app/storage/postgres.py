@@ -12,6 +12,7 @@ from typing import TypeVar
 import asyncpg
 
 from ..errors import ServiceUnavailable
+from ..metrics.tally import Histogram
 from ..records import Award, AwardClaim, TokenGrant, UserRecord
 from .operations import Operations, Steps, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
@@ -55,6 +56,7 @@ class PostgresStore:
         self.dsn = dsn
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self.round_trips = Histogram()  # seconds of each transaction, from its connection's acquisition to COMMIT
 
     async def open(self) -> None:
         """Create the pool and apply migrations under an advisory lock."""
@@ -86,8 +88,18 @@ class PostgresStore:
         if self._pool is None:
             raise ServiceUnavailable("The database is not open")
         with _unavailable_on_outage():
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield conn
+            async with self._pool.acquire() as conn:
+                started = time.perf_counter()
+                async with conn.transaction():
+                    yield conn
+                self.round_trips.observe(time.perf_counter() - started)
+
+    def pool_usage(self) -> tuple[int, int] | None:
+        """(connections in use, the pool's size) now."""
+        pool = self._pool
+        if pool is None:
+            return None
+        return pool.get_size() - pool.get_idle_size(), pool.get_max_size()
 
     async def ping(self) -> None:
         """Run a trivial query."""

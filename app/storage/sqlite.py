@@ -58,6 +58,7 @@ class SqliteStore:
         self.path = path
         self.synchronous = synchronous
         self.writer = GroupCommit(path, synchronous=synchronous)
+        self.round_trips = self.writer.round_trips
         self._conn: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
@@ -106,6 +107,10 @@ class SqliteStore:
         if self._conn is None:
             raise ServiceUnavailable("The database is not open")
         return self._conn
+
+    def pool_usage(self) -> tuple[int, int] | None:
+        """None: one writing connection, no pool."""
+        return None
 
     async def ping(self) -> None:
         """Run a trivial query; unavailable too when the writer has stopped."""
