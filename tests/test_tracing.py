@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +201,10 @@ async def test_query_strings_never_reach_a_span(
     assert str(attributes["GET /ws/scoreboard"]["http.url"]).endswith("/ws/scoreboard?[redacted]")
     assert attributes["GET /api/v1/scoreboard/top"]["http.target"] == "/api/v1/scoreboard/top?[redacted]"
     assert jwt not in repr(attributes)
+
+
+def test_the_switch_is_documented() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert all(
+        f"`{name}`" in readme for name in ("OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
