@@ -79,7 +79,7 @@ def _service_named(environ: Mapping[str, str]) -> bool:
     return any(pair.partition("=")[0].strip() == "service.name" for pair in pairs)
 
 
-def start(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> TracerProvider:
+def start(names: tuple[str, ...]) -> TracerProvider:
     """This process's tracer provider, exporting to `names` (from `exporters`), made the global one,
     with aiohttp's server instrumentation installed; call once per process, before `create_app`.
 
@@ -94,9 +94,8 @@ def start(names: tuple[str, ...], environ: Mapping[str, str] | None = None) -> T
 
     from . import __version__
 
-    env = os.environ if environ is None else environ
     resource = Resource({"service.version": __version__, "process.pid": os.getpid()}).merge(Resource.create())
-    if not _service_named(env):
+    if not _service_named(os.environ):
         resource = resource.merge(Resource({"service.name": SERVICE_NAME}))
     provider = TracerProvider(resource=resource)
     for name in names:
@@ -119,17 +118,21 @@ def instrument(provider: TracerProvider) -> None:
     undoes it."""
     from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
     from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.trace import SpanKind
 
     class NoQueryStrings(SpanProcessor):
         """The instrumentation records the request target with its query string, where a
         WebSocket's user JWT sits (`?token=`): replaced before any exporter sees it, as in the logs."""
 
         def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+            attributes = span.attributes
+            if span.kind is not SpanKind.SERVER or attributes is None:
+                return
             for key in _URL_ATTRIBUTES:
-                value = span.attributes.get(key) if span.attributes is not None else None
+                value = attributes.get(key)
                 if isinstance(value, str) and "?" in value:
                     span.set_attribute(key, value.partition("?")[0] + "?[redacted]")
-            if span.attributes is not None and "url.query" in span.attributes:
+            if "url.query" in attributes:
                 span.set_attribute("url.query", "[redacted]")
 
     global _provider  # noqa: PLW0603 - one provider per process, like the instrumentation's own
@@ -170,7 +173,7 @@ def request_middlewares() -> list[Middleware]:
     async def correlate(request: web.Request, handler: Handler) -> web.StreamResponse:
         # The instrumentation's SERVER span is the current one here. The edge picks the id
         # (X-Request-ID or a new one) and answers it in that header; a response that started
-        # itself (a WebSocket, a file) has none.
+        # itself (a WebSocket) has none.
         response = await handler(request)
         rid = response.headers.get(_X_REQUEST_ID)
         if rid is not None:

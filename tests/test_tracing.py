@@ -5,18 +5,20 @@ per worker, is tests/test_tracing_export.py's."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from app import tracing
+from app import __version__, tracing
 from app.api.keys import SCOREBOARD
 
 from .conftest import Flow, MakeClient, envelope
@@ -67,6 +69,22 @@ def test_the_on_switch(environ: dict[str, str], expected: tuple[str, ...]) -> No
 def test_what_this_build_cannot_export_is_refused(environ: dict[str, str], named: str) -> None:
     with pytest.raises(tracing.TracingError, match=named):
         tracing.exporters(environ)
+
+
+def test_start_makes_this_process_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # no span is made: never reached
+    provider = tracing.start(("otlp", "console"))  # what run.py's serve() does in every process
+    try:
+        assert tracing.active() is provider and trace.get_tracer_provider() is provider
+        resource = provider.resource.attributes
+        assert resource["service.name"] == "scoreboard" and resource["service.version"] == __version__
+        assert resource["process.pid"] == os.getpid() and resource["service.instance.id"]
+    finally:
+        tracing.uninstrument()
+        provider.shutdown()
+    assert tracing.active() is None
 
 
 @pytest.mark.parametrize("storage", ["embedded"], indirect=True)
