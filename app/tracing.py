@@ -207,18 +207,22 @@ _OFF = _Off()
 
 class Spans:
     """`with spans("award.verify"):` a child span of the current one, with the correlation id; the
-    shared no-op when tracing is off."""
+    shared no-op when tracing is off, and when the current span records nothing (a request the
+    sampler left out, or one outside any traced request): an unrecorded span still costs ~8 µs."""
 
     def __init__(self, provider: TracerProvider | None) -> None:
         self._tracer: Tracer | None = None
         if provider is not None:
+            from opentelemetry.trace import get_current_span
+
             from . import __version__
 
             self._tracer = provider.get_tracer(SERVICE_NAME, __version__)
+            self._current = get_current_span
 
     def __call__(self, name: str) -> AbstractContextManager[StepSpan]:
         tracer = self._tracer
-        if tracer is None:
+        if tracer is None or not self._current().is_recording():
             return _OFF
         rid = request_id.get()
         return tracer.start_as_current_span(name, attributes=None if rid is None else {CORRELATION_ID: rid})

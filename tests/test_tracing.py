@@ -178,6 +178,35 @@ async def test_span_tree_of_one_award(spans: InMemorySpanExporter, make_client: 
         assert span.end_time is not None and award.end_time is not None and span.end_time <= award.end_time
 
 
+def test_steps_make_spans_only_under_a_recording_one() -> None:
+    provider = TracerProvider()
+    steps = tracing.Spans(provider)
+    assert steps("award") is steps("award.verify")  # outside any request: the shared no-op
+    with provider.get_tracer("test").start_as_current_span("request"):
+        assert steps("award") is not steps("award")  # a span each
+    unsampled = trace.NonRecordingSpan(trace.SpanContext(int(TRACE_ID, 16), int(PARENT_ID, 16), is_remote=True))
+    with trace.use_span(unsampled):
+        assert steps("award") is steps("award.verify")  # left out by the sampler: no span to make
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("storage", ["embedded"], indirect=True)
+async def test_an_award_the_sampler_left_out_makes_no_span(
+    spans: InMemorySpanExporter, make_client: MakeClient, bearer: Any
+) -> None:
+    client = await make_client()
+    token = await Flow(client, bearer).token()
+    spans.clear()
+    unsampled = {**bearer("alice"), "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}  # the caller's decision
+    resp = await client.post(
+        "/api/v1/scoreboard/update", json={"actionToken": token, "actionId": "q1"}, headers=unsampled
+    )
+    assert resp.status == 200
+    assert (await client.get("/healthz")).status == 200  # sampled: its span ends after the award's would
+    found = _finished(spans, lambda found: any(s.name == "GET /healthz" for s in found))
+    assert [s.name for s in found] == ["GET /healthz"]
+
+
 @pytest.mark.parametrize(
     ("storage", "refused_by"), [("embedded", "award.transaction"), ("redis", "award.gate.claim")], indirect=["storage"]
 )
