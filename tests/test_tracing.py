@@ -5,6 +5,7 @@ per worker, is tests/test_tracing_export.py's."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -112,19 +113,21 @@ def spans() -> Iterator[InMemorySpanExporter]:
         provider.shutdown()
 
 
-def _finished(exporter: InMemorySpanExporter, done: Callable[[Sequence[ReadableSpan]], bool]) -> list[ReadableSpan]:
+async def _finished(
+    exporter: InMemorySpanExporter, done: Callable[[Sequence[ReadableSpan]], bool]
+) -> list[ReadableSpan]:
     # The SERVER span ends when the handler returns, as the answer is written: allow a moment.
     deadline = time.monotonic() + 2
     while not done(found := exporter.get_finished_spans()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
     return list(found)
 
 
-def _award_spans(exporter: InMemorySpanExporter, trace_id: int) -> list[ReadableSpan]:
+async def _award_spans(exporter: InMemorySpanExporter, trace_id: int) -> list[ReadableSpan]:
     def ours(found: Sequence[ReadableSpan]) -> list[ReadableSpan]:
         return [s for s in found if s.context is not None and s.context.trace_id == trace_id]
 
-    return ours(_finished(exporter, lambda found: any(s.name == UPDATE for s in ours(found))))
+    return ours(await _finished(exporter, lambda found: any(s.name == UPDATE for s in ours(found))))
 
 
 async def _submit(client: Any, bearer: Any, token: str, rid: str) -> Any:
@@ -149,7 +152,7 @@ async def test_span_tree_of_one_award(spans: InMemorySpanExporter, make_client: 
     assert resp.status == 200, await resp.text()
     assert resp.headers["X-Request-ID"] == "award-trace-1"
 
-    found = _award_spans(spans, int(TRACE_ID, 16))
+    found = await _award_spans(spans, int(TRACE_ID, 16))
     named = _by_name(found)
     assert set(named) == {UPDATE, "award", *STEPS}
 
@@ -203,7 +206,7 @@ async def test_an_award_the_sampler_left_out_makes_no_span(
     )
     assert resp.status == 200
     assert (await client.get("/healthz")).status == 200  # sampled: its span ends after the award's would
-    found = _finished(spans, lambda found: any(s.name == "GET /healthz" for s in found))
+    found = await _finished(spans, lambda found: any(s.name == "GET /healthz" for s in found))
     assert [s.name for s in found] == ["GET /healthz"]
 
 
@@ -220,7 +223,7 @@ async def test_a_refused_award_marks_the_step_that_refused(
     resp = await _submit(client, bearer, token, "replay")
     assert (await envelope(resp))["error"]["code"] == "TOKEN_ALREADY_USED"
 
-    named = _by_name(_award_spans(spans, int(TRACE_ID, 16)))
+    named = _by_name(await _award_spans(spans, int(TRACE_ID, 16)))
     failed = [name for name, s in named.items() if s.status.status_code == StatusCode.ERROR]
     assert sorted(failed) == sorted(["award", refused_by])  # the SERVER span of a 4xx is no error
     server = named[UPDATE].attributes
@@ -240,7 +243,7 @@ async def test_query_strings_never_reach_a_span(
     await ws.close()
     assert (await client.get("/api/v1/scoreboard/top?limit=3")).status == 200
 
-    found = _finished(
+    found = await _finished(
         spans, lambda found: {"GET /ws/scoreboard", "GET /api/v1/scoreboard/top"} <= {s.name for s in found}
     )
     attributes = {s.name: dict(s.attributes or {}) for s in found}
