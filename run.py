@@ -14,6 +14,8 @@ from app.config import Config, ConfigError, is_loopback, load_config
 from app.demo import demo_config, demo_players
 from app.logs import setup_logging
 from app.metrics.multiprocess import shared_values
+from app.tracing import TracingError, exporters
+from app.tracing import start as start_tracing
 from app.workers import supervise
 
 GIL_SWITCH_SECONDS = 0.0005
@@ -81,9 +83,11 @@ def _token(config: Config, args: argparse.Namespace) -> str:
     return UserAuth.for_config(config).issue(args.user_id, name=args.name, ttl_seconds=args.ttl)
 
 
-def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
-    """Run the server in this process (with `demo` simulated players)."""
+def serve(config: Config, *, demo: int = 0, reuse_port: bool = False, tracing: tuple[str, ...] = ()) -> None:
+    """Run the server in this process (with `demo` simulated players), traced to the `tracing`
+    exporters when there are any (see app/tracing.py): each process, every worker, has its own."""
     setup_logging(config.settings.log.level)
+    provider = start_tracing(tracing) if tracing else None
     # The SQLite writer thread takes the GIL back after every statement. While the loop is busy
     # (a broadcast wave to 10,000 sockets) the default 5 ms switch interval made each of those
     # hand-overs wait up to 5 ms: awards queued for hundreds of milliseconds behind waves.
@@ -97,14 +101,18 @@ def serve(config: Config, *, demo: int = 0, reuse_port: bool = False) -> None:
         uvloop.install()
     except ImportError:  # uvloop has no Windows build; the default loop works, only slower
         pass
-    drain.serve(
-        app,
-        host=config.server.host,
-        port=config.server.port,
-        reuse_port=reuse_port,
-        drain_seconds=config.server.drain_seconds,
-        announce=lambda msg: print(msg, file=sys.stderr),
-    )
+    try:
+        drain.serve(
+            app,
+            host=config.server.host,
+            port=config.server.port,
+            reuse_port=reuse_port,
+            drain_seconds=config.server.drain_seconds,
+            announce=lambda msg: print(msg, file=sys.stderr),
+        )
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the spans still queued
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "token":
             print(_token(config, args))
             return 0
+        tracing = exporters(os.environ)
         if args.command == "demo":
             if config.production:
                 raise ConfigError("demo: refused with SCOREBOARD_ENV=production (simulated players write real scores)")
@@ -135,15 +144,15 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(
                 "--reuse-port: processes sharing a port need SCOREBOARD_REDIS_URL (shared board and fan-out)"
             )
-    except ConfigError as exc:
+    except (ConfigError, TracingError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     demo = args.players if args.command == "demo" else 0
     if workers == 1:
-        serve(config, demo=demo, reuse_port=reuse_port)
+        serve(config, demo=demo, reuse_port=reuse_port, tracing=tracing)
         return 0
     setup_logging(config.settings.log.level)
-    serving = functools.partial(serve, config, reuse_port=True)
+    serving = functools.partial(serve, config, reuse_port=True, tracing=tracing)
     if not config.metrics.enabled:
         return supervise(serving, workers, drain_seconds=config.server.drain_seconds)
     with shared_values() as ended:

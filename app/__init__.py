@@ -46,6 +46,7 @@ from .storage import Store
 from .tasks import Background, CleanupContext, running
 from .tokens import ActionTokens
 from .top_cache import TopCache
+from .tracing import Spans, active, request_middlewares
 from .wiring import Parts, build_parts
 
 __version__ = "0.1.0"
@@ -133,7 +134,9 @@ def create_app(config: Config, *, reuse_port: bool = False) -> web.Application:
     envelope_protocol_errors()
     parts = build_parts(config)
     trusted = parse_networks(config.server.trusted_proxies)
-    app = web.Application(client_max_size=config.server.max_body_bytes)
+    # Traced (`app.tracing.start` ran in this process): aiohttp's instrumentation makes this class
+    # open a span per request, and the service marks the award's steps.
+    app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=request_middlewares())
     scoreboard = Scoreboard(
         store=parts.store,
         ranking=parts.ranking,
@@ -148,6 +151,7 @@ def create_app(config: Config, *, reuse_port: bool = False) -> web.Application:
         tokens_per_user=config.limits.tokens_per_user,
         tops=parts.tops,
         activity=parts.activity if config.metrics.enabled else None,
+        spans=Spans(active()),
     )
     hub = Hub(parts.ranking, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
     _subscribe(parts.fanout, parts.tops, hub)

@@ -31,6 +31,7 @@ from .records import Award, AwardClaim, AwardEvent, Standing, TokenGrant
 from .storage import Store
 from .tokens import ActionClaims, ActionTokens, token_hash
 from .top_cache import TopAnswer, TopCache
+from .tracing import ACTION_TYPE, Spans
 
 log = logging.getLogger(__name__)
 BOARD_UNAVAILABLE = "board_unavailable"  # why an award is held: committed, the board catches up later
@@ -100,6 +101,7 @@ class Scoreboard:
         tokens_per_user: int | None = None,
         tops: TopCache | None = None,
         activity: Activity | None = None,
+        spans: Spans | None = None,
     ) -> None:
         self.store = store
         self.ranking = ranking
@@ -111,6 +113,7 @@ class Scoreboard:
         self.tops = tops or TopCache()
         self.tally = AwardTally()
         self.activity = activity  # None: nobody counts the active users
+        self.span = spans or Spans(None)  # the award's steps as trace spans, when tracing is on
 
     async def initialize(self, principal: Principal, request: InitializeRequest) -> InitializeData:
         """Issue a token worth the catalog's score for this action, recorded before it is returned."""
@@ -156,14 +159,17 @@ class Scoreboard:
         """Check everything that can refuse the award, then consume the token and award once."""
         started = time.perf_counter()
         self._saw(principal)
-        try:
-            claims, action = self._check(principal, request)
-            award = await self._consume(principal, claims, action)
-        except ApiError as exc:
-            self.tally.refused[exc.code] += 1
-            raise
-        self.tally.awarded[award.action_type] += 1
-        _, rank = await self.record(award)
+        with self.span("award") as span:
+            try:
+                with self.span("award.verify"):
+                    claims, action = self._check(principal, request)
+                span.set_attribute(ACTION_TYPE, claims.action_type)
+                award = await self._consume(principal, claims, action)
+            except ApiError as exc:
+                self.tally.refused[exc.code] += 1
+                raise
+            self.tally.awarded[award.action_type] += 1
+            _, rank = await self.record(award)
         _log_award(award, started)
         return UpdateData(
             user_id=award.user_id,
@@ -192,35 +198,41 @@ class Scoreboard:
 
     async def _consume(self, principal: Principal, claims: ActionClaims, action: ActionSettings) -> Award:
         """Spend the token and commit the award, past the nonce gate; the gate learns the outcome."""
-        attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
+        with self.span("award.gate.claim"):
+            attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
         used_for = max(1, claims.exp - int(time.time()))  # the gate needs it no longer than the token lives
         try:
-            award = await self.store.award(
-                AwardClaim(
-                    nonce=claims.nonce,
-                    user_id=principal.user_id,
-                    username=principal.name,
-                    action_type=claims.action_type,
-                    action_id=claims.action_id,
-                    min_elapsed_ms=round(action.min_seconds * 1000),
-                    now_ms=now_ms(),
+            with self.span("award.transaction"):
+                award = await self.store.award(
+                    AwardClaim(
+                        nonce=claims.nonce,
+                        user_id=principal.user_id,
+                        username=principal.name,
+                        action_type=claims.action_type,
+                        action_id=claims.action_id,
+                        min_elapsed_ms=round(action.min_seconds * 1000),
+                        now_ms=now_ms(),
+                    )
                 )
-            )
         except TokenAlreadyUsed:
             # It committed before (the gate forgot it, or its process died before confirming).
-            await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
+            with self.span("award.gate.confirm"):
+                await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
             raise
         except BaseException:
             if attempt is not None:
-                await _best_effort("nonce release", self.gate.release(claims.nonce, attempt))
+                with self.span("award.gate.release"):
+                    await _best_effort("nonce release", self.gate.release(claims.nonce, attempt))
             raise
-        await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
+        with self.span("award.gate.confirm"):
+            await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
         return award
 
     async def record(self, award: Award) -> tuple[int | None, int]:
         """Apply a committed award to the ranking and publish it to the live side."""
         try:
-            previous_rank, rank = await self.ranking.put(Standing.of(award))
+            with self.span("award.ranking"):
+                previous_rank, rank = await self.ranking.put(Standing.of(award))
         except ServiceUnavailable:
             self.tops.changed()
             self.tally.held[award.action_type, BOARD_UNAVAILABLE] += 1
@@ -232,7 +244,8 @@ class Scoreboard:
         if rank <= TOP_SIZE and (previous_rank is None or previous_rank > TOP_SIZE):
             self.tally.top_entries += 1
         event = AwardEvent(award=award, previous_rank=previous_rank, rank=rank)
-        await _best_effort("live update", self.fanout.publish(event))
+        with self.span("award.fanout"):
+            await _best_effort("live update", self.fanout.publish(event))
         return previous_rank, rank
 
     async def top(self, limit: int) -> TopAnswer:
