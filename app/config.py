@@ -40,6 +40,9 @@ class ServerSettings(_Section, frozen=True):
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
     trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: Annotated[int, Meta(ge=256, le=1_048_576)] = 8192
+    # How long browsers and shared caches (a CDN) may reuse GET /top without asking: `Cache-Control:
+    # public, max-age=N`; 0 sends `no-cache` (reuse only after a revalidation, 304 by its ETag).
+    read_cache_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 1
 
 
 class StorageSettings(_Section, frozen=True):
