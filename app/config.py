@@ -303,8 +303,9 @@ def read_secrets(environ: Mapping[str, str], *, production: bool, host: str) -> 
     return secrets
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read the TOML file (``SCOREBOARD_CONFIG`` or ``./config.toml``) and apply the environment."""
+def read_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> FileSettings:
+    """The TOML file (``SCOREBOARD_CONFIG`` or ``./config.toml``) with the environment's overrides,
+    validated; no secrets (what `run.py backup` and `restore` need)."""
     env = os.environ if environ is None else environ
     file = Path(path or env.get("SCOREBOARD_CONFIG") or "config.toml")
     try:
@@ -314,10 +315,16 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc})") from None
     _apply_env(raw, env)
+    return parse_settings(raw)
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (``SCOREBOARD_CONFIG`` or ``./config.toml``) and apply the environment."""
+    env = os.environ if environ is None else environ
+    settings = read_settings(path, env)
     mode = env.get("SCOREBOARD_ENV", "development")
     if mode not in ("development", "production", "test"):
         raise ConfigError(f"SCOREBOARD_ENV: {mode!r} is not one of development, production, test")
-    settings = parse_settings(raw)
     return Config(
         settings=settings,
         secrets=read_secrets(env, production=mode == "production", host=settings.server.host),
