@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 
@@ -54,15 +55,23 @@ def matches(if_none_match: tuple[ETag, ...] | None, etag: str) -> bool:
     return any(tag.value in (value, ETAG_ANY) for tag in if_none_match)
 
 
+@functools.lru_cache(maxsize=64)
+def _cache_headers(etag: str, cache_control: str, *, json: bool) -> CIMultiDict[str]:
+    # Made once per answer and copied into each response (aiohttp copies what it is given).
+    headers = CIMultiDict({hdrs.ETAG: etag, hdrs.CACHE_CONTROL: cache_control})
+    if json:
+        headers[hdrs.CONTENT_TYPE] = JSON
+    return headers
+
+
 def ok_cacheable(body: bytes, etag: str, cache_control: str) -> web.Response:
     """A 200 of an encoded answer that caches may keep, with its entity tag."""
-    headers = CIMultiDict({hdrs.CONTENT_TYPE: JSON, hdrs.ETAG: etag, hdrs.CACHE_CONTROL: cache_control})
-    return web.Response(body=body, headers=headers)
+    return web.Response(body=body, headers=_cache_headers(etag, cache_control, json=True))
 
 
 def not_modified(etag: str, cache_control: str) -> web.Response:
     """304: the copy the client holds (named by `etag`) is current; no body."""
-    return web.Response(status=304, headers=CIMultiDict({hdrs.ETAG: etag, hdrs.CACHE_CONTROL: cache_control}))
+    return web.Response(status=304, headers=_cache_headers(etag, cache_control, json=False))
 
 
 def failure(

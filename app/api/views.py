@@ -44,8 +44,10 @@ async def top(request: web.Request) -> web.Response:
     query = convert_strings(dict(request.query), TopQuery) if request.query_string else _DEFAULT_TOP
     answer = await request.app[SCOREBOARD].top(query.limit)
     cache_control = request.app[READ_CACHE_CONTROL]
-    # A CDN or browser revalidating its copy gets 304 while the answer is unchanged.
-    if hdrs.IF_NONE_MATCH in request.headers and matches(request.if_none_match, answer.etag):
+    # A CDN or browser revalidating its copy gets 304 while the answer is unchanged. It sends the
+    # tag as it got it, mostly: that compare first, aiohttp's parse (~10 us) for the other forms.
+    if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
+    if if_none_match is not None and (if_none_match == answer.etag or matches(request.if_none_match, answer.etag)):
         return not_modified(answer.etag, cache_control)
     return ok_cacheable(answer.body, answer.etag, cache_control)
 
