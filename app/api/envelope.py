@@ -56,7 +56,7 @@ def matches(if_none_match: tuple[ETag, ...] | None, etag: str) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _cache_headers(etag: str, cache_control: str, *, json: bool) -> CIMultiDict[str]:
+def _cache_headers(etag: str, cache_control: str, json: bool) -> CIMultiDict[str]:
     # Made once per answer and copied into each response (aiohttp copies what it is given).
     headers = CIMultiDict({hdrs.ETAG: etag, hdrs.CACHE_CONTROL: cache_control})
     if json:
@@ -66,12 +66,12 @@ def _cache_headers(etag: str, cache_control: str, *, json: bool) -> CIMultiDict[
 
 def ok_cacheable(body: bytes, etag: str, cache_control: str) -> web.Response:
     """A 200 of an encoded answer that caches may keep, with its entity tag."""
-    return web.Response(body=body, headers=_cache_headers(etag, cache_control, json=True))
+    return web.Response(body=body, headers=_cache_headers(etag, cache_control, True))
 
 
 def not_modified(etag: str, cache_control: str) -> web.Response:
     """304: the copy the client holds (named by `etag`) is current; no body."""
-    return web.Response(status=304, headers=_cache_headers(etag, cache_control, json=False))
+    return web.Response(status=304, headers=_cache_headers(etag, cache_control, False))
 
 
 def failure(
