@@ -97,6 +97,16 @@ async def test_backup_refuses_the_database_itself_and_a_missing_one(
     assert _awards(live) == 1
 
 
+def test_backup_of_a_file_that_is_no_database_says_so(
+    live: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live.parent.mkdir()
+    live.write_bytes(b"not a database" * 500)
+    code, out, err = _command(capsys, "backup", str(tmp_path / "copy.db"))
+    assert (code, out) == (1, "") and err == f"backup: {live}: could not be copied (file is not a database)\n"
+    assert not (tmp_path / "copy.db").exists() and _leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("command", ["backup", "restore"])
 def test_postgres_is_backed_up_with_its_own_tools(
     live: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str

@@ -212,7 +212,10 @@ def backup(database: str | Path, target: str | Path, *, overwrite: bool = False)
         raise BackupError(f"{source}: a restore is under way (it holds {lock.path}); back up after it")
     try:
         with _staged(dest, "partial") as staged:
-            _copy(source, staged)
+            try:
+                _copy(source, staged)
+            except sqlite3.DatabaseError as exc:
+                raise BackupError(f"{source}: could not be copied ({exc})") from None
             summary = check(staged, name=source)
             _fsync(staged)
             if overwrite:
