@@ -1,5 +1,5 @@
-"""Command line: `python run.py [serve] [--host H] [--port P] [--config PATH] [--workers N | --reuse-port]` or
-`python run.py token USER_ID`."""
+"""Command line: `python run.py [serve] [--host H] [--port P] [--config PATH] [--workers N | --reuse-port]`,
+`python run.py token USER_ID`, `python run.py backup PATH` or `python run.py restore PATH`."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import sys
 
 from app import create_app, drain
 from app.auth import UserAuth
-from app.config import Config, ConfigError, is_loopback, load_config
+from app.config import Config, ConfigError, is_loopback, load_config, read_settings
 from app.demo import demo_config, demo_players
 from app.logs import setup_logging
+from app.maintenance import backup_command, restore_command
 from app.metrics.multiprocess import shared_values
+from app.storage.backup import BackupError
 from app.tracing import TracingError, exporters
 from app.tracing import start as start_tracing
 from app.workers import supervise
@@ -22,7 +24,7 @@ GIL_SWITCH_SECONDS = 0.0005
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: `serve` (the default), `demo` and `token`, with their options."""
+    """The command line: `serve` (the default), `demo`, `token`, `backup` and `restore`, with their options."""
     # Options are accepted before or after the command; SUPPRESS keeps a later absence from
     # overwriting an earlier value.
     config = argparse.ArgumentParser(add_help=False)
@@ -61,7 +63,38 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sign even with SCOREBOARD_ENV=production (a token for a real user, signed by hand)",
     )
+    backup = commands.add_parser(
+        "backup",
+        parents=[config],
+        help="copy the SQLite database to PATH while servers run (SQLite's online backup), checked",
+    )
+    backup.add_argument("path", help="the backup file to write (refused if it exists, unless --force)")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    restore = commands.add_parser(
+        "restore",
+        parents=[config],
+        help="replace the SQLite database with a checked backup; refused while a server uses it",
+    )
+    restore.add_argument("path", help="the backup file to restore")
     return cli
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    """`backup` or `restore`: one line on stdout when done, one on stderr when refused (exit 1)."""
+    try:
+        settings = read_settings(getattr(args, "config", None))  # no secrets: a backup needs none
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "backup":
+            print(backup_command(settings, args.path, force=args.force))
+        else:
+            print(restore_command(settings, args.path))
+    except (BackupError, OSError) as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -115,9 +148,25 @@ def serve(config: Config, *, demo: int = 0, reuse_port: bool = False, tracing: t
             provider.shutdown()  # exports the spans still queued
 
 
+def _check_processes(config: Config, command: str, *, workers: int, reuse_port: bool) -> None:
+    """Refuse a process layout the configuration cannot serve (ConfigError)."""
+    if workers < 1:
+        raise ConfigError("--workers: must be at least 1")
+    if workers > 1 and command == "demo":
+        raise ConfigError("--workers: the demo runs in one process")
+    if workers > 1 and not config.storage.redis_url:
+        raise ConfigError("--workers: several processes need SCOREBOARD_REDIS_URL (shared board and fan-out)")
+    if reuse_port and command == "demo":
+        raise ConfigError("--reuse-port: the demo runs in one process")
+    if reuse_port and not config.storage.redis_url:
+        raise ConfigError("--reuse-port: processes sharing a port need SCOREBOARD_REDIS_URL (shared board and fan-out)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command."""
     args = parser().parse_args(argv)
+    if args.command in ("backup", "restore"):
+        return _maintain(args)
     workers = getattr(args, "workers", 1)
     reuse_port = getattr(args, "reuse_port", False)
     try:
@@ -132,18 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             if not is_loopback(config.server.host):
                 raise ConfigError(f"demo: serves on a loopback address only, not {config.server.host!r}")
             config = demo_config(config)
-        if workers < 1:
-            raise ConfigError("--workers: must be at least 1")
-        if workers > 1 and args.command == "demo":
-            raise ConfigError("--workers: the demo runs in one process")
-        if workers > 1 and not config.storage.redis_url:
-            raise ConfigError("--workers: several processes need SCOREBOARD_REDIS_URL (shared board and fan-out)")
-        if reuse_port and args.command == "demo":
-            raise ConfigError("--reuse-port: the demo runs in one process")
-        if reuse_port and not config.storage.redis_url:
-            raise ConfigError(
-                "--reuse-port: processes sharing a port need SCOREBOARD_REDIS_URL (shared board and fan-out)"
-            )
+        _check_processes(config, args.command, workers=workers, reuse_port=reuse_port)
     except (ConfigError, TracingError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

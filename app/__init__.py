@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .addresses import parse_networks
 from .api.edge import edge, envelope_protocol_errors
+from .api.envelope import public_cache_control
 from .api.keys import (
     ADMISSION,
     CONFIG,
@@ -20,6 +21,7 @@ from .api.keys import (
     INITIALIZE_LIMITER,
     METRICS,
     OPENAPI,
+    READ_CACHE_CONTROL,
     SCOREBOARD,
     STORE,
     TRUSTED_PROXIES,
@@ -167,6 +169,7 @@ def create_app(config: Config, *, reuse_port: bool = False) -> web.Application:
     app[USER_AUTH] = UserAuth.for_config(config)
     app[UPDATE_LIMITER] = parts.update_limiter
     app[INITIALIZE_LIMITER] = parts.initialize_limiter
+    app[READ_CACHE_CONTROL] = public_cache_control(config.server.read_cache_seconds)
     app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__, actions=tuple(config.actions))
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     app[TRUSTED_PROXIES] = trusted

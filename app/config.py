@@ -42,6 +42,9 @@ class ServerSettings(_Section, frozen=True):
     max_body_bytes: Annotated[int, Meta(ge=256, le=1_048_576)] = 8192
     # On SIGTERM or SIGINT: the process exits at most this long after the signal (see app/drain.py).
     drain_seconds: Annotated[float, Meta(ge=2, le=3600)] = 10.0
+    # How long browsers and shared caches (a CDN) may reuse GET /top without asking: `Cache-Control:
+    # public, max-age=N`; 0 sends `no-cache` (reuse only after a revalidation, 304 by its ETag).
+    read_cache_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 1
 
 
 class StorageSettings(_Section, frozen=True):
@@ -320,8 +323,9 @@ def read_secrets(environ: Mapping[str, str], *, production: bool, host: str) -> 
     return secrets
 
 
-def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read the TOML file (``SCOREBOARD_CONFIG`` or ``./config.toml``) and apply the environment."""
+def read_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> FileSettings:
+    """The TOML file (``SCOREBOARD_CONFIG`` or ``./config.toml``) with the environment's overrides,
+    validated; no secrets (what `run.py backup` and `restore` need)."""
     env = os.environ if environ is None else environ
     file = Path(path or env.get("SCOREBOARD_CONFIG") or "config.toml")
     try:
@@ -331,10 +335,16 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc})") from None
     _apply_env(raw, env)
+    return parse_settings(raw)
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (``SCOREBOARD_CONFIG`` or ``./config.toml``) and apply the environment."""
+    env = os.environ if environ is None else environ
+    settings = read_settings(path, env)
     mode = env.get("SCOREBOARD_ENV", "development")
     if mode not in ("development", "production", "test"):
         raise ConfigError(f"SCOREBOARD_ENV: {mode!r} is not one of development, production, test")
-    settings = parse_settings(raw)
     return Config(
         settings=settings,
         secrets=read_secrets(env, production=mode == "production", host=settings.server.host),

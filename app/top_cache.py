@@ -8,7 +8,7 @@ from collections.abc import Hashable
 
 import msgspec
 
-from .api.envelope import ok_body
+from .api.envelope import etag_of, ok_body
 from .api.models import BoardEntry, TopData
 from .clock import iso, now_ms
 from .ranking import WATCHED_PLACES, last_change, reaches_watched
@@ -18,10 +18,12 @@ MAX_ENTRIES = 4 * WATCHED_PLACES  # rendered entries kept for reuse
 
 
 class TopAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    """The top of the board, as data and as the encoded response body."""
+    """The top of the board, as data, as the encoded response body and as that body's entity tag
+    (hashed once per answer, not per request)."""
 
     data: TopData
     body: bytes
+    etag: str
 
 
 class TopCache:
@@ -64,7 +66,8 @@ class TopCache:
         """Render the top read under `version`, and keep it for the next reads."""
         # When what is shown last changed: an award further down changes neither the answer nor this.
         data = TopData(leaderboard=[self._entry(place) for place in top], updated_at=iso(last_change(top) or now_ms()))
-        answer = TopAnswer(data=data, body=ok_body(data))
+        body = ok_body(data)
+        answer = TopAnswer(data=data, body=body, etag=etag_of(body))
         if top:  # an empty board's updatedAt is "now": not kept
             self._answers[limit] = (version, answer)
         return answer

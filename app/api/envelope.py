@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Mapping
 
 import msgspec
 from aiohttp import hdrs, web
+from aiohttp.helpers import ETAG_ANY, ETag
 from multidict import CIMultiDict
 
 from ..errors import ApiError
@@ -27,9 +30,48 @@ def ok(data: object, *, status: int = 200) -> web.Response:
     return web.Response(body=ok_body(data), status=status, headers=_JSON_HEADERS)
 
 
-def ok_encoded(body: bytes) -> web.Response:
-    """A 200 whose body `ok_body` encoded before (a kept answer)."""
-    return web.Response(body=body, headers=_JSON_HEADERS)
+ETAG_PATTERN = r'^"[0-9a-f]{20}"$'  # what etag_of gives, for the OpenAPI document
+PUBLIC_CACHE_CONTROL_PATTERN = r"^(public, max-age=[0-9]+|no-cache)$"  # what public_cache_control gives
+PRIVATE_CACHE_CONTROL = "private, no-store"  # a user's own view: kept by no cache
+
+
+def etag_of(body: bytes) -> str:
+    """A strong entity tag of these exact bytes (quoted, as the `ETag` header carries it): equal
+    bodies get equal tags in every process, so a CDN in front of several keeps one copy."""
+    return '"' + hashlib.blake2b(body, digest_size=10).hexdigest() + '"'
+
+
+def public_cache_control(max_age_seconds: int) -> str:
+    """`Cache-Control` of a public read: reusable for `max_age_seconds` by browsers and shared
+    caches; 0: stored but revalidated before every reuse (`no-cache`)."""
+    return f"public, max-age={max_age_seconds}" if max_age_seconds > 0 else "no-cache"
+
+
+def matches(if_none_match: tuple[ETag, ...] | None, etag: str) -> bool:
+    """Whether `If-None-Match` names this tag (compared weakly, as RFC 9110 says for it) or is `*`."""
+    if not if_none_match:
+        return False
+    value = etag[1:-1]
+    return any(tag.value in (value, ETAG_ANY) for tag in if_none_match)
+
+
+@functools.lru_cache(maxsize=64)
+def _cache_headers(etag: str, cache_control: str, json: bool) -> CIMultiDict[str]:
+    # Made once per answer and copied into each response (aiohttp copies what it is given).
+    headers = CIMultiDict({hdrs.ETAG: etag, hdrs.CACHE_CONTROL: cache_control})
+    if json:
+        headers[hdrs.CONTENT_TYPE] = JSON
+    return headers
+
+
+def ok_cacheable(body: bytes, etag: str, cache_control: str) -> web.Response:
+    """A 200 of an encoded answer that caches may keep, with its entity tag."""
+    return web.Response(body=body, headers=_cache_headers(etag, cache_control, True))
+
+
+def not_modified(etag: str, cache_control: str) -> web.Response:
+    """304: the copy the client holds (named by `etag`) is current; no body."""
+    return web.Response(status=304, headers=_cache_headers(etag, cache_control, False))
 
 
 def failure(

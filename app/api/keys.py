@@ -21,6 +21,8 @@ SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)
+# `Cache-Control` of public board reads (server.read_cache_seconds), made once at start.
+READ_CACHE_CONTROL = web.AppKey("read_cache_control", str)
 HUB = web.AppKey("hub", Hub)
 ADMISSION = web.AppKey("admission", Admission)
 # The proxies whose X-Forwarded-For is believed (server.trusted_proxies).

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from ..errors import ApiError
+from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN
 from .models import ErrorEnvelope
 from .routes import Endpoint, Link
 
@@ -66,8 +67,51 @@ def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
     return responses
 
 
+_ETAG = {
+    "description": "Strong entity tag of this exact body: it changes whenever the body does",
+    "required": True,
+    "schema": {"type": "string", "pattern": ETAG_PATTERN},
+}
+_PUBLIC_CACHE_CONTROL = {
+    "description": "`public, max-age=N` (N = server.read_cache_seconds): browsers and shared caches (a CDN) "
+    "may reuse the answer that long, then revalidate with `If-None-Match`; `no-cache` when N is 0",
+    "required": True,
+    "schema": {"type": "string", "pattern": PUBLIC_CACHE_CONTROL_PATTERN},
+}
+_IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The `ETag` of a copy the client holds (or `*`): 304 without a body while it is current",
+    "schema": {"type": "string"},
+}
+
+
+def _cache_headers(endpoint: Endpoint) -> dict[str, Any]:
+    """The caching headers of a success."""
+    if endpoint.cache == "public":
+        return {"ETag": _ETAG, "Cache-Control": _PUBLIC_CACHE_CONTROL}
+    if endpoint.cache == "private":
+        return {
+            "Cache-Control": {
+                "description": "A user's own view: kept by no cache",
+                "required": True,
+                "schema": {"const": PRIVATE_CACHE_CONTROL},
+            }
+        }
+    return {}
+
+
+_NOT_MODIFIED = {
+    "description": "Not Modified: the copy named by `If-None-Match` is current; no body",
+    "headers": {"ETag": _ETAG, "Cache-Control": _PUBLIC_CACHE_CONTROL},
+}
+
+
 def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {"description": HTTPStatus(endpoint.status).phrase}
+    if headers := _cache_headers(endpoint):
+        answer["headers"] = headers
     if endpoint.media is not None:
         if endpoint.response is None:
             json = endpoint.media == "application/json"
@@ -97,13 +141,18 @@ def _link(link: Link) -> dict[str, Any]:
 
 
 def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    responses = {str(endpoint.status): _success(endpoint, components)}
+    parameters = _parameters(endpoint, components)
+    if endpoint.cache == "public":
+        responses["304"] = _NOT_MODIFIED
+        parameters.append(_IF_NONE_MATCH)
     operation: dict[str, Any] = {
         "summary": endpoint.summary,
         "operationId": endpoint.handler.__name__,
         "tags": [endpoint.tag],
-        "responses": {str(endpoint.status): _success(endpoint, components), **_error_responses(endpoint.answers())},
+        "responses": {**responses, **_error_responses(endpoint.answers())},
     }
-    if parameters := _parameters(endpoint, components):
+    if parameters:
         operation["parameters"] = parameters
     if endpoint.request is not None:
         operation["requestBody"] = {

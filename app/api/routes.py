@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -44,6 +45,10 @@ class Endpoint:
     errors: tuple[type[e.ApiError], ...] = ()
     links: tuple[Link, ...] = ()
     tag: str = "scoreboard"
+    # "public": a success carries `ETag` and `Cache-Control: public, max-age=N` (shared caches and
+    # CDNs may keep it) and `If-None-Match` naming the current tag answers 304; "private": a
+    # success carries `Cache-Control: private, no-store`.
+    cache: Literal["public", "private"] | None = None
 
     def answers(self) -> tuple[type[e.ApiError], ...]:
         """Every error the endpoint can give: its own, and those of the layers in front of its
@@ -84,10 +89,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/scoreboard/top",
         handler=views.top,
-        summary="The top of the board (default 10, at most 100)",
+        summary="The top of the board (default 10, at most 100); cacheable by browsers and CDNs, "
+        "revalidated with `If-None-Match` (HEAD answers the same headers)",
         response=m.TopData,
         query=m.TopQuery,
         errors=(e.ValidationFailed,),
+        cache="public",
     ),
     Endpoint(
         method="POST",
@@ -146,6 +153,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path_params=m.UserPath,
         auth=True,
         errors=(*_AUTH_ERRORS, e.UserNotFound),
+        cache="private",
     ),
     Endpoint(
         method="GET", path="/healthz", handler=views.healthz, summary="Alive", response=m.HealthData, tag="operations"

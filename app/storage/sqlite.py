@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -12,6 +13,7 @@ import aiosqlite
 
 from ..errors import ServiceUnavailable
 from ..records import Award, AwardClaim, TokenGrant, UserRecord
+from .backup import ServingLock
 from .group_commit import GroupCommit, Write
 from .operations import Operations, Steps, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
+RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
 PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_tokens WHERE expires_at < ? LIMIT ?)"
 
 
@@ -60,11 +63,39 @@ class SqliteStore:
         self.writer = GroupCommit(path, synchronous=synchronous)
         self.round_trips = self.writer.round_trips
         self._conn: aiosqlite.Connection | None = None
+        self._serving = ServingLock(path) if path != ":memory:" else None
 
     async def open(self) -> None:
-        """Open the file (creating its folder), set WAL and the sync level, migrate."""
-        if self.path != ":memory:":
+        """Take the serving lock (shared with other servers; see storage/backup.py), open the file
+        (creating its folder), set WAL and the sync level, migrate."""
+        if self._serving is not None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            await self._hold_serving_lock()
+        try:
+            await self._open()
+        except BaseException:
+            self._release_serving_lock()
+            raise
+
+    async def _hold_serving_lock(self) -> None:
+        """Shared with every other server on the file; a restore holds it exclusively: wait for it."""
+        assert self._serving is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESTORE_WAIT_SECONDS
+        waited = False
+        while not self._serving.acquire(exclusive=False):
+            if loop.time() >= deadline:
+                raise ServiceUnavailable(f"A restore of {self.path} holds {self._serving.path}")
+            if not waited:
+                log.warning("waiting for the restore of %s to finish (it holds %s)", self.path, self._serving.path)
+                waited = True
+            await asyncio.sleep(0.1)
+
+    def _release_serving_lock(self) -> None:
+        if self._serving is not None:
+            self._serving.release()
+
+    async def _open(self) -> None:
         conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             await conn.execute("PRAGMA journal_mode = WAL")
@@ -95,13 +126,17 @@ class SqliteStore:
                 raise
 
     async def close(self) -> None:
-        """Commit queued writes, stop the writer and close the file; idempotent."""
+        """Commit queued writes, stop the writer, close the file and let go of the serving lock;
+        idempotent."""
         try:
             await self.writer.close()
         finally:
-            if self._conn is not None:
-                conn, self._conn = self._conn, None
-                await conn.close()
+            try:
+                if self._conn is not None:
+                    conn, self._conn = self._conn, None
+                    await conn.close()
+            finally:
+                self._release_serving_lock()
 
     def _db(self) -> aiosqlite.Connection:
         if self._conn is None:
