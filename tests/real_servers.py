@@ -125,3 +125,25 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+# A run.py configuration for tests that drive real processes hard (crashes, backups, restarts):
+# every limit lifted so none answers for the test, WARNING so the output stays small.
+PROCESS_CONFIG = """
+[storage]
+redis_prefix = "{prefix}"
+[limits]
+updates_per_minute = 1000000
+initializes_per_minute = 1000000
+tokens_per_user = 1000000
+ip_requests_per_minute = 1000000000
+ws_connections_per_ip = 100000
+ws_handshakes_per_ip_per_minute = 1000000000
+[log]
+level = "WARNING"
+[actions.COMPLETE_QUEST]
+score = 100
+[actions.DEFEAT_BOSS]
+score = 37
+"""
+PROCESS_SCORES = {"COMPLETE_QUEST": 100, "DEFEAT_BOSS": 37}  # the catalog of PROCESS_CONFIG

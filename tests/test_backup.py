@@ -24,24 +24,10 @@ from app.auth import UserAuth
 
 from .conftest import ACTION_SECRET, JWT_SECRET
 from .isolation import REDIS_URL
-from .real_servers import ROOT, ServerProcess, run_py
+from .real_servers import PROCESS_CONFIG, PROCESS_SCORES, ROOT, ServerProcess, run_py
 
-CONFIG = """
-[storage]
-redis_prefix = "{prefix}"
-[limits]
-updates_per_minute = 1000000
-initializes_per_minute = 1000000
-tokens_per_user = 1000000
-ip_requests_per_minute = 1000000
-[log]
-level = "WARNING"
-[actions.COMPLETE_QUEST]
-score = 100
-[actions.DEFEAT_BOSS]
-score = 37
-"""
-SCORES = {"COMPLETE_QUEST": 100, "DEFEAT_BOSS": 37}
+CONFIG = PROCESS_CONFIG
+SCORES = PROCESS_SCORES
 USERS = ("ann", "ben", "cat", "dan", "eve", "fay")
 PLAYERS = 12  # concurrent clients, two per user
 WARM_AWARDS = 200  # acknowledged before the backup starts

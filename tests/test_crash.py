@@ -33,25 +33,10 @@ from app.auth import UserAuth
 
 from .conftest import ACTION_SECRET, JWT_SECRET
 from .isolation import REDIS_URL, schema_dsn
-from .real_servers import ServerProcess, run_py
+from .real_servers import PROCESS_CONFIG, PROCESS_SCORES, ServerProcess, run_py
 
-# Limits lifted so they never answer for the crash; WARNING keeps the server's piped output small.
-CONFIG = """
-[storage]
-redis_prefix = "{prefix}"
-[limits]
-updates_per_minute = 1000000
-initializes_per_minute = 1000000
-tokens_per_user = 1000000
-ip_requests_per_minute = 1000000
-[log]
-level = "WARNING"
-[actions.COMPLETE_QUEST]
-score = 100
-[actions.DEFEAT_BOSS]
-score = 37
-"""
-SCORES = {"COMPLETE_QUEST": 100, "DEFEAT_BOSS": 37}
+CONFIG = PROCESS_CONFIG
+SCORES = PROCESS_SCORES
 USERS = ("ann", "ben", "cat", "dan")
 BURST = 20  # updates in a crash burst
 STREAM_SECONDS = 0.001  # the crash burst's updates are this far apart

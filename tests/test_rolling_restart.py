@@ -37,29 +37,11 @@ from app.errors import CLOSE_SERVICE_RESTART
 from .conftest import ACTION_SECRET, JWT_SECRET
 from .isolation import REDIS_URL, schema_dsn
 from .live_client import WS
-from .real_servers import ServerProcess, free_port, run_py
+from .real_servers import PROCESS_CONFIG, PROCESS_SCORES, ServerProcess, free_port, run_py
 
 DRAIN_SECONDS = 5
-CONFIG = f"""
-[server]
-drain_seconds = {DRAIN_SECONDS}
-[storage]
-redis_prefix = "{{prefix}}"
-[limits]
-updates_per_minute = 1000000
-initializes_per_minute = 1000000
-tokens_per_user = 1000000
-ip_requests_per_minute = 1000000000
-ws_connections_per_ip = 100000
-ws_handshakes_per_ip_per_minute = 1000000000
-[log]
-level = "WARNING"
-[actions.COMPLETE_QUEST]
-score = 100
-[actions.DEFEAT_BOSS]
-score = 37
-"""
-SCORES = {"COMPLETE_QUEST": 100, "DEFEAT_BOSS": 37}
+CONFIG = f"\n[server]\ndrain_seconds = {DRAIN_SECONDS}" + PROCESS_CONFIG
+SCORES = PROCESS_SCORES
 USERS = ("ann", "ben", "cat", "dan", "eve", "fay")  # fewer than 10: the top 10 is the whole board
 VIEWERS = 16  # enough that each process holds some of them (the kernel spreads connections)
 PLAY_SECONDS = 1.5  # players and viewers at work before, between and after the restarts
