@@ -70,9 +70,14 @@ class Waves:
         return len(self._since)
 
     async def subscribe(self, conn: Connection) -> None:
-        """Add to the leaderboard channel and send the current state at once."""
-        if self._top is None or self._dirty.is_set():  # changes are waiting: make their version now
-            await self._advance()
+        """Add to the leaderboard channel and send the current board at once."""
+        # Read the board now, not only when changes are known to wait: in the Redis modes an award
+        # this process has answered reaches the hub only when its event comes back over Pub/Sub,
+        # and a viewer who connects after that answer must see it in the first board.
+        if self._top is None:
+            await self._advance()  # nothing to show yet: a board that cannot be read is an error
+        elif await self._try_advance():
+            self._dirty.set()  # the other subscribers get the version this made in the next sweep
         self.subscribers[conn] = None
         conn.subscribed = True
         conn.version = SNAPSHOT
