@@ -112,7 +112,13 @@ async def test_two_workers_report_one_view(tmp_path: Path, redis_prefix: str) ->
                 await _award(http, server.url, f"user{i}")
             awards = {"action": "COMPLETE_QUEST", "board": "global"}
             await _until(scrape, lambda s: value(s, "scoreboard_awards_total", **awards) == 8)
-            workers = {int(f.stem.rsplit("_", 1)[1]) for f in shared.glob("gauge_livesum_*.db")}
+            # Each worker writes its live gauges when it first samples them (every few seconds).
+            deadline = time.monotonic() + 20
+            while True:
+                workers = {int(f.stem.rsplit("_", 1)[1]) for f in shared.glob("gauge_livesum_*.db")}
+                if len(workers) == 2 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
             assert len(workers) == 2
             assert len({int(f.stem.rsplit("_", 1)[1]) for f in shared.glob("counter_*.db")}) == 2  # both awarded
             for _ in range(6):  # whichever process answers: the same totals
