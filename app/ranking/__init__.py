@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from typing import Protocol
@@ -64,7 +65,7 @@ class Ranking(Protocol):
         """How many users on the board have a score at most each bound (ascending bounds)."""
 
 
-class Fills:
+class Fills(ABC):
     """`fill` for an index that can `load` standings in bulk: the one way a ranking is filled.
     It counts its fills for the metrics: by outcome, and the seconds of those that succeeded."""
 
@@ -72,9 +73,9 @@ class Fills:
         self.fills: Counter[str] = Counter()  # "succeeded" / "failed"
         self.fill_seconds = Histogram(REBUILD_BOUNDS)
 
+    @abstractmethod
     async def load(self, standings: list[Standing]) -> None:
         """Write these standings (newer ones already held win)."""
-        raise NotImplementedError
 
     async def fill(self, source: StandingsSource) -> int:
         """Load every user on the board from the system of record; how many there are."""
