@@ -55,14 +55,25 @@ class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
     updated_ms: int | None
 
 
+class BoardPeriod(msgspec.Struct, frozen=True, kw_only=True):
+    """One period of one board: what a rank index holds. `ascending`: lower is better."""
+
+    board: str
+    period: str
+    ascending: bool = False
+
+
 class Standing(msgspec.Struct, frozen=True, kw_only=True):
-    """A user on the board. `seq` is the award that reached the current score."""
+    """A user on a board. `seq` is the write that reached the current value (who reached it first);
+    `subscore` breaks ties the board's way (absent counts as 0); `metadata` is a JSON object's text."""
 
     user_id: str
     username: str
     score: int
     seq: int
     updated_ms: int
+    subscore: int | None = None
+    metadata: str | None = None
 
     @classmethod
     def of(cls, award: Award) -> Standing:

@@ -8,11 +8,11 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from ..metrics.tally import REBUILD_BOUNDS, Histogram
-from ..records import Position, Standing, UserRecord, on_board
+from ..records import BoardPeriod, Position, Standing
 
 log = logging.getLogger(__name__)
 
@@ -26,43 +26,57 @@ FREEZE_AT_USERS = 100_000
 class StandingsSource(Protocol):
     """Where a ranking is filled from: the system of record."""
 
-    async def standings(self) -> list[UserRecord]:
-        """Every user on the board."""
+    async def standings(self, board: str, period: str) -> list[Standing]:
+        """Every user on one period of one board."""
 
 
 class Ranking(Protocol):
-    """The rank index derived from the system of record. Writes are idempotent by `seq`: an
-    older standing never replaces a newer one, so a fill may race live awards."""
+    """The rank indexes derived from the system of record, one per board period (`where`). Writes
+    are idempotent by `seq`: an older standing never replaces a newer one, so a fill may race
+    live writes. `expire_ms`: when the period stops being readable (None: never); an index may
+    forget it from then on."""
 
     fills: Counter[str]  # fills so far by outcome, for the metrics (see Fills)
     fill_seconds: Histogram
 
-    async def fill(self, source: StandingsSource) -> int:
-        """Load every user on the board from the system of record; how many there are."""
+    async def fill(self, source: StandingsSource, shelves: Mapping[BoardPeriod, int | None]) -> int:
+        """Load these board periods (each with its `expire_ms`) from the system of record; how
+        many standings there are."""
 
-    async def put(self, standing: Standing) -> tuple[int | None, int]:
+    async def put(
+        self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
+    ) -> tuple[int | None, int]:
         """Place a user; (previous rank, new rank)."""
 
-    async def top(self, limit: int) -> list[tuple[int, Standing]]:
+    async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings with ranks."""
 
-    async def position(self, user_id: str) -> Position | None:
+    async def slice(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, Standing]]:
+        """The standings ranked first..last inclusive (1-based), with ranks."""
+
+    async def position(self, where: BoardPeriod, user_id: str) -> Position | None:
         """A user's standing and rank, or None when not on the board."""
 
-    async def rename(self, user_id: str, username: str) -> bool:
-        """Refresh the display name of a user on the board; True if it changed."""
+    async def positions(self, where: BoardPeriod, user_ids: Sequence[str]) -> list[Position]:
+        """The standings and ranks of those of these users on the board, by rank."""
 
-    async def ranked(self, first: int, last: int) -> list[tuple[int, str, int]]:
+    async def rename(self, user_id: str, username: str) -> bool:
+        """Refresh the display name of a user on every board; True if it changed."""
+
+    async def ranked(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, str, int]]:
         """(rank, user id, score) for ranks first..last inclusive."""
 
-    async def ranks(self, user_ids: list[str]) -> dict[str, tuple[int, int]]:
+    async def ranks(self, where: BoardPeriod, user_ids: list[str]) -> dict[str, tuple[int, int]]:
         """(rank, score) of each of these users that is on the board."""
 
-    async def size(self) -> int:
+    async def size(self, where: BoardPeriod) -> int:
         """How many users are on the board."""
 
-    async def counts_at_most(self, bounds: Sequence[int]) -> list[int]:
+    async def counts_at_most(self, where: BoardPeriod, bounds: Sequence[int]) -> list[int]:
         """How many users on the board have a score at most each bound (ascending bounds)."""
+
+    async def drop(self, where: BoardPeriod) -> None:
+        """Forget a board period (it is no longer readable, or its board was retired)."""
 
 
 class Fills(ABC):
@@ -74,27 +88,36 @@ class Fills(ABC):
         self.fill_seconds = Histogram(REBUILD_BOUNDS)
 
     @abstractmethod
-    async def load(self, standings: list[Standing]) -> None:
-        """Write these standings (newer ones already held win)."""
+    async def load(self, where: BoardPeriod, standings: list[Standing], expire_ms: int | None) -> None:
+        """Write these standings of one board period (newer ones already held win)."""
 
-    async def fill(self, source: StandingsSource) -> int:
-        """Load every user on the board from the system of record; how many there are."""
+    async def fill(self, source: StandingsSource, shelves: Mapping[BoardPeriod, int | None]) -> int:
+        """Load these board periods from the system of record; how many standings there are."""
         started = time.perf_counter()
+        count = 0
         try:
-            standings = on_board(await source.standings())
-            await self.load(standings)
+            for where, expire_ms in shelves.items():
+                standings = await source.standings(where.board, where.period)
+                await self.load(where, standings, expire_ms)
+                count += len(standings)
         except Exception:
             self.fills["failed"] += 1
             raise
         self.fills["succeeded"] += 1
         self.fill_seconds.observe(time.perf_counter() - started)
         seconds = round(time.perf_counter() - started, 3)
-        if len(standings) >= FREEZE_AT_USERS:
+        if count >= FREEZE_AT_USERS:
             # A full collection walks every object: with a million standings in memory that is a
             # ~70 ms pause now and then. They hold no cycles, so the collector can skip them.
             gc.freeze()
-        log.info("leaderboard rebuilt with %d users in %.3f s", len(standings), seconds, extra={"seconds": seconds})
-        return len(standings)
+        log.info(
+            "leaderboards rebuilt: %d standings on %d board periods in %.3f s",
+            count,
+            len(shelves),
+            seconds,
+            extra={"seconds": seconds},
+        )
+        return count
 
 
 def reaches_watched(previous_rank: int | None, rank: int) -> bool:

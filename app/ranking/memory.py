@@ -1,4 +1,5 @@
-"""The embedded ranking: an order-statistic list in this process, filled from the database at start."""
+"""The embedded ranking: an order-statistic list per board period in this process, filled from the
+database at start."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ from collections.abc import Sequence
 import msgspec
 from sortedcontainers import SortedList
 
-from ..records import Position, Standing
+from ..records import BoardPeriod, Position, Standing
 from . import Fills
 from .ties import sort_key
 
 
 class RankIndex:
-    """Top-N in O(N), a user's rank in O(log n), ties to whoever reached the score first."""
+    """Top-N in O(N), a user's rank in O(log n), ties to whoever reached the value first."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, ascending: bool = False) -> None:
+        self.ascending = ascending
         self._order: SortedList = SortedList()
         self._by_user: dict[str, Standing] = {}
+
+    def _key(self, standing: Standing) -> tuple[int, int, int, str]:
+        return sort_key(standing, self.ascending)
 
     def load(self, standings: list[Standing]) -> None:
         """Write standings in bulk; as with `put`, a newer standing already held wins."""
@@ -30,7 +35,7 @@ class RankIndex:
                 if held is None or held.seq < s.seq:
                     by_user[s.user_id] = s
         self._by_user = by_user
-        self._order = SortedList(sort_key(s) for s in by_user.values())
+        self._order = SortedList(self._key(s) for s in by_user.values())
 
     def __len__(self) -> int:
         return len(self._by_user)
@@ -40,23 +45,23 @@ class RankIndex:
         return self._by_user.get(user_id)
 
     def rank(self, user_id: str) -> int | None:
-        """1-based rank, or None when the user has no award."""
+        """1-based rank, or None when the user is not on the board."""
         standing = self._by_user.get(user_id)
         if standing is None:
             return None
-        return int(self._order.bisect_left(sort_key(standing))) + 1
+        return int(self._order.bisect_left(self._key(standing))) + 1
 
     def put(self, standing: Standing) -> tuple[int | None, int]:
         """Insert or move a user; return (previous rank, new rank)."""
         old = self._by_user.get(standing.user_id)
         previous = None
         if old is not None:
-            previous = int(self._order.bisect_left(sort_key(old))) + 1
-            if old.seq >= standing.seq:  # an older award arriving late changes nothing
+            previous = int(self._order.bisect_left(self._key(old))) + 1
+            if old.seq >= standing.seq:  # an older write arriving late changes nothing
                 return previous, previous
-            self._order.remove(sort_key(old))
+            self._order.remove(self._key(old))
         self._by_user[standing.user_id] = standing
-        key = sort_key(standing)
+        key = self._key(standing)
         self._order.add(key)
         return previous, int(self._order.bisect_left(key)) + 1
 
@@ -70,7 +75,9 @@ class RankIndex:
 
     def at_most(self, score: int) -> int:
         """How many users have at most this score."""
-        # Keys are (-score, seq, user): those before (-score,) have a higher score.
+        if self.ascending:  # keys (score, ...): those before (score + 1,) have at most `score`
+            return int(self._order.bisect_left((score + 1,)))
+        # Keys are (-score, ...): those before (-score,) have a higher score.
         return len(self._by_user) - int(self._order.bisect_left((-score,)))
 
     def top(self, limit: int) -> list[tuple[int, Standing]]:
@@ -79,58 +86,95 @@ class RankIndex:
 
     def slice(self, first: int, last: int) -> list[tuple[int, Standing]]:
         """Standings ranked `first` to `last` inclusive (1-based)."""
-        keys = self._order[max(first, 1) - 1 : max(last, 0)]
-        return [(i, self._by_user[key[2]]) for i, key in enumerate(keys, start=max(first, 1))]
+        first = max(first, 1)
+        if last < first:
+            return []
+        keys = self._order.islice(first - 1, last)
+        return [(i, self._by_user[key[3]]) for i, key in enumerate(keys, start=first)]
+
+
+_EMPTY = RankIndex()  # what a board period nobody wrote to reads as (never written to)
 
 
 class MemoryRanking(Fills):
-    """The `Ranking` of one process: a `RankIndex` behind the async interface."""
+    """The `Ranking` of one process: a `RankIndex` per board period behind the async interface."""
 
-    def __init__(self, index: RankIndex | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.index = index or RankIndex()
+        self.indexes: dict[BoardPeriod, RankIndex] = {}
 
-    async def load(self, standings: list[Standing]) -> None:
-        """Write every user (newer standings already held win)."""
-        self.index.load(standings)
+    def index(self, where: BoardPeriod) -> RankIndex:
+        """The index of a board period, made empty on first use."""
+        index = self.indexes.get(where)
+        if index is None:
+            index = self.indexes[where] = RankIndex(ascending=where.ascending)
+        return index
 
-    async def put(self, standing: Standing) -> tuple[int | None, int]:
+    def _read(self, where: BoardPeriod) -> RankIndex:
+        # Reads do not make indexes: a read of a period nobody wrote to must not keep one alive.
+        return self.indexes.get(where, _EMPTY)
+
+    async def load(self, where: BoardPeriod, standings: list[Standing], expire_ms: int | None) -> None:
+        """Write every user of a board period (newer standings already held win)."""
+        self.index(where).load(standings)
+
+    async def put(
+        self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
+    ) -> tuple[int | None, int]:
         """Place a user."""
-        return self.index.put(standing)
+        return self.index(where).put(standing)
 
-    async def top(self, limit: int) -> list[tuple[int, Standing]]:
+    async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings."""
-        return self.index.top(limit)
+        return self._read(where).top(limit)
 
-    async def position(self, user_id: str) -> Position | None:
+    async def slice(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, Standing]]:
+        """Standings ranked first..last."""
+        return self._read(where).slice(first, last)
+
+    async def position(self, where: BoardPeriod, user_id: str) -> Position | None:
         """A user's standing and rank."""
-        standing = self.index.get(user_id)
-        rank = self.index.rank(user_id)
+        index = self._read(where)
+        standing = index.get(user_id)
+        rank = index.rank(user_id)
         if standing is None or rank is None:
             return None
-        return Position(standing=standing, rank=rank, size=len(self.index))
+        return Position(standing=standing, rank=rank, size=len(index))
+
+    async def positions(self, where: BoardPeriod, user_ids: Sequence[str]) -> list[Position]:
+        """Those of these users on the board, by rank."""
+        index = self._read(where)
+        found = []
+        for user_id in dict.fromkeys(user_ids):
+            standing, rank = index.get(user_id), index.rank(user_id)
+            if standing is not None and rank is not None:
+                found.append(Position(standing=standing, rank=rank, size=len(index)))
+        return sorted(found, key=lambda p: p.rank)
 
     async def rename(self, user_id: str, username: str) -> bool:
-        """Refresh a display name."""
-        return self.index.rename(user_id, username)
+        """Refresh a display name on every board period."""
+        changed = False
+        for index in self.indexes.values():
+            changed = index.rename(user_id, username) or changed
+        return changed
 
-    async def ranked(self, first: int, last: int) -> list[tuple[int, str, int]]:
+    async def ranked(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, str, int]]:
         """Users ranked first..last."""
-        return [(rank, s.user_id, s.score) for rank, s in self.index.slice(first, last)]
+        return [(rank, s.user_id, s.score) for rank, s in self._read(where).slice(first, last)]
 
-    async def ranks(self, user_ids: list[str]) -> dict[str, tuple[int, int]]:
+    async def ranks(self, where: BoardPeriod, user_ids: list[str]) -> dict[str, tuple[int, int]]:
         """Ranks and scores of these users."""
-        found = {}
-        for user_id in user_ids:
-            standing, rank = self.index.get(user_id), self.index.rank(user_id)
-            if standing is not None and rank is not None:
-                found[user_id] = (rank, standing.score)
-        return found
+        return {p.standing.user_id: (p.rank, p.standing.score) for p in await self.positions(where, user_ids)}
 
-    async def size(self) -> int:
+    async def size(self, where: BoardPeriod) -> int:
         """Users on the board."""
-        return len(self.index)
+        return len(self._read(where))
 
-    async def counts_at_most(self, bounds: Sequence[int]) -> list[int]:
+    async def counts_at_most(self, where: BoardPeriod, bounds: Sequence[int]) -> list[int]:
         """Users with a score at most each bound."""
-        return [self.index.at_most(bound) for bound in bounds]
+        index = self._read(where)
+        return [index.at_most(bound) for bound in bounds]
+
+    async def drop(self, where: BoardPeriod) -> None:
+        """Forget a board period."""
+        self.indexes.pop(where, None)

@@ -1,18 +1,21 @@
-"""The order of the board, in one place: score descending, then whoever reached that score first
-(the lower award sequence), then user id. Encoded for the memory index and for Redis."""
+"""The order of a board, in one place: score descending (ascending on a lower-is-better board),
+then subscore the same way (absent counts as 0), then whoever reached that value first (the lower
+write sequence), then user id. Encoded for the memory index and for Redis."""
 
 from __future__ import annotations
 
 from ..records import Standing
 
-SortKey = tuple[int, int, str]
+SortKey = tuple[int, int, int, str]
 SEQ_DIGITS = 19
 _INVERT = 10**SEQ_DIGITS - 1
 
 
-def sort_key(s: Standing) -> SortKey:
+def sort_key(s: Standing, ascending: bool = False) -> SortKey:
     """The memory index's key: ascending order is the board's order."""
-    return (-s.score, s.seq, s.user_id)
+    if ascending:
+        return (s.score, s.subscore or 0, s.seq, s.user_id)
+    return (-s.score, -(s.subscore or 0), s.seq, s.user_id)
 
 
 def member(seq: int, user_id: str) -> str:
