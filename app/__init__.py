@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -16,6 +16,10 @@ from .api.edge import edge, envelope_protocol_errors
 from .api.envelope import public_cache_control
 from .api.keys import (
     ADMISSION,
+    BOARD_ADMIN,
+    BOARD_READS,
+    SERVICE_KEYS,
+    TRUSTED_WRITES,
     CONFIG,
     HUB,
     INITIALIZE_LIMITER,
@@ -31,6 +35,10 @@ from .api.keys import (
 from .api.openapi import encode_openapi
 from .api.routes import ENDPOINTS, setup_routes
 from .auth import UserAuth
+from .boards.admin import BoardAdmin
+from .boards.catalog import Catalog, settings_text
+from .boards.reads import BoardReads
+from .boards.trusted import ServiceKeys, TrustedWrites
 from .clock import now_ms
 from .config import Config
 from .drain import handler_seconds
@@ -43,6 +51,7 @@ from .metrics.export import Exporter, Sources
 from .metrics.listener import PATH as METRICS_PATH
 from .metrics.listener import admin_listener, metrics_handler
 from .metrics.tally import HttpTally
+from .placing import Placer
 from .service import Scoreboard
 from .storage import Store
 from .tasks import Background, CleanupContext, running
@@ -83,17 +92,33 @@ async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[ADMISSION].released()
 
 
-async def _purge(store: Store) -> None:
+async def _purge(store: Store, keys_kept_ms: int) -> None:
     # Expired tokens are refused by their `exp` before the database is asked, so their rows
     # are dead weight; the unique nonce in score_history still guards against any replay.
+    # Idempotency-Keys answer retries for limits.idempotency_hours, then go.
     while True:
         await asyncio.sleep(TOKEN_PURGE_SECONDS)
         try:
             purged = await store.purge_tokens(now_ms() - 60_000)
             if purged:
                 log.info("purged %d expired action tokens", purged)
+            forgotten = await store.purge_keys(now_ms() - keys_kept_ms)
+            if forgotten:
+                log.info("forgot %d Idempotency-Keys", forgotten)
         except Exception:
             log.exception("token purge failed")
+
+
+def _boards_ctx(config: Config, admin: BoardAdmin) -> CleanupContext:
+    """Once the store is open: the configuration's boards applied to the database, then the
+    catalog read from it (boards operators made at run time included)."""
+
+    async def boards(app: web.Application) -> AsyncIterator[None]:
+        await app[STORE].declare_boards({name: settings_text(s) for name, s in config.boards.items()})
+        await admin.refresh()
+        yield
+
+    return boards
 
 
 def _subscribe(fanout: Fanout, tops: TopCache, hub: Hub) -> None:
@@ -117,7 +142,8 @@ def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admissi
             http=http,
             scoreboard=scoreboard,
             connections=hub.registry,
-            waves=hub.waves,
+            subscriptions=hub.subscriptions,
+            waves=hub.tally,
             admission=admission,
             limiters=limiters,
             store=parts.store,
@@ -129,16 +155,21 @@ def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admissi
     )
 
 
-def create_app(config: Config, *, reuse_port: bool = False) -> web.Application:
+def create_app(
+    config: Config, *, reuse_port: bool = False, clock: Callable[[], int] = now_ms
+) -> web.Application:
     """Assemble the application from a validated configuration (`reuse_port`: one of the processes
-    of `--workers N`, which share the metrics' port too)."""
+    of `--workers N`, which share the metrics' port too; `clock`: ms since the epoch, which decides
+    the period every write counts in, injected by tests that cross a period's end)."""
     redact_access_queries()
     envelope_protocol_errors()
-    parts = build_parts(config)
+    catalog = Catalog(config.server.default_board, config.boards)
+    parts = build_parts(config, catalog, clock)
     trusted = parse_networks(config.server.trusted_proxies)
     # Traced (`app.tracing.start` ran in this process): aiohttp's instrumentation makes this class
     # open a span per request, and the service marks the award's steps.
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=request_middlewares())
+    placer = Placer(parts.ranking, parts.fanout, parts.tops)
     scoreboard = Scoreboard(
         store=parts.store,
         ranking=parts.ranking,
@@ -148,18 +179,29 @@ def create_app(config: Config, *, reuse_port: bool = False) -> web.Application:
             ttl_seconds=config.tokens.ttl_seconds,
         ),
         actions=config.actions,
-        fanout=parts.fanout,
+        catalog=catalog,
+        placer=placer,
         gate=parts.gate,
         tokens_per_user=config.limits.tokens_per_user,
-        tops=parts.tops,
         activity=parts.activity if config.metrics.enabled else None,
         spans=Spans(active()),
+        clock=clock,
     )
-    hub = Hub(parts.ranking, parts.slots, max_buffer=config.websocket.send_buffer_bytes)
+    hub = Hub(parts.ranking, parts.slots, catalog, clock, max_buffer=config.websocket.send_buffer_bytes)
     _subscribe(parts.fanout, parts.tops, hub)
     app[CONFIG] = config
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
+    reads = app[BOARD_READS] = BoardReads(catalog, parts.ranking, parts.store, parts.tops, clock)
+    admin = app[BOARD_ADMIN] = BoardAdmin(
+        store=parts.store,
+        catalog=catalog,
+        reads=reads,
+        actions=config.actions,
+        admin_role=config.auth.admin_role,
+    )
+    app[TRUSTED_WRITES] = TrustedWrites(catalog, parts.store, parts.ranking, placer, clock)
+    app[SERVICE_KEYS] = ServiceKeys(config.services)
     app[HUB] = hub
     admission = app[ADMISSION] = Admission(
         per_process=config.limits.ws_connections_per_process,
@@ -186,7 +228,12 @@ def create_app(config: Config, *, reuse_port: bool = False) -> web.Application:
     setup_routes(app, wrap)
     keepalive = Keepalive(hub.registry, config.websocket.heartbeat_seconds)
     live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))
-    purge = running(Background("token-purge", lambda: _purge(parts.store)))
-    app.cleanup_ctx.extend([_storage_ctx, *parts.contexts, purge, live, _admission_ctx, *metrics])
+    kept_ms = config.limits.idempotency_hours * 3_600_000
+    purge = running(
+        Background("token-purge", lambda: _purge(parts.store, kept_ms)), Background("board-catalog", admin.run)
+    )
+    app.cleanup_ctx.extend(
+        [_storage_ctx, _boards_ctx(config, admin), *parts.contexts, purge, live, _admission_ctx, *metrics]
+    )
     app.on_shutdown.append(_close_sockets)
     return app

@@ -28,6 +28,7 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     name: str
     expires_at: float
+    roles: frozenset[str] = frozenset()  # the token's `roles` claim
 
 
 class _Claims(msgspec.Struct, kw_only=True):
@@ -39,6 +40,7 @@ class _Claims(msgspec.Struct, kw_only=True):
     aud: str | list[str] | None = None
     name: str | None = None
     preferred_username: str | None = None
+    roles: list[str] | str | None = None
 
 
 _claims = msgspec.json.Decoder(_Claims)
@@ -94,11 +96,15 @@ class UserAuth:
             max_lifetime_seconds=settings.max_lifetime_seconds,
         )
 
-    def issue(self, user_id: str, *, name: str | None = None, ttl_seconds: int = 3600) -> str:
+    def issue(
+        self, user_id: str, *, name: str | None = None, ttl_seconds: int = 3600, roles: tuple[str, ...] = ()
+    ) -> str:
         """A signed user JWT, as the identity system would issue it."""
         claims: dict[str, object] = {"sub": user_id, "exp": int(time.time()) + ttl_seconds, "iat": int(time.time())}
         if name is not None:
             claims["name"] = name
+        if roles:
+            claims["roles"] = list(roles)
         if self.issuer is not None:
             claims["iss"] = self.issuer
         if self.audience is not None:
@@ -161,7 +167,8 @@ class UserAuth:
         if not _ID.fullmatch(claims.sub):
             raise Unauthorized("Bearer token subject is not a valid user id")
         name = clean_display_name(claims.name or claims.preferred_username, claims.sub)
-        return Principal(user_id=claims.sub, name=name, expires_at=float(claims.exp))
+        roles = frozenset([claims.roles] if isinstance(claims.roles, str) else claims.roles or ())
+        return Principal(user_id=claims.sub, name=name, expires_at=float(claims.exp), roles=roles)
 
     def _for_us(self, aud: str | list[str] | None) -> bool:
         # RFC 7519: a recipient that does not find itself in `aud` must reject the token. Without

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from .boards.periods import check_reset, check_timezone
+
 # Python's `$` also matches before a final newline: the lookahead makes the whole string match,
 # and keeps the pattern valid ECMA-262 for the OpenAPI document (`\Z` is not).
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}(?!\n)$"
@@ -45,6 +47,9 @@ class ServerSettings(_Section, frozen=True):
     # How long browsers and shared caches (a CDN) may reuse GET /top without asking: `Cache-Control:
     # public, max-age=N`; 0 sends `no-cache` (reuse only after a revalidation, 304 by its ETag).
     read_cache_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 1
+    # The board the routes and messages without a board mean (GET /scoreboard/top, the award's
+    # top-level fields, a subscribe without `board`).
+    default_board: str = "global"
 
 
 class StorageSettings(_Section, frozen=True):
@@ -70,6 +75,7 @@ class AuthSettings(_Section, frozen=True):
     issuer: Claim | None = None
     audience: Claim | None = None
     max_lifetime_seconds: Annotated[int, Meta(ge=60, le=31_536_000)] = 86_400
+    admin_role: Claim = "admin"  # a value of the `roles` claim that makes its bearer an operator
 
 
 class TokenSettings(_Section, frozen=True):
@@ -89,6 +95,7 @@ class LimitSettings(_Section, frozen=True):
     ws_connections_per_ip: PosInt = 100
     ws_handshakes_per_ip_per_minute: PosInt = 60
     ws_connections_per_process: PosInt = 10_000
+    idempotency_hours: Annotated[int, Meta(ge=1, le=720)] = 24  # a trusted write's key answers retries this long
 
 
 class WebSocketSettings(_Section, frozen=True):
@@ -116,11 +123,41 @@ class MetricsSettings(_Section, frozen=True):
     on_main_port: bool = False
 
 
+BOARD_ID_PATTERN = r"^[a-z0-9_\-]{1,64}(?!\n)$"
+BoardId = Annotated[str, Meta(pattern=BOARD_ID_PATTERN)]
+DEFAULT_BOARD = "global"
+
+
 class ActionSettings(_Section, frozen=True):
-    """One entry of the action catalog: what it is worth and how fast it can be done."""
+    """One entry of the action catalog: what it is worth, how fast it can be done, where it counts."""
 
     score: Annotated[int, Meta(ge=0, le=1_000_000_000)]
     min_seconds: Annotated[float, Meta(ge=0, le=86_400)] = 0.0
+    boards: Annotated[tuple[BoardId, ...], Meta(min_length=1, max_length=20)] | None = None  # None: the default
+
+
+class BoardSettings(_Section, frozen=True):
+    """One board: its order, how a write changes an entry, when it resets (in which zone), and how
+    many finished periods stay readable."""
+
+    title: Annotated[str, Meta(min_length=1, max_length=100)] | None = None  # None: the board's id
+    order: Literal["desc", "asc"] = "desc"
+    operator: Literal["incr", "best", "set"] = "incr"
+    reset: Annotated[str, Meta(min_length=1, max_length=100)] = "never"
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "UTC"
+    keep_periods: Annotated[int, Meta(ge=0, le=1000)] = 12
+    format: Literal["number", "duration_ms"] = "number"  # how pages show a score
+
+
+Scope = Literal["scores:write", "actions:attest"]
+
+
+class ServiceSettings(_Section, frozen=True):
+    """A trusted game server: the SHA-256 (hex) of its key, what it may do, on which boards."""
+
+    key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
+    scopes: tuple[Scope, ...] = ("scores:write",)
+    boards: tuple[BoardId, ...] | None = None  # None: every board
 
 
 ActionName = Annotated[str, Meta(pattern=ID_PATTERN)]
@@ -138,6 +175,8 @@ class FileSettings(_Section, frozen=True):
     websocket: WebSocketSettings = WebSocketSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    boards: dict[BoardId, BoardSettings] = {DEFAULT_BOARD: BoardSettings()}
+    services: dict[ActionName, ServiceSettings] = {}
 
 
 class Secrets(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,6 +230,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True):
         return self.settings.actions
 
     @property
+    def boards(self) -> dict[str, BoardSettings]:
+        return self.settings.boards
+
+    @property
+    def services(self) -> dict[str, ServiceSettings]:
+        return self.settings.services
+
+    @property
     def production(self) -> bool:
         return self.env == "production"
 
@@ -227,6 +274,44 @@ def _check_actions(raw: object) -> None:
             raise ConfigError(f"actions.{name}.{where}" if where != str(exc) else f"actions.{name}: {exc}") from None
 
 
+def check_board(name: str, board: BoardSettings) -> None:
+    """Raise ConfigError (naming `boards.NAME`) for a reset or timezone the schedules cannot use."""
+    try:
+        check_timezone(board.timezone)
+    except ValueError as exc:
+        raise ConfigError(f"boards.{name}.timezone: {exc}") from None
+    try:
+        check_reset(board.reset)
+    except ValueError as exc:
+        raise ConfigError(f"boards.{name}.reset: {exc}") from None
+
+
+def _check_boards(settings: FileSettings) -> None:
+    boards = settings.boards
+    if not boards:
+        raise ConfigError("boards: declare at least one board, or leave [boards] out for the one board `global`")
+    for name, board in boards.items():
+        check_board(name, board)
+    default = settings.server.default_board
+    if default not in boards:
+        raise ConfigError(f"server.default_board: {default!r} is not a declared board")
+    for action, entry in settings.actions.items():
+        if entry.boards is not None and len(set(entry.boards)) != len(entry.boards):
+            raise ConfigError(f"actions.{action}.boards: a board is named twice")
+        for board_id in entry.boards or (default,):
+            if board_id not in boards:
+                raise ConfigError(f"actions.{action}.boards: {board_id!r} is not a declared board")
+            if boards[board_id].operator != "incr":
+                raise ConfigError(
+                    f"actions.{action}.boards: {board_id!r} is a {boards[board_id].operator!r} board; "
+                    "actions award only on incr boards (best and set boards take trusted writes)"
+                )
+    for name, service in settings.services.items():
+        for board_id in service.boards or ():
+            if board_id not in boards:
+                raise ConfigError(f"services.{name}.boards: {board_id!r} is not a declared board")
+
+
 def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     """Validate a decoded TOML document; raise ConfigError naming the bad key."""
     _check_actions(raw.get("actions"))
@@ -242,6 +327,7 @@ def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     metrics = settings.metrics
     if metrics.enabled and not metrics.on_main_port and metrics.port == settings.server.port:
         raise ConfigError("metrics.port: equals server.port; set metrics.on_main_port = true to serve /metrics there")
+    _check_boards(settings)
     for proxy in settings.server.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)

@@ -92,6 +92,26 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "SERVICE_UNAVAILABLE", "A backing service is unavailable"
 
 
+class BoardNotFound(ApiError):
+    status, code, message = 404, "BOARD_NOT_FOUND", "No such board"
+
+
+class PeriodNotFound(ApiError):
+    status, code, message = 404, "PERIOD_NOT_FOUND", "No such period on this board, or it is no longer kept"
+
+
+class IdempotencyConflict(ApiError):
+    status, code, message = 409, "IDEMPOTENCY_CONFLICT", "This Idempotency-Key was used with another request"
+
+
+class BoardExists(ApiError):
+    status, code, message = 409, "BOARD_EXISTS", "A board with this id exists or existed"
+
+
+class BoardInUse(ApiError):
+    status, code, message = 409, "BOARD_IN_USE", "The action catalog or the default board needs this board as it is"
+
+
 # Codes for aiohttp's own HTTP errors (unknown route, wrong method, body too large, ...): the
 # classes above name them, so that the route table can document what aiohttp answers.
 HTTP_CODES: dict[int, str] = {

@@ -20,7 +20,8 @@ class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
-    """A request to consume a token and award its score, checked inside the transaction."""
+    """A request to consume a token and award its score on its boards (the first one's numbers
+    are the award's own), checked inside the transaction."""
 
     nonce: str
     user_id: str
@@ -29,30 +30,7 @@ class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
     action_id: str
     min_elapsed_ms: int  # the catalog's minimum for `action_type`, which the recorded grant must have
     now_ms: int
-
-
-class Award(msgspec.Struct, frozen=True, kw_only=True):
-    """A committed award. `seq` orders awards: who reached a score first."""
-
-    user_id: str
-    username: str
-    action_type: str
-    action_id: str
-    previous_score: int
-    new_score: int
-    score_increment: int
-    seq: int
-    awarded_ms: int
-
-
-class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A user row; `seq` is None until the first award puts the user on the board."""
-
-    user_id: str
-    username: str
-    score: int
-    seq: int | None
-    updated_ms: int | None
+    boards: tuple[BoardPeriod, ...]  # each an incr board, in the period current at `now_ms`
 
 
 class BoardPeriod(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +39,67 @@ class BoardPeriod(msgspec.Struct, frozen=True, kw_only=True):
     board: str
     period: str
     ascending: bool = False
+
+
+class EntryChange(msgspec.Struct, frozen=True, kw_only=True):
+    """What one write did to one user's entry on one board period. `seq` is the history row that
+    reached the entry's value; `changed` is False when the stored entry stayed as it was."""
+
+    where: BoardPeriod
+    previous_score: int | None  # None: the user's first entry in this period
+    new_score: int
+    subscore: int | None
+    metadata: str | None
+    seq: int
+    changed: bool = True
+
+
+class Award(msgspec.Struct, frozen=True, kw_only=True):
+    """A committed award: its entry change on each of its boards, the first board's numbers at the
+    top level."""
+
+    user_id: str
+    username: str
+    action_type: str
+    action_id: str
+    previous_score: int
+    new_score: int
+    score_increment: int
+    awarded_ms: int
+    changes: list[EntryChange]
+
+
+class ScoreWrite(msgspec.Struct, frozen=True, kw_only=True):
+    """A trusted server's score for one user on one board period, applied by the board's operator.
+    `request_hash` identifies the request its Idempotency-Key was first used with."""
+
+    service: str
+    key: str
+    request_hash: str
+    where: BoardPeriod
+    operator: str  # incr | best | set
+    user_id: str
+    score: int
+    subscore: int | None
+    metadata: str | None
+    now_ms: int
+
+
+class WriteOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A committed trusted write, or the first answer of its key (`answer`, JSON) on a retry."""
+
+    user_id: str
+    username: str
+    change: EntryChange
+    answer: str | None = None
+    replayed: bool = False
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A user row."""
+
+    user_id: str
+    username: str
 
 
 class Standing(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,24 +115,17 @@ class Standing(msgspec.Struct, frozen=True, kw_only=True):
     metadata: str | None = None
 
     @classmethod
-    def of(cls, award: Award) -> Standing:
-        """Where a committed award puts its user."""
+    def of(cls, user_id: str, username: str, change: EntryChange, at_ms: int) -> Standing:
+        """Where a committed change puts its user."""
         return cls(
-            user_id=award.user_id,
-            username=award.username,
-            score=award.new_score,
-            seq=award.seq,
-            updated_ms=award.awarded_ms,
+            user_id=user_id,
+            username=username,
+            score=change.new_score,
+            seq=change.seq,
+            updated_ms=at_ms,
+            subscore=change.subscore,
+            metadata=change.metadata,
         )
-
-
-def on_board(records: list[UserRecord]) -> list[Standing]:
-    """The users of these rows who are on the board (have an award)."""
-    return [
-        Standing(user_id=r.user_id, username=r.username, score=r.score, seq=r.seq, updated_ms=r.updated_ms or 0)
-        for r in records
-        if r.seq is not None
-    ]
 
 
 class Position(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,9 +136,18 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     size: int
 
 
-class AwardEvent(msgspec.Struct, frozen=True, kw_only=True, tag="award"):
-    """A committed award with the ranks it moved between: what the live side is told."""
+class Move(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry change and the ranks it moved its user between."""
 
-    award: Award
+    change: EntryChange
     previous_rank: int | None
     rank: int
+
+
+class AwardEvent(msgspec.Struct, frozen=True, kw_only=True, tag="award"):
+    """A committed award or trusted write with its moves, one per board: what the live side is told."""
+
+    user_id: str
+    username: str
+    at_ms: int
+    moves: list[Move]

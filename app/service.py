@@ -8,8 +8,20 @@ from collections import Counter
 from collections.abc import Awaitable
 from typing import Protocol
 
-from .api.models import InitializeData, InitializeRequest, UpdateData, UpdateRequest, UserScoreData
+from collections.abc import Callable
+
+from .api.models import (
+    AwardBoard,
+    InitializeData,
+    InitializeRequest,
+    TopData,
+    UpdateData,
+    UpdateRequest,
+    UserScoreData,
+)
 from .auth import Principal
+from .boards.board import Board
+from .boards.catalog import Catalog
 from .clock import iso, now_ms
 from .config import ActionSettings
 from .errors import (
@@ -22,12 +34,12 @@ from .errors import (
     TokenAlreadyUsed,
     UserNotFound,
 )
-from .fanout import Fanout
 from .logs import log_info, request_id
 from .nonces import NonceGate
 from .nonces.open import OpenGate
+from .placing import Placer, best_effort
 from .ranking import TOP_SIZE, Ranking, percentile
-from .records import Award, AwardClaim, AwardEvent, Standing, TokenGrant
+from .records import Award, AwardClaim, BoardPeriod, Move, TokenGrant
 from .storage import Store
 from .tokens import ActionClaims, ActionTokens, token_hash
 from .top_cache import TopAnswer, TopCache
@@ -55,14 +67,6 @@ class AwardTally:
         self.held: Counter[tuple[str, str]] = Counter()
         self.top_entries = 0
         self.over_token_cap = 0
-
-
-async def _best_effort(what: str, step: Awaitable[object]) -> None:
-    """Run a step that follows a commit and must not turn it into a failure."""
-    try:
-        await step
-    except ServiceUnavailable:
-        log.warning("%s skipped: a backing service is unavailable", what)
 
 
 def _log_award(award: Award, started: float) -> None:
@@ -96,21 +100,24 @@ class Scoreboard:
         ranking: Ranking,
         tokens: ActionTokens,
         actions: dict[str, ActionSettings],
-        fanout: Fanout,
+        catalog: Catalog,
+        placer: Placer,
         gate: NonceGate | None = None,
         tokens_per_user: int | None = None,
-        tops: TopCache | None = None,
         activity: Activity | None = None,
         spans: Spans | None = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
         self.ranking = ranking
         self.tokens = tokens
         self.actions = actions
-        self.fanout = fanout
+        self.catalog = catalog
+        self.placer = placer
         self.gate = gate or OpenGate()
         self.tokens_per_user = tokens_per_user  # unexpired unused tokens a user may hold; None: no cap
-        self.tops = tops or TopCache()
+        self.tops: TopCache = placer.tops
+        self.clock = clock  # ms since the epoch: which period a write counts in
         self.tally = AwardTally()
         self.activity = activity  # None: nobody counts the active users
         self.span = spans or Spans(None)  # the award's steps as trace spans, when tracing is on
@@ -122,6 +129,7 @@ class Scoreboard:
         action = self.actions.get(request.action_type)
         if action is None:
             raise InvalidAction(details={"actionType": request.action_type})
+        self._boards_of(action)
         token, claims = self.tokens.issue(
             user_id=principal.user_id,
             action_type=request.action_type,
@@ -134,7 +142,7 @@ class Scoreboard:
             self.tally.over_token_cap += 1
             raise
         self.tally.issued[claims.action_type] += 1
-        await _best_effort("display name refresh", self._rename(principal))
+        await best_effort("display name refresh", self._rename(principal))
         return InitializeData(action_token=token, expires_at=iso(claims.exp * 1000), expected_score=action.score)
 
     def _grant(self, principal: Principal, token: str, claims: ActionClaims) -> TokenGrant:
@@ -147,7 +155,7 @@ class Scoreboard:
             action_type=claims.action_type,
             action_id=claims.action_id,
             score_increment=claims.score_increment,
-            issued_ms=now_ms(),
+            issued_ms=self.clock(),
             expires_ms=claims.exp * 1000,
         )
 
@@ -155,29 +163,57 @@ class Scoreboard:
         if await self.ranking.rename(principal.user_id, principal.name):
             self.tops.changed()
 
+    def _boards_of(self, action: ActionSettings) -> list[Board]:
+        """The boards an action awards on, the default one first when it is among them; INVALID_ACTION
+        when one is retired or takes no awards (not an incr board)."""
+        ids = action.boards or (self.catalog.default,)
+        boards = []
+        for board_id in sorted(ids, key=lambda b: b != self.catalog.default):
+            board = self.catalog.find(board_id)
+            if board is None or board.settings.operator != "incr":
+                raise InvalidAction(
+                    "This action awards on a board that takes no awards now", details={"board": board_id}
+                )
+            boards.append(board)
+        return boards
+
     async def complete(self, principal: Principal, request: UpdateRequest) -> UpdateData:
-        """Check everything that can refuse the award, then consume the token and award once."""
+        """Check everything that can refuse the award, then consume the token and award once on
+        every board of the action, in one transaction."""
         started = time.perf_counter()
         self._saw(principal)
         with self.span("award") as span:
             try:
                 with self.span("award.verify"):
                     claims, action = self._check(principal, request)
+                    boards = self._boards_of(action)
                 span.set_attribute(ACTION_TYPE, claims.action_type)
-                award = await self._consume(principal, claims, action)
+                award, expires = await self._consume(principal, claims, action, boards)
             except ApiError as exc:
                 self.tally.refused[exc.code] += 1
                 raise
             self.tally.awarded[award.action_type] += 1
-            _, rank = await self.record(award)
+            moves = await self.record(award, expires)
         _log_award(award, started)
+        first = moves[0]
+        top = await self.top_data(TOP_SIZE, first.change.where)
         return UpdateData(
             user_id=award.user_id,
             previous_score=award.previous_score,
             new_score=award.new_score,
             score_increment=award.score_increment,
-            rank=rank,
-            leaderboard=(await self.top(TOP_SIZE)).data.leaderboard,
+            rank=first.rank,
+            leaderboard=top.leaderboard,
+            boards=[
+                AwardBoard(
+                    board=m.change.where.board,
+                    period=m.change.where.period,
+                    previous_score=m.change.previous_score or 0,
+                    new_score=m.change.new_score,
+                    rank=m.rank,
+                )
+                for m in moves
+            ],
         )
 
     def _saw(self, principal: Principal) -> None:
@@ -196,13 +232,19 @@ class Scoreboard:
             raise InvalidAction("This action is no longer in the catalog")
         return claims, action
 
-    async def _consume(self, principal: Principal, claims: ActionClaims, action: ActionSettings) -> Award:
-        """Spend the token and commit the award, past the nonce gate; the gate learns the outcome."""
+    async def _consume(
+        self, principal: Principal, claims: ActionClaims, action: ActionSettings, boards: list[Board]
+    ) -> tuple[Award, dict[BoardPeriod, int | None]]:
+        """Spend the token and commit the award on every board in the period current now, past the
+        nonce gate; the gate learns the outcome. The award and when each of its periods expires."""
         with self.span("award.gate.claim"):
             attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
         used_for = max(1, claims.exp - int(time.time()))  # the gate needs it no longer than the token lives
         try:
             with self.span("award.transaction"):
+                now = self.clock()
+                periods = [(board, board.current(now)) for board in boards]
+                expires = {board.where(p): board.expire_ms(p) for board, p in periods}
                 award = await self.store.award(
                     AwardClaim(
                         nonce=claims.nonce,
@@ -211,54 +253,62 @@ class Scoreboard:
                         action_type=claims.action_type,
                         action_id=claims.action_id,
                         min_elapsed_ms=round(action.min_seconds * 1000),
-                        now_ms=now_ms(),
+                        now_ms=now,
+                        boards=tuple(expires),
                     )
                 )
         except TokenAlreadyUsed:
             # It committed before (the gate forgot it, or its process died before confirming).
             with self.span("award.gate.confirm"):
-                await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
+                await best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
             raise
         except BaseException:
             if attempt is not None:
                 with self.span("award.gate.release"):
-                    await _best_effort("nonce release", self.gate.release(claims.nonce, attempt))
+                    await best_effort("nonce release", self.gate.release(claims.nonce, attempt))
             raise
         with self.span("award.gate.confirm"):
-            await _best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
-        return award
+            await best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
+        return award, expires
 
-    async def record(self, award: Award) -> tuple[int | None, int]:
-        """Apply a committed award to the ranking and publish it to the live side."""
+    async def record(self, award: Award, expires: dict[BoardPeriod, int | None]) -> list[Move]:
+        """Place a committed award on its boards' rank indexes and publish it to the live side."""
         try:
             with self.span("award.ranking"):
-                previous_rank, rank = await self.ranking.put(Standing.of(award))
+                moves = await self.placer.place(award.user_id, award.username, award.awarded_ms, award.changes, expires)
         except ServiceUnavailable:
-            self.tops.changed()
             self.tally.held[award.action_type, BOARD_UNAVAILABLE] += 1
-            # Committed, so it counts; the board catches up from the database when Redis returns.
-            raise ServiceUnavailable(
-                "The award is recorded; the leaderboard is catching up", details={"awarded": True}
-            ) from None
-        self.tops.moved(previous_rank, rank)  # at once: this award's own answer shows it
-        if rank <= TOP_SIZE and (previous_rank is None or previous_rank > TOP_SIZE):
-            self.tally.top_entries += 1
-        event = AwardEvent(award=award, previous_rank=previous_rank, rank=rank)
-        with self.span("award.fanout"):
-            await _best_effort("live update", self.fanout.publish(event))
-        return previous_rank, rank
+            raise
+        first = moves[0]
+        if first.change.where.board == self.catalog.default and first.rank <= TOP_SIZE:
+            if first.previous_rank is None or first.previous_rank > TOP_SIZE:
+                self.tally.top_entries += 1
+        return moves
 
-    async def top(self, limit: int) -> TopAnswer:
-        """The top of the board, rendered once per change of what it shows."""
-        version = self.tops.version()
-        answer = self.tops.get(limit, version)
+    def default_where(self) -> BoardPeriod:
+        """The current period of the default board."""
+        board = self.catalog.get(self.catalog.default)
+        return board.where(board.current(self.clock()))
+
+    async def top(self, limit: int, where: BoardPeriod | None = None) -> TopAnswer:
+        """The top of a board period (the default board's current one), rendered once per change of
+        what it shows, in the shape of GET /scoreboard/top."""
+        where = where or self.default_where()
+        version = self.tops.version(where)
+        answer = self.tops.get((where, limit), version)
         if answer is None:
-            answer = self.tops.answer(limit, version, await self.ranking.top(limit))
+            answer = self.tops.answer(where, limit, version, await self.ranking.top(where, limit))
         return answer
 
+    async def top_data(self, limit: int, where: BoardPeriod | None = None) -> TopData:
+        """`top`'s data."""
+        data = (await self.top(limit, where)).data
+        assert isinstance(data, TopData)
+        return data
+
     async def user_score(self, user_id: str) -> UserScoreData:
-        """A user's score, rank and percentile; rank null until the first award."""
-        position = await self.ranking.position(user_id)
+        """A user's score, rank and percentile on the default board; rank null when not on it."""
+        position = await self.ranking.position(self.default_where(), user_id)
         if position is not None:
             return UserScoreData(
                 user_id=user_id,

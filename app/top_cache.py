@@ -1,5 +1,5 @@
-"""GET /top's answers, rendered and encoded once per change of the places they show: most reads
-arrive between two such changes. One object, owned by the service, told of every change."""
+"""Top answers, rendered and encoded once per change of the places they show: most reads arrive
+between two such changes. One object, owned by the services, told of every change of every board."""
 
 from __future__ import annotations
 
@@ -12,64 +12,76 @@ from .api.envelope import etag_of, ok_body
 from .api.models import BoardEntry, TopData
 from .clock import iso, now_ms
 from .ranking import WATCHED_PLACES, last_change, reaches_watched
-from .records import AwardEvent, Standing
+from .records import AwardEvent, BoardPeriod, Standing
 
 MAX_ENTRIES = 4 * WATCHED_PLACES  # rendered entries kept for reuse
+MAX_ANSWERS = 1024  # answers kept (board periods x limits x shapes); beyond, the cache starts over
 
 
 class TopAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    """The top of the board, as data, as the encoded response body and as that body's entity tag
-    (hashed once per answer, not per request)."""
+    """A top, as data, as the encoded response body and as that body's entity tag (hashed once
+    per answer, not per request)."""
 
-    data: TopData
+    data: object
     body: bytes
     etag: str
 
 
 class TopCache:
-    """Answers per limit under a version that changes with every change that can reach the first
-    WATCHED_PLACES places: an award that moves into or within them, a rename, a load, a gap in
-    the events. With `max_age` the version also turns over that often, for changes nobody
-    announces (a rename in another process)."""
+    """Answers per (board period, limit, shape) under a version that changes with every change that
+    can reach the first WATCHED_PLACES places of that board period: a write that moves into or
+    within them, a rename or a load (every board), a gap in the events (every board). With
+    `max_age` versions also turn over that often, for changes nobody announces (a rename in
+    another process)."""
 
     def __init__(self, *, max_age: float | None = None) -> None:
         self.max_age = max_age
-        self._changes = 0
-        self._answers: dict[int, tuple[Hashable, TopAnswer]] = {}
+        self._all = 0  # changes of every board
+        self._changes: dict[BoardPeriod, int] = {}
+        self._answers: dict[Hashable, tuple[Hashable, TopAnswer]] = {}
         self._entries: dict[tuple[int, Standing], BoardEntry] = {}  # (rank, standing) -> its entry
 
-    def version(self) -> Hashable:
-        """Equal values: the watched places did not change in between."""
+    def version(self, where: BoardPeriod) -> Hashable:
+        """Equal values: the watched places of this board period did not change in between."""
         if self.max_age is None:
-            return self._changes
-        return self._changes, int(time.monotonic() / self.max_age)
+            return self._all, self._changes.get(where, 0)
+        return self._all, self._changes.get(where, 0), int(time.monotonic() / self.max_age)
 
-    def changed(self) -> None:
-        """Something the answers show may have changed."""
-        self._changes += 1
+    def changed(self, where: BoardPeriod | None = None) -> None:
+        """Something the answers of this board period (None: of every board) may show changed."""
+        if where is None:
+            self._all += 1
+        else:
+            self._changes[where] = self._changes.get(where, 0) + 1
 
-    def moved(self, previous_rank: int | None, rank: int) -> None:
+    def moved(self, where: BoardPeriod, previous_rank: int | None, rank: int) -> None:
         """A user moved between these ranks."""
         if reaches_watched(previous_rank, rank):
-            self._changes += 1
+            self.changed(where)
 
     def on_award(self, event: AwardEvent) -> None:
-        """An award from any process."""
-        self.moved(event.previous_rank, event.rank)
+        """A write from any process."""
+        for move in event.moves:
+            self.moved(move.change.where, move.previous_rank, move.rank)
 
-    def get(self, limit: int, version: Hashable) -> TopAnswer | None:
-        """The answer kept for this limit, if made under this version."""
-        kept = self._answers.get(limit)
+    def get(self, key: Hashable, version: Hashable) -> TopAnswer | None:
+        """The answer kept for this key, if made under this version."""
+        kept = self._answers.get(key)
         return kept[1] if kept is not None and kept[0] == version else None
 
-    def answer(self, limit: int, version: Hashable, top: list[tuple[int, Standing]]) -> TopAnswer:
-        """Render the top read under `version`, and keep it for the next reads."""
+    def keep(self, key: Hashable, version: Hashable, answer: TopAnswer) -> None:
+        """Keep an answer made under `version` for the next reads."""
+        if len(self._answers) >= MAX_ANSWERS:
+            self._answers.clear()
+        self._answers[key] = (version, answer)
+
+    def answer(self, where: BoardPeriod, limit: int, version: Hashable, top: list[tuple[int, Standing]]) -> TopAnswer:
+        """Render GET /scoreboard/top's answer read under `version`, and keep it."""
         # When what is shown last changed: an award further down changes neither the answer nor this.
         data = TopData(leaderboard=[self._entry(place) for place in top], updated_at=iso(last_change(top) or now_ms()))
-        body = ok_body(data)
-        answer = TopAnswer(data=data, body=body, etag=etag_of(body))
+        answer = encoded(data)
         if top:  # an empty board's updatedAt is "now": not kept
-            self._answers[limit] = (version, answer)
+            self.keep((where, limit), version, answer)
         return answer
 
     def _entry(self, place: tuple[int, Standing]) -> BoardEntry:
@@ -83,3 +95,9 @@ class TopCache:
                 rank=rank, user_id=s.user_id, username=s.username, score=s.score, last_updated=iso(s.updated_ms)
             )
         return entry
+
+
+def encoded(data: object) -> TopAnswer:
+    """An answer of this data: its envelope body and entity tag."""
+    body = ok_body(data)
+    return TopAnswer(data=data, body=body, etag=etag_of(body))

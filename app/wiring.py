@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from .boards.catalog import Catalog
+from .clock import now_ms
 from .config import Config
 from .errors import ServiceUnavailable
 from .fanout import Fanout
@@ -66,12 +68,12 @@ def make_store(config: Config) -> Store:
     return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous)
 
 
-def embedded(config: Config) -> Parts:
+def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[], int]) -> Parts:
     """One process: ranks, limits and fan-out in memory; the ranking filled at start."""
-    store, ranking = make_store(config), MemoryRanking()
+    ranking = MemoryRanking()
 
     async def filled(app: web.Application) -> AsyncIterator[None]:
-        await ranking.fill(store)
+        await ranking.fill(store, catalog.shelves(clock()))
         yield
 
     return Parts(
@@ -91,14 +93,14 @@ def embedded(config: Config) -> Parts:
     )
 
 
-def clustered(config: Config) -> Parts:
+def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[], int]) -> Parts:
     """Many processes: Redis holds the ranking, nonces, limits and fan-out; the database the truth."""
     limits = config.limits
     client = connect(config.storage.redis_url, pool_size=config.storage.redis_pool_size)
     keys = Keys(config.storage.redis_prefix)
     trips = TurnPipeline(client)  # the award path's commands of one loop turn share a round trip
-    store, ranking, fanout = make_store(config), RedisRanking(client, keys, trips), RedisFanout(client, keys, trips)
-    keeper = Keeper(ranking, store, fanout)
+    ranking, fanout = RedisRanking(client, keys, trips), RedisFanout(client, keys, trips)
+    keeper = Keeper(ranking, store, fanout, lambda: catalog.shelves(clock()))
     slots = RedisSlots(client, keys, "user", limits.ws_connections_per_user)
     ip_slots = RedisSlots(client, keys, "ip", limits.ws_connections_per_ip)
 
@@ -144,6 +146,9 @@ def clustered(config: Config) -> Parts:
     )
 
 
-def build_parts(config: Config) -> Parts:
-    """The parts for this configuration."""
-    return clustered(config) if config.storage.redis_url else embedded(config)
+def build_parts(config: Config, catalog: Catalog, clock: Callable[[], int] = now_ms) -> Parts:
+    """The parts for this configuration; the ranking is filled with the catalog's readable periods
+    as of `clock`."""
+    store = make_store(config)
+    mode = clustered if config.storage.redis_url else embedded
+    return mode(config, store, catalog, clock)

@@ -11,6 +11,9 @@ from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.hub import Hub
 from ..metrics.export import Exporter
+from ..boards.admin import BoardAdmin
+from ..boards.reads import BoardReads
+from ..boards.trusted import ServiceKeys, TrustedWrites
 from ..service import Scoreboard
 from ..storage import Store
 
@@ -18,6 +21,10 @@ CONFIG = web.AppKey("config", Config)
 USER_AUTH = web.AppKey("user_auth", UserAuth)
 STORE = web.AppKey("store", Store)
 SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
+BOARD_READS = web.AppKey("board_reads", BoardReads)
+BOARD_ADMIN = web.AppKey("board_admin", BoardAdmin)
+TRUSTED_WRITES = web.AppKey("trusted_writes", TrustedWrites)
+SERVICE_KEYS = web.AppKey("service_keys", ServiceKeys)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from ..config import ID_PATTERN
+from ..config import BOARD_ID_PATTERN, ID_PATTERN
 from ..errors import CLOSE_UNAUTHORIZED
 from ..ranking import WATCHED_PLACES
 
@@ -66,6 +66,16 @@ class TopData(_Model):
     updated_at: Timestamp
 
 
+class AwardBoard(_Model):
+    """What an award did on one of its boards (previousScore 0 on a first entry in the period)."""
+
+    board: str
+    period: str
+    previous_score: Score
+    new_score: Score
+    rank: Rank
+
+
 class UpdateData(_Model):
     user_id: str
     previous_score: Score
@@ -73,6 +83,7 @@ class UpdateData(_Model):
     score_increment: Score
     rank: Rank
     leaderboard: list[BoardEntry]
+    boards: list[AwardBoard]
 
 
 class UserScoreData(_Model):
@@ -105,6 +116,207 @@ class TopQuery(_Model):
 
 
 class UserPath(_Model):
+    user_id: Id
+
+
+BoardId = Annotated[
+    str,
+    Meta(
+        pattern=BOARD_ID_PATTERN,
+        min_length=1,
+        max_length=64,
+        description="A board id: 1-64 characters of a-z 0-9 _ -",
+        examples=["weekly"],
+    ),
+]
+PeriodSpec = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=32,
+        description="`current`, `previous`, or a period id: YYYY-MM-DD (daily), YYYY-Www (weekly), "
+        "YYYY-MM (monthly), YYYY-MM-DDTHH:MM (cron), all (never)",
+        examples=["current"],
+    ),
+]
+Value = Annotated[int, Meta(ge=-(2**53), le=2**53, description="An integer within ±2^53")]
+Limit = Annotated[int, Meta(ge=1, le=WATCHED_PLACES)]
+Title = Annotated[str, Meta(min_length=1, max_length=100)]
+Order = Literal["desc", "asc"]
+Operator = Literal["incr", "best", "set"]
+Format = Literal["number", "duration_ms"]
+Reset = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=100,
+        description="never | daily | weekly | monthly | a 5-field cron expression",
+        examples=["weekly"],
+    ),
+]
+Zone = Annotated[str, Meta(min_length=1, max_length=64, description="An IANA time zone", examples=["Europe/Berlin"])]
+
+
+class PeriodData(_Model):
+    id: str
+    starts_at: Timestamp | None
+    ends_at: Timestamp | None
+
+
+class BoardData(_Model):
+    id: str
+    title: str
+    order: Order
+    operator: Operator
+    reset: str
+    timezone: str
+    keep_periods: int
+    format: Format
+    period: PeriodData
+
+
+class BoardsData(_Model):
+    boards: list[BoardData]
+
+
+class BoardDetail(BoardData):
+    entries: int
+
+
+class RankedEntry(_Model, omit_defaults=True):
+    rank: Rank
+    user_id: str
+    username: str
+    score: int
+    last_updated: Timestamp
+    subscore: int | None = None
+    metadata: msgspec.Raw | None = None  # the JSON object a trusted server gave
+
+
+class BoardTopData(_Model):
+    board: str
+    period: str
+    leaderboard: list[RankedEntry]
+    updated_at: Timestamp
+
+
+class RanksData(BoardTopData):
+    total: int
+
+
+class AroundData(_Model):
+    board: str
+    period: str
+    rank: Rank | None
+    entries: list[RankedEntry]
+    total: int
+
+
+class LookupData(_Model):
+    board: str
+    period: str
+    entries: list[RankedEntry]
+
+
+class PeriodEntry(PeriodData):
+    entries: int
+
+
+class PeriodsData(_Model):
+    board: str
+    periods: list[PeriodEntry]
+
+
+class UserBoard(_Model):
+    board: str
+    period: str
+    score: int
+    rank: Rank
+    percentile: float
+
+
+class UserBoardsData(_Model):
+    user_id: str
+    boards: list[UserBoard]
+
+
+class ScoreWriteData(_Model):
+    board: str
+    period: str
+    user_id: str
+    previous_score: int | None
+    new_score: int
+    rank: Rank
+    improved: bool
+
+
+class RetiredData(_Model):
+    board: str
+    retired: bool
+
+
+class LookupRequest(_Model):
+    """The users whose entries to show (a friends' board)."""
+
+    user_ids: Annotated[list[Id], Meta(min_length=1, max_length=100)]
+    period: PeriodSpec = "current"
+
+
+class ScoreWriteRequest(_Model):
+    """A trusted server's value for one user, applied by the board's operator."""
+
+    user_id: Id
+    score: Value
+    subscore: Value | None = None
+    metadata: Annotated[dict[str, Any], Meta(description="A JSON object of at most 1 KiB, shown with the entry")] | None = (
+        None
+    )
+
+
+class BoardCreate(_Model):
+    """A board to create at run time; omitted fields as for `global`."""
+
+    id: BoardId
+    title: Title | None = None
+    order: Order = "desc"
+    operator: Operator = "incr"
+    reset: Reset = "never"
+    timezone: Zone = "UTC"
+    keep_periods: Annotated[int, Meta(ge=0, le=1000)] = 12
+    format: Format = "number"
+
+
+class BoardChange(_Model):
+    """What may change on a board in use (order, operator, reset and zone would re-rank or re-period
+    what is there: retire the board and create another)."""
+
+    title: Title | None = None
+    keep_periods: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    format: Format | None = None
+
+
+class BoardTopQuery(_Model):
+    limit: Limit = 10
+    period: PeriodSpec = "current"
+
+
+class RanksQuery(_Model):
+    from_: Annotated[int, Meta(ge=1, le=2**31)] = msgspec.field(default=1, name="from")
+    limit: Limit = 10
+    period: PeriodSpec = "current"
+
+
+class AroundQuery(_Model):
+    radius: Annotated[int, Meta(ge=0, le=25)] = 5
+    period: PeriodSpec = "current"
+
+
+class BoardPath(_Model):
+    board: BoardId
+
+
+class AroundPath(_Model):
+    board: BoardId
     user_id: Id
 
 

@@ -14,6 +14,7 @@ from ..clock import iso, now_ms
 from ..config import WebSocketSettings
 from ..errors import (
     CLOSE_SERVICE_RESTART,
+    ApiError,
     CLOSE_TOO_MANY,
     CLOSE_UNAUTHORIZED,
     Forbidden,
@@ -26,6 +27,7 @@ from ..live.messages import (
     Auth,
     Authenticated,
     Connected,
+    MAX_BOARD_SUBSCRIPTIONS,
     Error,
     ErrorDetail,
     Ping,
@@ -104,13 +106,26 @@ class Session:
         elif self.conn.user_id is None and not self.settings.allow_anonymous:
             self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "authentication required")
         elif isinstance(message, Subscribe):
-            self.conn.send(Subscribed(channel=message.channel))
-            await self.hub.subscribe(self.conn)
+            await self._subscribe(message)
         elif isinstance(message, Unsubscribe):
-            self.hub.unsubscribe(self.conn)
-            self.conn.send(Unsubscribed(channel=message.channel))
+            board = message.board or self.hub.catalog.default
+            self.hub.unsubscribe(self.conn, board)
+            self.conn.send(Unsubscribed(channel=message.channel, board=board))
         elif isinstance(message, Ping):
             self.conn.send(Pong(timestamp=iso(now_ms())))
+
+    async def _subscribe(self, message: Subscribe) -> None:
+        """`subscribed`, then the board's snapshot; an `error` (BOARD_NOT_FOUND, VALIDATION_ERROR
+        beyond 10 boards) instead when refused."""
+        try:
+            board = self.hub.board_of(message.board)
+            if self.hub.subscriptions_of(self.conn) >= MAX_BOARD_SUBSCRIPTIONS and not self.hub.holds(self.conn, board):
+                raise ValidationFailed(f"A connection may hold at most {MAX_BOARD_SUBSCRIPTIONS} board subscriptions")
+        except ApiError as exc:
+            self.error(exc.code, exc.message)
+            return
+        self.conn.send(Subscribed(channel=message.channel, board=board))
+        await self.hub.subscribe(self.conn, board)
 
     async def _auth(self, token: str) -> None:
         if self.conn.user_id is not None:

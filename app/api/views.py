@@ -15,8 +15,37 @@ from ..decoding import convert_strings, decode_json, decoder_for
 from ..errors import NotFound, ServiceUnavailable
 from ..ranking import TOP_SIZE
 from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok_cacheable
-from .keys import INITIALIZE_LIMITER, OPENAPI, READ_CACHE_CONTROL, SCOREBOARD, STORE, UPDATE_LIMITER, USER_AUTH
-from .models import HealthData, InitializeRequest, TopQuery, UpdateRequest, UserPath
+from ..boards.trusted import idempotency_key
+from ..top_cache import TopAnswer
+from .keys import (
+    BOARD_ADMIN,
+    BOARD_READS,
+    INITIALIZE_LIMITER,
+    OPENAPI,
+    READ_CACHE_CONTROL,
+    SCOREBOARD,
+    SERVICE_KEYS,
+    STORE,
+    TRUSTED_WRITES,
+    UPDATE_LIMITER,
+    USER_AUTH,
+)
+from .models import (
+    AroundPath,
+    AroundQuery,
+    BoardChange,
+    BoardCreate,
+    BoardPath,
+    BoardTopQuery,
+    HealthData,
+    InitializeRequest,
+    LookupRequest,
+    RanksQuery,
+    ScoreWriteRequest,
+    TopQuery,
+    UpdateRequest,
+    UserPath,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -39,12 +68,25 @@ _DEFAULT_TOP = TopQuery()
 PRIVATE = {hdrs.CACHE_CONTROL: PRIVATE_CACHE_CONTROL}
 
 
+def query_of(request: web.Request, model: type[T]) -> T:
+    """The query string validated into `model`; VALIDATION_ERROR naming the parameter otherwise."""
+    return convert_strings(dict(request.query), model)
+
+
+def path_of(request: web.Request, model: type[T]) -> T:
+    """The path parameters validated into `model`."""
+    return convert_strings(dict(request.match_info), model)
+
+
 async def top(request: web.Request) -> web.Response:
     # Most reads ask for the default: no query to parse, and the same answer until the top moves.
-    query = convert_strings(dict(request.query), TopQuery) if request.query_string else _DEFAULT_TOP
-    app = request.app  # a property that resolves the route's app: once
-    answer = await app[SCOREBOARD].top(query.limit)
-    cache_control = app[READ_CACHE_CONTROL]
+    query = query_of(request, TopQuery) if request.query_string else _DEFAULT_TOP
+    return cacheable(request, await request.app[SCOREBOARD].top(query.limit))
+
+
+def cacheable(request: web.Request, answer: TopAnswer) -> web.Response:
+    """A public read's answer with its ETag, or 304 when the client holds it already."""
+    cache_control = request.app[READ_CACHE_CONTROL]
     # A CDN or browser revalidating its copy gets 304 while the answer is unchanged. It sends the
     # tag as it got it, mostly: that compare first, aiohttp's parse (~10 us) for the other forms.
     if_none_match = request.headers.get(hdrs.IF_NONE_MATCH)
@@ -69,10 +111,80 @@ async def update(request: web.Request) -> web.Response:
 
 async def user_score(request: web.Request) -> web.Response:
     principal(request)
-    path = convert_strings(dict(request.match_info), UserPath)
+    path = path_of(request, UserPath)
     response = ok(await request.app[SCOREBOARD].user_score(path.user_id))
     response.headers.update(PRIVATE)
     return response
+
+
+async def boards(request: web.Request) -> web.Response:
+    return ok(request.app[BOARD_READS].boards())
+
+
+async def board(request: web.Request) -> web.Response:
+    path = path_of(request, BoardPath)
+    return ok(await request.app[BOARD_READS].board(path.board))
+
+
+async def board_top(request: web.Request) -> web.Response:
+    path, query = path_of(request, BoardPath), query_of(request, BoardTopQuery)
+    return cacheable(request, await request.app[BOARD_READS].top(path.board, query.period, query.limit))
+
+
+async def board_ranks(request: web.Request) -> web.Response:
+    path, query = path_of(request, BoardPath), query_of(request, RanksQuery)
+    return ok(await request.app[BOARD_READS].ranks(path.board, query.from_, query.limit, query.period))
+
+
+async def board_around(request: web.Request) -> web.Response:
+    path, query = path_of(request, AroundPath), query_of(request, AroundQuery)
+    return ok(await request.app[BOARD_READS].around(path.board, path.user_id, query.radius, query.period))
+
+
+async def board_lookup(request: web.Request) -> web.Response:
+    path = path_of(request, BoardPath)
+    body = await parse_body(request, LookupRequest)
+    return ok(await request.app[BOARD_READS].lookup(path.board, body.user_ids, body.period))
+
+
+async def board_periods(request: web.Request) -> web.Response:
+    path = path_of(request, BoardPath)
+    return ok(await request.app[BOARD_READS].periods(path.board))
+
+
+async def user_boards(request: web.Request) -> web.Response:
+    principal(request)
+    path = path_of(request, UserPath)
+    response = ok(await request.app[BOARD_READS].user_boards(path.user_id))
+    response.headers.update(PRIVATE)
+    return response
+
+
+async def board_scores(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEYS].from_header(request.headers.get("Authorization"))
+    path = path_of(request, BoardPath)
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    body = await parse_body(request, ScoreWriteRequest)
+    return ok(await request.app[TRUSTED_WRITES].write(service, path.board, key, body))
+
+
+async def create_board(request: web.Request) -> web.Response:
+    user = principal(request)
+    body = await parse_body(request, BoardCreate)
+    return ok(await request.app[BOARD_ADMIN].create(user, body), status=201)
+
+
+async def change_board(request: web.Request) -> web.Response:
+    user = principal(request)
+    path = path_of(request, BoardPath)
+    body = await parse_body(request, BoardChange)
+    return ok(await request.app[BOARD_ADMIN].change(user, path.board, body))
+
+
+async def retire_board(request: web.Request) -> web.Response:
+    user = principal(request)
+    path = path_of(request, BoardPath)
+    return ok(await request.app[BOARD_ADMIN].retire(user, path.board))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -94,7 +206,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 @aiohttp_jinja2.template("index.html")
 async def page(request: web.Request) -> dict[str, object]:
-    top = (await request.app[SCOREBOARD].top(TOP_SIZE)).data
+    top = await request.app[SCOREBOARD].top_data(TOP_SIZE)
     return {
         "leaderboard": [msgspec.to_builtins(entry) for entry in top.leaderboard],
         "updated_at": top.updated_at,

@@ -1,5 +1,5 @@
 """The registry of live connections: each WebSocket, the users bound to them (within their slots),
-the subscribers of the leaderboard channel, and how a connection is dropped and closed."""
+and how a connection is dropped and closed."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Connection:
     """One WebSocket. Writes never wait: frames go straight to the socket's buffer, and a
     client whose buffer grows past the limit is closed instead of being waited for."""
 
-    __slots__ = ("_expiry", "heard", "id", "pinged", "registry", "subscribed", "transport", "user_id", "version", "ws")
+    __slots__ = ("_expiry", "heard", "id", "pinged", "registry", "transport", "user_id", "ws")
 
     def __init__(
         self, registry: Connections, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None
@@ -37,8 +37,6 @@ class Connection:
         self.transport = transport
         self.id = secrets.token_hex(8)
         self.user_id: str | None = None
-        self.subscribed = False
-        self.version = SNAPSHOT  # the board version this subscriber was last sent
         self.heard = False  # a frame arrived since the last keepalive sweep
         self.pinged = False  # the last keepalive sweep pinged it
         self._expiry: asyncio.TimerHandle | None = None
@@ -90,20 +88,23 @@ def _nobody_listens(user_id: str) -> None:
     pass
 
 
+def _nobody_subscribes(conn: Connection) -> None:
+    pass
+
+
 class Connections:
-    """Every open connection of this process, each user's connections (bound within the user's
-    slots), and the leaderboard's subscribers; the keepalive sweeps these connections."""
+    """Every open connection of this process and each user's connections (bound within the user's
+    slots); the keepalive sweeps these connections."""
 
     def __init__(self, slots: ConnectionSlots, errands: Errands, *, max_buffer: int) -> None:
         self.slots = slots
         self.max_buffer = max_buffer
         self.connections: set[Connection] = set()
-        # An ordered set, filled and swept by the waves; a connection that goes is removed here.
-        # The waves hold this very dict, so it is never replaced.
-        self.subscribers: dict[Connection, None] = {}
         self.by_user: dict[str, set[Connection]] = {}
         # Told the user whose last connection went away (the notices stop watching them).
         self.on_user_left: Callable[[str], None] = _nobody_listens
+        # Told of every connection that goes (the hub ends its subscriptions).
+        self.on_disconnect: Callable[[Connection], None] = _nobody_subscribes
         self._errands = errands
         # Counted in place for the metrics: frames written, frames not written because the
         # connection was going away or was closed for being too slow (the frame that found it so
@@ -144,7 +145,7 @@ class Connections:
         """Forget a connection (idempotent)."""
         conn.forget()
         self.connections.discard(conn)
-        self.subscribers.pop(conn, None)
+        self.on_disconnect(conn)
         if conn.user_id is not None:
             owned = self.by_user.get(conn.user_id)
             if owned is not None and conn in owned:

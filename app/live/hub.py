@@ -1,12 +1,14 @@
-"""The hub: the live side of one process, wiring the connection registry, the waves of the top 10
-and the per-user notices together behind the few calls the app and the session make."""
+"""The hub: the live side of one process, wiring the connection registry, the waves of each board's
+top 10 and the per-user notices together behind the few calls the app and the session make."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 
+from ..boards.catalog import Catalog
 from ..errors import CLOSE_SERVICE_RESTART
 from ..limits import ConnectionSlots
 from ..ranking import Ranking
@@ -14,21 +16,37 @@ from ..records import AwardEvent
 from ..tasks import Errands
 from .connections import RESTART_REASON, Connection, Connections
 from .notices import Notices
-from .waves import Waves
+from .waves import Waves, WaveTally
 
 
 class Hub:
-    """Owns the live connections (`registry`), the broadcast of the top 10 (`waves`) and the
-    messages to single users (`notices`)."""
+    """Owns the live connections (`registry`), the broadcast of each board's top 10 (`waves`, one
+    per board somebody watched) and the messages to single users (`notices`)."""
 
-    def __init__(self, ranking: Ranking, slots: ConnectionSlots, *, max_buffer: int) -> None:
+    def __init__(
+        self,
+        ranking: Ranking,
+        slots: ConnectionSlots,
+        catalog: Catalog,
+        clock: Callable[[], int],
+        *,
+        max_buffer: int,
+    ) -> None:
         # One set of errands for closes, slot releases and overtake lookups: `finished` waits for all.
         errands = Errands("a hub background task")
+        self.ranking = ranking
+        self.catalog = catalog
+        self.clock = clock
         self.registry = Connections(slots, errands, max_buffer=max_buffer)
-        self.waves = Waves(ranking, self.registry.subscribers)
-        self.notices = Notices(ranking, self.registry, errands)
+        self.tally = WaveTally()
+        self.waves: dict[str, Waves] = {}
+        self.notices = Notices(ranking, self.registry, errands, catalog, clock)
         self.registry.on_user_left = self.notices.unwatch
+        self.registry.on_disconnect = self._unsubscribe_all
         self.draining = False  # `drain` was called: a connection that arrives now is closed at once
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._started = False
+        self._stopped = asyncio.Event()
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:
         """Register a new connection."""
@@ -49,13 +67,48 @@ class Hub:
         """Stop sending to a connection now and close it in the background."""
         self.registry.drop(conn, code, reason)
 
-    async def subscribe(self, conn: Connection) -> None:
-        """Add to the leaderboard channel and send the current state at once."""
-        await self.waves.subscribe(conn)
+    def board_of(self, board_id: str | None) -> str:
+        """The board a subscription names (the default one when none); BOARD_NOT_FOUND if unknown."""
+        return self.catalog.get(board_id or self.catalog.default).id
 
-    def unsubscribe(self, conn: Connection) -> None:
-        """Leave the leaderboard channel."""
-        self.waves.unsubscribe(conn)
+    async def subscribe(self, conn: Connection, board_id: str) -> None:
+        """Add to a board's leaderboard channel and send its current state at once (the session
+        keeps a connection within MAX_BOARD_SUBSCRIPTIONS boards)."""
+        await self._waves(board_id).subscribe(conn)
+
+    def holds(self, conn: Connection, board_id: str) -> bool:
+        """Whether a connection is subscribed to this board."""
+        waves = self.waves.get(board_id)
+        return waves is not None and conn in waves.subscribers
+
+    def unsubscribe(self, conn: Connection, board_id: str) -> None:
+        """Leave a board's leaderboard channel."""
+        waves = self.waves.get(board_id)
+        if waves is not None:
+            waves.unsubscribe(conn)
+
+    def subscriptions_of(self, conn: Connection) -> int:
+        """How many boards a connection is subscribed to."""
+        return sum(conn in w.subscribers for w in self.waves.values())
+
+    def subscriptions(self) -> int:
+        """Board subscriptions of this process's connections, all boards together."""
+        return sum(len(w.subscribers) for w in self.waves.values())
+
+    def _unsubscribe_all(self, conn: Connection) -> None:
+        for waves in self.waves.values():
+            waves.unsubscribe(conn)
+
+    def _waves(self, board_id: str) -> Waves:
+        waves = self.waves.get(board_id)
+        if waves is None:
+            waves = self.waves[board_id] = Waves(self.ranking, self.catalog.get(board_id), self.clock, self.tally)
+            if self._started and not self._stopped.is_set():
+                self._start(board_id, waves)
+        return waves
+
+    def _start(self, board_id: str, waves: Waves) -> None:
+        self._running[board_id] = asyncio.get_running_loop().create_task(waves.run(), name=f"waves-{board_id}")
 
     def drain(self, *, within: float) -> None:
         """The process is stopping: close every socket with 1012 (service restart), each cut short
@@ -72,18 +125,33 @@ class Hub:
         await self.registry.finished()
 
     def on_award(self, event: AwardEvent) -> None:
-        """Score and rank messages to the users concerned now; the top 10 in the next wave."""
-        self.waves.on_award(event)
+        """Score and rank messages to the users concerned now; each board's top 10 in its next wave."""
+        for move in event.moves:
+            waves = self.waves.get(move.change.where.board)
+            if waves is not None:
+                waves.on_move(event.user_id, move, event.at_ms)
         self.notices.on_award(event)
 
     def resync(self) -> None:
-        """Events may have been missed: send the current top 10 even if it looks unchanged."""
-        self.waves.resync()
+        """Events may have been missed: send every board's top 10 even if it looks unchanged."""
+        for waves in self.waves.values():
+            waves.resync()
 
     async def run(self) -> None:
-        """Send board versions until `stop()`."""
-        await self.waves.run()
+        """Send board versions (each board's waves in a task of its own) until `stop()`."""
+        self._started = True
+        for board_id, waves in self.waves.items():
+            self._start(board_id, waves)
+        try:
+            await self._stopped.wait()
+        finally:
+            for waves in self.waves.values():
+                waves.stop()
+            running = list(self._running.values())
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     def stop(self) -> None:
         """End `run` (also when a Redis client swallowed the task's cancellation)."""
-        self.waves.stop()
+        self._stopped.set()

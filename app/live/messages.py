@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from ..api.models import Rank, Score, Timestamp
+from ..api.models import BoardId, Rank, Score, Timestamp
 from ..decoding import decode_json
 
 Channel = Literal["leaderboard"]
+MAX_BOARD_SUBSCRIPTIONS = 10  # board subscriptions one connection may hold
 
 
 class Auth(msgspec.Struct, tag="auth", tag_field="type"):
@@ -19,10 +20,12 @@ class Auth(msgspec.Struct, tag="auth", tag_field="type"):
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type"):
     channel: Channel
+    board: BoardId | None = None  # None: the default board
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type"):
     channel: Channel
+    board: BoardId | None = None
 
 
 class Ping(msgspec.Struct, tag="ping", tag_field="type"):
@@ -48,10 +51,12 @@ class Authenticated(_Server, tag="authenticated"):
 
 class Subscribed(_Server, tag="subscribed"):
     channel: str
+    board: str
 
 
 class Unsubscribed(_Server, tag="unsubscribed"):
     channel: str
+    board: str
 
 
 class Pong(_Server, tag="pong"):
@@ -67,6 +72,8 @@ class LiveEntry(msgspec.Struct, rename="camel", kw_only=True):
 
 
 class LiveBoard(msgspec.Struct, rename="camel", kw_only=True):
+    board: str
+    period: str
     leaderboard: list[LiveEntry]
     updated_at: Timestamp
 
@@ -75,7 +82,21 @@ class LeaderboardUpdate(_Server, tag="leaderboard_update"):
     data: LiveBoard
 
 
+class EndedBoard(msgspec.Struct, rename="camel", kw_only=True):
+    board: str
+    period: str
+    leaderboard: list[LiveEntry]
+
+
+class PeriodEnded(_Server, tag="period_ended"):
+    """A period of a board ended: its frozen top 10 (a snapshot of the new period follows)."""
+
+    data: EndedBoard
+
+
 class ScoreChange(msgspec.Struct, rename="camel", kw_only=True):
+    board: str
+    period: str
     user_id: str
     previous_score: Score
     new_score: Score
@@ -89,6 +110,8 @@ class ScoreUpdate(_Server, tag="score_update"):
 
 
 class RankMove(msgspec.Struct, rename="camel", kw_only=True):
+    board: str
+    period: str
     user_id: str
     previous_rank: Rank | None
     new_rank: Rank
@@ -109,7 +132,16 @@ class Error(_Server, tag="error"):
 
 
 ServerMessage = (
-    Connected | Authenticated | Subscribed | Unsubscribed | Pong | LeaderboardUpdate | ScoreUpdate | RankChange | Error
+    Connected
+    | Authenticated
+    | Subscribed
+    | Unsubscribed
+    | Pong
+    | LeaderboardUpdate
+    | PeriodEnded
+    | ScoreUpdate
+    | RankChange
+    | Error
 )
 
 _encoder = msgspec.json.Encoder()

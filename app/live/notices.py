@@ -1,41 +1,53 @@
-"""Messages to one user's connections after an award: `score_update` to the user who scored,
-`rank_change` to them and to each connected user they overtook."""
+"""Messages to one user's connections after a write: `score_update` to the user who scored,
+`rank_change` to them and to each connected user they overtook, one message per board."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ..boards.catalog import Catalog
 from ..errors import ServiceUnavailable
 from ..ranking import Ranking
-from ..records import AwardEvent
+from ..records import AwardEvent, BoardPeriod
 from ..tasks import Errands, stop_if_cancelled
 from .connections import Connections
 from .messages import RankChange, RankMove, ScoreChange, ScoreUpdate, ServerMessage, encode, text_frame
 
 
 class Notices:
-    """Tells connected users about their own score and rank. Only connected users on the board
+    """Tells connected users about their own scores and ranks. Only connected users on some board
     are watched for being overtaken."""
 
-    def __init__(self, ranking: Ranking, registry: Connections, errands: Errands) -> None:
+    def __init__(
+        self, ranking: Ranking, registry: Connections, errands: Errands, catalog: Catalog, clock: Callable[[], int]
+    ) -> None:
         self.ranking = ranking
+        self.catalog = catalog
+        self.clock = clock
         # The registry's users and their connections: the dict itself (never replaced), read on
         # every award.
         self.by_user = registry.by_user
-        # Connected users who are on the board: only they can be overtaken. Viewers who never
+        # Connected users who are on a board: only they can be overtaken. Viewers who never
         # scored cost nothing per award (at 1,000 awards/s, asking the board about 1,000
         # connected viewers each time took the whole core).
         self._on_board: set[str] = set()
         self._errands = errands
 
     def watched_users(self) -> frozenset[str]:
-        """The connected users on the board, who are told when someone overtakes them (read-only)."""
+        """The connected users on a board, who are told when someone overtakes them (read-only)."""
         return frozenset(self._on_board)
 
     async def watch(self, user_id: str) -> None:
-        """Start watching a user just bound to a connection, if they are on the board."""
+        """Start watching a user just bound to a connection, if they are on a board now."""
         if user_id in self._on_board:
             return
+        now = self.clock()
         try:
-            ranked = await self.ranking.position(user_id) is not None
+            ranked = False
+            for board in self.catalog.listed():
+                if await self.ranking.position(board.where(board.current(now)), user_id) is not None:
+                    ranked = True
+                    break
         except ServiceUnavailable:
             stop_if_cancelled()
             ranked = True  # unknown: better a board lookup too many than a rank_change too few
@@ -50,50 +62,56 @@ class Notices:
         """Score and rank messages to the users concerned, now."""
         if not self.by_user:
             return
-        award = event.award
-        if award.user_id in self.by_user:
-            self._on_board.add(award.user_id)
-        self._to_user(
-            award.user_id,
-            ScoreUpdate(
-                data=ScoreChange(
-                    user_id=award.user_id,
-                    previous_score=award.previous_score,
-                    new_score=award.new_score,
-                    score_increment=award.score_increment,
-                    new_rank=event.rank,
-                    previous_rank=event.previous_rank,
-                )
-            ),
-        )
-        if event.previous_rank is not None and event.previous_rank != event.rank:
-            self._rank_change(award.user_id, event.previous_rank, event.rank, award.new_score)
-        if event.previous_rank is None or event.previous_rank > event.rank:
-            self._errands.start(self._tell_overtaken(award.user_id, event.rank, event.previous_rank))
+        user_id = event.user_id
+        if user_id in self.by_user:
+            self._on_board.add(user_id)
+        for move in event.moves:
+            change, where = move.change, move.change.where
+            previous_score = change.previous_score or 0
+            self._to_user(
+                user_id,
+                ScoreUpdate(
+                    data=ScoreChange(
+                        board=where.board,
+                        period=where.period,
+                        user_id=user_id,
+                        previous_score=previous_score,
+                        new_score=change.new_score,
+                        score_increment=change.new_score - previous_score,
+                        new_rank=move.rank,
+                        previous_rank=move.previous_rank,
+                    )
+                ),
+            )
+            if move.previous_rank is not None and move.previous_rank != move.rank:
+                self._rank_change(where, user_id, move.previous_rank, move.rank, change.new_score)
+            if move.previous_rank is None or move.previous_rank > move.rank:
+                self._errands.start(self._tell_overtaken(where, user_id, move.rank, move.previous_rank))
 
-    async def _tell_overtaken(self, winner: str, rank: int, previous: int | None) -> None:
+    async def _tell_overtaken(self, where: BoardPeriod, winner: str, rank: int, previous: int | None) -> None:
         # Everyone the winner passed moved down one place: now at ranks rank+1 .. previous
         # (to the end of the board on a first award). Walk whichever is smaller: that rank
         # range, or the connected users on the board.
         candidates = self._on_board - {winner}
         if not candidates:
             return
-        last = previous if previous is not None else await self.ranking.size()
+        last = previous if previous is not None else await self.ranking.size(where)
         if last <= rank:
             return
         if last - rank <= len(candidates):
-            moved = await self.ranking.ranked(rank + 1, last)
+            moved = await self.ranking.ranked(where, rank + 1, last)
         else:
-            found = await self.ranking.ranks(list(candidates))
+            found = await self.ranking.ranks(where, list(candidates))
             moved = [(r, user, score) for user, (r, score) in found.items() if rank < r <= last]
         for r, user_id, score in moved:
             if user_id != winner and user_id in self.by_user:
-                self._rank_change(user_id, r - 1, r, score)
+                self._rank_change(where, user_id, r - 1, r, score)
 
-    def _rank_change(self, user_id: str, previous: int, rank: int, score: int) -> None:
-        self._to_user(
-            user_id, RankChange(data=RankMove(user_id=user_id, previous_rank=previous, new_rank=rank, score=score))
+    def _rank_change(self, where: BoardPeriod, user_id: str, previous: int, rank: int, score: int) -> None:
+        move = RankMove(
+            board=where.board, period=where.period, user_id=user_id, previous_rank=previous, new_rank=rank, score=score
         )
+        self._to_user(user_id, RankChange(data=move))
 
     def _to_user(self, user_id: str, message: ServerMessage) -> None:
         owned = self.by_user.get(user_id)

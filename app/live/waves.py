@@ -1,5 +1,5 @@
-"""The coalesced broadcast of the top 10: board versions, their pre-built frames, and the sweeps
-that bring every subscriber to the newest version."""
+"""The coalesced broadcast of one board's top 10: board versions, their pre-built frames, the sweeps
+that bring every subscriber to the newest version, and the end of each period."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import asyncio
 import logging
 import time
 
-from ..clock import iso, now_ms
+from collections.abc import Callable
+
+from ..boards.board import Board
+from ..clock import iso
 from ..metrics.tally import WAVE_BOUNDS, Histogram
 from ..ranking import TOP_SIZE, Ranking, last_change
-from ..records import AwardEvent, Standing
+from ..records import Move, Standing
 from ..tasks import stop_if_cancelled
 from .connections import SNAPSHOT, Connection
-from .messages import LeaderboardUpdate, LiveBoard, LiveEntry, encode, text_frame
+from .messages import EndedBoard, LeaderboardUpdate, LiveBoard, LiveEntry, PeriodEnded, encode, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +27,17 @@ WAVE_CHUNK = 256  # subscribers written between yields, so awards keep flowing d
 MIN_VERSION_GAP = 0.02
 
 
+class WaveTally:
+    """What every board's waves did, counted in one place for the metrics: versions made, and the
+    wave latency (from the write that changed a top to its version written to every subscriber)."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.latency = Histogram(WAVE_BOUNDS)
+
+
 class Waves:
-    """Sends the top 10 to every subscriber as a sweep: each change of the top makes a new board
+    """Sends a board's top 10 to every subscriber as a sweep: each change of the top makes a new board
     version; the sweep writes the newest version to each subscriber that does not have it yet.
     A version made while a sweep is under way goes to the rest of that sweep at once, and a
     second pass brings the first part up to date: a change waits about one wave (sweeps start
@@ -33,14 +45,19 @@ class Waves:
     that gap ends after its pass and, before the next, the broadcaster rests as long as other
     work needed the loop during it, so under steady load the awards still get it. `change` is
     relative to the version each subscriber had, so a frame is built once per (previous
-    version, version)."""
+    version, version). When the board's period ends, every subscriber gets `period_ended` with
+    the finished period's top 10, then a snapshot of the new period."""
 
-    def __init__(self, ranking: Ranking, subscribers: dict[Connection, None]) -> None:
+    def __init__(self, ranking: Ranking, board: Board, clock: Callable[[], int], tally: WaveTally) -> None:
         self.ranking = ranking
-        # The registry's ordered set of subscribers, shared: (un)subscribe fills it here, the
-        # registry removes a connection that goes away.
-        self.subscribers = subscribers
-        self.made = 0  # versions made so far, each one wave
+        self.board = board
+        self.clock = clock
+        self.tally = tally
+        # Subscribers in order of arrival, each with the version it was last sent (SNAPSHOT: none).
+        self.subscribers: dict[Connection, int] = {}
+        self._period = board.current(clock())
+        self._where = board.where(self._period)
+        self._period_end: asyncio.TimerHandle | None = None
         self._dirty = asyncio.Event()
         self._version = 0
         self._top: list[tuple[int, Standing]] | None = None  # the board of the current version
@@ -55,7 +72,6 @@ class Waves:
         # Wave latency: from the award that changed the top (its timestamp, taken as its transaction
         # begins) to its version written to every subscriber. The oldest such award waiting for a
         # version, and the oldest one in a version not yet written to everyone.
-        self.latency = Histogram(WAVE_BOUNDS)
         self._pending_from: int | None = None
         self._unswept_from: int | None = None
 
@@ -78,30 +94,31 @@ class Waves:
             await self._advance()  # nothing to show yet: a board that cannot be read is an error
         elif await self._try_advance():
             self._dirty.set()  # the other subscribers get the version this made in the next sweep
-        self.subscribers[conn] = None
-        conn.subscribed = True
-        conn.version = SNAPSHOT
+        self.subscribers[conn] = SNAPSHOT
         self._deliver(conn)
 
     def unsubscribe(self, conn: Connection) -> None:
-        """Leave the leaderboard channel."""
+        """Leave the leaderboard channel of this board."""
         self.subscribers.pop(conn, None)
-        conn.subscribed = False
 
     def resync(self) -> None:
         """Events may have been missed: send the current top 10 even if it looks unchanged."""
         self._force = True
         self._dirty.set()
 
-    def on_award(self, event: AwardEvent) -> None:
-        """Note the award for the next wave: the scores `change` counts from, and a change of the top."""
-        award = event.award
+    def on_move(self, user_id: str, move: Move, at_ms: int) -> None:
+        """Note a write on this board for the next wave: the scores `change` counts from, and a
+        change of the top. A write that counted in another period than the one shown (committed
+        just before a boundary) changes nothing shown."""
+        if move.change.where != self._where:
+            return
+        previous = move.change.previous_score or 0
         for bases in self._since.values():
-            bases.setdefault(award.user_id, award.previous_score)
-        if event.rank <= TOP_SIZE:
+            bases.setdefault(user_id, previous)
+        if move.rank <= TOP_SIZE or (move.previous_rank is not None and move.previous_rank <= TOP_SIZE):
             self._dirty.set()
             if self._pending_from is None:
-                self._pending_from = award.awarded_ms
+                self._pending_from = at_ms
 
     def _frame(self, top: list[tuple[int, Standing]], *, bases: dict[str, int]) -> bytes:
         entries = [
@@ -115,7 +132,12 @@ class Waves:
             for rank, s in top
         ]
         # As GET /top: when the shown board last changed (the newest award in it).
-        board = LiveBoard(leaderboard=entries, updated_at=iso(last_change(top) or now_ms()))
+        board = LiveBoard(
+            board=self.board.id,
+            period=self._where.period,
+            leaderboard=entries,
+            updated_at=iso(last_change(top) or self.clock()),
+        )
         return text_frame(encode(LeaderboardUpdate(data=board)))
 
     async def _advance(self) -> bool:
@@ -123,20 +145,57 @@ class Waves:
         async with self._advancing:
             return await self._advance_locked()
 
+    async def _next_period(self) -> None:
+        """If the board's period ended: tell every subscriber (the finished period's top 10), and
+        from now on show the new period, starting every subscriber with a snapshot of it."""
+        period = self.board.current(self.clock())
+        if period.id == self._period.id:
+            return
+        ended = self._where
+        frozen = await self.ranking.top(ended, TOP_SIZE)
+        self._period, self._where = period, self.board.where(period)
+        entries = [
+            LiveEntry(rank=rank, user_id=s.user_id, username=s.username, score=s.score, change="+0")
+            for rank, s in frozen
+        ]
+        frame = text_frame(
+            encode(PeriodEnded(data=EndedBoard(board=self.board.id, period=ended.period, leaderboard=entries)))
+        )
+        for conn in list(self.subscribers):
+            conn.send_frame(frame)
+            self.subscribers[conn] = SNAPSHOT
+        self._last_top = []
+        self._force = True
+
+    def _watch_period_end(self) -> None:
+        """Wake the broadcaster when the shown period ends (computed, so a restart loses nothing:
+        a new process shows the period of its clock)."""
+        if self._period_end is not None or self._period.ends_ms is None:
+            return
+        delay = max(0.0, (self._period.ends_ms - self.clock()) / 1000) + 0.001
+
+        def ended() -> None:
+            self._period_end = None
+            self._dirty.set()
+
+        self._period_end = asyncio.get_running_loop().call_later(delay, ended)
+
     async def _advance_locked(self) -> bool:
+        await self._next_period()
+        self._watch_period_end()
         version = self._version + 1
         # Registered before the read: awards that land while it is under way count from here.
         self._since[version] = {}
         taken, self._pending_from = self._pending_from, None
         try:
-            top = await self.ranking.top(TOP_SIZE)
+            top = await self.ranking.top(self._where, TOP_SIZE)
         except BaseException:
             del self._since[version]
             self._pending_from = taken if taken is not None else self._pending_from
             raise
         shown = [(s.user_id, s.username, s.score) for _, s in top]
-        # Boards only grow (no user is ever removed), so a shorter top is a board still being
-        # rebuilt after a Redis loss: wait for the rebuild, which asks for a resync when done.
+        # Within a period boards only grow (no user is ever removed), so a shorter top is a board
+        # still being rebuilt after a Redis loss: wait for the rebuild, which asks for a resync.
         unchanged = self._top is not None and shown == self._last_top and not self._force
         if unchanged or len(shown) < len(self._last_top):
             del self._since[version]
@@ -149,18 +208,19 @@ class Waves:
         self._frames = {}
         self._last_top = shown
         self._force = False
-        self.made += 1
+        self.tally.made += 1
         return True
 
     def _deliver(self, conn: Connection) -> None:
         """Send the current version to one subscriber, `change` counted from what it had."""
-        frame = self._frames.get(conn.version)
+        had = self.subscribers.get(conn, SNAPSHOT)
+        frame = self._frames.get(had)
         if frame is None:
             assert self._top is not None  # a version exists before anyone is swept
-            bases = self._since.get(conn.version, {}) if conn.version != SNAPSHOT else {}
-            frame = self._frames[conn.version] = self._frame(self._top, bases=bases)
-        if conn.send_frame(frame):
-            conn.version = self._version
+            bases = self._since.get(had, {}) if had != SNAPSHOT else {}
+            frame = self._frames[had] = self._frame(self._top, bases=bases)
+        if conn.send_frame(frame) and conn in self.subscribers:
+            self.subscribers[conn] = self._version
 
     async def _try_advance(self) -> bool:
         try:
@@ -180,7 +240,7 @@ class Waves:
             # the part already visited behind: another pass follows.
             version = self._version
             for i, conn in enumerate(list(self.subscribers)):
-                if conn.version != self._version and conn in self.subscribers:
+                if self.subscribers.get(conn, self._version) != self._version:
                     self._deliver(conn)
                 if i % WAVE_CHUNK == WAVE_CHUNK - 1:
                     paused = time.monotonic()
@@ -200,7 +260,7 @@ class Waves:
         self._swept = self._version
         if self._unswept_from is not None:
             if self.subscribers:
-                self.latency.observe(max(0, now_ms() - self._unswept_from) / 1000)
+                self.tally.latency.observe(max(0, self.clock() - self._unswept_from) / 1000)
             self._unswept_from = None
         return yielded
 
@@ -208,12 +268,14 @@ class Waves:
         # After every pass, not only when a sweep ends: under steady load one sweep runs pass
         # after pass, and every version made meanwhile kept a base map that each award updated.
         # Kept: versions a subscriber holds, the current one, and one being made right now.
-        held = {conn.version for conn in self.subscribers}
+        held = set(self.subscribers.values())
         self._since = {v: bases for v, bases in self._since.items() if v in held or v >= self._version}
 
     def stop(self) -> None:
         """End `run` (also when a Redis client swallowed the task's cancellation)."""
         self._stopping = True
+        if self._period_end is not None:
+            self._period_end.cancel()
         self._dirty.set()
 
     async def run(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.connections import Connections
-from ..live.waves import Waves
+from ..live.waves import WaveTally
 from ..ranking import Ranking
 from ..service import Scoreboard
 from ..storage import Store
@@ -57,7 +57,8 @@ class Sources:
     http: tally.HttpTally
     scoreboard: Scoreboard
     connections: Connections
-    waves: Waves
+    subscriptions: Callable[[], int]  # leaderboard subscriptions, every board together
+    waves: WaveTally
     admission: Admission
     limiters: Mapping[str, Limiter]  # the `limit` label -> its limiter
     store: Store
@@ -133,7 +134,7 @@ class Exporter:
     def _flush_live(self) -> None:
         c, f = self.sources.connections, self.families
         f.connections.set(len(c.connections))
-        f.subscriptions.labels(LEADERBOARD_CHANNEL).set(len(c.subscribers))
+        f.subscriptions.labels(LEADERBOARD_CHANNEL).set(self.sources.subscriptions())
         self._count(f.messages_sent, (), c.sent)
         self._count(f.messages_dropped, ("closing",), c.dropped_closed)
         self._count(f.messages_dropped, ("slow_client",), c.slow_closed)
@@ -194,8 +195,9 @@ class Exporter:
 
     async def _sample_board(self) -> None:
         f, ranking = self.families, self.sources.ranking
-        counts = await _guarded("the board", ranking.counts_at_most(SCORE_BOUNDS))
-        size = await _guarded("the board's size", ranking.size())
+        where = self.sources.scoreboard.default_where()  # the default board's current period
+        counts = await _guarded("the board", ranking.counts_at_most(where, SCORE_BOUNDS))
+        size = await _guarded("the board's size", ranking.size(where))
         if counts is None or size is None:
             return
         f.board_users.labels(BOARD).set(size)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 
 from ..errors import ServiceUnavailable
 from ..fanout.redis import RedisFanout
 from ..tasks import stop_if_cancelled
+from ..records import BoardPeriod
 from . import StandingsSource
 from .redis import RedisRanking
 
@@ -20,10 +22,17 @@ class Keeper:
     """Fills the shared ranking from the system of record when it needs it, one process at a
     time, and tells every process's viewers when it did."""
 
-    def __init__(self, ranking: RedisRanking, source: StandingsSource, fanout: RedisFanout) -> None:
+    def __init__(
+        self,
+        ranking: RedisRanking,
+        source: StandingsSource,
+        fanout: RedisFanout,
+        shelves: Callable[[], Mapping[BoardPeriod, int | None]],
+    ) -> None:
         self.ranking = ranking
         self.source = source
         self.fanout = fanout
+        self.shelves = shelves  # the board periods to fill: those readable now, with their expiry
 
     async def ensure_filled(self) -> bool:
         """Fill from the database if the ranking needs it and no other process is at it."""
@@ -36,7 +45,7 @@ class Keeper:
         try:
             asked = await ranking.reload_asked()  # before the database is read: a later request stays
             log.info("rebuilding the Redis board from the database")
-            await ranking.fill(self.source)
+            await ranking.fill(self.source, self.shelves())
             await self.fanout.reloaded()  # every process's viewers get the filled board
             if asked is not None:
                 await ranking.reload_done(asked)

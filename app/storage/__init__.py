@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..metrics.tally import Histogram
-from ..records import Award, AwardClaim, TokenGrant, UserRecord
+from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
 
 
 class Store(Protocol):
@@ -32,13 +32,38 @@ class Store(Protocol):
         already holds `max_unused` unexpired unused tokens (checked in the same transaction)."""
 
     async def award(self, claim: AwardClaim) -> Award:
-        """Consume the token and raise the score in one transaction, or raise a domain error."""
+        """Consume the token and add its score on each of its boards in one transaction, or raise a
+        domain error having changed nothing."""
+
+    async def write_score(self, write: ScoreWrite) -> WriteOutcome:
+        """Apply a trusted server's write under its Idempotency-Key in one transaction."""
+
+    async def keep_answer(self, service: str, key: str, answer: str) -> None:
+        """Keep the first answer of a trusted write, for its retries."""
 
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row."""
 
-    async def standings(self) -> list[UserRecord]:
-        """Every user on the board, for rebuilding the rank index."""
+    async def standings(self, board: str, period: str) -> list[Standing]:
+        """Every user on one period of one board, for rebuilding its rank index."""
+
+    async def boards(self) -> list[tuple[str, str]]:
+        """(id, settings as JSON) of every board in use, oldest first."""
+
+    async def declare_boards(self, declared: dict[str, str]) -> None:
+        """Apply the configuration's boards (id -> settings as JSON); see Operations.declare."""
+
+    async def create_board(self, board_id: str, settings: str) -> None:
+        """Add a board; BOARD_EXISTS if the id is or was in use."""
+
+    async def change_board(self, board_id: str, settings: str) -> None:
+        """Replace a board's settings; BOARD_NOT_FOUND for an unknown or retired one."""
+
+    async def retire_board(self, board_id: str) -> None:
+        """Retire a board; BOARD_NOT_FOUND for an unknown or retired one."""
+
+    async def purge_keys(self, created_before_ms: int) -> int:
+        """Forget Idempotency-Keys first used before this time; return how many."""
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows that expired before the given time; return how many."""

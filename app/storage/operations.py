@@ -9,16 +9,21 @@ import math
 from collections.abc import Generator
 from typing import Any, TypeVar
 
+import msgspec
+
 from ..errors import (
     ActionAlreadyCompleted,
     ActionTooFast,
     ApiError,
+    BoardExists,
+    BoardNotFound,
+    IdempotencyConflict,
     InvalidToken,
     RateLimited,
     TokenAlreadyUsed,
     TokenExpired,
 )
-from ..records import Award, AwardClaim, TokenGrant, UserRecord
+from ..records import Award, AwardClaim, EntryChange, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
 from .schema import Dialect
 
 T = TypeVar("T")
@@ -48,20 +53,73 @@ CONSUME = (
 GRANT_ROW = "SELECT user_id, action_type, action_id, used_at, expires_at FROM action_tokens WHERE nonce = $1"
 # The score is read (and, where rows are locked, locked) by the insert that records it: a
 # conflict on the token or on (user_id, action_id) inserts nothing rather than failing.
+# The insert locks the user (where rows are locked) before any entry is read: one award or write
+# of a user at a time. A conflict on the token or on (user_id, action_id) inserts nothing rather
+# than failing. Its scores are the first board's, set once that board's entry is written.
 RECORD_AWARD = (
     "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
     "new_score, token_nonce, action_token_hash, created_at) "
-    "SELECT id, $1, $2, $3, score, score + $3, $4, $5, $6 FROM users WHERE id = $7{row_lock} "
-    "ON CONFLICT DO NOTHING RETURNING id, previous_score"
+    "SELECT id, $1, $2, $3, 0, 0, $4, $5, $6 FROM users WHERE id = $7{row_lock} "
+    "ON CONFLICT DO NOTHING RETURNING id"
 )
+SET_AWARD_SCORES = "UPDATE score_history SET previous_score = $1, new_score = $2 WHERE id = $3"
+# An award's change of one incr board: the history row reads the entry it adds to.
+ADD_CHANGE = (
+    "INSERT INTO board_history (board, period, user_id, award_id, value, previous_score, new_score, created_at) "
+    "SELECT $1, $2, $3, $4, $5, e.score, COALESCE(e.score, 0) + $5, $6 FROM (SELECT 1) AS one "
+    "LEFT JOIN board_entries e ON e.board = $1 AND e.period = $2 AND e.user_id = $3 "
+    "RETURNING id, previous_score, new_score"
+)
+ADD_ENTRY = (
+    "INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
+    "updated_at = excluded.updated_at RETURNING subscore, metadata"
+)
+TOUCH_USER = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 AND username <> $1"
+# Trusted writes.
+ENSURE_USER = (
+    "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
+)
+LOCK_USER = "SELECT username FROM users WHERE id = $1{row_lock}"
+ENTRY = "SELECT score, subscore, seq, metadata FROM board_entries WHERE board = $1 AND period = $2 AND user_id = $3"
+RECORD_CHANGE = (
+    "INSERT INTO board_history (board, period, user_id, service, value, subscore, previous_score, new_score, "
+    "metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"
+)
+PUT_ENTRY = (
+    "INSERT INTO board_entries (board, period, user_id, score, subscore, seq, updated_at, metadata) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (board, period, user_id) DO UPDATE SET "
+    "score = excluded.score, subscore = excluded.subscore, seq = excluded.seq, updated_at = excluded.updated_at, "
+    "metadata = excluded.metadata"
+)
+CLAIM_KEY = (
+    "INSERT INTO idempotency_keys (service, key, request_hash, outcome, created_at) VALUES ($1, $2, $3, '', $4) "
+    "ON CONFLICT (service, key) DO NOTHING RETURNING 1"
+)
+KEPT_KEY = "SELECT request_hash, outcome, answer FROM idempotency_keys WHERE service = $1 AND key = $2"
+SET_KEY_OUTCOME = "UPDATE idempotency_keys SET outcome = $1 WHERE service = $2 AND key = $3"
+SET_KEY_ANSWER = "UPDATE idempotency_keys SET answer = $1 WHERE service = $2 AND key = $3"
+PURGE_KEYS = "DELETE FROM idempotency_keys WHERE created_at < $1"
+# Boards.
+BOARDS = "SELECT id, settings FROM boards WHERE retired_at IS NULL ORDER BY created_at, id"
+BOARD_ROW = "SELECT settings, declared, retired_at FROM boards WHERE id = $1"
+INSERT_BOARD = (
+    "INSERT INTO boards (id, settings, declared, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) "
+    "ON CONFLICT (id) DO NOTHING RETURNING 1"
+)
+DECLARE_BOARD = (
+    "UPDATE boards SET settings = $1, declared = $1, updated_at = $2, retired_at = NULL WHERE id = $3"
+)
+UPDATE_BOARD = "UPDATE boards SET settings = $1, updated_at = $2 WHERE id = $3 AND retired_at IS NULL RETURNING 1"
+RETIRE_BOARD = "UPDATE boards SET retired_at = $1, updated_at = $1 WHERE id = $2 AND retired_at IS NULL RETURNING 1"
 RELEASE = "UPDATE action_tokens SET used_at = NULL WHERE nonce = $1"
 NONCE_RECORDED = "SELECT 1 FROM score_history WHERE token_nonce = $1"
 USER_KNOWN = "SELECT 1 FROM users WHERE id = $1"
-RAISE_SCORE = (
-    "UPDATE users SET score = $1, score_seq = $2, last_score_update = $3, updated_at = $3, username = $4 WHERE id = $5"
+USER = "SELECT id, username FROM users WHERE id = $1"
+STANDINGS = (
+    "SELECT e.user_id, u.username, e.score, e.seq, e.updated_at, e.subscore, e.metadata "
+    "FROM board_entries e JOIN users u ON u.id = e.user_id WHERE e.board = $1 AND e.period = $2"
 )
-USER = "SELECT id, username, score, score_seq, last_score_update FROM users WHERE id = $1"
-STANDINGS = "SELECT id, username, score, score_seq, last_score_update FROM users WHERE score_seq IS NOT NULL"
 
 
 def check_unused(held: int, first_expiry_ms: int | None, *, now_ms: int, max_unused: int | None) -> None:
@@ -88,8 +146,59 @@ def refusal(claim: AwardClaim, token: Row) -> ApiError:
 
 
 def user_record(row: Any) -> UserRecord:
-    """A row of USER or STANDINGS (a tuple, or the driver's own record)."""
-    return UserRecord(user_id=row[0], username=row[1], score=row[2], seq=row[3], updated_ms=row[4])
+    """A row of USER (a tuple, or the driver's own record)."""
+    return UserRecord(user_id=row[0], username=row[1])
+
+
+def standing(row: Any) -> Standing:
+    """A row of STANDINGS."""
+    return Standing(
+        user_id=row[0],
+        username=row[1],
+        score=row[2],
+        seq=row[3],
+        updated_ms=row[4],
+        subscore=row[5],
+        metadata=row[6],
+    )
+
+
+def better(ascending: bool, score: int, subscore: int | None, than: tuple[int, int | None]) -> bool:
+    """Whether (score, subscore) ranks ahead of `than` on a board of this order (absent subscore: 0)."""
+    mine, theirs = (score, subscore or 0), (than[0], than[1] or 0)
+    return mine < theirs if ascending else mine > theirs
+
+
+def apply_operator(write: ScoreWrite, entry: Row) -> tuple[int, int | None, str | None, bool]:
+    """The entry a trusted write leaves (score, subscore, metadata) and whether it changed, from
+    the entry held (score, subscore, seq, metadata) or None."""
+    if entry is None:
+        return write.score, write.subscore, write.metadata, True
+    score, subscore, _, metadata = entry
+    if write.operator == "incr":
+        new_subscore = write.subscore if write.subscore is not None else subscore
+        new_metadata = write.metadata if write.metadata is not None else metadata
+        return score + write.score, new_subscore, new_metadata, write.score != 0
+    if write.operator == "best" and not better(write.where.ascending, write.score, write.subscore, (score, subscore)):
+        return score, subscore, metadata, False
+    changed = (write.score, write.subscore, write.metadata) != (score, subscore, metadata)
+    if not changed:  # the same value again: whoever reached it first keeps it
+        return score, subscore, metadata, False
+    return write.score, write.subscore, write.metadata, True
+
+
+_outcome = msgspec.json.Encoder()
+_outcome_of = msgspec.json.Decoder(WriteOutcome)
+
+
+def encode_outcome(outcome: WriteOutcome) -> str:
+    """The outcome kept with an Idempotency-Key, as text."""
+    return _outcome.encode(outcome).decode()
+
+
+def decode_outcome(text: str) -> WriteOutcome:
+    """An outcome kept with an Idempotency-Key."""
+    return _outcome_of.decode(text)
 
 
 class Operations:
@@ -112,7 +221,26 @@ class Operations:
         self.release = sql(RELEASE)
         self.nonce_recorded = sql(NONCE_RECORDED)
         self.user_known = sql(USER_KNOWN)
-        self.raise_score = sql(RAISE_SCORE)
+        self.set_award_scores = sql(SET_AWARD_SCORES)
+        self.add_change = sql(ADD_CHANGE)
+        self.add_entry = sql(ADD_ENTRY)
+        self.touch_user = sql(TOUCH_USER)
+        self.ensure_user = sql(ENSURE_USER)
+        self.lock_user = sql(LOCK_USER)
+        self.entry = sql(ENTRY)
+        self.record_change = sql(RECORD_CHANGE)
+        self.put_entry = sql(PUT_ENTRY)
+        self.claim_key = sql(CLAIM_KEY)
+        self.kept_key = sql(KEPT_KEY)
+        self.set_key_outcome = sql(SET_KEY_OUTCOME)
+        self.set_key_answer = sql(SET_KEY_ANSWER)
+        self.purge_keys = sql(PURGE_KEYS)
+        self.boards = sql(BOARDS)
+        self.board_row = sql(BOARD_ROW)
+        self.insert_board = sql(INSERT_BOARD)
+        self.declare_board = sql(DECLARE_BOARD)
+        self.update_board = sql(UPDATE_BOARD)
+        self.retire_board = sql(RETIRE_BOARD)
         self.user = sql(USER)
         self.standings = sql(STANDINGS)
 
@@ -169,16 +297,118 @@ class Operations:
             if (yield self.user_known, (claim.user_id,)) is None:
                 raise InvalidToken("Action token is not known to this server")  # its user row comes with it
             raise ActionAlreadyCompleted()
-        seq, previous = history
-        yield self.raise_score, (previous + increment, seq, now, claim.username, claim.user_id)
+        (award_id,) = history
+        changes = []
+        for where in claim.boards:
+            added = yield self.add_change, (where.board, where.period, claim.user_id, award_id, increment, now)
+            assert added is not None  # an INSERT ... RETURNING answers its row
+            seq, previous, new = added
+            entry = yield self.add_entry, (where.board, where.period, claim.user_id, new, seq, now)
+            assert entry is not None
+            changes.append(
+                EntryChange(
+                    where=where,
+                    previous_score=previous,
+                    new_score=new,
+                    subscore=entry[0],
+                    metadata=entry[1],
+                    seq=seq,
+                )
+            )
+        first = changes[0]
+        previous_score = first.previous_score or 0
+        yield self.set_award_scores, (previous_score, first.new_score, award_id)
+        yield self.touch_user, (claim.username, now, claim.user_id)
         return Award(
             user_id=claim.user_id,
             username=claim.username,
             action_type=claim.action_type,
             action_id=claim.action_id,
-            previous_score=previous,
-            new_score=previous + increment,
+            previous_score=previous_score,
+            new_score=first.new_score,
             score_increment=increment,
-            seq=seq,
             awarded_ms=now,
+            changes=changes,
         )
+
+    def write_score(self, write: ScoreWrite) -> Steps[WriteOutcome]:
+        """A trusted server's write: claim its Idempotency-Key (a key used before answers what it
+        answered, or IDEMPOTENCY_CONFLICT for another request), apply the board's operator, keep
+        the write in the history with the service's name."""
+        now, where = write.now_ms, write.where
+        if (yield self.claim_key, (write.service, write.key, write.request_hash, now)) is None:
+            kept = yield self.kept_key, (write.service, write.key)
+            assert kept is not None  # the claim found it (a concurrent claim waits for its commit)
+            request_hash, outcome, answer = kept
+            if request_hash != write.request_hash:
+                raise IdempotencyConflict(details={"idempotencyKey": write.key})
+            return msgspec.structs.replace(decode_outcome(outcome), answer=answer, replayed=True)
+        yield self.ensure_user, (write.user_id, now)
+        user = yield self.lock_user, (write.user_id,)  # locked where rows are: one write of a user at a time
+        assert user is not None
+        entry = yield self.entry, (where.board, where.period, write.user_id)
+        score, subscore, metadata, changed = apply_operator(write, entry)
+        history = yield (
+            self.record_change,
+            (
+                where.board,
+                where.period,
+                write.user_id,
+                write.service,
+                write.score,
+                write.subscore,
+                None if entry is None else entry[0],
+                score,
+                write.metadata,
+                now,
+            ),
+        )
+        assert history is not None
+        seq = history[0] if changed or entry is None else entry[2]
+        if changed:
+            yield self.put_entry, (where.board, where.period, write.user_id, score, subscore, seq, now, metadata)
+        outcome = WriteOutcome(
+            user_id=write.user_id,
+            username=user[0],
+            change=EntryChange(
+                where=where,
+                previous_score=None if entry is None else entry[0],
+                new_score=score,
+                subscore=subscore,
+                metadata=metadata,
+                seq=seq,
+                changed=changed,
+            ),
+        )
+        yield self.set_key_outcome, (encode_outcome(outcome), write.service, write.key)
+        return outcome
+
+    def keep_answer(self, service: str, key: str, answer: str) -> Steps[None]:
+        """Keep the first answer of a trusted write, for its retries."""
+        yield self.set_key_answer, (answer, service, key)
+
+    def create_board(self, board_id: str, settings: str, now_ms: int) -> Steps[None]:
+        """Add a board made at run time; BOARD_EXISTS for an id in use or retired."""
+        if (yield self.insert_board, (board_id, settings, None, now_ms)) is None:
+            raise BoardExists(details={"board": board_id})
+
+    def change_board(self, board_id: str, settings: str, now_ms: int) -> Steps[None]:
+        """Replace a board's settings; BOARD_NOT_FOUND for an unknown or retired board."""
+        if (yield self.update_board, (settings, now_ms, board_id)) is None:
+            raise BoardNotFound(details={"board": board_id})
+
+    def retire(self, board_id: str, now_ms: int) -> Steps[None]:
+        """Retire a board: no longer listed, read or written; its rows stay."""
+        if (yield self.retire_board, (now_ms, board_id)) is None:
+            raise BoardNotFound(details={"board": board_id})
+
+    def declare(self, declared: dict[str, str], now_ms: int) -> Steps[None]:
+        """Apply the configuration's boards: add the new ones; a declaration that differs from the
+        one applied last (an edited file) replaces the board's settings, and brings it back if
+        retired; an unchanged declaration leaves what operators did since."""
+        for board_id, settings in declared.items():
+            if (yield self.insert_board, (board_id, settings, settings, now_ms)) is not None:
+                continue
+            row = yield self.board_row, (board_id,)
+            if row is not None and row[1] != settings:
+                yield self.declare_board, (settings, now_ms, board_id)

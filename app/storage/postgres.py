@@ -13,8 +13,9 @@ import asyncpg
 
 from ..errors import ServiceUnavailable
 from ..metrics.tally import Histogram
-from ..records import Award, AwardClaim, TokenGrant, UserRecord
-from .operations import Operations, Steps, user_record
+from ..clock import now_ms
+from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
+from .operations import Operations, Steps, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,54 @@ class PostgresStore:
             row = await conn.fetchrow(OPS.user, user_id)
         return None if row is None else user_record(row)
 
-    async def standings(self) -> list[UserRecord]:
-        """Every user with at least one award."""
+    async def write_score(self, write: ScoreWrite) -> WriteOutcome:
+        """Apply a trusted write, exactly once per Idempotency-Key: one transaction."""
         async with self._transaction() as conn:
-            rows = await conn.fetch(OPS.standings)
-        return [user_record(row) for row in rows]
+            return await _run(conn, OPS.write_score(write))
+
+    async def keep_answer(self, service: str, key: str, answer: str) -> None:
+        """Keep a trusted write's first answer."""
+        async with self._transaction() as conn:
+            await _run(conn, OPS.keep_answer(service, key, answer))
+
+    async def standings(self, board: str, period: str) -> list[Standing]:
+        """Every user on one period of one board."""
+        async with self._transaction() as conn:
+            rows = await conn.fetch(OPS.standings, board, period)
+        return [standing(row) for row in rows]
+
+    async def boards(self) -> list[tuple[str, str]]:
+        """Every board in use."""
+        async with self._transaction() as conn:
+            rows = await conn.fetch(OPS.boards)
+        return [(row[0], row[1]) for row in rows]
+
+    async def _write(self, steps: Steps[None]) -> None:
+        async with self._transaction() as conn:
+            await _run(conn, steps)
+
+    async def declare_boards(self, declared: dict[str, str]) -> None:
+        """Apply the configuration's boards (several processes may start at once: row locks and
+        ON CONFLICT keep it to one insert each)."""
+        await self._write(OPS.declare(declared, now_ms()))
+
+    async def create_board(self, board_id: str, settings: str) -> None:
+        """Add a board."""
+        await self._write(OPS.create_board(board_id, settings, now_ms()))
+
+    async def change_board(self, board_id: str, settings: str) -> None:
+        """Replace a board's settings."""
+        await self._write(OPS.change_board(board_id, settings, now_ms()))
+
+    async def retire_board(self, board_id: str) -> None:
+        """Retire a board."""
+        await self._write(OPS.retire(board_id, now_ms()))
+
+    async def purge_keys(self, created_before_ms: int) -> int:
+        """Forget old Idempotency-Keys."""
+        async with self._transaction() as conn:
+            status = await conn.execute(OPS.purge_keys, created_before_ms)
+        return int(status.split()[-1])
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows past their expiry."""

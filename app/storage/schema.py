@@ -19,6 +19,9 @@ class Dialect:
     row_locks: bool
     # SQLite files were created with the (user_id, action_id) key unnamed: their schema text stays so.
     constraint_names: bool
+    # After rows are copied into a table with their ids, the numbering must go on after them
+    # (SQLite's AUTOINCREMENT does so by itself).
+    reseed: str
 
     def sql(self, text: str) -> str:
         """A shared statement (`$n` parameters, `{row_lock}` after a read that decides a write) in
@@ -33,6 +36,7 @@ SQLITE = Dialect(
     parameter="?",
     row_locks=False,
     constraint_names=False,
+    reseed="",
 )
 POSTGRES = Dialect(
     name="postgres",
@@ -41,6 +45,7 @@ POSTGRES = Dialect(
     parameter="$",
     row_locks=True,
     constraint_names=True,
+    reseed="SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)",
 )
 
 MIGRATIONS_TABLE = (
@@ -95,6 +100,67 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX idx_score_history_created ON score_history (created_at);
         """,
     ),
+    (
+        # Many boards. Scores move from `users` (whose score columns are no longer written) to one
+        # entry per board, period and user; every change of an entry is a row of board_history,
+        # whose id is the entry's `seq`. The scores of before go to the board `global`, period
+        # `all`, each award kept as a history row under its own id, so that seqs stay in order.
+        2,
+        """
+        CREATE TABLE boards (
+            id TEXT PRIMARY KEY,
+            settings TEXT NOT NULL,
+            declared TEXT,
+            created_at {bigint} NOT NULL,
+            updated_at {bigint} NOT NULL,
+            retired_at {bigint}
+        );
+        CREATE TABLE board_entries (
+            board TEXT NOT NULL,
+            period TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users (id),
+            score {bigint} NOT NULL,
+            subscore {bigint},
+            seq {bigint} NOT NULL,
+            updated_at {bigint} NOT NULL,
+            metadata TEXT,
+            PRIMARY KEY (board, period, user_id)
+        );
+        CREATE INDEX idx_board_entries_user ON board_entries (user_id);
+        CREATE TABLE board_history (
+            id {serial_key},
+            board TEXT NOT NULL,
+            period TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users (id),
+            award_id {bigint} REFERENCES score_history (id),
+            service TEXT,
+            value {bigint} NOT NULL,
+            subscore {bigint},
+            previous_score {bigint},
+            new_score {bigint} NOT NULL,
+            metadata TEXT,
+            created_at {bigint} NOT NULL
+        );
+        CREATE INDEX idx_board_history_entry ON board_history (board, period, user_id);
+        CREATE INDEX idx_board_history_award ON board_history (award_id);
+        CREATE TABLE idempotency_keys (
+            service TEXT NOT NULL,
+            key TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            answer TEXT,
+            created_at {bigint} NOT NULL,
+            PRIMARY KEY (service, key)
+        );
+        CREATE INDEX idx_idempotency_keys_created ON idempotency_keys (created_at);
+        INSERT INTO board_history (id, board, period, user_id, award_id, value, previous_score, new_score, created_at)
+            SELECT id, 'global', 'all', user_id, id, score_change, previous_score, new_score, created_at
+            FROM score_history;
+        {reseed_board_history};
+        INSERT INTO board_entries (board, period, user_id, score, seq, updated_at)
+            SELECT 'global', 'all', id, score, score_seq, last_score_update FROM users WHERE score_seq IS NOT NULL
+        """,
+    ),
 ]
 
 
@@ -104,6 +170,7 @@ def render(text: str, dialect: Dialect) -> str:
         bigint=dialect.bigint,
         serial_key=dialect.serial_key,
         user_action_key="CONSTRAINT score_history_user_action " if dialect.constraint_names else "",
+        reseed_board_history=dialect.reseed.format(table="board_history"),
     )
 
 

@@ -12,10 +12,11 @@ from typing import Literal, TypeVar
 import aiosqlite
 
 from ..errors import ServiceUnavailable
-from ..records import Award, AwardClaim, TokenGrant, UserRecord
+from ..clock import now_ms
+from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
 from .backup import ServingLock
 from .group_commit import GroupCommit, Write
-from .operations import Operations, Steps, user_record
+from .operations import Operations, Steps, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ OPS = Operations(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
 PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_tokens WHERE expires_at < ? LIMIT ?)"
+PURGE_KEYS = (
+    "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)"
+)
 
 
 def _steps(steps: Steps[T]) -> Write[T]:
@@ -43,9 +47,9 @@ def _steps(steps: Steps[T]) -> Write[T]:
     return write
 
 
-def _purge(expired_before_ms: int) -> Write[int]:
+def _purge(statement: str, before_ms: int) -> Write[int]:
     def write(db: sqlite3.Connection) -> int:
-        return db.execute(PURGE, (expired_before_ms, PURGE_CHUNK)).rowcount
+        return db.execute(statement, (before_ms, PURGE_CHUNK)).rowcount
 
     return write
 
@@ -161,21 +165,58 @@ class SqliteStore:
         """Consume the token and raise the score, exactly once."""
         return await self.writer.write(_steps(OPS.award(claim)))
 
+    async def write_score(self, write: ScoreWrite) -> WriteOutcome:
+        """Apply a trusted write, exactly once per Idempotency-Key."""
+        return await self.writer.write(_steps(OPS.write_score(write)))
+
+    async def keep_answer(self, service: str, key: str, answer: str) -> None:
+        """Keep a trusted write's first answer."""
+        await self.writer.write(_steps(OPS.keep_answer(service, key, answer)))
+
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row, or None."""
         for row in await self._db().execute_fetchall(OPS.user, (user_id,)):
             return user_record(row)
         return None
 
-    async def standings(self) -> list[UserRecord]:
-        """Every user with at least one award."""
-        return [user_record(row) for row in await self._db().execute_fetchall(OPS.standings)]
+    async def standings(self, board: str, period: str) -> list[Standing]:
+        """Every user on one period of one board."""
+        return [standing(row) for row in await self._db().execute_fetchall(OPS.standings, (board, period))]
+
+    async def boards(self) -> list[tuple[str, str]]:
+        """Every board in use."""
+        return [(row[0], row[1]) for row in await self._db().execute_fetchall(OPS.boards)]
+
+    async def declare_boards(self, declared: dict[str, str]) -> None:
+        """Apply the configuration's boards."""
+        await self.writer.write(_steps(OPS.declare(declared, now_ms())))
+
+    async def create_board(self, board_id: str, settings: str) -> None:
+        """Add a board."""
+        await self.writer.write(_steps(OPS.create_board(board_id, settings, now_ms())))
+
+    async def change_board(self, board_id: str, settings: str) -> None:
+        """Replace a board's settings."""
+        await self.writer.write(_steps(OPS.change_board(board_id, settings, now_ms())))
+
+    async def retire_board(self, board_id: str) -> None:
+        """Retire a board."""
+        await self.writer.write(_steps(OPS.retire(board_id, now_ms())))
+
+    async def purge_keys(self, created_before_ms: int) -> int:
+        """Forget old Idempotency-Keys, in chunks as `purge_tokens`."""
+        total = 0
+        while (count := await self.writer.write(_purge(PURGE_KEYS, created_before_ms))) > 0:
+            total += count
+            if count < PURGE_CHUNK:
+                break
+        return total
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows past their expiry: an expired token is refused before the database.
         In chunks, each its own short write: a minute's tokens at once would hold the loop."""
         total = 0
-        while (count := await self.writer.write(_purge(expired_before_ms))) > 0:
+        while (count := await self.writer.write(_purge(PURGE, expired_before_ms))) > 0:
             total += count
             if count < PURGE_CHUNK:
                 break

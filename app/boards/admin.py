@@ -1,0 +1,97 @@
+"""Operators' changes to the catalog: boards created, changed and retired at run time, kept in the
+database; every process re-reads the catalog from it (`refresh`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+
+from ..api.models import BoardChange, BoardCreate, BoardDetail, RetiredData
+from ..auth import Principal
+from ..config import ActionSettings, BoardSettings, ConfigError, check_board
+from ..errors import BoardInUse, Forbidden, ValidationFailed
+from ..storage import Store
+from ..tasks import stop_if_cancelled
+from .catalog import Catalog, settings_text
+from .reads import BoardReads
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 5.0  # another process's change to the catalog is seen within this
+
+
+class BoardAdmin:
+    """Creates, changes and retires boards for operators (bearers of the admin role)."""
+
+    def __init__(
+        self, *, store: Store, catalog: Catalog, reads: BoardReads, actions: dict[str, ActionSettings], admin_role: str
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.reads = reads
+        self.actions = actions
+        self.admin_role = admin_role
+
+    def check(self, principal: Principal) -> None:
+        """FORBIDDEN unless the bearer has the admin role."""
+        if self.admin_role not in principal.roles:
+            raise Forbidden("This route is for operators (the admin role)")
+
+    async def create(self, principal: Principal, request: BoardCreate) -> BoardDetail:
+        """Add a board; it survives restarts."""
+        self.check(principal)
+        fields = msgspec.structs.asdict(request)
+        board_id = fields.pop("id")
+        settings = _checked(board_id, BoardSettings(**fields))
+        await self.store.create_board(board_id, settings_text(settings))
+        await self.refresh()
+        log.warning("board %s created by %s", board_id, principal.user_id)
+        return await self.reads.board(board_id)
+
+    async def change(self, principal: Principal, board_id: str, request: BoardChange) -> BoardDetail:
+        """Change a board's title, kept periods or format."""
+        self.check(principal)
+        board = self.catalog.get(board_id)
+        changes = {k: v for k, v in msgspec.structs.asdict(request).items() if v is not None}
+        settings = _checked(board_id, msgspec.structs.replace(board.settings, **changes))
+        await self.store.change_board(board_id, settings_text(settings))
+        await self.refresh()
+        log.warning("board %s changed by %s: %s", board_id, principal.user_id, sorted(changes))
+        return await self.reads.board(board_id)
+
+    async def retire(self, principal: Principal, board_id: str) -> RetiredData:
+        """Retire a board (no longer listed, read or written; its rows and history stay); not the
+        default board, nor one the action catalog awards on."""
+        self.check(principal)
+        self.catalog.get(board_id)
+        users = [name for name, a in self.actions.items() if board_id in (a.boards or (self.catalog.default,))]
+        if board_id == self.catalog.default or users:
+            raise BoardInUse(details={"board": board_id, "actions": users, "default": board_id == self.catalog.default})
+        await self.store.retire_board(board_id)
+        await self.refresh()
+        log.warning("board %s retired by %s", board_id, principal.user_id)
+        return RetiredData(board=board_id, retired=True)
+
+    async def refresh(self) -> None:
+        """Read the catalog from the database."""
+        self.catalog.load(await self.store.boards())
+
+    async def run(self) -> None:
+        """Re-read the catalog every REFRESH_SECONDS, for the changes other processes make."""
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except Exception:
+                stop_if_cancelled()
+                log.warning("board catalog refresh failed", exc_info=True)
+
+
+def _checked(board_id: str, settings: BoardSettings) -> BoardSettings:
+    try:
+        check_board(board_id, settings)
+    except ConfigError as exc:
+        raise ValidationFailed(str(exc).split(": ", 1)[-1], details={"board": board_id}) from None
+    return settings

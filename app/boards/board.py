@@ -1,0 +1,53 @@
+"""A board in use: its settings, the schedule of its periods, and the rank index of each period."""
+
+from __future__ import annotations
+
+from ..config import BoardSettings
+from ..errors import PeriodNotFound
+from ..records import BoardPeriod
+from .periods import Period, Schedule
+
+CURRENT, PREVIOUS = "current", "previous"
+
+
+class Board:
+    """One board in use: its settings and the schedule of its periods."""
+
+    __slots__ = ("ascending", "id", "schedule", "settings")
+
+    def __init__(self, board_id: str, settings: BoardSettings) -> None:
+        self.id = board_id
+        self.settings = settings
+        self.ascending = settings.order == "asc"
+        self.schedule = Schedule(settings.reset, settings.timezone)
+
+    @property
+    def title(self) -> str:
+        """The title shown, the id when none was given."""
+        return self.settings.title or self.id
+
+    def where(self, period: Period) -> BoardPeriod:
+        """The rank index of one of this board's periods."""
+        return BoardPeriod(board=self.id, period=period.id, ascending=self.ascending)
+
+    def current(self, now_ms: int) -> Period:
+        """The period a write at `now_ms` counts in."""
+        return self.schedule.at(now_ms)
+
+    def kept(self, now_ms: int) -> list[Period]:
+        """The readable periods: the current one first, then the kept finished ones, newest first."""
+        return self.schedule.kept(now_ms, self.settings.keep_periods)
+
+    def expire_ms(self, period: Period) -> int | None:
+        """When a period stops being readable (None: never)."""
+        return self.schedule.drop_ms(period, self.settings.keep_periods)
+
+    def period(self, spec: str, now_ms: int) -> Period:
+        """`current`, `previous` or a period id, if readable; PERIOD_NOT_FOUND otherwise."""
+        current = self.current(now_ms)
+        if spec == CURRENT:
+            return current
+        found = self.schedule.before(current) if spec == PREVIOUS else self.schedule.parse(spec)
+        if found is None or not self.schedule.readable(found, now_ms, self.settings.keep_periods):
+            raise PeriodNotFound(details={"board": self.id, "period": spec})
+        return found

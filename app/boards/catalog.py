@@ -1,0 +1,66 @@
+"""The catalog of boards in use: declared in the configuration, created, changed and retired by
+operators at run time, kept in the database and read back from it by every process."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from ..config import BoardSettings
+from ..errors import BoardNotFound
+from ..records import BoardPeriod
+from .board import Board
+
+log = logging.getLogger(__name__)
+
+_encoder = msgspec.json.Encoder(order="deterministic")
+_decoder = msgspec.json.Decoder(BoardSettings)
+
+
+def settings_text(settings: BoardSettings) -> str:
+    """A board's settings as stored: every field, in one order, so equal settings compare equal."""
+    return _encoder.encode(settings).decode()
+
+
+class Catalog:
+    """The boards in use by id, and which of them the routes without a board mean."""
+
+    def __init__(self, default: str, boards: dict[str, BoardSettings] | None = None) -> None:
+        self.default = default
+        self.boards: dict[str, Board] = {}
+        for board_id, settings in (boards or {}).items():
+            self.boards[board_id] = Board(board_id, settings)
+
+    def load(self, rows: list[tuple[str, str]]) -> None:
+        """Replace the boards with these database rows (id, settings as JSON), keeping the `Board`
+        of every unchanged one (its schedule remembers its current period)."""
+        boards: dict[str, Board] = {}
+        for board_id, text in rows:
+            try:
+                settings = _decoder.decode(text)
+                held = self.boards.get(board_id)
+                boards[board_id] = held if held is not None and held.settings == settings else Board(board_id, settings)
+            except (msgspec.ValidationError, ValueError) as exc:  # an unknown zone on this machine, say
+                log.error("board %s is not usable here and is left out: %s", board_id, exc)
+        self.boards = boards
+
+    def get(self, board_id: str) -> Board:
+        """A board in use; BOARD_NOT_FOUND otherwise."""
+        board = self.boards.get(board_id)
+        if board is None:
+            raise BoardNotFound(details={"board": board_id})
+        return board
+
+    def find(self, board_id: str) -> Board | None:
+        """A board in use, or None."""
+        return self.boards.get(board_id)
+
+    def listed(self) -> list[Board]:
+        """Every board in use, the default one first."""
+        default = self.boards.get(self.default)
+        return ([default] if default else []) + [b for b in self.boards.values() if b.id != self.default]
+
+    def shelves(self, now_ms: int) -> dict[BoardPeriod, int | None]:
+        """Every readable period of every board, with the time it stops being readable."""
+        return {board.where(p): board.expire_ms(p) for board in self.boards.values() for p in board.kept(now_ms)}

@@ -1,0 +1,67 @@
+"""Placing committed writes: each entry change on its rank index, the answer caches told, every
+process's live side told. Awards and trusted writes go through this one step."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Mapping
+
+from .errors import ServiceUnavailable
+from .fanout import Fanout
+from .ranking import Ranking
+from .records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
+from .top_cache import TopCache
+
+log = logging.getLogger(__name__)
+
+
+async def best_effort(what: str, step: Awaitable[object]) -> None:
+    """Run a step that follows a commit and must not turn it into a failure."""
+    try:
+        await step
+    except ServiceUnavailable:
+        log.warning("%s skipped: a backing service is unavailable", what)
+
+
+class Placer:
+    """Puts committed entry changes on the rank indexes and announces them."""
+
+    def __init__(self, ranking: Ranking, fanout: Fanout, tops: TopCache) -> None:
+        self.ranking = ranking
+        self.fanout = fanout
+        self.tops = tops
+
+    async def place(
+        self,
+        user_id: str,
+        username: str,
+        at_ms: int,
+        changes: list[EntryChange],
+        expires: Mapping[BoardPeriod, int | None],
+    ) -> list[Move]:
+        """Place every change that changed its entry (concurrently: in the Redis modes one round
+        trip for all); the moves, in the order of `changes`. SERVICE_UNAVAILABLE (committed, the
+        boards catch up from the database) when an index cannot be written."""
+        placed = [c for c in changes if c.changed]
+        try:
+            ranks = await asyncio.gather(
+                *(
+                    self.ranking.put(
+                        c.where, Standing.of(user_id, username, c, at_ms), expire_ms=expires.get(c.where)
+                    )
+                    for c in placed
+                )
+            )
+        except ServiceUnavailable:
+            self.tops.changed()
+            raise ServiceUnavailable(
+                "The write is recorded; the leaderboard is catching up", details={"awarded": True}
+            ) from None
+        moves = [Move(change=c, previous_rank=previous, rank=rank) for c, (previous, rank) in zip(placed, ranks)]
+        for move in moves:  # at once: this write's own answer shows it
+            self.tops.moved(move.change.where, move.previous_rank, move.rank)
+        if moves:
+            event = AwardEvent(user_id=user_id, username=username, at_ms=at_ms, moves=moves)
+            await best_effort("live update", self.fanout.publish(event))
+        return moves
