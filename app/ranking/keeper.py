@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 
 from ..errors import ServiceUnavailable
 from ..fanout.redis import RedisFanout
+from ..records import BoardPeriod
 from ..tasks import stop_if_cancelled
 from . import StandingsSource
 from .redis import RedisRanking
@@ -16,13 +18,19 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0  # a flushed board is refilled within about this, plus the fill itself
 
 
+# The board periods readable now, each with when it stops being readable (ms, None: never).
+Shelves = Callable[[], Mapping[BoardPeriod, int | None]]
+
+
 class Keeper:
     """Fills the shared ranking from the system of record when it needs it, one process at a
-    time, and tells every process's viewers when it did."""
+    time, and tells every process's viewers when it did. `shelves` is asked at each fill, so a
+    fill loads the periods readable then."""
 
-    def __init__(self, ranking: RedisRanking, source: StandingsSource, fanout: RedisFanout) -> None:
+    def __init__(self, ranking: RedisRanking, source: StandingsSource, shelves: Shelves, fanout: RedisFanout) -> None:
         self.ranking = ranking
         self.source = source
+        self.shelves = shelves
         self.fanout = fanout
 
     async def ensure_filled(self) -> bool:
@@ -36,7 +44,7 @@ class Keeper:
         try:
             asked = await ranking.reload_asked()  # before the database is read: a later request stays
             log.info("rebuilding the Redis board from the database")
-            await ranking.fill(self.source)
+            await ranking.fill(self.source, self.shelves())
             await self.fanout.reloaded()  # every process's viewers get the filled board
             if asked is not None:
                 await ranking.reload_done(asked)
