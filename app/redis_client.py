@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -57,19 +59,35 @@ def unavailable_on_outage(what: str = "Redis") -> Iterator[None]:
         raise ServiceUnavailable(f"{what} is unavailable") from None
 
 
+class ShelfKeys(NamedTuple):
+    """The keys of one board period; they live and die together (drop, expiry)."""
+
+    rank: str  # sorted set: score -> member, the board's order (see ranking/ties.py)
+    cards: str  # hash: user id -> the rest of a standing (see ranking/redis.py)
+
+
+@functools.lru_cache(maxsize=4096)  # every write names its period's keys: quoting is 3 µs of a ~90 µs put
+def _shelf(prefix: str, board: str, period: str) -> ShelfKeys:
+    # Quoted: ids are free text, and "a:b" + "c" must not name the keys of "a" + "b:c".
+    at = f"{prefix}:shelf:{quote(board, safe='')}:{quote(period, safe='')}"
+    return ShelfKeys(rank=f"{at}:rank", cards=f"{at}:cards")
+
+
 class Keys:
     """Every key of one deployment, under a common prefix (tests use one prefix each)."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.board = f"{prefix}:board"  # sorted set: score -> "<inverted seq>:<user id>"
-        self.members = f"{prefix}:members"  # hash: user id -> its member in the board
-        self.names = f"{prefix}:names"  # hash: user id -> display name
-        self.stamps = f"{prefix}:stamps"  # hash: user id -> ms of the last award
-        self.ready = f"{prefix}:ready"  # set once the board was loaded from the database
+        # hash: user id -> display name, one for every board, so that a rename is one command
+        self.names = f"{prefix}:names"
+        self.ready = f"{prefix}:ready"  # set once the boards were loaded from the database
         self.reload = f"{prefix}:reload"  # a load asked for: a process started after another may have died
         self.rebuilding = f"{prefix}:rebuilding"  # lock: one process rebuilds at a time
         self.channel = f"{prefix}:awards"  # pub/sub of award events
+
+    def shelf(self, board: str, period: str) -> ShelfKeys:
+        """The keys of one period of one board."""
+        return _shelf(self.prefix, board, period)
 
     def nonce(self, nonce: str) -> str:
         return f"{self.prefix}:nonce:{nonce}"

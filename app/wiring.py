@@ -100,7 +100,7 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
     keys = Keys(config.storage.redis_prefix)
     trips = TurnPipeline(client)  # the award path's commands of one loop turn share a round trip
     ranking, fanout = RedisRanking(client, keys, trips), RedisFanout(client, keys, trips)
-    keeper = Keeper(ranking, store, fanout, lambda: catalog.shelves(clock()))
+    keeper = Keeper(ranking, store, lambda: catalog.shelves(clock()), fanout)
     slots = RedisSlots(client, keys, "user", limits.ws_connections_per_user)
     ip_slots = RedisSlots(client, keys, "ip", limits.ws_connections_per_ip)
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 
 from ..errors import ServiceUnavailable
 from ..fanout.redis import RedisFanout
-from ..tasks import stop_if_cancelled
 from ..records import BoardPeriod
+from ..tasks import stop_if_cancelled
 from . import StandingsSource
 from .redis import RedisRanking
 
@@ -18,21 +18,20 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0  # a flushed board is refilled within about this, plus the fill itself
 
 
+# The board periods readable now, each with when it stops being readable (ms, None: never).
+Shelves = Callable[[], Mapping[BoardPeriod, int | None]]
+
+
 class Keeper:
     """Fills the shared ranking from the system of record when it needs it, one process at a
-    time, and tells every process's viewers when it did."""
+    time, and tells every process's viewers when it did. `shelves` is asked at each fill, so a
+    fill loads the periods readable then."""
 
-    def __init__(
-        self,
-        ranking: RedisRanking,
-        source: StandingsSource,
-        fanout: RedisFanout,
-        shelves: Callable[[], Mapping[BoardPeriod, int | None]],
-    ) -> None:
+    def __init__(self, ranking: RedisRanking, source: StandingsSource, shelves: Shelves, fanout: RedisFanout) -> None:
         self.ranking = ranking
         self.source = source
+        self.shelves = shelves
         self.fanout = fanout
-        self.shelves = shelves  # the board periods to fill: those readable now, with their expiry
 
     async def ensure_filled(self) -> bool:
         """Fill from the database if the ranking needs it and no other process is at it."""

@@ -1,109 +1,172 @@
-"""The shared ranking: a Redis sorted set every process reads and writes, the tie rule kept exact
-by the member's encoding (`ties.member`)."""
+"""The shared ranking: per board period, a Redis sorted set every process reads and writes, the
+order kept exact by the member's encoding (`ties.member`), and a hash of the rest of each standing.
+
+A period's keys (`Keys.shelf`): `rank`, the sorted set, score -> "<head>:<user id>" (`ties`);
+`cards`, a hash, user id -> "<head><flags><updated ms>:<metadata>", where flags are two characters,
+"s" or "-" (a subscore or none) and "m" or "-" (metadata or none). The head is repeated in the card
+so that one HGET finds the member to move. Display names are in one hash for every board."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Mapping, Sequence
+from string import Template
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 from ..errors import ServiceUnavailable
-from ..records import Position, Standing
-from ..redis_client import COMPARE_AND_DELETE, OUTAGES, Keys, TurnPipeline, unavailable_on_outage
-from . import Fills
-from .ties import member, seq_of, user_of
+from ..records import BoardPeriod, Position, Standing
+from ..redis_client import COMPARE_AND_DELETE, OUTAGES, Keys, ShelfKeys, TurnPipeline, unavailable_on_outage
+from . import Fills, StandingsSource
+from .ties import BOUND, ORDER_DIGITS, SUBSCORE_DIGITS, head, score_of, seq_of, subscore_of, user_of, zscore
 
 log = logging.getLogger(__name__)
 
 LOAD_CALLS_IN_FLIGHT = 3
 LOAD_CHUNK = 1000  # users per script call: Redis runs one call at a time, ~10 ms each
+READ_CHUNK = 100  # users per positions/ranks call: a call blocks Redis for every other client
 
-# KEYS: board, members, names, stamps; ARGV: user, score, member, name, stamp.
+_FLAGS = 2  # the card's flags, after its head
+
+
+def _lua(source: str) -> str:
+    # The head's layout is ties.py's alone; the scripts take its widths from there.
+    return Template(source).substitute(order=ORDER_DIGITS, seq_from=SUBSCORE_DIGITS + 1, user_from=ORDER_DIGITS + 2)
+
+
+# KEYS: rank, cards, names; ARGV: user, score, card, name, expire ms or "".
 # Returns {previous rank or 0, rank}; an older standing than the one held changes nothing.
-_PUT = """
-local old = redis.call('HGET', KEYS[2], ARGV[1])
+_PUT = _lua("""
+local user, card = ARGV[1], ARGV[3]
+local member = string.sub(card, 1, $order) .. ':' .. user
+local old = redis.call('HGET', KEYS[2], user)
 local previous = 0
 if old then
-  previous = redis.call('ZREVRANK', KEYS[1], old) + 1
-  if string.sub(old, 1, 19) <= string.sub(ARGV[3], 1, 19) then
-    return {previous, previous}
+  local held = string.sub(old, 1, $order) .. ':' .. user
+  local at = redis.call('ZREVRANK', KEYS[1], held)
+  if at then
+    previous = at + 1
+    if string.sub(old, $seq_from, $order) <= string.sub(card, $seq_from, $order) then
+      member = nil
+    else
+      redis.call('ZREM', KEYS[1], held)
+    end
   end
-  redis.call('ZREM', KEYS[1], old)
 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-redis.call('HSET', KEYS[4], ARGV[1], ARGV[5])
-return {previous, redis.call('ZREVRANK', KEYS[1], ARGV[3]) + 1}
-"""
+local rank = previous
+if member then
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+  redis.call('HSET', KEYS[2], user, card)
+  redis.call('HSET', KEYS[3], user, ARGV[4])
+  rank = redis.call('ZREVRANK', KEYS[1], member) + 1
+end
+if ARGV[5] ~= '' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+end
+return {previous, rank}
+""")
 
-# KEYS: as _PUT; ARGV: (user, score, member, name, stamp) repeated. _PUT for a whole chunk of a
-# rebuild in one call, with one command per key for the whole chunk (a call per user spent
-# 40 s of a 1M-user rebuild packing commands in the client, then ~20 s in per-user commands).
-_LOAD = """
+# KEYS: as _PUT; ARGV: expire ms or "", then (user, score, card, name) repeated. _PUT for a whole
+# chunk of a rebuild in one call, with one command per key for the whole chunk (a call per user
+# spent 40 s of a 1M-user rebuild packing commands in the client, then ~20 s in per-user commands).
+_LOAD = _lua("""
 local users = {}
-for i = 1, #ARGV, 5 do users[#users + 1] = ARGV[i] end
-local olds = redis.call('HMGET', KEYS[2], unpack(users))
-local z, m, n, s = {}, {}, {}, {}
+for i = 2, #ARGV, 4 do users[#users + 1] = ARGV[i] end
+local olds = {}
+if #users > 0 then olds = redis.call('HMGET', KEYS[2], unpack(users)) end
+local z, c, n = {}, {}, {}
 for j, user in ipairs(users) do
-  local i, old = 5 * j - 4, olds[j]
-  local member = ARGV[i + 2]
-  if not old or string.sub(old, 1, 19) > string.sub(member, 1, 19) then
-    if old then redis.call('ZREM', KEYS[1], old) end
-    z[#z + 1] = ARGV[i + 1]; z[#z + 1] = member
-    m[#m + 1] = user; m[#m + 1] = member
+  local i, old = 4 * j - 2, olds[j]
+  local card = ARGV[i + 2]
+  if not old or string.sub(old, $seq_from, $order) > string.sub(card, $seq_from, $order) then
+    if old then redis.call('ZREM', KEYS[1], string.sub(old, 1, $order) .. ':' .. user) end
+    z[#z + 1] = ARGV[i + 1]; z[#z + 1] = string.sub(card, 1, $order) .. ':' .. user
+    c[#c + 1] = user; c[#c + 1] = card
     n[#n + 1] = user; n[#n + 1] = ARGV[i + 3]
-    s[#s + 1] = user; s[#s + 1] = ARGV[i + 4]
   end
 end
 if #z > 0 then
   redis.call('ZADD', KEYS[1], unpack(z))
-  redis.call('HSET', KEYS[2], unpack(m))
+  redis.call('HSET', KEYS[2], unpack(c))
   redis.call('HSET', KEYS[3], unpack(n))
-  redis.call('HSET', KEYS[4], unpack(s))
+end
+if ARGV[1] ~= '' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+  redis.call('PEXPIREAT', KEYS[2], ARGV[1])
 end
 return 0
-"""
+""")
 
-# KEYS: board, names, stamps; ARGV: limit. Returns {member, score, name, stamp, ...}.
-_TOP = """
-local rows = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+# KEYS: rank, cards, names; ARGV: first and last index (0-based, both >= 0).
+# Returns {member, score, card or "", name, ...} in rank order.
+_SLICE = _lua("""
+local rows = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
 local out = {}
-for i = 1, #rows, 2 do
-  local user = string.sub(rows[i], 21)
-  out[#out + 1] = rows[i]
-  out[#out + 1] = rows[i + 1]
-  out[#out + 1] = redis.call('HGET', KEYS[2], user) or user
-  out[#out + 1] = redis.call('HGET', KEYS[3], user) or '0'
-end
-return out
-"""
-
-# KEYS: board, members; ARGV: user ids. Returns {user, rank, score, ...} for those on the board.
-_RANKS = """
-local out = {}
-for i = 1, #ARGV do
-  local member = redis.call('HGET', KEYS[2], ARGV[i])
-  if member then
-    out[#out + 1] = ARGV[i]
-    out[#out + 1] = redis.call('ZREVRANK', KEYS[1], member) + 1
-    out[#out + 1] = redis.call('ZSCORE', KEYS[1], member)
+-- HMGET by chunks: unpack() of more than ~8000 values overflows Lua's stack.
+for from = 1, #rows, 2000 do
+  local users = {}
+  for i = from, math.min(from + 1999, #rows), 2 do users[#users + 1] = string.sub(rows[i], $user_from) end
+  local cards = redis.call('HMGET', KEYS[2], unpack(users))
+  local names = redis.call('HMGET', KEYS[3], unpack(users))
+  for j, user in ipairs(users) do
+    local i = from + 2 * j - 2
+    out[#out + 1] = rows[i]
+    out[#out + 1] = rows[i + 1]
+    out[#out + 1] = cards[j] or ''
+    out[#out + 1] = names[j] or user
   end
 end
 return out
-"""
+""")
 
-# KEYS: members, names; ARGV: user, name. Names are kept for users on the board only.
-# Returns 1 if the name changed.
-_RENAME = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 or redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
-  return 0
+# KEYS: rank, cards, names; ARGV: user ids. Returns {size, then member, rank, score, card, name
+# for each of these users on the board}.
+_POSITIONS = _lua("""
+local out = {redis.call('ZCARD', KEYS[1])}
+for i = 1, #ARGV do
+  local card = redis.call('HGET', KEYS[2], ARGV[i])
+  if card then
+    local member = string.sub(card, 1, $order) .. ':' .. ARGV[i]
+    local rank = redis.call('ZREVRANK', KEYS[1], member)
+    if rank then
+      out[#out + 1] = member
+      out[#out + 1] = rank + 1
+      out[#out + 1] = redis.call('ZSCORE', KEYS[1], member)
+      out[#out + 1] = card
+      out[#out + 1] = redis.call('HGET', KEYS[3], ARGV[i]) or ARGV[i]
+    end
+  end
 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return out
+""")
+
+# KEYS: rank, cards; ARGV: user ids. Returns {user, rank, score, ...} for those on the board.
+_RANKS = _lua("""
+local out = {}
+for i = 1, #ARGV do
+  local card = redis.call('HGET', KEYS[2], ARGV[i])
+  if card then
+    local member = string.sub(card, 1, $order) .. ':' .. ARGV[i]
+    local rank = redis.call('ZREVRANK', KEYS[1], member)
+    if rank then
+      out[#out + 1] = ARGV[i]
+      out[#out + 1] = rank + 1
+      out[#out + 1] = redis.call('ZSCORE', KEYS[1], member)
+    end
+  end
+end
+return out
+""")
+
+# KEYS: names; ARGV: user, name. Only users who were ever put have a name; 1 if it changed.
+_RENAME = """
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if not held or held == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -112,8 +175,33 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _card(s: Standing, ascending: bool) -> str:
+    flags = ("-" if s.subscore is None else "s") + ("-" if s.metadata is None else "m")
+    return f"{head(s, ascending)}{flags}{s.updated_ms}:{s.metadata or ''}"
+
+
+def _standing(raw: bytes, score: bytes | float, card: bytes, name: bytes, ascending: bool) -> Standing:
+    """A standing from its member, sorted-set score, card and name as Redis holds them."""
+    member = _text(raw)
+    rest = _text(card)[ORDER_DIGITS:]  # "" if the card went missing: the member still orders it
+    flags, (stamp, _, metadata) = rest[:_FLAGS], rest[_FLAGS:].partition(":")
+    return Standing(
+        user_id=user_of(member),
+        username=_text(name),
+        score=score_of(score, ascending),
+        seq=seq_of(member),
+        updated_ms=int(stamp or 0),
+        subscore=subscore_of(member, ascending) if flags[:1] == "s" else None,
+        metadata=metadata if flags[1:] == "m" else None,
+    )
+
+
+def _expiry(expire_ms: int | None) -> int | str:
+    return "" if expire_ms is None else expire_ms
+
+
 class RedisRanking(Fills):
-    """The shared board. `stale` is set when an award committed but Redis missed it."""
+    """The shared boards. `stale` is set when a write committed but Redis missed it."""
 
     def __init__(self, client: aioredis.Redis, keys: Keys, trips: TurnPipeline | None = None) -> None:
         super().__init__()
@@ -121,43 +209,57 @@ class RedisRanking(Fills):
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
         self.stale = False
-        self.loads = 0  # loads this process made
+        self.misses = 0  # writes Redis missed, so that a fill only clears those it read after
+        self.loads = 0  # fills this process made
         self._put = client.register_script(_PUT)
         self._load = client.register_script(_LOAD)
-        self._top = client.register_script(_TOP)
+        self._slice = client.register_script(_SLICE)
+        self._positions = client.register_script(_POSITIONS)
         self._ranks = client.register_script(_RANKS)
         self._rename = client.register_script(_RENAME)
         self._delete_if = client.register_script(COMPARE_AND_DELETE)
 
-    def _put_args(self, s: Standing) -> list[str | int]:
-        return [s.user_id, s.score, member(s.seq, s.user_id), s.username, s.updated_ms]
+    def _shelf(self, where: BoardPeriod) -> ShelfKeys:
+        return self.keys.shelf(where.board, where.period)
 
-    def _put_keys(self) -> list[str]:
-        k = self.keys
-        return [k.board, k.members, k.names, k.stamps]
+    def _keys(self, where: BoardPeriod) -> list[str]:
+        rank, cards = self._shelf(where)
+        return [rank, cards, self.keys.names]
 
-    async def load(self, standings: list[Standing]) -> None:
-        """Write every user (newer standings already there win), then mark the board ready."""
-        starts = iter(range(0, len(standings), LOAD_CHUNK))
+    def _args(self, where: BoardPeriod, s: Standing) -> list[str | int]:
+        return [s.user_id, zscore(s.score, where.ascending), _card(s, where.ascending), s.username]
+
+    async def fill(self, source: StandingsSource, shelves: Mapping[BoardPeriod, int | None]) -> int:
+        """Load these board periods from the system of record, then mark the boards ready."""
+        misses = self.misses
+        count = await super().fill(source, shelves)
+        with unavailable_on_outage():
+            await self.client.set(self.keys.ready, "1")
+        # A write missed while the fill ran may have committed after the database was read.
+        self.stale = self.misses != misses
+        self.loads += 1
+        return count
+
+    async def load(self, where: BoardPeriod, standings: list[Standing], expire_ms: int | None) -> None:
+        """Write every user of a board period (newer standings already there win)."""
+        # At least one call, even with no standings: it sets the expiry of what is held.
+        starts = iter(range(0, max(len(standings), 1), LOAD_CHUNK))
+        keys = self._keys(where)
 
         async def loader() -> None:
             for start in starts:
-                args: list[str | int] = []
+                args: list[str | int] = [_expiry(expire_ms)]
                 for s in standings[start : start + LOAD_CHUNK]:
-                    args += self._put_args(s)
-                if args:
-                    await self._load(keys=self._put_keys(), args=args)
+                    args += self._args(where, s)
+                await self._load(keys=keys, args=args)
 
         with unavailable_on_outage():
             # Chunks hold distinct users, so their order does not matter: while Redis runs one
             # call the client packs the next (serially each waited for the other: 20 s for 1M).
             await asyncio.gather(*(loader() for _ in range(LOAD_CALLS_IN_FLIGHT)))
-            await self.client.set(self.keys.ready, "1")
-        self.stale = False
-        self.loads += 1
 
     async def needs_load(self) -> bool:
-        """True when Redis lost the board (restart, FLUSHDB), missed an award, or a load was asked for."""
+        """True when Redis lost the boards (restart, FLUSHDB), missed a write, or a load was asked for."""
         with unavailable_on_outage():
             ready, reload = await self.client.mget(self.keys.ready, self.keys.reload)
         return self.stale or ready is None or reload is not None
@@ -190,102 +292,120 @@ class RedisRanking(Fills):
         with unavailable_on_outage():
             await self._delete_if(keys=[self.keys.rebuilding], args=[mark])
 
-    async def put(self, standing: Standing) -> tuple[int | None, int]:
-        """Place a user atomically; (previous rank, new rank)."""
+    async def put(
+        self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
+    ) -> tuple[int | None, int]:
+        """Place a user atomically, in this loop turn's round trip; (previous rank, new rank)."""
+        args = [*self._args(where, standing), _expiry(expire_ms)]
         try:
-            previous, rank = await self.trips.script(self._put, self._put_keys(), self._put_args(standing))
+            previous, rank = await self.trips.script(self._put, self._keys(where), args)
         except OUTAGES:
-            self.stale = True  # the database has the award; a rebuild will bring it here
+            self.stale = True  # the database has the write; a rebuild will bring it here
+            self.misses += 1
             raise ServiceUnavailable("Redis is unavailable") from None
         return (int(previous) or None), int(rank)
 
-    async def top(self, limit: int) -> list[tuple[int, Standing]]:
+    async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings in one round trip."""
-        if limit <= 0:  # ZREVRANGE 0 -1 would be the whole board
+        return await self.slice(where, 1, limit)
+
+    async def slice(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, Standing]]:
+        """Standings ranked first..last in one round trip."""
+        first = max(first, 1)
+        if last < first:  # a negative stop would count from the end of the board
             return []
-        k = self.keys
         with unavailable_on_outage():
-            rows = await self.trips.script(self._top, [k.board, k.names, k.stamps], [limit])
-        top = []
-        for i, at in enumerate(range(0, len(rows), 4), start=1):
-            raw, score, name, stamp = rows[at : at + 4]
-            user_id = user_of(_text(raw))
-            top.append(
-                (
-                    i,
-                    Standing(
-                        user_id=user_id,
-                        username=_text(name),
-                        score=int(float(score)),
-                        seq=seq_of(raw),
-                        updated_ms=int(stamp),
-                    ),
+            rows = await self.trips.script(self._slice, self._keys(where), [first - 1, last - 1])
+        shown = []
+        for rank, at in enumerate(range(0, len(rows), 4), start=first):
+            raw, score, card, name = rows[at : at + 4]
+            shown.append((rank, _standing(raw, score, card, name, where.ascending)))
+        return shown
+
+    async def position(self, where: BoardPeriod, user_id: str) -> Position | None:
+        """A user's standing, rank and the board's size in one round trip."""
+        found = await self.positions(where, [user_id])
+        return found[0] if found else None
+
+    async def positions(self, where: BoardPeriod, user_ids: Sequence[str]) -> list[Position]:
+        """Those of these users on the board, by rank: one script call per READ_CHUNK users, all
+        in one round trip."""
+        unique = list(dict.fromkeys(user_ids))
+        keys = self._keys(where)
+        with unavailable_on_outage():
+            replies = await asyncio.gather(
+                *(
+                    self.trips.script(self._positions, keys, unique[start : start + READ_CHUNK])
+                    for start in range(0, len(unique), READ_CHUNK)
                 )
             )
-        return top
-
-    async def position(self, user_id: str) -> Position | None:
-        """A user's standing, rank and the board's size."""
-        k = self.keys
-        with unavailable_on_outage():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hget(k.members, user_id)
-            pipe.hget(k.names, user_id)
-            pipe.hget(k.stamps, user_id)
-            pipe.zcard(k.board)
-            raw, name, stamp, size = await pipe.execute()
-            if raw is None:
-                return None
-            pipe = self.client.pipeline(transaction=False)
-            pipe.zrevrank(k.board, raw)
-            pipe.zscore(k.board, raw)
-            rank, score = await pipe.execute()
-        if rank is None:  # moved between the two round trips; ask again
-            return await self.position(user_id)
-        standing = Standing(
-            user_id=user_id,
-            username=_text(name or user_id),
-            score=int(score),
-            seq=seq_of(raw),
-            updated_ms=int(stamp or 0),
-        )
-        return Position(standing=standing, rank=int(rank) + 1, size=int(size))
+        found = []
+        for reply in cast(list[list[Any]], replies):
+            size = int(reply[0])
+            for at in range(1, len(reply), 5):
+                raw, rank, score, card, name = reply[at : at + 5]
+                standing = _standing(raw, score, card, name, where.ascending)
+                found.append(Position(standing=standing, rank=int(rank), size=size))
+        return sorted(found, key=lambda p: p.rank)
 
     async def rename(self, user_id: str, username: str) -> bool:
-        """Refresh the display name of a user on the board; True if it changed."""
+        """Refresh the display name of a user on every board in one command; True if it changed."""
         with unavailable_on_outage():
-            return bool(await self._rename(keys=[self.keys.members, self.keys.names], args=[user_id, username]))
+            return bool(await self._rename(keys=[self.keys.names], args=[user_id, username]))
 
-    async def ranked(self, first: int, last: int) -> list[tuple[int, str, int]]:
+    async def ranked(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, str, int]]:
         """(rank, user, score) for ranks first..last."""
-        if last < max(first, 1):  # a negative stop would count from the end of the board
+        first = max(first, 1)
+        if last < first:  # a negative stop would count from the end of the board
             return []
         with unavailable_on_outage():
             rows = cast(
                 list[tuple[bytes, float]],
-                await self.client.zrevrange(self.keys.board, max(first, 1) - 1, last - 1, withscores=True),
+                await self.client.zrevrange(self._shelf(where).rank, first - 1, last - 1, withscores=True),
             )
-        return [(i, user_of(_text(raw)), int(score)) for i, (raw, score) in enumerate(rows, start=max(first, 1))]
+        return [
+            (i, user_of(_text(raw)), score_of(score, where.ascending))
+            for i, (raw, score) in enumerate(rows, start=first)
+        ]
 
-    async def ranks(self, user_ids: list[str]) -> dict[str, tuple[int, int]]:
-        """(rank, score) of these users, in chunks of one script call each."""
-        found: dict[str, tuple[int, int]] = {}
+    async def ranks(self, where: BoardPeriod, user_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """(rank, score) of these users: one script call per READ_CHUNK users, in one round trip."""
+        rank, cards = self._shelf(where)
         with unavailable_on_outage():
-            for start in range(0, len(user_ids), 500):
-                rows = await self._ranks(keys=[self.keys.board, self.keys.members], args=user_ids[start : start + 500])
-                for at in range(0, len(rows), 3):
-                    found[_text(rows[at])] = (int(rows[at + 1]), int(float(rows[at + 2])))
+            replies = await asyncio.gather(
+                *(
+                    self.trips.script(self._ranks, [rank, cards], user_ids[start : start + READ_CHUNK])
+                    for start in range(0, len(user_ids), READ_CHUNK)
+                )
+            )
+        found: dict[str, tuple[int, int]] = {}
+        for rows in cast(list[list[Any]], replies):
+            for at in range(0, len(rows), 3):
+                found[_text(rows[at])] = (int(rows[at + 1]), score_of(rows[at + 2], where.ascending))
         return found
 
-    async def size(self) -> int:
+    async def size(self, where: BoardPeriod) -> int:
         """Users on the board."""
         with unavailable_on_outage():
-            return int(await self.client.zcard(self.keys.board))
+            return int(await self.client.zcard(self._shelf(where).rank))
 
-    async def counts_at_most(self, bounds: Sequence[int]) -> list[int]:
+    async def counts_at_most(self, where: BoardPeriod, bounds: Sequence[int]) -> list[int]:
         """Users with a score at most each bound: one ZCOUNT each, in one round trip."""
+        rank = self._shelf(where).rank
+        # Scores are within ±BOUND; a bound beyond it would be rounded to a double (2**53 + 1
+        # reads as 2**53), so it is clamped, and one below every score counts nobody.
+        asked = [min(bound, BOUND) for bound in bounds if bound >= -BOUND]
         with unavailable_on_outage():
             pipe = self.client.pipeline(transaction=False)
-            for bound in bounds:
-                pipe.zcount(self.keys.board, "-inf", bound)
-            return [int(count) for count in await pipe.execute()]
+            for bound in asked:
+                if where.ascending:  # stored negated: a score at most `bound` is stored at least -bound
+                    pipe.zcount(rank, -bound, "+inf")
+                else:
+                    pipe.zcount(rank, "-inf", bound)
+            counts = [int(count) for count in await pipe.execute()] if asked else []
+        return [0] * (len(bounds) - len(asked)) + counts
+
+    async def drop(self, where: BoardPeriod) -> None:
+        """Forget a board period: delete its keys (names stay, shared by every board)."""
+        with unavailable_on_outage():
+            await self.client.delete(*self._shelf(where))
