@@ -18,8 +18,6 @@ from .api.keys import (
     ADMISSION,
     BOARD_ADMIN,
     BOARD_READS,
-    SERVICE_KEYS,
-    TRUSTED_WRITES,
     CONFIG,
     HUB,
     INITIALIZE_LIMITER,
@@ -27,8 +25,10 @@ from .api.keys import (
     OPENAPI,
     READ_CACHE_CONTROL,
     SCOREBOARD,
+    SERVICE_KEYS,
     STORE,
     TRUSTED_PROXIES,
+    TRUSTED_WRITES,
     UPDATE_LIMITER,
     USER_AUTH,
 )
@@ -155,9 +155,7 @@ def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admissi
     )
 
 
-def create_app(
-    config: Config, *, reuse_port: bool = False, clock: Callable[[], int] = now_ms
-) -> web.Application:
+def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], int] = now_ms) -> web.Application:
     """Assemble the application from a validated configuration (`reuse_port`: one of the processes
     of `--workers N`, which share the metrics' port too; `clock`: ms since the epoch, which decides
     the period every write counts in, injected by tests that cross a period's end)."""
@@ -177,6 +175,7 @@ def create_app(
             config.secrets.action,
             previous=config.secrets.action_previous,
             ttl_seconds=config.tokens.ttl_seconds,
+            clock=clock,
         ),
         actions=config.actions,
         catalog=catalog,

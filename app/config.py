@@ -175,7 +175,7 @@ class FileSettings(_Section, frozen=True):
     websocket: WebSocketSettings = WebSocketSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
-    boards: dict[BoardId, BoardSettings] = {DEFAULT_BOARD: BoardSettings()}
+    boards: dict[BoardId, BoardSettings] = msgspec.field(default_factory=lambda: {DEFAULT_BOARD: BoardSettings()})
     services: dict[ActionName, ServiceSettings] = {}
 
 

@@ -47,9 +47,7 @@ class Placer:
         try:
             ranks = await asyncio.gather(
                 *(
-                    self.ranking.put(
-                        c.where, Standing.of(user_id, username, c, at_ms), expire_ms=expires.get(c.where)
-                    )
+                    self.ranking.put(c.where, Standing.of(user_id, username, c, at_ms), expire_ms=expires.get(c.where))
                     for c in placed
                 )
             )
@@ -58,7 +56,9 @@ class Placer:
             raise ServiceUnavailable(
                 "The write is recorded; the leaderboard is catching up", details={"awarded": True}
             ) from None
-        moves = [Move(change=c, previous_rank=previous, rank=rank) for c, (previous, rank) in zip(placed, ranks)]
+        moves = [
+            Move(change=c, previous_rank=previous, rank=rank) for c, (previous, rank) in zip(placed, ranks, strict=True)
+        ]
         for move in moves:  # at once: this write's own answer shows it
             self.tops.moved(move.change.where, move.previous_rank, move.rank)
         if moves:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable
-from typing import Protocol
-
 from collections.abc import Callable
+from typing import Protocol
 
 from .api.models import (
     AwardBoard,
@@ -239,7 +237,7 @@ class Scoreboard:
         nonce gate; the gate learns the outcome. The award and when each of its periods expires."""
         with self.span("award.gate.claim"):
             attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
-        used_for = max(1, claims.exp - int(time.time()))  # the gate needs it no longer than the token lives
+        used_for = max(1, claims.exp - self.clock() // 1000)  # the gate needs it no longer than the token lives
         try:
             with self.span("award.transaction"):
                 now = self.clock()
@@ -280,9 +278,9 @@ class Scoreboard:
             self.tally.held[award.action_type, BOARD_UNAVAILABLE] += 1
             raise
         first = moves[0]
-        if first.change.where.board == self.catalog.default and first.rank <= TOP_SIZE:
-            if first.previous_rank is None or first.previous_rank > TOP_SIZE:
-                self.tally.top_entries += 1
+        entered = first.rank <= TOP_SIZE and (first.previous_rank is None or first.previous_rank > TOP_SIZE)
+        if entered and first.change.where.board == self.catalog.default:
+            self.tally.top_entries += 1
         return moves
 
     def default_where(self) -> BoardPeriod:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
+from collections.abc import Callable
 
 import msgspec
 
 from . import jws
+from .clock import now_ms
 from .errors import InvalidToken, TokenExpired
 
 # A user JWT never carries this `typ`; an action token always does.
@@ -44,17 +45,25 @@ def token_hash(token: str) -> str:
 class ActionTokens:
     """Issues tokens with the current key; verifies with the current or a previous one."""
 
-    def __init__(self, secret: bytes, *, previous: tuple[bytes, ...] = (), ttl_seconds: int = 300) -> None:
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        previous: tuple[bytes, ...] = (),
+        ttl_seconds: int = 300,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self._kid = key_id(secret)
         self._secret = secret
         self._keys = {key_id(k): k for k in (*previous, secret)}
         self.ttl_seconds = ttl_seconds
+        self.clock = clock  # ms since the epoch: when a token is issued and until when it is good
 
     def issue(
         self, *, user_id: str, action_type: str, action_id: str, score_increment: int
     ) -> tuple[str, ActionClaims]:
         """A fresh token and its claims."""
-        now = int(time.time())
+        now = self.clock() // 1000
         claims = ActionClaims(
             user_id=user_id,
             action_type=action_type,
@@ -77,6 +86,6 @@ class ActionTokens:
             _, claims = jws.verify_claims(token, self._key_for, _claims)
         except jws.JwsError:
             raise InvalidToken() from None
-        if claims.exp <= time.time():
+        if claims.exp * 1000 <= self.clock():
             raise TokenExpired()
         return claims

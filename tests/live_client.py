@@ -46,22 +46,24 @@ async def closed_with(ws: Any, timeout: float = 3.0) -> int | None:
 async def settled(client: Any) -> None:
     """Wait until awards made so far have reached the hub (over Redis that takes a moment);
     fail when it is still making waves or has changes pending after 5 s."""
-    waves = client.app[HUB].waves
+    hub = client.app[HUB]
+    tally = hub.tally
     for _ in range(100):
-        made = waves.made
+        made = tally.made
         await asyncio.sleep(0.05)
-        if waves.made == made and not waves.pending:
+        pending = any(w.pending for w in hub.waves.values())
+        if tally.made == made and not pending:
             return
-    pytest.fail(f"the hub did not settle within 5 s ({waves.made} waves made, changes pending: {waves.pending})")
+    pytest.fail(f"the hub did not settle within 5 s ({tally.made} waves made, changes pending: {pending})")
 
 
-async def subscribed(client: Any, path: str = WS) -> Any:
-    """A connection subscribed to the leaderboard, its first board already read."""
+async def subscribed(client: Any, path: str = WS, board: str | None = None) -> Any:
+    """A connection subscribed to a board's leaderboard (the default one), its first board already read."""
     await settled(client)
     ws = await client.ws_connect(path)
     assert (await recv(ws))["type"] == "connected"
-    await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
-    assert await recv(ws) == {"type": "subscribed", "channel": "leaderboard"}
+    await ws.send_json({"type": "subscribe", "channel": "leaderboard", **({"board": board} if board else {})})
+    assert await recv(ws) == {"type": "subscribed", "channel": "leaderboard", "board": board or "global"}
     assert (await recv(ws))["type"] == "leaderboard_update"
     return ws
 

@@ -6,14 +6,14 @@ from aiohttp import web
 
 from ..addresses import IpNetwork
 from ..auth import UserAuth
+from ..boards.admin import BoardAdmin
+from ..boards.reads import BoardReads
+from ..boards.trusted import ServiceKeys, TrustedWrites
 from ..config import Config
 from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.hub import Hub
 from ..metrics.export import Exporter
-from ..boards.admin import BoardAdmin
-from ..boards.reads import BoardReads
-from ..boards.trusted import ServiceKeys, TrustedWrites
 from ..service import Scoreboard
 from ..storage import Store
 

@@ -268,9 +268,9 @@ class ScoreWriteRequest(_Model):
     user_id: Id
     score: Value
     subscore: Value | None = None
-    metadata: Annotated[dict[str, Any], Meta(description="A JSON object of at most 1 KiB, shown with the entry")] | None = (
-        None
-    )
+    metadata: (
+        Annotated[dict[str, Any], Meta(description="A JSON object of at most 1 KiB, shown with the entry")] | None
+    ) = None
 
 
 class BoardCreate(_Model):

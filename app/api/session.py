@@ -14,9 +14,9 @@ from ..clock import iso, now_ms
 from ..config import WebSocketSettings
 from ..errors import (
     CLOSE_SERVICE_RESTART,
-    ApiError,
     CLOSE_TOO_MANY,
     CLOSE_UNAUTHORIZED,
+    ApiError,
     Forbidden,
     Unauthorized,
     ValidationFailed,
@@ -24,10 +24,10 @@ from ..errors import (
 from ..live.connections import RESTART_REASON, Connection
 from ..live.hub import Hub
 from ..live.messages import (
+    MAX_BOARD_SUBSCRIPTIONS,
     Auth,
     Authenticated,
     Connected,
-    MAX_BOARD_SUBSCRIPTIONS,
     Error,
     ErrorDetail,
     Ping,

@@ -11,12 +11,12 @@ import msgspec
 from aiohttp import hdrs, web
 
 from ..auth import Principal
+from ..boards.trusted import idempotency_key
 from ..decoding import convert_strings, decode_json, decoder_for
 from ..errors import NotFound, ServiceUnavailable
 from ..ranking import TOP_SIZE
-from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok_cacheable
-from ..boards.trusted import idempotency_key
 from ..top_cache import TopAnswer
+from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok_cacheable
 from .keys import (
     BOARD_ADMIN,
     BOARD_READS,

@@ -31,11 +31,15 @@ class Catalog:
         self.boards: dict[str, Board] = {}
         for board_id, settings in (boards or {}).items():
             self.boards[board_id] = Board(board_id, settings)
+        # Listed as the configuration declares them, then those operators made, oldest first.
+        self._declared = {board_id: i for i, board_id in enumerate(self.boards)}
 
     def load(self, rows: list[tuple[str, str]]) -> None:
         """Replace the boards with these database rows (id, settings as JSON), keeping the `Board`
         of every unchanged one (its schedule remembers its current period)."""
         boards: dict[str, Board] = {}
+        order = len(self._declared)
+        rows = sorted(rows, key=lambda row: self._declared.get(row[0], order))
         for board_id, text in rows:
             try:
                 settings = _decoder.decode(text)

@@ -138,7 +138,9 @@ class BoardReads:
         where = board.where(board.period(period, self.clock()))
         position = await self.ranking.position(where, user_id)
         if position is None:
-            return AroundData(board=board.id, period=where.period, rank=None, entries=[], total=await self.ranking.size(where))
+            return AroundData(
+                board=board.id, period=where.period, rank=None, entries=[], total=await self.ranking.size(where)
+            )
         places = await self.ranking.slice(where, position.rank - radius, position.rank + radius)
         return AroundData(
             board=board.id, period=where.period, rank=position.rank, entries=_entries(places), total=position.size
@@ -149,7 +151,9 @@ class BoardReads:
         board = self.catalog.get(board_id)
         where = board.where(board.period(period, self.clock()))
         found = await self.ranking.positions(where, user_ids)
-        return LookupData(board=board.id, period=where.period, entries=[ranked_entry(p.rank, p.standing) for p in found])
+        return LookupData(
+            board=board.id, period=where.period, entries=[ranked_entry(p.rank, p.standing) for p in found]
+        )
 
     async def periods(self, board_id: str) -> PeriodsData:
         """The current period and the kept ones that have entries, newest first."""

@@ -122,7 +122,9 @@ class TrustedWrites:
         )
         rank = moves[0].rank if moves else await self._rank(outcome)
         answer = self._data(outcome, rank)
-        await best_effort("idempotent answer", self.store.keep_answer(service.name, key, _answer.encode(answer).decode()))
+        await best_effort(
+            "idempotent answer", self.store.keep_answer(service.name, key, _answer.encode(answer).decode())
+        )
         return answer
 
     async def _rank(self, outcome: WriteOutcome) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-
 from collections.abc import Callable
 
 from ..boards.board import Board

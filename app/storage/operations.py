@@ -107,9 +107,7 @@ INSERT_BOARD = (
     "INSERT INTO boards (id, settings, declared, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) "
     "ON CONFLICT (id) DO NOTHING RETURNING 1"
 )
-DECLARE_BOARD = (
-    "UPDATE boards SET settings = $1, declared = $1, updated_at = $2, retired_at = NULL WHERE id = $3"
-)
+DECLARE_BOARD = "UPDATE boards SET settings = $1, declared = $1, updated_at = $2, retired_at = NULL WHERE id = $3"
 UPDATE_BOARD = "UPDATE boards SET settings = $1, updated_at = $2 WHERE id = $3 AND retired_at IS NULL RETURNING 1"
 RETIRE_BOARD = "UPDATE boards SET retired_at = $1, updated_at = $1 WHERE id = $2 AND retired_at IS NULL RETURNING 1"
 RELEASE = "UPDATE action_tokens SET used_at = NULL WHERE nonce = $1"

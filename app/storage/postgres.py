@@ -11,9 +11,9 @@ from typing import TypeVar
 
 import asyncpg
 
+from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..metrics.tally import Histogram
-from ..clock import now_ms
 from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
 from .operations import Operations, Steps, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render

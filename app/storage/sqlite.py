@@ -11,8 +11,8 @@ from typing import Literal, TypeVar
 
 import aiosqlite
 
-from ..errors import ServiceUnavailable
 from ..clock import now_ms
+from ..errors import ServiceUnavailable
 from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
 from .backup import ServingLock
 from .group_commit import GroupCommit, Write

@@ -1,0 +1,116 @@
+"""What the many-boards tests share: a configuration with boards of every kind, trusted services,
+a clock the tests move, and the client calls of the board routes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from app import create_app
+from app.config import Config
+
+from .conftest import envelope, make_config
+
+RACER_KEY = "racer-service-key-0123456789abcdef"
+LIMITED_KEY = "limited-service-key-0123456789abcdef"
+ATTEST_KEY = "attest-service-key-0123456789abcdef"
+
+
+def sha(key: str) -> str:
+    """The SHA-256 a configuration keeps of a service key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+BOARDS: dict[str, Any] = {
+    "global": {"title": "All time"},
+    "weekly": {"title": "This week", "reset": "weekly", "keep_periods": 2},
+    "daily": {"reset": "daily", "timezone": "Europe/Berlin", "keep_periods": 1},
+    "trial": {"title": "Time trial", "order": "asc", "operator": "best", "format": "duration_ms"},
+    "high": {"operator": "best"},
+    "latest": {"operator": "set"},
+}
+ACTIONS: dict[str, Any] = {
+    "COMPLETE_QUEST": {"score": 100, "boards": ["global", "weekly", "daily"]},
+    "DEFEAT_BOSS": {"score": 500},
+    "WEEKLY_ONLY": {"score": 7, "boards": ["weekly"]},
+}
+SERVICES: dict[str, Any] = {
+    "racer": {"key_sha256": sha(RACER_KEY)},
+    "limited": {"key_sha256": sha(LIMITED_KEY), "boards": ["latest"]},
+    "attester": {"key_sha256": sha(ATTEST_KEY), "scopes": ["actions:attest"]},
+}
+# Wednesday 2026-12-02 12:00 UTC: week 2026-W49 (Monday 2026-11-30 .. Monday 2026-12-07).
+WEDNESDAY_MS = int(datetime(2026, 12, 2, 12, 0, tzinfo=UTC).timestamp() * 1000)
+NEXT_MONDAY_MS = int(datetime(2026, 12, 7, 0, 0, tzinfo=UTC).timestamp() * 1000)
+
+
+class Clock:
+    """Milliseconds since the epoch, moved by the test."""
+
+    def __init__(self, now_ms: int = WEDNESDAY_MS) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+def boards_config(db_path: Path, storage: dict[str, Any], **sections: Any) -> Config:
+    """The test configuration with the boards, actions and services above."""
+    tables = {"boards": BOARDS, "services": SERVICES, "actions": ACTIONS, **sections}
+    return make_config(db_path, storage, **tables)
+
+
+AppClient = TestClient[web.Request, web.Application]
+MakeBoardsClient = Callable[..., Awaitable[AppClient]]
+
+
+class Boards:
+    """The board routes as a client drives them; each call asserts the envelope."""
+
+    def __init__(self, client: AppClient, bearer: Callable[..., dict[str, str]]) -> None:
+        self.client = client
+        self.bearer = bearer
+
+    async def get(self, path: str, status: int = 200, **params: Any) -> Any:
+        resp = await self.client.get(path, params={k.rstrip("_"): str(v) for k, v in params.items()})
+        body = await envelope(resp)
+        assert resp.status == status, body
+        return body["data"] if body["success"] else body["error"]
+
+    async def write(
+        self,
+        board: str,
+        body: dict[str, Any],
+        *,
+        key: str | None = "k1",
+        service_key: str = RACER_KEY,
+        status: int = 200,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {service_key}"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        resp = await self.client.post(f"/api/v1/boards/{board}/scores", json=body, headers=headers)
+        answer = await envelope(resp)
+        assert resp.status == status, answer
+        return answer["data"] if answer["success"] else answer["error"]
+
+    async def lookup(self, board: str, body: dict[str, Any], status: int = 200) -> Any:
+        resp = await self.client.post(f"/api/v1/boards/{board}/lookup", json=body)
+        answer = await envelope(resp)
+        assert resp.status == status, answer
+        return answer["data"] if answer["success"] else answer["error"]
+
+    async def top(self, board: str, **params: Any) -> list[tuple[str, int]]:
+        data = await self.get(f"/api/v1/boards/{board}/top", **params)
+        return [(e["userId"], e["score"]) for e in data["leaderboard"]]
+
+
+def app_with_clock(config: Config, clock: Clock) -> web.Application:
+    """The app over `config`, its periods decided by `clock`."""
+    return create_app(config, clock=clock)

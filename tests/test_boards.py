@@ -1,0 +1,293 @@
+"""Many boards over HTTP, in every storage set-up: the catalog, awards on several boards at once,
+periods that reset, trusted writes, and the reads of any board period."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .boards_setup import (
+    ATTEST_KEY,
+    LIMITED_KEY,
+    NEXT_MONDAY_MS,
+    AppClient,
+    Boards,
+    Clock,
+    app_with_clock,
+    boards_config,
+)
+from .conftest import Flow, envelope
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The app's clock: Wednesday of ISO week 2026-W49, noon UTC."""
+    return Clock()
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock) -> AppClient:
+    """An app with the boards of tests/boards_setup.py over this test's storage."""
+    app_client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
+    return app_client
+
+
+@pytest.fixture
+def boards(client: AppClient, bearer: Callable[..., dict[str, str]]) -> Boards:
+    """The board routes against `client`."""
+    return Boards(client, bearer)
+
+
+async def test_boards_are_listed_with_their_current_period(boards: Boards) -> None:
+    data = await boards.get("/api/v1/boards")
+    listed = {b["id"]: b for b in data["boards"]}
+    assert data["boards"][0]["id"] == "global"  # the default first
+    assert set(listed) == {"global", "weekly", "daily", "trial", "high", "latest"}
+    assert listed["global"]["period"] == {"id": "all", "startsAt": None, "endsAt": None}
+    assert listed["weekly"]["period"] == {
+        "id": "2026-W49",
+        "startsAt": "2026-11-30T00:00:00.000Z",
+        "endsAt": "2026-12-07T00:00:00.000Z",
+    }
+    # Local midnight in Berlin (UTC+1 in December).
+    assert listed["daily"]["period"]["id"] == "2026-12-02"
+    assert listed["daily"]["period"]["startsAt"] == "2026-12-01T23:00:00.000Z"
+    assert listed["trial"]["order"] == "asc" and listed["trial"]["operator"] == "best"
+    assert listed["trial"]["format"] == "duration_ms" and listed["trial"]["title"] == "Time trial"
+    assert listed["high"]["title"] == "high"  # the id when no title is given
+    one = await boards.get("/api/v1/boards/weekly")
+    assert one["entries"] == 0 and one["id"] == "weekly"
+    missing = await boards.get("/api/v1/boards/nope", status=404)
+    assert missing["code"] == "BOARD_NOT_FOUND"
+    bad = await boards.get("/api/v1/boards/Not-A-Board", status=400)
+    assert bad["code"] == "VALIDATION_ERROR"
+
+
+async def test_an_action_awards_on_each_of_its_boards_once(flow: Flow, boards: Boards, client: AppClient) -> None:
+    first = await flow.award("alice", "q1")
+    assert (first["previousScore"], first["newScore"], first["rank"]) == (0, 100, 1)
+    assert [(b["board"], b["period"], b["previousScore"], b["newScore"], b["rank"]) for b in first["boards"]] == [
+        ("global", "all", 0, 100, 1),
+        ("weekly", "2026-W49", 0, 100, 1),
+        ("daily", "2026-12-02", 0, 100, 1),
+    ]
+    await flow.award("alice", "q2")
+    await flow.award("bob", "b1", "DEFEAT_BOSS")  # the default board only
+    await flow.award("carol", "w1", "WEEKLY_ONLY")
+    assert await boards.top("global") == [("bob", 500), ("alice", 200)]
+    assert await boards.top("weekly") == [("alice", 200), ("carol", 7)]
+    assert await boards.top("daily") == [("alice", 200)]
+    # The routes of before are the default board's.
+    legacy = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
+    assert [(e["userId"], e["score"]) for e in legacy] == [("bob", 500), ("alice", 200)]
+    assert set(legacy[0]) == {"rank", "userId", "username", "score", "lastUpdated"}
+    weekly_only = await flow.award("dave", "w1", "WEEKLY_ONLY")
+    # An action not on the default board: the top level describes its first board.
+    assert (weekly_only["newScore"], weekly_only["rank"]) == (7, 3)
+    assert [e["userId"] for e in weekly_only["leaderboard"]] == ["alice", "carol", "dave"]
+
+
+async def test_one_token_awards_once_on_every_board_under_concurrency(flow: Flow, boards: Boards) -> None:
+    token = await flow.token("alice", "race")
+    answers = await asyncio.gather(*(flow.submit(token, "alice", "race") for _ in range(100)))
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(200) == 1 and set(statuses) <= {200, 409}
+    for board in ("global", "weekly", "daily"):
+        assert await boards.top(board) == [("alice", 100)]
+
+
+async def test_rejected_award_changes_no_board(flow: Flow, boards: Boards) -> None:
+    token = await flow.token("alice", "q1")
+    resp = await flow.submit(token, "alice", "other-id")
+    assert resp.status == 400
+    for board in ("global", "weekly", "daily"):
+        assert await boards.top(board) == []
+
+
+async def test_awards_land_in_the_period_current_at_commit(flow: Flow, boards: Boards, clock: Clock) -> None:
+    clock.now_ms = NEXT_MONDAY_MS - 1
+    before = await flow.award("alice", "q1")
+    clock.now_ms = NEXT_MONDAY_MS
+    after = await flow.award("bob", "q1")
+    assert [b["period"] for b in before["boards"] if b["board"] == "weekly"] == ["2026-W49"]
+    assert [b["period"] for b in after["boards"] if b["board"] == "weekly"] == ["2026-W50"]
+    assert await boards.top("weekly") == [("bob", 100)]
+    assert await boards.top("weekly", period="previous") == [("alice", 100)]
+    assert await boards.top("weekly", period="2026-W49") == [("alice", 100)]
+    assert await boards.top("global") == [("alice", 100), ("bob", 100)]
+    periods = (await boards.get("/api/v1/boards/weekly/periods"))["periods"]
+    assert [(p["id"], p["entries"]) for p in periods] == [("2026-W50", 1), ("2026-W49", 1)]
+    # keep_periods = 2: in W51, W49 is still readable; in W52 it is gone.
+    clock.now_ms = NEXT_MONDAY_MS + 7 * 86_400_000
+    assert await boards.top("weekly", period="2026-W49") == [("alice", 100)]
+    assert await boards.top("weekly") == []
+    clock.now_ms = NEXT_MONDAY_MS + 14 * 86_400_000
+    gone = await boards.get("/api/v1/boards/weekly/top", status=404, period="2026-W49")
+    assert gone["code"] == "PERIOD_NOT_FOUND"
+    for bad in ("2026-W54", "2026-w49", "yesterday", "2026-W49\n", "\uff12\uff10\uff12\uff16-W49"):
+        error = await boards.get("/api/v1/boards/weekly/top", status=404, period=bad)
+        assert error["code"] == "PERIOD_NOT_FOUND", bad
+    assert (await boards.get("/api/v1/boards/global/top", status=404, period="previous"))["code"] == "PERIOD_NOT_FOUND"
+
+
+async def test_ranges_around_lookup_and_total(flow: Flow, boards: Boards) -> None:
+    for i in range(12):
+        await boards.write("high", {"userId": f"u{i:02d}", "score": 100 - i}, key=f"k{i}")
+    ranks = await boards.get("/api/v1/boards/high/ranks", from_=3, limit=4)
+    assert ranks["total"] == 12
+    assert [(e["rank"], e["userId"]) for e in ranks["leaderboard"]] == [(3, "u02"), (4, "u03"), (5, "u04"), (6, "u05")]
+    past = await boards.get("/api/v1/boards/high/ranks", from_=12, limit=5)
+    assert [e["rank"] for e in past["leaderboard"]] == [12]
+    beyond = await boards.get("/api/v1/boards/high/ranks", from_=50)
+    assert beyond["leaderboard"] == [] and beyond["total"] == 12
+    for bad in ({"from": 0}, {"limit": 0}, {"limit": 101}, {"from": "x"}, {"from": "1e3"}):
+        resp = await boards.client.get("/api/v1/boards/high/ranks", params=bad)
+        assert resp.status == 400, bad
+    top_edge = await boards.get("/api/v1/boards/high/around/u00", radius=2)
+    assert top_edge["rank"] == 1 and [e["rank"] for e in top_edge["entries"]] == [1, 2, 3]
+    bottom_edge = await boards.get("/api/v1/boards/high/around/u11", radius=3)
+    assert bottom_edge["rank"] == 12 and [e["rank"] for e in bottom_edge["entries"]] == [9, 10, 11, 12]
+    middle = await boards.get("/api/v1/boards/high/around/u05")
+    assert [e["rank"] for e in middle["entries"]] == list(range(1, 12))  # radius 5 by default
+    alone = await boards.get("/api/v1/boards/high/around/u05", radius=0)
+    assert [e["userId"] for e in alone["entries"]] == ["u05"]
+    stranger = await boards.get("/api/v1/boards/high/around/nobody")
+    assert stranger["rank"] is None and stranger["entries"] == []
+    assert (await boards.client.get("/api/v1/boards/high/around/u01", params={"radius": "26"})).status == 400
+    friends = await boards.lookup("high", {"userIds": ["u07", "nobody", "u01", "u07", "ghost"]})
+    assert [(e["rank"], e["userId"]) for e in friends["entries"]] == [(2, "u01"), (8, "u07")]
+    lookups: list[dict[str, Any]] = [
+        {"userIds": []},
+        {"userIds": ["x"] * 101},
+        {"userIds": ["bad id"]},
+        {"userIds": "u01"},
+        {},
+    ]
+    for bad in lookups:
+        error = await boards.lookup("high", bad, status=400)
+        assert error["code"] == "VALIDATION_ERROR", bad
+
+
+async def test_best_keeps_the_best_for_both_orders(boards: Boards) -> None:
+    # Higher is better: 50 beats 40; 45 does not beat 50.
+    assert (await boards.write("high", {"userId": "ann", "score": 40}, key="a"))["improved"] is True
+    improved = await boards.write("high", {"userId": "ann", "score": 50}, key="b")
+    assert (improved["previousScore"], improved["newScore"], improved["improved"]) == (40, 50, True)
+    worse = await boards.write("high", {"userId": "ann", "score": 45}, key="c")
+    assert (worse["previousScore"], worse["newScore"], worse["improved"]) == (50, 50, False)
+    # Lower is better (a time trial): 61000 beats 62000; 63000 does not.
+    first = await boards.write("trial", {"userId": "ann", "score": 62000}, key="d")
+    assert first["previousScore"] is None and first["improved"] is True and first["rank"] == 1
+    assert (await boards.write("trial", {"userId": "ann", "score": 61000}, key="e"))["newScore"] == 61000
+    assert (await boards.write("trial", {"userId": "ann", "score": 63000}, key="f"))["improved"] is False
+    # Ties: the subscore decides (the board's way), then whoever reached the value first.
+    await boards.write("trial", {"userId": "bob", "score": 61000, "subscore": 5}, key="g")
+    await boards.write("trial", {"userId": "cid", "score": 61000, "subscore": 3}, key="h")
+    await boards.write("trial", {"userId": "dan", "score": 61000, "subscore": 3}, key="i")
+    assert await boards.top("trial") == [("ann", 61000), ("cid", 61000), ("dan", 61000), ("bob", 61000)]
+    await boards.write("high", {"userId": "eve", "score": 50, "subscore": 1}, key="j")
+    await boards.write("high", {"userId": "fay", "score": 50}, key="k")
+    assert await boards.top("high") == [("eve", 50), ("ann", 50), ("fay", 50)]
+    # Reaching the same best again keeps the place of whoever got there first.
+    assert (await boards.write("high", {"userId": "ann", "score": 50}, key="l"))["improved"] is False
+    assert await boards.top("high") == [("eve", 50), ("ann", 50), ("fay", 50)]
+
+
+async def test_set_replaces_and_incr_adds(boards: Boards) -> None:
+    await boards.write("latest", {"userId": "ann", "score": 900}, key="a")
+    lower = await boards.write("latest", {"userId": "ann", "score": -5}, key="b")
+    assert (lower["previousScore"], lower["newScore"], lower["improved"]) == (900, -5, True)
+    assert await boards.top("latest") == [("ann", -5)]
+    added = await boards.write("global", {"userId": "ann", "score": 30}, key="c")
+    assert (added["previousScore"], added["newScore"]) == (None, 30)
+    added = await boards.write("global", {"userId": "ann", "score": 12}, key="d")
+    assert (added["previousScore"], added["newScore"]) == (30, 42)
+
+
+async def test_idempotency_key_answers_retries_and_refuses_other_bodies(boards: Boards) -> None:
+    body = {"userId": "ann", "score": 70, "metadata": {"car": "Škoda", "laps": [1, 2]}}
+    first = await boards.write("high", body, key="same")
+    await boards.write("high", {"userId": "bob", "score": 99}, key="other")
+    again = await boards.write("high", body, key="same")
+    assert again == first  # the first answer, rank included, though bob passed ann since
+    assert await boards.top("high") == [("bob", 99), ("ann", 70)]
+    conflict = await boards.write("high", {**body, "score": 71}, key="same", status=409)
+    assert conflict["code"] == "IDEMPOTENCY_CONFLICT"
+    elsewhere = await boards.write("latest", body, key="same", status=409)
+    assert elsewhere["code"] == "IDEMPOTENCY_CONFLICT"  # a key names one request, board included
+    entry = (await boards.get("/api/v1/boards/high/top"))["leaderboard"][1]
+    assert entry["metadata"] == {"car": "Škoda", "laps": [1, 2]}
+    assert "subscore" not in entry
+
+
+async def test_concurrent_retries_of_one_key_write_once(boards: Boards) -> None:
+    body = {"userId": "ann", "score": 5}
+    answers = await asyncio.gather(*(boards.write("global", body, key="dup") for _ in range(20)))
+    assert all(a == answers[0] for a in answers)
+    assert await boards.top("global") == [("ann", 5)]
+
+
+async def test_trusted_write_refusals(boards: Boards) -> None:
+    body = {"userId": "ann", "score": 1}
+    missing = await boards.write("high", body, key=None, status=400)
+    assert missing["code"] == "VALIDATION_ERROR"
+    for bad_key in ("", "x" * 101, "tab\there", "ünï"):
+        error = await boards.write("high", body, key=bad_key, status=400)
+        assert error["code"] == "VALIDATION_ERROR", bad_key
+    assert (await boards.write("high", body, service_key="wrong", status=401))["code"] == "UNAUTHORIZED"
+    assert (await boards.write("high", body, service_key=LIMITED_KEY, status=403))["code"] == "FORBIDDEN"
+    assert (await boards.write("latest", body, service_key=LIMITED_KEY))["improved"] is True
+    assert (await boards.write("high", body, service_key=ATTEST_KEY, status=403))["code"] == "FORBIDDEN"
+    assert (await boards.write("nope", body, status=404))["code"] == "BOARD_NOT_FOUND"
+    for bad in (
+        {"userId": "ann", "score": 2**53 + 1},
+        {"userId": "ann", "score": 1.5},
+        {"userId": "ann", "score": "1"},
+        {"userId": "ann", "score": 1, "metadata": {"blob": "x" * 1100}},
+        {"userId": "ann", "score": 1, "metadata": [1, 2]},
+        {"userId": "bad id", "score": 1},
+        {"score": 1},
+    ):
+        error = await boards.write("high", bad, key="bad", status=400)
+        assert error["code"] == "VALIDATION_ERROR", bad
+    assert await boards.top("high") == []
+    # A user's JWT is not a service key.
+    resp = await boards.client.post(
+        "/api/v1/boards/high/scores", json=body, headers={**boards.bearer("ann"), "Idempotency-Key": "j"}
+    )
+    assert resp.status == 401
+
+
+async def test_a_users_standing_on_every_board(flow: Flow, boards: Boards, client: AppClient, bearer: Any) -> None:
+    await flow.award("alice", "q1")
+    await boards.write("trial", {"userId": "alice", "score": 1234}, key="t")
+    resp = await client.get("/api/v1/users/alice/boards", headers=bearer("bob"))
+    data = (await envelope(resp))["data"]
+    assert resp.headers["Cache-Control"] == "private, no-store"
+    assert [(b["board"], b["period"], b["score"], b["rank"]) for b in data["boards"]] == [
+        ("global", "all", 100, 1),
+        ("weekly", "2026-W49", 100, 1),
+        ("daily", "2026-12-02", 100, 1),
+        ("trial", "all", 1234, 1),
+    ]
+    assert (await client.get("/api/v1/users/alice/boards")).status == 401
+    resp = await client.get("/api/v1/users/nobody/boards", headers=bearer("bob"))
+    assert resp.status == 404 and (await envelope(resp))["error"]["code"] == "USER_NOT_FOUND"
+    await flow.token("quiet", "q1")  # known, on no board
+    resp = await client.get("/api/v1/users/quiet/boards", headers=bearer("bob"))
+    assert (await envelope(resp))["data"]["boards"] == []
+
+
+async def test_board_top_is_cacheable(flow: Flow, client: AppClient) -> None:
+    await flow.award("alice", "q1")
+    resp = await client.get("/api/v1/boards/weekly/top")
+    etag = resp.headers["ETag"]
+    again = await client.get("/api/v1/boards/weekly/top", headers={"If-None-Match": etag})
+    assert again.status == 304
+    await flow.award("bob", "q1")
+    changed = await client.get("/api/v1/boards/weekly/top", headers={"If-None-Match": etag})
+    assert changed.status == 200

@@ -1,0 +1,104 @@
+"""Boards made at run time by operators: created, changed and retired through the admin routes,
+kept in the database across restarts, in every storage set-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.auth import UserAuth
+
+from .boards_setup import BOARDS, AppClient, Boards, Clock, app_with_clock, boards_config
+from .conftest import envelope
+
+
+def _admin(user_auth: UserAuth, roles: tuple[str, ...] = ("admin",)) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user_auth.issue('op', name='Operator', roles=roles)}"}
+
+
+async def _call(client: AppClient, method: str, path: str, headers: dict[str, str], **kw: Any) -> tuple[int, Any]:
+    resp = await client.request(method, path, headers=headers, **kw)
+    body = await envelope(resp)
+    return resp.status, body["data"] if body["success"] else body["error"]
+
+
+async def test_operators_create_change_and_retire_boards(
+    aiohttp_client: Any, db_path: Path, storage: dict[str, Any], user_auth: UserAuth, bearer: Any
+) -> None:
+    config, clock = boards_config(db_path, storage), Clock()
+    client: AppClient = await aiohttp_client(app_with_clock(config, clock))
+    admin = _admin(user_auth)
+    new = {"id": "season-1", "title": "Season 1", "reset": "monthly", "timezone": "America/New_York"}
+    status, board = await _call(client, "POST", "/api/v1/admin/boards", admin, json=new)
+    assert status == 201, board
+    assert (board["id"], board["period"]["id"], board["entries"]) == ("season-1", "2026-12", 0)
+    assert board["period"]["startsAt"] == "2026-12-01T05:00:00.000Z"  # midnight in New York
+    status, again = await _call(client, "POST", "/api/v1/admin/boards", admin, json=new)
+    assert (status, again["code"]) == (409, "BOARD_EXISTS")
+    for bad in (
+        {"id": "Season"},
+        {"id": "s2", "timezone": "Mars/Olympus"},
+        {"id": "s2", "reset": "every tuesday"},
+        {"id": "s2", "reset": "0 0 30 2 *"},
+        {"id": "s2", "order": "up"},
+        {"id": "x" * 65},
+    ):
+        status, error = await _call(client, "POST", "/api/v1/admin/boards", admin, json=bad)
+        assert (status, error["code"]) == (400, "VALIDATION_ERROR"), bad
+    # Not an operator: a user without the role, or with another role.
+    for headers in (bearer("mallory"), _admin(user_auth, ("moderator",))):
+        status, error = await _call(client, "POST", "/api/v1/admin/boards", headers, json={"id": "s3"})
+        assert (status, error["code"]) == (403, "FORBIDDEN")
+    status, _ = await _call(client, "POST", "/api/v1/admin/boards", {}, json={"id": "s3"})
+    assert status == 401
+
+    boards = Boards(client, bearer)
+    await boards.write("season-1", {"userId": "ann", "score": 5})
+    status, changed = await _call(
+        client, "PATCH", "/api/v1/admin/boards/season-1", admin, json={"title": "Season One", "keepPeriods": 3}
+    )
+    assert status == 200 and changed["title"] == "Season One" and changed["keepPeriods"] == 3
+    assert changed["entries"] == 1
+    status, error = await _call(client, "PATCH", "/api/v1/admin/boards/nope", admin, json={"title": "x"})
+    assert (status, error["code"]) == (404, "BOARD_NOT_FOUND")
+
+    # The default board and boards the action catalog awards on stay.
+    for board_id in ("global", "weekly"):
+        status, error = await _call(client, "DELETE", f"/api/v1/admin/boards/{board_id}", admin)
+        assert (status, error["code"]) == (409, "BOARD_IN_USE"), board_id
+    await client.close()
+
+    # A restart keeps what operators did.
+    client = await aiohttp_client(app_with_clock(config, clock))
+    boards = Boards(client, bearer)
+    listed = {b["id"]: b for b in (await boards.get("/api/v1/boards"))["boards"]}
+    assert listed["season-1"]["title"] == "Season One"
+    assert await boards.top("season-1") == [("ann", 5)]
+    status, retired = await _call(client, "DELETE", "/api/v1/admin/boards/season-1", admin)
+    assert status == 200 and retired == {"board": "season-1", "retired": True}
+    assert (await boards.get("/api/v1/boards/season-1/top", status=404))["code"] == "BOARD_NOT_FOUND"
+    assert (await boards.write("season-1", {"userId": "ann", "score": 6}, key="k2", status=404))["code"] == (
+        "BOARD_NOT_FOUND"
+    )
+    status, error = await _call(client, "POST", "/api/v1/admin/boards", admin, json={"id": "season-1"})
+    assert (status, error["code"]) == (409, "BOARD_EXISTS")  # a retired id is not reused
+    await client.close()
+    client = await aiohttp_client(app_with_clock(config, clock))
+    ids = [b["id"] for b in (await Boards(client, bearer).get("/api/v1/boards"))["boards"]]
+    assert "season-1" not in ids
+
+
+async def test_an_edited_configuration_replaces_a_declared_board(
+    aiohttp_client: Any, db_path: Path, storage: dict[str, Any], bearer: Any
+) -> None:
+    clock = Clock()
+    client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
+    assert (await Boards(client, bearer).get("/api/v1/boards/weekly"))["title"] == "This week"
+    await client.close()
+    edited = boards_config(
+        db_path,
+        storage,
+        boards={**BOARDS, "weekly": {"title": "Weekly cup", "reset": "weekly", "keep_periods": 2}},
+    )
+    client = await aiohttp_client(app_with_clock(edited, clock))
+    assert (await Boards(client, bearer).get("/api/v1/boards/weekly"))["title"] == "Weekly cup"
