@@ -38,6 +38,7 @@ from .top_cache import TopCache
 log = logging.getLogger(__name__)
 
 LISTEN_SECONDS = 5.0
+PRUNE_SECONDS = 60.0
 REDIS_TOP_MAX_AGE = 1.0  # a rename in another process is announced to nobody: seen within this
 
 
@@ -76,6 +77,13 @@ def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[],
         await ranking.fill(store, catalog.shelves(clock()))
         yield
 
+    async def prune() -> None:
+        # Finished periods past their keep_periods, and retired boards, leave memory (Redis lets
+        # their keys expire instead); the database keeps them.
+        while True:
+            await asyncio.sleep(PRUNE_SECONDS)
+            ranking.keep_only(catalog.shelves(clock()))
+
     return Parts(
         store=store,
         ranking=ranking,
@@ -88,7 +96,7 @@ def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[],
         initialize_limiter=RateLimiter(config.limits.initializes_per_minute),
         ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
         handshake_limiter=RateLimiter(config.limits.ws_handshakes_per_ip_per_minute),
-        contexts=[filled],
+        contexts=[filled, running(Background("board-prune", prune))],
         activity=LocalActivity(),
     )
 

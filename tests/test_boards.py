@@ -10,10 +10,16 @@ from typing import Any
 
 import pytest
 
+from app.boards.catalog import Catalog
+from app.config import BoardSettings
+from app.ranking.memory import MemoryRanking
+from app.records import Standing
+
 from .boards_setup import (
     ATTEST_KEY,
     LIMITED_KEY,
     NEXT_MONDAY_MS,
+    WEDNESDAY_MS,
     AppClient,
     Boards,
     Clock,
@@ -291,3 +297,18 @@ async def test_board_top_is_cacheable(flow: Flow, client: AppClient) -> None:
     await flow.award("bob", "q1")
     changed = await client.get("/api/v1/boards/weekly/top", headers={"If-None-Match": etag})
     assert changed.status == 200
+
+
+async def test_memory_forgets_periods_no_longer_readable() -> None:
+    catalog = Catalog("global", {"global": BoardSettings(), "weekly": BoardSettings(reset="weekly", keep_periods=1)})
+    ranking = MemoryRanking()
+    weekly = catalog.get("weekly")
+    w49 = weekly.current(WEDNESDAY_MS)
+    w50 = weekly.current(NEXT_MONDAY_MS)
+    w51 = weekly.current(NEXT_MONDAY_MS + 7 * 86_400_000)
+    standing = Standing(user_id="a", username="A", score=1, seq=1, updated_ms=1)
+    for period in (w49, w50, w51):
+        await ranking.put(weekly.where(period), standing)
+    await ranking.put(catalog.get("global").where(w49), standing)  # a board no longer in the catalog's shape
+    assert ranking.keep_only(catalog.shelves(NEXT_MONDAY_MS + 7 * 86_400_000)) == 2
+    assert set(ranking.indexes) == {weekly.where(w50), weekly.where(w51)}

@@ -3,7 +3,7 @@ database at start."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 import msgspec
 from sortedcontainers import SortedList
@@ -178,3 +178,10 @@ class MemoryRanking(Fills):
     async def drop(self, where: BoardPeriod) -> None:
         """Forget a board period."""
         self.indexes.pop(where, None)
+
+    def keep_only(self, readable: Container[BoardPeriod]) -> int:
+        """Forget every board period not readable any more (dropped periods, retired boards); how many."""
+        gone = [where for where in self.indexes if where not in readable]
+        for where in gone:
+            del self.indexes[where]
+        return len(gone)
