@@ -1,0 +1,1 @@
+"""Boards: many leaderboards, each with its order, operator and reset schedule."""
