@@ -7,7 +7,9 @@ zone. A period is [starts_ms, ends_ms) in ms since the epoch; every instant is i
 Choices where local time is not simple:
 - A day whose midnight does not exist (a DST jump at midnight, e.g. America/Santiago, America/Havana)
   starts at its first instant, the moment of the jump (local 01:00); a day skipped entirely (Pacific/Apia,
-  2011-12-30) is no period. A midnight that occurs twice is the first one.
+  2011-12-30) is no period. Of a midnight that occurs twice, the first is the reset: an hour repeated
+  across midnight (America/Moncton, 1993-10-31) is in the new day, though its local date is the old one.
+- A cron must fire at least once in every 5 consecutive years (1970-2099), so no search runs far.
 - Cron fire times follow cronsim, which mimics Debian cron: a job at a fixed local time that falls in a
   DST gap fires at the end of the gap, and once, not twice, in a repeated hour. A cron with a wildcard
   minute or hour fires at both occurrences of a repeated local time; the second is not a reset here,
