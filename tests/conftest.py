@@ -20,6 +20,7 @@ from app.auth import UserAuth
 from app.config import Config, Secrets, parse_settings
 
 from .isolation import REDIS_URL, pg_schema, private_redis, redis_prefix, schema_dsn  # noqa: F401 - the fixtures, for every test
+from .stores import dsn, store  # noqa: F401 - the store fixtures
 
 JWT_SECRET = b"test-user-jwt-secret-0123456789abcdef"
 ACTION_SECRET = b"test-action-secret-0123456789abcdef!!"
@@ -88,8 +89,8 @@ def snapshot(db_path: Path, storage: dict[str, Any]) -> Snapshot:
     """Every row of every table, read from the system of record: proves a refusal changed nothing."""
 
     async def rows() -> dict[str, list[tuple[Any, ...]]]:
-        if dsn := storage.get("database_url"):
-            conn = await asyncpg.connect(dsn)
+        if database_url := storage.get("database_url"):
+            conn = await asyncpg.connect(database_url)
             try:
                 return {t: [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY 1")] for t in TABLES}
             finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -17,58 +16,10 @@ from app.errors import (
     TokenAlreadyUsed,
     TokenExpired,
 )
-from app.records import AwardClaim, TokenGrant
+from app.records import TokenGrant
 from app.storage import Store
-from app.storage.postgres import PostgresStore
-from app.storage.sqlite import SqliteStore
 
-from .isolation import schema_dsn
-
-
-def grant(nonce: str, *, user: str = "u", action: str = "a", issued: int = 1000, score: int = 10) -> TokenGrant:
-    return TokenGrant(
-        nonce=nonce,
-        token_hash=f"h-{nonce}",
-        user_id=user,
-        username=user.upper(),
-        action_type="T",
-        action_id=action,
-        score_increment=score,
-        issued_ms=issued,
-        expires_ms=issued + 300_000,
-    )
-
-
-def claim(
-    nonce: str, *, user: str = "u", action: str = "a", now: int = 2000, min_ms: int = 0, action_type: str = "T"
-) -> AwardClaim:
-    return AwardClaim(
-        nonce=nonce,
-        user_id=user,
-        username=user.upper(),
-        action_type=action_type,
-        action_id=action,
-        min_elapsed_ms=min_ms,
-        now_ms=now,
-    )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dsn(request: pytest.FixtureRequest) -> str | None:
-    """The PostgreSQL schema of this test, or None for SQLite."""
-    return schema_dsn(request.getfixturevalue("pg_schema")) if request.param == "postgres" else None
-
-
-def _store(dsn: str | None, tmp_path: Path) -> Store:
-    return PostgresStore(dsn, pool_size=2) if dsn else SqliteStore(str(tmp_path / "db.sqlite"))
-
-
-@pytest.fixture
-async def store(dsn: str | None, tmp_path: Path) -> AsyncIterator[Store]:
-    s = _store(dsn, tmp_path)
-    await s.open()
-    yield s
-    await s.close()
+from .stores import claim, grant, open_store, score
 
 
 async def test_a_migrated_database_opens_again(store: Store, dsn: str | None, tmp_path: Path) -> None:
@@ -76,11 +27,10 @@ async def test_a_migrated_database_opens_again(store: Store, dsn: str | None, tm
     # again and sees what the first wrote.
     await store.grant(grant("n1"))
     await store.award(claim("n1"))
-    again = _store(dsn, tmp_path)
+    again = open_store(dsn, tmp_path)
     await again.open()
     try:
-        user = await again.user("u")
-        assert user is not None and user.score == 10
+        assert await score(again, "u") == 10
     finally:
         await again.close()
 
@@ -91,9 +41,8 @@ async def test_award_once(store: Store) -> None:
     assert (award.previous_score, award.new_score, award.score_increment) == (0, 10, 10)
     with pytest.raises(TokenAlreadyUsed):
         await store.award(claim("n1"))
-    user = await store.user("u")
-    assert user is not None and user.score == 10 and user.seq == award.seq
-    assert [r.user_id for r in await store.standings()] == ["u"]
+    (standing,) = await store.standings("global", "all")
+    assert (standing.user_id, standing.score, standing.seq) == ("u", 10, award.changes[0].seq)
 
 
 async def test_refusals_change_nothing(store: Store) -> None:
@@ -122,8 +71,7 @@ async def test_one_action_per_user(store: Store) -> None:
         await store.award(claim("n2"))
     with pytest.raises(ActionAlreadyCompleted):
         await store.grant(grant("n3"))
-    user = await store.user("u")
-    assert user is not None and user.score == 10
+    assert await score(store, "u") == 10
 
 
 async def test_refused_grant_leaves_the_user_row_alone(store: Store) -> None:
@@ -149,13 +97,18 @@ async def test_refused_grant_leaves_the_user_row_alone(store: Store) -> None:
 async def test_standings_hold_the_users_with_an_award(store: Store) -> None:
     await store.grant(grant("n1", user="u"))
     await store.grant(grant("n2", user="v"))
-    assert await store.standings() == []  # granted only: a user row, not on the board
+    assert await store.standings("global", "all") == []  # granted only: a user row, not on the board
     user = await store.user("v")
-    assert user is not None and (user.username, user.score, user.seq, user.updated_ms) == ("V", 0, None, None)
+    assert user is not None and user.username == "V"
     assert await store.user("nobody") is None
     award = await store.award(claim("n2", user="v", now=5000))
-    (standing,) = await store.standings()
-    assert (standing.user_id, standing.score, standing.seq, standing.updated_ms) == ("v", 10, award.seq, 5000)
+    (standing,) = await store.standings("global", "all")
+    assert (standing.user_id, standing.score, standing.seq, standing.updated_ms) == (
+        "v",
+        10,
+        award.changes[0].seq,
+        5000,
+    )
 
 
 async def test_concurrent_awards_are_exactly_once(store: Store) -> None:
@@ -175,8 +128,7 @@ async def test_concurrent_awards_are_exactly_once(store: Store) -> None:
     assert refused == ["ActionAlreadyCompleted"] + ["TokenAlreadyUsed"] * 20
     assert sorted(a.new_score for a in awards) == list(range(10, 211, 10))
     assert all(a.new_score == a.previous_score + 10 for a in awards)
-    user = await store.user("u")
-    assert user is not None and user.score == 210
+    assert await score(store, "u") == 210
 
 
 async def test_purge_expired_tokens(store: Store) -> None:

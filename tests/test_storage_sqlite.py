@@ -15,7 +15,7 @@ from app.logs import request_id
 from app.storage import sqlite as sqlite_module
 from app.storage.sqlite import SqliteStore
 
-from .test_storage import claim, grant
+from .stores import claim, grant, score
 
 
 def _count_batches(store: SqliteStore) -> list[int]:
@@ -94,8 +94,7 @@ async def test_concurrent_awards_group_commit(store: SqliteStore) -> None:
     assert all(isinstance(r, TokenAlreadyUsed) for r in results if isinstance(r, BaseException))
     assert sorted(a.new_score for a in awards) == list(range(10, 2001, 10))
     assert len(batches) < 400 / 2  # many awards shared each commit
-    user = await store.user("u")
-    assert user is not None and user.score == 2000
+    assert await score(store, "u") == 2000
 
 
 async def test_purge_deletes_in_chunks_of_its_own(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,185 @@
+"""What every store promises for many boards, run against SQLite and PostgreSQL alike: awards on
+several boards in one transaction, trusted writes under their Idempotency-Key, the boards table,
+and the migration of the scores from before boards existed."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from app.errors import BoardExists, BoardNotFound, IdempotencyConflict, TokenAlreadyUsed
+from app.records import BoardPeriod, ScoreWrite
+from app.storage import Store
+from app.storage.schema import SQLITE, migrations
+
+from .stores import GLOBAL, claim, grant, open_store, score
+
+WEEKLY = BoardPeriod(board="weekly", period="2026-W49")
+TRIAL = BoardPeriod(board="trial", period="all", ascending=True)
+
+
+def write(
+    key: str,
+    score: int,
+    *,
+    where: BoardPeriod = TRIAL,
+    operator: str = "best",
+    user: str = "u",
+    subscore: int | None = None,
+    metadata: str | None = None,
+    request_hash: str | None = None,
+    now: int = 5000,
+) -> ScoreWrite:
+    return ScoreWrite(
+        service="timer",
+        key=key,
+        request_hash=request_hash or f"{key}-{score}-{user}",
+        where=where,
+        operator=operator,
+        user_id=user,
+        score=score,
+        subscore=subscore,
+        metadata=metadata,
+        now_ms=now,
+    )
+
+
+async def test_an_award_counts_once_on_each_of_its_boards(store: Store) -> None:
+    await store.grant(grant("n1"))
+    award = await store.award(claim("n1", boards=(GLOBAL, WEEKLY)))
+    assert [(c.where, c.previous_score, c.new_score) for c in award.changes] == [(GLOBAL, None, 10), (WEEKLY, None, 10)]
+    assert award.changes[0].seq < award.changes[1].seq
+    await store.grant(grant("n2", action="b"))
+    second = await store.award(claim("n2", action="b", boards=(GLOBAL, WEEKLY)))
+    assert [(c.previous_score, c.new_score) for c in second.changes] == [(10, 20), (10, 20)]
+    assert (second.previous_score, second.new_score) == (10, 20)
+    with pytest.raises(TokenAlreadyUsed):
+        await store.award(claim("n2", action="b", boards=(GLOBAL, WEEKLY)))
+    assert await score(store, "u") == 20 and await score(store, "u", WEEKLY) == 20
+
+
+async def test_concurrent_awards_on_several_boards_lose_nothing(store: Store) -> None:
+    await asyncio.gather(*(store.grant(grant(f"n{i}", action=f"a{i}")) for i in range(20)))
+    results = await asyncio.gather(
+        *(store.award(claim(f"n{i}", action=f"a{i}", boards=(GLOBAL, WEEKLY))) for i in range(20)),
+        *(store.award(claim(f"n{i}", action=f"a{i}", boards=(GLOBAL, WEEKLY))) for i in range(20)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 20
+    assert await score(store, "u") == 200 and await score(store, "u", WEEKLY) == 200
+
+
+async def test_best_set_and_incr_writes(store: Store) -> None:
+    first = await store.write_score(write("a", 62_000))
+    assert (first.change.previous_score, first.change.new_score, first.change.changed) == (None, 62_000, True)
+    better = await store.write_score(write("b", 61_000, metadata='{"car":"red"}'))
+    assert (better.change.previous_score, better.change.new_score, better.change.changed) == (62_000, 61_000, True)
+    worse = await store.write_score(write("c", 63_000))
+    assert (worse.change.new_score, worse.change.changed, worse.change.seq) == (61_000, False, better.change.seq)
+    (standing,) = await store.standings("trial", "all")
+    assert (standing.score, standing.metadata, standing.username) == (61_000, '{"car":"red"}', "u")
+    latest = BoardPeriod(board="latest", period="all")
+    await store.write_score(write("d", 5, where=latest, operator="set"))
+    lower = await store.write_score(write("e", -3, where=latest, operator="set", subscore=2))
+    assert (lower.change.previous_score, lower.change.new_score, lower.change.subscore) == (5, -3, 2)
+    added = await store.write_score(write("f", 7, where=GLOBAL, operator="incr"))
+    added = await store.write_score(write("g", 5, where=GLOBAL, operator="incr"))
+    assert (added.change.previous_score, added.change.new_score) == (7, 12)
+
+
+async def test_an_idempotency_key_answers_once(store: Store) -> None:
+    first = await store.write_score(write("k", 61_000))
+    again = await store.write_score(write("k", 61_000, now=9000))
+    assert again.replayed and again.change == first.change and again.answer is None
+    await store.keep_answer("timer", "k", '{"kept": true}')
+    kept = await store.write_score(write("k", 61_000))
+    assert kept.answer == '{"kept": true}'
+    with pytest.raises(IdempotencyConflict):
+        await store.write_score(write("k", 60_000, request_hash="another"))
+    (standing,) = await store.standings("trial", "all")
+    assert standing.score == 61_000
+    concurrent = await asyncio.gather(
+        *(store.write_score(write("c", 10, where=GLOBAL, operator="incr")) for _ in range(10))
+    )
+    assert sum(not o.replayed for o in concurrent) == 1
+    assert await score(store, "u") == 10
+    assert await store.purge_keys(10**13) == 2
+    assert (await store.write_score(write("k", 61_000))).replayed is False  # forgotten: a new write
+
+
+async def test_boards_are_declared_created_changed_and_retired(store: Store) -> None:
+    await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'})
+    assert await store.boards() == [("global", '{"a":1}'), ("weekly", '{"b":1}')]
+    await store.create_board("season", '{"c":1}')
+    with pytest.raises(BoardExists):
+        await store.create_board("season", '{"c":2}')
+    await store.change_board("season", '{"c":3}')
+    await store.change_board("weekly", '{"b":2}')  # an operator's change to a declared board
+    await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'})  # the same declaration: kept
+    assert dict(await store.boards())["weekly"] == '{"b":2}'
+    await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":9}'})  # an edited file wins
+    assert dict(await store.boards())["weekly"] == '{"b":9}'
+    await store.retire_board("season")
+    with pytest.raises(BoardNotFound):
+        await store.retire_board("season")
+    with pytest.raises(BoardNotFound):
+        await store.change_board("season", "{}")
+    with pytest.raises(BoardExists):
+        await store.create_board("season", "{}")
+    assert [b for b, _ in await store.boards()] == ["global", "weekly"]
+
+
+async def test_scores_from_before_boards_move_to_global(dsn: str | None, tmp_path: Path) -> None:
+    # A database at migration 1 with two awards, written as the version before boards wrote them.
+    (version, statements), *_ = migrations(SQLITE) if dsn is None else [(1, [])]
+    rows = [
+        "INSERT INTO users (id, username, score, score_seq, last_score_update, created_at, updated_at) "
+        "VALUES ('old', 'Old', 150, 2, 4000, 1, 1)",
+        "INSERT INTO score_history (id, user_id, action_type, action_id, score_change, previous_score, new_score, "
+        "token_nonce, action_token_hash, created_at) VALUES (1, 'old', 'T', 'a', 100, 0, 100, 'x1', 'h1', 3000)",
+        "INSERT INTO score_history (id, user_id, action_type, action_id, score_change, previous_score, new_score, "
+        "token_nonce, action_token_hash, created_at) VALUES (2, 'old', 'T', 'b', 50, 100, 150, 'x2', 'h2', 4000)",
+    ]
+    if dsn is None:
+        path = tmp_path / "db.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (version,))
+            for row in rows:
+                db.execute(row)
+    else:
+        from app.storage.schema import POSTGRES
+
+        (_, pg_statements), *_ = migrations(POSTGRES)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)"
+            )
+            for statement in pg_statements:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO schema_migrations VALUES (1, 0)")
+            for row in rows:
+                await conn.execute(row)
+            await conn.execute("SELECT setval(pg_get_serial_sequence('score_history', 'id'), 2)")
+        finally:
+            await conn.close()
+    migrated = open_store(dsn, tmp_path)
+    await migrated.open()
+    try:
+        (standing,) = await migrated.standings("global", "all")
+        assert (standing.user_id, standing.username, standing.score, standing.seq) == ("old", "Old", 150, 2)
+        await migrated.grant(grant("n1", user="old", action="c"))
+        award = await migrated.award(claim("n1", user="old", action="c"))
+        assert (award.previous_score, award.new_score) == (150, 160)
+        assert award.changes[0].seq > 2  # seqs go on after the migrated history
+        written = await migrated.write_score(write("w", 1, where=GLOBAL, operator="incr", user="old"))
+        assert written.change.new_score == 161 and written.change.seq > award.changes[0].seq
+    finally:
+        await migrated.close()
