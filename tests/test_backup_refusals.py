@@ -18,7 +18,7 @@ import run
 from app.storage.backup import ServingLock, connected_pid
 from app.storage.sqlite import SqliteStore
 
-from .test_storage import claim, grant
+from .stores import claim, grant
 
 CONFIG = "[actions.COMPLETE_QUEST]\nscore = 100\n"
 

@@ -7,7 +7,7 @@ import base64
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from app import create_app
 from app.config import Config
 from app.ranking.redis import RedisRanking
+from app.records import BoardPeriod
 from app.redis_client import Keys, connect
 
 from .conftest import Flow, envelope, make_config
@@ -184,7 +185,7 @@ async def test_a_claim_left_by_a_dead_process_refuses_no_retry(
 
 
 async def test_a_reload_asked_during_a_load_waits_for_the_next(board: RedisRanking) -> None:
-    await board.load([])
+    await board.load(BoardPeriod(board="global", period="all"), [], None)
     assert not await board.needs_load()
     await board.ask_reload()
     assert await board.needs_load()
@@ -223,10 +224,11 @@ async def test_a_new_process_reconciles_the_board_with_the_database(
     redis = aioredis.Redis.from_url(REDIS_URL)
     keys = Keys(redis_prefix)
     try:
-        bob = await redis.hget(keys.members, "bob")
-        assert bob is not None
-        await redis.zrem(keys.board, bob)
-        await redis.hdel(keys.members, "bob")
+        shelf = keys.shelf("global", "all")
+        members = cast(list[bytes], await redis.zrange(shelf.rank, 0, -1))
+        bob = next(m for m in members if m.endswith(b":bob"))
+        await redis.zrem(shelf.rank, bob)
+        await redis.hdel(shelf.cards, "bob")
     finally:
         await redis.aclose()
     assert await _board(first) == [(1, "alice", 500)]

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from app.fanout import Fanout
 from app.fanout.local import LocalFanout
 from app.fanout.redis import RedisFanout
-from app.records import Award, AwardEvent
+from app.records import AwardEvent, BoardPeriod, EntryChange, Move
 from app.redis_client import Keys, connect
 
 from .contracts import LOCAL, REDIS, redis_prefix_for, until
@@ -95,18 +95,16 @@ async def make_redis_fanout(redis_prefix: str) -> AsyncIterator[MakeRedisFanout]
 
 def _event(n: int, user: str = "alice") -> AwardEvent:
     """The award event of the n-th award (n >= 1), which took its user to rank n."""
-    award = Award(
-        user_id=user,
-        username=user.title(),
-        action_type="COMPLETE_QUEST",
-        action_id=f"q{n}",
-        previous_score=100 * (n - 1),
+    change = EntryChange(
+        where=BoardPeriod(board="weekly", period="2026-W49"),
+        previous_score=None if n == 1 else 100 * (n - 1),
         new_score=100 * n,
-        score_increment=100,
+        subscore=n if n % 2 else None,
+        metadata='{"lap":1}' if n % 3 == 0 else None,
         seq=n,
-        awarded_ms=1000 + n,
     )
-    return AwardEvent(award=award, previous_rank=None if n == 1 else n - 1, rank=n)
+    move = Move(change=change, previous_rank=None if n == 1 else n - 1, rank=n)
+    return AwardEvent(user_id=user, username=user.title(), at_ms=1000 + n, moves=[move])
 
 
 async def _received(got: list[AwardEvent], last: AwardEvent) -> None:
@@ -116,7 +114,7 @@ async def _received(got: list[AwardEvent], last: AwardEvent) -> None:
     async def arrived() -> bool:
         return last in got
 
-    await until(arrived, f"event {last.award.seq}")
+    await until(arrived, f"event {last.moves[0].change.seq}")
 
 
 async def test_every_handler_gets_each_event_once_in_order(make_fanout: MakeFanout) -> None:
@@ -141,7 +139,7 @@ async def test_a_failing_handler_does_not_stop_the_others(
     after: list[AwardEvent] = []
 
     def failing(event: AwardEvent) -> None:
-        raise RuntimeError(f"handler broke on {event.award.seq}")
+        raise RuntimeError(f"handler broke on {event.moves[0].change.seq}")
 
     fanout.subscribe(before.append)
     fanout.subscribe(failing)

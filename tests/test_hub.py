@@ -15,11 +15,15 @@ from typing import Any, cast
 import pytest
 from aiohttp import web
 
+from app.boards.catalog import Catalog
+from app.config import BoardSettings
 from app.limits.local import LocalSlots
 from app.live import waves as waves_module
 from app.live.hub import Hub
 from app.ranking.memory import MemoryRanking
-from app.records import Award, AwardEvent, Standing
+from app.records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
+
+GLOBAL = BoardPeriod(board="global", period="all")
 
 
 class Socket:
@@ -57,24 +61,18 @@ class Players:
 
     def award(self, user: str, points: int) -> None:
         """Add points to a user on the board and tell the hub."""
-        index = self.board.index
+        index = self.board.index(GLOBAL)
         before = index.get(user)
-        previous = before.score if before is not None else 0
+        previous = before.score if before is not None else None
         self.seq += 1
-        standing = Standing(user_id=user, username=user.upper(), score=previous + points, seq=self.seq, updated_ms=1)
+        new = (previous or 0) + points
+        standing = Standing(user_id=user, username=user.upper(), score=new, seq=self.seq, updated_ms=1)
         previous_rank, rank = index.put(standing)
-        award = Award(
-            user_id=user,
-            username=user.upper(),
-            action_type="T",
-            action_id=f"a{self.seq}",
-            previous_score=previous,
-            new_score=previous + points,
-            score_increment=points,
-            seq=self.seq,
-            awarded_ms=1,
+        change = EntryChange(
+            where=GLOBAL, previous_score=previous, new_score=new, subscore=None, metadata=None, seq=self.seq
         )
-        self.hub.on_award(AwardEvent(award=award, previous_rank=previous_rank, rank=rank))
+        move = Move(change=change, previous_rank=previous_rank, rank=rank)
+        self.hub.on_award(AwardEvent(user_id=user, username=user.upper(), at_ms=1, moves=[move]))
 
 
 def changes(message: dict[str, Any]) -> dict[str, str]:
@@ -97,14 +95,15 @@ async def until(predicate: Callable[[], bool]) -> None:
 
 async def join(hub: Hub, sock: Socket) -> None:
     """Connect and subscribe a recording socket."""
-    await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)))
+    await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)), "global")
 
 
 async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryRanking, Hub, Players, list[Socket]]:
     """A hub over the embedded board with these first awards and enough subscribers for two
     chunks of a sweep (it yields once in between)."""
     board = MemoryRanking()
-    hub = Hub(board, LocalSlots(3), max_buffer=1 << 20)
+    catalog = Catalog("global", {"global": BoardSettings()})
+    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
     players = Players(board, hub)
     for user, points in scores:
         players.award(user, points)
@@ -166,7 +165,7 @@ async def test_steady_load_keeps_the_per_version_state_bounded() -> None:
     def award_mid_sweep() -> None:
         nonlocal awards
         awards += 1
-        kept.append(hub.waves.kept_versions)
+        kept.append(hub.waves["global"].kept_versions)
         players.award("alice", 1)
         if awards < 50:
             sockets[waves_module.WAVE_CHUNK - 1].on_write = award_mid_sweep

@@ -14,14 +14,16 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.keys import HUB, METRICS, SCOREBOARD
-from app.config import ConfigError, parse_settings
+from app.boards.catalog import Catalog
+from app.clock import now_ms
+from app.config import BoardSettings, ConfigError, parse_settings
 from app.errors import CLOSE_SERVICE_RESTART, ServiceUnavailable
 from app.limits.local import LocalSlots
 from app.live.hub import Hub
 from app.metrics import activity, tally
 from app.ranking import StandingsSource
 from app.ranking.memory import MemoryRanking
-from app.records import UserRecord
+from app.records import BoardPeriod, Standing
 
 from .conftest import Flow, MakeClient, envelope
 from .live_client import recv_type, settled, subscribed
@@ -232,7 +234,8 @@ class _Socket:
 
 
 async def test_slow_client_closed_and_its_frames_dropped() -> None:
-    hub = Hub(MemoryRanking(), LocalSlots(3), max_buffer=1024)
+    catalog = Catalog("global", {"global": BoardSettings()})
+    hub = Hub(MemoryRanking(), LocalSlots(3), catalog, now_ms, max_buffer=1024)
     sock = _Socket()
     conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
     assert not conn.send_frame(b"x")  # too far behind: closed (1013), the frame dropped
@@ -246,12 +249,12 @@ async def test_slow_client_closed_and_its_frames_dropped() -> None:
 
 async def test_a_failed_rebuild_is_counted() -> None:
     class Down:
-        async def standings(self) -> list[UserRecord]:
+        async def standings(self, board: str, period: str) -> list[Standing]:
             raise ServiceUnavailable("The database is unavailable")
 
     ranking = MemoryRanking()
     with pytest.raises(ServiceUnavailable):
-        await ranking.fill(cast(StandingsSource, Down()))
+        await ranking.fill(cast(StandingsSource, Down()), {BoardPeriod(board="global", period="all"): None})
     assert ranking.fills == {"failed": 1}
 
 
@@ -265,7 +268,7 @@ def test_histogram_buckets_hold_at_most_their_bound() -> None:
 @EMBEDDED
 async def test_scrape_shows_the_buckets_an_in_process_histogram_counted(metered: tuple[Flow, Scrape]) -> None:
     flow, scrape = metered
-    waves = flow.client.app[HUB].waves
+    waves = flow.client.app[HUB].tally
     for seconds in (0.001, 0.03, 0.03, 9.0):
         waves.latency.observe(seconds)
     samples = await scrape()
