@@ -167,7 +167,8 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     # Traced (`app.tracing.start` ran in this process): aiohttp's instrumentation makes this class
     # open a span per request, and the service marks the award's steps.
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=request_middlewares())
-    placer = Placer(parts.ranking, parts.fanout, parts.tops)
+    spans = Spans(active())
+    placer = Placer(parts.ranking, parts.fanout, parts.tops, spans)
     scoreboard = Scoreboard(
         store=parts.store,
         ranking=parts.ranking,
@@ -183,7 +184,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
         gate=parts.gate,
         tokens_per_user=config.limits.tokens_per_user,
         activity=parts.activity if config.metrics.enabled else None,
-        spans=Spans(active()),
+        spans=spans,
         clock=clock,
     )
     hub = Hub(parts.ranking, parts.slots, catalog, clock, max_buffer=config.websocket.send_buffer_bytes)

@@ -12,6 +12,7 @@ from .fanout import Fanout
 from .ranking import Ranking
 from .records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
 from .top_cache import TopCache
+from .tracing import Spans
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,11 @@ async def best_effort(what: str, step: Awaitable[object]) -> None:
 class Placer:
     """Puts committed entry changes on the rank indexes and announces them."""
 
-    def __init__(self, ranking: Ranking, fanout: Fanout, tops: TopCache) -> None:
+    def __init__(self, ranking: Ranking, fanout: Fanout, tops: TopCache, spans: Spans | None = None) -> None:
         self.ranking = ranking
         self.fanout = fanout
         self.tops = tops
+        self.span = spans or Spans(None)  # the steps as trace spans, when tracing is on
 
     async def place(
         self,
@@ -45,12 +47,8 @@ class Placer:
         boards catch up from the database) when an index cannot be written."""
         placed = [c for c in changes if c.changed]
         try:
-            ranks = await asyncio.gather(
-                *(
-                    self.ranking.put(c.where, Standing.of(user_id, username, c, at_ms), expire_ms=expires.get(c.where))
-                    for c in placed
-                )
-            )
+            with self.span("award.ranking"):
+                ranks = await self._put(user_id, username, at_ms, placed, expires)
         except ServiceUnavailable:
             self.tops.changed()
             raise ServiceUnavailable(
@@ -63,5 +61,21 @@ class Placer:
             self.tops.moved(move.change.where, move.previous_rank, move.rank)
         if moves:
             event = AwardEvent(user_id=user_id, username=username, at_ms=at_ms, moves=moves)
-            await best_effort("live update", self.fanout.publish(event))
+            with self.span("award.fanout"):
+                await best_effort("live update", self.fanout.publish(event))
         return moves
+
+    async def _put(
+        self,
+        user_id: str,
+        username: str,
+        at_ms: int,
+        placed: list[EntryChange],
+        expires: Mapping[BoardPeriod, int | None],
+    ) -> list[tuple[int | None, int]]:
+        return await asyncio.gather(
+            *(
+                self.ranking.put(c.where, Standing.of(user_id, username, c, at_ms), expire_ms=expires.get(c.where))
+                for c in placed
+            )
+        )

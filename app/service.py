@@ -272,8 +272,7 @@ class Scoreboard:
     async def record(self, award: Award, expires: dict[BoardPeriod, int | None]) -> list[Move]:
         """Place a committed award on its boards' rank indexes and publish it to the live side."""
         try:
-            with self.span("award.ranking"):
-                moves = await self.placer.place(award.user_id, award.username, award.awarded_ms, award.changes, expires)
+            moves = await self.placer.place(award.user_id, award.username, award.awarded_ms, award.changes, expires)
         except ServiceUnavailable:
             self.tally.held[award.action_type, BOARD_UNAVAILABLE] += 1
             raise
