@@ -11,7 +11,7 @@ import sys
 from app import create_app, drain
 from app.auth import UserAuth
 from app.config import Config, ConfigError, is_loopback, load_config, read_settings
-from app.demo import demo_config, demo_players
+from app.demo import ServiceKey, demo_config, demo_players
 from app.logs import setup_logging
 from app.maintenance import backup_command, restore_command
 from app.metrics.multiprocess import shared_values
@@ -116,9 +116,17 @@ def _token(config: Config, args: argparse.Namespace) -> str:
     return UserAuth.for_config(config).issue(args.user_id, name=args.name, ttl_seconds=args.ttl)
 
 
-def serve(config: Config, *, demo: int = 0, reuse_port: bool = False, tracing: tuple[str, ...] = ()) -> None:
-    """Run the server in this process (with `demo` simulated players), traced to the `tracing`
-    exporters when there are any (see app/tracing.py): each process, every worker, has its own."""
+def serve(
+    config: Config,
+    *,
+    demo: int = 0,
+    racer_key: ServiceKey | None = None,
+    reuse_port: bool = False,
+    tracing: tuple[str, ...] = (),
+) -> None:
+    """Run the server in this process (with `demo` simulated players, and a simulated game server
+    writing with `racer_key`), traced to the `tracing` exporters when there are any (see
+    app/tracing.py): each process, every worker, has its own."""
     setup_logging(config.settings.log.level)
     provider = start_tracing(tracing) if tracing else None
     # The SQLite writer thread takes the GIL back after every statement. While the loop is busy
@@ -127,7 +135,9 @@ def serve(config: Config, *, demo: int = 0, reuse_port: bool = False, tracing: t
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     app = create_app(config, reuse_port=reuse_port)
     if demo:
-        app.cleanup_ctx.append(demo_players(config, f"http://127.0.0.1:{config.server.port}", players=demo))
+        app.cleanup_ctx.append(
+            demo_players(config, f"http://127.0.0.1:{config.server.port}", players=demo, racer_key=racer_key)
+        )
     try:
         import uvloop
 
@@ -169,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return _maintain(args)
     workers = getattr(args, "workers", 1)
     reuse_port = getattr(args, "reuse_port", False)
+    racer_key = None
     try:
         config = load(args)
         if args.command == "token":
@@ -180,14 +191,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError("demo: refused with SCOREBOARD_ENV=production (simulated players write real scores)")
             if not is_loopback(config.server.host):
                 raise ConfigError(f"demo: serves on a loopback address only, not {config.server.host!r}")
-            config = demo_config(config)
+            racer_key = ServiceKey()  # this run's own: gone with the process, never shown
+            config = demo_config(config, racer_key)
         _check_processes(config, args.command, workers=workers, reuse_port=reuse_port)
     except (ConfigError, TracingError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     demo = args.players if args.command == "demo" else 0
     if workers == 1:
-        serve(config, demo=demo, reuse_port=reuse_port, tracing=tracing)
+        serve(config, demo=demo, racer_key=racer_key, reuse_port=reuse_port, tracing=tracing)
         return 0
     setup_logging(config.settings.log.level)
     serving = functools.partial(serve, config, reuse_port=True, tracing=tracing)

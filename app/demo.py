@@ -1,19 +1,23 @@
-"""Demo players: simulated users who go through the real initialize -> update flow over HTTP."""
+"""The demo: simulated players who go through the real initialize -> update flow over HTTP,
+awarding on an all-time and a weekly board, and a simulated game server that writes lap times to
+a time-trial board through the trusted-write route with a service key of the run's own."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import aiohttp
 import msgspec
 from aiohttp import web
 
 from .auth import UserAuth
-from .config import Config
+from .config import BoardSettings, Config, ServiceSettings, parse_settings
 from .tasks import Background, running
 
 log = logging.getLogger(__name__)
@@ -22,11 +26,51 @@ NAMES = [
     "Ada", "Brook", "Cyrus", "Dagny", "Ezra", "Freya", "Gus", "Hana", "Ivo", "Juno", "Kai", "Lumi",
     "Milo", "Nia", "Otto", "Pia",
 ]  # fmt: skip
+CARS = ["Alpine A110", "Caterham Seven", "Lotus Elise", "Mazda MX-5", "Porsche Cayman", "Toyota GR86"]
+
+GLOBAL, WEEKLY, TRIAL = "global", "weekly", "trial"
+# The demo's own boards, whatever the configuration declares: it shows every kind of board moving
+# without asking anyone to edit their config.toml.
+BOARDS = {
+    GLOBAL: BoardSettings(title="All time"),
+    WEEKLY: BoardSettings(title="This week", reset="weekly", keep_periods=4),
+    TRIAL: BoardSettings(title="Time trial", order="asc", operator="best", format="duration_ms"),
+}
+AWARDED_ON = (GLOBAL, WEEKLY)
+RACER = "demo-racer"
+LAP_MS = (55_000, 95_000)
+LAP_PAUSE_SECONDS = (0.5, 2.0)
+# Marks a demo key wherever it would turn up (a log, a paste), as secret scanners look for.
+KEY_PREFIX = "sbdemo_"
 
 
-def demo_config(config: Config) -> Config:
-    """The configuration a demo runs with: its own database file, and a per-IP limit that lets
-    every simulated player (all on 127.0.0.1) through."""
+class ServiceKey:
+    """A trusted server's key, made at random for one demo run and kept only in memory: the
+    configuration holds its SHA-256, and neither `repr` nor `str` shows it."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: str | None = None) -> None:
+        self._key = key if key is not None else KEY_PREFIX + secrets.token_urlsafe(32)
+
+    @property
+    def sha256(self) -> str:
+        """What a `[services.NAME]` table keeps of the key (`key_sha256`)."""
+        return hashlib.sha256(self._key.encode()).hexdigest()
+
+    def authorization(self) -> str:
+        """The `Authorization` header's value that presents the key."""
+        return f"Bearer {self._key}"
+
+    def __repr__(self) -> str:
+        return "ServiceKey(<hidden>)"
+
+
+def demo_config(config: Config, racer_key: ServiceKey | None = None) -> Config:
+    """The configuration a demo runs with: its own database file, a per-IP limit that lets every
+    simulated player (all on 127.0.0.1) through, the demo's boards (every action awarding on the
+    all-time and the weekly one), and as its only trusted server the racer, with `racer_key`'s
+    SHA-256, allowed to write to the time-trial board (none without a key)."""
     settings = config.settings
     storage = settings.storage
     if storage.sqlite_path == "./data/scoreboard.db":
@@ -34,7 +78,21 @@ def demo_config(config: Config) -> Config:
     limits = msgspec.structs.replace(
         settings.limits, ip_requests_per_minute=max(settings.limits.ip_requests_per_minute, 100_000)
     )
-    return msgspec.structs.replace(config, settings=msgspec.structs.replace(settings, storage=storage, limits=limits))
+    # The configuration's own services are left out: their keys have no business on a demo server.
+    services = {}
+    if racer_key is not None:
+        services[RACER] = ServiceSettings(key_sha256=racer_key.sha256, scopes=("scores:write",), boards=(TRIAL,))
+    demo = msgspec.structs.replace(
+        settings,
+        storage=storage,
+        limits=limits,
+        server=msgspec.structs.replace(settings.server, default_board=GLOBAL),
+        boards=dict(BOARDS),
+        actions={name: msgspec.structs.replace(a, boards=AWARDED_ON) for name, a in settings.actions.items()},
+        services=services,
+    )
+    # The same checks as a file's, so the demo's boards and awards cannot drift out of what is valid.
+    return msgspec.structs.replace(config, settings=parse_settings(msgspec.to_builtins(demo)))
 
 
 async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: random.Random) -> None:
@@ -76,19 +134,59 @@ async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: r
                 await asyncio.sleep(1.0)  # the server is starting or stopping
 
 
+async def race(
+    base_url: str,
+    key: ServiceKey,
+    user_ids: Sequence[str],
+    *,
+    rng: random.Random,
+    pause: tuple[float, float] = LAP_PAUSE_SECONDS,
+) -> None:
+    """A game server's time trial, forever: now and then one of `user_ids` finishes a lap, and its
+    time (ms) and car are written to the trial board through the trusted-write route."""
+    # One key per lap, kept across the lap's retries: a write the server applied but whose answer
+    # was lost is answered again, not applied twice. Random per run, since keys outlive a run.
+    run = secrets.token_hex(6)
+    laps = 0
+    async with aiohttp.ClientSession(base_url, headers={"Authorization": key.authorization()}) as http:
+        while True:
+            await asyncio.sleep(rng.uniform(*pause))
+            laps += 1
+            lap = {"userId": rng.choice(user_ids), "score": rng.randint(*LAP_MS), "metadata": {"car": rng.choice(CARS)}}
+            headers = {"Idempotency-Key": f"lap-{run}-{laps}"}
+            while True:
+                try:
+                    async with http.post(f"/api/v1/boards/{TRIAL}/scores", json=lap, headers=headers) as resp:
+                        await resp.read()
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(1.0)  # the server is starting or stopping
+
+
 def demo_players(
-    config: Config, base_url: str, *, players: int, seed: int | None = None
+    config: Config,
+    base_url: str,
+    *,
+    players: int,
+    seed: int | None = None,
+    racer_key: ServiceKey | None = None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup context that runs `players` simulated players against `base_url`."""
+    """A cleanup context that runs `players` simulated players against `base_url` and, given the
+    key `demo_config` configured, the racer that writes their lap times."""
     rng = random.Random(seed)
+    user_ids = [f"demo-{i + 1}" for i in range(players)]
     tasks = [
         Background(
             f"demo-player-{i + 1}",
-            functools.partial(
-                play, base_url, f"demo-{i + 1}", NAMES[i % len(NAMES)], config, rng=random.Random(rng.random())
-            ),
+            functools.partial(play, base_url, user_id, NAMES[i % len(NAMES)], config, rng=random.Random(rng.random())),
         )
-        for i in range(players)
+        for i, user_id in enumerate(user_ids)
     ]
-    log.info("demo: %d simulated players at %s", players, base_url)
+    laps = ""
+    if racer_key is not None and user_ids:
+        tasks.append(
+            Background(RACER, functools.partial(race, base_url, racer_key, user_ids, rng=random.Random(rng.random())))
+        )
+        laps = f"; a simulated game server writes their lap times to {TRIAL}"
+    log.info("demo: %d simulated players at %s, awarding on %s%s", players, base_url, " and ".join(AWARDED_ON), laps)
     return running(*tasks)

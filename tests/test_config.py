@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shlex
 from pathlib import Path
 
@@ -119,6 +121,26 @@ def test_production_accepts_strong_secrets(tmp_path: Path) -> None:
 def test_shipped_config_is_valid() -> None:
     config = load_config(Path(__file__).parent.parent / "config.toml", {})
     assert "COMPLETE_QUEST" in config.actions
+    assert list(config.boards) == ["global"] and config.services == {}  # the examples stay comments
+
+
+def test_shipped_config_examples_work_once_uncommented(tmp_path: Path) -> None:
+    shipped = (Path(__file__).parent.parent / "config.toml").read_text()
+    # A commented table header or `key = value` line of the examples; prose and indented hints stay out.
+    example = re.compile(r"^# (\[[a-z.\-]+\]|[a-z0-9_]+ = .*)$")
+    lines = [line[2:] if example.match(line) else line for line in shipped.splitlines()]
+    assert sum(line != old for line, old in zip(lines, shipped.splitlines(), strict=True)) >= 10
+    key_hash = hashlib.sha256(b"a-key-of-this-test-only").hexdigest()
+    text = "\n".join(lines).replace("REPLACE-WITH-THE-SHA256-OF-YOUR-KEY", key_hash)
+    text = text.replace("\n[actions.COMPLETE_QUEST]\n", '\n[actions.COMPLETE_QUEST]\nboards = ["global", "weekly"]\n')
+    config = load_config(_write(tmp_path, text), {})
+    assert list(config.boards) == ["global", "weekly", "trial"]
+    assert config.boards["weekly"].reset == "weekly"
+    trial = config.boards["trial"]
+    assert (trial.order, trial.operator, trial.format) == ("asc", "best", "duration_ms")
+    assert config.actions["COMPLETE_QUEST"].boards == ("global", "weekly")
+    service = config.services["race-server"]
+    assert (service.key_sha256, service.scopes, service.boards) == (key_hash, ("scores:write",), ("trial",))
 
 
 @pytest.mark.parametrize(
