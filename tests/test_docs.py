@@ -6,16 +6,19 @@ from pathlib import Path
 
 import msgspec
 
-from app.config import ENV_OVERRIDES, ActionSettings, FileSettings
+from app.config import ENV_OVERRIDES, ActionSettings, BoardSettings, FileSettings, ServiceSettings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+NAMED: dict[str, type] = {"actions": ActionSettings, "boards": BoardSettings, "services": ServiceSettings}
 
 
 def _keys() -> list[str]:
     keys = []
     for field in msgspec.structs.fields(FileSettings):
-        if field.name == "actions":
-            keys += [f"actions.NAME.{f.name}" for f in msgspec.structs.fields(ActionSettings)]
+        if field.name in NAMED:
+            keys += [f"{field.name}.NAME.{f.name}" for f in msgspec.structs.fields(NAMED[field.name])]
         else:
             keys += [f"{field.name}.{f.name}" for f in msgspec.structs.fields(field.type)]
     return keys
