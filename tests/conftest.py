@@ -81,7 +81,7 @@ def config(db_path: Path, storage: dict[str, Any]) -> Config:
 
 
 Snapshot = Callable[[], Awaitable[dict[str, list[tuple[Any, ...]]]]]
-TABLES = ("users", "action_tokens", "score_history")
+TABLES = ("users", "action_tokens", "score_history", "board_entries", "board_history", "idempotency_keys")
 
 
 @pytest.fixture

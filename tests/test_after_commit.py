@@ -20,7 +20,7 @@ async def _unavailable(*args: Any, **kwargs: Any) -> Any:
 async def test_live_side_failures_do_not_fail_the_request(flow: Flow, client: Any, step: str) -> None:
     scoreboard = client.app[SCOREBOARD]
     if step == "publish":
-        scoreboard.fanout.publish = _unavailable
+        scoreboard.placer.fanout.publish = _unavailable
     else:
         scoreboard.ranking.rename = _unavailable
     data = await flow.award("alice", "q1")

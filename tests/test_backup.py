@@ -88,7 +88,7 @@ async def _run(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 @dataclass
 class Ledger:
-    """What a database file holds: score_history by nonce, and users.score."""
+    """What a database file holds: score_history by nonce, and each user's entry on the default board."""
 
     history: dict[str, tuple[str, int]]  # nonce -> (user id, score change)
     scores: dict[str, int]
@@ -97,7 +97,9 @@ class Ledger:
     def read(cls, path: Path) -> Ledger:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
             history = db.execute("SELECT token_nonce, user_id, score_change FROM score_history").fetchall()
-            users = db.execute("SELECT id, score FROM users").fetchall()
+            users = db.execute(
+                "SELECT user_id, score FROM board_entries WHERE board = 'global' AND period = 'all'"
+            ).fetchall()
         return cls(history={n: (u, c) for n, u, c in history}, scores=dict(users))
 
     def half_written(self) -> dict[str, tuple[int, int]]:

@@ -72,7 +72,7 @@ async def test_backup_refuses_an_existing_file_unless_forced(
     target = tmp_path / "backups" / "one.db"  # its folder is made
     code, out, err = _command(capsys, "backup", str(target))
     assert code == 0 and err == "" and out.count("\n") == 1
-    assert out.startswith(f"backup: wrote {target}") and "schema version 1, 1 users, 3 awards, integrity ok" in out
+    assert out.startswith(f"backup: wrote {target}") and "schema version 2, 1 users, 3 awards, integrity ok" in out
     with sqlite3.connect(target) as db:  # one self-contained file
         assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     await _fill(live, 5, user="v")
@@ -139,9 +139,15 @@ def _damaged(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
         db.execute("CREATE TABLE t (x)")
     cases["foreign"] = (foreign, "not a Scoreboard database (no schema_migrations table)")
     variant(
-        "newer", "schema versions [1, 99], this Scoreboard knows [1]", "INSERT INTO schema_migrations VALUES (99, 0);"
+        "newer",
+        "schema versions [1, 2, 99], this Scoreboard knows [1, 2]",
+        "INSERT INTO schema_migrations VALUES (99, 0);",
     )
-    variant("half", "1 users' scores differ from the sum of their history", "UPDATE users SET score = score + 1;")
+    variant(
+        "half",
+        "1 board entries differ from the history row that wrote them",
+        "UPDATE board_entries SET score = score + 1;",
+    )
     torn = variant("torn", "fails SQLite's integrity check")
     data = bytearray(torn.read_bytes())
     page = 4096
@@ -177,7 +183,7 @@ async def test_restore_keeps_the_replaced_database_aside(
     assert code == 0 and err == "", err
     (aside,) = live.parent.glob("scoreboard.db.replaced-*")
     assert (
-        out == f"restore: {live} now holds {backup} ({backup.stat().st_size:,} bytes, schema version 1, 1 users, "
+        out == f"restore: {live} now holds {backup} ({backup.stat().st_size:,} bytes, schema version 2, 1 users, "
         f"4 awards, integrity ok); the replaced database is kept at {aside}\n"
     )
     assert _awards(live) == 4 and _awards(aside) == 7

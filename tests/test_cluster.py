@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from app import create_app
 from app.config import Config
 from app.ranking.redis import RedisRanking
-from app.records import BoardPeriod
+from app.records import BoardPeriod, Standing
 from app.redis_client import Keys, connect
 
 from .conftest import Flow, envelope, make_config
@@ -184,8 +184,15 @@ async def test_a_claim_left_by_a_dead_process_refuses_no_retry(
         await redis.aclose()
 
 
+class Nobody:
+    """A system of record with nobody on any board."""
+
+    async def standings(self, board: str, period: str) -> list[Standing]:
+        return []
+
+
 async def test_a_reload_asked_during_a_load_waits_for_the_next(board: RedisRanking) -> None:
-    await board.load(BoardPeriod(board="global", period="all"), [], None)
+    await board.fill(Nobody(), {BoardPeriod(board="global", period="all"): None})  # a fill marks it ready
     assert not await board.needs_load()
     await board.ask_reload()
     assert await board.needs_load()

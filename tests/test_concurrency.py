@@ -17,7 +17,7 @@ async def test_hundred_concurrent_submissions_award_once(flow: Flow, client: Any
     assert codes == {"TOKEN_ALREADY_USED"}
     rows = await snapshot()
     assert len(rows["score_history"]) == 1
-    assert [(r[0], r[2]) for r in rows["users"]] == [("alice", 100)]
+    assert [(r[2], r[3]) for r in rows["board_entries"]] == [("alice", 100)]
     top = (await envelope(await client.get("/api/v1/scoreboard/top")))["data"]["leaderboard"]
     assert [(e["userId"], e["score"]) for e in top] == [("alice", 100)]
 

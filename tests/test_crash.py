@@ -89,7 +89,7 @@ class Award:
 
 @dataclass
 class Ledger:
-    """What the database committed: score_history by nonce, and users.score."""
+    """What the database committed: score_history by nonce, and each user's entry on the default board."""
 
     history: dict[str, tuple[str, int]]  # nonce -> (user id, score change)
     scores: dict[str, int]
@@ -118,7 +118,7 @@ class Deployment:
 
     async def ledger(self) -> Ledger:
         history_sql = "SELECT token_nonce, user_id, score_change FROM score_history"
-        users_sql = "SELECT id, score FROM users"
+        users_sql = "SELECT user_id, score FROM board_entries WHERE board = 'global' AND period = 'all'"
         if self.dsn:
             conn = await asyncpg.connect(self.dsn, timeout=REQUEST_SECONDS)
             try:
@@ -139,7 +139,7 @@ class Deployment:
             conn = await asyncpg.connect(self.dsn, timeout=REQUEST_SECONDS)
             try:
                 async with conn.transaction():
-                    lock = "LOCK TABLE users, action_tokens, score_history IN SHARE MODE"
+                    lock = "LOCK TABLE users, action_tokens, score_history, board_entries, board_history IN SHARE MODE"
                     await conn.execute(lock, timeout=REQUEST_SECONDS)
                     yield
             finally:
@@ -292,11 +292,11 @@ async def _problems(deployment: Deployment, server: ServerProcess, awards: list[
     if database != expected:
         short = sum(expected.values()) - sum(database.values())
         problems.append(
-            f"database users.score {database} != sum of acknowledged awards {expected} ({short} points short)"
+            f"database board_entries {database} != sum of acknowledged awards {expected} ({short} points short)"
         )
     sums = ledger.history_sums()
     if any(sums.get(user, 0) != ledger.scores.get(user, 0) for user in {*sums, *ledger.scores}):
-        problems.append(f"sum of score_history {sums} != users.score {ledger.scores}")
+        problems.append(f"sum of score_history {sums} != board_entries {ledger.scores}")
     board = await _board_scores(server, expected)
     if board != expected:
         problems.append(

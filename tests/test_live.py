@@ -37,7 +37,7 @@ async def test_anonymous_connect_subscribe_snapshot(flow: Flow, client: Any) -> 
     assert hello["type"] == "connected" and "userId" not in hello and hello["clientId"]
     assert hello["timestamp"].endswith("Z")
     await ws.send_json({"type": "subscribe", "channel": "leaderboard"})
-    assert await recv(ws) == {"type": "subscribed", "channel": "leaderboard"}
+    assert await recv(ws) == {"type": "subscribed", "channel": "leaderboard", "board": "global"}
     snapshot = await recv(ws)
     assert snapshot["type"] == "leaderboard_update"
     assert snapshot["data"]["leaderboard"] == [
@@ -106,7 +106,7 @@ async def test_ping_unsubscribe_and_errors_keep_connection(client: Any) -> None:
     await ws.send_bytes(b"\x00\x01")
     assert (await recv(ws))["type"] == "error"
     await ws.send_json({"type": "unsubscribe", "channel": "leaderboard"})
-    assert await recv(ws) == {"type": "unsubscribed", "channel": "leaderboard"}
+    assert await recv(ws) == {"type": "unsubscribed", "channel": "leaderboard", "board": "global"}
     await ws.send_json({"type": "ping"})
     assert (await recv(ws))["type"] == "pong"
     await ws.close()

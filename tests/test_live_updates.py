@@ -36,6 +36,8 @@ async def test_award_messages(flow: Flow, client: Any) -> None:
     assert await recv_type(alice, "score_update") == {
         "type": "score_update",
         "data": {
+            "board": "global",
+            "period": "all",
             "userId": "alice",
             "previousScore": 0,
             "newScore": 500,
@@ -45,6 +47,8 @@ async def test_award_messages(flow: Flow, client: Any) -> None:
         },
     }
     assert (await recv_type(bob, "rank_change"))["data"] == {
+        "board": "global",
+        "period": "all",
         "userId": "bob",
         "previousRank": 1,
         "newRank": 2,
@@ -54,12 +58,16 @@ async def test_award_messages(flow: Flow, client: Any) -> None:
     await flow.award("bob", "boss", "DEFEAT_BOSS")  # bob 600 passes alice back
     assert (await recv_type(bob, "score_update"))["data"]["previousRank"] == 2
     assert (await recv_type(bob, "rank_change"))["data"] == {
+        "board": "global",
+        "period": "all",
         "userId": "bob",
         "previousRank": 2,
         "newRank": 1,
         "score": 600,
     }
     assert (await recv_type(alice, "rank_change"))["data"] == {
+        "board": "global",
+        "period": "all",
         "userId": "alice",
         "previousRank": 1,
         "newRank": 2,
@@ -92,10 +100,10 @@ async def test_award_outside_top_10_sends_no_wave(flow: Flow, client: Any) -> No
         await flow.award(f"top{i}", "boss", "DEFEAT_BOSS")
     viewer = await subscribed(client)
     hub = client.app[HUB]
-    waves = hub.waves.made
+    waves = hub.tally.made
     await flow.award("small", "q1")  # 100 < 500: rank 11
     await asyncio.sleep(0.1)
-    assert hub.waves.made == waves
+    assert hub.tally.made == waves
     await viewer.send_json({"type": "ping"})
     assert (await recv(viewer))["type"] == "pong"  # nothing else was queued before it
     await viewer.close()

@@ -149,7 +149,7 @@ async def test_award_held_off_the_board(metered: tuple[Flow, Scrape], monkeypatc
     flow, scrape = metered
     token = await flow.token("alice", "q1")
 
-    async def unavailable(*args: Any) -> Any:
+    async def unavailable(*args: Any, **kwargs: Any) -> Any:
         raise ServiceUnavailable("Redis is unavailable")
 
     monkeypatch.setattr(flow.client.app[SCOREBOARD].ranking, "put", unavailable)

@@ -273,7 +273,8 @@ def rollout(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rollout]
 
 async def _ledger(rollout: Rollout) -> tuple[set[str], dict[str, int]]:
     """The nonces in score_history and each user's score, read from the system of record."""
-    history_sql, users_sql = "SELECT token_nonce FROM score_history", "SELECT id, score FROM users"
+    history_sql = "SELECT token_nonce FROM score_history"
+    users_sql = "SELECT user_id, score FROM board_entries WHERE board = 'global' AND period = 'all'"
     if dsn := rollout.env["SCOREBOARD_DATABASE_URL"]:
         conn = await asyncpg.connect(dsn, timeout=REQUEST_SECONDS)
         try:

@@ -42,7 +42,7 @@ async def test_wal_and_migrations_once(tmp_path: Path) -> None:
         await s.close()  # idempotent
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"idx_users_score", "idx_action_tokens_expires", "idx_score_history_created"} <= indexes
 
@@ -77,7 +77,7 @@ async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp
             ("t1",),
         ]
         assert db.execute("SELECT count(*), sum(score_change) FROM score_history").fetchone() == (6, 60)
-        assert db.execute("SELECT score FROM users WHERE id = 'u'").fetchone() == (10,)
+        assert db.execute("SELECT score FROM board_entries WHERE user_id = 'u'").fetchone() == (10,)
 
 
 async def test_concurrent_awards_group_commit(store: SqliteStore) -> None:

@@ -32,10 +32,17 @@ LOCK_SUFFIX = ".lock"
 COMPANIONS = ("-wal", "-shm", "-journal")  # SQLite's files beside a database
 TABLES = ("users", "action_tokens", "score_history")
 SHM_DEAD_MAN_SWITCH = 128  # byte of the -shm file every process with a WAL connection read-locks
-# Every user whose score is not the sum of their history: none in a database the service wrote.
+# Every user whose score is not the sum of their history: none in a database the service wrote
+# (schema version 1, before boards).
 SCORE_MISMATCHES = (
     "SELECT count(*) FROM users u WHERE u.score != "
     "(SELECT coalesce(sum(h.score_change), 0) FROM score_history h WHERE h.user_id = u.id)"
+)
+# From version 2: every board entry whose value is not what the history row that reached it (its
+# `seq`) wrote, whatever the board's operator.
+ENTRY_MISMATCHES = (
+    "SELECT count(*) FROM board_entries e LEFT JOIN board_history h ON h.id = e.seq AND h.board = e.board "
+    "AND h.period = e.period AND h.user_id = e.user_id WHERE h.id IS NULL OR h.new_score != e.score"
 )
 
 
@@ -160,8 +167,10 @@ def _check(path: Path) -> Summary:
                 raise BackupError(f"not a Scoreboard database (no {', '.join(missing)} table)")
             if db.execute("PRAGMA foreign_key_check").fetchone() is not None:
                 raise BackupError("rows refer to users that are not there (foreign_key_check)")
-            if mismatched := db.execute(SCORE_MISMATCHES).fetchone()[0]:
+            if applied[-1] < 2 and (mismatched := db.execute(SCORE_MISMATCHES).fetchone()[0]):
                 raise BackupError(f"{mismatched} users' scores differ from the sum of their history")
+            if applied[-1] >= 2 and (mismatched := db.execute(ENTRY_MISMATCHES).fetchone()[0]):
+                raise BackupError(f"{mismatched} board entries differ from the history row that wrote them")
             users = db.execute("SELECT count(*) FROM users").fetchone()[0]
             awards = db.execute("SELECT count(*) FROM score_history").fetchone()[0]
     except sqlite3.DatabaseError as exc:  # not a database, or damaged beyond the check
