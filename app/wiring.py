@@ -107,7 +107,7 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
     client = connect(config.storage.redis_url, pool_size=config.storage.redis_pool_size)
     keys = Keys(config.storage.redis_prefix)
     trips = TurnPipeline(client)  # the award path's commands of one loop turn share a round trip
-    ranking, fanout = RedisRanking(client, keys, trips), RedisFanout(client, keys, trips)
+    ranking, fanout = RedisRanking(client, keys, trips, clock), RedisFanout(client, keys, trips)
     keeper = Keeper(ranking, store, lambda: catalog.shelves(clock()), fanout)
     slots = RedisSlots(client, keys, "user", limits.ws_connections_per_user)
     ip_slots = RedisSlots(client, keys, "ip", limits.ws_connections_per_ip)

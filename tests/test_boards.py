@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -312,3 +313,21 @@ async def test_memory_forgets_periods_no_longer_readable() -> None:
     await ranking.put(catalog.get("global").where(w49), standing)  # a board no longer in the catalog's shape
     assert ranking.keep_only(catalog.shelves(NEXT_MONDAY_MS + 7 * 86_400_000)) == 2
     assert set(ranking.indexes) == {weekly.where(w50), weekly.where(w51)}
+
+
+async def test_a_daily_board_follows_its_zone_across_daylight_saving(flow: Flow, boards: Boards, clock: Clock) -> None:
+    # Berlin, 29 March 2026: clocks go from 02:00 to 03:00, the day is 23 hours long.
+    clock.now_ms = int(datetime(2026, 3, 28, 23, 30, tzinfo=UTC).timestamp() * 1000)  # 00:30 local
+    daily = {b["id"]: b for b in (await boards.get("/api/v1/boards"))["boards"]}["daily"]["period"]
+    assert daily == {"id": "2026-03-29", "startsAt": "2026-03-28T23:00:00.000Z", "endsAt": "2026-03-29T22:00:00.000Z"}
+    await flow.award("alice", "q1")
+    clock.now_ms = int(datetime(2026, 3, 29, 21, 59, 59, 999_000, tzinfo=UTC).timestamp() * 1000)  # 23:59:59.999
+    await flow.award("bob", "q1")
+    clock.now_ms += 1  # local midnight: the next day
+    await flow.award("cid", "q1")
+    assert await boards.top("daily", period="2026-03-29") == [("alice", 100), ("bob", 100)]
+    assert await boards.top("daily") == [("cid", 100)]
+    # 25 October 2026: clocks go back, the day is 25 hours long.
+    clock.now_ms = int(datetime(2026, 10, 25, 12, 0, tzinfo=UTC).timestamp() * 1000)
+    daily = {b["id"]: b for b in (await boards.get("/api/v1/boards"))["boards"]}["daily"]["period"]
+    assert daily == {"id": "2026-10-25", "startsAt": "2026-10-24T22:00:00.000Z", "endsAt": "2026-10-25T23:00:00.000Z"}

@@ -117,3 +117,17 @@ async def test_period_end_sends_the_frozen_top_then_the_new_period(flow: Flow, c
     assert update["data"]["period"] == "2026-W50"
     assert [(e["userId"], e["change"]) for e in update["data"]["leaderboard"]] == [("carol", "+100")]
     await ws.close()
+
+
+async def test_one_award_on_three_boards_costs_three_waves_at_most(flow: Flow, client: AppClient) -> None:
+    viewers = [await subscribed(client, board=board) for board in ("global", "weekly", "daily")]
+    await settled(client)
+    tally = client.app[HUB].tally
+    before = tally.made
+    await flow.award("alice", "q1")
+    for viewer in viewers:
+        assert (await recv_type(viewer, "leaderboard_update"))["data"]["leaderboard"][0]["userId"] == "alice"
+    await settled(client)
+    assert 1 <= tally.made - before <= 3
+    for viewer in viewers:
+        await viewer.close()

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from string import Template
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..records import BoardPeriod, Position, Standing
 from ..redis_client import COMPARE_AND_DELETE, OUTAGES, Keys, ShelfKeys, TurnPipeline, unavailable_on_outage
@@ -37,7 +38,7 @@ def _lua(source: str) -> str:
     return Template(source).substitute(order=ORDER_DIGITS, seq_from=SUBSCORE_DIGITS + 1, user_from=ORDER_DIGITS + 2)
 
 
-# KEYS: rank, cards, names; ARGV: user, score, card, name, expire ms or "".
+# KEYS: rank, cards, names; ARGV: user, score, card, name, ms to live or "".
 # Returns {previous rank or 0, rank}; an older standing than the one held changes nothing.
 _PUT = _lua("""
 local user, card = ARGV[1], ARGV[3]
@@ -64,13 +65,13 @@ if member then
   rank = redis.call('ZREVRANK', KEYS[1], member) + 1
 end
 if ARGV[5] ~= '' then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-  redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 return {previous, rank}
 """)
 
-# KEYS: as _PUT; ARGV: expire ms or "", then (user, score, card, name) repeated. _PUT for a whole
+# KEYS: as _PUT; ARGV: ms to live or "", then (user, score, card, name) repeated. _PUT for a whole
 # chunk of a rebuild in one call, with one command per key for the whole chunk (a call per user
 # spent 40 s of a 1M-user rebuild packing commands in the client, then ~20 s in per-user commands).
 _LOAD = _lua("""
@@ -95,8 +96,8 @@ if #z > 0 then
   redis.call('HSET', KEYS[3], unpack(n))
 end
 if ARGV[1] ~= '' then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-  redis.call('PEXPIREAT', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
 end
 return 0
 """)
@@ -196,15 +197,20 @@ def _standing(raw: bytes, score: bytes | float, card: bytes, name: bytes, ascend
     )
 
 
-def _expiry(expire_ms: int | None) -> int | str:
-    return "" if expire_ms is None else expire_ms
-
-
 class RedisRanking(Fills):
     """The shared boards. `stale` is set when a write committed but Redis missed it."""
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, trips: TurnPipeline | None = None) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        trips: TurnPipeline | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         super().__init__()
+        # Expiry is sent as a time to live from this clock (the one periods are computed with),
+        # not as an instant on Redis's clock: the two clocks need not agree.
+        self.clock = clock
         self.client = client
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
@@ -240,6 +246,10 @@ class RedisRanking(Fills):
         self.loads += 1
         return count
 
+    def _ttl(self, expire_ms: int | None) -> int | str:
+        """PEXPIRE's argument for a period readable until `expire_ms` ("" when it never expires)."""
+        return "" if expire_ms is None else max(1, expire_ms - self.clock())
+
     async def load(self, where: BoardPeriod, standings: list[Standing], expire_ms: int | None) -> None:
         """Write every user of a board period (newer standings already there win)."""
         # At least one call, even with no standings: it sets the expiry of what is held.
@@ -248,7 +258,7 @@ class RedisRanking(Fills):
 
         async def loader() -> None:
             for start in starts:
-                args: list[str | int] = [_expiry(expire_ms)]
+                args: list[str | int] = [self._ttl(expire_ms)]
                 for s in standings[start : start + LOAD_CHUNK]:
                     args += self._args(where, s)
                 await self._load(keys=keys, args=args)
@@ -296,7 +306,7 @@ class RedisRanking(Fills):
         self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
     ) -> tuple[int | None, int]:
         """Place a user atomically, in this loop turn's round trip; (previous rank, new rank)."""
-        args = [*self._args(where, standing), _expiry(expire_ms)]
+        args = [*self._args(where, standing), self._ttl(expire_ms)]
         try:
             previous, rank = await self.trips.script(self._put, self._keys(where), args)
         except OUTAGES:
