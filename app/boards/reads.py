@@ -4,6 +4,7 @@ O(log n + k) on the rank index of its board period."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import msgspec
@@ -158,9 +159,10 @@ class BoardReads:
     async def periods(self, board_id: str) -> PeriodsData:
         """The current period and the kept ones that have entries, newest first."""
         board = self.catalog.get(board_id)
+        kept = board.kept(self.clock())
+        sizes = await asyncio.gather(*(self.ranking.size(board.where(p)) for p in kept))
         listed = []
-        for i, period in enumerate(board.kept(self.clock())):
-            size = await self.ranking.size(board.where(period))
+        for i, (period, size) in enumerate(zip(kept, sizes, strict=True)):
             if i == 0 or size:
                 data = period_data(period)
                 listed.append(PeriodEntry(**msgspec.structs.asdict(data), entries=size))
@@ -169,12 +171,13 @@ class BoardReads:
     async def user_boards(self, user_id: str) -> UserBoardsData:
         """The user's standing in the current period of every board they are on."""
         now = self.clock()
-        found: list[tuple[Board, str, Position]] = []
-        for board in self.catalog.listed():
-            where = board.where(board.current(now))
-            position = await self.ranking.position(where, user_id)
-            if position is not None:
-                found.append((board, where.period, position))
+        boards = [(board, board.where(board.current(now))) for board in self.catalog.listed()]
+        positions = await asyncio.gather(*(self.ranking.position(where, user_id) for _, where in boards))
+        found: list[tuple[Board, str, Position]] = [
+            (board, where.period, position)
+            for (board, where), position in zip(boards, positions, strict=True)
+            if position is not None
+        ]
         if not found and await self.store.user(user_id) is None:
             raise UserNotFound(details={"userId": user_id})
         return UserBoardsData(
