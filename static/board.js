@@ -1,35 +1,80 @@
-// Scoreboard live view: keeps the server-rendered #board-body table in sync
-// over a WebSocket, falling back to HTTP polling while the socket is down.
+// Scoreboard live view: a tab per board, a period selector, and the server-rendered #board-body
+// table kept in sync over a WebSocket, falling back to HTTP polling while the socket is down.
 // No globals, no innerHTML: every server string goes through textContent.
-(() => {
-  'use strict';
+import { changeBadge, periodLabel, scoreText } from './format.js';
 
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 30000;
+// A server that drains closes with 1012 "service restart": another one serves already. Come back
+// at once, each page at a random moment within this window, so that the thousands of pages of one
+// server do not all reach the others in the same instant. 1001 "going away" is what servers
+// before the drain sent on shutdown.
+const RESTART_CODES = new Set([1001, 1012]);
+const RESTART_JITTER_MS = 1000;
+const STABLE_MS = 10000;          // a socket open this long counts as healthy
+const CONNECT_TIMEOUT_MS = 10000; // don't sit in CONNECTING forever
+const PING_MS = 25000;            // below typical proxy idle timeouts (30-60 s)
+const STALE_MS = 2 * PING_MS + 10000;
+const POLL_MS = 2000;
+const FETCH_TIMEOUT_MS = 5000;
+const HIGHLIGHT_MS = 1600;        // keep in sync with the CSS flash animation
+const NOTE_MS = 60000;            // how long "Week … ended" stays up
+const TOP_LIMIT = 10;
+const CURRENT = 'current';
+
+function start() {
   const root = document.getElementById('board');
   const tbody = document.getElementById('board-body');
   if (!root || !tbody) return;
   const stateEl = document.getElementById('conn-state');
   const updatedEl = document.getElementById('updated-at');
+  const tabsEl = document.getElementById('board-tabs');
+  const titleEl = document.getElementById('board-title');
+  const captionEl = document.getElementById('board-caption');
+  const scoreHeadEl = document.getElementById('score-head');
+  const periodSelect = document.getElementById('period-select');
+  const noteEl = document.getElementById('period-note');
   const wsPath = root.dataset.wsPath || '/ws/scoreboard';
-  const topUrl = root.dataset.topUrl || '';
-
-  const BACKOFF_BASE_MS = 500;
-  const BACKOFF_CAP_MS = 30000;
-  // A server that drains closes with 1012 "service restart": another one serves already. Come back
-  // at once, each page at a random moment within this window, so that the thousands of pages of one
-  // server do not all reach the others in the same instant. 1001 "going away" is what servers
-  // before the drain sent on shutdown.
-  const RESTART_CODES = new Set([1001, 1012]);
-  const RESTART_JITTER_MS = 1000;
-  const STABLE_MS = 10000;          // a socket open this long counts as healthy
-  const CONNECT_TIMEOUT_MS = 10000; // don't sit in CONNECTING forever
-  const PING_MS = 25000;            // below typical proxy idle timeouts (30-60 s)
-  const STALE_MS = 2 * PING_MS + 10000;
-  const POLL_MS = 2000;
-  const POLL_TIMEOUT_MS = 5000;
-  const HIGHLIGHT_MS = 1600;        // keep in sync with the CSS flash animation
+  const apiUrl = root.dataset.apiUrl || '/api/v1/boards';
 
   const motionQuery = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : null;
   const reducedMotion = () => Boolean(motionQuery && motionQuery.matches);
+
+  // ------------------------------------------------------------------ the view
+
+  // The boards by id, as the tabs name them: {id, title, format, order, period}.
+  const boards = new Map();
+  for (const link of tabsEl ? tabsEl.querySelectorAll('a[data-board]') : []) {
+    boards.set(link.dataset.board, boardOf(link.dataset, link.textContent));
+  }
+  const defaultBoard = boards.keys().next().value;
+
+  const view = {
+    board: root.dataset.board,
+    format: root.dataset.format,
+    ascending: root.dataset.order === 'asc',
+    currentPeriod: root.dataset.period, // the id of the board's current period, as last seen
+    period: CURRENT,                    // what is shown: CURRENT (live) or a finished period's id
+    gen: 0,                             // bumped at every change of view: late answers are dropped
+  };
+
+  function boardOf(fields, title) {
+    return {
+      id: String(fields.id ?? fields.board),
+      title: String(title ?? fields.title ?? ''),
+      format: fields.format === 'duration_ms' ? 'duration_ms' : 'number',
+      order: fields.order === 'asc' ? 'asc' : 'desc',
+      period: String((fields.period && fields.period.id) ?? fields.period ?? ''),
+    };
+  }
+
+  function live() {
+    return view.period === CURRENT;
+  }
+
+  function boardUrl(board, tail) {
+    return `${apiUrl}/${encodeURIComponent(board)}/${tail}`;
+  }
 
   // ---------------------------------------------------------------- rendering
 
@@ -57,21 +102,16 @@
     return tr;
   }
 
-  function emptyRow() {
+  function emptyRow(text) {
     const tr = document.createElement('tr');
     tr.className = 'empty';
-    Object.assign(tr.insertCell(), { colSpan: 3, textContent: 'No scores yet' });
+    Object.assign(tr.insertCell(), { colSpan: 3, textContent: text });
     return tr;
   }
 
-  // Returns the badge text, or '' when the change is unknown or zero.
-  function changeText(change) {
-    if (typeof change === 'number' && Number.isFinite(change)) {
-      change = (change > 0 ? '+' : '') + String(change);
-    }
-    if (typeof change !== 'string') return '';
-    const text = change.trim();
-    return /^[+-]?0*(\.0*)?$/.test(text) ? '' : text;
+  // Another board or period: its rows are not the old ones moved, so start from an empty table.
+  function clearTable(text) {
+    tbody.replaceChildren(emptyRow(text));
   }
 
   function showUpdated(iso) {
@@ -126,14 +166,15 @@
       setText(tr.cells[0], String(entry.rank ?? next.length + 1));
       setText(nameEl, username);
       if (nameEl && nameEl.title !== username) nameEl.title = username;
-      setText(tr.cells[2], score);
+      setText(tr.cells[2], scoreText(entry.score, view.format));
 
       const badge = tr.querySelector('.change');
       if (badge) {
-        const text = changeText(entry.change); // polling has no `change`: no badge
+        // Reads over HTTP have no `change`: no badge.
+        const { text, better } = changeBadge(entry.change, entry.score, view.format, view.ascending);
         setText(badge, text);
         badge.hidden = !text;
-        badge.classList.toggle('down', text.startsWith('-'));
+        badge.classList.toggle('down', !better);
       }
       next.push(tr);
     }
@@ -143,7 +184,10 @@
     }
     const empty = tbody.querySelector('tr.empty');
     if (next.length && empty) empty.remove();
-    if (!next.length && !empty) tbody.append(emptyRow());
+    if (!next.length) {
+      if (empty) setText(empty.cells[0], 'No scores yet');
+      else tbody.append(emptyRow('No scores yet'));
+    }
 
     // Reorder with the minimum of moves; rows already in place stay put.
     next.forEach((tr, i) => {
@@ -182,14 +226,202 @@
     if (ev.propertyName === 'transform') ev.target.classList.remove('moving');
   });
 
+  // --------------------------------------------------------------- HTTP reads
+
+  // The `data` of a JSON success, or null (network down, timeout, error answer).
+  async function getData(url) {
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const res = await fetch(url, {
+        headers: { Accept: 'application/json' },
+        cache: 'no-store',
+        credentials: 'same-origin',
+        signal: ctrl.signal,
+      });
+      const body = res.ok ? await res.json() : null;
+      return body && body.success && body.data && typeof body.data === 'object' ? body.data : null;
+    } catch {
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---------------------------------------------------------------- the tabs
+
+  function markTabs() {
+    if (!tabsEl) return;
+    for (const link of tabsEl.querySelectorAll('a[data-board]')) {
+      if (link.dataset.board === view.board) link.setAttribute('aria-current', 'page');
+      else link.removeAttribute('aria-current');
+    }
+  }
+
+  function tabLink(info) {
+    const link = document.createElement('a');
+    link.href = `/?board=${encodeURIComponent(info.id)}`;
+    Object.assign(link.dataset, { board: info.id, format: info.format, order: info.order, period: info.period });
+    link.textContent = info.title;
+    const item = document.createElement('li');
+    item.append(link);
+    return item;
+  }
+
+  // Boards made or retired since the page was rendered: the tabs follow GET /boards.
+  async function refreshBoards() {
+    const data = await getData(apiUrl);
+    if (!data || !Array.isArray(data.boards) || !tabsEl) return;
+    const listed = data.boards.filter((b) => b && typeof b.id === 'string').map((b) => boardOf(b, b.title));
+    if (!listed.length) return;
+    const same = listed.length === boards.size && listed.every((b) => {
+      const held = boards.get(b.id);
+      return held && held.title === b.title && held.format === b.format && held.order === b.order;
+    });
+    boards.clear();
+    for (const info of listed) boards.set(info.id, info);
+    if (!same) {
+      tabsEl.replaceChildren(...listed.map(tabLink));
+      markTabs();
+    }
+  }
+
+  if (tabsEl) {
+    tabsEl.addEventListener('click', (ev) => {
+      const link = ev.target instanceof Element ? ev.target.closest('a[data-board]') : null;
+      // A new tab or window (modifier keys, middle button) is the browser's business.
+      if (!link || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+      ev.preventDefault();
+      showBoard(link.dataset.board, { push: true });
+    });
+  }
+
+  window.addEventListener('popstate', () => {
+    const asked = new URLSearchParams(window.location.search).get('board');
+    showBoard(boards.has(asked) ? asked : defaultBoard, { push: false });
+  });
+
+  function showBoard(id, { push }) {
+    const info = boards.get(id);
+    if (!info) return;
+    if (push) {
+      const url = new URL(window.location.href);
+      url.searchParams.set('board', id);
+      url.hash = '';
+      if (url.href !== window.location.href) window.history.pushState({ board: id }, '', url.href);
+    }
+    if (id === view.board && live()) return;
+    const notice = document.getElementById('notice');
+    if (notice) notice.remove(); // it spoke of the board asked for at load
+    view.board = id;
+    view.format = info.format;
+    view.ascending = info.order === 'asc';
+    view.currentPeriod = info.period;
+    view.period = CURRENT;
+    view.gen += 1;
+    setText(titleEl, info.title);
+    setText(captionEl, `Top 10 of ${info.title}`);
+    setText(scoreHeadEl, info.format === 'duration_ms' ? 'Time' : 'Score');
+    document.title = `Scoreboard — ${info.title}`;
+    markTabs();
+    hideNote();
+    clearTable('Loading…');
+    resetPeriods();
+    loadPeriods();
+    follow();
+  }
+
+  // ---------------------------------------------------------- the period select
+
+  function periodOption(value, text) {
+    const option = document.createElement('option');
+    option.value = value;
+    option.textContent = text;
+    return option;
+  }
+
+  function resetPeriods() {
+    if (!periodSelect) return;
+    periodSelect.replaceChildren(periodOption(CURRENT, `Current · ${periodLabel(view.currentPeriod)}`));
+    periodSelect.value = CURRENT;
+    periodSelect.disabled = true;
+  }
+
+  // GET /periods lists the current period first, then the finished ones kept that have entries.
+  async function loadPeriods() {
+    if (!periodSelect) return;
+    const board = view.board;
+    const data = await getData(boardUrl(board, 'periods'));
+    if (board !== view.board || !data || !Array.isArray(data.periods) || !data.periods.length) return;
+    const [current, ...finished] = data.periods.filter((p) => p && typeof p.id === 'string');
+    if (!current) return;
+    const options = [periodOption(CURRENT, `Current · ${periodLabel(current.id)}`)];
+    for (const p of finished) {
+      const previous = Boolean(p.endsAt) && p.endsAt === current.startsAt;
+      options.push(periodOption(p.id, previous ? `Previous · ${periodLabel(p.id)}` : periodLabel(p.id)));
+    }
+    if (!live() && !finished.some((p) => p.id === view.period)) {
+      options.push(periodOption(view.period, periodLabel(view.period))); // shown, though no longer listed
+    }
+    periodSelect.replaceChildren(...options);
+    periodSelect.value = view.period;
+    periodSelect.disabled = options.length < 2;
+  }
+
+  if (periodSelect) periodSelect.addEventListener('change', () => showPeriod(periodSelect.value));
+
+  // A finished period is frozen: its top is read once and live updates pause until CURRENT again.
+  async function showPeriod(value) {
+    if (value === view.period) return;
+    view.period = value;
+    view.gen += 1;
+    hideNote();
+    clearTable('Loading…');
+    if (live()) {
+      follow();
+      return;
+    }
+    pause();
+    refreshState();
+    const gen = view.gen;
+    const data = await getData(`${boardUrl(view.board, 'top')}?limit=${TOP_LIMIT}&period=${encodeURIComponent(value)}`);
+    if (gen !== view.gen) return;
+    if (data && Array.isArray(data.leaderboard)) render(data.leaderboard, data.updatedAt);
+    else clearTable('This period cannot be shown');
+  }
+
+  // A new current period (seen in an update): the select's "Current" names it, the ended one joins.
+  function periodTurned(id) {
+    view.currentPeriod = id;
+    const option = periodSelect && periodSelect.querySelector(`option[value="${CURRENT}"]`);
+    if (option) setText(option, `Current · ${periodLabel(id)}`);
+    loadPeriods();
+  }
+
+  let noteTimer = 0;
+
+  function showNote(text) {
+    if (!noteEl) return;
+    setText(noteEl, text);
+    noteEl.hidden = false;
+    clearTimeout(noteTimer);
+    noteTimer = setTimeout(hideNote, NOTE_MS);
+  }
+
+  function hideNote() {
+    clearTimeout(noteTimer);
+    if (noteEl) noteEl.hidden = true;
+  }
+
   // --------------------------------------------------------- connection state
 
   let ws = null;
+  let subscribedTo = null; // the board this socket's leaderboard subscription is for
   let attempt = 0;
   let retryTimer = 0, retryAt = 0, connectTimer = 0, pingTimer = 0, stableTimer = 0;
   let lastMessageAt = 0;
   let polling = false, pollOk = false, pollTimer = 0;
-  let pollGen = 0; // bumped on stop so late poll responses are discarded
+  let pollGen = 0; // bumped on stop and restart so late poll responses are discarded
 
   function setState(state, text) {
     if (!stateEl) return;
@@ -197,9 +429,14 @@
     setText(stateEl, text);
   }
 
+  function socketOpen() {
+    return Boolean(ws && ws.readyState === WebSocket.OPEN);
+  }
+
   function refreshState() {
-    if (ws && ws.readyState === WebSocket.OPEN) {
-      setState('live', 'Live');
+    if (socketOpen()) {
+      if (live()) setState('live', 'Live');
+      else setState('paused', 'Paused — past period');
     } else if (pollOk) {
       setState('polling', 'Offline — polling');
     } else if (retryTimer) {
@@ -217,7 +454,27 @@
   }
 
   function send(msg) {
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+    if (socketOpen()) ws.send(JSON.stringify(msg));
+  }
+
+  // Live updates of the shown board: one subscription at a time, the old board's dropped.
+  function follow() {
+    if (!live()) return;
+    if (socketOpen()) {
+      if (subscribedTo !== view.board) {
+        pause();
+        send({ type: 'subscribe', channel: 'leaderboard', board: view.board });
+        subscribedTo = view.board;
+      }
+    } else if (polling) {
+      restartPolling();
+    }
+    refreshState();
+  }
+
+  function pause() {
+    if (subscribedTo !== null) send({ type: 'unsubscribe', channel: 'leaderboard', board: subscribedTo });
+    subscribedTo = null;
   }
 
   function connect() {
@@ -232,6 +489,7 @@
       return;
     }
     ws = sock;
+    subscribedTo = null;
     refreshState();
     connectTimer = setTimeout(() => {
       if (sock.readyState === WebSocket.CONNECTING) sock.close();
@@ -241,7 +499,7 @@
       clearTimeout(connectTimer);
       lastMessageAt = Date.now();
       stopPolling();
-      send({ type: 'subscribe', channel: 'leaderboard' });
+      follow();
       pingTimer = setInterval(keepalive, PING_MS);
       stableTimer = setTimeout(() => { attempt = 0; }, STABLE_MS);
       refreshState();
@@ -264,6 +522,7 @@
   function socketDown(code) {
     if (ws) ws.onopen = ws.onmessage = ws.onclose = null; // ignore late events from it
     ws = null;
+    subscribedTo = null;
     clearTimeout(connectTimer);
     clearInterval(pingTimer);
     clearTimeout(stableTimer);
@@ -291,10 +550,18 @@
     }
     if (!msg || typeof msg !== 'object') return;
     lastMessageAt = Date.now();
+    const data = msg.data && typeof msg.data === 'object' ? msg.data : null;
     switch (msg.type) {
       case 'leaderboard_update':
-        if (msg.data) render(msg.data.leaderboard, msg.data.updatedAt);
         attempt = 0;
+        // Late updates of a board left, or of the live period while a finished one is shown.
+        if (!data || data.board !== view.board || !live()) break;
+        if (typeof data.period === 'string' && data.period !== view.currentPeriod) periodTurned(data.period);
+        render(data.leaderboard, data.updatedAt);
+        break;
+      case 'period_ended':
+        // The new period's (empty) snapshot follows at once.
+        if (data && data.board === view.board && live()) showNote(`${periodLabel(data.period)} ended`);
         break;
       case 'subscribed':
       case 'pong':
@@ -305,14 +572,14 @@
       case 'error':
         console.warn('scoreboard: server error', msg.error);
         break;
-      default: // `connected` and unknown types need no action
+      default: // `connected`, `unsubscribed` and unknown types need no action
     }
   }
 
   // ------------------------------------------------------------------ polling
 
   function startPolling() {
-    if (polling || !topUrl) return;
+    if (polling) return;
     polling = true;
     pollOnce();
   }
@@ -324,33 +591,28 @@
     clearTimeout(pollTimer);
   }
 
+  // The shown board changed while polling: read its top now, not at the next tick.
+  function restartPolling() {
+    pollGen += 1;
+    clearTimeout(pollTimer);
+    pollOnce();
+  }
+
   async function pollOnce() {
     const gen = pollGen;
+    const viewGen = view.gen;
     let ok = pollOk;
-    if (!document.hidden) { // nobody is looking: save the request
-      const ctrl = new AbortController();
-      const timer = setTimeout(() => ctrl.abort(), POLL_TIMEOUT_MS);
+    // Nobody is looking, or a frozen period is shown: save the request.
+    if (!document.hidden && live()) {
+      const data = await getData(`${boardUrl(view.board, 'top')}?limit=${TOP_LIMIT}`);
       ok = false;
-      try {
-        const res = await fetch(topUrl, {
-          headers: { Accept: 'application/json' },
-          cache: 'no-store',
-          credentials: 'same-origin',
-          signal: ctrl.signal,
-        });
-        const body = res.ok ? await res.json() : null;
-        const data = body && body.success ? body.data : null;
-        if (gen === pollGen && data && Array.isArray(data.leaderboard)) {
-          render(data.leaderboard, data.updatedAt);
-          ok = true;
-        }
-      } catch {
-        // network still down; the next tick retries
-      } finally {
-        clearTimeout(timer);
+      if (gen === pollGen && viewGen === view.gen && data && Array.isArray(data.leaderboard)) {
+        if (typeof data.period === 'string' && data.period !== view.currentPeriod) periodTurned(data.period);
+        render(data.leaderboard, data.updatedAt);
+        ok = true;
       }
     }
-    if (gen !== pollGen) return; // the socket came back meanwhile
+    if (gen !== pollGen) return; // the socket came back meanwhile, or the poll restarted
     pollOk = ok;
     refreshState();
     pollTimer = setTimeout(pollOnce, POLL_MS);
@@ -362,5 +624,10 @@
   window.addEventListener('online', () => { if (retryTimer) connect(); });
 
   showUpdated(updatedEl && updatedEl.getAttribute('datetime'));
+  markTabs();
   connect();
-})();
+  loadPeriods();
+  refreshBoards();
+}
+
+start();

@@ -19,6 +19,7 @@ from app import create_app
 from app.auth import UserAuth
 from app.config import Config, Secrets, parse_settings
 
+from .browsers import browser  # noqa: F401 - the fixture, for the page's tests
 from .isolation import REDIS_URL, pg_schema, private_redis, redis_prefix, schema_dsn  # noqa: F401 - the fixtures, for every test
 from .stores import dsn, store  # noqa: F401 - the store fixtures
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from app.api.page import duration_text, period_label, score_text
 from app.logs import JsonFormatter
 
+from .boards_setup import AppClient, Boards, boards_config
 from .conftest import Flow, MakeClient, Snapshot, envelope
 
 
@@ -210,3 +214,145 @@ async def test_every_answer_carries_the_security_headers_once(client: Any, path:
     assert len(resp.headers.getall("X-Request-ID")) == 1
     is_html = resp.headers["Content-Type"].startswith("text/html")
     assert ("Content-Security-Policy" in resp.headers) == is_html
+
+
+class _PageView(HTMLParser):
+    """What the live page shows, as a visitor reads it: tabs, title, notice, period options, rows."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tabs: list[tuple[str, bool, str]] = []  # href, aria-current, text
+        self.rows: list[tuple[str, str, str]] = []  # user, username, score as shown
+        self.options: list[tuple[str, str]] = []
+        self.texts: dict[str, str] = {}  # by element id
+        self.scripts: list[dict[str, str | None]] = []
+        self._open: list[tuple[str, dict[str, str | None]]] = []
+        self._text: list[str] = []
+        self._name = self._score = ""  # of the row being read
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+        if tag in {"a", "option", "h1", "p", "th", "td", "span", "tr", "title"}:
+            self._open.append((tag, dict(attrs)))
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self._open or self._open[-1][0] != tag:
+            return
+        _, attrs = self._open.pop()
+        text = "".join(self._text).strip()
+        if tag == "a" and "data-board" in attrs:
+            self.tabs.append((str(attrs["href"]), attrs.get("aria-current") == "page", text))
+        elif tag == "option":
+            self.options.append((str(attrs["value"]), text))
+        elif tag == "span" and attrs.get("class") == "name":
+            self._name = text
+        elif tag == "td" and attrs.get("class") == "col-score":
+            self._score = text
+        elif tag == "tr" and "data-user-id" in attrs:
+            self.rows.append((str(attrs["data-user-id"]), self._name, self._score))
+        if "id" in attrs:
+            self.texts[str(attrs["id"])] = text
+        if tag != "tr":
+            self._text = []
+
+
+@pytest.fixture
+async def boards_client(make_client: MakeClient, db_path: Path, storage: dict[str, Any]) -> AppClient:
+    """A server with the boards of tests/boards_setup.py, on the real clock."""
+    return await make_client(boards_config(db_path, storage))
+
+
+async def _page(client: AppClient, query: str) -> _PageView:
+    resp = await client.get(f"/{query}")
+    html = await resp.text()
+    assert resp.status == 200, html
+    assert resp.content_type == "text/html" and "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    # Scripts are the page's own files: no inline code the policy would have to allow.
+    assert all(s.get("src") for s in _PageView(html).scripts) and "<script>" not in html
+    return _PageView(html)
+
+
+async def test_page_renders_the_board_of_the_query(boards_client: AppClient, bearer: Any) -> None:
+    flow = Flow(boards_client, bearer)
+    await flow.award("alice", "q1", "COMPLETE_QUEST")  # global, weekly, daily
+    await flow.award("bob", "w1", "WEEKLY_ONLY")
+    boards = Boards(boards_client, bearer)
+    await boards.write("trial", {"userId": "cy", "score": 61_234}, key="t1")
+    await boards.write("trial", {"userId": "dan", "score": 3_723_004}, key="t2")
+    listed = (await envelope(await boards_client.get("/api/v1/boards")))["data"]["boards"]
+    week = next(b["period"]["id"] for b in listed if b["id"] == "weekly")
+
+    weekly = await _page(boards_client, "?board=weekly")
+    assert weekly.tabs == [(f"/?board={b['id']}", b["id"] == "weekly", b["title"]) for b in listed]
+    assert weekly.texts["board-title"] == "This week" and weekly.texts["score-head"] == "Score"
+    assert weekly.rows == [("alice", "Alice", "100"), ("bob", "Bob", "7")]
+    assert weekly.options == [("current", f"Current · Week {week}")]
+    assert "notice" not in weekly.texts
+
+    trial = await _page(boards_client, "?board=trial")
+    assert trial.texts["board-title"] == "Time trial" and trial.texts["score-head"] == "Time"
+    assert trial.rows == [("cy", "cy", "1:01.234"), ("dan", "dan", "1:02:03.004")]  # users of a trusted server
+    assert trial.options == [("current", "Current · All time")]
+
+    default = await _page(boards_client, "")
+    assert [t for t in default.tabs if t[1]] == [("/?board=global", True, "All time")]
+    assert default.rows == [("alice", "Alice", "100")] and "notice" not in default.texts
+    # The first of a repeated parameter, as for every other query.
+    assert (await _page(boards_client, "?board=weekly&board=trial")).texts["board-title"] == "This week"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?board=nope",
+        "?board=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "?board=%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E",
+        "?board=%ff%fe",  # not UTF-8
+        "?board=%C3%28",
+        "?board=%E2%80%AEweekly",  # a right-to-left override before a real id
+        "?board=weekly%0A",
+        "?board=weekly%00",
+        "?board=WEEKLY",
+        "?board=" + "a" * 5000,
+        "?board=" + "w" * 65,
+        "?board[]=weekly&board=../weekly",
+    ],
+)
+async def test_page_shows_the_default_board_for_a_board_it_cannot_show(
+    boards_client: AppClient, bearer: Any, query: str
+) -> None:
+    await Flow(boards_client, bearer).award("alice", "q1", "COMPLETE_QUEST")
+    page = await _page(boards_client, query)
+    assert page.texts["notice"] == "There is no board with that id; showing All time."
+    assert page.texts["board-title"] == "All time" and page.rows == [("alice", "Alice", "100")]
+    assert [t for t in page.tabs if t[1]] == [("/?board=global", True, "All time")]
+    html = await (await boards_client.get(f"/{query}")).text()
+    assert "alert" not in html and "onerror" not in html and "a" * 100 not in html  # never echoed
+
+
+def test_scores_and_periods_as_the_page_writes_them() -> None:
+    assert [duration_text(ms) for ms in (0, 999, 59_999, 61_234, 3_599_999, 3_600_000, 3_723_004, -61_234)] == [
+        "0:00.000",
+        "0:00.999",
+        "0:59.999",
+        "1:01.234",
+        "59:59.999",
+        "1:00:00.000",
+        "1:02:03.004",
+        "-1:01.234",
+    ]
+    assert score_text(61_234, "duration_ms") == "1:01.234" and score_text(61_234, "number") == "61234"
+    assert [period_label(p) for p in ("all", "2026-W49", "2026-12-02", "2026-12", "2026-12-02T10:30", "odd")] == [
+        "All time",
+        "Week 2026-W49",
+        "Day 2026-12-02",
+        "Month 2026-12",
+        "Period from 2026-12-02 10:30",
+        "odd",
+    ]

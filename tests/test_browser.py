@@ -3,9 +3,6 @@ without a reload, names stay text, and the page reconnects by itself."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,38 +11,14 @@ import pytest
 from app.api.keys import HUB
 from app.errors import CLOSE_SERVICE_RESTART, CLOSE_TRY_AGAIN_LATER
 
+from .browsers import skip_without_chromium
 from .conftest import ACTION_SECRET, JWT_SECRET, Flow
 from .live_client import token_for
 from .real_servers import run_py
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
 pytestmark = pytest.mark.browser
 
-if CHROMIUM is None and os.environ.get("CI") != "true":
-    pytest.skip("browser test skipped: no Debian chromium on PATH (apt-get install chromium)", allow_module_level=True)
-
-# The machine has no network beyond package registries: keep Chromium from reaching out.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    assert CHROMIUM is not None, "CI=true needs Debian's chromium installed"
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield instance
-        await instance.close()
+skip_without_chromium()
 
 
 async def _open(browser: Any, client: Any) -> Any:
@@ -101,7 +74,7 @@ async def _watch_states(page: Any) -> None:
             window.polls = 0;
             const fetch = window.fetch;
             window.fetch = (url, ...rest) => {
-                if (String(url).includes('/api/v1/scoreboard/top')) window.polls += 1;
+                if (String(url).includes('/top')) window.polls += 1;
                 return fetch(url, ...rest);
             };
         }"""

@@ -323,6 +323,19 @@ class AroundPath(_Model):
 LIVE_TOKEN_HELP = f"A user JWT, checked before anything is sent (invalid: closed with {CLOSE_UNAUTHORIZED})"
 
 
+class PageQuery(_Model):
+    board: (
+        Annotated[
+            str,
+            Meta(
+                description="The board shown (its id); any other value shows the default board with a notice",
+                examples=["weekly"],
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
 class LiveQuery(_Model):
     token: Annotated[str, Meta(description=LIVE_TOKEN_HELP)] | msgspec.UnsetType = msgspec.UNSET
 

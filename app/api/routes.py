@@ -69,8 +69,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/",
         handler=views.page,
-        summary="The live top-10 page: rendered on the server, kept live over the WebSocket",
+        summary="The live top-10 page of a board (`?board=`, default the default board) with a tab per "
+        "board and a period selector: rendered on the server, kept live over the WebSocket",
         media="text/html",
+        query=m.PageQuery,
         tag="web",
     ),
     Endpoint(

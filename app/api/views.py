@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import aiohttp_jinja2
-import msgspec
 from aiohttp import hdrs, web
 
 from ..auth import Principal
 from ..boards.trusted import idempotency_key
 from ..decoding import convert_strings, decode_json, decoder_for
 from ..errors import NotFound, ServiceUnavailable
-from ..ranking import TOP_SIZE
 from ..top_cache import TopAnswer
 from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok_cacheable
 from .keys import (
@@ -46,6 +44,7 @@ from .models import (
     UpdateRequest,
     UserPath,
 )
+from .page import page_context
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -206,14 +205,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 @aiohttp_jinja2.template("index.html")
 async def page(request: web.Request) -> dict[str, object]:
-    top = await request.app[SCOREBOARD].top_data(TOP_SIZE)
-    return {
-        "leaderboard": [msgspec.to_builtins(entry) for entry in top.leaderboard],
-        "updated_at": top.updated_at,
-        "ws_path": "/ws/scoreboard",
-        "top_url": "/api/v1/scoreboard/top",
-        "static_url": "/static",
-    }
+    # Not validated into a model: a board the page cannot show still gets the page (the default
+    # board, with a notice), never an error.
+    return await page_context(request.app[BOARD_READS], request.query.get("board"))
 
 
 @aiohttp_jinja2.template("docs.html")
