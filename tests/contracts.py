@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -28,3 +29,16 @@ async def until(condition: Callable[[], Awaitable[bool]], what: str, seconds: fl
         if time.monotonic() > deadline:
             pytest.fail(f"gave up waiting for {what} after {seconds} s")
         await asyncio.sleep(0.01)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 5.0) -> Any:
+    """Run `check` every 100 ms until it stops failing an assertion; its last failure after
+    `seconds` (a bound against hanging, no claim about speed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)

@@ -13,7 +13,7 @@ import pytest
 from app.api.page import duration_text, period_label, score_text
 from app.logs import JsonFormatter
 
-from .boards_setup import AppClient, Boards, boards_config
+from .boards.scene import AppClient, Boards, boards_config
 from .conftest import Flow, MakeClient, Snapshot, envelope
 
 
@@ -264,7 +264,7 @@ class _PageView(HTMLParser):
 
 @pytest.fixture
 async def boards_client(make_client: MakeClient, db_path: Path, storage: dict[str, Any]) -> AppClient:
-    """A server with the boards of tests/boards_setup.py, on the real clock."""
+    """A server with the boards of tests/boards/scene.py, on the real clock."""
     return await make_client(boards_config(db_path, storage))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -22,6 +21,7 @@ from app.records import BoardPeriod, Standing
 from app.redis_client import Keys, connect
 
 from .conftest import Flow, envelope, make_config
+from .contracts import eventually
 from .isolation import POSTGRES_URL, REDIS_URL, schema_dsn
 from .real_servers import RedisServer, TcpProxy
 
@@ -34,17 +34,6 @@ async def _board(client: Client) -> list[tuple[int, str, int]]:
     assert body["success"], body  # a 503 while Redis is away: _eventually asks again
     data = body["data"]["leaderboard"]
     return [(e["rank"], e["userId"], e["score"]) for e in data]
-
-
-async def _eventually(check: Any, seconds: float = 5.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -74,7 +63,7 @@ async def test_flush_rebuilds_board_and_replay_stays_refused(
     async def rebuilt() -> None:
         assert await _board(client) == before
 
-    await _eventually(rebuilt, 5.0)
+    await eventually(rebuilt, 5.0)
     resp = await flow.submit(used, user="bob")  # the nonce gate forgot; the database did not
     assert resp.status == 409 and (await envelope(resp))["error"]["code"] == "TOKEN_ALREADY_USED"
     assert await _board(client) == before
@@ -105,7 +94,7 @@ async def test_redis_down_503_changes_nothing_then_recovers(
     async def recovered() -> None:
         assert await _board(client) == [(1, "alice", 100)]
 
-    await _eventually(recovered, 5.0)
+    await eventually(recovered, 5.0)
     # Awards published while the channel was down were missed: the hub sends the board again.
     resync = await ws.receive_json(timeout=5)
     assert resync["type"] == "leaderboard_update"
@@ -144,7 +133,7 @@ async def test_database_down_503_then_recovers(
         resp = await flow.submit(token, action_id="q2")
         assert resp.status == 200, await resp.text()
 
-    await _eventually(recovered, 5.0)
+    await eventually(recovered, 5.0)
     assert await _board(client) == [(1, "alice", 200)]
     await proxy.cut()
 
@@ -252,7 +241,7 @@ async def test_a_new_process_reconciles_the_board_with_the_database(
     async def reconciled() -> None:
         assert await _board(second) == [(1, "alice", 500), (2, "bob", 100)]
 
-    await _eventually(reconciled, 5.0)
+    await eventually(reconciled, 5.0)
     update = await viewer.receive_json(timeout=5)
     assert update["type"] == "leaderboard_update"
     assert [(e["userId"], e["score"]) for e in update["data"]["leaderboard"]] == [("alice", 500), ("bob", 100)]

@@ -22,7 +22,7 @@ from app import create_app
 from app.config import Config, LimitSettings, load_config
 from app.demo import GLOBAL, KEY_PREFIX, RACER, TRIAL, WEEKLY, ServiceKey, demo_config, demo_players
 
-from .boards_setup import boards_config
+from .boards.scene import boards_config
 from .conftest import make_config
 from .real_servers import ROOT, run_py
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,8 @@ from app.config import BoardSettings
 from app.ranking.memory import MemoryRanking
 from app.records import Standing
 
-from .boards_setup import (
+from ..conftest import Flow, envelope
+from .scene import (
     ATTEST_KEY,
     LIMITED_KEY,
     NEXT_MONDAY_MS,
@@ -24,23 +24,7 @@ from .boards_setup import (
     AppClient,
     Boards,
     Clock,
-    app_with_clock,
-    boards_config,
 )
-from .conftest import Flow, envelope
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """The app's clock: Wednesday of ISO week 2026-W49, noon UTC."""
-    return Clock()
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock) -> AppClient:
-    """An app with the boards of tests/boards_setup.py over this test's storage."""
-    app_client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
-    return app_client
 
 
 @pytest.fixture

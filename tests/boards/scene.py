@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from app import create_app
 from app.config import Config
 
-from .conftest import envelope, make_config
+from ..conftest import envelope, make_config
 
 RACER_KEY = "racer-service-key-0123456789abcdef"
 LIMITED_KEY = "limited-service-key-0123456789abcdef"

@@ -3,15 +3,14 @@ set-up), a Redis flush (every board and kept period comes back from the database
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
-from .boards_setup import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
-from .conftest import Flow
-from .isolation import REDIS_URL, schema_dsn
-from .real_servers import RedisServer
+from ..conftest import Flow
+from ..contracts import eventually
+from ..isolation import REDIS_URL, schema_dsn
+from ..real_servers import RedisServer
+from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 
 async def test_a_restart_across_a_boundary_comes_up_in_the_right_period(
@@ -31,17 +30,6 @@ async def test_a_restart_across_a_boundary_comes_up_in_the_right_period(
     answer = await Flow(client, bearer).award("alice", "q2")
     weekly = next(b for b in answer["boards"] if b["board"] == "weekly")
     assert (weekly["period"], weekly["previousScore"], weekly["newScore"]) == ("2026-W50", 0, 100)
-
-
-async def _eventually(check: Any, seconds: float = 8.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return await check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def test_redis_flush_brings_back_every_board_and_kept_period(
@@ -70,7 +58,7 @@ async def test_redis_flush_brings_back_every_board_and_kept_period(
             for (board, period), top in expected.items():
                 assert await boards.top(board, period=period) == top, (board, period)
 
-        await _eventually(rebuilt)
+        await eventually(rebuilt, 8.0)
         entry = (await boards.get("/api/v1/boards/trial/top"))["leaderboard"][0]
         assert entry["metadata"] == {"car": "red"}
         await client.close()

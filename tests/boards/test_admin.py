@@ -8,8 +8,8 @@ from typing import Any
 
 from app.auth import UserAuth
 
-from .boards_setup import BOARDS, AppClient, Boards, Clock, app_with_clock, boards_config
-from .conftest import envelope
+from ..conftest import envelope
+from .scene import BOARDS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 
 def _admin(user_auth: UserAuth, roles: tuple[str, ...] = ("admin",)) -> dict[str, str]:

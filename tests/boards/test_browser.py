@@ -18,11 +18,11 @@ import pytest
 from app.api.keys import HUB
 from app.api.page import duration_text
 
-from .boards_setup import NEXT_MONDAY_MS, RACER_KEY, AppClient, Boards, Clock, app_with_clock, boards_config, sha
-from .browsers import skip_without_chromium
-from .conftest import ACTION_SECRET, JWT_SECRET, Flow
-from .live_client import settled, token_for
-from .real_servers import run_py
+from ..browsers import skip_without_chromium
+from ..conftest import ACTION_SECRET, JWT_SECRET, Flow
+from ..live_client import settled, token_for
+from ..real_servers import run_py
+from .scene import NEXT_MONDAY_MS, RACER_KEY, AppClient, Boards, Clock, sha
 
 pytestmark = pytest.mark.browser
 
@@ -36,19 +36,6 @@ TABS = [
     ("high", "high"),
     ("latest", "latest"),
 ]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """The app's clock: Wednesday of ISO week 2026-W49."""
-    return Clock()
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock) -> AppClient:
-    """A server with the boards of tests/boards_setup.py (global, weekly, daily, trial, ...)."""
-    app_client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
-    return app_client
 
 
 async def _open(browser: Any, base: str, path: str = "/") -> Any:

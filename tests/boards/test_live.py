@@ -3,29 +3,13 @@ board, `board`/`period` in every message, the end of a period."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from app.api.keys import HUB
 
-from .boards_setup import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
-from .conftest import Flow
-from .live_client import WS, recv, recv_type, settled, subscribed, token_for
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """The app's clock: Wednesday of ISO week 2026-W49."""
-    return Clock()
-
-
-@pytest.fixture
-async def client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock) -> AppClient:
-    """An app with the boards of tests/boards_setup.py."""
-    app_client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
-    return app_client
+from ..conftest import Flow
+from ..live_client import WS, recv, recv_type, settled, subscribed, token_for
+from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock
 
 
 async def test_each_board_streams_its_own_top(flow: Flow, client: AppClient) -> None:
