@@ -123,8 +123,9 @@ class BoardReads:
         """The entries at ranks first .. first+limit-1, and how many there are."""
         board = self.catalog.get(board_id)
         where = board.where(board.period(period, self.clock()))
-        places = await self.ranking.slice(where, first, first + limit - 1)
-        total = await self.ranking.size(where)
+        places, total = await asyncio.gather(
+            self.ranking.slice(where, first, first + limit - 1), self.ranking.size(where)
+        )
         return RanksData(
             board=board.id,
             period=where.period,

@@ -105,6 +105,7 @@ _MIGRATIONS: list[tuple[int, str]] = [
         # entry per board, period and user; every change of an entry is a row of board_history,
         # whose id is the entry's `seq`. The scores of before go to the board `global`, period
         # `all`, each award kept as a history row under its own id, so that seqs stay in order.
+        # board_history is read by id only (an entry's seq): no other index for writes to keep.
         2,
         """
         CREATE TABLE boards (
@@ -141,8 +142,6 @@ _MIGRATIONS: list[tuple[int, str]] = [
             metadata TEXT,
             created_at {bigint} NOT NULL
         );
-        CREATE INDEX idx_board_history_entry ON board_history (board, period, user_id);
-        CREATE INDEX idx_board_history_award ON board_history (award_id);
         CREATE TABLE idempotency_keys (
             service TEXT NOT NULL,
             key TEXT NOT NULL,
