@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import jsonschema
+
+from app import create_app
 from app.api.openapi import build_openapi
 from app.api.routes import ENDPOINTS
 from app.api.views import STATIC_DIR
+from app.auth import UserAuth
 from app.config import Config
 
-from .conftest import envelope
+from .boards.scene import RACER_KEY, boards_config
+from .conftest import JWT_SECRET, envelope
 
 
 async def test_every_route_is_documented(client: Any) -> None:
@@ -175,3 +182,62 @@ def test_links_lead_from_what_a_success_holds_to_what_the_target_takes() -> None
                         schema = _deref(DOC, _deref(DOC, schema)["properties"][name])
                 assert status == "200"
     assert followed == {("initialize", "update"), ("update", "user_score")}
+
+
+# The server takes what the document calls valid and refuses the rest, as the fuzzer checks
+# (tests/test_fuzz.py); these are the cases it found.
+
+
+async def test_a_whole_number_with_a_fraction_is_an_integer(aiohttp_client: Any, tmp_path: Path) -> None:
+    """JSON Schema counts 410.0 as an integer, so the document's `integer` fields take it."""
+    client = await aiohttp_client(create_app(boards_config(tmp_path / "db.sqlite", {})))
+    admin = {"Authorization": f"Bearer {UserAuth(JWT_SECRET).issue('op', roles=('admin',))}"}
+    resp = await client.post("/api/v1/admin/boards", json={"id": "s1", "keepPeriods": 410.0}, headers=admin)
+    assert resp.status == 201 and (await envelope(resp))["data"]["keepPeriods"] == 410
+    write = {"Authorization": f"Bearer {RACER_KEY}", "Idempotency-Key": "k1"}
+    resp = await client.post("/api/v1/boards/high/scores", data='{"userId": "ann", "score": 5e1}', headers=write)
+    assert resp.status == 200 and (await envelope(resp))["data"]["newScore"] == 50
+    for bad in ({"id": "s2", "keepPeriods": 4.5}, {"id": "s2", "keepPeriods": "4"}, {"id": "s2", "keepPeriods": 1e300}):
+        resp = await client.post("/api/v1/admin/boards", json=bad, headers=admin)
+        assert resp.status == 400 and (await envelope(resp))["error"]["code"] == "VALIDATION_ERROR", bad
+    assert (await client.get("/api/v1/boards/s2")).status == 404
+
+
+def _answers_as_documented(doc: dict[str, Any], method: str, path: str, status: int, body: Any) -> None:
+    """Validate an answer against the document's schema of that operation and status."""
+    schema = doc["paths"][path][method.lower()]["responses"][str(status)]["content"]["application/json"]["schema"]
+    jsonschema.Draft202012Validator({**schema, "components": doc["components"]}).validate(body)
+
+
+async def test_a_score_below_zero_is_documented(aiohttp_client: Any, tmp_path: Path) -> None:
+    """A trusted write may subtract on an incr board, the default one too: the document promises no
+    score of 0 or more anywhere a board's value is shown."""
+    client = await aiohttp_client(create_app(boards_config(tmp_path / "db.sqlite", {})))
+    doc = await (await client.get("/api/openapi.json")).json()
+    write = {"Authorization": f"Bearer {RACER_KEY}", "Idempotency-Key": "penalty-1"}
+    resp = await client.post("/api/v1/boards/global/scores", json={"userId": "ann", "score": -500}, headers=write)
+    assert resp.status == 200 and (await resp.json())["data"]["newScore"] == -500
+    bearer = {"Authorization": f"Bearer {UserAuth(JWT_SECRET).issue('ann')}"}
+    resp = await client.post(
+        "/api/v1/actions/initialize", json={"actionType": "DEFEAT_BOSS", "actionId": "b1"}, headers=bearer
+    )
+    token = (await resp.json())["data"]["actionToken"]
+    resp = await client.post("/api/v1/scoreboard/update", json={"actionToken": token, "actionId": "b1"}, headers=bearer)
+    award = await resp.json()
+    assert award["data"]["previousScore"] == -500 and award["data"]["newScore"] == 0
+    _answers_as_documented(doc, "POST", "/api/v1/scoreboard/update", 200, award)
+    await client.post(
+        "/api/v1/boards/global/scores",
+        json={"userId": "bob", "score": -7},
+        headers={**write, "Idempotency-Key": "penalty-2"},
+    )
+    for path, documented in (
+        ("/api/v1/scoreboard/top", "/api/v1/scoreboard/top"),
+        ("/api/v1/users/bob/score", "/api/v1/users/{userId}/score"),
+        ("/api/v1/users/bob/boards", "/api/v1/users/{userId}/boards"),
+        ("/api/v1/boards/global/top", "/api/v1/boards/{board}/top"),
+    ):
+        resp = await client.get(path, headers=bearer)
+        body = await resp.json()
+        assert resp.status == 200 and "-7" in json.dumps(body), body
+        _answers_as_documented(doc, "GET", documented, 200, body)

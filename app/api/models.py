@@ -23,7 +23,10 @@ Id = Annotated[
 ]
 TokenText = Annotated[str, Meta(min_length=1, max_length=2048, description="The action token")]
 Timestamp = Annotated[str, Meta(description="ISO 8601 UTC, ending in Z", examples=["2026-01-15T10:30:00Z"])]
-Score = Annotated[int, Meta(ge=0)]
+# A user's value on a board. Awards only add, but a trusted server may write a negative value (on an
+# incr board, one that subtracts), so no bound is promised beyond the integer.
+Score = Annotated[int, Meta(description="An integer; below 0 only where a trusted server wrote so")]
+Worth = Annotated[int, Meta(ge=0)]  # what an action awards
 Rank = Annotated[int, Meta(ge=1)]
 
 
@@ -50,7 +53,7 @@ class UpdateRequest(_Model):
 class InitializeData(_Model):
     action_token: str
     expires_at: Timestamp
-    expected_score: Score
+    expected_score: Worth
 
 
 class BoardEntry(_Model):
@@ -80,7 +83,7 @@ class UpdateData(_Model):
     user_id: str
     previous_score: Score
     new_score: Score
-    score_increment: Score
+    score_increment: Worth
     rank: Rank
     leaderboard: list[BoardEntry]
     boards: list[AwardBoard]
