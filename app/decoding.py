@@ -72,15 +72,20 @@ _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _integer_fields: dict[type, tuple[str, ...]] = {}
 
 
+def _is_integer(info: msgspec.inspect.Type) -> bool:
+    # A description or examples wrap the type in Metadata; the constraints (ge, le) do not.
+    while isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    return isinstance(info, msgspec.inspect.IntType)
+
+
 def _integers(model: type) -> tuple[str, ...]:
     """The names, as sent, of a model's integer fields; worked out once per model."""
     names = _integer_fields.get(model)
     if names is None:
         info = msgspec.inspect.type_info(model)
         fields = info.fields if isinstance(info, msgspec.inspect.StructType) else ()
-        names = _integer_fields[model] = tuple(
-            f.encode_name for f in fields if isinstance(f.type, msgspec.inspect.IntType)
-        )
+        names = _integer_fields[model] = tuple(f.encode_name for f in fields if _is_integer(f.type))
     return names
 
 
