@@ -1,5 +1,5 @@
 """Command line: `python run.py [serve] [--host H] [--port P] [--config PATH] [--workers N | --reuse-port]`,
-`python run.py token USER_ID`, `python run.py backup PATH` or `python run.py restore PATH`."""
+`python run.py token USER_ID [--role ROLE]`, `python run.py backup PATH` or `python run.py restore PATH`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--name", help="display name claim")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        dest="roles",
+        metavar="ROLE",
+        help="a value of the `roles` claim, repeatable (--role admin: an operator, with the default auth.admin_role)",
+    )
+    token.add_argument(
         "--allow-production",
         action="store_true",
         help="sign even with SCOREBOARD_ENV=production (a token for a real user, signed by hand)",
@@ -113,7 +121,9 @@ def _token(config: Config, args: argparse.Namespace) -> str:
         raise ConfigError("token: refused with SCOREBOARD_ENV=production unless --allow-production is given")
     if not 1 <= args.ttl <= config.auth.max_lifetime_seconds:
         raise ConfigError(f"--ttl: must be 1 to auth.max_lifetime_seconds ({config.auth.max_lifetime_seconds})")
-    return UserAuth.for_config(config).issue(args.user_id, name=args.name, ttl_seconds=args.ttl)
+    return UserAuth.for_config(config).issue(
+        args.user_id, name=args.name, ttl_seconds=args.ttl, roles=tuple(args.roles)
+    )
 
 
 def serve(

@@ -212,7 +212,13 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     app[UPDATE_LIMITER] = parts.update_limiter
     app[INITIALIZE_LIMITER] = parts.initialize_limiter
     app[READ_CACHE_CONTROL] = public_cache_control(config.server.read_cache_seconds)
-    app[OPENAPI] = encode_openapi(ENDPOINTS, version=__version__, actions=tuple(config.actions))
+    app[OPENAPI] = encode_openapi(
+        ENDPOINTS,
+        version=__version__,
+        actions=tuple(config.actions),
+        admin_role=config.auth.admin_role,
+        idempotency_hours=config.limits.idempotency_hours,
+    )
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     app[TRUSTED_PROXIES] = trusted
     http = HttpTally() if config.metrics.enabled else None

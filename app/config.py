@@ -150,13 +150,14 @@ class BoardSettings(_Section, frozen=True):
 
 
 Scope = Literal["scores:write", "actions:attest"]
+SCORES_WRITE: Scope = "scores:write"  # what POST /api/v1/boards/{board}/scores needs
 
 
 class ServiceSettings(_Section, frozen=True):
     """A trusted game server: the SHA-256 (hex) of its key, what it may do, on which boards."""
 
     key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-f]{64}(?!\n)$")]
-    scopes: tuple[Scope, ...] = ("scores:write",)
+    scopes: tuple[Scope, ...] = (SCORES_WRITE,)
     boards: tuple[BoardId, ...] | None = None  # None: every board
 
 

@@ -30,11 +30,34 @@ def decoder_for(model: type[T]) -> msgspec.json.Decoder[T]:
     return decoder
 
 
+_SAFE_INTEGER = 2**53
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) <= _SAFE_INTEGER else value
+
+
+# Reads JSON numbers written with a fraction or exponent as integers when they are whole (5.0, 1e3).
+_whole_numbers = msgspec.json.Decoder(float_hook=_number)
+
+
 def decode_json(data: bytes | str, decoder: msgspec.json.Decoder[T]) -> T:
-    """Decode and validate; VALIDATION_ERROR saying what is wrong for any other input."""
+    """Decode and validate; VALIDATION_ERROR saying what is wrong for any other input. An integer
+    field takes a whole number written as `5.0` or `5e0`, as JSON Schema (and so the OpenAPI
+    document) counts it an integer."""
     try:
         # msgspec checks UTF-8 only in the strings it keeps; JSON is UTF-8 throughout.
-        return decoder.decode(data.decode() if isinstance(data, bytes) else data)
+        text = data.decode() if isinstance(data, bytes) else data
+        try:
+            return decoder.decode(text)
+        except msgspec.ValidationError as exc:
+            # The common case stays one strict pass; only a refused input is read a second time.
+            try:
+                converted: T = msgspec.convert(_whole_numbers.decode(text), decoder.type)
+            except msgspec.ValidationError:
+                raise exc from None
+            return converted
     except msgspec.ValidationError as exc:
         raise ValidationFailed(details=str(exc)) from None
     except msgspec.DecodeError as exc:
@@ -49,15 +72,20 @@ _DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _integer_fields: dict[type, tuple[str, ...]] = {}
 
 
+def _is_integer(info: msgspec.inspect.Type) -> bool:
+    # A description or examples wrap the type in Metadata; the constraints (ge, le) do not.
+    while isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    return isinstance(info, msgspec.inspect.IntType)
+
+
 def _integers(model: type) -> tuple[str, ...]:
     """The names, as sent, of a model's integer fields; worked out once per model."""
     names = _integer_fields.get(model)
     if names is None:
         info = msgspec.inspect.type_info(model)
         fields = info.fields if isinstance(info, msgspec.inspect.StructType) else ()
-        names = _integer_fields[model] = tuple(
-            f.encode_name for f in fields if isinstance(f.type, msgspec.inspect.IntType)
-        )
+        names = _integer_fields[model] = tuple(f.encode_name for f in fields if _is_integer(f.type))
     return names
 
 

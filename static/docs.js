@@ -161,15 +161,27 @@
   }
 
   // --- operations ------------------------------------------------------------------
-  // Operation-level `security` overrides the global one; an empty list means "public".
+  // Operation-level `security` overrides the global one; an empty list means "public". Each entry
+  // is a scheme, the roles or scopes it needs (OpenAPI 3.1 allows these for any scheme), and the
+  // scheme's description, which says what the credential is.
   function securityOf(doc, op) {
     const reqs = Array.isArray(op.security) ? op.security : Array.isArray(doc.security) ? doc.security : [];
-    const schemes = (doc.components && doc.components.securitySchemes) || {};
-    const names = reqs.flatMap((r) => (isObj(r) ? Object.keys(r) : []));
-    return names.map((n) => {
-      const sc = isObj(schemes[n]) ? schemes[n] : {};
-      return sc.type === "http" && String(sc.scheme).toLowerCase() === "bearer" ? n + " (Bearer token)" : n;
-    });
+    const schemes = (doc.components && isObj(doc.components.securitySchemes) && doc.components.securitySchemes) || {};
+    const found = [];
+    for (const req of reqs) {
+      if (!isObj(req)) continue;
+      for (const [name, needs] of Object.entries(req)) {
+        const sc = has(schemes, name) && isObj(schemes[name]) ? schemes[name] : {};
+        const bearer = sc.type === "http" && String(sc.scheme).toLowerCase() === "bearer";
+        const roles = Array.isArray(needs) && needs.length ? " needing " + needs.map(String).join(", ") : "";
+        found.push({
+          name: name,
+          label: name + (bearer ? " (Bearer token)" : "") + roles,
+          description: typeof sc.description === "string" ? sc.description : "",
+        });
+      }
+    }
+    return found;
   }
 
   function renderParameters(doc, params) {
@@ -187,14 +199,15 @@
     const security = securityOf(doc, op);
     add(details, add(el("summary"), el("span", "badge badge-" + method, method.toUpperCase()),
       el("code", "path", path), op.summary ? el("span", "summary", op.summary) : null,
-      security.length ? el("span", "lock", "🔒 auth") : null,
+      security.length ? el("span", "lock", "🔒 " + security.map((sc) => sc.name).join(" or ")) : null,
       op.deprecated ? el("span", "deprecated", "deprecated") : null));
     const body = el("div", "op-body");
     add(details, body);
     if (op.description) add(body, el("p", "desc", op.description));
     if (op.operationId) add(body, add(el("p", "muted", "operationId: "), el("code", null, op.operationId)));
-    add(body, el("p", security.length ? "auth-note" : "muted",
-      security.length ? "Requires authentication: " + security.join(" or ") : "No authentication required."));
+    add(body, el("p", security.length ? "auth-note" : "muted", security.length
+      ? "Requires authentication: " + security.map((sc) => sc.label).join(" or ") : "No authentication required."));
+    for (const sc of security) if (sc.description) add(body, el("p", "desc auth-scheme", sc.name + ": " + sc.description));
 
     // Path-level parameters apply too unless the operation redefines them (same name + in).
     const params = new Map();

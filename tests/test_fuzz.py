@@ -1,13 +1,15 @@
 """Schemathesis against a real server: every route of /api/openapi.json with valid and invalid
-requests, the authenticated ones with a user's bearer, then the document's links followed
-(initialize -> update -> the user's score). Any 5xx, any answer that its documented status,
-type, headers or schema do not describe, or any finding of tests/schemathesis.toml fails.
+requests, the authenticated ones with an operator's bearer or a service key, then the document's
+links followed (initialize -> update -> the user's score). Any 5xx, any answer that its
+documented status, type, headers or schema do not describe, or any finding of
+tests/schemathesis.toml fails.
 
 Bounded by a time budget (`--max-time`), not a count: a slower machine tests fewer cases in the
 same minute. `SCOREBOARD_FUZZ_SECONDS` changes the budget, `SCOREBOARD_FUZZ_SEED` the cases."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import subprocess
@@ -23,14 +25,18 @@ from .real_servers import ROOT, run_py
 pytestmark = pytest.mark.fuzz
 
 SCHEMATHESIS_CONFIG = ROOT / "tests" / "schemathesis.toml"
-# Seconds of each run; the Redis set-up shares the routes and the checks, so it gets a shorter one.
-BUDGETS = {"embedded": 60, "redis": 30}
+# Seconds of each run: enough, with 22 operations, for the stateful phase to reach an award
+# (initialize -> update) after the other phases, in either set-up.
+BUDGETS = {"embedded": 60, "redis": 60}
 SEED = os.environ.get("SCOREBOARD_FUZZ_SEED", "20261203")  # fixed: CI draws the same cases in the same order
+SERVICE_KEY = "fuzz-service-key-0123456789abcdef"  # the test server's trusted-write key
 
 
 def _server_config(path: Path, *, sqlite: Path, redis_prefix: str | None) -> None:
     """A configuration of its own: limits so generous that the run is not measuring 429s (the
-    document still declares them), small bodies, and an action catalog with no minimum time."""
+    document still declares them), small bodies, an action catalog with no minimum time, boards of
+    each kind (`weekly` is the document's example of a board id, so generated requests reach a board
+    that exists) and a trusted service."""
     redis = f'redis_prefix = "{redis_prefix}"' if redis_prefix else ""
     path.write_text(
         f"""
@@ -51,8 +57,22 @@ ip_requests_per_minute = 1000000
 [log]
 level = "WARNING"  # the errors, not a line per request
 
+[boards.global]
+
+[boards.weekly]
+reset = "weekly"
+
+[boards.trial]
+order = "asc"
+operator = "best"
+format = "duration_ms"
+
+[services.fuzzer]
+key_sha256 = "{hashlib.sha256(SERVICE_KEY.encode()).hexdigest()}"
+
 [actions.COMPLETE_QUEST]
 score = 100
+boards = ["global", "weekly"]
 
 [actions.DEFEAT_BOSS]
 score = 500
@@ -86,7 +106,8 @@ def _fuzz(tmp_path: Path, *, redis_prefix: str | None, seconds: int) -> None:
         "SCOREBOARD_DATABASE_URL": "",
     }
     token = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "token", "fuzzer", "--name", "Fuzzer"],
+        # An operator too, so that the operator routes are tested beyond their 403.
+        [sys.executable, str(ROOT / "run.py"), "token", "fuzzer", "--name", "Fuzzer", "--role", "admin"],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
@@ -103,6 +124,7 @@ def _fuzz(tmp_path: Path, *, redis_prefix: str | None, seconds: int) -> None:
             env={
                 **os.environ,
                 "SCOREBOARD_FUZZ_TOKEN": token,
+                "SCOREBOARD_FUZZ_SERVICE_KEY": SERVICE_KEY,
                 "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis"),  # not the working tree
             },
             capture_output=True,

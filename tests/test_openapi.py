@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import jsonschema
+import pytest
+
+from app import create_app
 from app.api.openapi import build_openapi
 from app.api.routes import ENDPOINTS
 from app.api.views import STATIC_DIR
+from app.auth import UserAuth
 from app.config import Config
 
-from .conftest import envelope
+from .boards.scene import RACER_KEY, boards_config
+from .conftest import JWT_SECRET, envelope, make_config
 
 
 async def test_every_route_is_documented(client: Any) -> None:
@@ -175,3 +183,235 @@ def test_links_lead_from_what_a_success_holds_to_what_the_target_takes() -> None
                         schema = _deref(DOC, _deref(DOC, schema)["properties"][name])
                 assert status == "200"
     assert followed == {("initialize", "update"), ("update", "user_score")}
+
+
+SECURITY: dict[str | None, Any] = {
+    None: None,
+    "user": [{"bearer": []}],
+    "operator": [{"bearer": ["admin"]}],  # OpenAPI 3.1: a bearer scheme's list names the roles needed
+    "service": [{"serviceKey": ["scores:write"]}],
+}
+
+
+def test_each_route_names_who_may_call_it() -> None:
+    schemes = DOC["components"]["securitySchemes"]
+    assert {name: (s["type"], s["scheme"]) for name, s in schemes.items()} == {
+        "bearer": ("http", "bearer"),
+        "serviceKey": ("http", "bearer"),
+    }
+    assert (
+        "SHA-256" in schemes["serviceKey"]["description"] and "[services.NAME]" in schemes["serviceKey"]["description"]
+    )
+    by_auth: dict[str | None, set[str]] = {}
+    for endpoint in ENDPOINTS:
+        by_auth.setdefault(endpoint.auth, set()).add(f"{endpoint.method} {endpoint.path}")
+        operation = DOC["paths"][endpoint.path][endpoint.method.lower()]
+        expected = SECURITY[endpoint.auth]
+        assert operation.get("security") == expected, (endpoint.method, endpoint.path)
+        if endpoint.auth is not None:
+            assert "UNAUTHORIZED" in _codes(operation["responses"]["401"])
+        if endpoint.auth in ("operator", "service"):
+            assert "FORBIDDEN" in _codes(operation["responses"]["403"])
+    assert by_auth["service"] == {"POST /api/v1/boards/{board}/scores"}
+    assert by_auth["operator"] == {
+        "POST /api/v1/admin/boards",
+        "PATCH /api/v1/admin/boards/{board}",
+        "DELETE /api/v1/admin/boards/{board}",
+    }
+    assert {"GET /api/v1/boards/{board}/top", "POST /api/v1/boards/{board}/lookup"} <= by_auth[None]
+    assert "GET /api/v1/users/{userId}/boards" in by_auth["user"]
+
+
+def test_operator_routes_name_the_role() -> None:
+    for method, path, operation in _operations(DOC):
+        if path.startswith("/api/v1/admin/"):
+            assert "`roles` claim must hold `admin` (auth.admin_role)" in operation["description"], (method, path)
+            assert "403 FORBIDDEN" in operation["description"]
+
+
+def test_trusted_write_requires_an_idempotency_key() -> None:
+    operation = DOC["paths"]["/api/v1/boards/{board}/scores"]["post"]
+    (key,) = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert (key["name"], key["required"]) == ("Idempotency-Key", True)
+    assert key["schema"] | {"examples": None} == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "pattern": "^[!-~]+(?!\\n)$",
+        "examples": None,
+    }
+    assert "1-100 visible ASCII characters" in key["description"]
+    assert "within 24 h (limits.idempotency_hours)" in operation["description"]
+    assert "IDEMPOTENCY_CONFLICT" in _codes(operation["responses"]["409"])
+    assert "BOARD_NOT_FOUND" in _codes(operation["responses"]["404"])
+
+
+async def test_served_document_has_the_configured_role_and_retention(aiohttp_client: Any, tmp_path: Path) -> None:
+    config = make_config(tmp_path / "db.sqlite", auth={"admin_role": "ops"}, limits={"idempotency_hours": 48})
+    client = await aiohttp_client(create_app(config))
+    doc = await (await client.get("/api/openapi.json")).json()
+    create = doc["paths"]["/api/v1/admin/boards"]["post"]
+    assert create["security"] == [{"bearer": ["ops"]}] and "must hold `ops`" in create["description"]
+    assert "within 48 h" in doc["paths"]["/api/v1/boards/{board}/scores"]["post"]["description"]
+
+
+def _parameter(path: str, name: str, method: str = "get") -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = DOC["paths"][path][method]["parameters"]
+    (found,) = [p for p in parameters if p["name"] == name]
+    return found
+
+
+def test_board_reads_agree_with_the_contract() -> None:
+    """Defaults and ranges as CONTRACT.md's Boards section gives them."""
+    ranks, around = "/api/v1/boards/{board}/ranks", "/api/v1/boards/{board}/around/{userId}"
+    assert _parameter(ranks, "from")["schema"] | {"maximum": None} == {
+        "type": "integer",
+        "minimum": 1,
+        "default": 1,
+        "maximum": None,
+    }
+    for path in (ranks, "/api/v1/boards/{board}/top"):
+        assert _parameter(path, "limit")["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}
+    assert _parameter(around, "radius")["schema"] == {"type": "integer", "minimum": 0, "maximum": 25, "default": 5}
+    for path in (ranks, around, "/api/v1/boards/{board}/top"):
+        period = _parameter(path, "period")
+        assert period["schema"]["default"] == "current" and not period["required"]
+        for word in ("`current`", "`previous`", "YYYY-MM-DD", "YYYY-Www", "YYYY-MM", "YYYY-MM-DDTHH:MM", "`all`"):
+            assert word in period["description"], word
+        assert "description" not in period["schema"]  # said once, where readers look
+    lookup = DOC["components"]["schemas"]["LookupRequest"]["properties"]["userIds"]
+    assert (lookup["minItems"], lookup["maxItems"]) == (1, 100)
+    write = DOC["components"]["schemas"]["ScoreWriteRequest"]
+    assert set(write["required"]) == {"userId", "score"}
+    assert write["properties"]["score"]["minimum"] == -(2**53) and write["properties"]["score"]["maximum"] == 2**53
+    codes = {
+        code
+        for _, path, operation in _operations(DOC)
+        if path.startswith("/api/v1/boards") or path.startswith("/api/v1/admin")
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+        for code in _codes(response)
+    }
+    assert {"BOARD_NOT_FOUND", "PERIOD_NOT_FOUND", "IDEMPOTENCY_CONFLICT", "BOARD_EXISTS", "BOARD_IN_USE"} <= codes
+
+
+def test_model_descriptions_are_one_paragraph() -> None:
+    for name, schema in DOC["components"]["schemas"].items():
+        assert "\n" not in schema.get("description", ""), name
+
+
+# The server takes what the document calls valid and refuses the rest, as the fuzzer checks
+# (tests/test_fuzz.py); these are the cases it found.
+
+
+async def test_a_whole_number_with_a_fraction_is_an_integer(aiohttp_client: Any, tmp_path: Path) -> None:
+    """JSON Schema counts 410.0 as an integer, so the document's `integer` fields take it."""
+    client = await aiohttp_client(create_app(boards_config(tmp_path / "db.sqlite", {})))
+    admin = {"Authorization": f"Bearer {UserAuth(JWT_SECRET).issue('op', roles=('admin',))}"}
+    resp = await client.post("/api/v1/admin/boards", json={"id": "s1", "keepPeriods": 410.0}, headers=admin)
+    assert resp.status == 201 and (await envelope(resp))["data"]["keepPeriods"] == 410
+    write = {"Authorization": f"Bearer {RACER_KEY}", "Idempotency-Key": "k1"}
+    resp = await client.post("/api/v1/boards/high/scores", data='{"userId": "ann", "score": 5e1}', headers=write)
+    assert resp.status == 200 and (await envelope(resp))["data"]["newScore"] == 50
+    for bad in ({"id": "s2", "keepPeriods": 4.5}, {"id": "s2", "keepPeriods": "4"}, {"id": "s2", "keepPeriods": 1e300}):
+        resp = await client.post("/api/v1/admin/boards", json=bad, headers=admin)
+        assert resp.status == 400 and (await envelope(resp))["error"]["code"] == "VALIDATION_ERROR", bad
+    assert (await client.get("/api/v1/boards/s2")).status == 404
+
+
+async def test_a_schedule_refused_beyond_the_schema_names_its_field(aiohttp_client: Any, tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(boards_config(tmp_path / "db.sqlite", {})))
+    admin = {"Authorization": f"Bearer {UserAuth(JWT_SECRET).issue('op', roles=('admin',))}"}
+    for field, value in (("reset", "0 0 30 2 *"), ("reset", "every tuesday"), ("timezone", "Mars/Olympus")):
+        resp = await client.post("/api/v1/admin/boards", json={"id": "s1", field: value}, headers=admin)
+        error = (await envelope(resp))["error"]
+        assert (resp.status, error["code"], error["details"]) == (
+            400,
+            "VALIDATION_ERROR",
+            {"board": "s1", "field": field},
+        )
+        assert (
+            "Checked beyond this schema"
+            in DOC["components"]["schemas"]["BoardCreate"]["properties"][field]["description"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("key", "status"),
+    [(None, 400), ("", 400), ("k" * 101, 400), ("naïve", 400), ("k" * 100, 200), ("!~race:7/lap#2", 200)],
+)
+async def test_idempotency_key_is_read_as_the_document_declares(
+    aiohttp_client: Any, tmp_path: Path, key: str | None, status: int
+) -> None:
+    client = await aiohttp_client(create_app(boards_config(tmp_path / "db.sqlite", {})))
+    headers = {"Authorization": f"Bearer {RACER_KEY}"}
+    if key is not None:
+        headers["idempotency-key"] = key  # header names are case-insensitive
+    resp = await client.post("/api/v1/boards/high/scores", json={"userId": "ann", "score": 5}, headers=headers)
+    answer = await envelope(resp)
+    assert resp.status == status, answer
+    if status == 400:
+        assert answer["error"]["code"] == "VALIDATION_ERROR" and "Idempotency-Key" in answer["error"]["details"]
+
+
+def _answers_as_documented(doc: dict[str, Any], method: str, path: str, status: int, body: Any) -> None:
+    """Validate an answer against the document's schema of that operation and status."""
+    schema = doc["paths"][path][method.lower()]["responses"][str(status)]["content"]["application/json"]["schema"]
+    jsonschema.Draft202012Validator({**schema, "components": doc["components"]}).validate(body)
+
+
+async def test_a_score_below_zero_is_documented(aiohttp_client: Any, tmp_path: Path) -> None:
+    """A trusted write may subtract on an incr board, the default one too: the document promises no
+    score of 0 or more anywhere a board's value is shown."""
+    client = await aiohttp_client(create_app(boards_config(tmp_path / "db.sqlite", {})))
+    doc = await (await client.get("/api/openapi.json")).json()
+    write = {"Authorization": f"Bearer {RACER_KEY}", "Idempotency-Key": "penalty-1"}
+    resp = await client.post("/api/v1/boards/global/scores", json={"userId": "ann", "score": -500}, headers=write)
+    assert resp.status == 200 and (await resp.json())["data"]["newScore"] == -500
+    bearer = {"Authorization": f"Bearer {UserAuth(JWT_SECRET).issue('ann')}"}
+    resp = await client.post(
+        "/api/v1/actions/initialize", json={"actionType": "DEFEAT_BOSS", "actionId": "b1"}, headers=bearer
+    )
+    token = (await resp.json())["data"]["actionToken"]
+    resp = await client.post("/api/v1/scoreboard/update", json={"actionToken": token, "actionId": "b1"}, headers=bearer)
+    award = await resp.json()
+    assert award["data"]["previousScore"] == -500 and award["data"]["newScore"] == 0
+    _answers_as_documented(doc, "POST", "/api/v1/scoreboard/update", 200, award)
+    await client.post(
+        "/api/v1/boards/global/scores",
+        json={"userId": "bob", "score": -7},
+        headers={**write, "Idempotency-Key": "penalty-2"},
+    )
+    for path, documented in (
+        ("/api/v1/scoreboard/top", "/api/v1/scoreboard/top"),
+        ("/api/v1/users/bob/score", "/api/v1/users/{userId}/score"),
+        ("/api/v1/users/bob/boards", "/api/v1/users/{userId}/boards"),
+        ("/api/v1/boards/global/top", "/api/v1/boards/{board}/top"),
+    ):
+        resp = await client.get(path, headers=bearer)
+        body = await resp.json()
+        assert resp.status == 200 and "-7" in json.dumps(body), body
+        _answers_as_documented(doc, "GET", documented, 200, body)
+
+
+async def test_an_integer_query_parameter_is_decimal_digits(aiohttp_client: Any, tmp_path: Path) -> None:
+    """As the README says: `1e1`, `5.0`, `+5` are refused, whatever the parameter's description."""
+    client = await aiohttp_client(create_app(boards_config(tmp_path / "db.sqlite", {})))
+    checked = []
+    for method, path, operation in _operations(DOC):
+        integers = [
+            p["name"]
+            for p in operation.get("parameters", [])
+            if p["in"] == "query" and p["schema"].get("type") == "integer"
+        ]
+        url = path.replace("{board}", "global").replace("{userId}", "ann")
+        for name in integers:
+            for bad in ("1e1", "5.0", "+5"):
+                resp = await client.request(method, url, params={name: bad})
+                assert resp.status == 400, (path, name, bad)
+                assert (await envelope(resp))["error"]["code"] == "VALIDATION_ERROR"
+            checked.append((path, name))
+    assert ("/api/v1/boards/{board}/ranks", "from") in checked and (
+        "/api/v1/boards/{board}/around/{userId}",
+        "radius",
+    ) in checked

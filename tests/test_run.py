@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import run
+from app import create_app, jws
 from app.auth import UserAuth
 from app.config import DEV_JWT_SECRET, Config
 
@@ -107,3 +109,32 @@ def test_demo_refuses_production_and_reachable_hosts(
         monkeypatch.setenv(name, value)
     assert run.main(["--config", str(ROOT / "config.toml"), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_token_roles_make_an_operator(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCOREBOARD_JWT_SECRET", JWT_SECRET.decode())
+    monkeypatch.chdir(ROOT)
+    assert run.main(["token", "op", "--role", "admin", "--role", "support"]) == 0
+    assert UserAuth(JWT_SECRET).verify(capsys.readouterr().out.strip()).roles == {"admin", "support"}
+    assert run.main(["token", "player"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert UserAuth(JWT_SECRET).verify(token).roles == frozenset()
+    assert "roles" not in jws.verify(token, lambda _: JWT_SECRET)[1].decode()  # no claim at all, not an empty one
+
+
+async def test_token_role_opens_the_operator_routes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[auth]\nadmin_role = 'ops'\n[actions.A]\nscore = 1\n")
+    monkeypatch.setenv("SCOREBOARD_JWT_SECRET", JWT_SECRET.decode())
+    tokens = {}
+    for role in ("ops", "admin"):
+        assert run.main(["--config", str(config), "token", "op", "--role", role]) == 0
+        tokens[role] = capsys.readouterr().out.strip()
+    client = await aiohttp_client(create_app(make_config(tmp_path / "db.sqlite", auth={"admin_role": "ops"})))
+    for role, status in (("admin", 403), ("ops", 201)):
+        resp = await client.post(
+            "/api/v1/admin/boards", json={"id": "weekly"}, headers={"Authorization": f"Bearer {tokens[role]}"}
+        )
+        assert resp.status == status, await resp.text()

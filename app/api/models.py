@@ -23,7 +23,10 @@ Id = Annotated[
 ]
 TokenText = Annotated[str, Meta(min_length=1, max_length=2048, description="The action token")]
 Timestamp = Annotated[str, Meta(description="ISO 8601 UTC, ending in Z", examples=["2026-01-15T10:30:00Z"])]
-Score = Annotated[int, Meta(ge=0)]
+# A user's value on a board. Awards only add, but a trusted server may write a negative value (on an
+# incr board, one that subtracts), so no bound is promised beyond the integer.
+Score = Annotated[int, Meta(description="An integer; below 0 only where a trusted server wrote so")]
+Worth = Annotated[int, Meta(ge=0)]  # what an action awards
 Rank = Annotated[int, Meta(ge=1)]
 
 
@@ -50,7 +53,7 @@ class UpdateRequest(_Model):
 class InitializeData(_Model):
     action_token: str
     expires_at: Timestamp
-    expected_score: Score
+    expected_score: Worth
 
 
 class BoardEntry(_Model):
@@ -80,7 +83,7 @@ class UpdateData(_Model):
     user_id: str
     previous_score: Score
     new_score: Score
-    score_increment: Score
+    score_increment: Worth
     rank: Rank
     leaderboard: list[BoardEntry]
     boards: list[AwardBoard]
@@ -134,36 +137,76 @@ PeriodSpec = Annotated[
     Meta(
         min_length=1,
         max_length=32,
-        description="`current`, `previous`, or a period id: YYYY-MM-DD (daily), YYYY-Www (weekly), "
-        "YYYY-MM (monthly), YYYY-MM-DDTHH:MM (cron), all (never)",
-        examples=["current"],
+        description="Which period: `current` (the default: the one now), `previous` (the one before it), or a "
+        "period's id, its start in the board's timezone: `YYYY-MM-DD` (daily), `YYYY-Www` (ISO week, weekly), "
+        "`YYYY-MM` (monthly), `YYYY-MM-DDTHH:MM` (cron), `all` (a board that never resets). A finished period "
+        "stays readable until keepPeriods newer ones exist; otherwise 404 PERIOD_NOT_FOUND",
+        examples=["current", "previous", "2026-W49"],
     ),
 ]
 Value = Annotated[int, Meta(ge=-(2**53), le=2**53, description="An integer within ±2^53")]
 Limit = Annotated[int, Meta(ge=1, le=WATCHED_PLACES)]
 Title = Annotated[str, Meta(min_length=1, max_length=100)]
-Order = Literal["desc", "asc"]
-Operator = Literal["incr", "best", "set"]
-Format = Literal["number", "duration_ms"]
+Order = Annotated[
+    Literal["desc", "asc"],
+    Meta(
+        description="desc: higher is better; asc: lower is better (times, strokes). Ties: subscore the same "
+        "way (absent counts as 0), then whoever reached the value first, then user id"
+    ),
+]
+Operator = Annotated[
+    Literal["incr", "best", "set"],
+    Meta(
+        description="How a write changes an entry: incr adds its value (actions award only on incr boards), "
+        "best keeps the better value, set keeps the latest"
+    ),
+]
+Format = Annotated[
+    Literal["number", "duration_ms"],
+    Meta(description="How pages show a score: a number, or a duration in milliseconds"),
+]
 Reset = Annotated[
     str,
     Meta(
         min_length=1,
         max_length=100,
-        description="never | daily | weekly | monthly | a 5-field cron expression",
+        description="When a new period starts: never | daily | weekly (ISO weeks, Monday) | monthly | a 5-field "
+        "cron expression that fires at least every 5 years, at local midnight (or the cron time) in the board's "
+        "timezone. Checked beyond this schema: 400 VALIDATION_ERROR with details.field `reset`",
         examples=["weekly"],
     ),
 ]
-Zone = Annotated[str, Meta(min_length=1, max_length=64, description="An IANA time zone", examples=["Europe/Berlin"])]
+Zone = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        description="An IANA time zone name. Checked beyond this schema: 400 VALIDATION_ERROR with details.field "
+        "`timezone`",
+        examples=["Europe/Berlin"],
+    ),
+]
+KeepPeriods = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=1000,
+        description="Finished periods kept readable (with period=...); older ones leave the board, never the history",
+    ),
+]
 
 
 class PeriodData(_Model):
+    """A span between two resets; startsAt and endsAt are null on a board that never resets."""
+
     id: str
     starts_at: Timestamp | None
     ends_at: Timestamp | None
 
 
 class BoardData(_Model):
+    """A board in use, with its current period."""
+
     id: str
     title: str
     order: Order
@@ -172,7 +215,7 @@ class BoardData(_Model):
     timezone: str
     keep_periods: int
     format: Format
-    period: PeriodData
+    period: PeriodData  # the current one
 
 
 class BoardsData(_Model):
@@ -180,10 +223,14 @@ class BoardsData(_Model):
 
 
 class BoardDetail(BoardData):
+    """A board, with how many entries its current period has."""
+
     entries: int
 
 
 class RankedEntry(_Model, omit_defaults=True):
+    """One entry of a board period; subscore and metadata only when a trusted server gave them."""
+
     rank: Rank
     user_id: str
     username: str
@@ -201,10 +248,14 @@ class BoardTopData(_Model):
 
 
 class RanksData(BoardTopData):
+    """The entries at ranks from .. from+limit-1 (fewer at the end of the board) and how many there are."""
+
     total: int
 
 
 class AroundData(_Model):
+    """A user's rank (null when not on the board, with no entries) and the entries around it."""
+
     board: str
     period: str
     rank: Rank | None
@@ -213,21 +264,29 @@ class AroundData(_Model):
 
 
 class LookupData(_Model):
+    """The entries of the users asked for that are on the board, by rank."""
+
     board: str
     period: str
     entries: list[RankedEntry]
 
 
 class PeriodEntry(PeriodData):
+    """A period and how many entries it has."""
+
     entries: int
 
 
 class PeriodsData(_Model):
+    """The current period and the kept finished ones that have entries, newest first."""
+
     board: str
     periods: list[PeriodEntry]
 
 
 class UserBoard(_Model):
+    """A user's standing in the current period of one board."""
+
     board: str
     period: str
     score: int
@@ -241,6 +300,9 @@ class UserBoardsData(_Model):
 
 
 class ScoreWriteData(_Model):
+    """What a trusted write did: `improved` is true when the stored value changed; `previousScore`
+    is null on a first entry in the period."""
+
     board: str
     period: str
     user_id: str
@@ -251,6 +313,8 @@ class ScoreWriteData(_Model):
 
 
 class RetiredData(_Model):
+    """A retired board: no longer listed, read or written; its id is never used again."""
+
     board: str
     retired: bool
 
@@ -263,56 +327,96 @@ class LookupRequest(_Model):
 
 
 class ScoreWriteRequest(_Model):
-    """A trusted server's value for one user, applied by the board's operator."""
+    """A trusted server's value for one user in the board's current period, applied by the board's
+    operator: incr adds it, best keeps it when better (score, then subscore, the board's way), set
+    keeps it. A user unknown so far is created."""
 
     user_id: Id
     score: Value
-    subscore: Value | None = None
+    subscore: (
+        Annotated[Value, Meta(description="Breaks ties of score, the board's way (absent counts as 0)")] | None
+    ) = None
     metadata: (
-        Annotated[dict[str, Any], Meta(description="A JSON object of at most 1 KiB, shown with the entry")] | None
+        Annotated[
+            dict[str, Any],
+            Meta(description="A JSON object of at most 1 KiB (as compact JSON), shown with the entry"),
+        ]
+        | None
     ) = None
 
 
-class BoardCreate(_Model):
-    """A board to create at run time; omitted fields as for `global`."""
+# A board made and retired at run time, as an operator's examples name one.
+SeasonBoardId = Annotated[BoardId, Meta(examples=["season-1"])]
 
-    id: BoardId
+
+class BoardCreate(_Model):
+    """A board to create at run time; it survives restarts. Omitted fields as for `global`, the title
+    defaults to the id. An id in use or retired is refused (409 BOARD_EXISTS)."""
+
+    id: SeasonBoardId
     title: Title | None = None
     order: Order = "desc"
     operator: Operator = "incr"
     reset: Reset = "never"
     timezone: Zone = "UTC"
-    keep_periods: Annotated[int, Meta(ge=0, le=1000)] = 12
+    keep_periods: KeepPeriods = 12
     format: Format = "number"
 
 
 class BoardChange(_Model):
-    """What may change on a board in use (order, operator, reset and zone would re-rank or re-period
-    what is there: retire the board and create another)."""
+    """What may change on a board in use; absent fields stay as they are. (Order, operator, reset and
+    timezone would re-rank or re-period what is there: retire the board and create another.)"""
 
     title: Title | None = None
-    keep_periods: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    keep_periods: KeepPeriods | None = None
     format: Format | None = None
 
 
 class BoardTopQuery(_Model):
-    limit: Limit = 10
+    limit: Annotated[Limit, Meta(description="How many entries, from rank 1")] = 10
     period: PeriodSpec = "current"
 
 
 class RanksQuery(_Model):
-    from_: Annotated[int, Meta(ge=1, le=2**31)] = msgspec.field(default=1, name="from")
-    limit: Limit = 10
+    from_: Annotated[int, Meta(ge=1, le=2**31, description="The first rank shown")] = msgspec.field(
+        default=1, name="from"
+    )
+    limit: Annotated[Limit, Meta(description="How many ranks from `from`")] = 10
     period: PeriodSpec = "current"
 
 
 class AroundQuery(_Model):
-    radius: Annotated[int, Meta(ge=0, le=25)] = 5
+    radius: Annotated[int, Meta(ge=0, le=25, description="Ranks shown on each side of the user")] = 5
     period: PeriodSpec = "current"
+
+
+MAX_IDEMPOTENCY_KEY_CHARS = 100
+IdempotencyKey = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_CHARS,
+        pattern=r"^[!-~]+(?!\n)$",
+        description="1-100 visible ASCII characters naming this write. A retry with the same key and body, "
+        "within limits.idempotency_hours, answers the first answer again and changes nothing; the same key "
+        "with another body is 409 IDEMPOTENCY_CONFLICT",
+        examples=["race-7f3a-lap-2"],
+    ),
+]
+
+
+class ScoreWriteHeaders(msgspec.Struct, kw_only=True):
+    """The headers a trusted write requires."""
+
+    idempotency_key: IdempotencyKey = msgspec.field(name="Idempotency-Key")
 
 
 class BoardPath(_Model):
     board: BoardId
+
+
+class OperatorBoardPath(_Model):
+    board: SeasonBoardId
 
 
 class AroundPath(_Model):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import msgspec
 
+from ..config import SCORES_WRITE, AuthSettings, LimitSettings
 from ..errors import ApiError
 from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN
 from .models import ErrorEnvelope
@@ -32,14 +34,16 @@ def _ref(model: type, components: dict[str, Any]) -> dict[str, Any]:
 
 def _parameters(endpoint: Endpoint, components: dict[str, Any]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
-    for where, model in (("path", endpoint.path_params), ("query", endpoint.query)):
+    for where, model in (("path", endpoint.path_params), ("query", endpoint.query), ("header", endpoint.headers)):
         if model is None:
             continue
         properties, required = _properties(model, components)
-        for name, schema in properties.items():
-            params.append(
-                {"name": name, "in": where, "required": where == "path" or name in required, "schema": schema}
-            )
+        for name, declared in properties.items():
+            schema = dict(declared)  # a copy: the model's own schema is among the components too
+            param = {"name": name, "in": where, "required": where == "path" or name in required, "schema": schema}
+            if "description" in schema:  # readers show a parameter's description, not its schema's
+                param["description"] = schema.pop("description")
+            params.append(param)
     return params
 
 
@@ -140,7 +144,37 @@ def _link(link: Link) -> dict[str, Any]:
     return out
 
 
-def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class _Facts:
+    """What the running server's configuration adds to the document."""
+
+    actions: Sequence[str]
+    admin_role: str
+    idempotency_hours: int
+
+
+def _security(endpoint: Endpoint, facts: _Facts) -> tuple[list[dict[str, list[str]]], str]:
+    """The operation's security requirement (OpenAPI 3.1 lets a bearer scheme's list name the roles
+    it needs) and what the description says about it."""
+    if endpoint.auth == "user":
+        return [{"bearer": []}], ""
+    if endpoint.auth == "operator":
+        return [{"bearer": [facts.admin_role]}], (
+            f"Operators only: the bearer JWT's `roles` claim must hold `{facts.admin_role}` (auth.admin_role); "
+            "403 FORBIDDEN otherwise. Each change is logged with the operator's user id."
+        )
+    if endpoint.auth == "service":
+        return [{"serviceKey": [SCORES_WRITE]}], (
+            f"Trusted servers only: `Authorization: Bearer <service key>` of a [services.NAME] whose `scopes` hold "
+            f"`{SCORES_WRITE}` and whose `boards`, when listed, hold this board; 403 FORBIDDEN otherwise. The "
+            f"`Idempotency-Key` header is required (missing or malformed: 400 VALIDATION_ERROR); a retry with the "
+            f"same key and body within {facts.idempotency_hours} h (limits.idempotency_hours) answers the first "
+            "answer again and changes nothing, the same key with another body is 409 IDEMPOTENCY_CONFLICT."
+        )
+    return [], ""
+
+
+def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) -> dict[str, Any]:
     responses = {str(endpoint.status): _success(endpoint, components)}
     parameters = _parameters(endpoint, components)
     if endpoint.cache == "public":
@@ -159,8 +193,11 @@ def _operation(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
             "required": True,
             "content": {"application/json": {"schema": _ref(endpoint.request, components)}},
         }
-    if endpoint.auth:
-        operation["security"] = [{"bearer": []}]
+    security, note = _security(endpoint, facts)
+    if security:
+        operation["security"] = security
+    if note:
+        operation["description"] = note
     return operation
 
 
@@ -170,36 +207,76 @@ def _catalog(components: dict[str, Any], actions: Sequence[str]) -> None:
     for schema in components.values():
         action_type = schema.get("properties", {}).get("actionType")
         if action_type is not None and actions:
-            action_type["description"] = "An action of this server's catalog"
+            action_type["description"] = (
+                "An action of this server's catalog; it awards on the boards its entry names "
+                "(actions.NAME.boards; the default board when it names none)"
+            )
             action_type["enum"] = sorted(actions)
             action_type["examples"] = sorted(actions)[:1]
 
 
-def build_openapi(endpoints: tuple[Endpoint, ...], *, version: str, actions: Sequence[str] = ()) -> dict[str, Any]:
-    """The whole document for the given endpoints and action catalog."""
+_SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A user's JWT from the identity system (HS256; `sub` the user id, `exp` required, `name` "
+        "the display name). Operator routes also need auth.admin_role among its `roles` claim.",
+    },
+    "serviceKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A trusted server's service key, configured as its SHA-256 (hex) in `key_sha256` under "
+        "[services.NAME], with its `scopes` and optionally the `boards` it may write to.",
+    },
+}
+
+
+def build_openapi(
+    endpoints: tuple[Endpoint, ...],
+    *,
+    version: str,
+    actions: Sequence[str] = (),
+    admin_role: str = AuthSettings().admin_role,
+    idempotency_hours: int = LimitSettings().idempotency_hours,
+) -> dict[str, Any]:
+    """The whole document for the given endpoints, action catalog, operators' role and retention of
+    idempotency keys."""
+    facts = _Facts(actions=actions, admin_role=admin_role, idempotency_hours=idempotency_hours)
     components: dict[str, Any] = {}
     _ref(ErrorEnvelope, components)
     paths: dict[str, Any] = {}
     for endpoint in endpoints:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components)
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components, facts)
     _catalog(components, actions)
+    for schema in components.values():
+        if "description" in schema:  # a docstring's line breaks and indentation
+            schema["description"] = " ".join(schema["description"].split())
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Scoreboard",
             "version": version,
-            "description": "Real-time leaderboard: the server decides what each action is worth and awards it "
-            "exactly once. Every response is an envelope: "
+            "description": "Real-time leaderboards: the server decides what each action is worth and awards it "
+            "exactly once, on the boards the action names; trusted servers write scores with a service key. "
+            "The routes without a board mean the default board. Every response is an envelope: "
             '`{"success": true, "data": ...}` or `{"success": false, "error": {code, message, details}}`.',
         },
         "paths": paths,
-        "components": {
-            "schemas": dict(sorted(components.items())),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        },
+        "components": {"schemas": dict(sorted(components.items())), "securitySchemes": _SECURITY_SCHEMES},
     }
 
 
-def encode_openapi(endpoints: tuple[Endpoint, ...], *, version: str, actions: Sequence[str] = ()) -> bytes:
+def encode_openapi(
+    endpoints: tuple[Endpoint, ...],
+    *,
+    version: str,
+    actions: Sequence[str] = (),
+    admin_role: str = AuthSettings().admin_role,
+    idempotency_hours: int = LimitSettings().idempotency_hours,
+) -> bytes:
     """The document as JSON bytes, built once at start."""
-    return msgspec.json.encode(build_openapi(endpoints, version=version, actions=actions))
+    doc = build_openapi(
+        endpoints, version=version, actions=actions, admin_role=admin_role, idempotency_hours=idempotency_hours
+    )
+    return msgspec.json.encode(doc)

@@ -27,6 +27,11 @@ class Link:
     body: Mapping[str, str] = field(default_factory=dict)  # fields of the target's request body
 
 
+# Who may call an endpoint: anyone (None); a user, by a bearer JWT; an operator, by a bearer JWT
+# whose `roles` claim holds auth.admin_role; a trusted server, by a service key.
+Caller = Literal["user", "operator", "service"] | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Endpoint:
     """One route: what it takes, what it answers, which contract errors it can give."""
@@ -41,7 +46,8 @@ class Endpoint:
     request: type | None = None
     query: type | None = None
     path_params: type | None = None
-    auth: bool = False
+    headers: type | None = None  # request headers it requires, one field per header
+    auth: Caller = None
     errors: tuple[type[e.ApiError], ...] = ()
     links: tuple[Link, ...] = ()
     tag: str = "scoreboard"
@@ -105,7 +111,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="Start an action: get a one-time action token worth the catalog's score",
         response=m.InitializeData,
         request=m.InitializeRequest,
-        auth=True,
+        auth="user",
         errors=(*_AUTH_ERRORS, e.Forbidden, e.InvalidAction, e.ActionAlreadyCompleted, e.ServiceUnavailable),
         links=(
             Link(
@@ -123,7 +129,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="Complete an action: consume its token and award its score exactly once",
         response=m.UpdateData,
         request=m.UpdateRequest,
-        auth=True,
+        auth="user",
         errors=(
             *_AUTH_ERRORS,
             e.InvalidToken,
@@ -153,7 +159,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="A user's score, rank and percentile (rank null before the first award)",
         response=m.UserScoreData,
         path_params=m.UserPath,
-        auth=True,
+        auth="user",
         errors=(*_AUTH_ERRORS, e.UserNotFound),
         cache="private",
     ),
@@ -239,7 +245,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="A user's score, rank and percentile in the current period of every board they are on",
         response=m.UserBoardsData,
         path_params=m.UserPath,
-        auth=True,
+        auth="user",
         errors=(*_AUTH_ERRORS, e.UserNotFound),
         tag="boards",
         cache="private",
@@ -248,13 +254,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/boards/{board}/scores",
         handler=views.board_scores,
-        summary="A trusted server's score write (service key with the scope scores:write; an "
-        "`Idempotency-Key` header of 1-100 visible ASCII characters is required and answers retries "
-        "for limits.idempotency_hours)",
+        summary="A trusted server's score write in the board's current period, applied by the board's operator "
+        "once per Idempotency-Key",
         response=m.ScoreWriteData,
         request=m.ScoreWriteRequest,
         path_params=m.BoardPath,
-        auth=True,
+        headers=m.ScoreWriteHeaders,
+        auth="service",
         errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.IdempotencyConflict, e.ServiceUnavailable),
         tag="trusted servers",
     ),
@@ -262,11 +268,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/boards",
         handler=views.create_board,
-        summary="Create a board (operators: a bearer JWT whose `roles` claim holds auth.admin_role)",
+        summary="Create a board; it survives restarts and reaches every process within 5 s",
         response=m.BoardDetail,
         status=201,
         request=m.BoardCreate,
-        auth=True,
+        auth="operator",
         errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardExists, e.ServiceUnavailable),
         tag="operators",
     ),
@@ -274,11 +280,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="PATCH",
         path="/api/v1/admin/boards/{board}",
         handler=views.change_board,
-        summary="Change a board's title, kept periods or format (operators)",
+        summary="Change a board's title, kept periods or format, at once in this process and within 5 s in the others",
         response=m.BoardDetail,
         request=m.BoardChange,
-        path_params=m.BoardPath,
-        auth=True,
+        path_params=m.OperatorBoardPath,
+        auth="operator",
         errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.ServiceUnavailable),
         tag="operators",
     ),
@@ -286,11 +292,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="DELETE",
         path="/api/v1/admin/boards/{board}",
         handler=views.retire_board,
-        summary="Retire a board: no longer listed, read or written; its history stays (operators; not "
-        "the default board nor one the action catalog awards on)",
+        summary="Retire a board: no longer listed, read or written, its id never used again; its history "
+        "stays. Not the default board nor one the action catalog awards on (409 BOARD_IN_USE)",
         response=m.RetiredData,
-        path_params=m.BoardPath,
-        auth=True,
+        path_params=m.OperatorBoardPath,
+        auth="operator",
         errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.BoardInUse, e.ServiceUnavailable),
         tag="operators",
     ),

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import aiohttp_jinja2
+import msgspec
 from aiohttp import hdrs, web
 
 from ..auth import Principal
-from ..boards.trusted import idempotency_key
 from ..decoding import convert_strings, decode_json, decoder_for
 from ..errors import NotFound, ServiceUnavailable
 from ..top_cache import TopAnswer
@@ -38,7 +38,9 @@ from .models import (
     HealthData,
     InitializeRequest,
     LookupRequest,
+    OperatorBoardPath,
     RanksQuery,
+    ScoreWriteHeaders,
     ScoreWriteRequest,
     TopQuery,
     UpdateRequest,
@@ -75,6 +77,16 @@ def query_of(request: web.Request, model: type[T]) -> T:
 def path_of(request: web.Request, model: type[T]) -> T:
     """The path parameters validated into `model`."""
     return convert_strings(dict(request.match_info), model)
+
+
+def headers_of(request: web.Request, model: type[T]) -> T:
+    """The headers `model` declares (by their names, in any case) validated into it; VALIDATION_ERROR
+    naming the header otherwise."""
+    return convert_strings({name: request.headers[name] for name in _names(model) if name in request.headers}, model)
+
+
+def _names(model: type) -> list[str]:
+    return [field.encode_name for field in msgspec.structs.fields(model)]
 
 
 async def top(request: web.Request) -> web.Response:
@@ -162,9 +174,9 @@ async def user_boards(request: web.Request) -> web.Response:
 async def board_scores(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEYS].from_header(request.headers.get("Authorization"))
     path = path_of(request, BoardPath)
-    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    headers = headers_of(request, ScoreWriteHeaders)
     body = await parse_body(request, ScoreWriteRequest)
-    return ok(await request.app[TRUSTED_WRITES].write(service, path.board, key, body))
+    return ok(await request.app[TRUSTED_WRITES].write(service, path.board, headers.idempotency_key, body))
 
 
 async def create_board(request: web.Request) -> web.Response:
@@ -175,14 +187,14 @@ async def create_board(request: web.Request) -> web.Response:
 
 async def change_board(request: web.Request) -> web.Response:
     user = principal(request)
-    path = path_of(request, BoardPath)
+    path = path_of(request, OperatorBoardPath)
     body = await parse_body(request, BoardChange)
     return ok(await request.app[BOARD_ADMIN].change(user, path.board, body))
 
 
 async def retire_board(request: web.Request) -> web.Response:
     user = principal(request)
-    path = path_of(request, BoardPath)
+    path = path_of(request, OperatorBoardPath)
     return ok(await request.app[BOARD_ADMIN].retire(user, path.board))
 
 

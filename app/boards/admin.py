@@ -93,5 +93,7 @@ def _checked(board_id: str, settings: BoardSettings) -> BoardSettings:
     try:
         check_board(board_id, settings)
     except ConfigError as exc:
-        raise ValidationFailed(str(exc).split(": ", 1)[-1], details={"board": board_id}) from None
+        # "boards.ID.FIELD: what is wrong": the field in the details, as no schema can state these rules
+        where, _, problem = str(exc).partition(": ")
+        raise ValidationFailed(problem, details={"board": board_id, "field": where.rsplit(".", 1)[-1]}) from None
     return settings

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import msgspec
 
 from ..api.models import ScoreWriteData, ScoreWriteRequest
-from ..config import Scope, ServiceSettings
+from ..config import SCORES_WRITE, Scope, ServiceSettings
 from ..errors import Forbidden, Unauthorized, ValidationFailed
 from ..placing import Placer, best_effort
 from ..ranking import Ranking
@@ -21,7 +21,6 @@ from .catalog import Catalog
 log = logging.getLogger(__name__)
 
 MAX_METADATA_BYTES = 1024
-MAX_KEY_CHARS = 100
 _canonical = msgspec.json.Encoder(order="sorted")
 _answer = msgspec.json.Encoder()
 _answer_of = msgspec.json.Decoder(ScoreWriteData)
@@ -66,17 +65,6 @@ class ServiceKeys:
         return service
 
 
-def idempotency_key(header: str | None) -> str:
-    """The Idempotency-Key header's value: 1-100 visible ASCII characters; VALIDATION_ERROR otherwise."""
-    if header is None:
-        raise ValidationFailed("A score write needs an Idempotency-Key header", details={"header": "Idempotency-Key"})
-    if not 1 <= len(header) <= MAX_KEY_CHARS or not all("!" <= ch <= "~" for ch in header):
-        raise ValidationFailed(
-            "Idempotency-Key is 1-100 visible ASCII characters", details={"header": "Idempotency-Key"}
-        )
-    return header
-
-
 class TrustedWrites:
     """Applies trusted servers' score writes."""
 
@@ -90,7 +78,7 @@ class TrustedWrites:
     async def write(self, service: Service, board_id: str, key: str, request: ScoreWriteRequest) -> ScoreWriteData:
         """Apply the board's operator to the user's entry in the current period, once per key: a
         retry with the same body answers the first answer again."""
-        service.check("scores:write", board_id)
+        service.check(SCORES_WRITE, board_id)
         board = self.catalog.get(board_id)
         metadata = None
         if request.metadata is not None:
