@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.errors import BoardExists, BoardNotFound, IdempotencyConflict, TokenAlreadyUsed
+from app.errors import BoardExists, BoardNotFound, IdempotencyConflict, TokenAlreadyUsed, ValidationFailed
 from app.records import BoardPeriod, ScoreWrite
 from app.storage import Store
 from app.storage.schema import SQLITE, migrations
@@ -183,3 +183,17 @@ async def test_scores_from_before_boards_move_to_global(dsn: str | None, tmp_pat
         assert written.change.new_score == 161 and written.change.seq > award.changes[0].seq
     finally:
         await migrated.close()
+
+
+async def test_a_sum_beyond_the_range_is_refused_and_writes_nothing(store: Store) -> None:
+    await store.write_score(write("a", 2**53, where=GLOBAL, operator="incr"))
+    ok, refused = await asyncio.gather(
+        store.write_score(write("b", 5, where=GLOBAL, operator="incr", user="v")),  # in the same batch
+        store.write_score(write("c", 1, where=GLOBAL, operator="incr")),
+        return_exceptions=True,
+    )
+    assert isinstance(refused, ValidationFailed) and not isinstance(ok, BaseException)
+    assert await score(store, "u") == 2**53 and await score(store, "v") == 5
+    # Nothing of the refused write stayed, its key included: the key is free for another request.
+    retry = await store.write_score(write("c", -1, where=GLOBAL, operator="incr", request_hash="other"))
+    assert retry.replayed is False and retry.change.new_score == 2**53 - 1

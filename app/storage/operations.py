@@ -22,11 +22,13 @@ from ..errors import (
     RateLimited,
     TokenAlreadyUsed,
     TokenExpired,
+    ValidationFailed,
 )
 from ..records import Award, AwardClaim, EntryChange, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
 from .schema import Dialect
 
 T = TypeVar("T")
+MAX_VALUE = 2**53  # scores and subscores are integers within ±2^53 (exact in JSON numbers and Redis)
 Row = tuple[Any, ...] | None
 Query = tuple[str, tuple[Any, ...]]
 Steps = Generator[Query, Row, T]  # yields queries, is sent each one's first row, returns the answer
@@ -332,7 +334,8 @@ class Operations:
     def write_score(self, write: ScoreWrite) -> Steps[WriteOutcome]:
         """A trusted server's write: claim its Idempotency-Key (a key used before answers what it
         answered, or IDEMPOTENCY_CONFLICT for another request), apply the board's operator, keep
-        the write in the history with the service's name."""
+        the write in the history with the service's name. Its one refusal after a write (a sum
+        beyond ±2^53) relies on the store undoing the write: SQLite runs it in a savepoint."""
         now, where = write.now_ms, write.where
         if (yield self.claim_key, (write.service, write.key, write.request_hash, now)) is None:
             kept = yield self.kept_key, (write.service, write.key)
@@ -346,6 +349,10 @@ class Operations:
         assert user is not None
         entry = yield self.entry, (where.board, where.period, write.user_id)
         score, subscore, metadata, changed = apply_operator(write, entry)
+        if not -MAX_VALUE <= score <= MAX_VALUE:  # an incr board's sum: refused, written nothing (rolled back)
+            raise ValidationFailed(
+                "The board's value would leave the range of ±2^53", details={"field": "score", "newScore": score}
+            )
         history = yield (
             self.record_change,
             (

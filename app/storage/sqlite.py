@@ -47,6 +47,25 @@ def _steps(steps: Steps[T]) -> Write[T]:
     return write
 
 
+def _undoable(steps: Steps[T]) -> Write[T]:
+    """Shared steps inside a savepoint of their own: a refusal after their first write undoes it,
+    and the batch's other writes stand (two statements more: for writes other than awards)."""
+    run = _steps(steps)
+
+    def write(db: sqlite3.Connection) -> T:
+        db.execute("SAVEPOINT step")
+        try:
+            answer = run(db)
+        except BaseException:
+            db.execute("ROLLBACK TO step")
+            db.execute("RELEASE step")
+            raise
+        db.execute("RELEASE step")
+        return answer
+
+    return write
+
+
 def _purge(statement: str, before_ms: int) -> Write[int]:
     def write(db: sqlite3.Connection) -> int:
         return db.execute(statement, (before_ms, PURGE_CHUNK)).rowcount
@@ -167,7 +186,7 @@ class SqliteStore:
 
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key."""
-        return await self.writer.write(_steps(OPS.write_score(write)))
+        return await self.writer.write(_undoable(OPS.write_score(write)))
 
     async def keep_answer(self, service: str, key: str, answer: str) -> None:
         """Keep a trusted write's first answer."""

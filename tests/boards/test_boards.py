@@ -315,3 +315,10 @@ async def test_a_daily_board_follows_its_zone_across_daylight_saving(flow: Flow,
     clock.now_ms = int(datetime(2026, 10, 25, 12, 0, tzinfo=UTC).timestamp() * 1000)
     daily = {b["id"]: b for b in (await boards.get("/api/v1/boards"))["boards"]}["daily"]["period"]
     assert daily == {"id": "2026-10-25", "startsAt": "2026-10-24T22:00:00.000Z", "endsAt": "2026-10-25T23:00:00.000Z"}
+
+
+async def test_an_incr_sum_beyond_the_range_is_refused(boards: Boards) -> None:
+    await boards.write("global", {"userId": "ann", "score": 2**53}, key="a")
+    refused = await boards.write("global", {"userId": "ann", "score": 2**53}, key="b", status=400)
+    assert refused["code"] == "VALIDATION_ERROR"
+    assert await boards.top("global") == [("ann", 2**53)]
