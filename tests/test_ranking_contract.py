@@ -278,6 +278,20 @@ async def test_slice_at_the_edges(ranking: Ranking) -> None:
     assert await ranking.slice(ASC, 1, 10) == []  # a board nobody wrote to
 
 
+async def test_around_a_user_at_the_edges(ranking: Ranking) -> None:
+    for i in range(1, 8):
+        await ranking.put(ASC, _s(f"u{i}", 10 * i, i, subscore=i % 3 or None))
+    every = await ranking.top(ASC, 7)
+    for user, radius in (("u1", 2), ("u4", 1), ("u7", 3), ("u4", 0), ("u3", 25)):
+        position, places = await ranking.around(ASC, user, radius)
+        assert position == await ranking.position(ASC, user)
+        assert position is not None and position.size == 7
+        assert places == await ranking.slice(ASC, position.rank - radius, position.rank + radius)
+        assert places == every[max(position.rank - radius, 1) - 1 : position.rank + radius]
+    assert await ranking.around(ASC, "nobody", 5) == (None, [])
+    assert await ranking.around(WHERE, "u1", 5) == (None, [])  # another board
+
+
 async def test_an_empty_board(ranking: Ranking) -> None:
     assert await ranking.size(WHERE) == 0
     assert await ranking.top(WHERE, 10) == [] and await ranking.ranked(WHERE, 1, 10) == []

@@ -138,12 +138,10 @@ class BoardReads:
         """A user's rank and the entries from rank-radius to rank+radius (none when not on the board)."""
         board = self.catalog.get(board_id)
         where = board.where(board.period(period, self.clock()))
-        position = await self.ranking.position(where, user_id)
+        position, places = await self.ranking.around(where, user_id, radius)
         if position is None:
-            return AroundData(
-                board=board.id, period=where.period, rank=None, entries=[], total=await self.ranking.size(where)
-            )
-        places = await self.ranking.slice(where, position.rank - radius, position.rank + radius)
+            total = await self.ranking.size(where)
+            return AroundData(board=board.id, period=where.period, rank=None, entries=[], total=total)
         return AroundData(
             board=board.id, period=where.period, rank=position.rank, entries=_entries(places), total=position.size
         )

@@ -60,6 +60,12 @@ class Ranking(Protocol):
     async def positions(self, where: BoardPeriod, user_ids: Sequence[str]) -> list[Position]:
         """The standings and ranks of those of these users on the board, by rank."""
 
+    async def around(
+        self, where: BoardPeriod, user_id: str, radius: int
+    ) -> tuple[Position | None, list[tuple[int, Standing]]]:
+        """A user's place and the standings `radius` ranks either side ((None, []) when the user
+        is not on the board)."""
+
     async def rename(self, user_id: str, username: str) -> bool:
         """Refresh the display name of a user on every board; True if it changed."""
 

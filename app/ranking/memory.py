@@ -151,6 +151,15 @@ class MemoryRanking(Fills):
                 found.append(Position(standing=standing, rank=rank, size=len(index)))
         return sorted(found, key=lambda p: p.rank)
 
+    async def around(
+        self, where: BoardPeriod, user_id: str, radius: int
+    ) -> tuple[Position | None, list[tuple[int, Standing]]]:
+        """A user's place and the standings `radius` ranks either side."""
+        position = await self.position(where, user_id)
+        if position is None:
+            return None, []
+        return position, self._read(where).slice(position.rank - radius, position.rank + radius)
+
     async def rename(self, user_id: str, username: str) -> bool:
         """Refresh a display name on every board period."""
         changed = False

@@ -124,6 +124,30 @@ end
 return out
 """)
 
+# KEYS: rank, cards, names; ARGV: user, radius. Returns {size, rank or 0, then member, score,
+# card, name for ranks rank-radius .. rank+radius}: around-me in one call (the slice needs the rank).
+_AROUND = _lua("""
+local out = {redis.call('ZCARD', KEYS[1]), 0}
+local card = redis.call('HGET', KEYS[2], ARGV[1])
+if not card then return out end
+local rank = redis.call('ZREVRANK', KEYS[1], string.sub(card, 1, $order) .. ':' .. ARGV[1])
+if not rank then return out end
+out[2] = rank + 1
+local radius = tonumber(ARGV[2])
+local rows = redis.call('ZREVRANGE', KEYS[1], math.max(rank - radius, 0), rank + radius, 'WITHSCORES')
+local users = {}
+for i = 1, #rows, 2 do users[#users + 1] = string.sub(rows[i], $user_from) end
+local cards = redis.call('HMGET', KEYS[2], unpack(users))
+local names = redis.call('HMGET', KEYS[3], unpack(users))
+for j, user in ipairs(users) do
+  out[#out + 1] = rows[2 * j - 1]
+  out[#out + 1] = rows[2 * j]
+  out[#out + 1] = cards[j] or ''
+  out[#out + 1] = names[j] or user
+end
+return out
+""")
+
 # KEYS: rank, cards, names; ARGV: user ids. Returns {size, then member, rank, score, card, name
 # for each of these users on the board}.
 _POSITIONS = _lua("""
@@ -221,6 +245,7 @@ class RedisRanking(Fills):
         self._load = client.register_script(_LOAD)
         self._slice = client.register_script(_SLICE)
         self._positions = client.register_script(_POSITIONS)
+        self._around = client.register_script(_AROUND)
         self._ranks = client.register_script(_RANKS)
         self._rename = client.register_script(_RENAME)
         self._delete_if = client.register_script(COMPARE_AND_DELETE)
@@ -358,6 +383,22 @@ class RedisRanking(Fills):
                 found.append(Position(standing=standing, rank=int(rank), size=size))
         return sorted(found, key=lambda p: p.rank)
 
+    async def around(
+        self, where: BoardPeriod, user_id: str, radius: int
+    ) -> tuple[Position | None, list[tuple[int, Standing]]]:
+        """A user's place and the standings `radius` ranks either side, in one round trip."""
+        with unavailable_on_outage():
+            reply = cast(list[Any], await self.trips.script(self._around, self._keys(where), [user_id, radius]))
+        size, rank = int(reply[0]), int(reply[1])
+        if not rank:
+            return None, []
+        shown = []
+        for place, at in enumerate(range(2, len(reply), 4), start=max(rank - radius, 1)):
+            raw, score, card, name = reply[at : at + 4]
+            shown.append((place, _standing(raw, score, card, name, where.ascending)))
+        mine = next(s for place, s in shown if place == rank)
+        return Position(standing=mine, rank=rank, size=size), shown
+
     async def rename(self, user_id: str, username: str) -> bool:
         """Refresh the display name of a user on every board in one command; True if it changed."""
         with unavailable_on_outage():
@@ -396,8 +437,9 @@ class RedisRanking(Fills):
 
     async def size(self, where: BoardPeriod) -> int:
         """Users on the board."""
-        with unavailable_on_outage():
-            return int(await self.client.zcard(self._shelf(where).rank))
+        key = self._shelf(where).rank
+        with unavailable_on_outage():  # in the shared trip: a rank page's slice and size go together
+            return int(await self.trips.call(lambda pipe: pipe.zcard(key)))
 
     async def counts_at_most(self, where: BoardPeriod, bounds: Sequence[int]) -> list[int]:
         """Users with a score at most each bound: one ZCOUNT each, in one round trip."""
