@@ -1,5 +1,8 @@
 """`python -m bench run [...]`: benchmark the Scoreboard against bare baselines on 127.0.0.1;
-`python -m bench bigboard [...]`: rebuild and rank lookups with a million users on the board."""
+`python -m bench bigboard [...]`: rebuild, rank lookups, around-me and rank ranges with a million
+entries on a board (or K boards of N);
+`python -m bench boards awards|rollover [...]`: awards on several boards at once against one board
+and the bare baselines; a board period ending under load."""
 
 from __future__ import annotations
 
@@ -53,9 +56,13 @@ def add_bigboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     big = commands.add_parser(
         "bigboard", help="N users written into the store: time the rebuild at start and rank lookups"
     )
-    big.add_argument("--users", type=int, default=1_000_000, help="users on the board (default %(default)s)")
+    big.add_argument("--users", type=int, default=1_000_000, help="entries on each board (default %(default)s)")
+    big.add_argument("--boards", type=int, default=1, help="boards of --users entries each (default %(default)s)")
     big.add_argument("--mode", choices=MODES, default="embedded", help="storage set-up (default %(default)s)")
     big.add_argument("--lookups", type=int, default=20_000, help="rank lookups, over HTTP and in the index")
+    big.add_argument(
+        "--reads", type=int, default=10_000, help="around-me and rank-range reads each, one at a time (HTTP)"
+    )
     big.add_argument("--concurrency", type=int, default=8, help="HTTP lookups in flight (default %(default)s)")
     big.add_argument("--seed", type=int, default=1, help="scores, sequences and picks (default %(default)s)")
     big.add_argument("--ready-within", type=float, default=180.0, help="seconds allowed from spawn to /readyz 200")
@@ -65,15 +72,20 @@ def add_bigboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def bigboard_options(args: argparse.Namespace) -> BigOptions:
-    if args.users < 1 or args.lookups < 1 or args.concurrency < 1 or args.ready_within <= 0 or args.timeout <= 0:
-        raise SystemExit("bench: --users, --lookups, --concurrency >= 1; --ready-within, --timeout > 0")
+    counts = (args.users, args.boards, args.lookups, args.reads, args.concurrency)
+    if min(counts) < 1 or args.users < 20 or args.ready_within <= 0 or args.timeout <= 0:
+        raise SystemExit(
+            "bench: --users >= 20; --boards, --lookups, --reads, --concurrency >= 1; --ready-within, --timeout > 0"
+        )
     from .bigboard import BigOptions
 
     out = args.out or Path(__file__).parent / "results" / time.strftime("bigboard-%Y%m%d-%H%M%S")
     return BigOptions(
         users=args.users,
         mode=args.mode,
+        boards=args.boards,
         lookups=args.lookups,
+        reads=args.reads,
         concurrency=args.concurrency,
         seed=args.seed,
         ready_within=args.ready_within,
