@@ -64,6 +64,9 @@ def add_bigboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     big.add_argument(
         "--reads", type=int, default=10_000, help="around-me and rank-range reads each, one at a time (HTTP)"
     )
+    big.add_argument(
+        "--read-rounds", type=int, default=1, help="rounds of the around-me and range passes (default %(default)s)"
+    )
     big.add_argument("--concurrency", type=int, default=8, help="HTTP lookups in flight (default %(default)s)")
     big.add_argument("--seed", type=int, default=1, help="scores, sequences and picks (default %(default)s)")
     big.add_argument("--ready-within", type=float, default=180.0, help="seconds allowed from spawn to /readyz 200")
@@ -155,7 +158,7 @@ def run_boards(args: argparse.Namespace) -> int:
 
 
 def bigboard_options(args: argparse.Namespace) -> BigOptions:
-    counts = (args.users, args.boards, args.lookups, args.reads, args.concurrency)
+    counts = (args.users, args.boards, args.lookups, args.reads, args.read_rounds, args.concurrency)
     if min(counts) < 1 or args.users < 20 or args.ready_within <= 0 or args.timeout <= 0:
         raise SystemExit(
             "bench: --users >= 20; --boards, --lookups, --reads, --concurrency >= 1; --ready-within, --timeout > 0"
@@ -169,6 +172,7 @@ def bigboard_options(args: argparse.Namespace) -> BigOptions:
         boards=args.boards,
         lookups=args.lookups,
         reads=args.reads,
+        read_rounds=args.read_rounds,
         concurrency=args.concurrency,
         seed=args.seed,
         ready_within=args.ready_within,

@@ -74,6 +74,7 @@ class BigOptions:
     profile: bool = False  # py-spy the server from spawn to ready
     out: Path = Path("bench/results/bigboard")
     reads: int = 10_000  # around-me and rank-range reads, each, one at a time
+    read_rounds: int = 1  # rounds of those two passes (the first is reported in full, the rest by percentiles)
 
 
 def board_ids(count: int) -> list[str]:
@@ -139,6 +140,25 @@ def rebuild_line(log_path: Path) -> dict[str, Any] | None:
                         "line": entry,
                     }
     return None
+
+
+def server_side(log_path: Path) -> dict[str, dict[str, Any]]:
+    """The server's own time per request (the access lines' duration_ms, from the request's
+    arrival to its answer), by route: what the box's scheduling adds over HTTP is left out."""
+    kinds: dict[str, Histogram] = {}
+    with contextlib.suppress(OSError), log_path.open(errors="replace") as lines:
+        for line in lines:
+            if '"scoreboard.access"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                path, took = str(entry.get("path", "")), entry.get("duration_ms")
+                kind = "around" if "/around/" in path else "range" if "/ranks" in path else None
+                if path.endswith("/score"):
+                    kind = "lookup"
+                if kind is not None and isinstance(took, int | float):
+                    kinds.setdefault(kind, Histogram()).record(float(took))
+    return {kind: hist.summary() for kind, hist in kinds.items()}
 
 
 async def _stop_spy(spy: asyncio.subprocess.Process | None) -> str | None:
@@ -354,15 +374,24 @@ async def run_server(
             result["lookups_serial"] = await http_pass(
                 LOOKUP, lookup_pass(base, population), lookups, server.pid, opts, 1
             )
-        around = population.picks(opts.reads, f"{opts.seed}/around")
-        result["around_serial"] = await http_pass(AROUND, around_pass(base, population), around, server.pid, opts, 1)
-        # R - 1 in 0 .. N - limit: every page full.
-        starts = picks(opts.reads, max(1, len(population) - RANGE_LIMIT + 1), f"{opts.seed}/range")
-        result["range_serial"] = await http_pass(RANGE, range_pass(base, population), starts, server.pid, opts, 1)
+        result["read_rounds"] = []
+        for r in range(opts.read_rounds):  # around-me and range alternated, each round new picks
+            around = population.picks(opts.reads, f"{opts.seed}/around/{r}")
+            found = {
+                "around_serial": await http_pass(AROUND, around_pass(base, population), around, server.pid, opts, 1)
+            }
+            # R - 1 in 0 .. N - limit: every page full.
+            starts = picks(opts.reads, max(1, len(population) - RANGE_LIMIT + 1), f"{opts.seed}/range/{r}")
+            found["range_serial"] = await http_pass(RANGE, range_pass(base, population), starts, server.pid, opts, 1)
+            if r == 0:
+                result |= found
+            else:
+                result["read_rounds"].append(found)
         result["rss_mib_after_lookups"] = round(rss_bytes(server.pid) / 2**20, 1)
     finally:
         result["server_exit_code"] = await server.astop()
         result["rebuild"] = rebuild_line(server.log_path)
+        result["server_side_ms"] = server_side(server.log_path)
 
 
 # -- inside the index, without HTTP --------------------------------------------------------
@@ -476,8 +505,10 @@ def checks(result: dict[str, Any], opts: BigOptions) -> dict[str, bool]:
         serial = _lookups_ok(server.get("lookups_serial") or {}, opts.lookups)
         found = {k: ok and serial[k] for k, ok in found.items()}
     for key in ("around_serial", "range_serial"):
-        reads = _lookups_ok(server.get(key) or {}, opts.reads)
-        found |= {f"{key}_{k}": ok for k, ok in reads.items()}
+        passes = [server.get(key) or {}, *((r.get(key) or {}) for r in server.get("read_rounds") or [])]
+        for one in passes:
+            reads = _lookups_ok(one, opts.reads)
+            found |= {f"{key}_{k}": ok and found.get(f"{key}_{k}", True) for k, ok in reads.items()}
     rebuild = server.get("rebuild") or {}
     rank = (result.get("index") or {}).get("rank") or {}
     return {
@@ -512,8 +543,13 @@ def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
     if "lookups_serial" in server:
         found["rank_lookup_p99_ms_over_http_serial"] = _target(_p99(server["lookups_serial"]), TARGET_RANK_P99_MS)
-    found["around_p99_ms_over_http_serial"] = _target(_p99(server.get("around_serial")), TARGET_BOARD_READ_P99_MS)
-    found["range_p99_ms_over_http_serial"] = _target(_p99(server.get("range_serial")), TARGET_BOARD_READ_P99_MS)
+    for key in ("around", "range"):
+        # The median over the rounds of each round's p99 (the first round alone when there is one).
+        p99s = [_p99(r.get(f"{key}_serial")) for r in [server, *(server.get("read_rounds") or [])]]
+        known = sorted(p for p in p99s if p is not None)
+        median = known[len(known) // 2] if known else None
+        found[f"{key}_p99_ms_over_http_serial"] = _target(median, TARGET_BOARD_READ_P99_MS)
+        found[f"{key}_p99_ms_over_http_serial"]["rounds"] = p99s
     return found
 
 

@@ -46,6 +46,39 @@ def _http_rows(server: dict[str, Any], tg: dict[str, dict[str, Any]]) -> list[li
     return rows
 
 
+def _round_rows(tg: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Each round's p99 of the around-me and range passes, and their median against the target."""
+    rows = []
+    for key, what in (("around", "around-me"), ("range", "rank range")):
+        target = tg.get(f"{key}_p99_ms_over_http_serial") or {}
+        rounds = target.get("rounds") or []
+        if len(rounds) > 1:
+            rows.append(
+                [
+                    f"HTTP {what} p99 ms per round (x1), median",
+                    " / ".join(ms(v) for v in rounds) + f"; median {ms(target['value'])}",
+                    f"p99 < 2 ms: {_verdict(target)}",
+                ]
+            )
+    return rows
+
+
+def _server_side_rows(server: dict[str, Any]) -> list[list[str]]:
+    """The server's own time per request (its access lines), every pass of a route together."""
+    rows = []
+    for kind, what in (("lookup", "user score"), ("around", "around-me"), ("range", "rank range")):
+        lat = (server.get("server_side_ms") or {}).get(kind)
+        if lat and lat.get("count"):
+            rows.append(
+                [
+                    f"server-side {what} p50 / p99 / max ms (access log, every pass)",
+                    " / ".join(f"{lat[q]:.2f}" for q in ("p50", "p99", "max")),
+                    "",
+                ]
+            )
+    return rows
+
+
 def _split(index: dict[str, Any], rebuild: float | None) -> str:
     """The rebuild's halves: reading the rows, then loading the index (embedded) or Redis."""
     read = index.get("read_rows_seconds")
@@ -112,6 +145,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_num(rank.get('p50_us'))} / {_num(rank.get('p99_us'))} / {_num(rank.get('max_us'))}",
             f"p99 < 1 ms: {_verdict(tg['rank_lookup_p99_ms_in_index'])}",
         ],
+        *_round_rows(tg),
+        *_server_side_rows(server),
         [f"CPU of the server ({phases}), 100 = one core", _cpu(server, "server"), ""],
         ["CPU of Redis + PostgreSQL (same phases)", _cpu(server, "redis_and_postgres"), ""],
         ["CPU of anything else on the box (same phases; > 0: disturbed)", _cpu(server, "others"), ""],

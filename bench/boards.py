@@ -401,7 +401,7 @@ class RolloverOptions:
     def lead_seconds(self) -> float:
         if self.lead is not None:
             return self.lead
-        per_million = {"embedded": 60.0, "redis": 90.0, "postgres": 120.0}[self.mode]
+        per_million = {"embedded": 120.0, "redis": 150.0, "postgres": 180.0}[self.mode]
         return 10.0 + self.before + per_million * self.users / 1_000_000
 
 

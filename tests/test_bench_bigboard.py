@@ -35,7 +35,7 @@ def _bigboard(out: Path, *options: str) -> dict[str, Any]:
 
 def test_tiny_big_board_answers_every_lookup_with_the_reference_rank(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = _bigboard(out)
+    result = _bigboard(out, "--read-rounds", "2")
     assert (out / "result.md").read_text().startswith("### Scoreboard big board")
     assert result["finished"] is True, result.get("error")
     assert all(result["checks"].values()), result["checks"]
@@ -56,6 +56,9 @@ def test_tiny_big_board_answers_every_lookup_with_the_reference_rank(tmp_path: P
         assert answers["reference_mismatches"] == 0, answers["first_mismatches"]
         assert lookups["latency_ms"]["p99"] is not None
     assert server["around_serial"]["concurrency"] == server["range_serial"]["concurrency"] == 1
+    assert {"lookup", "around", "range"} <= set(server["server_side_ms"])  # from the access log
+    assert [set(r) for r in server["read_rounds"]] == [{"around_serial", "range_serial"}]  # the second round
+    assert len(result["targets"]["around_p99_ms_over_http_serial"]["rounds"]) == 2
 
     rebuild = server["rebuild"]
     assert rebuild is not None and rebuild["standings"] == USERS and rebuild["board_periods"] == 1
