@@ -1,5 +1,8 @@
 """`python -m bench run [...]`: benchmark the Scoreboard against bare baselines on 127.0.0.1;
-`python -m bench bigboard [...]`: rebuild and rank lookups with a million users on the board."""
+`python -m bench bigboard [...]`: rebuild, rank lookups, around-me and rank ranges with a million
+entries on a board (or K boards of N);
+`python -m bench boards awards|rollover [...]`: awards on several boards at once against one board
+and the bare baselines; a board period ending under load."""
 
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--scrape-seconds", type=float, default=d.scrape_seconds, help="between scrapes with --metrics")
     run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
     add_bigboard(commands)
+    add_boards(commands)
     report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
     report.add_argument("out", type=Path, help="the run's output directory")
     return p
@@ -53,9 +57,16 @@ def add_bigboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     big = commands.add_parser(
         "bigboard", help="N users written into the store: time the rebuild at start and rank lookups"
     )
-    big.add_argument("--users", type=int, default=1_000_000, help="users on the board (default %(default)s)")
+    big.add_argument("--users", type=int, default=1_000_000, help="entries on each board (default %(default)s)")
+    big.add_argument("--boards", type=int, default=1, help="boards of --users entries each (default %(default)s)")
     big.add_argument("--mode", choices=MODES, default="embedded", help="storage set-up (default %(default)s)")
     big.add_argument("--lookups", type=int, default=20_000, help="rank lookups, over HTTP and in the index")
+    big.add_argument(
+        "--reads", type=int, default=10_000, help="around-me and rank-range reads each, one at a time (HTTP)"
+    )
+    big.add_argument(
+        "--read-rounds", type=int, default=1, help="rounds of the around-me and range passes (default %(default)s)"
+    )
     big.add_argument("--concurrency", type=int, default=8, help="HTTP lookups in flight (default %(default)s)")
     big.add_argument("--seed", type=int, default=1, help="scores, sequences and picks (default %(default)s)")
     big.add_argument("--ready-within", type=float, default=180.0, help="seconds allowed from spawn to /readyz 200")
@@ -64,16 +75,104 @@ def add_bigboard(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     big.add_argument("--out", type=Path, help="output directory (default bench/results/bigboard-<timestamp>)")
 
 
+def add_boards(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    boards = commands.add_parser("boards", help="many boards: awards on several at once, a period rollover")
+    which = boards.add_subparsers(dest="boards_command", required=True)
+    awards = which.add_parser(
+        "awards", help="awards on 3 boards vs 1 board vs bare ZINCRBY, reads vs hello; alternated rounds"
+    )
+    awards.add_argument("--mode", choices=MODES, default="embedded", help="storage set-up (default %(default)s)")
+    awards.add_argument("--rounds", type=int, default=5, help="alternated rounds (default %(default)s)")
+    awards.add_argument("--awards", type=int, default=6000, help="awards per action per round (default %(default)s)")
+    awards.add_argument(
+        "--award-seconds", type=float, default=5.0, help="at most this per award phase (wrk -d; default %(default)s)"
+    )
+    awards.add_argument("--concurrency", type=int, default=64, help="closed-loop connections (default %(default)s)")
+    awards.add_argument("--read-seconds", type=float, default=3.0, help="seconds of each cycled closed loop")
+    awards.add_argument("--users", type=int, default=2000, help="distinct players (default %(default)s)")
+    awards.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True)
+    awards.add_argument("--profile", action="store_true", help="py-spy one more phase of each action after the rounds")
+    awards.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole run")
+    awards.add_argument("--out", type=Path, help="output directory (default bench/results/boards-awards-<timestamp>)")
+    roll = which.add_parser("rollover", help="a board of N entries whose period ends under a closed loop of load")
+    roll.add_argument("--users", type=int, default=1_000_000, help="entries on the board (default %(default)s)")
+    roll.add_argument("--mode", choices=MODES, default="embedded", help="storage set-up (default %(default)s)")
+    roll.add_argument("--awarders", type=int, default=2, help="award workers, closed loop (default %(default)s)")
+    roll.add_argument("--readers", type=int, default=2, help="read workers, closed loop (default %(default)s)")
+    roll.add_argument("--lead", type=float, help="seconds from start to the boundary at least (default: by size)")
+    roll.add_argument("--before", type=float, default=20.0, help="seconds of load before the boundary")
+    roll.add_argument("--after", type=float, default=10.0, help="seconds of load after the boundary")
+    roll.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
+    roll.add_argument("--out", type=Path, help="output directory (default bench/results/boards-rollover-<timestamp>)")
+
+
+def run_boards(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from . import boards, boardsreport, report
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    results = Path(__file__).parent / "results"
+    if args.boards_command == "awards":
+        if (
+            min(args.rounds, args.awards, args.concurrency, args.users) < 1
+            or min(args.read_seconds, args.award_seconds) <= 0
+        ):
+            raise SystemExit(
+                "bench: --rounds, --awards, --concurrency, --users >= 1; --read-seconds, --award-seconds > 0"
+            )
+        awards = boards.AwardsOptions(
+            mode=args.mode,
+            rounds=args.rounds,
+            awards=args.awards,
+            award_seconds=args.award_seconds,
+            concurrency=args.concurrency,
+            read_seconds=args.read_seconds,
+            users=args.users,
+            baselines=args.baselines,
+            profile=args.profile,
+            timeout=args.timeout,
+            out=args.out or results / f"boards-awards-{stamp}",
+        )
+        result = uvloop.run(boards.awards(awards))
+        out, render = awards.out, boardsreport.awards_markdown
+    else:
+        if args.users < 20 or min(args.awarders, args.readers) < 1 or args.after <= 0 or args.before <= 0:
+            raise SystemExit("bench: --users >= 20; --awarders, --readers >= 1; --before, --after > 0")
+        roll = boards.RolloverOptions(
+            users=args.users,
+            mode=args.mode,
+            awarders=args.awarders,
+            readers=args.readers,
+            lead=args.lead,
+            before=args.before,
+            after=args.after,
+            timeout=args.timeout,
+            out=args.out or results / f"boards-rollover-{stamp}",
+        )
+        result = uvloop.run(boards.rollover(roll))
+        out, render = roll.out, boardsreport.rollover_markdown
+    print(report.write(result, out, render))
+    print(f"\nwritten: {out / 'result.json'}, {out / 'result.md'}")
+    return 0 if result.get("finished") and all(result["checks"].values()) else 1
+
+
 def bigboard_options(args: argparse.Namespace) -> BigOptions:
-    if args.users < 1 or args.lookups < 1 or args.concurrency < 1 or args.ready_within <= 0 or args.timeout <= 0:
-        raise SystemExit("bench: --users, --lookups, --concurrency >= 1; --ready-within, --timeout > 0")
+    counts = (args.users, args.boards, args.lookups, args.reads, args.read_rounds, args.concurrency)
+    if min(counts) < 1 or args.users < 20 or args.ready_within <= 0 or args.timeout <= 0:
+        raise SystemExit(
+            "bench: --users >= 20; --boards, --lookups, --reads, --concurrency >= 1; --ready-within, --timeout > 0"
+        )
     from .bigboard import BigOptions
 
     out = args.out or Path(__file__).parent / "results" / time.strftime("bigboard-%Y%m%d-%H%M%S")
     return BigOptions(
         users=args.users,
         mode=args.mode,
+        boards=args.boards,
         lookups=args.lookups,
+        reads=args.reads,
+        read_rounds=args.read_rounds,
         concurrency=args.concurrency,
         seed=args.seed,
         ready_within=args.ready_within,
@@ -129,14 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         import json
 
-        from . import bigreport, report
+        from . import bigreport, boardsreport, report
 
         result = json.loads((args.out / "result.json").read_text())
-        render = bigreport.markdown if result.get("kind") == "bigboard" else report.markdown
+        render = {
+            "bigboard": bigreport.markdown,
+            "boards-awards": boardsreport.awards_markdown,
+            "boards-rollover": boardsreport.rollover_markdown,
+        }.get(result.get("kind"), report.markdown)
         print(report.write(result, args.out, render))
         return 0
     if args.command == "bigboard":
         return run_bigboard(args)
+    if args.command == "boards":
+        return run_boards(args)
     opts = options(args)
     import uvloop
 

@@ -1,22 +1,23 @@
-"""The big board's data: N generated users with their reference ranks, written straight into a
-fresh SQLite file or PostgreSQL schema (the server's own migrations first), and removed after."""
+"""The big boards' data: N generated users with their reference ranks on each of K boards,
+written straight into a fresh SQLite file or PostgreSQL schema (the server's own migrations
+first) as the server writes them: a `users` row per user, and per board period one
+`board_entries` row per user whose `seq` is the id of its `board_history` row; removed after."""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from app.records import UserRecord
+from app.records import Standing
 from app.storage.postgres import PostgresStore
 from app.storage.sqlite import SqliteStore
 
@@ -25,16 +26,21 @@ from . import storage
 MAX_SCORE = 1_000_000
 TIE_SHARE = 0.1  # share of users whose score is rounded to a multiple of TIE_STEP: many ties
 TIE_STEP = 10_000
-USER_COLUMNS = ("id", "username", "score", "score_seq", "last_score_update", "created_at", "updated_at")
+USER_COLUMNS = ("id", "username", "created_at", "updated_at")
+HISTORY_COLUMNS = ("id", "board", "period", "user_id", "value", "new_score", "created_at")
+ENTRY_COLUMNS = ("board", "period", "user_id", "score", "seq", "updated_at")
+DEFAULT_BOARD, NEVER_PERIOD = "global", "all"  # the board the routes without a board read
 
 
 @dataclass
 class Population:
-    """The users written to the store: user i is `user-i`; score_seq values are a permutation of 1..N."""
+    """The entries of one board: user i is `user-i`; seqs are a permutation of 1..N (a shelf adds
+    its offset, which keeps the order)."""
 
     scores: list[int]
     seqs: list[int]
-    _order: list[int] = field(default_factory=list)  # sorted rank keys, built on first use
+    _by_rank: list[int] = field(default_factory=list)  # user indexes in board order, built on first use
+    _rank_of: list[int] = field(default_factory=list)  # user index -> rank
 
     @classmethod
     def generate(cls, users: int, seed: int) -> Population:
@@ -54,24 +60,71 @@ class Population:
     def user_id(i: int) -> str:
         return f"user-{i}"
 
-    def rows(self, now_ms: int) -> Iterator[tuple[str, str, int, int, int, int, int]]:
-        """Rows of `users` in USER_COLUMNS order."""
-        for i, (score, seq) in enumerate(zip(self.scores, self.seqs, strict=True)):
-            yield (self.user_id(i), f"Player {i}", score, seq, now_ms, now_ms, now_ms)
-
-    def _key(self, i: int) -> int:
-        # Ascending key = board order: score descending, then the lower score_seq first.
-        return (MAX_SCORE - self.scores[i]) * (len(self) + 1) + self.seqs[i]
+    def _order(self) -> None:
+        if not self._by_rank:
+            # Board order: score descending, then the lower seq first.
+            scores, seqs = self.scores, self.seqs
+            self._by_rank = sorted(range(len(self)), key=lambda i: (-scores[i], seqs[i]))
+            rank_of = [0] * len(self)
+            for rank, i in enumerate(self._by_rank, start=1):
+                rank_of[i] = rank
+            self._rank_of = rank_of
 
     def reference_rank(self, i: int) -> int:
-        """1 + users with a higher score, or the same score and a lower score_seq."""
-        if not self._order:
-            self._order = sorted(self._key(j) for j in range(len(self)))
-        return bisect.bisect_left(self._order, self._key(i)) + 1
+        """1 + users with a higher score, or the same score and a lower seq."""
+        self._order()
+        return self._rank_of[i]
+
+    def at_rank(self, rank: int) -> int:
+        """The user index at a 1-based rank."""
+        self._order()
+        return self._by_rank[rank - 1]
 
     def picks(self, count: int, seed: str) -> list[int]:
-        rng = random.Random(seed)
-        return [rng.randrange(len(self)) for _ in range(count)]
+        return picks(count, len(self), seed)
+
+
+def picks(count: int, below: int, seed: str) -> list[int]:
+    """`count` numbers in 0 .. below-1, the same for the same seed."""
+    rng = random.Random(seed)
+    return [rng.randrange(below) for _ in range(count)]
+
+
+@dataclass
+class Shelf:
+    """One board period's entries: a population, its history ids from `first_seq` + 1 on."""
+
+    board: str
+    period: str
+    population: Population
+    first_seq: int = 0
+
+    def history(self, now_ms: int) -> Iterator[tuple[int, str, str, str, int, int, int]]:
+        """Rows of `board_history` in HISTORY_COLUMNS order: one write per entry."""
+        board, period, base = self.board, self.period, self.first_seq
+        for i, (score, seq) in enumerate(zip(self.population.scores, self.population.seqs, strict=True)):
+            yield (base + seq, board, period, f"user-{i}", score, score, now_ms)
+
+    def entries(self, now_ms: int) -> Iterator[tuple[str, str, str, int, int, int]]:
+        """Rows of `board_entries` in ENTRY_COLUMNS order."""
+        board, period, base = self.board, self.period, self.first_seq
+        for i, (score, seq) in enumerate(zip(self.population.scores, self.population.seqs, strict=True)):
+            yield (board, period, f"user-{i}", score, base + seq, now_ms)
+
+
+def shelves_for(users: int, seed: int, boards: Sequence[str], period: str = NEVER_PERIOD) -> list[Shelf]:
+    """A population of `users` on each board (the first with `seed`, the others with their own
+    seeds), history ids one after the other."""
+    return [
+        Shelf(board, period, Population.generate(users, seed + k), first_seq=k * users)
+        for k, board in enumerate(boards)
+    ]
+
+
+def user_rows(users: int, now_ms: int) -> Iterator[tuple[str, str, int, int]]:
+    """Rows of `users` in USER_COLUMNS order."""
+    for i in range(users):
+        yield (f"user-{i}", f"Player {i}", now_ms, now_ms)
 
 
 @dataclass
@@ -88,48 +141,65 @@ class Storage:
 # -- building the database ------------------------------------------------------------------
 
 
-def _insert_sqlite(path: Path, population: Population) -> None:
+def _insert(table: str, columns: Sequence[str], mark: str = "?") -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark * len(columns))})"
+
+
+def _insert_sqlite(path: Path, users: int, shelves: Sequence[Shelf]) -> None:
+    now = int(time.time() * 1000)
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA synchronous = OFF")  # bench data only
         with db:  # one transaction
-            db.executemany(
-                f"INSERT INTO users ({', '.join(USER_COLUMNS)}) VALUES ({', '.join('?' * len(USER_COLUMNS))})",
-                population.rows(int(time.time() * 1000)),
-            )
+            db.executemany(_insert("users", USER_COLUMNS), user_rows(users, now))
+            for shelf in shelves:
+                db.executemany(_insert("board_history", HISTORY_COLUMNS), shelf.history(now))
+                db.executemany(_insert("board_entries", ENTRY_COLUMNS), shelf.entries(now))
+        db.execute("ANALYZE")
 
 
-async def build_sqlite(path: Path, population: Population) -> None:
-    """The store's own migrations, then every user in one transaction."""
+async def build_sqlite(path: Path, users: int, shelves: Sequence[Shelf]) -> None:
+    """The store's own migrations, then every user and entry in one transaction (AUTOINCREMENT
+    goes on after the history ids written)."""
     store = SqliteStore(str(path))
     await store.open()
     await store.close()
-    await asyncio.to_thread(_insert_sqlite, path, population)
+    await asyncio.to_thread(_insert_sqlite, path, users, shelves)
 
 
-async def build_postgres(schema: str, database_url: str, population: Population) -> None:
-    """The store's own migrations in `schema`, then every user with COPY."""
+async def build_postgres(schema: str, database_url: str, users: int, shelves: Sequence[Shelf]) -> None:
+    """The store's own migrations in `schema`, then every row with COPY; the history's numbering
+    goes on after the ids written, as the server's own inserts need."""
     store = PostgresStore(database_url, pool_size=1)
     await store.open()
     await store.close()
     conn = await asyncpg.connect(storage.POSTGRES_URL)
+    now = int(time.time() * 1000)
     try:
-        rows = list(population.rows(int(time.time() * 1000)))
-        await conn.copy_records_to_table("users", records=rows, columns=list(USER_COLUMNS), schema_name=schema)
-        await conn.execute(f'ANALYZE "{schema}".users')
+        copy = conn.copy_records_to_table
+        await copy("users", records=user_rows(users, now), columns=list(USER_COLUMNS), schema_name=schema)
+        for shelf in shelves:
+            await copy("board_history", records=shelf.history(now), columns=list(HISTORY_COLUMNS), schema_name=schema)
+            await copy("board_entries", records=shelf.entries(now), columns=list(ENTRY_COLUMNS), schema_name=schema)
+        table = f'"{schema}".board_history'
+        await conn.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"
+        )
+        for name in ("users", "board_history", "board_entries"):
+            await conn.execute(f'ANALYZE "{schema}".{name}')
     finally:
         await conn.close()
 
 
-async def prepare(mode: str, population: Population, place: Storage) -> None:
+async def prepare(mode: str, users: int, shelves: Sequence[Shelf], place: Storage) -> None:
     """Fill `place` (already named, so that clean-up knows what to remove) for the mode."""
     if mode in ("redis", "postgres") and not await storage.redis_reachable():
         raise RuntimeError(f"{mode} mode needs Redis at {storage.REDIS_URL}")
     if mode == "postgres":
         assert place.schema is not None
         place.database_url = await storage.create_schema(place.schema)
-        await build_postgres(place.schema, place.database_url, population)
+        await build_postgres(place.schema, place.database_url, users, shelves)
     else:
-        await build_sqlite(place.sqlite_path, population)
+        await build_sqlite(place.sqlite_path, users, shelves)
 
 
 def storage_for(mode: str, workdir: Path) -> Storage:
@@ -155,8 +225,9 @@ async def clean_up(place: Storage) -> dict[str, Any]:
     return removed
 
 
-async def read_standings(place: Storage) -> tuple[list[UserRecord], float]:
-    """What the server's rebuild reads first, timed here alone: `store.standings()`."""
+async def read_standings(place: Storage, board: str, period: str) -> tuple[list[Standing], float]:
+    """What the server's rebuild reads first for one board period, timed here alone:
+    `store.standings(board, period)`."""
     store: SqliteStore | PostgresStore
     store = (
         PostgresStore(place.database_url, pool_size=1) if place.database_url else SqliteStore(str(place.sqlite_path))
@@ -164,7 +235,7 @@ async def read_standings(place: Storage) -> tuple[list[UserRecord], float]:
     await store.open()
     try:
         started = time.perf_counter()
-        records = await store.standings()
-        return records, time.perf_counter() - started
+        standings = await store.standings(board, period)
+        return standings, time.perf_counter() - started
     finally:
         await store.close()

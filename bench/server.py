@@ -77,9 +77,17 @@ def to_toml(tables: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def bench_config(*, redis_prefix: str | None, token_ttl: int, metrics_port: int | None = None) -> str:
+def bench_config(
+    *,
+    redis_prefix: str | None,
+    token_ttl: int,
+    metrics_port: int | None = None,
+    boards: dict[str, dict[str, Any]] | None = None,
+    actions: dict[str, dict[str, Any]] | None = None,
+) -> str:
     """The project's config.toml action catalog with limits lifted and the bench's own Redis prefix
-    (and the metrics on, on `metrics_port`)."""
+    (and the metrics on, on `metrics_port`). `boards`: the boards declared (None: the one default
+    board); `actions`: a catalog instead of config.toml's."""
     source = tomllib.loads((ROOT / "config.toml").read_text())
     source_limits = source.get("limits", {})
     tables: dict[str, dict[str, Any]] = {
@@ -93,7 +101,9 @@ def bench_config(*, redis_prefix: str | None, token_ttl: int, metrics_port: int 
         tables["storage"] = {"redis_prefix": redis_prefix}
     if metrics_port is not None:
         tables["metrics"] = {"enabled": True, "port": metrics_port}
-    for name, action in source.get("actions", {}).items():
+    for name, board in (boards or {}).items():
+        tables[f"boards.{name}"] = dict(board)
+    for name, action in (actions if actions is not None else source.get("actions", {})).items():
         tables[f"actions.{name}"] = dict(action)
     return to_toml(tables)
 
@@ -274,15 +284,24 @@ def scoreboard_process(
     token_ttl: int,
     workers: int,
     metrics_port: int | None = None,
+    boards: dict[str, dict[str, Any]] | None = None,
+    actions: dict[str, dict[str, Any]] | None = None,
+    name: str = "bench",
 ) -> ServerProcess:
-    """`run.py` with bench secrets, its own SQLite file and config (metrics on `metrics_port`, if given)."""
-    config_path = workdir / "bench-config.toml"
-    config_path.write_text(bench_config(redis_prefix=redis_prefix, token_ttl=token_ttl, metrics_port=metrics_port))
+    """`run.py` with bench secrets, its own SQLite file and config (metrics on `metrics_port`, if
+    given; `boards` and `actions` as in `bench_config`). `name` tells apart the files of servers
+    that share `workdir` (the default keeps `bench.db`, which bigdata writes)."""
+    config_path = workdir / f"{name}-config.toml"
+    config_path.write_text(
+        bench_config(
+            redis_prefix=redis_prefix, token_ttl=token_ttl, metrics_port=metrics_port, boards=boards, actions=actions
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCOREBOARD_")}
     env |= {
         "SCOREBOARD_ENV": "production",
         "SCOREBOARD_CONFIG": str(config_path),
-        "SCOREBOARD_SQLITE_PATH": str(workdir / "bench.db"),
+        "SCOREBOARD_SQLITE_PATH": str(workdir / f"{name}.db"),
         "SCOREBOARD_JWT_SECRET": JWT_SECRET,
         "SCOREBOARD_ACTION_SECRET": ACTION_SECRET,
     }
@@ -294,7 +313,7 @@ def scoreboard_process(
     if workers > 1:
         command += ["--workers", str(workers)]
     return ServerProcess(
-        "scoreboard", command, env, port=port, ready_path="/readyz", log_path=workdir / "scoreboard.log"
+        "scoreboard", command, env, port=port, ready_path="/readyz", log_path=workdir / f"{name}-scoreboard.log"
     )
 
 

@@ -1,5 +1,5 @@
-"""The big-board benchmark at tiny size, end to end: it asserts correctness (every lookup answered,
-every rank equal to the reference, the rebuild logged), never speed."""
+"""The big-board benchmark at tiny size, end to end: it asserts correctness (every lookup, around-me
+and rank range answered with the reference's ranks, the rebuild logged), never speed."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-USERS, LOOKUPS = 2000, 300
+USERS, LOOKUPS, READS = 2000, 300, 200
 
 
-def test_tiny_big_board_answers_every_lookup_with_the_reference_rank(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def _bigboard(out: Path, *options: str) -> dict[str, Any]:
+    """Run `python -m bench bigboard` tiny; its result.json."""
     command = [
-        *(sys.executable, "-m", "bench", "bigboard", "--mode", "embedded"),
-        *("--users", str(USERS), "--lookups", str(LOOKUPS), "--timeout", "100", "--out", str(out)),
+        *(sys.executable, "-m", "bench", "bigboard", "--mode", "embedded", "--users", str(USERS)),
+        *("--lookups", str(LOOKUPS), "--reads", str(READS), "--timeout", "100", "--out", str(out), *options),
     ]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -28,24 +29,39 @@ def test_tiny_big_board_answers_every_lookup_with_the_reference_rank(tmp_path: P
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return result
 
-    result = json.loads((out / "result.json").read_text())
+
+def test_tiny_big_board_answers_every_lookup_with_the_reference_rank(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _bigboard(out, "--read-rounds", "2")
     assert (out / "result.md").read_text().startswith("### Scoreboard big board")
     assert result["finished"] is True, result.get("error")
     assert all(result["checks"].values()), result["checks"]
 
     server = result["server"]
-    for key in ("lookups", "lookups_serial"):  # x8 in flight, then one at a time
+    # x8 in flight, then one at a time; the default board's around-me and rank range one at a time
+    for key, count in (
+        ("lookups", LOOKUPS),
+        ("lookups_serial", LOOKUPS),
+        ("around_serial", READS),
+        ("range_serial", READS),
+    ):
         lookups = server[key]
-        assert lookups["sent"] == lookups["ok"] == LOOKUPS
-        assert lookups["statuses"] == {"200": LOOKUPS} and lookups["errors"] == {}
+        assert lookups["sent"] == lookups["ok"] == count
+        assert lookups["statuses"] == {"200": count} and lookups["errors"] == {}
         answers = lookups["checks"]
-        assert answers["answers"] == answers["reference_checked"] == LOOKUPS
-        assert answers["rank_out_of_range"] == 0
+        assert answers["answers"] == answers["reference_checked"] == count
         assert answers["reference_mismatches"] == 0, answers["first_mismatches"]
+        assert lookups["latency_ms"]["p99"] is not None
+    assert server["around_serial"]["concurrency"] == server["range_serial"]["concurrency"] == 1
+    assert {"lookup", "around", "range"} <= set(server["server_side_ms"])  # from the access log
+    assert [set(r) for r in server["read_rounds"]] == [{"around_serial", "range_serial"}]  # the second round
+    assert len(result["targets"]["around_p99_ms_over_http_serial"]["rounds"]) == 2
 
     rebuild = server["rebuild"]
-    assert rebuild is not None and rebuild["users"] == USERS
+    assert rebuild is not None and rebuild["standings"] == USERS and rebuild["board_periods"] == 1
     assert isinstance(rebuild["seconds"], int | float)
     assert server["start_to_ready_seconds"] > 0 and server["rss_mib_after_rebuild"] > 0
     assert server["server_exit_code"] == 0
@@ -53,4 +69,21 @@ def test_tiny_big_board_answers_every_lookup_with_the_reference_rank(tmp_path: P
     index = result["index"]
     assert index["rows"] == USERS
     assert index["rank"]["count"] == LOOKUPS and index["rank"]["reference_mismatches"] == 0
-    assert set(result["targets"]) >= {"rank_lookup_p99_ms_in_index", "rebuild_seconds_server_log"}
+    assert set(result["targets"]) >= {
+        "rank_lookup_p99_ms_in_index",
+        "rebuild_seconds_server_log",
+        "around_p99_ms_over_http_serial",
+        "range_p99_ms_over_http_serial",
+    }
+
+
+def test_tiny_boards_rebuild_fills_every_board_at_start(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = _bigboard(out, "--boards", "3")
+    assert result["finished"] is True, result.get("error")
+    assert all(result["checks"].values()), result["checks"]
+    assert (out / "result.md").read_text().startswith("### Scoreboard big board: 3 x 2,000 entries")
+    rebuild = result["server"]["rebuild"]
+    assert rebuild["standings"] == 3 * USERS and rebuild["board_periods"] == 3
+    assert isinstance(rebuild["seconds"], int | float) and result["server"]["start_to_ready_seconds"] > 0
+    assert result["targets"]["start_to_ready_seconds"]["limit"] == 15.0

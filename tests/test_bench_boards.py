@@ -1,0 +1,81 @@
+"""`python -m bench boards awards|rollover` at tiny size, end to end: the report's shape and the
+correctness checks (every award and read answered, awards in the period of their time), never speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(out: Path, *args: str, within: float) -> dict[str, Any]:
+    """Run `python -m bench boards ...`; its result.json."""
+    command = [sys.executable, "-m", "bench", "boards", *args, "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=within)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return result
+
+
+def test_tiny_awards_run_compares_three_boards_with_one_and_the_baselines(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    options = ("--rounds", "2", "--awards", "150", "--award-seconds", "1", "--read-seconds", "1", "--users", "50")
+    result = _bench(out, "awards", "--mode", "embedded", *options, "--timeout", "100", within=130)
+    assert result["finished"] is True, result.get("error")
+    assert all(result["checks"].values()), result["checks"]
+    assert (out / "result.md").read_text().startswith("### Scoreboard boards: awards on 1 and 3 boards, embedded")
+    assert result["awards_on"] == {
+        "AWARD_ONE_BOARD": ["global"],
+        "AWARD_THREE_BOARDS": ["global", "side-1", "side-2"],
+    }
+
+    rounds = result["server"]["rounds"]
+    assert len(rounds) == 2
+    for one in rounds:
+        for action in ("AWARD_ONE_BOARD", "AWARD_THREE_BOARDS"):
+            phase = one[action]
+            assert 0 < phase["ok"] == phase["sent"] <= 150 and phase["errors"] == {}
+            assert phase["server_cpu_us_per_request"] > 0
+            assert phase["database_round_trips_per_award"] > 0  # from the server's metrics
+        assert one["GET /api/v1/scoreboard/top"]["ok"] > 0
+        assert one["GET /hello"]["ok"] > 0
+    for name in ("three_vs_one_boards_throughput", "read_vs_hello", "three_vs_one_boards_cpu_efficiency"):
+        ratio = result["ratios"][name]
+        assert len(ratio["rounds"]) == 2 and ratio["min"] <= ratio["median"] <= ratio["max"]
+    assert result["server"]["server_exit_code"] == 0
+
+
+def test_tiny_rollover_run_crosses_a_period_boundary_under_load(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # The boundary is the next whole minute at least 10 s away: up to a minute of waiting.
+    options = ("--users", "500", "--lead", "10", "--before", "4", "--after", "2", "--timeout", "110")
+    result = _bench(out, "rollover", "--mode", "embedded", *options, within=140)
+    assert result["finished"] is True, result.get("error")
+    assert all(result["checks"].values()), result["checks"]
+    assert (out / "result.md").read_text().startswith("### Scoreboard boards: rollover of 500 entries, embedded")
+
+    periods = result["periods"]
+    assert periods["before"] != periods["after"]
+    assert set(result["award_periods"]) == {periods["before"], periods["after"]}
+    assert result["entries_after"]["previous"] == 500
+    assert result["entries_after"]["current"] == result["new_period_users_awarded"] > 0
+    for kind in ("award", "initialize", "around", "range", "top", "reads"):
+        assert set(result["windows"][kind]) == {"before", "around", "after"}
+        assert result["windows"][kind]["around"]["count"] > 0
+    assert set(result["targets"]) == {
+        "award_max_ms_around_boundary",
+        "initialize_max_ms_around_boundary",
+        "reads_max_ms_around_boundary",
+    }
