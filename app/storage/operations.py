@@ -24,7 +24,17 @@ from ..errors import (
     TokenExpired,
     ValidationFailed,
 )
-from ..records import Award, AwardClaim, EntryChange, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
+from ..records import (
+    Award,
+    AwardClaim,
+    BoardPeriod,
+    EntryChange,
+    ScoreWrite,
+    Standing,
+    TokenGrant,
+    UserRecord,
+    WriteOutcome,
+)
 from .schema import Dialect
 
 T = TypeVar("T")
@@ -76,6 +86,15 @@ ADD_ENTRY = (
     "INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
     "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
     "updated_at = excluded.updated_at RETURNING subscore, metadata"
+)
+# ADD_CHANGE then ADD_ENTRY as one statement, where writing CTEs exist: the same rows, one round trip.
+ADD_TO_BOARD = (
+    "WITH h AS ("
+    + ADD_CHANGE
+    + "), placed AS (INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) "
+    "SELECT $1, $2, $3, h.new_score, h.id, $6 FROM h ON CONFLICT (board, period, user_id) DO UPDATE SET "
+    "score = excluded.score, seq = excluded.seq, updated_at = excluded.updated_at RETURNING subscore, metadata) "
+    "SELECT h.id, h.previous_score, h.new_score, placed.subscore, placed.metadata FROM h, placed"
 )
 TOUCH_USER = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 AND username <> $1"
 # Trusted writes.
@@ -224,6 +243,7 @@ class Operations:
         self.set_award_scores = sql(SET_AWARD_SCORES)
         self.add_change = sql(ADD_CHANGE)
         self.add_entry = sql(ADD_ENTRY)
+        self.add_to_board = sql(ADD_TO_BOARD) if dialect.writing_ctes else None
         self.touch_user = sql(TOUCH_USER)
         self.ensure_user = sql(ENSURE_USER)
         self.lock_user = sql(LOCK_USER)
@@ -300,21 +320,7 @@ class Operations:
         (award_id,) = history
         changes = []
         for where in claim.boards:
-            added = yield self.add_change, (where.board, where.period, claim.user_id, award_id, increment, now)
-            assert added is not None  # an INSERT ... RETURNING answers its row
-            seq, previous, new = added
-            entry = yield self.add_entry, (where.board, where.period, claim.user_id, new, seq, now)
-            assert entry is not None
-            changes.append(
-                EntryChange(
-                    where=where,
-                    previous_score=previous,
-                    new_score=new,
-                    subscore=entry[0],
-                    metadata=entry[1],
-                    seq=seq,
-                )
-            )
+            changes.append((yield from self._add(where, claim.user_id, award_id, increment, now)))
         first = changes[0]
         previous_score = first.previous_score or 0
         yield self.set_award_scores, (previous_score, first.new_score, award_id)
@@ -329,6 +335,24 @@ class Operations:
             score_increment=increment,
             awarded_ms=now,
             changes=changes,
+        )
+
+    def _add(self, where: BoardPeriod, user_id: str, award_id: int, increment: int, now: int) -> Steps[EntryChange]:
+        """An award's history row and entry on one board: one statement where CTEs can write."""
+        head = (where.board, where.period, user_id, award_id, increment, now)
+        if self.add_to_board is not None:
+            row = yield self.add_to_board, head
+            assert row is not None  # both inserts answer their row
+            seq, previous, new, subscore, metadata = row
+        else:
+            added = yield self.add_change, head
+            assert added is not None  # an INSERT ... RETURNING answers its row
+            seq, previous, new = added
+            entry = yield self.add_entry, (where.board, where.period, user_id, new, seq, now)
+            assert entry is not None
+            subscore, metadata = entry
+        return EntryChange(
+            where=where, previous_score=previous, new_score=new, subscore=subscore, metadata=metadata, seq=seq
         )
 
     def write_score(self, write: ScoreWrite) -> Steps[WriteOutcome]:

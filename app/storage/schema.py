@@ -22,6 +22,9 @@ class Dialect:
     # After rows are copied into a table with their ids, the numbering must go on after them
     # (SQLite's AUTOINCREMENT does so by itself).
     reseed: str
+    # Statements may write through common table expressions (PostgreSQL): an award's history row
+    # and entry on a board are one statement, one round trip, instead of two.
+    writing_ctes: bool
 
     def sql(self, text: str) -> str:
         """A shared statement (`$n` parameters, `{row_lock}` after a read that decides a write) in
@@ -37,6 +40,7 @@ SQLITE = Dialect(
     row_locks=False,
     constraint_names=False,
     reseed="",
+    writing_ctes=False,
 )
 POSTGRES = Dialect(
     name="postgres",
@@ -46,6 +50,7 @@ POSTGRES = Dialect(
     row_locks=True,
     constraint_names=True,
     reseed="SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)",
+    writing_ctes=True,
 )
 
 MIGRATIONS_TABLE = (
