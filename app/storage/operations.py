@@ -88,7 +88,7 @@ ADD_ENTRY = (
     "updated_at = excluded.updated_at RETURNING subscore, metadata"
 )
 # ADD_CHANGE then ADD_ENTRY as one statement, where writing CTEs exist: the same rows, one round trip.
-ADD_TO_BOARD = (
+ADD_TO_BOARD = (  # noqa: S608 - built from this module's constants, no input
     "WITH h AS ("
     + ADD_CHANGE
     + "), placed AS (INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) "
