@@ -88,8 +88,8 @@ ADD_ENTRY = (
     "updated_at = excluded.updated_at RETURNING subscore, metadata"
 )
 # ADD_CHANGE then ADD_ENTRY as one statement, where writing CTEs exist: the same rows, one round trip.
-ADD_TO_BOARD = (  # noqa: S608 - built from this module's constants, no input
-    "WITH h AS ("
+ADD_TO_BOARD = (
+    "WITH h AS ("  # noqa: S608 - built from this module's constants, no input
     + ADD_CHANGE
     + "), placed AS (INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) "
     "SELECT $1, $2, $3, h.new_score, h.id, $6 FROM h ON CONFLICT (board, period, user_id) DO UPDATE SET "
