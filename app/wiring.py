@@ -83,6 +83,7 @@ def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[],
         while True:
             await asyncio.sleep(PRUNE_SECONDS)
             ranking.keep_only(catalog.shelves(clock()))
+            await ranking.release()
 
     return Parts(
         store=store,

@@ -101,7 +101,10 @@ def add_boards(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     roll.add_argument("--readers", type=int, default=2, help="read workers, closed loop (default %(default)s)")
     roll.add_argument("--lead", type=float, help="seconds from start to the boundary at least (default: by size)")
     roll.add_argument("--before", type=float, default=20.0, help="seconds of load before the boundary")
-    roll.add_argument("--after", type=float, default=10.0, help="seconds of load after the boundary")
+    roll.add_argument(
+        "--after", type=float, default=70.0, help="seconds of load after the boundary (default %(default)s)"
+    )
+    roll.add_argument("--keep", type=int, default=0, help="the board's keep_periods (default %(default)s)")
     roll.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
     roll.add_argument("--out", type=Path, help="output directory (default bench/results/boards-rollover-<timestamp>)")
 
@@ -139,6 +142,8 @@ def run_boards(args: argparse.Namespace) -> int:
     else:
         if args.users < 20 or min(args.awarders, args.readers) < 1 or args.after <= 0 or args.before <= 0:
             raise SystemExit("bench: --users >= 20; --awarders, --readers >= 1; --before, --after > 0")
+        if args.keep < 0:
+            raise SystemExit("bench: --keep >= 0")
         roll = boards.RolloverOptions(
             users=args.users,
             mode=args.mode,
@@ -147,6 +152,7 @@ def run_boards(args: argparse.Namespace) -> int:
             lead=args.lead,
             before=args.before,
             after=args.after,
+            keep=args.keep,
             timeout=args.timeout,
             out=args.out or results / f"boards-rollover-{stamp}",
         )

@@ -155,7 +155,8 @@ def rollover_markdown(result: dict[str, Any]) -> str:
         f"Started {result['started']}, {result['wall_seconds']} s in all, finished: {result.get('finished')}."
         + (f" **Error: {result['error']}**" if result.get("error") else ""),
         f"Correctness checks: {'all passed' if not failed else 'FAILED: ' + ', '.join(failed)}.",
-        f"Board `{(result.get('board') or {}).get('reset')}` (UTC): period {periods.get('before')} → "
+        f"Board `{(result.get('board') or {}).get('reset')}` (UTC, keep_periods "
+        f"{(result.get('board') or {}).get('keep_periods')}): period {periods.get('before')} → "
         f"{periods.get('after')} at {result.get('boundary')}; built in {result.get('build_seconds')} s, ready in "
         f"{result.get('start_to_ready_seconds')} s, {result.get('seconds_of_load_before_boundary')} s of load "
         f"before the boundary, {opts['after']} s after; {opts['awarders']} award workers (initialize + update) "
@@ -166,6 +167,10 @@ def rollover_markdown(result: dict[str, Any]) -> str:
         *table(["requests", "before (from 1 s after the start)", "around (± 1 s)", "after"], rows),
         "",
         *table(["target", "value ms", "verdict"], verdicts),
+        "",
+        "Slowest requests (seconds from the boundary): "
+        + ", ".join(f"{s['kind']} {s['ms']} ms at {s['at_s']:+} s" for s in result.get("slowest") or [])
+        + ".",
         "",
     ]
     return "\n".join(lines)

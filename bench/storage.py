@@ -3,13 +3,24 @@ test, through tests/isolation.py), removed after it."""
 
 from __future__ import annotations
 
+import os
 import secrets
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 import redis.asyncio as aioredis
 
-REDIS_URL = "redis://127.0.0.1:6379/1"
+
+def _loopback_redis(url: str) -> str:
+    """`url` if it names a Redis on this machine's loopback address; the bench loads nothing else."""
+    host = urlsplit(url).hostname or ""
+    if url.startswith("redis://") and (host == "localhost" or host.startswith("127.") or host == "::1"):
+        return url
+    raise SystemExit(f"BENCH_REDIS_URL must be a redis:// URL on the loopback address, not {url!r}")
+
+
+# BENCH_REDIS_URL: another Redis on the loopback (one started with other settings, say).
+REDIS_URL = _loopback_redis(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/1"))
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

@@ -60,7 +60,7 @@ def test_tiny_awards_run_compares_three_boards_with_one_and_the_baselines(tmp_pa
 def test_tiny_rollover_run_crosses_a_period_boundary_under_load(tmp_path: Path) -> None:
     out = tmp_path / "out"
     # The boundary is the next whole minute at least 10 s away: up to a minute of waiting.
-    options = ("--users", "500", "--lead", "10", "--before", "4", "--after", "2", "--timeout", "110")
+    options = ("--users", "500", "--lead", "10", "--before", "4", "--after", "2", "--keep", "1", "--timeout", "110")
     result = _bench(out, "rollover", "--mode", "embedded", *options, within=140)
     assert result["finished"] is True, result.get("error")
     assert all(result["checks"].values()), result["checks"]
@@ -69,7 +69,8 @@ def test_tiny_rollover_run_crosses_a_period_boundary_under_load(tmp_path: Path) 
     periods = result["periods"]
     assert periods["before"] != periods["after"]
     assert set(result["award_periods"]) == {periods["before"], periods["after"]}
-    assert result["entries_after"]["previous"] == 500
+    assert result["board"]["keep_periods"] == 1 and result["entries_after"]["previous"] == 500  # still readable
+    assert len(result["slowest"]) == 8 and {"kind", "ms", "at_s"} == set(result["slowest"][0])
     assert result["entries_after"]["current"] == result["new_period_users_awarded"] > 0
     for kind in ("award", "initialize", "around", "range", "top", "reads"):
         assert set(result["windows"][kind]) == {"before", "around", "after"}

@@ -3,6 +3,7 @@ database at start."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Container, Sequence
 
 import msgspec
@@ -11,6 +12,11 @@ from sortedcontainers import SortedList
 from ..records import BoardPeriod, Position, Standing
 from . import Fills
 from .ties import sort_key
+
+# Entries freed per loop turn when an index is forgotten: a million freed at once held the event
+# loop for 0.7-1 s (every award and read waited); 1,000 take about a millisecond.
+RELEASE_CHUNK = 1_000
+_SUBLIST = 1_000  # about how many keys each of a SortedList's sublists holds (its load factor)
 
 
 class RankIndex:
@@ -84,6 +90,17 @@ class RankIndex:
         """The first `limit` standings with their ranks."""
         return self.slice(1, limit)
 
+    def release(self, count: int) -> bool:
+        """Free about `count` entries of an index nobody reads any more (it is left unusable);
+        True while entries remain."""
+        by_user = self._by_user
+        for _ in range(min(count, len(by_user))):
+            by_user.popitem()
+        sublists = self._order._lists  # the sorted list's own storage: whole sublists dropped at once
+        for _ in range(min(max(1, count // _SUBLIST), len(sublists))):
+            sublists.pop()
+        return bool(by_user or sublists)
+
     def slice(self, first: int, last: int) -> list[tuple[int, Standing]]:
         """Standings ranked `first` to `last` inclusive (1-based)."""
         first = max(first, 1)
@@ -102,6 +119,7 @@ class MemoryRanking(Fills):
     def __init__(self) -> None:
         super().__init__()
         self.indexes: dict[BoardPeriod, RankIndex] = {}
+        self._forgotten: list[RankIndex] = []  # indexes no longer read, freed by `release`
 
     def index(self, where: BoardPeriod) -> RankIndex:
         """The index of a board period, made empty on first use."""
@@ -186,11 +204,23 @@ class MemoryRanking(Fills):
 
     async def drop(self, where: BoardPeriod) -> None:
         """Forget a board period."""
-        self.indexes.pop(where, None)
+        index = self.indexes.pop(where, None)
+        if index is not None:
+            self._forgotten.append(index)
+            await self.release()
 
     def keep_only(self, readable: Container[BoardPeriod]) -> int:
-        """Forget every board period not readable any more (dropped periods, retired boards); how many."""
+        """Forget every board period not readable any more (dropped periods, retired boards); how
+        many. Their memory goes with `release`."""
         gone = [where for where in self.indexes if where not in readable]
         for where in gone:
-            del self.indexes[where]
+            self._forgotten.append(self.indexes.pop(where))
         return len(gone)
+
+    async def release(self) -> None:
+        """Free the forgotten indexes RELEASE_CHUNK entries per loop turn, so that awards and reads
+        go on in between."""
+        while self._forgotten:
+            if not self._forgotten[-1].release(RELEASE_CHUNK):
+                self._forgotten.pop()
+            await asyncio.sleep(0)

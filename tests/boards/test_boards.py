@@ -13,7 +13,7 @@ import pytest
 from app.boards.catalog import Catalog
 from app.config import BoardSettings
 from app.ranking.memory import MemoryRanking
-from app.records import Standing
+from app.records import BoardPeriod, Standing
 
 from ..conftest import Flow, envelope
 from .scene import (
@@ -297,6 +297,32 @@ async def test_memory_forgets_periods_no_longer_readable() -> None:
     await ranking.put(catalog.get("global").where(w49), standing)  # a board no longer in the catalog's shape
     assert ranking.keep_only(catalog.shelves(NEXT_MONDAY_MS + 7 * 86_400_000)) == 2
     assert set(ranking.indexes) == {weekly.where(w50), weekly.where(w51)}
+    await ranking.release()  # the forgotten indexes' memory, a chunk per loop turn
+    assert ranking._forgotten == []
+
+
+async def test_a_forgotten_index_is_freed_a_chunk_per_loop_turn() -> None:
+    ranking = MemoryRanking()
+    where = BoardPeriod(board="weekly", period="2026-W49")
+    await ranking.load(
+        where, [Standing(user_id=f"u{i}", username="U", score=i, seq=i + 1, updated_ms=1) for i in range(12_000)], None
+    )
+    index = ranking.indexes[where]
+    assert ranking.keep_only(set()) == 1 and ranking.indexes == {}
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counting = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    await ranking.release()
+    counting.cancel()
+    assert len(index) == 0 and ranking._forgotten == []
+    assert turns >= 12  # 12,000 entries, 1,000 per turn: other work ran in between
 
 
 async def test_a_daily_board_follows_its_zone_across_daylight_saving(flow: Flow, boards: Boards, clock: Clock) -> None:
