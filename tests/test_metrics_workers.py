@@ -121,6 +121,8 @@ async def test_two_workers_report_one_view(tmp_path: Path, redis_prefix: str) ->
                 await asyncio.sleep(0.1)
             assert len(workers) == 2
             assert len({int(f.stem.rsplit("_", 1)[1]) for f in shared.glob("counter_*.db")}) == 2  # both awarded
+            # A worker adds the users it saw to the shared count when it next samples, not at once.
+            await _until(scrape, lambda s: value(s, "scoreboard_active_users") == 8)
             for _ in range(6):  # whichever process answers: the same totals
                 samples = await scrape()
                 assert value(samples, "scoreboard_awards_total", **awards) == 8
