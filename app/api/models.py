@@ -329,7 +329,8 @@ class LookupRequest(_Model):
 class ScoreWriteRequest(_Model):
     """A trusted server's value for one user in the board's current period, applied by the board's
     operator: incr adds it, best keeps it when better (score, then subscore, the board's way), set
-    keeps it. A user unknown so far is created."""
+    keeps it. A user unknown so far is created. On an incr board a sum that would leave ±2^53 is
+    refused with 400 VALIDATION_ERROR naming `score` (details.newScore) and writes nothing."""
 
     user_id: Id
     score: Value
