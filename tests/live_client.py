@@ -51,7 +51,7 @@ async def settled(client: Any) -> None:
     for _ in range(100):
         made = tally.made
         await asyncio.sleep(0.05)
-        pending = any(w.pending for w in hub.waves.values())
+        pending = any(w.pending for w in (*hub.waves.values(), *hub.windows.values()))
         if tally.made == made and not pending:
             return
     pytest.fail(f"the hub did not settle within 5 s ({tally.made} waves made, changes pending: {pending})")

@@ -24,7 +24,9 @@ from ..errors import (
 from ..live.connections import RESTART_REASON, Connection
 from ..live.hub import Hub
 from ..live.messages import (
+    BOARD_CHANNELS,
     MAX_BOARD_SUBSCRIPTIONS,
+    MAX_WINDOW,
     Auth,
     Authenticated,
     Connected,
@@ -38,12 +40,14 @@ from ..live.messages import (
     Unsubscribed,
     decode,
 )
+from ..live.windows import WindowKey
 from .edge import client_address
 from .keys import ADMISSION, CONFIG, HUB, TRUSTED_PROXIES, USER_AUTH
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4096
+AROUND_RADIUS = 5  # an around window's radius when the subscription names none, as GET /around
 AUTH_GRACE_SECONDS = 10.0  # without anonymous viewers, how long a client has to send `auth`
 CLOSE_TIMEOUT_SECONDS = 2.0  # how long a close waits for the client's answer
 TOO_MANY = "too many connections for this user"
@@ -105,27 +109,51 @@ class Session:
             await self._auth(message.token)
         elif self.conn.user_id is None and not self.settings.allow_anonymous:
             self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "authentication required")
-        elif isinstance(message, Subscribe):
+        elif isinstance(message, Subscribe) and message.channel in BOARD_CHANNELS:
             await self._subscribe(message)
+        elif isinstance(message, Subscribe):
+            self.error("VALIDATION_ERROR", "The notifications channel is not served here")
         elif isinstance(message, Unsubscribe):
             board = message.board or self.hub.catalog.default
-            self.hub.unsubscribe(self.conn, board)
+            self.hub.unsubscribe(self.conn, board, message.channel)
             self.conn.send(Unsubscribed(channel=message.channel, board=board))
         elif isinstance(message, Ping):
             self.conn.send(Pong(timestamp=iso(now_ms())))
 
     async def _subscribe(self, message: Subscribe) -> None:
-        """`subscribed`, then the board's snapshot; an `error` (BOARD_NOT_FOUND, VALIDATION_ERROR
-        beyond 10 boards) instead when refused."""
+        """`subscribed`, then the channel's snapshot; an `error` (BOARD_NOT_FOUND, VALIDATION_ERROR
+        beyond 10 board subscriptions or for a bad window, UNAUTHORIZED for `around` without a
+        user) instead when refused."""
         try:
             board = self.hub.board_of(message.board)
-            if self.hub.subscriptions_of(self.conn) >= MAX_BOARD_SUBSCRIPTIONS and not self.hub.holds(self.conn, board):
+            key = self._window(message)
+            held = self.hub.holds(self.conn, board, message.channel)
+            if self.hub.subscriptions_of(self.conn) >= MAX_BOARD_SUBSCRIPTIONS and not held:
                 raise ValidationFailed(f"A connection may hold at most {MAX_BOARD_SUBSCRIPTIONS} board subscriptions")
         except ApiError as exc:
             self.error(exc.code, exc.message)
             return
         self.conn.send(Subscribed(channel=message.channel, board=board))
-        await self.hub.subscribe(self.conn, board)
+        if key is None:
+            await self.hub.subscribe(self.conn, board, message.max_rate)
+        else:
+            await self.hub.watch(self.conn, board, key, message.max_rate)
+
+    def _window(self, message: Subscribe) -> WindowKey | None:
+        """The window a `ranks` or `around` subscription asks for (None for the top 10)."""
+        if message.channel == "ranks":
+            first, last = message.first, message.last
+            if first is None or last is None:
+                raise ValidationFailed("A ranks subscription needs from and to")
+            if last < first or last - first + 1 > MAX_WINDOW:
+                raise ValidationFailed(f"A ranks window is from <= to, at most {MAX_WINDOW} ranks")
+            return WindowKey("ranks", first=first, last=last)
+        if message.channel == "around":
+            if self.conn.user_id is None:
+                raise Unauthorized("An around window needs an authenticated connection")
+            radius = AROUND_RADIUS if message.radius is None else message.radius
+            return WindowKey("around", user_id=self.conn.user_id, radius=radius)
+        return None
 
     async def _auth(self, token: str) -> None:
         if self.conn.user_id is not None:

@@ -16,11 +16,11 @@ from aiohttp import web
 from ..errors import CLOSE_TRY_AGAIN_LATER, CLOSE_UNAUTHORIZED
 from ..limits import ConnectionSlots
 from ..tasks import Errands
-from .messages import ServerMessage, encode, text_frame
+from .messages import Sequenced, ServerMessage, encode, text_frame
 
 CLOSE_WAIT_SECONDS = 5.0  # a close handshake (drain, close frame, answer) longer than this is cut short
 RESTART_REASON = "service restart"  # the close reason of a draining process (code 1012)
-SNAPSHOT = -1  # "version" of a subscriber that has nothing yet: its first board shows no change
+PING_FRAME = bytes((0x89, 0))  # an unmasked PING with no payload
 
 
 class Connection:
@@ -30,7 +30,7 @@ class Connection:
     __slots__ = ("_expiry", "heard", "id", "pinged", "registry", "transport", "user_id", "ws")
 
     def __init__(
-        self, registry: Connections, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None
+        self, registry: Connections, ws: web.WebSocketResponse | None, transport: asyncio.BaseTransport | None
     ) -> None:
         self.registry = registry
         self.ws = ws
@@ -41,12 +41,18 @@ class Connection:
         self.pinged = False  # the last keepalive sweep pinged it
         self._expiry: asyncio.TimerHandle | None = None
 
+    @property
+    def closed(self) -> bool:
+        """The socket is closing or closed."""
+        return self.ws is None or self.ws.closed
+
     def send_frame(self, frame: bytes) -> bool:
-        """Queue a pre-built frame; False if the connection is gone or was too far behind."""
+        """Queue bytes ready for the wire (a pre-built frame); False if the connection is gone or
+        was too far behind."""
         # Duck-typed: uvloop's transports do not derive from asyncio.WriteTransport.
         transport = cast(asyncio.WriteTransport | None, self.transport)
         registry = self.registry
-        if transport is None or transport.is_closing() or self.ws.closed:
+        if transport is None or transport.is_closing() or self.closed:
             registry.dropped_closed += 1
             return False
         if transport.get_write_buffer_size() > registry.max_buffer:
@@ -60,6 +66,26 @@ class Connection:
     def send(self, message: ServerMessage) -> bool:
         """Encode and queue one message."""
         return self.send_frame(text_frame(encode(message)))
+
+    def send_sequenced(self, message: Sequenced, seq: int) -> bool:
+        """Queue one board-channel message with its subscription's seq."""
+        return self.send_frame(text_frame(message.payload(seq)))
+
+    async def close(self, code: int, reason: str) -> None:
+        """The close handshake (waits for the socket to drain)."""
+        if self.ws is not None:
+            await self.ws.close(code=code, message=reason.encode())
+
+    def beat(self) -> bool:
+        """A keepalive sweep's visit: ping a quiet peer; False when it did not answer the last ping."""
+        if self.heard:  # the peer sent something since the last sweep
+            self.heard = self.pinged = False
+        elif not self.pinged:
+            self.pinged = True
+            self.send_frame(PING_FRAME)
+        else:  # pinged a sweep ago, silent since
+            return False
+        return True
 
     def abort(self) -> None:
         """Close the socket at once, dropping whatever is still queued for it."""
@@ -159,7 +185,7 @@ class Connections:
         """Stop sending to a connection now and close it in the background, cut short after
         CLOSE_WAIT_SECONDS (or `within`, when shorter)."""
         self.disconnect(conn)
-        if not conn.ws.closed:
+        if not conn.closed:
             wait = CLOSE_WAIT_SECONDS if within is None else min(within, CLOSE_WAIT_SECONDS)
             self._errands.start(self._close(conn, code, reason, wait))
 
@@ -167,7 +193,7 @@ class Connections:
         # ws.close() first waits for the socket to drain, without a limit: a peer that stopped
         # reading (the usual reason to drop it) would keep its socket and handler for good.
         try:
-            await asyncio.wait_for(conn.ws.close(code=code, message=reason.encode()), within)
+            await asyncio.wait_for(conn.close(code, reason), within)
         except TimeoutError:
             conn.abort()
 

@@ -17,11 +17,13 @@ from ..tasks import Errands
 from .connections import RESTART_REASON, Connection, Connections
 from .notices import Notices
 from .waves import Waves, WaveTally
+from .windows import WindowKey, Windows
 
 
 class Hub:
     """Owns the live connections (`registry`), the broadcast of each board's top 10 (`waves`, one
-    per board somebody watched) and the messages to single users (`notices`)."""
+    per board somebody watched), each board's rank windows (`windows`) and the messages to single
+    users (`notices`)."""
 
     def __init__(
         self,
@@ -40,11 +42,12 @@ class Hub:
         self.registry = Connections(slots, errands, max_buffer=max_buffer)
         self.tally = WaveTally()
         self.waves: dict[str, Waves] = {}
+        self.windows: dict[str, Windows] = {}
         self.notices = Notices(ranking, self.registry, errands, catalog, clock)
         self.registry.on_user_left = self.notices.unwatch
         self.registry.on_disconnect = self._unsubscribe_all
         self.draining = False  # `drain` was called: a connection that arrives now is closed at once
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}  # by task name
         self._started = False
         self._stopped = asyncio.Event()
 
@@ -71,44 +74,66 @@ class Hub:
         """The board a subscription names (the default one when none); BOARD_NOT_FOUND if unknown."""
         return self.catalog.get(board_id or self.catalog.default).id
 
-    async def subscribe(self, conn: Connection, board_id: str) -> None:
+    async def subscribe(self, conn: Connection, board_id: str, max_rate: float | None = None) -> None:
         """Add to a board's leaderboard channel and send its current state at once (the session
-        keeps a connection within MAX_BOARD_SUBSCRIPTIONS boards)."""
-        await self._waves(board_id).subscribe(conn)
+        keeps a connection within MAX_BOARD_SUBSCRIPTIONS)."""
+        await self._waves(board_id).subscribe(conn, max_rate)
 
-    def holds(self, conn: Connection, board_id: str) -> bool:
-        """Whether a connection is subscribed to this board."""
-        waves = self.waves.get(board_id)
-        return waves is not None and conn in waves.subscribers
+    async def watch(self, conn: Connection, board_id: str, key: WindowKey, max_rate: float | None = None) -> None:
+        """Hold a window of a board (one per channel and board: a new one replaces it), starting
+        with its snapshot."""
+        await self._windows(board_id).subscribe(conn, key, max_rate)
 
-    def unsubscribe(self, conn: Connection, board_id: str) -> None:
-        """Leave a board's leaderboard channel."""
-        waves = self.waves.get(board_id)
-        if waves is not None:
-            waves.unsubscribe(conn)
+    def holds(self, conn: Connection, board_id: str, channel: str = "leaderboard") -> bool:
+        """Whether a connection holds this channel of this board."""
+        if channel == "leaderboard":
+            waves = self.waves.get(board_id)
+            return waves is not None and conn in waves.subscribers
+        windows = self.windows.get(board_id)
+        return windows is not None and windows.holds(conn, channel)
+
+    def unsubscribe(self, conn: Connection, board_id: str, channel: str = "leaderboard") -> None:
+        """Leave a channel of a board."""
+        if channel == "leaderboard":
+            if (waves := self.waves.get(board_id)) is not None:
+                waves.unsubscribe(conn)
+        elif (windows := self.windows.get(board_id)) is not None:
+            windows.unsubscribe(conn, channel)
 
     def subscriptions_of(self, conn: Connection) -> int:
-        """How many boards a connection is subscribed to."""
-        return sum(conn in w.subscribers for w in self.waves.values())
+        """How many board channels a connection holds, all boards together."""
+        held = sum(conn in w.subscribers for w in self.waves.values())
+        return held + sum(w.holds(conn, "ranks") + w.holds(conn, "around") for w in self.windows.values())
 
     def subscriptions(self) -> int:
-        """Board subscriptions of this process's connections, all boards together."""
-        return sum(len(w.subscribers) for w in self.waves.values())
+        """Board subscriptions of this process's connections, all boards and channels together."""
+        return sum(len(w.subscribers) for w in self.waves.values()) + sum(
+            w.subscriptions() for w in self.windows.values()
+        )
 
     def _unsubscribe_all(self, conn: Connection) -> None:
         for waves in self.waves.values():
             waves.unsubscribe(conn)
+        for windows in self.windows.values():
+            windows.unsubscribe_all(conn)
 
     def _waves(self, board_id: str) -> Waves:
         waves = self.waves.get(board_id)
         if waves is None:
             waves = self.waves[board_id] = Waves(self.ranking, self.catalog.get(board_id), self.clock, self.tally)
-            if self._started and not self._stopped.is_set():
-                self._start(board_id, waves)
+            self._start(f"waves-{board_id}", waves)
         return waves
 
-    def _start(self, board_id: str, waves: Waves) -> None:
-        self._running[board_id] = asyncio.get_running_loop().create_task(waves.run(), name=f"waves-{board_id}")
+    def _windows(self, board_id: str) -> Windows:
+        windows = self.windows.get(board_id)
+        if windows is None:
+            windows = self.windows[board_id] = Windows(self.ranking, self.catalog.get(board_id), self.clock)
+            self._start(f"windows-{board_id}", windows)
+        return windows
+
+    def _start(self, name: str, runner: Waves | Windows) -> None:
+        if self._started and not self._stopped.is_set():
+            self._running[name] = asyncio.get_running_loop().create_task(runner.run(), name=name)
 
     def drain(self, *, within: float) -> None:
         """The process is stopping: close every socket with 1012 (service restart), each cut short
@@ -127,26 +152,34 @@ class Hub:
     def on_award(self, event: AwardEvent) -> None:
         """Score and rank messages to the users concerned now; each board's top 10 in its next wave."""
         for move in event.moves:
-            waves = self.waves.get(move.change.where.board)
-            if waves is not None:
+            board = move.change.where.board
+            if (waves := self.waves.get(board)) is not None:
                 waves.on_move(event.user_id, move, event.at_ms)
+            if (windows := self.windows.get(board)) is not None:
+                windows.on_move(event.user_id, move)
         self.notices.on_award(event)
 
     def resync(self) -> None:
-        """Events may have been missed: send every board's top 10 even if it looks unchanged."""
+        """Events may have been missed: send every board's top 10 even if it looks unchanged, and
+        read every window again."""
         for waves in self.waves.values():
             waves.resync()
+        for windows in self.windows.values():
+            windows.resync()
 
     async def run(self) -> None:
         """Send board versions (each board's waves in a task of its own) until `stop()`."""
         self._started = True
         for board_id, waves in self.waves.items():
-            self._start(board_id, waves)
+            self._start(f"waves-{board_id}", waves)
+        for board_id, windows in self.windows.items():
+            self._start(f"windows-{board_id}", windows)
         try:
             await self._stopped.wait()
         finally:
-            for waves in self.waves.values():
-                waves.stop()
+            runners: list[Waves | Windows] = [*self.waves.values(), *self.windows.values()]
+            for runner in runners:
+                runner.stop()
             running = list(self._running.values())
             for task in running:
                 task.cancel()

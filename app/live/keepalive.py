@@ -13,7 +13,6 @@ from .connections import Connection, Connections
 
 log = logging.getLogger(__name__)
 
-PING_FRAME = bytes((0x89, 0))  # an unmasked PING with no payload
 SWEEP_CHUNK = 1024  # connections visited between yields, so a sweep never holds up awards
 
 
@@ -39,12 +38,7 @@ class Keepalive:
                 await asyncio.sleep(0)
             if conn not in self.registry.connections:  # closed meanwhile
                 continue
-            if conn.heard:  # the peer sent something since the last sweep
-                conn.heard = conn.pinged = False
-            elif not conn.pinged:
-                conn.pinged = True
-                conn.send_frame(PING_FRAME)
-            else:  # pinged a sweep ago, silent since
+            if not conn.beat():
                 self.cut(conn)
 
     async def run(self) -> None:

@@ -10,17 +10,27 @@ from msgspec import Meta
 from ..api.models import BoardId, Rank, Score, Timestamp
 from ..decoding import decode_json
 
-Channel = Literal["leaderboard"]
-MAX_BOARD_SUBSCRIPTIONS = 10  # board subscriptions one connection may hold
+# A board's top 10, a window of ranks, the window around the connection's user, and the user's
+# own notices (not a board's).
+Channel = Literal["leaderboard", "ranks", "around", "notifications"]
+BOARD_CHANNELS: frozenset[str] = frozenset({"leaderboard", "ranks", "around"})
+MAX_BOARD_SUBSCRIPTIONS = 10  # board subscriptions (every board channel together) one connection may hold
+MAX_WINDOW = 50  # ranks in a `ranks` window
+MAX_RADIUS = 25  # ranks either side of the user in an `around` window
 
 
 class Auth(msgspec.Struct, tag="auth", tag_field="type"):
     token: Annotated[str, Meta(min_length=1, max_length=4096)]
 
 
-class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type"):
+class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", kw_only=True):
     channel: Channel
     board: BoardId | None = None  # None: the default board
+    first: Annotated[int, Meta(ge=1, le=2**53)] | None = msgspec.field(default=None, name="from")  # ranks
+    last: Annotated[int, Meta(ge=1, le=2**53)] | None = msgspec.field(default=None, name="to")  # ranks
+    radius: Annotated[int, Meta(ge=0, le=MAX_RADIUS)] | None = None  # around
+    after: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None  # notifications: replay those after this id
+    max_rate: Annotated[float, Meta(ge=0.1, le=50)] | None = msgspec.field(default=None, name="maxRate")
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type"):
@@ -122,6 +132,23 @@ class RankChange(_Server, tag="rank_change"):
     data: RankMove
 
 
+class RanksEntry(msgspec.Struct, rename="camel", kw_only=True):
+    rank: Rank
+    user_id: str
+    username: str
+    score: Score
+
+
+class RanksWindow(msgspec.Struct, rename="camel", kw_only=True):
+    """A window's ranks: all of them (`snapshot`), or those whose occupant or score changed."""
+
+    board: str
+    period: str
+    snapshot: bool
+    entries: list[RanksEntry]
+    total: int
+
+
 class ErrorDetail(msgspec.Struct, kw_only=True):
     code: str
     message: str
@@ -157,6 +184,23 @@ def decode(data: str | bytes) -> ClientMessage:
     """Parse a client message; ValidationFailed saying what is wrong otherwise."""
     message: ClientMessage = decode_json(data, _decoder)
     return message
+
+
+class Sequenced:
+    """One board-channel message for many subscriptions, each with its own `data.seq`: the message
+    is encoded once and every subscription's seq spliced in front of the rest of `data`."""
+
+    __slots__ = ("_head", "_tail", "kind")
+
+    def __init__(self, kind: str, data: msgspec.Struct) -> None:
+        self.kind = kind
+        body = _encoder.encode(data)
+        self._head = b'{"type":"' + kind.encode() + b'","data":{"seq":'
+        self._tail = b"," + body[1:] + b"}" if len(body) > 2 else b"}}"
+
+    def payload(self, seq: int) -> bytes:
+        """The whole message with this seq."""
+        return self._head + str(seq).encode() + self._tail
 
 
 def text_frame(payload: bytes) -> bytes:

@@ -14,8 +14,9 @@ from ..metrics.tally import WAVE_BOUNDS, Histogram
 from ..ranking import TOP_SIZE, Ranking, last_change
 from ..records import Move, Standing
 from ..tasks import stop_if_cancelled
-from .connections import SNAPSHOT, Connection
-from .messages import EndedBoard, LeaderboardUpdate, LiveBoard, LiveEntry, PeriodEnded, encode, text_frame
+from .connections import Connection
+from .messages import EndedBoard, LiveBoard, LiveEntry, Sequenced
+from .subscription import SNAPSHOT, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,11 @@ class Waves:
     at most every MIN_VERSION_GAP), and bursts coalesce (latest state wins). A sweep longer than
     that gap ends after its pass and, before the next, the broadcaster rests as long as other
     work needed the loop during it, so under steady load the awards still get it. `change` is
-    relative to the version each subscriber had, so a frame is built once per (previous
-    version, version). When the board's period ends, every subscriber gets `period_ended` with
-    the finished period's top 10, then a snapshot of the new period."""
+    relative to the version each subscriber had, so a message is built once per (previous
+    version, version), each subscriber's `seq` spliced in. A subscriber with `maxRate` is skipped
+    while not due and sent the then newest version when it is. When the board's period ends, every
+    subscriber gets `period_ended` with the finished period's top 10, then a snapshot of the new
+    period."""
 
     def __init__(self, ranking: Ranking, board: Board, clock: Callable[[], int], tally: WaveTally) -> None:
         self.ranking = ranking
@@ -53,7 +56,7 @@ class Waves:
         self.clock = clock
         self.tally = tally
         # Subscribers in order of arrival, each with the version it was last sent (SNAPSHOT: none).
-        self.subscribers: dict[Connection, int] = {}
+        self.subscribers: dict[Connection, Subscription] = {}
         self._period = board.current(clock())
         self._where = board.where(self._period)
         self._period_end: asyncio.TimerHandle | None = None
@@ -62,7 +65,7 @@ class Waves:
         self._top: list[tuple[int, Standing]] | None = None  # the board of the current version
         # version -> each user's score before their first award after that version was made
         self._since: dict[int, dict[str, int]] = {0: {}}
-        self._frames: dict[int, bytes] = {}  # previous version -> frame of the current version
+        self._frames: dict[int, Sequenced] = {}  # previous version -> message of the current version
         self._swept = 0  # the version every subscriber had at the end of the last sweep
         self._advancing = asyncio.Lock()  # one version at a time (the board read may suspend)
         self._stopping = False
@@ -84,8 +87,8 @@ class Waves:
         """How many board versions still keep their users' scores from before (read-only)."""
         return len(self._since)
 
-    async def subscribe(self, conn: Connection) -> None:
-        """Add to the leaderboard channel and send the current board at once."""
+    async def subscribe(self, conn: Connection, max_rate: float | None = None) -> None:
+        """Add to the leaderboard channel (again: a fresh snapshot) and send the current board at once."""
         # Read the board now, not only when changes are known to wait: in the Redis modes an award
         # this process has answered reaches the hub only when its event comes back over Pub/Sub,
         # and a viewer who connects after that answer must see it in the first board.
@@ -93,12 +96,15 @@ class Waves:
             await self._advance()  # nothing to show yet: a board that cannot be read is an error
         elif await self._try_advance():
             self._dirty.set()  # the other subscribers get the version this made in the next sweep
-        self.subscribers[conn] = SNAPSHOT
-        self._deliver(conn)
+        self.unsubscribe(conn)
+        self.subscribers[conn] = sub = Subscription(conn, max_rate)
+        self._deliver(sub)
 
     def unsubscribe(self, conn: Connection) -> None:
         """Leave the leaderboard channel of this board."""
-        self.subscribers.pop(conn, None)
+        sub = self.subscribers.pop(conn, None)
+        if sub is not None:
+            sub.cancel()
 
     def resync(self) -> None:
         """Events may have been missed: send the current top 10 even if it looks unchanged."""
@@ -119,7 +125,7 @@ class Waves:
             if self._pending_from is None:
                 self._pending_from = at_ms
 
-    def _frame(self, top: list[tuple[int, Standing]], *, bases: dict[str, int]) -> bytes:
+    def _message(self, top: list[tuple[int, Standing]], *, bases: dict[str, int]) -> Sequenced:
         entries = [
             LiveEntry(
                 rank=rank,
@@ -137,7 +143,7 @@ class Waves:
             leaderboard=entries,
             updated_at=iso(last_change(top) or self.clock()),
         )
-        return text_frame(encode(LeaderboardUpdate(data=board)))
+        return Sequenced("leaderboard_update", board)
 
     async def _advance(self) -> bool:
         """Make a new version if the top 10 changed (or a resync was asked for); True if made."""
@@ -157,12 +163,10 @@ class Waves:
             LiveEntry(rank=rank, user_id=s.user_id, username=s.username, score=s.score, change="+0")
             for rank, s in frozen
         ]
-        frame = text_frame(
-            encode(PeriodEnded(data=EndedBoard(board=self.board.id, period=ended.period, leaderboard=entries)))
-        )
-        for conn in list(self.subscribers):
-            conn.send_frame(frame)
-            self.subscribers[conn] = SNAPSHOT
+        message = Sequenced("period_ended", EndedBoard(board=self.board.id, period=ended.period, leaderboard=entries))
+        for sub in list(self.subscribers.values()):
+            sub.send(message)  # an event, not a state: it goes at once, whatever the pace
+            sub.version = SNAPSHOT
         self._last_top = []
         self._force = True
 
@@ -210,16 +214,25 @@ class Waves:
         self.tally.made += 1
         return True
 
-    def _deliver(self, conn: Connection) -> None:
-        """Send the current version to one subscriber, `change` counted from what it had."""
-        had = self.subscribers.get(conn, SNAPSHOT)
-        frame = self._frames.get(had)
-        if frame is None:
+    def _deliver(self, sub: Subscription) -> None:
+        """Send the current version to one subscriber (when due), `change` counted from what it had."""
+        if not sub.due(lambda: self._deliver_due(sub)):
+            return
+        had = sub.version
+        message = self._frames.get(had)
+        if message is None:
             assert self._top is not None  # a version exists before anyone is swept
             bases = self._since.get(had, {}) if had != SNAPSHOT else {}
-            frame = self._frames[had] = self._frame(self._top, bases=bases)
-        if conn.send_frame(frame) and conn in self.subscribers:
-            self.subscribers[conn] = self._version
+            message = self._frames[had] = self._message(self._top, bases=bases)
+        if sub.send(message):
+            sub.version = self._version
+
+    def _deliver_due(self, sub: Subscription) -> None:
+        # A paced subscriber's time came: the newest version, if it still lacks it.
+        if self.subscribers.get(sub.conn) is sub and sub.version != self._version:
+            self._deliver(sub)
+            if sub.version == self._version:
+                self._forget_unheld()
 
     async def _try_advance(self) -> bool:
         try:
@@ -238,9 +251,9 @@ class Waves:
             # Any new version during the pass (made here, or by a subscribe() meanwhile) leaves
             # the part already visited behind: another pass follows.
             version = self._version
-            for i, conn in enumerate(list(self.subscribers)):
-                if self.subscribers.get(conn, self._version) != self._version:
-                    self._deliver(conn)
+            for i, sub in enumerate(list(self.subscribers.values())):
+                if sub.version != self._version and self.subscribers.get(sub.conn) is sub:
+                    self._deliver(sub)
                 if i % WAVE_CHUNK == WAVE_CHUNK - 1:
                     paused = time.monotonic()
                     await asyncio.sleep(0)
@@ -267,7 +280,7 @@ class Waves:
         # After every pass, not only when a sweep ends: under steady load one sweep runs pass
         # after pass, and every version made meanwhile kept a base map that each award updated.
         # Kept: versions a subscriber holds, the current one, and one being made right now.
-        held = set(self.subscribers.values())
+        held = {sub.version for sub in self.subscribers.values()}
         self._since = {v: bases for v, bases in self._since.items() if v in held or v >= self._version}
 
     def stop(self) -> None:

@@ -1,0 +1,299 @@
+"""Live windows of one board: a range of ranks (`ranks`) or the ranks around a user (`around`),
+each shared by all its subscribers and sent as diffs of the ranks whose occupant or score changed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from ..boards.board import Board
+from ..ranking import Ranking
+from ..records import Move, Standing
+from ..tasks import stop_if_cancelled
+from .connections import Connection
+from .messages import RanksEntry, RanksWindow, Sequenced
+from .subscription import SNAPSHOT, Subscription
+
+log = logging.getLogger(__name__)
+
+WINDOW_GAP = 0.02  # at most 50 refreshes a second per board, as the top 10's waves
+RETRY_SECONDS = 0.25
+REFRESH_CHUNK = 64  # windows read between yields, so awards keep flowing while thousands refresh
+
+
+class Occupant(NamedTuple):
+    user_id: str
+    username: str
+    score: int
+
+
+State = dict[int, Occupant]  # rank -> who holds it
+
+
+class WindowKey(NamedTuple):
+    """What a window shows: ranks first..last, or `radius` ranks either side of `user_id`."""
+
+    channel: str  # "ranks" | "around"
+    first: int = 0
+    last: int = 0
+    user_id: str = ""
+    radius: int = 0
+
+
+class View(NamedTuple):
+    """A window's content at one version: the ranks it spans (an around window moves) and who holds them."""
+
+    first: int
+    last: int
+    state: State
+    total: int
+
+
+class Window:
+    """One window and its subscribers. Each refresh that changes what it shows is a version; a
+    subscriber is sent what changed since the version it holds (all of it when the span moved or
+    it holds none), so a paced subscriber skips versions and still ends on the current one."""
+
+    __slots__ = ("key", "messages", "subscribers", "version", "views")
+
+    def __init__(self, key: WindowKey) -> None:
+        self.key = key
+        self.subscribers: dict[Connection, Subscription] = {}
+        self.version = 0
+        self.views: dict[int, View] = {}  # versions some subscriber holds, and the current one
+        self.messages: dict[int, Sequenced | None] = {}  # held version -> message to the current one
+
+    def covers(self, low: int, high: int | None, mover: str) -> bool:
+        """Whether a write that moved ranks low..high (None: to the end) may change this window."""
+        if self.key.channel == "around" and mover == self.key.user_id:
+            return True
+        view = self.views.get(self.version)
+        if view is None:
+            return True
+        if self.key.channel == "around" and not view.state:
+            return False  # the user is not on the board: only their own write puts them there
+        return view.first <= (high if high is not None else view.last) and low <= view.last
+
+    def show(self, view: View) -> bool:
+        """Take a fresh read; True if it shows something else than the current version."""
+        current = self.views.get(self.version)
+        if current is not None and current == view:
+            return False
+        self.version += 1
+        self.views[self.version] = view
+        self.messages = {}
+        return True
+
+    def message(self, board: str, period: str, had: int) -> Sequenced | None:
+        """What brings a subscriber from version `had` to the current one (None: nothing changed)."""
+        if had in self.messages:
+            return self.messages[had]
+        view = self.views[self.version]
+        before = self.views.get(had) if had != SNAPSHOT else None
+        snapshot = before is None or (before.first, before.last) != (view.first, view.last)
+        if snapshot:
+            changed = sorted(view.state.items())
+        else:
+            assert before is not None
+            changed = sorted((rank, o) for rank, o in view.state.items() if before.state.get(rank) != o)
+        message: Sequenced | None = None
+        if snapshot or changed:
+            entries = [RanksEntry(rank=r, user_id=o.user_id, username=o.username, score=o.score) for r, o in changed]
+            data = RanksWindow(board=board, period=period, snapshot=snapshot, entries=entries, total=view.total)
+            message = Sequenced("ranks_update", data)
+        self.messages[had] = message
+        return message
+
+    def forget_unheld(self) -> None:
+        """Drop the views no subscriber holds any more (the current one stays)."""
+        held = {sub.version for sub in self.subscribers.values()}
+        self.views = {v: view for v, view in self.views.items() if v in held or v == self.version}
+
+
+class Windows:
+    """The windows of one board: marked when a write moves ranks they show, refreshed together at
+    most every WINDOW_GAP (one read per window per refresh, however many subscribers share it),
+    and each subscriber sent the diff it lacks. A new period shows every window anew (a snapshot)."""
+
+    def __init__(self, ranking: Ranking, board: Board, clock: Callable[[], int]) -> None:
+        self.ranking = ranking
+        self.board = board
+        self.clock = clock
+        self.windows: dict[WindowKey, Window] = {}
+        self.held: dict[tuple[Connection, str], Window] = {}  # (connection, channel) -> its window
+        self._period = board.current(clock())
+        self._where = board.where(self._period)
+        self._dirty: set[Window] = set()
+        self._wake = asyncio.Event()
+        self._period_end: asyncio.TimerHandle | None = None
+        self._stopping = False
+
+    @property
+    def pending(self) -> bool:
+        """Windows are marked for the next refresh (read-only)."""
+        return bool(self._dirty)
+
+    def subscriptions(self) -> int:
+        """Window subscriptions on this board (read-only)."""
+        return len(self.held)
+
+    def holds(self, conn: Connection, channel: str) -> bool:
+        """Whether the connection holds a window of this channel here."""
+        return (conn, channel) in self.held
+
+    async def subscribe(self, conn: Connection, key: WindowKey, max_rate: float | None) -> None:
+        """Hold this window (replacing the connection's window of the same channel), starting
+        with a snapshot; a window new to the board is read first."""
+        self.unsubscribe(conn, key.channel)
+        window = self.windows.get(key)
+        if window is None:
+            window = Window(key)
+            await self._refresh(window)  # a board that cannot be read is the subscriber's error
+            self.windows[key] = window
+        elif window in self._dirty:
+            await self._refresh_quietly(window)  # the others get this version at the next refresh
+        sub = window.subscribers[conn] = Subscription(conn, max_rate)
+        self.held[(conn, key.channel)] = window
+        self._deliver(window, sub)
+
+    def unsubscribe(self, conn: Connection, channel: str) -> None:
+        """Leave the connection's window of this channel (the window goes with its last subscriber)."""
+        window = self.held.pop((conn, channel), None)
+        if window is None:
+            return
+        sub = window.subscribers.pop(conn, None)
+        if sub is not None:
+            sub.cancel()
+        if not window.subscribers:
+            self.windows.pop(window.key, None)
+            self._dirty.discard(window)
+        else:
+            window.forget_unheld()
+
+    def unsubscribe_all(self, conn: Connection) -> None:
+        """A connection went: leave its windows."""
+        for channel in ("ranks", "around"):
+            self.unsubscribe(conn, channel)
+
+    def on_move(self, user_id: str, move: Move) -> None:
+        """Mark the windows a write may have changed: every rank between its old and new place
+        (to the end of the board for a first entry) moved, and the writer's own around windows."""
+        if move.change.where != self._where or not self.windows:
+            return
+        low = move.rank
+        high = move.previous_rank
+        if high is not None and high < low:  # moved down (a `set` to a worse value)
+            low, high = high, low
+        for window in self.windows.values():
+            if window not in self._dirty and window.covers(low, high, user_id):
+                self._dirty.add(window)
+        if self._dirty:
+            self._wake.set()
+
+    def resync(self) -> None:
+        """Events may have been missed: read every window again."""
+        self._dirty.update(self.windows.values())
+        self._wake.set()
+
+    async def _read(self, key: WindowKey) -> View:
+        where = self._where
+        if key.channel == "ranks":
+            shown = await self.ranking.slice(where, key.first, key.last)
+            total = await self.ranking.size(where)
+            return View(key.first, key.last, _state(shown), total)
+        place, shown = await self.ranking.around(where, key.user_id, key.radius)
+        if place is None:
+            return View(0, 0, {}, await self.ranking.size(where))
+        first = max(1, place.rank - key.radius)
+        return View(first, place.rank + key.radius, _state(shown), place.size)
+
+    async def _refresh(self, window: Window) -> bool:
+        self._dirty.discard(window)
+        try:
+            return window.show(await self._read(window.key))
+        except BaseException:
+            self._dirty.add(window)
+            raise
+
+    async def _refresh_quietly(self, window: Window) -> bool:
+        try:
+            return await self._refresh(window)
+        except Exception:  # the board is unreachable: try again shortly, the last state must go out
+            stop_if_cancelled()
+            log.warning("window refresh postponed", exc_info=True)
+            asyncio.get_running_loop().call_later(RETRY_SECONDS, self._wake.set)
+            return False
+
+    def _deliver(self, window: Window, sub: Subscription) -> None:
+        if not sub.due(lambda: self._deliver_due(window, sub)):
+            return
+        message = window.message(self._where.board, self._where.period, sub.version)
+        if message is None or sub.send(message):
+            sub.version = window.version
+
+    def _deliver_due(self, window: Window, sub: Subscription) -> None:
+        if window.subscribers.get(sub.conn) is sub and sub.version != window.version:
+            self._deliver(window, sub)
+            window.forget_unheld()
+
+    def _next_period(self) -> None:
+        period = self.board.current(self.clock())
+        if period.id == self._period.id:
+            return
+        self._period, self._where = period, self.board.where(period)
+        for window in self.windows.values():
+            window.views, window.messages = {}, {}
+            for sub in window.subscribers.values():
+                sub.version = SNAPSHOT
+        self._dirty.update(self.windows.values())
+
+    def _watch_period_end(self) -> None:
+        if self._period_end is not None or self._period.ends_ms is None:
+            return
+        delay = max(0.0, (self._period.ends_ms - self.clock()) / 1000) + 0.001
+
+        def ended() -> None:
+            self._period_end = None
+            self._wake.set()
+
+        self._period_end = asyncio.get_running_loop().call_later(delay, ended)
+
+    async def _round(self) -> None:
+        """Refresh every marked window and send each subscriber what it lacks."""
+        self._next_period()
+        self._watch_period_end()
+        for i, window in enumerate(list(self._dirty)):
+            if i % REFRESH_CHUNK == REFRESH_CHUNK - 1:
+                await asyncio.sleep(0)
+            if window.key not in self.windows or window not in self._dirty:
+                continue  # left, or refreshed by a subscribe meanwhile
+            await self._refresh_quietly(window)
+            for sub in list(window.subscribers.values()):
+                if sub.version != window.version:
+                    self._deliver(window, sub)
+            window.forget_unheld()
+
+    def stop(self) -> None:
+        """End `run`."""
+        self._stopping = True
+        if self._period_end is not None:
+            self._period_end.cancel()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Refresh marked windows until `stop()`, at most every WINDOW_GAP."""
+        while not self._stopping:
+            await self._wake.wait()
+            if self._stopping:
+                break
+            self._wake.clear()
+            started = time.monotonic()
+            await self._round()
+            await asyncio.sleep(max(0.0, WINDOW_GAP - (time.monotonic() - started)))
+
+
+def _state(shown: list[tuple[int, Standing]]) -> State:
+    return {rank: Occupant(s.user_id, s.username, s.score) for rank, s in shown}
