@@ -1,7 +1,9 @@
-"""Async Python client of the Scoreboard service: the server's error codes as exceptions; the models
-of its requests and answers."""
+"""Async Python client of the Scoreboard service: `Client` for the REST routes, the action flow
+and live updates; the server's error codes as exceptions; the models of its answers."""
 
 from . import models
+from .backoff import Backoff
+from .client import Client
 from .errors import (
     ActionAlreadyCompleted,
     ActionMismatch,
@@ -33,35 +35,73 @@ from .errors import (
     UserNotFound,
     ValidationError,
 )
+from .live import LiveStream
+from .messages import (
+    Authenticated,
+    Connected,
+    LeaderboardUpdate,
+    LiveError,
+    LiveMessage,
+    Notification,
+    NotificationsData,
+    Overtaken,
+    PeriodEnded,
+    Pong,
+    RankChange,
+    RanksUpdate,
+    ScoreUpdate,
+    Subscribed,
+    UnknownMessage,
+    Unsubscribed,
+)
 
 __all__ = [
     "ActionAlreadyCompleted",
     "ActionMismatch",
     "ActionTooFast",
+    "Authenticated",
     "AuthenticationError",
+    "Backoff",
     "BadRequest",
     "BoardExists",
     "BoardInUse",
     "BoardNotFound",
+    "Client",
     "Conflict",
+    "Connected",
     "Disqualified",
     "Forbidden",
     "IdempotencyConflict",
     "InternalError",
     "InvalidAction",
     "InvalidToken",
+    "LeaderboardUpdate",
+    "LiveError",
+    "LiveMessage",
+    "LiveStream",
     "MethodNotAllowed",
     "NotFound",
+    "Notification",
+    "NotificationsData",
+    "Overtaken",
     "PayloadTooLarge",
+    "PeriodEnded",
     "PeriodNotFound",
+    "Pong",
+    "RankChange",
+    "RanksUpdate",
     "RateLimited",
+    "ScoreUpdate",
     "ScoreboardError",
     "ServerError",
     "ServiceUnavailable",
+    "Subscribed",
     "TokenAlreadyUsed",
     "TokenExpired",
     "Unauthorized",
     "UnexpectedResponse",
+    "UnknownMessage",
+    "Unsubscribed",
     "UserNotFound",
     "ValidationError",
     "models",
