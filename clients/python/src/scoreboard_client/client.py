@@ -1,0 +1,354 @@
+"""`Client`: every REST route of the Scoreboard API as an async method, the action flow as one call,
+and the live iterator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Generic, Literal, Self, TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from . import models as m
+from .backoff import Backoff
+from .errors import ActionTooFast, UnexpectedResponse, make_error
+from .live import LiveStream
+from .messages import NotificationsData
+
+T = TypeVar("T")
+Auth = Literal["user", "service"] | None
+JSON = "application/json"
+# The server may check an action's minimum duration on another process's clock than the one that
+# issued its token: wait this much beyond the minimum.
+CLOCK_MARGIN_SECONDS = 0.1
+
+
+class _Ok(msgspec.Struct, Generic[T]):
+    success: Literal[True]
+    data: T
+
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+_errors = msgspec.json.Decoder(m.ErrorEnvelope)
+
+
+def _decoder(data_type: Any) -> msgspec.json.Decoder[Any]:
+    decoder = _decoders.get(data_type)
+    if decoder is None:
+        decoder = _decoders[data_type] = msgspec.json.Decoder(_Ok[data_type])
+    return decoder
+
+
+def _segment(value: str) -> str:
+    """A path segment: percent-encoded, dots too, so that an id such as `..` stays an id."""
+    return quote(value, safe="").replace(".", "%2E")
+
+
+class Client:
+    """A connection to one Scoreboard server.
+
+    `token` is a user's JWT (operators' too) for the routes that need a user; `service_key` is a
+    trusted server's key for score writes. Use it as `async with Client(url, token=...) as client:`;
+    a `session` given is used and left open, otherwise the client opens and closes its own. Reads
+    and trusted writes are retried `retries` times after a connection failure or a timeout (a write
+    with the same Idempotency-Key); initialize and update never are, since a retry could not tell
+    whether the first one counted. Every other failure raises its `ScoreboardError`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        service_key: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeout: float = 10.0,
+        retries: int = 2,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 10.0,
+    ) -> None:
+        self.base_url = URL(base_url.rstrip("/"))
+        self.token = token
+        self.service_key = service_key
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._session = session
+        self._owns_session = session is None
+        self._streams: set[LiveStream] = set()
+        self._min_seconds: dict[str, float] = {}  # learned from ACTION_TOO_FAST, per action type
+
+    async def __aenter__(self) -> Self:
+        self.session()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every live stream, and the session when the client opened it."""
+        for stream in list(self._streams):
+            await stream.aclose()
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session, opened on first use when none was given."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    # The default board.
+
+    async def top(self, *, limit: int | None = None) -> m.TopData:
+        """The top of the default board (10 entries unless `limit`, at most 100)."""
+        return await self._get("/api/v1/scoreboard/top", m.TopData, params={"limit": limit})
+
+    async def initialize(self, action_type: str, action_id: str, *, user_id: str | None = None) -> m.InitializeData:
+        """Start an action: a one-time token worth the score the server's catalog gives the action."""
+        body = m.InitializeRequest(action_type=action_type, action_id=action_id, user_id=user_id)
+        return await self._call("POST", "/api/v1/actions/initialize", m.InitializeData, body=body, auth="user")
+
+    async def update(self, action_token: str, action_id: str, *, user_id: str | None = None) -> m.UpdateData:
+        """Complete an action with its token: the award, once."""
+        body = m.UpdateRequest(action_token=action_token, action_id=action_id, user_id=user_id)
+        return await self._call("POST", "/api/v1/scoreboard/update", m.UpdateData, body=body, auth="user")
+
+    async def complete(self, action_type: str, action_id: str, *, user_id: str | None = None) -> m.UpdateData:
+        """Initialize and update in one call, waiting out the action's minimum duration when the
+        server has one (learned from its ACTION_TOO_FAST answer, then waited before the update)."""
+        init = await self.initialize(action_type, action_id, user_id=user_id)
+        issued = time.monotonic()  # the server issued the token before this: waiting from here is enough
+        if (known := self._min_seconds.get(action_type)) is not None:
+            await _sleep_until(issued + known + CLOCK_MARGIN_SECONDS)
+        try:
+            return await self.update(init.action_token, action_id, user_id=user_id)
+        except ActionTooFast as exc:
+            if exc.min_seconds is None:
+                raise
+            self._min_seconds[action_type] = exc.min_seconds
+            await _sleep_until(issued + exc.min_seconds + CLOCK_MARGIN_SECONDS)
+        return await self.update(init.action_token, action_id, user_id=user_id)
+
+    async def user_score(self, user_id: str) -> m.UserScoreData:
+        """A user's score, rank and percentile on the default board (rank null before an award)."""
+        path = f"/api/v1/users/{_segment(user_id)}/score"
+        return await self._get(path, m.UserScoreData, auth="user")
+
+    # Boards.
+
+    async def boards(self) -> m.BoardsData:
+        """Every board in use, the default first, each with its current period."""
+        return await self._get("/api/v1/boards", m.BoardsData)
+
+    async def board(self, board: str) -> m.BoardDetail:
+        """One board, with the count of entries in its current period."""
+        return await self._get(f"/api/v1/boards/{_segment(board)}", m.BoardDetail)
+
+    async def board_top(self, board: str, *, limit: int | None = None, period: str | None = None) -> m.BoardTopData:
+        """The top of a board in a period: `current` (the default), `previous` or a period's id."""
+        path = f"/api/v1/boards/{_segment(board)}/top"
+        return await self._get(path, m.BoardTopData, params={"limit": limit, "period": period})
+
+    async def ranks(
+        self, board: str, *, from_: int | None = None, limit: int | None = None, period: str | None = None
+    ) -> m.RanksData:
+        """The entries at ranks `from_` .. `from_ + limit - 1` (defaults 1 and 10), and the total."""
+        path = f"/api/v1/boards/{_segment(board)}/ranks"
+        return await self._get(path, m.RanksData, params={"from": from_, "limit": limit, "period": period})
+
+    async def around(
+        self, board: str, user_id: str, *, radius: int | None = None, period: str | None = None
+    ) -> m.AroundData:
+        """A user's rank and the entries `radius` ranks (default 5) either side; rank None and no
+        entries when the user is not on the board."""
+        path = f"/api/v1/boards/{_segment(board)}/around/{_segment(user_id)}"
+        return await self._get(path, m.AroundData, params={"radius": radius, "period": period})
+
+    async def lookup(self, board: str, user_ids: list[str], *, period: str | None = None) -> m.LookupData:
+        """The entries of these users (1-100) that are on the board, by rank: a friends' board."""
+        body = m.LookupRequest(user_ids=user_ids, period=period) if period else m.LookupRequest(user_ids=user_ids)
+        path = f"/api/v1/boards/{_segment(board)}/lookup"
+        return await self._call("POST", path, m.LookupData, body=body, retry=True)
+
+    async def periods(self, board: str) -> m.PeriodsData:
+        """The board's current period and the kept finished ones that have entries, newest first."""
+        return await self._get(f"/api/v1/boards/{_segment(board)}/periods", m.PeriodsData)
+
+    async def user_boards(self, user_id: str) -> m.UserBoardsData:
+        """A user's standing in the current period of every board they are on."""
+        return await self._get(f"/api/v1/users/{_segment(user_id)}/boards", m.UserBoardsData, auth="user")
+
+    async def notifications(self, *, after: str | int | None = None) -> NotificationsData:
+        """The caller's kept notices (who passed them), oldest first; only those after the notice `after`."""
+        return await self._get(
+            "/api/v1/users/me/notifications", NotificationsData, params={"after": after}, auth="user"
+        )
+
+    # Trusted servers.
+
+    async def write_score(
+        self,
+        board: str,
+        user_id: str,
+        score: int,
+        *,
+        subscore: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.ScoreWriteData:
+        """A trusted server's score for a user, applied by the board's operator (with the service key).
+        The write is made once per `idempotency_key`: a fresh uuid4 when none is given, kept for this
+        call's retries; give your own to make a write once across restarts of your process."""
+        body = m.ScoreWriteRequest(user_id=user_id, score=score, subscore=subscore, metadata=metadata)
+        headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
+        path = f"/api/v1/boards/{_segment(board)}/scores"
+        return await self._call("POST", path, m.ScoreWriteData, body=body, auth="service", headers=headers, retry=True)
+
+    # Operators (a token whose `roles` claim holds the server's admin role).
+
+    async def create_board(self, board: m.BoardCreate) -> m.BoardDetail:
+        """Create a board at run time; it survives restarts."""
+        return await self._call("POST", "/api/v1/admin/boards", m.BoardDetail, body=board, auth="user")
+
+    async def change_board(self, board: str, change: m.BoardChange) -> m.BoardDetail:
+        """Change a board's title, kept periods or format."""
+        path = f"/api/v1/admin/boards/{_segment(board)}"
+        return await self._call("PATCH", path, m.BoardDetail, body=change, auth="user")
+
+    async def retire_board(self, board: str) -> m.RetiredData:
+        """Retire a board: no longer listed, read or written; its id is never used again."""
+        path = f"/api/v1/admin/boards/{_segment(board)}"
+        return await self._call("DELETE", path, m.RetiredData, auth="user")
+
+    # Live.
+
+    def live(
+        self,
+        board: str | None = None,
+        *,
+        around: int | None = None,
+        ranks: tuple[int, int] | None = None,
+        notifications: bool = False,
+        after: str | int | None = None,
+        max_rate: float | None = None,
+        heartbeat: float = 20.0,
+    ) -> LiveStream:
+        """The board's live messages (the default board when None), as an async iterator that
+        reconnects and resubscribes by itself. `around`: also the window of this radius around the
+        token's user; `ranks`: also the window of ranks (first, last); `notifications`: also the
+        user's notices (replayed after the notice `after`); `max_rate`: messages per second per
+        subscription. Use `async with client.live(...) as live: async for message in live: ...`."""
+        stream = LiveStream(
+            self,
+            board=board,
+            around=around,
+            ranks=ranks,
+            notifications=notifications,
+            after=after,
+            max_rate=max_rate,
+            heartbeat=heartbeat,
+        )
+        self._streams.add(stream)
+        return stream
+
+    def forget_stream(self, stream: LiveStream) -> None:
+        """A live stream closed: the client no longer closes it."""
+        self._streams.discard(stream)
+
+    def backoff(self) -> Backoff:
+        """A fresh backoff with the client's settings."""
+        return Backoff(base=self.backoff_base, cap=self.backoff_cap)
+
+    def live_url(self) -> URL:
+        """The WebSocket's address."""
+        scheme = {"http": "ws", "https": "wss"}.get(self.base_url.scheme, self.base_url.scheme)
+        return self._url("/ws/scoreboard").with_scheme(scheme)
+
+    # Requests.
+
+    def _url(self, path: str) -> URL:
+        return URL(str(self.base_url) + path, encoded=True)
+
+    async def _get(
+        self, path: str, data_type: type[T], *, params: Mapping[str, Any] | None = None, auth: Auth = None
+    ) -> T:
+        return await self._call("GET", path, data_type, params=params, auth=auth, retry=True)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        data_type: type[T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: msgspec.Struct | None = None,
+        auth: Auth = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = False,
+    ) -> T:
+        """One API call's `data`; the error's exception otherwise. With `retry`, the same request
+        again after a connection failure, up to `retries` times."""
+        sent = dict(headers or {})
+        credential = {"user": self.token, "service": self.service_key}.get(auth) if auth else None
+        if credential:
+            sent["Authorization"] = f"Bearer {credential}"
+        payload = None
+        if body is not None:
+            payload = msgspec.json.encode(body)
+            sent["Content-Type"] = JSON
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        backoff = self.backoff()
+        while True:
+            try:
+                return await self._once(
+                    method=method, path=path, data_type=data_type, query=query, payload=payload, headers=sent
+                )
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                if not retry or backoff.attempts >= self.retries:
+                    raise
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _once(
+        self,
+        *,
+        method: str,
+        path: str,
+        data_type: type[T],
+        query: dict[str, str],
+        payload: bytes | None,
+        headers: dict[str, str],
+    ) -> T:
+        async with self.session().request(
+            method, self._url(path), params=query, data=payload, headers=headers, timeout=self.timeout
+        ) as answer:
+            raw = await answer.read()
+            if answer.status < 400:
+                try:
+                    data: T = _decoder(data_type).decode(raw).data
+                except msgspec.DecodeError:
+                    raise _unexpected(answer.status, raw) from None
+                return data
+            try:
+                error = _errors.decode(raw).error
+            except msgspec.DecodeError:
+                raise _unexpected(answer.status, raw) from None
+            raise make_error(answer.status, error.code, error.message, error.details, answer.headers)
+
+
+def _unexpected(status: int, raw: bytes) -> UnexpectedResponse:
+    text = raw[:200].decode(errors="replace")
+    return UnexpectedResponse(status, "UNEXPECTED_RESPONSE", f"not an API answer: {text!r}")
+
+
+async def _sleep_until(deadline: float) -> None:
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,229 @@
+"""`LiveStream`: the WebSocket's messages as an async iterator that reconnects (backoff with jitter)
+and subscribes again by itself, so that a consumer sees a fresh snapshot after every drop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import aiohttp
+from aiohttp import WSMsgType
+
+from .errors import ScoreboardError, Unauthorized, UnexpectedResponse, handshake_refusal, refusal
+from .messages import Authenticated, Connected, LiveError, LiveMessage, Overtaken, Subscribed, decode_message
+
+if TYPE_CHECKING:
+    from .client import Client
+
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_UNAUTHORIZED = 4401
+HANDSHAKE_SECONDS = 10.0  # for `connected` and `authenticated` to arrive on a new connection
+# Refusals of the handshake that another try may not meet: the HTTP statuses of overload or restart.
+RETRIED_STATUSES = {429, 502, 503, 504}
+
+
+class _Retry(Exception):
+    """This connection attempt failed in a way that another attempt may not."""
+
+
+def subscriptions(
+    *,
+    board: str | None,
+    around: int | None,
+    ranks: tuple[int, int] | None,
+    notifications: bool,
+    after: str | int | None,
+    max_rate: float | None,
+) -> list[dict[str, Any]]:
+    """The `subscribe` messages of a stream, as the contract spells them."""
+    common: dict[str, Any] = {} if board is None else {"board": board}
+    if max_rate is not None:
+        common["maxRate"] = max_rate
+    subs = [{"type": "subscribe", "channel": "leaderboard", **common}]
+    if around is not None:
+        subs.append({"type": "subscribe", "channel": "around", **common, "radius": around})
+    if ranks is not None:
+        first, last = ranks
+        subs.append({"type": "subscribe", "channel": "ranks", **common, "from": first, "to": last})
+    if notifications:
+        subs.append({"type": "subscribe", "channel": "notifications", **({} if after is None else {"after": after})})
+    return subs
+
+
+class LiveStream:
+    """Live messages of one board (and the windows and notices asked for) across reconnects.
+
+    Every message the server sends is yielded, typed (see messages.py), `connected` and
+    `subscribed` included, so a consumer can tell a reconnect. A subscription the server refuses
+    raises its error (`BoardNotFound`...); an invalid or expired token raises `Unauthorized`. Any
+    other end of the connection (a drop, a server restart's 1012) is followed by a new connection
+    after a random delay that grows with each failed attempt, and the subscriptions again."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        board: str | None,
+        around: int | None,
+        ranks: tuple[int, int] | None,
+        notifications: bool,
+        after: str | int | None,
+        max_rate: float | None,
+        heartbeat: float,
+    ) -> None:
+        if (around is not None or notifications) and client.token is None:
+            raise ValueError("`around` and `notifications` follow a user: the client needs a token")
+        self.client = client
+        self.board = board
+        self.around = around
+        self.ranks = ranks
+        self.notifications = notifications
+        self.after = after
+        self.max_rate = max_rate
+        self.heartbeat = heartbeat
+        self.attempts = 0  # connection attempts so far, failed ones included
+        self.close_codes: list[int | None] = []  # of the connections that ended, in order
+        self._backoff = client.backoff()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ready: collections.deque[LiveMessage] = collections.deque()  # read, not yielded yet
+        self._unanswered = 0  # subscriptions without their `subscribed` or `error` yet
+        self._closed = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection; iteration ends."""
+        self._closed = True
+        self.client.forget_stream(self)
+        if self._ws is not None:
+            ws, self._ws = self._ws, None
+            await ws.close()
+
+    async def __anext__(self) -> LiveMessage:
+        while not self._closed:
+            ws = self._ws
+            if ws is None:
+                await self._connect()
+                continue
+            if self._ready:
+                return self._ready.popleft()
+            msg = await ws.receive()
+            if msg.type == WSMsgType.TEXT:
+                message = decode_message(msg.data)
+                if self._unanswered and isinstance(message, Subscribed | LiveError):
+                    await self._answered(message)
+                elif isinstance(message, Overtaken) and message.id is not None:
+                    self.after = message.id  # a resubscription replays only what came after it
+                return message
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                await self._lost(ws)
+        raise StopAsyncIteration
+
+    async def _answered(self, message: Subscribed | LiveError) -> None:
+        """Subscriptions are answered in the order they were sent: a refusal ends the stream."""
+        self._unanswered -= 1
+        if isinstance(message, LiveError):
+            await self.aclose()
+            raise refusal(message.error.code, f"subscription refused: {message.error.message}")
+        if self._unanswered == 0:
+            self._backoff.reset()
+
+    async def _lost(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """The connection ended: raise when another one would end the same way, else forget it."""
+        if self._ws is ws:
+            self._ws = None
+        code = ws.close_code
+        await ws.close()
+        if self._closed:  # closed by aclose()
+            return
+        self.close_codes.append(code)
+        if code == CLOSE_UNAUTHORIZED:
+            await self.aclose()
+            raise Unauthorized(401, "UNAUTHORIZED", "the live connection's token is invalid or expired")
+        if code == CLOSE_MESSAGE_TOO_BIG:
+            await self.aclose()
+            raise ScoreboardError(413, "PAYLOAD_TOO_LARGE", "the server refused a message as too big")
+
+    async def _connect(self) -> None:
+        """Connect and subscribe, after a delay when this is a reconnect; again until it works."""
+        while not self._closed:
+            if self.attempts:
+                await asyncio.sleep(self._backoff.next_delay())
+            self.attempts += 1
+            try:
+                ws = await self._open()
+            except _Retry:
+                continue
+            if self._closed:  # by aclose() while connecting
+                await ws.close()
+            else:
+                self._ws = ws
+            return
+
+    async def _open(self) -> aiohttp.ClientWebSocketResponse:
+        """A new connection, authenticated and with every subscription sent."""
+        try:
+            ws = await self.client.session().ws_connect(self.client.live_url(), heartbeat=self.heartbeat)
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in RETRIED_STATUSES:
+                raise _Retry from exc
+            await self.aclose()
+            raise handshake_refusal(exc.status, f"WebSocket refused: {exc.message}") from exc
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise _Retry from exc
+        try:
+            await self._greet(ws)
+        except (aiohttp.ClientConnectionError, ConnectionError) as exc:
+            await ws.close()
+            raise _Retry from exc
+        except BaseException:
+            await ws.close()
+            raise
+        return ws
+
+    async def _greet(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Read `connected`, authenticate, send the subscriptions."""
+        self._ready.clear()
+        self._ready.append(await self._expect(ws, Connected))
+        if self.client.token is not None:
+            await ws.send_json({"type": "auth", "token": self.client.token})
+            self._ready.append(await self._expect(ws, Authenticated))
+        subs = subscriptions(
+            board=self.board,
+            around=self.around,
+            ranks=self.ranks,
+            notifications=self.notifications,
+            after=self.after,
+            max_rate=self.max_rate,
+        )
+        for sub in subs:
+            await ws.send_json(sub)
+        self._unanswered = len(subs)
+
+    async def _expect(self, ws: aiohttp.ClientWebSocketResponse, kind: type[Connected | Authenticated]) -> LiveMessage:
+        """The next message, which must be of `kind`."""
+        try:
+            msg = await ws.receive(timeout=HANDSHAKE_SECONDS)
+        except TimeoutError as exc:
+            raise _Retry from exc
+        if msg.type != WSMsgType.TEXT:
+            if ws.close_code == CLOSE_UNAUTHORIZED:
+                await self.aclose()
+                raise Unauthorized(401, "UNAUTHORIZED", "the live connection's token is invalid or expired")
+            raise _Retry
+        message = decode_message(msg.data)
+        if not isinstance(message, kind):
+            await self.aclose()
+            raise UnexpectedResponse(101, "UNEXPECTED_RESPONSE", f"expected {kind.__name__} first, got {message!r}")
+        return message

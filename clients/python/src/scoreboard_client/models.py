@@ -1,0 +1,274 @@
+"""Request and response models of the Scoreboard API, generated from the server's OpenAPI document
+by clients/python/generate_models.py: regenerate it rather than edit it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class _Model(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """Fields are snake_case here and camelCase on the wire."""
+
+
+class AroundData(_Model):
+    """A user's rank (null when not on the board, with no entries) and the entries around it."""
+
+    board: str
+    period: str
+    rank: int | None
+    entries: list[RankedEntry]
+    total: int
+
+
+class AwardBoard(_Model):
+    """What an award did on one of its boards (previousScore 0 on a first entry in the period)."""
+
+    board: str
+    period: str
+    previous_score: int
+    new_score: int
+    rank: int
+
+
+class BoardChange(_Model):
+    """What may change on a board in use; absent fields stay as they are. (Order, operator, reset and
+    timezone would re-rank or re-period what is there: retire the board and create another.)"""
+
+    title: str | None = None
+    keep_periods: int | None = None
+    format: Literal["duration_ms", "number"] | None = None
+
+
+class BoardCreate(_Model):
+    """A board to create at run time; it survives restarts. Omitted fields as for `global`, the title
+    defaults to the id. An id in use or retired is refused (409 BOARD_EXISTS)."""
+
+    id: str
+    title: str | None = None
+    order: Literal["asc", "desc"] = "desc"
+    operator: Literal["best", "incr", "set"] = "incr"
+    reset: str = "never"
+    timezone: str = "UTC"
+    keep_periods: int = 12
+    format: Literal["duration_ms", "number"] = "number"
+
+
+class BoardData(_Model):
+    """A board in use, with its current period."""
+
+    id: str
+    title: str
+    order: Literal["asc", "desc"]
+    operator: Literal["best", "incr", "set"]
+    reset: str
+    timezone: str
+    keep_periods: int
+    format: Literal["duration_ms", "number"]
+    period: PeriodData
+
+
+class BoardDetail(_Model):
+    """A board, with how many entries its current period has."""
+
+    id: str
+    title: str
+    order: Literal["asc", "desc"]
+    operator: Literal["best", "incr", "set"]
+    reset: str
+    timezone: str
+    keep_periods: int
+    format: Literal["duration_ms", "number"]
+    period: PeriodData
+    entries: int
+
+
+class BoardEntry(_Model):
+    rank: int
+    user_id: str
+    username: str
+    score: int
+    last_updated: str
+
+
+class BoardTopData(_Model):
+    board: str
+    period: str
+    leaderboard: list[RankedEntry]
+    updated_at: str
+
+
+class BoardsData(_Model):
+    boards: list[BoardData]
+
+
+class ErrorBody(_Model):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(_Model):
+    """Every failure: `{"success": false, "error": {...}}`."""
+
+    success: Literal[False]
+    error: ErrorBody
+
+
+class HealthData(_Model):
+    status: str
+
+
+class InitializeData(_Model):
+    action_token: str
+    expires_at: str
+    expected_score: int
+
+
+class InitializeRequest(_Model):
+    """Start an action: ask for a token that awards its catalog score once."""
+
+    action_type: str
+    action_id: str
+    user_id: str | None = None
+
+
+class LookupData(_Model):
+    """The entries of the users asked for that are on the board, by rank."""
+
+    board: str
+    period: str
+    entries: list[RankedEntry]
+
+
+class LookupRequest(_Model):
+    """The users whose entries to show (a friends' board)."""
+
+    user_ids: list[str]
+    period: str = "current"
+
+
+class PeriodData(_Model):
+    """A span between two resets; startsAt and endsAt are null on a board that never resets."""
+
+    id: str
+    starts_at: str | None
+    ends_at: str | None
+
+
+class PeriodEntry(_Model):
+    """A period and how many entries it has."""
+
+    id: str
+    starts_at: str | None
+    ends_at: str | None
+    entries: int
+
+
+class PeriodsData(_Model):
+    """The current period and the kept finished ones that have entries, newest first."""
+
+    board: str
+    periods: list[PeriodEntry]
+
+
+class RankedEntry(_Model):
+    """One entry of a board period; subscore and metadata only when a trusted server gave them."""
+
+    rank: int
+    user_id: str
+    username: str
+    score: int
+    last_updated: str
+    subscore: int | None = None
+    metadata: Any = None
+
+
+class RanksData(_Model):
+    """The entries at ranks from .. from+limit-1 (fewer at the end of the board) and how many there
+    are."""
+
+    board: str
+    period: str
+    leaderboard: list[RankedEntry]
+    updated_at: str
+    total: int
+
+
+class RetiredData(_Model):
+    """A retired board: no longer listed, read or written; its id is never used again."""
+
+    board: str
+    retired: bool
+
+
+class ScoreWriteData(_Model):
+    """What a trusted write did: `improved` is true when the stored value changed; `previousScore` is
+    null on a first entry in the period."""
+
+    board: str
+    period: str
+    user_id: str
+    previous_score: int | None
+    new_score: int
+    rank: int
+    improved: bool
+
+
+class ScoreWriteRequest(_Model):
+    """A trusted server's value for one user in the board's current period, applied by the board's
+    operator: incr adds it, best keeps it when better (score, then subscore, the board's way), set
+    keeps it. A user unknown so far is created. On an incr board a sum that would leave ±2^53 is
+    refused with 400 VALIDATION_ERROR naming `score` (details.newScore) and writes nothing."""
+
+    user_id: str
+    score: int
+    subscore: int | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TopData(_Model):
+    leaderboard: list[BoardEntry]
+    updated_at: str
+
+
+class UpdateData(_Model):
+    user_id: str
+    previous_score: int
+    new_score: int
+    score_increment: int
+    rank: int
+    leaderboard: list[BoardEntry]
+    boards: list[AwardBoard]
+
+
+class UpdateRequest(_Model):
+    """Complete an action with the token from initialize."""
+
+    action_token: str
+    action_id: str
+    user_id: str | None = None
+
+
+class UserBoard(_Model):
+    """A user's standing in the current period of one board."""
+
+    board: str
+    period: str
+    score: int
+    rank: int
+    percentile: float
+
+
+class UserBoardsData(_Model):
+    user_id: str
+    boards: list[UserBoard]
+
+
+class UserScoreData(_Model):
+    user_id: str
+    username: str
+    score: int
+    rank: int | None
+    percentile: float | None

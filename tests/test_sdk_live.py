@@ -1,0 +1,160 @@
+"""The Python SDK's live iterator against a real `run.py`: the board's messages, typed; refusals as
+exceptions; and a stream that outlives a graceful restart (1012) and a crash of the server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from scoreboard_client import (
+    Authenticated,
+    BoardNotFound,
+    Client,
+    Connected,
+    LeaderboardUpdate,
+    LiveMessage,
+    LiveStream,
+    ScoreUpdate,
+    Subscribed,
+    Unauthorized,
+)
+from scoreboard_client.live import subscriptions
+
+from app.errors import CLOSE_SERVICE_RESTART
+
+from .real_servers import ServerProcess
+from .sdk_server import running, sdk_server, token
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The module's running server."""
+    yield from running(tmp_path_factory)
+
+
+M = TypeVar("M")
+WAIT_SECONDS = 10.0  # for an expected message; a restart of run.py included
+
+
+async def next_of(live: LiveStream, kind: type[M], where: Callable[[M], bool] = lambda m: True) -> M:
+    """The next message of `kind` that satisfies `where`, skipping others."""
+    async with asyncio.timeout(WAIT_SECONDS):
+        async for message in live:
+            if isinstance(message, kind) and where(message):
+                return message
+    raise AssertionError(f"the stream ended before a {kind.__name__}")
+
+
+def standing(update: LeaderboardUpdate) -> dict[str, int]:
+    """User id -> score of a top-10 update."""
+    return {e.user_id: e.score for e in update.data.leaderboard}
+
+
+async def test_live_stream_yields_the_boards_messages(server: ServerProcess) -> None:
+    async with (
+        Client(server.url, token=token("watcher")) as client,
+        Client(server.url, token=token("rival")) as rival,
+        client.live(board="weekly") as live,
+    ):
+        connected = await anext(live)
+        assert isinstance(connected, Connected) and connected.client_id
+        assert await anext(live) == Authenticated(user_id="watcher")
+        assert await anext(live) == Subscribed(channel="leaderboard", board="weekly")
+        snapshot = await anext(live)
+        assert isinstance(snapshot, LeaderboardUpdate)
+        assert (snapshot.data.board, snapshot.data.period) == ("weekly", (await client.board("weekly")).period.id)
+
+        await client.complete("COMPLETE_QUEST", "watch-1")
+        mine = await next_of(live, ScoreUpdate, lambda m: m.data.board == "weekly")
+        assert (mine.data.user_id, mine.data.previous_score, mine.data.new_score) == ("watcher", 0, 100)
+        await next_of(live, LeaderboardUpdate, lambda m: standing(m).get("watcher") == 100)
+        await rival.complete("COMPLETE_QUEST", "rival-1")
+        await rival.complete("COMPLETE_QUEST", "rival-2")
+        update = await next_of(live, LeaderboardUpdate, lambda m: standing(m).get("rival") == 200)
+        ranked = [(e.user_id, e.rank) for e in update.data.leaderboard]
+        assert ranked.index(("rival", 1)) < ranked.index(("watcher", 2))
+
+
+async def test_an_anonymous_stream_ends_with_its_client(server: ServerProcess) -> None:
+    async with Client(server.url) as client:
+        live = client.live()
+        assert isinstance(await anext(live), Connected)
+        assert await anext(live) == Subscribed(channel="leaderboard", board="global")
+        assert isinstance(await anext(live), LeaderboardUpdate)
+    with pytest.raises(StopAsyncIteration):
+        await anext(live)
+
+
+async def test_refusals_raise(server: ServerProcess) -> None:
+    async with Client(server.url) as client, client.live(board="nope") as live:
+        assert isinstance(await anext(live), Connected)
+        with pytest.raises(BoardNotFound) as caught:
+            await anext(live)
+        assert (caught.value.status, caught.value.code) == (404, "BOARD_NOT_FOUND")
+        with pytest.raises(StopAsyncIteration):
+            await anext(live)
+    async with Client(server.url, token="not-a-jwt") as forged, forged.live() as live:
+        with pytest.raises(Unauthorized):
+            await anext(live)
+    async with Client(server.url) as anonymous:
+        with pytest.raises(ValueError, match="token"):
+            anonymous.live(around=5)
+
+
+def test_subscribe_messages_follow_the_contract() -> None:
+    # The windows and the notices are the contract's "Live, beyond the top 10".
+    assert subscriptions(board=None, around=None, ranks=None, notifications=False, after=None, max_rate=None) == [
+        {"type": "subscribe", "channel": "leaderboard"}
+    ]
+    assert subscriptions(board="weekly", around=5, ranks=(1, 50), notifications=True, after=41, max_rate=2.5) == [
+        {"type": "subscribe", "channel": "leaderboard", "board": "weekly", "maxRate": 2.5},
+        {"type": "subscribe", "channel": "around", "board": "weekly", "maxRate": 2.5, "radius": 5},
+        {"type": "subscribe", "channel": "ranks", "board": "weekly", "maxRate": 2.5, "from": 1, "to": 50},
+        {"type": "subscribe", "channel": "notifications", "after": 41},
+    ]
+
+
+async def test_live_stream_outlives_a_restart_and_a_crash(tmp_path: Path) -> None:
+    process = sdk_server(tmp_path)
+    await process.astart()
+    received: asyncio.Queue[LiveMessage] = asyncio.Queue()
+
+    async def until(kind: type[M], where: Callable[[M], bool] = lambda m: True) -> M:
+        async with asyncio.timeout(WAIT_SECONDS):
+            while True:
+                message: Any = await received.get()
+                if isinstance(message, kind) and where(message):
+                    return message
+
+    try:
+        async with Client(process.url, token=token("phoenix"), backoff_base=0.05, backoff_cap=0.5) as client:
+            live = client.live()
+
+            async def consume() -> None:
+                async for message in live:
+                    received.put_nowait(message)
+
+            consumer = asyncio.create_task(consume())
+            await until(LeaderboardUpdate)
+
+            await process.astop()  # SIGINT: the server drains, closing the socket with 1012
+            await process.astart()
+            await until(Subscribed)  # again, by itself
+            await client.complete("COMPLETE_QUEST", "after-restart")
+            await until(LeaderboardUpdate, lambda m: standing(m).get("phoenix") == 100)
+            assert live.close_codes == [CLOSE_SERVICE_RESTART]
+
+            await asyncio.to_thread(process.kill)  # no close frame: the connection just breaks
+            await process.astart()
+            await until(Subscribed)
+            await client.complete("COMPLETE_QUEST", "after-crash")
+            await until(LeaderboardUpdate, lambda m: standing(m).get("phoenix") == 200)
+            assert len(live.close_codes) == 2 and live.close_codes[1] != CLOSE_SERVICE_RESTART
+
+            await live.aclose()
+            await asyncio.wait_for(consumer, WAIT_SECONDS)  # iteration ended
+    finally:
+        await process.astop()

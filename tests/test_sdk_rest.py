@@ -1,0 +1,349 @@
+"""The Python SDK (clients/python) against a real `run.py`: every REST route, the action flow in one
+call, the exceptions of the error codes, a real 429 with its Retry-After, and a trusted write whose
+answer is lost and retried with the same Idempotency-Key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from scoreboard_client import (
+    ActionAlreadyCompleted,
+    ActionMismatch,
+    ActionTooFast,
+    BoardExists,
+    BoardInUse,
+    BoardNotFound,
+    Client,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidAction,
+    InvalidToken,
+    PeriodNotFound,
+    RateLimited,
+    ScoreboardError,
+    TokenAlreadyUsed,
+    Unauthorized,
+    UnexpectedResponse,
+    UserNotFound,
+    ValidationError,
+)
+from scoreboard_client.models import BoardChange, BoardCreate
+
+from .boards.scene import RACER_KEY
+from .real_servers import ServerProcess, free_port
+from .sdk_server import SLOW_SECONDS, UPDATES_PER_MINUTE, Requests, running, token
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The module's running server."""
+    yield from running(tmp_path_factory)
+
+
+# The routes of the API: what the SDK covers. The others serve pages, the documents and probes.
+API_TAGS = {"scoreboard", "boards", "trusted servers", "operators"}
+
+
+async def test_every_route_of_the_server(server: ServerProcess) -> None:
+    requests = Requests()
+    player, operator = token("tour-player"), token("tour-op", roles=("admin",))
+    async with (
+        requests.session() as session,
+        Client(server.url, token=player, session=session) as client,
+        Client(server.url, token=operator, service_key=RACER_KEY, session=session) as staff,
+    ):
+        boards = await client.boards()
+        assert [b.id for b in boards.boards] == ["global", "weekly", "trial"]
+        trial = await client.board("trial")
+        assert (trial.order, trial.operator, trial.format, trial.period.id) == ("asc", "best", "duration_ms", "all")
+
+        created = await staff.create_board(BoardCreate(id="tour", title="Tour"))
+        assert (created.id, created.title, created.entries, created.operator) == ("tour", "Tour", 0, "incr")
+        for user, score in (("ann", 30), ("bob", 20), ("cid", 10), ("dee", 40)):
+            written = await staff.write_score("tour", user, score, metadata={"lap": 1} if user == "dee" else None)
+            assert (written.user_id, written.new_score, written.previous_score, written.improved) == (
+                user,
+                score,
+                None,
+                True,
+            )
+        top = await client.board_top("tour", limit=2)
+        assert [(e.user_id, e.score, e.rank) for e in top.leaderboard] == [("dee", 40, 1), ("ann", 30, 2)]
+        assert top.leaderboard[0].metadata == {"lap": 1} and top.period == "all"
+        page = await client.ranks("tour", from_=2, limit=2)
+        assert ([e.user_id for e in page.leaderboard], page.total) == (["ann", "bob"], 4)
+        around = await client.around("tour", "bob", radius=1)
+        assert (around.rank, [e.user_id for e in around.entries]) == (3, ["ann", "bob", "cid"])
+        nowhere = await client.around("tour", "nobody")
+        assert (nowhere.rank, nowhere.entries) == (None, [])
+        friends = await client.lookup("tour", ["cid", "ann", "zed"])
+        assert [(e.user_id, e.rank) for e in friends.entries] == [("ann", 2), ("cid", 4)]
+        periods = await client.periods("tour")
+        assert [(p.id, p.entries, p.starts_at) for p in periods.periods] == [("all", 4, None)]
+        changed = await staff.change_board("tour", BoardChange(title="The tour", keep_periods=3))
+        assert (changed.title, changed.keep_periods, changed.entries) == ("The tour", 3, 4)
+
+        award = await client.complete("COMPLETE_QUEST", "tour-q1")
+        assert (award.user_id, award.previous_score, award.new_score, award.score_increment) == (
+            "tour-player",
+            0,
+            100,
+            100,
+        )
+        assert sorted((b.board, b.new_score) for b in award.boards) == [("global", 100), ("weekly", 100)]
+        started = await client.initialize("COMPLETE_QUEST", "tour-q2")
+        assert started.expected_score == 100 and started.expires_at.endswith("Z")
+        second = await client.update(started.action_token, "tour-q2")
+        assert (second.previous_score, second.new_score) == (100, 200)
+        mine = await client.user_score("tour-player")
+        assert (mine.user_id, mine.username, mine.score, mine.rank) == ("tour-player", "Tour-Player", 200, second.rank)
+        standings = await client.user_boards("tour-player")
+        assert sorted((b.board, b.score) for b in standings.boards) == [("global", 200), ("weekly", 200)]
+        default_top = await client.top(limit=100)
+        assert ("tour-player", 200) in [(e.user_id, e.score) for e in default_top.leaderboard]
+
+        assert (await staff.retire_board("tour")).retired
+        with pytest.raises(BoardNotFound):
+            await client.board("tour")
+
+        # Every operation of the API the server documents was called through the SDK.
+        async with session.get(server.url + "/api/openapi.json") as answer:
+            doc = await answer.json()
+    operations = [
+        (method.upper(), path)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if set(op["tags"]) & API_TAGS
+    ]
+    assert len(operations) >= 16  # the tags still name the API's operations
+    assert [op for op in operations if not requests.count(*op)] == []
+
+
+async def test_ids_are_path_segments(server: ServerProcess) -> None:
+    # An id may be `..` or hold a colon: it stays one segment of the path.
+    async with Client(server.url, token=token("seg-reader"), service_key=RACER_KEY) as client:
+        for user in ("..", "a:b.c"):
+            await client.write_score("trial", user, 5000)
+            around = await client.around("trial", user, radius=0)
+            assert [e.user_id for e in around.entries] == [user]
+            assert (await client.user_boards(user)).boards[0].board == "trial"
+
+
+Case = tuple[str, Callable[[Client], Awaitable[Any]], type[ScoreboardError], int, str]
+
+
+async def _action_token(client: Client, action_id: str, action_type: str = "COMPLETE_QUEST") -> str:
+    return (await client.initialize(action_type, action_id)).action_token
+
+
+async def _used_token(client: Client) -> Any:
+    used = await _action_token(client, "used-1")
+    await client.update(used, "used-1")
+    return await client.update(used, "used-1")
+
+
+async def _completed_twice(client: Client) -> Any:
+    await client.complete("COMPLETE_QUEST", "twice-1")
+    return await client.initialize("COMPLETE_QUEST", "twice-1")
+
+
+async def _conflicting_write(client: Client) -> Any:
+    await client.write_score("trial", "conflict", 900, idempotency_key="race-1")
+    assert (await client.write_score("trial", "conflict", 900, idempotency_key="race-1")).new_score == 900
+    return await client.write_score("trial", "conflict", 800, idempotency_key="race-1")
+
+
+async def _mismatch(client: Client) -> Any:
+    return await client.update(await _action_token(client, "m1"), "m2")
+
+
+async def _too_fast(client: Client) -> Any:
+    return await client.update(await _action_token(client, "f1", "SLOW_PUZZLE"), "f1")
+
+
+CASES: list[Case] = [
+    ("unknown user", lambda c: c.user_score("ghost"), UserNotFound, 404, "USER_NOT_FOUND"),
+    ("unknown board", lambda c: c.board_top("nope"), BoardNotFound, 404, "BOARD_NOT_FOUND"),
+    ("unknown period", lambda c: c.board_top("weekly", period="2020-W01"), PeriodNotFound, 404, "PERIOD_NOT_FOUND"),
+    ("limit over 100", lambda c: c.ranks("global", limit=500), ValidationError, 400, "VALIDATION_ERROR"),
+    ("bad board id", lambda c: c.lookup("Not A Board", ["x"]), ValidationError, 400, "VALIDATION_ERROR"),
+    ("unknown action", lambda c: c.initialize("NOPE", "n1"), InvalidAction, 400, "INVALID_ACTION"),
+    ("another user's action", lambda c: c.initialize("COMPLETE_QUEST", "o1", user_id="x"), Forbidden, 403, "FORBIDDEN"),
+    ("garbage action token", lambda c: c.update("not-a-token", "g1"), InvalidToken, 401, "INVALID_TOKEN"),
+    ("token of another action", _mismatch, ActionMismatch, 400, "ACTION_MISMATCH"),
+    ("too fast", _too_fast, ActionTooFast, 400, "ACTION_TOO_FAST"),
+    ("token used twice", _used_token, TokenAlreadyUsed, 409, "TOKEN_ALREADY_USED"),
+    ("action completed twice", _completed_twice, ActionAlreadyCompleted, 409, "ACTION_ALREADY_COMPLETED"),
+    ("key reused with another body", _conflicting_write, IdempotencyConflict, 409, "IDEMPOTENCY_CONFLICT"),
+    ("board exists", lambda c: c.create_board(BoardCreate(id="global")), BoardExists, 409, "BOARD_EXISTS"),
+    ("default board retired", lambda c: c.retire_board("global"), BoardInUse, 409, "BOARD_IN_USE"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "error", "status", "code"), CASES, ids=[c[0] for c in CASES])
+async def test_error_codes_raise_their_exceptions(
+    server: ServerProcess,
+    name: str,
+    call: Callable[[Client], Awaitable[Any]],
+    error: type[ScoreboardError],
+    status: int,
+    code: str,
+) -> None:
+    user = f"err-{uuid.uuid4().hex[:8]}"  # each case its own user: the update limit is per user
+    async with Client(server.url, token=token(user, roles=("admin",)), service_key=RACER_KEY) as client:
+        with pytest.raises(error) as caught:
+            await call(client)
+    assert (type(caught.value), caught.value.status, caught.value.code) == (error, status, code)
+    assert caught.value.message
+    if error is ActionTooFast:
+        assert caught.value.min_seconds == SLOW_SECONDS  # type: ignore[attr-defined]
+
+
+async def test_credentials_refused(server: ServerProcess) -> None:
+    async with Client(server.url) as anonymous, Client(server.url, token="not-a-jwt") as forged:
+        for client in (anonymous, forged):
+            with pytest.raises(Unauthorized) as caught:
+                await client.user_score("someone")
+            assert (caught.value.status, caught.value.code) == (401, "UNAUTHORIZED")
+            with pytest.raises(Unauthorized):
+                await client.write_score("trial", "someone", 1)
+    # A user's JWT is no service key, and a user without the operator's role is no operator.
+    async with Client(server.url, token=token("plain"), service_key=token("plain")) as plain:
+        with pytest.raises(Unauthorized):
+            await plain.write_score("trial", "someone", 1)
+        with pytest.raises(Forbidden):
+            await plain.create_board(BoardCreate(id="mine"))
+
+
+async def test_rate_limited_carries_retry_after(server: ServerProcess) -> None:
+    async with Client(server.url, token=token("hasty")) as client:
+        for n in range(UPDATES_PER_MINUTE):  # every update counts, refused ones too
+            with pytest.raises(InvalidToken):
+                await client.update("not-a-token", f"h{n}")
+        with pytest.raises(RateLimited) as caught:
+            await client.update("not-a-token", "h-last")
+    limited = caught.value
+    assert (limited.status, limited.code) == (429, "RATE_LIMITED")
+    assert limited.retry_after is not None and 1 <= limited.retry_after <= 60
+    assert limited.retry_after == int(limited.retry_after)  # Retry-After is whole seconds
+
+
+async def test_complete_waits_out_the_minimum_duration(server: ServerProcess) -> None:
+    requests = Requests()
+    async with requests.session() as session, Client(server.url, token=token("slowpoke"), session=session) as client:
+        began = time.monotonic()
+        first = await client.complete("SLOW_PUZZLE", "p1")
+        assert time.monotonic() - began >= SLOW_SECONDS
+        assert (first.score_increment, first.new_score) == (50, 50)
+        # The server refused the first update as too fast, the second went through.
+        assert requests.count("POST", "/api/v1/scoreboard/update") == 2
+        began = time.monotonic()
+        second = await client.complete("SLOW_PUZZLE", "p2")
+        assert time.monotonic() - began >= SLOW_SECONDS
+        assert second.new_score == 100
+        # Learned: this time it waited before its one update.
+        assert requests.count("POST", "/api/v1/scoreboard/update") == 3
+
+
+class AnswerCutter:
+    """A TCP proxy to the server that cuts the first connection as the server's answer arrives:
+    the server did the request, the client never hears of it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> AnswerCutter:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        cut = self.connections == 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, cutting: bool) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await src.read(65536):
+                    if cutting:
+                        writer.transport.abort()  # the answer is here: the client gets none of it
+                        break
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer, cutting=False), pipe(up_reader, writer, cutting=cut))
+        finally:
+            up_writer.transport.abort()
+            self._tasks.discard(task)
+
+
+async def test_a_trusted_write_is_retried_with_its_idempotency_key(server: ServerProcess) -> None:
+    async with (
+        AnswerCutter(server.port) as proxy,
+        Client(f"http://127.0.0.1:{proxy.port}", service_key=RACER_KEY, backoff_base=0.01) as client,
+    ):
+        written = await client.write_score("global", "retried", 7)
+        assert proxy.connections == 2  # the first answer was cut, the retry was answered
+    # The retry carried the first attempt's key: the server answered the first answer again (on an
+    # incr board a second write would have made 14).
+    assert (written.previous_score, written.new_score) == (None, 7)
+    async with Client(server.url) as reader:
+        around = await reader.around("global", "retried", radius=0)
+    assert [(e.user_id, e.score) for e in around.entries] == [("retried", 7)]
+
+
+async def test_connection_failures_give_up_after_the_retries() -> None:
+    requests = Requests()
+    async with (
+        requests.session() as session,
+        Client(f"http://127.0.0.1:{free_port()}", session=session, retries=2, backoff_base=0.01) as client,
+    ):
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await client.boards()
+    assert len(requests.sent) == 3
+
+
+async def test_an_answer_that_is_not_the_apis(aiohttp_server: Any) -> None:
+    # Whatever answers in front of the server (a proxy's error page) or instead of it.
+    async def bad_gateway(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html")
+
+    async def not_an_envelope(request: web.Request) -> web.Response:
+        return web.json_response({"boards": []})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/boards", not_an_envelope)
+    app.router.add_get("/api/v1/boards/{board}", bad_gateway)
+    stub = await aiohttp_server(app)
+    async with Client(str(stub.make_url(""))) as client:
+        with pytest.raises(UnexpectedResponse) as caught:
+            await client.board("global")
+        assert (caught.value.status, caught.value.code) == (502, "UNEXPECTED_RESPONSE")
+        assert "Bad Gateway" in caught.value.message
+        with pytest.raises(UnexpectedResponse) as caught:
+            await client.boards()
+        assert caught.value.status == 200
