@@ -73,9 +73,12 @@ _integer_fields: dict[type, tuple[str, ...]] = {}
 
 
 def _is_integer(info: msgspec.inspect.Type) -> bool:
-    # A description or examples wrap the type in Metadata; the constraints (ge, le) do not.
+    # A description or examples wrap the type in Metadata; the constraints (ge, le) do not. An
+    # optional integer is a union with None.
     while isinstance(info, msgspec.inspect.Metadata):
         info = info.type
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_is_integer(t) for t in info.types)
     return isinstance(info, msgspec.inspect.IntType)
 
 

@@ -412,6 +412,30 @@ class ScoreWriteHeaders(msgspec.Struct, kw_only=True):
     idempotency_key: IdempotencyKey = msgspec.field(name="Idempotency-Key")
 
 
+class StreamQuery(_Model):
+    max_rate: (
+        Annotated[float, Meta(ge=0.1, le=50, description="At most this many events a second; the latest state wins")]
+        | None
+    ) = None
+
+
+class StreamHeaders(msgspec.Struct, kw_only=True):
+    """The headers an event stream reads."""
+
+    last_event_id: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                le=2**53,
+                description="The `id` of the last event a reconnecting client saw: the stream goes on from "
+                "the next id, with a fresh snapshot",
+            ),
+        ]
+        | None
+    ) = msgspec.field(default=None, name="Last-Event-ID")
+
+
 class BoardPath(_Model):
     board: BoardId
 

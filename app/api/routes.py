@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from .. import errors as e
 from . import models as m
-from . import session, views
+from . import session, stream, views
 from .edge import LIMITED_PREFIX
 
 
@@ -249,6 +249,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(*_AUTH_ERRORS, e.UserNotFound),
         tag="boards",
         cache="private",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/boards/{board}/stream",
+        handler=stream.board_stream,
+        summary="The board's leaderboard channel as Server-Sent Events, for clients that cannot hold a "
+        "WebSocket: `id:` the message's seq, `event:` its type, `data:` the whole message as the WebSocket "
+        "sends it. It starts with a `leaderboard_update` snapshot, then every change (bursts coalesced, the "
+        "latest state always sent) and `period_ended`; `: keepalive` comments keep it open. A reconnect "
+        "with `Last-Event-ID` goes on from the next id with a fresh snapshot. The same connection limits as "
+        "the WebSocket; a client too far behind is cut off",
+        media="text/event-stream",
+        query=m.StreamQuery,
+        path_params=m.BoardPath,
+        headers=m.StreamHeaders,
+        errors=(e.BoardNotFound, e.ValidationFailed, e.RateLimited, e.ServiceUnavailable),
+        tag="boards",
     ),
     Endpoint(
         method="POST",

@@ -142,9 +142,12 @@ class Connections:
 
     def connect(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> Connection:
         """Register a new connection."""
-        conn = Connection(self, ws, transport)
+        return self.add(Connection(self, ws, transport))
+
+    def add(self, conn: Connection) -> Connection:
+        """Register a connection made elsewhere (an event stream)."""
         self.connections.add(conn)
-        self._cap_socket_buffer(transport)
+        self._cap_socket_buffer(conn.transport)
         return conn
 
     def _cap_socket_buffer(self, transport: asyncio.BaseTransport | None) -> None:

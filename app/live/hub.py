@@ -16,6 +16,7 @@ from ..records import AwardEvent
 from ..tasks import Errands
 from .connections import RESTART_REASON, Connection, Connections
 from .notices import Notices
+from .streams import StreamConnection
 from .waves import Waves, WaveTally
 from .windows import WindowKey, Windows
 
@@ -55,6 +56,12 @@ class Hub:
         """Register a new connection."""
         return self.registry.connect(ws, transport)
 
+    def stream(self, transport: asyncio.BaseTransport | None) -> StreamConnection:
+        """Register a new event stream."""
+        conn = StreamConnection(self.registry, transport)
+        self.registry.add(conn)
+        return conn
+
     async def bind(self, conn: Connection, user_id: str) -> bool:
         """Attach a user; False when that user already has the allowed number of connections."""
         if not await self.registry.bind(conn, user_id):
@@ -74,10 +81,10 @@ class Hub:
         """The board a subscription names (the default one when none); BOARD_NOT_FOUND if unknown."""
         return self.catalog.get(board_id or self.catalog.default).id
 
-    async def subscribe(self, conn: Connection, board_id: str, max_rate: float | None = None) -> None:
-        """Add to a board's leaderboard channel and send its current state at once (the session
-        keeps a connection within MAX_BOARD_SUBSCRIPTIONS)."""
-        await self._waves(board_id).subscribe(conn, max_rate)
+    async def subscribe(self, conn: Connection, board_id: str, max_rate: float | None = None, seq: int = 0) -> None:
+        """Add to a board's leaderboard channel and send its current state at once, its messages
+        numbered from seq + 1 (the session keeps a connection within MAX_BOARD_SUBSCRIPTIONS)."""
+        await self._waves(board_id).subscribe(conn, max_rate, seq)
 
     async def watch(self, conn: Connection, board_id: str, key: WindowKey, max_rate: float | None = None) -> None:
         """Hold a window of a board (one per channel and board: a new one replaces it), starting

@@ -20,10 +20,10 @@ class Subscription:
 
     __slots__ = ("conn", "interval", "next_at", "seq", "timer", "version")
 
-    def __init__(self, conn: Connection, max_rate: float | None = None) -> None:
+    def __init__(self, conn: Connection, max_rate: float | None = None, seq: int = 0) -> None:
         self.conn = conn
         self.version = SNAPSHOT
-        self.seq = 0
+        self.seq = seq  # of the last message: the next one is seq + 1
         self.interval = 1 / max_rate if max_rate else 0.0
         self.next_at = 0.0
         self.timer: asyncio.TimerHandle | None = None

@@ -87,7 +87,7 @@ class Waves:
         """How many board versions still keep their users' scores from before (read-only)."""
         return len(self._since)
 
-    async def subscribe(self, conn: Connection, max_rate: float | None = None) -> None:
+    async def subscribe(self, conn: Connection, max_rate: float | None = None, seq: int = 0) -> None:
         """Add to the leaderboard channel (again: a fresh snapshot) and send the current board at once."""
         # Read the board now, not only when changes are known to wait: in the Redis modes an award
         # this process has answered reaches the hub only when its event comes back over Pub/Sub,
@@ -97,7 +97,7 @@ class Waves:
         elif await self._try_advance():
             self._dirty.set()  # the other subscribers get the version this made in the next sweep
         self.unsubscribe(conn)
-        self.subscribers[conn] = sub = Subscription(conn, max_rate)
+        self.subscribers[conn] = sub = Subscription(conn, max_rate, seq)
         self._deliver(sub)
 
     def unsubscribe(self, conn: Connection) -> None:

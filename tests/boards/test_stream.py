@@ -1,0 +1,158 @@
+"""A board's channel as Server-Sent Events (`GET /api/v1/boards/{board}/stream`), in every storage
+set-up: the snapshot first, every change after, `Last-Event-ID`, refusals before the stream starts,
+the drain, and a client that stops reading."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from app.api.keys import HUB
+from app.live import connections as connections_module
+
+from ..conftest import Flow, envelope
+from .scene import AppClient, Boards
+
+STREAM = "/api/v1/boards/{}/stream"
+
+
+class Events:
+    """The events of one open stream, parsed as an EventSource would."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    @classmethod
+    async def open(cls, client: AppClient, board: str = "high", **headers: str) -> Events:
+        response = await client.get(STREAM.format(board), headers=headers)
+        assert response.status == 200, await response.text()
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        return cls(response)
+
+    async def next(self, timeout: float = 3.0) -> dict[str, Any]:
+        """The next event's fields (`id`, `event`, `data` parsed); comments skipped."""
+        fields: dict[str, Any] = {}
+        while True:
+            line = (await asyncio.wait_for(self.response.content.readline(), timeout)).decode()
+            assert line, "the stream ended"
+            line = line.rstrip("\n")
+            if not line:
+                if fields:
+                    fields["data"] = json.loads(fields["data"])
+                    return fields
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+
+    async def next_of(self, kind: str, timeout: float = 3.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = await self.next(max(0.01, deadline - time.monotonic()))
+            if event["event"] == kind:
+                return event
+
+    def close(self) -> None:
+        self.response.close()
+
+
+async def test_a_stream_starts_with_a_snapshot_and_follows_the_board(client: AppClient, flow: Flow) -> None:
+    boards = Boards(client, flow.bearer)
+    await boards.write("high", {"userId": "alice", "score": 10}, key="a")
+    events = await Events.open(client)
+    first = await events.next()
+    assert first["id"] == "1" and first["event"] == "leaderboard_update"
+    assert first["data"]["type"] == "leaderboard_update" and first["data"]["data"]["seq"] == 1
+    assert [(e["userId"], e["score"]) for e in first["data"]["data"]["leaderboard"]] == [("alice", 10)]
+    await boards.write("high", {"userId": "bob", "score": 20}, key="b")
+    update = await events.next_of("leaderboard_update")
+    assert update["id"] == "2" and update["data"]["data"]["board"] == "high"
+    assert [(e["userId"], e["change"]) for e in update["data"]["data"]["leaderboard"]] == [
+        ("bob", "+20"),
+        ("alice", "+0"),
+    ]
+    events.close()
+
+
+async def test_a_reconnect_with_last_event_id_goes_on_from_the_next_id(client: AppClient, flow: Flow) -> None:
+    boards = Boards(client, flow.bearer)
+    await boards.write("high", {"userId": "alice", "score": 10}, key="a")
+    events = await Events.open(client, **{"Last-Event-ID": "41"})
+    snapshot = await events.next()
+    assert snapshot["id"] == "42" and snapshot["data"]["data"]["seq"] == 42
+    assert snapshot["data"]["data"]["leaderboard"][0]["userId"] == "alice"
+    events.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "code"),
+    [
+        (STREAM.format("nope"), {}, 404, "BOARD_NOT_FOUND"),
+        (STREAM.format("Bad%20Id"), {}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high") + "?maxRate=0", {}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high") + "?maxRate=fast", {}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high"), {"Last-Event-ID": "abc"}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high"), {"Last-Event-ID": "-1"}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high"), {"Last-Event-ID": "1e3"}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high"), {"Last-Event-ID": "9" * 40}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high"), {"Last-Event-ID": "\u0661"}, 400, "VALIDATION_ERROR"),  # an Arabic-Indic one
+    ],
+)
+async def test_refusals_come_before_the_stream_in_the_envelope(
+    client: AppClient, path: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    response = await client.get(path, headers=headers)
+    body = await envelope(response)
+    assert response.status == status and body["error"]["code"] == code, body
+    assert client.app[HUB].registry.connections == set()
+
+
+async def test_a_draining_server_ends_its_streams(client: AppClient) -> None:
+    events = await Events.open(client)
+    await events.next()
+    client.app[HUB].drain(within=1)
+    assert await asyncio.wait_for(events.response.content.read(), 3) == b""  # the body ended
+    response = await client.get(STREAM.format("high"))
+    assert response.status == 503 and (await envelope(response))["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+async def test_a_stream_that_stops_reading_is_cut_and_others_go_on(
+    client: AppClient, flow: Flow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections_module, "CLOSE_WAIT_SECONDS", 0.3)
+    hub = client.app[HUB]
+    boards = Boards(client, flow.bearer)
+    # A raw socket that asks for the stream and never reads; a small receive buffer (set before
+    # connecting, so the TCP window stays small) makes it fall behind soon.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (client.host, client.port))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(f"GET {STREAM.format('high')} HTTP/1.1\r\nHost: {client.host}\r\n\r\n".encode())
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")
+        fast = await Events.open(client)
+        await fast.next()
+        subscribers = hub.waves["high"].subscribers
+        assert len(subscribers) == 2
+        for i in range(2000):  # each write raises a top-10 score, with a long name: one big event each
+            await boards.write("high", {"userId": f"u{i % 10}-{'x' * 90}", "score": i + 1}, key=f"k{i}")
+            await fast.next_of("leaderboard_update")  # every change reaches the fast client
+            if len(subscribers) == 1:
+                break
+        assert len(subscribers) == 1, "the stream that never reads was not cut"
+        assert hub.registry.slow_closed == 1
+        await boards.write("high", {"userId": "last", "score": 10**6}, key="last")
+        update = await fast.next_of("leaderboard_update")
+        assert update["data"]["data"]["leaderboard"][0]["userId"] == "last"
+        fast.close()
+    finally:
+        writer.close()
