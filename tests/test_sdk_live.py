@@ -17,6 +17,7 @@ from scoreboard_client import (
     LeaderboardUpdate,
     LiveMessage,
     LiveStream,
+    RanksUpdate,
     ScoreUpdate,
     Subscribed,
     Unauthorized,
@@ -25,6 +26,7 @@ from scoreboard_client.live import subscriptions
 
 from app.errors import CLOSE_SERVICE_RESTART
 
+from .boards.scene import RACER_KEY
 from .real_servers import ServerProcess
 from .sdk_server import running, sdk_server, token
 
@@ -102,6 +104,34 @@ async def test_refusals_raise(server: ServerProcess) -> None:
     async with Client(server.url) as anonymous:
         with pytest.raises(ValueError, match="token"):
             anonymous.live(around=5)
+
+
+async def test_live_windows_follow_the_board(server: ServerProcess) -> None:
+    async with (
+        Client(server.url, token=token("climber"), service_key=RACER_KEY) as client,
+        client.live(board="global", around=1, ranks=(1, 2)) as live,
+    ):
+        # Far above what the module's other tests award anyone, so these two lead the board.
+        await client.write_score("global", "ahead", 40_000)
+        for n in range(5):
+            await client.write_score("global", "climber", 10_000)
+        expected = {1: ("climber", 50_000), 2: ("ahead", 40_000)}
+        windows: dict[str, dict[int, tuple[str, int]]] = {"around": {}, "ranks": {}}
+        seqs: dict[str, list[int]] = {"around": [], "ranks": []}
+        async with asyncio.timeout(WAIT_SECONDS):
+            async for message in live:
+                if not isinstance(message, RanksUpdate):
+                    continue
+                data = message.data
+                assert data.channel is not None
+                seqs[data.channel].append(data.seq)
+                if data.snapshot:
+                    windows[data.channel] = {}
+                windows[data.channel].update({e.rank: (e.user_id, e.score) for e in data.entries})
+                if windows == {"around": expected, "ranks": expected}:
+                    break
+        for numbers in seqs.values():
+            assert numbers == list(range(1, len(numbers) + 1))
 
 
 def test_subscribe_messages_follow_the_contract() -> None:

@@ -144,6 +144,7 @@ class RanksWindow(msgspec.Struct, rename="camel", kw_only=True):
 
     board: str
     period: str
+    channel: str  # "ranks" or "around": which of the connection's windows on the board
     snapshot: bool
     entries: list[RanksEntry]
     total: int

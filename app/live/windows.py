@@ -102,7 +102,14 @@ class Window:
         message: Sequenced | None = None
         if snapshot or changed:
             entries = [RanksEntry(rank=r, user_id=o.user_id, username=o.username, score=o.score) for r, o in changed]
-            data = RanksWindow(board=board, period=period, snapshot=snapshot, entries=entries, total=view.total)
+            data = RanksWindow(
+                board=board,
+                period=period,
+                channel=self.key.channel,
+                snapshot=snapshot,
+                entries=entries,
+                total=view.total,
+            )
             message = Sequenced("ranks_update", data)
         self.messages[had] = message
         return message

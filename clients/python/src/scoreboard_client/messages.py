@@ -147,6 +147,7 @@ class RanksWindow(_Part):
     snapshot: bool
     entries: list[WindowEntry]
     total: int | None = None
+    channel: str | None = None  # "ranks" or "around": which of the connection's windows
 
 
 class RanksUpdate(_Message, tag="ranks_update"):
