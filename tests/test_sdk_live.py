@@ -113,7 +113,7 @@ async def test_live_windows_follow_the_board(server: ServerProcess) -> None:
     ):
         # Far above what the module's other tests award anyone, so these two lead the board.
         await client.write_score("global", "ahead", 40_000)
-        for n in range(5):
+        for _ in range(5):
             await client.write_score("global", "climber", 10_000)
         expected = {1: ("climber", 50_000), 2: ("ahead", 40_000)}
         windows: dict[str, dict[int, tuple[str, int]]] = {"around": {}, "ranks": {}}
