@@ -8,15 +8,17 @@ import asyncio
 import json
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from app.api.keys import HUB
 from app.live import connections as connections_module
 
 from ..conftest import Flow, envelope
-from .scene import AppClient, Boards
+from .scene import AppClient, Boards, Clock, app_with_clock, boards_config
 
 STREAM = "/api/v1/boards/{}/stream"
 
@@ -156,3 +158,20 @@ async def test_a_stream_that_stops_reading_is_cut_and_others_go_on(
         fast.close()
     finally:
         writer.close()
+
+
+async def test_streams_count_against_the_live_connection_limits(
+    aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock
+) -> None:
+    config = boards_config(db_path, storage, limits={"ws_connections_per_ip": 1})
+    client: AppClient = await aiohttp_client(app_with_clock(config, clock))
+    events = await Events.open(client)
+    await events.next()
+    refused = await client.get(STREAM.format("high"))
+    body = await envelope(refused)
+    assert refused.status == 429 and body["error"]["code"] == "RATE_LIMITED", body
+    # A WebSocket shares the address's connections: its handshake is refused the same way.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+        await client.ws_connect("/ws/scoreboard")
+    assert caught.value.status == 429
+    events.close()

@@ -134,6 +134,40 @@ async def test_an_around_window_follows_its_user(client: AppClient, flow: Flow) 
     await viewer.ws.close()
 
 
+async def test_windows_end_equal_to_the_routes_after_500_awards_with_a_reconnect(client: AppClient, flow: Flow) -> None:
+    boards = Boards(client, flow.bearer)
+    rng = random.Random(11)
+    # Awards of 100 (COMPLETE_QUEST) and 500 (DEFEAT_BOSS) on the default board: users overtake
+    # each other in steps, ties broken by who got there first.
+    for i in range(12):
+        await flow.award(f"p{i}", "seed", "DEFEAT_BOSS" if i % 3 == 0 else "COMPLETE_QUEST")
+    ranks = {"channel": "ranks", "from": 3, "to": 8}
+    around = {"channel": "around", "radius": 2}
+    windows = [await Viewer.open(client, ranks), await Viewer.open(client, around, "p5")]
+    for n in range(500):
+        user = f"p{rng.randrange(15)}"
+        await flow.award(user, f"a{n}", "DEFEAT_BOSS" if rng.random() < 0.1 else "COMPLETE_QUEST")
+        if n % 50 == 49:
+            for viewer in windows:
+                await viewer.drain(quiet=0.01)
+        if n == 250:  # both reconnect midway: a fresh snapshot, then diffs again
+            for viewer in windows:
+                await viewer.ws.close()
+            windows = [await Viewer.open(client, ranks), await Viewer.open(client, around, "p5")]
+    await settled(client)
+
+    async def expected_ranks() -> dict[int, tuple[str, int]]:
+        return _rows(await boards.get("/api/v1/boards/global/ranks", from_=3, limit=6))
+
+    async def expected_around() -> dict[int, tuple[str, int]]:
+        return _rows(await boards.get("/api/v1/boards/global/around/p5", radius=2))
+
+    await _converged(windows[0], expected_ranks)
+    await _converged(windows[1], expected_around)
+    for viewer in windows:
+        await viewer.ws.close()
+
+
 async def test_around_a_user_not_on_the_board_is_empty_until_they_are(client: AppClient, flow: Flow) -> None:
     boards = Boards(client, flow.bearer)
     await boards.write("high", {"userId": "bob", "score": 50}, key="b")
