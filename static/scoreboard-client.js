@@ -1,0 +1,710 @@
+// Scoreboard's JavaScript client: one ES module, no build step, no dependencies.
+//
+// It keeps subscriptions live over the best transport that works: the WebSocket; while that is down,
+// each board's top 10 over Server-Sent Events (GET /api/v1/boards/{board}/stream) and everything
+// else polled over REST; a top whose event stream fails too is polled as well. Every failed
+// WebSocket attempt (backoff with full jitter) tries the event streams again, and the first socket
+// that works takes every subscription back. README "Clients" shows how it is used.
+//
+//   const client = new ScoreboardClient({ token });   // a user JWT, or none: anonymous
+//   client.leaderboard('weekly').on('update', ({ leaderboard }) => show(leaderboard));
+//   client.connect();
+
+const TRANSPORTS = ['websocket', 'sse', 'polling'];
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 30000;
+// A server that drains closes with 1012 "service restart": another one serves already. Come back at
+// once, at a random moment within this window, so that the thousands of clients of one server do not
+// all reach the others in the same instant (1001 "going away": servers before the drain).
+const RESTART_CODES = new Set([1001, 1012]);
+const RESTART_JITTER_MS = 1000;
+const CLOSE_UNAUTHORIZED = 4401;
+const STABLE_MS = 10000; // a socket that served this long counts as healthy: the backoff starts over
+const GREETING_MS = 10000; // for `connected` to arrive; a proxy may accept a socket and never forward it
+const PING_MS = 25000; // below the idle timeouts of common proxies (30-60 s)
+const STALE_MS = 2 * PING_MS + 10000; // a half-open TCP connection never fires `close`
+const POLL_MS = 2000;
+const FETCH_TIMEOUT_MS = 5000;
+const TOP_SIZE = 10;
+const REMEMBERED_NOTICES = 500; // ids of notices already delivered, against a replay's repeats
+const BOARD_MESSAGES = new Set(['leaderboard_update', 'period_ended', 'ranks_update']);
+const STREAM_EVENTS = ['leaderboard_update', 'period_ended'];
+
+/** Named listeners: `on(type, fn)` returns the function that removes `fn` again. */
+class Emitter {
+  #listeners = new Map();
+
+  on(type, fn) {
+    let listeners = this.#listeners.get(type);
+    if (!listeners) this.#listeners.set(type, (listeners = new Set()));
+    listeners.add(fn);
+    return () => listeners.delete(fn);
+  }
+
+  /** Call the listeners of `type`; one that throws is reported and does not stop the others. */
+  emit(type, value) {
+    for (const fn of [...(this.#listeners.get(type) ?? [])]) {
+      try {
+        fn(value);
+      } catch (err) {
+        console.error(`scoreboard-client: a "${type}" listener failed`, err);
+      }
+    }
+  }
+}
+
+/**
+ * One live subscription: a board's top 10 (`leaderboard`), a window of ranks (`ranks`), the ranks
+ * around the signed-in user (`around`) or that user's notices (`notifications`). Events: `update`
+ * (the whole current state, whichever transport brought it), `period_ended`, `notice`, `gap` (a
+ * message was missed: a fresh snapshot is on its way) and `error` (the server refused it; it ends).
+ */
+export class Subscription extends Emitter {
+  #client;
+  #rows = new Map(); // a window's entries by rank
+
+  constructor(client, channel, board, params) {
+    super();
+    this.#client = client;
+    this.channel = channel;
+    this.board = board;
+    this.params = params;
+    this.value = null; // the last `update`
+    this.after = params.after ?? null; // notifications: the newest id delivered
+    this.ready = params.after !== 'now'; // `now` waits for the newest kept id
+    this.closed = false;
+  }
+
+  get key() {
+    return keyOf(this.channel, this.board);
+  }
+
+  /** Whether it follows the signed-in user (and needs a token). */
+  get personal() {
+    return this.channel === 'around' || this.channel === 'notifications';
+  }
+
+  /** Leave it; its listeners hear nothing more. */
+  close() {
+    this.#client.unsubscribe(this);
+  }
+
+  /** The WebSocket's `subscribe` message (undefined fields are left out of the JSON). */
+  message() {
+    const { from, to, radius, maxRate } = this.params;
+    const after = this.channel === 'notifications' && this.after !== null ? this.after : undefined;
+    const board = this.board ?? undefined;
+    return { type: 'subscribe', channel: this.channel, board, from, to, radius, maxRate, after };
+  }
+
+  /** The event stream's path below the API (only a top has one). */
+  streamPath() {
+    if (this.channel !== 'leaderboard') return null;
+    const rate = this.params.maxRate ? `?maxRate=${encodeURIComponent(this.params.maxRate)}` : '';
+    return `${boardPath(this.board)}/stream${rate}`;
+  }
+
+  /** The REST read that stands in for it while it is polled; null when there is none yet. */
+  pollPath(userId) {
+    const { from, to, radius } = this.params;
+    switch (this.channel) {
+      case 'leaderboard':
+        return `${boardPath(this.board)}/top?limit=${TOP_SIZE}`;
+      case 'ranks':
+        return `${boardPath(this.board)}/ranks?from=${from}&limit=${to - from + 1}`;
+      case 'around':
+        if (!userId) return null;
+        return `${boardPath(this.board)}/around/${encodeURIComponent(userId)}?radius=${radius}`;
+      default:
+        return `/users/me/notifications?after=${this.after ?? 0}`;
+    }
+  }
+
+  /** Apply a board channel's message, in order (the client checked its `seq`). */
+  receive(msg, via) {
+    const data = msg.data;
+    if (msg.type === 'period_ended') {
+      this.emit('period_ended', data);
+    } else if (msg.type === 'leaderboard_update') {
+      this.#top(data, via);
+    } else {
+      // A snapshot replaces the window, a diff overwrites its ranks; ranks past the end of a board
+      // that shrank (an erasure) are gone.
+      if (data.snapshot) this.#rows.clear();
+      for (const entry of data.entries) this.#rows.set(entry.rank, entry);
+      for (const rank of this.#rows.keys()) if (rank > data.total) this.#rows.delete(rank);
+      this.#window(data, data.snapshot, via);
+    }
+  }
+
+  /** Apply a REST answer read while polling: always the whole state. */
+  receivePolled(data) {
+    if (this.channel === 'leaderboard') {
+      this.#top(data, 'polling');
+      return;
+    }
+    // GET /ranks answers `leaderboard`, GET /around `entries`; both with more fields than a window's.
+    const read = data.entries ?? data.leaderboard ?? [];
+    this.#rows = new Map(read.map(({ rank, userId, username, score }) => [rank, { rank, userId, username, score }]));
+    this.#window(data, true, 'polling');
+  }
+
+  #top({ board, period, leaderboard, updatedAt }, via) {
+    this.#update({ board, period, leaderboard, updatedAt, via });
+  }
+
+  #window({ board, period, total }, snapshot, via) {
+    const entries = [...this.#rows.values()].sort((a, b) => a.rank - b.rank);
+    this.#update({ board, period, channel: this.channel, entries, total, snapshot, via });
+  }
+
+  #update(value) {
+    this.value = value;
+    this.emit('update', value);
+  }
+}
+
+/**
+ * A connection to a Scoreboard server that keeps its subscriptions live across drops, restarts and
+ * networks where WebSockets (or event streams too) do not get through.
+ *
+ * Options: `url` (the server, default this page's origin), `token` (a user JWT; without one the
+ * client is anonymous and `around` and `notifications` wait for `setToken`), `transports` (those
+ * allowed, default all three, in the order tried), `pollMs`, `backoffBaseMs`, `backoffCapMs`.
+ *
+ * Events: `state` ({status: connecting | live | reconnecting | closed, transport: websocket | sse |
+ * polling | null, retryAt}), `unauthorized` (the token was refused: the client goes on anonymous),
+ * `error` (a refusal not tied to a subscription), and every server message by its `type`
+ * (`overtaken`, `score_update`, `rank_change`, `leaderboard_update` …), board channels' once applied.
+ */
+export class ScoreboardClient extends Emitter {
+  #url;
+  #token = null;
+  #userId = null;
+  #transports;
+  #pollMs;
+  #backoffBaseMs;
+  #backoffCapMs;
+  #subs = new Map(); // key -> the subscription (one per channel and board, as the server holds them)
+  #links = new Map(); // subscription -> how the current transport carries it
+  #ws = null;
+  #socketUp = false; // the socket said `connected`: it carries every subscription
+  #degraded = false; // the socket is down: event streams and polls carry them
+  #pending = []; // subscriptions sent, in order, each awaiting its `subscribed` or `error`
+  #attempt = 0;
+  #timers = { retry: 0, greeting: 0, ping: 0, stable: 0 };
+  #retryAt = 0;
+  #heardAt = 0;
+  #started = false;
+  #closed = false;
+  #seen = new Set(); // ids of notices delivered
+  #state = '';
+  #online = () => {
+    if (this.#timers.retry) this.#open(); // the browser knows the network is back: skip the wait
+  };
+
+  constructor({
+    url,
+    token = null,
+    transports = TRANSPORTS,
+    pollMs = POLL_MS,
+    backoffBaseMs = BACKOFF_BASE_MS,
+    backoffCapMs = BACKOFF_CAP_MS,
+  } = {}) {
+    super();
+    this.#url = new URL(url ?? globalThis.location.origin);
+    this.#transports = new Set(transports);
+    this.#pollMs = pollMs;
+    this.#backoffBaseMs = backoffBaseMs;
+    this.#backoffCapMs = backoffCapMs;
+    this.#setToken(token);
+  }
+
+  /** The signed-in user's id (from the token, then as the server confirms it), or null. */
+  get userId() {
+    return this.#userId;
+  }
+
+  /** How the client is doing now: see the `state` event. */
+  get state() {
+    if (this.#closed) return { status: 'closed', transport: null };
+    if (this.#socketUp) return { status: 'live', transport: 'websocket' };
+    const links = [...this.#links.values()];
+    if (links.some((link) => link.streamOpen)) return { status: 'live', transport: 'sse' };
+    if (links.some((link) => link.pollOk)) return { status: 'live', transport: 'polling' };
+    if (this.#timers.retry) return { status: 'reconnecting', transport: null, retryAt: this.#retryAt };
+    return { status: 'connecting', transport: null };
+  }
+
+  /** Start connecting; subscriptions made before or after are all carried. */
+  connect() {
+    if (this.#started || this.#closed) return this;
+    this.#started = true;
+    globalThis.addEventListener?.('online', this.#online);
+    this.#open();
+    return this;
+  }
+
+  /** Close everything for good. */
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    globalThis.removeEventListener?.('online', this.#online);
+    this.#dropSocket(1000);
+    clearTimeout(this.#timers.retry);
+    for (const sub of this.#subs.values()) this.#leaveFallback(sub);
+    this.#report();
+  }
+
+  /** Use another token (null: anonymous) from now on: the socket is opened again with it. */
+  setToken(token) {
+    this.#setToken(token);
+    if (!this.#started || this.#closed) return;
+    this.#dropSocket(1000);
+    this.#attempt = 0;
+    this.#open();
+  }
+
+  /** A board's top 10: `update` {board, period, leaderboard, updatedAt, via}, `period_ended`. */
+  leaderboard(board, { maxRate } = {}) {
+    return this.#add(new Subscription(this, 'leaderboard', board, { maxRate }));
+  }
+
+  /** Ranks `from`..`to` of a board (at most 50): `update` {entries, total, snapshot, …}. */
+  ranks(board, from, to, { maxRate } = {}) {
+    return this.#add(new Subscription(this, 'ranks', board, { from, to, maxRate }));
+  }
+
+  /** The `radius` ranks either side of the signed-in user (at most 25), following them as they move. */
+  around(board, radius = 5, { maxRate } = {}) {
+    return this.#add(new Subscription(this, 'around', board, { radius, maxRate }));
+  }
+
+  /**
+   * The signed-in user's notices (`overtaken` …) as `notice` events, each once, none missed across
+   * reconnects. `after`: an id (those after it are replayed first), undefined (every kept one), or
+   * 'now' (none from before this call).
+   */
+  notifications({ after } = {}) {
+    const sub = this.#add(new Subscription(this, 'notifications', null, { after }));
+    if (!sub.ready) this.#startFromNewest(sub);
+    return sub;
+  }
+
+  /** Leave a subscription (what `subscription.close()` does). */
+  unsubscribe(sub) {
+    if (sub.closed) return;
+    sub.closed = true;
+    this.#leaveFallback(sub);
+    this.#links.delete(sub);
+    if (this.#subs.get(sub.key) !== sub) return;
+    this.#subs.delete(sub.key);
+    if (this.#socketUp && sub.ready) {
+      this.#send({ type: 'unsubscribe', channel: sub.channel, board: sub.board ?? undefined });
+    }
+    this.#report();
+  }
+
+  /** GET a route below /api/v1 (`/boards`, …): its `data`, or null when it failed in any way. */
+  async read(path, { auth = false } = {}) {
+    const answer = await this.#fetch(path, auth);
+    return answer && answer.ok ? answer.data : null;
+  }
+
+  // ------------------------------------------------------------------ subscriptions
+
+  #setToken(token) {
+    this.#token = token || null;
+    this.#userId = this.#token ? userOf(this.#token) : null;
+  }
+
+  #add(sub) {
+    const held = this.#subs.get(sub.key);
+    if (held) {
+      // The server holds one per channel and board: the new one replaces it there too.
+      held.closed = true;
+      this.#leaveFallback(held);
+      this.#links.delete(held);
+    }
+    this.#subs.set(sub.key, sub);
+    this.#links.set(sub, newLink());
+    this.#attach(sub);
+    return sub;
+  }
+
+  // Put a subscription on whatever carries the others now.
+  #attach(sub) {
+    if (!this.#started || this.#closed || !sub.ready) return;
+    if (this.#socketUp) this.#subscribeOnSocket(sub);
+    else if (this.#degraded) this.#fallBackOne(sub);
+  }
+
+  // `after: 'now'`: the newest kept notice's id first (a network failure is tried again; a refusal
+  // ends the subscription, as the socket's would).
+  async #startFromNewest(sub) {
+    while (!sub.closed && !this.#closed) {
+      const answer = await this.#fetch('/users/me/notifications', true);
+      if (sub.closed) return;
+      if (answer && !answer.ok) {
+        this.#refuse(sub, answer.error);
+        return;
+      }
+      if (answer) {
+        const ids = (answer.data.notifications ?? []).map((n) => n.id).filter(Number.isInteger);
+        sub.after = ids.length ? Math.max(...ids) : 0;
+        sub.ready = true;
+        this.#attach(sub);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.#pollMs));
+    }
+  }
+
+  #refuse(sub, error) {
+    this.unsubscribe(sub);
+    sub.emit('error', error);
+  }
+
+  // ------------------------------------------------------------------ the WebSocket
+
+  #open() {
+    clearTimeout(this.#timers.retry);
+    this.#timers.retry = 0;
+    if (this.#closed) return;
+    if (!this.#transports.has('websocket') || typeof WebSocket !== 'function') {
+      this.#lost(null, 0); // counts as a failed attempt: the fallbacks serve, retried with the backoff
+      return;
+    }
+    const url = new URL('/ws/scoreboard', this.#url);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    let ws;
+    try {
+      ws = new WebSocket(url.href);
+    } catch (err) {
+      console.warn('scoreboard-client: cannot open a WebSocket', err);
+      this.#lost(null, 0);
+      return;
+    }
+    this.#ws = ws;
+    this.#timers.greeting = setTimeout(() => ws.close(), GREETING_MS);
+    ws.onmessage = (ev) => this.#onSocketMessage(ev.data);
+    ws.onclose = (ev) => this.#lost(ws, ev.code);
+    this.#report();
+  }
+
+  // `connected`: the socket serves. It takes every subscription back from the fallbacks.
+  #up() {
+    clearTimeout(this.#timers.greeting);
+    this.#socketUp = true;
+    this.#degraded = false;
+    this.#heardAt = Date.now();
+    this.#timers.ping = setInterval(() => this.#keepalive(), PING_MS);
+    this.#timers.stable = setTimeout(() => { this.#attempt = 0; }, STABLE_MS);
+    if (this.#token) this.#send({ type: 'auth', token: this.#token }); // answered before what follows
+    for (const sub of this.#subs.values()) {
+      this.#leaveFallback(sub);
+      if (sub.ready) this.#subscribeOnSocket(sub);
+    }
+    this.#report();
+  }
+
+  #subscribeOnSocket(sub) {
+    if (sub.personal && !this.#token) return; // waits for setToken
+    const link = this.#links.get(sub);
+    link.seq = null;
+    link.awaiting = true; // what arrives before `subscribed` belongs to the subscription it replaces
+    this.#pending.push(sub);
+    this.#send(sub.message());
+  }
+
+  #send(message) {
+    if (this.#ws && this.#ws.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(message));
+  }
+
+  #keepalive() {
+    if (Date.now() - this.#heardAt > STALE_MS) this.#lost(this.#ws, 1006);
+    else this.#send({ type: 'ping' });
+  }
+
+  // Forget the socket (closing it with `code` when given) and what it carried.
+  #dropSocket(code) {
+    const ws = this.#ws;
+    this.#ws = null;
+    this.#socketUp = false;
+    this.#pending = [];
+    clearTimeout(this.#timers.greeting);
+    clearInterval(this.#timers.ping);
+    clearTimeout(this.#timers.stable);
+    for (const link of this.#links.values()) Object.assign(link, { seq: null, awaiting: false });
+    if (!ws) return;
+    ws.onmessage = ws.onclose = null; // late events of a socket given up are not ours any more
+    if (code && ws.readyState < WebSocket.CLOSING) ws.close(code);
+  }
+
+  // The socket ended (or could not be had): try again later, the fallbacks serving meanwhile.
+  #lost(ws, code) {
+    if (ws !== this.#ws) return;
+    const served = this.#socketUp;
+    this.#dropSocket(ws && ws.readyState < WebSocket.CLOSING ? 1000 : 0);
+    if (this.#closed) return;
+    if (code === CLOSE_UNAUTHORIZED) {
+      this.#setToken(null); // invalid or expired: a new one comes through setToken
+      this.emit('unauthorized', {});
+    }
+    // A restart close of a socket that served: straight back, showing the last state meanwhile.
+    // Only once in a row: a server that keeps closing that way gets the backoff like any failure.
+    const restart = served && this.#attempt === 0 && RESTART_CODES.has(code);
+    const span = restart ? RESTART_JITTER_MS : Math.min(this.#backoffCapMs, this.#backoffBaseMs * 2 ** this.#attempt);
+    const delay = Math.random() * span; // full jitter
+    this.#attempt = Math.min(this.#attempt + 1, 16);
+    this.#retryAt = Date.now() + delay;
+    this.#timers.retry = setTimeout(() => this.#open(), delay);
+    if (!restart) this.#fallBack();
+    this.#report();
+  }
+
+  #onSocketMessage(raw) {
+    const msg = parse(raw);
+    if (!msg) return;
+    this.#heardAt = Date.now();
+    switch (msg.type) {
+      case 'connected':
+        if (msg.userId) this.#userId = msg.userId;
+        this.#up();
+        break;
+      case 'authenticated':
+        this.#userId = msg.userId;
+        break;
+      case 'subscribed':
+      case 'error': {
+        // Each subscribe is answered, in the order sent, by `subscribed` or by an `error`.
+        const sub = this.#pending.shift();
+        const link = sub && this.#links.get(sub); // none for one left or replaced meanwhile
+        if (msg.type === 'subscribed') {
+          this.#attempt = 0; // proof the server really serves us
+          if (link) link.awaiting = false;
+        } else if (link) {
+          this.#refuse(sub, msg.error);
+        } else if (!sub) {
+          this.emit('error', msg.error);
+        }
+        break;
+      }
+      case 'pong':
+        this.#attempt = 0;
+        break;
+      case 'overtaken':
+        this.#notice(msg);
+        return; // emitted by #notice, once
+      default:
+    }
+    if (BOARD_MESSAGES.has(msg.type)) this.#onBoardMessage(msg, 'websocket');
+    else if (msg.type !== 'error') this.emit(msg.type, msg);
+  }
+
+  // ------------------------------------------------------------------ board channels, notices
+
+  #onBoardMessage(msg, via, sub) {
+    const data = msg.data && typeof msg.data === 'object' ? msg.data : null;
+    if (!data) return;
+    sub ??= this.#subs.get(keyOf(msg.type === 'ranks_update' ? data.channel : 'leaderboard', data.board));
+    const link = sub && this.#links.get(sub);
+    if (!link || link.awaiting) return;
+    // A missed message (or a diff with no snapshot before it): apply nothing more until a fresh
+    // snapshot, which subscribing again gives.
+    const expected = link.seq === null ? null : link.seq + 1;
+    const diff = msg.type === 'ranks_update' && !data.snapshot;
+    if (expected === null ? diff : data.seq !== expected) {
+      sub.emit('gap', { expected, got: data.seq });
+      this.#resubscribe(sub, link);
+      return;
+    }
+    link.seq = data.seq;
+    sub.receive(msg, via);
+    this.emit(msg.type, msg);
+  }
+
+  #resubscribe(sub, link) {
+    if (this.#socketUp) {
+      this.#subscribeOnSocket(sub);
+    } else if (link.stream) {
+      this.#closeStream(link);
+      this.#openStream(sub, link);
+    }
+  }
+
+  // A notice, live or replayed or polled: delivered once, and counted for the next replay.
+  #notice(msg) {
+    if (Number.isInteger(msg.id)) {
+      if (this.#seen.has(msg.id)) return;
+      this.#seen.add(msg.id);
+      if (this.#seen.size > REMEMBERED_NOTICES) this.#seen.delete(this.#seen.values().next().value);
+    }
+    const sub = this.#subs.get(keyOf('notifications', null));
+    if (sub && Number.isInteger(msg.id)) sub.after = Math.max(sub.after ?? 0, msg.id);
+    if (sub) sub.emit('notice', msg);
+    this.emit(msg.type, msg);
+  }
+
+  // ------------------------------------------------------------------ the fallbacks
+
+  #fallBack() {
+    this.#degraded = true;
+    for (const sub of this.#subs.values()) if (sub.ready) this.#fallBackOne(sub);
+  }
+
+  // A top goes on an event stream (again, after one failed); the rest, and a top without one, polls.
+  #fallBackOne(sub) {
+    const link = this.#links.get(sub);
+    if (link.stream) return; // open, or reconnecting by itself
+    const streams = this.#transports.has('sse') && typeof EventSource === 'function';
+    if (streams && sub.streamPath()) this.#openStream(sub, link);
+    else this.#startPolling(sub, link);
+  }
+
+  #leaveFallback(sub) {
+    const link = this.#links.get(sub);
+    if (!link) return;
+    this.#closeStream(link);
+    this.#stopPolling(link);
+    link.seq = null;
+  }
+
+  #openStream(sub, link) {
+    const es = new EventSource(this.#apiUrl(sub.streamPath()).href);
+    Object.assign(link, { stream: es, streamServed: false, streamOpen: false, seq: null });
+    const onEvent = (ev) => {
+      const msg = link.stream === es && parse(ev.data);
+      if (msg) this.#onBoardMessage(msg, 'sse', sub);
+    };
+    for (const type of STREAM_EVENTS) es.addEventListener(type, onEvent);
+    es.onopen = () => {
+      if (link.stream !== es) return;
+      link.streamServed = link.streamOpen = true;
+      this.#stopPolling(link);
+      this.#report();
+    };
+    es.onerror = () => {
+      if (link.stream !== es) return;
+      link.streamOpen = false;
+      // A stream that served reconnects by itself, sending the last id it saw as Last-Event-ID:
+      // the server goes on from the next one with a fresh snapshot. One that never served, or that
+      // the server refused (closed), has failed: the next failed socket attempt tries a new one.
+      // Either way the subscription is polled until a stream is open again.
+      if (es.readyState === EventSource.CLOSED || !link.streamServed) this.#closeStream(link);
+      this.#startPolling(sub, link);
+      this.#report();
+    };
+  }
+
+  #closeStream(link) {
+    if (link.stream) link.stream.close();
+    Object.assign(link, { stream: null, streamOpen: false });
+  }
+
+  #startPolling(sub, link) {
+    if (!this.#transports.has('polling') || link.polling) return;
+    link.polling = true;
+    this.#poll(sub, link);
+  }
+
+  #stopPolling(link) {
+    clearTimeout(link.pollTimer);
+    Object.assign(link, { polling: false, pollOk: false, pollGen: link.pollGen + 1 });
+  }
+
+  async #poll(sub, link) {
+    const gen = link.pollGen;
+    const path = sub.pollPath(this.#userId);
+    // Nobody looks (a hidden tab): save the request.
+    if (path && !(sub.personal && !this.#token) && !globalThis.document?.hidden) {
+      const data = await this.read(path, { auth: sub.channel === 'notifications' });
+      if (gen !== link.pollGen) return; // left the fallback meanwhile
+      link.pollOk = data !== null;
+      if (data && sub.channel === 'notifications') for (const n of data.notifications ?? []) this.#notice(n);
+      else if (data) sub.receivePolled(data);
+    }
+    if (gen !== link.pollGen) return;
+    link.pollTimer = setTimeout(() => this.#poll(sub, link), this.#pollMs);
+    this.#report();
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  #apiUrl(path) {
+    return new URL(`/api/v1${path}`, this.#url);
+  }
+
+  // {ok, data} or {ok: false, error} for an answer in the envelope, null when none came.
+  async #fetch(path, auth) {
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
+    const headers = { Accept: 'application/json' };
+    if (auth && this.#token) headers.Authorization = `Bearer ${this.#token}`;
+    try {
+      const res = await fetch(this.#apiUrl(path), { headers, cache: 'no-store', signal: ctrl.signal });
+      const body = await res.json();
+      if (body && body.success && body.data && typeof body.data === 'object') return { ok: true, data: body.data };
+      const error = body && body.error ? body.error : { code: `HTTP_${res.status}`, message: res.statusText };
+      return { ok: false, error };
+    } catch {
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #report() {
+    const state = this.state;
+    const text = JSON.stringify(state);
+    if (text === this.#state) return;
+    this.#state = text;
+    this.emit('state', state);
+  }
+}
+
+function newLink() {
+  // seq: of the last message applied (null: the next must be a snapshot); awaiting: `subscribed`;
+  // stream: the EventSource; streamServed: it opened once; poll*: the REST loop.
+  return {
+    seq: null,
+    awaiting: false,
+    stream: null,
+    streamServed: false,
+    streamOpen: false,
+    polling: false,
+    pollOk: false,
+    pollGen: 0,
+    pollTimer: 0,
+  };
+}
+
+function keyOf(channel, board) {
+  return `${channel} ${board ?? ''}`;
+}
+
+function boardPath(board) {
+  return `/boards/${encodeURIComponent(board)}`;
+}
+
+function parse(raw) {
+  try {
+    const msg = JSON.parse(raw);
+    return msg && typeof msg === 'object' && typeof msg.type === 'string' ? msg : null;
+  } catch {
+    return null; // not JSON: not ours
+  }
+}
+
+// The user a JWT names (`sub`), read without checking it (the server does), so that the windows
+// around the user can be polled before the socket ever said who it is.
+function userOf(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(part.padEnd(Math.ceil(part.length / 4) * 4, '=')), (c) => c.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof claims.sub === 'string' ? claims.sub : null;
+  } catch {
+    return null;
+  }
+}

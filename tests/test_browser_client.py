@@ -1,0 +1,167 @@
+"""static/scoreboard-client.js and the board's event stream in headless Chromium, outside the live
+page: a window of ranks kept equal to GET /ranks, a missed message (a gap in `seq`) answered by a
+fresh snapshot, and a plain EventSource that receives updates and resumes with `Last-Event-ID`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from app.api.keys import HUB
+from app.errors import CLOSE_SERVICE_RESTART
+
+from .browsers import skip_without_chromium
+from .conftest import Flow
+
+pytestmark = pytest.mark.browser
+
+skip_without_chromium()
+
+
+def _base(client: Any) -> str:
+    return f"http://{client.host}:{client.port}"
+
+
+async def _blank(browser: Any, client: Any) -> Any:
+    """A page of the server's origin that runs no script of its own (the health check's JSON)."""
+    page = await browser.new_page()
+    await page.goto(_base(client) + "/healthz")
+    return page
+
+
+async def _until(check: Callable[[], Any], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+# A WebSocket that drops the one ranks_update diff that arrives while `window.dropNext` is set, as
+# a lossy path would: what the client sees of it is the gap in `seq` on the next message.
+LOSSY_SOCKET = """() => {
+    window.dropped = [];
+    window.WebSocket = class extends window.WebSocket {
+        set onmessage(handler) {
+            super.onmessage = (ev) => {
+                const msg = JSON.parse(ev.data);
+                if (window.dropNext && msg.type === 'ranks_update' && !msg.data.snapshot) {
+                    window.dropNext = false;
+                    window.dropped.push(msg.data.seq);
+                    return;
+                }
+                handler(ev);
+            };
+        }
+    };
+}"""
+
+WATCH_RANKS = """async () => {
+    const { ScoreboardClient } = await import('/static/scoreboard-client.js');
+    const client = new ScoreboardClient();
+    const ranks = client.ranks('global', 3, 8);
+    window.seen = { updates: [], gaps: [] };
+    ranks.on('update', (value) => window.seen.updates.push(value));
+    ranks.on('gap', (gap) => window.seen.gaps.push(gap));
+    client.connect();
+}"""
+
+
+async def _shown(page: Any) -> list[tuple[int, str, int]]:
+    entries: list[dict[str, Any]] = await page.evaluate("() => window.seen.updates.at(-1)?.entries ?? []")
+    return [(e["rank"], e["userId"], e["score"]) for e in entries]
+
+
+async def test_a_ranks_window_follows_the_board_and_a_gap_brings_a_fresh_snapshot(
+    browser: Any, flow: Flow, client: Any
+) -> None:
+    for i in range(10):  # u0 … u9 at 1000 … 100
+        for n in range(10 - i):
+            await flow.award(f"u{i}", f"q{n}")
+
+    async def expected() -> list[tuple[int, str, int]]:
+        resp = await client.get("/api/v1/boards/global/ranks", params={"from": "3", "limit": "6"})
+        return [(e["rank"], e["userId"], e["score"]) for e in (await resp.json())["data"]["leaderboard"]]
+
+    async def matches() -> bool:
+        return await _shown(page) == await expected()
+
+    page = await _blank(browser, client)
+    sent: list[str] = []  # the subscribe messages the client sent
+    page.on("websocket", lambda ws: ws.on("framesent", sent.append))
+    await page.evaluate(LOSSY_SOCKET)
+    await page.evaluate(WATCH_RANKS)
+    await _until(matches, "the window's snapshot")
+    assert [(e[1]) for e in await _shown(page)] == ["u2", "u3", "u4", "u5", "u6", "u7"]
+
+    await flow.award("u8", "boss", "DEFEAT_BOSS")  # 200 + 500: from rank 9 to rank 4, into the window
+    await _until(matches, "a diff applied")
+    assert await page.evaluate("() => window.seen.updates.at(-1).snapshot") is False
+
+    # One diff lost on the way: the next message's seq shows the gap, and the client subscribes
+    # again for a fresh snapshot instead of applying diffs to a window it no longer knows.
+    await page.evaluate("() => { window.dropNext = true; }")
+    await flow.award("u9", "boss", "DEFEAT_BOSS")  # 100 + 500: into the window at rank 5
+    await _until(lambda: page.evaluate("() => window.dropped.length === 1"), "a diff dropped")
+    await flow.award("u7", "boss", "DEFEAT_BOSS")  # 300 + 500: the next diff, with a seq past the gap
+    await _until(lambda: page.evaluate("() => window.seen.gaps.length === 1"), "the gap seen")
+    dropped = await page.evaluate("() => window.dropped[0]")
+    assert await page.evaluate("() => window.seen.gaps[0]") == {"expected": dropped, "got": dropped + 1}
+    await _until(matches, "the window again after the fresh snapshot")
+    assert await page.evaluate("() => window.seen.updates.at(-1).snapshot") is True
+    subscribes = [frame for frame in sent if '"subscribe"' in frame and '"ranks"' in frame]
+    assert len(subscribes) == 2, sent
+
+
+OPEN_STREAM = """() => {
+    window.events = [];
+    const stream = new EventSource('/api/v1/boards/global/stream');
+    stream.addEventListener('leaderboard_update', (ev) => {
+        const users = JSON.parse(ev.data).data.leaderboard.map((e) => e.userId);
+        window.events.push({ id: ev.lastEventId, users });
+    });
+}"""
+
+
+async def test_an_event_source_receives_updates_and_resumes_with_last_event_id(
+    browser: Any, flow: Flow, client: Any
+) -> None:
+    await flow.award("alice", "q1")
+    page = await _blank(browser, client)
+    streams: list[Any] = []
+    page.on("request", lambda request: streams.append(request) if "/stream" in request.url else None)
+    await page.evaluate(OPEN_STREAM)
+
+    async def events() -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = await page.evaluate("() => window.events")
+        return seen
+
+    await _until(lambda: _count(events, 1), "the snapshot")
+    await flow.award("bob", "q1", "DEFEAT_BOSS")
+    await _until(lambda: _count(events, 2), "the update")
+    assert await events() == [{"id": "1", "users": ["alice"]}, {"id": "2", "users": ["bob", "alice"]}]
+
+    # The server ends the stream (as a restart does); the EventSource comes back by itself, naming
+    # the last event it saw, and the stream goes on from the next id with a fresh snapshot.
+    hub = client.app[HUB]
+    hub.close_all(CLOSE_SERVICE_RESTART, "test")
+    await hub.finished()
+    await flow.award("carol", "q1", "DEFEAT_BOSS")
+    await _until(lambda: _count(events, 3), "the stream resumed", timeout=10.0)
+    assert len(streams) == 2
+    assert (await streams[1].all_headers()).get("last-event-id") == "2"
+    resumed = (await events())[2]
+    assert resumed["id"] == "3" and {"alice", "bob"} <= set(resumed["users"])
+    # Carol's award, made while the stream was away, is in that snapshot or the update after it.
+    await _until(lambda: _carol_seen(events), "carol's award")
+
+
+async def _carol_seen(events: Callable[[], Any]) -> bool:
+    return any("carol" in event["users"] for event in await events())
+
+
+async def _count(events: Callable[[], Any], n: int) -> bool:
+    return len(await events()) >= n
