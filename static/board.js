@@ -1,26 +1,39 @@
-// Scoreboard live view: a tab per board, a period selector, and the server-rendered #board-body
-// table kept in sync over a WebSocket, falling back to HTTP polling while the socket is down.
-// No globals, no innerHTML: every server string goes through textContent.
+// Scoreboard live page: a tab per board, a period selector, and the server-rendered #board-body
+// table kept live by the JavaScript client (scoreboard-client.js: WebSocket, else Server-Sent
+// Events, else polling). A signed-in viewer also sees the ranks around them (around-me.js) and a
+// toast when someone passes them (toasts.js). No globals, no innerHTML: every server string goes
+// through textContent.
+import { AroundPanel } from './around-me.js';
 import { changeBadge, periodLabel, scoreText } from './format.js';
+import { ScoreboardClient } from './scoreboard-client.js';
+import { Toasts } from './toasts.js';
 
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_CAP_MS = 30000;
-// A server that drains closes with 1012 "service restart": another one serves already. Come back
-// at once, each page at a random moment within this window, so that the thousands of pages of one
-// server do not all reach the others in the same instant. 1001 "going away" is what servers
-// before the drain sent on shutdown.
-const RESTART_CODES = new Set([1001, 1012]);
-const RESTART_JITTER_MS = 1000;
-const STABLE_MS = 10000;          // a socket open this long counts as healthy
-const CONNECT_TIMEOUT_MS = 10000; // don't sit in CONNECTING forever
-const PING_MS = 25000;            // below typical proxy idle timeouts (30-60 s)
-const STALE_MS = 2 * PING_MS + 10000;
-const POLL_MS = 2000;
-const FETCH_TIMEOUT_MS = 5000;
+// The viewer's user JWT, set in the page's session storage by the embedding game however it signs
+// players in, or handed over in the URL fragment (#token=…: never sent to a server, and taken out of
+// the address bar at once). `python run.py demo` prints such a link.
+const TOKEN_KEY = 'scoreboard.token';
 const HIGHLIGHT_MS = 1600;        // keep in sync with the CSS flash animation
 const NOTE_MS = 60000;            // how long "Week … ended" stays up
 const TOP_LIMIT = 10;
+const AROUND_RADIUS = 3;
 const CURRENT = 'current';
+
+function viewerToken() {
+  try {
+    const fragment = new URLSearchParams(window.location.hash.slice(1));
+    const handed = fragment.get('token');
+    if (handed) {
+      window.sessionStorage.setItem(TOKEN_KEY, handed);
+      fragment.delete('token');
+      const url = new URL(window.location.href);
+      url.hash = fragment.toString();
+      window.history.replaceState(window.history.state, '', url.href);
+    }
+    return window.sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null; // storage disabled: an anonymous viewer
+  }
+}
 
 function start() {
   const root = document.getElementById('board');
@@ -34,8 +47,7 @@ function start() {
   const scoreHeadEl = document.getElementById('score-head');
   const periodSelect = document.getElementById('period-select');
   const noteEl = document.getElementById('period-note');
-  const wsPath = root.dataset.wsPath || '/ws/scoreboard';
-  const apiUrl = root.dataset.apiUrl || '/api/v1/boards';
+  const client = new ScoreboardClient({ token: viewerToken() });
 
   const motionQuery = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : null;
   const reducedMotion = () => Boolean(motionQuery && motionQuery.matches);
@@ -73,7 +85,7 @@ function start() {
   }
 
   function boardUrl(board, tail) {
-    return `${apiUrl}/${encodeURIComponent(board)}/${tail}`;
+    return `/boards/${encodeURIComponent(board)}/${tail}`;
   }
 
   // ---------------------------------------------------------------- rendering
@@ -226,27 +238,11 @@ function start() {
     if (ev.propertyName === 'transform') ev.target.classList.remove('moving');
   });
 
+
   // --------------------------------------------------------------- HTTP reads
 
-  // The `data` of a JSON success, or null (network down, timeout, error answer).
-  async function getData(url) {
-    const ctrl = new AbortController();
-    const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
-    try {
-      const res = await fetch(url, {
-        headers: { Accept: 'application/json' },
-        cache: 'no-store',
-        credentials: 'same-origin',
-        signal: ctrl.signal,
-      });
-      const body = res.ok ? await res.json() : null;
-      return body && body.success && body.data && typeof body.data === 'object' ? body.data : null;
-    } catch {
-      return null;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  // The `data` of a read below /api/v1, or null (network down, timeout, error answer).
+  const getData = (path) => client.read(path);
 
   // ---------------------------------------------------------------- the tabs
 
@@ -270,7 +266,7 @@ function start() {
 
   // Boards made or retired since the page was rendered: the tabs follow GET /boards.
   async function refreshBoards() {
-    const data = await getData(apiUrl);
+    const data = await getData('/boards');
     if (!data || !Array.isArray(data.boards) || !tabsEl) return;
     const listed = data.boards.filter((b) => b && typeof b.id === 'string').map((b) => boardOf(b, b.title));
     if (!listed.length) return;
@@ -329,6 +325,7 @@ function start() {
     resetPeriods();
     loadPeriods();
     follow();
+    followAround();
   }
 
   // ---------------------------------------------------------- the period select
@@ -413,15 +410,34 @@ function start() {
     if (noteEl) noteEl.hidden = true;
   }
 
-  // --------------------------------------------------------- connection state
 
-  let ws = null;
-  let subscribedTo = null; // the board this socket's leaderboard subscription is for
-  let attempt = 0;
-  let retryTimer = 0, retryAt = 0, connectTimer = 0, pingTimer = 0, stableTimer = 0;
-  let lastMessageAt = 0;
-  let polling = false, pollOk = false, pollTimer = 0;
-  let pollGen = 0; // bumped on stop and restart so late poll responses are discarded
+  // ------------------------------------------------------------------ live
+
+  let top = null; // the shown board's live top 10; null while a finished period is shown
+
+  // Live updates of the shown board: one subscription at a time, the old board's left.
+  function follow() {
+    if (!live() || (top && top.board === view.board)) return;
+    pause();
+    const sub = (top = client.leaderboard(view.board));
+    sub.on('update', (value) => {
+      // Late updates of a board left, or of the live period while a finished one is shown.
+      if (sub !== top || !live()) return;
+      if (typeof value.period === 'string' && value.period !== view.currentPeriod) periodTurned(value.period);
+      render(value.leaderboard, value.updatedAt);
+    });
+    sub.on('period_ended', (data) => {
+      // The new period's (empty) snapshot follows at once.
+      if (sub === top && live()) showNote(`${periodLabel(data.period)} ended`);
+    });
+    sub.on('error', (error) => console.warn('scoreboard: the board cannot be followed', error));
+    refreshState();
+  }
+
+  function pause() {
+    if (top) top.close();
+    top = null;
+  }
 
   function setState(state, text) {
     if (!stateEl) return;
@@ -429,203 +445,53 @@ function start() {
     setText(stateEl, text);
   }
 
-  function socketOpen() {
-    return Boolean(ws && ws.readyState === WebSocket.OPEN);
-  }
-
   function refreshState() {
-    if (socketOpen()) {
-      if (live()) setState('live', 'Live');
-      else setState('paused', 'Paused — past period');
-    } else if (pollOk) {
-      setState('polling', 'Offline — polling');
-    } else if (retryTimer) {
-      const secs = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
-      setState('reconnecting', `Reconnecting in ${secs}s`);
-    } else {
-      setState('connecting', 'Connecting…');
-    }
+    const { status, transport, retryAt } = client.state;
+    if (stateEl && stateEl.dataset.transport !== (transport ?? '')) stateEl.dataset.transport = transport ?? '';
+    if (status === 'live' && !live()) setState('paused', 'Paused — past period');
+    else if (transport === 'websocket') setState('live', 'Live');
+    else if (transport === 'sse') setState('live', 'Live (event stream)');
+    else if (transport === 'polling') setState('polling', 'Offline — polling');
+    else if (status === 'reconnecting') {
+      setState('reconnecting', `Reconnecting in ${Math.max(1, Math.ceil((retryAt - Date.now()) / 1000))}s`);
+    } else setState('connecting', 'Connecting…');
   }
 
-  function wsUrl() {
-    const url = new URL(wsPath, window.location.href);
-    url.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return url.href;
-  }
+  // ------------------------------------------------------- the signed-in viewer
 
-  function send(msg) {
-    if (socketOpen()) ws.send(JSON.stringify(msg));
+  const around = AroundPanel.at(document.getElementById('around-me'), client, AROUND_RADIUS);
+  const toasts = Toasts.at(document.getElementById('toasts'));
+  if (client.userId) {
+    client.notifications({ after: 'now' }); // what passes the viewer from now on, none missed across drops
   }
-
-  // Live updates of the shown board: one subscription at a time, the old board's dropped.
-  function follow() {
-    if (!live()) return;
-    if (socketOpen()) {
-      if (subscribedTo !== view.board) {
-        pause();
-        send({ type: 'subscribe', channel: 'leaderboard', board: view.board });
-        subscribedTo = view.board;
-      }
-    } else if (polling) {
-      restartPolling();
-    }
-    refreshState();
-  }
-
-  function pause() {
-    if (subscribedTo !== null) send({ type: 'unsubscribe', channel: 'leaderboard', board: subscribedTo });
-    subscribedTo = null;
-  }
-
-  function connect() {
-    clearTimeout(retryTimer);
-    retryTimer = 0;
-    let sock;
+  client.on('overtaken', ({ data }) => {
+    if (!toasts || !data || !data.by) return;
+    const board = boards.get(data.board);
+    const where = board ? board.title : data.board;
+    toasts.show(`${data.by.username} passed you on ${where}: you are #${data.newRank} now (#${data.previousRank} before)`);
+  });
+  client.on('unauthorized', () => {
+    // Expired or not accepted: forget it, the page goes on for an anonymous viewer.
     try {
-      sock = new WebSocket(wsUrl());
-    } catch (err) {
-      console.warn('scoreboard: cannot open WebSocket', err);
-      socketDown();
-      return;
-    }
-    ws = sock;
-    subscribedTo = null;
-    refreshState();
-    connectTimer = setTimeout(() => {
-      if (sock.readyState === WebSocket.CONNECTING) sock.close();
-    }, CONNECT_TIMEOUT_MS);
-
-    sock.onopen = () => {
-      clearTimeout(connectTimer);
-      lastMessageAt = Date.now();
-      stopPolling();
-      follow();
-      pingTimer = setInterval(keepalive, PING_MS);
-      stableTimer = setTimeout(() => { attempt = 0; }, STABLE_MS);
-      refreshState();
-    };
-    sock.onmessage = (ev) => handleMessage(ev.data);
-    sock.onclose = (ev) => socketDown(ev.code);
-  }
-
-  function keepalive() {
-    // A half-open TCP connection never fires `close`; treat silence as death.
-    if (Date.now() - lastMessageAt > STALE_MS) {
-      const dead = ws;
-      socketDown();
-      if (dead) dead.close();
-      return;
-    }
-    send({ type: 'ping' });
-  }
-
-  function socketDown(code) {
-    if (ws) ws.onopen = ws.onmessage = ws.onclose = null; // ignore late events from it
-    ws = null;
-    subscribedTo = null;
-    clearTimeout(connectTimer);
-    clearInterval(pingTimer);
-    clearTimeout(stableTimer);
-    clearTimeout(retryTimer);
-    // A restart close of a socket that was serving us (attempt 0): reconnect at once, with jitter,
-    // showing the last board meanwhile instead of polling. Only once in a row: a server that keeps
-    // closing that way gets the backoff like any other failure.
-    const restart = attempt === 0 && RESTART_CODES.has(code);
-    // Full jitter: random delay in [0, min(cap, base * 2^attempt)).
-    const span = restart ? RESTART_JITTER_MS : Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-    const delay = Math.random() * span;
-    attempt = Math.min(attempt + 1, 16);
-    retryAt = Date.now() + delay;
-    retryTimer = setTimeout(connect, delay);
-    if (!restart) startPolling();
-    refreshState();
-  }
-
-  function handleMessage(raw) {
-    let msg;
-    try {
-      msg = JSON.parse(raw);
+      window.sessionStorage.removeItem(TOKEN_KEY);
     } catch {
-      return; // not JSON (or binary): ignore
+      // storage disabled: nothing kept
     }
-    if (!msg || typeof msg !== 'object') return;
-    lastMessageAt = Date.now();
-    const data = msg.data && typeof msg.data === 'object' ? msg.data : null;
-    switch (msg.type) {
-      case 'leaderboard_update':
-        attempt = 0;
-        // Late updates of a board left, or of the live period while a finished one is shown.
-        if (!data || data.board !== view.board || !live()) break;
-        if (typeof data.period === 'string' && data.period !== view.currentPeriod) periodTurned(data.period);
-        render(data.leaderboard, data.updatedAt);
-        break;
-      case 'period_ended':
-        // The new period's (empty) snapshot follows at once.
-        if (data && data.board === view.board && live()) showNote(`${periodLabel(data.period)} ended`);
-        break;
-      case 'subscribed':
-      case 'pong':
-        // Proof the server is really serving us. `connected` alone is not: a
-        // server that greets then drops us must not cause a hot reconnect loop.
-        attempt = 0;
-        break;
-      case 'error':
-        console.warn('scoreboard: server error', msg.error);
-        break;
-      default: // `connected`, `unsubscribed` and unknown types need no action
-    }
-  }
+    if (around) around.hide();
+  });
 
-  // ------------------------------------------------------------------ polling
-
-  function startPolling() {
-    if (polling) return;
-    polling = true;
-    pollOnce();
-  }
-
-  function stopPolling() {
-    polling = false;
-    pollOk = false;
-    pollGen += 1;
-    clearTimeout(pollTimer);
-  }
-
-  // The shown board changed while polling: read its top now, not at the next tick.
-  function restartPolling() {
-    pollGen += 1;
-    clearTimeout(pollTimer);
-    pollOnce();
-  }
-
-  async function pollOnce() {
-    const gen = pollGen;
-    const viewGen = view.gen;
-    let ok = pollOk;
-    // Nobody is looking, or a frozen period is shown: save the request.
-    if (!document.hidden && live()) {
-      const data = await getData(`${boardUrl(view.board, 'top')}?limit=${TOP_LIMIT}`);
-      ok = false;
-      if (gen === pollGen && viewGen === view.gen && data && Array.isArray(data.leaderboard)) {
-        if (typeof data.period === 'string' && data.period !== view.currentPeriod) periodTurned(data.period);
-        render(data.leaderboard, data.updatedAt);
-        ok = true;
-      }
-    }
-    if (gen !== pollGen) return; // the socket came back meanwhile, or the poll restarted
-    pollOk = ok;
-    refreshState();
-    pollTimer = setTimeout(pollOnce, POLL_MS);
+  function followAround() {
+    if (around && client.userId) around.show(boards.get(view.board) || { id: view.board, format: view.format });
   }
 
   // -------------------------------------------------------------------- start
 
-  // The browser knows when the network is back: skip the rest of the backoff.
-  window.addEventListener('online', () => { if (retryTimer) connect(); });
-
+  client.on('state', refreshState);
   showUpdated(updatedEl && updatedEl.getAttribute('datetime'));
   markTabs();
-  connect();
+  follow();
+  followAround();
+  client.connect();
   loadPeriods();
   refreshBoards();
 }

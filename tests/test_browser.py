@@ -64,7 +64,8 @@ async def test_award_appears_without_reload(browser: Any, flow: Flow, client: An
 
 async def _watch_states(page: Any) -> None:
     """Record every state the indicator passes through (the reconnect may be too quick to poll
-    for) in `window.seenStates`, and count the page's polls of the top in `window.polls`."""
+    for) in `window.seenStates`, count the page's polls of the top in `window.polls` and the event
+    streams it opens in `window.streams`."""
     await page.evaluate(
         """() => {
             const el = document.getElementById('conn-state');
@@ -77,6 +78,13 @@ async def _watch_states(page: Any) -> None:
                 if (String(url).includes('/top')) window.polls += 1;
                 return fetch(url, ...rest);
             };
+            window.streams = 0;
+            window.EventSource = class extends window.EventSource {
+                constructor(url, init) {
+                    super(url, init);
+                    if (String(url).includes('/stream')) window.streams += 1;
+                }
+            };
         }"""
     )
 
@@ -84,24 +92,25 @@ async def _watch_states(page: Any) -> None:
 async def test_page_reconnects_after_sockets_drop(browser: Any, flow: Flow, client: Any) -> None:
     page = await _open(browser, client)
     await _watch_states(page)
-    client.app[HUB].close_all(CLOSE_TRY_AGAIN_LATER, "test")  # not a restart: the page backs off and polls
+    # Not a restart: the page backs off, its board on the event stream meanwhile.
+    client.app[HUB].close_all(CLOSE_TRY_AGAIN_LATER, "test")
     await client.app[HUB].finished()
     await page.wait_for_function("() => window.seenStates.some(s => s !== 'live')", timeout=5000)
-    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=10000)
-    assert await page.evaluate("() => window.polls") > 0
+    await page.wait_for_selector('#conn-state[data-state="live"][data-transport="websocket"]', timeout=10000)
+    assert await page.evaluate("() => window.streams") > 0
     await flow.award("carol", "q1")
     await page.locator('#board-body tr[data-user-id="carol"]').wait_for(timeout=1000)
 
 
 async def test_page_reconnects_at_once_after_a_restart_close(browser: Any, flow: Flow, client: Any) -> None:
-    """1012 (a server draining): back within the restart jitter (1 s), without polling meanwhile."""
+    """1012 (a server draining): back within the restart jitter (1 s), with no fallback meanwhile."""
     page = await _open(browser, client)
     await _watch_states(page)
     client.app[HUB].close_all(CLOSE_SERVICE_RESTART, "test")  # as a draining process does
     await client.app[HUB].finished()
     await page.wait_for_function("() => window.seenStates.some(s => s !== 'live')", timeout=5000)
     await page.wait_for_selector('#conn-state[data-state="live"]', timeout=2000)
-    assert await page.evaluate("() => window.polls") == 0
+    assert await page.evaluate("() => [window.polls, window.streams]") == [0, 0]
     assert "polling" not in await page.evaluate("() => window.seenStates")
     await flow.award("carol", "q1")
     await page.locator('#board-body tr[data-user-id="carol"]').wait_for(timeout=1000)

@@ -119,7 +119,5 @@ async def page_context(reads: BoardReads, asked: str | None) -> dict[str, object
             for e in data.leaderboard
         ],
         "updated_at": data.updated_at,
-        "ws_path": "/ws/scoreboard",
-        "api_url": "/api/v1/boards",
         "static_url": "/static",
     }

@@ -1,0 +1,137 @@
+"""The live page for a signed-in viewer, in headless Chromium: the "around me" panel shows the ranks
+around the user of the token in the page's session storage (`scoreboard.token`, or handed over in
+the URL fragment) and follows an award; a refused token is forgotten; an anonymous viewer has no
+panel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from .browsers import skip_without_chromium
+from .conftest import Flow
+from .live_client import token_for
+
+pytestmark = pytest.mark.browser
+
+skip_without_chromium()
+
+TOKEN_KEY = "scoreboard.token"
+RADIUS = 3  # the page's around window (board.js AROUND_RADIUS)
+
+
+def _base(client: Any) -> str:
+    return f"http://{client.host}:{client.port}"
+
+
+async def _seed(flow: Flow, users: int = 8) -> None:
+    """u0 … u{users-1} with (users - i) quests each: u0 first, 100 points apart."""
+    for i in range(users):
+        for n in range(users - i):
+            await flow.award(f"u{i}", f"q{n}")
+
+
+async def _signed_in(browser: Any, client: Any, user: str) -> Any:
+    """A page whose session storage holds `user`'s token before any script runs, once live."""
+    page = await browser.new_page()
+    await page.add_init_script(f"sessionStorage.setItem({TOKEN_KEY!r}, {token_for(user)!r})")
+    await page.goto(_base(client) + "/")
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+    return page
+
+
+async def _panel(page: Any) -> list[tuple[str, str, str, bool]]:
+    """The panel's rows: (rank, user, score as shown, marked as the viewer's)."""
+    rows: list[list[Any]] = await page.locator("#around-me tbody tr").evaluate_all(
+        """rows => rows.map(r => [r.cells[0].textContent, r.dataset.userId, r.cells[2].textContent,
+                                  r.getAttribute('aria-current') === 'true'])"""
+    )
+    return [(rank, user, score, mine) for rank, user, score, mine in rows]
+
+
+async def _around(client: Any, user: str) -> list[tuple[str, str, str, bool]]:
+    """What the panel should show: GET /around for the user, their own row marked."""
+    resp = await client.get(f"/api/v1/boards/global/around/{user}", params={"radius": str(RADIUS)})
+    entries = (await resp.json())["data"]["entries"]
+    return [(str(e["rank"]), e["userId"], str(e["score"]), e["userId"] == user) for e in entries]
+
+
+async def _panel_shows(page: Any, expected: list[tuple[str, str, str, bool]], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (rows := await _panel(page)) != expected:
+        assert time.monotonic() < deadline, rows
+        await asyncio.sleep(0.05)
+
+
+async def test_the_panel_shows_the_viewers_window_and_follows_an_award(browser: Any, flow: Flow, client: Any) -> None:
+    await _seed(flow)
+    page = await _signed_in(browser, client, "u5")
+    assert await page.locator("#around-me").is_visible()
+    expected = await _around(client, "u5")
+    assert [row[1] for row in expected] == ["u2", "u3", "u4", "u5", "u6", "u7"]  # ranks 3 to 8 of 8
+    await _panel_shows(page, expected)
+    assert await page.locator("#around-me .around-note").text_content() == "You are #6 of 8 · All time"
+
+    # +500: level with u0 at 800, who got there first. The window moves up with the viewer.
+    await flow.award("u5", "boss", "DEFEAT_BOSS")
+    expected = await _around(client, "u5")
+    assert [row[1] for row in expected] == ["u0", "u5", "u1", "u2", "u3"]
+    await _panel_shows(page, expected)
+    assert await page.locator("#around-me .around-note").text_content() == "You are #2 of 8 · All time"
+    await page.locator('#board-body tr[data-user-id="u5"]').wait_for()  # the top 10 follows too
+
+    # Another's award inside the window changes the ranks it spans, and the panel with them.
+    await flow.award("u3", "boss", "DEFEAT_BOSS")
+    await _panel_shows(page, await _around(client, "u5"))
+
+
+async def test_the_panel_waits_for_a_viewer_not_on_the_board(browser: Any, flow: Flow, client: Any) -> None:
+    await _seed(flow, users=2)
+    page = await _signed_in(browser, client, "newcomer")
+    note = page.locator("#around-me .around-note")
+    await page.wait_for_function("() => document.querySelector('#around-me .around-note').textContent !== 'Loading…'")
+    assert await note.text_content() == "You are not on this board yet"
+    assert await _panel(page) == []
+    await flow.award("newcomer", "first")
+    await _panel_shows(page, await _around(client, "newcomer"))
+    assert await note.text_content() == "You are #3 of 3 · All time"
+
+
+async def test_a_token_in_the_fragment_is_kept_for_the_session_and_leaves_the_address_bar(
+    browser: Any, flow: Flow, client: Any
+) -> None:
+    await _seed(flow, users=3)
+    token = token_for("u1")
+    page = await browser.new_page()
+    await page.goto(f"{_base(client)}/?board=global#token={token}")
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+    assert await page.evaluate("() => location.href") == f"{_base(client)}/?board=global"
+    assert await page.evaluate(f"() => sessionStorage.getItem({TOKEN_KEY!r})") == token
+    await _panel_shows(page, await _around(client, "u1"))
+
+    # The same session's next page needs no fragment.
+    await page.goto(_base(client) + "/")
+    await _panel_shows(page, await _around(client, "u1"))
+
+
+async def test_an_anonymous_viewer_has_no_panel(browser: Any, flow: Flow, client: Any) -> None:
+    await _seed(flow, users=2)
+    page = await browser.new_page()
+    await page.goto(_base(client) + "/")
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+    assert await page.locator("#around-me").is_hidden()
+
+
+async def test_a_refused_token_is_forgotten_and_the_board_stays_live(browser: Any, flow: Flow, client: Any) -> None:
+    await _seed(flow, users=2)
+    page = await browser.new_page()
+    await page.add_init_script(f"sessionStorage.setItem({TOKEN_KEY!r}, {token_for('u1', ttl=-60)!r})")  # expired
+    await page.goto(_base(client) + "/")
+    await page.wait_for_function(f"() => sessionStorage.getItem({TOKEN_KEY!r}) === null", timeout=5000)
+    await page.wait_for_selector('#conn-state[data-state="live"][data-transport="websocket"]', timeout=10000)
+    assert await page.locator("#around-me").is_hidden()
+    await flow.award("u9", "late")
+    await page.locator('#board-body tr[data-user-id="u9"]').wait_for(timeout=3000)
