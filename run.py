@@ -11,7 +11,7 @@ import sys
 from app import create_app, drain
 from app.auth import UserAuth
 from app.config import Config, ConfigError, is_loopback, load_config, read_settings
-from app.demo import ServiceKey, demo_config, demo_players
+from app.demo import NAMES, VIEWER_ID, ServiceKey, demo_config, demo_players, viewer_link
 from app.logs import setup_logging
 from app.maintenance import backup_command, restore_command
 from app.metrics.multiprocess import shared_values
@@ -148,6 +148,8 @@ def serve(
         app.cleanup_ctx.append(
             demo_players(config, f"http://127.0.0.1:{config.server.port}", players=demo, racer_key=racer_key)
         )
+        print(f"demo: the live page as {NAMES[0]} ({VIEWER_ID}), with the ranks around them:", file=sys.stderr)
+        print(f"  {viewer_link(config)}", file=sys.stderr)
     try:
         import uvloop
 

@@ -42,6 +42,7 @@ LAP_MS = (55_000, 95_000)
 LAP_PAUSE_SECONDS = (0.5, 2.0)
 # Marks a demo key wherever it would turn up (a log, a paste), as secret scanners look for.
 KEY_PREFIX = "sbdemo_"
+VIEWER_ID = "demo-1"  # the simulated player (named NAMES[0]) whom the demo's link signs the page in as
 
 
 class ServiceKey:
@@ -93,6 +94,18 @@ def demo_config(config: Config, racer_key: ServiceKey | None = None) -> Config:
     )
     # The same checks as a file's, so the demo's boards and awards cannot drift out of what is valid.
     return msgspec.structs.replace(config, settings=parse_settings(msgspec.to_builtins(demo)))
+
+
+def viewer_link(config: Config) -> str:
+    """The live page signed in as the first simulated player: the link's fragment (which no server
+    ever sees) hands the page a token of theirs, valid as long as the configuration allows, which
+    the page keeps in its session storage. The ranks around that player and the toasts of who
+    passed them then move with the demo."""
+    host = config.server.host
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    token = UserAuth.for_config(config).issue(VIEWER_ID, name=NAMES[0], ttl_seconds=config.auth.max_lifetime_seconds)
+    return f"http://{host}:{config.server.port}/#token={token}"
 
 
 async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: random.Random) -> None:

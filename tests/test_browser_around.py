@@ -1,12 +1,14 @@
 """The live page for a signed-in viewer, in headless Chromium: the "around me" panel shows the ranks
 around the user of the token in the page's session storage (`scoreboard.token`, or handed over in
 the URL fragment) and follows an award; a refused token is forgotten; an anonymous viewer has no
-panel."""
+panel; the link `run.py demo` prints signs the page in as a simulated player."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from .browsers import skip_without_chromium
 from .conftest import Flow
 from .live_client import token_for
+from .real_servers import run_py
 
 pytestmark = pytest.mark.browser
 
@@ -135,3 +138,21 @@ async def test_a_refused_token_is_forgotten_and_the_board_stays_live(browser: An
     assert await page.locator("#around-me").is_hidden()
     await flow.award("u9", "late")
     await page.locator('#board-body tr[data-user-id="u9"]').wait_for(timeout=3000)
+
+
+async def test_the_demos_link_signs_the_page_in_as_a_simulated_player(browser: Any, tmp_path: Path) -> None:
+    with run_py({"SCOREBOARD_SQLITE_PATH": str(tmp_path / "demo.db")}, "demo", "--players", "4") as server:
+        found = None
+        deadline = time.monotonic() + 10
+        while found is None:
+            assert time.monotonic() < deadline, server.log_tail()
+            found = re.search(rb"http://\S+/#token=\S+", server.log)
+            await asyncio.sleep(0.05)
+        assert found.group().decode().startswith(server.url + "/#token=")
+        page = await browser.new_page()
+        await page.goto(found.group().decode())
+        assert await page.evaluate("() => location.hash") == ""
+        # Ada plays like the others: once she is on the board, the panel shows her among her neighbours.
+        mine = page.locator('#around-me tbody tr[data-user-id="demo-1"][aria-current="true"]')
+        await mine.wait_for(timeout=20_000)
+        assert await mine.locator(".name").text_content() == "Ada"
