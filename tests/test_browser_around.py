@@ -91,6 +91,23 @@ async def test_the_panel_shows_the_viewers_window_and_follows_an_award(browser: 
     await _panel_shows(page, await _around(client, "u5"))
 
 
+async def test_the_panel_follows_by_polling_where_sockets_and_streams_are_refused(
+    browser: Any, flow: Flow, client: Any
+) -> None:
+    await _seed(flow, users=4)
+    page = await browser.new_page()
+    await page.route_web_socket(re.compile(r".*/ws/scoreboard.*"), lambda ws: ws.close())
+    await page.route("**/api/v1/boards/*/stream*", lambda route: route.abort())
+    await page.add_init_script(f"sessionStorage.setItem({TOKEN_KEY!r}, {token_for('u3')!r})")
+    await page.goto(_base(client) + "/")
+    await page.wait_for_selector('#conn-state[data-state="polling"][data-transport="polling"]', timeout=10000)
+    await _panel_shows(page, await _around(client, "u3"))
+    await flow.award("u3", "boss", "DEFEAT_BOSS")  # 100 + 500: first
+    expected = await _around(client, "u3")
+    assert expected[0][:2] == ("1", "u3")
+    await _panel_shows(page, expected)
+
+
 async def test_the_panel_waits_for_a_viewer_not_on_the_board(browser: Any, flow: Flow, client: Any) -> None:
     await _seed(flow, users=2)
     page = await _signed_in(browser, client, "newcomer")
