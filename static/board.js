@@ -410,7 +410,6 @@ function start() {
     if (noteEl) noteEl.hidden = true;
   }
 
-
   // ------------------------------------------------------------------ live
 
   let top = null; // the shown board's live top 10; null while a finished period is shown
@@ -451,7 +450,7 @@ function start() {
     if (status === 'live' && !live()) setState('paused', 'Paused — past period');
     else if (transport === 'websocket') setState('live', 'Live');
     else if (transport === 'sse') setState('live', 'Live (event stream)');
-    else if (transport === 'polling') setState('polling', 'Offline — polling');
+    else if (transport === 'polling') setState('polling', 'Polling');
     else if (status === 'reconnecting') {
       setState('reconnecting', `Reconnecting in ${Math.max(1, Math.ceil((retryAt - Date.now()) / 1000))}s`);
     } else setState('connecting', 'Connecting…');
@@ -468,7 +467,8 @@ function start() {
     if (!toasts || !data || !data.by) return;
     const board = boards.get(data.board);
     const where = board ? board.title : data.board;
-    toasts.show(`${data.by.username} passed you on ${where}: you are #${data.newRank} now (#${data.previousRank} before)`);
+    const ranks = `you are #${data.newRank} now (#${data.previousRank} before)`;
+    toasts.show(`${data.by.username} passed you on ${where}: ${ranks}`);
   });
   client.on('unauthorized', () => {
     // Expired or not accepted: forget it, the page goes on for an anonymous viewer.
