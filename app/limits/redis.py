@@ -60,7 +60,7 @@ return 1
 # A process may hold at most this share of a key's per-minute quota reserved (and at most
 # RESERVE_MOST hits): what the limit can let through over its promise, per process.
 RESERVE_SHARE = 100
-RESERVE_MOST = 64
+RESERVE_MOST = 1000
 BUSY_WITHIN = 1.0  # s: a key counted again this soon is busy here, and its next reservation grows
 FORGET_AFTER = 60.0  # s: a key not counted here for this long is forgotten, with what it held
 
