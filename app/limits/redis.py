@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
@@ -110,8 +110,7 @@ class RedisRateLimiter:
         self._clock = clock
         self._script = client.register_script(_GCRA)
         self._hits: TurnBatch[str, float] = TurnBatch(self._count, cancelled=ServiceUnavailable)
-        self._budgets: dict[str, _Budget] = {}
-        self._forget_at = clock() + FORGET_AFTER
+        self._budgets: OrderedDict[str, _Budget] = OrderedDict()  # the key Redis counted longest ago first
         self.refused = 0
 
     async def check(self, key: str) -> None:
@@ -171,15 +170,17 @@ class RedisRateLimiter:
         coming back soon, halved when it does not."""
         if not self.reserve_at_most:
             return None
-        if now >= self._forget_at:
-            self._forget(now)
-        budget = self._budgets.get(name)
+        budgets = self._budgets
+        budget = budgets.get(name)
         if budget is None:
-            self._budgets[name] = budget = _Budget()
-        elif not budget.asking:
-            busy = now - budget.counted < BUSY_WITHIN
-            budget.size = min(max(1, 2 * budget.size), self.reserve_at_most) if busy else budget.size // 2
+            budgets[name] = budget = _Budget()
+        else:
+            budgets.move_to_end(name)
+            if not budget.asking:
+                busy = now - budget.counted < BUSY_WITHIN
+                budget.size = min(max(1, 2 * budget.size), self.reserve_at_most) if busy else budget.size // 2
         budget.counted = now
+        self._forget(now)
         return budget
 
     def _reservation(self, budget: _Budget) -> int:
@@ -192,14 +193,15 @@ class RedisRateLimiter:
         return extra
 
     def _forget(self, now: float) -> None:
-        """Drop the keys not counted for a while: Redis refilled what they hold long ago, so
-        dropping it takes away only what the limit could let through over its promise."""
-        self._budgets = {
-            name: budget
-            for name, budget in self._budgets.items()
-            if budget.asking or now - budget.counted < FORGET_AFTER
-        }
-        self._forget_at = now + FORGET_AFTER
+        """Drop the keys not counted here for a while, oldest first (a few at a time, never a
+        sweep of them all): Redis refilled what they hold long ago, so dropping it takes away
+        only what the limit could let through over its promise."""
+        budgets = self._budgets
+        while budgets:
+            name, budget = next(iter(budgets.items()))
+            if now - budget.counted < FORGET_AFTER:
+                return
+            del budgets[name]
 
 
 class RedisSlots:
