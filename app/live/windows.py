@@ -208,15 +208,13 @@ class Windows:
     async def _read(self, key: WindowKey) -> View:
         where = self._where
         if key.channel == "ranks":
-            shown, total = await asyncio.gather(
-                self.ranking.slice(where, key.first, key.last), self.ranking.size(where)
-            )
+            shown, total = await self.ranking.page(where, key.first, key.last)
             return View(key.first, key.last, _state(shown), total)
-        place, shown = await self.ranking.around(where, key.user_id, key.radius)
+        place, shown, total = await self.ranking.around(where, key.user_id, key.radius)
         if place is None:
-            return View(0, 0, {}, await self.ranking.size(where))
+            return View(0, 0, {}, total)
         first = max(1, place.rank - key.radius)
-        return View(first, place.rank + key.radius, _state(shown), place.size)
+        return View(first, place.rank + key.radius, _state(shown), total)
 
     async def _refresh(self, window: Window) -> bool:
         self._dirty.discard(window)
