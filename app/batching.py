@@ -57,7 +57,8 @@ class TurnBatch(Generic[T, R]):
                 _settle(future, exc)
         finally:
             for _, future in queued:
-                _settle(future, self._cancelled())
+                if not future.done():  # the error is made only for one left waiting: most never are
+                    future.set_exception(self._cancelled())
 
 
 def _settle(future: asyncio.Future[R], result: R | Exception) -> None:

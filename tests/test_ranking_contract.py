@@ -278,18 +278,26 @@ async def test_slice_at_the_edges(ranking: Ranking) -> None:
     assert await ranking.slice(ASC, 1, 10) == []  # a board nobody wrote to
 
 
+async def test_a_page_is_the_slice_and_the_size(ranking: Ranking) -> None:
+    for i in range(1, 6):
+        await ranking.put(WHERE, _s(f"u{i}", 10 * i, i))
+    for first, last in [(1, 5), (2, 3), (4, 1000), (6, 10), (0, 2), (3, 2), (1, -1)]:
+        assert await ranking.page(WHERE, first, last) == (await ranking.slice(WHERE, first, last), 5)
+    assert await ranking.page(ASC, 1, 10) == ([], 0)  # a board nobody wrote to
+
+
 async def test_around_a_user_at_the_edges(ranking: Ranking) -> None:
     for i in range(1, 8):
         await ranking.put(ASC, _s(f"u{i}", 10 * i, i, subscore=i % 3 or None))
     every = await ranking.top(ASC, 7)
     for user, radius in (("u1", 2), ("u4", 1), ("u7", 3), ("u4", 0), ("u3", 25)):
-        position, places = await ranking.around(ASC, user, radius)
+        position, places, size = await ranking.around(ASC, user, radius)
         assert position == await ranking.position(ASC, user)
-        assert position is not None and position.size == 7
+        assert position is not None and position.size == size == 7
         assert places == await ranking.slice(ASC, position.rank - radius, position.rank + radius)
         assert places == every[max(position.rank - radius, 1) - 1 : position.rank + radius]
-    assert await ranking.around(ASC, "nobody", 5) == (None, [])
-    assert await ranking.around(WHERE, "u1", 5) == (None, [])  # another board
+    assert await ranking.around(ASC, "nobody", 5) == (None, [], 7)  # the size all the same
+    assert await ranking.around(WHERE, "u1", 5) == (None, [], 0)  # another board
 
 
 async def test_an_empty_board(ranking: Ranking) -> None:
@@ -607,7 +615,7 @@ async def test_memory_and_redis_answer_alike_on_random_writes(redis_prefix: str)
             assert size == await redis.size(where) > 0
             assert await redis.top(where, size + 5) == await memory.top(where, size + 5)
             for first, last in [(1, 10), (0, 3), (size - 2, size + 2), (5, 4), (size + 1, size + 9)]:
-                assert await redis.slice(where, first, last) == await memory.slice(where, first, last)
+                assert await redis.page(where, first, last) == await memory.page(where, first, last)
                 assert await redis.ranked(where, first, last) == await memory.ranked(where, first, last)
             assert await redis.positions(where, asked) == await memory.positions(where, asked)
             assert await redis.ranks(where, asked) == await memory.ranks(where, asked)

@@ -26,6 +26,7 @@ from scoreboard_client import (
     IdempotencyConflict,
     InvalidAction,
     InvalidToken,
+    LeaderboardUpdate,
     PeriodNotFound,
     RateLimited,
     ScoreboardError,
@@ -90,6 +91,12 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         assert [(p.id, p.entries, p.starts_at) for p in periods.periods] == [("all", 4, None)]
         changed = await staff.change_board("tour", BoardChange(title="The tour", keep_periods=3))
         assert (changed.title, changed.keep_periods, changed.entries) == ("The tour", 3, 4)
+        async with contextlib.aclosing(client.events("tour", last_event_id=6)) as events:
+            event_id, snapshot = await anext(events)
+            assert event_id == 7 and isinstance(snapshot, LeaderboardUpdate)
+            assert (snapshot.data.seq, [e.user_id for e in snapshot.data.leaderboard][:2]) == (7, ["dee", "ann"])
+        with pytest.raises(BoardNotFound):
+            await anext(client.events("nope"))
 
         award = await client.complete("COMPLETE_QUEST", "tour-q1")
         assert (award.user_id, award.previous_score, award.new_score, award.score_increment) == (

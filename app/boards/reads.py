@@ -123,9 +123,7 @@ class BoardReads:
         """The entries at ranks first .. first+limit-1, and how many there are."""
         board = self.catalog.get(board_id)
         where = board.where(board.period(period, self.clock()))
-        places, total = await asyncio.gather(
-            self.ranking.slice(where, first, first + limit - 1), self.ranking.size(where)
-        )
+        places, total = await self.ranking.page(where, first, first + limit - 1)
         return RanksData(
             board=board.id,
             period=where.period,
@@ -138,12 +136,13 @@ class BoardReads:
         """A user's rank and the entries from rank-radius to rank+radius (none when not on the board)."""
         board = self.catalog.get(board_id)
         where = board.where(board.period(period, self.clock()))
-        position, places = await self.ranking.around(where, user_id, radius)
-        if position is None:
-            total = await self.ranking.size(where)
-            return AroundData(board=board.id, period=where.period, rank=None, entries=[], total=total)
+        position, places, total = await self.ranking.around(where, user_id, radius)
         return AroundData(
-            board=board.id, period=where.period, rank=position.rank, entries=_entries(places), total=position.size
+            board=board.id,
+            period=where.period,
+            rank=None if position is None else position.rank,
+            entries=_entries(places),
+            total=total,
         )
 
     async def lookup(self, board_id: str, user_ids: list[str], period: str) -> LookupData:

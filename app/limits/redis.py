@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+import math
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
@@ -17,8 +20,9 @@ from . import refuse
 log = logging.getLogger(__name__)
 
 # KEYS: each key's theoretical arrival time (ms); ARGV: interval ms, tolerance ms, then the
-# number of hits on each key, in order. Returns per key the hits allowed and the ms the others
-# must wait (as a string: Redis would truncate a fraction). Redis's clock serves every process.
+# number of hits on each key (with the hits a process reserves), in order. Returns per key the
+# hits allowed, in order, and the ms the others must wait (as a string: Redis would truncate a
+# fraction). Redis's clock serves every process.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -53,46 +57,105 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 
+# A process may hold at most this share of a key's per-minute quota reserved (and at most
+# RESERVE_MOST hits): what the limit can let through over its promise, per process.
+RESERVE_SHARE = 100
+RESERVE_MOST = 1000
+BUSY_WITHIN = 1.0  # s: a key counted again this soon is busy here, and its next reservation grows
+FORGET_AFTER = 60.0  # s: a key not counted here for this long is forgotten, with what it held
+
 SLOT_TTL_MS = 90_000  # a process that dies without releasing frees its slots after this
 SLOT_REFRESH_SECONDS = 30.0
+
+
+class _Budget:
+    """This process's share of one key's quota: hits Redis counted already, answered here."""
+
+    __slots__ = ("asking", "counted", "held", "size")
+
+    def __init__(self) -> None:
+        self.held = 0  # reserved hits not answered yet
+        self.size = 0  # the reservation asked for with the key's last trip
+        self.counted = -math.inf  # when Redis last counted this key's hits for this process
+        self.asking = False  # a reservation is on its way: no second one meanwhile
 
 
 class RedisRateLimiter:
     """At most `per_minute` hits a minute per key across all processes. The hits that arrive
     together (one loop turn) are counted in one script call: a round trip per request would
-    cost more than the request."""
+    cost more than the request. A key this process sees often also reserves a few hits with
+    that call (up to `reserve_at_most`, by default 1 % of the quota and at most RESERVE_MOST),
+    answered here without a round trip: Redis counts them when reserved, so the processes
+    together never let through more than the limit plus what each holds reserved."""
 
     def __init__(
-        self, client: aioredis.Redis, keys: Keys, kind: str, per_minute: int, trips: TurnPipeline | None = None
+        self,
+        client: aioredis.Redis,
+        keys: Keys,
+        kind: str,
+        per_minute: int,
+        trips: TurnPipeline | None = None,
+        *,
+        reserve_at_most: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
         self.kind = kind
         self.interval_ms = 60_000 / per_minute
         self.tolerance_ms = self.interval_ms * (per_minute - 1)
+        if reserve_at_most is None:
+            reserve_at_most = min(per_minute // RESERVE_SHARE, RESERVE_MOST)
+        self.reserve_at_most = reserve_at_most
+        self._clock = clock
         self._script = client.register_script(_GCRA)
         self._hits: TurnBatch[str, float] = TurnBatch(self._count, cancelled=ServiceUnavailable)
+        self._budgets: OrderedDict[str, _Budget] = OrderedDict()  # the key Redis counted longest ago first
         self.refused = 0
 
     async def check(self, key: str) -> None:
         """Count one hit; RateLimited with Retry-After when over."""
+        budget = self._budgets.get(key)
+        if budget is not None and budget.held:
+            budget.held -= 1  # counted in Redis when it was reserved
+            return
         wait_ms = await self._hits.submit(key)
         if wait_ms > 0:
             self.refused += 1
             raise refuse(wait_ms / 1000)
+
+    def reserved(self, key: str) -> int:
+        """Hits of `key` this process holds: counted in Redis, not answered yet."""
+        budget = self._budgets.get(key)
+        return 0 if budget is None else budget.held
 
     async def _count(self, hits: list[str]) -> list[float]:
         """Each hit's wait (0: allowed), the hits of one key in the order they came. Hits whose
         request went away still count: they reached the server."""
         counts = Counter(hits)
         names = list(counts)
-        with unavailable_on_outage():
-            reply = await self.trips.script(
-                self._script,
-                [self.keys.rate(self.kind, name) for name in names],
-                [self.interval_ms, self.tolerance_ms, *(counts[name] for name in names)],
-            )
-        verdicts = {name: (int(reply[2 * i]), float(reply[2 * i + 1])) for i, name in enumerate(names)}
+        now = self._clock()
+        budgets = [self._budget(name, now) for name in names]
+        asked = [0 if budget is None else self._reservation(budget) for budget in budgets]
+        wanted = [counts[name] + n for name, n in zip(names, asked, strict=True)]
+        try:
+            with unavailable_on_outage():
+                reply = await self.trips.script(
+                    self._script,
+                    [self.keys.rate(self.kind, name) for name in names],
+                    [self.interval_ms, self.tolerance_ms, *wanted],
+                )
+        finally:
+            for budget, n in zip(budgets, asked, strict=True):
+                if budget is not None and n:
+                    budget.asking = False
+        verdicts = {}
+        for i, (name, budget) in enumerate(zip(names, budgets, strict=True)):
+            allowed, wait_ms = int(reply[2 * i]), float(reply[2 * i + 1])
+            # Redis allows the hits first, in order, then reserves from what is left.
+            verdicts[name] = (min(allowed, counts[name]), wait_ms)
+            if budget is not None and allowed > counts[name]:
+                budget.held += allowed - counts[name]
         seen: Counter[str] = Counter()
         waits = []
         for name in hits:
@@ -100,6 +163,45 @@ class RedisRateLimiter:
             waits.append(0.0 if seen[name] < allowed else wait_ms)
             seen[name] += 1
         return waits
+
+    def _budget(self, name: str, now: float) -> _Budget | None:
+        """The key's budget, its next reservation sized (None when this limiter reserves none):
+        nothing for a key seen once, since most clients come and go; doubled while it keeps
+        coming back soon, halved when it does not."""
+        if not self.reserve_at_most:
+            return None
+        budgets = self._budgets
+        budget = budgets.get(name)
+        if budget is None:
+            budgets[name] = budget = _Budget()
+        else:
+            budgets.move_to_end(name)
+            if not budget.asking:
+                busy = now - budget.counted < BUSY_WITHIN
+                budget.size = min(max(1, 2 * budget.size), self.reserve_at_most) if busy else budget.size // 2
+        budget.counted = now
+        self._forget(now)
+        return budget
+
+    def _reservation(self, budget: _Budget) -> int:
+        """The hits to reserve with this trip: none while one is on its way, and never more held
+        than `reserve_at_most`."""
+        if budget.asking:
+            return 0
+        extra = max(0, min(budget.size, self.reserve_at_most - budget.held))
+        budget.asking = extra > 0
+        return extra
+
+    def _forget(self, now: float) -> None:
+        """Drop the keys not counted here for a while, oldest first (a few at a time, never a
+        sweep of them all): Redis refilled what they hold long ago, so dropping it takes away
+        only what the limit could let through over its promise."""
+        budgets = self._budgets
+        while budgets:
+            name, budget = next(iter(budgets.items()))
+            if now - budget.counted < FORGET_AFTER:
+                return
+            del budgets[name]
 
 
 class RedisSlots:

@@ -54,6 +54,9 @@ class Ranking(Protocol):
     async def slice(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, Standing]]:
         """The standings ranked first..last inclusive (1-based), with ranks."""
 
+    async def page(self, where: BoardPeriod, first: int, last: int) -> tuple[list[tuple[int, Standing]], int]:
+        """`slice` and the board's size, read together."""
+
     async def position(self, where: BoardPeriod, user_id: str) -> Position | None:
         """A user's standing and rank, or None when not on the board."""
 
@@ -62,9 +65,9 @@ class Ranking(Protocol):
 
     async def around(
         self, where: BoardPeriod, user_id: str, radius: int
-    ) -> tuple[Position | None, list[tuple[int, Standing]]]:
-        """A user's place and the standings `radius` ranks either side ((None, []) when the user
-        is not on the board)."""
+    ) -> tuple[Position | None, list[tuple[int, Standing]], int]:
+        """A user's place, the standings `radius` ranks either side and the board's size, read
+        together ((None, [], size) when the user is not on the board)."""
 
     async def rename(self, user_id: str, username: str) -> bool:
         """Refresh the display name of a user on every board; True if it changed."""

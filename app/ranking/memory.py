@@ -150,6 +150,11 @@ class MemoryRanking(Fills):
         """Standings ranked first..last."""
         return self._read(where).slice(first, last)
 
+    async def page(self, where: BoardPeriod, first: int, last: int) -> tuple[list[tuple[int, Standing]], int]:
+        """Standings ranked first..last, and how many there are."""
+        index = self._read(where)
+        return index.slice(first, last), len(index)
+
     async def position(self, where: BoardPeriod, user_id: str) -> Position | None:
         """A user's standing and rank."""
         index = self._read(where)
@@ -171,12 +176,13 @@ class MemoryRanking(Fills):
 
     async def around(
         self, where: BoardPeriod, user_id: str, radius: int
-    ) -> tuple[Position | None, list[tuple[int, Standing]]]:
-        """A user's place and the standings `radius` ranks either side."""
+    ) -> tuple[Position | None, list[tuple[int, Standing]], int]:
+        """A user's place, the standings `radius` ranks either side, and the board's size."""
+        index = self._read(where)
         position = await self.position(where, user_id)
         if position is None:
-            return None, []
-        return position, self._read(where).slice(position.rank - radius, position.rank + radius)
+            return None, [], len(index)
+        return position, index.slice(position.rank - radius, position.rank + radius), len(index)
 
     async def rename(self, user_id: str, username: str) -> bool:
         """Refresh a display name on every board period."""

@@ -103,10 +103,10 @@ return 0
 """)
 
 # KEYS: rank, cards, names; ARGV: first and last index (0-based, both >= 0).
-# Returns {member, score, card or "", name, ...} in rank order.
+# Returns {size, then member, score, card or "", name, ...} in rank order: a rank page in one call.
 _SLICE = _lua("""
 local rows = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
-local out = {}
+local out = {redis.call('ZCARD', KEYS[1])}
 -- HMGET by chunks: unpack() of more than ~8000 values overflows Lua's stack.
 for from = 1, #rows, 2000 do
   local users = {}
@@ -345,17 +345,23 @@ class RedisRanking(Fills):
         return await self.slice(where, 1, limit)
 
     async def slice(self, where: BoardPeriod, first: int, last: int) -> list[tuple[int, Standing]]:
-        """Standings ranked first..last in one round trip."""
-        first = max(first, 1)
-        if last < first:  # a negative stop would count from the end of the board
+        """Standings ranked first..last in one round trip (none for an empty range)."""
+        if last < max(first, 1):
             return []
+        return (await self.page(where, first, last))[0]
+
+    async def page(self, where: BoardPeriod, first: int, last: int) -> tuple[list[tuple[int, Standing]], int]:
+        """Standings ranked first..last and the board's size, one script call."""
+        first = max(first, 1)
+        # A negative stop would count from the end of the board: an empty range asks for none.
+        rows = [first - 1, last - 1] if last >= first else [1, 0]
         with unavailable_on_outage():
-            rows = await self.trips.script(self._slice, self._keys(where), [first - 1, last - 1])
+            reply = cast(list[Any], await self.trips.script(self._slice, self._keys(where), rows))
         shown = []
-        for rank, at in enumerate(range(0, len(rows), 4), start=first):
-            raw, score, card, name = rows[at : at + 4]
+        for rank, at in enumerate(range(1, len(reply), 4), start=first):
+            raw, score, card, name = reply[at : at + 4]
             shown.append((rank, _standing(raw, score, card, name, where.ascending)))
-        return shown
+        return shown, int(reply[0])
 
     async def position(self, where: BoardPeriod, user_id: str) -> Position | None:
         """A user's standing, rank and the board's size in one round trip."""
@@ -385,19 +391,20 @@ class RedisRanking(Fills):
 
     async def around(
         self, where: BoardPeriod, user_id: str, radius: int
-    ) -> tuple[Position | None, list[tuple[int, Standing]]]:
-        """A user's place and the standings `radius` ranks either side, in one round trip."""
+    ) -> tuple[Position | None, list[tuple[int, Standing]], int]:
+        """A user's place, the standings `radius` ranks either side and the board's size, in one
+        round trip."""
         with unavailable_on_outage():
             reply = cast(list[Any], await self.trips.script(self._around, self._keys(where), [user_id, radius]))
         size, rank = int(reply[0]), int(reply[1])
         if not rank:
-            return None, []
+            return None, [], size
         shown = []
         for place, at in enumerate(range(2, len(reply), 4), start=max(rank - radius, 1)):
             raw, score, card, name = reply[at : at + 4]
             shown.append((place, _standing(raw, score, card, name, where.ascending)))
         mine = next(s for place, s in shown if place == rank)
-        return Position(standing=mine, rank=rank, size=size), shown
+        return Position(standing=mine, rank=rank, size=size), shown, size
 
     async def rename(self, user_id: str, username: str) -> bool:
         """Refresh the display name of a user on every board in one command; True if it changed."""
@@ -438,7 +445,7 @@ class RedisRanking(Fills):
     async def size(self, where: BoardPeriod) -> int:
         """Users on the board."""
         key = self._shelf(where).rank
-        with unavailable_on_outage():  # in the shared trip: a rank page's slice and size go together
+        with unavailable_on_outage():  # in the shared trip: a board's periods are counted together
             return int(await self.trips.call(lambda pipe: pipe.zcard(key)))
 
     async def counts_at_most(self, where: BoardPeriod, bounds: Sequence[int]) -> list[int]:

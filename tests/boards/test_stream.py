@@ -175,3 +175,16 @@ async def test_streams_count_against_the_live_connection_limits(
         await client.ws_connect("/ws/scoreboard")
     assert caught.value.status == 429
     events.close()
+
+
+async def test_a_quiet_stream_gets_keepalive_comments(
+    aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock
+) -> None:
+    config = boards_config(db_path, storage, websocket={"heartbeat_seconds": 0.2})
+    client: AppClient = await aiohttp_client(app_with_clock(config, clock))
+    events = await Events.open(client)
+    await events.next()
+    lines = []
+    while b": keepalive\n" not in lines:
+        lines.append(await asyncio.wait_for(events.response.content.readline(), 3))
+    events.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar
 from urllib.parse import quote
@@ -17,9 +17,10 @@ from yarl import URL
 
 from . import models as m
 from .backoff import Backoff
-from .errors import ActionTooFast, UnexpectedResponse, make_error
+from .errors import ActionTooFast, ScoreboardError, UnexpectedResponse, make_error
+from .events import read_events
 from .live import LiveStream
-from .messages import NotificationsData
+from .messages import LiveMessage, NotificationsData
 
 T = TypeVar("T")
 Auth = Literal["user", "service"] | None
@@ -153,6 +154,23 @@ class Client:
     async def board(self, board: str) -> m.BoardDetail:
         """One board, with the count of entries in its current period."""
         return await self._get(f"/api/v1/boards/{_segment(board)}", m.BoardDetail)
+
+    async def events(
+        self, board: str, *, max_rate: float | None = None, last_event_id: int | None = None
+    ) -> AsyncGenerator[tuple[int | None, LiveMessage], None]:
+        """A board's top 10 as Server-Sent Events (for where a WebSocket cannot go): each event's id
+        (its seq) and message, a snapshot first. It ends when the server ends the stream; pass the
+        last id as `last_event_id` to go on. A refusal raises its error before the first event."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        params = {"maxRate": str(max_rate)} if max_rate is not None else {}
+        path = f"/api/v1/boards/{_segment(board)}/stream"
+        async with self.session().get(self._url(path), params=params, headers=headers) as response:
+            if response.status >= 400:
+                raise _refusal(response, await response.read())
+            async for event in read_events(response):
+                yield event
 
     async def board_top(self, board: str, *, limit: int | None = None, period: str | None = None) -> m.BoardTopData:
         """The top of a board in a period: `current` (the default), `previous` or a period's id."""
@@ -338,11 +356,16 @@ class Client:
                 except msgspec.DecodeError:
                     raise _unexpected(answer.status, raw) from None
                 return data
-            try:
-                error = _errors.decode(raw).error
-            except msgspec.DecodeError:
-                raise _unexpected(answer.status, raw) from None
-            raise make_error(answer.status, error.code, error.message, error.details, answer.headers)
+            raise _refusal(answer, raw)
+
+
+def _refusal(answer: aiohttp.ClientResponse, raw: bytes) -> ScoreboardError:
+    """The exception of an error answer (its envelope's code), or UnexpectedResponse without one."""
+    try:
+        error = _errors.decode(raw).error
+    except msgspec.DecodeError:
+        return _unexpected(answer.status, raw)
+    return make_error(answer.status, error.code, error.message, error.details, answer.headers)
 
 
 def _unexpected(status: int, raw: bytes) -> UnexpectedResponse:
