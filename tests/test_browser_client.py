@@ -1,6 +1,7 @@
 """static/scoreboard-client.js and the board's event stream in headless Chromium, outside the live
 page: a window of ranks kept equal to GET /ranks, a missed message (a gap in `seq`) answered by a
-fresh snapshot, and a plain EventSource that receives updates and resumes with `Last-Event-ID`."""
+fresh snapshot, an around window that waits for a token, and a plain EventSource that receives
+updates and resumes with `Last-Event-ID`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from app.errors import CLOSE_SERVICE_RESTART
 
 from .browsers import skip_without_chromium
 from .conftest import Flow
+from .live_client import token_for
 
 pytestmark = pytest.mark.browser
 
@@ -169,3 +171,36 @@ async def _carol_seen(events: Callable[[], Any]) -> bool:
 
 async def _count(events: Callable[[], Any], n: int) -> bool:
     return len(await events()) >= n
+
+
+AROUND_LATER = """async () => {
+    const { ScoreboardClient } = await import('/static/scoreboard-client.js');
+    const client = (window.client = new ScoreboardClient());
+    window.seen = { updates: [], tops: 0 };
+    client.around('global', 1).on('update', (value) => window.seen.updates.push(value));
+    client.leaderboard('global').on('update', () => { window.seen.tops += 1; });
+    client.connect();
+}"""
+
+
+async def test_an_around_window_waits_for_a_token_and_follows_its_user_once_given(
+    browser: Any, flow: Flow, client: Any
+) -> None:
+    for i in range(3):  # u0 300, u1 200, u2 100
+        for n in range(3 - i):
+            await flow.award(f"u{i}", f"q{n}")
+    page = await _blank(browser, client)
+    await page.evaluate(AROUND_LATER)
+    await _until(lambda: page.evaluate("() => window.seen.tops > 0"), "the anonymous client live")
+    assert await page.evaluate("() => [window.client.userId, window.seen.updates.length]") == [None, 0]
+
+    await page.evaluate(f"() => window.client.setToken({token_for('u2')!r})")
+    await _until(lambda: page.evaluate("() => window.seen.updates.length > 0"), "the window around u2")
+    assert await page.evaluate("() => window.client.userId") == "u2"
+    assert await _shown(page) == [(2, "u1", 200), (3, "u2", 100)]
+    await flow.award("u2", "boss", "DEFEAT_BOSS")  # 600: first
+    await _until(lambda: _shown_is(page, [(1, "u2", 600), (2, "u0", 300)]), "the window moved with u2")
+
+
+async def _shown_is(page: Any, expected: list[tuple[int, str, int]]) -> bool:
+    return await _shown(page) == expected
