@@ -1,7 +1,8 @@
 """The live page for a signed-in viewer, in headless Chromium: the "around me" panel shows the ranks
 around the user of the token in the page's session storage (`scoreboard.token`, or handed over in
-the URL fragment) and follows an award; a refused token is forgotten; an anonymous viewer has no
-panel; the link `run.py demo` prints signs the page in as a simulated player."""
+the URL fragment) and follows an award; a toast says who passed the viewer, once, also when it
+happened while the socket was away; a refused token is forgotten; an anonymous viewer has no panel;
+the link `run.py demo` prints signs the page in as a simulated player."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from app.api import models
+from app.api.keys import HUB
+from app.errors import CLOSE_TRY_AGAIN_LATER
 
 from .browsers import skip_without_chromium
 from .conftest import Flow
@@ -24,6 +29,19 @@ skip_without_chromium()
 
 TOKEN_KEY = "scoreboard.token"
 RADIUS = 3  # the page's around window (board.js AROUND_RADIUS)
+SOCKETS = re.compile(r".*/ws/scoreboard.*")
+# Overtakes (`overtaken`, GET /users/me/notifications, the notifications channel) come with the
+# notify branch: the toast's tests run once the server has them.
+needs_notices = pytest.mark.skipif(
+    not hasattr(models, "NotificationsData"), reason="the server keeps no notices yet (branch notify)"
+)
+# Every toast the page shows, in order, also after it has gone from the screen.
+WATCH_TOASTS = """() => {
+    window.toasted = [];
+    new MutationObserver((changes) => {
+        for (const change of changes) for (const node of change.addedNodes) window.toasted.push(node.textContent);
+    }).observe(document.getElementById('toasts'), { childList: true });
+}"""
 
 
 def _base(client: Any) -> str:
@@ -96,7 +114,7 @@ async def test_the_panel_follows_by_polling_where_sockets_and_streams_are_refuse
 ) -> None:
     await _seed(flow, users=4)
     page = await browser.new_page()
-    await page.route_web_socket(re.compile(r".*/ws/scoreboard.*"), lambda ws: ws.close())
+    await page.route_web_socket(SOCKETS, lambda ws: ws.close())
     await page.route("**/api/v1/boards/*/stream*", lambda route: route.abort())
     await page.add_init_script(f"sessionStorage.setItem({TOKEN_KEY!r}, {token_for('u3')!r})")
     await page.goto(_base(client) + "/")
@@ -106,6 +124,52 @@ async def test_the_panel_follows_by_polling_where_sockets_and_streams_are_refuse
     expected = await _around(client, "u3")
     assert expected[0][:2] == ("1", "u3")
     await _panel_shows(page, expected)
+
+
+async def _toasted(page: Any, count: int) -> list[str]:
+    """The texts of the page's toasts, once there are `count`."""
+    await page.wait_for_function(f"() => window.toasted.length >= {count}", timeout=10000)
+    texts: list[str] = await page.evaluate("() => window.toasted")
+    return texts
+
+
+@needs_notices
+async def test_a_toast_says_who_passed_the_viewer(browser: Any, flow: Flow, client: Any) -> None:
+    await _seed(flow)  # u0 800, u1 700, u2 600 … u7 100
+    page = await _signed_in(browser, client, "u2")
+    await page.evaluate(WATCH_TOASTS)
+    await _panel_shows(page, await _around(client, "u2"))
+    # u5: 300 + 500 = 800, level with u0 who got there first: rank 2, past u1, u2, u3 and u4.
+    await flow.award("u5", "boss", "DEFEAT_BOSS")
+    assert await _toasted(page, 1) == ["U5 passed you on global: you are #4 now (#3 before)"]
+    assert await page.locator("#toasts .toast").count() == 1
+    await _panel_shows(page, await _around(client, "u2"))
+
+
+@needs_notices
+async def test_a_pass_while_the_socket_is_away_is_toasted_once(browser: Any, flow: Flow, client: Any) -> None:
+    await _seed(flow)
+    page = await _signed_in(browser, client, "u2")
+    await page.evaluate(WATCH_TOASTS)
+    await _panel_shows(page, await _around(client, "u2"))
+    # Sockets refused for a while: the page's notices are polled (GET /users/me/notifications?after=).
+    refused = True
+    await page.route_web_socket(SOCKETS, lambda ws: ws.close() if refused else ws.connect_to_server())
+    hub = client.app[HUB]
+    hub.close_all(CLOSE_TRY_AGAIN_LATER, "test")
+    await hub.finished()
+    await page.wait_for_selector('#conn-state[data-transport="sse"]', timeout=5000)
+    await flow.award("u5", "boss", "DEFEAT_BOSS")
+    assert await _toasted(page, 1) == ["U5 passed you on global: you are #4 now (#3 before)"]
+
+    # The socket again: it resubscribes after the last notice shown, so that one is not shown twice.
+    refused = False
+    await page.wait_for_selector('#conn-state[data-transport="websocket"]', timeout=30000)
+    await flow.award("u6", "boss", "DEFEAT_BOSS")  # 200 + 500 = 700, level with u1: past u2 again
+    assert await _toasted(page, 2) == [
+        "U5 passed you on global: you are #4 now (#3 before)",
+        "U6 passed you on global: you are #5 now (#4 before)",
+    ]
 
 
 async def test_the_panel_waits_for_a_viewer_not_on_the_board(browser: Any, flow: Flow, client: Any) -> None:
