@@ -169,8 +169,8 @@ export class Subscription extends Emitter {
  * networks where WebSockets (or event streams too) do not get through.
  *
  * Options: `url` (the server, default this page's origin), `token` (a user JWT; without one the
- * client is anonymous and `around` and `notifications` wait for `setToken`), `transports` (those
- * allowed, default all three, in the order tried), `pollMs`, `backoffBaseMs`, `backoffCapMs`.
+ * client is anonymous and `around` and `notifications` wait for `setToken`), `transports` (those it
+ * may use, default all three), `pollMs`, `backoffBaseMs`, `backoffCapMs`.
  *
  * Events: `state` ({status: connecting | live | reconnecting | closed, transport: websocket | sse |
  * polling | null, retryAt}), `unauthorized` (the token was refused: the client goes on anonymous),
@@ -454,8 +454,8 @@ export class ScoreboardClient extends Emitter {
     // A restart close of a socket that served: straight back, showing the last state meanwhile.
     // Only once in a row: a server that keeps closing that way gets the backoff like any failure.
     const restart = served && this.#attempt === 0 && RESTART_CODES.has(code);
-    const span = restart ? RESTART_JITTER_MS : Math.min(this.#backoffCapMs, this.#backoffBaseMs * 2 ** this.#attempt);
-    const delay = Math.random() * span; // full jitter
+    const ceiling = Math.min(this.#backoffCapMs, this.#backoffBaseMs * 2 ** this.#attempt);
+    const delay = Math.random() * (restart ? RESTART_JITTER_MS : ceiling); // full jitter
     this.#attempt = Math.min(this.#attempt + 1, 16);
     this.#retryAt = Date.now() + delay;
     this.#timers.retry = setTimeout(() => this.#open(), delay);
@@ -541,7 +541,8 @@ export class ScoreboardClient extends Emitter {
       if (this.#seen.size > REMEMBERED_NOTICES) this.#seen.delete(this.#seen.values().next().value);
     }
     const sub = this.#subs.get(keyOf('notifications', null));
-    if (sub && Number.isInteger(msg.id)) sub.after = Math.max(sub.after ?? 0, msg.id);
+    // (A subscription still reading the newest id, `after: 'now'`, gets it from that read.)
+    if (sub && sub.ready && Number.isInteger(msg.id)) sub.after = Math.max(sub.after ?? 0, msg.id);
     if (sub) sub.emit('notice', msg);
     this.emit(msg.type, msg);
   }
