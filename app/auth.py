@@ -4,10 +4,14 @@ the identity provider's keys (app/identity.py), each key pinned to its one algor
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 import unicodedata
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
 import jwt
 import msgspec
@@ -48,6 +52,16 @@ class _Claims(msgspec.Struct, kw_only=True):
 
 
 _claims = msgspec.json.Decoder(_Claims)
+# Short keys are refused up front (a secret here, RSA keys in app/identity.py): a short one reaching
+# PyJWT is an error, not a warning on every token.
+_JWS = jwt.PyJWS(options={"enforce_minimum_key_length": True})
+
+
+@functools.lru_cache(maxsize=64)
+def _header(segment: str) -> Mapping[str, Any]:
+    """The protected header, read by PyJWT to choose the key. A service sees a handful of distinct
+    headers (one per key), so each is read once; a failure raises and is not remembered."""
+    return MappingProxyType(_JWS.get_unverified_header(f"{segment}.."))
 
 
 def clean_display_name(raw: str | None, fallback: str) -> str:
@@ -97,8 +111,6 @@ class UserAuth:
         self.issuer = issuer
         self.audience = audience
         self.max_lifetime_seconds = max_lifetime_seconds
-        # Key lengths are checked here once: PyJWT would otherwise warn on every short key.
-        self._jws = jwt.PyJWS(options={"enforce_minimum_key_length": True})
         # A client sends the same bearer with every request: the answer for that exact text is
         # kept (bounded, oldest out first) and only its expiry is checked again.
         self._verified: dict[str, Principal] = {}
@@ -165,7 +177,11 @@ class UserAuth:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
             raise Unauthorized("Authorization must use the Bearer scheme")
-        return await self.authenticate(token.strip())
+        token = token.strip()
+        try:  # `authenticate`, inline: the remembered bearer of every request skips a coroutine
+            return self.verify(token)
+        except UnknownKey as unknown:
+            return await self._fetch_and_verify(token, unknown)
 
     async def authenticate(self, token: str) -> Principal:
         """`verify`; when the token names a key the provider's cached set lacks, fetch the set (at
@@ -173,8 +189,11 @@ class UserAuth:
         try:
             return self.verify(token)
         except UnknownKey as unknown:
-            if self.provider is None or await self.provider.refresh_for(unknown.kid) is None:
-                raise
+            return await self._fetch_and_verify(token, unknown)
+
+    async def _fetch_and_verify(self, token: str, unknown: UnknownKey) -> Principal:
+        if self.provider is None or await self.provider.refresh_for(unknown.kid) is None:
+            raise unknown
         return self.verify(token)
 
     def verify(self, token: str) -> Principal:
@@ -196,7 +215,7 @@ class UserAuth:
         self._verified[token] = principal
         return principal
 
-    def _key_for(self, header: dict[str, object]) -> tuple[jwt.PyJWK | bytes, str]:
+    def _key_for(self, header: Mapping[str, object]) -> tuple[jwt.PyJWK | bytes, str]:
         """The key that may verify a token with this header, and its one algorithm."""
         if header.get("typ") == ACTION_TOKEN_TYPE:
             raise Unauthorized("An action token is not a user token")
@@ -223,8 +242,8 @@ class UserAuth:
         if not token.isascii():  # base64url throughout; PyJWT would read it as UTF-8
             raise Unauthorized("Bearer token is invalid")
         try:
-            key, algorithm = self._key_for(self._jws.get_unverified_header(token))
-            payload = self._jws.decode_complete(token, key, algorithms=[algorithm])["payload"]
+            key, algorithm = self._key_for(_header(token.partition(".")[0]))
+            payload = _JWS.decode_complete(token, key, algorithms=[algorithm])["payload"]
         except jwt.PyJWTError:
             raise Unauthorized("Bearer token is invalid") from None
         try:

@@ -163,8 +163,8 @@ class ProviderKeys:
     async def _fetch(self) -> bool:
         self.fetches += 1
         try:
-            keys = parse_key_set(await self._download(), self.algorithms)
-        except (aiohttp.ClientError, TimeoutError, KeySetError) as exc:
+            self.load(await self._download())
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError, KeySetError) as exc:
             log.warning(
                 "identity provider keys: fetching %s failed (%s); keeping the %d keys held",
                 self.url,
@@ -172,7 +172,6 @@ class ProviderKeys:
                 len(self._keys),
             )
             return False
-        self._use(keys)
         return True
 
     async def _download(self) -> bytes:
@@ -191,7 +190,10 @@ class ProviderKeys:
                     raise KeySetError(f"larger than {MAX_DOCUMENT_BYTES} bytes")
             return bytes(body)
 
-    def _use(self, keys: dict[str, tuple[jwt.PyJWK, bytes]]) -> None:
+    def load(self, document: bytes) -> None:
+        """Hold the keys of a JWKS document instead of those held now, as a fetch does with the
+        provider's answer; KeySetError (and nothing changes) when it has no usable key."""
+        keys = parse_key_set(document, self.algorithms)
         if any(keys.get(kid, (None, b""))[1] != fingerprint for kid, (_, fingerprint) in self._keys.items()):
             self.generation += 1
         if keys.keys() != self._keys.keys():
