@@ -1,6 +1,5 @@
 """Users' bearer JWTs, checked with PyJWT: HS256 with the shared secret, RS256, ES256 and EdDSA with
-the identity provider's keys (app/identity.py), each key pinned to its one algorithm; `sub` and
-`exp` required, display names cleaned."""
+the identity provider's keys (app/identity.py); `sub` and `exp` required, display names cleaned."""
 
 from __future__ import annotations
 

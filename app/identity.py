@@ -64,9 +64,8 @@ def _algorithm(jwk: _Jwk, accepted: Collection[str]) -> str | None:
 
 
 def parse_key_set(document: bytes, accepted: Collection[str]) -> dict[str, tuple[jwt.PyJWK, bytes]]:
-    """The usable signing keys of a JWKS document by `kid`, each with a fingerprint of its JWK;
-    KeySetError when there is none. Keys without a `kid`, of other kinds, curves or uses, RSA keys
-    under 2048 bits and a `kid` named twice after its first use are left out."""
+    """The usable signing keys of a JWKS document by `kid`, each with its JWK's fingerprint (a kid
+    named twice: the first); KeySetError when there is none."""
     try:
         entries = _document.decode(document).keys
     except UNREADABLE:
@@ -93,10 +92,8 @@ def parse_key_set(document: bytes, accepted: Collection[str]) -> dict[str, tuple
 
 
 class ProviderKeys:
-    """The signing keys at `url`, by `kid`. `get` answers from the cache; `refresh_for` fetches
-    when a `kid` is unknown, at most once per `cooldown_seconds` however many ask (one fetch at a
-    time, shared by all who wait for it); `run` refreshes every `refresh_seconds`. A failed fetch
-    keeps the keys already held."""
+    """The signing keys at `url` by `kid`: fetched on schedule (`run`) and for an unknown kid at most
+    once per cooldown (`refresh_for`, one fetch shared by all who wait); a failed fetch keeps them."""
 
     def __init__(
         self,
