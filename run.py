@@ -121,9 +121,10 @@ def _token(config: Config, args: argparse.Namespace) -> str:
         raise ConfigError("token: refused with SCOREBOARD_ENV=production unless --allow-production is given")
     if not 1 <= args.ttl <= config.auth.max_lifetime_seconds:
         raise ConfigError(f"--ttl: must be 1 to auth.max_lifetime_seconds ({config.auth.max_lifetime_seconds})")
-    return UserAuth.for_config(config).issue(
-        args.user_id, name=args.name, ttl_seconds=args.ttl, roles=tuple(args.roles)
-    )
+    auth = UserAuth.for_config(config)
+    if not auth.accepts_hs256:
+        raise ConfigError("token: auth.algorithms does not accept HS256; user tokens come from the identity provider")
+    return auth.issue(args.user_id, name=args.name, ttl_seconds=args.ttl, roles=tuple(args.roles))
 
 
 def serve(

@@ -43,6 +43,7 @@ from .clock import now_ms
 from .config import Config
 from .drain import handler_seconds
 from .fanout import Fanout
+from .identity import ProviderKeys
 from .live.admission import Admission
 from .live.hub import Hub
 from .live.keepalive import Keepalive
@@ -119,6 +120,20 @@ def _boards_ctx(config: Config, admin: BoardAdmin) -> CleanupContext:
         yield
 
     return boards
+
+
+def _identity_ctx(keys: ProviderKeys) -> CleanupContext:
+    """The identity provider's keys, fetched at once and then every auth.jwks_refresh_seconds,
+    without holding up the start: a token that needs them waits for the fetch under way."""
+    refresh = Background("identity-keys", keys.run)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        refresh.start()
+        yield
+        await refresh.stop()
+        await keys.close()
+
+    return lifetime
 
 
 def _subscribe(fanout: Fanout, tops: TopCache, hub: Hub) -> None:
@@ -208,7 +223,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
         ip_slots=parts.ip_slots,
         handshakes=parts.handshake_limiter,
     )
-    app[USER_AUTH] = UserAuth.for_config(config)
+    auth = app[USER_AUTH] = UserAuth.for_config(config)
     app[UPDATE_LIMITER] = parts.update_limiter
     app[INITIALIZE_LIMITER] = parts.initialize_limiter
     app[READ_CACHE_CONTROL] = public_cache_control(config.server.read_cache_seconds)
@@ -238,8 +253,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     purge = running(
         Background("token-purge", lambda: _purge(parts.store, kept_ms)), Background("board-catalog", admin.run)
     )
+    identity = [] if auth.provider is None else [_identity_ctx(auth.provider)]
     app.cleanup_ctx.extend(
-        [_storage_ctx, _boards_ctx(config, admin), *parts.contexts, purge, live, _admission_ctx, *metrics]
+        [_storage_ctx, _boards_ctx(config, admin), *parts.contexts, purge, live, _admission_ctx, *metrics, *identity]
     )
     app.on_shutdown.append(_close_sockets)
     return app

@@ -1,17 +1,24 @@
-"""Users' bearer JWTs: HS256 only, `sub` and `exp` required, display names cleaned."""
+"""Users' bearer JWTs, checked with PyJWT: HS256 with the shared secret, RS256, ES256 and EdDSA with
+the identity provider's keys (app/identity.py); `sub` and `exp` required, display names cleaned."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 import unicodedata
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
 
+import jwt
 import msgspec
 
-from . import jws
-from .config import ID_PATTERN, Config
+from .config import HS256, ID_PATTERN, MIN_HS256_SECRET_BYTES, Config
+from .decoding import UNREADABLE
 from .errors import Unauthorized
+from .identity import ProviderKeys
 from .tokens import ACTION_TOKEN_TYPE
 
 MAX_NAME_CHARS = 64
@@ -44,6 +51,16 @@ class _Claims(msgspec.Struct, kw_only=True):
 
 
 _claims = msgspec.json.Decoder(_Claims)
+# Short keys are refused up front (a secret here, RSA keys in app/identity.py): a short one reaching
+# PyJWT is an error, not a warning on every token.
+_JWS = jwt.PyJWS(options={"enforce_minimum_key_length": True})
+
+
+@functools.lru_cache(maxsize=64)
+def _header(segment: str) -> Mapping[str, Any]:
+    """The protected header, read by PyJWT to choose the key. A service sees a handful of distinct
+    headers (one per key), so each is read once; a failure raises and is not remembered."""
+    return MappingProxyType(_JWS.get_unverified_header(f"{segment}.."))
 
 
 def clean_display_name(raw: str | None, fallback: str) -> str:
@@ -60,20 +77,34 @@ def clean_display_name(raw: str | None, fallback: str) -> str:
     return text or fallback
 
 
+class UnknownKey(Unauthorized):
+    """The token names a key that the cached set of the provider lacks; `authenticate` fetches the
+    set and tries once more, a synchronous caller gets this 401."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__("Bearer token is signed with an unknown key")
+        self.kid = kid
+
+
 class UserAuth:
-    """Verifies (and, for development and tests, issues) users' bearer JWTs."""
+    """Verifies (and, for development and tests, issues) users' bearer JWTs: HS256 with `secret`
+    (None: HS256 refused), the provider's algorithms with its keys (None: no provider)."""
 
     def __init__(
         self,
-        secret: bytes,
+        secret: bytes | None,
         *,
+        provider: ProviderKeys | None = None,
         leeway_seconds: int = 10,
         max_token_bytes: int = 4096,
         issuer: str | None = None,
         audience: str | None = None,
         max_lifetime_seconds: int = 86_400,
     ) -> None:
+        if secret is not None and len(secret) < MIN_HS256_SECRET_BYTES:
+            raise ValueError(f"an HS256 secret has at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518, 3.2)")
         self._secret = secret
+        self.provider = provider
         self._leeway = leeway_seconds
         self._max_bytes = max_token_bytes
         self.issuer = issuer
@@ -82,13 +113,24 @@ class UserAuth:
         # A client sends the same bearer with every request: the answer for that exact text is
         # kept (bounded, oldest out first) and only its expiry is checked again.
         self._verified: dict[str, Principal] = {}
+        self._generation = 0 if provider is None else provider.generation
 
     @classmethod
     def for_config(cls, config: Config) -> UserAuth:
         """The verifier (and, for development, issuer) that a configuration describes."""
         settings = config.auth
+        algorithms = settings.accepted_algorithms
+        provider = None
+        if settings.jwks_url is not None:
+            provider = ProviderKeys(
+                settings.jwks_url,
+                algorithms=algorithms,
+                refresh_seconds=settings.jwks_refresh_seconds,
+                cooldown_seconds=settings.jwks_cooldown_seconds,
+            )
         return cls(
-            config.secrets.jwt,
+            config.secrets.jwt if HS256 in algorithms else None,
+            provider=provider,
             leeway_seconds=settings.leeway_seconds,
             max_token_bytes=settings.max_token_bytes,
             issuer=settings.issuer,
@@ -96,10 +138,17 @@ class UserAuth:
             max_lifetime_seconds=settings.max_lifetime_seconds,
         )
 
+    @property
+    def accepts_hs256(self) -> bool:
+        """Whether HS256 tokens signed with the shared secret are accepted (and can be issued)."""
+        return self._secret is not None
+
     def issue(
         self, user_id: str, *, name: str | None = None, ttl_seconds: int = 3600, roles: tuple[str, ...] = ()
     ) -> str:
-        """A signed user JWT, as the identity system would issue it."""
+        """A user JWT signed with the shared secret (HS256), as the identity system would issue it."""
+        if self._secret is None:
+            raise ValueError("HS256 is not accepted: user tokens come from the identity provider")
         claims: dict[str, object] = {"sub": user_id, "exp": int(time.time()) + ttl_seconds, "iat": int(time.time())}
         if name is not None:
             claims["name"] = name
@@ -109,7 +158,7 @@ class UserAuth:
             claims["iss"] = self.issuer
         if self.audience is not None:
             claims["aud"] = self.audience
-        return jws.sign(claims, self._secret, typ="JWT")
+        return jwt.encode(claims, self._secret, algorithm=HS256)
 
     @property
     def verified_count(self) -> int:
@@ -120,13 +169,41 @@ class UserAuth:
         """Whether `token`'s verification is remembered (its next `verify` checks only the expiry)."""
         return token in self._verified
 
-    def _key_for(self, header: jws.Header) -> bytes:
-        return self._secret
+    async def from_header(self, header: str | None) -> Principal:
+        """Parse `Authorization: Bearer <JWT>` and `authenticate` its token."""
+        if header is None:
+            raise Unauthorized("Authorization header is missing")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer":
+            raise Unauthorized("Authorization must use the Bearer scheme")
+        token = token.strip()
+        try:  # `authenticate`, inline: the remembered bearer of every request skips a coroutine
+            return self.verify(token)
+        except UnknownKey as unknown:
+            return await self._fetch_and_verify(token, unknown)
+
+    async def authenticate(self, token: str) -> Principal:
+        """`verify`; when the token names a key the provider's cached set lacks, fetch the set (at
+        most once per cooldown) and verify again. Unauthorized for anything invalid."""
+        try:
+            return self.verify(token)
+        except UnknownKey as unknown:
+            return await self._fetch_and_verify(token, unknown)
+
+    async def _fetch_and_verify(self, token: str, unknown: UnknownKey) -> Principal:
+        if self.provider is None or await self.provider.refresh_for(unknown.kid) is None:
+            raise unknown
+        return self.verify(token)
 
     def verify(self, token: str) -> Principal:
-        """The principal of a valid token; Unauthorized for anything else."""
+        """The principal of a valid token, with the keys held now (never fetches); Unauthorized
+        (UnknownKey for a key not held) for anything else."""
         if not token or len(token) > self._max_bytes:
             raise Unauthorized("Bearer token is missing or too large")
+        if self.provider is not None and self.provider.generation != self._generation:
+            # A key left the provider's set (or changed): what it verified is not vouched for.
+            self._verified.clear()
+            self._generation = self.provider.generation
         known = self._verified.pop(token, None)
         if known is not None and known.expires_at > time.time() - self._leeway:
             self._verified[token] = known
@@ -137,13 +214,41 @@ class UserAuth:
         self._verified[token] = principal
         return principal
 
-    def _verify(self, token: str) -> Principal:
-        try:
-            header, claims = jws.verify_claims(token, self._key_for, _claims)
-        except jws.JwsError:
-            raise Unauthorized("Bearer token is invalid") from None
-        if header.typ == ACTION_TOKEN_TYPE:
+    def _key_for(self, header: Mapping[str, object]) -> tuple[jwt.PyJWK | bytes, str]:
+        """The key that may verify a token with this header, and its one algorithm."""
+        if header.get("typ") == ACTION_TOKEN_TYPE:
             raise Unauthorized("An action token is not a user token")
+        if "crit" in header:  # no extension is understood here, so none may be critical
+            raise Unauthorized("Bearer token is invalid")
+        alg = header.get("alg")
+        if alg == HS256:
+            if self._secret is None:  # only the provider's keys: no secret to confuse one with
+                raise Unauthorized("Bearer token algorithm is not accepted")
+            return self._secret, HS256
+        if self.provider is None or not isinstance(alg, str) or alg not in self.provider.algorithms:
+            raise Unauthorized("Bearer token algorithm is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise Unauthorized("Bearer token names no key")
+        key = self.provider.get(kid)
+        if key is None:
+            raise UnknownKey(kid)
+        if key.algorithm_name != alg:  # each key verifies with the one algorithm its kind decides
+            raise Unauthorized("Bearer token algorithm does not match its key")
+        return key, alg
+
+    def _verify(self, token: str) -> Principal:
+        if not token.isascii():  # base64url throughout; PyJWT would read it as UTF-8
+            raise Unauthorized("Bearer token is invalid")
+        try:
+            key, algorithm = self._key_for(_header(token.partition(".")[0]))
+            payload = _JWS.decode_complete(token, key, algorithms=[algorithm])["payload"]
+        except jwt.PyJWTError:
+            raise Unauthorized("Bearer token is invalid") from None
+        try:
+            claims = _claims.decode(payload)
+        except UNREADABLE:
+            raise Unauthorized("Bearer token is invalid") from None
         if not (
             math.isfinite(claims.exp)
             and (claims.nbf is None or math.isfinite(claims.nbf))
@@ -176,12 +281,3 @@ class UserAuth:
         if aud is None:
             return self.audience is None
         return self.audience is not None and (aud == self.audience or (isinstance(aud, list) and self.audience in aud))
-
-    def from_header(self, header: str | None) -> Principal:
-        """Parse `Authorization: Bearer <JWT>`."""
-        if header is None:
-            raise Unauthorized("Authorization header is missing")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            raise Unauthorized("Authorization must use the Bearer scheme")
-        return self.verify(token.strip())

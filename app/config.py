@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+import yarl
 from msgspec import Meta
 
 from .boards.periods import check_reset, check_timezone
@@ -22,6 +23,10 @@ ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,100}(?!\n)$"
 DEV_JWT_SECRET = "dev-only-user-jwt-secret-change-me-0001"  # noqa: S105 - refused in production
 DEV_ACTION_SECRET = "dev-only-action-token-secret-change-me-02"  # noqa: S105 - refused in production
 MIN_SECRET_BYTES = 32
+Algorithm = Literal["HS256", "RS256", "ES256", "EdDSA"]
+HS256: Algorithm = "HS256"
+MIN_HS256_SECRET_BYTES = 32  # RFC 7518, 3.2: at least the hash's size
+PROVIDER_ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "ES256", "EdDSA")  # with the identity provider's keys
 
 NonNegInt = Annotated[int, Meta(ge=0)]
 PosInt = Annotated[int, Meta(ge=1)]
@@ -76,6 +81,20 @@ class AuthSettings(_Section, frozen=True):
     audience: Claim | None = None
     max_lifetime_seconds: Annotated[int, Meta(ge=60, le=31_536_000)] = 86_400
     admin_role: Claim = "admin"  # a value of the `roles` claim that makes its bearer an operator
+    # The identity provider's JWKS (its public signing keys); None: HS256 with the shared secret only.
+    jwks_url: Annotated[str, Meta(min_length=1, max_length=2048)] | None = None
+    # None: HS256 without jwks_url, RS256, ES256 and EdDSA with it (no HS256: no shared secret to leak).
+    algorithms: Annotated[tuple[Algorithm, ...], Meta(min_length=1)] | None = None
+    jwks_refresh_seconds: Annotated[int, Meta(ge=10, le=86_400)] = 300
+    # After a fetch starts, a token naming an unknown `kid` waits this long before it may start another.
+    jwks_cooldown_seconds: Annotated[int, Meta(ge=1, le=3600)] = 30
+
+    @property
+    def accepted_algorithms(self) -> tuple[Algorithm, ...]:
+        """The algorithms a bearer JWT may use, the defaults resolved."""
+        if self.algorithms is not None:
+            return self.algorithms
+        return PROVIDER_ALGORITHMS if self.jwks_url is not None else (HS256,)
 
 
 class TokenSettings(_Section, frozen=True):
@@ -313,6 +332,32 @@ def _check_boards(settings: FileSettings) -> None:
                 raise ConfigError(f"services.{name}.boards: {board_id!r} is not a declared board")
 
 
+def _check_auth(auth: AuthSettings) -> None:
+    algorithms = auth.accepted_algorithms
+    if len(set(algorithms)) != len(algorithms):
+        raise ConfigError("auth.algorithms: an algorithm is named twice")
+    provided = [name for name in algorithms if name in PROVIDER_ALGORITHMS]
+    if auth.jwks_url is None:
+        if provided:
+            raise ConfigError(f"auth.algorithms: {provided[0]} needs auth.jwks_url (the identity provider's keys)")
+        return
+    try:
+        url = yarl.URL(auth.jwks_url)
+    except ValueError:
+        raise ConfigError("auth.jwks_url: not a URL") from None
+    # Whoever can change the keys in transit can sign any user's token: plain HTTP stays on this machine.
+    if not url.host or not (url.scheme == "https" or (url.scheme == "http" and is_loopback(url.host))):
+        raise ConfigError("auth.jwks_url: must be an https:// URL (http:// only on a loopback address)")
+    if not provided:
+        raise ConfigError("auth.algorithms: accepts none of RS256, ES256, EdDSA, which auth.jwks_url is for")
+    if auth.issuer is None:
+        raise ConfigError("auth.issuer: required with auth.jwks_url (the `iss` of the provider's tokens)")
+    if auth.audience is None:
+        raise ConfigError(
+            "auth.audience: required with auth.jwks_url (the provider signs tokens for other services too)"
+        )
+
+
 def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     """Validate a decoded TOML document; raise ConfigError naming the bad key."""
     _check_actions(raw.get("actions"))
@@ -329,6 +374,7 @@ def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     if metrics.enabled and not metrics.on_main_port and metrics.port == settings.server.port:
         raise ConfigError("metrics.port: equals server.port; set metrics.on_main_port = true to serve /metrics there")
     _check_boards(settings)
+    _check_auth(settings.auth)
     for proxy in settings.server.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -357,10 +403,10 @@ def _apply_env(raw: dict[str, object], environ: Mapping[str, str]) -> None:
 _DEV_SECRETS = (DEV_JWT_SECRET.encode(), DEV_ACTION_SECRET.encode())
 
 
-def _named(secrets: Secrets) -> list[tuple[str, bytes]]:
-    """Every key with the variable it comes from."""
+def _named(secrets: Secrets, *, hs256: bool) -> list[tuple[str, bytes]]:
+    """Every key in use with the variable it comes from (the user key only while HS256 is accepted)."""
     return [
-        ("SCOREBOARD_JWT_SECRET", secrets.jwt),
+        *((("SCOREBOARD_JWT_SECRET", secrets.jwt),) if hs256 else ()),
         ("SCOREBOARD_ACTION_SECRET", secrets.action),
         *(("SCOREBOARD_ACTION_PREVIOUS_SECRETS", previous) for previous in secrets.action_previous),
     ]
@@ -376,10 +422,13 @@ def is_loopback(host: str) -> bool:
         return False  # all interfaces (""), or a name that may resolve to any of them
 
 
-def _check_secrets(secrets: Secrets, *, production: bool, host: str) -> None:
+def _check_secrets(secrets: Secrets, *, production: bool, host: str, hs256: bool) -> None:
+    if hs256 and len(secrets.jwt) < MIN_HS256_SECRET_BYTES:
+        raise ConfigError(f"SCOREBOARD_JWT_SECRET: HS256 needs at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518)")
+    named = _named(secrets, hs256=hs256)
     if not is_loopback(host):
         # Anyone who can reach the server could sign tokens with the published development keys.
-        for name, value in _named(secrets):
+        for name, value in named:
             if value in _DEV_SECRETS:
                 raise ConfigError(
                     f"{name}: the built-in development secret is refused on a non-loopback address "
@@ -387,26 +436,27 @@ def _check_secrets(secrets: Secrets, *, production: bool, host: str) -> None:
                 )
     if not production:
         return
-    for name, value in _named(secrets):
+    for name, value in named:
         if value in _DEV_SECRETS:
             raise ConfigError(f"{name}: production refuses the development default; set a secret")
         if len(value) < MIN_SECRET_BYTES:
             raise ConfigError(f"{name}: production needs at least {MIN_SECRET_BYTES} bytes")
-    for name, value in _named(secrets)[1:]:  # action keys, current and previous
-        if value == secrets.jwt:
+    for name, value in named:
+        if name != "SCOREBOARD_JWT_SECRET" and hs256 and value == secrets.jwt:
             raise ConfigError(f"{name}: must differ from SCOREBOARD_JWT_SECRET")
 
 
-def read_secrets(environ: Mapping[str, str], *, production: bool, host: str) -> Secrets:
+def read_secrets(environ: Mapping[str, str], *, production: bool, host: str, hs256: bool = True) -> Secrets:
     """Read the signing keys from the environment, with development defaults outside production;
-    the defaults are refused in production and on any address other machines can reach."""
+    the defaults are refused in production and on any address other machines can reach. Without
+    HS256 (`hs256` false) the user key is not used, so not checked."""
     previous = environ.get("SCOREBOARD_ACTION_PREVIOUS_SECRETS", "")
     secrets = Secrets(
         jwt=environ.get("SCOREBOARD_JWT_SECRET", DEV_JWT_SECRET).encode(),
         action=environ.get("SCOREBOARD_ACTION_SECRET", DEV_ACTION_SECRET).encode(),
         action_previous=tuple(p.encode() for p in previous.split(",") if p),
     )
-    _check_secrets(secrets, production=production, host=host)
+    _check_secrets(secrets, production=production, host=host, hs256=hs256)
     return secrets
 
 
@@ -434,6 +484,11 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         raise ConfigError(f"SCOREBOARD_ENV: {mode!r} is not one of development, production, test")
     return Config(
         settings=settings,
-        secrets=read_secrets(env, production=mode == "production", host=settings.server.host),
+        secrets=read_secrets(
+            env,
+            production=mode == "production",
+            host=settings.server.host,
+            hs256=HS256 in settings.auth.accepted_algorithms,
+        ),
         env=mode,
     )

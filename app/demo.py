@@ -71,7 +71,7 @@ def demo_config(config: Config, racer_key: ServiceKey | None = None) -> Config:
     """The configuration a demo runs with: its own database file, a per-IP limit that lets every
     simulated player (all on 127.0.0.1) through, the demo's boards (every action awarding on the
     all-time and the weekly one), and as its only trusted server the racer, with `racer_key`'s
-    SHA-256, allowed to write to the time-trial board (none without a key)."""
+    SHA-256, allowed to write to the time-trial board (none without a key); bearers are HS256 only."""
     settings = config.settings
     storage = settings.storage
     if storage.sqlite_path == "./data/scoreboard.db":
@@ -83,9 +83,12 @@ def demo_config(config: Config, racer_key: ServiceKey | None = None) -> Config:
     services = {}
     if racer_key is not None:
         services[RACER] = ServiceSettings(key_sha256=racer_key.sha256, scopes=("scores:write",), boards=(TRIAL,))
+    # The simulated players sign their own bearers with the shared secret: no identity provider.
+    auth = msgspec.structs.replace(settings.auth, jwks_url=None, algorithms=None)
     demo = msgspec.structs.replace(
         settings,
         storage=storage,
+        auth=auth,
         limits=limits,
         server=msgspec.structs.replace(settings.server, default_board=GLOBAL),
         boards=dict(BOARDS),

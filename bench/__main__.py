@@ -2,7 +2,8 @@
 `python -m bench bigboard [...]`: rebuild, rank lookups, around-me and rank ranges with a million
 entries on a board (or K boards of N);
 `python -m bench boards awards|rollover [...]`: awards on several boards at once against one board
-and the bare baselines; a board period ending under load."""
+and the bare baselines; a board period ending under load;
+`python -m bench verify [...]`: what verifying an action token and a user's bearer JWT costs, in process."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
     add_bigboard(commands)
     add_boards(commands)
+    # Listed for the help; main() hands its arguments to bench/verify.py's own parser.
+    commands.add_parser("verify", help="the cost of verifying action tokens and bearer JWTs, per call", add_help=False)
     report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
     report.add_argument("out", type=Path, help="the run's output directory")
     return p
@@ -230,6 +233,11 @@ def options(args: argparse.Namespace) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify"]:
+        from . import verify
+
+        return verify.main(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "report":
         import json

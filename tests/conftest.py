@@ -22,6 +22,7 @@ from app.auth import UserAuth
 from app.config import Config, Secrets, parse_settings
 
 from .browsers import browser  # noqa: F401 - the fixture, for the page's tests
+from .identity_provider import idp  # noqa: F401 - the fixture: a test identity provider serving its JWKS
 from .isolation import REDIS_URL, pg_schema, private_redis, redis_prefix, schema_dsn  # noqa: F401 - the fixtures, for every test
 from .stores import dsn, store  # noqa: F401 - the store fixtures
 

@@ -80,14 +80,14 @@ def test_rejected_tokens(token: str) -> None:
 
 
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Token abc", "Basic dXNlcjpwYXNz"])
-def test_bad_headers(header: str | None) -> None:
+async def test_bad_headers(header: str | None) -> None:
     with pytest.raises(Unauthorized):
-        UserAuth(SECRET).from_header(header)
+        await UserAuth(SECRET).from_header(header)
 
 
-def test_header_scheme_case_insensitive() -> None:
+async def test_header_scheme_case_insensitive() -> None:
     auth = UserAuth(SECRET)
-    assert auth.from_header("bearer " + auth.issue("u")).user_id == "u"
+    assert (await auth.from_header("bearer " + auth.issue("u"))).user_id == "u"
 
 
 @pytest.mark.parametrize(

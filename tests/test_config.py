@@ -55,7 +55,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
 
 
 def test_secrets_hidden_from_repr(tmp_path: Path) -> None:
-    config = load_config(_write(tmp_path, GOOD), {"SCOREBOARD_JWT_SECRET": "s3cr3t-value-here"})
+    config = load_config(_write(tmp_path, GOOD), {"SCOREBOARD_JWT_SECRET": "s3cr3t-value-here" * 2})
     assert "s3cr3t" not in repr(config)
 
 
@@ -141,6 +141,7 @@ def test_shipped_config_examples_work_once_uncommented(tmp_path: Path) -> None:
     assert config.actions["COMPLETE_QUEST"].boards == ("global", "weekly")
     service = config.services["race-server"]
     assert (service.key_sha256, service.scopes, service.boards) == (key_hash, ("scores:write",), ("trial",))
+    assert config.auth.jwks_url is not None and config.auth.accepted_algorithms == ("RS256", "ES256", "EdDSA")
 
 
 @pytest.mark.parametrize(
@@ -210,3 +211,62 @@ def test_auth_settings(tmp_path: Path) -> None:
     for bad in ("audience = ''", "max_lifetime_seconds = 0", "issuer = 5"):
         with pytest.raises(ConfigError, match="auth"):
             load_config(_write(tmp_path, GOOD + f"\n[auth]\n{bad}\n"), {})
+
+
+JWKS = "\n[auth]\njwks_url = 'https://id.example/.well-known/jwks.json'\nissuer = 'https://id.example/'\naudience = 'scoreboard'\n"
+
+
+def test_identity_provider_settings(tmp_path: Path) -> None:
+    auth = load_config(_write(tmp_path, GOOD), {}).auth
+    assert auth.jwks_url is None and auth.accepted_algorithms == ("HS256",)
+    auth = load_config(
+        _write(tmp_path, GOOD + JWKS + "jwks_refresh_seconds = 60\njwks_cooldown_seconds = 5\n"), {}
+    ).auth
+    assert auth.accepted_algorithms == ("RS256", "ES256", "EdDSA")  # no HS256 unless asked for
+    assert (auth.jwks_refresh_seconds, auth.jwks_cooldown_seconds) == (60, 5)
+    auth = load_config(_write(tmp_path, GOOD + JWKS + "algorithms = ['ES256', 'HS256']\n"), {}).auth
+    assert auth.accepted_algorithms == ("ES256", "HS256")
+    local = GOOD + JWKS.replace("https://id.example/.well-known", "http://127.0.0.1:9/.well-known")
+    assert load_config(_write(tmp_path, local), {}).auth.jwks_url == "http://127.0.0.1:9/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + JWKS.replace("https://", "http://"), "auth.jwks_url: must be an https:// URL"),
+        (GOOD + JWKS.replace("https://id.example/.well-known", "ftp://id.example"), "auth.jwks_url: must be"),
+        (GOOD + JWKS.replace("https://id.example/.well-known/jwks.json", "jwks.json"), "auth.jwks_url: must be"),
+        (GOOD + JWKS.replace("https://id.example/.well-known/jwks.json", "http://[::1"), "auth.jwks_url: not a URL"),
+        (GOOD + JWKS.replace("https://id.example/.well-known/jwks.json", ""), "auth.jwks_url"),
+        (GOOD + JWKS.replace("issuer = 'https://id.example/'\n", ""), "auth.issuer: required with auth.jwks_url"),
+        (GOOD + JWKS.replace("audience = 'scoreboard'\n", ""), "auth.audience: required with auth.jwks_url"),
+        (GOOD + JWKS + "algorithms = ['HS256']\n", "auth.algorithms: accepts none of RS256"),
+        (GOOD + JWKS + "algorithms = []\n", "auth.algorithms"),
+        (GOOD + JWKS + "algorithms = ['none']\n", "auth.algorithms"),
+        (GOOD + JWKS + "algorithms = ['HS512']\n", "auth.algorithms"),
+        (GOOD + JWKS + "algorithms = ['RS256', 'RS256']\n", "auth.algorithms: an algorithm is named twice"),
+        (GOOD + "\n[auth]\nalgorithms = ['RS256']\n", "auth.algorithms: RS256 needs auth.jwks_url"),
+        (GOOD + JWKS + "jwks_refresh_seconds = 1\n", "auth.jwks_refresh_seconds"),
+        (GOOD + JWKS + "jwks_cooldown_seconds = 0\n", "auth.jwks_cooldown_seconds"),
+    ],
+)
+def test_identity_provider_settings_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text), {})
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_hs256_needs_a_secret_of_32_bytes(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^SCOREBOARD_JWT_SECRET: HS256 needs at least 32 bytes"):
+        load_config(_write(tmp_path, GOOD), {"SCOREBOARD_JWT_SECRET": "j" * 31})
+    assert load_config(_write(tmp_path, GOOD), {"SCOREBOARD_JWT_SECRET": "j" * 32}).secrets.jwt == b"j" * 32
+
+
+def test_without_hs256_the_user_secret_is_not_needed(tmp_path: Path) -> None:
+    # The provider signs users' tokens: no shared secret to set, in production or on a public address.
+    env = {"SCOREBOARD_ENV": "production", "SCOREBOARD_HOST": "0.0.0.0", "SCOREBOARD_ACTION_SECRET": "a" * 32}
+    assert load_config(_write(tmp_path, GOOD + JWKS), env).production
+    with pytest.raises(ConfigError, match="SCOREBOARD_JWT_SECRET"):
+        load_config(_write(tmp_path, GOOD + JWKS + "algorithms = ['RS256', 'HS256']\n"), env)
+    with pytest.raises(ConfigError, match="SCOREBOARD_ACTION_SECRET"):
+        load_config(_write(tmp_path, GOOD + JWKS), {**env, "SCOREBOARD_ACTION_SECRET": "short"})

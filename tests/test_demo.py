@@ -42,6 +42,13 @@ def test_demo_config_uses_own_database_and_lets_players_through(tmp_path: Path) 
     assert custom.storage.sqlite_path == str(tmp_path / "mine.db")
 
 
+def test_demo_players_sign_their_own_bearers_even_where_a_provider_is_configured(tmp_path: Path) -> None:
+    auth = {"jwks_url": "https://id.example/jwks.json", "issuer": "https://id.example/", "audience": "sb"}
+    demo = demo_config(make_config(tmp_path / "x.db", auth=auth))
+    assert demo.auth.jwks_url is None and demo.auth.accepted_algorithms == ("HS256",)
+    assert (demo.auth.issuer, demo.auth.audience) == ("https://id.example/", "sb")  # what players' tokens carry
+
+
 def test_demo_board_moves(tmp_path: Path) -> None:
     env = {"SCOREBOARD_SQLITE_PATH": str(tmp_path / "demo.db")}
     with run_py(env, "demo", "--players", "6") as server:

@@ -75,6 +75,20 @@ def test_token_refuses_production_unless_asked(
     assert UserAuth(b"j" * 32).verify(capsys.readouterr().out.strip()).user_id == "x"
 
 
+def test_token_refuses_when_only_the_identity_provider_signs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[auth]\njwks_url = 'https://id.example/jwks.json'\nissuer = 'https://id.example/'\naudience = 'sb'\n"
+        "[actions.COMPLETE_QUEST]\nscore = 1\n"
+    )
+    assert run.main(["--config", str(config), "token", "x"]) == 2
+    assert "auth.algorithms does not accept HS256" in capsys.readouterr().err
+    config.write_text(config.read_text().replace("audience = 'sb'", "audience = 'sb'\nalgorithms = ['RS256', 'HS256']"))
+    assert run.main(["--config", str(config), "token", "x"]) == 0
+
+
 def test_token_lives_no_longer_than_the_server_accepts(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -220,8 +220,9 @@ _SECURITY_SCHEMES = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "A user's JWT from the identity system (HS256; `sub` the user id, `exp` required, `name` "
-        "the display name). Operator routes also need auth.admin_role among its `roles` claim.",
+        "description": "A user's JWT from the identity system: HS256 with the shared secret, or RS256, ES256 or "
+        "EdDSA with a key of the identity provider's JWKS (auth.jwks_url, auth.algorithms); `sub` the user id, "
+        "`exp` required, `name` the display name. Operator routes also need auth.admin_role among its `roles` claim.",
     },
     "serviceKey": {
         "type": "http",

@@ -160,7 +160,7 @@ class Session:
             self.error("ALREADY_AUTHENTICATED", "This connection is already authenticated")
             return
         try:
-            principal = self.auth.verify(token)
+            principal = await self.auth.authenticate(token)
         except Unauthorized:
             self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "invalid token")
             return
@@ -191,7 +191,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 async def _session(request: web.Request, settings: WebSocketSettings) -> web.WebSocketResponse:
     """Upgrade and serve one connection; the token (if any) is checked before anything is sent."""
     auth, hub = request.app[USER_AUTH], request.app[HUB]
-    principal, token_ok = _query_principal(request, auth)
+    principal, token_ok = await _query_principal(request, auth)
     ws = await _upgrade(request)
     if not token_ok:
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"invalid token")
@@ -207,12 +207,12 @@ async def _session(request: web.Request, settings: WebSocketSettings) -> web.Web
     return ws
 
 
-def _query_principal(request: web.Request, auth: UserAuth) -> tuple[Principal | None, bool]:
+async def _query_principal(request: web.Request, auth: UserAuth) -> tuple[Principal | None, bool]:
     """The user of the `token` query parameter (None without one), and whether that token is valid."""
     if (token := request.query.get("token")) is None:
         return None, True
     try:
-        return auth.verify(token), True
+        return await auth.authenticate(token), True
     except Unauthorized:
         return None, False
 

@@ -60,9 +60,9 @@ async def parse_body(request: web.Request, model: type[T]) -> T:
     return decode_json(await request.read(), decoder_for(model))
 
 
-def principal(request: web.Request) -> Principal:
-    """The bearer of the request's JWT."""
-    return request.app[USER_AUTH].from_header(request.headers.get("Authorization"))
+async def principal(request: web.Request) -> Principal:
+    """The bearer of the request's JWT (with the keys held, unless it names a key not fetched yet)."""
+    return await request.app[USER_AUTH].from_header(request.headers.get("Authorization"))
 
 
 _DEFAULT_TOP = TopQuery()
@@ -107,21 +107,21 @@ def cacheable(request: web.Request, answer: TopAnswer) -> web.Response:
 
 
 async def initialize(request: web.Request) -> web.Response:
-    user = principal(request)
+    user = await principal(request)
     await request.app[INITIALIZE_LIMITER].check(user.user_id)  # every call counts, valid or not
     body = await parse_body(request, InitializeRequest)
     return ok(await request.app[SCOREBOARD].initialize(user, body))
 
 
 async def update(request: web.Request) -> web.Response:
-    user = principal(request)
+    user = await principal(request)
     await request.app[UPDATE_LIMITER].check(user.user_id)  # every call counts, valid or not
     body = await parse_body(request, UpdateRequest)
     return ok(await request.app[SCOREBOARD].complete(user, body))
 
 
 async def user_score(request: web.Request) -> web.Response:
-    principal(request)
+    await principal(request)
     path = path_of(request, UserPath)
     response = ok(await request.app[SCOREBOARD].user_score(path.user_id))
     response.headers.update(PRIVATE)
@@ -164,7 +164,7 @@ async def board_periods(request: web.Request) -> web.Response:
 
 
 async def user_boards(request: web.Request) -> web.Response:
-    principal(request)
+    await principal(request)
     path = path_of(request, UserPath)
     response = ok(await request.app[BOARD_READS].user_boards(path.user_id))
     response.headers.update(PRIVATE)
@@ -180,20 +180,20 @@ async def board_scores(request: web.Request) -> web.Response:
 
 
 async def create_board(request: web.Request) -> web.Response:
-    user = principal(request)
+    user = await principal(request)
     body = await parse_body(request, BoardCreate)
     return ok(await request.app[BOARD_ADMIN].create(user, body), status=201)
 
 
 async def change_board(request: web.Request) -> web.Response:
-    user = principal(request)
+    user = await principal(request)
     path = path_of(request, OperatorBoardPath)
     body = await parse_body(request, BoardChange)
     return ok(await request.app[BOARD_ADMIN].change(user, path.board, body))
 
 
 async def retire_board(request: web.Request) -> web.Response:
-    user = principal(request)
+    user = await principal(request)
     path = path_of(request, OperatorBoardPath)
     return ok(await request.app[BOARD_ADMIN].retire(user, path.board))
 
