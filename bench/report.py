@@ -156,19 +156,22 @@ def markdown(result: dict[str, Any]) -> str:
             [[k.replace("_", " "), "-" if v is None else f"{v:.2f}x"] for k, v in result["ratios"].items()],
         )
         lines.append("")
-    prof = sb.get("profile")
-    if prof:
-        lines += [f"py-spy, {prof['samples']} samples, top functions by own time:", ""]
-        lines += table(
-            ["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in prof["self"][:12]]
-        )
-        app = [e for e in prof["total"] if "(app/" in e["function"]][:10]
-        lines += ["", "Top app/ functions including what they call:", ""]
-        lines += table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in app])
-        lines.append("")
-    elif sb.get("profile_error"):
-        lines += [f"Profile not taken: {sb['profile_error']}", ""]
+    lines += profile_lines(sb)
     return "\n".join(lines)
+
+
+def profile_lines(found: dict[str, Any]) -> list[str]:
+    """The `profile` of a phase (py-spy's top functions), or why it was not taken."""
+    prof = found.get("profile")
+    if not prof:
+        return [f"Profile not taken: {found['profile_error']}", ""] if found.get("profile_error") else []
+    lines = [f"py-spy, {prof['samples']} samples, top functions by own time:", ""]
+    lines += table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in prof["self"][:12]])
+    app = [e for e in prof["total"] if "(app/" in e["function"]][:10]
+    lines += ["", "Top app/ functions including what they call:", ""]
+    lines += table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in app])
+    lines.append("")
+    return lines
 
 
 def write(result: dict[str, Any], out: Path, render: Callable[[dict[str, Any]], str] | None = None) -> str:
