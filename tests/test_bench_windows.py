@@ -1,0 +1,57 @@
+"""`python -m bench windows` at tiny size, end to end: every client got its snapshot first and, having
+applied every message in order, shows what GET /around (or GET /top) answers at the end; never speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+USERS, CLIENTS = 200, 20
+
+
+def _windows(out: Path, *options: str) -> dict[str, Any]:
+    """Run `python -m bench windows` tiny; its result.json."""
+    command = [
+        *(sys.executable, "-m", "bench", "windows", "--mode", "embedded", "--users", str(USERS)),
+        *("--clients", str(CLIENTS), "--rate", "50", "--duration", "2", "--timeout", "100", "--out", str(out)),
+        *options,
+    ]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=130)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return result
+
+
+@pytest.mark.parametrize("channel", ["around", "leaderboard"])
+def test_tiny_windows_run_ends_with_every_client_showing_the_rest_answer(tmp_path: Path, channel: str) -> None:
+    out = tmp_path / "out"
+    # A third of the awards to the leaders: the top 10 moves too, so both channels carry updates.
+    result = _windows(out, "--channel", channel, "--radius", "3", "--hot-share", "0.3")
+    assert result["finished"] is True, result.get("error")
+    assert all(result["checks"].values()), result["checks"]
+    assert (out / "result.md").read_text().startswith("### Scoreboard live windows")
+
+    server = result["server"]
+    ws = server["websocket"]
+    assert ws["connected"] == ws["snapshot_first"] == CLIENTS
+    assert ws["final_states"]["matching"] == CLIENTS and ws["final_states"]["mismatching"] == 0
+    # The windows followed the awards: updates arrived, each tied to the award it shows.
+    kind = "ranks_update" if channel == "around" else "leaderboard_update"
+    assert ws["messages_by_type"][kind] == ws["updates"] + CLIENTS  # + the answer to each subscribe
+    assert ws["updates"] > 0 and ws["commit_to_client_ms"]["count"] >= ws["newest_award_to_client_ms"]["count"] > 0
+    assert server["award_lines"] == server["replay"]["awards"] == 100
+    assert server["server_cpu"]["us_per_award"] > 0
