@@ -206,7 +206,10 @@ class Windows:
         if window is None:
             window = Window(key)
             await self._refresh(window)  # a board that cannot be read is the subscriber's error
-            self._add(window)
+            if key in self.windows:  # another subscriber made it during the read: share that one
+                window = self.windows[key]
+            else:
+                self._add(window)
         elif window in self._dirty:
             await self._refresh_quietly(window)  # the others get this version at the next refresh
         sub = window.subscribers[conn] = Subscription(conn, max_rate)

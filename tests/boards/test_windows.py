@@ -377,3 +377,22 @@ async def test_a_write_marks_exactly_the_windows_whose_view_it_may_change() -> N
         assert windows._dirty == expected, n
         if n % 7 == 0:
             await windows._round()  # refreshed: the around windows' spans move
+
+
+class _SlowReads(MemoryRanking):
+    """Reads that give the loop a turn, as Redis's do."""
+
+    async def around(self, where: Any, user_id: str, radius: int) -> Any:
+        await asyncio.sleep(0)
+        return await super().around(where, user_id, radius)
+
+
+async def test_two_subscribers_making_the_same_window_at_once_share_one() -> None:
+    board = Board("b", BoardSettings())
+    ranking = _SlowReads()
+    windows = Windows(ranking, board, lambda: 0)
+    key = WindowKey("around", user_id="u1", radius=2)
+    first, second = cast(Connection, _Quiet()), cast(Connection, _Quiet())
+    await asyncio.gather(windows.subscribe(first, key, None), windows.subscribe(second, key, None))
+    assert list(windows.windows) == [key]
+    assert set(windows.windows[key].subscribers) == {first, second}
