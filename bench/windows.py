@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,13 @@ import msgspec
 
 from . import profile
 from .bigdata import DEFAULT_BOARD, Population, clean_up, prepare, shelves_for, storage_for
+from .bounded import bounded_run
 from .clients import SUBSCRIBE, ClientPool
 from .load import HOT_PLAYERS, UPDATE, RouteStats, Schedule, call, closed_loop, issue_tokens, plan_awards, user_token
 from .replay import Reference, State, award_lines, replay
 from .runner import _neighbours, _session
 from .server import HOST, JWT_SECRET, ServerProcess, catalog, free_port, scoreboard_process
-from .usage import UsageGroup, cpu_seconds, machine, rss_bytes
+from .usage import UsageGroup, cpu_seconds, rss_bytes
 from .windowclients import Finish, WindowSpec, merge, window_client_main
 
 CHANNELS = ("around", "leaderboard")
@@ -300,25 +300,10 @@ def checks(result: dict[str, Any], opts: WindowsOptions) -> dict[str, bool]:
 
 async def run(opts: WindowsOptions) -> dict[str, Any]:
     """The whole run, bounded by `opts.timeout`; the result, written nowhere yet."""
-    opts.out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    result: dict[str, Any] = {
-        "kind": "windows",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine(),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-    }
-    with tempfile.TemporaryDirectory(prefix="scoreboard-windows-") as tmp:
-        try:
-            async with asyncio.timeout(opts.timeout):
-                await measure(opts, Path(tmp), result)
-            result["finished"] = True
-        except TimeoutError:
-            result["finished"] = False
-            result["error"] = f"timeout of {opts.timeout:.0f} s reached"
-        except Exception as exc:  # reported in the result; the clean-up in measure() has run
-            result["finished"] = False
-            result["error"] = f"{type(exc).__name__}: {exc}"
+
+    async def measured(workdir: Path, result: dict[str, Any]) -> None:
+        await measure(opts, workdir, result)
+
+    result = await bounded_run("windows", opts, measured, within=opts.timeout)
     result["checks"] = checks(result, opts)
-    result["wall_seconds"] = round(time.time() - started, 1)
     return result
