@@ -36,12 +36,13 @@ from .bigdata import (
     picks,
     prepare,
     read_standings,
+    serve,
     shelves_for,
     storage_for,
 )
 from .bounded import bounded_run
 from .load import RouteStats, call, closed_loop, user_token
-from .server import HOST, JWT_SECRET, ServerProcess, free_port, scoreboard_process
+from .server import HOST, JWT_SECRET, ServerProcess, free_port
 from .stats import Histogram
 from .usage import by_name, cpu_seconds, machine_ticks, rss_bytes
 
@@ -350,16 +351,8 @@ async def run_server(
     is filled as the phases end, so a run cut short still reports what it measured."""
     port = free_port()
     base = f"http://{HOST}:{port}"
-    server = scoreboard_process(
-        workdir,
-        port=port,
-        redis_url=place.redis_url,
-        database_url=place.database_url,
-        redis_prefix=place.redis_prefix,
-        token_ttl=300,
-        workers=1,
-        boards={board: {} for board in board_ids(opts.boards)} if opts.boards > 1 else None,
-    )
+    boards: dict[str, dict[str, Any]] | None = {b: {} for b in board_ids(opts.boards)} if opts.boards > 1 else None
+    server = serve(place, workdir, port=port, token_ttl=300, boards=boards)
     server.log_path = opts.out / "scoreboard.log"
     result["port"] = port
     try:

@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from app.boards.periods import Schedule
 
 from . import capacity, profile, storage, wrk
-from .bigdata import Shelf, Storage, clean_up, prepare, shelves_for, storage_for
+from .bigdata import Shelf, Storage, clean_up, prepare, serve, shelves_for, storage_for
 from .bounded import bounded_run
 from .load import TOP, Award, RouteStats, call, issue_tokens, user_token
 from .options import Options
@@ -565,16 +565,9 @@ async def run_rollover(opts: RolloverOptions, workdir: Path, result: dict[str, A
         result["build_seconds"] = round(time.perf_counter() - started, 2)
         port = free_port()
         base = f"http://{HOST}:{port}"
-        server = scoreboard_process(
-            workdir,
-            port=port,
-            redis_url=place.redis_url,
-            database_url=place.database_url,
-            redis_prefix=place.redis_prefix,
-            token_ttl=TOKEN_TTL,
-            workers=1,
-            boards={"global": {}, ROLL_BOARD: board},
-            actions={ROLL_ACTION: {"score": 10, "min_seconds": 0, "boards": [ROLL_BOARD]}},
+        actions = {ROLL_ACTION: {"score": 10, "min_seconds": 0, "boards": [ROLL_BOARD]}}
+        server = serve(
+            place, workdir, port=port, token_ttl=TOKEN_TTL, boards={"global": {}, ROLL_BOARD: board}, actions=actions
         )
         server.log_path = opts.out / "scoreboard.log"
         try:

@@ -146,6 +146,17 @@ async def open_clients(spec: ClientSpec, on_text: OnText) -> tuple[list[WsClient
     return [c for c in opened if c is not None], errors
 
 
+async def close_all(clients: list[WsClient]) -> None:
+    """Close every connection (the server closes the TCP side), cutting those that take over 5 s."""
+    for c in clients:
+        c.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(c.closed for c in clients)), 5)
+    for c in clients:
+        c.abort()
+    await asyncio.sleep(0)  # let aborted transports run connection_lost
+
+
 async def recv(conn: Connection) -> Any:
     """The next message from the other end, without blocking the loop until it starts."""
     loop = asyncio.get_running_loop()
@@ -223,13 +234,7 @@ async def _child(conn: Connection, spec: ClientSpec) -> None:
         "converge_seconds": time.monotonic() - started,
         "boards": {"matching": matching, "mismatching": mismatch, "missing": missing, "sample_mismatch": sample},
     }
-    for c in clients:
-        c.close()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(c.closed for c in clients)), 5)
-    for c in clients:
-        c.abort()
-    await asyncio.sleep(0)  # let aborted transports run connection_lost
+    await close_all(clients)
     if command == "finish":
         conn.send(("result", result))
 

@@ -45,6 +45,12 @@ def _cpu_line(capacity: dict[str, Any], names: list[str]) -> list[str]:
     return ["", f"Server CPU per answered request in the closed loops (µs): {'; '.join(costs)}.", ""] if costs else []
 
 
+def others_line(others: dict[str, dict[str, Any]]) -> str:
+    """The CPU of what shared the cores with the server (UsageGroup's samplers but the server's)."""
+    found = "; ".join(f"{name} {u['cpu_percent_mean']} / {u['cpu_percent_max']}" for name, u in others.items())
+    return f"CPU of what shares the cores (mean / max %): {found}."
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table's lines."""
     return [
@@ -116,14 +122,7 @@ def markdown(result: dict[str, Any]) -> str:
                 ["RSS per connection", f"{conn['rss_kib_per_connection']} KiB"],
             ],
         )
-        others = sb.get("usage_others") or {}
-        lines += [
-            "",
-            "CPU of what shares the cores (mean / max %): "
-            + "; ".join(f"{name} {u['cpu_percent_mean']} / {u['cpu_percent_max']}" for name, u in others.items())
-            + ".",
-            "",
-        ]
+        lines += ["", others_line(sb.get("usage_others") or {}), ""]
     base = result.get("baselines")
     if base:
         lines += [

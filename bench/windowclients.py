@@ -5,7 +5,6 @@ the latency of every award to every window it changed, from the replay's referen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from array import array
@@ -16,7 +15,7 @@ from typing import Any, Self
 
 import msgspec
 
-from .clients import READY_TIMEOUT, ClientSpec, open_clients, recv, updated_at
+from .clients import READY_TIMEOUT, ClientSpec, close_all, open_clients, recv, updated_at
 from .replay import State
 from .stats import Histogram
 from .wsproto import WsClient
@@ -213,13 +212,7 @@ async def _child(conn: Connection, spec: WindowSpec) -> None:
         while not _converged(receiver, finish.expected) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         result = _result(receiver, clients, finish)
-    for c in clients:
-        c.close()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(c.closed for c in clients)), 5)
-    for c in clients:
-        c.abort()
-    await asyncio.sleep(0)  # let aborted transports run connection_lost
+    await close_all(clients)
     if command == "finish":
         result |= {"connected": len(clients), "connect_errors": dict(errors)}
         conn.send(("result", result))

@@ -17,13 +17,24 @@ import aiohttp
 import msgspec
 
 from . import profile
-from .bigdata import DEFAULT_BOARD, Population, clean_up, prepare, shelves_for, storage_for
+from .bigdata import DEFAULT_BOARD, Population, clean_up, prepare, serve, shelves_for, storage_for
 from .bounded import bounded_run
 from .clients import SUBSCRIBE, ClientPool
-from .load import HOT_PLAYERS, UPDATE, RouteStats, Schedule, call, closed_loop, issue_tokens, plan_awards, user_token
+from .load import (
+    HOT_PLAYERS,
+    UPDATE,
+    RouteStats,
+    Schedule,
+    call,
+    closed_loop,
+    completes,
+    issue_tokens,
+    plan_awards,
+    user_token,
+)
 from .replay import Reference, State, award_lines, replay
 from .runner import _neighbours, _session
-from .server import HOST, JWT_SECRET, ServerProcess, catalog, free_port, scoreboard_process
+from .server import HOST, JWT_SECRET, ServerProcess, catalog, free_port
 from .usage import UsageGroup, cpu_seconds, rss_bytes
 from .windowclients import Finish, WindowSpec, merge, window_client_main
 
@@ -172,18 +183,6 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
 
             updates = Schedule(opts.rate, opts.duration)
 
-            async def award(i: int, at: float) -> None:
-                a = awards[i]
-                await call(
-                    session,
-                    updates.stats,
-                    "POST",
-                    base + "/api/v1/scoreboard/update",
-                    body=a.body,
-                    bearer=a.bearer,
-                    started=at,
-                )
-
             sampler = UsageGroup(_neighbours(pid, pool.pids))
             cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
             sampler.start()
@@ -193,7 +192,7 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
                 else None
             )
             start = time.perf_counter() + 0.2
-            await updates.run(start, award)
+            await updates.run(start, completes(session, updates.stats, base, awards))
             load_seconds = time.perf_counter() - start
             usage = await sampler.stop()
             cpu_after, wall_after = await settle(pid)
@@ -254,15 +253,7 @@ async def measure(opts: WindowsOptions, workdir: Path, result: dict[str, Any]) -
         del shelves
         result["build_seconds"] = round(time.perf_counter() - started, 2)
         port = free_port()
-        server = scoreboard_process(
-            workdir,
-            port=port,
-            redis_url=place.redis_url,
-            database_url=place.database_url,
-            redis_prefix=place.redis_prefix,
-            token_ttl=TOKEN_TTL,
-            workers=1,
-        )
+        server = serve(place, workdir, port=port, token_ttl=TOKEN_TTL)
         server.log_path = opts.out / "scoreboard.log"
         result["server"] = {"port": port}
         try:

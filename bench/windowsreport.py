@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .load import UPDATE
-from .report import ms, profile_lines, table
+from .report import ms, others_line, profile_lines, table
 
 
 def _lat(summary: dict[str, Any] | None) -> str:
@@ -71,13 +71,6 @@ def markdown(result: dict[str, Any]) -> str:
                 ],
             ],
         )
-        others = server.get("usage_others") or {}
-        lines += [
-            "",
-            "CPU of what shares the cores during the load (mean / max %): "
-            + "; ".join(f"{name} {u['cpu_percent_mean']} / {u['cpu_percent_max']}" for name, u in others.items())
-            + ".",
-            "",
-        ]
+        lines += ["", others_line(server.get("usage_others") or {}), ""]
     lines += profile_lines(server)
     return "\n".join(lines)
