@@ -3,37 +3,20 @@ applied every message in order, shows what GET /around (or GET /top) answers at 
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .bench_cli import run_bench
+
 USERS, CLIENTS = 200, 20
 
 
 def _windows(out: Path, *options: str) -> dict[str, Any]:
     """Run `python -m bench windows` tiny; its result.json."""
-    command = [
-        *(sys.executable, "-m", "bench", "windows", "--mode", "embedded", "--users", str(USERS)),
-        *("--clients", str(CLIENTS), "--rate", "50", "--duration", "2", "--timeout", "100", "--out", str(out)),
-        *options,
-    ]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=130)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
-    result: dict[str, Any] = json.loads((out / "result.json").read_text())
-    return result
+    size = ("--users", str(USERS), "--clients", str(CLIENTS), "--rate", "50", "--duration", "2")
+    return run_bench(out, "windows", "--mode", "embedded", *size, "--timeout", "100", *options, within=130)
 
 
 @pytest.mark.parametrize("channel", ["around", "leaderboard"])
