@@ -125,7 +125,12 @@ def add_windows(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     win.add_argument("--rate", type=float, default=200.0, help="awards per second, open loop (default %(default)s)")
     win.add_argument("--duration", type=float, default=20.0, help="seconds of awards (default %(default)s)")
     win.add_argument("--radius", type=int, default=5, help="ranks either side in each window (default %(default)s)")
-    win.add_argument("--channel", choices=("around", "leaderboard"), default="around", help="(default %(default)s)")
+    win.add_argument(
+        "--channel",
+        choices=("around", "leaderboard", "none"),
+        default="around",
+        help="each client's own around window, the top 10, or nothing (the awards' own cost; default %(default)s)",
+    )
     win.add_argument("--mode", choices=MODES, default="embedded", help="storage set-up (default %(default)s)")
     win.add_argument("--client-procs", type=int, default=2, help="processes holding the WebSockets")
     win.add_argument(

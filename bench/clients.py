@@ -120,7 +120,7 @@ OnText = Callable[[WsClient, bytes], None]
 
 
 async def open_clients(spec: ClientSpec, on_text: OnText) -> tuple[list[WsClient], Counter[str]]:
-    """One connection per token of `spec`, each sent `spec.subscribe`; those open and the errors."""
+    """One connection per token of `spec`, each sent `spec.subscribe` (if any); those open and the errors."""
     errors: Counter[str] = Counter()
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
@@ -138,7 +138,8 @@ async def open_clients(spec: ClientSpec, on_text: OnText) -> tuple[list[WsClient
                         return None
                     await asyncio.sleep(0.1 * (attempt + 1))
                 else:
-                    client.send_text(spec.subscribe)
+                    if spec.subscribe:
+                        client.send_text(spec.subscribe)
                     return client
         return None
 

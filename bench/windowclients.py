@@ -195,7 +195,7 @@ async def _child(conn: Connection, spec: WindowSpec) -> None:
     paths = {f"{spec.path}?token={token}": user for token, user in zip(spec.tokens, spec.users, strict=True)}
     receiver = WindowReceiver(paths)
     clients, errors = await open_clients(spec, receiver.on_text)
-    deadline = time.monotonic() + READY_TIMEOUT
+    deadline = time.monotonic() + (READY_TIMEOUT if spec.snapshot else 0.0)
     # Polled: the state is set by protocol callbacks of many connections, not by one event.
     while time.monotonic() < deadline and any(  # noqa: ASYNC110
         c not in receiver.held and not c.closed.done() for c in clients

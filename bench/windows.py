@@ -1,6 +1,6 @@
 """`python -m bench windows`: N entries written into a fresh database, M WebSocket clients each
 signed in as a user of the board and holding that user's `around` window (or, to compare, the
-top 10 of the `leaderboard` channel), awards at an open-loop rate through initialize + update;
+top 10 of the `leaderboard` channel, or nothing: the cost of the awards alone), awards at an open-loop rate through initialize + update;
 commit -> client for every window an award changed, messages delivered, server CPU per award."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .server import HOST, JWT_SECRET, ServerProcess, catalog, free_port
 from .usage import UsageGroup, cpu_seconds, rss_bytes
 from .windowclients import Finish, WindowSpec, merge, window_client_main
 
-CHANNELS = ("around", "leaderboard")
+CHANNELS = ("around", "leaderboard", "none")
 TOKEN_TTL = 7200
 READ_CONCURRENCY = 16  # the final GET /around of every client's user
 SETTLE_SLICE = 0.1  # seconds: the server is done with the load once a slice uses under SETTLE_SHARE of a core
@@ -55,7 +55,7 @@ class WindowsOptions:
     rate: float = 200.0  # awards per second, open loop
     duration: float = 20.0
     radius: int = 5
-    channel: str = "around"  # or "leaderboard": the top 10, for comparison
+    channel: str = "around"  # or "leaderboard" (the top 10) or "none" (connected, nothing subscribed), to compare
     mode: str = "embedded"
     client_procs: int = 2
     hot_share: float = 0.01  # share of awards to the 20 leading players, so the top 10 moves too
@@ -81,6 +81,8 @@ def pick_users(population: Population, opts: WindowsOptions) -> tuple[list[str],
 def subscribe_message(opts: WindowsOptions) -> bytes:
     if opts.channel == "leaderboard":
         return SUBSCRIBE
+    if opts.channel == "none":
+        return b""
     return msgspec.json.encode({"type": "subscribe", "channel": "around", "radius": opts.radius})
 
 
@@ -114,6 +116,8 @@ async def final_states(
     GET /around (radius R), or GET /top for all."""
     stats = RouteStats()
     board = f"{base}/api/v1/boards/{DEFAULT_BOARD}"
+    if opts.channel == "none":
+        return {}, stats.summary()
     if opts.channel == "leaderboard":
         payload = await call(session, stats, "GET", f"{board}/top?limit=10")
         top = None if payload is None else _state(payload)
@@ -144,7 +148,9 @@ async def settle(pid: int) -> tuple[float, float]:
 
 
 def finish_message(opts: WindowsOptions, reference: Reference, expected: dict[str, State | None]) -> Finish:
-    shared = reference.changed.get("*", []) if opts.channel == "leaderboard" else None
+    shared = (
+        None if opts.channel == "around" else reference.changed.get("*", []) if opts.channel == "leaderboard" else []
+    )
     return Finish(
         expected=expected,
         timeout=opts.drain,
@@ -170,7 +176,13 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
             raise RuntimeError(f"could not issue the action tokens: {issued.summary()}")
         tokens: list[str | None] = [user_token(JWT_SECRET, user, TOKEN_TTL) for user in owners]
         spec = WindowSpec(
-            HOST, server.port, "/ws/scoreboard", tokens, True, subscribe=subscribe_message(opts), users=owners
+            HOST,
+            server.port,
+            "/ws/scoreboard",
+            tokens,
+            opts.channel != "none",
+            subscribe=subscribe_message(opts),
+            users=owners,
         )
         rss_idle = rss_bytes(pid)
         async with ClientPool(spec, opts.client_procs, target=window_client_main) as pool:
@@ -217,7 +229,7 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
 
             placed = award_lines(server.log_path or Path())
             result["award_lines"] = len(placed)
-            reference = replay(population, owners, None if opts.channel == "leaderboard" else opts.radius, placed)
+            reference = replay(population, owners, opts.radius if opts.channel == "around" else None, placed)
             started = time.perf_counter()
             expected, reads = await final_states(session, base, owners, opts)
             result["final_reads"] = {**reads, "seconds": round(time.perf_counter() - started, 2)}
@@ -273,19 +285,23 @@ def checks(result: dict[str, Any], opts: WindowsOptions) -> dict[str, bool]:
     scheduled = (server.get("open_loop") or {}).get("scheduled_awards")
     final = ws.get("final_states") or {}
     rep = server.get("replay") or {}
-    return {
+    found = {
         "every_client_connected": ws.get("connected") == opts.clients and not ws.get("connect_errors"),
-        "every_client_got_its_snapshot_first": ws.get("snapshot_first") == opts.clients
-        and final.get("no_snapshot") == 0,
         "every_award_answered_200": bool(scheduled) and awards.get("ok") == scheduled and not awards.get("errors"),
         "every_award_logged_and_replayed": server.get("award_lines") == scheduled == rep.get("awards")
         and rep.get("inconsistent") == 0,
+        "no_seq_gap_no_close": ws.get("seq_gaps") == 0 and not ws.get("closed_early"),
+        "server_stopped_cleanly": server.get("exit_code") == 0,
+    }
+    if opts.channel == "none":  # nothing subscribed: no window to check
+        return found
+    return found | {
+        "every_client_got_its_snapshot_first": ws.get("snapshot_first") == opts.clients
+        and final.get("no_snapshot") == 0,
         "replay_matches_the_server_at_the_end": rep.get("final_matches_server") == opts.clients,
         "every_window_equals_the_rest_answer_at_the_end": final.get("matching") == opts.clients,
-        "no_seq_gap_no_close": ws.get("seq_gaps") == 0 and not ws.get("closed_early"),
         "every_state_shown_is_one_the_board_passed_through": ws.get("unmatched_states") == 0,
         "every_window_change_reached_its_client": ws.get("changes_never_shown") == 0,
-        "server_stopped_cleanly": server.get("exit_code") == 0,
     }
 
 

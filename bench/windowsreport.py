@@ -17,7 +17,11 @@ def _lat(summary: dict[str, Any] | None) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """Settings, latency, delivery, CPU per award, the rest of the box, the checks."""
     opts = result["options"]
-    window = f"around (radius {opts['radius']})" if opts["channel"] == "around" else "leaderboard (top 10)"
+    window = {
+        "around": f"around (radius {opts['radius']})",
+        "leaderboard": "leaderboard (top 10)",
+        "none": "nothing subscribed",
+    }[opts["channel"]]
     lines = [
         f"### Scoreboard live windows: {window}, {opts['clients']:,} clients on {opts['users']:,} entries, "
         f"{opts['rate']:g} awards/s for {opts['duration']:g} s, {opts['mode']}",

@@ -38,3 +38,13 @@ def test_tiny_windows_run_ends_with_every_client_showing_the_rest_answer(tmp_pat
     assert ws["updates"] > 0 and ws["commit_to_client_ms"]["count"] >= ws["newest_award_to_client_ms"]["count"] > 0
     assert server["award_lines"] == server["replay"]["awards"] == 100
     assert server["server_cpu"]["us_per_award"] > 0
+
+
+def test_tiny_run_with_nothing_subscribed_measures_the_awards_alone(tmp_path: Path) -> None:
+    result = _windows(tmp_path / "out", "--channel", "none")
+    assert result["finished"] is True, result.get("error")
+    assert all(result["checks"].values()), result["checks"]
+    ws = result["server"]["websocket"]
+    assert ws["connected"] == CLIENTS and ws["updates"] == 0
+    assert "ranks_update" not in ws["messages_by_type"] and "leaderboard_update" not in ws["messages_by_type"]
+    assert result["server"]["server_cpu"]["us_per_award"] > 0
