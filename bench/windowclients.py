@@ -155,12 +155,14 @@ class Finish:
 
 def latencies(receiver: WindowReceiver, finish: Finish) -> dict[str, Any]:
     """Per message, from the newest award it shows; per (award, window it changed), from that
-    award to the first message showing it or a later state. Arrival - commit, in ms."""
+    award to the first message showing it or a later state (and each award's slowest). Arrival -
+    commit, in ms."""
     states: list[State] = [()] * len(receiver.states)
     for state, sid in receiver.states.items():
         states[sid] = state
     made = [finish.first_seen.get(state) for state in states]
     newest, every = Histogram(), Histogram()
+    slowest: dict[int, float] = {}  # award -> its slowest window here
     unmatched = not_shown = 0
     shown: dict[int, list[tuple[int, float]]] = {}  # connection -> (award, arrival) of each message
     for who, sid, at in zip(receiver.who, receiver.state_ids, receiver.arrivals, strict=True):
@@ -176,12 +178,15 @@ def latencies(receiver: WindowReceiver, finish: Finish) -> dict[str, Any]:
         i = 0
         for k, at in shown.get(held.index, []):
             while i < len(changed) and changed[i] <= k:
-                every.record(1000 * (at - finish.commits[changed[i]]))
+                ms = 1000 * (at - finish.commits[changed[i]])
+                every.record(ms)
+                slowest[changed[i]] = max(ms, slowest.get(changed[i], 0.0))
                 i += 1
         not_shown += len(changed) - i
     return {
         "newest": newest.to_wire(),
         "every": every.to_wire(),
+        "slowest": slowest,
         "unmatched_states": unmatched,
         "changes_never_shown": not_shown,
     }
@@ -260,8 +265,11 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     final: Counter[str] = Counter()
     hists = {name: Histogram() for name in ("newest", "every", "updated_at")}
     counts: Counter[str] = Counter()
+    slowest: dict[int, float] = {}
     sample = None
     for r in results:
+        for k, ms in r["slowest"].items():
+            slowest[k] = max(ms, slowest.get(k, 0.0))
         by_type.update(r["by_type"])
         closed.update(r["closed_early"])
         errors.update(r["connect_errors"])
@@ -283,4 +291,5 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
         "last_update": max(lasts) if lasts else None,
         "final_states": {**final, "sample_mismatch": sample},
         "latency": hists,
+        "slowest": slowest,
     }

@@ -44,6 +44,7 @@ READ_CONCURRENCY = 16  # the final GET /around of every client's user
 SETTLE_SLICE = 0.1  # seconds: the server is done with the load once a slice uses under SETTLE_SHARE of a core
 SETTLE_SHARE = 0.05
 SETTLE_WITHIN = 30.0
+PROBE_RATE = 20.0  # GET /healthz per second during the load: a stall of the server's event loop shows there
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,17 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
                 else None
             )
             start = time.perf_counter() + 0.2
-            await updates.run(start, completes(session, updates.stats, base, awards))
+            probes = Schedule(PROBE_RATE, opts.duration)
+            slow_probe = [0.0, 0.0]  # latency ms, seconds after the start
+
+            async def probe(_: int, at: float) -> None:
+                await call(session, probes.stats, "GET", base + "/healthz", started=at)
+                ms = 1000 * (time.perf_counter() - at)
+                if ms > slow_probe[0]:
+                    slow_probe[:] = [ms, at - start]
+
+            award = completes(session, updates.stats, base, awards)
+            await asyncio.gather(updates.run(start, award), probes.run(start, probe))
             load_seconds = time.perf_counter() - start
             usage = await sampler.stop()
             cpu_after, wall_after = await settle(pid)
@@ -219,6 +230,8 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
                 "generator_max_lag_ms": round(updates.max_lag_ms, 2),
                 "generator_dropped": updates.dropped,
                 UPDATE: updates.stats.summary(load_seconds),
+                "GET /healthz": probes.stats.summary(load_seconds),
+                "slowest_healthz": {"ms": round(slow_probe[0], 1), "at_s": round(slow_probe[1], 2)},
             }
             result["usage"], result["usage_others"] = usage.pop("server"), usage
             result["server_cpu"] = {
@@ -243,7 +256,7 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
             finish = finish_message(opts, reference, expected)
             replies = await pool.exchange([("finish", finish)] * pool.processes, opts.drain + 120)
             ws = merge([r for _, r in replies])
-    latency = ws.pop("latency")
+    latency, slowest = ws.pop("latency"), ws.pop("slowest")
     updates_per_second = ws["updates"] / load_seconds if load_seconds > 0 else 0.0
     result["websocket"] = {
         **ws,
@@ -251,7 +264,16 @@ async def load(opts: WindowsOptions, server: ServerProcess, population: Populati
         "commit_to_client_ms": latency["every"].summary(),
         "newest_award_to_client_ms": latency["newest"].summary(),
         "updated_at_to_client_ms": latency["updated_at"].summary(),
+        "slowest_awards": slowest_awards(slowest, reference.commits),
     }
+
+
+def slowest_awards(slowest: dict[int, float], commits: list[float], count: int = 8) -> list[dict[str, Any]]:
+    """The awards whose last window was reached latest: when each committed (seconds after the
+    first award) and how long its slowest window took; one stall shows as a run of them."""
+    first = commits[1] if len(commits) > 1 else 0.0
+    worst = sorted(slowest.items(), key=lambda item: -item[1])[:count]
+    return [{"award": k, "committed_at_s": round(commits[k] - first, 3), "ms": round(ms, 1)} for k, ms in worst]
 
 
 async def measure(opts: WindowsOptions, workdir: Path, result: dict[str, Any]) -> None:

@@ -75,6 +75,20 @@ def markdown(result: dict[str, Any]) -> str:
                 ],
             ],
         )
+        probe = server["open_loop"].get("slowest_healthz")
+        if probe:
+            lines += [
+                "",
+                f"Event loop probe (GET /healthz {server['open_loop']['GET /healthz']['sent']:,} times): slowest {probe['ms']} ms, {probe['at_s']} s into the load.",
+            ]
+        slow = ws.get("slowest_awards") or []
+        if slow:
+            lines += [
+                "",
+                "Slowest awards to their last window (seconds after the first award: ms): "
+                + ", ".join(f"{s['committed_at_s']} s: {s['ms']}" for s in slow)
+                + ".",
+            ]
         lines += ["", others_line(server.get("usage_others") or {}), ""]
     lines += profile_lines(server)
     return "\n".join(lines)
