@@ -3,7 +3,9 @@
 entries on a board (or K boards of N);
 `python -m bench boards awards|rollover [...]`: awards on several boards at once against one board
 and the bare baselines; a board period ending under load;
-`python -m bench verify [...]`: what verifying an action token and a user's bearer JWT costs, in process."""
+`python -m bench verify [...]`: what verifying an action token and a user's bearer JWT costs, in process;
+`python -m bench windows [...]`: every client on its own live around-me window (or the top 10) of
+a big board under awards: commit -> client, delivery, server CPU per award."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .options import MODES, Options
 
 if TYPE_CHECKING:
     from .bigboard import BigOptions
+    from .windows import WindowsOptions
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
     add_bigboard(commands)
     add_boards(commands)
+    add_windows(commands)
     # Listed for the help; main() hands its arguments to bench/verify.py's own parser.
     commands.add_parser("verify", help="the cost of verifying action tokens and bearer JWTs, per call", add_help=False)
     report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
@@ -110,6 +114,71 @@ def add_boards(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     roll.add_argument("--keep", type=int, default=0, help="the board's keep_periods (default %(default)s)")
     roll.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
     roll.add_argument("--out", type=Path, help="output directory (default bench/results/boards-rollover-<timestamp>)")
+
+
+def add_windows(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    win = commands.add_parser(
+        "windows", help="N clients each on its own live around-me window (or the top 10) of a big board, under awards"
+    )
+    win.add_argument("--users", type=int, default=100_000, help="entries on the board (default %(default)s)")
+    win.add_argument("--clients", type=int, default=10_000, help="connections, one user each (default %(default)s)")
+    win.add_argument("--rate", type=float, default=200.0, help="awards per second, open loop (default %(default)s)")
+    win.add_argument("--duration", type=float, default=20.0, help="seconds of awards (default %(default)s)")
+    win.add_argument("--radius", type=int, default=5, help="ranks either side in each window (default %(default)s)")
+    win.add_argument(
+        "--channel",
+        choices=("around", "leaderboard", "none"),
+        default="around",
+        help="each client's own around window, the top 10, or nothing (the awards' own cost; default %(default)s)",
+    )
+    win.add_argument("--mode", choices=MODES, default="embedded", help="storage set-up (default %(default)s)")
+    win.add_argument("--client-procs", type=int, default=2, help="processes holding the WebSockets")
+    win.add_argument(
+        "--hot-share", type=float, default=0.01, help="share of awards to the 20 leaders (default %(default)s)"
+    )
+    win.add_argument("--drain", type=float, default=30.0, help="seconds the clients may take to show the end state")
+    win.add_argument("--seed", type=int, default=1, help="scores, users and awards (default %(default)s)")
+    win.add_argument("--profile", action="store_true", help="py-spy the server during the awards")
+    win.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run (default %(default)s)")
+    win.add_argument("--out", type=Path, help="output directory (default bench/results/windows-<timestamp>)")
+
+
+def windows_options(args: argparse.Namespace) -> WindowsOptions:
+    if args.users < 20 or not 1 <= args.clients <= args.users or args.rate <= 0 or args.duration <= 0:
+        raise SystemExit("bench: --users >= 20, 1 <= --clients <= --users, --rate and --duration > 0")
+    if not 0 <= args.radius <= 25 or args.client_procs < 1 or args.drain <= 0 or args.timeout <= 0:
+        raise SystemExit("bench: 0 <= --radius <= 25; --client-procs >= 1; --drain, --timeout > 0")
+    from .windows import WindowsOptions
+
+    out = args.out or Path(__file__).parent / "results" / time.strftime("windows-%Y%m%d-%H%M%S")
+    return WindowsOptions(
+        users=args.users,
+        clients=args.clients,
+        rate=args.rate,
+        duration=args.duration,
+        radius=args.radius,
+        channel=args.channel,
+        mode=args.mode,
+        client_procs=args.client_procs,
+        hot_share=min(max(args.hot_share, 0.0), 1.0),
+        drain=args.drain,
+        seed=args.seed,
+        profile=args.profile,
+        timeout=args.timeout,
+        out=out,
+    )
+
+
+def run_windows(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from . import report, windows, windowsreport
+
+    opts = windows_options(args)
+    result = uvloop.run(windows.run(opts))
+    print(report.write(result, opts.out, windowsreport.markdown))
+    print(f"\nwritten: {opts.out / 'result.json'}, {opts.out / 'result.md'}")
+    return 0 if result.get("finished") and all(result["checks"].values()) else 1
 
 
 def run_boards(args: argparse.Namespace) -> int:
@@ -242,13 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         import json
 
-        from . import bigreport, boardsreport, report
+        from . import bigreport, boardsreport, report, windowsreport
 
         result = json.loads((args.out / "result.json").read_text())
         render = {
             "bigboard": bigreport.markdown,
             "boards-awards": boardsreport.awards_markdown,
             "boards-rollover": boardsreport.rollover_markdown,
+            "windows": windowsreport.markdown,
         }.get(result.get("kind"), report.markdown)
         print(report.write(result, args.out, render))
         return 0
@@ -256,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_bigboard(args)
     if args.command == "boards":
         return run_boards(args)
+    if args.command == "windows":
+        return run_windows(args)
     opts = options(args)
     import uvloop
 

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,13 +36,15 @@ from .bigdata import (
     picks,
     prepare,
     read_standings,
+    serve,
     shelves_for,
     storage_for,
 )
+from .bounded import bounded_run
 from .load import RouteStats, call, closed_loop, user_token
-from .server import HOST, JWT_SECRET, ServerProcess, free_port, scoreboard_process
+from .server import HOST, JWT_SECRET, ServerProcess, free_port
 from .stats import Histogram
-from .usage import by_name, cpu_seconds, machine, machine_ticks, rss_bytes
+from .usage import by_name, cpu_seconds, machine_ticks, rss_bytes
 
 LOOKUP = "GET /api/v1/users/{userId}/score"
 AROUND = "GET /api/v1/boards/{board}/around/{userId}?radius=5"
@@ -350,16 +351,8 @@ async def run_server(
     is filled as the phases end, so a run cut short still reports what it measured."""
     port = free_port()
     base = f"http://{HOST}:{port}"
-    server = scoreboard_process(
-        workdir,
-        port=port,
-        redis_url=place.redis_url,
-        database_url=place.database_url,
-        redis_prefix=place.redis_prefix,
-        token_ttl=300,
-        workers=1,
-        boards={board: {} for board in board_ids(opts.boards)} if opts.boards > 1 else None,
-    )
+    boards: dict[str, dict[str, Any]] | None = {b: {} for b in board_ids(opts.boards)} if opts.boards > 1 else None
+    server = serve(place, workdir, port=port, token_ttl=300, boards=boards)
     server.log_path = opts.out / "scoreboard.log"
     result["port"] = port
     try:
@@ -555,26 +548,11 @@ def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def run(opts: BigOptions) -> dict[str, Any]:
     """The whole run, bounded by `opts.timeout`; the result, written nowhere yet."""
-    opts.out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    result: dict[str, Any] = {
-        "kind": "bigboard",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine(),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-    }
-    with tempfile.TemporaryDirectory(prefix="scoreboard-bigboard-") as tmp:
-        try:
-            async with asyncio.timeout(opts.timeout):
-                await measure(opts, Path(tmp), result)
-            result["finished"] = True
-        except TimeoutError:
-            result["finished"] = False
-            result["error"] = f"timeout of {opts.timeout:.0f} s reached"
-        except Exception as exc:  # reported in the result; the clean-up in measure() has run
-            result["finished"] = False
-            result["error"] = f"{type(exc).__name__}: {exc}"
+
+    async def measured(workdir: Path, result: dict[str, Any]) -> None:
+        await measure(opts, workdir, result)
+
+    result = await bounded_run("bigboard", opts, measured, within=opts.timeout)
     result["checks"] = checks(result, opts)
     result["targets"] = targets(result)
-    result["wall_seconds"] = round(time.time() - started, 1)
     return result

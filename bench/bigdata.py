@@ -22,6 +22,7 @@ from app.storage.postgres import PostgresStore
 from app.storage.sqlite import SqliteStore
 
 from . import storage
+from .server import ServerProcess, scoreboard_process
 
 MAX_SCORE = 1_000_000
 TIE_SHARE = 0.1  # share of users whose score is rounded to a multiple of TIE_STEP: many ties
@@ -200,6 +201,21 @@ async def prepare(mode: str, users: int, shelves: Sequence[Shelf], place: Storag
         await build_postgres(place.schema, place.database_url, users, shelves)
     else:
         await build_sqlite(place.sqlite_path, users, shelves)
+
+
+def serve(place: Storage, workdir: Path, *, port: int, token_ttl: int, **config: Any) -> ServerProcess:
+    """`run.py` on the place's data (its SQLite file, Redis prefix, PostgreSQL schema), one
+    process; `config` as scoreboard_process takes it (boards, actions)."""
+    return scoreboard_process(
+        workdir,
+        port=port,
+        redis_url=place.redis_url,
+        database_url=place.database_url,
+        redis_prefix=place.redis_prefix,
+        token_ttl=token_ttl,
+        workers=1,
+        **config,
+    )
 
 
 def storage_for(mode: str, workdir: Path) -> Storage:

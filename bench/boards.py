@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import random
 import re
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,13 +27,14 @@ import redis.asyncio as aioredis
 from app.boards.periods import Schedule
 
 from . import capacity, profile, storage, wrk
-from .bigdata import Shelf, Storage, clean_up, prepare, shelves_for, storage_for
+from .bigdata import Shelf, Storage, clean_up, prepare, serve, shelves_for, storage_for
+from .bounded import bounded_run
 from .load import TOP, Award, RouteStats, call, issue_tokens, user_token
 from .options import Options
 from .runner import HELLO, ZINCRBY
 from .server import HOST, JWT_SECRET, ServerProcess, baseline_process, free_port, scoreboard_process
 from .stats import Histogram, ratio
-from .usage import machine, machine_ticks, rss_bytes
+from .usage import rss_bytes
 
 UPDATE_PATH = "/api/v1/scoreboard/update"
 INITIALIZE_PATH = "/api/v1/actions/initialize"
@@ -326,39 +325,18 @@ async def _alternate(
 
 async def awards(opts: AwardsOptions) -> dict[str, Any]:
     """The whole `boards awards` run, bounded by `opts.timeout`."""
-    opts.out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    result: dict[str, Any] = {
-        "kind": "boards-awards",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine(),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-        "generator": "wrk" if wrk.available() else "python",
-        "awards_on": AWARD_BOARDS,
-    }
-    ticks = machine_ticks()
-    with tempfile.TemporaryDirectory(prefix="scoreboard-boards-") as tmp:
-        try:
-            async with asyncio.timeout(opts.timeout):
-                result["server"] = await run_awards(opts, Path(tmp))
-            result["finished"] = True
-        except TimeoutError:
-            result["finished"] = False
-            result["error"] = f"timeout of {opts.timeout:.0f} s reached"
-        except Exception as exc:
-            result["finished"] = False
-            result["error"] = f"{type(exc).__name__}: {exc}"
-    result["machine_busy_percent"] = _busy_since(ticks)
+
+    async def measured(workdir: Path, result: dict[str, Any]) -> None:
+        result["server"] = await run_awards(opts, workdir)
+
+    generator = "wrk" if wrk.available() else "python"
+    result = await bounded_run(
+        "boards-awards", opts, measured, within=opts.timeout, generator=generator, awards_on=AWARD_BOARDS
+    )
     rounds = (result.get("server") or {}).get("rounds") or []
     result["ratios"] = _routes_summary(rounds)
     result["checks"] = awards_checks(rounds, opts)
-    result["wall_seconds"] = round(time.time() - started, 1)
     return result
-
-
-def _busy_since(ticks: tuple[int, int]) -> float:
-    busy, total = machine_ticks()
-    return round(100 * (os.cpu_count() or 1) * (busy - ticks[0]) / max(1, total - ticks[1]), 1)
 
 
 def awards_checks(rounds: list[dict[str, Any]], opts: AwardsOptions) -> dict[str, bool]:
@@ -587,16 +565,9 @@ async def run_rollover(opts: RolloverOptions, workdir: Path, result: dict[str, A
         result["build_seconds"] = round(time.perf_counter() - started, 2)
         port = free_port()
         base = f"http://{HOST}:{port}"
-        server = scoreboard_process(
-            workdir,
-            port=port,
-            redis_url=place.redis_url,
-            database_url=place.database_url,
-            redis_prefix=place.redis_prefix,
-            token_ttl=TOKEN_TTL,
-            workers=1,
-            boards={"global": {}, ROLL_BOARD: board},
-            actions={ROLL_ACTION: {"score": 10, "min_seconds": 0, "boards": [ROLL_BOARD]}},
+        actions = {ROLL_ACTION: {"score": 10, "min_seconds": 0, "boards": [ROLL_BOARD]}}
+        server = serve(
+            place, workdir, port=port, token_ttl=TOKEN_TTL, boards={"global": {}, ROLL_BOARD: board}, actions=actions
         )
         server.log_path = opts.out / "scoreboard.log"
         try:
@@ -668,28 +639,11 @@ def rollover_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def rollover(opts: RolloverOptions) -> dict[str, Any]:
     """The whole `boards rollover` run, bounded by `opts.timeout`."""
-    opts.out.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    result: dict[str, Any] = {
-        "kind": "boards-rollover",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine(),
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(opts).items()},
-    }
-    ticks = machine_ticks()
-    with tempfile.TemporaryDirectory(prefix="scoreboard-rollover-") as tmp:
-        try:
-            async with asyncio.timeout(opts.timeout):
-                await run_rollover(opts, Path(tmp), result)
-            result["finished"] = True
-        except TimeoutError:
-            result["finished"] = False
-            result["error"] = f"timeout of {opts.timeout:.0f} s reached"
-        except Exception as exc:
-            result["finished"] = False
-            result["error"] = f"{type(exc).__name__}: {exc}"
-    result["machine_busy_percent"] = _busy_since(ticks)
+
+    async def measured(workdir: Path, result: dict[str, Any]) -> None:
+        await run_rollover(opts, workdir, result)
+
+    result = await bounded_run("boards-rollover", opts, measured, within=opts.timeout)
     result["checks"] = rollover_checks(result, opts)
     result["targets"] = rollover_targets(result)
-    result["wall_seconds"] = round(time.time() - started, 1)
     return result

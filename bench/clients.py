@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
+import os
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Self
 
 import msgspec
 
@@ -37,6 +40,12 @@ class ClientSpec:
     # The source address: one address has ~28k ephemeral ports towards one server port, so
     # each client process connects from its own loopback address (127.0.0.2, 127.0.0.3, ...).
     source: str | None = None
+    subscribe: bytes = SUBSCRIBE  # sent on every connection once it is open
+
+    def share(self, k: int, processes: int) -> Self:
+        """What client process k of `processes` opens: every processes-th token from the k-th."""
+        source = f"127.0.0.{2 + k}" if self.host == "127.0.0.1" else None
+        return replace(self, tokens=self.tokens[k::processes], source=source)
 
 
 class _Board(msgspec.Struct):
@@ -61,6 +70,21 @@ def board_rows(payload: bytes) -> list[tuple[int, str, int]]:
     return [(e.rank, e.userId, e.score) for e in _decode_update(payload).data.leaderboard]
 
 
+@functools.lru_cache(maxsize=4096)
+def stamp(iso: bytes) -> float:
+    """Epoch seconds of an ISO 8601 `updatedAt` (every client of a wave carries the same: parsed once)."""
+    return datetime.fromisoformat(iso.decode()).timestamp()
+
+
+def updated_at(payload: bytes) -> float | None:
+    """Epoch seconds of a leaderboard_update's `data.updatedAt`, found without decoding the message."""
+    at = payload.rfind(UPDATED_AT)
+    if at < 0:
+        return None
+    start = at + len(UPDATED_AT)
+    return stamp(payload[start : payload.index(b'"', start)])
+
+
 class Receiver:
     """Counts and timestamps what every client of this process receives."""
 
@@ -70,17 +94,6 @@ class Receiver:
         self.by_type: Counter[str] = Counter()
         self.first_live = 0.0
         self.last_live = 0.0
-        self._stamps: dict[bytes, float] = {}
-
-    def _stamp(self, iso: bytes) -> float:
-        # Every client of a wave carries the same stamp: parse it once.
-        stamp = self._stamps.get(iso)
-        if stamp is None:
-            if len(self._stamps) > 4096:
-                self._stamps.clear()
-            stamp = datetime.fromisoformat(iso.decode()).timestamp()
-            self._stamps[iso] = stamp
-        return stamp
 
     def on_text(self, client: WsClient, payload: bytes) -> None:
         now = time.time()
@@ -95,16 +108,19 @@ class Receiver:
             return
         self.by_type["leaderboard_update"] += 1
         client.live_updates += 1
-        at = payload.rfind(UPDATED_AT)
-        if at >= 0:
-            start = at + len(UPDATED_AT)
-            self.latency.record(1000 * (now - self._stamp(payload[start : payload.index(b'"', start)])))
+        stamped = updated_at(payload)
+        if stamped is not None:
+            self.latency.record(1000 * (now - stamped))
         if not self.first_live:
             self.first_live = now
         self.last_live = now
 
 
-async def _open(spec: ClientSpec, receiver: Receiver) -> tuple[list[WsClient], Counter[str]]:
+OnText = Callable[[WsClient, bytes], None]
+
+
+async def open_clients(spec: ClientSpec, on_text: OnText) -> tuple[list[WsClient], Counter[str]]:
+    """One connection per token of `spec`, each sent `spec.subscribe` (if any); those open and the errors."""
     errors: Counter[str] = Counter()
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
@@ -114,7 +130,7 @@ async def _open(spec: ClientSpec, receiver: Receiver) -> tuple[list[WsClient], C
             for attempt in range(CONNECT_ATTEMPTS):
                 try:
                     client = await asyncio.wait_for(
-                        connect(spec.host, spec.port, path, receiver.on_text, source=spec.source), 10
+                        connect(spec.host, spec.port, path, on_text, source=spec.source), 10
                     )
                 except (OSError, TimeoutError) as exc:
                     if attempt == CONNECT_ATTEMPTS - 1:
@@ -122,7 +138,8 @@ async def _open(spec: ClientSpec, receiver: Receiver) -> tuple[list[WsClient], C
                         return None
                     await asyncio.sleep(0.1 * (attempt + 1))
                 else:
-                    client.send_text(SUBSCRIBE)
+                    if spec.subscribe:
+                        client.send_text(spec.subscribe)
                     return client
         return None
 
@@ -130,8 +147,19 @@ async def _open(spec: ClientSpec, receiver: Receiver) -> tuple[list[WsClient], C
     return [c for c in opened if c is not None], errors
 
 
-async def _recv(conn: Connection) -> Any:
-    """The next message from the parent, without blocking the loop."""
+async def close_all(clients: list[WsClient]) -> None:
+    """Close every connection (the server closes the TCP side), cutting those that take over 5 s."""
+    for c in clients:
+        c.close()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(c.closed for c in clients)), 5)
+    for c in clients:
+        c.abort()
+    await asyncio.sleep(0)  # let aborted transports run connection_lost
+
+
+async def recv(conn: Connection) -> Any:
+    """The next message from the other end, without blocking the loop until it starts."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -144,6 +172,9 @@ async def _recv(conn: Connection) -> Any:
         await ready
     finally:
         loop.remove_reader(conn.fileno())
+        # uvloop left the pipe non-blocking: a message longer than the pipe's buffer would fail
+        # half read (EAGAIN), and so would a long `send` later.
+        os.set_blocking(conn.fileno(), True)
     return conn.recv()
 
 
@@ -162,7 +193,7 @@ def _converged(clients: list[WsClient], board: list[tuple[int, str, int]] | None
 
 async def _child(conn: Connection, spec: ClientSpec) -> None:
     receiver = Receiver(spec.snapshot)
-    clients, errors = await _open(spec, receiver)
+    clients, errors = await open_clients(spec, receiver.on_text)
     if spec.snapshot:  # ready once every subscription is live
         deadline = time.monotonic() + READY_TIMEOUT
         # Polled: the state is set by protocol callbacks of many connections, not by one event.
@@ -170,7 +201,7 @@ async def _child(conn: Connection, spec: ClientSpec) -> None:
             await asyncio.sleep(0.02)
     conn.send(("ready", {"connected": len(clients), "connect_errors": dict(errors)}))
     try:
-        command, args = await _recv(conn)
+        command, args = await recv(conn)
     except EOFError:  # the parent is gone: close and leave
         command, args = "finish", {"board": None, "count": None, "timeout": 0}
     board = [tuple(row) for row in args["board"]] if args["board"] is not None else None
@@ -204,13 +235,7 @@ async def _child(conn: Connection, spec: ClientSpec) -> None:
         "converge_seconds": time.monotonic() - started,
         "boards": {"matching": matching, "mismatching": mismatch, "missing": missing, "sample_mismatch": sample},
     }
-    for c in clients:
-        c.close()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*(c.closed for c in clients)), 5)
-    for c in clients:
-        c.abort()
-    await asyncio.sleep(0)  # let aborted transports run connection_lost
+    await close_all(clients)
     if command == "finish":
         conn.send(("result", result))
 
@@ -223,11 +248,17 @@ def client_main(conn: Connection, spec: ClientSpec) -> None:
     conn.close()
 
 
-class ClientPool:
-    """K client processes sharing N connections; always joined or terminated on exit."""
+ClientMain = Callable[[Connection, Any], None]
 
-    def __init__(self, spec: ClientSpec, processes: int) -> None:
+
+class ClientPool:
+    """K client processes sharing N connections; always joined or terminated on exit. `target`
+    runs in each (with its share of `spec`): it answers ("ready", {connected, connect_errors}),
+    then one reply per message `exchange` sends."""
+
+    def __init__(self, spec: ClientSpec, processes: int, target: ClientMain = client_main) -> None:
         self.spec = spec
+        self.target = target
         self.processes = max(1, min(processes, len(spec.tokens) or 1))
         self._procs: list[multiprocessing.process.BaseProcess] = []
         self._pipes: list[Connection] = []
@@ -245,23 +276,15 @@ class ClientPool:
     async def start(self) -> dict[str, Any]:
         """Spawn the processes and wait until every connection is open and subscribed."""
         ctx = multiprocessing.get_context("spawn")  # no copy of the parent's event loop or sockets
-        tokens = self.spec.tokens
         for k in range(self.processes):
-            share = ClientSpec(
-                self.spec.host,
-                self.spec.port,
-                self.spec.path,
-                tokens[k :: self.processes],
-                self.spec.snapshot,
-                source=f"127.0.0.{2 + k}" if self.spec.host == "127.0.0.1" else None,
-            )
+            share = self.spec.share(k, self.processes)
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=client_main, args=(child, share), name=f"bench-clients-{k}", daemon=True)
+            proc = ctx.Process(target=self.target, args=(child, share), name=f"bench-clients-{k}", daemon=True)
             proc.start()
             child.close()
             self._procs.append(proc)
             self._pipes.append(parent)
-        replies = await asyncio.wait_for(asyncio.gather(*(_recv(p) for p in self._pipes)), READY_TIMEOUT + 30)
+        replies = await asyncio.wait_for(asyncio.gather(*(recv(p) for p in self._pipes)), READY_TIMEOUT + 30)
         errors: Counter[str] = Counter()
         for _, ready in replies:
             errors.update(ready["connect_errors"])
@@ -271,10 +294,16 @@ class ClientPool:
         self, *, board: list[tuple[int, str, int]] | None = None, count: int | None = None, within: float = 5.0
     ) -> dict[str, Any]:
         """Wait until every client shows `board` (or got `count` live updates), then close and merge."""
-        for pipe in self._pipes:
-            pipe.send(("finish", {"board": board, "count": count, "timeout": within}))
-        replies = await asyncio.wait_for(asyncio.gather(*(_recv(p) for p in self._pipes)), within + 30)
+        args = {"board": board, "count": count, "timeout": within}
+        replies = await self.exchange([("finish", args)] * len(self._pipes), within + 30)
         return merge([r for _, r in replies])
+
+    async def exchange(self, messages: list[Any], within: float) -> list[Any]:
+        """Send each client process its message (in start order); their replies."""
+        for pipe, message in zip(self._pipes, messages, strict=True):
+            pipe.send(message)
+        replies: list[Any] = await asyncio.wait_for(asyncio.gather(*(recv(p) for p in self._pipes)), within)
+        return replies
 
     async def close(self) -> None:
         for pipe in self._pipes:

@@ -152,6 +152,19 @@ async def issue_tokens(
     return stats
 
 
+def completes(
+    session: aiohttp.ClientSession, stats: RouteStats, base: str, awards: Sequence[Award]
+) -> Callable[[int, float], Awaitable[None]]:
+    """Schedule.run's request for planned awards: `update` of award i with its issued token, its
+    latency counted from its scheduled start `at`."""
+
+    async def award(i: int, at: float) -> None:
+        a = awards[i]
+        await call(session, stats, "POST", base + "/api/v1/scoreboard/update", body=a.body, bearer=a.bearer, started=at)
+
+    return award
+
+
 @dataclass
 class Schedule:
     """Open loop: request i starts at start + i / rate, however long earlier ones take."""

@@ -45,6 +45,12 @@ def _cpu_line(capacity: dict[str, Any], names: list[str]) -> list[str]:
     return ["", f"Server CPU per answered request in the closed loops (µs): {'; '.join(costs)}.", ""] if costs else []
 
 
+def others_line(others: dict[str, dict[str, Any]]) -> str:
+    """The CPU of what shared the cores with the server (UsageGroup's samplers but the server's)."""
+    found = "; ".join(f"{name} {u['cpu_percent_mean']} / {u['cpu_percent_max']}" for name, u in others.items())
+    return f"CPU of what shares the cores (mean / max %): {found}."
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table's lines."""
     return [
@@ -116,14 +122,7 @@ def markdown(result: dict[str, Any]) -> str:
                 ["RSS per connection", f"{conn['rss_kib_per_connection']} KiB"],
             ],
         )
-        others = sb.get("usage_others") or {}
-        lines += [
-            "",
-            "CPU of what shares the cores (mean / max %): "
-            + "; ".join(f"{name} {u['cpu_percent_mean']} / {u['cpu_percent_max']}" for name, u in others.items())
-            + ".",
-            "",
-        ]
+        lines += ["", others_line(sb.get("usage_others") or {}), ""]
     base = result.get("baselines")
     if base:
         lines += [
@@ -156,19 +155,22 @@ def markdown(result: dict[str, Any]) -> str:
             [[k.replace("_", " "), "-" if v is None else f"{v:.2f}x"] for k, v in result["ratios"].items()],
         )
         lines.append("")
-    prof = sb.get("profile")
-    if prof:
-        lines += [f"py-spy, {prof['samples']} samples, top functions by own time:", ""]
-        lines += table(
-            ["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in prof["self"][:12]]
-        )
-        app = [e for e in prof["total"] if "(app/" in e["function"]][:10]
-        lines += ["", "Top app/ functions including what they call:", ""]
-        lines += table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in app])
-        lines.append("")
-    elif sb.get("profile_error"):
-        lines += [f"Profile not taken: {sb['profile_error']}", ""]
+    lines += profile_lines(sb)
     return "\n".join(lines)
+
+
+def profile_lines(found: dict[str, Any]) -> list[str]:
+    """The `profile` of a phase (py-spy's top functions), or why it was not taken."""
+    prof = found.get("profile")
+    if not prof:
+        return [f"Profile not taken: {found['profile_error']}", ""] if found.get("profile_error") else []
+    lines = [f"py-spy, {prof['samples']} samples, top functions by own time:", ""]
+    lines += table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in prof["self"][:12]])
+    app = [e for e in prof["total"] if "(app/" in e["function"]][:10]
+    lines += ["", "Top app/ functions including what they call:", ""]
+    lines += table(["function", "% of samples"], [[f"`{e['function']}`", str(e["percent"])] for e in app])
+    lines.append("")
+    return lines
 
 
 def write(result: dict[str, Any], out: Path, render: Callable[[dict[str, Any]], str] | None = None) -> str:

@@ -22,6 +22,7 @@ from .load import (
     RouteStats,
     Schedule,
     call,
+    completes,
     issue_tokens,
     plan_awards,
     user_token,
@@ -177,18 +178,6 @@ async def _load_scoreboard(opts: Options, out: Path, base: str, pid: int, token_
 
             updates, reads = Schedule(opts.rate, opts.duration), Schedule(opts.read_rate, opts.duration)
 
-            async def award(i: int, at: float) -> None:
-                a = awards[i]
-                await call(
-                    session,
-                    updates.stats,
-                    "POST",
-                    base + "/api/v1/scoreboard/update",
-                    body=a.body,
-                    bearer=a.bearer,
-                    started=at,
-                )
-
             async def read(_: int, at: float) -> None:
                 await call(session, reads.stats, "GET", base + "/api/v1/scoreboard/top", started=at)
 
@@ -200,6 +189,7 @@ async def _load_scoreboard(opts: Options, out: Path, base: str, pid: int, token_
                 else None
             )
             start = time.perf_counter() + 0.2
+            award = completes(session, updates.stats, base, awards)
             await asyncio.gather(updates.run(start, award), reads.run(start, read))
             load_seconds = time.perf_counter() - start
             usage = await sampler.stop()

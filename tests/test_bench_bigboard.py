@@ -3,34 +3,18 @@ and rank range answered with the reference's ranks, the rebuild logged), never s
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from .bench_cli import run_bench
+
 USERS, LOOKUPS, READS = 2000, 300, 200
 
 
 def _bigboard(out: Path, *options: str) -> dict[str, Any]:
     """Run `python -m bench bigboard` tiny; its result.json."""
-    command = [
-        *(sys.executable, "-m", "bench", "bigboard", "--mode", "embedded", "--users", str(USERS)),
-        *("--lookups", str(LOOKUPS), "--reads", str(READS), "--timeout", "100", "--out", str(out), *options),
-    ]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
-    result: dict[str, Any] = json.loads((out / "result.json").read_text())
-    return result
+    size = ("--users", str(USERS), "--lookups", str(LOOKUPS), "--reads", str(READS))
+    return run_bench(out, "bigboard", "--mode", "embedded", *size, "--timeout", "100", *options, within=120)
 
 
 def test_tiny_big_board_answers_every_lookup_with_the_reference_rank(tmp_path: Path) -> None:

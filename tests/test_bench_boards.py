@@ -3,36 +3,15 @@ correctness checks (every award and read answered, awards in the period of their
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _bench(out: Path, *args: str, within: float) -> dict[str, Any]:
-    """Run `python -m bench boards ...`; its result.json."""
-    command = [sys.executable, "-m", "bench", "boards", *args, "--out", str(out)]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        output, _ = proc.communicate(timeout=within)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
-    result: dict[str, Any] = json.loads((out / "result.json").read_text())
-    return result
+from .bench_cli import run_bench
 
 
 def test_tiny_awards_run_compares_three_boards_with_one_and_the_baselines(tmp_path: Path) -> None:
     out = tmp_path / "out"
     options = ("--rounds", "2", "--awards", "150", "--award-seconds", "1", "--read-seconds", "1", "--users", "50")
-    result = _bench(out, "awards", "--mode", "embedded", *options, "--timeout", "100", within=130)
+    result = run_bench(out, "boards", "awards", "--mode", "embedded", *options, "--timeout", "100", within=130)
     assert result["finished"] is True, result.get("error")
     assert all(result["checks"].values()), result["checks"]
     assert (out / "result.md").read_text().startswith("### Scoreboard boards: awards on 1 and 3 boards, embedded")
@@ -61,7 +40,7 @@ def test_tiny_rollover_run_crosses_a_period_boundary_under_load(tmp_path: Path) 
     out = tmp_path / "out"
     # The boundary is the next whole minute at least 10 s away: up to a minute of waiting.
     options = ("--users", "500", "--lead", "10", "--before", "4", "--after", "2", "--keep", "1", "--timeout", "110")
-    result = _bench(out, "rollover", "--mode", "embedded", *options, within=140)
+    result = run_bench(out, "boards", "rollover", "--mode", "embedded", *options, within=140)
     assert result["finished"] is True, result.get("error")
     assert all(result["checks"].values()), result["checks"]
     assert (out / "result.md").read_text().startswith("### Scoreboard boards: rollover of 500 entries, embedded")

@@ -4,12 +4,19 @@ storage set-up: a subscriber that applies every message in order holds what the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from app.api.keys import HUB
+from app.boards.board import Board
+from app.config import BoardSettings
+from app.live.connections import Connection
+from app.live.windows import WindowKey, Windows
+from app.ranking.memory import MemoryRanking
+from app.records import EntryChange, Move, Standing
 
 from ..conftest import Flow
 from ..contracts import eventually
@@ -327,3 +334,65 @@ async def test_a_new_period_starts_every_window_anew(client: AppClient, flow: Fl
     viewer.apply(message)
     assert viewer.state == {1: ("bob", 100)} and message["data"]["period"] == "2026-W50"
     await viewer.ws.close()
+
+
+class _Quiet:
+    """A connection stub for windows driven without sockets: every message goes out."""
+
+    def send_sequenced(self, message: object, seq: int) -> bool:
+        return True
+
+
+async def test_a_write_marks_exactly_the_windows_whose_view_it_may_change() -> None:
+    # on_move looks only at the windows near the ranks a write moved (by the first rank each view
+    # shows), those not read yet and the writer's own: it must mark what checking every one marks.
+    rng = random.Random(3)
+    board = Board("b", BoardSettings(operator="set"))
+    ranking = MemoryRanking()
+    windows = Windows(ranking, board, lambda: 0)
+    where = board.where(board.current(0))
+    seqs = itertools.count(1)
+
+    async def write(user: str, score: int) -> tuple[int | None, int]:
+        return await ranking.put(
+            where, Standing(user_id=user, username=user, score=score, seq=next(seqs), updated_ms=0)
+        )
+
+    for i in range(300):
+        await write(f"u{i}", rng.randrange(10_000))
+    for n in range(80):  # around windows (some of users not on the board yet) and rank ranges
+        if n % 2:
+            key = WindowKey("around", user_id=f"u{rng.randrange(320)}", radius=rng.randrange(6))
+        else:
+            first = rng.randrange(1, 330)
+            key = WindowKey("ranks", first, first + rng.randrange(50))
+        await windows.subscribe(cast(Connection, _Quiet()), key, None)
+    for n in range(400):  # `set` moves users up and down; users u300.. enter the board
+        user, score = f"u{rng.randrange(340)}", rng.randrange(10_000)
+        previous, rank = await write(user, score)
+        change = EntryChange(where=where, previous_score=None, new_score=score, subscore=None, metadata=None, seq=0)
+        low, high = (previous, rank) if previous is not None and previous < rank else (rank, previous)
+        expected = set(windows._dirty) | {w for w in windows.windows.values() if w.covers(low, high, user)}
+        windows.on_move(user, Move(change=change, previous_rank=previous, rank=rank))
+        assert windows._dirty == expected, n
+        if n % 7 == 0:
+            await windows._round()  # refreshed: the around windows' spans move
+
+
+class _SlowReads(MemoryRanking):
+    """Reads that give the loop a turn, as Redis's do."""
+
+    async def around(self, where: Any, user_id: str, radius: int) -> Any:
+        await asyncio.sleep(0)
+        return await super().around(where, user_id, radius)
+
+
+async def test_two_subscribers_making_the_same_window_at_once_share_one() -> None:
+    board = Board("b", BoardSettings())
+    ranking = _SlowReads()
+    windows = Windows(ranking, board, lambda: 0)
+    key = WindowKey("around", user_id="u1", radius=2)
+    first, second = cast(Connection, _Quiet()), cast(Connection, _Quiet())
+    await asyncio.gather(windows.subscribe(first, key, None), windows.subscribe(second, key, None))
+    assert list(windows.windows) == [key]
+    assert set(windows.windows[key].subscribers) == {first, second}
