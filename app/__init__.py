@@ -47,7 +47,7 @@ from .identity import ProviderKeys
 from .live.admission import Admission
 from .live.hub import Hub
 from .live.keepalive import Keepalive
-from .logs import redact_access_queries
+from .logs import quiet_client_errors, redact_access_queries
 from .metrics.export import Exporter, Sources
 from .metrics.listener import PATH as METRICS_PATH
 from .metrics.listener import admin_listener, metrics_handler
@@ -175,6 +175,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     of `--workers N`, which share the metrics' port too; `clock`: ms since the epoch, which decides
     the period every write counts in, injected by tests that cross a period's end)."""
     redact_access_queries()
+    quiet_client_errors()
     envelope_protocol_errors()
     catalog = Catalog(config.server.default_board, config.boards)
     parts = build_parts(config, catalog, clock)

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import TextIO
 
 import msgspec
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .clock import iso, now_ms
 
@@ -152,6 +153,30 @@ def redact_access_queries() -> None:
     logger = logging.getLogger("aiohttp.access")
     if not any(isinstance(f, _DropQueryStrings) for f in logger.filters):
         logger.addFilter(_DropQueryStrings())
+
+
+class _ClientGarbageAtInfo(logging.Filter):
+    """aiohttp logs a request its parser refuses (a NUL byte in a header, an over-long line) at ERROR
+    with a traceback. That is the client's fault, not the server's: one INFO line naming the refusal,
+    without the offending bytes (they may hold a token)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or not 400 <= exc.code < 500:
+            return True
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg = "refused a request that could not be parsed, from %s: %s (%d)"
+        record.args = (remote, type(exc).__name__, exc.code)
+        record.exc_info, record.exc_text = None, None
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
+def quiet_client_errors() -> None:
+    """Log requests aiohttp cannot parse as one INFO line, however the server was started; idempotent."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientGarbageAtInfo) for f in logger.filters):
+        logger.addFilter(_ClientGarbageAtInfo())
 
 
 def _direct(logger: logging.Logger) -> LoopBufferedHandler | None:

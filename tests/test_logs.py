@@ -195,3 +195,27 @@ def test_json_handler_outside_a_loop_writes_at_once() -> None:
     handler.setFormatter(JsonFormatter())
     handler.handle(logging.LogRecord("t", logging.WARNING, __file__, 1, "from a thread", (), None))
     assert msgspec.json.decode(stream.getvalue())["message"] == "from a thread"
+
+
+@pytest.mark.parametrize(
+    ("garbage", "refusal"),
+    [(b"X-Bad: a\x00b\r\n", "BadHttpMessage"), (b"X-Long: " + b"x" * 9000 + b"\r\n", "LineTooLong")],
+    ids=["NUL byte in a header", "header over aiohttp's limit"],
+)
+async def test_a_request_the_parser_refuses_is_one_info_line(
+    client: Any, caplog: pytest.LogCaptureFixture, garbage: bytes, refusal: str
+) -> None:
+    """Client garbage is the client's fault: never an ERROR with a traceback, and its bytes stay out."""
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"GET /api/v1/scoreboard/top HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer SECRET-IN-HEADER\r\n" + garbage
+    )
+    writer.write(b"\r\n")
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.0 400") and b'"code":"VALIDATION_ERROR"' in answer
+    refused = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [(r.levelname, r.exc_info) for r in refused] == [("INFO", None)]
+    assert refused[0].getMessage() == f"refused a request that could not be parsed, from 127.0.0.1: {refusal} (400)"
+    assert "SECRET-IN-HEADER" not in caplog.text

@@ -167,8 +167,8 @@ def envelope_protocol_errors() -> None:
     A request line or header over aiohttp's limits, or a header with a NUL byte, is refused by its
     protocol layer before any route or edge runs, in text/plain and echoing the start of the
     offending line. aiohttp has no hook for that answer (aio-libs/aiohttp#3287), so its
-    RequestHandler.handle_error is wrapped: aiohttp still logs and closes the connection as
-    before, and the client gets `{"success": false, "error": ...}` instead of the text."""
+    RequestHandler.handle_error is wrapped: aiohttp still logs (one INFO line: app/logs.py) and
+    closes the connection as before, and the client gets `{"success": false, "error": ...}` instead of the text."""
     plain = RequestHandler.handle_error
     if getattr(plain, "enveloped", False):
         return
