@@ -137,7 +137,9 @@ def serve(
 ) -> None:
     """Run the server in this process (with `demo` simulated players, and a simulated game server
     writing with `racer_key`), traced to the `tracing` exporters when there are any (see
-    app/tracing.py): each process, every worker, has its own."""
+    app/tracing.py): each process, every worker, has its own. ListenError when the address is taken."""
+    # Before anything starts: a busy port is one line (ListenError), not a start-up and a traceback.
+    drain.check_address(config.server.host, config.server.port, reuse_port=reuse_port)
     setup_logging(config.settings.log.level)
     provider = start_tracing(tracing) if tracing else None
     # The SQLite writer thread takes the GIL back after every statement. While the loop is busy
@@ -211,9 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     demo = args.players if args.command == "demo" else 0
-    if workers == 1:
-        serve(config, demo=demo, racer_key=racer_key, reuse_port=reuse_port, tracing=tracing)
-        return 0
+    try:
+        if workers == 1:
+            serve(config, demo=demo, racer_key=racer_key, reuse_port=reuse_port, tracing=tracing)
+            return 0
+        drain.check_address(config.server.host, config.server.port, reuse_port=True)  # once, not in each worker
+    except drain.ListenError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     setup_logging(config.settings.log.level)
     serving = functools.partial(serve, config, reuse_port=True, tracing=tracing)
     if not config.metrics.enabled:

@@ -21,9 +21,11 @@ drain changes nothing: the deadline stands.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -66,6 +68,39 @@ class Watchdog:
     def _fire(self) -> None:
         log.error("the drain took longer than %.1f s: exiting now, cutting off what is left", self.seconds)
         self._end(EXIT_CUT_SHORT)
+
+
+class ListenError(Exception):
+    """The address cannot be listened on; its message is one line saying which and what to do."""
+
+
+def listen_error(host: str, port: int, exc: OSError) -> ListenError:
+    """The one line for a bind that failed."""
+    reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc)).lower()
+    return ListenError(
+        f"cannot listen on {host}:{port}: {reason}; choose another port with --port or SCOREBOARD_PORT "
+        "(or another address with --host)"
+    )
+
+
+def check_address(host: str, port: int, *, reuse_port: bool) -> None:
+    """Refuse an address this process could not listen on (ListenError) before anything starts: a bind
+    of each address the server would listen on, with the options aiohttp's server sets, undone at once."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise listen_error(host, port, exc) from None
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise listen_error(host, port, exc) from None
 
 
 def serve(
@@ -115,7 +150,10 @@ async def serve_until_stopped(
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # taken since check_address looked
+                raise listen_error(host, port, exc) from None
             announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
             received = await stopped
             watchdog(drain_seconds).start()  # never cancelled: it also covers the interpreter's exit

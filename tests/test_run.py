@@ -1,7 +1,9 @@
-"""The command line: `token`, config errors as one line, `serve` flags."""
+"""The command line: `token`, config errors and a busy port as one line, `serve` flags."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from typing import Any
 import pytest
 
 import run
-from app import create_app, jws
+from app import create_app, drain, jws
 from app.auth import UserAuth
 from app.config import DEV_JWT_SECRET, Config
 
@@ -152,3 +154,51 @@ async def test_token_role_opens_the_operator_routes(
             "/api/v1/admin/boards", json={"id": "weekly"}, headers={"Authorization": f"Bearer {tokens[role]}"}
         )
         assert resp.status == status, await resp.text()
+
+
+@pytest.mark.parametrize("command", [[], ["demo"]], ids=["serve", "demo"])
+def test_a_busy_port_is_one_clear_line(tmp_path: Path, command: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "run.py"),
+                *command,
+                "--port",
+                str(port),
+                "--config",
+                str(ROOT / "config.toml"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            cwd=tmp_path,
+            env={**os.environ, "SCOREBOARD_SQLITE_PATH": str(tmp_path / "db.sqlite")},
+        )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"cannot listen on 127.0.0.1:{port}: the port is in use; choose another port with --port or "
+        "SCOREBOARD_PORT (or another address with --host)"
+    ]
+    assert not (tmp_path / "db.sqlite").exists()  # refused before anything started
+
+
+async def test_a_port_taken_during_the_start_up_is_the_same_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serving = drain.serve_until_stopped(
+            create_app(make_config(tmp_path / "db.sqlite")),
+            host="127.0.0.1",
+            port=port,
+            reuse_port=False,
+            drain_seconds=2,
+            announce=print,
+        )
+        with pytest.raises(drain.ListenError, match=f"^cannot listen on 127.0.0.1:{port}: the port is in use;"):
+            await serving
