@@ -127,6 +127,11 @@ def _token(config: Config, args: argparse.Namespace) -> str:
     return auth.issue(args.user_id, name=args.name, ttl_seconds=args.ttl, roles=tuple(args.roles))
 
 
+def _announce(message: str) -> None:
+    """A line for the person at the terminal, whatever the log level."""
+    print(message, file=sys.stderr)
+
+
 def serve(
     config: Config,
     *,
@@ -149,10 +154,16 @@ def serve(
     app = create_app(config, reuse_port=reuse_port)
     if demo:
         app.cleanup_ctx.append(
-            demo_players(config, f"http://127.0.0.1:{config.server.port}", players=demo, racer_key=racer_key)
+            demo_players(
+                config,
+                f"http://127.0.0.1:{config.server.port}",
+                players=demo,
+                racer_key=racer_key,
+                announce=_announce,
+            )
         )
-        print(f"demo: the live page as {NAMES[0]} ({VIEWER_ID}), with the ranks around them:", file=sys.stderr)
-        print(f"  {viewer_link(config)}", file=sys.stderr)
+        _announce(f"demo: the live page as {NAMES[0]} ({VIEWER_ID}), with the ranks around them:")
+        _announce(f"  {viewer_link(config)}")
     try:
         import uvloop
 
@@ -166,7 +177,7 @@ def serve(
             port=config.server.port,
             reuse_port=reuse_port,
             drain_seconds=config.server.drain_seconds,
-            announce=lambda msg: print(msg, file=sys.stderr),
+            announce=_announce,
         )
     finally:
         if provider is not None:

@@ -11,6 +11,7 @@ import logging
 import random
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 import msgspec
@@ -43,6 +44,21 @@ LAP_PAUSE_SECONDS = (0.5, 2.0)
 # Marks a demo key wherever it would turn up (a log, a paste), as secret scanners look for.
 KEY_PREFIX = "sbdemo_"
 VIEWER_ID = "demo-1"  # the simulated player (named NAMES[0]) whom the demo's link signs the page in as
+SUMMARY_SECONDS = 5.0  # how often the demo says in one line what its players did
+
+
+@dataclass
+class Tally:
+    """What the simulated players and the racer got done since the last summary."""
+
+    awards: int = 0
+    laps: int = 0
+
+    def summary(self, seconds: float, base_url: str) -> str:
+        """One line for the terminal, and the tally starts again."""
+        line = f"demo: {self.awards} awards and {self.laps} lap times in the last {seconds:g} s; watch at {base_url}"
+        self.awards = self.laps = 0
+        return line
 
 
 class ServiceKey:
@@ -69,9 +85,10 @@ class ServiceKey:
 
 def demo_config(config: Config, racer_key: ServiceKey | None = None) -> Config:
     """The configuration a demo runs with: its own database file, a per-IP limit that lets every
-    simulated player (all on 127.0.0.1) through, the demo's boards (every action awarding on the
-    all-time and the weekly one), and as its only trusted server the racer, with `racer_key`'s
-    SHA-256, allowed to write to the time-trial board (none without a key); bearers are HS256 only."""
+    simulated player (all on 127.0.0.1) through, WARNING logs unless DEBUG was asked for, the demo's
+    boards (every action awarding on the all-time and the weekly one), and as its only trusted server
+    the racer, with `racer_key`'s SHA-256, allowed to write to the time-trial board (none without a
+    key); bearers are HS256 only."""
     settings = config.settings
     storage = settings.storage
     if storage.sqlite_path == "./data/scoreboard.db":
@@ -79,6 +96,9 @@ def demo_config(config: Config, racer_key: ServiceKey | None = None) -> Config:
     limits = msgspec.structs.replace(
         settings.limits, ip_requests_per_minute=max(settings.limits.ip_requests_per_minute, 100_000)
     )
+    # A line per request would bury the served URL: the demo says what it does in a summary line
+    # instead (`log.level = "DEBUG"` still shows every line).
+    log = settings.log if settings.log.level == "DEBUG" else msgspec.structs.replace(settings.log, level="WARNING")
     # The configuration's own services are left out: their keys have no business on a demo server.
     services = {}
     if racer_key is not None:
@@ -90,6 +110,7 @@ def demo_config(config: Config, racer_key: ServiceKey | None = None) -> Config:
         storage=storage,
         auth=auth,
         limits=limits,
+        log=log,
         server=msgspec.structs.replace(settings.server, default_board=GLOBAL),
         boards=dict(BOARDS),
         actions={name: msgspec.structs.replace(a, boards=AWARDED_ON) for name, a in settings.actions.items()},
@@ -111,7 +132,7 @@ def viewer_link(config: Config) -> str:
     return f"http://{host}:{config.server.port}/#token={token}"
 
 
-async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: random.Random) -> None:
+async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: random.Random, tally: Tally) -> None:
     """One player: start an action, take a while, complete it, forever; within the rate limits."""
     auth = UserAuth.for_config(config)
     ttl = min(3600, config.auth.max_lifetime_seconds)
@@ -146,6 +167,7 @@ async def play(base_url: str, user_id: str, name: str, config: Config, *, rng: r
                     headers=headers,
                 ) as resp:
                     await resp.read()
+                tally.awards += resp.status == 200
             except aiohttp.ClientError:
                 await asyncio.sleep(1.0)  # the server is starting or stopping
 
@@ -156,6 +178,7 @@ async def race(
     user_ids: Sequence[str],
     *,
     rng: random.Random,
+    tally: Tally,
     pause: tuple[float, float] = LAP_PAUSE_SECONDS,
 ) -> None:
     """A game server's time trial, forever: now and then one of `user_ids` finishes a lap, and its
@@ -174,9 +197,17 @@ async def race(
                 try:
                     async with http.post(f"/api/v1/boards/{TRIAL}/scores", json=lap, headers=headers) as resp:
                         await resp.read()
+                    tally.laps += resp.status == 200
                     break
                 except aiohttp.ClientError:
                     await asyncio.sleep(1.0)  # the server is starting or stopping
+
+
+async def summarize(tally: Tally, base_url: str, announce: Callable[[str], None], *, seconds: float) -> None:
+    """Every `seconds`, one line of what the demo did, naming where to watch it."""
+    while True:
+        await asyncio.sleep(seconds)
+        announce(tally.summary(seconds, base_url))
 
 
 def demo_players(
@@ -186,23 +217,36 @@ def demo_players(
     players: int,
     seed: int | None = None,
     racer_key: ServiceKey | None = None,
+    announce: Callable[[str], None] | None = None,
+    summary_seconds: float = SUMMARY_SECONDS,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup context that runs `players` simulated players against `base_url` and, given the
-    key `demo_config` configured, the racer that writes their lap times."""
+    key `demo_config` configured, the racer that writes their lap times; with `announce`, a summary
+    line every `summary_seconds`."""
     rng = random.Random(seed)
+    tally = Tally()
     user_ids = [f"demo-{i + 1}" for i in range(players)]
     tasks = [
         Background(
             f"demo-player-{i + 1}",
-            functools.partial(play, base_url, user_id, NAMES[i % len(NAMES)], config, rng=random.Random(rng.random())),
+            functools.partial(
+                play, base_url, user_id, NAMES[i % len(NAMES)], config, rng=random.Random(rng.random()), tally=tally
+            ),
         )
         for i, user_id in enumerate(user_ids)
     ]
     laps = ""
     if racer_key is not None and user_ids:
         tasks.append(
-            Background(RACER, functools.partial(race, base_url, racer_key, user_ids, rng=random.Random(rng.random())))
+            Background(
+                RACER,
+                functools.partial(race, base_url, racer_key, user_ids, rng=random.Random(rng.random()), tally=tally),
+            )
         )
         laps = f"; a simulated game server writes their lap times to {TRIAL}"
+    if announce is not None:
+        tasks.append(
+            Background("demo-summary", functools.partial(summarize, tally, base_url, announce, seconds=summary_seconds))
+        )
     log.info("demo: %d simulated players at %s, awarding on %s%s", players, base_url, " and ".join(AWARDED_ON), laps)
     return running(*tasks)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ def test_demo_config_uses_own_database_and_lets_players_through(tmp_path: Path) 
     )
     demo = demo_config(config)
     assert demo.storage.sqlite_path == "./data/demo.db"
+    assert demo.settings.log.level == "WARNING"  # a line per request would bury the served URL
+    debug = make_config(tmp_path / "x.db", log={"level": "DEBUG"})
+    assert demo_config(debug).settings.log.level == "DEBUG"  # asked for: kept
     assert demo.limits.ip_requests_per_minute >= 100_000
     assert demo.limits.updates_per_minute == config.limits.updates_per_minute  # players respect it
     # A player initializes once per update, or once per pause after a refusal: within the defaults.
@@ -49,18 +53,34 @@ def test_demo_players_sign_their_own_bearers_even_where_a_provider_is_configured
     assert (demo.auth.issuer, demo.auth.audience) == ("https://id.example/", "sb")  # what players' tokens carry
 
 
-def test_demo_board_moves(tmp_path: Path) -> None:
+def test_demo_board_moves_and_the_terminal_stays_readable(tmp_path: Path) -> None:
     env = {"SCOREBOARD_SQLITE_PATH": str(tmp_path / "demo.db")}
     with run_py(env, "demo", "--players", "6") as server:
         deadline = time.monotonic() + 20
         board: list[dict[str, object]] = []
-        while time.monotonic() < deadline and len(board) < 2:
+        while time.monotonic() < deadline and (len(board) < 2 or b" awards and " not in server.log):
             time.sleep(0.5)
             status, body = server.request("GET", "/api/v1/scoreboard/top")
             assert status == 200
             board = body["data"]["leaderboard"]
         assert len(board) >= 2, server.log
         assert all(str(e["userId"]).startswith("demo-") for e in board)
+    # Hundreds of requests, and the terminal shows where to watch and a summary every few seconds,
+    # not a line per request.
+    lines = server.log.decode(errors="replace").splitlines()
+    url = f"http://127.0.0.1:{server.port}"
+    assert lines[:4] == [
+        "demo: the live page as Ada (demo-1), with the ranks around them:",
+        lines[1],  # the signed-in link
+        f"======== Running on {url} ========",
+        "(Press CTRL+C to quit)",
+    ], lines
+    assert lines[1].startswith(f"  {url}/#token=")
+    summaries = [line for line in lines[4:] if line.startswith("demo: ")]
+    assert summaries and all(line.endswith(f"; watch at {url}") for line in summaries), lines
+    assert re.fullmatch(r"demo: [1-9][0-9]* awards and [0-9]+ lap times in the last 5 s; watch at .*", summaries[0])
+    assert not [line for line in lines[4:] if line not in summaries and '"level":"INFO"' in line], lines
+    assert len(lines) < 4 + len(summaries) + 5, lines  # the drain's WARNING lines at most
 
 
 RACER_KEY = KEY_PREFIX + "known-to-this-test-only-0123456789abcdef"
@@ -135,7 +155,16 @@ async def test_players_and_racer_fill_every_demo_board(
     app.middlewares.insert(0, spy)
     server = await aiohttp_server(app)
     base_url = str(server.make_url("")).rstrip("/")
-    players = demo_players(config, base_url, players=4, seed=7, racer_key=ServiceKey(RACER_KEY))
+    summaries: list[str] = []
+    players = demo_players(
+        config,
+        base_url,
+        players=4,
+        seed=7,
+        racer_key=ServiceKey(RACER_KEY),
+        announce=summaries.append,
+        summary_seconds=0.5,
+    )
 
     async with aiohttp.ClientSession(base_url) as http:
 
@@ -162,6 +191,14 @@ async def test_players_and_racer_fill_every_demo_board(
     assert all(keys) and len(set(keys)) == len(keys)  # a key of its own for every lap
     shown = capsys.readouterr()
     assert RACER_KEY not in caplog.text + shown.out + shown.err
+    counted = [
+        re.fullmatch(r"demo: (\d+) awards and (\d+) lap times in the last 0.5 s; watch at (.*)", line)
+        for line in summaries
+    ]
+    assert counted and all(match is not None and match[3] == base_url for match in counted), summaries
+    awards = sum(int(match[1]) for match in counted if match is not None)
+    laps = sum(int(match[2]) for match in counted if match is not None)
+    assert awards > 0 and 0 < laps <= len(writes)
 
 
 def test_demo_process_fills_the_weekly_and_trial_boards_and_never_shows_its_key(tmp_path: Path) -> None:
