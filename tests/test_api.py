@@ -205,7 +205,7 @@ async def test_internal_error_is_enveloped_without_trace(client: Any, caplog: py
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/v1/scoreboard/top", "/healthz", "/", "/api/docs", "/static/board.js", "/nowhere"]
+    "path", ["/api/v1/scoreboard/top", "/healthz", "/", "/api/docs", "/static/board.js", "/favicon.ico", "/nowhere"]
 )
 async def test_every_answer_carries_the_security_headers_once(client: Any, path: str) -> None:
     resp = await client.get(path)
@@ -356,3 +356,12 @@ def test_scores_and_periods_as_the_page_writes_them() -> None:
         "Period from 2026-12-02 10:30",
         "odd",
     ]
+
+
+async def test_the_icon_browsers_ask_for_is_there(client: Any) -> None:
+    resp = await client.get("/favicon.ico")
+    icon = await resp.read()
+    assert resp.status == 200 and resp.content_type == "image/vnd.microsoft.icon"
+    assert resp.headers["Cache-Control"] == "public, max-age=300"
+    # An icon directory of one 32x32 image, stored as the PNG that follows the directory.
+    assert icon[:6] == b"\x00\x00\x01\x00\x01\x00" and icon[6:8] == b"\x20\x20" and icon[22:30] == b"\x89PNG\r\n\x1a\n"

@@ -346,6 +346,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         method="GET",
+        path="/favicon.ico",
+        handler=views.favicon,
+        summary="The site's icon, which browsers ask for by themselves",
+        media="image/vnd.microsoft.icon",
+        tag="web",
+    ),
+    Endpoint(
+        method="GET",
         path="/static/{filename}",
         handler=views.static_file,
         summary="Static assets of the web pages (JS, CSS)",

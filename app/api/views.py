@@ -239,8 +239,18 @@ async def unmatched(request: web.Request) -> NoReturn:
     raise web.HTTPNotFound()
 
 
+def asset(path: Path) -> web.FileResponse:
+    """A file of the pages, cacheable for a few minutes."""
+    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+
+
 async def static_file(request: web.Request) -> web.FileResponse:
     path = STATIC_FILES.get(request.match_info["filename"])
     if path is None:
         raise NotFound(details={"filename": request.match_info["filename"]})
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
+    return asset(path)
+
+
+async def favicon(request: web.Request) -> web.FileResponse:
+    # Browsers ask for /favicon.ico by themselves, whatever a page links.
+    return asset(STATIC_FILES["favicon.ico"])
