@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .api.models import (
+    ActionEntry,
+    ActionsData,
     AwardBoard,
     InitializeData,
     InitializeRequest,
@@ -160,6 +162,20 @@ class Scoreboard:
     async def _rename(self, principal: Principal) -> None:
         if await self.ranking.rename(principal.user_id, principal.name):
             self.tops.changed()
+
+    def action_catalog(self) -> ActionsData:
+        """Every action a client may initialize: its score, minimum time and boards, by type."""
+        return ActionsData(
+            actions=[
+                ActionEntry(
+                    type=name,
+                    score=action.score,
+                    min_seconds=action.min_seconds,
+                    boards=list(action.boards or (self.catalog.default,)),
+                )
+                for name, action in sorted(self.actions.items())
+            ]
+        )
 
     def _boards_of(self, action: ActionSettings) -> list[Board]:
         """The boards an action awards on, the default one first when it is among them; INVALID_ACTION

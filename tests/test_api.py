@@ -365,3 +365,24 @@ async def test_the_icon_browsers_ask_for_is_there(client: Any) -> None:
     assert resp.headers["Cache-Control"] == "public, max-age=300"
     # An icon directory of one 32x32 image, stored as the PNG that follows the directory.
     assert icon[:6] == b"\x00\x00\x01\x00\x01\x00" and icon[6:8] == b"\x20\x20" and icon[22:30] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_the_action_catalog_is_public(boards_client: AppClient, bearer: Any) -> None:
+    resp = await boards_client.get("/api/v1/actions")
+    assert resp.status == 200
+    assert (await envelope(resp))["data"] == {
+        "actions": [
+            {"type": "COMPLETE_QUEST", "score": 100, "minSeconds": 0.0, "boards": ["global", "weekly", "daily"]},
+            {"type": "DEFEAT_BOSS", "score": 500, "minSeconds": 0.0, "boards": ["global"]},  # the default board
+            {"type": "SLOW_PUZZLE", "score": 50, "minSeconds": 30.0, "boards": ["global"]},
+            {"type": "WEEKLY_ONLY", "score": 7, "minSeconds": 0.0, "boards": ["weekly"]},
+        ]
+    }
+    # What it lists is what initialize takes, and what the award is worth.
+    for action in (await envelope(await boards_client.get("/api/v1/actions")))["data"]["actions"]:
+        resp = await boards_client.post(
+            "/api/v1/actions/initialize",
+            json={"actionType": action["type"], "actionId": f"try-{action['type']}"},
+            headers=bearer("ann"),
+        )
+        assert (resp.status, (await envelope(resp))["data"]["expectedScore"]) == (200, action["score"])

@@ -415,3 +415,18 @@ async def test_an_integer_query_parameter_is_decimal_digits(aiohttp_client: Any,
         "/api/v1/boards/{board}/around/{userId}",
         "radius",
     ) in checked
+
+
+def test_action_type_points_to_the_catalog() -> None:
+    listed = DOC["paths"]["/api/v1/actions"]["get"]
+    assert "security" not in listed  # public
+    assert listed["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"] == {
+        "$ref": "#/components/schemas/ActionsData"
+    }
+    for name in ("InitializeRequest",):
+        assert "`GET /api/v1/actions`" in DOC["components"]["schemas"][name]["properties"]["actionType"]["description"]
+    bare = build_openapi(ENDPOINTS, version="test")  # without a catalog: the pointer still
+    assert (
+        "`GET /api/v1/actions`"
+        in bare["components"]["schemas"]["InitializeRequest"]["properties"]["actionType"]["description"]
+    )

@@ -63,6 +63,8 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
     ):
         boards = await client.boards()
         assert [b.id for b in boards.boards] == ["global", "weekly", "trial"]
+        catalog = {a.type: (a.score, a.boards) for a in (await client.actions()).actions}
+        assert catalog["COMPLETE_QUEST"] == (100, ["global", "weekly"])
         trial = await client.board("trial")
         assert (trial.order, trial.operator, trial.format, trial.period.id) == ("asc", "best", "duration_ms", "all")
 

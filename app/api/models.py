@@ -56,6 +56,25 @@ class InitializeData(_Model):
     expected_score: Worth
 
 
+class ActionEntry(_Model):
+    """One action of the catalog: what an initialize and update of it award, on which boards, and how
+    soon after initialize it may be completed."""
+
+    type: Annotated[str, Meta(description="The actionType to initialize", examples=["COMPLETE_QUEST"])]
+    score: Worth
+    min_seconds: Annotated[
+        float,
+        Meta(ge=0, description="An update sooner than this after initialize is refused (400 ACTION_TOO_FAST)"),
+    ]
+    boards: Annotated[list[str], Meta(description="The boards it awards on, in one transaction")]
+
+
+class ActionsData(_Model):
+    """The action catalog, by type."""
+
+    actions: list[ActionEntry]
+
+
 class BoardEntry(_Model):
     rank: Rank
     user_id: str

@@ -203,14 +203,16 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) ->
 
 def _catalog(components: dict[str, Any], actions: Sequence[str]) -> None:
     """`actionType` is one of the configured actions: a model cannot know them, the running
-    server does (any other name is refused with 400 INVALID_ACTION)."""
+    server does (any other name is refused with 400 INVALID_ACTION), and lists them."""
     for schema in components.values():
         action_type = schema.get("properties", {}).get("actionType")
-        if action_type is not None and actions:
-            action_type["description"] = (
-                "An action of this server's catalog; it awards on the boards its entry names "
-                "(actions.NAME.boards; the default board when it names none)"
-            )
+        if action_type is None:
+            continue
+        action_type["description"] = (
+            "An action of this server's catalog: `GET /api/v1/actions` lists every type with the score it "
+            "awards, its minimum time and the boards it awards on"
+        )
+        if actions:
             action_type["enum"] = sorted(actions)
             action_type["examples"] = sorted(actions)[:1]
 

@@ -105,6 +105,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         cache="public",
     ),
     Endpoint(
+        method="GET",
+        path="/api/v1/actions",
+        handler=views.actions,
+        summary="The action catalog: every actionType a client may initialize, with the score it awards, the "
+        "minimum time between initialize and update, and the boards it awards on",
+        response=m.ActionsData,
+    ),
+    Endpoint(
         method="POST",
         path="/api/v1/actions/initialize",
         handler=views.initialize,

@@ -106,6 +106,10 @@ def cacheable(request: web.Request, answer: TopAnswer) -> web.Response:
     return ok_cacheable(answer.body, answer.etag, cache_control)
 
 
+async def actions(request: web.Request) -> web.Response:
+    return ok(request.app[SCOREBOARD].action_catalog())
+
+
 async def initialize(request: web.Request) -> web.Response:
     user = await principal(request)
     await request.app[INITIALIZE_LIMITER].check(user.user_id)  # every call counts, valid or not

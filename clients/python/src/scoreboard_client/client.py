@@ -114,6 +114,10 @@ class Client:
         """The top of the default board (10 entries unless `limit`, at most 100)."""
         return await self._get("/api/v1/scoreboard/top", m.TopData, params={"limit": limit})
 
+    async def actions(self) -> m.ActionsData:
+        """The server's action catalog: each action type, its score, minimum time and boards."""
+        return await self._get("/api/v1/actions", m.ActionsData)
+
     async def initialize(self, action_type: str, action_id: str, *, user_id: str | None = None) -> m.InitializeData:
         """Start an action: a one-time token worth the score the server's catalog gives the action."""
         body = m.InitializeRequest(action_type=action_type, action_id=action_id, user_id=user_id)

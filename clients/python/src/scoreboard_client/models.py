@@ -12,6 +12,22 @@ class _Model(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     """Fields are snake_case here and camelCase on the wire."""
 
 
+class ActionEntry(_Model):
+    """One action of the catalog: what an initialize and update of it award, on which boards, and how
+    soon after initialize it may be completed."""
+
+    type: str
+    score: int
+    min_seconds: float
+    boards: list[str]
+
+
+class ActionsData(_Model):
+    """The action catalog, by type."""
+
+    actions: list[ActionEntry]
+
+
 class AroundData(_Model):
     """A user's rank (null when not on the board, with no entries) and the entries around it."""
 
