@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from app import create_app
 from app.api.openapi import build_openapi
@@ -430,3 +431,55 @@ def test_action_type_points_to_the_catalog() -> None:
         "`GET /api/v1/actions`"
         in bare["components"]["schemas"]["InitializeRequest"]["properties"]["actionType"]["description"]
     )
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    OpenAPIV31SpecValidator(DOC).validate()  # raises, naming the first problem
+
+
+async def test_the_served_document_is_valid_openapi_3_1(client: Any) -> None:
+    OpenAPIV31SpecValidator(await (await client.get("/api/openapi.json")).json()).validate()
+
+
+def _validates(schema: dict[str, Any], value: Any, where: tuple[str, ...]) -> None:
+    errors = list(jsonschema.Draft202012Validator({**schema, "components": DOC["components"]}).iter_errors(value))
+    assert errors == [], (where, [error.message for error in errors])
+
+
+def test_every_operation_has_examples_that_fit_its_schemas() -> None:
+    for method, path, operation in _operations(DOC):
+        where = (method, path)
+        if "requestBody" in operation:
+            body = operation["requestBody"]["content"]["application/json"]
+            _validates(body["schema"], body["example"], (*where, "request"))
+        shown = 0
+        for status, response in operation["responses"].items():
+            for media, content in response.get("content", {}).items():
+                schema = content["schema"]
+                if "examples" in content:  # one per error code
+                    assert int(status) >= 400 and set(content["examples"]) == set(_codes(response)), where
+                    for code, example in content["examples"].items():
+                        assert example["value"]["error"]["code"] == code
+                        _validates(schema, example["value"], (*where, status, code))
+                    shown += 1
+                elif "example" in content:
+                    if media == "application/json":
+                        _validates(schema, content["example"], (*where, status))
+                    else:
+                        assert isinstance(content["example"], str) and content["example"], where
+                    shown += 1
+                else:
+                    # Only answers no example can show: this document itself, an icon, a static file.
+                    assert schema in ({"type": "object"}, {"type": "string", "format": "binary"}), (*where, status)
+        assert shown or path == "/favicon.ico", where
+
+
+def test_an_error_example_is_what_the_server_answers() -> None:
+    examples = DOC["paths"]["/api/v1/scoreboard/update"]["post"]["responses"]["409"]["content"]["application/json"]
+    assert examples["examples"]["TOKEN_ALREADY_USED"] == {
+        "summary": "This action token has already been used",
+        "value": {
+            "success": False,
+            "error": {"code": "TOKEN_ALREADY_USED", "message": "This action token has already been used"},
+        },
+    }

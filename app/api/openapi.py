@@ -12,6 +12,7 @@ import msgspec
 from ..config import SCORES_WRITE, AuthSettings, LimitSettings
 from ..errors import ApiError
 from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN
+from .examples import Example
 from .models import ErrorEnvelope
 from .routes import Endpoint, Link
 
@@ -62,13 +63,25 @@ def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
         }
         responses[str(status)] = {
             "description": "Error codes: " + ", ".join(codes),
-            "content": {"application/json": {"schema": schema}},
+            "content": {"application/json": {"schema": schema, "examples": _error_examples(errors, status)}},
         }
         if status == 429:
             responses[str(status)]["headers"] = {
                 "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer", "minimum": 1}}
             }
     return responses
+
+
+def _error_examples(errors: tuple[type[ApiError], ...], status: int) -> dict[str, Any]:
+    """An example envelope of each code answered with this status, named by its code."""
+    return {
+        error.code: {
+            "summary": error.message,
+            "value": {"success": False, "error": {"code": error.code, "message": error.message}},
+        }
+        for error in errors
+        if error.status == status
+    }
 
 
 _ETAG = {
@@ -126,10 +139,27 @@ def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
                 "properties": {"success": {"const": True}, "data": _ref(endpoint.response, components)},
                 "required": ["success", "data"],
             }
-        answer["content"] = {endpoint.media: {"schema": schema}}
+        answer["content"] = {endpoint.media: {"schema": schema, **_success_example(endpoint.example)}}
     if endpoint.links:
         answer["links"] = {link.name: _link(link) for link in endpoint.links}
     return answer
+
+
+def _as_json(model: object) -> Any:
+    """A model as its JSON reads back (`msgspec.to_builtins` leaves raw JSON, such as metadata, out)."""
+    return msgspec.json.decode(msgspec.json.encode(model))
+
+
+def _success_example(example: Example | None) -> dict[str, Any]:
+    """The `example` of a success's media type: the envelope around `data`, or the text of an answer
+    that is not JSON."""
+    if example is None:
+        return {}
+    if example.data is not None:
+        return {"example": {"success": True, "data": _as_json(example.data)}}
+    if example.text is not None:
+        return {"example": example.text}
+    return {}
 
 
 def _link(link: Link) -> dict[str, Any]:
@@ -189,10 +219,11 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) ->
     if parameters:
         operation["parameters"] = parameters
     if endpoint.request is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(endpoint.request, components)}},
-        }
+        body: dict[str, Any] = {"schema": _ref(endpoint.request, components)}
+        if endpoint.example is not None and endpoint.example.request is not None:
+            # Optional fields left out, as a client would.
+            body["example"] = {k: v for k, v in _as_json(endpoint.example.request).items() if v is not None}
+        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
     security, note = _security(endpoint, facts)
     if security:
         operation["security"] = security

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .. import errors as e
+from . import examples as x
 from . import models as m
 from . import session, stream, views
 from .edge import LIMITED_PREFIX
@@ -49,6 +50,7 @@ class Endpoint:
     headers: type | None = None  # request headers it requires, one field per header
     auth: Caller = None
     errors: tuple[type[e.ApiError], ...] = ()
+    example: x.Example | None = None  # of the request body and the success
     links: tuple[Link, ...] = ()
     tag: str = "scoreboard"
     # "public": a success carries `ETag` and `Cache-Control: public, max-age=N` (shared caches and
@@ -75,6 +77,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/",
         handler=views.page,
+        example=x.PAGE,
         summary="The live top-10 page of a board (`?board=`, default the default board) with a tab per "
         "board and a period selector: rendered on the server, kept live over the WebSocket",
         media="text/html",
@@ -97,6 +100,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/scoreboard/top",
         handler=views.top,
+        example=x.TOP,
         summary="The top of the board (default 10, at most 100); cacheable by browsers and CDNs, "
         "revalidated with `If-None-Match` (HEAD answers the same headers)",
         response=m.TopData,
@@ -108,6 +112,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/actions",
         handler=views.actions,
+        example=x.ACTIONS,
         summary="The action catalog: every actionType a client may initialize, with the score it awards, the "
         "minimum time between initialize and update, and the boards it awards on",
         response=m.ActionsData,
@@ -116,6 +121,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/actions/initialize",
         handler=views.initialize,
+        example=x.INITIALIZE,
         summary="Start an action: get a one-time action token worth the catalog's score",
         response=m.InitializeData,
         request=m.InitializeRequest,
@@ -134,6 +140,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/scoreboard/update",
         handler=views.update,
+        example=x.UPDATE,
         summary="Complete an action: consume its token and award its score exactly once",
         response=m.UpdateData,
         request=m.UpdateRequest,
@@ -164,6 +171,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/users/{userId}/score",
         handler=views.user_score,
+        example=x.USER_SCORE,
         summary="A user's score, rank and percentile (rank null before the first award)",
         response=m.UserScoreData,
         path_params=m.UserPath,
@@ -175,6 +183,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/boards",
         handler=views.boards,
+        example=x.BOARDS,
         summary="Every board in use, the default first, each with its current period",
         response=m.BoardsData,
         tag="boards",
@@ -183,6 +192,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/boards/{board}",
         handler=views.board,
+        example=x.BOARD,
         summary="One board, with how many entries its current period has",
         response=m.BoardDetail,
         path_params=m.BoardPath,
@@ -193,6 +203,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/boards/{board}/top",
         handler=views.board_top,
+        example=x.BOARD_TOP,
         summary="The top of a board in a period (`current`, `previous` or a kept period's id); cacheable "
         "as GET /scoreboard/top",
         response=m.BoardTopData,
@@ -206,6 +217,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/boards/{board}/ranks",
         handler=views.board_ranks,
+        example=x.RANKS,
         summary="The entries at ranks from .. from+limit-1, and `total` on the board",
         response=m.RanksData,
         path_params=m.BoardPath,
@@ -217,6 +229,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/boards/{board}/around/{userId}",
         handler=views.board_around,
+        example=x.AROUND,
         summary="A user's rank and the entries from rank-radius to rank+radius (rank null and no entries "
         "when the user is not on the board)",
         response=m.AroundData,
@@ -229,6 +242,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/boards/{board}/lookup",
         handler=views.board_lookup,
+        example=x.LOOKUP,
         summary="The entries of these users (1-100 ids) that are on the board, by rank: a friends' board",
         response=m.LookupData,
         request=m.LookupRequest,
@@ -240,6 +254,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/boards/{board}/periods",
         handler=views.board_periods,
+        example=x.PERIODS,
         summary="The current period and the kept ones that have entries, newest first",
         response=m.PeriodsData,
         path_params=m.BoardPath,
@@ -250,6 +265,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/users/{userId}/boards",
         handler=views.user_boards,
+        example=x.USER_BOARDS,
         summary="A user's score, rank and percentile in the current period of every board they are on",
         response=m.UserBoardsData,
         path_params=m.UserPath,
@@ -262,6 +278,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/boards/{board}/stream",
         handler=stream.board_stream,
+        example=x.STREAM,
         summary="The board's leaderboard channel as Server-Sent Events, for clients that cannot hold a "
         "WebSocket: `id:` the message's seq, `event:` its type, `data:` the whole message as the WebSocket "
         "sends it. It starts with a `leaderboard_update` snapshot, then every change (bursts coalesced, the "
@@ -279,6 +296,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/boards/{board}/scores",
         handler=views.board_scores,
+        example=x.SCORE_WRITE,
         summary="A trusted server's score write in the board's current period, applied by the board's operator "
         "once per Idempotency-Key",
         response=m.ScoreWriteData,
@@ -293,6 +311,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/boards",
         handler=views.create_board,
+        example=x.CREATE_BOARD,
         summary="Create a board; it survives restarts and reaches every process within 5 s",
         response=m.BoardDetail,
         status=201,
@@ -305,6 +324,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="PATCH",
         path="/api/v1/admin/boards/{board}",
         handler=views.change_board,
+        example=x.CHANGE_BOARD,
         summary="Change a board's title, kept periods or format, at once in this process and within 5 s in the others",
         response=m.BoardDetail,
         request=m.BoardChange,
@@ -317,6 +337,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="DELETE",
         path="/api/v1/admin/boards/{board}",
         handler=views.retire_board,
+        example=x.RETIRE_BOARD,
         summary="Retire a board: no longer listed, read or written, its id never used again; its history "
         "stays. Not the default board nor one the action catalog awards on (409 BOARD_IN_USE)",
         response=m.RetiredData,
@@ -326,12 +347,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         tag="operators",
     ),
     Endpoint(
-        method="GET", path="/healthz", handler=views.healthz, summary="Alive", response=m.HealthData, tag="operations"
+        method="GET",
+        path="/healthz",
+        handler=views.healthz,
+        summary="Alive",
+        response=m.HealthData,
+        example=x.HEALTHY,
+        tag="operations",
     ),
     Endpoint(
         method="GET",
         path="/readyz",
         handler=views.readyz,
+        example=x.READY,
         summary="Ready: storage is reachable",
         response=m.HealthData,
         errors=(e.ServiceUnavailable,),
@@ -348,6 +376,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/docs",
         handler=views.docs,
+        example=x.DOCS,
         summary="Readable API documentation",
         media="text/html",
         tag="documentation",

@@ -1,0 +1,250 @@
+"""Examples of each operation's request and answer, as the OpenAPI document and Swagger UI show them.
+
+Built from the models themselves, so that an example cannot name a field the API does not have; the
+tests check each one against its schema too. One story runs through them: alice and bob on the
+`global`, `weekly` and `trial` boards of the demo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from .models import (
+    ActionEntry,
+    ActionsData,
+    AroundData,
+    AwardBoard,
+    BoardChange,
+    BoardCreate,
+    BoardData,
+    BoardDetail,
+    BoardEntry,
+    BoardsData,
+    BoardTopData,
+    HealthData,
+    InitializeData,
+    InitializeRequest,
+    LookupData,
+    LookupRequest,
+    PeriodData,
+    PeriodEntry,
+    PeriodsData,
+    RankedEntry,
+    RanksData,
+    RetiredData,
+    ScoreWriteData,
+    ScoreWriteRequest,
+    TopData,
+    UpdateData,
+    UpdateRequest,
+    UserBoard,
+    UserBoardsData,
+    UserScoreData,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Example:
+    """An operation's example request body and success: `data` of the envelope, or `text` for an
+    answer that is not JSON."""
+
+    request: object = None
+    data: object = None
+    text: str | None = None
+
+
+NOW = "2026-12-03T10:30:00.000Z"
+EARLIER = "2026-12-03T10:29:12.000Z"
+# An action token as initialize issues it (a JWT); the signature here is no real one.
+ISSUED_JWT = (
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImEwIiwidHlwIjoic2ItYWN0aW9uK2p3dCJ9."
+    "eyJ1c2VySWQiOiJhbGljZSIsImFjdGlvblR5cGUiOiJDT01QTEVURV9RVUVTVCIsImFjdGlvbklkIjoicXVlc3QtMSJ9."
+    "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+)
+
+_ALL_TIME = PeriodData(id="all", starts_at=None, ends_at=None)
+_WEEK = PeriodData(id="2026-W49", starts_at="2026-11-30T00:00:00.000Z", ends_at="2026-12-07T00:00:00.000Z")
+_GLOBAL = BoardData(
+    id="global",
+    title="All time",
+    order="desc",
+    operator="incr",
+    reset="never",
+    timezone="UTC",
+    keep_periods=12,
+    format="number",
+    period=_ALL_TIME,
+)
+_WEEKLY = BoardData(
+    id="weekly",
+    title="This week",
+    order="desc",
+    operator="incr",
+    reset="weekly",
+    timezone="UTC",
+    keep_periods=4,
+    format="number",
+    period=_WEEK,
+)
+_TRIAL = BoardData(
+    id="trial",
+    title="Time trial",
+    order="asc",
+    operator="best",
+    reset="never",
+    timezone="UTC",
+    keep_periods=12,
+    format="duration_ms",
+    period=_ALL_TIME,
+)
+_SEASON = BoardDetail(
+    id="season-1",
+    title="Season 1",
+    order="desc",
+    operator="incr",
+    reset="monthly",
+    timezone="America/New_York",
+    keep_periods=3,
+    format="number",
+    period=PeriodData(id="2026-12", starts_at="2026-12-01T05:00:00.000Z", ends_at="2027-01-01T05:00:00.000Z"),
+    entries=0,
+)
+_TOP = [
+    BoardEntry(rank=1, user_id="alice", username="Alice", score=600, last_updated=NOW),
+    BoardEntry(rank=2, user_id="bob", username="Bob", score=500, last_updated=EARLIER),
+]
+_WEEKLY_TOP = [
+    RankedEntry(rank=1, user_id="alice", username="Alice", score=600, last_updated=NOW),
+    RankedEntry(rank=2, user_id="bob", username="Bob", score=500, last_updated=EARLIER),
+]
+_TRIAL_TOP = [
+    RankedEntry(
+        rank=1,
+        user_id="alice",
+        username="Alice",
+        score=79990,
+        last_updated=NOW,
+        subscore=1,
+        metadata=msgspec.Raw(b'{"car":"Lotus Elise"}'),
+    ),
+    RankedEntry(rank=2, user_id="bob", username="Bob", score=83450, last_updated=EARLIER, subscore=0),
+]
+
+TOP = Example(data=TopData(leaderboard=_TOP, updated_at=NOW))
+ACTIONS = Example(
+    data=ActionsData(
+        actions=[
+            ActionEntry(type="COMPLETE_QUEST", score=100, min_seconds=0.0, boards=["global", "weekly"]),
+            ActionEntry(type="DEFEAT_BOSS", score=500, min_seconds=30.0, boards=["global", "weekly"]),
+        ]
+    )
+)
+INITIALIZE = Example(
+    request=InitializeRequest(action_type="COMPLETE_QUEST", action_id="quest-1"),
+    data=InitializeData(action_token=ISSUED_JWT, expires_at="2026-12-03T10:35:00.000Z", expected_score=100),
+)
+UPDATE = Example(
+    request=UpdateRequest(action_token=ISSUED_JWT, action_id="quest-1"),
+    data=UpdateData(
+        user_id="alice",
+        previous_score=500,
+        new_score=600,
+        score_increment=100,
+        rank=1,
+        leaderboard=_TOP,
+        boards=[
+            AwardBoard(board="global", period="all", previous_score=500, new_score=600, rank=1),
+            AwardBoard(board="weekly", period="2026-W49", previous_score=500, new_score=600, rank=1),
+        ],
+    ),
+)
+USER_SCORE = Example(
+    data=UserScoreData(user_id="bob", username="Bob", score=500, rank=2, percentile=0.0),
+)
+BOARDS = Example(data=BoardsData(boards=[_GLOBAL, _WEEKLY, _TRIAL]))
+BOARD = Example(
+    data=BoardDetail(
+        id="weekly",
+        title="This week",
+        order="desc",
+        operator="incr",
+        reset="weekly",
+        timezone="UTC",
+        keep_periods=4,
+        format="number",
+        period=_WEEK,
+        entries=2,
+    )
+)
+BOARD_TOP = Example(data=BoardTopData(board="trial", period="all", leaderboard=_TRIAL_TOP, updated_at=NOW))
+RANKS = Example(data=RanksData(board="weekly", period="2026-W49", leaderboard=_WEEKLY_TOP[1:], updated_at=NOW, total=2))
+AROUND = Example(data=AroundData(board="weekly", period="2026-W49", rank=2, entries=_WEEKLY_TOP, total=2))
+LOOKUP = Example(
+    request=LookupRequest(user_ids=["bob", "carol", "alice"], period="current"),
+    data=LookupData(board="weekly", period="2026-W49", entries=_WEEKLY_TOP),
+)
+PERIODS = Example(
+    data=PeriodsData(
+        board="weekly",
+        periods=[
+            PeriodEntry(id="2026-W49", starts_at=_WEEK.starts_at, ends_at=_WEEK.ends_at, entries=2),
+            PeriodEntry(
+                id="2026-W48", starts_at="2026-11-23T00:00:00.000Z", ends_at="2026-11-30T00:00:00.000Z", entries=14
+            ),
+        ],
+    )
+)
+USER_BOARDS = Example(
+    data=UserBoardsData(
+        user_id="bob",
+        boards=[
+            UserBoard(board="global", period="all", score=500, rank=2, percentile=0.0),
+            UserBoard(board="weekly", period="2026-W49", score=500, rank=2, percentile=0.0),
+            UserBoard(board="trial", period="all", score=83450, rank=2, percentile=0.0),
+        ],
+    )
+)
+STREAM = Example(
+    text=(
+        "id: 1\n"
+        "event: leaderboard_update\n"
+        'data: {"type":"leaderboard_update","data":{"seq":1,"board":"weekly","period":"2026-W49","leaderboard":'
+        '[{"rank":1,"userId":"alice","username":"Alice","score":600,"change":"+0"}],"updatedAt":"' + NOW + '"}}\n'
+        "\n"
+        ": keepalive\n"
+        "\n"
+    )
+)
+SCORE_WRITE = Example(
+    request=ScoreWriteRequest(user_id="alice", score=79990, subscore=1, metadata={"car": "Lotus Elise"}),
+    data=ScoreWriteData(
+        board="trial", period="all", user_id="alice", previous_score=83450, new_score=79990, rank=1, improved=True
+    ),
+)
+CREATE_BOARD = Example(
+    request=BoardCreate(id="season-1", title="Season 1", reset="monthly", timezone="America/New_York", keep_periods=3),
+    data=_SEASON,
+)
+CHANGE_BOARD = Example(
+    request=BoardChange(title="Season 1 (finals)"),
+    data=BoardDetail(
+        id=_SEASON.id,
+        title="Season 1 (finals)",
+        order=_SEASON.order,
+        operator=_SEASON.operator,
+        reset=_SEASON.reset,
+        timezone=_SEASON.timezone,
+        keep_periods=_SEASON.keep_periods,
+        format=_SEASON.format,
+        period=_SEASON.period,
+        entries=_SEASON.entries,
+    ),
+)
+RETIRE_BOARD = Example(data=RetiredData(board="season-1", retired=True))
+HEALTHY = Example(data=HealthData(status="ok"))
+READY = Example(data=HealthData(status="ready"))
+PAGE = Example(
+    text='<!DOCTYPE html>\n<html lang="en">… the board\'s top 10 as a table, kept live by /static/board.js …</html>\n'
+)
+DOCS = Example(text='<!DOCTYPE html>\n<html lang="en">… Swagger UI, reading /api/openapi.json …</html>\n')
