@@ -1,4 +1,4 @@
-"""The OpenAPI document covers every route, and the docs page is served locally."""
+"""The OpenAPI document covers every route with examples and validates, and /api/docs is Swagger UI from local files."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from app import create_app
+from app.api.edge import CSP
 from app.api.openapi import build_openapi
 from app.api.routes import ENDPOINTS
-from app.api.views import STATIC_DIR
+from app.api.views import STATIC_DIR, SWAGGER_UI_DIR
 from app.auth import UserAuth
 from app.config import Config
 
@@ -57,18 +58,34 @@ async def test_error_codes_and_security_documented(client: Any) -> None:
     assert request["properties"]["actionId"]["maxLength"] == 100
 
 
-async def test_docs_page_local_assets(client: Any) -> None:
+async def test_docs_page_is_swagger_ui_from_local_files(client: Any) -> None:
     resp = await client.get("/api/docs")
     html = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/html"
-    assert "/api/openapi.json" in html and "https://" not in html and "http://" not in html
-    for asset in ("/static/docs.js", "/static/docs.css"):
-        assert asset in html
-        assert (await client.get(asset)).status == 200
+    assert resp.headers["Content-Security-Policy"] == CSP
+    assert 'data-openapi-url="/api/openapi.json"' in html and "https://" not in html and "http://" not in html
+    assert "<script>" not in html  # files only: the policy allows no inline script
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert assets == [
+        "/static/swagger-ui/swagger-ui.css",
+        "/static/swagger-ui/swagger-ui-bundle.js",
+        "/static/api-docs.js",
+    ]
+    for asset in assets:
+        answer = await client.get(asset)
+        assert answer.status == 200 and answer.headers["Cache-Control"] == "public, max-age=300"
+    bundle = await (await client.get("/static/swagger-ui/swagger-ui-bundle.js")).text()
+    assert "SwaggerUIBundle" in bundle
 
 
 async def test_missing_static_file_is_enveloped(client: Any) -> None:
-    for path in ("/static/nothing.js", "/static/..%2Fconfig.toml", "/static/%2E%2E%2Frun.py"):
+    for path in (
+        "/static/nothing.js",
+        "/static/..%2Fconfig.toml",
+        "/static/%2E%2E%2Frun.py",
+        "/static/swagger-ui/..%2F..%2Fswagger_ui%2Fcore.py",
+        "/static/swagger-ui/oauth2-redirect.html",  # in the package's folder, not used by /api/docs
+    ):
         resp = await client.get(path)
         assert resp.status == 404 and (await envelope(resp))["error"]["code"] == "NOT_FOUND"
 
@@ -101,9 +118,10 @@ def test_every_path_parameter_is_declared() -> None:
         declared = {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "path"}
         assert set(declared) == set(re.findall(r"{(\w+)}", path)), (method, path)
         assert all(p["required"] for p in declared.values())
-    filename = DOC["paths"]["/static/{filename}"]["get"]["parameters"][0]
-    for example in filename["schema"]["examples"]:
-        assert (STATIC_DIR / example).is_file()
+    for path, folder in (("/static/{filename}", STATIC_DIR), ("/static/swagger-ui/{filename}", SWAGGER_UI_DIR)):
+        filename = DOC["paths"][path]["get"]["parameters"][0]
+        for example in filename["schema"]["examples"]:
+            assert (folder / example).is_file()
 
 
 def test_answers_of_the_layers_before_a_handler_are_documented() -> None:
@@ -483,3 +501,10 @@ def test_an_error_example_is_what_the_server_answers() -> None:
             "error": {"code": "TOKEN_ALREADY_USED", "message": "This action token has already been used"},
         },
     }
+
+
+def test_summaries_are_plain_text() -> None:
+    """Readers show a summary as it is (Markdown only in descriptions): no backticks shown as such."""
+    for method, path, operation in _operations(DOC):
+        assert "`" not in operation["summary"], (method, path)
+    assert "?board=" in DOC["paths"]["/"]["get"]["summary"]

@@ -490,3 +490,9 @@ class LiveQuery(_Model):
 
 class StaticPath(_Model):
     filename: Annotated[str, Meta(min_length=1, description="A file of the static folder", examples=["board.js"])]
+
+
+class SwaggerUiPath(_Model):
+    filename: Annotated[
+        str, Meta(min_length=1, description="A file of Swagger UI's distribution", examples=["swagger-ui.css"])
+    ]

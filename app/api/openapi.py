@@ -211,7 +211,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) ->
         responses["304"] = _NOT_MODIFIED
         parameters.append(_IF_NONE_MATCH)
     operation: dict[str, Any] = {
-        "summary": endpoint.summary,
+        "summary": endpoint.summary.replace("`", ""),  # plain text to readers: only descriptions are Markdown
         "operationId": endpoint.handler.__name__,
         "tags": [endpoint.tag],
         "responses": {**responses, **_error_responses(endpoint.answers())},

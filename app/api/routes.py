@@ -88,7 +88,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/ws/scoreboard",
         handler=session.websocket,
-        summary="WebSocket of live updates: 101 on a handshake, then messages as in the contract "
+        summary="WebSocket of live updates: 101 on a handshake, then the messages of docs/live.md "
         f"(an invalid `token` closes with {e.CLOSE_UNAUTHORIZED}); a request that is not a handshake answers 400",
         status=101,
         media=None,
@@ -377,7 +377,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path="/api/docs",
         handler=views.docs,
         example=x.DOCS,
-        summary="Readable API documentation",
+        summary='This document in Swagger UI, with examples and "Try it out" against this server',
         media="text/html",
         tag="documentation",
     ),
@@ -398,6 +398,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path_params=m.StaticPath,
         errors=(e.NotFound,),
         tag="web",
+    ),
+    Endpoint(
+        method="GET",
+        path="/static/swagger-ui/{filename}",
+        handler=views.swagger_ui_file,
+        summary="Swagger UI's files, for /api/docs (from the swagger-ui-py package, never a CDN)",
+        media="*/*",
+        path_params=m.SwaggerUiPath,
+        errors=(e.NotFound,),
+        tag="documentation",
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -51,8 +52,19 @@ from .page import page_context
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
-# Served by name from a list made at start: nothing outside the folder can be reached.
-STATIC_FILES = {p.name: p for p in STATIC_DIR.iterdir() if p.is_file()} if STATIC_DIR.is_dir() else {}
+# Swagger UI's distribution, as the swagger-ui-py package installs it (its own code is not used).
+SWAGGER_UI_DIR = Path(str(importlib.resources.files("swagger_ui").joinpath("static")))
+SWAGGER_UI_URL = "/static/swagger-ui"
+
+
+def _files(folder: Path) -> dict[str, Path]:
+    """The files of a folder by name, listed at start: nothing outside it can be reached."""
+    return {p.name: p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
+
+
+STATIC_FILES = _files(STATIC_DIR)
+# Only what /api/docs loads (the folder also holds Swagger Editor and pages with inline scripts).
+SWAGGER_UI_FILES = {name: SWAGGER_UI_DIR / name for name in ("swagger-ui.css", "swagger-ui-bundle.js")}
 
 
 async def parse_body(request: web.Request, model: type[T]) -> T:
@@ -228,7 +240,7 @@ async def page(request: web.Request) -> dict[str, object]:
 
 @aiohttp_jinja2.template("docs.html")
 async def docs(request: web.Request) -> dict[str, str]:
-    return {"openapi_url": "/api/openapi.json", "static_url": "/static"}
+    return {"openapi_url": "/api/openapi.json", "static_url": "/static", "swagger_url": SWAGGER_UI_URL}
 
 
 async def unmatched(request: web.Request) -> NoReturn:
@@ -248,11 +260,20 @@ def asset(path: Path) -> web.FileResponse:
     return web.FileResponse(path, headers={"Cache-Control": "public, max-age=300"})
 
 
-async def static_file(request: web.Request) -> web.FileResponse:
-    path = STATIC_FILES.get(request.match_info["filename"])
+def file_of(files: dict[str, Path], request: web.Request) -> web.FileResponse:
+    """The file the path names, among `files`; NOT_FOUND naming it otherwise."""
+    path = files.get(request.match_info["filename"])
     if path is None:
         raise NotFound(details={"filename": request.match_info["filename"]})
     return asset(path)
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    return file_of(STATIC_FILES, request)
+
+
+async def swagger_ui_file(request: web.Request) -> web.FileResponse:
+    return file_of(SWAGGER_UI_FILES, request)
 
 
 async def favicon(request: web.Request) -> web.FileResponse:
