@@ -281,7 +281,7 @@ def _parameter(path: str, name: str, method: str = "get") -> dict[str, Any]:
 
 
 def test_board_reads_agree_with_the_contract() -> None:
-    """Defaults and ranges as CONTRACT.md's Boards section gives them."""
+    """Defaults and ranges as docs/rest.md and docs/boards.md give them."""
     ranks, around = "/api/v1/boards/{board}/ranks", "/api/v1/boards/{board}/around/{userId}"
     assert _parameter(ranks, "from")["schema"] | {"maximum": None} == {
         "type": "integer",
