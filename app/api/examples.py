@@ -76,38 +76,20 @@ _GLOBAL = BoardData(
     format="number",
     period=_ALL_TIME,
 )
-_WEEKLY = BoardData(
-    id="weekly",
-    title="This week",
-    order="desc",
-    operator="incr",
-    reset="weekly",
-    timezone="UTC",
-    keep_periods=4,
-    format="number",
-    period=_WEEK,
-)
-_TRIAL = BoardData(
-    id="trial",
-    title="Time trial",
-    order="asc",
-    operator="best",
-    reset="never",
-    timezone="UTC",
-    keep_periods=12,
-    format="duration_ms",
-    period=_ALL_TIME,
+_WEEKLY = msgspec.structs.replace(_GLOBAL, id="weekly", title="This week", reset="weekly", keep_periods=4, period=_WEEK)
+_TRIAL = msgspec.structs.replace(
+    _GLOBAL, id="trial", title="Time trial", order="asc", operator="best", format="duration_ms"
 )
 _SEASON = BoardDetail(
-    id="season-1",
-    title="Season 1",
-    order="desc",
-    operator="incr",
-    reset="monthly",
-    timezone="America/New_York",
-    keep_periods=3,
-    format="number",
-    period=PeriodData(id="2026-12", starts_at="2026-12-01T05:00:00.000Z", ends_at="2027-01-01T05:00:00.000Z"),
+    **msgspec.structs.asdict(_GLOBAL)
+    | {
+        "id": "season-1",
+        "title": "Season 1",
+        "reset": "monthly",
+        "timezone": "America/New_York",
+        "keep_periods": 3,
+        "period": PeriodData(id="2026-12", starts_at="2026-12-01T05:00:00.000Z", ends_at="2027-01-01T05:00:00.000Z"),
+    },
     entries=0,
 )
 _TOP = [
@@ -163,20 +145,7 @@ USER_SCORE = Example(
     data=UserScoreData(user_id="bob", username="Bob", score=500, rank=2, percentile=0.0),
 )
 BOARDS = Example(data=BoardsData(boards=[_GLOBAL, _WEEKLY, _TRIAL]))
-BOARD = Example(
-    data=BoardDetail(
-        id="weekly",
-        title="This week",
-        order="desc",
-        operator="incr",
-        reset="weekly",
-        timezone="UTC",
-        keep_periods=4,
-        format="number",
-        period=_WEEK,
-        entries=2,
-    )
-)
+BOARD = Example(data=BoardDetail(**msgspec.structs.asdict(_WEEKLY), entries=2))
 BOARD_TOP = Example(data=BoardTopData(board="trial", period="all", leaderboard=_TRIAL_TOP, updated_at=NOW))
 RANKS = Example(data=RanksData(board="weekly", period="2026-W49", leaderboard=_WEEKLY_TOP[1:], updated_at=NOW, total=2))
 AROUND = Example(data=AroundData(board="weekly", period="2026-W49", rank=2, entries=_WEEKLY_TOP, total=2))
@@ -228,18 +197,7 @@ CREATE_BOARD = Example(
 )
 CHANGE_BOARD = Example(
     request=BoardChange(title="Season 1 (finals)"),
-    data=BoardDetail(
-        id=_SEASON.id,
-        title="Season 1 (finals)",
-        order=_SEASON.order,
-        operator=_SEASON.operator,
-        reset=_SEASON.reset,
-        timezone=_SEASON.timezone,
-        keep_periods=_SEASON.keep_periods,
-        format=_SEASON.format,
-        period=_SEASON.period,
-        entries=_SEASON.entries,
-    ),
+    data=msgspec.structs.replace(_SEASON, title="Season 1 (finals)"),
 )
 RETIRE_BOARD = Example(data=RetiredData(board="season-1", retired=True))
 HEALTHY = Example(data=HealthData(status="ok"))
