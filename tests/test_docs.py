@@ -5,6 +5,8 @@ leaves the repository."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import typing
 import unicodedata
 from pathlib import Path
@@ -122,3 +124,17 @@ def test_every_board_setting_is_in_the_reference() -> None:
 def test_the_readme_points_into_the_reference() -> None:
     for page in DOCS:
         assert f"docs/{page}" in README, page
+
+
+def test_the_first_command_checks_the_python_version_in_one_line() -> None:
+    """`python3`, whichever it is, with a check that says in one line when it is too old."""
+    first = README[README.index("```sh") : README.index("```", README.index("```sh") + 5)]
+    assert "python3.11" not in README and "python3 -m venv .venv" in first
+    (check,) = [line for line in first.splitlines() if "sys.version_info" in line]
+    code = re.fullmatch(r"python3 -c '(.+)' &&", check)
+    assert code is not None, check
+    ok = subprocess.run([sys.executable, "-c", code[1]], capture_output=True, text=True, check=False)
+    assert (ok.returncode, ok.stderr) == (0, "")
+    too_old = code[1].replace("(3, 11)", "(99, 0)")
+    refused = subprocess.run([sys.executable, "-c", too_old], capture_output=True, text=True, check=False)
+    assert (refused.returncode, refused.stderr) == (1, "Python 3.11 or newer is needed\n")
