@@ -23,6 +23,7 @@ from .api.keys import (
     INITIALIZE_LIMITER,
     METRICS,
     OPENAPI,
+    OVERTAKES,
     READ_CACHE_CONTROL,
     SCOREBOARD,
     SERVICE_KEYS,
@@ -52,6 +53,7 @@ from .metrics.export import Exporter, Sources
 from .metrics.listener import PATH as METRICS_PATH
 from .metrics.listener import admin_listener, metrics_handler
 from .metrics.tally import HttpTally
+from .overtakes import Overtakes
 from .placing import Placer
 from .service import Scoreboard
 from .storage import Store
@@ -93,10 +95,10 @@ async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[ADMISSION].released()
 
 
-async def _purge(store: Store, keys_kept_ms: int) -> None:
+async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
     # Expired tokens are refused by their `exp` before the database is asked, so their rows
     # are dead weight; the unique nonce in score_history still guards against any replay.
-    # Idempotency-Keys answer retries for limits.idempotency_hours, then go.
+    # Idempotency-Keys answer retries for limits.idempotency_hours, then go; notices after 7 days.
     while True:
         await asyncio.sleep(TOKEN_PURGE_SECONDS)
         try:
@@ -106,8 +108,21 @@ async def _purge(store: Store, keys_kept_ms: int) -> None:
             forgotten = await store.purge_keys(now_ms() - keys_kept_ms)
             if forgotten:
                 log.info("forgot %d Idempotency-Keys", forgotten)
+            if aged := await overtakes.purge():
+                log.info("purged %d notices past their kept time", aged)
         except Exception:
             log.exception("token purge failed")
+
+
+def _overtakes_ctx(overtakes: Overtakes) -> CleanupContext:
+    """At shutdown, the notices of the writes placed so far are kept and sent before the store
+    and Redis close."""
+
+    async def notices(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await overtakes.finished()
+
+    return notices
 
 
 def _boards_ctx(config: Config, admin: BoardAdmin) -> CleanupContext:
@@ -142,6 +157,7 @@ def _subscribe(fanout: Fanout, tops: TopCache, hub: Hub) -> None:
     fanout.subscribe(hub.on_award)
     fanout.on_gap(tops.changed)  # after a gap nothing is known
     fanout.on_gap(hub.resync)
+    fanout.on_notices(hub.on_notices)
 
 
 def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admission, http: HttpTally) -> Exporter:
@@ -184,7 +200,8 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     # open a span per request, and the service marks the award's steps.
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=request_middlewares())
     spans = Spans(active())
-    placer = Placer(parts.ranking, parts.fanout, parts.tops, spans)
+    overtakes = Overtakes(parts.ranking, parts.store, parts.fanout, clock)
+    placer = Placer(parts.ranking, parts.fanout, parts.tops, spans, placed=overtakes.on_write)
     scoreboard = Scoreboard(
         store=parts.store,
         ranking=parts.ranking,
@@ -203,8 +220,16 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
         spans=spans,
         clock=clock,
     )
-    hub = Hub(parts.ranking, parts.slots, catalog, clock, max_buffer=config.websocket.send_buffer_bytes)
+    hub = Hub(
+        parts.ranking,
+        parts.slots,
+        catalog,
+        clock,
+        max_buffer=config.websocket.send_buffer_bytes,
+        kept=overtakes.kept,
+    )
     _subscribe(parts.fanout, parts.tops, hub)
+    app[OVERTAKES] = overtakes
     app[CONFIG] = config
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard
@@ -252,11 +277,22 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))
     kept_ms = config.limits.idempotency_hours * 3_600_000
     purge = running(
-        Background("token-purge", lambda: _purge(parts.store, kept_ms)), Background("board-catalog", admin.run)
+        Background("token-purge", lambda: _purge(parts.store, kept_ms, overtakes)),
+        Background("board-catalog", admin.run),
     )
     identity = [] if auth.provider is None else [_identity_ctx(auth.provider)]
     app.cleanup_ctx.extend(
-        [_storage_ctx, _boards_ctx(config, admin), *parts.contexts, purge, live, _admission_ctx, *metrics, *identity]
+        [
+            _storage_ctx,
+            _boards_ctx(config, admin),
+            *parts.contexts,
+            _overtakes_ctx(overtakes),
+            purge,
+            live,
+            _admission_ctx,
+            *metrics,
+            *identity,
+        ]
     )
     app.on_shutdown.append(_close_sockets)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from .errors import ServiceUnavailable
 from .fanout import Fanout
@@ -28,11 +28,20 @@ async def best_effort(what: str, step: Awaitable[object]) -> None:
 class Placer:
     """Puts committed entry changes on the rank indexes and announces them."""
 
-    def __init__(self, ranking: Ranking, fanout: Fanout, tops: TopCache, spans: Spans | None = None) -> None:
+    def __init__(
+        self,
+        ranking: Ranking,
+        fanout: Fanout,
+        tops: TopCache,
+        spans: Spans | None = None,
+        *,
+        placed: Callable[[AwardEvent], None] | None = None,
+    ) -> None:
         self.ranking = ranking
         self.fanout = fanout
         self.tops = tops
         self.span = spans or Spans(None)  # the steps as trace spans, when tracing is on
+        self.placed = placed  # told of every placed write, after it is announced (the overtakes)
 
     async def place(
         self,
@@ -63,6 +72,8 @@ class Placer:
             event = AwardEvent(user_id=user_id, username=username, at_ms=at_ms, moves=moves)
             with self.span("award.fanout"):
                 await best_effort("live update", self.fanout.publish(event))
+            if self.placed is not None:
+                self.placed(event)
         return moves
 
     async def _put(

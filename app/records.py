@@ -151,3 +151,27 @@ class AwardEvent(msgspec.Struct, frozen=True, kw_only=True, tag="award"):
     username: str
     at_ms: int
     moves: list[Move]
+
+
+class NoticeDraft(msgspec.Struct, frozen=True, kw_only=True):
+    """A notice for one user, before the store numbers it: its type and its data (a JSON object's text)."""
+
+    user_id: str
+    type: str
+    data: str
+
+
+class Notice(msgspec.Struct, frozen=True, kw_only=True):
+    """A kept notice: numbered by the store (`id`, the `after` of a replay), with when it was made."""
+
+    id: int
+    user_id: str
+    type: str
+    data: str
+    created_ms: int
+
+
+class Noticed(msgspec.Struct, frozen=True, kw_only=True, tag="notices"):
+    """Notices kept by one process, for every process to send to its connections of their users."""
+
+    notices: list[Notice]

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from app.api import models
 from app.api.keys import HUB
 from app.errors import CLOSE_TRY_AGAIN_LATER
 
@@ -30,11 +29,6 @@ skip_without_chromium()
 TOKEN_KEY = "scoreboard.token"
 RADIUS = 3  # the page's around window (board.js AROUND_RADIUS)
 SOCKETS = re.compile(r".*/ws/scoreboard.*")
-# Overtakes (`overtaken`, GET /users/me/notifications, the notifications channel) come with the
-# notify branch: the toast's tests run once the server has them.
-needs_notices = pytest.mark.skipif(
-    not hasattr(models, "NotificationsData"), reason="the server keeps no notices yet (branch notify)"
-)
 # Every toast the page shows, in order, also after it has gone from the screen.
 WATCH_TOASTS = """() => {
     window.toasted = [];
@@ -133,7 +127,6 @@ async def _toasted(page: Any, count: int) -> list[str]:
     return texts
 
 
-@needs_notices
 async def test_a_toast_says_who_passed_the_viewer(browser: Any, flow: Flow, client: Any) -> None:
     await _seed(flow)  # u0 800, u1 700, u2 600 … u7 100
     page = await _signed_in(browser, client, "u2")
@@ -146,7 +139,6 @@ async def test_a_toast_says_who_passed_the_viewer(browser: Any, flow: Flow, clie
     await _panel_shows(page, await _around(client, "u2"))
 
 
-@needs_notices
 async def test_a_pass_while_the_socket_is_away_is_toasted_once(browser: Any, flow: Flow, client: Any) -> None:
     await _seed(flow)
     page = await _signed_in(browser, client, "u2")

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from app.fanout import Fanout
 from app.fanout.local import LocalFanout
 from app.fanout.redis import RedisFanout
-from app.records import AwardEvent, BoardPeriod, EntryChange, Move
+from app.records import AwardEvent, BoardPeriod, EntryChange, Move, Notice
 from app.redis_client import Keys, connect
 
 from .contracts import LOCAL, REDIS, redis_prefix_for, until
@@ -149,8 +149,21 @@ async def test_a_failing_handler_does_not_stop_the_others(
         await fanout.publish(event)  # the publisher is not told either
     await _received(after, events[-1])
     assert before == after == events
-    failures = [r for r in caplog.records if r.getMessage() == "award handler failed"]
+    failures = [r for r in caplog.records if r.getMessage() == "fan-out handler failed"]
     assert [str(r.exc_info[1]) for r in failures if r.exc_info] == [f"handler broke on {n}" for n in (1, 2, 3)]
+
+
+async def test_notices_reach_the_notice_handlers_not_the_award_handlers(make_fanout: MakeFanout) -> None:
+    fanout = await make_fanout()
+    awards: list[AwardEvent] = []
+    told: list[list[Notice]] = []
+    fanout.subscribe(awards.append)
+    fanout.on_notices(told.append)
+    notices = [Notice(id=n, user_id=f"u{n}", type="overtaken", data='{"n":1}', created_ms=5) for n in (7, 8)]
+    await fanout.tell(notices)
+    await fanout.publish(_event(1))  # once this arrived, the notices have too
+    await _received(awards, _event(1))
+    assert told == [notices] and awards == [_event(1)]
 
 
 async def test_an_event_reaches_another_process_on_the_same_prefix(make_redis_fanout: MakeRedisFanout) -> None:

@@ -17,6 +17,7 @@ from scoreboard_client import (
     LeaderboardUpdate,
     LiveMessage,
     LiveStream,
+    Overtaken,
     RanksUpdate,
     ScoreUpdate,
     Subscribed,
@@ -78,6 +79,28 @@ async def test_live_stream_yields_the_boards_messages(server: ServerProcess) -> 
         update = await next_of(live, LeaderboardUpdate, lambda m: standing(m).get("rival") == 200)
         ranked = [(e.user_id, e.rank) for e in update.data.leaderboard]
         assert ranked.index(("rival", 1)) < ranked.index(("watcher", 2))
+
+
+async def test_live_stream_tells_who_passed_and_replays_the_kept_notices(server: ServerProcess) -> None:
+    async with (
+        Client(server.url, token=token("passed")) as me,
+        Client(server.url, token=token("passer")) as other,
+    ):
+        await me.complete("COMPLETE_QUEST", "passed-1")
+        await other.complete("COMPLETE_QUEST", "passer-1")  # a tie, reached later: behind
+        async with me.live(board="weekly", notifications=True) as live:
+            await next_of(live, Subscribed, lambda m: m.channel == "notifications")
+            await other.complete("COMPLETE_QUEST", "passer-2")  # passes me on global and weekly
+            told = [await next_of(live, Overtaken), await next_of(live, Overtaken)]
+        assert sorted(m.data.board for m in told) == ["global", "weekly"]
+        assert {(m.data.user_id, m.data.by.user_id, m.data.by.score) for m in told} == {("passed", "passer", 200)}
+        assert all(m.data.new_rank == m.data.previous_rank + 1 for m in told)
+        # A stream opened later replays the kept ones, with the same ids.
+        async with me.live(board="weekly", notifications=True) as again:
+            replayed = [await next_of(again, Overtaken), await next_of(again, Overtaken)]
+        assert [m.id for m in replayed] == sorted(m.id or 0 for m in told) and [m.data for m in replayed] == [
+            m.data for m in sorted(told, key=lambda m: m.id or 0)
+        ]
 
 
 async def test_an_anonymous_stream_ends_with_its_client(server: ServerProcess) -> None:

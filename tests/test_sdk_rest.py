@@ -36,9 +36,10 @@ from scoreboard_client import (
     UserNotFound,
     ValidationError,
 )
-from scoreboard_client.models import BoardChange, BoardCreate
+from scoreboard_client.models import BoardChange, BoardCreate, Notification
 
 from .boards.scene import RACER_KEY
+from .contracts import eventually
 from .real_servers import ServerProcess, free_port
 from .sdk_server import SLOW_SECONDS, UPDATES_PER_MINUTE, Requests, running, token
 
@@ -119,6 +120,16 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         default_top = await client.top(limit=100)
         assert ("tour-player", 200) in [(e.user_id, e.score) for e in default_top.leaderboard]
 
+        # A user passed on a board is told, and the notice kept for them.
+        await staff.write_score("tour", "tour-player", 1)
+        await staff.write_score("tour", "zed", 0)  # a first entry passes nobody
+        await staff.write_score("tour", "zed", 100)  # rank 6 -> 1: passes the player, at rank 5
+        notices = await eventually(lambda: _notified(client))
+        assert [(n.type, n.data.by.user_id, n.data.previous_rank, n.data.new_rank) for n in notices] == [
+            ("overtaken", "zed", 5, 6)
+        ]
+        assert (await client.notifications(after=notices[-1].id)).notifications == []
+
         assert (await staff.retire_board("tour")).retired
         with pytest.raises(BoardNotFound):
             await client.board("tour")
@@ -134,6 +145,12 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
     ]
     assert len(operations) >= 16  # the tags still name the API's operations
     assert [op for op in operations if not requests.count(*op)] == []
+
+
+async def _notified(client: Client) -> list[Notification]:
+    notices = (await client.notifications()).notifications
+    assert notices
+    return notices
 
 
 async def test_ids_are_path_segments(server: ServerProcess) -> None:

@@ -16,7 +16,7 @@ from app.errors import (
     TokenAlreadyUsed,
     TokenExpired,
 )
-from app.records import TokenGrant
+from app.records import NoticeDraft, TokenGrant
 from app.storage import Store
 
 from .stores import claim, grant, open_store, score
@@ -205,3 +205,21 @@ async def test_concurrent_grants_never_exceed_the_cap(store: Store, known: bool)
     )
     assert sum(r is None for r in results) == (4 if known else 5)
     assert all(isinstance(r, RateLimited) for r in results if r is not None)
+
+
+async def test_notices_are_numbered_in_order_and_each_user_keeps_the_newest(store: Store) -> None:
+    def drafts(user: str, count: int, start: int = 0) -> list[NoticeDraft]:
+        return [NoticeDraft(user_id=user, type="overtaken", data=f'{{"n":{start + i}}}') for i in range(count)]
+
+    first = await store.add_notices([*drafts("u", 60), *drafts("v", 2)], now_ms=1000, keep=100)
+    assert [n.id for n in first] == sorted(n.id for n in first) and len({n.id for n in first}) == 62
+    assert [(n.user_id, n.data, n.created_ms) for n in first[:2]] == [("u", '{"n":0}', 1000), ("u", '{"n":1}', 1000)]
+    await store.add_notices(drafts("u", 60, start=60), now_ms=2000, keep=100)
+    kept = await store.notices("u", after=0, since_ms=0, keep=100)
+    assert [n.data for n in kept] == [f'{{"n":{i}}}' for i in range(20, 120)]  # the newest 100, oldest first
+    assert len(await store.notices("v", after=0, since_ms=0, keep=100)) == 2  # another user's stay
+    assert [n.data for n in await store.notices("u", after=kept[-2].id, since_ms=0, keep=100)] == ['{"n":119}']
+    assert len(await store.notices("u", after=0, since_ms=1500, keep=100)) == 60  # the kept time
+    assert await store.purge_notices(1500) == 42  # u's 40 left of the first batch, and v's 2
+    assert len(await store.notices("u", after=0, since_ms=0, keep=100)) == 60
+    assert await store.notices("nobody", after=0, since_ms=0, keep=100) == []

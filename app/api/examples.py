@@ -27,6 +27,10 @@ from .models import (
     InitializeRequest,
     LookupData,
     LookupRequest,
+    Notification,
+    NotificationsData,
+    Overtake,
+    Passer,
     PeriodData,
     PeriodEntry,
     PeriodsData,
@@ -172,6 +176,25 @@ USER_BOARDS = Example(
             UserBoard(board="weekly", period="2026-W49", score=500, rank=2, percentile=0.0),
             UserBoard(board="trial", period="all", score=83450, rank=2, percentile=0.0),
         ],
+    )
+)
+NOTIFICATIONS = Example(
+    data=NotificationsData(
+        notifications=[
+            Notification(
+                id=41,
+                type="overtaken",
+                created_at=NOW,
+                data=Overtake(
+                    board="weekly",
+                    period="2026-W49",
+                    user_id="bob",
+                    by=Passer(user_id="alice", username="Alice", score=600),
+                    previous_rank=1,
+                    new_rank=2,
+                ),
+            )
+        ]
     )
 )
 STREAM = Example(

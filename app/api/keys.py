@@ -14,6 +14,7 @@ from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.hub import Hub
 from ..metrics.export import Exporter
+from ..overtakes import Overtakes
 from ..service import Scoreboard
 from ..storage import Store
 
@@ -31,6 +32,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 # `Cache-Control` of public board reads (server.read_cache_seconds), made once at start.
 READ_CACHE_CONTROL = web.AppKey("read_cache_control", str)
 HUB = web.AppKey("hub", Hub)
+OVERTAKES = web.AppKey("overtakes", Overtakes)
 ADMISSION = web.AppKey("admission", Admission)
 # The proxies whose X-Forwarded-For is believed (server.trusted_proxies).
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])

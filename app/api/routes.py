@@ -276,6 +276,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         method="GET",
+        path="/api/v1/users/me/notifications",
+        handler=views.notifications,
+        example=x.NOTIFICATIONS,
+        summary="The caller's notices (`overtaken`: who passed them on which board), the newest 100 of the "
+        "last 7 days, those after `after` (an id), oldest first; the WebSocket's notifications channel "
+        "replays the same",
+        response=m.NotificationsData,
+        query=m.NotificationsQuery,
+        auth="user",
+        errors=_AUTH_ERRORS,
+        tag="boards",
+        cache="private",
+    ),
+    Endpoint(
+        method="GET",
         path="/api/v1/boards/{board}/stream",
         handler=stream.board_stream,
         example=x.STREAM,

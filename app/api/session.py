@@ -18,6 +18,7 @@ from ..errors import (
     CLOSE_UNAUTHORIZED,
     ApiError,
     Forbidden,
+    ServiceUnavailable,
     Unauthorized,
     ValidationFailed,
 )
@@ -112,7 +113,10 @@ class Session:
         elif isinstance(message, Subscribe) and message.channel in BOARD_CHANNELS:
             await self._subscribe(message)
         elif isinstance(message, Subscribe):
-            self.error("VALIDATION_ERROR", "The notifications channel is not served here")
+            await self._notifications(message.after or 0)
+        elif isinstance(message, Unsubscribe) and message.channel not in BOARD_CHANNELS:
+            # Notices go to every connection of their user (contract): there is nothing to stop.
+            self.conn.send(Unsubscribed(channel=message.channel))
         elif isinstance(message, Unsubscribe):
             board = message.board or self.hub.catalog.default
             self.hub.unsubscribe(self.conn, board, message.channel)
@@ -138,6 +142,19 @@ class Session:
             await self.hub.subscribe(self.conn, board, message.max_rate)
         else:
             await self.hub.watch(self.conn, board, key, message.max_rate)
+
+    async def _notifications(self, after: int) -> None:
+        """`subscribed`, then the user's kept notices after `after`, then theirs as they come;
+        an `error` (UNAUTHORIZED) on an anonymous connection, SERVICE_UNAVAILABLE when the kept
+        ones cannot be read (the live ones come all the same)."""
+        if self.conn.user_id is None:
+            self.error("UNAUTHORIZED", "The notifications channel needs an authenticated connection")
+            return
+        self.conn.send(Subscribed(channel="notifications"))
+        try:
+            await self.hub.replay_notices(self.conn, after)
+        except ServiceUnavailable as exc:
+            self.error(exc.code, exc.message)
 
     def _window(self, message: Subscribe) -> WindowKey | None:
         """The window a `ranks` or `around` subscription asks for (None for the top 10)."""

@@ -21,6 +21,7 @@ from .keys import (
     BOARD_READS,
     INITIALIZE_LIMITER,
     OPENAPI,
+    OVERTAKES,
     READ_CACHE_CONTROL,
     SCOREBOARD,
     SERVICE_KEYS,
@@ -39,6 +40,7 @@ from .models import (
     HealthData,
     InitializeRequest,
     LookupRequest,
+    NotificationsQuery,
     OperatorBoardPath,
     RanksQuery,
     ScoreWriteHeaders,
@@ -183,6 +185,14 @@ async def user_boards(request: web.Request) -> web.Response:
     await principal(request)
     path = path_of(request, UserPath)
     response = ok(await request.app[BOARD_READS].user_boards(path.user_id))
+    response.headers.update(PRIVATE)
+    return response
+
+
+async def notifications(request: web.Request) -> web.Response:
+    user = await principal(request)
+    query = query_of(request, NotificationsQuery)
+    response = ok(await request.app[OVERTAKES].notifications(user.user_id, query.after))
     response.headers.update(PRIVATE)
     return response
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..records import AwardEvent
-from . import AwardHandler, deliver
+from ..records import AwardEvent, Notice
+from . import AwardHandler, NoticesHandler, deliver
 
 
 class LocalFanout:
@@ -13,6 +13,7 @@ class LocalFanout:
 
     def __init__(self) -> None:
         self.handlers: list[AwardHandler] = []
+        self.notice_handlers: list[NoticesHandler] = []
 
     def subscribe(self, handler: AwardHandler) -> None:
         """Add a handler."""
@@ -27,3 +28,11 @@ class LocalFanout:
 
     async def run(self) -> None:
         """Nothing to receive."""
+
+    def on_notices(self, handler: NoticesHandler) -> None:
+        """Add a notice handler."""
+        self.notice_handlers.append(handler)
+
+    async def tell(self, notices: list[Notice]) -> None:
+        """Call every notice handler now."""
+        deliver(self.notice_handlers, notices)

@@ -1,4 +1,5 @@
-"""Fan-out through Redis Pub/Sub: an award made in any process reaches every process's hub."""
+"""Fan-out through Redis Pub/Sub: an award made, or a notice kept, in any process reaches every
+process's hub."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from collections.abc import Callable
 import msgspec
 import redis.asyncio as aioredis
 
-from ..records import AwardEvent
+from ..records import AwardEvent, Notice, Noticed
 from ..redis_client import OUTAGES, Keys, TurnPipeline, unavailable_on_outage
 from ..tasks import stop_if_cancelled
-from . import AwardHandler, deliver
+from . import AwardHandler, NoticesHandler, deliver
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,11 @@ class RedisFanout:
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
         self.handlers: list[AwardHandler] = []
+        self.notice_handlers: list[NoticesHandler] = []
         self._gap_callbacks: list[Callable[[], None]] = []
         self._listening = asyncio.Event()  # subscribed to the channel now
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(AwardEvent | Reloaded)
+        self._decoder = msgspec.msgpack.Decoder(AwardEvent | Reloaded | Noticed)
 
     async def reloaded(self) -> None:
         """Tell every process the board was loaded: each sends its viewers the board again. This
@@ -55,6 +57,16 @@ class RedisFanout:
         """Send an event to every process, this one included."""
         with unavailable_on_outage():
             message = self._encoder.encode(event)
+            await self.trips.call(lambda pipe: pipe.publish(self.keys.channel, message))
+
+    def on_notices(self, handler: NoticesHandler) -> None:
+        """Add a handler for notices kept by every process."""
+        self.notice_handlers.append(handler)
+
+    async def tell(self, notices: list[Notice]) -> None:
+        """Send kept notices to every process, this one included."""
+        with unavailable_on_outage():
+            message = self._encoder.encode(Noticed(notices=notices))
             await self.trips.call(lambda pipe: pipe.publish(self.keys.channel, message))
 
     async def listening(self) -> None:
@@ -92,6 +104,8 @@ class RedisFanout:
             return
         if isinstance(event, Reloaded):
             self._missed()
+        elif isinstance(event, Noticed):
+            deliver(self.notice_handlers, event.notices)
         else:
             deliver(self.handlers, event)
 

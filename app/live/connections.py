@@ -18,6 +18,8 @@ from ..limits import ConnectionSlots
 from ..tasks import Errands
 from .messages import Sequenced, ServerMessage, encode, text_frame
 
+REMEMBERED_NOTICES = 200  # notice ids a connection remembers having sent (a user keeps 100)
+
 CLOSE_WAIT_SECONDS = 5.0  # a close handshake (drain, close frame, answer) longer than this is cut short
 RESTART_REASON = "service restart"  # the close reason of a draining process (code 1012)
 PING_FRAME = bytes((0x89, 0))  # an unmasked PING with no payload
@@ -27,7 +29,7 @@ class Connection:
     """One WebSocket. Writes never wait: frames go straight to the socket's buffer, and a
     client whose buffer grows past the limit is closed instead of being waited for."""
 
-    __slots__ = ("_expiry", "heard", "id", "pinged", "registry", "transport", "user_id", "ws")
+    __slots__ = ("_expiry", "heard", "id", "notices", "pinged", "registry", "transport", "user_id", "ws")
 
     def __init__(
         self, registry: Connections, ws: web.WebSocketResponse | None, transport: asyncio.BaseTransport | None
@@ -39,6 +41,7 @@ class Connection:
         self.user_id: str | None = None
         self.heard = False  # a frame arrived since the last keepalive sweep
         self.pinged = False  # the last keepalive sweep pinged it
+        self.notices: Delivered | None = None  # the user's notices it was sent, from the first one on
         self._expiry: asyncio.TimerHandle | None = None
 
     @property
@@ -108,6 +111,26 @@ class Connection:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
+
+
+class Delivered:
+    """The notices one connection was sent (the newest ids), and those held back while a replay of
+    the kept ones is read: each notice reaches a connection once, replayed or live."""
+
+    __slots__ = ("held", "ids")
+
+    def __init__(self) -> None:
+        self.ids: dict[int, None] = {}  # insertion-ordered: the oldest is forgotten first
+        self.held: list[tuple[int, bytes]] | None = None  # (id, frame) arriving during a replay
+
+    def first_time(self, notice_id: int) -> bool:
+        """Whether this notice is new to the connection (it is remembered from now on)."""
+        if notice_id in self.ids:
+            return False
+        self.ids[notice_id] = None
+        if len(self.ids) > REMEMBERED_NOTICES:
+            del self.ids[next(iter(self.ids))]
+        return True
 
 
 def _nobody_listens(user_id: str) -> None:

@@ -12,13 +12,17 @@ from ..boards.catalog import Catalog
 from ..errors import CLOSE_SERVICE_RESTART
 from ..limits import ConnectionSlots
 from ..ranking import Ranking
-from ..records import AwardEvent
+from ..records import AwardEvent, Notice
 from ..tasks import Errands
 from .connections import RESTART_REASON, Connection, Connections
-from .notices import Notices
+from .notices import KeptNotices, Notices
 from .streams import StreamConnection
 from .waves import Waves, WaveTally
 from .windows import WindowKey, Windows
+
+
+async def _none_kept(user_id: str, after: int) -> list[Notice]:
+    return []
 
 
 class Hub:
@@ -34,6 +38,7 @@ class Hub:
         clock: Callable[[], int],
         *,
         max_buffer: int,
+        kept: KeptNotices = _none_kept,
     ) -> None:
         # One set of errands for closes, slot releases and overtake lookups: `finished` waits for all.
         errands = Errands("a hub background task")
@@ -44,7 +49,7 @@ class Hub:
         self.tally = WaveTally()
         self.waves: dict[str, Waves] = {}
         self.windows: dict[str, Windows] = {}
-        self.notices = Notices(ranking, self.registry, errands, catalog, clock)
+        self.notices = Notices(ranking, self.registry, errands, catalog, clock, kept=kept)
         self.registry.on_user_left = self.notices.unwatch
         self.registry.on_disconnect = self._unsubscribe_all
         self.draining = False  # `drain` was called: a connection that arrives now is closed at once
@@ -165,6 +170,15 @@ class Hub:
             if (windows := self.windows.get(board)) is not None:
                 windows.on_move(event.user_id, move)
         self.notices.on_award(event)
+
+    def on_notices(self, notices: list[Notice]) -> None:
+        """Notices kept by any process: to their users' connections here."""
+        self.notices.deliver(notices)
+
+    async def replay_notices(self, conn: Connection, after: int) -> None:
+        """The notifications channel: the connection's user's kept notices after `after`, then live."""
+        assert conn.user_id is not None
+        await self.notices.replay(conn, conn.user_id, after)
 
     def resync(self) -> None:
         """Events may have been missed: send every board's top 10 even if it looks unchanged, and

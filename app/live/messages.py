@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from ..api.models import BoardId, Rank, Score, Timestamp
+from ..api.models import BoardId, Overtake, Rank, Score, Timestamp
 from ..decoding import decode_json
 
 # A board's top 10, a window of ranks, the window around the connection's user, and the user's
@@ -61,12 +61,12 @@ class Authenticated(_Server, tag="authenticated"):
 
 class Subscribed(_Server, tag="subscribed"):
     channel: str
-    board: str
+    board: str | msgspec.UnsetType = msgspec.UNSET  # none for the user's notifications
 
 
 class Unsubscribed(_Server, tag="unsubscribed"):
     channel: str
-    board: str
+    board: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class Pong(_Server, tag="pong"):
@@ -132,6 +132,13 @@ class RankChange(_Server, tag="rank_change"):
     data: RankMove
 
 
+class Overtaken(_Server, tag="overtaken"):
+    """Another user's write passed the connection's user; `id` is the kept notice's (for `after`)."""
+
+    id: int
+    data: Overtake
+
+
 class RanksEntry(msgspec.Struct, rename="camel", kw_only=True):
     rank: Rank
     user_id: str
@@ -169,6 +176,7 @@ ServerMessage = (
     | PeriodEnded
     | ScoreUpdate
     | RankChange
+    | Overtaken
     | Error
 )
 

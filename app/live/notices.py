@@ -1,17 +1,31 @@
-"""Messages to one user's connections after a write: `score_update` to the user who scored,
-`rank_change` to them and to each connected user they overtook, one message per board."""
+"""Messages to one user's connections: after a write, `score_update` to the user who scored and
+`rank_change` to them and to each connected user they overtook, one message per board; and the
+user's kept notices (`overtaken`), live from any process and replayed on the notifications channel,
+each once per connection."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..boards.catalog import Catalog
 from ..errors import ServiceUnavailable
+from ..overtakes import overtake_of
 from ..ranking import Ranking
-from ..records import AwardEvent, BoardPeriod
+from ..records import AwardEvent, BoardPeriod, Notice
 from ..tasks import Errands, stop_if_cancelled
-from .connections import Connections
-from .messages import RankChange, RankMove, ScoreChange, ScoreUpdate, ServerMessage, encode, text_frame
+from .connections import Connection, Connections, Delivered
+from .messages import (
+    Overtaken,
+    RankChange,
+    RankMove,
+    ScoreChange,
+    ScoreUpdate,
+    ServerMessage,
+    encode,
+    text_frame,
+)
+
+KeptNotices = Callable[[str, int], Awaitable[list[Notice]]]  # a user's kept notices after an id
 
 
 class Notices:
@@ -19,9 +33,17 @@ class Notices:
     are watched for being overtaken."""
 
     def __init__(
-        self, ranking: Ranking, registry: Connections, errands: Errands, catalog: Catalog, clock: Callable[[], int]
+        self,
+        ranking: Ranking,
+        registry: Connections,
+        errands: Errands,
+        catalog: Catalog,
+        clock: Callable[[], int],
+        *,
+        kept: KeptNotices,
     ) -> None:
         self.ranking = ranking
+        self.kept = kept
         self.catalog = catalog
         self.clock = clock
         # The registry's users and their connections: the dict itself (never replaced), read on
@@ -119,3 +141,38 @@ class Notices:
             frame = text_frame(encode(message))
             for conn in list(owned):
                 conn.send_frame(frame)
+
+    def deliver(self, notices: list[Notice]) -> None:
+        """Send kept notices to their users' connections here (held back where a replay is being
+        read), each once per connection."""
+        for notice in notices:
+            owned = self.by_user.get(notice.user_id)
+            if owned:
+                frame = text_frame(encode(Overtaken(id=notice.id, data=overtake_of(notice))))
+                for conn in list(owned):
+                    _send_notice(conn, notice.id, frame)
+
+    async def replay(self, conn: Connection, user_id: str, after: int) -> None:
+        """Send the user's kept notices after `after` that the connection was not sent yet, then
+        those that arrived meanwhile; SERVICE_UNAVAILABLE when they cannot be read (the ones that
+        arrived meanwhile are sent all the same)."""
+        delivered = conn.notices = conn.notices or Delivered()
+        if delivered.held is not None:  # a replay is being read already: it sends what this would
+            return
+        delivered.held = []
+        try:
+            for notice in await self.kept(user_id, after):
+                if delivered.first_time(notice.id):
+                    conn.send(Overtaken(id=notice.id, data=overtake_of(notice)))
+        finally:
+            held, delivered.held = delivered.held, None
+            for notice_id, frame in held:
+                _send_notice(conn, notice_id, frame)
+
+
+def _send_notice(conn: Connection, notice_id: int, frame: bytes) -> None:
+    delivered = conn.notices = conn.notices or Delivered()
+    if delivered.held is not None:
+        delivered.held.append((notice_id, frame))
+    elif delivered.first_time(notice_id):
+        conn.send_frame(frame)

@@ -7,7 +7,17 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..metrics.tally import Histogram
-from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
+from ..records import (
+    Award,
+    AwardClaim,
+    Notice,
+    NoticeDraft,
+    ScoreWrite,
+    Standing,
+    TokenGrant,
+    UserRecord,
+    WriteOutcome,
+)
 
 
 class Store(Protocol):
@@ -67,3 +77,12 @@ class Store(Protocol):
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows that expired before the given time; return how many."""
+
+    async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
+        """Keep notices (numbered, in order, dated `now_ms`); each of their users keeps only their newest `keep`."""
+
+    async def notices(self, user_id: str, *, after: int, since_ms: int, keep: int) -> list[Notice]:
+        """A user's newest `keep` notices made since `since_ms`, those numbered after `after`, oldest first."""
+
+    async def purge_notices(self, created_before_ms: int) -> int:
+        """Delete notices made before this time; return how many."""

@@ -29,6 +29,8 @@ from ..records import (
     AwardClaim,
     BoardPeriod,
     EntryChange,
+    Notice,
+    NoticeDraft,
     ScoreWrite,
     Standing,
     TokenGrant,
@@ -139,6 +141,16 @@ STANDINGS = (
     "SELECT e.user_id, u.username, e.score, e.seq, e.updated_at, e.subscore, e.metadata "
     "FROM board_entries e JOIN users u ON u.id = e.user_id WHERE e.board = $1 AND e.period = $2"
 )
+# Notices: each user's newest `keep` within the kept time are theirs to read; older ones go.
+ADD_NOTICE = "INSERT INTO notices (user_id, type, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id"
+TRIM_NOTICES = (
+    "DELETE FROM notices WHERE user_id = $1 AND id < "
+    "(SELECT id FROM notices WHERE user_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)"
+)
+KEPT_NOTICES = (
+    "SELECT id, user_id, type, data, created_at FROM (SELECT id, user_id, type, data, created_at FROM notices "
+    "WHERE user_id = $1 AND created_at >= $2 ORDER BY id DESC LIMIT $3) AS kept WHERE id > $4 ORDER BY id"
+)
 
 
 def check_unused(held: int, first_expiry_ms: int | None, *, now_ms: int, max_unused: int | None) -> None:
@@ -167,6 +179,16 @@ def refusal(claim: AwardClaim, token: Row) -> ApiError:
 def user_record(row: Any) -> UserRecord:
     """A row of USER (a tuple, or the driver's own record)."""
     return UserRecord(user_id=row[0], username=row[1])
+
+
+def notice(draft: NoticeDraft, notice_id: int, created_ms: int) -> Notice:
+    """A draft as kept under its id."""
+    return Notice(id=notice_id, user_id=draft.user_id, type=draft.type, data=draft.data, created_ms=created_ms)
+
+
+def kept_notice(row: Any) -> Notice:
+    """A notice from its row (id, user_id, type, data, created_at)."""
+    return Notice(id=row[0], user_id=row[1], type=row[2], data=row[3], created_ms=row[4])
 
 
 def standing(row: Any) -> Standing:
@@ -263,6 +285,9 @@ class Operations:
         self.retire_board = sql(RETIRE_BOARD)
         self.user = sql(USER)
         self.standings = sql(STANDINGS)
+        self.add_notice = sql(ADD_NOTICE)
+        self.trim_notices = sql(TRIM_NOTICES)
+        self.kept_notices = sql(KEPT_NOTICES)
 
     def grant(self, grant: TokenGrant, max_unused: int | None) -> Steps[None]:
         """Record an issued token (creating or renaming its user); refuse an action the user
@@ -411,6 +436,17 @@ class Operations:
         )
         yield self.set_key_outcome, (encode_outcome(outcome), write.service, write.key)
         return outcome
+
+    def add_notices(self, drafts: list[NoticeDraft], now_ms: int, keep: int) -> Steps[list[Notice]]:
+        """Keep notices, numbered in order; each of their users keeps only their newest `keep`."""
+        notices = []
+        for draft in drafts:
+            row = yield self.add_notice, (draft.user_id, draft.type, draft.data, now_ms)
+            assert row is not None  # RETURNING answers the inserted row
+            notices.append(notice(draft, row[0], now_ms))
+        for user_id in dict.fromkeys(draft.user_id for draft in drafts):
+            yield self.trim_notices, (user_id, keep - 1)
+        return notices
 
     def keep_answer(self, service: str, key: str, answer: str) -> Steps[None]:
         """Keep the first answer of a trusted write, for its retries."""

@@ -14,8 +14,18 @@ import asyncpg
 from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..metrics.tally import Histogram
-from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
-from .operations import Operations, Steps, standing, user_record
+from ..records import (
+    Award,
+    AwardClaim,
+    Notice,
+    NoticeDraft,
+    ScoreWrite,
+    Standing,
+    TokenGrant,
+    UserRecord,
+    WriteOutcome,
+)
+from .operations import Operations, Steps, kept_notice, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 
 log = logging.getLogger(__name__)
@@ -23,6 +33,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(POSTGRES)
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
+PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
+# A batch of notices in one round trip each (the shared steps would take one per notice and user).
+ADD_NOTICES = (
+    "INSERT INTO notices (user_id, type, data, created_at) "
+    "SELECT n.user_id, n.type, n.data, $4 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY "
+    "AS n(user_id, type, data, i) ORDER BY n.i RETURNING id, user_id, type, data, created_at"
+)
+TRIM_NOTICES = (
+    "DELETE FROM notices n USING unnest($1::text[]) AS u(user_id) WHERE n.user_id = u.user_id AND n.id < "
+    "(SELECT m.id FROM notices m WHERE m.user_id = u.user_id ORDER BY m.id DESC LIMIT 1 OFFSET $2)"
+)
 
 _MIGRATION_LOCK = 0x5C0EB0A2D  # advisory lock: one process migrates at a time
 
@@ -170,6 +191,31 @@ class PostgresStore:
         """Forget old Idempotency-Keys."""
         async with self._transaction() as conn:
             status = await conn.execute(OPS.purge_keys, created_before_ms)
+        return int(status.split()[-1])
+
+    async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
+        """Keep notices in one transaction of two statements."""
+        async with self._transaction() as conn:
+            rows = await conn.fetch(
+                ADD_NOTICES,
+                [d.user_id for d in drafts],
+                [d.type for d in drafts],
+                [d.data for d in drafts],
+                now_ms,
+            )
+            await conn.execute(TRIM_NOTICES, list(dict.fromkeys(d.user_id for d in drafts)), keep - 1)
+        return sorted((kept_notice(row) for row in rows), key=lambda n: n.id)
+
+    async def notices(self, user_id: str, *, after: int, since_ms: int, keep: int) -> list[Notice]:
+        """A user's kept notices after `after`, oldest first."""
+        async with self._transaction() as conn:
+            rows = await conn.fetch(OPS.kept_notices, user_id, since_ms, keep, after)
+        return [kept_notice(row) for row in rows]
+
+    async def purge_notices(self, created_before_ms: int) -> int:
+        """Delete notices made before this time."""
+        async with self._transaction() as conn:
+            status = await conn.execute(PURGE_NOTICES, created_before_ms)
         return int(status.split()[-1])
 
     async def purge_tokens(self, expired_before_ms: int) -> int:

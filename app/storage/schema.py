@@ -165,6 +165,21 @@ _MIGRATIONS: list[tuple[int, str]] = [
             SELECT 'global', 'all', id, score, score_seq, last_score_update FROM users WHERE score_seq IS NOT NULL
         """,
     ),
+    (
+        # Notices to users (`overtaken`), kept for a while: read by user, newest first; purged by age.
+        3,
+        """
+        CREATE TABLE notices (
+            id {serial_key},
+            user_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at {bigint} NOT NULL
+        );
+        CREATE INDEX idx_notices_user ON notices (user_id, id);
+        CREATE INDEX idx_notices_created ON notices (created_at)
+        """,
+    ),
 ]
 
 

@@ -13,10 +13,20 @@ import aiosqlite
 
 from ..clock import now_ms
 from ..errors import ServiceUnavailable
-from ..records import Award, AwardClaim, ScoreWrite, Standing, TokenGrant, UserRecord, WriteOutcome
+from ..records import (
+    Award,
+    AwardClaim,
+    Notice,
+    NoticeDraft,
+    ScoreWrite,
+    Standing,
+    TokenGrant,
+    UserRecord,
+    WriteOutcome,
+)
 from .backup import ServingLock
 from .group_commit import GroupCommit, Write
-from .operations import Operations, Steps, standing, user_record
+from .operations import Operations, Steps, kept_notice, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 
 log = logging.getLogger(__name__)
@@ -29,6 +39,7 @@ PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_toke
 PURGE_KEYS = (
     "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)"
 )
+PURGE_NOTICES = "DELETE FROM notices WHERE id IN (SELECT id FROM notices WHERE created_at < ? LIMIT ?)"
 
 
 def _steps(steps: Steps[T]) -> Write[T]:
@@ -224,19 +235,30 @@ class SqliteStore:
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget old Idempotency-Keys, in chunks as `purge_tokens`."""
+        return await self._purge_all(PURGE_KEYS, created_before_ms)
+
+    async def purge_tokens(self, expired_before_ms: int) -> int:
+        """Delete token rows past their expiry: an expired token is refused before the database.
+        In chunks, each its own short write: a minute's tokens at once would hold the loop."""
+        return await self._purge_all(PURGE, expired_before_ms)
+
+    async def purge_notices(self, created_before_ms: int) -> int:
+        """Delete notices made before this time, in chunks as `purge_tokens`."""
+        return await self._purge_all(PURGE_NOTICES, created_before_ms)
+
+    async def _purge_all(self, statement: str, before_ms: int) -> int:
         total = 0
-        while (count := await self.writer.write(_purge(PURGE_KEYS, created_before_ms))) > 0:
+        while (count := await self.writer.write(_purge(statement, before_ms))) > 0:
             total += count
             if count < PURGE_CHUNK:
                 break
         return total
 
-    async def purge_tokens(self, expired_before_ms: int) -> int:
-        """Delete token rows past their expiry: an expired token is refused before the database.
-        In chunks, each its own short write: a minute's tokens at once would hold the loop."""
-        total = 0
-        while (count := await self.writer.write(_purge(PURGE, expired_before_ms))) > 0:
-            total += count
-            if count < PURGE_CHUNK:
-                break
-        return total
+    async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
+        """Keep notices, in one write of the group commit."""
+        return await self.writer.write(_steps(OPS.add_notices(drafts, now_ms, keep)))
+
+    async def notices(self, user_id: str, *, after: int, since_ms: int, keep: int) -> list[Notice]:
+        """A user's kept notices after `after`, oldest first."""
+        rows = await self._db().execute_fetchall(OPS.kept_notices, (user_id, since_ms, keep, after))
+        return [kept_notice(row) for row in rows]

@@ -20,7 +20,7 @@ from .backoff import Backoff
 from .errors import ActionTooFast, ScoreboardError, UnexpectedResponse, make_error
 from .events import read_events
 from .live import LiveStream
-from .messages import LiveMessage, NotificationsData
+from .messages import LiveMessage
 
 T = TypeVar("T")
 Auth = Literal["user", "service"] | None
@@ -210,10 +210,10 @@ class Client:
         """A user's standing in the current period of every board they are on."""
         return await self._get(f"/api/v1/users/{_segment(user_id)}/boards", m.UserBoardsData, auth="user")
 
-    async def notifications(self, *, after: str | int | None = None) -> NotificationsData:
+    async def notifications(self, *, after: int | None = None) -> m.NotificationsData:
         """The caller's kept notices (who passed them), oldest first; only those after the notice `after`."""
         return await self._get(
-            "/api/v1/users/me/notifications", NotificationsData, params={"after": after}, auth="user"
+            "/api/v1/users/me/notifications", m.NotificationsData, params={"after": after}, auth="user"
         )
 
     # Trusted servers.
@@ -261,7 +261,7 @@ class Client:
         around: int | None = None,
         ranks: tuple[int, int] | None = None,
         notifications: bool = False,
-        after: str | int | None = None,
+        after: int | None = None,
         max_rate: float | None = None,
         heartbeat: float = 20.0,
     ) -> LiveStream:

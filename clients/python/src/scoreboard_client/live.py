@@ -34,7 +34,7 @@ def subscriptions(
     around: int | None,
     ranks: tuple[int, int] | None,
     notifications: bool,
-    after: str | int | None,
+    after: int | None,
     max_rate: float | None,
 ) -> list[dict[str, Any]]:
     """The `subscribe` messages of a stream, as the contract spells them."""
@@ -69,7 +69,7 @@ class LiveStream:
         around: int | None,
         ranks: tuple[int, int] | None,
         notifications: bool,
-        after: str | int | None,
+        after: int | None,
         max_rate: float | None,
         heartbeat: float,
     ) -> None:
@@ -124,7 +124,8 @@ class LiveStream:
                 if self._unanswered and isinstance(message, Subscribed | LiveError):
                     await self._answered(message)
                 elif isinstance(message, Overtaken) and message.id is not None:
-                    self.after = message.id  # a resubscription replays only what came after it
+                    # A resubscription replays only what came after the newest one seen.
+                    self.after = max(self.after or 0, message.id)
                 return message
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 await self._lost(ws)

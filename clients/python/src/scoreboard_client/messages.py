@@ -1,6 +1,6 @@
-"""The WebSocket's messages as the contract defines them, and the notices of
-`GET /users/me/notifications` (not in the server's OpenAPI document yet). The server's own structs
-(app/live/messages.py) must fit these: tests/test_sdk_models.py compares them."""
+"""The WebSocket's messages as the contract defines them (the REST models are generated, in
+models.py). The server's own structs (app/live/messages.py) must fit these:
+tests/test_sdk_models.py compares them."""
 
 from __future__ import annotations
 
@@ -176,11 +176,11 @@ class Overtake(_Part):
 
 
 class Overtaken(_Message, tag="overtaken"):
-    """Another user's award or trusted write passed the connection's user. `id`: the notice's id,
-    when the server sends it (the stream then resubscribes after it)."""
+    """Another user's award or trusted write passed the connection's user. `id`: the kept notice's
+    (a stream that reconnects replays only those after it)."""
 
     data: Overtake
-    id: str | int | None = None
+    id: int | None = None
 
 
 class ErrorDetail(_Part):
@@ -251,18 +251,3 @@ def decode_message(data: str | bytes) -> LiveMessage:
         return UnknownMessage(type=kind, message=_any.decode(data))
     message: LiveMessage = decoder.decode(data)
     return message
-
-
-class Notification(_Part):
-    """A kept notice: its id (for `after`), type (`overtaken`), when, and the live message's data."""
-
-    id: str | int
-    type: str
-    created_at: str
-    data: dict[str, Any]
-
-
-class NotificationsData(_Part):
-    """The caller's kept notices, oldest first."""
-
-    notifications: list[Notification]

@@ -165,6 +165,40 @@ class LookupRequest(_Model):
     period: str = "current"
 
 
+class Notification(_Model):
+    """A kept notice: `id` orders them (the `after` of the next read), `data` is the live message's."""
+
+    id: int
+    type: Literal["overtaken"]
+    created_at: str
+    data: Overtake
+
+
+class NotificationsData(_Model):
+    """The caller's kept notices (the newest 100 of the last 7 days) after `after`, oldest first."""
+
+    notifications: list[Notification]
+
+
+class Overtake(_Model):
+    """Another user's award or trusted write passed this user on a board: who, and the user's ranks."""
+
+    board: str
+    period: str
+    user_id: str
+    by: Passer
+    previous_rank: int
+    new_rank: int
+
+
+class Passer(_Model):
+    """Who passed the user: their id, name and new score."""
+
+    user_id: str
+    username: str
+    score: int
+
+
 class PeriodData(_Model):
     """A span between two resets; startsAt and endsAt are null on a board that never resets."""
 

@@ -1,0 +1,137 @@
+"""Overtakes: whom a committed write passed on each board, told as `overtaken` notices, kept for the
+users (GET /users/me/notifications, the notifications channel's replay) and sent to their
+connections in every process.
+
+The work is bounded per write and never holds up its answer: it runs after the answer's placing,
+in the background, and tells at most MAX_PASSED users per board (the nearest ones passed: those now
+just behind the writer). Beyond that bound the others are not told: a jump past 5,000 players tells
+the 100 it ended just ahead of. While MAX_PENDING writes are still being worked on, the notices of
+a new one are skipped (counted in `skipped`, logged): a burst cannot pile up work without end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import msgspec
+
+from .api.models import Notification, NotificationsData, Overtake, Passer
+from .batching import TurnBatch
+from .clock import iso
+from .errors import ServiceUnavailable
+from .fanout import Fanout
+from .ranking import Ranking
+from .records import AwardEvent, Move, Notice, NoticeDraft
+from .storage import Store
+from .tasks import Errands
+
+log = logging.getLogger(__name__)
+
+OVERTAKEN: Final = "overtaken"
+MAX_PASSED = 100  # users told per write and board: the nearest it passed
+KEEP = 100  # notices kept per user, the newest
+KEEP_MS = 7 * 86_400_000  # and for how long
+MAX_PENDING = 1000  # writes whose notices are being worked on at once; beyond, a write's are skipped
+
+_overtake = msgspec.json.Decoder(Overtake)
+_encoder = msgspec.json.Encoder()
+
+
+def overtake_of(notice: Notice) -> Overtake:
+    """A kept `overtaken` notice's data."""
+    return _overtake.decode(notice.data)
+
+
+class Overtakes:
+    """Finds the users each write passed, keeps their notices and hands them to the fan-out."""
+
+    def __init__(self, ranking: Ranking, store: Store, fanout: Fanout, clock: Callable[[], int]) -> None:
+        self.ranking = ranking
+        self.store = store
+        self.fanout = fanout
+        self.clock = clock
+        self.told = 0  # notices kept
+        self.skipped = 0  # writes whose notices were skipped: MAX_PENDING were pending
+        self._pending = 0
+        self._errands = Errands("an overtake notice")
+        # The notices of every write found in one loop turn are kept in one store write.
+        self._keep: TurnBatch[list[NoticeDraft], list[Notice]] = TurnBatch(
+            self._keep_batch, cancelled=lambda: ServiceUnavailable("The server is stopping")
+        )
+
+    def on_write(self, event: AwardEvent) -> None:
+        """A write was placed: tell, in the background, whom it passed on each board (a first entry
+        on a board passes nobody)."""
+        for move in event.moves:
+            if move.previous_rank is None or move.previous_rank <= move.rank:
+                continue
+            if self._pending >= MAX_PENDING:
+                self.skipped += 1
+                log.warning("overtake notices skipped: %d writes are still being worked on", self._pending)
+                continue
+            self._pending += 1
+            self._errands.start(self._tell(event, move))
+
+    async def _tell(self, event: AwardEvent, move: Move) -> None:
+        try:
+            where = move.change.where
+            assert move.previous_rank is not None
+            # Those passed moved down one place each: now just behind the writer.
+            passed = await self.ranking.ranked(where, move.rank + 1, min(move.previous_rank, move.rank + MAX_PASSED))
+            by = Passer(user_id=event.user_id, username=event.username, score=move.change.new_score)
+            drafts = [
+                NoticeDraft(
+                    user_id=user_id,
+                    type=OVERTAKEN,
+                    data=_encoder.encode(
+                        Overtake(
+                            board=where.board,
+                            period=where.period,
+                            user_id=user_id,
+                            by=by,
+                            previous_rank=rank - 1,
+                            new_rank=rank,
+                        )
+                    ).decode(),
+                )
+                for rank, user_id, _ in passed
+                if user_id != event.user_id
+            ]
+            if drafts:
+                notices = await self._keep.submit(drafts)
+                self.told += len(notices)
+                await self.fanout.tell(notices)
+        finally:
+            self._pending -= 1
+
+    async def _keep_batch(self, batches: list[list[NoticeDraft]]) -> Sequence[list[Notice] | Exception]:
+        kept = await self.store.add_notices(
+            [draft for batch in batches for draft in batch], now_ms=self.clock(), keep=KEEP
+        )
+        answers, start = [], 0
+        for batch in batches:
+            answers.append(kept[start : start + len(batch)])
+            start += len(batch)
+        return answers
+
+    async def kept(self, user_id: str, after: int) -> list[Notice]:
+        """A user's kept notices numbered after `after`, oldest first."""
+        return await self.store.notices(user_id, after=after, since_ms=self.clock() - KEEP_MS, keep=KEEP)
+
+    async def notifications(self, user_id: str, after: int) -> NotificationsData:
+        """GET /users/me/notifications: the kept notices after `after`."""
+        return NotificationsData(
+            notifications=[
+                Notification(id=n.id, type=OVERTAKEN, created_at=iso(n.created_ms), data=overtake_of(n))
+                for n in await self.kept(user_id, after)
+            ]
+        )
+
+    async def purge(self) -> int:
+        """Delete the notices older than the kept time; how many."""
+        return await self.store.purge_notices(self.clock() - KEEP_MS)
+
+    async def finished(self) -> None:
+        """Wait for the notices of every write placed so far."""
+        await self._errands.finished()

@@ -1,0 +1,221 @@
+"""Overtakes in every storage set-up: `overtaken` to each user another user's write passed (at most
+the 100 nearest), kept for them (GET /users/me/notifications, `after`), replayed on the
+notifications channel, each once per connection, and across processes in the Redis modes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app import overtakes as overtakes_module
+from app.api.keys import OVERTAKES
+
+from ..conftest import Flow, envelope
+from ..live_client import WS, recv, recv_type, token_for
+from .scene import AppClient, Boards, Clock, app_with_clock, boards_config
+
+NOTIFICATIONS = "/api/v1/users/me/notifications"
+
+
+async def _user(client: AppClient, user: str) -> Any:
+    """A connection of `user`, greeted."""
+    ws = await client.ws_connect(f"{WS}?token={token_for(user)}")
+    assert (await recv(ws))["type"] == "connected"
+    return ws
+
+
+async def _no_more_notices(ws: Any) -> None:
+    """No notice is queued for the connection: none comes before the answer to a ping."""
+    await ws.send_json({"type": "ping"})
+    while (message := await recv(ws))["type"] != "pong":
+        assert message["type"] != "overtaken", message
+
+
+async def _kept(client: AppClient, user: str, status: int = 200, **params: Any) -> Any:
+    resp = await client.get(NOTIFICATIONS, params=params, headers={"Authorization": f"Bearer {token_for(user)}"})
+    body = await envelope(resp)
+    assert resp.status == status, body
+    return body["data"]["notifications"] if body["success"] else body["error"]
+
+
+async def _all_told(client: AppClient) -> None:
+    await client.app[OVERTAKES].finished()
+
+
+def _overtake(user: str, by: str, score: int, previous: int, new: int, board: str = "high") -> dict[str, Any]:
+    return {
+        "board": board,
+        "period": "all",
+        "userId": user,
+        "by": {"userId": by, "username": by, "score": score},
+        "previousRank": previous,
+        "newRank": new,
+    }
+
+
+async def test_a_pass_tells_each_user_passed_live_and_keeps_it(client: AppClient, bearer: Any) -> None:
+    boards = Boards(client, bearer)
+    for user, score in (("a", 300), ("b", 200), ("c", 100)):
+        await boards.write("high", {"userId": user, "score": score}, key=f"k-{user}")
+    a, b, c, d = [await _user(client, u) for u in "abcd"]
+    await boards.write("high", {"userId": "d", "score": 50}, key="d1")  # a first entry passes nobody
+    await _all_told(client)
+    assert await _kept(client, "c") == []
+
+    await boards.write("high", {"userId": "d", "score": 250}, key="d2")  # rank 4 -> 2: passes c and b
+    told_b = await recv_type(b, "overtaken")
+    assert told_b["data"] == _overtake("b", "d", 250, 2, 3)
+    assert (await recv_type(c, "overtaken"))["data"] == _overtake("c", "d", 250, 3, 4)
+    await _all_told(client)
+    for ws in (a, b, c, d):  # each told once; a (still ahead) and d (who passed) not at all
+        await _no_more_notices(ws)
+    kept = await _kept(client, "b")
+    assert [(n["id"], n["type"], n["data"]) for n in kept] == [(told_b["id"], "overtaken", told_b["data"])]
+    assert kept[0]["createdAt"].endswith("Z")
+    assert await _kept(client, "b", after=kept[0]["id"]) == []
+    assert await _kept(client, "a") == [] and await _kept(client, "d") == []
+    for ws in (a, b, c, d):
+        await ws.close()
+
+
+async def test_an_award_tells_on_every_board_it_passed_on(client: AppClient, flow: Flow) -> None:
+    await flow.award("bob", "q1")  # 100 on global, weekly and daily
+    await flow.award("bob", "q2")  # 200
+    await flow.award("alice", "q1")  # 100: behind bob everywhere
+    ws = await _user(client, "bob")
+    await flow.award("alice", "boss", "DEFEAT_BOSS")  # 600 on global only: passes bob there
+    assert (await recv_type(ws, "overtaken"))["data"] == {
+        **_overtake("bob", "alice", 600, 1, 2, board="global"),
+        "by": {"userId": "alice", "username": "Alice", "score": 600},
+    }
+    await flow.award("alice", "q2")  # 200 on weekly and daily: a tie, reached later, passes nobody
+    await flow.award("alice", "q3")  # 300: passes bob on weekly and daily
+    second = [await recv_type(ws, "overtaken"), await recv_type(ws, "overtaken")]
+    assert sorted(m["data"]["board"] for m in second) == ["daily", "weekly"]
+    await _all_told(client)
+    await _no_more_notices(ws)
+    kept = await _kept(client, "bob")
+    assert [n["data"]["board"] for n in kept[:1]] == ["global"] and len(kept) == 3
+    assert [n["id"] for n in kept] == sorted(n["id"] for n in kept)
+    await ws.close()
+
+
+async def test_one_write_tells_at_most_the_100_nearest(client: AppClient, bearer: Any) -> None:
+    boards = Boards(client, bearer)
+    for i in range(1, 151):  # u1 .. u150, u150 first
+        await boards.write("high", {"userId": f"u{i}", "score": i * 10}, key=f"u{i}")
+    await boards.write("high", {"userId": "jumper", "score": 1}, key="j1")  # rank 151
+    await boards.write("high", {"userId": "jumper", "score": 5000}, key="j2")  # passes all 150
+    await _all_told(client)
+    assert client.app[OVERTAKES].told == 100
+    # The nearest passed are those now just behind the jumper: u150 (rank 2) .. u51 (rank 101).
+    assert [n["data"] for n in await _kept(client, "u51")] == [_overtake("u51", "jumper", 5000, 100, 101)]
+    assert [n["data"]["newRank"] for n in await _kept(client, "u150")] == [2]
+    assert await _kept(client, "u50") == []
+
+
+async def test_the_channel_replays_kept_notices_then_live_ones_each_once(client: AppClient, bearer: Any) -> None:
+    boards = Boards(client, bearer)
+    await boards.write("high", {"userId": "b", "score": 200}, key="b")
+    await boards.write("high", {"userId": "x", "score": 100}, key="x1")
+    await boards.write("high", {"userId": "x", "score": 300}, key="x2")  # passes b while b is away
+    await _all_told(client)
+    [first] = await _kept(client, "b")
+
+    ws = await _user(client, "b")
+    await ws.send_json({"type": "subscribe", "channel": "notifications"})
+    assert await recv(ws) == {"type": "subscribed", "channel": "notifications"}
+    replayed = await recv(ws)
+    assert replayed == {"type": "overtaken", "id": first["id"], "data": first["data"]}
+    await _no_more_notices(ws)
+
+    await boards.write("high", {"userId": "y", "score": 100}, key="y1")
+    await boards.write("high", {"userId": "y", "score": 400}, key="y2")  # passes b live
+    live = await recv_type(ws, "overtaken")
+    assert live["data"]["by"]["userId"] == "y" and live["id"] != first["id"]
+    await _all_told(client)
+    # Subscribing again replays nothing this connection was sent already.
+    await ws.send_json({"type": "subscribe", "channel": "notifications", "after": 0})
+    assert (await recv(ws))["type"] == "subscribed"
+    await _no_more_notices(ws)
+    await ws.send_json({"type": "unsubscribe", "channel": "notifications"})
+    assert await recv(ws) == {"type": "unsubscribed", "channel": "notifications"}
+
+    # A new connection replays those after its `after` only.
+    again = await _user(client, "b")
+    await again.send_json({"type": "subscribe", "channel": "notifications", "after": first["id"]})
+    assert (await recv(again))["type"] == "subscribed"
+    assert (await recv(again)) == {"type": "overtaken", "id": live["id"], "data": live["data"]}
+    await _no_more_notices(again)
+    for each in (ws, again):
+        await each.close()
+
+
+async def test_a_notice_reaches_the_user_on_another_process(
+    aiohttp_client: Any, db_path: Any, storage: dict[str, Any], clock: Clock, client: AppClient, bearer: Any
+) -> None:
+    if not storage:
+        pytest.skip("one process: the embedded set-up has no other")
+    other: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
+    boards = Boards(client, bearer)
+    await boards.write("high", {"userId": "b", "score": 200}, key="b")
+    await boards.write("high", {"userId": "x", "score": 100}, key="x1")
+    there = await _user(other, "b")
+    here = await _user(client, "b")
+    await boards.write("high", {"userId": "x", "score": 300}, key="x2")
+    for ws in (there, here):  # every connection of the user, on either process, once
+        assert (await recv_type(ws, "overtaken"))["data"] == _overtake("b", "x", 300, 1, 2)
+    await _all_told(client)
+    for ws in (there, here):
+        await _no_more_notices(ws)
+        await ws.close()
+
+
+async def test_beyond_the_pending_bound_a_writes_notices_are_skipped(
+    client: AppClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boards = Boards(client, bearer)
+    await boards.write("high", {"userId": "b", "score": 200}, key="b")
+    await boards.write("high", {"userId": "x", "score": 100}, key="x1")
+    monkeypatch.setattr(overtakes_module, "MAX_PENDING", 0)
+    await boards.write("high", {"userId": "x", "score": 300}, key="x2")
+    await _all_told(client)
+    assert client.app[OVERTAKES].skipped == 1
+    assert await _kept(client, "b") == []
+
+
+@pytest.mark.parametrize(
+    "after", ["-1", "abc", "1.5", "1e3", "\u0663", "9223372036854775808", "1\x00", " 1", "0x10", "", "\uff11"]
+)
+async def test_a_bad_after_is_refused(client: AppClient, after: str) -> None:
+    error = await _kept(client, "b", status=400, after=after)
+    assert error["code"] == "VALIDATION_ERROR"
+
+
+async def test_notices_need_a_user(client: AppClient) -> None:
+    resp = await client.get(NOTIFICATIONS)
+    assert resp.status == 401 and (await envelope(resp))["error"]["code"] == "UNAUTHORIZED"
+    resp = await client.get(NOTIFICATIONS, headers={"Authorization": "Bearer not.a.token"})
+    assert resp.status == 401
+    anonymous = await client.ws_connect(WS)
+    assert (await recv(anonymous))["type"] == "connected"
+    await anonymous.send_json({"type": "subscribe", "channel": "notifications"})
+    assert (await recv(anonymous))["error"]["code"] == "UNAUTHORIZED"
+    for after in (-1, "7", 1.5, 2**63, None, [1], {"a": 1}):
+        await anonymous.send_json({"type": "subscribe", "channel": "notifications", "after": after})
+        assert (await recv(anonymous))["error"]["code"] == ("UNAUTHORIZED" if after is None else "VALIDATION_ERROR")
+    await anonymous.close()
+
+
+async def test_kept_notices_are_those_of_the_kept_time(client: AppClient, bearer: Any, clock: Clock) -> None:
+    overtakes = client.app[OVERTAKES]
+    boards = Boards(client, bearer)
+    await boards.write("high", {"userId": "b", "score": 200}, key="b")
+    await boards.write("high", {"userId": "x", "score": 100}, key="x1")
+    await boards.write("high", {"userId": "x", "score": 300}, key="x2")
+    await _all_told(client)
+    assert len(await _kept(client, "b")) == 1
+    clock.now_ms += overtakes_module.KEEP_MS + 1  # a week and a moment later: no longer kept
+    assert await _kept(client, "b") == []
+    assert await overtakes.purge() == 1
