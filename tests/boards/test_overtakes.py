@@ -4,6 +4,7 @@ notifications channel, each once per connection, and across processes in the Red
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -219,3 +220,79 @@ async def test_kept_notices_are_those_of_the_kept_time(client: AppClient, bearer
     clock.now_ms += overtakes_module.KEEP_MS + 1  # a week and a moment later: no longer kept
     assert await _kept(client, "b") == []
     assert await overtakes.purge() == 1
+
+
+class Model:
+    """A `best` board as the contract orders it: higher first, an equal score reached first ahead."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[int, int]] = {}  # user -> (score, when it was reached)
+
+    def order(self) -> list[str]:
+        return sorted(self.entries, key=lambda u: (-self.entries[u][0], self.entries[u][1]))
+
+    def write(self, user: str, score: int, when: int) -> list[dict[str, Any]]:
+        """Apply a write; the notices it makes."""
+        if user in self.entries and score <= self.entries[user][0]:
+            return []
+        first = user not in self.entries
+        before = self.order()
+        self.entries[user] = (score, when)
+        if first:
+            return []
+        after = self.order()
+        was, now = before.index(user), after.index(user)
+        return [
+            _overtake(other, user, score, before.index(other) + 1, after.index(other) + 1) for other in before[now:was]
+        ]
+
+
+class Listener:
+    """One user's connection, collecting the `overtaken` it gets; reconnects replay after the last id."""
+
+    def __init__(self, client: AppClient, user: str) -> None:
+        self.client, self.user = client, user
+        self.ws: Any = None
+        self.got: dict[int, dict[str, Any]] = {}
+
+    async def connect(self) -> None:
+        self.ws = await _user(self.client, self.user)
+        after = {"after": max(self.got)} if self.got else {}
+        await self.ws.send_json({"type": "subscribe", "channel": "notifications", **after})
+        assert (await recv(self.ws))["type"] == "subscribed"
+
+    async def drain(self) -> None:
+        await self.ws.send_json({"type": "ping"})
+        while (message := await recv(self.ws))["type"] != "pong":
+            if message["type"] == "overtaken":
+                assert message["id"] not in self.got, f"{self.user} got notice {message['id']} twice"
+                self.got[message["id"]] = message["data"]
+
+
+async def test_a_burst_tells_exactly_the_users_passed_once_each(client: AppClient, bearer: Any) -> None:
+    rng = random.Random(7)
+    boards, model = Boards(client, bearer), Model()
+    users = [f"p{i}" for i in range(20)]
+    listeners = {u: Listener(client, u) for u in users}
+    for listener in listeners.values():
+        await listener.connect()
+    expected: dict[str, list[dict[str, Any]]] = {u: [] for u in users}
+    for n in range(300):
+        user = rng.choice(users)
+        score = rng.randrange(1, 60)
+        for notice in model.write(user, score, n):
+            expected[notice["userId"]].append(notice)
+        await boards.write("high", {"userId": user, "score": score}, key=f"w{n}")
+        if n in (100, 200):  # half of them drop their connection and come back, replaying after their last id
+            await _all_told(client)
+            for listener in list(listeners.values())[::2]:
+                await listener.drain()
+                await listener.ws.close()
+                await listener.connect()
+    await _all_told(client)
+    assert sum(map(len, expected.values())) > 50  # the burst passed users, often
+    for user, listener in listeners.items():
+        await listener.drain()
+        assert [listener.got[i] for i in sorted(listener.got)] == expected[user], user
+        assert [n["data"] for n in await _kept(client, user)] == expected[user], user
+        await listener.ws.close()
