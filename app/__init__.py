@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from .addresses import parse_networks
-from .api.edge import edge, envelope_protocol_errors
+from .api.edge import edge, envelope_protocol_errors, expect_continue
 from .api.envelope import public_cache_control
 from .api.keys import (
     ADMISSION,
@@ -268,7 +268,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     if http is not None:
         exporter = app[METRICS] = _exporter(parts, scoreboard, hub, admission, http)
         if config.metrics.on_main_port:  # before the catch-all route of setup_routes
-            app.router.add_get(METRICS_PATH, wrap(metrics_handler(exporter), METRICS_PATH))
+            app.router.add_get(
+                METRICS_PATH, wrap(metrics_handler(exporter), METRICS_PATH), expect_handler=expect_continue
+            )
         else:
             metrics.append(admin_listener(exporter, config.metrics, reuse_port=reuse_port))
         metrics.append(running(Background("metrics", exporter.run)))

@@ -344,3 +344,34 @@ async def test_action_removed_from_catalog(make_client: MakeClient, bearer: Any,
     client = await make_client(trimmed)
     resp = await Flow(client, bearer).submit(token)
     assert resp.status == 400 and (await envelope(resp))["error"]["code"] == "INVALID_ACTION"
+
+
+@pytest.mark.parametrize("expect", ["bogus", "100-continue-ish", "200-ok", "\u00e9t\u00e9", "100-continue, x"])
+@pytest.mark.parametrize("path", ["/api/v1/scoreboard/update", "/api/v1/scoreboard/top", "/nowhere"])
+async def test_an_expectation_other_than_100_continue_is_refused_in_the_envelope(
+    flow: Flow, snapshot: Snapshot, path: str, expect: str
+) -> None:
+    before = await snapshot()
+    token = await flow.token()
+    rows = await snapshot()
+    resp = await flow.client.post(
+        path,
+        json={"actionToken": token, "actionId": "q1"},
+        headers={**flow.bearer("alice"), "Expect": expect.encode().decode("latin-1")},
+    )
+    body = await envelope(resp)
+    assert resp.status == 400 and body["error"]["code"] == "VALIDATION_ERROR", body
+    assert body["error"]["details"] == {"header": "Expect"}
+    assert await snapshot() == rows != before  # the token was granted, the update changed nothing
+
+
+async def test_expect_100_continue_goes_on_to_the_route(flow: Flow) -> None:
+    token = await flow.token()
+    resp = await flow.client.post(
+        "/api/v1/scoreboard/update",
+        json={"actionToken": token, "actionId": "q1"},
+        headers=flow.bearer("alice"),
+        expect100=True,
+    )
+    assert resp.status == 200, await resp.text()
+    assert (await envelope(resp))["data"]["newScore"] == 100

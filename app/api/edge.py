@@ -161,6 +161,23 @@ def _http_failure(exc: web.HTTPException) -> web.Response:
     return failure(exc.status, HTTP_CODES.get(exc.status, "HTTP_ERROR"), exc.reason, headers=headers)
 
 
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Answer `Expect: 100-continue` as aiohttp does; refuse any other expectation in the envelope
+    (aiohttp's own refusal is a text/plain 417, given before any middleware: the edge never sees it)."""
+    if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        if request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the interim answer is no part of the response's size
+        return None
+    return failure(
+        400,
+        "VALIDATION_ERROR",
+        "Only `Expect: 100-continue` is understood",
+        details={"header": "Expect"},
+        headers=dict(SECURITY_HEADERS),
+    )
+
+
 def envelope_protocol_errors() -> None:
     """Answer requests that aiohttp cannot parse in the envelope too; idempotent.
 

@@ -13,7 +13,7 @@ from .. import errors as e
 from . import examples as x
 from . import models as m
 from . import session, stream, views
-from .edge import LIMITED_PREFIX
+from .edge import LIMITED_PREFIX, expect_continue
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -436,8 +436,10 @@ def setup_routes(
     """Register every endpoint, each handler inside `wrap` (the request edge, told the route's
     template), and a last route that answers every other path and method with the contract's 404 or 405."""
     for endpoint in endpoints:
+        handler = wrap(endpoint.handler, endpoint.path)
         if endpoint.method == "GET":
-            app.router.add_get(endpoint.path, wrap(endpoint.handler, endpoint.path))  # HEAD too
+            app.router.add_get(endpoint.path, handler, expect_handler=expect_continue)  # HEAD too
         else:
-            app.router.add_route(endpoint.method, endpoint.path, wrap(endpoint.handler, endpoint.path))
-    app.router.add_route("*", r"/{unmatched:[\s\S]*}", wrap(views.unmatched, UNMATCHED))  # newlines (%0A) too
+            app.router.add_route(endpoint.method, endpoint.path, handler, expect_handler=expect_continue)
+    # Every other path, newlines (%0A) too.
+    app.router.add_route("*", r"/{unmatched:[\s\S]*}", wrap(views.unmatched, UNMATCHED), expect_handler=expect_continue)
