@@ -24,6 +24,7 @@ from .api.keys import (
     METRICS,
     OPENAPI,
     OVERTAKES,
+    PERSONAL_DATA,
     READ_CACHE_CONTROL,
     SCOREBOARD,
     SERVICE_KEYS,
@@ -55,6 +56,7 @@ from .metrics.listener import admin_listener, metrics_handler
 from .metrics.tally import HttpTally
 from .overtakes import Overtakes
 from .placing import Placer
+from .privacy import PersonalData
 from .service import Scoreboard
 from .storage import Store
 from .tasks import Background, CleanupContext, running
@@ -158,6 +160,8 @@ def _subscribe(fanout: Fanout, tops: TopCache, hub: Hub) -> None:
     fanout.on_gap(tops.changed)  # after a gap nothing is known
     fanout.on_gap(hub.resync)
     fanout.on_notices(hub.on_notices)
+    fanout.on_shrink(tops.changed)
+    fanout.on_shrink(hub.shrank)
 
 
 def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admission, http: HttpTally) -> Exporter:
@@ -230,6 +234,14 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     )
     _subscribe(parts.fanout, parts.tops, hub)
     app[OVERTAKES] = overtakes
+    app[PERSONAL_DATA] = PersonalData(
+        store=parts.store,
+        ranking=parts.ranking,
+        catalog=catalog,
+        fanout=parts.fanout,
+        admin_role=config.auth.admin_role,
+        clock=clock,
+    )
     app[CONFIG] = config
     app[STORE] = parts.store
     app[SCOREBOARD] = scoreboard

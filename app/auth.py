@@ -17,7 +17,7 @@ import msgspec
 
 from .config import HS256, ID_PATTERN, MIN_HS256_SECRET_BYTES, Config
 from .decoding import UNREADABLE
-from .errors import Unauthorized
+from .errors import Forbidden, Unauthorized
 from .identity import ProviderKeys
 from .tokens import ACTION_TOKEN_TYPE
 
@@ -36,6 +36,11 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     expires_at: float
     roles: frozenset[str] = frozenset()  # the token's `roles` claim
+
+    def require_role(self, role: str) -> None:
+        """FORBIDDEN unless the caller's token holds this role (the operators' `auth.admin_role`)."""
+        if role not in self.roles:
+            raise Forbidden("This route is for operators (the admin role)")
 
 
 class _Claims(msgspec.Struct, kw_only=True):

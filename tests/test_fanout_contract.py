@@ -166,6 +166,18 @@ async def test_notices_reach_the_notice_handlers_not_the_award_handlers(make_fan
     assert told == [notices] and awards == [_event(1)]
 
 
+async def test_a_shrink_reaches_the_shrink_callbacks(make_fanout: MakeFanout) -> None:
+    fanout = await make_fanout()
+    shrunk: list[str] = []
+    awards: list[AwardEvent] = []
+    fanout.on_shrink(lambda: shrunk.append("shrank"))
+    fanout.subscribe(awards.append)
+    await fanout.shrank()
+    await fanout.publish(_event(1))  # once this arrived, the shrink has too
+    await _received(awards, _event(1))
+    assert shrunk == ["shrank"] and awards == [_event(1)]
+
+
 async def test_an_event_reaches_another_process_on_the_same_prefix(make_redis_fanout: MakeRedisFanout) -> None:
     here, there = await make_redis_fanout(), await make_redis_fanout()
     got_here: list[AwardEvent] = []

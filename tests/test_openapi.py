@@ -236,6 +236,7 @@ def test_each_route_names_who_may_call_it() -> None:
         "POST /api/v1/admin/boards",
         "PATCH /api/v1/admin/boards/{board}",
         "DELETE /api/v1/admin/boards/{board}",
+        "DELETE /api/v1/users/{userId}",  # the contract's erasure of another user
     }
     assert {"GET /api/v1/boards/{board}/top", "POST /api/v1/boards/{board}/lookup"} <= by_auth[None]
     assert "GET /api/v1/users/{userId}/boards" in by_auth["user"]

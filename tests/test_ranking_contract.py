@@ -457,6 +457,25 @@ async def test_drop_forgets_one_board_period(ranking: Ranking) -> None:
     assert await _users(ranking, weekly) == ["b"]
 
 
+async def test_remove_takes_a_user_off_the_periods_named(ranking: Ranking) -> None:
+    weekly = BoardPeriod(board="main", period="2026-W49")
+    other = BoardPeriod(board="other", period="all")
+    for where in (WHERE, weekly, other):
+        for seq, (user, score) in enumerate((("a", 300), ("gone", 200), ("c", 100)), start=1):
+            await ranking.put(where, _s(user, score, seq))
+    await ranking.remove("gone", [WHERE, weekly, BoardPeriod(board="never", period="all")])
+    for where in (WHERE, weekly):
+        assert await _users(ranking, where) == ["a", "c"] and await ranking.size(where) == 2
+        assert await ranking.position(where, "gone") is None
+        assert await ranking.ranks(where, ["c"]) == {"c": (2, 100)}  # the users behind moved up
+    assert await _users(ranking, other) == ["a", "gone", "c"]  # a period not named keeps them
+    if isinstance(ranking, RedisRanking):
+        assert not await ranking.client.hexists(ranking.keys.names, "gone")
+    await ranking.remove("nobody", [WHERE])  # nothing to take off: nothing changes
+    assert await _users(ranking, WHERE) == ["a", "c"]
+    assert await ranking.put(WHERE, _s("gone", 50, 9)) == (None, 3)  # back as a new entry
+
+
 async def test_expiry_forgets_a_period_in_redis(ranking: Ranking) -> None:
     soon = int(time.time() * 1000) + 200
     weekly = BoardPeriod(board="main", period="2026-W49")

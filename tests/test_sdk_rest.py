@@ -51,7 +51,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 # The routes of the API: what the SDK covers. The others serve pages, the documents and probes.
-API_TAGS = {"scoreboard", "boards", "trusted servers", "operators"}
+API_TAGS = {"scoreboard", "boards", "trusted servers", "operators", "privacy"}
 
 
 async def test_every_route_of_the_server(server: ServerProcess) -> None:
@@ -130,9 +130,20 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         ]
         assert (await client.notifications(after=notices[-1].id)).notifications == []
 
+        # Personal data: the export holds the player's awards; erasures, by the player and by an operator.
+        kept = await client.export()
+        assert kept.user.user_id == "tour-player" and {a.action_id for a in kept.awards} >= {"tour-q1", "tour-q2"}
+        assert (await staff.erase_user("cid")).erased
+        with pytest.raises(UserNotFound):
+            await staff.erase_user("cid")
+
         assert (await staff.retire_board("tour")).retired
         with pytest.raises(BoardNotFound):
             await client.board("tour")
+
+        assert (await client.erase_me()).erased
+        with pytest.raises(UserNotFound):
+            await client.export()
 
         # Every operation of the API the server documents was called through the SDK.
         async with session.get(server.url + "/api/openapi.json") as answer:

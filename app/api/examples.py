@@ -46,6 +46,15 @@ from .models import (
     UserBoardsData,
     UserScoreData,
 )
+from .personal_data import (
+    ErasedData,
+    ExportData,
+    ExportedAward,
+    ExportedChange,
+    ExportedEntry,
+    ExportedToken,
+    ExportedUser,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,25 +187,65 @@ USER_BOARDS = Example(
         ],
     )
 )
-NOTIFICATIONS = Example(
-    data=NotificationsData(
-        notifications=[
-            Notification(
-                id=41,
-                type="overtaken",
+# Alice passed bob on the weekly board.
+PASSED = Notification(
+    id=41,
+    type="overtaken",
+    created_at=NOW,
+    data=Overtake(
+        board="weekly",
+        period="2026-W49",
+        user_id="bob",
+        by=Passer(user_id="alice", username="Alice", score=600),
+        previous_rank=1,
+        new_rank=2,
+    ),
+)
+NOTIFICATIONS = Example(data=NotificationsData(notifications=[PASSED]))
+EXPORT = Example(
+    data=ExportData(
+        user=ExportedUser(user_id="bob", username="Bob", created_at=NOW, updated_at=NOW),
+        entries=[ExportedEntry(board="global", period="all", score=500, subscore=None, metadata=None, updated_at=NOW)],
+        awards=[
+            ExportedAward(
+                id=7,
+                action_type="DEFEAT_BOSS",
+                action_id="boss-1",
+                score_change=500,
+                previous_score=0,
+                new_score=500,
                 created_at=NOW,
-                data=Overtake(
-                    board="weekly",
-                    period="2026-W49",
-                    user_id="bob",
-                    by=Passer(user_id="alice", username="Alice", score=600),
-                    previous_rank=1,
-                    new_rank=2,
-                ),
             )
-        ]
+        ],
+        history=[
+            ExportedChange(
+                id=7,
+                board="global",
+                period="all",
+                award_id=7,
+                service=None,
+                value=500,
+                subscore=None,
+                previous_score=None,
+                new_score=500,
+                metadata=None,
+                created_at=NOW,
+            )
+        ],
+        tokens=[
+            ExportedToken(
+                action_type="DEFEAT_BOSS",
+                action_id="boss-1",
+                score_increment=500,
+                issued_at=NOW,
+                expires_at=NOW,
+                used_at=NOW,
+            )
+        ],
+        notifications=[PASSED],
     )
 )
+ERASED = Example(data=ErasedData(erased=True))
 STREAM = Example(
     text=(
         "id: 1\n"

@@ -15,6 +15,7 @@ from ..live.admission import Admission
 from ..live.hub import Hub
 from ..metrics.export import Exporter
 from ..overtakes import Overtakes
+from ..privacy import PersonalData
 from ..service import Scoreboard
 from ..storage import Store
 
@@ -33,6 +34,7 @@ OPENAPI = web.AppKey("openapi", bytes)
 READ_CACHE_CONTROL = web.AppKey("read_cache_control", str)
 HUB = web.AppKey("hub", Hub)
 OVERTAKES = web.AppKey("overtakes", Overtakes)
+PERSONAL_DATA = web.AppKey("personal_data", PersonalData)
 ADMISSION = web.AppKey("admission", Admission)
 # The proxies whose X-Forwarded-For is believed (server.trusted_proxies).
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[IpNetwork, ...])

@@ -232,11 +232,12 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) ->
     return operation
 
 
-def _catalog(components: dict[str, Any], actions: Sequence[str]) -> None:
-    """`actionType` is one of the configured actions: a model cannot know them, the running
-    server does (any other name is refused with 400 INVALID_ACTION), and lists them."""
-    for schema in components.values():
-        action_type = schema.get("properties", {}).get("actionType")
+def _catalog(components: dict[str, Any], requests: set[str], actions: Sequence[str]) -> None:
+    """`actionType` in a request is one of the configured actions: a model cannot know them, the
+    running server does (any other name is refused with 400 INVALID_ACTION), and lists them. An
+    answer's (an export's history) may name an action the catalog no longer has."""
+    for name, schema in components.items():
+        action_type = schema.get("properties", {}).get("actionType") if name in requests else None
         if action_type is None:
             continue
         action_type["description"] = (
@@ -282,7 +283,7 @@ def build_openapi(
     paths: dict[str, Any] = {}
     for endpoint in endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, components, facts)
-    _catalog(components, actions)
+    _catalog(components, {e.request.__name__ for e in endpoints if e.request is not None}, actions)
     for schema in components.values():
         if "description" in schema:  # a docstring's line breaks and indentation
             schema["description"] = " ".join(schema["description"].split())

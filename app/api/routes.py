@@ -12,6 +12,7 @@ from aiohttp.typedefs import Handler
 from .. import errors as e
 from . import examples as x
 from . import models as m
+from . import personal_data as pd
 from . import session, stream, views
 from .edge import LIMITED_PREFIX, expect_continue
 
@@ -288,6 +289,43 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=_AUTH_ERRORS,
         tag="boards",
         cache="private",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/users/me/export",
+        handler=views.export,
+        example=x.EXPORT,
+        summary="Everything kept about the caller, as one document: the user, their entries on every board and "
+        "period, awards, score changes, action tokens and notices",
+        response=pd.ExportData,
+        auth="user",
+        errors=(*_AUTH_ERRORS, e.UserNotFound),
+        tag="privacy",
+        cache="private",
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/api/v1/users/me",
+        handler=views.erase_self,
+        example=x.ERASED,
+        summary="Erase the caller: off every board, no row keeps their id or name (the history keeps a "
+        "pseudonym); afterwards the id is 404 everywhere until it is used again",
+        response=pd.ErasedData,
+        auth="user",
+        errors=(*_AUTH_ERRORS, e.UserNotFound, e.ServiceUnavailable),
+        tag="privacy",
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/api/v1/users/{userId}",
+        handler=views.erase_user,
+        example=x.ERASED,
+        summary="Erase another user, as DELETE /users/me does (`me` always means the caller)",
+        response=pd.ErasedData,
+        path_params=m.UserPath,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
+        tag="operators",
     ),
     Endpoint(
         method="GET",

@@ -22,6 +22,7 @@ from .keys import (
     INITIALIZE_LIMITER,
     OPENAPI,
     OVERTAKES,
+    PERSONAL_DATA,
     READ_CACHE_CONTROL,
     SCOREBOARD,
     SERVICE_KEYS,
@@ -195,6 +196,24 @@ async def notifications(request: web.Request) -> web.Response:
     response = ok(await request.app[OVERTAKES].notifications(user.user_id, query.after))
     response.headers.update(PRIVATE)
     return response
+
+
+async def export(request: web.Request) -> web.Response:
+    user = await principal(request)
+    response = ok(await request.app[PERSONAL_DATA].export(user.user_id))
+    response.headers.update(PRIVATE)
+    return response
+
+
+async def erase_self(request: web.Request) -> web.Response:
+    user = await principal(request)
+    return ok(await request.app[PERSONAL_DATA].erase_self(user))
+
+
+async def erase_user(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, UserPath)
+    return ok(await request.app[PERSONAL_DATA].erase_user(user, path.user_id))
 
 
 async def board_scores(request: web.Request) -> web.Response:

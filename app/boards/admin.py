@@ -11,7 +11,7 @@ import msgspec
 from ..api.models import BoardChange, BoardCreate, BoardDetail, RetiredData
 from ..auth import Principal
 from ..config import ActionSettings, BoardSettings, ConfigError, check_board
-from ..errors import BoardInUse, Forbidden, ValidationFailed
+from ..errors import BoardInUse, ValidationFailed
 from ..storage import Store
 from ..tasks import stop_if_cancelled
 from .catalog import Catalog, settings_text
@@ -36,8 +36,7 @@ class BoardAdmin:
 
     def check(self, principal: Principal) -> None:
         """FORBIDDEN unless the bearer has the admin role."""
-        if self.admin_role not in principal.roles:
-            raise Forbidden("This route is for operators (the admin role)")
+        principal.require_role(self.admin_role)
 
     async def create(self, principal: Principal, request: BoardCreate) -> BoardDetail:
         """Add a board; it survives restarts."""

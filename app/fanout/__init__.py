@@ -28,6 +28,12 @@ class Fanout(Protocol):
     def on_gap(self, callback: Callable[[], None]) -> None:
         """Call `callback` when events may have been missed (the channel was lost for a while)."""
 
+    def on_shrink(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when a user left the boards (erased): what was shown may be shorter now."""
+
+    async def shrank(self) -> None:
+        """Tell every process, this one included, that a user left the boards."""
+
     def on_notices(self, handler: NoticesHandler) -> None:
         """Deliver kept notices to `handler` (called in the event loop, must not block)."""
 

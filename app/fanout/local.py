@@ -14,6 +14,7 @@ class LocalFanout:
     def __init__(self) -> None:
         self.handlers: list[AwardHandler] = []
         self.notice_handlers: list[NoticesHandler] = []
+        self._shrink_callbacks: list[Callable[[], None]] = []
 
     def subscribe(self, handler: AwardHandler) -> None:
         """Add a handler."""
@@ -25,6 +26,15 @@ class LocalFanout:
 
     def on_gap(self, callback: Callable[[], None]) -> None:
         """In one process nothing is ever missed."""
+
+    def on_shrink(self, callback: Callable[[], None]) -> None:
+        """Add a callback for `shrank`."""
+        self._shrink_callbacks.append(callback)
+
+    async def shrank(self) -> None:
+        """Call the shrink callbacks now."""
+        for callback in self._shrink_callbacks:
+            callback()
 
     async def run(self) -> None:
         """Nothing to receive."""

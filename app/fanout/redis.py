@@ -24,6 +24,10 @@ class Reloaded(msgspec.Struct, frozen=True, tag="reloaded"):
     """The board was loaded from the database: it may hold awards no event announced."""
 
 
+class Shrunk(msgspec.Struct, frozen=True, tag="shrunk"):
+    """A user left the boards (erased): every process shows its viewers the boards again, shorter."""
+
+
 class RedisFanout:
     """PUBLISH on award; each process listens on the channel and hands events to its hub."""
 
@@ -34,9 +38,10 @@ class RedisFanout:
         self.handlers: list[AwardHandler] = []
         self.notice_handlers: list[NoticesHandler] = []
         self._gap_callbacks: list[Callable[[], None]] = []
+        self._shrink_callbacks: list[Callable[[], None]] = []
         self._listening = asyncio.Event()  # subscribed to the channel now
         self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(AwardEvent | Reloaded | Noticed)
+        self._decoder = msgspec.msgpack.Decoder(AwardEvent | Reloaded | Noticed | Shrunk)
 
     async def reloaded(self) -> None:
         """Tell every process the board was loaded: each sends its viewers the board again. This
@@ -44,6 +49,15 @@ class RedisFanout:
         self._missed()
         with unavailable_on_outage():
             await self.client.publish(self.keys.channel, self._encoder.encode(Reloaded()))
+
+    def on_shrink(self, callback: Callable[[], None]) -> None:
+        """Add a callback for a user who left the boards, in any process."""
+        self._shrink_callbacks.append(callback)
+
+    async def shrank(self) -> None:
+        """Tell every process, this one included, that a user left the boards."""
+        with unavailable_on_outage():
+            await self.client.publish(self.keys.channel, self._encoder.encode(Shrunk()))
 
     def subscribe(self, handler: AwardHandler) -> None:
         """Add a handler for events from every process."""
@@ -106,6 +120,9 @@ class RedisFanout:
             self._missed()
         elif isinstance(event, Noticed):
             deliver(self.notice_handlers, event.notices)
+        elif isinstance(event, Shrunk):
+            for callback in self._shrink_callbacks:
+                callback()
         else:
             deliver(self.handlers, event)
 

@@ -180,6 +180,13 @@ class Hub:
         assert conn.user_id is not None
         await self.notices.replay(conn, conn.user_id, after)
 
+    def shrank(self) -> None:
+        """A user left the boards: send every board's top 10 again, shorter, and read every window again."""
+        for waves in self.waves.values():
+            waves.shrank()
+        for windows in self.windows.values():
+            windows.resync()
+
     def resync(self) -> None:
         """Events may have been missed: send every board's top 10 even if it looks unchanged, and
         read every window again."""

@@ -71,6 +71,7 @@ class Waves:
         self._stopping = False
         self._last_top: list[tuple[str, str, int]] = []
         self._force = False  # make a new version even if the top 10 looks unchanged
+        self._shrank = False  # and even if it is shorter: a user left the board
         # Wave latency: from the award that changed the top (its timestamp, taken as its transaction
         # begins) to its version written to every subscriber. The oldest such award waiting for a
         # version, and the oldest one in a version not yet written to everyone.
@@ -110,6 +111,11 @@ class Waves:
         """Events may have been missed: send the current top 10 even if it looks unchanged."""
         self._force = True
         self._dirty.set()
+
+    def shrank(self) -> None:
+        """A user left the board (erased): send the current top 10, shorter as it may be."""
+        self._shrank = True
+        self.resync()
 
     def on_move(self, user_id: str, move: Move, at_ms: int) -> None:
         """Note a write on this board for the next wave: the scores `change` counts from, and a
@@ -197,10 +203,12 @@ class Waves:
             self._pending_from = taken if taken is not None else self._pending_from
             raise
         shown = [(s.user_id, s.username, s.score) for _, s in top]
-        # Within a period boards only grow (no user is ever removed), so a shorter top is a board
-        # still being rebuilt after a Redis loss: wait for the rebuild, which asks for a resync.
+        # Within a period boards only grow but for an erased user (`shrank`), so a shorter top is
+        # otherwise a board still being rebuilt after a Redis loss: wait for the rebuild, which
+        # asks for a resync.
         unchanged = self._top is not None and shown == self._last_top and not self._force
-        if unchanged or len(shown) < len(self._last_top):
+        shrunk, self._shrank = self._shrank, False
+        if unchanged or (len(shown) < len(self._last_top) and not shrunk):
             del self._since[version]
             if len(shown) < len(self._last_top) and taken is not None:  # they wait for the rebuild's version
                 self._pending_from = taken

@@ -87,6 +87,9 @@ class Ranking(Protocol):
     async def drop(self, where: BoardPeriod) -> None:
         """Forget a board period (it is no longer readable, or its board was retired)."""
 
+    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
+        """Take a user off these board periods and forget their name (an erased user)."""
+
 
 class Fills(ABC):
     """`fill` for an index that can `load` standings in bulk: the one way a ranking is filled.

@@ -71,6 +71,12 @@ class RankIndex:
         self._order.add(key)
         return previous, int(self._order.bisect_left(key)) + 1
 
+    def remove(self, user_id: str) -> None:
+        """Take a user off the index (the users behind move up one place)."""
+        old = self._by_user.pop(user_id, None)
+        if old is not None:
+            self._order.remove(self._key(old))
+
     def rename(self, user_id: str, username: str) -> bool:
         """Refresh a display name (the order does not depend on it); True if it changed."""
         old = self._by_user.get(user_id)
@@ -214,6 +220,12 @@ class MemoryRanking(Fills):
         if index is not None:
             self._forgotten.append(index)
             await self.release()
+
+    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
+        """Take a user off these board periods."""
+        for where in shelves:
+            if (index := self.indexes.get(where)) is not None:
+                index.remove(user_id)
 
     def keep_only(self, readable: Container[BoardPeriod]) -> int:
         """Forget every board period not readable any more (dropped periods, retired boards); how

@@ -196,6 +196,21 @@ return 1
 """
 
 
+# KEYS: (rank, cards) of each board period, then names; ARGV: user. An erased user leaves them all.
+_REMOVE = _lua("""
+local user = ARGV[1]
+for i = 1, #KEYS - 1, 2 do
+  local card = redis.call('HGET', KEYS[i + 1], user)
+  if card then
+    redis.call('ZREM', KEYS[i], string.sub(card, 1, $order) .. ':' .. user)
+    redis.call('HDEL', KEYS[i + 1], user)
+  end
+end
+redis.call('HDEL', KEYS[#KEYS], user)
+return 0
+""")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -248,6 +263,7 @@ class RedisRanking(Fills):
         self._around = client.register_script(_AROUND)
         self._ranks = client.register_script(_RANKS)
         self._rename = client.register_script(_RENAME)
+        self._remove = client.register_script(_REMOVE)
         self._delete_if = client.register_script(COMPARE_AND_DELETE)
 
     def _shelf(self, where: BoardPeriod) -> ShelfKeys:
@@ -463,6 +479,12 @@ class RedisRanking(Fills):
                     pipe.zcount(rank, "-inf", bound)
             counts = [int(count) for count in await pipe.execute()] if asked else []
         return [0] * (len(bounds) - len(asked)) + counts
+
+    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
+        """Take a user off these board periods and forget their name, in one script."""
+        keys = [key for where in shelves for key in self._shelf(where)]
+        with unavailable_on_outage():
+            await self._remove(keys=[*keys, self.keys.names], args=[user_id])
 
     async def drop(self, where: BoardPeriod) -> None:
         """Forget a board period: delete its keys (names stay, shared by every board)."""

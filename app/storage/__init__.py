@@ -18,6 +18,7 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
+from .personal import Kept
 
 
 class Store(Protocol):
@@ -86,3 +87,10 @@ class Store(Protocol):
 
     async def purge_notices(self, created_before_ms: int) -> int:
         """Delete notices made before this time; return how many."""
+
+    async def personal_data(self, user_id: str) -> Kept | None:
+        """Every row kept about a user (storage/personal.py), or None for an unknown user."""
+
+    async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
+        """Erase a user under a pseudonym in one transaction (storage/personal.py); the (board,
+        period) pairs they were on. USER_NOT_FOUND, having changed nothing, for an unknown user."""

@@ -26,12 +26,14 @@ from ..records import (
     WriteOutcome,
 )
 from .operations import Operations, Steps, kept_notice, standing, user_record
+from .personal import Kept, RowSteps, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 OPS = Operations(POSTGRES)
+PERSONAL = Statements(POSTGRES)
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
 PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
 # A batch of notices in one round trip each (the shared steps would take one per notice and user).
@@ -68,6 +70,18 @@ async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
             query, args = steps.send(None if row is None else tuple(row))
     except StopIteration as done:
         answer: T = done.value
+        return answer
+
+
+async def _run_rows(conn: asyncpg.Connection, steps: RowSteps) -> list[tuple[str, str]]:
+    """Run steps that are sent every row of each query, on one connection."""
+    try:
+        query, args = next(steps)
+        while True:
+            rows = await conn.fetch(query, *args)
+            query, args = steps.send([tuple(row) for row in rows])
+    except StopIteration as done:
+        answer: list[tuple[str, str]] = done.value
         return answer
 
 
@@ -192,6 +206,23 @@ class PostgresStore:
         async with self._transaction() as conn:
             status = await conn.execute(OPS.purge_keys, created_before_ms)
         return int(status.split()[-1])
+
+    async def personal_data(self, user_id: str) -> Kept | None:
+        """Every row kept about a user, read in one transaction; None for an unknown user."""
+        async with self._transaction() as conn:
+            user = await conn.fetchrow(PERSONAL.user, user_id)
+            if user is None:
+                return None
+            statements = (PERSONAL.entries, PERSONAL.awards, PERSONAL.changes, PERSONAL.tokens, PERSONAL.notices)
+            entries, awards, changes, tokens, notices = [
+                [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
+            ]
+        return Kept(user=tuple(user), entries=entries, awards=awards, changes=changes, tokens=tokens, notices=notices)
+
+    async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
+        """Erase a user in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
         """Keep notices in one transaction of two statements."""

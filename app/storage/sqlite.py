@@ -27,12 +27,14 @@ from ..records import (
 from .backup import ServingLock
 from .group_commit import GroupCommit, Write
 from .operations import Operations, Steps, kept_notice, standing, user_record
+from .personal import Kept, RowSteps, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 OPS = Operations(SQLITE)
+PERSONAL = Statements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
 PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_tokens WHERE expires_at < ? LIMIT ?)"
@@ -58,10 +60,29 @@ def _steps(steps: Steps[T]) -> Write[T]:
     return write
 
 
+def _row_steps(steps: RowSteps) -> Write[list[tuple[str, str]]]:
+    """A write that runs steps that are sent every row of each query."""
+
+    def write(db: sqlite3.Connection) -> list[tuple[str, str]]:
+        try:
+            sql, args = next(steps)
+            while True:
+                sql, args = steps.send(db.execute(sql, args).fetchall())
+        except StopIteration as done:
+            answer: list[tuple[str, str]] = done.value
+            return answer
+
+    return write
+
+
 def _undoable(steps: Steps[T]) -> Write[T]:
     """Shared steps inside a savepoint of their own: a refusal after their first write undoes it,
     and the batch's other writes stand (two statements more: for writes other than awards)."""
-    run = _steps(steps)
+    return _in_savepoint(_steps(steps))
+
+
+def _in_savepoint(run: Write[T]) -> Write[T]:
+    """A write inside a savepoint of its own (see `_undoable`)."""
 
     def write(db: sqlite3.Connection) -> T:
         db.execute("SAVEPOINT step")
@@ -253,6 +274,30 @@ class SqliteStore:
             if count < PURGE_CHUNK:
                 break
         return total
+
+    async def personal_data(self, user_id: str) -> Kept | None:
+        """Every row kept about a user, or None for an unknown user."""
+        db = self._db()
+        users = await db.execute_fetchall(PERSONAL.user, (user_id,))
+        if not users:
+            return None
+        rows = [
+            [tuple(row) for row in await db.execute_fetchall(statement, (user_id,))]
+            for statement in (PERSONAL.entries, PERSONAL.awards, PERSONAL.changes, PERSONAL.tokens, PERSONAL.notices)
+        ]
+        entries, awards, changes, tokens, notices = rows
+        return Kept(
+            user=tuple(next(iter(users))),
+            entries=entries,
+            awards=awards,
+            changes=changes,
+            tokens=tokens,
+            notices=notices,
+        )
+
+    async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
+        """Erase a user, in a savepoint of the group commit."""
+        return await self.writer.write(_in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms))))
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
         """Keep notices, in one write of the group commit."""

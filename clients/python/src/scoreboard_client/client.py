@@ -252,6 +252,20 @@ class Client:
         path = f"/api/v1/admin/boards/{_segment(board)}"
         return await self._call("DELETE", path, m.RetiredData, auth="user")
 
+    # Personal data.
+
+    async def export(self) -> m.ExportData:
+        """Everything the server keeps about the token's user, as one document."""
+        return await self._get("/api/v1/users/me/export", m.ExportData, auth="user")
+
+    async def erase_me(self) -> m.ErasedData:
+        """Erase the token's user: off every board, their history kept under a pseudonym."""
+        return await self._call("DELETE", "/api/v1/users/me", m.ErasedData, auth="user")
+
+    async def erase_user(self, user_id: str) -> m.ErasedData:
+        """An operator's erasure of another user."""
+        return await self._call("DELETE", f"/api/v1/users/{_segment(user_id)}", m.ErasedData, auth="user")
+
     # Live.
 
     def live(

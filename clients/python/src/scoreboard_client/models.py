@@ -119,6 +119,12 @@ class BoardsData(_Model):
     boards: list[BoardData]
 
 
+class ErasedData(_Model):
+    """An erasure happened: the user is on no board and no row holds their id or name."""
+
+    erased: bool
+
+
 class ErrorBody(_Model):
     code: str
     message: str
@@ -130,6 +136,74 @@ class ErrorEnvelope(_Model):
 
     success: Literal[False]
     error: ErrorBody
+
+
+class ExportData(_Model):
+    """Everything kept about the caller: the user, their entries, awards, changes, tokens and notices."""
+
+    user: ExportedUser
+    entries: list[ExportedEntry]
+    awards: list[ExportedAward]
+    history: list[ExportedChange]
+    tokens: list[ExportedToken]
+    notifications: list[Notification]
+
+
+class ExportedAward(_Model):
+    """An award the user completed (its score on the first of its boards)."""
+
+    id: int
+    action_type: str
+    action_id: str
+    score_change: int
+    previous_score: int
+    new_score: int
+    created_at: str
+
+
+class ExportedChange(_Model):
+    """A change of one of the user's entries: by an award (`awardId`) or a trusted server (`service`)."""
+
+    id: int
+    board: str
+    period: str
+    award_id: int | None
+    service: str | None
+    value: int
+    subscore: int | None
+    previous_score: int | None
+    new_score: int
+    metadata: dict[str, Any] | None
+    created_at: str
+
+
+class ExportedEntry(_Model):
+    """The user's entry on one period of one board."""
+
+    board: str
+    period: str
+    score: int
+    subscore: int | None
+    metadata: dict[str, Any] | None
+    updated_at: str
+
+
+class ExportedToken(_Model):
+    """An action token issued to the user (`usedAt` null while unspent)."""
+
+    action_type: str
+    action_id: str
+    score_increment: int
+    issued_at: str
+    expires_at: str
+    used_at: str | None
+
+
+class ExportedUser(_Model):
+    user_id: str
+    username: str
+    created_at: str
+    updated_at: str
 
 
 class HealthData(_Model):

@@ -1,0 +1,81 @@
+"""The shapes of a user's personal data: `GET /api/v1/users/me/export` and an erasure's answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import Notification, Score, Timestamp, _Model
+
+
+class ExportedUser(_Model):
+    user_id: str
+    username: str
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ExportedEntry(_Model):
+    """The user's entry on one period of one board."""
+
+    board: str
+    period: str
+    score: Score
+    subscore: int | None
+    metadata: dict[str, Any] | None
+    updated_at: Timestamp
+
+
+class ExportedAward(_Model):
+    """An award the user completed (its score on the first of its boards)."""
+
+    id: int
+    action_type: str
+    action_id: str
+    score_change: int
+    previous_score: Score
+    new_score: Score
+    created_at: Timestamp
+
+
+class ExportedChange(_Model):
+    """A change of one of the user's entries: by an award (`awardId`) or a trusted server (`service`)."""
+
+    id: int
+    board: str
+    period: str
+    award_id: int | None
+    service: str | None
+    value: int
+    subscore: int | None
+    previous_score: Score | None
+    new_score: Score
+    metadata: dict[str, Any] | None
+    created_at: Timestamp
+
+
+class ExportedToken(_Model):
+    """An action token issued to the user (`usedAt` null while unspent)."""
+
+    action_type: str
+    action_id: str
+    score_increment: int
+    issued_at: Timestamp
+    expires_at: Timestamp
+    used_at: Timestamp | None
+
+
+class ExportData(_Model):
+    """Everything kept about the caller: the user, their entries, awards, changes, tokens and notices."""
+
+    user: ExportedUser
+    entries: list[ExportedEntry]
+    awards: list[ExportedAward]
+    history: list[ExportedChange]
+    tokens: list[ExportedToken]
+    notifications: list[Notification]
+
+
+class ErasedData(_Model):
+    """An erasure happened: the user is on no board and no row holds their id or name."""
+
+    erased: bool
