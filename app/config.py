@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -27,6 +28,11 @@ Algorithm = Literal["HS256", "RS256", "ES256", "EdDSA"]
 HS256: Algorithm = "HS256"
 MIN_HS256_SECRET_BYTES = 32  # RFC 7518, 3.2: at least the hash's size
 PROVIDER_ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "ES256", "EdDSA")  # with the identity provider's keys
+
+MAX_TITLE_CHARS = 100
+# Controls (C0, DEL, C1) and line or paragraph separators: a tab title shows them as boxes or drops
+# them, and a heading breaks on them.
+_UNSHOWN_IN_TITLE = frozenset({"Cc", "Zl", "Zp"})
 
 NonNegInt = Annotated[int, Meta(ge=0)]
 PosInt = Annotated[int, Meta(ge=1)]
@@ -55,6 +61,9 @@ class ServerSettings(_Section, frozen=True):
     # The board the routes and messages without a board mean (GET /scoreboard/top, the award's
     # top-level fields, a subscribe without `board`).
     default_board: str = "global"
+    # The game's name: the live page's heading and browser tab. Always shown as text; `_check_title`
+    # refuses what a title bar cannot show.
+    title: Annotated[str, Meta(min_length=1, max_length=MAX_TITLE_CHARS)] = "Scoreboard"
 
 
 class StorageSettings(_Section, frozen=True):
@@ -358,6 +367,14 @@ def _check_auth(auth: AuthSettings) -> None:
         )
 
 
+def _check_title(title: str) -> None:
+    if not title.strip():
+        raise ConfigError("server.title: must not be blank")
+    for ch in title:
+        if unicodedata.category(ch) in _UNSHOWN_IN_TITLE:
+            raise ConfigError(f"server.title: control characters are not allowed (U+{ord(ch):04X})")
+
+
 def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     """Validate a decoded TOML document; raise ConfigError naming the bad key."""
     _check_actions(raw.get("actions"))
@@ -373,6 +390,7 @@ def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     metrics = settings.metrics
     if metrics.enabled and not metrics.on_main_port and metrics.port == settings.server.port:
         raise ConfigError("metrics.port: equals server.port; set metrics.on_main_port = true to serve /metrics there")
+    _check_title(settings.server.title)
     _check_boards(settings)
     _check_auth(settings.auth)
     for proxy in settings.server.trusted_proxies:

@@ -101,15 +101,15 @@ class Receiver:
             end = payload.find(b'"', 9)
             self.by_type[payload[9:end].decode(errors="replace")] += 1
             return
-        first = client.last_board is None
-        client.last_board = payload
-        if first and self.snapshot:
+        previous, client.last_board = client.last_board, payload
+        if previous is None and self.snapshot:
             self.by_type["leaderboard_snapshot"] += 1
             return
         self.by_type["leaderboard_update"] += 1
         client.live_updates += 1
         stamped = updated_at(payload)
-        if stamped is not None:
+        # The top's newest award as before: only the board's count changed (or a resync), no award to time.
+        if stamped is not None and (previous is None or stamped != updated_at(previous)):
             self.latency.record(1000 * (now - stamped))
         if not self.first_live:
             self.first_live = now

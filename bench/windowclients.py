@@ -121,8 +121,10 @@ class WindowReceiver:
         held.seq = seq
         if data.leaderboard is not None:
             self.by_type["leaderboard_update"] += 1
-            held.rows = {r.rank: (r.userId, r.score) for r in data.leaderboard}
-            stamped = None if first else updated_at(payload)
+            rows = {r.rank: (r.userId, r.score) for r in data.leaderboard}
+            # The same top: only the board's count changed (or a resync), no award to time.
+            moved, held.rows = rows != held.rows, rows
+            stamped = updated_at(payload) if moved and not first else None
             if stamped is not None:
                 self.updated_at.record(1000 * (now - stamped))
         else:

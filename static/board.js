@@ -1,10 +1,12 @@
 // Scoreboard live page: a tab per board, a period selector, and the server-rendered #board-body
 // table kept live by the JavaScript client (scoreboard-client.js: WebSocket, else Server-Sent
-// Events, else polling). A signed-in viewer also sees the ranks around them (around-me.js) and a
+// Events, else polling), with its ties explained and the period's player count. A signed-in viewer also sees the ranks around them (around-me.js) and a
 // toast when someone passes them (toasts.js). No globals, no innerHTML: every server string goes
 // through textContent.
 import { AroundPanel } from './around-me.js';
-import { changeBadge, periodLabel, scoreText } from './format.js';
+import {
+  TIE_TITLES, changeBadge, periodLabel, playersText, scoreText, tieLegend, tieReasons, updatedText,
+} from './format.js';
 import { ScoreboardClient } from './scoreboard-client.js';
 import { Toasts } from './toasts.js';
 
@@ -17,6 +19,7 @@ const NOTE_MS = 60000;            // how long "Week … ended" stays up
 const TOP_LIMIT = 10;
 const AROUND_RADIUS = 3;
 const CURRENT = 'current';
+const CLOCK_MS = 60000;           // "Updated 10:31" gains its date when the viewer's day turns
 
 function viewerToken() {
   try {
@@ -47,6 +50,10 @@ function start() {
   const scoreHeadEl = document.getElementById('score-head');
   const periodSelect = document.getElementById('period-select');
   const noteEl = document.getElementById('period-note');
+  const countEl = document.getElementById('player-count');
+  const legendEl = document.getElementById('tie-legend');
+  const legendTextEl = document.getElementById('tie-legend-text');
+  const gameTitle = document.getElementById('game-title')?.textContent ?? 'Scoreboard';
   const client = new ScoreboardClient({ token: viewerToken() });
 
   const motionQuery = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : null;
@@ -67,6 +74,7 @@ function start() {
     ascending: root.dataset.order === 'asc',
     currentPeriod: root.dataset.period, // the id of the board's current period, as last seen
     period: CURRENT,                    // what is shown: CURRENT (live) or a finished period's id
+    total: null,                        // players in the period shown as last learnt; null: not since the view changed
     gen: 0,                             // bumped at every change of view: late answers are dropped
   };
 
@@ -109,7 +117,11 @@ function start() {
     const change = document.createElement('span');
     change.className = 'change';
     change.hidden = true;
-    player.append(name, change);
+    const tie = document.createElement('span');
+    tie.className = 'tie';
+    tie.hidden = true;
+    tie.textContent = 'tie';
+    player.append(name, change, tie);
     tr.insertCell().className = 'col-score';
     return tr;
   }
@@ -124,19 +136,48 @@ function start() {
   // Another board or period: its rows are not the old ones moved, so start from an empty table.
   function clearTable(text) {
     tbody.replaceChildren(emptyRow(text));
+    showTies([], []);
+    showCount(null);
   }
+
+  let updatedIso = null;
 
   function showUpdated(iso) {
     if (!updatedEl || !iso) return;
-    const when = new Date(iso);
+    updatedIso = iso;
     updatedEl.dateTime = String(iso);
     updatedEl.title = String(iso);
-    setText(updatedEl, Number.isNaN(when.getTime()) ? String(iso) : when.toLocaleTimeString());
+    setText(updatedEl, updatedText(iso));
+  }
+
+  // The count of the period shown; null: not known yet (an empty text until it is).
+  function showCount(total) {
+    const n = total === null ? null : Number(total);
+    if (n !== null && !(Number.isInteger(n) && n >= 0)) return;
+    view.total = n;
+    setText(countEl, n === null ? '' : playersText(n));
+  }
+
+  // Mark the rows whose score another row shows too, and say under the table why they are in
+  // this order: a screen reader hears the mark and the legend, not a colour.
+  function showTies(rows, entries) {
+    const reasons = tieReasons(entries);
+    rows.forEach((tr, i) => {
+      const badge = tr.querySelector('.tie');
+      if (!badge) return;
+      const title = reasons[i] ? TIE_TITLES[reasons[i]] : '';
+      badge.hidden = !title;
+      if (badge.title !== title) badge.title = title;
+    });
+    const legend = tieLegend(reasons);
+    setText(legendTextEl, legend);
+    if (legendEl) legendEl.hidden = !legend;
   }
 
   // Reconcile the table with `entries`, reusing <tr>s keyed by userId, and
-  // animate moves with FLIP (First, Last, Invert, Play).
-  function render(entries, updatedAt) {
+  // animate moves with FLIP (First, Last, Invert, Play). `total`: the period's player count, when
+  // the message has it (a polled top does not: the count shown stays).
+  function render(entries, updatedAt, total) {
     if (!Array.isArray(entries)) return;
     const animate = !reducedMotion();
 
@@ -159,12 +200,14 @@ function start() {
       .sort((a, b) => (Number(a.rank) || 0) - (Number(b.rank) || 0));
 
     const next = [];
+    const shown = [];
     const seen = new Set();
     const flashes = [];
     for (const entry of list) {
       const id = String(entry.userId);
       if (seen.has(id)) continue;
       seen.add(id);
+      shown.push(entry);
       let tr = rows.get(id);
       const isNew = !tr;
       if (isNew) tr = createRow(id);
@@ -190,6 +233,8 @@ function start() {
       }
       next.push(tr);
     }
+    showTies(next, shown);
+    if (total !== undefined && total !== null) showCount(total);
 
     for (const [id, tr] of rows) {
       if (!seen.has(id)) tr.remove();
@@ -318,7 +363,7 @@ function start() {
     setText(titleEl, info.title);
     setText(captionEl, `Top 10 of ${info.title}`);
     setText(scoreHeadEl, info.format === 'duration_ms' ? 'Time' : 'Score');
-    document.title = `Scoreboard — ${info.title}`;
+    document.title = `${gameTitle} — ${info.title}`;
     markTabs();
     hideNote();
     clearTable('Loading…');
@@ -352,6 +397,8 @@ function start() {
     if (board !== view.board || !data || !Array.isArray(data.periods) || !data.periods.length) return;
     const [current, ...finished] = data.periods.filter((p) => p && typeof p.id === 'string');
     if (!current) return;
+    // Until a live message or a read brings the count (a polled top has none).
+    if (view.total === null && live()) showCount(current.entries);
     const options = [periodOption(CURRENT, `Current · ${periodLabel(current.id)}`)];
     for (const p of finished) {
       const previous = Boolean(p.endsAt) && p.endsAt === current.startsAt;
@@ -367,7 +414,8 @@ function start() {
 
   if (periodSelect) periodSelect.addEventListener('change', () => showPeriod(periodSelect.value));
 
-  // A finished period is frozen: its top is read once and live updates pause until CURRENT again.
+  // A finished period is frozen: its top is read once (as a rank range, which has the period's
+  // player count too) and live updates pause until CURRENT again.
   async function showPeriod(value) {
     if (value === view.period) return;
     view.period = value;
@@ -376,14 +424,15 @@ function start() {
     clearTable('Loading…');
     if (live()) {
       follow();
+      loadPeriods(); // the count too, should the live top come by polling (which has none)
       return;
     }
     pause();
     refreshState();
     const gen = view.gen;
-    const data = await getData(`${boardUrl(view.board, 'top')}?limit=${TOP_LIMIT}&period=${encodeURIComponent(value)}`);
+    const data = await getData(`${boardUrl(view.board, 'ranks')}?from=1&limit=${TOP_LIMIT}&period=${encodeURIComponent(value)}`);
     if (gen !== view.gen) return;
-    if (data && Array.isArray(data.leaderboard)) render(data.leaderboard, data.updatedAt);
+    if (data && Array.isArray(data.leaderboard)) render(data.leaderboard, data.updatedAt, data.total);
     else clearTable('This period cannot be shown');
   }
 
@@ -423,7 +472,7 @@ function start() {
       // Late updates of a board left, or of the live period while a finished one is shown.
       if (sub !== top || !live()) return;
       if (typeof value.period === 'string' && value.period !== view.currentPeriod) periodTurned(value.period);
-      render(value.leaderboard, value.updatedAt);
+      render(value.leaderboard, value.updatedAt, value.total);
     });
     sub.on('period_ended', (data) => {
       // The new period's (empty) snapshot follows at once.
@@ -488,6 +537,7 @@ function start() {
 
   client.on('state', refreshState);
   showUpdated(updatedEl && updatedEl.getAttribute('datetime'));
+  setInterval(() => showUpdated(updatedIso), CLOCK_MS);
   markTabs();
   follow();
   followAround();

@@ -149,8 +149,9 @@ export class Subscription extends Emitter {
     this.#window(data, true, 'polling');
   }
 
-  #top({ board, period, leaderboard, updatedAt }, via) {
-    this.#update({ board, period, leaderboard, updatedAt, via });
+  // `total` (the board's entries) comes live; a polled top has none.
+  #top({ board, period, leaderboard, updatedAt, total }, via) {
+    this.#update({ board, period, leaderboard, updatedAt, total, via });
   }
 
   #window({ board, period, total }, snapshot, via) {
@@ -265,7 +266,7 @@ export class ScoreboardClient extends Emitter {
     this.#open();
   }
 
-  /** A board's top 10: `update` {board, period, leaderboard, updatedAt, via}, `period_ended`. */
+  /** A board's top 10: `update` {board, period, leaderboard, updatedAt, total, via}, `period_ended`. */
   leaderboard(board, { maxRate } = {}) {
     return this.#add(new Subscription(this, 'leaderboard', board, { maxRate }));
   }

@@ -10,7 +10,17 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.api.page import duration_text, period_label, score_text
+from app.api.page import (
+    TIE_FIRST,
+    TIE_LEGENDS,
+    TIE_SUBSCORE,
+    TIE_TITLES,
+    duration_text,
+    period_label,
+    players_text,
+    score_text,
+    tie_reasons,
+)
 from app.logs import JsonFormatter
 
 from .boards.scene import AppClient, Boards, boards_config
@@ -217,23 +227,36 @@ async def test_every_answer_carries_the_security_headers_once(client: Any, path:
 
 
 class _PageView(HTMLParser):
-    """What the live page shows, as a visitor reads it: tabs, title, notice, period options, rows."""
+    """What the live page shows, as a visitor reads it: tabs, title, notice, period options, rows,
+    the rows' tie marks, links."""
 
     def __init__(self, html: str) -> None:
         super().__init__()
+        self.title = ""  # of the browser tab
         self.tabs: list[tuple[str, bool, str]] = []  # href, aria-current, text
+        self.links: list[tuple[str, str]] = []  # href, text of the links that are not tabs
         self.rows: list[tuple[str, str, str]] = []  # user, username, score as shown
+        self.ties: dict[str, str | None] = {}  # user -> the title of their row's tie mark, if shown
         self.options: list[tuple[str, str]] = []
         self.texts: dict[str, str] = {}  # by element id
+        self.hidden: set[str] = set()  # ids of the elements not shown
         self.scripts: list[dict[str, str | None]] = []
         self._open: list[tuple[str, dict[str, str | None]]] = []
         self._text: list[str] = []
         self._name = self._score = ""  # of the row being read
+        self._tie: str | None = None
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "script":
             self.scripts.append(dict(attrs))
+        found = dict(attrs)
+        if "id" in found and "hidden" in found:
+            self.hidden.add(str(found["id"]))
+        if tag == "tr":
+            self._tie = None
+        if tag == "span" and found.get("class") == "tie" and "hidden" not in found:
+            self._tie = str(found.get("title"))
         if tag in {"a", "option", "h1", "p", "th", "td", "span", "tr", "title"}:
             self._open.append((tag, dict(attrs)))
             self._text = []
@@ -248,6 +271,10 @@ class _PageView(HTMLParser):
         text = "".join(self._text).strip()
         if tag == "a" and "data-board" in attrs:
             self.tabs.append((str(attrs["href"]), attrs.get("aria-current") == "page", text))
+        elif tag == "a":
+            self.links.append((str(attrs["href"]), text))
+        elif tag == "title":
+            self.title = text
         elif tag == "option":
             self.options.append((str(attrs["value"]), text))
         elif tag == "span" and attrs.get("class") == "name":
@@ -256,6 +283,7 @@ class _PageView(HTMLParser):
             self._score = text
         elif tag == "tr" and "data-user-id" in attrs:
             self.rows.append((str(attrs["data-user-id"]), self._name, self._score))
+            self.ties[str(attrs["data-user-id"])] = self._tie
         if "id" in attrs:
             self.texts[str(attrs["id"])] = text
         if tag != "tr":
@@ -334,6 +362,59 @@ async def test_page_shows_the_default_board_for_a_board_it_cannot_show(
     assert [t for t in page.tabs if t[1]] == [("/?board=global", True, "All time")]
     html = await (await boards_client.get(f"/{query}")).text()
     assert "alert" not in html and "onerror" not in html and "a" * 100 not in html  # never echoed
+
+
+GAME = '<script>alert("pwned")</script> & Ünïcødé 🏆 ゲーム'
+
+
+async def test_page_names_the_game_as_text(make_client: MakeClient) -> None:
+    client = await make_client(server={"title": GAME})
+    html = await (await client.get("/")).text()
+    assert "<script>alert" not in html and html.count("&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt; &amp;") == 2
+    page = await _page(client, "")
+    assert page.title == f"{GAME} — global"  # the one board of a configuration without [boards]
+    assert page.texts["game-title"] == GAME and page.texts["board-title"] == "global"
+    default = await _page(await make_client(), "")
+    assert default.title == "Scoreboard — global" and default.texts["game-title"] == "Scoreboard"
+
+
+async def test_page_explains_ties_and_counts_players(boards_client: AppClient, bearer: Any) -> None:
+    boards = Boards(boards_client, bearer)
+    empty = await _page(boards_client, "?board=high")
+    assert empty.texts["player-count"] == "0 players" and "tie-legend" in empty.hidden and empty.ties == {}
+    assert ("/api/docs", "API docs") in empty.links
+
+    await boards.write("high", {"userId": "ann", "score": 50}, key="h1")
+    await boards.write("high", {"userId": "ben", "score": 50}, key="h2")  # the same score, later
+    await boards.write("high", {"userId": "cy", "score": 80}, key="h3")
+    page = await _page(boards_client, "?board=high")
+    assert [user for user, _, _ in page.rows] == ["cy", "ann", "ben"]
+    assert page.ties == {"cy": None, "ann": TIE_TITLES[TIE_FIRST], "ben": TIE_TITLES[TIE_FIRST]}
+    assert page.texts["player-count"] == "3 players" and "tie-legend" not in page.hidden
+    assert page.texts["tie-legend-text"] == TIE_LEGENDS[TIE_FIRST]
+
+    # A subscore ranks equal scores before the time they were reached does.
+    await boards.write("high", {"userId": "dee", "score": 50, "subscore": 2}, key="h4")
+    page = await _page(boards_client, "?board=high")
+    assert [user for user, _, _ in page.rows] == ["cy", "dee", "ann", "ben"]
+    assert page.ties == {"cy": None, **dict.fromkeys(["dee", "ann", "ben"], TIE_TITLES[TIE_SUBSCORE])}
+    assert page.texts["player-count"] == "4 players"
+    assert page.texts["tie-legend-text"] == TIE_LEGENDS[TIE_SUBSCORE]
+
+
+def test_ties_and_player_counts_as_the_page_writes_them() -> None:
+    first, sub = TIE_FIRST, TIE_SUBSCORE
+    assert tie_reasons([]) == [] and tie_reasons([(5, None)]) == [None]
+    assert tie_reasons([(9, None), (5, None), (5, None), (3, None)]) == [None, first, first, None]
+    assert tie_reasons([(5, None), (5, 0), (4, 1), (4, 2), (4, 2)]) == [first, first, sub, sub, sub]  # absent = 0
+    assert tie_reasons([(7, None), (5, None), (3, None)]) == [None, None, None]
+    assert [players_text(n) for n in (0, 1, 2, 1234, 1_000_000)] == [
+        "0 players",
+        "1 player",
+        "2 players",
+        "1,234 players",
+        "1,000,000 players",
+    ]
 
 
 def test_scores_and_periods_as_the_page_writes_them() -> None:

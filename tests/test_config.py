@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shlex
 from pathlib import Path
 
 import pytest
 
+import run
 from app.config import DEV_ACTION_SECRET, DEV_JWT_SECRET, ConfigError, load_config
 
 GOOD = """
@@ -270,3 +272,36 @@ def test_without_hs256_the_user_secret_is_not_needed(tmp_path: Path) -> None:
         load_config(_write(tmp_path, GOOD + JWKS + "algorithms = ['RS256', 'HS256']\n"), env)
     with pytest.raises(ConfigError, match="SCOREBOARD_ACTION_SECRET"):
         load_config(_write(tmp_path, GOOD + JWKS), {**env, "SCOREBOARD_ACTION_SECRET": "short"})
+
+
+def test_the_games_title(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, GOOD), {}).server.title == "Scoreboard"
+    for title in ("Space Raiders", "Ünïcødé 🏆 ゲーム", "<script>alert(1)</script>", "x" * 100):
+        text = GOOD.replace("port = 9000", f"title = {json.dumps(title, ensure_ascii=False)}")  # a TOML string too
+        assert load_config(_write(tmp_path, text), {}).server.title == title
+
+
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [
+        ('""', "server.title: Expected `str` of length >= 1"),
+        ('"' + "x" * 101 + '"', "server.title: Expected `str` of length <= 100"),
+        ("42", "server.title: Expected `str`, got `int`"),
+        ('"   "', "server.title: must not be blank"),
+        (r'"Space\nRaiders"', "server.title: control characters are not allowed (U+000A)"),
+        (r'"Space\tRaiders"', "server.title: control characters are not allowed (U+0009)"),
+        (r'"Raiders\u007f"', "server.title: control characters are not allowed (U+007F)"),
+        (r'"Raiders\u0085"', "server.title: control characters are not allowed (U+0085)"),  # C1: next line
+        (r'"Space\u2028Raiders"', "server.title: control characters are not allowed (U+2028)"),
+    ],
+)
+def test_a_bad_title_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], title: str, message: str
+) -> None:
+    path = _write(tmp_path, GOOD.replace("port = 9000", f"title = {title}"))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert str(info.value) == message
+    # At start-up: the same line, and nothing else.
+    assert run.main(["--config", str(path), "token", "someone"]) == 2
+    assert capsys.readouterr().err == f"config error: {message}\n"

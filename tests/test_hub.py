@@ -195,3 +195,28 @@ async def test_a_version_made_by_a_subscribe_mid_sweep_reaches_everyone() -> Non
         await until(lambda: all(board_of(s.messages[-1]) == [(1, "alice", 112)] for s in [*sockets, late]))
         assert [changes(m)["alice"] for m in sockets[0].messages[1:]] == ["+5", "+7"]
         await joining[0]
+
+
+async def test_the_count_alone_makes_a_version_at_most_every_count_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(waves_module, "COUNT_GAP", 0.1)
+    scores = [(f"u{i:02d}", 100 - i) for i in range(10)]
+    _, hub, players, sockets = await two_chunks(*scores)
+    sock = sockets[0]
+    assert sock.messages[0]["data"]["total"] == 10
+    async with running(hub):
+        # Two newcomers below the top 10: one version carries both, once the gap has passed.
+        players.award("late", 1)
+        players.award("later", 1)
+        await until(lambda: len(sock.messages) == 2)
+        assert sock.messages[1]["data"]["total"] == 12
+        assert board_of(sock.messages[1]) == board_of(sock.messages[0])
+        assert set(changes(sock.messages[1]).values()) == {"+0"}
+        # A move below the top by someone already there changes neither the top nor the count.
+        players.award("late", 2)
+        await asyncio.sleep(0.3)
+        assert len(sock.messages) == 2
+        # A change of the top goes at once (not after the gap), with the count as it is then.
+        monkeypatch.setattr(waves_module, "COUNT_GAP", 60)
+        players.award("newest", 500)
+        await until(lambda: len(sock.messages) == 3)
+        assert sock.messages[2]["data"]["total"] == 13 and board_of(sock.messages[2])[0] == (1, "newest", 500)

@@ -251,7 +251,9 @@ STREAM = Example(
         "id: 1\n"
         "event: leaderboard_update\n"
         'data: {"type":"leaderboard_update","data":{"seq":1,"board":"weekly","period":"2026-W49","leaderboard":'
-        '[{"rank":1,"userId":"alice","username":"Alice","score":600,"change":"+0"}],"updatedAt":"' + NOW + '"}}\n'
+        '[{"rank":1,"userId":"alice","username":"Alice","score":600,"change":"+0"}],"updatedAt":"'
+        + NOW
+        + '","total":1}}\n'
         "\n"
         ": keepalive\n"
         "\n"

@@ -1,5 +1,6 @@
-"""The live page's content: which board it shows, that board's top as text, and a tab per board.
-static/format.js renders scores and period names the same way for the updates that follow."""
+"""The live page's content: the game's name, which board it shows, that board's top as text with
+its ties explained, how many players it has, and a tab per board. static/format.js renders scores,
+period names, ties and the player count the same way for the updates that follow."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import msgspec
 from ..boards.board import CURRENT
 from ..boards.reads import BoardReads
 from ..ranking import TOP_SIZE
-from .models import BoardData, BoardTopData
+from .models import BoardData
 
 # A board id as the catalog allows it. Matched before any look-up: whatever else the query holds
 # (markup, control characters, U+FFFD from broken percent-escapes, kilobytes of it) is never used.
@@ -22,6 +23,19 @@ _MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
 _CRON = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}:[0-9]{2})")
 
 UNKNOWN_BOARD = "There is no board with that id; showing {title}."
+
+# Why one of two equal scores is ahead, as app/ranking/ties.py orders them: the subscore (when a
+# trusted server gave one) the board's way, then the lower write sequence, i.e. who got there first.
+TIE_FIRST = "first"
+TIE_SUBSCORE = "subscore"
+TIE_TITLES = {
+    TIE_FIRST: "Same score as the player next to them: whoever reached it first ranks higher",
+    TIE_SUBSCORE: "Same score as the player next to them: the game's tie-break decides, then who reached it first",
+}
+TIE_LEGENDS = {
+    TIE_FIRST: "Same score: whoever reached it first ranks higher.",
+    TIE_SUBSCORE: "Same score: the game's tie-break decides, then whoever reached it first ranks higher.",
+}
 
 
 def duration_text(ms: int) -> str:
@@ -56,6 +70,36 @@ def period_label(period_id: str) -> str:
     return period_id
 
 
+def players_text(total: int) -> str:
+    """How many players a board period has, as the page says it: "1 player", "1,234 players"."""
+    return "1 player" if total == 1 else f"{total:,} players"
+
+
+def tie_reasons(scores: list[tuple[int, int | None]]) -> list[str | None]:
+    """For each (score, subscore) of a top in rank order: None when nobody else shown has that
+    score, else why the tied ones are in this order (TIE_FIRST, or TIE_SUBSCORE when their
+    subscores differ). An absent subscore counts as 0, as in the ranking."""
+    reasons: list[str | None] = [None] * len(scores)
+    start = 0
+    while start < len(scores):
+        end = start
+        while end + 1 < len(scores) and scores[end + 1][0] == scores[start][0]:
+            end += 1
+        if end > start:
+            subscores = {subscore or 0 for _, subscore in scores[start : end + 1]}
+            reason = TIE_FIRST if len(subscores) == 1 else TIE_SUBSCORE
+            reasons[start : end + 1] = [reason] * (end + 1 - start)
+        start = end + 1
+    return reasons
+
+
+def tie_legend(reasons: list[str | None]) -> str | None:
+    """The line under the table that explains the ties shown, if any."""
+    if TIE_SUBSCORE in reasons:
+        return TIE_LEGENDS[TIE_SUBSCORE]
+    return TIE_LEGENDS[TIE_FIRST] if TIE_FIRST in reasons else None
+
+
 def chosen_board(asked: str | None, boards: list[BoardData]) -> tuple[BoardData, bool]:
     """The board `?board=` names, or the default one (listed first); True when the query named a
     board that is not there (so the page says so)."""
@@ -85,15 +129,18 @@ class Row(msgspec.Struct, frozen=True, kw_only=True):
     username: str
     score: int
     shown: str  # the score as text, in the board's format
+    tie_title: str | None  # the hint on a row whose score another row shown has too
 
 
-async def page_context(reads: BoardReads, asked: str | None) -> dict[str, object]:
-    """What templates/index.html renders for `GET /?board=<asked>`."""
+async def page_context(reads: BoardReads, asked: str | None, *, title: str) -> dict[str, object]:
+    """What templates/index.html renders for `GET /?board=<asked>`, in a game named `title`."""
     listed = reads.boards().boards
     board, unknown = chosen_board(asked, listed)
-    data = (await reads.top(board.id, CURRENT, TOP_SIZE)).data
-    assert isinstance(data, BoardTopData)
+    # The rank range rather than the top: the same entries, and the board's size with them.
+    data = await reads.ranks(board.id, 1, TOP_SIZE, CURRENT)
+    reasons = tie_reasons([(e.score, e.subscore) for e in data.leaderboard])
     return {
+        "title": title,
         "board": board,
         "period_label": period_label(board.period.id),
         "notice": UNKNOWN_BOARD.format(title=board.title) if unknown else None,
@@ -115,9 +162,12 @@ async def page_context(reads: BoardReads, asked: str | None) -> dict[str, object
                 username=e.username,
                 score=e.score,
                 shown=score_text(e.score, board.format),
+                tie_title=TIE_TITLES[reason] if reason else None,
             )
-            for e in data.leaderboard
+            for e, reason in zip(data.leaderboard, reasons, strict=True)
         ],
+        "tie_legend": tie_legend(reasons),
+        "players": players_text(data.total),
         "updated_at": data.updated_at,
         "static_url": "/static",
     }

@@ -334,9 +334,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         example=x.STREAM,
         summary="The board's leaderboard channel as Server-Sent Events, for clients that cannot hold a "
         "WebSocket: `id:` the message's seq, `event:` its type, `data:` the whole message as the WebSocket "
-        "sends it. It starts with a `leaderboard_update` snapshot, then every change (bursts coalesced, the "
-        "latest state always sent) and `period_ended`; `: keepalive` comments keep it open. A reconnect "
-        "with `Last-Event-ID` goes on from the next id with a fresh snapshot. The same connection limits as "
+        "sends it. It starts with a `leaderboard_update` snapshot, then every change of the top 10 or of its "
+        "`total` of entries (bursts coalesced, the latest state always sent) and `period_ended`; `: keepalive` "
+        "comments keep it open. A reconnect with `Last-Event-ID` goes on from the next id with a fresh snapshot. The same connection limits as "
         "the WebSocket; a client too far behind is cut off",
         media="text/event-stream",
         query=m.StreamQuery,

@@ -19,6 +19,7 @@ from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok
 from .keys import (
     BOARD_ADMIN,
     BOARD_READS,
+    CONFIG,
     INITIALIZE_LIMITER,
     OPENAPI,
     OVERTAKES,
@@ -264,7 +265,8 @@ async def openapi(request: web.Request) -> web.Response:
 async def page(request: web.Request) -> dict[str, object]:
     # Not validated into a model: a board the page cannot show still gets the page (the default
     # board, with a notice), never an error.
-    return await page_context(request.app[BOARD_READS], request.query.get("board"))
+    title = request.app[CONFIG].server.title
+    return await page_context(request.app[BOARD_READS], request.query.get("board"), title=title)
 
 
 @aiohttp_jinja2.template("docs.html")

@@ -78,6 +78,7 @@ class LiveEntry(msgspec.Struct, rename="camel", kw_only=True):
     user_id: str
     username: str
     score: Score
+    subscore: Score | msgspec.UnsetType = msgspec.UNSET  # only when a trusted server gave one, as in REST reads
     change: str
 
 
@@ -86,6 +87,7 @@ class LiveBoard(msgspec.Struct, rename="camel", kw_only=True):
     period: str
     leaderboard: list[LiveEntry]
     updated_at: Timestamp
+    total: int  # entries in the period, as `ranks_update` and GET /ranks count them
 
 
 class LeaderboardUpdate(_Server, tag="leaderboard_update"):

@@ -1,5 +1,6 @@
-"""The coalesced broadcast of one board's top 10: board versions, their pre-built frames, the sweeps
-that bring every subscriber to the newest version, and the end of each period."""
+"""The coalesced broadcast of one board's top 10 and its number of entries: board versions, their
+pre-built frames, the sweeps that bring every subscriber to the newest version, and the end of each
+period."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+
+import msgspec
 
 from ..boards.board import Board
 from ..clock import iso
@@ -25,6 +28,9 @@ WAVE_CHUNK = 256  # subscribers written between yields, so awards keep flowing d
 # A sweep to 1,000 clients takes ~5 ms: back to back they made ~90 versions a second, every
 # client parsing each, and the box saturated (p99 154 ms). 20 ms apart at most 50 a second.
 MIN_VERSION_GAP = 0.02
+# A first entry below the top changes only the count: each makes no sweep of its own (a board of a
+# million players gains many a second, its top seldom), one version at most this often carries it.
+COUNT_GAP = 1.0
 
 
 class WaveTally:
@@ -37,18 +43,18 @@ class WaveTally:
 
 
 class Waves:
-    """Sends a board's top 10 to every subscriber as a sweep: each change of the top makes a new board
-    version; the sweep writes the newest version to each subscriber that does not have it yet.
-    A version made while a sweep is under way goes to the rest of that sweep at once, and a
-    second pass brings the first part up to date: a change waits about one wave (sweeps start
-    at most every MIN_VERSION_GAP), and bursts coalesce (latest state wins). A sweep longer than
-    that gap ends after its pass and, before the next, the broadcaster rests as long as other
-    work needed the loop during it, so under steady load the awards still get it. `change` is
-    relative to the version each subscriber had, so a message is built once per (previous
-    version, version), each subscriber's `seq` spliced in. A subscriber with `maxRate` is skipped
-    while not due and sent the then newest version when it is. When the board's period ends, every
-    subscriber gets `period_ended` with the finished period's top 10, then a snapshot of the new
-    period."""
+    """Sends a board's top 10 to every subscriber as a sweep: each change of the top (or, at most
+    every COUNT_GAP, of the number of entries alone) makes a new board version; the sweep writes the
+    newest version to each subscriber that does not have it yet. A version made while a sweep is
+    under way goes to the rest of that sweep at once, and a second pass brings the first part up to
+    date: a change waits about one wave (sweeps start at most every MIN_VERSION_GAP), and bursts
+    coalesce (latest state wins). A sweep longer than that gap ends after its pass and, before the
+    next, the broadcaster rests as long as other work needed the loop during it, so under steady
+    load the awards still get it. `change` is relative to the version each subscriber had, so a
+    message is built once per (previous version, version), each subscriber's `seq` spliced in. A
+    subscriber with `maxRate` is skipped while not due and sent the then newest version when it is.
+    When the board's period ends, every subscriber gets `period_ended` with the finished period's
+    top 10, then a snapshot of the new period."""
 
     def __init__(self, ranking: Ranking, board: Board, clock: Callable[[], int], tally: WaveTally) -> None:
         self.ranking = ranking
@@ -63,13 +69,15 @@ class Waves:
         self._dirty = asyncio.Event()
         self._version = 0
         self._top: list[tuple[int, Standing]] | None = None  # the board of the current version
+        self._total = 0  # its number of entries
+        self._count_wake: asyncio.TimerHandle | None = None
         # version -> each user's score before their first award after that version was made
         self._since: dict[int, dict[str, int]] = {0: {}}
         self._frames: dict[int, Sequenced] = {}  # previous version -> message of the current version
         self._swept = 0  # the version every subscriber had at the end of the last sweep
         self._advancing = asyncio.Lock()  # one version at a time (the board read may suspend)
         self._stopping = False
-        self._last_top: list[tuple[str, str, int]] = []
+        self._last_top: list[tuple[str, str, int, int | None]] = []
         self._force = False  # make a new version even if the top 10 looks unchanged
         self._shrank = False  # and even if it is shorter: a user left the board
         # Wave latency: from the award that changed the top (its timestamp, taken as its transaction
@@ -130,24 +138,29 @@ class Waves:
             self._dirty.set()
             if self._pending_from is None:
                 self._pending_from = at_ms
+        elif move.previous_rank is None:
+            self._count_soon()
 
-    def _message(self, top: list[tuple[int, Standing]], *, bases: dict[str, int]) -> Sequenced:
-        entries = [
-            LiveEntry(
-                rank=rank,
-                user_id=s.user_id,
-                username=s.username,
-                score=s.score,
-                change=f"{s.score - bases.get(s.user_id, s.score):+d}",
-            )
-            for rank, s in top
-        ]
+    def _count_soon(self) -> None:
+        """Make a version for a new count within COUNT_GAP (sooner if the top changes meanwhile)."""
+        if self._count_wake is not None:
+            return
+
+        def due() -> None:
+            self._count_wake = None
+            self._dirty.set()
+
+        self._count_wake = asyncio.get_running_loop().call_later(COUNT_GAP, due)
+
+    def _message(self, top: list[tuple[int, Standing]], total: int, *, bases: dict[str, int]) -> Sequenced:
+        entries = [_entry(rank, s, s.score - bases.get(s.user_id, s.score)) for rank, s in top]
         # As GET /top: when the shown board last changed (the newest award in it).
         board = LiveBoard(
             board=self.board.id,
             period=self._where.period,
             leaderboard=entries,
             updated_at=iso(last_change(top) or self.clock()),
+            total=total,
         )
         return Sequenced("leaderboard_update", board)
 
@@ -165,10 +178,7 @@ class Waves:
         ended = self._where
         frozen = await self.ranking.top(ended, TOP_SIZE)
         self._period, self._where = period, self.board.where(period)
-        entries = [
-            LiveEntry(rank=rank, user_id=s.user_id, username=s.username, score=s.score, change="+0")
-            for rank, s in frozen
-        ]
+        entries = [_entry(rank, s, 0) for rank, s in frozen]
         message = Sequenced("period_ended", EndedBoard(board=self.board.id, period=ended.period, leaderboard=entries))
         for sub in list(self.subscribers.values()):
             sub.send(message)  # an event, not a state: it goes at once, whatever the pace
@@ -197,16 +207,16 @@ class Waves:
         self._since[version] = {}
         taken, self._pending_from = self._pending_from, None
         try:
-            top = await self.ranking.top(self._where, TOP_SIZE)
+            top, total = await self.ranking.page(self._where, 1, TOP_SIZE)
         except BaseException:
             del self._since[version]
             self._pending_from = taken if taken is not None else self._pending_from
             raise
-        shown = [(s.user_id, s.username, s.score) for _, s in top]
+        shown = [(s.user_id, s.username, s.score, s.subscore) for _, s in top]
         # Within a period boards only grow but for an erased user (`shrank`), so a shorter top is
         # otherwise a board still being rebuilt after a Redis loss: wait for the rebuild, which
         # asks for a resync.
-        unchanged = self._top is not None and shown == self._last_top and not self._force
+        unchanged = self._top is not None and shown == self._last_top and total == self._total and not self._force
         shrunk, self._shrank = self._shrank, False
         if unchanged or (len(shown) < len(self._last_top) and not shrunk):
             del self._since[version]
@@ -215,7 +225,7 @@ class Waves:
             return False
         if self._unswept_from is None:
             self._unswept_from = taken
-        self._version, self._top = version, top
+        self._version, self._top, self._total = version, top, total
         self._frames = {}
         self._last_top = shown
         self._force = False
@@ -231,7 +241,7 @@ class Waves:
         if message is None:
             assert self._top is not None  # a version exists before anyone is swept
             bases = self._since.get(had, {}) if had != SNAPSHOT else {}
-            message = self._frames[had] = self._message(self._top, bases=bases)
+            message = self._frames[had] = self._message(self._top, self._total, bases=bases)
         if sub.send(message):
             sub.version = self._version
 
@@ -294,8 +304,9 @@ class Waves:
     def stop(self) -> None:
         """End `run` (also when a Redis client swallowed the task's cancellation)."""
         self._stopping = True
-        if self._period_end is not None:
-            self._period_end.cancel()
+        for timer in (self._period_end, self._count_wake):
+            if timer is not None:
+                timer.cancel()
         self._dirty.set()
 
     async def run(self) -> None:
@@ -315,3 +326,11 @@ class Waves:
                 # make the versions queued behind it (p99 608 ms) and commit -> client p99 was 5x
                 # one bare wave. An otherwise idle loop gets the next version out at once.
                 await asyncio.sleep(max(MIN_VERSION_GAP - took, yielded))
+
+
+def _entry(rank: int, s: Standing, change: int) -> LiveEntry:
+    """A place of a live top; `change` the score gained since the subscriber's previous version."""
+    subscore = msgspec.UNSET if s.subscore is None else s.subscore
+    return LiveEntry(
+        rank=rank, user_id=s.user_id, username=s.username, score=s.score, subscore=subscore, change=f"{change:+d}"
+    )

@@ -96,7 +96,7 @@ async def test_tabs_switch_the_board_and_the_url(browser: Any, flow: Flow, clien
     await page.get_by_role("link", name="This week").click()
     await page.wait_for_url("**/?board=weekly")
     assert await page.locator('#board-tabs a[aria-current="page"]').text_content() == "This week"
-    assert await page.locator("h1").text_content() == "This week"
+    assert await page.locator("h1").text_content() == "Scoreboard — This week"  # the game's name, then the board's
     assert await page.title() == "Scoreboard — This week"
     await _wait_rows(page, [("alice", "100")])
     hub = client.app[HUB]

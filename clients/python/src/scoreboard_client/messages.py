@@ -59,16 +59,19 @@ class LiveEntry(_Part):
     username: str
     score: int
     change: str
+    subscore: int | None = None  # only when a trusted server gave one
 
 
 class LiveBoard(_Part):
-    """A board's top 10 now; `seq` counts this subscription's messages."""
+    """A board's top 10 now and its number of entries (`total`; None from servers that do not send
+    it); `seq` counts this subscription's messages."""
 
     board: str
     period: str
     leaderboard: list[LiveEntry]
     updated_at: str
     seq: int | None = None
+    total: int | None = None
 
 
 class LeaderboardUpdate(_Message, tag="leaderboard_update"):
