@@ -154,6 +154,11 @@ class PostgresStore:
         async with self._transaction() as conn:
             await _run(conn, OPS.keep_answer(service, key, answer))
 
+    async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
+        """Record an attestation, once per user and action."""
+        async with self._transaction() as conn:
+            return await _run(conn, OPS.attest(user_id, action_id, service, now_ms))
+
     async def standings(self, board: str, period: str) -> list[Standing]:
         """Every user on one period of one board."""
         async with self._transaction() as conn:
@@ -191,6 +196,12 @@ class PostgresStore:
         """Forget old Idempotency-Keys."""
         async with self._transaction() as conn:
             status = await conn.execute(OPS.purge_keys, created_before_ms)
+        return int(status.split()[-1])
+
+    async def purge_attestations(self, created_before_ms: int) -> int:
+        """Forget unspent attestations made before this time."""
+        async with self._transaction() as conn:
+            status = await conn.execute(OPS.purge_attestations, created_before_ms)
         return int(status.split()[-1])
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:

@@ -40,6 +40,9 @@ PURGE_KEYS = (
     "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)"
 )
 PURGE_NOTICES = "DELETE FROM notices WHERE id IN (SELECT id FROM notices WHERE created_at < ? LIMIT ?)"
+PURGE_ATTESTATIONS = (
+    "DELETE FROM attestations WHERE rowid IN (SELECT rowid FROM attestations WHERE created_at < ? LIMIT ?)"
+)
 
 
 def _steps(steps: Steps[T]) -> Write[T]:
@@ -203,6 +206,10 @@ class SqliteStore:
         """Keep a trusted write's first answer."""
         await self.writer.write(_steps(OPS.keep_answer(service, key, answer)))
 
+    async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
+        """Record an attestation, once per user and action."""
+        return await self.writer.write(_steps(OPS.attest(user_id, action_id, service, now_ms)))
+
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row, or None."""
         for row in await self._db().execute_fetchall(OPS.user, (user_id,)):
@@ -245,6 +252,10 @@ class SqliteStore:
     async def purge_notices(self, created_before_ms: int) -> int:
         """Delete notices made before this time, in chunks as `purge_tokens`."""
         return await self._purge_all(PURGE_NOTICES, created_before_ms)
+
+    async def purge_attestations(self, created_before_ms: int) -> int:
+        """Forget unspent attestations made before this time, in chunks as `purge_tokens`."""
+        return await self._purge_all(PURGE_ATTESTATIONS, created_before_ms)
 
     async def _purge_all(self, statement: str, before_ms: int) -> int:
         total = 0
