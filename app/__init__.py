@@ -16,6 +16,7 @@ from .api.edge import edge, envelope_protocol_errors
 from .api.envelope import public_cache_control
 from .api.keys import (
     ADMISSION,
+    ATTESTATIONS,
     BOARD_ADMIN,
     BOARD_READS,
     CONFIG,
@@ -35,6 +36,7 @@ from .api.keys import (
 )
 from .api.openapi import encode_openapi
 from .api.routes import ENDPOINTS, setup_routes
+from .attestations import Attestations
 from .auth import UserAuth
 from .boards.admin import BoardAdmin
 from .boards.catalog import Catalog, settings_text
@@ -98,7 +100,8 @@ async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
     # Expired tokens are refused by their `exp` before the database is asked, so their rows
     # are dead weight; the unique nonce in score_history still guards against any replay.
-    # Idempotency-Keys answer retries for limits.idempotency_hours, then go; notices after 7 days.
+    # Idempotency-Keys answer retries for limits.idempotency_hours, then go, and so do attestations
+    # no award spent; notices after 7 days.
     while True:
         await asyncio.sleep(TOKEN_PURGE_SECONDS)
         try:
@@ -108,6 +111,8 @@ async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
             forgotten = await store.purge_keys(now_ms() - keys_kept_ms)
             if forgotten:
                 log.info("forgot %d Idempotency-Keys", forgotten)
+            if unspent := await store.purge_attestations(now_ms() - keys_kept_ms):
+                log.info("forgot %d attestations no award spent", unspent)
             if aged := await overtakes.purge():
                 log.info("purged %d notices past their kept time", aged)
         except Exception:
@@ -243,6 +248,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     )
     app[TRUSTED_WRITES] = TrustedWrites(catalog, parts.store, parts.ranking, placer, clock)
     app[SERVICE_KEYS] = ServiceKeys(config.services)
+    app[ATTESTATIONS] = Attestations(parts.store, clock)
     app[HUB] = hub
     admission = app[ADMISSION] = Admission(
         per_process=config.limits.ws_connections_per_process,

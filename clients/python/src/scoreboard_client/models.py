@@ -13,13 +13,14 @@ class _Model(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
 
 
 class ActionEntry(_Model):
-    """One action of the catalog: what an initialize and update of it award, on which boards, and how
-    soon after initialize it may be completed."""
+    """One action of the catalog: what an initialize and update of it award, on which boards, how soon
+    after initialize it may be completed, and whether a trusted server must attest it first."""
 
     type: str
     score: int
     min_seconds: float
     boards: list[str]
+    attest: bool
 
 
 class ActionsData(_Model):
@@ -36,6 +37,21 @@ class AroundData(_Model):
     rank: int | None
     entries: list[RankedEntry]
     total: int
+
+
+class AttestData(_Model):
+    """An attestation held: the first one of this user's action, whichever attest made it, until the
+    award that needs it spends it."""
+
+    action_id: str
+    user_id: str
+    attested_at: str
+
+
+class AttestRequest(_Model):
+    """The player whose action a trusted server attests."""
+
+    user_id: str
 
 
 class AwardBoard(_Model):
