@@ -10,12 +10,14 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .addresses import parse_networks
 from .api.edge import edge, envelope_protocol_errors, expect_continue
 from .api.envelope import public_cache_control
 from .api.keys import (
     ADMISSION,
+    ATTESTATIONS,
     BOARD_ADMIN,
     BOARD_READS,
     CONFIG,
@@ -36,6 +38,7 @@ from .api.keys import (
 )
 from .api.openapi import encode_openapi
 from .api.routes import ENDPOINTS, setup_routes
+from .attestations import Attestations
 from .auth import UserAuth
 from .boards.admin import BoardAdmin
 from .boards.catalog import Catalog, settings_text
@@ -100,7 +103,8 @@ async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
     # Expired tokens are refused by their `exp` before the database is asked, so their rows
     # are dead weight; the unique nonce in score_history still guards against any replay.
-    # Idempotency-Keys answer retries for limits.idempotency_hours, then go; notices after 7 days.
+    # Idempotency-Keys answer retries for limits.idempotency_hours, then go, and so do attestations
+    # no award spent; notices after 7 days.
     while True:
         await asyncio.sleep(TOKEN_PURGE_SECONDS)
         try:
@@ -110,6 +114,8 @@ async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
             forgotten = await store.purge_keys(now_ms() - keys_kept_ms)
             if forgotten:
                 log.info("forgot %d Idempotency-Keys", forgotten)
+            if unspent := await store.purge_attestations(now_ms() - keys_kept_ms):
+                log.info("forgot %d attestations no award spent", unspent)
             if aged := await overtakes.purge():
                 log.info("purged %d notices past their kept time", aged)
         except Exception:
@@ -190,6 +196,21 @@ def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admissi
     )
 
 
+def _metrics(
+    app: web.Application, wrap: Callable[[Handler, str], Handler], exporter: Exporter, reuse_port: bool
+) -> list[CleanupContext]:
+    """Serve the exporter's metrics (on the main port, before the catch-all route of setup_routes,
+    or on a listener of their own) and flush them while the app runs."""
+    app[METRICS] = exporter
+    settings = app[CONFIG].metrics
+    contexts = [running(Background("metrics", exporter.run))]
+    if settings.on_main_port:
+        app.router.add_get(METRICS_PATH, wrap(metrics_handler(exporter), METRICS_PATH), expect_handler=expect_continue)
+    else:
+        contexts.insert(0, admin_listener(exporter, settings, reuse_port=reuse_port))
+    return contexts
+
+
 def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], int] = now_ms) -> web.Application:
     """Assemble the application from a validated configuration (`reuse_port`: one of the processes
     of `--workers N`, which share the metrics' port too; `clock`: ms since the epoch, which decides
@@ -255,6 +276,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     )
     app[TRUSTED_WRITES] = TrustedWrites(catalog, parts.store, parts.ranking, placer, clock)
     app[SERVICE_KEYS] = ServiceKeys(config.services)
+    app[ATTESTATIONS] = Attestations(parts.store, clock)
     app[HUB] = hub
     admission = app[ADMISSION] = Admission(
         per_process=config.limits.ws_connections_per_process,
@@ -276,16 +298,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     app[TRUSTED_PROXIES] = trusted
     http = HttpTally() if config.metrics.enabled else None
     wrap = edge(parts.ip_limiter, trusted, http)
-    metrics: list[CleanupContext] = []
-    if http is not None:
-        exporter = app[METRICS] = _exporter(parts, scoreboard, hub, admission, http)
-        if config.metrics.on_main_port:  # before the catch-all route of setup_routes
-            app.router.add_get(
-                METRICS_PATH, wrap(metrics_handler(exporter), METRICS_PATH), expect_handler=expect_continue
-            )
-        else:
-            metrics.append(admin_listener(exporter, config.metrics, reuse_port=reuse_port))
-        metrics.append(running(Background("metrics", exporter.run)))
+    metrics = (
+        [] if http is None else _metrics(app, wrap, _exporter(parts, scoreboard, hub, admission, http), reuse_port)
+    )
     setup_routes(app, wrap)
     keepalive = Keepalive(hub.registry, config.websocket.heartbeat_seconds)
     live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))

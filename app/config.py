@@ -157,11 +157,14 @@ DEFAULT_BOARD = "global"
 
 
 class ActionSettings(_Section, frozen=True):
-    """One entry of the action catalog: what it is worth, how fast it can be done, where it counts."""
+    """One entry of the action catalog: what it is worth, how fast it can be done, where it counts,
+    whether a trusted server must vouch for it first."""
 
     score: Annotated[int, Meta(ge=0, le=1_000_000_000)]
     min_seconds: Annotated[float, Meta(ge=0, le=86_400)] = 0.0
     boards: Annotated[tuple[BoardId, ...], Meta(min_length=1, max_length=20)] | None = None  # None: the default
+    # Awarded only once a trusted server attested it (POST /api/v1/actions/{actionId}/attest).
+    attest: bool = False
 
 
 class BoardSettings(_Section, frozen=True):
@@ -179,6 +182,7 @@ class BoardSettings(_Section, frozen=True):
 
 Scope = Literal["scores:write", "actions:attest"]
 SCORES_WRITE: Scope = "scores:write"  # what POST /api/v1/boards/{board}/scores needs
+ACTIONS_ATTEST: Scope = "actions:attest"  # what POST /api/v1/actions/{actionId}/attest needs
 
 
 class ServiceSettings(_Section, frozen=True):
@@ -341,6 +345,18 @@ def _check_boards(settings: FileSettings) -> None:
                 raise ConfigError(f"services.{name}.boards: {board_id!r} is not a declared board")
 
 
+def _check_attestations(settings: FileSettings) -> None:
+    # An action nobody may attest could never be awarded: say so at start, not at the first update.
+    if any(ACTIONS_ATTEST in s.scopes for s in settings.services.values()):
+        return
+    for action, entry in settings.actions.items():
+        if entry.attest:
+            raise ConfigError(
+                f"actions.{action}.attest: no [services.NAME] has the scope {ACTIONS_ATTEST!r}, "
+                "so this action could never be awarded"
+            )
+
+
 def _check_auth(auth: AuthSettings) -> None:
     algorithms = auth.accepted_algorithms
     if len(set(algorithms)) != len(algorithms):
@@ -392,6 +408,7 @@ def parse_settings(raw: Mapping[str, object]) -> FileSettings:
         raise ConfigError("metrics.port: equals server.port; set metrics.on_main_port = true to serve /metrics there")
     _check_title(settings.server.title)
     _check_boards(settings)
+    _check_attestations(settings)
     _check_auth(settings.auth)
     for proxy in settings.server.trusted_proxies:
         try:

@@ -49,6 +49,10 @@ class ActionAlreadyCompleted(ApiError):
     status, code, message = 409, "ACTION_ALREADY_COMPLETED", "This action was already completed"
 
 
+class NotAttested(ApiError):
+    status, code, message = 409, "NOT_ATTESTED", "This action needs a trusted server's attestation first"
+
+
 class InvalidAction(ApiError):
     status, code, message = 400, "INVALID_ACTION", "Unknown actionType"
 

@@ -13,6 +13,7 @@ from .api.models import Notification
 from .api.personal_data import (
     ErasedData,
     ExportData,
+    ExportedAttestation,
     ExportedAward,
     ExportedChange,
     ExportedEntry,
@@ -119,6 +120,10 @@ class PersonalData:
                     data=overtake_of(Notice(id=i, user_id=uid, type=kind, data=data, created_ms=at)),
                 )
                 for i, kind, data, at in kept.notices
+            ],
+            attestations=[
+                ExportedAttestation(action_id=a, service=service, created_at=iso(at))
+                for a, service, at in kept.attestations
             ],
         )
 

@@ -31,6 +31,7 @@ class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
     min_elapsed_ms: int  # the catalog's minimum for `action_type`, which the recorded grant must have
     now_ms: int
     boards: tuple[BoardPeriod, ...]  # each an incr board, in the period current at `now_ms`
+    attest: bool = False  # the action needs a trusted server's attestation, which the award spends
 
 
 class BoardPeriod(msgspec.Struct, frozen=True, kw_only=True):

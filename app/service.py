@@ -164,7 +164,8 @@ class Scoreboard:
             self.tops.changed()
 
     def action_catalog(self) -> ActionsData:
-        """Every action a client may initialize: its score, minimum time and boards, by type."""
+        """Every action a client may initialize: its score, minimum time, boards and whether it needs an
+        attestation, by type."""
         return ActionsData(
             actions=[
                 ActionEntry(
@@ -172,6 +173,7 @@ class Scoreboard:
                     score=action.score,
                     min_seconds=action.min_seconds,
                     boards=list(action.boards or (self.catalog.default,)),
+                    attest=action.attest,
                 )
                 for name, action in sorted(self.actions.items())
             ]
@@ -269,6 +271,7 @@ class Scoreboard:
                         min_elapsed_ms=round(action.min_seconds * 1000),
                         now_ms=now,
                         boards=tuple(expires),
+                        attest=action.attest,
                     )
                 )
         except TokenAlreadyUsed:
@@ -277,6 +280,8 @@ class Scoreboard:
                 await best_effort("nonce confirmation", self.gate.confirm(claims.nonce, used_for))
             raise
         except BaseException:
+            # Refused (NOT_ATTESTED, ACTION_TOO_FAST, ...) or failed: nothing committed, so the nonce
+            # is freed at once for the token's next try.
             if attempt is not None:
                 with self.span("award.gate.release"):
                     await best_effort("nonce release", self.gate.release(claims.nonce, attempt))

@@ -85,7 +85,15 @@ def config(db_path: Path, storage: dict[str, Any]) -> Config:
 
 
 Snapshot = Callable[[], Awaitable[dict[str, list[tuple[Any, ...]]]]]
-TABLES = ("users", "action_tokens", "score_history", "board_entries", "board_history", "idempotency_keys")
+TABLES = (
+    "users",
+    "action_tokens",
+    "score_history",
+    "board_entries",
+    "board_history",
+    "idempotency_keys",
+    "attestations",
+)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The real server the SDK's tests talk to: `python run.py` with boards, a slow action, a trusted
-service and a tight per-user update limit, and the users' and operators' tokens."""
+"""The real server the SDK's tests talk to: `python run.py` with boards, a slow action, an action a
+game server must attest, two trusted services (one writes scores, one attests) and a tight per-user
+update limit, and the users' and operators' tokens."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from app.auth import UserAuth
 
-from .boards.scene import RACER_KEY, sha
+from .boards.scene import ATTEST_KEY, RACER_KEY, sha
 from .conftest import ACTION_SECRET, JWT_SECRET
 from .real_servers import ServerProcess, run_py
 
@@ -47,8 +48,14 @@ boards = ["global", "weekly"]
 [actions.SLOW_PUZZLE]
 score = 50
 min_seconds = {SLOW_SECONDS}
+[actions.WIN_RACE]
+score = 250
+attest = true
 [services.racer]
 key_sha256 = "{sha(RACER_KEY)}"
+[services.attester]
+key_sha256 = "{sha(ATTEST_KEY)}"
+scopes = ["actions:attest"]
 """
 USERS = UserAuth(JWT_SECRET)
 

@@ -42,6 +42,7 @@ def claim(
     min_ms: int = 0,
     action_type: str = "T",
     boards: tuple[BoardPeriod, ...] = (GLOBAL,),
+    attest: bool = False,
 ) -> AwardClaim:
     return AwardClaim(
         nonce=nonce,
@@ -52,6 +53,7 @@ def claim(
         min_elapsed_ms=min_ms,
         now_ms=now,
         boards=boards,
+        attest=attest,
     )
 
 

@@ -453,10 +453,17 @@ async def test_the_action_catalog_is_public(boards_client: AppClient, bearer: An
     assert resp.status == 200
     assert (await envelope(resp))["data"] == {
         "actions": [
-            {"type": "COMPLETE_QUEST", "score": 100, "minSeconds": 0.0, "boards": ["global", "weekly", "daily"]},
-            {"type": "DEFEAT_BOSS", "score": 500, "minSeconds": 0.0, "boards": ["global"]},  # the default board
-            {"type": "SLOW_PUZZLE", "score": 50, "minSeconds": 30.0, "boards": ["global"]},
-            {"type": "WEEKLY_ONLY", "score": 7, "minSeconds": 0.0, "boards": ["weekly"]},
+            {
+                "type": "COMPLETE_QUEST",
+                "score": 100,
+                "minSeconds": 0.0,
+                "boards": ["global", "weekly", "daily"],
+                "attest": False,
+            },
+            # The default board.
+            {"type": "DEFEAT_BOSS", "score": 500, "minSeconds": 0.0, "boards": ["global"], "attest": False},
+            {"type": "SLOW_PUZZLE", "score": 50, "minSeconds": 30.0, "boards": ["global"], "attest": False},
+            {"type": "WEEKLY_ONLY", "score": 7, "minSeconds": 0.0, "boards": ["weekly"], "attest": False},
         ]
     }
     # What it lists is what initialize takes, and what the award is worth.

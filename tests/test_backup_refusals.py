@@ -16,9 +16,12 @@ import pytest
 
 import run
 from app.storage.backup import ServingLock, connected_pid
+from app.storage.schema import SQLITE, migrations
 from app.storage.sqlite import SqliteStore
 
 from .stores import claim, grant
+
+KNOWN = [version for version, _ in migrations(SQLITE)]  # every migration this Scoreboard has
 
 CONFIG = "[actions.COMPLETE_QUEST]\nscore = 100\n"
 
@@ -72,7 +75,10 @@ async def test_backup_refuses_an_existing_file_unless_forced(
     target = tmp_path / "backups" / "one.db"  # its folder is made
     code, out, err = _command(capsys, "backup", str(target))
     assert code == 0 and err == "" and out.count("\n") == 1
-    assert out.startswith(f"backup: wrote {target}") and "schema version 2, 1 users, 3 awards, integrity ok" in out
+    assert (
+        out.startswith(f"backup: wrote {target}")
+        and f"schema version {KNOWN[-1]}, 1 users, 3 awards, integrity ok" in out
+    )
     with sqlite3.connect(target) as db:  # one self-contained file
         assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     await _fill(live, 5, user="v")
@@ -140,7 +146,7 @@ def _damaged(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
     cases["foreign"] = (foreign, "not a Scoreboard database (no schema_migrations table)")
     variant(
         "newer",
-        "schema versions [1, 2, 99], this Scoreboard knows [1, 2]",
+        f"schema versions {[*KNOWN, 99]}, this Scoreboard knows {KNOWN}",
         "INSERT INTO schema_migrations VALUES (99, 0);",
     )
     variant(
@@ -183,7 +189,8 @@ async def test_restore_keeps_the_replaced_database_aside(
     assert code == 0 and err == "", err
     (aside,) = live.parent.glob("scoreboard.db.replaced-*")
     assert (
-        out == f"restore: {live} now holds {backup} ({backup.stat().st_size:,} bytes, schema version 2, 1 users, "
+        out
+        == f"restore: {live} now holds {backup} ({backup.stat().st_size:,} bytes, schema version {KNOWN[-1]}, 1 users, "
         f"4 awards, integrity ok); the replaced database is kept at {aside}\n"
     )
     assert _awards(live) == 4 and _awards(aside) == 7

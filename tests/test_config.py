@@ -69,6 +69,9 @@ def test_secrets_hidden_from_repr(tmp_path: Path) -> None:
         ("[actions.COMPLETE_QUEST]\nscore = -5\n", "actions.COMPLETE_QUEST.score"),
         ("[actions.COMPLETE_QUEST]\nscore = 'lots'\n", "actions.COMPLETE_QUEST.score"),
         ("[actions.COMPLETE_QUEST]\nscore = 1\nbonus = 2\n", "bonus"),
+        ("[actions.COMPLETE_QUEST]\nscore = 1\nattest = 'yes'\n", "actions.COMPLETE_QUEST.attest"),
+        # An action nobody may attest could never be awarded.
+        ("[actions.COMPLETE_QUEST]\nscore = 1\nattest = true\n", "actions.COMPLETE_QUEST.attest"),
         ('[actions."bad name"]\nscore = 1\n', "actions"),
         ("[server]\nport = 8080\n", "actions"),
         ("[actions]\n", "actions"),
@@ -129,7 +132,7 @@ def test_shipped_config_is_valid() -> None:
 def test_shipped_config_examples_work_once_uncommented(tmp_path: Path) -> None:
     shipped = (Path(__file__).parent.parent / "config.toml").read_text()
     # A commented table header or `key = value` line of the examples; prose and indented hints stay out.
-    example = re.compile(r"^# (\[[a-z.\-]+\]|[a-z0-9_]+ = .*)$")
+    example = re.compile(r"^# (\[[A-Za-z_.\-]+\]|[a-z0-9_]+ = .*)$")
     lines = [line[2:] if example.match(line) else line for line in shipped.splitlines()]
     assert sum(line != old for line, old in zip(lines, shipped.splitlines(), strict=True)) >= 10
     key_hash = hashlib.sha256(b"a-key-of-this-test-only").hexdigest()
@@ -142,7 +145,12 @@ def test_shipped_config_examples_work_once_uncommented(tmp_path: Path) -> None:
     assert (trial.order, trial.operator, trial.format) == ("asc", "best", "duration_ms")
     assert config.actions["COMPLETE_QUEST"].boards == ("global", "weekly")
     service = config.services["race-server"]
-    assert (service.key_sha256, service.scopes, service.boards) == (key_hash, ("scores:write",), ("trial",))
+    assert (service.key_sha256, service.scopes, service.boards) == (
+        key_hash,
+        ("scores:write", "actions:attest"),
+        ("trial",),
+    )
+    assert config.actions["WIN_RACE"].attest and not config.actions["COMPLETE_QUEST"].attest
     assert config.auth.jwks_url is not None and config.auth.accepted_algorithms == ("RS256", "ES256", "EdDSA")
 
 

@@ -36,7 +36,7 @@ def _server_config(path: Path, *, sqlite: Path, redis_prefix: str | None) -> Non
     """A configuration of its own: limits so generous that the run is not measuring 429s (the
     document still declares them), small bodies, an action catalog with no minimum time, boards of
     each kind (`weekly` is the document's example of a board id, so generated requests reach a board
-    that exists) and a trusted service."""
+    that exists) and a trusted service that writes scores and attests actions."""
     redis = f'redis_prefix = "{redis_prefix}"' if redis_prefix else ""
     path.write_text(
         f"""
@@ -69,6 +69,7 @@ format = "duration_ms"
 
 [services.fuzzer]
 key_sha256 = "{hashlib.sha256(SERVICE_KEY.encode()).hexdigest()}"
+scopes = ["scores:write", "actions:attest"]
 
 [actions.COMPLETE_QUEST]
 score = 100

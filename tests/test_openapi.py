@@ -208,7 +208,11 @@ SECURITY: dict[str | None, Any] = {
     None: None,
     "user": [{"bearer": []}],
     "operator": [{"bearer": ["admin"]}],  # OpenAPI 3.1: a bearer scheme's list names the roles needed
-    "service": [{"serviceKey": ["scores:write"]}],
+}
+# A trusted server's operations name the scope its key needs.
+SCOPES = {
+    "POST /api/v1/boards/{board}/scores": "scores:write",
+    "POST /api/v1/actions/{actionId}/attest": "actions:attest",
 }
 
 
@@ -225,13 +229,14 @@ def test_each_route_names_who_may_call_it() -> None:
     for endpoint in ENDPOINTS:
         by_auth.setdefault(endpoint.auth, set()).add(f"{endpoint.method} {endpoint.path}")
         operation = DOC["paths"][endpoint.path][endpoint.method.lower()]
-        expected = SECURITY[endpoint.auth]
+        route = f"{endpoint.method} {endpoint.path}"
+        expected = [{"serviceKey": [SCOPES[route]]}] if endpoint.auth == "service" else SECURITY[endpoint.auth]
         assert operation.get("security") == expected, (endpoint.method, endpoint.path)
         if endpoint.auth is not None:
             assert "UNAUTHORIZED" in _codes(operation["responses"]["401"])
         if endpoint.auth in ("operator", "service"):
             assert "FORBIDDEN" in _codes(operation["responses"]["403"])
-    assert by_auth["service"] == {"POST /api/v1/boards/{board}/scores"}
+    assert by_auth["service"] == set(SCOPES)
     assert by_auth["operator"] == {
         "POST /api/v1/admin/boards",
         "PATCH /api/v1/admin/boards/{board}",
@@ -266,6 +271,22 @@ def test_trusted_write_requires_an_idempotency_key() -> None:
     assert "BOARD_NOT_FOUND" in _codes(operation["responses"]["404"])
 
 
+def test_attestation_names_its_scope_and_what_it_unlocks() -> None:
+    operation = DOC["paths"]["/api/v1/actions/{actionId}/attest"]["post"]
+    assert operation["tags"] == ["trusted servers"]
+    assert "whose `scopes` hold `actions:attest`; 403 FORBIDDEN otherwise" in operation["description"]
+    assert "after 24 h (limits.idempotency_hours)" in operation["description"]
+    (action_id,) = operation["parameters"]
+    assert (action_id["name"], action_id["in"], action_id["schema"]["maxLength"]) == ("actionId", "path", 100)
+    assert [_codes(operation["responses"][status]) for status in ("400", "401", "403")] == [
+        ["VALIDATION_ERROR"],
+        ["UNAUTHORIZED"],
+        ["FORBIDDEN"],
+    ]
+    update = DOC["paths"]["/api/v1/scoreboard/update"]["post"]
+    assert "NOT_ATTESTED" in _codes(update["responses"]["409"])
+
+
 async def test_served_document_has_the_configured_role_and_retention(aiohttp_client: Any, tmp_path: Path) -> None:
     config = make_config(tmp_path / "db.sqlite", auth={"admin_role": "ops"}, limits={"idempotency_hours": 48})
     client = await aiohttp_client(create_app(config))
@@ -273,6 +294,7 @@ async def test_served_document_has_the_configured_role_and_retention(aiohttp_cli
     create = doc["paths"]["/api/v1/admin/boards"]["post"]
     assert create["security"] == [{"bearer": ["ops"]}] and "must hold `ops`" in create["description"]
     assert "within 48 h" in doc["paths"]["/api/v1/boards/{board}/scores"]["post"]["description"]
+    assert "after 48 h" in doc["paths"]["/api/v1/actions/{actionId}/attest"]["post"]["description"]
 
 
 def _parameter(path: str, name: str, method: str = "get") -> dict[str, Any]:

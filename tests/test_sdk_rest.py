@@ -27,6 +27,7 @@ from scoreboard_client import (
     InvalidAction,
     InvalidToken,
     LeaderboardUpdate,
+    NotAttested,
     PeriodNotFound,
     RateLimited,
     ScoreboardError,
@@ -38,7 +39,7 @@ from scoreboard_client import (
 )
 from scoreboard_client.models import BoardChange, BoardCreate, Notification
 
-from .boards.scene import RACER_KEY
+from .boards.scene import ATTEST_KEY, RACER_KEY
 from .contracts import eventually
 from .real_servers import ServerProcess, free_port
 from .sdk_server import SLOW_SECONDS, UPDATES_PER_MINUTE, Requests, running, token
@@ -61,6 +62,8 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         requests.session() as session,
         Client(server.url, token=player, session=session) as client,
         Client(server.url, token=operator, service_key=RACER_KEY, session=session) as staff,
+        Client(server.url, token=token("tour-racer"), session=session) as racer,
+        Client(server.url, service_key=ATTEST_KEY, session=session) as referee,
     ):
         boards = await client.boards()
         assert [b.id for b in boards.boards] == ["global", "weekly", "trial"]
@@ -119,6 +122,18 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         assert sorted((b.board, b.score) for b in standings.boards) == [("global", 200), ("weekly", 200)]
         default_top = await client.top(limit=100)
         assert ("tour-player", 200) in [(e.user_id, e.score) for e in default_top.leaderboard]
+
+        # An action a game server must attest: refused until it has, then the same token awards
+        # (another player: the update limit is per user).
+        race = await racer.initialize("WIN_RACE", "tour-race")
+        with pytest.raises(NotAttested):
+            await racer.update(race.action_token, "tour-race")
+        attested = await referee.attest("tour-race", "tour-racer")
+        assert (attested.action_id, attested.user_id) == ("tour-race", "tour-racer")
+        assert attested.attested_at.endswith("Z")
+        assert await referee.attest("tour-race", "tour-racer") == attested  # idempotent: the first one held
+        won = await racer.update(race.action_token, "tour-race")
+        assert (won.user_id, won.previous_score, won.new_score) == ("tour-racer", 0, 250)
 
         # A user passed on a board is told, and the notice kept for them.
         await staff.write_score("tour", "tour-player", 1)
@@ -219,6 +234,8 @@ CASES: list[Case] = [
     ("too fast", _too_fast, ActionTooFast, 400, "ACTION_TOO_FAST"),
     ("token used twice", _used_token, TokenAlreadyUsed, 409, "TOKEN_ALREADY_USED"),
     ("action completed twice", _completed_twice, ActionAlreadyCompleted, 409, "ACTION_ALREADY_COMPLETED"),
+    ("action not attested", lambda c: c.complete("WIN_RACE", "race-1"), NotAttested, 409, "NOT_ATTESTED"),
+    ("attest without the scope", lambda c: c.attest("race-1", "someone"), Forbidden, 403, "FORBIDDEN"),
     ("key reused with another body", _conflicting_write, IdempotencyConflict, 409, "IDEMPOTENCY_CONFLICT"),
     ("board exists", lambda c: c.create_board(BoardCreate(id="global")), BoardExists, 409, "BOARD_EXISTS"),
     ("default board retired", lambda c: c.retire_board("global"), BoardInUse, 409, "BOARD_IN_USE"),

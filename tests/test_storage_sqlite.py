@@ -13,6 +13,7 @@ import pytest
 from app.errors import ServiceUnavailable, TokenAlreadyUsed
 from app.logs import request_id
 from app.storage import sqlite as sqlite_module
+from app.storage.schema import SQLITE, migrations
 from app.storage.sqlite import SqliteStore
 
 from .stores import claim, grant, score
@@ -42,7 +43,8 @@ async def test_wal_and_migrations_once(tmp_path: Path) -> None:
         await s.close()  # idempotent
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
+        applied = db.execute("SELECT version FROM schema_migrations").fetchall()
+        assert applied == [(version,) for version, _ in migrations(SQLITE)]
         indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"idx_users_score", "idx_action_tokens_expires", "idx_score_history_created"} <= indexes
 
@@ -78,6 +80,33 @@ async def test_a_refusal_inside_a_batch_writes_nothing_and_spares_the_others(tmp
         ]
         assert db.execute("SELECT count(*), sum(score_change) FROM score_history").fetchone() == (6, 60)
         assert db.execute("SELECT score FROM board_entries WHERE user_id = 'u'").fetchone() == (10,)
+
+
+async def test_an_award_lacking_its_attestation_writes_nothing_inside_a_batch(store: SqliteStore) -> None:
+    # One transaction holds it and others, one of which spends an attestation: it is refused before
+    # its first write, the others stand, and its token awards once attested.
+    await asyncio.gather(store.grant(grant("t1")), store.grant(grant("t2", user="w")))
+    await asyncio.gather(*(store.grant(grant(f"o{i}", user=f"o{i}")) for i in range(5)))
+    await store.attest("w", "a", "referee", 1500)
+    batches = _count_batches(store)
+    results = await asyncio.gather(
+        *(store.award(claim(f"o{i}", user=f"o{i}")) for i in range(3)),
+        store.award(claim("t1", attest=True)),
+        store.award(claim("t2", user="w", attest=True)),
+        *(store.award(claim(f"o{i}", user=f"o{i}")) for i in range(3, 5)),
+        return_exceptions=True,
+    )
+    assert [type(r).__name__ for r in results] == ["Award"] * 3 + ["NotAttested"] + ["Award"] * 3
+    assert batches == [7]  # one transaction
+    db = sqlite3.connect(store.path)
+    try:
+        assert db.execute("SELECT used_at FROM action_tokens WHERE nonce = 't1'").fetchone() == (None,)
+        assert db.execute("SELECT count(*) FROM attestations").fetchone() == (0,)  # w's, spent
+    finally:
+        db.close()
+    assert await score(store, "u") is None and await score(store, "w") == 10
+    await store.attest("u", "a", "referee", 2500)
+    assert (await store.award(claim("t1", attest=True))).new_score == 10
 
 
 async def test_concurrent_awards_group_commit(store: SqliteStore) -> None:

@@ -14,6 +14,8 @@ from .models import (
     ActionEntry,
     ActionsData,
     AroundData,
+    AttestData,
+    AttestRequest,
     AwardBoard,
     BoardChange,
     BoardCreate,
@@ -49,6 +51,7 @@ from .models import (
 from .personal_data import (
     ErasedData,
     ExportData,
+    ExportedAttestation,
     ExportedAward,
     ExportedChange,
     ExportedEntry,
@@ -130,8 +133,9 @@ TOP = Example(data=TopData(leaderboard=_TOP, updated_at=NOW))
 ACTIONS = Example(
     data=ActionsData(
         actions=[
-            ActionEntry(type="COMPLETE_QUEST", score=100, min_seconds=0.0, boards=["global", "weekly"]),
-            ActionEntry(type="DEFEAT_BOSS", score=500, min_seconds=30.0, boards=["global", "weekly"]),
+            ActionEntry(type="COMPLETE_QUEST", score=100, min_seconds=0.0, boards=["global", "weekly"], attest=False),
+            ActionEntry(type="DEFEAT_BOSS", score=500, min_seconds=30.0, boards=["global", "weekly"], attest=False),
+            ActionEntry(type="WIN_RACE", score=250, min_seconds=0.0, boards=["global", "weekly"], attest=True),
         ]
     )
 )
@@ -243,6 +247,7 @@ EXPORT = Example(
             )
         ],
         notifications=[PASSED],
+        attestations=[ExportedAttestation(action_id="race-42", service="racer", created_at=NOW)],
     )
 )
 ERASED = Example(data=ErasedData(erased=True))
@@ -264,6 +269,10 @@ SCORE_WRITE = Example(
     data=ScoreWriteData(
         board="trial", period="all", user_id="alice", previous_score=83450, new_score=79990, rank=1, improved=True
     ),
+)
+ATTEST = Example(
+    request=AttestRequest(user_id="alice"),
+    data=AttestData(action_id="race-41", user_id="alice", attested_at=EARLIER),
 )
 CREATE_BOARD = Example(
     request=BoardCreate(id="season-1", title="Season 1", reset="monthly", timezone="America/New_York", keep_periods=3),

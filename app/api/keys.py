@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..addresses import IpNetwork
+from ..attestations import Attestations
 from ..auth import UserAuth
 from ..boards.admin import BoardAdmin
 from ..boards.reads import BoardReads
@@ -27,6 +28,7 @@ BOARD_READS = web.AppKey("board_reads", BoardReads)
 BOARD_ADMIN = web.AppKey("board_admin", BoardAdmin)
 TRUSTED_WRITES = web.AppKey("trusted_writes", TrustedWrites)
 SERVICE_KEYS = web.AppKey("service_keys", ServiceKeys)
+ATTESTATIONS = web.AppKey("attestations", Attestations)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)

@@ -57,8 +57,8 @@ class InitializeData(_Model):
 
 
 class ActionEntry(_Model):
-    """One action of the catalog: what an initialize and update of it award, on which boards, and how
-    soon after initialize it may be completed."""
+    """One action of the catalog: what an initialize and update of it award, on which boards, how
+    soon after initialize it may be completed, and whether a trusted server must attest it first."""
 
     type: Annotated[str, Meta(description="The actionType to initialize", examples=["COMPLETE_QUEST"])]
     score: Worth
@@ -67,6 +67,13 @@ class ActionEntry(_Model):
         Meta(ge=0, description="An update sooner than this after initialize is refused (400 ACTION_TOO_FAST)"),
     ]
     boards: Annotated[list[str], Meta(description="The boards it awards on, in one transaction")]
+    attest: Annotated[
+        bool,
+        Meta(
+            description="An update is refused (409 NOT_ATTESTED, the token stays usable) until a trusted server "
+            "attested the user's action: POST /api/v1/actions/{actionId}/attest"
+        ),
+    ]
 
 
 class ActionsData(_Model):
@@ -371,6 +378,15 @@ class ScoreWriteData(_Model):
     improved: bool
 
 
+class AttestData(_Model):
+    """An attestation held: the first one of this user's action, whichever attest made it, until the
+    award that needs it spends it."""
+
+    action_id: str
+    user_id: str
+    attested_at: Timestamp
+
+
 class RetiredData(_Model):
     """A retired board: no longer listed, read or written; its id is never used again."""
 
@@ -407,6 +423,12 @@ class ScoreWriteRequest(_Model):
 
 # A board made and retired at run time, as an operator's examples name one.
 SeasonBoardId = Annotated[BoardId, Meta(examples=["season-1"])]
+
+
+class AttestRequest(_Model):
+    """The player whose action a trusted server attests."""
+
+    user_id: Id
 
 
 class BoardCreate(_Model):
@@ -497,6 +519,10 @@ class StreamHeaders(msgspec.Struct, kw_only=True):
 
 class BoardPath(_Model):
     board: BoardId
+
+
+class ActionPath(_Model):
+    action_id: Annotated[Id, Meta(examples=["race-41"])]
 
 
 class OperatorBoardPath(_Model):

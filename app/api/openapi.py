@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from ..config import SCORES_WRITE, AuthSettings, LimitSettings
+from ..config import ACTIONS_ATTEST, SCORES_WRITE, AuthSettings, LimitSettings, Scope
 from ..errors import ApiError
 from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN
 from .examples import Example
@@ -183,6 +183,19 @@ class _Facts:
     idempotency_hours: int
 
 
+# What each scope's operations add to the note on who may call them.
+_SCOPE_NOTES: dict[Scope, str] = {
+    SCORES_WRITE: " and whose `boards`, when listed, hold this board; 403 FORBIDDEN otherwise. The "
+    "`Idempotency-Key` header is required (missing or malformed: 400 VALIDATION_ERROR); a retry with the "
+    "same key and body within {hours} h (limits.idempotency_hours) answers the first answer again and changes "
+    "nothing, the same key with another body is 409 IDEMPOTENCY_CONFLICT.",
+    ACTIONS_ATTEST: "; 403 FORBIDDEN otherwise. An update of an action marked `attest` in the catalog "
+    "(GET /api/v1/actions) is refused with 409 NOT_ATTESTED, its token staying usable, until its user's "
+    "action is attested here; the award spends the attestation. One no award spent is forgotten after "
+    "{hours} h (limits.idempotency_hours).",
+}
+
+
 def _security(endpoint: Endpoint, facts: _Facts) -> tuple[list[dict[str, list[str]]], str]:
     """The operation's security requirement (OpenAPI 3.1 lets a bearer scheme's list name the roles
     it needs) and what the description says about it."""
@@ -193,13 +206,13 @@ def _security(endpoint: Endpoint, facts: _Facts) -> tuple[list[dict[str, list[st
             f"Operators only: the bearer JWT's `roles` claim must hold `{facts.admin_role}` (auth.admin_role); "
             "403 FORBIDDEN otherwise. Each change is logged with the operator's user id."
         )
-    if endpoint.auth == "service":
-        return [{"serviceKey": [SCORES_WRITE]}], (
-            f"Trusted servers only: `Authorization: Bearer <service key>` of a [services.NAME] whose `scopes` hold "
-            f"`{SCORES_WRITE}` and whose `boards`, when listed, hold this board; 403 FORBIDDEN otherwise. The "
-            f"`Idempotency-Key` header is required (missing or malformed: 400 VALIDATION_ERROR); a retry with the "
-            f"same key and body within {facts.idempotency_hours} h (limits.idempotency_hours) answers the first "
-            "answer again and changes nothing, the same key with another body is 409 IDEMPOTENCY_CONFLICT."
+    if endpoint.auth == "service" and endpoint.scope is not None:
+        note = (
+            "Trusted servers only: `Authorization: Bearer <service key>` of a [services.NAME] whose `scopes` hold "
+            f"`{endpoint.scope}`"
+        )
+        return [{"serviceKey": [endpoint.scope]}], note + _SCOPE_NOTES[endpoint.scope].format(
+            hours=facts.idempotency_hours
         )
     return [], ""
 
@@ -242,7 +255,7 @@ def _catalog(components: dict[str, Any], requests: set[str], actions: Sequence[s
             continue
         action_type["description"] = (
             "An action of this server's catalog: `GET /api/v1/actions` lists every type with the score it "
-            "awards, its minimum time and the boards it awards on"
+            "awards, its minimum time, the boards it awards on and whether a trusted server must attest it"
         )
         if actions:
             action_type["enum"] = sorted(actions)

@@ -64,8 +64,17 @@ class ExportedToken(_Model):
     used_at: Timestamp | None
 
 
+class ExportedAttestation(_Model):
+    """A trusted server's attestation of one of the user's actions, not spent yet."""
+
+    action_id: str
+    service: str
+    created_at: Timestamp
+
+
 class ExportData(_Model):
-    """Everything kept about the caller: the user, their entries, awards, changes, tokens and notices."""
+    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices
+    and attestations."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -73,6 +82,7 @@ class ExportData(_Model):
     history: list[ExportedChange]
     tokens: list[ExportedToken]
     notifications: list[Notification]
+    attestations: list[ExportedAttestation]
 
 
 class ErasedData(_Model):

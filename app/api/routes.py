@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .. import errors as e
+from ..config import ACTIONS_ATTEST, SCORES_WRITE, Scope
 from . import examples as x
 from . import models as m
 from . import personal_data as pd
@@ -50,6 +51,7 @@ class Endpoint:
     path_params: type | None = None
     headers: type | None = None  # request headers it requires, one field per header
     auth: Caller = None
+    scope: Scope | None = None  # what a trusted server's key needs (auth "service")
     errors: tuple[type[e.ApiError], ...] = ()
     example: x.Example | None = None  # of the request body and the success
     links: tuple[Link, ...] = ()
@@ -58,6 +60,10 @@ class Endpoint:
     # CDNs may keep it) and `If-None-Match` naming the current tag answers 304; "private": a
     # success carries `Cache-Control: private, no-store`.
     cache: Literal["public", "private"] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.auth == "service") != (self.scope is not None):
+            raise ValueError(f"{self.method} {self.path}: a scope names what a service key needs, and only that")
 
     def answers(self) -> tuple[type[e.ApiError], ...]:
         """Every error the endpoint can give: its own, and those of the layers in front of its
@@ -115,7 +121,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=views.actions,
         example=x.ACTIONS,
         summary="The action catalog: every actionType a client may initialize, with the score it awards, the "
-        "minimum time between initialize and update, and the boards it awards on",
+        "minimum time between initialize and update, the boards it awards on, and whether a trusted server "
+        "must attest it first",
         response=m.ActionsData,
     ),
     Endpoint(
@@ -156,6 +163,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             e.InvalidAction,
             e.ActionMismatch,
             e.ActionTooFast,
+            e.NotAttested,
             e.RateLimited,  # per user as well as per IP
             e.ServiceUnavailable,
         ),
@@ -357,7 +365,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path_params=m.BoardPath,
         headers=m.ScoreWriteHeaders,
         auth="service",
+        scope=SCORES_WRITE,
         errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.IdempotencyConflict, e.ServiceUnavailable),
+        tag="trusted servers",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/actions/{actionId}/attest",
+        handler=views.attest,
+        example=x.ATTEST,
+        summary="A trusted server attests a user's action: an action marked attest in the catalog awards only "
+        "once attested. Once per user and action (a second attest answers the first), spent by the award",
+        response=m.AttestData,
+        request=m.AttestRequest,
+        path_params=m.ActionPath,
+        auth="service",
+        scope=ACTIONS_ATTEST,
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.ServiceUnavailable),
         tag="trusted servers",
     ),
     Endpoint(

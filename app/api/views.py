@@ -17,6 +17,7 @@ from ..errors import NotFound, ServiceUnavailable
 from ..top_cache import TopAnswer
 from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok_cacheable
 from .keys import (
+    ATTESTATIONS,
     BOARD_ADMIN,
     BOARD_READS,
     CONFIG,
@@ -33,8 +34,10 @@ from .keys import (
     USER_AUTH,
 )
 from .models import (
+    ActionPath,
     AroundPath,
     AroundQuery,
+    AttestRequest,
     BoardChange,
     BoardCreate,
     BoardPath,
@@ -223,6 +226,13 @@ async def board_scores(request: web.Request) -> web.Response:
     headers = headers_of(request, ScoreWriteHeaders)
     body = await parse_body(request, ScoreWriteRequest)
     return ok(await request.app[TRUSTED_WRITES].write(service, path.board, headers.idempotency_key, body))
+
+
+async def attest(request: web.Request) -> web.Response:
+    service = request.app[SERVICE_KEYS].from_header(request.headers.get("Authorization"))
+    path = path_of(request, ActionPath)
+    body = await parse_body(request, AttestRequest)
+    return ok(await request.app[ATTESTATIONS].attest(service, path.action_id, body))
 
 
 async def create_board(request: web.Request) -> web.Response:

@@ -33,11 +33,11 @@ class Service(msgspec.Struct, frozen=True, kw_only=True):
     scopes: frozenset[str]
     boards: frozenset[str] | None  # None: every board
 
-    def check(self, scope: Scope, board_id: str) -> None:
-        """FORBIDDEN unless this service has the scope, on this board."""
+    def check(self, scope: Scope, board_id: str | None = None) -> None:
+        """FORBIDDEN unless this service has the scope, and, for a write to a board, that board."""
         if scope not in self.scopes:
             raise Forbidden(f"This service key lacks the scope {scope}", details={"scope": scope})
-        if self.boards is not None and board_id not in self.boards:
+        if board_id is not None and self.boards is not None and board_id not in self.boards:
             raise Forbidden("This service key may not write to this board", details={"board": board_id})
 
 

@@ -52,6 +52,10 @@ class Store(Protocol):
     async def keep_answer(self, service: str, key: str, answer: str) -> None:
         """Keep the first answer of a trusted write, for its retries."""
 
+    async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
+        """Record a trusted server's attestation of a user's action, unless one is held (the first
+        stays); when the one held was made (ms)."""
+
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row."""
 
@@ -75,6 +79,9 @@ class Store(Protocol):
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget Idempotency-Keys first used before this time; return how many."""
+
+    async def purge_attestations(self, created_before_ms: int) -> int:
+        """Forget attestations made before this time that no award spent; return how many."""
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows that expired before the given time; return how many."""

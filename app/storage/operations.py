@@ -19,6 +19,7 @@ from ..errors import (
     BoardNotFound,
     IdempotencyConflict,
     InvalidToken,
+    NotAttested,
     RateLimited,
     TokenAlreadyUsed,
     TokenExpired,
@@ -141,6 +142,16 @@ STANDINGS = (
     "SELECT e.user_id, u.username, e.score, e.seq, e.updated_at, e.subscore, e.metadata "
     "FROM board_entries e JOIN users u ON u.id = e.user_id WHERE e.board = $1 AND e.period = $2"
 )
+# Attestations: one per user and action, kept as first made, spent by the award that needs it.
+ATTEST = (
+    "INSERT INTO attestations (user_id, action_id, service, created_at) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (user_id, action_id) DO NOTHING RETURNING created_at"
+)
+ATTESTED_AT = "SELECT created_at FROM attestations WHERE user_id = $1 AND action_id = $2"
+# Locked where rows are: two awards needing one attestation take turns, and the second finds it spent.
+ATTESTATION = "SELECT 1 FROM attestations WHERE user_id = $1 AND action_id = $2{row_lock}"
+SPEND_ATTESTATION = "DELETE FROM attestations WHERE user_id = $1 AND action_id = $2"
+PURGE_ATTESTATIONS = "DELETE FROM attestations WHERE created_at < $1"
 # Notices: each user's newest `keep` within the kept time are theirs to read; older ones go.
 ADD_NOTICE = "INSERT INTO notices (user_id, type, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id"
 TRIM_NOTICES = (
@@ -164,6 +175,12 @@ def check_unused(held: int, first_expiry_ms: int | None, *, now_ms: int, max_unu
 def refusal(claim: AwardClaim, token: Row) -> ApiError:
     """Why a token's conditional update matched nothing, from its row (user_id, action_type,
     action_id, used_at, expires_at) or None when it is not recorded."""
+    return token_problem(claim, token) or ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
+
+
+def token_problem(claim: AwardClaim, token: Row) -> ApiError | None:
+    """What refuses the claim in its token's row (as `refusal` reads it) whatever the time since it
+    was issued: unknown, someone else's, spent or expired; None for a token that could award now."""
     if token is None:
         return InvalidToken("Action token is not known to this server")
     user_id, action_type, action_id, used_at, expires_at = token
@@ -173,7 +190,7 @@ def refusal(claim: AwardClaim, token: Row) -> ApiError:
         return TokenAlreadyUsed()
     if expires_at <= claim.now_ms:
         return TokenExpired()
-    return ActionTooFast(details={"minSeconds": claim.min_elapsed_ms / 1000})
+    return None
 
 
 def user_record(row: Any) -> UserRecord:
@@ -288,6 +305,11 @@ class Operations:
         self.add_notice = sql(ADD_NOTICE)
         self.trim_notices = sql(TRIM_NOTICES)
         self.kept_notices = sql(KEPT_NOTICES)
+        self.attest_action = sql(ATTEST)
+        self.attested_at = sql(ATTESTED_AT)
+        self.attestation = sql(ATTESTATION)
+        self.spend_attestation = sql(SPEND_ATTESTATION)
+        self.purge_attestations = sql(PURGE_ATTESTATIONS)
 
     def grant(self, grant: TokenGrant, max_unused: int | None) -> Steps[None]:
         """Record an issued token (creating or renaming its user); refuse an action the user
@@ -322,8 +344,11 @@ class Operations:
 
     def award(self, claim: AwardClaim) -> Steps[Award]:
         """Consume the token, record the history row, raise the score: three statements, each
-        answering what the next needs (RETURNING). The slow path, a refusal, says why."""
+        answering what the next needs (RETURNING). The slow path, a refusal, says why. An action that
+        needs an attestation finds it before the first write and spends it with the award."""
         now = claim.now_ms
+        if claim.attest and (yield self.attestation, (claim.user_id, claim.action_id)) is None:
+            raise (yield from self._unattested(claim))
         token = yield (
             self.consume,
             (now, claim.nonce, claim.user_id, claim.action_type, claim.action_id, now - claim.min_elapsed_ms),
@@ -343,6 +368,8 @@ class Operations:
                 raise InvalidToken("Action token is not known to this server")  # its user row comes with it
             raise ActionAlreadyCompleted()
         (award_id,) = history
+        if claim.attest:
+            yield self.spend_attestation, (claim.user_id, claim.action_id)
         changes = []
         for where in claim.boards:
             changes.append((yield from self._add(where, claim.user_id, award_id, increment, now)))
@@ -361,6 +388,28 @@ class Operations:
             awarded_ms=now,
             changes=changes,
         )
+
+    def _unattested(self, claim: AwardClaim) -> Steps[ApiError]:
+        """Why an award finding no attestation is refused, read before any write: its token's own
+        problem first, then an action already completed (whose award spent the attestation), else
+        NOT_ATTESTED, which leaves the token usable."""
+        problem = token_problem(claim, (yield self.grant_row, (claim.nonce,)))
+        if problem is not None:
+            return problem
+        if (yield self.action_done, (claim.user_id, claim.action_id)) is not None:
+            return ActionAlreadyCompleted()
+        return NotAttested(details={"actionId": claim.action_id})
+
+    def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> Steps[int]:
+        """Record a trusted server's attestation of a user's action unless one is held; when the
+        one held was made (ms)."""
+        while True:
+            if (made := (yield self.attest_action, (user_id, action_id, service, now_ms))) is not None:
+                return int(made[0])
+            # Where rows are locked, an award may spend the one held between these two statements:
+            # then this one is recorded after all.
+            if (held := (yield self.attested_at, (user_id, action_id))) is not None:
+                return int(held[0])
 
     def _add(self, where: BoardPeriod, user_id: str, award_id: int, increment: int, now: int) -> Steps[EntryChange]:
         """An award's history row and entry on one board: one statement where CTEs can write."""

@@ -2,8 +2,9 @@
 in the statements both databases share (`$n` parameters, rendered per dialect).
 
 An erasure keeps the history (the audit trail) under a pseudonym instead of the user's id and
-name, moves the user's rows to it, deletes what is theirs alone (board entries, tokens, notices)
+name, moves the user's rows to it, deletes what is theirs alone (board entries, tokens, notices, attestations)
 and rewrites the rows of others that name them (others' notices, trusted servers' kept answers).
+Attestations of their actions are theirs alone too.
 board_history has no index on user_id (every write would pay for one): an export or erasure reads
 it whole, which is rare and runs on the reading connection or in its own transaction."""
 
@@ -39,6 +40,9 @@ TOKENS = (
     "WHERE user_id = $1 ORDER BY issued_at, nonce"
 )
 NOTICES = "SELECT id, type, data, created_at FROM notices WHERE user_id = $1 ORDER BY id"
+ATTESTATIONS = (
+    "SELECT action_id, service, created_at FROM attestations WHERE user_id = $1 ORDER BY created_at, action_id"
+)
 
 LOCK = "SELECT username FROM users WHERE id = $1{row_lock}"
 ADD_PSEUDONYM = "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2)"
@@ -47,6 +51,7 @@ MOVE_CHANGES = "UPDATE board_history SET user_id = $2 WHERE user_id = $1"
 DELETE_ENTRIES = "DELETE FROM board_entries WHERE user_id = $1 RETURNING board, period"
 DELETE_TOKENS = "DELETE FROM action_tokens WHERE user_id = $1"
 DELETE_NOTICES = "DELETE FROM notices WHERE user_id = $1"
+DELETE_ATTESTATIONS = "DELETE FROM attestations WHERE user_id = $1"
 DELETE_USER = "DELETE FROM users WHERE id = $1"
 # Rows of others that may name the user, found by the user's id as their JSON writes it (ids are
 # plain ASCII without quotes or backslashes: the text is exact), then rewritten one by one.
@@ -63,10 +68,11 @@ class Statements:
         sql = dialect.sql
         self.user, self.entries, self.awards = sql(USER), sql(ENTRIES), sql(AWARDS)
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
+        self.attestations = sql(ATTESTATIONS)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
         self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES))
         self.delete_entries = sql(DELETE_ENTRIES)
-        self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES))
+        self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES), sql(DELETE_ATTESTATIONS))
         self.delete_user = sql(DELETE_USER)
         self.naming_notices, self.rewrite_notice = sql(NAMING_NOTICES), sql(REWRITE_NOTICE)
         self.naming_answers, self.rewrite_answer = sql(NAMING_ANSWERS), sql(REWRITE_ANSWER)
@@ -105,6 +111,7 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     changes: list[tuple[Any, ...]]
     tokens: list[tuple[Any, ...]]
     notices: list[tuple[Any, ...]]
+    attestations: list[tuple[Any, ...]]
 
 
 def mentions(user_id: str, field: str) -> str:

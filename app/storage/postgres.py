@@ -168,6 +168,11 @@ class PostgresStore:
         async with self._transaction() as conn:
             await _run(conn, OPS.keep_answer(service, key, answer))
 
+    async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
+        """Record an attestation, once per user and action."""
+        async with self._transaction() as conn:
+            return await _run(conn, OPS.attest(user_id, action_id, service, now_ms))
+
     async def standings(self, board: str, period: str) -> list[Standing]:
         """Every user on one period of one board."""
         async with self._transaction() as conn:
@@ -213,16 +218,37 @@ class PostgresStore:
             user = await conn.fetchrow(PERSONAL.user, user_id)
             if user is None:
                 return None
-            statements = (PERSONAL.entries, PERSONAL.awards, PERSONAL.changes, PERSONAL.tokens, PERSONAL.notices)
-            entries, awards, changes, tokens, notices = [
+            statements = (
+                PERSONAL.entries,
+                PERSONAL.awards,
+                PERSONAL.changes,
+                PERSONAL.tokens,
+                PERSONAL.notices,
+                PERSONAL.attestations,
+            )
+            entries, awards, changes, tokens, notices, attestations = [
                 [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
             ]
-        return Kept(user=tuple(user), entries=entries, awards=awards, changes=changes, tokens=tokens, notices=notices)
+        return Kept(
+            user=tuple(user),
+            entries=entries,
+            awards=awards,
+            changes=changes,
+            tokens=tokens,
+            notices=notices,
+            attestations=attestations,
+        )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user in one transaction."""
         async with self._transaction() as conn:
             return await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+
+    async def purge_attestations(self, created_before_ms: int) -> int:
+        """Forget unspent attestations made before this time."""
+        async with self._transaction() as conn:
+            status = await conn.execute(OPS.purge_attestations, created_before_ms)
+        return int(status.split()[-1])
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
         """Keep notices in one transaction of two statements."""

@@ -180,6 +180,22 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX idx_notices_created ON notices (created_at)
         """,
     ),
+    (
+        # Trusted servers' attestations of a user's action, each spent by the award that needs it;
+        # those never spent are purged by age. No reference to users: a game server may attest
+        # before the player's first call.
+        4,
+        """
+        CREATE TABLE attestations (
+            user_id TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            service TEXT NOT NULL,
+            created_at {bigint} NOT NULL,
+            PRIMARY KEY (user_id, action_id)
+        );
+        CREATE INDEX idx_attestations_created ON attestations (created_at)
+        """,
+    ),
 ]
 
 

@@ -42,6 +42,9 @@ PURGE_KEYS = (
     "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)"
 )
 PURGE_NOTICES = "DELETE FROM notices WHERE id IN (SELECT id FROM notices WHERE created_at < ? LIMIT ?)"
+PURGE_ATTESTATIONS = (
+    "DELETE FROM attestations WHERE rowid IN (SELECT rowid FROM attestations WHERE created_at < ? LIMIT ?)"
+)
 
 
 def _steps(steps: Steps[T]) -> Write[T]:
@@ -224,6 +227,10 @@ class SqliteStore:
         """Keep a trusted write's first answer."""
         await self.writer.write(_steps(OPS.keep_answer(service, key, answer)))
 
+    async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
+        """Record an attestation, once per user and action."""
+        return await self.writer.write(_steps(OPS.attest(user_id, action_id, service, now_ms)))
+
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row, or None."""
         for row in await self._db().execute_fetchall(OPS.user, (user_id,)):
@@ -267,6 +274,10 @@ class SqliteStore:
         """Delete notices made before this time, in chunks as `purge_tokens`."""
         return await self._purge_all(PURGE_NOTICES, created_before_ms)
 
+    async def purge_attestations(self, created_before_ms: int) -> int:
+        """Forget unspent attestations made before this time, in chunks as `purge_tokens`."""
+        return await self._purge_all(PURGE_ATTESTATIONS, created_before_ms)
+
     async def _purge_all(self, statement: str, before_ms: int) -> int:
         total = 0
         while (count := await self.writer.write(_purge(statement, before_ms))) > 0:
@@ -283,9 +294,16 @@ class SqliteStore:
             return None
         rows = [
             [tuple(row) for row in await db.execute_fetchall(statement, (user_id,))]
-            for statement in (PERSONAL.entries, PERSONAL.awards, PERSONAL.changes, PERSONAL.tokens, PERSONAL.notices)
+            for statement in (
+                PERSONAL.entries,
+                PERSONAL.awards,
+                PERSONAL.changes,
+                PERSONAL.tokens,
+                PERSONAL.notices,
+                PERSONAL.attestations,
+            )
         ]
-        entries, awards, changes, tokens, notices = rows
+        entries, awards, changes, tokens, notices, attestations = rows
         return Kept(
             user=tuple(next(iter(users))),
             entries=entries,
@@ -293,6 +311,7 @@ class SqliteStore:
             changes=changes,
             tokens=tokens,
             notices=notices,
+            attestations=attestations,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from app.auth import UserAuth
 from ..conftest import Flow, envelope
 from ..isolation import REDIS_URL
 from ..live_client import WS, recv, recv_type, token_for
-from .scene import AppClient, Boards
+from .scene import ATTEST_KEY, AppClient, Boards
 
 USER = "zelda-77"
 NAME = USER.title()  # the name the tests' JWTs give her
@@ -38,7 +38,7 @@ async def _call(client: AppClient, method: str, path: str, headers: dict[str, st
 async def _scene(client: AppClient, flow: Flow, bearer: Any) -> None:
     """Zelda: two awards (global, weekly, daily), a trusted time on `trial` with metadata, an unused
     token, passed by carol on global (a notice for her) and passing bob on three boards (three
-    notices naming her)."""
+    notices naming her), and a game server's attestation of an action she has not completed."""
     boards = Boards(client, bearer)
     await flow.award("bob", "b1")
     await flow.award(USER, "z1")  # a tie with bob, reached later: behind him
@@ -47,6 +47,10 @@ async def _scene(client: AppClient, flow: Flow, bearer: Any) -> None:
     await flow.award("carol", "c2", "DEFEAT_BOSS")  # 600 on global: passes zelda (and bob)
     await flow.token(USER, "z3")  # issued, never used
     await boards.write("trial", {"userId": USER, "score": 61234, "metadata": {"car": "Lotus"}}, key="lap-1")
+    attested = await client.post(
+        "/api/v1/actions/z9/attest", json={"userId": USER}, headers={"Authorization": f"Bearer {ATTEST_KEY}"}
+    )
+    assert attested.status == 200, await attested.text()
     await client.app[OVERTAKES].finished()
 
 
@@ -91,6 +95,7 @@ async def test_the_export_holds_every_row_kept_about_the_caller(
         ("z3", True),
     ]
     assert [(n["type"], n["data"]["by"]["userId"]) for n in data["notifications"]] == [("overtaken", "carol")]
+    assert [(a["actionId"], a["service"]) for a in data["attestations"]] == [("z9", "attester")]
     # Every row naming the user is in the export (the notice naming her as the passer is bob's).
     rows = _naming(await _rows(db_path, storage), USER)
     by_table: dict[str, int] = {}
@@ -104,6 +109,7 @@ async def test_the_export_holds_every_row_kept_about_the_caller(
         "action_tokens": 3,
         "notices": 4,  # hers, and bob's three naming her
         "idempotency_keys": 1,  # the trusted write's kept answer
+        "attestations": 1,
     }
     resp = await client.get("/api/v1/users/me/export")
     assert resp.status == 401

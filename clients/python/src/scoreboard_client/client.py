@@ -55,11 +55,12 @@ class Client:
     """A connection to one Scoreboard server.
 
     `token` is a user's JWT (operators' too) for the routes that need a user; `service_key` is a
-    trusted server's key for score writes. Use it as `async with Client(url, token=...) as client:`;
-    a `session` given is used and left open, otherwise the client opens and closes its own. Reads
-    and trusted writes are retried `retries` times after a connection failure or a timeout (a write
-    with the same Idempotency-Key); initialize and update never are, since a retry could not tell
-    whether the first one counted. Every other failure raises its `ScoreboardError`."""
+    trusted server's key for score writes and attestations. Use it as `async with Client(url,
+    token=...) as client:`; a `session` given is used and left open, otherwise the client opens and
+    closes its own. Reads, trusted writes and attestations are retried `retries` times after a
+    connection failure or a timeout (a write with the same Idempotency-Key; an attestation is
+    idempotent by itself); initialize and update never are, since a retry could not tell whether
+    the first one counted. Every other failure raises its `ScoreboardError`."""
 
     def __init__(
         self,
@@ -235,6 +236,13 @@ class Client:
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         path = f"/api/v1/boards/{_segment(board)}/scores"
         return await self._call("POST", path, m.ScoreWriteData, body=body, auth="service", headers=headers, retry=True)
+
+    async def attest(self, action_id: str, user_id: str) -> m.AttestData:
+        """Vouch for a user's action, which an action marked `attest` needs before its update awards
+        (with the service key, scope actions:attest). Safe to repeat: the attestation held is answered."""
+        path = f"/api/v1/actions/{_segment(action_id)}/attest"
+        body = m.AttestRequest(user_id=user_id)
+        return await self._call("POST", path, m.AttestData, body=body, auth="service", retry=True)
 
     # Operators (a token whose `roles` claim holds the server's admin role).
 

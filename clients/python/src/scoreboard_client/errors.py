@@ -154,6 +154,13 @@ class ActionAlreadyCompleted(Conflict):
     error_code = "ACTION_ALREADY_COMPLETED"
 
 
+class NotAttested(Conflict):
+    """The action needs a trusted server's attestation (`attest`), which it has not given yet; the
+    token stays usable: send it again once the game server has attested the action."""
+
+    error_code = "NOT_ATTESTED"
+
+
 class IdempotencyConflict(Conflict):
     """The Idempotency-Key was used before with another body."""
 

@@ -13,13 +13,14 @@ class _Model(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
 
 
 class ActionEntry(_Model):
-    """One action of the catalog: what an initialize and update of it award, on which boards, and how
-    soon after initialize it may be completed."""
+    """One action of the catalog: what an initialize and update of it award, on which boards, how soon
+    after initialize it may be completed, and whether a trusted server must attest it first."""
 
     type: str
     score: int
     min_seconds: float
     boards: list[str]
+    attest: bool
 
 
 class ActionsData(_Model):
@@ -36,6 +37,21 @@ class AroundData(_Model):
     rank: int | None
     entries: list[RankedEntry]
     total: int
+
+
+class AttestData(_Model):
+    """An attestation held: the first one of this user's action, whichever attest made it, until the
+    award that needs it spends it."""
+
+    action_id: str
+    user_id: str
+    attested_at: str
+
+
+class AttestRequest(_Model):
+    """The player whose action a trusted server attests."""
+
+    user_id: str
 
 
 class AwardBoard(_Model):
@@ -139,7 +155,8 @@ class ErrorEnvelope(_Model):
 
 
 class ExportData(_Model):
-    """Everything kept about the caller: the user, their entries, awards, changes, tokens and notices."""
+    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices and
+    attestations."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -147,6 +164,15 @@ class ExportData(_Model):
     history: list[ExportedChange]
     tokens: list[ExportedToken]
     notifications: list[Notification]
+    attestations: list[ExportedAttestation]
+
+
+class ExportedAttestation(_Model):
+    """A trusted server's attestation of one of the user's actions, not spent yet."""
+
+    action_id: str
+    service: str
+    created_at: str
 
 
 class ExportedAward(_Model):
