@@ -32,6 +32,7 @@ OVERTAKEN: Final = "overtaken"
 MAX_PASSED = 100  # users told per write and board: the nearest it passed
 KEEP = 100  # notices kept per user, the newest
 KEEP_MS = 7 * 86_400_000  # and for how long
+TRIM_CHUNK = 200  # users whose old notices one store write deletes
 MAX_PENDING = 1000  # writes whose notices are being worked on at once; beyond, a write's are skipped
 
 _overtake = msgspec.json.Decoder(Overtake)
@@ -54,6 +55,9 @@ class Overtakes:
         self.told = 0  # notices kept
         self.skipped = 0  # writes whose notices were skipped: MAX_PENDING were pending
         self._pending = 0
+        # Users who were given notices since the last trim: their oldest beyond KEEP go then, off
+        # the writes' way (the reads show only the newest KEEP meanwhile).
+        self._untrimmed: set[str] = set()
         self._errands = Errands("an overtake notice")
         # The notices of every write found in one loop turn are kept in one store write.
         self._keep: TurnBatch[list[NoticeDraft], list[Notice]] = TurnBatch(
@@ -106,9 +110,8 @@ class Overtakes:
             self._pending -= 1
 
     async def _keep_batch(self, batches: list[list[NoticeDraft]]) -> Sequence[list[Notice] | Exception]:
-        kept = await self.store.add_notices(
-            [draft for batch in batches for draft in batch], now_ms=self.clock(), keep=KEEP
-        )
+        kept = await self.store.add_notices([draft for batch in batches for draft in batch], now_ms=self.clock())
+        self._untrimmed.update(notice.user_id for notice in kept)
         answers, start = [], 0
         for batch in batches:
             answers.append(kept[start : start + len(batch)])
@@ -129,8 +132,13 @@ class Overtakes:
         )
 
     async def purge(self) -> int:
-        """Delete the notices older than the kept time; how many."""
-        return await self.store.purge_notices(self.clock() - KEEP_MS)
+        """Delete each user's notices beyond their newest KEEP (of the users given some since the
+        last purge, TRIM_CHUNK at a time) and those older than the kept time; how many."""
+        deleted = 0
+        while self._untrimmed:
+            chunk = [self._untrimmed.pop() for _ in range(min(TRIM_CHUNK, len(self._untrimmed)))]
+            deleted += await self.store.trim_notices(chunk, keep=KEEP)
+        return deleted + await self.store.purge_notices(self.clock() - KEEP_MS)
 
     async def finished(self) -> None:
         """Wait for the notices of every write placed so far."""

@@ -12,7 +12,6 @@ from app.errors import (
     ActionAlreadyCompleted,
     ActionTooFast,
     InvalidToken,
-    NotAttested,
     RateLimited,
     TokenAlreadyUsed,
     TokenExpired,
@@ -212,85 +211,20 @@ async def test_notices_are_numbered_in_order_and_each_user_keeps_the_newest(stor
     def drafts(user: str, count: int, start: int = 0) -> list[NoticeDraft]:
         return [NoticeDraft(user_id=user, type="overtaken", data=f'{{"n":{start + i}}}') for i in range(count)]
 
-    first = await store.add_notices([*drafts("u", 60), *drafts("v", 2)], now_ms=1000, keep=100)
+    first = await store.add_notices([*drafts("u", 60), *drafts("v", 2)], now_ms=1000)
     assert [n.id for n in first] == sorted(n.id for n in first) and len({n.id for n in first}) == 62
     assert [(n.user_id, n.data, n.created_ms) for n in first[:2]] == [("u", '{"n":0}', 1000), ("u", '{"n":1}', 1000)]
-    await store.add_notices(drafts("u", 60, start=60), now_ms=2000, keep=100)
+    second = await store.add_notices(drafts("u", 60, start=60), now_ms=2000)
+    assert min(n.id for n in second) > max(n.id for n in first)
     kept = await store.notices("u", after=0, since_ms=0, keep=100)
     assert [n.data for n in kept] == [f'{{"n":{i}}}' for i in range(20, 120)]  # the newest 100, oldest first
+    assert [n.id for n in kept] == [n.id for n in [*first, *second] if n.user_id == "u"][20:]  # as numbered
+    assert await store.trim_notices(["u", "v", "nobody"], keep=100) == 20  # beyond the newest 100: u's 20
+    assert await store.trim_notices(["u"], keep=100) == 0
+    assert [n.data for n in await store.notices("u", after=0, since_ms=0, keep=1000)] == [n.data for n in kept]
     assert len(await store.notices("v", after=0, since_ms=0, keep=100)) == 2  # another user's stay
     assert [n.data for n in await store.notices("u", after=kept[-2].id, since_ms=0, keep=100)] == ['{"n":119}']
     assert len(await store.notices("u", after=0, since_ms=1500, keep=100)) == 60  # the kept time
     assert await store.purge_notices(1500) == 42  # u's 40 left of the first batch, and v's 2
     assert len(await store.notices("u", after=0, since_ms=0, keep=100)) == 60
     assert await store.notices("nobody", after=0, since_ms=0, keep=100) == []
-
-
-async def test_an_action_that_needs_an_attestation_awards_once_attested(store: Store) -> None:
-    await store.grant(grant("n1"))
-    with pytest.raises(NotAttested):
-        await store.award(claim("n1", attest=True))
-    assert await store.standings("global", "all") == []
-    assert await store.attest("u", "a", "referee", 1500) == 1500
-    award = await store.award(claim("n1", attest=True))  # the same token, once attested
-    assert award.new_score == 10
-    # The award spent the attestation: another one is made from scratch.
-    assert await store.attest("u", "a", "referee", 2500) == 2500
-
-
-async def test_an_attestation_is_of_one_user_and_one_action(store: Store) -> None:
-    await store.grant(grant("n1"))
-    await store.attest("other", "a", "referee", 1000)
-    await store.attest("u", "b", "referee", 1000)
-    with pytest.raises(NotAttested):
-        await store.award(claim("n1", attest=True))
-    await store.attest("u", "a", "referee", 1000)
-    assert (await store.award(claim("n1", attest=True))).new_score == 10
-
-
-async def test_attesting_again_keeps_the_first(store: Store) -> None:
-    assert await store.attest("u", "a", "referee", 1000) == 1000
-    assert await store.attest("u", "a", "judge", 2000) == 1000
-    made = await asyncio.gather(*(store.attest("v", "a", f"s{i}", 3000 + i) for i in range(10)))
-    assert len(set(made)) == 1 and 3000 <= made[0] < 3010  # whichever came first, for all of them
-
-
-async def test_without_an_attestation_the_token_says_what_else_is_wrong(store: Store) -> None:
-    # Refusals read before anything is written: the token's own problem comes first.
-    with pytest.raises(InvalidToken):
-        await store.award(claim("unknown", attest=True))
-    await store.grant(grant("n1"))
-    await store.grant(grant("n2"))
-    with pytest.raises(TokenExpired):
-        await store.award(claim("n1", attest=True, now=400_000))
-    await store.attest("u", "a", "referee", 1500)
-    await store.award(claim("n1", attest=True))
-    with pytest.raises(TokenAlreadyUsed):
-        await store.award(claim("n1", attest=True))
-    with pytest.raises(ActionAlreadyCompleted):  # n2's action was completed with n1 (which spent the attestation)
-        await store.award(claim("n2", attest=True))
-    await store.attest("u", "a", "referee", 2500)
-    with pytest.raises(ActionAlreadyCompleted):  # an attestation does not complete an action twice
-        await store.award(claim("n2", attest=True))
-    assert await score(store, "u") == 10
-
-
-async def test_concurrent_awards_of_one_attestation_are_one(store: Store) -> None:
-    await asyncio.gather(*(store.grant(grant(f"n{i}")) for i in range(5)))  # five tokens for one action
-    await store.attest("u", "a", "referee", 1500)
-    claims = [claim(f"n{i % 5}", attest=True) for i in range(20)]
-    kinds = [type(r).__name__ for r in await asyncio.gather(*map(store.award, claims), return_exceptions=True)]
-    assert kinds.count("Award") == 1 and set(kinds) == {"Award", "TokenAlreadyUsed", "ActionAlreadyCompleted"}
-    assert await score(store, "u") == 10
-
-
-async def test_purge_attestations(store: Store) -> None:
-    await store.attest("u", "old", "referee", 1000)
-    await store.attest("u", "new", "referee", 5000)
-    assert await store.purge_attestations(3000) == 1
-    await store.grant(grant("n1", action="old"))
-    await store.grant(grant("n2", action="new"))
-    with pytest.raises(NotAttested):
-        await store.award(claim("n1", action="old", attest=True))
-    assert (await store.award(claim("n2", action="new", attest=True))).new_score == 10
-    assert await store.purge_attestations(10**13) == 0  # the one left was spent

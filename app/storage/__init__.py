@@ -86,8 +86,11 @@ class Store(Protocol):
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows that expired before the given time; return how many."""
 
-    async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
-        """Keep notices (numbered, in order, dated `now_ms`); each of their users keeps only their newest `keep`."""
+    async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int) -> list[Notice]:
+        """Keep notices, numbered in order and dated `now_ms`."""
+
+    async def trim_notices(self, user_ids: list[str], *, keep: int) -> int:
+        """Delete these users' notices beyond their newest `keep`; how many."""
 
     async def notices(self, user_id: str, *, after: int, since_ms: int, keep: int) -> list[Notice]:
         """A user's newest `keep` notices made since `since_ms`, those numbered after `after`, oldest first."""

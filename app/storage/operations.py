@@ -153,7 +153,7 @@ ATTESTATION = "SELECT 1 FROM attestations WHERE user_id = $1 AND action_id = $2{
 SPEND_ATTESTATION = "DELETE FROM attestations WHERE user_id = $1 AND action_id = $2"
 PURGE_ATTESTATIONS = "DELETE FROM attestations WHERE created_at < $1"
 # Notices: each user's newest `keep` within the kept time are theirs to read; older ones go.
-ADD_NOTICE = "INSERT INTO notices (user_id, type, data, created_at) VALUES ($1, $2, $3, $4) RETURNING id"
+ADD_NOTICE = "INSERT INTO notices (user_id, type, data, created_at) VALUES ($1, $2, $3, $4)"
 TRIM_NOTICES = (
     "DELETE FROM notices WHERE user_id = $1 AND id < "
     "(SELECT id FROM notices WHERE user_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)"
@@ -485,17 +485,6 @@ class Operations:
         )
         yield self.set_key_outcome, (encode_outcome(outcome), write.service, write.key)
         return outcome
-
-    def add_notices(self, drafts: list[NoticeDraft], now_ms: int, keep: int) -> Steps[list[Notice]]:
-        """Keep notices, numbered in order; each of their users keeps only their newest `keep`."""
-        notices = []
-        for draft in drafts:
-            row = yield self.add_notice, (draft.user_id, draft.type, draft.data, now_ms)
-            assert row is not None  # RETURNING answers the inserted row
-            notices.append(notice(draft, row[0], now_ms))
-        for user_id in dict.fromkeys(draft.user_id for draft in drafts):
-            yield self.trim_notices, (user_id, keep - 1)
-        return notices
 
     def keep_answer(self, service: str, key: str, answer: str) -> Steps[None]:
         """Keep the first answer of a trusted write, for its retries."""

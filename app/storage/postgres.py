@@ -250,8 +250,8 @@ class PostgresStore:
             status = await conn.execute(OPS.purge_attestations, created_before_ms)
         return int(status.split()[-1])
 
-    async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int, keep: int) -> list[Notice]:
-        """Keep notices in one transaction of two statements."""
+    async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int) -> list[Notice]:
+        """Keep notices in one statement."""
         async with self._transaction() as conn:
             rows = await conn.fetch(
                 ADD_NOTICES,
@@ -260,8 +260,13 @@ class PostgresStore:
                 [d.data for d in drafts],
                 now_ms,
             )
-            await conn.execute(TRIM_NOTICES, list(dict.fromkeys(d.user_id for d in drafts)), keep - 1)
         return sorted((kept_notice(row) for row in rows), key=lambda n: n.id)
+
+    async def trim_notices(self, user_ids: list[str], *, keep: int) -> int:
+        """Delete these users' notices beyond their newest `keep`, in one statement."""
+        async with self._transaction() as conn:
+            status = await conn.execute(TRIM_NOTICES, user_ids, keep - 1)
+        return int(status.split()[-1])
 
     async def notices(self, user_id: str, *, after: int, since_ms: int, keep: int) -> list[Notice]:
         """A user's kept notices after `after`, oldest first."""

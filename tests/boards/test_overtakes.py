@@ -11,6 +11,7 @@ import pytest
 
 from app import overtakes as overtakes_module
 from app.api.keys import OVERTAKES
+from app.overtakes import overtake_of
 
 from ..conftest import Flow, envelope
 from ..live_client import WS, recv, recv_type, token_for
@@ -296,3 +297,24 @@ async def test_a_burst_tells_exactly_the_users_passed_once_each(client: AppClien
         assert [listener.got[i] for i in sorted(listener.got)] == expected[user], user
         assert [n["data"] for n in await _kept(client, user)] == expected[user], user
         await listener.ws.close()
+
+
+async def test_each_user_keeps_only_the_newest_notices(
+    client: AppClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overtakes_module, "KEEP", 2)
+    overtakes = client.app[OVERTAKES]
+    boards = Boards(client, bearer)
+    await boards.write("high", {"userId": "b", "score": 1000}, key="b")
+    for n in range(3):  # three users pass b one after another
+        await boards.write("high", {"userId": f"x{n}", "score": 1}, key=f"x{n}-1")
+        await boards.write("high", {"userId": f"x{n}", "score": 2000 + n}, key=f"x{n}-2")
+    await _all_told(client)
+    assert [n["data"]["by"]["userId"] for n in await _kept(client, "b")] == ["x1", "x2"]  # the newest two
+    stored = await overtakes.store.notices("b", after=0, since_ms=0, keep=1000)
+    assert len(stored) == 3  # until the purge trims them
+    assert await overtakes.purge() >= 1
+    assert [overtake_of(n).by.user_id for n in await overtakes.store.notices("b", after=0, since_ms=0, keep=1000)] == [
+        "x1",
+        "x2",
+    ]
