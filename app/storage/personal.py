@@ -48,6 +48,8 @@ LOCK = "SELECT username FROM users WHERE id = $1{row_lock}"
 ADD_PSEUDONYM = "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2)"
 MOVE_AWARDS = "UPDATE score_history SET user_id = $2 WHERE user_id = $1"
 MOVE_CHANGES = "UPDATE board_history SET user_id = $2 WHERE user_id = $1"
+MOVE_HELD = "UPDATE held_awards SET user_id = $2 WHERE user_id = $1"
+MOVE_DECIDED = "UPDATE held_awards SET decided_by = $2 WHERE decided_by = $1"  # an operator's decisions
 DELETE_ENTRIES = "DELETE FROM board_entries WHERE user_id = $1 RETURNING board, period"
 DELETE_TOKENS = "DELETE FROM action_tokens WHERE user_id = $1"
 DELETE_NOTICES = "DELETE FROM notices WHERE user_id = $1"
@@ -70,7 +72,7 @@ class Statements:
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
         self.attestations = sql(ATTESTATIONS)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
-        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES))
+        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED))
         self.delete_entries = sql(DELETE_ENTRIES)
         self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES), sql(DELETE_ATTESTATIONS))
         self.delete_user = sql(DELETE_USER)
