@@ -260,6 +260,7 @@ EXPORT = Example(
         ],
         notifications=[PASSED],
         attestations=[ExportedAttestation(action_id="race-42", service="racer", created_at=NOW)],
+        held=[],
     )
 )
 ERASED = Example(data=ErasedData(erased=True))

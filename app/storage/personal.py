@@ -43,6 +43,10 @@ NOTICES = "SELECT id, type, data, created_at FROM notices WHERE user_id = $1 ORD
 ATTESTATIONS = (
     "SELECT action_id, service, created_at FROM attestations WHERE user_id = $1 ORDER BY created_at, action_id"
 )
+HELD = (
+    "SELECT id, action_type, action_id, score, status, reason, created_at, decided_at FROM held_awards "
+    "WHERE user_id = $1 ORDER BY id"
+)
 
 LOCK = "SELECT username FROM users WHERE id = $1{row_lock}"
 ADD_PSEUDONYM = "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2)"
@@ -70,7 +74,7 @@ class Statements:
         sql = dialect.sql
         self.user, self.entries, self.awards = sql(USER), sql(ENTRIES), sql(AWARDS)
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
-        self.attestations = sql(ATTESTATIONS)
+        self.attestations, self.held = sql(ATTESTATIONS), sql(HELD)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
         self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED))
         self.delete_entries = sql(DELETE_ENTRIES)
@@ -114,6 +118,7 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     tokens: list[tuple[Any, ...]]
     notices: list[tuple[Any, ...]]
     attestations: list[tuple[Any, ...]]
+    held: list[tuple[Any, ...]]  # awards a cheat rule held
 
 
 def mentions(user_id: str, field: str) -> str:

@@ -244,8 +244,9 @@ class PostgresStore:
                 PERSONAL.tokens,
                 PERSONAL.notices,
                 PERSONAL.attestations,
+                PERSONAL.held,
             )
-            entries, awards, changes, tokens, notices, attestations = [
+            entries, awards, changes, tokens, notices, attestations, held = [
                 [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
             ]
         return Kept(
@@ -256,6 +257,7 @@ class PostgresStore:
             tokens=tokens,
             notices=notices,
             attestations=attestations,
+            held=held,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:

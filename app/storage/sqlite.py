@@ -318,9 +318,10 @@ class SqliteStore:
                 PERSONAL.tokens,
                 PERSONAL.notices,
                 PERSONAL.attestations,
+                PERSONAL.held,
             )
         ]
-        entries, awards, changes, tokens, notices, attestations = rows
+        entries, awards, changes, tokens, notices, attestations, held = rows
         return Kept(
             user=tuple(next(iter(users))),
             entries=entries,
@@ -329,6 +330,7 @@ class SqliteStore:
             tokens=tokens,
             notices=notices,
             attestations=attestations,
+            held=held,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:

@@ -309,3 +309,21 @@ async def test_an_erasure_leaves_no_held_award_naming_the_user(
     assert (status, erased) == (200, {"erased": True})
     rows = (await snapshot())["held_awards"]
     assert len(rows) == 2 and not [row for row in rows if "mallory" in str(row).lower()]
+
+
+async def test_the_export_holds_the_users_held_awards(flow: Flow, client: AppClient, operator: dict[str, str]) -> None:
+    for i in range(2):
+        await chest(flow, "alice", f"c{i}")
+    held = await chest(flow, "alice", "c2", 202)
+    await decide(client, operator, held["id"], "reject", "too many")
+    status, kept = await call(client, "GET", "/api/v1/users/me/export", flow.bearer("alice"))
+    assert status == 200, kept
+    (entry,) = kept["held"]
+    assert (entry["id"], entry["actionId"], entry["score"], entry["status"], entry["reason"]) == (
+        held["id"],
+        "c2",
+        10,
+        "rejected",
+        "too many",
+    )
+    assert entry["createdAt"].endswith("Z") and entry["decidedAt"].endswith("Z")

@@ -162,8 +162,8 @@ class ErrorEnvelope(_Model):
 
 
 class ExportData(_Model):
-    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices and
-    attestations."""
+    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
+    attestations and held awards."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -172,6 +172,7 @@ class ExportData(_Model):
     tokens: list[ExportedToken]
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
+    held: list[ExportedHeld]
 
 
 class ExportedAttestation(_Model):
@@ -219,6 +220,19 @@ class ExportedEntry(_Model):
     subscore: int | None
     metadata: dict[str, Any] | None
     updated_at: str
+
+
+class ExportedHeld(_Model):
+    """One of the user's awards a cheat rule held, and its operator's decision once made."""
+
+    id: int
+    action_type: str
+    action_id: str
+    score: int
+    status: str
+    reason: str | None
+    created_at: str
+    decided_at: str | None
 
 
 class ExportedToken(_Model):
