@@ -21,6 +21,7 @@ from .api.keys import (
     BOARD_ADMIN,
     BOARD_READS,
     CONFIG,
+    HELD,
     HUB,
     INITIALIZE_LIMITER,
     METRICS,
@@ -48,6 +49,7 @@ from .clock import now_ms
 from .config import Config
 from .drain import handler_seconds
 from .fanout import Fanout
+from .held import HeldAwards
 from .identity import ProviderKeys
 from .live.admission import Admission
 from .live.hub import Hub
@@ -211,6 +213,16 @@ def _metrics(
     return contexts
 
 
+def _trust_and_safety(
+    app: web.Application, parts: Parts, placer: Placer, catalog: Catalog, clock: Callable[[], int]
+) -> None:
+    """Trusted servers' attestations, and operators' decisions on the awards cheat rules held."""
+    app[ATTESTATIONS] = Attestations(parts.store, clock)
+    app[HELD] = HeldAwards(
+        store=parts.store, catalog=catalog, placer=placer, admin_role=app[CONFIG].auth.admin_role, clock=clock
+    )
+
+
 def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], int] = now_ms) -> web.Application:
     """Assemble the application from a validated configuration (`reuse_port`: one of the processes
     of `--workers N`, which share the metrics' port too; `clock`: ms since the epoch, which decides
@@ -276,7 +288,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     )
     app[TRUSTED_WRITES] = TrustedWrites(catalog, parts.store, parts.ranking, placer, clock)
     app[SERVICE_KEYS] = ServiceKeys(config.services)
-    app[ATTESTATIONS] = Attestations(parts.store, clock)
+    _trust_and_safety(app, parts, placer, catalog, clock)
     app[HUB] = hub
     admission = app[ADMISSION] = Admission(
         per_process=config.limits.ws_connections_per_process,

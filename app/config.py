@@ -158,13 +158,16 @@ DEFAULT_BOARD = "global"
 
 class ActionSettings(_Section, frozen=True):
     """One entry of the action catalog: what it is worth, how fast it can be done, where it counts,
-    whether a trusted server must vouch for it first."""
+    whether a trusted server must vouch for it first, how many an hour land before the rest are held."""
 
     score: Annotated[int, Meta(ge=0, le=1_000_000_000)]
     min_seconds: Annotated[float, Meta(ge=0, le=86_400)] = 0.0
     boards: Annotated[tuple[BoardId, ...], Meta(min_length=1, max_length=20)] | None = None  # None: the default
     # Awarded only once a trusted server attested it (POST /api/v1/actions/{actionId}/attest).
     attest: bool = False
+    # Cheat quarantine: this user's awards of the action beyond N in any rolling hour are held for an
+    # operator (held ones count); None: never held.
+    hold_over_per_hour: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
 
 
 class BoardSettings(_Section, frozen=True):

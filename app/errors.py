@@ -53,6 +53,10 @@ class NotAttested(ApiError):
     status, code, message = 409, "NOT_ATTESTED", "This action needs a trusted server's attestation first"
 
 
+class AlreadyDecided(ApiError):
+    status, code, message = 409, "ALREADY_DECIDED", "This held award was already approved or rejected"
+
+
 class InvalidAction(ApiError):
     status, code, message = 400, "INVALID_ACTION", "Unknown actionType"
 

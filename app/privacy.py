@@ -17,6 +17,7 @@ from .api.personal_data import (
     ExportedAward,
     ExportedChange,
     ExportedEntry,
+    ExportedHeld,
     ExportedToken,
     ExportedUser,
 )
@@ -124,6 +125,19 @@ class PersonalData:
             attestations=[
                 ExportedAttestation(action_id=a, service=service, created_at=iso(at))
                 for a, service, at in kept.attestations
+            ],
+            held=[
+                ExportedHeld(
+                    id=i,
+                    action_type=t,
+                    action_id=a,
+                    score=score,
+                    status=status,
+                    reason=reason,
+                    created_at=iso(at),
+                    decided_at=_iso(decided),
+                )
+                for i, t, a, score, status, reason, at, decided in kept.held
             ],
         )
 

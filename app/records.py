@@ -32,6 +32,9 @@ class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
     now_ms: int
     boards: tuple[BoardPeriod, ...]  # each an incr board, in the period current at `now_ms`
     attest: bool = False  # the action needs a trusted server's attestation, which the award spends
+    # Held for an operator when the user's awards of the type in the hour up to `now_ms`, this one
+    # and the held ones included, pass this; None: never held.
+    hold_over: int | None = None
 
 
 class BoardPeriod(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,7 +60,7 @@ class EntryChange(msgspec.Struct, frozen=True, kw_only=True):
 
 class Award(msgspec.Struct, frozen=True, kw_only=True):
     """A committed award: its entry change on each of its boards, the first board's numbers at the
-    top level."""
+    top level; or one held for an operator (`held`)."""
 
     user_id: str
     username: str
@@ -68,6 +71,37 @@ class Award(msgspec.Struct, frozen=True, kw_only=True):
     score_increment: int
     awarded_ms: int
     changes: list[EntryChange]
+    held: int | None = None  # held for an operator under this id (no changes, scores 0) until approved
+
+
+class HeldAward(msgspec.Struct, frozen=True, kw_only=True):
+    """An award held for an operator: token spent, action completed, on no board until approved.
+    `boards` are the board periods it would have landed on when it was held."""
+
+    id: int
+    award_id: int  # its score_history row
+    user_id: str
+    action_type: str
+    action_id: str
+    score: int
+    boards: tuple[BoardPeriod, ...]
+    created_ms: int
+    status: str = "pending"  # pending | approved | rejected
+    decided_by: str | None = None
+    reason: str | None = None
+    decided_ms: int | None = None
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator's decision on a held award. An approval lands it on `boards` (each in the period
+    chosen for it), at `now_ms`."""
+
+    held_id: int
+    approve: bool
+    operator: str
+    reason: str
+    now_ms: int
+    boards: tuple[BoardPeriod, ...] = ()
 
 
 class ScoreWrite(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ from .api.models import (
     ActionEntry,
     ActionsData,
     AwardBoard,
+    HeldData,
     InitializeData,
     InitializeRequest,
     TopData,
@@ -47,6 +48,7 @@ from .tracing import ACTION_TYPE, Spans
 
 log = logging.getLogger(__name__)
 BOARD_UNAVAILABLE = "board_unavailable"  # why an award is held: committed, the board catches up later
+HOLD_OVER_PER_HOUR = "hold_over_per_hour"  # why an award is held: over its action's hourly limit, for an operator
 
 
 class Activity(Protocol):
@@ -164,8 +166,8 @@ class Scoreboard:
             self.tops.changed()
 
     def action_catalog(self) -> ActionsData:
-        """Every action a client may initialize: its score, minimum time, boards and whether it needs an
-        attestation, by type."""
+        """Every action a client may initialize: its score, minimum time, boards, whether it needs an
+        attestation and how many an hour land before the rest are held, by type."""
         return ActionsData(
             actions=[
                 ActionEntry(
@@ -174,6 +176,7 @@ class Scoreboard:
                     min_seconds=action.min_seconds,
                     boards=list(action.boards or (self.catalog.default,)),
                     attest=action.attest,
+                    hold_over_per_hour=action.hold_over_per_hour,
                 )
                 for name, action in sorted(self.actions.items())
             ]
@@ -193,9 +196,9 @@ class Scoreboard:
             boards.append(board)
         return boards
 
-    async def complete(self, principal: Principal, request: UpdateRequest) -> UpdateData:
+    async def complete(self, principal: Principal, request: UpdateRequest) -> UpdateData | HeldData:
         """Check everything that can refuse the award, then consume the token and award once on
-        every board of the action, in one transaction."""
+        every board of the action, in one transaction; or hold it for an operator (a cheat rule)."""
         started = time.perf_counter()
         self._saw(principal)
         with self.span("award") as span:
@@ -208,6 +211,8 @@ class Scoreboard:
             except ApiError as exc:
                 self.tally.refused[exc.code] += 1
                 raise
+            if award.held is not None:
+                return self._held(award)
             self.tally.awarded[award.action_type] += 1
             moves = await self.record(award, expires)
         _log_award(award, started)
@@ -230,6 +235,19 @@ class Scoreboard:
                 )
                 for m in moves
             ],
+        )
+
+    def _held(self, award: Award) -> HeldData:
+        """The answer of an award a cheat rule held."""
+        self.tally.held[award.action_type, HOLD_OVER_PER_HOUR] += 1
+        log.warning("award %s of %s held (hold_over_per_hour)", award.held, award.user_id)
+        return HeldData(
+            status="held",
+            id=award.held or 0,
+            user_id=award.user_id,
+            action_type=award.action_type,
+            action_id=award.action_id,
+            score_increment=award.score_increment,
         )
 
     def _saw(self, principal: Principal) -> None:
@@ -272,6 +290,7 @@ class Scoreboard:
                         now_ms=now,
                         boards=tuple(expires),
                         attest=action.attest,
+                        hold_over=action.hold_over_per_hour,
                     )
                 )
         except TokenAlreadyUsed:

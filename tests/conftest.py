@@ -93,6 +93,7 @@ TABLES = (
     "board_history",
     "idempotency_keys",
     "attestations",
+    "held_awards",
 )
 
 

@@ -1,5 +1,5 @@
 """The real server the SDK's tests talk to: `python run.py` with boards, a slow action, an action a
-game server must attest, two trusted services (one writes scores, one attests) and a tight per-user
+game server must attest, an action every award of which is held for an operator, two trusted services (one writes scores, one attests) and a tight per-user
 update limit, and the users' and operators' tokens."""
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ min_seconds = {SLOW_SECONDS}
 [actions.WIN_RACE]
 score = 250
 attest = true
+[actions.OPEN_CHEST]
+score = 10
+hold_over_per_hour = 0
 [services.racer]
 key_sha256 = "{sha(RACER_KEY)}"
 [services.attester]

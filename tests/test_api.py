@@ -459,11 +459,33 @@ async def test_the_action_catalog_is_public(boards_client: AppClient, bearer: An
                 "minSeconds": 0.0,
                 "boards": ["global", "weekly", "daily"],
                 "attest": False,
+                "holdOverPerHour": None,
             },
             # The default board.
-            {"type": "DEFEAT_BOSS", "score": 500, "minSeconds": 0.0, "boards": ["global"], "attest": False},
-            {"type": "SLOW_PUZZLE", "score": 50, "minSeconds": 30.0, "boards": ["global"], "attest": False},
-            {"type": "WEEKLY_ONLY", "score": 7, "minSeconds": 0.0, "boards": ["weekly"], "attest": False},
+            {
+                "type": "DEFEAT_BOSS",
+                "score": 500,
+                "minSeconds": 0.0,
+                "boards": ["global"],
+                "attest": False,
+                "holdOverPerHour": None,
+            },
+            {
+                "type": "SLOW_PUZZLE",
+                "score": 50,
+                "minSeconds": 30.0,
+                "boards": ["global"],
+                "attest": False,
+                "holdOverPerHour": None,
+            },
+            {
+                "type": "WEEKLY_ONLY",
+                "score": 7,
+                "minSeconds": 0.0,
+                "boards": ["weekly"],
+                "attest": False,
+                "holdOverPerHour": None,
+            },
         ]
     }
     # What it lists is what initialize takes, and what the award is worth.

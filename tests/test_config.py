@@ -70,6 +70,15 @@ def test_secrets_hidden_from_repr(tmp_path: Path) -> None:
         ("[actions.COMPLETE_QUEST]\nscore = 'lots'\n", "actions.COMPLETE_QUEST.score"),
         ("[actions.COMPLETE_QUEST]\nscore = 1\nbonus = 2\n", "bonus"),
         ("[actions.COMPLETE_QUEST]\nscore = 1\nattest = 'yes'\n", "actions.COMPLETE_QUEST.attest"),
+        ("[actions.COMPLETE_QUEST]\nscore = 1\nhold_over_per_hour = -1\n", "actions.COMPLETE_QUEST.hold_over_per_hour"),
+        (
+            "[actions.COMPLETE_QUEST]\nscore = 1\nhold_over_per_hour = 1.5\n",
+            "actions.COMPLETE_QUEST.hold_over_per_hour",
+        ),
+        (
+            "[actions.COMPLETE_QUEST]\nscore = 1\nhold_over_per_hour = '5'\n",
+            "actions.COMPLETE_QUEST.hold_over_per_hour",
+        ),
         # An action nobody may attest could never be awarded.
         ("[actions.COMPLETE_QUEST]\nscore = 1\nattest = true\n", "actions.COMPLETE_QUEST.attest"),
         ('[actions."bad name"]\nscore = 1\n', "actions"),
@@ -151,6 +160,10 @@ def test_shipped_config_examples_work_once_uncommented(tmp_path: Path) -> None:
         ("trial",),
     )
     assert config.actions["WIN_RACE"].attest and not config.actions["COMPLETE_QUEST"].attest
+    assert (config.actions["OPEN_CHEST"].hold_over_per_hour, config.actions["COMPLETE_QUEST"].hold_over_per_hour) == (
+        20,
+        None,
+    )
     assert config.auth.jwks_url is not None and config.auth.accepted_algorithms == ("RS256", "ES256", "EdDSA")
 
 

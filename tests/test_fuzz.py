@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,9 +80,35 @@ boards = ["global", "weekly"]
 
 [actions.DEFEAT_BOSS]
 score = 500
+
+[actions.OPEN_CHEST]
+score = 10
+hold_over_per_hour = 0  # every award held: the operators' decisions have something to decide
 """,
         encoding="utf-8",
     )
+
+
+def _hold_awards(url: str, token: str, count: int = 40) -> None:
+    """Awards held for the operator before the run (every OPEN_CHEST is held), numbered 1 to
+    `count`: the decisions' generated ids, small ones above all, find pending ones to decide."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the server is local
+
+    def post(path: str, body: dict[str, str]) -> Any:
+        request = urllib.request.Request(
+            url + path,
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with opener.open(request, timeout=10) as answer:
+            return answer.status, json.load(answer)["data"]
+
+    for i in range(count):
+        _, started = post("/api/v1/actions/initialize", {"actionType": "OPEN_CHEST", "actionId": f"seed-{i}"})
+        status, held = post(
+            "/api/v1/scoreboard/update", {"actionToken": started["actionToken"], "actionId": f"seed-{i}"}
+        )
+        assert (status, held["status"]) == (202, "held"), held
 
 
 def _need_schemathesis() -> None:
@@ -116,6 +145,7 @@ def _fuzz(tmp_path: Path, *, redis_prefix: str | None, seconds: int) -> None:
         check=True,
     ).stdout.strip()
     with run_py(env, log_path=tmp_path / "server.log") as server:
+        _hold_awards(server.url, token)
         command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(SCHEMATHESIS_CONFIG), "--no-color"]
         command += ["run", f"{server.url}/api/openapi.json", "--max-time", str(seconds), "--seed", SEED]
         run = subprocess.run(

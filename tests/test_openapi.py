@@ -200,8 +200,13 @@ def test_links_lead_from_what_a_success_holds_to_what_the_target_takes() -> None
                     }[where]
                     for name in pointer.split("/"):  # every step of the pointer is declared
                         schema = _deref(DOC, _deref(DOC, schema)["properties"][name])
-                assert status == "200"
-    assert followed == {("initialize", "update"), ("update", "user_score")}
+                assert status in ("200", "202")
+    assert followed == {
+        ("initialize", "update"),
+        ("update", "user_score"),
+        ("update", "approve_held"),  # a held award's 202
+        ("update", "reject_held"),
+    }
 
 
 SECURITY: dict[str | None, Any] = {
@@ -242,6 +247,9 @@ def test_each_route_names_who_may_call_it() -> None:
         "PATCH /api/v1/admin/boards/{board}",
         "DELETE /api/v1/admin/boards/{board}",
         "DELETE /api/v1/users/{userId}",  # the contract's erasure of another user
+        "GET /api/v1/admin/held",  # the contract's cheat quarantine
+        "POST /api/v1/admin/held/{heldId}/approve",
+        "POST /api/v1/admin/held/{heldId}/reject",
     }
     assert {"GET /api/v1/boards/{board}/top", "POST /api/v1/boards/{board}/lookup"} <= by_auth[None]
     assert "GET /api/v1/users/{userId}/boards" in by_auth["user"]
@@ -536,3 +544,10 @@ def test_summaries_are_plain_text() -> None:
     for method, path, operation in _operations(DOC):
         assert "`" not in operation["summary"], (method, path)
     assert "?board=" in DOC["paths"]["/"]["get"]["summary"]
+
+
+def test_update_documents_the_202_of_a_held_award() -> None:
+    accepted = DOC["paths"]["/api/v1/scoreboard/update"]["post"]["responses"]["202"]["content"]["application/json"]
+    data = _deref(DOC, accepted["schema"]["properties"]["data"])
+    assert {"status", "id"} <= set(data["required"]) and data["properties"]["status"]["enum"] == ["held"]
+    assert accepted["example"]["data"]["status"] == "held"

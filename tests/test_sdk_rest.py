@@ -18,6 +18,7 @@ from scoreboard_client import (
     ActionAlreadyCompleted,
     ActionMismatch,
     ActionTooFast,
+    AlreadyDecided,
     BoardExists,
     BoardInUse,
     BoardNotFound,
@@ -28,6 +29,7 @@ from scoreboard_client import (
     InvalidToken,
     LeaderboardUpdate,
     NotAttested,
+    NotFound,
     PeriodNotFound,
     RateLimited,
     ScoreboardError,
@@ -37,7 +39,7 @@ from scoreboard_client import (
     UserNotFound,
     ValidationError,
 )
-from scoreboard_client.models import BoardChange, BoardCreate, Notification
+from scoreboard_client.models import BoardChange, BoardCreate, HeldData, Notification, UpdateData
 
 from .boards.scene import ATTEST_KEY, RACER_KEY
 from .contracts import eventually
@@ -64,6 +66,7 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         Client(server.url, token=operator, service_key=RACER_KEY, session=session) as staff,
         Client(server.url, token=token("tour-racer"), session=session) as racer,
         Client(server.url, service_key=ATTEST_KEY, session=session) as referee,
+        Client(server.url, token=token("tour-hoarder"), session=session) as hoarder,
     ):
         boards = await client.boards()
         assert [b.id for b in boards.boards] == ["global", "weekly", "trial"]
@@ -105,6 +108,7 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
             await anext(client.events("nope"))
 
         award = await client.complete("COMPLETE_QUEST", "tour-q1")
+        assert isinstance(award, UpdateData)
         assert (award.user_id, award.previous_score, award.new_score, award.score_increment) == (
             "tour-player",
             0,
@@ -115,6 +119,7 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         started = await client.initialize("COMPLETE_QUEST", "tour-q2")
         assert started.expected_score == 100 and started.expires_at.endswith("Z")
         second = await client.update(started.action_token, "tour-q2")
+        assert isinstance(second, UpdateData)
         assert (second.previous_score, second.new_score) == (100, 200)
         mine = await client.user_score("tour-player")
         assert (mine.user_id, mine.username, mine.score, mine.rank) == ("tour-player", "Tour-Player", 200, second.rank)
@@ -133,7 +138,29 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         assert attested.attested_at.endswith("Z")
         assert await referee.attest("tour-race", "tour-racer") == attested  # idempotent: the first one held
         won = await racer.update(race.action_token, "tour-race")
+        assert isinstance(won, UpdateData)
         assert (won.user_id, won.previous_score, won.new_score) == ("tour-racer", 0, 250)
+
+        # Every OPEN_CHEST is held (hold_over_per_hour = 0): a 202 the SDK answers as HeldData, listed
+        # for operators, who decide each once.
+        chests = [await hoarder.complete("OPEN_CHEST", f"tour-chest-{i}") for i in (1, 2)]
+        assert all(isinstance(c, HeldData) and c.status == "held" and c.score_increment == 10 for c in chests)
+        ids = [c.id for c in chests if isinstance(c, HeldData)]
+        pending = await staff.held()
+        assert ([h.id for h in pending.held], pending.next_after) == (ids, None)
+        approved = await staff.approve_held(ids[0], "looked fine")
+        assert (approved.status, approved.decided_by, [(b.board, b.new_score) for b in approved.landed]) == (
+            "approved",
+            "tour-op",
+            [("global", 10)],
+        )
+        rejected = await staff.reject_held(ids[1], "too many chests")
+        assert (rejected.status, rejected.reason, rejected.landed) == ("rejected", "too many chests", [])
+        with pytest.raises(AlreadyDecided):
+            await staff.approve_held(ids[1], "again")
+        with pytest.raises(NotFound):
+            await staff.reject_held(10**9, "nobody")
+        assert [h.id for h in (await staff.held(status="approved", limit=1)).held] == ids[:1]
 
         # A user passed on a board is told, and the notice kept for them.
         await staff.write_score("tour", "tour-player", 1)
@@ -295,12 +322,14 @@ async def test_complete_waits_out_the_minimum_duration(server: ServerProcess) ->
     async with requests.session() as session, Client(server.url, token=token("slowpoke"), session=session) as client:
         began = time.monotonic()
         first = await client.complete("SLOW_PUZZLE", "p1")
+        assert isinstance(first, UpdateData)
         assert time.monotonic() - began >= SLOW_SECONDS
         assert (first.score_increment, first.new_score) == (50, 50)
         # The server refused the first update as too fast, the second went through.
         assert requests.count("POST", "/api/v1/scoreboard/update") == 2
         began = time.monotonic()
         second = await client.complete("SLOW_PUZZLE", "p2")
+        assert isinstance(second, UpdateData)
         assert time.monotonic() - began >= SLOW_SECONDS
         assert second.new_score == 100
         # Learned: this time it waited before its one update.

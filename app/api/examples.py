@@ -24,7 +24,12 @@ from .models import (
     BoardEntry,
     BoardsData,
     BoardTopData,
+    DecisionRequest,
     HealthData,
+    HeldAwardData,
+    HeldBoard,
+    HeldData,
+    HeldListData,
     InitializeData,
     InitializeRequest,
     LookupData,
@@ -68,6 +73,7 @@ class Example:
     request: object = None
     data: object = None
     text: str | None = None
+    accepted: object = None  # `data` of a 202, for an operation that may answer one
 
 
 NOW = "2026-12-03T10:30:00.000Z"
@@ -136,6 +142,9 @@ ACTIONS = Example(
             ActionEntry(type="COMPLETE_QUEST", score=100, min_seconds=0.0, boards=["global", "weekly"], attest=False),
             ActionEntry(type="DEFEAT_BOSS", score=500, min_seconds=30.0, boards=["global", "weekly"], attest=False),
             ActionEntry(type="WIN_RACE", score=250, min_seconds=0.0, boards=["global", "weekly"], attest=True),
+            ActionEntry(
+                type="OPEN_CHEST", score=10, min_seconds=0.0, boards=["global"], attest=False, hold_over_per_hour=20
+            ),
         ]
     )
 )
@@ -156,6 +165,9 @@ UPDATE = Example(
             AwardBoard(board="global", period="all", previous_score=500, new_score=600, rank=1),
             AwardBoard(board="weekly", period="2026-W49", previous_score=500, new_score=600, rank=1),
         ],
+    ),
+    accepted=HeldData(
+        status="held", id=7, user_id="alice", action_type="COMPLETE_QUEST", action_id="quest-1", score_increment=100
     ),
 )
 USER_SCORE = Example(
@@ -248,6 +260,7 @@ EXPORT = Example(
         ],
         notifications=[PASSED],
         attestations=[ExportedAttestation(action_id="race-42", service="racer", created_at=NOW)],
+        held=[],
     )
 )
 ERASED = Example(data=ErasedData(erased=True))
@@ -283,6 +296,38 @@ CHANGE_BOARD = Example(
     data=msgspec.structs.replace(_SEASON, title="Season 1 (finals)"),
 )
 RETIRE_BOARD = Example(data=RetiredData(board="season-1", retired=True))
+_HELD = HeldAwardData(
+    id=7,
+    user_id="mallory",
+    action_type="OPEN_CHEST",
+    action_id="chest-21",
+    score=10,
+    boards=[HeldBoard(board="global", period="all")],
+    status="pending",
+    created_at=EARLIER,
+    decided_by=None,
+    reason=None,
+    decided_at=None,
+    landed=[],
+)
+HELD = Example(data=HeldListData(held=[_HELD], next_after=None))
+APPROVE = Example(
+    request=DecisionRequest(reason="Verified the replay"),
+    data=msgspec.structs.replace(
+        _HELD,
+        status="approved",
+        decided_by="ops-1",
+        reason="Verified the replay",
+        decided_at=NOW,
+        landed=[AwardBoard(board="global", period="all", previous_score=200, new_score=210, rank=3)],
+    ),
+)
+REJECT = Example(
+    request=DecisionRequest(reason="21 chests in 4 minutes"),
+    data=msgspec.structs.replace(
+        _HELD, id=8, status="rejected", decided_by="ops-1", reason="21 chests in 4 minutes", decided_at=NOW
+    ),
+)
 HEALTHY = Example(data=HealthData(status="ok"))
 READY = Example(data=HealthData(status="ready"))
 PAGE = Example(

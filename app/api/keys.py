@@ -11,6 +11,7 @@ from ..boards.admin import BoardAdmin
 from ..boards.reads import BoardReads
 from ..boards.trusted import ServiceKeys, TrustedWrites
 from ..config import Config
+from ..held import HeldAwards
 from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.hub import Hub
@@ -29,6 +30,7 @@ BOARD_ADMIN = web.AppKey("board_admin", BoardAdmin)
 TRUSTED_WRITES = web.AppKey("trusted_writes", TrustedWrites)
 SERVICE_KEYS = web.AppKey("service_keys", ServiceKeys)
 ATTESTATIONS = web.AppKey("attestations", Attestations)
+HELD = web.AppKey("held", HeldAwards)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)

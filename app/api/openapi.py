@@ -145,6 +145,24 @@ def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _accepted(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    """The 202 an operation may answer instead of its success, with `data` of its own model."""
+    assert endpoint.accepted is not None
+    schema = {
+        "type": "object",
+        "properties": {"success": {"const": True}, "data": _ref(endpoint.accepted, components)},
+        "required": ["success", "data"],
+    }
+    example = endpoint.example.accepted if endpoint.example is not None else None
+    content: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        content["example"] = {"success": True, "data": _as_json(example)}
+    answer: dict[str, Any] = {"description": HTTPStatus.ACCEPTED.phrase, "content": {"application/json": content}}
+    if endpoint.accepted_links:
+        answer["links"] = {link.name: _link(link) for link in endpoint.accepted_links}
+    return answer
+
+
 def _as_json(model: object) -> Any:
     """A model as its JSON reads back (`msgspec.to_builtins` leaves raw JSON, such as metadata, out)."""
     return msgspec.json.decode(msgspec.json.encode(model))
@@ -219,6 +237,8 @@ def _security(endpoint: Endpoint, facts: _Facts) -> tuple[list[dict[str, list[st
 
 def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) -> dict[str, Any]:
     responses = {str(endpoint.status): _success(endpoint, components)}
+    if endpoint.accepted is not None:
+        responses["202"] = _accepted(endpoint, components)
     parameters = _parameters(endpoint, components)
     if endpoint.cache == "public":
         responses["304"] = _NOT_MODIFIED

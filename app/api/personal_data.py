@@ -72,9 +72,22 @@ class ExportedAttestation(_Model):
     created_at: Timestamp
 
 
+class ExportedHeld(_Model):
+    """One of the user's awards a cheat rule held, and its operator's decision once made."""
+
+    id: int
+    action_type: str
+    action_id: str
+    score: int
+    status: str
+    reason: str | None
+    created_at: Timestamp
+    decided_at: Timestamp | None
+
+
 class ExportData(_Model):
-    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices
-    and attestations."""
+    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
+    attestations and held awards."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -83,6 +96,7 @@ class ExportData(_Model):
     tokens: list[ExportedToken]
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
+    held: list[ExportedHeld]
 
 
 class ErasedData(_Model):

@@ -45,6 +45,8 @@ class Endpoint:
     summary: str
     response: type | None = None  # the `data` model of a JSON success
     status: int = 200  # of a success
+    accepted: type | None = None  # the `data` model of a 202 it may answer instead (a held award)
+    accepted_links: tuple[Link, ...] = ()  # links of that 202
     media: str | None = "application/json"  # of a success; None: it has no body
     request: type | None = None
     query: type | None = None
@@ -149,8 +151,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path="/api/v1/scoreboard/update",
         handler=views.update,
         example=x.UPDATE,
-        summary="Complete an action: consume its token and award its score exactly once",
+        summary="Complete an action: consume its token and award its score exactly once; 202 when a cheat rule "
+        "holds the award for an operator (token spent, nothing on the boards until approved)",
         response=m.UpdateData,
+        accepted=m.HeldData,
+        accepted_links=(
+            Link(
+                name="approve",
+                target=views.approve_held,
+                description="An operator lands the held award",
+                parameters={"heldId": "$response.body#/data/id"},
+            ),
+            Link(
+                name="reject",
+                target=views.reject_held,
+                description="An operator rejects the held award",
+                parameters={"heldId": "$response.body#/data/id"},
+            ),
+        ),
         request=m.UpdateRequest,
         auth="user",
         errors=(
@@ -421,6 +439,46 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path_params=m.OperatorBoardPath,
         auth="operator",
         errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.BoardInUse, e.ServiceUnavailable),
+        tag="operators",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/admin/held",
+        handler=views.held_awards,
+        example=x.HELD,
+        summary="Awards held by a cheat rule (`[actions.X] hold_over_per_hour`), the pending ones unless "
+        "`status`, oldest first, at most `limit` (100) after `after` (an id)",
+        response=m.HeldListData,
+        query=m.HeldQuery,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden),
+        tag="operators",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/admin/held/{heldId}/approve",
+        handler=views.approve_held,
+        example=x.APPROVE,
+        summary="Approve a held award: it lands on its boards (in the period it was held in while that period is "
+        "kept, else the current one) as an award does, ranks and live updates included. Decided once",
+        response=m.HeldAwardData,
+        request=m.DecisionRequest,
+        path_params=m.ApprovePath,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.NotFound, e.AlreadyDecided, e.ServiceUnavailable),
+        tag="operators",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/admin/held/{heldId}/reject",
+        handler=views.reject_held,
+        example=x.REJECT,
+        summary="Reject a held award: it never lands (its token stays spent, its action completed). Decided once",
+        response=m.HeldAwardData,
+        request=m.DecisionRequest,
+        path_params=m.RejectPath,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.NotFound, e.AlreadyDecided, e.ServiceUnavailable),
         tag="operators",
     ),
     Endpoint(

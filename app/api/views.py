@@ -21,6 +21,7 @@ from .keys import (
     BOARD_ADMIN,
     BOARD_READS,
     CONFIG,
+    HELD,
     INITIALIZE_LIMITER,
     OPENAPI,
     OVERTAKES,
@@ -35,6 +36,7 @@ from .keys import (
 )
 from .models import (
     ActionPath,
+    ApprovePath,
     AroundPath,
     AroundQuery,
     AttestRequest,
@@ -42,12 +44,16 @@ from .models import (
     BoardCreate,
     BoardPath,
     BoardTopQuery,
+    DecisionRequest,
     HealthData,
+    HeldData,
+    HeldQuery,
     InitializeRequest,
     LookupRequest,
     NotificationsQuery,
     OperatorBoardPath,
     RanksQuery,
+    RejectPath,
     ScoreWriteHeaders,
     ScoreWriteRequest,
     TopQuery,
@@ -140,7 +146,8 @@ async def update(request: web.Request) -> web.Response:
     user = await principal(request)
     await request.app[UPDATE_LIMITER].check(user.user_id)  # every call counts, valid or not
     body = await parse_body(request, UpdateRequest)
-    return ok(await request.app[SCOREBOARD].complete(user, body))
+    answer = await request.app[SCOREBOARD].complete(user, body)
+    return ok(answer, status=202 if isinstance(answer, HeldData) else 200)
 
 
 async def user_score(request: web.Request) -> web.Response:
@@ -252,6 +259,26 @@ async def retire_board(request: web.Request) -> web.Response:
     user = await principal(request)
     path = path_of(request, OperatorBoardPath)
     return ok(await request.app[BOARD_ADMIN].retire(user, path.board))
+
+
+async def held_awards(request: web.Request) -> web.Response:
+    user = await principal(request)
+    query = query_of(request, HeldQuery)
+    return ok(await request.app[HELD].list(user, query))
+
+
+async def approve_held(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, ApprovePath)
+    body = await parse_body(request, DecisionRequest)
+    return ok(await request.app[HELD].approve(user, path.held_id, body.reason))
+
+
+async def reject_held(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, RejectPath)
+    body = await parse_body(request, DecisionRequest)
+    return ok(await request.app[HELD].reject(user, path.held_id, body.reason))
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -53,7 +53,8 @@ class Families:
         self.held = Counter(
             "scoreboard_awards_held",
             "Awards committed but held off the board, by action type, board and reason "
-            "(board_unavailable: the ranking was down; the board catches up from the database).",
+            "(board_unavailable: the ranking was down; the board catches up from the database; "
+            "hold_over_per_hour: over the action's hourly limit, held for an operator).",
             ["action", "board", "reason"],
             registry=r,
         )

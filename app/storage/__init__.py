@@ -10,6 +10,8 @@ from ..metrics.tally import Histogram
 from ..records import (
     Award,
     AwardClaim,
+    Decision,
+    HeldAward,
     Notice,
     NoticeDraft,
     ScoreWrite,
@@ -44,7 +46,18 @@ class Store(Protocol):
 
     async def award(self, claim: AwardClaim) -> Award:
         """Consume the token and add its score on each of its boards in one transaction, or raise a
-        domain error having changed nothing."""
+        domain error having changed nothing; over its hourly limit, hold it instead (`Award.held`)."""
+
+    async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
+        """Held awards of a status numbered after `after`, oldest first, at most `limit`."""
+
+    async def held_award(self, held_id: int) -> HeldAward | None:
+        """One held award, or None."""
+
+    async def decide(self, decision: Decision) -> tuple[HeldAward, Award | None]:
+        """Approve (landing it on the decision's boards) or reject a pending held award, once, in one
+        transaction; the held award as decided, and the approval's award. NOT_FOUND or
+        ALREADY_DECIDED having changed nothing."""
 
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted server's write under its Idempotency-Key in one transaction."""

@@ -14,12 +14,14 @@ import msgspec
 from ..errors import (
     ActionAlreadyCompleted,
     ActionTooFast,
+    AlreadyDecided,
     ApiError,
     BoardExists,
     BoardNotFound,
     IdempotencyConflict,
     InvalidToken,
     NotAttested,
+    NotFound,
     RateLimited,
     TokenAlreadyUsed,
     TokenExpired,
@@ -29,7 +31,9 @@ from ..records import (
     Award,
     AwardClaim,
     BoardPeriod,
+    Decision,
     EntryChange,
+    HeldAward,
     Notice,
     NoticeDraft,
     ScoreWrite,
@@ -41,6 +45,7 @@ from ..records import (
 from .schema import Dialect
 
 T = TypeVar("T")
+HOUR_MS = 3_600_000  # the rolling window of `hold_over_per_hour`
 MAX_VALUE = 2**53  # scores and subscores are integers within ±2^53 (exact in JSON numbers and Redis)
 Row = tuple[Any, ...] | None
 Query = tuple[str, tuple[Any, ...]]
@@ -152,6 +157,24 @@ ATTESTED_AT = "SELECT created_at FROM attestations WHERE user_id = $1 AND action
 ATTESTATION = "SELECT 1 FROM attestations WHERE user_id = $1 AND action_id = $2{row_lock}"
 SPEND_ATTESTATION = "DELETE FROM attestations WHERE user_id = $1 AND action_id = $2"
 PURGE_ATTESTATIONS = "DELETE FROM attestations WHERE created_at < $1"
+# Held awards (cheat quarantine). An award counts its user's awards of its type in the rolling hour
+# after its own history row is inserted, which locked the user (where rows are locked): two awards
+# racing past the limit take turns, and the second counts the first.
+AWARDS_IN_HOUR = "SELECT COUNT(*) FROM score_history WHERE user_id = $1 AND action_type = $2 AND created_at > $3"
+HELD_COLUMNS = (
+    "id, award_id, user_id, action_type, action_id, score, boards, created_at, status, decided_by, reason, decided_at"
+)
+HOLD = (
+    "INSERT INTO held_awards (award_id, user_id, action_type, action_id, score, boards, status, created_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING id"
+)
+HELD = f"SELECT {HELD_COLUMNS} FROM held_awards WHERE id = $1"  # noqa: S608 - constants only
+HELD_LIST = f"SELECT {HELD_COLUMNS} FROM held_awards WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3"  # noqa: S608
+# Decided once: of concurrent decisions the first to update the row wins, the others match nothing.
+DECIDE = (
+    "UPDATE held_awards SET status = $1, decided_by = $2, reason = $3, decided_at = $4 "  # noqa: S608
+    f"WHERE id = $5 AND status = 'pending' RETURNING {HELD_COLUMNS}"
+)
 # Notices: each user's newest `keep` within the kept time are theirs to read; older ones go.
 ADD_NOTICE = "INSERT INTO notices (user_id, type, data, created_at) VALUES ($1, $2, $3, $4)"
 TRIM_NOTICES = (
@@ -191,6 +214,33 @@ def token_problem(claim: AwardClaim, token: Row) -> ApiError | None:
     if expires_at <= claim.now_ms:
         return TokenExpired()
     return None
+
+
+_board_periods = msgspec.json.Decoder(tuple[BoardPeriod, ...])
+
+
+def board_periods_text(boards: tuple[BoardPeriod, ...]) -> str:
+    """The board periods of a held award, as kept."""
+    return msgspec.json.encode(boards).decode()
+
+
+def held_award(row: Any) -> HeldAward:
+    """A held award from its row (HELD_COLUMNS)."""
+    held_id, award_id, user_id, action_type, action_id, score, boards, created, status, by, reason, decided = row
+    return HeldAward(
+        id=held_id,
+        award_id=award_id,
+        user_id=user_id,
+        action_type=action_type,
+        action_id=action_id,
+        score=score,
+        boards=_board_periods.decode(boards),
+        created_ms=created,
+        status=status,
+        decided_by=by,
+        reason=reason,
+        decided_ms=decided,
+    )
 
 
 def user_record(row: Any) -> UserRecord:
@@ -310,6 +360,11 @@ class Operations:
         self.attestation = sql(ATTESTATION)
         self.spend_attestation = sql(SPEND_ATTESTATION)
         self.purge_attestations = sql(PURGE_ATTESTATIONS)
+        self.awards_in_hour = sql(AWARDS_IN_HOUR)
+        self.hold = sql(HOLD)
+        self.held = sql(HELD)
+        self.held_list = sql(HELD_LIST)
+        self.decide_held = sql(DECIDE)
 
     def grant(self, grant: TokenGrant, max_unused: int | None) -> Steps[None]:
         """Record an issued token (creating or renaming its user); refuse an action the user
@@ -345,7 +400,8 @@ class Operations:
     def award(self, claim: AwardClaim) -> Steps[Award]:
         """Consume the token, record the history row, raise the score: three statements, each
         answering what the next needs (RETURNING). The slow path, a refusal, says why. An action that
-        needs an attestation finds it before the first write and spends it with the award."""
+        needs an attestation finds it before the first write and spends it with the award. One over
+        its hourly limit is held instead (`Award.held`): token spent and history row kept, no board touched."""
         now = claim.now_ms
         if claim.attest and (yield self.attestation, (claim.user_id, claim.action_id)) is None:
             raise (yield from self._unattested(claim))
@@ -370,6 +426,11 @@ class Operations:
         (award_id,) = history
         if claim.attest:
             yield self.spend_attestation, (claim.user_id, claim.action_id)
+        if claim.hold_over is not None:
+            counted = yield self.awards_in_hour, (claim.user_id, claim.action_type, now - HOUR_MS)
+            assert counted is not None  # an aggregate answers one row
+            if counted[0] > claim.hold_over:
+                return (yield from self._hold(claim, award_id, increment))
         changes = []
         for where in claim.boards:
             changes.append((yield from self._add(where, claim.user_id, award_id, increment, now)))
@@ -388,6 +449,71 @@ class Operations:
             awarded_ms=now,
             changes=changes,
         )
+
+    def _hold(self, claim: AwardClaim, award_id: int, increment: int) -> Steps[Award]:
+        """Keep an award for an operator, with the board periods it would have landed on now; the
+        award, held under its id, with no changes."""
+        row = yield (
+            self.hold,
+            (
+                award_id,
+                claim.user_id,
+                claim.action_type,
+                claim.action_id,
+                increment,
+                board_periods_text(claim.boards),
+                claim.now_ms,
+            ),
+        )
+        assert row is not None  # RETURNING answers the inserted row
+        yield self.touch_user, (claim.username, claim.now_ms, claim.user_id)
+        return Award(
+            user_id=claim.user_id,
+            username=claim.username,
+            action_type=claim.action_type,
+            action_id=claim.action_id,
+            previous_score=0,
+            new_score=0,
+            score_increment=increment,
+            awarded_ms=claim.now_ms,
+            changes=[],
+            held=row[0],
+        )
+
+    def decide(self, decision: Decision) -> Steps[tuple[HeldAward, Award | None]]:
+        """Decide a held award once: NOT_FOUND for an unknown id and ALREADY_DECIDED for a decided
+        one, having written nothing. An approval adds its score on `decision.boards`, as an award
+        does, and answers that award."""
+        status = "approved" if decision.approve else "rejected"
+        now = decision.now_ms
+        row = yield self.decide_held, (status, decision.operator, decision.reason, now, decision.held_id)
+        if row is None:
+            kept = yield self.held, (decision.held_id,)
+            if kept is None:
+                raise NotFound("No such held award", details={"id": decision.held_id})
+            raise AlreadyDecided(details={"id": decision.held_id, "status": held_award(kept).status})
+        held = held_award(row)
+        if not decision.approve:
+            return held, None
+        user = yield self.lock_user, (held.user_id,)  # locked where rows are: one write of a user at a time
+        assert user is not None  # the history row refers to it
+        changes = []
+        for where in decision.boards:
+            changes.append((yield from self._add(where, held.user_id, held.award_id, held.score, now)))
+        previous_score, new_score = (changes[0].previous_score or 0, changes[0].new_score) if changes else (0, 0)
+        yield self.set_award_scores, (previous_score, new_score, held.award_id)
+        award = Award(
+            user_id=held.user_id,
+            username=user[0],
+            action_type=held.action_type,
+            action_id=held.action_id,
+            previous_score=previous_score,
+            new_score=new_score,
+            score_increment=held.score,
+            awarded_ms=now,
+            changes=changes,
+        )
+        return held, award
 
     def _unattested(self, claim: AwardClaim) -> Steps[ApiError]:
         """Why an award finding no attestation is refused, read before any write: its token's own

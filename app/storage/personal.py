@@ -43,11 +43,22 @@ NOTICES = "SELECT id, type, data, created_at FROM notices WHERE user_id = $1 ORD
 ATTESTATIONS = (
     "SELECT action_id, service, created_at FROM attestations WHERE user_id = $1 ORDER BY created_at, action_id"
 )
+HELD = (
+    "SELECT id, action_type, action_id, score, status, reason, created_at, decided_at FROM held_awards "
+    "WHERE user_id = $1 ORDER BY id"
+)
 
 LOCK = "SELECT username FROM users WHERE id = $1{row_lock}"
 ADD_PSEUDONYM = "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2)"
 MOVE_AWARDS = "UPDATE score_history SET user_id = $2 WHERE user_id = $1"
 MOVE_CHANGES = "UPDATE board_history SET user_id = $2 WHERE user_id = $1"
+# A pending held award of an erased user is rejected: approved, it would land under the pseudonym.
+REJECT_PENDING = (
+    "UPDATE held_awards SET status = 'rejected', reason = 'the user was erased', decided_at = $2 "
+    "WHERE user_id = $1 AND status = 'pending'"
+)
+MOVE_HELD = "UPDATE held_awards SET user_id = $2 WHERE user_id = $1"
+MOVE_DECIDED = "UPDATE held_awards SET decided_by = $2 WHERE decided_by = $1"  # an operator's decisions
 DELETE_ENTRIES = "DELETE FROM board_entries WHERE user_id = $1 RETURNING board, period"
 DELETE_TOKENS = "DELETE FROM action_tokens WHERE user_id = $1"
 DELETE_NOTICES = "DELETE FROM notices WHERE user_id = $1"
@@ -68,9 +79,10 @@ class Statements:
         sql = dialect.sql
         self.user, self.entries, self.awards = sql(USER), sql(ENTRIES), sql(AWARDS)
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
-        self.attestations = sql(ATTESTATIONS)
+        self.attestations, self.held = sql(ATTESTATIONS), sql(HELD)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
-        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES))
+        self.reject_pending = sql(REJECT_PENDING)
+        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED))
         self.delete_entries = sql(DELETE_ENTRIES)
         self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES), sql(DELETE_ATTESTATIONS))
         self.delete_user = sql(DELETE_USER)
@@ -84,6 +96,7 @@ def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps
     if not (yield st.lock, (user_id,)):
         raise UserNotFound(details={"userId": user_id})
     yield st.add_pseudonym, (pseudonym, now_ms)
+    yield st.reject_pending, (user_id, now_ms)
     for statement in st.move:
         yield statement, (user_id, pseudonym)
     shelves = yield st.delete_entries, (user_id,)
@@ -112,6 +125,7 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     tokens: list[tuple[Any, ...]]
     notices: list[tuple[Any, ...]]
     attestations: list[tuple[Any, ...]]
+    held: list[tuple[Any, ...]]  # awards a cheat rule held
 
 
 def mentions(user_id: str, field: str) -> str:

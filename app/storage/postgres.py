@@ -17,6 +17,8 @@ from ..metrics.tally import Histogram
 from ..records import (
     Award,
     AwardClaim,
+    Decision,
+    HeldAward,
     Notice,
     NoticeDraft,
     ScoreWrite,
@@ -25,7 +27,7 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
-from .operations import Operations, Steps, kept_notice, standing, user_record
+from .operations import Operations, Steps, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 
@@ -152,6 +154,23 @@ class PostgresStore:
         async with self._transaction() as conn:
             return await _run(conn, OPS.award(claim))
 
+    async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
+        """Held awards of a status after `after`, oldest first."""
+        async with self._transaction() as conn:
+            rows = await conn.fetch(OPS.held_list, status, after, limit)
+        return [held_award(row) for row in rows]
+
+    async def held_award(self, held_id: int) -> HeldAward | None:
+        """One held award, or None."""
+        async with self._transaction() as conn:
+            row = await conn.fetchrow(OPS.held, held_id)
+        return None if row is None else held_award(row)
+
+    async def decide(self, decision: Decision) -> tuple[HeldAward, Award | None]:
+        """Decide a held award once: one transaction."""
+        async with self._transaction() as conn:
+            return await _run(conn, OPS.decide(decision))
+
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row, or None."""
         async with self._transaction() as conn:
@@ -225,8 +244,9 @@ class PostgresStore:
                 PERSONAL.tokens,
                 PERSONAL.notices,
                 PERSONAL.attestations,
+                PERSONAL.held,
             )
-            entries, awards, changes, tokens, notices, attestations = [
+            entries, awards, changes, tokens, notices, attestations, held = [
                 [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
             ]
         return Kept(
@@ -237,6 +257,7 @@ class PostgresStore:
             tokens=tokens,
             notices=notices,
             attestations=attestations,
+            held=held,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:

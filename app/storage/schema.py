@@ -196,6 +196,30 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX idx_attestations_created ON attestations (created_at)
         """,
     ),
+    (
+        # Awards held for an operator (cheat quarantine): each has its score_history row (its token
+        # spent, its action completed), and lands on `boards` (JSON, the board periods of when it
+        # was held) only when approved. Listed by status, oldest first. An award's count in its
+        # rolling hour reads score_history by user (the (user_id, action_id) key's index).
+        5,
+        """
+        CREATE TABLE held_awards (
+            id {serial_key},
+            award_id {bigint} NOT NULL UNIQUE REFERENCES score_history (id),
+            user_id TEXT NOT NULL REFERENCES users (id),
+            action_type TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            score {bigint} NOT NULL,
+            boards TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at {bigint} NOT NULL,
+            decided_by TEXT,
+            reason TEXT,
+            decided_at {bigint}
+        );
+        CREATE INDEX idx_held_awards_status ON held_awards (status, id)
+        """,
+    ),
 ]
 
 

@@ -16,6 +16,8 @@ from ..errors import ServiceUnavailable
 from ..records import (
     Award,
     AwardClaim,
+    Decision,
+    HeldAward,
     Notice,
     NoticeDraft,
     ScoreWrite,
@@ -26,7 +28,7 @@ from ..records import (
 )
 from .backup import ServingLock
 from .group_commit import GroupCommit, Write
-from .operations import Operations, Steps, kept_notice, notice, standing, user_record
+from .operations import Operations, Steps, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 
@@ -220,6 +222,21 @@ class SqliteStore:
         """Consume the token and raise the score, exactly once."""
         return await self.writer.write(_steps(OPS.award(claim)))
 
+    async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
+        """Held awards of a status after `after`, oldest first."""
+        rows = await self._db().execute_fetchall(OPS.held_list, (status, after, limit))
+        return [held_award(row) for row in rows]
+
+    async def held_award(self, held_id: int) -> HeldAward | None:
+        """One held award, or None."""
+        for row in await self._db().execute_fetchall(OPS.held, (held_id,)):
+            return held_award(row)
+        return None
+
+    async def decide(self, decision: Decision) -> tuple[HeldAward, Award | None]:
+        """Decide a held award once, in the group commit."""
+        return await self.writer.write(_steps(OPS.decide(decision)))
+
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key."""
         return await self.writer.write(_undoable(OPS.write_score(write)))
@@ -302,9 +319,10 @@ class SqliteStore:
                 PERSONAL.tokens,
                 PERSONAL.notices,
                 PERSONAL.attestations,
+                PERSONAL.held,
             )
         ]
-        entries, awards, changes, tokens, notices, attestations = rows
+        entries, awards, changes, tokens, notices, attestations, held = rows
         return Kept(
             user=tuple(next(iter(users))),
             entries=entries,
@@ -313,6 +331,7 @@ class SqliteStore:
             tokens=tokens,
             notices=notices,
             attestations=attestations,
+            held=held,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from .live import LiveStream
 from .messages import LiveMessage
 
 T = TypeVar("T")
+A = TypeVar("A")
 Auth = Literal["user", "service"] | None
 JSON = "application/json"
 # The server may check an action's minimum duration on another process's clock than the one that
@@ -124,12 +125,18 @@ class Client:
         body = m.InitializeRequest(action_type=action_type, action_id=action_id, user_id=user_id)
         return await self._call("POST", "/api/v1/actions/initialize", m.InitializeData, body=body, auth="user")
 
-    async def update(self, action_token: str, action_id: str, *, user_id: str | None = None) -> m.UpdateData:
-        """Complete an action with its token: the award, once."""
+    async def update(
+        self, action_token: str, action_id: str, *, user_id: str | None = None
+    ) -> m.UpdateData | m.HeldData:
+        """Complete an action with its token: the award, once; HeldData (202) when a cheat rule holds
+        it for an operator (the token is spent; it lands only if approved)."""
         body = m.UpdateRequest(action_token=action_token, action_id=action_id, user_id=user_id)
-        return await self._call("POST", "/api/v1/scoreboard/update", m.UpdateData, body=body, auth="user")
+        path = "/api/v1/scoreboard/update"
+        return await self._call("POST", path, m.UpdateData, accepted=m.HeldData, body=body, auth="user")
 
-    async def complete(self, action_type: str, action_id: str, *, user_id: str | None = None) -> m.UpdateData:
+    async def complete(
+        self, action_type: str, action_id: str, *, user_id: str | None = None
+    ) -> m.UpdateData | m.HeldData:
         """Initialize and update in one call, waiting out the action's minimum duration when the
         server has one (learned from its ACTION_TOO_FAST answer, then waited before the update)."""
         init = await self.initialize(action_type, action_id, user_id=user_id)
@@ -260,6 +267,23 @@ class Client:
         path = f"/api/v1/admin/boards/{_segment(board)}"
         return await self._call("DELETE", path, m.RetiredData, auth="user")
 
+    async def held(
+        self, *, status: str | None = None, after: int | None = None, limit: int | None = None
+    ) -> m.HeldListData:
+        """Awards a cheat rule held: the pending ones unless `status`, oldest first, a page after `after`."""
+        params = {"status": status, "after": after, "limit": limit}
+        return await self._get("/api/v1/admin/held", m.HeldListData, params=params, auth="user")
+
+    async def approve_held(self, held_id: int, reason: str) -> m.HeldAwardData:
+        """Land a held award on its boards; AlreadyDecided when it was decided before."""
+        path = f"/api/v1/admin/held/{held_id}/approve"
+        return await self._call("POST", path, m.HeldAwardData, body=m.DecisionRequest(reason=reason), auth="user")
+
+    async def reject_held(self, held_id: int, reason: str) -> m.HeldAwardData:
+        """Decide that a held award never lands; AlreadyDecided when it was decided before."""
+        path = f"/api/v1/admin/held/{held_id}/reject"
+        return await self._call("POST", path, m.HeldAwardData, body=m.DecisionRequest(reason=reason), auth="user")
+
     # Personal data.
 
     async def export(self) -> m.ExportData:
@@ -334,14 +358,16 @@ class Client:
         path: str,
         data_type: type[T],
         *,
+        accepted: type[A] | None = None,
         params: Mapping[str, Any] | None = None,
         body: msgspec.Struct | None = None,
         auth: Auth = None,
         headers: Mapping[str, str] | None = None,
         retry: bool = False,
-    ) -> T:
-        """One API call's `data`; the error's exception otherwise. With `retry`, the same request
-        again after a connection failure, up to `retries` times."""
+    ) -> T | A:
+        """One API call's `data` (of `accepted`'s type when the server answers 202); the error's
+        exception otherwise. With `retry`, the same request again after a connection failure, up to
+        `retries` times."""
         sent = dict(headers or {})
         credential = {"user": self.token, "service": self.service_key}.get(auth) if auth else None
         if credential:
@@ -355,7 +381,13 @@ class Client:
         while True:
             try:
                 return await self._once(
-                    method=method, path=path, data_type=data_type, query=query, payload=payload, headers=sent
+                    method=method,
+                    path=path,
+                    data_type=data_type,
+                    accepted=accepted,
+                    query=query,
+                    payload=payload,
+                    headers=sent,
                 )
             except (aiohttp.ClientConnectionError, TimeoutError):
                 if not retry or backoff.attempts >= self.retries:
@@ -368,17 +400,19 @@ class Client:
         method: str,
         path: str,
         data_type: type[T],
+        accepted: type[A] | None,
         query: dict[str, str],
         payload: bytes | None,
         headers: dict[str, str],
-    ) -> T:
+    ) -> T | A:
         async with self.session().request(
             method, self._url(path), params=query, data=payload, headers=headers, timeout=self.timeout
         ) as answer:
             raw = await answer.read()
             if answer.status < 400:
+                kind: type[T] | type[A] = accepted if accepted is not None and answer.status == 202 else data_type
                 try:
-                    data: T = _decoder(data_type).decode(raw).data
+                    data: T | A = _decoder(kind).decode(raw).data
                 except msgspec.DecodeError:
                     raise _unexpected(answer.status, raw) from None
                 return data

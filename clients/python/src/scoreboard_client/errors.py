@@ -161,6 +161,12 @@ class NotAttested(Conflict):
     error_code = "NOT_ATTESTED"
 
 
+class AlreadyDecided(Conflict):
+    """The held award was already approved or rejected: an operator decides it once."""
+
+    error_code = "ALREADY_DECIDED"
+
+
 class IdempotencyConflict(Conflict):
     """The Idempotency-Key was used before with another body."""
 

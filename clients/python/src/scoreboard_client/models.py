@@ -21,6 +21,7 @@ class ActionEntry(_Model):
     min_seconds: float
     boards: list[str]
     attest: bool
+    hold_over_per_hour: int | None = None
 
 
 class ActionsData(_Model):
@@ -135,6 +136,12 @@ class BoardsData(_Model):
     boards: list[BoardData]
 
 
+class DecisionRequest(_Model):
+    """Why an operator approves or rejects a held award, kept with the decision."""
+
+    reason: str
+
+
 class ErasedData(_Model):
     """An erasure happened: the user is on no board and no row holds their id or name."""
 
@@ -155,8 +162,8 @@ class ErrorEnvelope(_Model):
 
 
 class ExportData(_Model):
-    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices and
-    attestations."""
+    """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
+    attestations and held awards."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -165,6 +172,7 @@ class ExportData(_Model):
     tokens: list[ExportedToken]
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
+    held: list[ExportedHeld]
 
 
 class ExportedAttestation(_Model):
@@ -214,6 +222,19 @@ class ExportedEntry(_Model):
     updated_at: str
 
 
+class ExportedHeld(_Model):
+    """One of the user's awards a cheat rule held, and its operator's decision once made."""
+
+    id: int
+    action_type: str
+    action_id: str
+    score: int
+    status: str
+    reason: str | None
+    created_at: str
+    decided_at: str | None
+
+
 class ExportedToken(_Model):
     """An action token issued to the user (`usedAt` null while unspent)."""
 
@@ -234,6 +255,51 @@ class ExportedUser(_Model):
 
 class HealthData(_Model):
     status: str
+
+
+class HeldAwardData(_Model):
+    """A held award: whose, for what, where it was to land, and its operator's decision once made.
+    `landed`, in an approval's answer only: what it did on each board it landed on."""
+
+    id: int
+    user_id: str
+    action_type: str
+    action_id: str
+    score: int
+    boards: list[HeldBoard]
+    status: Literal["approved", "pending", "rejected"]
+    created_at: str
+    decided_by: str | None
+    reason: str | None
+    decided_at: str | None
+    landed: list[AwardBoard]
+
+
+class HeldBoard(_Model):
+    """A board period a held award was to land on when it was held."""
+
+    board: str
+    period: str
+
+
+class HeldData(_Model):
+    """202 of an update: the award is held for an operator (the token spent, the action completed,
+    nothing on the boards) until approved (it lands) or rejected."""
+
+    status: Literal["held"]
+    id: int
+    user_id: str
+    action_type: str
+    action_id: str
+    score_increment: int
+
+
+class HeldListData(_Model):
+    """Held awards of a status, oldest first; `nextAfter` is the `after` of the next page (null: no
+    more)."""
+
+    held: list[HeldAwardData]
+    next_after: int | None
 
 
 class InitializeData(_Model):
