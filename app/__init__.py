@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -55,7 +54,7 @@ from .metrics.tally import HttpTally
 from .placing import Placer
 from .service import Scoreboard
 from .storage import Store
-from .tasks import Background, CleanupContext, running
+from .tasks import Background, CleanupContext, pause, running
 from .tokens import ActionTokens
 from .top_cache import TopCache
 from .tracing import Spans, active, request_middlewares
@@ -98,7 +97,7 @@ async def _purge(store: Store, keys_kept_ms: int) -> None:
     # are dead weight; the unique nonce in score_history still guards against any replay.
     # Idempotency-Keys answer retries for limits.idempotency_hours, then go.
     while True:
-        await asyncio.sleep(TOKEN_PURGE_SECONDS)
+        await pause(TOKEN_PURGE_SECONDS)
         try:
             purged = await store.purge_tokens(now_ms() - 60_000)
             if purged:
