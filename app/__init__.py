@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -64,7 +63,7 @@ from .placing import Placer
 from .privacy import PersonalData
 from .service import Scoreboard
 from .storage import Store
-from .tasks import Background, CleanupContext, running
+from .tasks import Background, CleanupContext, pause, running
 from .tokens import ActionTokens
 from .top_cache import TopCache
 from .tracing import Spans, active, request_middlewares
@@ -108,7 +107,7 @@ async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
     # Idempotency-Keys answer retries for limits.idempotency_hours, then go, and so do attestations
     # no award spent; notices after 7 days.
     while True:
-        await asyncio.sleep(TOKEN_PURGE_SECONDS)
+        await pause(TOKEN_PURGE_SECONDS)
         try:
             purged = await store.purge_tokens(now_ms() - 60_000)
             if purged:

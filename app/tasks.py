@@ -101,3 +101,16 @@ def stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def pause(seconds: float) -> None:
+    """Wait between two rounds of a background loop, unless the task was asked to stop meanwhile.
+
+    A cancellation can also vanish without an error: on Python 3.11 `asyncio.wait_for`, which
+    redis-py wraps around every write (a socket timeout is set), returns the result of a write done
+    in the same loop turn as the cancellation arrived and drops the cancellation; only
+    `cancelling()` still tells. Without this check the board keeper went round again after
+    `Background.stop` had given up on it, with the app's Redis client closed: its pool opened a
+    connection that nothing closed (in the tests, uvloop's close then waited on it for ever)."""
+    stop_if_cancelled()
+    await asyncio.sleep(seconds)

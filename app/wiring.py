@@ -32,7 +32,7 @@ from .redis_client import Keys, TurnPipeline, connect
 from .storage import Store
 from .storage.postgres import PostgresStore
 from .storage.sqlite import SqliteStore
-from .tasks import Background, CleanupContext, running
+from .tasks import Background, CleanupContext, pause, running
 from .top_cache import TopCache
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[],
         # Finished periods past their keep_periods, and retired boards, leave memory (Redis lets
         # their keys expire instead); the database keeps them.
         while True:
-            await asyncio.sleep(PRUNE_SECONDS)
+            await pause(PRUNE_SECONDS)
             ranking.keep_only(catalog.shelves(clock()))
             await ranking.release()
 

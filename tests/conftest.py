@@ -5,7 +5,9 @@ schema, a private redis-server) is tests/isolation.py's; its fixtures are import
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,18 @@ def storage(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "postgres":
         settings["database_url"] = schema_dsn(request.getfixturevalue("pg_schema"))
     return settings
+
+
+@pytest.fixture(autouse=True)
+def _stores_outlive_apps(request: pytest.FixtureRequest) -> None:
+    """Set up the test's Redis prefix, schema or redis-server before any app, so that they are
+    removed only after every app closed: fixtures are torn down in the reverse order they were set
+    up, and `aiohttp_client` (which closes the apps) usually comes first in a signature. Otherwise
+    an app still running saw its keys deleted and refilled them after the prefix was dropped, read
+    a dropped schema, or lost its redis-server while closing."""
+    for name in ("storage", "private_redis", "pg_schema", "redis_prefix"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
 
 
 @pytest.fixture
@@ -223,6 +237,21 @@ class _TestLoop(uvloop.Loop):
             await super().shutdown_default_executor(timeout)
         finally:
             ticking[0].cancel()
+
+    def close(self) -> None:
+        # uvloop closes what a test left open (a transport, a server) with a ResourceWarning each,
+        # warned from inside a libuv callback that swallows exceptions, *before* closing it: under
+        # `filterwarnings = error` the warning raises, the close is skipped, and the loop's last run
+        # waits on the still-active handle for ever. Recorded here, uvloop goes on to close each one,
+        # as it does outside the tests; the leak is then reported, naming the test, once the loop is
+        # closed.
+        with warnings.catch_warnings(record=True) as unclosed:
+            warnings.simplefilter("always", ResourceWarning)
+            super().close()
+        if unclosed:
+            test = os.environ.get("PYTEST_CURRENT_TEST", "a test")
+            found = "\n".join(f"  {w.message}" for w in unclosed)
+            warnings.warn(f"{test} left these open when its event loop closed:\n{found}", ResourceWarning, stacklevel=2)
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], Any]]:

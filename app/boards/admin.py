@@ -3,7 +3,6 @@ database; every process re-reads the catalog from it (`refresh`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import msgspec
@@ -13,7 +12,7 @@ from ..auth import Principal
 from ..config import ActionSettings, BoardSettings, ConfigError, check_board
 from ..errors import BoardInUse, ValidationFailed
 from ..storage import Store
-from ..tasks import stop_if_cancelled
+from ..tasks import pause, stop_if_cancelled
 from .catalog import Catalog, settings_text
 from .reads import BoardReads
 
@@ -80,7 +79,7 @@ class BoardAdmin:
     async def run(self) -> None:
         """Re-read the catalog every REFRESH_SECONDS, for the changes other processes make."""
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
+            await pause(REFRESH_SECONDS)
             try:
                 await self.refresh()
             except Exception:

@@ -95,6 +95,7 @@ class RedisFanout:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.channel)
+                stop_if_cancelled()  # a cancellation the subscribe's write dropped (see tasks.pause)
                 self._listening.set()
                 if not first:
                     self._missed()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -14,7 +13,7 @@ import redis.asyncio as aioredis
 from ..batching import TurnBatch
 from ..errors import ServiceUnavailable
 from ..redis_client import OUTAGES, Keys, TurnPipeline, unavailable_on_outage
-from ..tasks import stop_if_cancelled
+from ..tasks import pause, stop_if_cancelled
 from . import refuse
 
 log = logging.getLogger(__name__)
@@ -249,7 +248,7 @@ class RedisSlots:
     async def run(self) -> None:
         """Refresh periodically for as long as the app runs."""
         while True:
-            await asyncio.sleep(SLOT_REFRESH_SECONDS)
+            await pause(SLOT_REFRESH_SECONDS)
             try:
                 await self.refresh()
             except OUTAGES:

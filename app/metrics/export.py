@@ -32,7 +32,7 @@ from ..live.waves import WaveTally
 from ..ranking import Ranking
 from ..service import Scoreboard
 from ..storage import Store
-from ..tasks import stop_if_cancelled
+from ..tasks import pause, stop_if_cancelled
 from . import tally
 from .catalog import BOARD, LEADERBOARD_CHANNEL, SCORE_BOUNDS, Families, ProcessFamilies
 
@@ -223,7 +223,7 @@ class Exporter:
         """Flush every second and sample every few, until cancelled."""
         flushes = 0
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            await pause(FLUSH_SECONDS)
             try:
                 self.flush()
                 flushes += 1

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
 from ..errors import ServiceUnavailable
 from ..fanout.redis import RedisFanout
 from ..records import BoardPeriod
-from ..tasks import stop_if_cancelled
+from ..tasks import pause, stop_if_cancelled
 from . import StandingsSource
 from .redis import RedisRanking
 
@@ -71,4 +70,4 @@ class Keeper:
             except Exception:
                 stop_if_cancelled()
                 log.exception("board rebuild failed")
-            await asyncio.sleep(CHECK_SECONDS)
+            await pause(CHECK_SECONDS)
