@@ -13,7 +13,7 @@ from .api.models import AwardBoard, HeldAwardData, HeldBoard, HeldListData, Held
 from .auth import Principal
 from .boards.catalog import Catalog
 from .clock import iso
-from .placing import Placer
+from .placing import Placer, landed
 from .records import BoardPeriod, Decision, HeldAward, Move
 from .storage import Store
 
@@ -54,17 +54,7 @@ class HeldAwards:
         moves: list[Move] = []
         if award is not None and award.changes:
             moves = await self.placer.place(award.user_id, award.username, now, award.changes, expires)
-        landed = [
-            AwardBoard(
-                board=m.change.where.board,
-                period=m.change.where.period,
-                previous_score=m.change.previous_score or 0,
-                new_score=m.change.new_score,
-                rank=m.rank,
-            )
-            for m in moves
-        ]
-        return _data(held, landed)
+        return _data(held, landed(moves))
 
     async def reject(self, principal: Principal, held_id: int, reason: str) -> HeldAwardData:
         """Decide that a pending held award never lands; no board changes."""

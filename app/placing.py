@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+from .api.models import AwardBoard
 from .errors import ServiceUnavailable
 from .fanout import Fanout
 from .ranking import Ranking
@@ -23,6 +24,20 @@ async def best_effort(what: str, step: Awaitable[object]) -> None:
         await step
     except ServiceUnavailable:
         log.warning("%s skipped: a backing service is unavailable", what)
+
+
+def landed(moves: list[Move]) -> list[AwardBoard]:
+    """Where a placed write landed, board by board, as its answer shows it."""
+    return [
+        AwardBoard(
+            board=m.change.where.board,
+            period=m.change.where.period,
+            previous_score=m.change.previous_score or 0,
+            new_score=m.change.new_score,
+            rank=m.rank,
+        )
+        for m in moves
+    ]
 
 
 class Placer:

@@ -11,7 +11,6 @@ from typing import Protocol
 from .api.models import (
     ActionEntry,
     ActionsData,
-    AwardBoard,
     HeldData,
     InitializeData,
     InitializeRequest,
@@ -38,7 +37,7 @@ from .errors import (
 from .logs import log_info, request_id
 from .nonces import NonceGate
 from .nonces.open import OpenGate
-from .placing import Placer, best_effort
+from .placing import Placer, best_effort, landed
 from .ranking import TOP_SIZE, Ranking, percentile
 from .records import Award, AwardClaim, BoardPeriod, Move, TokenGrant
 from .storage import Store
@@ -225,16 +224,7 @@ class Scoreboard:
             score_increment=award.score_increment,
             rank=first.rank,
             leaderboard=top.leaderboard,
-            boards=[
-                AwardBoard(
-                    board=m.change.where.board,
-                    period=m.change.where.period,
-                    previous_score=m.change.previous_score or 0,
-                    new_score=m.change.new_score,
-                    rank=m.rank,
-                )
-                for m in moves
-            ],
+            boards=landed(moves),
         )
 
     def _held(self, award: Award) -> HeldData:
