@@ -24,6 +24,7 @@ from .api.keys import (
     HUB,
     INITIALIZE_LIMITER,
     METRICS,
+    MODERATION,
     OPENAPI,
     OVERTAKES,
     PERSONAL_DATA,
@@ -58,6 +59,7 @@ from .metrics.export import Exporter, Sources
 from .metrics.listener import PATH as METRICS_PATH
 from .metrics.listener import admin_listener, metrics_handler
 from .metrics.tally import HttpTally
+from .moderation import Moderation
 from .overtakes import Overtakes
 from .placing import Placer
 from .privacy import PersonalData
@@ -215,10 +217,19 @@ def _metrics(
 def _trust_and_safety(
     app: web.Application, parts: Parts, placer: Placer, catalog: Catalog, clock: Callable[[], int]
 ) -> None:
-    """Trusted servers' attestations, and operators' decisions on the awards cheat rules held."""
+    """Trusted servers' attestations, operators' decisions on the awards cheat rules held, and
+    their moderation."""
+    admin_role = app[CONFIG].auth.admin_role
     app[ATTESTATIONS] = Attestations(parts.store, clock)
-    app[HELD] = HeldAwards(
-        store=parts.store, catalog=catalog, placer=placer, admin_role=app[CONFIG].auth.admin_role, clock=clock
+    app[HELD] = HeldAwards(store=parts.store, catalog=catalog, placer=placer, admin_role=admin_role, clock=clock)
+    app[MODERATION] = Moderation(
+        store=parts.store,
+        ranking=parts.ranking,
+        catalog=catalog,
+        fanout=parts.fanout,
+        placer=placer,
+        admin_role=admin_role,
+        clock=clock,
     )
 
 

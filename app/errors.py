@@ -41,6 +41,10 @@ class Forbidden(ApiError):
     status, code, message = 403, "FORBIDDEN", "userId does not match the authenticated user"
 
 
+class Disqualified(ApiError):
+    status, code, message = 403, "DISQUALIFIED", "This user is disqualified until an operator reinstates them"
+
+
 class TokenAlreadyUsed(ApiError):
     status, code, message = 409, "TOKEN_ALREADY_USED", "This action token has already been used"
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from .api.models import AwardBoard
-from .errors import ServiceUnavailable
+from .errors import Disqualified, ServiceUnavailable
 from .fanout import Fanout
 from .ranking import Ranking
 from .records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
@@ -68,7 +68,9 @@ class Placer:
     ) -> list[Move]:
         """Place every change that changed its entry (concurrently: in the Redis modes one round
         trip for all); the moves, in the order of `changes`. SERVICE_UNAVAILABLE (committed, the
-        boards catch up from the database) when an index cannot be written."""
+        boards catch up from the database) when an index cannot be written; DISQUALIFIED (committed
+        before the user's disqualification, placed after it: on no board until reinstated) when
+        the indexes exclude the user."""
         placed = [c for c in changes if c.changed]
         try:
             with self.span("award.ranking"):
@@ -78,6 +80,11 @@ class Placer:
             raise ServiceUnavailable(
                 "The write is recorded; the leaderboard is catching up", details={"awarded": True}
             ) from None
+        if any(rank == 0 for _, rank in ranks):
+            raise Disqualified(
+                "The write is recorded, but the user was disqualified: it shows on no board until they are reinstated",
+                details={"awarded": True, "userId": user_id},
+            )
         moves = [
             Move(change=c, previous_rank=previous, rank=rank) for c, (previous, rank) in zip(placed, ranks, strict=True)
         ]

@@ -26,10 +26,12 @@ from .boards.catalog import Catalog
 from .clock import iso
 from .errors import UserNotFound
 from .fanout import Fanout
+from .moderation import act_data
 from .overtakes import OVERTAKEN, overtake_of
 from .ranking import Ranking
 from .records import BoardPeriod, Notice
 from .storage import Store
+from .storage.moderation import act_of
 
 _object = msgspec.json.Decoder(dict[str, object])
 
@@ -139,6 +141,7 @@ class PersonalData:
                 )
                 for i, t, a, score, status, reason, at, decided in kept.held
             ],
+            acts=[act_data(act_of(row)) for row in kept.acts],
         )
 
     async def erase_self(self, principal: Principal) -> ErasedData:

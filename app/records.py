@@ -210,3 +210,61 @@ class Noticed(msgspec.Struct, frozen=True, kw_only=True, tag="notices"):
     """Notices kept by one process, for every process to send to its connections of their users."""
 
     notices: list[Notice]
+
+
+class ModerationAct(msgspec.Struct, frozen=True, kw_only=True):
+    """An operator's action, as the moderation table keeps it: `action` is disqualify, reinstate,
+    adjust, remove or wipe; `amount` an adjustment's delta, a removed entry's score or how many
+    entries a wipe removed; `details` JSON of what was removed."""
+
+    action: str
+    operator: str
+    reason: str
+    created_ms: int
+    user_id: str | None = None
+    board: str | None = None
+    period: str | None = None
+    amount: int | None = None
+    details: str | None = None
+    id: int = 0
+
+
+class Corrected(msgspec.Struct, frozen=True, kw_only=True):
+    """What an operator's correction of one user's entry did: the entry change (an adjustment) or
+    the entry removed (`change` None), the act as kept, and whether the user is disqualified (then
+    no rank index shows the entry)."""
+
+    act: ModerationAct
+    username: str
+    disqualified: bool
+    change: EntryChange | None = None
+
+
+class HistoryRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One change of a user's entry (board_history), with what made it: an award (its action), a
+    trusted server, or an operator's correction (`moderation_id`)."""
+
+    id: int
+    board: str
+    period: str
+    award_id: int | None
+    action_type: str | None
+    action_id: str | None
+    service: str | None
+    moderation_id: int | None
+    value: int
+    subscore: int | None
+    previous_score: int | None
+    new_score: int
+    created_ms: int
+
+
+class UserHistory(msgspec.Struct, frozen=True, kw_only=True):
+    """A user's changes (newest first, one page), the moderation acts on them (newest first) and
+    whether they are disqualified now."""
+
+    user_id: str
+    username: str
+    disqualified_ms: int | None
+    changes: list[HistoryRow]
+    acts: list[ModerationAct]

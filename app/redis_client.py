@@ -84,6 +84,7 @@ class Keys:
         self.reload = f"{prefix}:reload"  # a load asked for: a process started after another may have died
         self.rebuilding = f"{prefix}:rebuilding"  # lock: one process rebuilds at a time
         self.channel = f"{prefix}:awards"  # pub/sub of award events
+        self.excluded = f"{prefix}:excluded"  # set: disqualified users, whom no put or load places
 
     def shelf(self, board: str, period: str) -> ShelfKeys:
         """The keys of one period of one board."""

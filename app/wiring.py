@@ -74,6 +74,7 @@ def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[],
     ranking = MemoryRanking()
 
     async def filled(app: web.Application) -> AsyncIterator[None]:
+        await ranking.exclude_all(await store.disqualified())
         await ranking.fill(store, catalog.shelves(clock()))
         yield
 

@@ -53,6 +53,17 @@ from .models import (
     UserBoardsData,
     UserScoreData,
 )
+from .moderation_data import (
+    ActData,
+    AdjustedData,
+    AdjustRequest,
+    HistoryEntry,
+    ModerationRequest,
+    RemovedData,
+    UserHistoryData,
+    UserModerationData,
+    WipedData,
+)
 from .personal_data import (
     ErasedData,
     ExportData,
@@ -261,6 +272,7 @@ EXPORT = Example(
         notifications=[PASSED],
         attestations=[ExportedAttestation(action_id="race-42", service="racer", created_at=NOW)],
         held=[],
+        acts=[],
     )
 )
 ERASED = Example(data=ErasedData(erased=True))
@@ -327,6 +339,122 @@ REJECT = Example(
     data=msgspec.structs.replace(
         _HELD, id=8, status="rejected", decided_by="ops-1", reason="21 chests in 4 minutes", decided_at=NOW
     ),
+)
+_DISQUALIFIED = ActData(
+    id=12,
+    action="disqualify",
+    operator="ops-1",
+    reason="Speed hack confirmed from replays",
+    user_id="mallory",
+    board=None,
+    period=None,
+    amount=None,
+    details=None,
+    created_at=NOW,
+)
+DISQUALIFY = Example(
+    request=ModerationRequest(reason="Speed hack confirmed from replays"),
+    data=UserModerationData(user_id="mallory", disqualified=True, act=_DISQUALIFIED),
+)
+REINSTATE = Example(
+    request=ModerationRequest(reason="Appeal upheld"),
+    data=UserModerationData(
+        user_id="mallory",
+        disqualified=False,
+        act=msgspec.structs.replace(_DISQUALIFIED, id=13, action="reinstate", reason="Appeal upheld"),
+    ),
+)
+_ADJUSTED = msgspec.structs.replace(
+    _DISQUALIFIED,
+    id=14,
+    action="adjust",
+    reason="Refund of a duplicated quest reward",
+    board="weekly",
+    period="2026-W49",
+    amount=-250,
+)
+ADJUST = Example(
+    request=AdjustRequest(delta=-250, reason="Refund of a duplicated quest reward"),
+    data=AdjustedData(
+        board="weekly",
+        period="2026-W49",
+        user_id="mallory",
+        previous_score=1200,
+        new_score=950,
+        rank=4,
+        act=_ADJUSTED,
+    ),
+)
+_REMOVED = msgspec.structs.replace(
+    _DISQUALIFIED,
+    id=15,
+    action="remove",
+    reason="Exploited the lap-skip bug",
+    board="weekly",
+    period="2026-W49",
+    amount=950,
+    details={"userId": "mallory", "score": 950, "subscore": None, "seq": 4711, "metadata": None},
+)
+REMOVE_ENTRY = Example(
+    request=ModerationRequest(reason="Exploited the lap-skip bug"),
+    data=RemovedData(board="weekly", period="2026-W49", user_id="mallory", removed_score=950, act=_REMOVED),
+)
+_WIPED = msgspec.structs.replace(
+    _DISQUALIFIED,
+    id=16,
+    action="wipe",
+    reason="Scores of the broken build",
+    user_id=None,
+    board="weekly",
+    period="2026-W48",
+    amount=1,
+    details={"removed": [{"userId": "alice", "score": 600, "subscore": None, "seq": 4100, "metadata": None}]},
+)
+WIPE = Example(
+    request=ModerationRequest(reason="Scores of the broken build"),
+    data=WipedData(board="weekly", period="2026-W48", removed=1, act=_WIPED),
+)
+USER_HISTORY = Example(
+    data=UserHistoryData(
+        user_id="mallory",
+        username="Mallory",
+        disqualified=True,
+        disqualified_at=NOW,
+        history=[
+            HistoryEntry(
+                id=4712,
+                kind="correction",
+                board="weekly",
+                period="2026-W49",
+                action_type=None,
+                action_id=None,
+                service=None,
+                act_id=14,
+                value=-250,
+                subscore=None,
+                previous_score=1200,
+                new_score=950,
+                created_at=NOW,
+            ),
+            HistoryEntry(
+                id=4711,
+                kind="award",
+                board="weekly",
+                period="2026-W49",
+                action_type="COMPLETE_QUEST",
+                action_id="quest-9",
+                service=None,
+                act_id=None,
+                value=100,
+                subscore=None,
+                previous_score=1100,
+                new_score=1200,
+                created_at=EARLIER,
+            ),
+        ],
+        next_after=None,
+        acts=[_ADJUSTED, _DISQUALIFIED],
+    )
 )
 HEALTHY = Example(data=HealthData(status="ok"))
 READY = Example(data=HealthData(status="ready"))

@@ -16,6 +16,7 @@ from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.hub import Hub
 from ..metrics.export import Exporter
+from ..moderation import Moderation
 from ..overtakes import Overtakes
 from ..privacy import PersonalData
 from ..service import Scoreboard
@@ -31,6 +32,7 @@ TRUSTED_WRITES = web.AppKey("trusted_writes", TrustedWrites)
 SERVICE_KEYS = web.AppKey("service_keys", ServiceKeys)
 ATTESTATIONS = web.AppKey("attestations", Attestations)
 HELD = web.AppKey("held", HeldAwards)
+MODERATION = web.AppKey("moderation", Moderation)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .models import Notification, Score, Timestamp, _Model
+from .moderation_data import ActData
 
 
 class ExportedUser(_Model):
@@ -87,7 +88,7 @@ class ExportedHeld(_Model):
 
 class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
-    attestations and held awards."""
+    attestations, held awards, and operators' moderation acts on them (and theirs, as an operator)."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -97,6 +98,7 @@ class ExportData(_Model):
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
     held: list[ExportedHeld]
+    acts: list[ActData]
 
 
 class ErasedData(_Model):

@@ -13,6 +13,7 @@ from .. import errors as e
 from ..config import ACTIONS_ATTEST, SCORES_WRITE, Scope
 from . import examples as x
 from . import models as m
+from . import moderation_data as md
 from . import personal_data as pd
 from . import session, stream, views
 from .edge import LIMITED_PREFIX, expect_continue
@@ -136,7 +137,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=m.InitializeData,
         request=m.InitializeRequest,
         auth="user",
-        errors=(*_AUTH_ERRORS, e.Forbidden, e.InvalidAction, e.ActionAlreadyCompleted, e.ServiceUnavailable),
+        errors=(
+            *_AUTH_ERRORS,
+            e.Forbidden,
+            e.Disqualified,
+            e.InvalidAction,
+            e.ActionAlreadyCompleted,
+            e.ServiceUnavailable,
+        ),
         links=(
             Link(
                 name="complete",
@@ -176,6 +184,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             e.InvalidToken,
             e.TokenExpired,
             e.Forbidden,
+            e.Disqualified,
             e.TokenAlreadyUsed,
             e.ActionAlreadyCompleted,
             e.InvalidAction,
@@ -384,7 +393,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         headers=m.ScoreWriteHeaders,
         auth="service",
         scope=SCORES_WRITE,
-        errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.IdempotencyConflict, e.ServiceUnavailable),
+        errors=(
+            *_AUTH_ERRORS,
+            e.Forbidden,
+            e.Disqualified,
+            e.BoardNotFound,
+            e.IdempotencyConflict,
+            e.ServiceUnavailable,
+        ),
         tag="trusted servers",
     ),
     Endpoint(
@@ -465,7 +481,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=m.DecisionRequest,
         path_params=m.ApprovePath,
         auth="operator",
-        errors=(*_AUTH_ERRORS, e.Forbidden, e.NotFound, e.AlreadyDecided, e.ServiceUnavailable),
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.NotFound, e.AlreadyDecided, e.Disqualified, e.ServiceUnavailable),
         tag="operators",
     ),
     Endpoint(
@@ -480,6 +496,111 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         auth="operator",
         errors=(*_AUTH_ERRORS, e.Forbidden, e.NotFound, e.AlreadyDecided, e.ServiceUnavailable),
         tag="operators",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/admin/users/{userId}/disqualify",
+        handler=views.disqualify,
+        example=x.DISQUALIFY,
+        summary="Disqualify a user: at once on no board and no kept period (live viewers see them go), their "
+        "initialize, update and trusted writes refused with 403 DISQUALIFIED until reinstated; their entries "
+        "and history stay in the database. Asked again, it is recorded again and changes nothing",
+        response=md.UserModerationData,
+        request=md.ModerationRequest,
+        path_params=md.ModeratedUserPath,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
+        tag="operators",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/admin/users/{userId}/reinstate",
+        handler=views.reinstate,
+        example=x.REINSTATE,
+        summary="Reinstate a user: every board and kept period shows them again as it would had they never "
+        "left (awards that committed before the disqualification included); their writes are accepted again",
+        response=md.UserModerationData,
+        request=md.ModerationRequest,
+        path_params=md.ModeratedUserPath,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
+        tag="operators",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/admin/boards/{board}/scores/{userId}/adjust",
+        handler=views.adjust,
+        example=x.ADJUST,
+        summary="Add a signed `delta` to a user's entry in one period (`period`, default the current one): a "
+        "correction row in the history naming the act, never an edit of older rows; ranks and live viewers "
+        "follow. On an incr board a user without an entry gets one; on other boards 404 NOT_FOUND",
+        response=md.AdjustedData,
+        request=md.AdjustRequest,
+        path_params=md.AdjustPath,
+        auth="operator",
+        errors=(
+            *_AUTH_ERRORS,
+            e.Forbidden,
+            e.BoardNotFound,
+            e.PeriodNotFound,
+            e.UserNotFound,
+            e.NotFound,
+            e.ServiceUnavailable,
+        ),
+        tag="operators",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/admin/boards/{board}/periods/{period}/entries/{userId}/remove",
+        handler=views.remove_entry,
+        example=x.REMOVE_ENTRY,
+        summary="Take one user's entry off one board period (`current`, `previous` or a kept period's id): a "
+        "correction row takes its score back in the history, the act keeps the entry removed; the user may "
+        "score there again. 404 NOT_FOUND when they have no entry there",
+        response=md.RemovedData,
+        request=md.ModerationRequest,
+        path_params=md.EntryPath,
+        auth="operator",
+        errors=(
+            *_AUTH_ERRORS,
+            e.Forbidden,
+            e.BoardNotFound,
+            e.PeriodNotFound,
+            e.UserNotFound,
+            e.NotFound,
+            e.ServiceUnavailable,
+        ),
+        tag="operators",
+    ),
+    Endpoint(
+        method="POST",
+        path="/api/v1/admin/boards/{board}/periods/{period}/wipe",
+        handler=views.wipe_period,
+        example=x.WIPE,
+        summary="Take every entry off one board period: a correction row for each in the history, the act "
+        "keeps every entry removed (`details.removed`); live viewers see the period empty",
+        response=md.WipedData,
+        request=md.ModerationRequest,
+        path_params=md.WipePath,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.PeriodNotFound, e.ServiceUnavailable),
+        tag="operators",
+    ),
+    Endpoint(
+        method="GET",
+        path="/api/v1/admin/users/{userId}/history",
+        handler=views.user_history,
+        example=x.USER_HISTORY,
+        summary="A user's history for operators: every change of their entries newest first (awards, trusted "
+        "writes, corrections), `limit` (50, at most 100) after `after` (an id: the page goes on below it), the "
+        "moderation acts on them (newest 100) and whether they are disqualified",
+        response=md.UserHistoryData,
+        query=md.HistoryQuery,
+        path_params=md.ModeratedUserPath,
+        auth="operator",
+        errors=(*_AUTH_ERRORS, e.Forbidden, e.UserNotFound),
+        tag="operators",
+        cache="private",
     ),
     Endpoint(
         method="GET",

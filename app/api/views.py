@@ -23,6 +23,7 @@ from .keys import (
     CONFIG,
     HELD,
     INITIALIZE_LIMITER,
+    MODERATION,
     OPENAPI,
     OVERTAKES,
     PERSONAL_DATA,
@@ -59,6 +60,15 @@ from .models import (
     TopQuery,
     UpdateRequest,
     UserPath,
+)
+from .moderation_data import (
+    AdjustPath,
+    AdjustRequest,
+    EntryPath,
+    HistoryQuery,
+    ModeratedUserPath,
+    ModerationRequest,
+    WipePath,
 )
 from .page import page_context
 
@@ -279,6 +289,50 @@ async def reject_held(request: web.Request) -> web.Response:
     path = path_of(request, RejectPath)
     body = await parse_body(request, DecisionRequest)
     return ok(await request.app[HELD].reject(user, path.held_id, body.reason))
+
+
+async def disqualify(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, ModeratedUserPath)
+    body = await parse_body(request, ModerationRequest)
+    return ok(await request.app[MODERATION].disqualify(user, path.user_id, body.reason))
+
+
+async def reinstate(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, ModeratedUserPath)
+    body = await parse_body(request, ModerationRequest)
+    return ok(await request.app[MODERATION].reinstate(user, path.user_id, body.reason))
+
+
+async def adjust(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, AdjustPath)
+    body = await parse_body(request, AdjustRequest)
+    return ok(await request.app[MODERATION].adjust(user, path.board, path.user_id, body))
+
+
+async def remove_entry(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, EntryPath)
+    body = await parse_body(request, ModerationRequest)
+    return ok(await request.app[MODERATION].remove(user, path.board, path.period, path.user_id, body.reason))
+
+
+async def wipe_period(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, WipePath)
+    body = await parse_body(request, ModerationRequest)
+    return ok(await request.app[MODERATION].wipe(user, path.board, path.period, body.reason))
+
+
+async def user_history(request: web.Request) -> web.Response:
+    user = await principal(request)
+    path = path_of(request, ModeratedUserPath)
+    query = query_of(request, HistoryQuery)
+    response = ok(await request.app[MODERATION].history(user, path.user_id, query))
+    response.headers.update(PRIVATE)
+    return response
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -46,7 +46,7 @@ class Ranking(Protocol):
     async def put(
         self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
     ) -> tuple[int | None, int]:
-        """Place a user; (previous rank, new rank)."""
+        """Place a user; (previous rank, new rank), or (None, 0) for an excluded user, placed nowhere."""
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings with ranks."""
@@ -87,8 +87,19 @@ class Ranking(Protocol):
     async def drop(self, where: BoardPeriod) -> None:
         """Forget a board period (it is no longer readable, or its board was retired)."""
 
-    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
-        """Take a user off these board periods and forget their name (an erased user)."""
+    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod], *, forget: bool = True) -> None:
+        """Take a user off these board periods; `forget`: an erased user, whose name and exclusion go too."""
+
+    async def exclude(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
+        """Take a user off these board periods and keep them off every board (disqualified), in one
+        step: from then on no `put` or `load` places them, until `include`."""
+
+    async def include(self, user_id: str) -> None:
+        """Let an excluded user be placed again (reinstated); their standings are put back by the caller."""
+
+    async def exclude_all(self, user_ids: Sequence[str]) -> None:
+        """Exclude these users without taking them off anything (before a fill: the database's
+        disqualified users, whose standings it does not read)."""
 
 
 class Fills(ABC):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from ..errors import ServiceUnavailable
 from ..fanout.redis import RedisFanout
@@ -17,6 +18,13 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 1.0  # a flushed board is refilled within about this, plus the fill itself
 
 
+class Source(StandingsSource, Protocol):
+    """The system of record as a fill reads it: standings, and who is kept off every board."""
+
+    async def disqualified(self) -> list[str]:
+        """The ids of every disqualified user."""
+
+
 # The board periods readable now, each with when it stops being readable (ms, None: never).
 Shelves = Callable[[], Mapping[BoardPeriod, int | None]]
 
@@ -26,7 +34,7 @@ class Keeper:
     time, and tells every process's viewers when it did. `shelves` is asked at each fill, so a
     fill loads the periods readable then."""
 
-    def __init__(self, ranking: RedisRanking, source: StandingsSource, shelves: Shelves, fanout: RedisFanout) -> None:
+    def __init__(self, ranking: RedisRanking, source: Source, shelves: Shelves, fanout: RedisFanout) -> None:
         self.ranking = ranking
         self.source = source
         self.shelves = shelves
@@ -43,6 +51,9 @@ class Keeper:
         try:
             asked = await ranking.reload_asked()  # before the database is read: a later request stays
             log.info("rebuilding the Redis board from the database")
+            # Redis may have lost who is disqualified with the boards: a placement still in flight
+            # from before a disqualification finds them excluded again.
+            await ranking.exclude_all(await self.source.disqualified())
             await ranking.fill(self.source, self.shelves())
             await self.fanout.reloaded()  # every process's viewers get the filled board
             if asked is not None:

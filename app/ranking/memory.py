@@ -125,6 +125,7 @@ class MemoryRanking(Fills):
     def __init__(self) -> None:
         super().__init__()
         self.indexes: dict[BoardPeriod, RankIndex] = {}
+        self.excluded: set[str] = set()  # disqualified users: placed nowhere
         self._forgotten: list[RankIndex] = []  # indexes no longer read, freed by `release`
 
     def index(self, where: BoardPeriod) -> RankIndex:
@@ -139,13 +140,16 @@ class MemoryRanking(Fills):
         return self.indexes.get(where, _EMPTY)
 
     async def load(self, where: BoardPeriod, standings: list[Standing], expire_ms: int | None) -> None:
-        """Write every user of a board period (newer standings already held win)."""
-        self.index(where).load(standings)
+        """Write every user of a board period but the excluded (newer standings already held win)."""
+        excluded = self.excluded
+        self.index(where).load([s for s in standings if s.user_id not in excluded] if excluded else standings)
 
     async def put(
         self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
     ) -> tuple[int | None, int]:
-        """Place a user."""
+        """Place a user, unless excluded."""
+        if standing.user_id in self.excluded:
+            return None, 0
         return self.index(where).put(standing)
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
@@ -221,11 +225,26 @@ class MemoryRanking(Fills):
             self._forgotten.append(index)
             await self.release()
 
-    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
-        """Take a user off these board periods."""
+    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod], *, forget: bool = True) -> None:
+        """Take a user off these board periods (names live in the standings: they go with them)."""
         for where in shelves:
             if (index := self.indexes.get(where)) is not None:
                 index.remove(user_id)
+        if forget:
+            self.excluded.discard(user_id)
+
+    async def exclude(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
+        """Take a user off these board periods and keep them off."""
+        self.excluded.add(user_id)
+        await self.remove(user_id, shelves, forget=False)
+
+    async def include(self, user_id: str) -> None:
+        """Let a user be placed again."""
+        self.excluded.discard(user_id)
+
+    async def exclude_all(self, user_ids: Sequence[str]) -> None:
+        """Exclude these users."""
+        self.excluded.update(user_ids)
 
     def keep_only(self, readable: Container[BoardPeriod]) -> int:
         """Forget every board period not readable any more (dropped periods, retired boards); how

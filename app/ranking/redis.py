@@ -38,10 +38,12 @@ def _lua(source: str) -> str:
     return Template(source).substitute(order=ORDER_DIGITS, seq_from=SUBSCORE_DIGITS + 1, user_from=ORDER_DIGITS + 2)
 
 
-# KEYS: rank, cards, names; ARGV: user, score, card, name, ms to live or "".
-# Returns {previous rank or 0, rank}; an older standing than the one held changes nothing.
+# KEYS: rank, cards, names, excluded; ARGV: user, score, card, name, ms to live or "".
+# Returns {previous rank or 0, rank}; an older standing than the one held changes nothing; an
+# excluded (disqualified) user is placed nowhere: {0, 0}.
 _PUT = _lua("""
 local user, card = ARGV[1], ARGV[3]
+if redis.call('SISMEMBER', KEYS[4], user) == 1 then return {0, 0} end
 local member = string.sub(card, 1, $order) .. ':' .. user
 local old = redis.call('HGET', KEYS[2], user)
 local previous = 0
@@ -83,7 +85,8 @@ local z, c, n = {}, {}, {}
 for j, user in ipairs(users) do
   local i, old = 4 * j - 2, olds[j]
   local card = ARGV[i + 2]
-  if not old or string.sub(old, $seq_from, $order) > string.sub(card, $seq_from, $order) then
+  local newer = not old or string.sub(old, $seq_from, $order) > string.sub(card, $seq_from, $order)
+  if newer and redis.call('SISMEMBER', KEYS[4], user) == 0 then
     if old then redis.call('ZREM', KEYS[1], string.sub(old, 1, $order) .. ':' .. user) end
     z[#z + 1] = ARGV[i + 1]; z[#z + 1] = string.sub(card, 1, $order) .. ':' .. user
     c[#c + 1] = user; c[#c + 1] = card
@@ -196,17 +199,24 @@ return 1
 """
 
 
-# KEYS: (rank, cards) of each board period, then names; ARGV: user. An erased user leaves them all.
+# KEYS: (rank, cards) of each board period, then names, then excluded; ARGV: user, what else:
+# "forget" (an erased user: their name, and their place among the excluded, go too), "exclude"
+# (a disqualified user: excluded in the same step, so no put lands between), or "".
 _REMOVE = _lua("""
 local user = ARGV[1]
-for i = 1, #KEYS - 1, 2 do
+for i = 1, #KEYS - 2, 2 do
   local card = redis.call('HGET', KEYS[i + 1], user)
   if card then
     redis.call('ZREM', KEYS[i], string.sub(card, 1, $order) .. ':' .. user)
     redis.call('HDEL', KEYS[i + 1], user)
   end
 end
-redis.call('HDEL', KEYS[#KEYS], user)
+if ARGV[2] == 'forget' then
+  redis.call('HDEL', KEYS[#KEYS - 1], user)
+  redis.call('SREM', KEYS[#KEYS], user)
+elseif ARGV[2] == 'exclude' then
+  redis.call('SADD', KEYS[#KEYS], user)
+end
 return 0
 """)
 
@@ -273,6 +283,10 @@ class RedisRanking(Fills):
         rank, cards = self._shelf(where)
         return [rank, cards, self.keys.names]
 
+    def _writes(self, where: BoardPeriod) -> list[str]:
+        """The keys of a script that places users: a board period's, and the excluded users."""
+        return [*self._keys(where), self.keys.excluded]
+
     def _args(self, where: BoardPeriod, s: Standing) -> list[str | int]:
         return [s.user_id, zscore(s.score, where.ascending), _card(s, where.ascending), s.username]
 
@@ -295,7 +309,7 @@ class RedisRanking(Fills):
         """Write every user of a board period (newer standings already there win)."""
         # At least one call, even with no standings: it sets the expiry of what is held.
         starts = iter(range(0, max(len(standings), 1), LOAD_CHUNK))
-        keys = self._keys(where)
+        keys = self._writes(where)
 
         async def loader() -> None:
             for start in starts:
@@ -349,7 +363,7 @@ class RedisRanking(Fills):
         """Place a user atomically, in this loop turn's round trip; (previous rank, new rank)."""
         args = [*self._args(where, standing), self._ttl(expire_ms)]
         try:
-            previous, rank = await self.trips.script(self._put, self._keys(where), args)
+            previous, rank = await self.trips.script(self._put, self._writes(where), args)
         except OUTAGES:
             self.stale = True  # the database has the write; a rebuild will bring it here
             self.misses += 1
@@ -480,11 +494,30 @@ class RedisRanking(Fills):
             counts = [int(count) for count in await pipe.execute()] if asked else []
         return [0] * (len(bounds) - len(asked)) + counts
 
-    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
-        """Take a user off these board periods and forget their name, in one script."""
+    async def remove(self, user_id: str, shelves: Sequence[BoardPeriod], *, forget: bool = True) -> None:
+        """Take a user off these board periods and, when `forget`, forget them (name, exclusion),
+        in one script."""
+        await self._take_off(user_id, shelves, "forget" if forget else "")
+
+    async def exclude(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
+        """Take a user off these board periods and exclude them, in one script."""
+        await self._take_off(user_id, shelves, "exclude")
+
+    async def _take_off(self, user_id: str, shelves: Sequence[BoardPeriod], then: str) -> None:
         keys = [key for where in shelves for key in self._shelf(where)]
         with unavailable_on_outage():
-            await self._remove(keys=[*keys, self.keys.names], args=[user_id])
+            await self._remove(keys=[*keys, self.keys.names, self.keys.excluded], args=[user_id, then])
+
+    async def include(self, user_id: str) -> None:
+        """Let a user be placed again."""
+        with unavailable_on_outage():
+            await self.client.srem(self.keys.excluded, user_id)
+
+    async def exclude_all(self, user_ids: Sequence[str]) -> None:
+        """Exclude these users (a fill's: the database's disqualified users); none taken off."""
+        if user_ids:
+            with unavailable_on_outage():
+                await self.client.sadd(self.keys.excluded, *user_ids)
 
     async def drop(self, where: BoardPeriod) -> None:
         """Forget a board period: delete its keys (names stay, shared by every board)."""

@@ -10,16 +10,21 @@ from ..metrics.tally import Histogram
 from ..records import (
     Award,
     AwardClaim,
+    BoardPeriod,
+    Corrected,
     Decision,
     HeldAward,
+    ModerationAct,
     Notice,
     NoticeDraft,
     ScoreWrite,
     Standing,
     TokenGrant,
+    UserHistory,
     UserRecord,
     WriteOutcome,
 )
+from .moderation import Places
 from .personal import Kept
 
 
@@ -117,3 +122,30 @@ class Store(Protocol):
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user under a pseudonym in one transaction (storage/personal.py); the (board,
         period) pairs they were on. USER_NOT_FOUND, having changed nothing, for an unknown user."""
+
+    async def disqualify(self, act: ModerationAct) -> Places:
+        """Disqualify `act.user_id` and keep the act, in one transaction; the act as kept and the
+        (board, period) of every entry they have (kept in the database). USER_NOT_FOUND having changed nothing."""
+
+    async def reinstate(self, act: ModerationAct) -> Places:
+        """Reinstate `act.user_id` and keep the act, as `disqualify`."""
+
+    async def adjust(self, act: ModerationAct, where: BoardPeriod, *, create: bool) -> Corrected:
+        """Add `act.amount` to a user's entry with a correction row and keep the act, in one
+        transaction (storage/moderation.py); refusals change nothing."""
+
+    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Corrected:
+        """Take a user's entry off one board period and keep the act; NOT_FOUND without one."""
+
+    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> ModerationAct:
+        """Take every entry off one board period and keep the act, as kept."""
+
+    async def standings_of(self, user_id: str) -> list[tuple[BoardPeriod, Standing]]:
+        """Every entry of a user, unless disqualified (then none)."""
+
+    async def disqualified(self) -> list[str]:
+        """The ids of every disqualified user."""
+
+    async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
+        """A user's changes numbered below `after` (0: from the newest), newest first, the acts on
+        them and whether they are disqualified; None for an unknown user."""

@@ -18,6 +18,7 @@ from ..errors import (
     ApiError,
     BoardExists,
     BoardNotFound,
+    Disqualified,
     IdempotencyConflict,
     InvalidToken,
     NotAttested,
@@ -58,6 +59,11 @@ UPSERT_USER = (
     "WHERE users.username <> excluded.username"
 )
 ACTION_DONE = "SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2"
+# What refuses a grant, in one round trip: the action completed, the user disqualified.
+GRANT_REFUSALS = (
+    "SELECT (SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2), "
+    "(SELECT disqualified_at FROM users WHERE id = $1)"
+)
 UNUSED_TOKENS = (
     "SELECT COUNT(*), MIN(expires_at) FROM action_tokens WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2"
 )
@@ -75,11 +81,13 @@ GRANT_ROW = "SELECT user_id, action_type, action_id, used_at, expires_at FROM ac
 # conflict on the token or on (user_id, action_id) inserts nothing rather than failing.
 # The insert locks the user (where rows are locked) before any entry is read: one award or write
 # of a user at a time. A conflict on the token or on (user_id, action_id) inserts nothing rather
-# than failing. Its scores are the first board's, set once that board's entry is written.
+# than failing. Its scores are the first board's, set once that board's entry is written. A
+# disqualified user inserts nothing either: the flag is read on the row the insert locks, the row
+# a disqualification locks to set it, so an award in flight is either before it or refused.
 RECORD_AWARD = (
     "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
     "new_score, token_nonce, action_token_hash, created_at) "
-    "SELECT id, $1, $2, $3, 0, 0, $4, $5, $6 FROM users WHERE id = $7{row_lock} "
+    "SELECT id, $1, $2, $3, 0, 0, $4, $5, $6 FROM users WHERE id = $7 AND disqualified_at IS NULL{row_lock} "
     "ON CONFLICT DO NOTHING RETURNING id"
 )
 SET_AWARD_SCORES = "UPDATE score_history SET previous_score = $1, new_score = $2 WHERE id = $3"
@@ -109,7 +117,7 @@ TOUCH_USER = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 AND 
 ENSURE_USER = (
     "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
 )
-LOCK_USER = "SELECT username FROM users WHERE id = $1{row_lock}"
+LOCK_USER = "SELECT username, disqualified_at FROM users WHERE id = $1{row_lock}"
 ENTRY = "SELECT score, subscore, seq, metadata FROM board_entries WHERE board = $1 AND period = $2 AND user_id = $3"
 RECORD_CHANGE = (
     "INSERT INTO board_history (board, period, user_id, service, value, subscore, previous_score, new_score, "
@@ -142,10 +150,12 @@ RETIRE_BOARD = "UPDATE boards SET retired_at = $1, updated_at = $1 WHERE id = $2
 RELEASE = "UPDATE action_tokens SET used_at = NULL WHERE nonce = $1"
 NONCE_RECORDED = "SELECT 1 FROM score_history WHERE token_nonce = $1"
 USER_KNOWN = "SELECT 1 FROM users WHERE id = $1"
+USER_DISQUALIFIED = "SELECT 1 FROM users WHERE id = $1 AND disqualified_at IS NOT NULL"
 USER = "SELECT id, username FROM users WHERE id = $1"
 STANDINGS = (
     "SELECT e.user_id, u.username, e.score, e.seq, e.updated_at, e.subscore, e.metadata "
-    "FROM board_entries e JOIN users u ON u.id = e.user_id WHERE e.board = $1 AND e.period = $2"
+    "FROM board_entries e JOIN users u ON u.id = e.user_id "
+    "WHERE e.board = $1 AND e.period = $2 AND u.disqualified_at IS NULL"
 )
 # Attestations: one per user and action, kept as first made, spent by the award that needs it.
 ATTEST = (
@@ -321,6 +331,8 @@ class Operations:
         sql = dialect.sql
         self.upsert_user = sql(UPSERT_USER)
         self.action_done = sql(ACTION_DONE)
+        self.grant_refusals = sql(GRANT_REFUSALS)
+        self.user_disqualified = sql(USER_DISQUALIFIED)
         self.unused_tokens = sql(UNUSED_TOKENS)
         self.record_grant = sql(RECORD_GRANT)
         self.consume = sql(CONSUME)
@@ -375,7 +387,10 @@ class Operations:
             # locks the conflicting row; a new row blocks other inserts of its id): one grant of a
             # user at a time, so the count below cannot be overtaken. A refusal rolls it back.
             yield upsert
-        if (yield self.action_done, (grant.user_id, grant.action_id)) is not None:
+        done, disqualified = (yield self.grant_refusals, (grant.user_id, grant.action_id)) or (None, None)
+        if disqualified is not None:
+            raise Disqualified(details={"userId": grant.user_id})
+        if done is not None:
             raise ActionAlreadyCompleted()
         if max_unused is not None:
             unused = yield self.unused_tokens, (grant.user_id, grant.issued_ms)
@@ -422,6 +437,8 @@ class Operations:
                 raise TokenAlreadyUsed()
             if (yield self.user_known, (claim.user_id,)) is None:
                 raise InvalidToken("Action token is not known to this server")  # its user row comes with it
+            if (yield self.user_disqualified, (claim.user_id,)) is not None:
+                raise Disqualified(details={"userId": claim.user_id})  # the token released: usable again
             raise ActionAlreadyCompleted()
         (award_id,) = history
         if claim.attest:
@@ -497,6 +514,8 @@ class Operations:
             return held, None
         user = yield self.lock_user, (held.user_id,)  # locked where rows are: one write of a user at a time
         assert user is not None  # the history row refers to it
+        if user[1] is not None:  # the decision is undone (SQLite: its savepoint): pending, decidable later
+            raise Disqualified(details={"userId": held.user_id})
         changes = []
         for where in decision.boards:
             changes.append((yield from self._add(where, held.user_id, held.award_id, held.score, now)))
@@ -571,6 +590,8 @@ class Operations:
         yield self.ensure_user, (write.user_id, now)
         user = yield self.lock_user, (write.user_id,)  # locked where rows are: one write of a user at a time
         assert user is not None
+        if user[1] is not None:  # the key's claim is undone with the rest
+            raise Disqualified(details={"userId": write.user_id})
         entry = yield self.entry, (where.board, where.period, write.user_id)
         score, subscore, metadata, changed = apply_operator(write, entry)
         if not -MAX_VALUE <= score <= MAX_VALUE:  # an incr board's sum: refused, written nothing (rolled back)

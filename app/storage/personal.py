@@ -2,7 +2,7 @@
 in the statements both databases share (`$n` parameters, rendered per dialect).
 
 An erasure keeps the history (the audit trail) under a pseudonym instead of the user's id and
-name, moves the user's rows to it, deletes what is theirs alone (board entries, tokens, notices, attestations)
+name, moves the user's rows to it (operators' acts on them and their own as an operator too), deletes what is theirs alone (board entries, tokens, notices, attestations)
 and rewrites the rows of others that name them (others' notices, trusted servers' kept answers).
 Attestations of their actions are theirs alone too.
 board_history has no index on user_id (every write would pay for one): an export or erasure reads
@@ -43,6 +43,11 @@ NOTICES = "SELECT id, type, data, created_at FROM notices WHERE user_id = $1 ORD
 ATTESTATIONS = (
     "SELECT action_id, service, created_at FROM attestations WHERE user_id = $1 ORDER BY created_at, action_id"
 )
+# Operators' acts on the user, and those the user made as an operator.
+ACTS = (
+    "SELECT id, action, operator, reason, user_id, board, period, amount, details, created_at FROM moderation "
+    "WHERE user_id = $1 OR operator = $1 ORDER BY id"
+)
 HELD = (
     "SELECT id, action_type, action_id, score, status, reason, created_at, decided_at FROM held_awards "
     "WHERE user_id = $1 ORDER BY id"
@@ -59,6 +64,8 @@ REJECT_PENDING = (
 )
 MOVE_HELD = "UPDATE held_awards SET user_id = $2 WHERE user_id = $1"
 MOVE_DECIDED = "UPDATE held_awards SET decided_by = $2 WHERE decided_by = $1"  # an operator's decisions
+MOVE_ACTS = "UPDATE moderation SET user_id = $2 WHERE user_id = $1"
+MOVE_OPERATOR = "UPDATE moderation SET operator = $2 WHERE operator = $1"  # acts the user made as an operator
 DELETE_ENTRIES = "DELETE FROM board_entries WHERE user_id = $1 RETURNING board, period"
 DELETE_TOKENS = "DELETE FROM action_tokens WHERE user_id = $1"
 DELETE_NOTICES = "DELETE FROM notices WHERE user_id = $1"
@@ -70,6 +77,8 @@ NAMING_NOTICES = "SELECT id, data FROM notices WHERE data LIKE $1"
 REWRITE_NOTICE = "UPDATE notices SET data = $2 WHERE id = $1"
 NAMING_ANSWERS = "SELECT service, key, outcome, answer FROM idempotency_keys WHERE outcome LIKE $1 OR answer LIKE $2"
 REWRITE_ANSWER = "UPDATE idempotency_keys SET outcome = $3, answer = $4 WHERE service = $1 AND key = $2"
+NAMING_ACTS = "SELECT id, details FROM moderation WHERE details LIKE $1"  # a wipe's removed entries
+REWRITE_ACT = "UPDATE moderation SET details = $2 WHERE id = $1"
 
 
 class Statements:
@@ -79,15 +88,18 @@ class Statements:
         sql = dialect.sql
         self.user, self.entries, self.awards = sql(USER), sql(ENTRIES), sql(AWARDS)
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
-        self.attestations, self.held = sql(ATTESTATIONS), sql(HELD)
+        self.attestations, self.held, self.acts = sql(ATTESTATIONS), sql(HELD), sql(ACTS)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
         self.reject_pending = sql(REJECT_PENDING)
-        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED))
+        self.move = tuple(
+            sql(s) for s in (MOVE_AWARDS, MOVE_CHANGES, MOVE_HELD, MOVE_DECIDED, MOVE_ACTS, MOVE_OPERATOR)
+        )
         self.delete_entries = sql(DELETE_ENTRIES)
         self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES), sql(DELETE_ATTESTATIONS))
         self.delete_user = sql(DELETE_USER)
         self.naming_notices, self.rewrite_notice = sql(NAMING_NOTICES), sql(REWRITE_NOTICE)
         self.naming_answers, self.rewrite_answer = sql(NAMING_ANSWERS), sql(REWRITE_ANSWER)
+        self.naming_acts, self.rewrite_act = sql(NAMING_ACTS), sql(REWRITE_ACT)
 
 
 def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps:
@@ -106,6 +118,9 @@ def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps
     for notice_id, data in (yield st.naming_notices, (mentions(user_id, "userId"),)):
         if (renamed := rename_in(data, user_id, pseudonym)) != data:
             yield st.rewrite_notice, (notice_id, renamed)
+    for act_id, details in (yield st.naming_acts, (mentions(user_id, "userId"),)):
+        if (renamed := rename_in(details, user_id, pseudonym)) != details:
+            yield st.rewrite_act, (act_id, renamed)
     kept = yield st.naming_answers, (mentions(user_id, "user_id"), mentions(user_id, "userId"))
     for service, key, outcome, answer in kept:
         yield (
@@ -126,6 +141,7 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     notices: list[tuple[Any, ...]]
     attestations: list[tuple[Any, ...]]
     held: list[tuple[Any, ...]]  # awards a cheat rule held
+    acts: list[tuple[Any, ...]]  # operators' acts on the user, and the user's own as an operator
 
 
 def mentions(user_id: str, field: str) -> str:

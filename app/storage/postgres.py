@@ -17,18 +17,24 @@ from ..metrics.tally import Histogram
 from ..records import (
     Award,
     AwardClaim,
+    BoardPeriod,
+    Corrected,
     Decision,
     HeldAward,
+    ModerationAct,
     Notice,
     NoticeDraft,
     ScoreWrite,
     Standing,
     TokenGrant,
+    UserHistory,
     UserRecord,
     WriteOutcome,
 )
+from . import moderation
+from .moderation import Places
 from .operations import Operations, Steps, held_award, kept_notice, standing, user_record
-from .personal import Kept, RowSteps, Statements, erase
+from .personal import Kept, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(POSTGRES)
 PERSONAL = Statements(POSTGRES)
+MODERATION = moderation.Statements(POSTGRES)
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
 PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
 # A batch of notices in one round trip each (the shared steps would take one per notice and user).
@@ -75,7 +82,7 @@ async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
         return answer
 
 
-async def _run_rows(conn: asyncpg.Connection, steps: RowSteps) -> list[tuple[str, str]]:
+async def _run_rows(conn: asyncpg.Connection, steps: moderation.Steps[T]) -> T:
     """Run steps that are sent every row of each query, on one connection."""
     try:
         query, args = next(steps)
@@ -83,7 +90,7 @@ async def _run_rows(conn: asyncpg.Connection, steps: RowSteps) -> list[tuple[str
             rows = await conn.fetch(query, *args)
             query, args = steps.send([tuple(row) for row in rows])
     except StopIteration as done:
-        answer: list[tuple[str, str]] = done.value
+        answer: T = done.value
         return answer
 
 
@@ -245,8 +252,9 @@ class PostgresStore:
                 PERSONAL.notices,
                 PERSONAL.attestations,
                 PERSONAL.held,
+                PERSONAL.acts,
             )
-            entries, awards, changes, tokens, notices, attestations, held = [
+            entries, awards, changes, tokens, notices, attestations, held, acts = [
                 [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
             ]
         return Kept(
@@ -258,12 +266,51 @@ class PostgresStore:
             notices=notices,
             attestations=attestations,
             held=held,
+            acts=acts,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user in one transaction."""
         async with self._transaction() as conn:
             return await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+
+    async def _moderate(self, steps: moderation.Steps[T]) -> T:
+        """A moderation act or its reads, in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, steps)
+
+    async def disqualify(self, act: ModerationAct) -> Places:
+        """Disqualify a user; the board periods they have entries on."""
+        return await self._moderate(moderation.set_disqualified(MODERATION, act, disqualified=True))
+
+    async def reinstate(self, act: ModerationAct) -> Places:
+        """Reinstate a user; the board periods they have entries on."""
+        return await self._moderate(moderation.set_disqualified(MODERATION, act, disqualified=False))
+
+    async def adjust(self, act: ModerationAct, where: BoardPeriod, *, create: bool) -> Corrected:
+        """Correct a user's entry by `act.amount`."""
+        return await self._moderate(moderation.adjust(MODERATION, act, where, create=create))
+
+    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Corrected:
+        """Take a user's entry off one board period."""
+        return await self._moderate(moderation.remove(MODERATION, act, where))
+
+    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> ModerationAct:
+        """Take every entry off one board period."""
+        return await self._moderate(moderation.wipe(MODERATION, act, where))
+
+    async def standings_of(self, user_id: str) -> list[tuple[BoardPeriod, Standing]]:
+        """Every entry of a user who is not disqualified."""
+        return await self._moderate(moderation.standings_of(MODERATION, user_id))
+
+    async def disqualified(self) -> list[str]:
+        """Every disqualified user."""
+        async with self._transaction() as conn:
+            return [row[0] for row in await conn.fetch(MODERATION.disqualified)]
+
+    async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
+        """A user's changes and the acts on them."""
+        return await self._moderate(moderation.history(MODERATION, user_id, after=after, limit=limit))
 
     async def purge_attestations(self, created_before_ms: int) -> int:
         """Forget unspent attestations made before this time."""

@@ -220,6 +220,31 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX idx_held_awards_status ON held_awards (status, id)
         """,
     ),
+    (
+        # Moderation. Operators' actions, append-only (numbered by `id`, so that a hash chain can run
+        # over them), read by the user they name, newest first. A disqualified user keeps every row:
+        # `disqualified_at` keeps them off the rank indexes and out of every rebuild, so reinstating
+        # them restores their entries as they were. A correction (adjust, removal, wipe) is a
+        # board_history row naming the moderation row that made it, never an edit of older rows.
+        6,
+        """
+        ALTER TABLE users ADD COLUMN disqualified_at {bigint};
+        ALTER TABLE board_history ADD COLUMN moderation_id {bigint};
+        CREATE TABLE moderation (
+            id {serial_key},
+            action TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            user_id TEXT,
+            board TEXT,
+            period TEXT,
+            amount {bigint},
+            details TEXT,
+            created_at {bigint} NOT NULL
+        );
+        CREATE INDEX idx_moderation_user ON moderation (user_id, id)
+        """,
+    ),
 ]
 
 

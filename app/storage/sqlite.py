@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
@@ -16,20 +16,26 @@ from ..errors import ServiceUnavailable
 from ..records import (
     Award,
     AwardClaim,
+    BoardPeriod,
+    Corrected,
     Decision,
     HeldAward,
+    ModerationAct,
     Notice,
     NoticeDraft,
     ScoreWrite,
     Standing,
     TokenGrant,
+    UserHistory,
     UserRecord,
     WriteOutcome,
 )
+from . import moderation
 from .backup import ServingLock
 from .group_commit import GroupCommit, Write
+from .moderation import Places
 from .operations import Operations, Steps, held_award, kept_notice, notice, standing, user_record
-from .personal import Kept, RowSteps, Statements, erase
+from .personal import Kept, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(SQLITE)
 PERSONAL = Statements(SQLITE)
+MODERATION = moderation.Statements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
 PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_tokens WHERE expires_at < ? LIMIT ?)"
@@ -66,16 +73,16 @@ def _steps(steps: Steps[T]) -> Write[T]:
     return write
 
 
-def _row_steps(steps: RowSteps) -> Write[list[tuple[str, str]]]:
+def _row_steps(steps: moderation.Steps[T]) -> Write[T]:
     """A write that runs steps that are sent every row of each query."""
 
-    def write(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    def write(db: sqlite3.Connection) -> T:
         try:
             sql, args = next(steps)
             while True:
                 sql, args = steps.send(db.execute(sql, args).fetchall())
         except StopIteration as done:
-            answer: list[tuple[str, str]] = done.value
+            answer: T = done.value
             return answer
 
     return write
@@ -235,7 +242,7 @@ class SqliteStore:
 
     async def decide(self, decision: Decision) -> tuple[HeldAward, Award | None]:
         """Decide a held award once, in the group commit."""
-        return await self.writer.write(_steps(OPS.decide(decision)))
+        return await self.writer.write(_undoable(OPS.decide(decision)))
 
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key."""
@@ -320,9 +327,10 @@ class SqliteStore:
                 PERSONAL.notices,
                 PERSONAL.attestations,
                 PERSONAL.held,
+                PERSONAL.acts,
             )
         ]
-        entries, awards, changes, tokens, notices, attestations, held = rows
+        entries, awards, changes, tokens, notices, attestations, held, acts = rows
         return Kept(
             user=tuple(next(iter(users))),
             entries=entries,
@@ -332,11 +340,60 @@ class SqliteStore:
             notices=notices,
             attestations=attestations,
             held=held,
+            acts=acts,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user, in a savepoint of the group commit."""
         return await self.writer.write(_in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms))))
+
+    async def _moderate(self, steps: moderation.Steps[T]) -> T:
+        """A moderation act, in a savepoint of the group commit."""
+        return await self.writer.write(_in_savepoint(_row_steps(steps)))
+
+    async def _read(self, steps: moderation.Steps[T]) -> T:
+        """Run reading steps on the reading connection."""
+        db = self._db()
+        try:
+            sql, args = next(steps)
+            while True:
+                rows: list[tuple[Any, ...]] = [tuple(row) for row in await db.execute_fetchall(sql, args)]
+                sql, args = steps.send(rows)
+        except StopIteration as done:
+            answer: T = done.value
+            return answer
+
+    async def disqualify(self, act: ModerationAct) -> Places:
+        """Disqualify a user; the board periods they have entries on."""
+        return await self._moderate(moderation.set_disqualified(MODERATION, act, disqualified=True))
+
+    async def reinstate(self, act: ModerationAct) -> Places:
+        """Reinstate a user; the board periods they have entries on."""
+        return await self._moderate(moderation.set_disqualified(MODERATION, act, disqualified=False))
+
+    async def adjust(self, act: ModerationAct, where: BoardPeriod, *, create: bool) -> Corrected:
+        """Correct a user's entry by `act.amount`."""
+        return await self._moderate(moderation.adjust(MODERATION, act, where, create=create))
+
+    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Corrected:
+        """Take a user's entry off one board period."""
+        return await self._moderate(moderation.remove(MODERATION, act, where))
+
+    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> ModerationAct:
+        """Take every entry off one board period."""
+        return await self._moderate(moderation.wipe(MODERATION, act, where))
+
+    async def standings_of(self, user_id: str) -> list[tuple[BoardPeriod, Standing]]:
+        """Every entry of a user who is not disqualified."""
+        return await self._read(moderation.standings_of(MODERATION, user_id))
+
+    async def disqualified(self) -> list[str]:
+        """Every disqualified user."""
+        return [row[0] for row in await self._db().execute_fetchall(MODERATION.disqualified)]
+
+    async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
+        """A user's changes and the acts on them."""
+        return await self._read(moderation.history(MODERATION, user_id, after=after, limit=limit))
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int) -> list[Notice]:
         """Keep notices, in one write of the group commit (one statement for all of them: a write
