@@ -108,6 +108,7 @@ TABLES = (
     "idempotency_keys",
     "attestations",
     "held_awards",
+    "moderation",
 )
 
 

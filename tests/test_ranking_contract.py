@@ -476,6 +476,32 @@ async def test_remove_takes_a_user_off_the_periods_named(ranking: Ranking) -> No
     assert await ranking.put(WHERE, _s("gone", 50, 9)) == (None, 3)  # back as a new entry
 
 
+async def test_an_excluded_user_is_taken_off_and_placed_nowhere_until_included(ranking: Ranking) -> None:
+    weekly = BoardPeriod(board="main", period="2026-W49")
+    for where in (WHERE, weekly):
+        for seq, (user, score) in enumerate((("a", 300), ("cheat", 200), ("c", 100)), start=1):
+            await ranking.put(where, _s(user, score, seq))
+    await ranking.exclude("cheat", [WHERE, weekly])
+    for where in (WHERE, weekly):
+        assert await _users(ranking, where) == ["a", "c"]
+    # A write that committed before the exclusion and arrives after it lands nowhere, newer or not.
+    assert await ranking.put(WHERE, _s("cheat", 900, 50)) == (None, 0)
+    await ranking.load(WHERE, [_s("cheat", 950, 60), _s("d", 50, 61)], None)  # a fill reads past them too
+    assert await _users(ranking, WHERE) == ["a", "c", "d"]
+    await ranking.remove("c", [WHERE], forget=False)  # one entry off: the name stays for the others
+    assert await _users(ranking, WHERE) == ["a", "d"] and await _users(ranking, weekly) == ["a", "c"]
+    if isinstance(ranking, RedisRanking):
+        assert await ranking.client.hexists(ranking.keys.names, "c")
+    await ranking.include("cheat")
+    assert await ranking.put(WHERE, _s("cheat", 200, 2)) == (None, 2)
+    assert await _users(ranking, WHERE) == ["a", "cheat", "d"]
+    await ranking.exclude_all(["cheat", "other"])  # excluded again, left where they are
+    assert await _users(ranking, WHERE) == ["a", "cheat", "d"]
+    assert await ranking.put(weekly, _s("other", 1, 70)) == (None, 0)
+    await ranking.remove("cheat", [WHERE])  # an erased user: off, and forgotten as excluded
+    assert await ranking.put(WHERE, _s("cheat", 5, 80)) == (None, 3)
+
+
 async def test_expiry_forgets_a_period_in_redis(ranking: Ranking) -> None:
     soon = int(time.time() * 1000) + 200
     weekly = BoardPeriod(board="main", period="2026-W49")
