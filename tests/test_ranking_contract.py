@@ -486,7 +486,7 @@ async def test_an_excluded_user_is_taken_off_and_placed_nowhere_until_included(r
         assert await _users(ranking, where) == ["a", "c"]
     # A write that committed before the exclusion and arrives after it lands nowhere, newer or not.
     assert await ranking.put(WHERE, _s("cheat", 900, 50)) == (None, 0)
-    await ranking.load(WHERE, [_s("cheat", 950, 60), _s("d", 50, 61)], None)  # a fill reads past them too
+    await ranking.fill(_source(WHERE, [_s("cheat", 950, 60), _s("d", 50, 61)]), {WHERE: None})  # and so does a fill
     assert await _users(ranking, WHERE) == ["a", "c", "d"]
     await ranking.remove("c", [WHERE], forget=False)  # one entry off: the name stays for the others
     assert await _users(ranking, WHERE) == ["a", "d"] and await _users(ranking, weekly) == ["a", "c"]
