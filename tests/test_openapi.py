@@ -250,6 +250,12 @@ def test_each_route_names_who_may_call_it() -> None:
         "GET /api/v1/admin/held",  # the contract's cheat quarantine
         "POST /api/v1/admin/held/{heldId}/approve",
         "POST /api/v1/admin/held/{heldId}/reject",
+        "POST /api/v1/admin/users/{userId}/disqualify",  # the contract's moderation
+        "POST /api/v1/admin/users/{userId}/reinstate",
+        "POST /api/v1/admin/boards/{board}/scores/{userId}/adjust",
+        "POST /api/v1/admin/boards/{board}/periods/{period}/entries/{userId}/remove",
+        "POST /api/v1/admin/boards/{board}/periods/{period}/wipe",
+        "GET /api/v1/admin/users/{userId}/history",
     }
     assert {"GET /api/v1/boards/{board}/top", "POST /api/v1/boards/{board}/lookup"} <= by_auth[None]
     assert "GET /api/v1/users/{userId}/boards" in by_auth["user"]
