@@ -23,6 +23,7 @@ from scoreboard_client import (
     BoardInUse,
     BoardNotFound,
     Client,
+    Disqualified,
     Forbidden,
     IdempotencyConflict,
     InvalidAction,
@@ -161,6 +162,31 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
         with pytest.raises(NotFound):
             await staff.reject_held(10**9, "nobody")
         assert [h.id for h in (await staff.held(status="approved", limit=1)).held] == ids[:1]
+
+        # Moderation: a disqualified player's writes raise Disqualified until reinstated, and every
+        # act is in their history.
+        out = await staff.disqualify("tour-racer", "bot")
+        assert (out.disqualified, out.act.action, out.act.operator) == (True, "disqualify", "tour-op")
+        with pytest.raises(Disqualified):
+            await racer.initialize("COMPLETE_QUEST", "tour-banned")
+        assert (await staff.reinstate("tour-racer", "appeal")).disqualified is False
+        fixed = await staff.adjust("global", "tour-racer", -50, "refund")
+        assert (fixed.previous_score, fixed.new_score, fixed.act.amount) == (250, 200, -50)
+        removed = await staff.remove_entry("tour", "current", "bob", "exploit")
+        assert (removed.removed_score, removed.act.action) == (20, "remove")
+        wiped = await staff.wipe_period("tour", "all", "broken build")
+        assert wiped.removed == 3 and {e["userId"] for e in (wiped.act.details or {})["removed"]} == {
+            "ann",
+            "cid",
+            "dee",
+        }
+        history = await staff.user_history("tour-racer", limit=1)
+        assert [h.kind for h in history.history] == ["correction"] and history.next_after is not None
+        assert [a.action for a in history.acts] == ["adjust", "reinstate", "disqualify"]
+        await staff.write_score("tour", "ann", 30)  # the tour board again, for the notices below
+        await staff.write_score("tour", "bob", 20)
+        await staff.write_score("tour", "cid", 10)
+        await staff.write_score("tour", "dee", 40)
 
         # A user passed on a board is told, and the notice kept for them.
         await staff.write_score("tour", "tour-player", 1)

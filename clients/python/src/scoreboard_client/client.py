@@ -284,6 +284,47 @@ class Client:
         path = f"/api/v1/admin/held/{held_id}/reject"
         return await self._call("POST", path, m.HeldAwardData, body=m.DecisionRequest(reason=reason), auth="user")
 
+    async def disqualify(self, user_id: str, reason: str) -> m.UserModerationData:
+        """Disqualify a user: off every board, their writes refused (Disqualified) until reinstated."""
+        path = f"/api/v1/admin/users/{_segment(user_id)}/disqualify"
+        return await self._call(
+            "POST", path, m.UserModerationData, body=m.ModerationRequest(reason=reason), auth="user"
+        )
+
+    async def reinstate(self, user_id: str, reason: str) -> m.UserModerationData:
+        """Reinstate a disqualified user: every board and kept period shows them as before."""
+        path = f"/api/v1/admin/users/{_segment(user_id)}/reinstate"
+        return await self._call(
+            "POST", path, m.UserModerationData, body=m.ModerationRequest(reason=reason), auth="user"
+        )
+
+    async def adjust(
+        self, board: str, user_id: str, delta: int, reason: str, *, period: str | None = None
+    ) -> m.AdjustedData:
+        """Add a signed `delta` to a user's entry in `period` (default the current one): a correction
+        in the history, never an edit."""
+        body = m.AdjustRequest(delta=delta, reason=reason, period=period or "current")
+        path = f"/api/v1/admin/boards/{_segment(board)}/scores/{_segment(user_id)}/adjust"
+        return await self._call("POST", path, m.AdjustedData, body=body, auth="user")
+
+    async def remove_entry(self, board: str, period: str, user_id: str, reason: str) -> m.RemovedData:
+        """Take one user's entry off one board period (`current`, `previous` or a period id)."""
+        path = f"/api/v1/admin/boards/{_segment(board)}/periods/{_segment(period)}/entries/{_segment(user_id)}/remove"
+        return await self._call("POST", path, m.RemovedData, body=m.ModerationRequest(reason=reason), auth="user")
+
+    async def wipe_period(self, board: str, period: str, reason: str) -> m.WipedData:
+        """Take every entry off one board period; the act keeps each one removed."""
+        path = f"/api/v1/admin/boards/{_segment(board)}/periods/{_segment(period)}/wipe"
+        return await self._call("POST", path, m.WipedData, body=m.ModerationRequest(reason=reason), auth="user")
+
+    async def user_history(
+        self, user_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> m.UserHistoryData:
+        """A user's changes newest first (a page below `after`), the moderation acts on them and
+        whether they are disqualified."""
+        path = f"/api/v1/admin/users/{_segment(user_id)}/history"
+        return await self._get(path, m.UserHistoryData, params={"after": after, "limit": limit}, auth="user")
+
     # Personal data.
 
     async def export(self) -> m.ExportData:

@@ -12,6 +12,22 @@ class _Model(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
     """Fields are snake_case here and camelCase on the wire."""
 
 
+class ActData(_Model):
+    """One moderation act as the audit record keeps it. `amount`: an adjustment's delta, a removed
+    entry's score, or how many entries a wipe removed; `details`: the entries removed."""
+
+    id: int
+    action: Literal["adjust", "disqualify", "reinstate", "remove", "wipe"]
+    operator: str
+    reason: str
+    user_id: str | None
+    board: str | None
+    period: str | None
+    amount: int | None
+    details: dict[str, Any] | None
+    created_at: str
+
+
 class ActionEntry(_Model):
     """One action of the catalog: what an initialize and update of it award, on which boards, how soon
     after initialize it may be completed, and whether a trusted server must attest it first."""
@@ -28,6 +44,27 @@ class ActionsData(_Model):
     """The action catalog, by type."""
 
     actions: list[ActionEntry]
+
+
+class AdjustRequest(_Model):
+    """A signed correction of a user's entry: `delta` is added to it (a negative one takes off)."""
+
+    delta: int
+    reason: str
+    period: str = "current"
+
+
+class AdjustedData(_Model):
+    """The corrected entry: its score before (null: none) and after, and its rank now (null while the
+    user is disqualified)."""
+
+    board: str
+    period: str
+    user_id: str
+    previous_score: int | None
+    new_score: int
+    rank: int | None
+    act: ActData
 
 
 class AroundData(_Model):
@@ -163,7 +200,7 @@ class ErrorEnvelope(_Model):
 
 class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
-    attestations and held awards."""
+    attestations, held awards, and operators' moderation acts on them (and theirs, as an operator)."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -173,6 +210,7 @@ class ExportData(_Model):
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
     held: list[ExportedHeld]
+    acts: list[ActData]
 
 
 class ExportedAttestation(_Model):
@@ -302,6 +340,25 @@ class HeldListData(_Model):
     next_after: int | None
 
 
+class HistoryEntry(_Model):
+    """One change of the user's entry on one board period, newest first: an award (`actionType`,
+    `actionId`), a trusted server's write (`service`) or an operator's correction (`actId`)."""
+
+    id: int
+    kind: Literal["award", "correction", "trusted"]
+    board: str
+    period: str
+    action_type: str | None
+    action_id: str | None
+    service: str | None
+    act_id: int | None
+    value: int
+    subscore: int | None
+    previous_score: int | None
+    new_score: int
+    created_at: str
+
+
 class InitializeData(_Model):
     action_token: str
     expires_at: str
@@ -329,6 +386,12 @@ class LookupRequest(_Model):
 
     user_ids: list[str]
     period: str = "current"
+
+
+class ModerationRequest(_Model):
+    """Why an operator acts."""
+
+    reason: str
 
 
 class Notification(_Model):
@@ -412,6 +475,16 @@ class RanksData(_Model):
     total: int
 
 
+class RemovedData(_Model):
+    """The entry taken off the board period: its score is the act's `amount`."""
+
+    board: str
+    period: str
+    user_id: str
+    removed_score: int
+    act: ActData
+
+
 class RetiredData(_Model):
     """A retired board: no longer listed, read or written; its id is never used again."""
 
@@ -482,9 +555,40 @@ class UserBoardsData(_Model):
     boards: list[UserBoard]
 
 
+class UserHistoryData(_Model):
+    """A user's history for operators: changes newest first, one page (`nextAfter`, the `after` of the
+    next page; null: no more), the acts on them (newest first, at most 100) and whether they are
+    disqualified."""
+
+    user_id: str
+    username: str
+    disqualified: bool
+    disqualified_at: str | None
+    history: list[HistoryEntry]
+    next_after: int | None
+    acts: list[ActData]
+
+
+class UserModerationData(_Model):
+    """A user after a disqualification or reinstatement, and the act."""
+
+    user_id: str
+    disqualified: bool
+    act: ActData
+
+
 class UserScoreData(_Model):
     user_id: str
     username: str
     score: int
     rank: int | None
     percentile: float | None
+
+
+class WipedData(_Model):
+    """The board period after a wipe: how many entries it lost."""
+
+    board: str
+    period: str
+    removed: int
+    act: ActData
