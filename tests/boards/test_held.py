@@ -331,3 +331,21 @@ async def test_the_export_holds_the_users_held_awards(flow: Flow, client: AppCli
         "too many",
     )
     assert entry["createdAt"].endswith("Z") and entry["decidedAt"].endswith("Z")
+
+
+async def test_a_disqualified_users_held_award_waits_for_the_reinstatement(
+    flow: Flow, boards: Boards, client: AppClient, operator: dict[str, str], snapshot: Snapshot
+) -> None:
+    for i in range(2):
+        await chest(flow, "mallory", f"c{i}")
+    held = await chest(flow, "mallory", "c2", 202)
+    status, _ = await call(client, "POST", "/api/v1/admin/users/mallory/disqualify", operator, json={"reason": "x"})
+    assert status == 200
+    before = await snapshot()
+    status, error = await call(client, "POST", f"{HELD}/{held['id']}/approve", operator, json={"reason": "ok"})
+    assert (status, error["code"]) == (403, "DISQUALIFIED")
+    assert await snapshot() == before  # still pending: the decision was undone with the rest
+    status, _ = await call(client, "POST", "/api/v1/admin/users/mallory/reinstate", operator, json={"reason": "x"})
+    assert status == 200
+    assert (await decide(client, operator, held["id"], "approve"))["status"] == "approved"
+    assert await boards.top("global") == [("mallory", 30)]

@@ -15,7 +15,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from app.api.keys import SCOREBOARD
 from app.auth import UserAuth
+from app.records import BoardPeriod, Standing
 
 from ..conftest import Flow, Snapshot, envelope
 from ..contracts import eventually
@@ -118,7 +120,13 @@ async def test_disqualify_then_reinstate_restores_every_board_and_period(
 ) -> None:
     await scene(flow, boards, clock)
     before = await state(boards)
+    viewer = await client.ws_connect(WS)
+    assert (await recv(viewer))["type"] == "connected"
+    await viewer.send_json({"type": "subscribe", "channel": "leaderboard", "board": "global"})
+    await recv_type(viewer, "leaderboard_update")
     answer = await act(client, operator, f"users/{CHEAT}/disqualify", reason="Speed hack")
+    update = await recv_type(viewer, "leaderboard_update")  # live viewers see her vanish
+    assert [e["userId"] for e in update["data"]["leaderboard"]] == ["alice", "carol", "bob"]
     assert (answer["userId"], answer["disqualified"], answer["act"]["action"]) == (CHEAT, True, "disqualify")
     assert answer["act"]["operator"] == "ops-1" and answer["act"]["reason"] == "Speed hack"
     gone = await state(boards)
@@ -140,6 +148,9 @@ async def test_disqualify_then_reinstate_restores_every_board_and_period(
     assert after["weekly/2026-W50"] == while_out["weekly/2026-W50"]
     assert after["weekly/2026-W49"] == before["weekly/2026-W49"]
     assert after["daily"] == while_out["daily"] and after["global/all"]["total"] == before["global/all"]["total"]
+    update = await recv_type(viewer, "leaderboard_update")  # and come back
+    assert update["data"]["leaderboard"][0]["userId"] == CHEAT
+    await viewer.close()
 
 
 async def test_a_disqualified_users_writes_are_refused_and_their_token_stays_usable(
@@ -201,6 +212,36 @@ async def test_awards_racing_a_disqualification_never_land_on_a_board(
             assert resp.status == 200, await resp.text()
     assert dict(await boards.top("global"))[CHEAT] == 100 * 24
     await sums_match(db_path, storage)
+
+
+async def test_an_award_committed_before_a_disqualification_and_placed_after_lands_nowhere(
+    client: AppClient, flow: Flow, boards: Boards, operator: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await flow.award("alice", "a0")
+    token = await flow.token(CHEAT, "late")
+    ranking = client.app[SCOREBOARD].placer.ranking
+    put = ranking.put
+    committed, go = asyncio.Event(), asyncio.Event()
+
+    async def late_put(where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None) -> Any:
+        if standing.user_id == CHEAT and not go.is_set():
+            committed.set()  # the award's transaction is over: placing it waits for the disqualification
+            await go.wait()
+        return await put(where, standing, expire_ms=expire_ms)
+
+    monkeypatch.setattr(ranking, "put", late_put)
+    award = asyncio.create_task(flow.submit(token, CHEAT, "late"))
+    await committed.wait()
+    await act(client, operator, f"users/{CHEAT}/disqualify")
+    go.set()
+    resp = await award
+    error = (await envelope(resp))["error"]
+    assert (resp.status, error["code"], error["details"]["awarded"]) == (403, "DISQUALIFIED", True)
+    for board in ("global", "weekly", "daily"):
+        assert CHEAT not in [u for u, _ in await boards.top(board)], board
+    await act(client, operator, f"users/{CHEAT}/reinstate")
+    for board in ("global", "weekly", "daily"):
+        assert dict(await boards.top(board))[CHEAT] == 100, board
 
 
 async def test_a_rebuild_from_the_database_keeps_a_disqualified_user_off(
