@@ -95,7 +95,7 @@ class Moderation:
         kept, places = await self.store.disqualify(act)
         # After the commit: an award that committed before it is on the boards by now or is
         # excluded when it gets there.
-        await self.ranking.exclude(user_id, [self._where(board, period) for board, period in places])
+        await self.ranking.exclude(user_id, [self.catalog.where(board, period) for board, period in places])
         await self.fanout.shrank()
         log.warning("user %s disqualified by %s: %s", user_id, principal.user_id, reason)
         return UserModerationData(user_id=user_id, disqualified=True, act=act_data(kept))
@@ -110,7 +110,7 @@ class Moderation:
         # before it was excluded, and is read here.
         readable = self.catalog.shelves(self.clock())
         for place, standing in await self.store.standings_of(user_id):
-            where = self._where(place.board, place.period)
+            where = self.catalog.where(place.board, place.period)
             if where in readable:
                 await self.ranking.put(where, standing, expire_ms=readable[where])
         await self.fanout.shrank()  # every process's viewers read their boards again
@@ -210,10 +210,6 @@ class Moderation:
         """A board (BOARD_NOT_FOUND) and one of its readable periods (PERIOD_NOT_FOUND)."""
         board = self.catalog.get(board_id)
         return board, board.where(board.period(spec, self.clock()))
-
-    def _where(self, board_id: str, period: str) -> BoardPeriod:
-        board = self.catalog.find(board_id)
-        return BoardPeriod(board=board_id, period=period, ascending=board is not None and board.ascending)
 
 
 def act_data(act: ModerationAct) -> ActData:

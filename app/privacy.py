@@ -29,7 +29,7 @@ from .fanout import Fanout
 from .moderation import act_data
 from .overtakes import OVERTAKEN, overtake_of
 from .ranking import Ranking
-from .records import BoardPeriod, Notice
+from .records import Notice
 from .storage import Store
 from .storage.moderation import act_of
 
@@ -160,14 +160,10 @@ class PersonalData:
         kept = await self.store.personal_data(user_id)
         if kept is None:
             raise UserNotFound(details={"userId": user_id})
-        await self.ranking.remove(user_id, [self._where(board, period) for board, period, *_ in kept.entries])
+        await self.ranking.remove(user_id, [self.catalog.where(board, period) for board, period, *_ in kept.entries])
         pseudonym = "erased-" + secrets.token_hex(12)
         shelves = await self.store.erase(user_id, pseudonym, self.clock())
         # An entry written between the two steps is taken off too.
-        await self.ranking.remove(user_id, [self._where(board, period) for board, period in shelves])
+        await self.ranking.remove(user_id, [self.catalog.where(board, period) for board, period in shelves])
         await self.fanout.shrank()
         return ErasedData(erased=True)
-
-    def _where(self, board_id: str, period: str) -> BoardPeriod:
-        board = self.catalog.find(board_id)
-        return BoardPeriod(board=board_id, period=period, ascending=board is not None and board.ascending)

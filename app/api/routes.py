@@ -81,6 +81,16 @@ class Endpoint:
 
 
 _AUTH_ERRORS: tuple[type[e.ApiError], ...] = (e.Unauthorized, e.ValidationFailed)
+# An operator's correction of one user's entry in one board period.
+_ENTRY_ERRORS = (
+    *_AUTH_ERRORS,
+    e.Forbidden,
+    e.BoardNotFound,
+    e.PeriodNotFound,
+    e.UserNotFound,
+    e.NotFound,
+    e.ServiceUnavailable,
+)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -538,15 +548,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=md.AdjustRequest,
         path_params=md.AdjustPath,
         auth="operator",
-        errors=(
-            *_AUTH_ERRORS,
-            e.Forbidden,
-            e.BoardNotFound,
-            e.PeriodNotFound,
-            e.UserNotFound,
-            e.NotFound,
-            e.ServiceUnavailable,
-        ),
+        errors=_ENTRY_ERRORS,
         tag="operators",
     ),
     Endpoint(
@@ -561,15 +563,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         request=md.ModerationRequest,
         path_params=md.EntryPath,
         auth="operator",
-        errors=(
-            *_AUTH_ERRORS,
-            e.Forbidden,
-            e.BoardNotFound,
-            e.PeriodNotFound,
-            e.UserNotFound,
-            e.NotFound,
-            e.ServiceUnavailable,
-        ),
+        errors=_ENTRY_ERRORS,
         tag="operators",
     ),
     Endpoint(

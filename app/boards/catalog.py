@@ -60,6 +60,12 @@ class Catalog:
         """A board in use, or None."""
         return self.boards.get(board_id)
 
+    def where(self, board_id: str, period: str) -> BoardPeriod:
+        """The rank index of a board period named by ids, as a database row names it (a board no
+        longer in use counts as highest first)."""
+        board = self.boards.get(board_id)
+        return BoardPeriod(board=board_id, period=period, ascending=board is not None and board.ascending)
+
     def listed(self) -> list[Board]:
         """Every board in use, the default one first."""
         default = self.boards.get(self.default)
