@@ -156,4 +156,4 @@ class EntryPath(_Model):
 
 class WipePath(_Model):
     board: BoardId
-    period: Annotated[PeriodSpec, Meta(examples=["2026-W48"])]
+    period: Annotated[PeriodSpec, Meta(examples=["previous"])]

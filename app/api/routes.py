@@ -412,6 +412,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             e.ServiceUnavailable,
         ),
         tag="trusted servers",
+        links=(
+            Link(
+                name="remove",
+                target=views.remove_entry,
+                description="An operator takes the written entry off its board period",
+                parameters={
+                    "board": "$response.body#/data/board",
+                    "period": "$response.body#/data/period",
+                    "userId": "$response.body#/data/userId",
+                },
+            ),
+        ),
     ),
     Endpoint(
         method="POST",
