@@ -14,11 +14,12 @@ Case = schemathesis.Case[Any]
 # refused with 400 VALIDATION_ERROR, as documented.
 HANDSHAKE_ONLY = frozenset({"GET /ws/scoreboard"})
 # Fields whose rules no JSON Schema can state (a cron expression that fires at least every five
-# years, a name in tzdata's list, an incr whose sum with the stored value would leave ±2^53), as
-# the document says; their refusal names them in `details.field`.
+# years, a name in tzdata's list, an incr or an operator's adjustment whose sum with the stored
+# value would leave ±2^53), as the document says; their refusal names them in `details.field`.
 BEYOND_THE_SCHEMA = {
     "POST /api/v1/admin/boards": frozenset({"reset", "timezone"}),
     "POST /api/v1/boards/{board}/scores": frozenset({"score"}),
+    "POST /api/v1/admin/boards/{board}/scores/{userId}/adjust": frozenset({"delta"}),
 }
 
 

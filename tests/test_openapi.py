@@ -206,7 +206,8 @@ def test_links_lead_from_what_a_success_holds_to_what_the_target_takes() -> None
         ("update", "user_score"),
         ("update", "approve_held"),  # a held award's 202
         ("update", "reject_held"),
-        ("board_scores", "remove_entry"),  # an operator takes a written entry off
+        ("board_scores", "remove_entry"),  # an operator corrects a written entry
+        ("board_scores", "adjust"),
     }
 
 

@@ -423,6 +423,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                     "userId": "$response.body#/data/userId",
                 },
             ),
+            Link(
+                name="adjust",
+                target=views.adjust,
+                description="An operator corrects the written entry (in the current period, where it was written)",
+                parameters={"board": "$response.body#/data/board", "userId": "$response.body#/data/userId"},
+            ),
         ),
     ),
     Endpoint(
@@ -555,7 +561,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         example=x.ADJUST,
         summary="Add a signed `delta` to a user's entry in one period (`period`, default the current one): a "
         "correction row in the history naming the act, never an edit of older rows; ranks and live viewers "
-        "follow. On an incr board a user without an entry gets one; on other boards 404 NOT_FOUND",
+        "follow. On an incr board a user without an entry gets one; on other boards 404 NOT_FOUND. A sum beyond "
+        "±2^53 is 400 VALIDATION_ERROR naming `delta`",
         response=md.AdjustedData,
         request=md.AdjustRequest,
         path_params=md.AdjustPath,
