@@ -121,6 +121,7 @@ class Moderation:
         """Add a signed delta to a user's entry in one period (the current one by default) with a
         correction row in the history; ranks and live viewers follow as for an award. An incr board
         starts an entry the user lacks; other boards need one (NOT_FOUND)."""
+        principal.require_role(self.admin_role)  # before anything about the board is told
         board = self.catalog.get(board_id)
         now = self.clock()
         period = board.period(request.period, now)
@@ -163,6 +164,7 @@ class Moderation:
         self, principal: Principal, board_id: str, period_spec: str, user_id: str, reason: str
     ) -> RemovedData:
         """Take one user's entry off one board period (its history stays, with a correction row)."""
+        principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "remove", reason, user_id=user_id, board=board.id, period=where.period)
         corrected = await self.store.remove_entry(act, where)
@@ -179,6 +181,7 @@ class Moderation:
 
     async def wipe(self, principal: Principal, board_id: str, period_spec: str, reason: str) -> WipedData:
         """Take every entry off one board period; the act keeps each one removed."""
+        principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "wipe", reason, board=board.id, period=where.period)
         kept = await self.store.wipe(act, where)

@@ -433,6 +433,7 @@ REFUSALS: list[RefusalCase] = [
         )
     ),
     ("history as a user", "GET", HISTORY, "user", None, 403, "FORBIDDEN"),
+    ("wipe an unknown board as a user", "POST", f"{ADMIN}/boards/nope/periods/x/wipe", "user", GOOD, 403, "FORBIDDEN"),
     ("unknown user", "POST", f"{ADMIN}/users/nobody/disqualify", "operator", GOOD, 404, "USER_NOT_FOUND"),
     ("unknown user's history", "GET", f"{ADMIN}/users/nobody/history", "operator", None, 404, "USER_NOT_FOUND"),
     (
