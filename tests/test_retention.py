@@ -4,6 +4,7 @@ pending held award refers to, and every (user, actionId) completed, stay."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -84,14 +85,17 @@ async def test_a_pending_held_award_keeps_its_row_and_a_decided_old_one_goes(sto
 
 async def test_a_backlog_goes_over_several_windows_and_rounds(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("app.retention.MAX_WINDOWS", 3)
-    for i in range(1300):  # more than one window in either store (200 in SQLite, 1000 in PostgreSQL)
-        await _award(store, "u", f"a{i}", 1000 + i)
+    users = [f"p{n}" for n in range(13)]
+    for start in range(0, 1100, 100):  # more than one window in either store (200 in SQLite, 1000 in PostgreSQL)
+        await asyncio.gather(*(_award(store, users[i % 13], f"a{i}", 1000 + i) for i in range(start, start + 100)))
     retention = Retention(store, 1, lambda: 10 * DAY)
     total = 0
     while deleted := await retention.purge():
         total += deleted
-    assert total == 2 * 1299  # every change but the entry's last, and their awards
-    assert len(await _rows(store, "awards")) == 1 and await score(store, "u") == 13000
+    assert total == 2 * (1100 - 13)  # every change but each entry's last, and their awards
+    assert [await score(store, user) for user in users] == [
+        sum(10 for i in range(1100) if i % 13 == n) for n in range(13)
+    ]
 
 
 async def test_a_change_an_entry_no_longer_points_at_goes_after_the_rescan(store: Store) -> None:
