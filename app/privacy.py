@@ -16,6 +16,7 @@ from .api.personal_data import (
     ExportedAttestation,
     ExportedAward,
     ExportedChange,
+    ExportedCompletion,
     ExportedEntry,
     ExportedHeld,
     ExportedToken,
@@ -141,6 +142,7 @@ class PersonalData:
                 )
                 for i, t, a, score, status, reason, at, decided in kept.held
             ],
+            completed_actions=[ExportedCompletion(action_id=a, completed_at=iso(at)) for a, at in kept.completed],
             acts=[act_data(act_of(row)) for row in kept.acts],
         )
 

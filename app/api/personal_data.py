@@ -86,9 +86,18 @@ class ExportedHeld(_Model):
     decided_at: Timestamp | None
 
 
+class ExportedCompletion(_Model):
+    """An action the user completed whose award the history no longer keeps (retention): it
+    cannot be completed again."""
+
+    action_id: str
+    completed_at: Timestamp
+
+
 class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
-    attestations, held awards, and operators' moderation acts on them (and theirs, as an operator)."""
+    attestations, held awards, the actions completed before the kept history, and operators'
+    moderation acts on them (and theirs, as an operator)."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -98,6 +107,7 @@ class ExportData(_Model):
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
     held: list[ExportedHeld]
+    completed_actions: list[ExportedCompletion]
     acts: list[ActData]
 
 

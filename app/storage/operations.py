@@ -58,11 +58,17 @@ UPSERT_USER = (
     "ON CONFLICT (id) DO UPDATE SET username = excluded.username, updated_at = excluded.updated_at "
     "WHERE users.username <> excluded.username"
 )
-ACTION_DONE = "SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2"
-# What refuses a grant, in one round trip: the action completed, the user disqualified.
+# An award's row, or its pair kept when retention deleted the row (storage/retention.py).
+ACTION_DONE = (
+    "SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2 "
+    "UNION ALL SELECT 1 FROM completed_actions WHERE user_id = $1 AND action_id = $2"
+)
+# What refuses a grant, in one round trip: the action completed (its row, or its pair kept by
+# retention), the user disqualified.
 GRANT_REFUSALS = (
     "SELECT (SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2), "
-    "(SELECT disqualified_at FROM users WHERE id = $1)"
+    "(SELECT disqualified_at FROM users WHERE id = $1), "
+    "(SELECT 1 FROM completed_actions WHERE user_id = $1 AND action_id = $2)"
 )
 UNUSED_TOKENS = (
     "SELECT COUNT(*), MIN(expires_at) FROM action_tokens WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2"
@@ -387,10 +393,10 @@ class Operations:
             # locks the conflicting row; a new row blocks other inserts of its id): one grant of a
             # user at a time, so the count below cannot be overtaken. A refusal rolls it back.
             yield upsert
-        done, disqualified = (yield self.grant_refusals, (grant.user_id, grant.action_id)) or (None, None)
+        done, disqualified, kept_done = (yield self.grant_refusals, (grant.user_id, grant.action_id)) or (None,) * 3
         if disqualified is not None:
             raise Disqualified(details={"userId": grant.user_id})
-        if done is not None:
+        if done is not None or kept_done is not None:
             raise ActionAlreadyCompleted()
         if max_unused is not None:
             unused = yield self.unused_tokens, (grant.user_id, grant.issued_ms)

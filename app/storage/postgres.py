@@ -34,7 +34,9 @@ from ..records import (
 from . import moderation
 from .moderation import Places
 from .operations import Operations, Steps, held_award, kept_notice, standing, user_record
-from .personal import Kept, Statements, erase
+from .personal import Kept, RowSteps, Statements, erase
+from .retention import Statements as RetentionStatements
+from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ T = TypeVar("T")
 OPS = Operations(POSTGRES)
 PERSONAL = Statements(POSTGRES)
 MODERATION = moderation.Statements(POSTGRES)
+RETENTION = RetentionStatements(POSTGRES)
+SWEEP_WINDOW = 1000  # rows a retention transaction looks at
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
 PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
 # A batch of notices in one round trip each (the shared steps would take one per notice and user).
@@ -82,7 +86,7 @@ async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
         return answer
 
 
-async def _run_rows(conn: asyncpg.Connection, steps: moderation.Steps[T]) -> T:
+async def _run_rows(conn: asyncpg.Connection, steps: RowSteps[T]) -> T:
     """Run steps that are sent every row of each query, on one connection."""
     try:
         query, args = next(steps)
@@ -252,9 +256,10 @@ class PostgresStore:
                 PERSONAL.notices,
                 PERSONAL.attestations,
                 PERSONAL.held,
+                PERSONAL.completed,
                 PERSONAL.acts,
             )
-            entries, awards, changes, tokens, notices, attestations, held, acts = [
+            entries, awards, changes, tokens, notices, attestations, held, completed, acts = [
                 [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
             ]
         return Kept(
@@ -266,6 +271,7 @@ class PostgresStore:
             notices=notices,
             attestations=attestations,
             held=held,
+            completed=completed,
             acts=acts,
         )
 
@@ -311,6 +317,16 @@ class PostgresStore:
     async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
         """A user's changes and the acts on them."""
         return await self._moderate(moderation.history(MODERATION, user_id, after=after, limit=limit))
+
+    async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old board changes (storage/retention.py) in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, sweep_changes(RETENTION, cursor, before_ms, SWEEP_WINDOW))
+
+    async def sweep_awards(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old awards nothing refers to (storage/retention.py) in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, sweep_awards(RETENTION, cursor, before_ms, SWEEP_WINDOW))
 
     async def purge_attestations(self, created_before_ms: int) -> int:
         """Forget unspent attestations made before this time."""

@@ -35,7 +35,9 @@ from .backup import ServingLock
 from .group_commit import GroupCommit, Write
 from .moderation import Places
 from .operations import Operations, Steps, held_award, kept_notice, notice, standing, user_record
-from .personal import Kept, Statements, erase
+from .personal import Kept, RowSteps, Statements, erase
+from .retention import Statements as RetentionStatements
+from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ T = TypeVar("T")
 OPS = Operations(SQLITE)
 PERSONAL = Statements(SQLITE)
 MODERATION = moderation.Statements(SQLITE)
+RETENTION = RetentionStatements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
 PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_tokens WHERE expires_at < ? LIMIT ?)"
@@ -73,7 +76,7 @@ def _steps(steps: Steps[T]) -> Write[T]:
     return write
 
 
-def _row_steps(steps: moderation.Steps[T]) -> Write[T]:
+def _row_steps(steps: RowSteps[T]) -> Write[T]:
     """A write that runs steps that are sent every row of each query."""
 
     def write(db: sqlite3.Connection) -> T:
@@ -327,10 +330,11 @@ class SqliteStore:
                 PERSONAL.notices,
                 PERSONAL.attestations,
                 PERSONAL.held,
+                PERSONAL.completed,
                 PERSONAL.acts,
             )
         ]
-        entries, awards, changes, tokens, notices, attestations, held, acts = rows
+        entries, awards, changes, tokens, notices, attestations, held, completed, acts = rows
         return Kept(
             user=tuple(next(iter(users))),
             entries=entries,
@@ -340,6 +344,7 @@ class SqliteStore:
             notices=notices,
             attestations=attestations,
             held=held,
+            completed=completed,
             acts=acts,
         )
 
@@ -394,6 +399,18 @@ class SqliteStore:
     async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
         """A user's changes and the acts on them."""
         return await self._read(moderation.history(MODERATION, user_id, after=after, limit=limit))
+
+    async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old board changes (storage/retention.py), in the group commit."""
+        return await self.writer.write(
+            _in_savepoint(_row_steps(sweep_changes(RETENTION, cursor, before_ms, PURGE_CHUNK)))
+        )
+
+    async def sweep_awards(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old awards nothing refers to (storage/retention.py), in the group commit."""
+        return await self.writer.write(
+            _in_savepoint(_row_steps(sweep_awards(RETENTION, cursor, before_ms, PURGE_CHUNK)))
+        )
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int) -> list[Notice]:
         """Keep notices, in one write of the group commit (one statement for all of them: a write

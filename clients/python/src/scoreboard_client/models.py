@@ -200,7 +200,8 @@ class ErrorEnvelope(_Model):
 
 class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
-    attestations, held awards, and operators' moderation acts on them (and theirs, as an operator)."""
+    attestations, held awards, the actions completed before the kept history, and operators'
+    moderation acts on them (and theirs, as an operator)."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -210,6 +211,7 @@ class ExportData(_Model):
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
     held: list[ExportedHeld]
+    completed_actions: list[ExportedCompletion]
     acts: list[ActData]
 
 
@@ -247,6 +249,14 @@ class ExportedChange(_Model):
     new_score: int
     metadata: dict[str, Any] | None
     created_at: str
+
+
+class ExportedCompletion(_Model):
+    """An action the user completed whose award the history no longer keeps (retention): it cannot be
+    completed again."""
+
+    action_id: str
+    completed_at: str
 
 
 class ExportedEntry(_Model):
