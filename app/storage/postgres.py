@@ -27,9 +27,10 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
-from .operations import Operations, Steps, held_award, kept_notice, standing, user_record
+from .operations import Operations, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
+from .steps import Steps
 
 log = logging.getLogger(__name__)
 

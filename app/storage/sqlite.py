@@ -28,9 +28,10 @@ from ..records import (
 )
 from .backup import ServingLock
 from .group_commit import GroupCommit, Write
-from .operations import Operations, Steps, held_award, kept_notice, notice, standing, user_record
+from .operations import Operations, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
+from .steps import Steps
 
 log = logging.getLogger(__name__)
 
