@@ -20,9 +20,7 @@ from .scene import ACTIONS, AppClient, Boards, Clock, app_with_clock, boards_con
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 HELD = "/api/v1/admin/held"
-RACERS = 100  # concurrent updates of one user
-# Enough room for the racers: the per-user limits of every update are not what these tests count.
-ROOMY = {"updates_per_minute": 1000, "initializes_per_minute": 1000, "tokens_per_user": 1000}
+RACERS = 100  # concurrent updates of one user (the test configuration's per-user limits allow 1000)
 RULED: dict[str, Any] = {
     # At most 5 a minute.
     "BURST": {"score": 10, "boards": ["global"], "hold_over": {"count": 5, "window_s": 60}},
@@ -46,8 +44,8 @@ RULED: dict[str, Any] = {
 
 
 def ruled_client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock, **limits: Any) -> Any:
-    """The app of scene.py with the actions above, roomy per-user limits and `limits` over them."""
-    config = boards_config(db_path, storage, actions={**ACTIONS, **RULED}, limits={**ROOMY, **limits})
+    """The app of scene.py with the actions above and `limits` over the test configuration's."""
+    config = boards_config(db_path, storage, actions={**ACTIONS, **RULED}, limits=limits)
     return aiohttp_client(app_with_clock(config, clock))
 
 
