@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics", action="store_true", help="the server's Prometheus metrics on, scraped as Prometheus would"
     )
+    run.add_argument(
+        "--rules", action="store_true", help="every action with every cheat rule (none ever holds): what checking costs"
+    )
     run.add_argument("--scrape-seconds", type=float, default=d.scrape_seconds, help="between scrapes with --metrics")
     run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
     add_bigboard(commands)
@@ -297,6 +300,7 @@ def options(args: argparse.Namespace) -> Options:
         profile=args.profile,
         metrics=args.metrics,
         scrape_seconds=args.scrape_seconds,
+        rules=args.rules,
         out=out,
     )
 
