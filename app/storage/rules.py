@@ -11,7 +11,7 @@ import math
 from ..errors import RateLimited
 from ..records import AwardClaim, HoldRules, Velocity
 from .schema import Dialect
-from .steps import Row, Steps
+from .steps import Steps
 
 HOUR_MS = 3_600_000  # the rolling window of `hold_over_per_hour` and `max_score_per_hour`
 DAY_MS = 86_400_000  # how far back the back-off counts a user's held awards
@@ -25,25 +25,33 @@ MAX_SCORE_PER_HOUR = "max_score_per_hour"
 VELOCITY = "velocity"
 RULES = (HOLD_OVER_PER_HOUR, HOLD_OVER, HOLD_WITHIN, MAX_SCORE_PER_HOUR, VELOCITY)
 
+# The rules' reads, one value each (velocity: four) of one SELECT, so that any set of rules costs
+# the award one round trip. $1 is the user; {action}, {since}, {award}, {board}, {now} and {width}
+# are parameters numbered as the statement is put together (each one used: PostgreSQL must infer its type).
 # The user's completions of the action since a time (this award and the held ones included).
-COUNT_SINCE = "SELECT COUNT(*) FROM score_history WHERE user_id = $1 AND action_type = $2 AND created_at > $3"
-# Another completion of the action since a time: the one being awarded is left out by its id.
+COUNT_SINCE = (
+    "(SELECT COUNT(*) FROM score_history WHERE user_id = $1 AND action_type = {action} AND created_at > {since})"
+)
+# Another completion of the action since a time (0 or 1): the one being awarded is left out by its id.
 DONE_SINCE = (
-    "SELECT 1 FROM score_history WHERE user_id = $1 AND action_type = $2 AND created_at > $3 AND id <> $4 LIMIT 1"
+    "(SELECT COUNT(*) FROM (SELECT 1 FROM score_history WHERE user_id = $1 AND action_type = {action} "
+    "AND created_at > {since} AND id <> {award} LIMIT 1) AS done)"
 )
 # What awards (any action's, not trusted writes) added to the user's entries on a board since a time.
 BOARD_SCORE_SINCE = (
-    "SELECT COALESCE(SUM(value), 0) FROM board_history "
-    "WHERE user_id = $1 AND board = $2 AND created_at > $3 AND award_id IS NOT NULL"
+    "(SELECT COALESCE(SUM(value), 0) FROM board_history "
+    "WHERE user_id = $1 AND board = {board} AND created_at > {since} AND award_id IS NOT NULL)"
 )
-# The user's score of the action per window back from now ($1), windows of $2 ms, the last $5 ms:
-# window 0 (this one, the award included), then how many earlier windows had any, their sum and their
-# sum of squares. One row, whatever the number of windows.
+# The user's score of the action per window of {width} ms back from {now}, since {since}: window 0
+# (this one, the award included), then how many earlier windows had any, their sum and their sum of
+# squares. One row, whatever the number of windows.
 WINDOWS = (
-    "SELECT COALESCE(SUM(CASE WHEN w = 0 THEN s ELSE 0 END), 0), COALESCE(SUM(CASE WHEN w > 0 THEN 1 ELSE 0 END), 0), "
-    "COALESCE(SUM(CASE WHEN w > 0 THEN s ELSE 0 END), 0), COALESCE(SUM(CASE WHEN w > 0 THEN s * s ELSE 0 END), 0) "
-    "FROM (SELECT ($1 - created_at) / $2 AS w, SUM(score_change) AS s FROM score_history "
-    "WHERE user_id = $3 AND action_type = $4 AND created_at > $5 GROUP BY w) AS windows"
+    "(SELECT COALESCE(SUM(CASE WHEN w = 0 THEN s ELSE 0 END), 0) AS x, "
+    "COALESCE(SUM(CASE WHEN w > 0 THEN 1 ELSE 0 END), 0) AS active, "
+    "COALESCE(SUM(CASE WHEN w > 0 THEN s ELSE 0 END), 0) AS total, "
+    "COALESCE(SUM(CASE WHEN w > 0 THEN s * s ELSE 0 END), 0) AS squares "
+    "FROM (SELECT ({now} - created_at) / {width} AS w, SUM(score_change) AS s FROM score_history "
+    "WHERE user_id = $1 AND action_type = {action} AND created_at > {since} GROUP BY w) AS windows) AS velocity"
 )
 # The user's held awards since a time that no operator approved, and when the last was held.
 RECENT_HOLDS = (
@@ -77,43 +85,80 @@ class RuleChecks:
     """The rules' statements in one dialect, and the steps that check them."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self.count_since = dialect.sql(COUNT_SINCE)
-        self.done_since = dialect.sql(DONE_SINCE)
-        self.board_score_since = dialect.sql(BOARD_SCORE_SINCE)
-        self.windows = dialect.sql(WINDOWS)
+        self.dialect = dialect
         self.recent_holds = dialect.sql(RECENT_HOLDS)
+        self._reads: dict[tuple[bool, bool, bool, int, bool], str] = {}  # by the rules' shape
 
     def broken(self, claim: AwardClaim, rules: HoldRules, award_id: int, increment: int) -> Steps[tuple[str, ...]]:
         """The rules this award (its history row `award_id` written) breaks, every one of them, so
-        that operators see each reason; empty: it lands."""
-        now, user, action = claim.now_ms, claim.user_id, claim.action_type
+        that operators see each reason; empty: it lands. One statement reads what they all need."""
+        text, args = self.reads(claim, rules, award_id)
+        row = yield text, args
+        assert row is not None  # aggregates answer one row
+        values = iter(int(value) for value in row)  # PostgreSQL's SUM answers a Decimal
         broken: list[str] = []
-        if rules.over_per_hour is not None:
-            counted = yield self.count_since, (user, action, now - HOUR_MS)
-            if _number(counted) > rules.over_per_hour:
-                broken.append(HOLD_OVER_PER_HOUR)
-        if rules.over is not None:
-            count, window_ms = rules.over
-            counted = yield self.count_since, (user, action, now - window_ms)
-            if _number(counted) > count:
-                broken.append(HOLD_OVER)
-        if rules.within_ms is not None and (
-            (yield self.done_since, (user, action, now - rules.within_ms, award_id)) is not None
-        ):
+        if rules.over_per_hour is not None and next(values) > rules.over_per_hour:
+            broken.append(HOLD_OVER_PER_HOUR)
+        if rules.over is not None and next(values) > rules.over[0]:
+            broken.append(HOLD_OVER)
+        if rules.within_ms is not None and next(values):
             broken.append(HOLD_WITHIN)
         if rules.max_score_per_hour is not None:
-            for where in claim.boards:
-                added = yield self.board_score_since, (user, where.board, now - HOUR_MS)
-                if _number(added) + increment > rules.max_score_per_hour:
-                    broken.append(MAX_SCORE_PER_HOUR)
-                    break
+            added = [next(values) for _ in claim.boards]
+            if any(a + increment > rules.max_score_per_hour for a in added):
+                broken.append(MAX_SCORE_PER_HOUR)
         if rules.velocity is not None:
-            v = rules.velocity
-            row = yield self.windows, (now, v.window_ms, user, action, now - (v.windows + 1) * v.window_ms)
-            assert row is not None  # an aggregate answers one row
-            if velocity_breaks(v, increment, (int(row[0]), int(row[1]), int(row[2]), int(row[3]))):
+            windows = (next(values), next(values), next(values), next(values))
+            if velocity_breaks(rules.velocity, increment, windows):
                 broken.append(VELOCITY)
         return tuple(broken)
+
+    def reads(self, claim: AwardClaim, rules: HoldRules, award_id: int) -> tuple[str, tuple[object, ...]]:
+        """The one statement that reads what `rules` need, in this dialect (made once per shape of
+        rules), and its arguments."""
+        now = claim.now_ms
+        args: list[object] = [claim.user_id]
+        parts: list[str] = []
+        action = ""
+
+        def arg(value: object) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        def action_type() -> str:
+            nonlocal action
+            action = action or arg(claim.action_type)
+            return action
+
+        if rules.over_per_hour is not None:
+            parts.append(COUNT_SINCE.format(action=action_type(), since=arg(now - HOUR_MS)))
+        if rules.over is not None:
+            parts.append(COUNT_SINCE.format(action=action_type(), since=arg(now - rules.over[1])))
+        if rules.within_ms is not None:
+            parts.append(DONE_SINCE.format(action=action_type(), since=arg(now - rules.within_ms), award=arg(award_id)))
+        if rules.max_score_per_hour is not None:
+            hour = arg(now - HOUR_MS)
+            parts += [BOARD_SCORE_SINCE.format(board=arg(w.board), since=hour) for w in claim.boards]
+        velocity = rules.velocity
+        if velocity is not None:
+            since = now - (velocity.windows + 1) * velocity.window_ms
+            windows = WINDOWS.format(
+                action=action_type(), now=arg(now), width=arg(velocity.window_ms), since=arg(since)
+            )
+            parts.append("velocity.x, velocity.active, velocity.total, velocity.squares")
+        shape = (
+            rules.over_per_hour is not None,
+            rules.over is not None,
+            rules.within_ms is not None,
+            len(claim.boards) if rules.max_score_per_hour is not None else 0,
+            velocity is not None,
+        )
+        text = self._reads.get(shape)
+        if text is None:
+            # Put together from the constants above; every value is a numbered parameter.
+            text = "SELECT " + ", ".join(parts) + (f" FROM {windows}" if velocity is not None else "")  # noqa: S608
+            text = self._reads[shape] = self.dialect.sql(text)
+        return text, tuple(args)
 
     def backoff(self, claim: AwardClaim) -> Steps[None]:
         """Refuse a repeat offender's update (RATE_LIMITED, Retry-After) before anything is written."""
@@ -131,9 +176,3 @@ class RuleChecks:
             raise RateLimited(
                 max(1, math.ceil(wait / 1000)), "Too many of your awards were held lately; wait before the next update"
             )
-
-
-def _number(row: Row) -> int:
-    """An aggregate's one value (PostgreSQL's SUM answers a Decimal)."""
-    assert row is not None  # an aggregate answers one row
-    return int(row[0])

@@ -229,8 +229,8 @@ _MIGRATIONS: list[tuple[int, str]] = [
         8,
         """
         ALTER TABLE held_awards ADD COLUMN rules TEXT NOT NULL DEFAULT '["hold_over_per_hour"]';
-        CREATE INDEX idx_score_history_user_type ON score_history (user_id, action_type, created_at);
-        CREATE INDEX idx_board_history_user ON board_history (user_id, board, created_at);
+        CREATE INDEX idx_score_history_user_type ON score_history (user_id, action_type, created_at, score_change);
+        CREATE INDEX idx_board_history_user ON board_history (user_id, board, created_at, award_id, value);
         CREATE INDEX idx_held_awards_user ON held_awards (user_id, created_at)
         """,
     ),

@@ -15,8 +15,9 @@ import asyncpg
 import pytest
 
 from app.auth import UserAuth
+from app.records import AwardClaim, BoardPeriod, HoldRules, Velocity
 from app.storage.rules import RuleChecks
-from app.storage.schema import POSTGRES, SQLITE, migrations
+from app.storage.schema import POSTGRES, SQLITE, Dialect, migrations
 
 from ..conftest import Flow, Snapshot, envelope
 from ..isolation import schema_dsn
@@ -341,46 +342,78 @@ async def test_rate_limit_per_action_answers_429_and_keeps_the_token(
 
 # -- no rule scans a table
 
-# Each rule's statement, its arguments, and the index it must read through.
-PLANS: list[tuple[str, str, tuple[Any, ...], str]] = [
-    ("count", "count_since", ("alice", "BURST", 0), "idx_score_history_user_type"),
-    ("last completion", "done_since", ("alice", "SPACED", 0, 1), "idx_score_history_user_type"),
-    ("board score", "board_score_since", ("alice", "weekly", 0), "idx_board_history_user"),
-    ("velocity windows", "windows", (10**6, 60_000, "alice", "STEADY", 0), "idx_score_history_user_type"),
-    ("recent holds", "recent_holds", ("alice", 0), "idx_held_awards_user"),
+# Each rule alone, and the index its read must go through; the back-off's read of held awards.
+ALONE: list[tuple[str, HoldRules | None, str]] = [
+    ("hold_over_per_hour", HoldRules(over_per_hour=5), "idx_score_history_user_type"),
+    ("hold_over", HoldRules(over=(5, 60_000)), "idx_score_history_user_type"),
+    ("hold_within_s", HoldRules(within_ms=10_000), "idx_score_history_user_type"),
+    ("max_score_per_hour", HoldRules(max_score_per_hour=55), "idx_board_history_user"),
+    (
+        "velocity",
+        HoldRules(velocity=Velocity(window_ms=60_000, windows=5, min_samples=3, z=2.0)),
+        "idx_score_history_user_type",
+    ),
+    ("back-off", None, "idx_held_awards_user"),
+    (
+        "all five",
+        HoldRules(
+            over_per_hour=5,
+            over=(5, 60_000),
+            within_ms=10_000,
+            max_score_per_hour=55,
+            velocity=Velocity(window_ms=60_000, windows=5, min_samples=3, z=2.0),
+        ),
+        "idx_board_history_user",
+    ),
 ]
+CLAIM = AwardClaim(
+    nonce="n",
+    user_id="alice",
+    username="Alice",
+    action_type="BURST",
+    action_id="b0",
+    min_elapsed_ms=0,
+    now_ms=10**9,
+    boards=(BoardPeriod(board="weekly", period="2026-W49"),),
+)
 
 
-@pytest.mark.parametrize(("name", "statement", "args", "index"), PLANS, ids=[p[0] for p in PLANS])
+def read_of(dialect: Dialect, rules: HoldRules | None) -> tuple[str, tuple[Any, ...]]:
+    """The statement (and arguments) an award of CLAIM runs for `rules`; the back-off's for None."""
+    checks = RuleChecks(dialect)
+    if rules is None:
+        return checks.recent_holds, ("alice", 0)
+    return checks.reads(CLAIM, rules, 1)
+
+
+@pytest.mark.parametrize(("name", "rules", "index"), ALONE, ids=[p[0] for p in ALONE])
 def test_each_rule_reads_through_an_index_in_sqlite(
-    tmp_path: Path, name: str, statement: str, args: tuple[Any, ...], index: str
+    tmp_path: Path, name: str, rules: HoldRules | None, index: str
 ) -> None:
+    text, args = read_of(SQLITE, rules)
     with sqlite3.connect(tmp_path / "plans.db") as db:
         for _, statements in migrations(SQLITE):
-            for text in statements:
-                db.execute(text)
-        plan = " | ".join(
-            row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {getattr(RuleChecks(SQLITE), statement)}", args)
-        )
+            for statement in statements:
+                db.execute(statement)
+        plan = " | ".join(row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {text}", args))
     assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
-    assert "SCAN score_history" not in plan and "SCAN board_history" not in plan and "SCAN held_awards" not in plan, (
-        plan
-    )
+    assert not any(f"SCAN {table}" in plan for table in ("score_history", "board_history", "held_awards")), plan
 
 
-@pytest.mark.parametrize(("name", "statement", "args", "index"), PLANS, ids=[p[0] for p in PLANS])
+@pytest.mark.parametrize(("name", "rules", "index"), ALONE, ids=[p[0] for p in ALONE])
 async def test_each_rule_has_an_index_in_postgres(
-    pg_schema: str, name: str, statement: str, args: tuple[Any, ...], index: str
+    pg_schema: str, name: str, rules: HoldRules | None, index: str
 ) -> None:
     # On empty tables the planner prefers a scan; with scans priced out, the plan shows the index
     # the statement can use (none: it would still scan).
+    text, args = read_of(POSTGRES, rules)
     conn = await asyncpg.connect(schema_dsn(pg_schema))
     try:
         for _, statements in migrations(POSTGRES):
-            for text in statements:
-                await conn.execute(text)
+            for statement in statements:
+                await conn.execute(statement)
         await conn.execute("SET enable_seqscan = off")
-        rows = await conn.fetch(f"EXPLAIN {getattr(RuleChecks(POSTGRES), statement)}", *args)
+        rows = await conn.fetch(f"EXPLAIN {text}", *args)
     finally:
         await conn.close()
     plan = " | ".join(row[0] for row in rows)
