@@ -1,8 +1,9 @@
-"""Cheat rules and repeat offenders' back-off, checked inside the award's transaction: each one an
-indexed aggregate over the user's own rows (score_history by user, action type and time; board_history
-by user, board and time; held_awards by user and time), never a scan of the table. The rules run
-after the award's history row locked the user (PostgreSQL) or under SQLite's one writer, so racing
-awards of one user take turns and each counts those before it."""
+"""Cheat rules and repeat offenders' back-off, checked inside the award's transaction: each rule an
+aggregate over the user's own rows read through a covering index (score_history by user, action type
+and time; board_history by user, board and time; held_awards by user and time), never a scan of the
+table, and an action's rules together one statement. The rules run after the award's history row
+locked the user (PostgreSQL) or under SQLite's one writer, so racing awards of one user take turns
+and each counts those before it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ HOLD_OVER = "hold_over"
 HOLD_WITHIN = "hold_within_s"
 MAX_SCORE_PER_HOUR = "max_score_per_hour"
 VELOCITY = "velocity"
-RULES = (HOLD_OVER_PER_HOUR, HOLD_OVER, HOLD_WITHIN, MAX_SCORE_PER_HOUR, VELOCITY)
 
 # The rules' reads, one value each (velocity: four) of one SELECT, so that any set of rules costs
 # the award one round trip. $1 is the user; {action}, {since}, {award}, {board}, {now} and {width}

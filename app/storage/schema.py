@@ -225,7 +225,8 @@ _MIGRATIONS: list[tuple[int, str]] = [
         # hold_over_per_hour), and the indexes that let each rule read only the user's own rows:
         # score_history by user, action type and time (counts, the last completion, velocity
         # windows), board_history by user, board and time (the score an hour on a board), and
-        # held_awards by user and time (repeat offenders' back-off).
+        # held_awards by user and time (repeat offenders' back-off). The first two also hold what
+        # the sums add (score_change; award_id and value): the rules read the index alone.
         8,
         """
         ALTER TABLE held_awards ADD COLUMN rules TEXT NOT NULL DEFAULT '["hold_over_per_hour"]';

@@ -340,6 +340,20 @@ async def test_rate_limit_per_action_answers_429_and_keeps_the_token(
     assert await boards.top("global") == [("alice", 103), ("bob", 1)]
 
 
+async def test_rate_limit_per_action_is_counted_across_processes(
+    aiohttp_client: Any, db_path: Path, storage: dict[str, Any], clock: Clock, bearer: Any
+) -> None:
+    if not storage.get("redis_url"):
+        pytest.skip("one process: the embedded set-up counts in it")
+    first = Flow(await ruled_client(aiohttp_client, db_path, storage, clock), bearer)
+    second = Flow(await ruled_client(aiohttp_client, db_path, storage, clock), bearer)
+    assert (await act(first, "LIMITED", "l0"))[0] == 200
+    assert (await act(second, "LIMITED", "l1"))[0] == 200
+    for flow, action_id in ((first, "l2"), (second, "l3")):
+        status, error = await act(flow, "LIMITED", action_id)
+        assert (status, error["code"]) == (429, "RATE_LIMITED")
+
+
 # -- no rule scans a table
 
 # Each rule alone, and the index its read must go through; the back-off's read of held awards.
