@@ -49,7 +49,7 @@ WINDOWS = (
     "(SELECT COALESCE(SUM(CASE WHEN w = 0 THEN s ELSE 0 END), 0) AS x, "
     "COALESCE(SUM(CASE WHEN w > 0 THEN 1 ELSE 0 END), 0) AS active, "
     "COALESCE(SUM(CASE WHEN w > 0 THEN s ELSE 0 END), 0) AS total, "
-    "COALESCE(SUM(CASE WHEN w > 0 THEN s * s ELSE 0 END), 0) AS squares "
+    "COALESCE(SUM(CASE WHEN w > 0 THEN 1.0 * s * s ELSE 0 END), 0) AS squares "
     "FROM (SELECT ({now} - created_at) / {width} AS w, SUM(score_change) AS s FROM score_history "
     "WHERE user_id = $1 AND action_type = {action} AND created_at > {since} GROUP BY w) AS windows) AS velocity"
 )

@@ -40,6 +40,12 @@ RULED: dict[str, Any] = {
         "boards": ["global"],
         "velocity": {"window_s": 60, "windows": 5, "min_samples": 3, "z": 2.0},
     },
+    # The largest score an action may have: velocity's sums of squares pass 2^63.
+    "HUGE": {
+        "score": 10**9,
+        "boards": ["weekly"],
+        "velocity": {"window_s": 60, "windows": 3, "min_samples": 3, "z": 2.0},
+    },
     # Two rules at once.
     "TWICE": {"score": 10, "boards": ["global"], "hold_over": {"count": 1, "window_s": 60}, "hold_within_s": 10},
     # Always held (count 0): what the back-off tests need.
@@ -230,6 +236,16 @@ async def test_velocity_lands_exactly_the_calm_ones_of_100_concurrent(flow: Flow
     await steady_history(flow, clock)
     assert await race(flow, "STEADY", "r") == [200] * 3 + [202] * (RACERS - 3)
     assert await boards.top("global") == [("alice", 80)]
+
+
+async def test_velocity_with_the_largest_scores(flow: Flow, boards: Boards, clock: Clock) -> None:
+    # Three windows of 3 * 10^9 (squares of 9 * 10^18: their sum passes a 64-bit integer): mean
+    # 3 * 10^9, stddev 0, so one award's 10^9 is the spread; x = 6 * 10^9 is z = 3.
+    for minute in range(3):
+        assert await statuses(flow, "HUGE", *(f"h{minute}-{i}" for i in range(3))) == [200] * 3
+        clock.now_ms += MINUTE_MS
+    assert await statuses(flow, "HUGE", *(f"v{i}" for i in range(6))) == [200] * 5 + [202]
+    assert await boards.top("weekly") == [("alice", 14 * 10**9)]
 
 
 async def test_every_rule_broken_is_recorded(flow: Flow, client: AppClient, operator: dict[str, str]) -> None:
