@@ -61,6 +61,7 @@ from .personal_data import (
     ExportedAttestation,
     ExportedAward,
     ExportedChange,
+    ExportedCompletion,
     ExportedEntry,
     ExportedToken,
     ExportedUser,
@@ -273,6 +274,7 @@ EXPORT = Example(
         notifications=[PASSED],
         attestations=[ExportedAttestation(action_id="race-42", service="racer", created_at=NOW)],
         held=[],
+        completed_actions=[ExportedCompletion(action_id="tutorial", completed_at=EARLIER)],
     )
 )
 ERASED = Example(data=ErasedData(erased=True))

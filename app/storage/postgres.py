@@ -29,6 +29,8 @@ from ..records import (
 )
 from .operations import Operations, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
+from .retention import Statements as RetentionStatements
+from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 from .steps import Steps
 
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(POSTGRES)
 PERSONAL = Statements(POSTGRES)
+RETENTION = RetentionStatements(POSTGRES)
+SWEEP_WINDOW = 1000  # rows a retention transaction looks at
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
 PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
 # A batch of notices in one round trip each (the shared steps would take one per notice and user).
@@ -76,7 +80,7 @@ async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
         return answer
 
 
-async def _run_rows(conn: asyncpg.Connection, steps: RowSteps) -> list[tuple[str, str]]:
+async def _run_rows(conn: asyncpg.Connection, steps: RowSteps[T]) -> T:
     """Run steps that are sent every row of each query, on one connection."""
     try:
         query, args = next(steps)
@@ -84,7 +88,7 @@ async def _run_rows(conn: asyncpg.Connection, steps: RowSteps) -> list[tuple[str
             rows = await conn.fetch(query, *args)
             query, args = steps.send([tuple(row) for row in rows])
     except StopIteration as done:
-        answer: list[tuple[str, str]] = done.value
+        answer: T = done.value
         return answer
 
 
@@ -246,8 +250,9 @@ class PostgresStore:
                 PERSONAL.notices,
                 PERSONAL.attestations,
                 PERSONAL.held,
+                PERSONAL.completed,
             )
-            entries, awards, changes, tokens, notices, attestations, held = [
+            entries, awards, changes, tokens, notices, attestations, held, completed = [
                 [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
             ]
         return Kept(
@@ -259,12 +264,23 @@ class PostgresStore:
             notices=notices,
             attestations=attestations,
             held=held,
+            completed=completed,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user in one transaction."""
         async with self._transaction() as conn:
             return await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+
+    async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old board changes (storage/retention.py) in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, sweep_changes(RETENTION, cursor, before_ms, SWEEP_WINDOW))
+
+    async def sweep_awards(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old awards nothing refers to (storage/retention.py) in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, sweep_awards(RETENTION, cursor, before_ms, SWEEP_WINDOW))
 
     async def purge_attestations(self, created_before_ms: int) -> int:
         """Forget unspent attestations made before this time."""

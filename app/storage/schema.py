@@ -235,6 +235,21 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX idx_held_awards_user ON held_awards (user_id, created_at)
         """,
     ),
+    (
+        # Retention (storage/retention.py): an award's row may be deleted once no board change
+        # refers to it, which the index finds (and the foreign key's check needs, else every deleted
+        # award reads board_history whole); the (user, actionId) pairs of deleted awards are kept.
+        9,
+        """
+        CREATE INDEX idx_board_history_award ON board_history (award_id);
+        CREATE TABLE completed_actions (
+            user_id TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            completed_at {bigint} NOT NULL,
+            PRIMARY KEY (user_id, action_id)
+        )
+        """,
+    ),
 ]
 
 
