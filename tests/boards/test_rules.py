@@ -15,12 +15,13 @@ import asyncpg
 import pytest
 
 from app.auth import UserAuth
-from app.records import AwardClaim, BoardPeriod, HoldRules, Velocity
+from app.records import BoardPeriod, HoldRules, Velocity
 from app.storage.rules import RuleChecks
 from app.storage.schema import POSTGRES, SQLITE, Dialect, migrations
 
 from ..conftest import Flow, Snapshot, envelope
 from ..isolation import schema_dsn
+from ..stores import claim
 from .scene import ACTIONS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 HOUR_MS = 3_600_000
@@ -396,14 +397,12 @@ ALONE: list[tuple[str, HoldRules | None, str]] = [
         "idx_board_history_user",
     ),
 ]
-CLAIM = AwardClaim(
-    nonce="n",
-    user_id="alice",
-    username="Alice",
+CLAIM = claim(
+    "n",
+    user="alice",
+    action="b0",
     action_type="BURST",
-    action_id="b0",
-    min_elapsed_ms=0,
-    now_ms=10**9,
+    now=10**9,
     boards=(BoardPeriod(board="weekly", period="2026-W49"),),
 )
 
