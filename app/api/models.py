@@ -87,12 +87,16 @@ class ActionEntry(_Model):
     ] = None
     hold_within_s: Annotated[
         float | None,
-        Meta(description="An update this many seconds or sooner after the user's previous one of this action is held"),
+        Meta(
+            description="An update sooner than this many seconds after the user's previous completion of this "
+            "action (held or not) is held"
+        ),
     ] = None
     max_score_per_hour: Annotated[
         int | None,
         Meta(
-            description="An update that would take the user's awards on one of its boards in the rolling hour past this is held"
+            description="An update that would take the user's awards on one of its boards in the rolling hour "
+            "past this is held"
         ),
     ] = None
     velocity: Annotated[
