@@ -49,7 +49,7 @@ from .clock import now_ms
 from .config import Config
 from .drain import handler_seconds
 from .fanout import Fanout
-from .held import HeldAwards
+from .held import HeldAwards, held_backoff
 from .identity import ProviderKeys
 from .live.admission import Admission
 from .live.hub import Hub
@@ -183,6 +183,7 @@ def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admissi
         "updates_per_minute": parts.update_limiter,
         "initializes_per_minute": parts.initialize_limiter,
         "ws_handshakes_per_ip_per_minute": parts.handshake_limiter,
+        **{f"actions.{name}.rate_limit": limiter for name, limiter in parts.action_limiters.items()},
     }
     return Exporter(
         Sources(
@@ -268,6 +269,8 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
         tokens_per_user=config.limits.tokens_per_user,
         activity=parts.activity if config.metrics.enabled else None,
         spans=spans,
+        action_limiters=parts.action_limiters,
+        backoff=held_backoff(config.limits),
         clock=clock,
     )
     hub = Hub(

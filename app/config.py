@@ -126,6 +126,10 @@ class LimitSettings(_Section, frozen=True):
     ws_handshakes_per_ip_per_minute: PosInt = 60
     ws_connections_per_process: PosInt = 10_000
     idempotency_hours: Annotated[int, Meta(ge=1, le=720)] = 24  # a trusted write's key answers retries this long
+    # Repeat offenders: from a user's 2nd held award in 24 hours, their updates within
+    # held_backoff_seconds * 2^(k-2) (capped) of the last hold answer 429 RATE_LIMITED; 0: off.
+    held_backoff_seconds: Annotated[int, Meta(ge=0, le=86_400)] = 0
+    held_backoff_max_seconds: Annotated[int, Meta(ge=1, le=604_800)] = 3600
 
 
 class WebSocketSettings(_Section, frozen=True):
@@ -158,9 +162,33 @@ BoardId = Annotated[str, Meta(pattern=BOARD_ID_PATTERN)]
 DEFAULT_BOARD = "global"
 
 
+class CountWindow(_Section, frozen=True):
+    """At most `count` in any rolling `window_s` seconds."""
+
+    count: Annotated[int, Meta(ge=0, le=1_000_000)]
+    window_s: Annotated[int, Meta(ge=1, le=86_400)]
+
+
+class PositiveCountWindow(CountWindow, frozen=True):
+    """A rate limit: at least one in its window (none would refuse every update)."""
+
+    count: Annotated[int, Meta(ge=1, le=1_000_000)]
+
+
+class VelocitySettings(_Section, frozen=True):
+    """The velocity rule: the user's score of the action in the last `window_s` against the
+    `windows` windows before it (formula in docs/operators.md), once `min_samples` of those had any."""
+
+    window_s: Annotated[int, Meta(ge=1, le=86_400)] = 300
+    windows: Annotated[int, Meta(ge=2, le=1000)] = 12
+    min_samples: Annotated[int, Meta(ge=1, le=1000)] = 4
+    z: Annotated[float, Meta(gt=0, le=1000)] = 3.0
+
+
 class ActionSettings(_Section, frozen=True):
     """One entry of the action catalog: what it is worth, how fast it can be done, where it counts,
-    whether a trusted server must vouch for it first, how many an hour land before the rest are held."""
+    whether a trusted server must vouch for it first, which cheat rules hold its awards for an
+    operator, and how often a user may complete it."""
 
     score: Annotated[int, Meta(ge=0, le=1_000_000_000)]
     min_seconds: Annotated[float, Meta(ge=0, le=86_400)] = 0.0
@@ -170,6 +198,16 @@ class ActionSettings(_Section, frozen=True):
     # Cheat quarantine: this user's awards of the action beyond N in any rolling hour are held for an
     # operator (held ones count); None: never held.
     hold_over_per_hour: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
+    # The same over any window: beyond `count` in `window_s` seconds (held ones count); None: never held.
+    hold_over: CountWindow | None = None
+    # Held when the user completed the action (held or not) less than this many seconds before.
+    hold_within_s: Annotated[float, Meta(gt=0, le=86_400)] | None = None
+    # Held when it would take the user's awards on one of its boards in the rolling hour past this.
+    max_score_per_hour: Annotated[int, Meta(ge=0, le=2**53)] | None = None
+    # Held when the user's score rate of the action jumps against their own history (a z-score).
+    velocity: VelocitySettings | None = None
+    # Updates of the action per user beyond this answer 429 RATE_LIMITED (the token stays usable).
+    rate_limit: PositiveCountWindow | None = None
 
 
 class BoardSettings(_Section, frozen=True):
@@ -362,6 +400,20 @@ def _check_attestations(settings: FileSettings) -> None:
             )
 
 
+def _check_rules(settings: FileSettings) -> None:
+    # Settings each valid alone but that could never work together: said at start.
+    for action, entry in settings.actions.items():
+        velocity = entry.velocity
+        if velocity is not None and velocity.min_samples > velocity.windows:
+            raise ConfigError(
+                f"actions.{action}.velocity.min_samples: {velocity.min_samples} is more than its "
+                f"{velocity.windows} windows, so the rule could never apply"
+            )
+    limits = settings.limits
+    if limits.held_backoff_seconds > limits.held_backoff_max_seconds:
+        raise ConfigError("limits.held_backoff_max_seconds: must be at least limits.held_backoff_seconds")
+
+
 def _check_auth(auth: AuthSettings) -> None:
     algorithms = auth.accepted_algorithms
     if len(set(algorithms)) != len(algorithms):
@@ -414,6 +466,7 @@ def parse_settings(raw: Mapping[str, object]) -> FileSettings:
     _check_title(settings.server.title)
     _check_boards(settings)
     _check_attestations(settings)
+    _check_rules(settings)
     _check_auth(settings.auth)
     for proxy in settings.server.trusted_proxies:
         try:

@@ -1,10 +1,12 @@
-"""Cheat quarantine: awards a cheat rule held (`[actions.X] hold_over_per_hour`), listed for
-operators, who approve one (it lands on its boards as an award does) or reject it, once. The hold
-itself happens inside the award's transaction (app/storage/operations.py)."""
+"""Cheat quarantine: awards a cheat rule held (`[actions.X] hold_over_per_hour`, `hold_over`,
+`hold_within_s`, `max_score_per_hour`, `velocity`), listed for operators with the rules that held
+them, who approve one (it lands on its boards as an award does) or reject it, once. The rules are
+checked inside the award's transaction (app/storage/rules.py)."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import msgspec
@@ -13,8 +15,9 @@ from .api.models import AwardBoard, HeldAwardData, HeldBoard, HeldListData, Held
 from .auth import Principal
 from .boards.catalog import Catalog
 from .clock import iso
+from .config import ActionSettings, LimitSettings
 from .placing import Placer, landed
-from .records import BoardPeriod, Decision, HeldAward, Move
+from .records import Backoff, BoardPeriod, Decision, HeldAward, HoldRules, Move, Velocity
 from .storage import Store
 
 log = logging.getLogger(__name__)
@@ -95,4 +98,32 @@ def _data(held: HeldAward, landed: list[AwardBoard] | None = None) -> HeldAwardD
         reason=held.reason,
         decided_at=None if held.decided_ms is None else iso(held.decided_ms),
         landed=landed or [],
+        rules=list(held.rules),
     )
+
+
+def held_backoff(limits: LimitSettings) -> Backoff | None:
+    """Repeat offenders' back-off as the award's transaction checks it; None: off."""
+    if not limits.held_backoff_seconds:
+        return None
+    return Backoff(base_ms=limits.held_backoff_seconds * 1000, max_ms=limits.held_backoff_max_seconds * 1000)
+
+
+def hold_rules(action: ActionSettings) -> HoldRules | None:
+    """The action's cheat rules as the award's transaction checks them; None: it has none."""
+    over, velocity = action.hold_over, action.velocity
+    rules = HoldRules(
+        over_per_hour=action.hold_over_per_hour,
+        over=None if over is None else (over.count, over.window_s * 1000),
+        within_ms=None if action.hold_within_s is None else math.ceil(action.hold_within_s * 1000),
+        max_score_per_hour=action.max_score_per_hour,
+        velocity=None
+        if velocity is None
+        else Velocity(
+            window_ms=velocity.window_s * 1000,
+            windows=velocity.windows,
+            min_samples=velocity.min_samples,
+            z=velocity.z,
+        ),
+    )
+    return None if rules == HoldRules() else rules

@@ -32,9 +32,35 @@ class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
     now_ms: int
     boards: tuple[BoardPeriod, ...]  # each an incr board, in the period current at `now_ms`
     attest: bool = False  # the action needs a trusted server's attestation, which the award spends
-    # Held for an operator when the user's awards of the type in the hour up to `now_ms`, this one
-    # and the held ones included, pass this; None: never held.
-    hold_over: int | None = None
+    rules: HoldRules | None = None  # the action's cheat rules; None: never held
+    backoff: Backoff | None = None  # repeat offenders' back-off; None: off
+
+
+class Velocity(msgspec.Struct, frozen=True, kw_only=True):
+    """The velocity rule: the score of the last `window_ms` against the `windows` windows before it."""
+
+    window_ms: int
+    windows: int
+    min_samples: int
+    z: float
+
+
+class HoldRules(msgspec.Struct, frozen=True, kw_only=True):
+    """An action's cheat rules, each checked inside the award's transaction; None: not set."""
+
+    over_per_hour: int | None = None  # more than this in the rolling hour (held ones count)
+    over: tuple[int, int] | None = None  # more than `count` in `window_ms` (held ones count)
+    within_ms: int | None = None  # sooner than this after the user's previous completion
+    max_score_per_hour: int | None = None  # the user's awards on any one of its boards in the hour
+    velocity: Velocity | None = None
+
+
+class Backoff(msgspec.Struct, frozen=True, kw_only=True):
+    """Repeat offenders: from the 2nd held award in 24 h, updates within `base_ms * 2^(k-2)` (at
+    most `max_ms`) of the last hold are refused."""
+
+    base_ms: int
+    max_ms: int
 
 
 class BoardPeriod(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +98,7 @@ class Award(msgspec.Struct, frozen=True, kw_only=True):
     awarded_ms: int
     changes: list[EntryChange]
     held: int | None = None  # held for an operator under this id (no changes, scores 0) until approved
+    held_by: tuple[str, ...] = ()  # the rules that held it
 
 
 class HeldAward(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,6 +117,7 @@ class HeldAward(msgspec.Struct, frozen=True, kw_only=True):
     decided_by: str | None = None
     reason: str | None = None
     decided_ms: int | None = None
+    rules: tuple[str, ...] = ()  # the cheat rules that held it
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):

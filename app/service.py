@@ -8,9 +8,12 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
+import msgspec
+
 from .api.models import (
     ActionEntry,
     ActionsData,
+    CountWindowData,
     HeldData,
     InitializeData,
     InitializeRequest,
@@ -18,12 +21,13 @@ from .api.models import (
     UpdateData,
     UpdateRequest,
     UserScoreData,
+    VelocityData,
 )
 from .auth import Principal
 from .boards.board import Board
 from .boards.catalog import Catalog
 from .clock import iso, now_ms
-from .config import ActionSettings
+from .config import ActionSettings, CountWindow
 from .errors import (
     ActionMismatch,
     ApiError,
@@ -34,12 +38,14 @@ from .errors import (
     TokenAlreadyUsed,
     UserNotFound,
 )
+from .held import hold_rules
+from .limits import Limiter
 from .logs import log_info, request_id
 from .nonces import NonceGate
 from .nonces.open import OpenGate
 from .placing import Placer, best_effort, landed
 from .ranking import TOP_SIZE, Ranking, percentile
-from .records import Award, AwardClaim, BoardPeriod, Move, TokenGrant
+from .records import Award, AwardClaim, Backoff, BoardPeriod, Move, TokenGrant
 from .storage import Store
 from .tokens import ActionClaims, ActionTokens, token_hash
 from .top_cache import TopAnswer, TopCache
@@ -47,7 +53,6 @@ from .tracing import ACTION_TYPE, Spans
 
 log = logging.getLogger(__name__)
 BOARD_UNAVAILABLE = "board_unavailable"  # why an award is held: committed, the board catches up later
-HOLD_OVER_PER_HOUR = "hold_over_per_hour"  # why an award is held: over its action's hourly limit, for an operator
 
 
 class Activity(Protocol):
@@ -86,6 +91,10 @@ def _log_award(award: Award, started: float) -> None:
     )
 
 
+def _window(window: CountWindow | None) -> CountWindowData | None:
+    return None if window is None else CountWindowData(count=window.count, window_s=window.window_s)
+
+
 def _own_user(principal: Principal, user_id: str | None) -> None:
     if user_id is not None and user_id != principal.user_id:
         raise Forbidden()
@@ -107,6 +116,8 @@ class Scoreboard:
         tokens_per_user: int | None = None,
         activity: Activity | None = None,
         spans: Spans | None = None,
+        action_limiters: dict[str, Limiter] | None = None,
+        backoff: Backoff | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
@@ -122,6 +133,9 @@ class Scoreboard:
         self.tally = AwardTally()
         self.activity = activity  # None: nobody counts the active users
         self.span = spans or Spans(None)  # the award's steps as trace spans, when tracing is on
+        self.action_limiters = action_limiters or {}  # updates per user of the action types that have a rate_limit
+        self.backoff = backoff  # repeat offenders' back-off; None: off
+        self.rules = {name: hold_rules(action) for name, action in actions.items()}
 
     async def initialize(self, principal: Principal, request: InitializeRequest) -> InitializeData:
         """Issue a token worth the catalog's score for this action, recorded before it is returned."""
@@ -166,7 +180,7 @@ class Scoreboard:
 
     def action_catalog(self) -> ActionsData:
         """Every action a client may initialize: its score, minimum time, boards, whether it needs an
-        attestation and how many an hour land before the rest are held, by type."""
+        attestation, the cheat rules that hold its awards and its rate limit, by type."""
         return ActionsData(
             actions=[
                 ActionEntry(
@@ -176,6 +190,13 @@ class Scoreboard:
                     boards=list(action.boards or (self.catalog.default,)),
                     attest=action.attest,
                     hold_over_per_hour=action.hold_over_per_hour,
+                    hold_over=_window(action.hold_over),
+                    hold_within_s=action.hold_within_s,
+                    max_score_per_hour=action.max_score_per_hour,
+                    velocity=None
+                    if action.velocity is None
+                    else VelocityData(**msgspec.structs.asdict(action.velocity)),
+                    rate_limit=_window(action.rate_limit),
                 )
                 for name, action in sorted(self.actions.items())
             ]
@@ -206,6 +227,9 @@ class Scoreboard:
                     claims, action = self._check(principal, request)
                     boards = self._boards_of(action)
                 span.set_attribute(ACTION_TYPE, claims.action_type)
+                limiter = self.action_limiters.get(claims.action_type)
+                if limiter is not None:  # before the token is touched: it stays usable
+                    await limiter.check(principal.user_id)
                 award, expires = await self._consume(principal, claims, action, boards)
             except ApiError as exc:
                 self.tally.refused[exc.code] += 1
@@ -229,8 +253,9 @@ class Scoreboard:
 
     def _held(self, award: Award) -> HeldData:
         """The answer of an award a cheat rule held."""
-        self.tally.held[award.action_type, HOLD_OVER_PER_HOUR] += 1
-        log.warning("award %s of %s held (hold_over_per_hour)", award.held, award.user_id)
+        for rule in award.held_by:
+            self.tally.held[award.action_type, rule] += 1
+        log.warning("award %s of %s held (%s)", award.held, award.user_id, ", ".join(award.held_by))
         return HeldData(
             status="held",
             id=award.held or 0,
@@ -280,7 +305,8 @@ class Scoreboard:
                         now_ms=now,
                         boards=tuple(expires),
                         attest=action.attest,
-                        hold_over=action.hold_over_per_hour,
+                        rules=self.rules.get(claims.action_type),
+                        backoff=self.backoff,
                     )
                 )
         except TokenAlreadyUsed:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .boards.catalog import Catalog
 from .clock import now_ms
-from .config import Config
+from .config import Config, PositiveCountWindow
 from .errors import ServiceUnavailable
 from .fanout import Fanout
 from .fanout.local import LocalFanout
@@ -56,10 +56,16 @@ class Parts(msgspec.Struct, kw_only=True):
     initialize_limiter: Limiter
     ip_limiter: Limiter
     handshake_limiter: Limiter  # WebSocket handshakes per client address
+    action_limiters: dict[str, Limiter]  # updates per user of each action type with a rate_limit
     contexts: list[CleanupContext]  # run once the store is open
     activity: LocalActivity | SharedActivity  # the active users, when the metrics count them
     redis: aioredis.Redis | None = None  # the Redis modes' client (the metrics ping it, read its pool)
     trips: TurnPipeline | None = None  # the award path's shared Redis round trips
+
+
+def _action_rates(config: Config) -> dict[str, PositiveCountWindow]:
+    """The action types that have a rate limit, and their limit."""
+    return {name: action.rate_limit for name, action in config.actions.items() if action.rate_limit is not None}
 
 
 def make_store(config: Config) -> Store:
@@ -98,6 +104,9 @@ def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[],
         initialize_limiter=RateLimiter(config.limits.initializes_per_minute),
         ip_limiter=RateLimiter(config.limits.ip_requests_per_minute),
         handshake_limiter=RateLimiter(config.limits.ws_handshakes_per_ip_per_minute),
+        action_limiters={
+            name: RateLimiter(rate.count, window_s=rate.window_s) for name, rate in _action_rates(config).items()
+        },
         contexts=[filled, running(Background("board-prune", prune))],
         activity=LocalActivity(),
     )
@@ -149,6 +158,11 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
         initialize_limiter=RedisRateLimiter(client, keys, "initialize", limits.initializes_per_minute, trips),
         ip_limiter=RedisRateLimiter(client, keys, "ip", limits.ip_requests_per_minute, trips),
         handshake_limiter=RedisRateLimiter(client, keys, "ws-handshake", limits.ws_handshakes_per_ip_per_minute, trips),
+        # `/` is in no action name, so the kind's end is unambiguous before a user id's `:`.
+        action_limiters={
+            name: RedisRateLimiter(client, keys, f"action/{name}/", rate.count, trips, window_s=rate.window_s)
+            for name, rate in _action_rates(config).items()
+        },
         contexts=[redis_lifetime, tasks, listening],
         activity=SharedActivity(client, keys),
         redis=client,

@@ -4,6 +4,7 @@ entries on a board (or K boards of N);
 `python -m bench boards awards|rollover [...]`: awards on several boards at once against one board
 and the bare baselines; a board period ending under load;
 `python -m bench verify [...]`: what verifying an action token and a user's bearer JWT costs, in process;
+`python -m bench rules [...]`: what the cheat rules cost an award, in process;
 `python -m bench retention [...]`: old award history purged while awards go on;
 `python -m bench windows [...]`: every client on its own live around-me window (or the top 10) of
 a big board under awards: commit -> client, delivery, server CPU per award."""
@@ -49,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--metrics", action="store_true", help="the server's Prometheus metrics on, scraped as Prometheus would"
     )
+    run.add_argument(
+        "--rules", action="store_true", help="every action with every cheat rule (none ever holds): what checking costs"
+    )
     run.add_argument("--scrape-seconds", type=float, default=d.scrape_seconds, help="between scrapes with --metrics")
     run.add_argument("--out", type=Path, help="output directory (default bench/results/<timestamp>)")
     add_bigboard(commands)
@@ -56,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     add_windows(commands)
     # Listed for the help; main() hands its arguments to bench/verify.py's own parser.
     commands.add_parser("verify", help="the cost of verifying action tokens and bearer JWTs, per call", add_help=False)
+    commands.add_parser("rules", help="what the cheat rules cost an award, in process", add_help=False)
     commands.add_parser("retention", help="old history purged under a loop of awards", add_help=False)
     report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
     report.add_argument("out", type=Path, help="the run's output directory")
@@ -299,6 +304,7 @@ def options(args: argparse.Namespace) -> Options:
         profile=args.profile,
         metrics=args.metrics,
         scrape_seconds=args.scrape_seconds,
+        rules=args.rules,
         out=out,
     )
 
@@ -309,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import verify
 
         return verify.main(argv[1:])
+    if argv[:1] == ["rules"]:
+        from . import rules
+
+        return rules.main(argv[1:])
     if argv[:1] == ["retention"]:
         from . import retention
 

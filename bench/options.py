@@ -30,6 +30,7 @@ class Options:
     drain_seconds: float = 10.0  # how long clients may take to show the final board
     profile: bool = False
     metrics: bool = False  # the server's Prometheus metrics on (its own port, scraped every scrape_seconds)
+    rules: bool = False  # every action with every cheat rule, set where no award reaches them: what checking costs
     scrape_seconds: float = 15.0
     out: Path = Path("bench/results/latest")
     seed: int = 1

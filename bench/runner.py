@@ -28,7 +28,16 @@ from .load import (
     user_token,
 )
 from .options import Options
-from .server import BENCH_LIMITS, HOST, JWT_SECRET, baseline_process, catalog, free_port, scoreboard_process
+from .server import (
+    BENCH_LIMITS,
+    HOST,
+    JWT_SECRET,
+    baseline_process,
+    catalog,
+    free_port,
+    ruled_catalog,
+    scoreboard_process,
+)
 from .stats import ratio
 from .usage import UsageGroup, UsageSampler, by_name, machine, rss_bytes
 
@@ -123,6 +132,7 @@ async def run_scoreboard(opts: Options, out: Path, workdir: Path) -> dict[str, A
         token_ttl=token_ttl,
         workers=opts.workers,
         metrics_port=metrics_port,
+        actions=ruled_catalog() if opts.rules else None,
     )
     (out / "scoreboard.log").unlink(missing_ok=True)
     server.log_path = out / "scoreboard.log"

@@ -64,6 +64,8 @@ def _toml_value(value: object) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"no TOML for {value!r}")
 
 
@@ -106,6 +108,23 @@ def bench_config(
     for name, action in (actions if actions is not None else source.get("actions", {})).items():
         tables[f"actions.{name}"] = dict(action)
     return to_toml(tables)
+
+
+# Every cheat rule at a threshold no bench award reaches (an award sooner than 1 ms after the same
+# user's previous one of the action aside): each is checked, none holds.
+UNREACHED_RULES: dict[str, Any] = {
+    "hold_over_per_hour": 1_000_000,
+    "hold_over": {"count": 1_000_000, "window_s": 60},
+    "hold_within_s": 0.001,
+    "max_score_per_hour": 2**53,
+    "velocity": {"window_s": 60, "windows": 12, "min_samples": 1, "z": 1000.0},
+}
+
+
+def ruled_catalog() -> dict[str, dict[str, Any]]:
+    """config.toml's action catalog, each action with every cheat rule (UNREACHED_RULES)."""
+    source = tomllib.loads((ROOT / "config.toml").read_text())
+    return {name: {**action, **UNREACHED_RULES} for name, action in source.get("actions", {}).items()}
 
 
 def catalog() -> dict[str, int]:

@@ -460,6 +460,11 @@ async def test_the_action_catalog_is_public(boards_client: AppClient, bearer: An
                 "boards": ["global", "weekly", "daily"],
                 "attest": False,
                 "holdOverPerHour": None,
+                "holdOver": None,
+                "holdWithinS": None,
+                "maxScorePerHour": None,
+                "velocity": None,
+                "rateLimit": None,
             },
             # The default board.
             {
@@ -469,6 +474,11 @@ async def test_the_action_catalog_is_public(boards_client: AppClient, bearer: An
                 "boards": ["global"],
                 "attest": False,
                 "holdOverPerHour": None,
+                "holdOver": None,
+                "holdWithinS": None,
+                "maxScorePerHour": None,
+                "velocity": None,
+                "rateLimit": None,
             },
             {
                 "type": "SLOW_PUZZLE",
@@ -477,6 +487,11 @@ async def test_the_action_catalog_is_public(boards_client: AppClient, bearer: An
                 "boards": ["global"],
                 "attest": False,
                 "holdOverPerHour": None,
+                "holdOver": None,
+                "holdWithinS": None,
+                "maxScorePerHour": None,
+                "velocity": None,
+                "rateLimit": None,
             },
             {
                 "type": "WEEKLY_ONLY",
@@ -485,6 +500,11 @@ async def test_the_action_catalog_is_public(boards_client: AppClient, bearer: An
                 "boards": ["weekly"],
                 "attest": False,
                 "holdOverPerHour": None,
+                "holdOver": None,
+                "holdWithinS": None,
+                "maxScorePerHour": None,
+                "velocity": None,
+                "rateLimit": None,
             },
         ]
     }

@@ -34,7 +34,7 @@ def _counting(limiter: RedisRateLimiter) -> list[int]:
 async def test_hits_arriving_together_take_one_call_and_keep_exact_limits(redis_prefix: str) -> None:
     client = connect(REDIS_URL, pool_size=4)
     try:
-        limiter = RedisRateLimiter(client, Keys(redis_prefix), "ip", per_minute=3)
+        limiter = RedisRateLimiter(client, Keys(redis_prefix), "ip", count=3)
         calls = _counting(limiter)
         results = await asyncio.gather(
             *(limiter.check("a") for _ in range(5)), *(limiter.check("b") for _ in range(2)), return_exceptions=True
@@ -44,7 +44,7 @@ async def test_hits_arriving_together_take_one_call_and_keep_exact_limits(redis_
         refused = results[3:5]
         assert all(isinstance(r, RateLimited) and int(r.headers["Retry-After"]) >= 1 for r in refused)
         # Another process sees the same counts; hits one after another are one call each.
-        other = RedisRateLimiter(client, Keys(redis_prefix), "ip", per_minute=3)
+        other = RedisRateLimiter(client, Keys(redis_prefix), "ip", count=3)
         other_calls = _counting(other)
         with pytest.raises(RateLimited):
             await other.check("a")
@@ -73,7 +73,7 @@ async def test_a_claim_sent_again_after_a_lost_reply_is_still_its_own(
 async def test_every_waiting_hit_gets_503_when_redis_is_down() -> None:
     client = connect("redis://127.0.0.1:1/0", pool_size=2)  # nothing listens on port 1
     try:
-        limiter = RedisRateLimiter(client, Keys("absent"), "ip", per_minute=10)
+        limiter = RedisRateLimiter(client, Keys("absent"), "ip", count=10)
         results = await asyncio.gather(*(limiter.check(k) for k in "aab"), return_exceptions=True)
         assert all(isinstance(r, ServiceUnavailable) for r in results), results
     finally:
@@ -105,8 +105,7 @@ async def test_two_processes_reserving_from_one_quota_let_through_the_quota_and_
     try:
         clock = Clock()  # standing still: each key stays busy, so its reservations grow
         limiters = [
-            RedisRateLimiter(c, Keys(redis_prefix), "ip", per_minute=10, reserve_at_most=4, clock=clock)
-            for c in clients
+            RedisRateLimiter(c, Keys(redis_prefix), "ip", count=10, reserve_at_most=4, clock=clock) for c in clients
         ]
         calls = [_counting(limiter) for limiter in limiters]
         allowed = [0, 0]
@@ -134,8 +133,7 @@ async def test_hits_arriving_together_in_two_processes_share_one_quota(redis_pre
     try:
         clock = Clock()
         limiters = [
-            RedisRateLimiter(c, Keys(redis_prefix), "ip", per_minute=20, reserve_at_most=3, clock=clock)
-            for c in clients
+            RedisRateLimiter(c, Keys(redis_prefix), "ip", count=20, reserve_at_most=3, clock=clock) for c in clients
         ]
         allowed = 0
         for _ in range(8):  # rounds of 3 hits on each process in one loop turn
@@ -164,7 +162,7 @@ async def test_a_reservation_grows_while_a_key_is_busy_and_shrinks_when_it_is_no
     client = connect(REDIS_URL, pool_size=2)
     try:
         clock = Clock()
-        limiter = RedisRateLimiter(client, Keys(redis_prefix), "ip", per_minute=600, clock=clock)
+        limiter = RedisRateLimiter(client, Keys(redis_prefix), "ip", count=600, clock=clock)
         assert limiter.reserve_at_most == 6  # 1 % of the quota by default
         asked = _asked(limiter)
         await limiter.check("once")
@@ -189,7 +187,7 @@ async def test_a_reservation_grows_while_a_key_is_busy_and_shrinks_when_it_is_no
 async def test_limits_under_the_share_reserve_nothing(redis_prefix: str) -> None:
     client = connect(REDIS_URL, pool_size=2)
     try:
-        limiter = RedisRateLimiter(client, Keys(redis_prefix), "update", per_minute=99, clock=Clock())
+        limiter = RedisRateLimiter(client, Keys(redis_prefix), "update", count=99, clock=Clock())
         assert limiter.reserve_at_most == 0
         asked = _asked(limiter)
         for _ in range(3):

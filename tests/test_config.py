@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 import run
-from app.config import DEV_ACTION_SECRET, DEV_JWT_SECRET, ConfigError, load_config
+from app.config import (
+    DEV_ACTION_SECRET,
+    DEV_JWT_SECRET,
+    ConfigError,
+    CountWindow,
+    PositiveCountWindow,
+    VelocitySettings,
+    load_config,
+)
 
 GOOD = """
 [server]
@@ -78,6 +86,32 @@ def test_secrets_hidden_from_repr(tmp_path: Path) -> None:
         (
             "[actions.COMPLETE_QUEST]\nscore = 1\nhold_over_per_hour = '5'\n",
             "actions.COMPLETE_QUEST.hold_over_per_hour",
+        ),
+        *(
+            (f"[actions.COMPLETE_QUEST]\nscore = 1\n{line}\n", key)
+            for line, key in [
+                ("hold_over = { count = -1, window_s = 60 }", "actions.COMPLETE_QUEST.hold_over.count"),
+                ("hold_over = { count = 5, window_s = 0 }", "actions.COMPLETE_QUEST.hold_over.window_s"),
+                ("hold_over = { count = 5 }", "actions.COMPLETE_QUEST.hold_over"),
+                ("hold_over = { count = 5, window_s = 60, per = 1 }", "per"),
+                ("hold_over = 5", "actions.COMPLETE_QUEST.hold_over"),
+                ("hold_within_s = 0", "actions.COMPLETE_QUEST.hold_within_s"),
+                ("hold_within_s = 'soon'", "actions.COMPLETE_QUEST.hold_within_s"),
+                ("max_score_per_hour = -1", "actions.COMPLETE_QUEST.max_score_per_hour"),
+                ("max_score_per_hour = 9007199254740993", "actions.COMPLETE_QUEST.max_score_per_hour"),
+                ("velocity = { z = 0 }", "actions.COMPLETE_QUEST.velocity.z"),
+                ("velocity = { windows = 1 }", "actions.COMPLETE_QUEST.velocity.windows"),
+                ("velocity = { sigma = 3 }", "sigma"),
+                ("velocity = { windows = 3, min_samples = 4 }", "actions.COMPLETE_QUEST.velocity.min_samples"),
+                ("rate_limit = { count = 0, window_s = 60 }", "actions.COMPLETE_QUEST.rate_limit.count"),
+                ("rate_limit = { count = 5, window_s = 86401 }", "actions.COMPLETE_QUEST.rate_limit.window_s"),
+                ("ratelimit = { count = 5, window_s = 60 }", "ratelimit"),
+            ]
+        ),
+        (GOOD + "\n[limits]\nheld_backoff_seconds = -1\n", "limits.held_backoff_seconds"),
+        (
+            GOOD + "\n[limits]\nheld_backoff_seconds = 600\nheld_backoff_max_seconds = 60\n",
+            "limits.held_backoff_max_seconds",
         ),
         # An action nobody may attest could never be awarded.
         ("[actions.COMPLETE_QUEST]\nscore = 1\nattest = true\n", "actions.COMPLETE_QUEST.attest"),
@@ -164,6 +198,15 @@ def test_shipped_config_examples_work_once_uncommented(tmp_path: Path) -> None:
         20,
         None,
     )
+    chest = config.actions["OPEN_CHEST"]
+    assert (chest.hold_over, chest.hold_within_s, chest.max_score_per_hour, chest.rate_limit) == (
+        CountWindow(count=5, window_s=60),
+        2.0,
+        150,
+        PositiveCountWindow(count=30, window_s=60),
+    )
+    assert chest.velocity == VelocitySettings(window_s=300, windows=12, min_samples=4, z=3.0)
+    assert (config.limits.held_backoff_seconds, config.limits.held_backoff_max_seconds) == (0, 3600)
     assert config.auth.jwks_url is not None and config.auth.accepted_algorithms == ("RS256", "ES256", "EdDSA")
 
 

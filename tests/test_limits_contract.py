@@ -18,7 +18,7 @@ from app.redis_client import Keys, connect
 from .contracts import LOCAL, REDIS, redis_prefix_for
 from .isolation import REDIS_URL
 
-MakeLimiter = Callable[[int], Limiter]
+MakeLimiter = Callable[..., Limiter]  # (count, window_s=60.0)
 MakeSlots = Callable[[int], ConnectionSlots]
 
 
@@ -30,16 +30,16 @@ def prefix(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 async def makers(prefix: str | None) -> AsyncIterator[tuple[MakeLimiter, MakeSlots]]:
-    """Makers of rate limiters (by hits per minute) and of slots (by limit) of one implementation;
+    """Makers of rate limiters (by hits per window, a minute unless said) and of slots (by limit) of one implementation;
     each made one counts apart from the others (a kind of its own in Redis)."""
     if prefix is None:
-        yield RateLimiter, LocalSlots
+        yield (lambda count, window_s=60.0: RateLimiter(count, window_s=window_s)), LocalSlots
         return
     client = connect(REDIS_URL, pool_size=4)
     keys, kinds = Keys(prefix), itertools.count()
 
-    def limiter(per_minute: int) -> Limiter:
-        return RedisRateLimiter(client, keys, f"kind{next(kinds)}", per_minute)
+    def limiter(count: int, window_s: float = 60.0) -> Limiter:
+        return RedisRateLimiter(client, keys, f"kind{next(kinds)}", count, window_s=window_s)
 
     def slots(limit: int) -> ConnectionSlots:
         return RedisSlots(client, keys, f"kind{next(kinds)}", limit)
@@ -103,6 +103,18 @@ async def test_keys_are_independent(make_limiter: MakeLimiter) -> None:
     await _refused(limiter, "b", 3)
     await _refused(limiter, "a", 3)
     await limiter.check("c")
+
+
+async def test_a_window_other_than_a_minute_refills_at_its_own_pace(make_limiter: MakeLimiter) -> None:
+    # 3 in 10 minutes: after the burst one hit's worth comes back in 200 s, where 3 a minute would
+    # wait 20 s at most.
+    limiter = make_limiter(3, window_s=600)
+    for _ in range(3):
+        await limiter.check("a")
+    with pytest.raises(RateLimited) as info:
+        await limiter.check("a")
+    assert 190 <= int(info.value.headers["Retry-After"]) <= 200
+    await limiter.check("b")
 
 
 # -- connection slots

@@ -145,6 +145,24 @@ async def test_refusals_and_rate_limits_by_code_and_limit(make_client: MakeClien
 
 
 @EMBEDDED
+async def test_cheat_rules_and_action_rate_limits_by_name(make_client: MakeClient, bearer: Any) -> None:
+    chest = {"score": 1, "hold_over": {"count": 0, "window_s": 60}, "hold_within_s": 60}
+    limited = {"score": 1, "rate_limit": {"count": 1, "window_s": 60}}
+    client = await make_client(metrics=METRICS_ON, actions={"OPEN_CHEST": chest, "LIMITED": limited})
+    flow, scrape = Flow(client, bearer), scraper(client)
+    for action_id in ("c1", "c2"):
+        assert (await flow.submit(await flow.token("alice", action_id, "OPEN_CHEST"), "alice", action_id)).status == 202
+    for action_id, status in (("l1", 200), ("l2", 429)):
+        assert (await flow.submit(await flow.token("alice", action_id, "LIMITED"), "alice", action_id)).status == status
+    samples = await scrape()
+    # The first was held by hold_over alone (nothing before it); the second by both rules.
+    held = {"action": "OPEN_CHEST", "board": "global"}
+    assert value(samples, "scoreboard_awards_held_total", **held, reason="hold_over") == 2
+    assert value(samples, "scoreboard_awards_held_total", **held, reason="hold_within_s") == 1
+    assert value(samples, "scoreboard_rate_limited_total", limit="actions.LIMITED.rate_limit") == 1
+
+
+@EMBEDDED
 async def test_award_held_off_the_board(metered: tuple[Flow, Scrape], monkeypatch: pytest.MonkeyPatch) -> None:
     flow, scrape = metered
     token = await flow.token("alice", "q1")

@@ -12,7 +12,7 @@ import pytest
 
 from app.config import ConfigError, load_config
 from app.errors import ActionAlreadyCompleted
-from app.records import Decision
+from app.records import Decision, HoldRules
 from app.retention import DAY_MS, RESCAN_MS, Retention
 from app.storage import Store
 
@@ -25,7 +25,7 @@ async def _award(store: Store, user: str, action: str, at: int, *, hold: bool = 
     nonce = f"{user}-{action}"
     await store.grant(grant(nonce, user=user, action=action, issued=at))
     award_claim = claim(nonce, user=user, action=action, now=at + 1)
-    await store.award(msgspec.structs.replace(award_claim, hold_over=0) if hold else award_claim)
+    await store.award(msgspec.structs.replace(award_claim, rules=HoldRules(over_per_hour=0)) if hold else award_claim)
 
 
 async def _rows(store: Store, table: str) -> list[tuple[Any, ...]]:

@@ -24,6 +24,7 @@ from .models import (
     BoardEntry,
     BoardsData,
     BoardTopData,
+    CountWindowData,
     DecisionRequest,
     HealthData,
     HeldAwardData,
@@ -52,6 +53,7 @@ from .models import (
     UserBoard,
     UserBoardsData,
     UserScoreData,
+    VelocityData,
 )
 from .moderation_data import (
     ActData,
@@ -155,7 +157,17 @@ ACTIONS = Example(
             ActionEntry(type="DEFEAT_BOSS", score=500, min_seconds=30.0, boards=["global", "weekly"], attest=False),
             ActionEntry(type="WIN_RACE", score=250, min_seconds=0.0, boards=["global", "weekly"], attest=True),
             ActionEntry(
-                type="OPEN_CHEST", score=10, min_seconds=0.0, boards=["global"], attest=False, hold_over_per_hour=20
+                type="OPEN_CHEST",
+                score=10,
+                min_seconds=0.0,
+                boards=["global"],
+                attest=False,
+                hold_over_per_hour=20,
+                hold_over=CountWindowData(count=5, window_s=60),
+                hold_within_s=2.0,
+                max_score_per_hour=150,
+                velocity=VelocityData(window_s=300, windows=12, min_samples=4, z=3.0),
+                rate_limit=CountWindowData(count=30, window_s=60),
             ),
         ]
     )
@@ -323,6 +335,7 @@ _HELD = HeldAwardData(
     reason=None,
     decided_at=None,
     landed=[],
+    rules=["hold_over_per_hour", "velocity"],
 )
 HELD = Example(data=HeldListData(held=[_HELD], next_after=None))
 APPROVE = Example(

@@ -81,6 +81,52 @@ class ActionEntry(_Model):
             "held for an operator: 202 with status `held` (null: never held)"
         ),
     ] = None
+    hold_over: Annotated[
+        CountWindowData | None,
+        Meta(description="Updates beyond `count` in any rolling `windowS` seconds (held ones count) are held"),
+    ] = None
+    hold_within_s: Annotated[
+        float | None,
+        Meta(
+            description="An update sooner than this many seconds after the user's previous completion of this "
+            "action (held or not) is held"
+        ),
+    ] = None
+    max_score_per_hour: Annotated[
+        int | None,
+        Meta(
+            description="An update that would take the user's awards on one of its boards in the rolling hour "
+            "past this is held"
+        ),
+    ] = None
+    velocity: Annotated[
+        VelocityData | None,
+        Meta(description="An update whose window's score is an outlier against the user's earlier windows is held"),
+    ] = None
+    rate_limit: Annotated[
+        CountWindowData | None,
+        Meta(
+            description="Updates beyond `count` in `windowS` seconds answer 429 RATE_LIMITED with Retry-After "
+            "(the token stays usable)"
+        ),
+    ] = None
+
+
+class CountWindowData(_Model):
+    """At most `count` in `windowS` seconds."""
+
+    count: int
+    window_s: int
+
+
+class VelocityData(_Model):
+    """The velocity rule (docs/operators.md has the formula): the user's score of the action in the last
+    `windowS` seconds against the `windows` windows before it, once `minSamples` of them had any."""
+
+    window_s: int
+    windows: int
+    min_samples: int
+    z: float
 
 
 class ActionsData(_Model):
@@ -471,6 +517,13 @@ class HeldAwardData(_Model):
     reason: str | None
     decided_at: Timestamp | None
     landed: Annotated[list[AwardBoard], Meta(description="Where an approval landed it (empty otherwise)")]
+    rules: Annotated[
+        list[str],
+        Meta(
+            description="The cheat rules that held it: hold_over_per_hour, hold_over, hold_within_s, "
+            "max_score_per_hour, velocity"
+        ),
+    ]
 
 
 class HeldListData(_Model):

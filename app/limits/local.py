@@ -11,11 +11,12 @@ _SWEEP_EVERY = 4096
 
 
 class RateLimiter:
-    """At most `per_minute` hits a minute per key, smoothly refilled; in-process."""
+    """At most `count` hits in `window_s` seconds (a minute unless said) per key, smoothly refilled;
+    in-process."""
 
-    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 60.0 / per_minute  # one hit's worth of refill
-        self.tolerance = self.interval * (per_minute - 1)  # the burst a full bucket allows
+    def __init__(self, count: int, *, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = window_s / count  # one hit's worth of refill
+        self.tolerance = self.interval * (count - 1)  # the burst a full bucket allows
         self._clock = clock
         self._tat: dict[str, float] = {}  # theoretical arrival time per key
         self._hits = 0

@@ -80,7 +80,7 @@ class _Budget:
 
 
 class RedisRateLimiter:
-    """At most `per_minute` hits a minute per key across all processes. The hits that arrive
+    """At most `count` hits in `window_s` seconds (a minute unless said) per key across all processes. The hits that arrive
     together (one loop turn) are counted in one script call: a round trip per request would
     cost more than the request. A key this process sees often also reserves a few hits with
     that call (up to `reserve_at_most`, by default 1 % of the quota and at most RESERVE_MOST),
@@ -92,19 +92,20 @@ class RedisRateLimiter:
         client: aioredis.Redis,
         keys: Keys,
         kind: str,
-        per_minute: int,
+        count: int,
         trips: TurnPipeline | None = None,
         *,
+        window_s: float = 60.0,
         reserve_at_most: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
         self.kind = kind
-        self.interval_ms = 60_000 / per_minute
-        self.tolerance_ms = self.interval_ms * (per_minute - 1)
+        self.interval_ms = window_s * 1000 / count
+        self.tolerance_ms = self.interval_ms * (count - 1)
         if reserve_at_most is None:
-            reserve_at_most = min(per_minute // RESERVE_SHARE, RESERVE_MOST)
+            reserve_at_most = min(count // RESERVE_SHARE, RESERVE_MOST)
         self.reserve_at_most = reserve_at_most
         self._clock = clock
         self._script = client.register_script(_GCRA)

@@ -54,7 +54,8 @@ class Families:
             "scoreboard_awards_held",
             "Awards committed but held off the board, by action type, board and reason "
             "(board_unavailable: the ranking was down; the board catches up from the database; "
-            "hold_over_per_hour: over the action's hourly limit, held for an operator).",
+            "or a cheat rule, held for an operator: hold_over_per_hour, hold_over, hold_within_s, "
+            "max_score_per_hour, velocity; an award two rules held counts under each).",
             ["action", "board", "reason"],
             registry=r,
         )

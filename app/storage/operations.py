@@ -6,8 +6,7 @@ statements synchronously on the loop, and asyncpg, which awaits them."""
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -43,14 +42,11 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
+from .rules import RuleChecks
 from .schema import Dialect
+from .steps import Row, Steps
 
-T = TypeVar("T")
-HOUR_MS = 3_600_000  # the rolling window of `hold_over_per_hour`
 MAX_VALUE = 2**53  # scores and subscores are integers within ±2^53 (exact in JSON numbers and Redis)
-Row = tuple[Any, ...] | None
-Query = tuple[str, tuple[Any, ...]]
-Steps = Generator[Query, Row, T]  # yields queries, is sent each one's first row, returns the answer
 
 # Usernames are NOT NULL, so `<>` says what SQLite's IS NOT and PostgreSQL's IS DISTINCT FROM would.
 UPSERT_USER = (
@@ -176,13 +172,13 @@ PURGE_ATTESTATIONS = "DELETE FROM attestations WHERE created_at < $1"
 # Held awards (cheat quarantine). An award counts its user's awards of its type in the rolling hour
 # after its own history row is inserted, which locked the user (where rows are locked): two awards
 # racing past the limit take turns, and the second counts the first.
-AWARDS_IN_HOUR = "SELECT COUNT(*) FROM score_history WHERE user_id = $1 AND action_type = $2 AND created_at > $3"
 HELD_COLUMNS = (
-    "id, award_id, user_id, action_type, action_id, score, boards, created_at, status, decided_by, reason, decided_at"
+    "id, award_id, user_id, action_type, action_id, score, boards, created_at, status, decided_by, reason, "
+    "decided_at, rules"
 )
 HOLD = (
-    "INSERT INTO held_awards (award_id, user_id, action_type, action_id, score, boards, status, created_at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING id"
+    "INSERT INTO held_awards (award_id, user_id, action_type, action_id, score, boards, status, created_at, rules) "
+    "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8) RETURNING id"
 )
 HELD = f"SELECT {HELD_COLUMNS} FROM held_awards WHERE id = $1"  # noqa: S608 - constants only
 HELD_LIST = f"SELECT {HELD_COLUMNS} FROM held_awards WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3"  # noqa: S608
@@ -233,6 +229,7 @@ def token_problem(claim: AwardClaim, token: Row) -> ApiError | None:
 
 
 _board_periods = msgspec.json.Decoder(tuple[BoardPeriod, ...])
+_rule_names = msgspec.json.Decoder(tuple[str, ...])
 
 
 def board_periods_text(boards: tuple[BoardPeriod, ...]) -> str:
@@ -242,7 +239,7 @@ def board_periods_text(boards: tuple[BoardPeriod, ...]) -> str:
 
 def held_award(row: Any) -> HeldAward:
     """A held award from its row (HELD_COLUMNS)."""
-    held_id, award_id, user_id, action_type, action_id, score, boards, created, status, by, reason, decided = row
+    held_id, award_id, user_id, action_type, action_id, score, boards, created, status, by, reason, decided, rules = row
     return HeldAward(
         id=held_id,
         award_id=award_id,
@@ -256,6 +253,7 @@ def held_award(row: Any) -> HeldAward:
         decided_by=by,
         reason=reason,
         decided_ms=decided,
+        rules=_rule_names.decode(rules),
     )
 
 
@@ -378,7 +376,7 @@ class Operations:
         self.attestation = sql(ATTESTATION)
         self.spend_attestation = sql(SPEND_ATTESTATION)
         self.purge_attestations = sql(PURGE_ATTESTATIONS)
-        self.awards_in_hour = sql(AWARDS_IN_HOUR)
+        self.rules = RuleChecks(dialect)
         self.hold = sql(HOLD)
         self.held = sql(HELD)
         self.held_list = sql(HELD_LIST)
@@ -422,8 +420,10 @@ class Operations:
         """Consume the token, record the history row, raise the score: three statements, each
         answering what the next needs (RETURNING). The slow path, a refusal, says why. An action that
         needs an attestation finds it before the first write and spends it with the award. One over
-        its hourly limit is held instead (`Award.held`): token spent and history row kept, no board touched."""
+        a cheat rule holds is kept instead (`Award.held`): token spent and history row kept, no board
+        touched. A repeat offender in back-off is refused before anything is read or written."""
         now = claim.now_ms
+        yield from self.rules.backoff(claim)
         if claim.attest and (yield self.attestation, (claim.user_id, claim.action_id)) is None:
             raise (yield from self._unattested(claim))
         token = yield (
@@ -449,11 +449,10 @@ class Operations:
         (award_id,) = history
         if claim.attest:
             yield self.spend_attestation, (claim.user_id, claim.action_id)
-        if claim.hold_over is not None:
-            counted = yield self.awards_in_hour, (claim.user_id, claim.action_type, now - HOUR_MS)
-            assert counted is not None  # an aggregate answers one row
-            if counted[0] > claim.hold_over:
-                return (yield from self._hold(claim, award_id, increment))
+        if claim.rules is not None and (
+            broken := (yield from self.rules.broken(claim, claim.rules, award_id, increment))
+        ):
+            return (yield from self._hold(claim, award_id, increment, broken))
         changes = []
         for where in claim.boards:
             changes.append((yield from self._add(where, claim.user_id, award_id, increment, now)))
@@ -473,9 +472,9 @@ class Operations:
             changes=changes,
         )
 
-    def _hold(self, claim: AwardClaim, award_id: int, increment: int) -> Steps[Award]:
-        """Keep an award for an operator, with the board periods it would have landed on now; the
-        award, held under its id, with no changes."""
+    def _hold(self, claim: AwardClaim, award_id: int, increment: int, broken: tuple[str, ...]) -> Steps[Award]:
+        """Keep an award for an operator, with the board periods it would have landed on now and the
+        rules it broke; the award, held under its id, with no changes."""
         row = yield (
             self.hold,
             (
@@ -486,6 +485,7 @@ class Operations:
                 increment,
                 board_periods_text(claim.boards),
                 claim.now_ms,
+                msgspec.json.encode(broken).decode(),
             ),
         )
         assert row is not None  # RETURNING answers the inserted row
@@ -501,6 +501,7 @@ class Operations:
             awarded_ms=claim.now_ms,
             changes=[],
             held=row[0],
+            held_by=broken,
         )
 
     def decide(self, decision: Decision) -> Steps[tuple[HeldAward, Award | None]]:

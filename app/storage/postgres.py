@@ -33,11 +33,12 @@ from ..records import (
 )
 from . import moderation
 from .moderation import Places
-from .operations import Operations, Steps, held_award, kept_notice, standing, user_record
+from .operations import Operations, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
+from .steps import Steps
 
 log = logging.getLogger(__name__)
 

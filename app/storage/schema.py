@@ -246,6 +246,21 @@ _MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        # Cheat rules: which rules held an award (JSON list; those held before were all held by
+        # hold_over_per_hour), and the indexes that let each rule read only the user's own rows:
+        # score_history by user, action type and time (counts, the last completion, velocity
+        # windows), board_history by user, board and time (the score an hour on a board), and
+        # held_awards by user and time (repeat offenders' back-off). The first two also hold what
+        # the sums add (score_change; award_id and value): the rules read the index alone.
+        8,
+        """
+        ALTER TABLE held_awards ADD COLUMN rules TEXT NOT NULL DEFAULT '["hold_over_per_hour"]';
+        CREATE INDEX idx_score_history_user_type ON score_history (user_id, action_type, created_at, score_change);
+        CREATE INDEX idx_board_history_user ON board_history (user_id, board, created_at, award_id, value);
+        CREATE INDEX idx_held_awards_user ON held_awards (user_id, created_at)
+        """,
+    ),
+    (
         # Retention (storage/retention.py): an award's row may be deleted once no board change
         # refers to it, which the index finds (and the foreign key's check needs, else every deleted
         # award reads board_history whole); the (user, actionId) pairs of deleted awards are kept.

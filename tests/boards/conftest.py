@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from .scene import AppClient, Clock, app_with_clock, boards_config
+from app.auth import UserAuth
+
+from .scene import AppClient, Boards, Clock, app_with_clock, boards_config
 
 
 @pytest.fixture
@@ -22,3 +24,15 @@ async def client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any], cl
     """An app with the boards of scene.py over this test's storage."""
     app_client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
     return app_client
+
+
+@pytest.fixture
+def boards(client: AppClient, bearer: Any) -> Boards:
+    """The board routes against `client`."""
+    return Boards(client, bearer)
+
+
+@pytest.fixture
+def operator(user_auth: UserAuth) -> dict[str, str]:
+    """An operator's Authorization header."""
+    return {"Authorization": f"Bearer {user_auth.issue('ops-1', name='Ops', roles=('admin',))}"}

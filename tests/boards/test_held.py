@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from app.auth import UserAuth
-
 from ..conftest import Flow, Snapshot, envelope
 from ..live_client import recv_type, subscribed
 from .scene import ACTIONS, NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
@@ -29,18 +27,6 @@ async def client(aiohttp_client: Any, db_path: Path, storage: dict[str, Any], cl
     config = boards_config(db_path, storage, actions={**ACTIONS, "OPEN_CHEST": CHEST})
     app_client: AppClient = await aiohttp_client(app_with_clock(config, clock))
     return app_client
-
-
-@pytest.fixture
-def boards(client: AppClient, bearer: Any) -> Boards:
-    """The board routes against `client`."""
-    return Boards(client, bearer)
-
-
-@pytest.fixture
-def operator(user_auth: UserAuth) -> dict[str, str]:
-    """An operator's Authorization header."""
-    return {"Authorization": f"Bearer {user_auth.issue('ops-1', name='Ops', roles=('admin',))}"}
 
 
 async def chest(flow: Flow, user: str, action_id: str, status: int = 200) -> Any:

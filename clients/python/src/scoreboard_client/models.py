@@ -38,6 +38,11 @@ class ActionEntry(_Model):
     boards: list[str]
     attest: bool
     hold_over_per_hour: int | None = None
+    hold_over: CountWindowData | None = None
+    hold_within_s: float | None = None
+    max_score_per_hour: int | None = None
+    velocity: VelocityData | None = None
+    rate_limit: CountWindowData | None = None
 
 
 class ActionsData(_Model):
@@ -171,6 +176,13 @@ class BoardTopData(_Model):
 
 class BoardsData(_Model):
     boards: list[BoardData]
+
+
+class CountWindowData(_Model):
+    """At most `count` in `windowS` seconds."""
+
+    count: int
+    window_s: int
 
 
 class DecisionRequest(_Model):
@@ -321,6 +333,7 @@ class HeldAwardData(_Model):
     reason: str | None
     decided_at: str | None
     landed: list[AwardBoard]
+    rules: list[str]
 
 
 class HeldBoard(_Model):
@@ -593,6 +606,17 @@ class UserScoreData(_Model):
     score: int
     rank: int | None
     percentile: float | None
+
+
+class VelocityData(_Model):
+    """The velocity rule (docs/operators.md has the formula): the user's score of the action in the
+    last `windowS` seconds against the `windows` windows before it, once `minSamples` of them had
+    any."""
+
+    window_s: int
+    windows: int
+    min_samples: int
+    z: float
 
 
 class WipedData(_Model):
