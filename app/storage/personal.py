@@ -59,6 +59,8 @@ REJECT_PENDING = (
 )
 MOVE_HELD = "UPDATE held_awards SET user_id = $2 WHERE user_id = $1"
 MOVE_DECIDED = "UPDATE held_awards SET decided_by = $2 WHERE decided_by = $1"  # an operator's decisions
+# The audit chain's key of the subject goes with their rows, which still verify (storage/chain.py).
+MOVE_SUBJECT = "UPDATE audit_subjects SET subject = $2 WHERE subject = $1"
 DELETE_ENTRIES = "DELETE FROM board_entries WHERE user_id = $1 RETURNING board, period"
 DELETE_TOKENS = "DELETE FROM action_tokens WHERE user_id = $1"
 DELETE_NOTICES = "DELETE FROM notices WHERE user_id = $1"
@@ -82,7 +84,7 @@ class Statements:
         self.attestations, self.held = sql(ATTESTATIONS), sql(HELD)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
         self.reject_pending = sql(REJECT_PENDING)
-        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED))
+        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED), sql(MOVE_SUBJECT))
         self.delete_entries = sql(DELETE_ENTRIES)
         self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES), sql(DELETE_ATTESTATIONS))
         self.delete_user = sql(DELETE_USER)

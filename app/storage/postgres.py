@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -27,6 +27,7 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
+from .chain import SEALING_LOCK, ChainStatements, ChainSteps, seal, triggers
 from .operations import Operations, Steps, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
@@ -36,6 +37,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(POSTGRES)
 PERSONAL = Statements(POSTGRES)
+CHAIN = ChainStatements(POSTGRES)
+TRIGGERS = triggers(POSTGRES)
+# The chain's triggers in this schema; (re)created only when one is missing, since replacing a
+# trigger locks its table against writes for a moment, at every process's start.
+CHAIN_TRIGGERS = (
+    "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE 'audit%'"
+)
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
 PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
 # A batch of notices in one round trip each (the shared steps would take one per notice and user).
@@ -75,7 +84,7 @@ async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
         return answer
 
 
-async def _run_rows(conn: asyncpg.Connection, steps: RowSteps) -> list[tuple[str, str]]:
+async def _run_rows(conn: asyncpg.Connection, steps: RowSteps | ChainSteps) -> Any:
     """Run steps that are sent every row of each query, on one connection."""
     try:
         query, args = next(steps)
@@ -83,8 +92,7 @@ async def _run_rows(conn: asyncpg.Connection, steps: RowSteps) -> list[tuple[str
             rows = await conn.fetch(query, *args)
             query, args = steps.send([tuple(row) for row in rows])
     except StopIteration as done:
-        answer: list[tuple[str, str]] = done.value
-        return answer
+        return done.value
 
 
 class PostgresStore:
@@ -110,6 +118,9 @@ class PostgresStore:
                             await conn.execute(statement)
                         await conn.execute(POSTGRES.sql(RECORD), version, int(time.time()))
                         log.info("applied migration %s", version)
+                if len({row[0] for row in await conn.fetch(CHAIN_TRIGGERS)}) < sum(" TRIGGER " in s for s in TRIGGERS):
+                    for statement in TRIGGERS:
+                        await conn.execute(statement)
         except BaseException:
             await pool.close()
             raise
@@ -263,7 +274,19 @@ class PostgresStore:
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user in one transaction."""
         async with self._transaction() as conn:
-            return await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+            # Not while a sealer runs: it could seal a row under the subject key this renames.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SEALING_LOCK)
+            shelves: list[tuple[str, str]] = await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+            return shelves
+
+    async def seal(self, limit: int) -> int:
+        """Seal up to `limit` queued rows onto the audit chain, unless another process is sealing
+        (then 0); how many were queued."""
+        async with self._transaction() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALING_LOCK):
+                return 0
+            sealed: int = await _run_rows(conn, seal(CHAIN, limit=limit, now_ms=now_ms()))
+            return sealed
 
     async def purge_attestations(self, created_before_ms: int) -> int:
         """Forget unspent attestations made before this time."""

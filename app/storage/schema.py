@@ -220,6 +220,43 @@ _MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX idx_held_awards_status ON held_awards (status, id)
         """,
     ),
+    (
+        # The audit chain (storage/chain.py): rows of the history made final and not sealed yet
+        # (queued by triggers, created at start from chain.CHAINED), the chain itself, each
+        # subject's random key (what a row's digest holds instead of a user id), and the checkpoints
+        # retention leaves. The history kept before this version is queued for sealing.
+        7,
+        """
+        CREATE TABLE audit_queue (
+            tbl TEXT NOT NULL,
+            row_id {bigint} NOT NULL,
+            queued_at {bigint} NOT NULL,
+            PRIMARY KEY (tbl, row_id)
+        );
+        CREATE TABLE audit_chain (
+            seq {bigint} PRIMARY KEY,
+            tbl TEXT NOT NULL,
+            row_id {bigint} NOT NULL,
+            digest TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            sealed_at {bigint} NOT NULL,
+            UNIQUE (tbl, row_id)
+        );
+        CREATE TABLE audit_subjects (
+            subject TEXT PRIMARY KEY,
+            key TEXT NOT NULL
+        );
+        CREATE TABLE audit_checkpoints (
+            seq {bigint} PRIMARY KEY,
+            hash TEXT NOT NULL,
+            made_at {bigint} NOT NULL
+        );
+        INSERT INTO audit_queue (tbl, row_id, queued_at) SELECT 'score_history', id, created_at FROM score_history;
+        INSERT INTO audit_queue (tbl, row_id, queued_at) SELECT 'board_history', id, created_at FROM board_history;
+        INSERT INTO audit_queue (tbl, row_id, queued_at)
+            SELECT 'held_awards', id, decided_at FROM held_awards WHERE status <> 'pending'
+        """,
+    ),
 ]
 
 

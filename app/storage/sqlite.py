@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
@@ -27,6 +27,7 @@ from ..records import (
     WriteOutcome,
 )
 from .backup import ServingLock
+from .chain import ChainStatements, ChainSteps, seal, triggers
 from .group_commit import GroupCommit, Write
 from .operations import Operations, Steps, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(SQLITE)
 PERSONAL = Statements(SQLITE)
+CHAIN = ChainStatements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
 PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_tokens WHERE expires_at < ? LIMIT ?)"
@@ -66,17 +68,16 @@ def _steps(steps: Steps[T]) -> Write[T]:
     return write
 
 
-def _row_steps(steps: RowSteps) -> Write[list[tuple[str, str]]]:
+def _row_steps(steps: RowSteps | ChainSteps) -> Write[Any]:
     """A write that runs steps that are sent every row of each query."""
 
-    def write(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    def write(db: sqlite3.Connection) -> Any:
         try:
             sql, args = next(steps)
             while True:
                 sql, args = steps.send(db.execute(sql, args).fetchall())
         except StopIteration as done:
-            answer: list[tuple[str, str]] = done.value
-            return answer
+            return done.value
 
     return write
 
@@ -185,6 +186,8 @@ class SqliteStore:
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
+        for statement in triggers(SQLITE):  # IF NOT EXISTS: changes nothing once they are there
+            await conn.execute(statement)
 
     async def close(self) -> None:
         """Commit queued writes, stop the writer, close the file and let go of the serving lock;
@@ -336,7 +339,16 @@ class SqliteStore:
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user, in a savepoint of the group commit."""
-        return await self.writer.write(_in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms))))
+        shelves: list[tuple[str, str]] = await self.writer.write(
+            _in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms)))
+        )
+        return shelves
+
+    async def seal(self, limit: int) -> int:
+        """Seal up to `limit` queued rows onto the audit chain, in the group commit (whose write
+        lock makes this the only sealer of the file); how many were queued."""
+        sealed: int = await self.writer.write(_row_steps(seal(CHAIN, limit=limit, now_ms=now_ms())))
+        return sealed
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int) -> list[Notice]:
         """Keep notices, in one write of the group commit (one statement for all of them: a write
