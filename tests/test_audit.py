@@ -95,7 +95,7 @@ async def _seal_all(store: Store) -> int:
 
 
 async def _history(store: Store) -> None:
-    """Three users' awards on two boards, a trusted write, and a held award an operator rejected."""
+    """Three users' awards on two boards, a held award an operator rejected and one approved."""
     for i, user in enumerate(("alice", "bob", "carol")):
         await store.grant(grant(f"n{i}", user=user, action=f"a{i}"))
         await store.award(claim(f"n{i}", user=user, action=f"a{i}", boards=BOARDS))
@@ -103,14 +103,22 @@ async def _history(store: Store) -> None:
     held = await store.award(msgspec.structs.replace(claim("n-held", user="alice", action="a-held"), hold_over=0))
     assert held.held is not None
     await store.decide(Decision(held_id=held.held, approve=False, operator="op-1", reason="too fast", now_ms=3000))
+    # Approved after its score_history row was sealed: landing sets that row's copy of the scores.
+    await store.grant(grant("n-ok", user="bob", action="a-ok"))
+    kept = await store.award(msgspec.structs.replace(claim("n-ok", user="bob", action="a-ok"), hold_over=0))
+    assert kept.held is not None
+    await _seal_all(store)
+    await store.decide(
+        Decision(held_id=kept.held, approve=True, operator="op-1", reason="fine", now_ms=3000, boards=BOARDS[:1])
+    )
 
 
 async def test_the_chain_seals_every_final_row_and_verifies(dsn: str | None, store: Store, tmp_path: Path) -> None:
     await _history(store)
-    assert await _seal_all(store) == 4 + 6 + 1  # awards, board changes, the decided held award
+    assert await _seal_all(store) == 2  # the approval's board change, the decided held award
     intact, line = await _verify(dsn, store, tmp_path)
     assert intact, line
-    assert "ok, 11 entries intact" in line and "pending" not in line
+    assert "ok, 14 entries intact" in line and "pending" not in line
     # Written after the last seal: pending, not bad.
     await store.grant(grant("n9", user="dave", action="a9"))
     await store.award(claim("n9", user="dave", action="a9"))
@@ -141,7 +149,7 @@ TAMPERS = {
             "VALUES ('global', 'all', 'bob', 500, 600, 2500)",
             "DELETE FROM audit_queue",
         ],
-        "board_history id 7: not in the chain",
+        "board_history id 8: not in the chain",
         "",
     ),
     "entry rewritten": (
@@ -187,7 +195,7 @@ async def test_the_command_line_verifies_and_anchors(dsn: str | None, store: Sto
     anchored = _cli(env, "anchor")
     assert anchored.returncode == 0, anchored.stderr
     head, _, seq = anchored.stdout.split()
-    assert len(head) == 64 and head != GENESIS and seq == "11"
+    assert len(head) == 64 and head != GENESIS and seq == "14"
     assert anchored.stdout.strip() == await asyncio.to_thread(anchor_command, _settings(dsn, store, tmp_path))
     # Later awards keep the anchor in the chain.
     await store.grant(grant("n9", user="dave", action="a9"))
@@ -195,7 +203,7 @@ async def test_the_command_line_verifies_and_anchors(dsn: str | None, store: Sto
     await _seal_all(store)
     ok = _cli(env, "verify", "--anchor", head)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "ok, 13 entries intact, head seq 13" in ok.stdout and f"anchor {head} is in it" in ok.stdout
+    assert "ok, 16 entries intact, head seq 16" in ok.stdout and f"anchor {head} is in it" in ok.stdout
     elsewhere = _cli(env, "verify", "--anchor", "ab" * 32)
     assert elsewhere.returncode == 1 and f"anchor {'ab' * 32}: not in the chain" in elsewhere.stdout
     await _sql(dsn, store, "UPDATE score_history SET action_id = 'forged' WHERE id = 3")
@@ -242,7 +250,7 @@ async def test_a_purged_prefix_leaves_a_checkpoint(dsn: str | None, store: Store
     for table, row_id in purged:  # what retention deletes with them
         await _sql(dsn, store, f"DELETE FROM {table} WHERE id = $1", row_id)
     intact, line = await _verify(dsn, store, tmp_path, anchor=head.split()[0])
-    assert intact and "9 entries after the checkpoint at seq 2 intact" in line, line
+    assert intact and "12 entries after the checkpoint at seq 2 intact" in line, line
     assert not await _steps(dsn, store, lambda st: forget(st, through_seq=2, now_ms=5000))  # gone already
     await _sql(dsn, store, "DELETE FROM audit_chain WHERE seq = 3")
     intact, line = await _verify(dsn, store, tmp_path)
@@ -258,7 +266,7 @@ async def _awards(store: Store, users: range, start: int) -> None:
     await asyncio.gather(*(store.award(claim(g.nonce, user=g.user_id, action=g.action_id, now=start)) for g in grants))
 
 
-async def _seal_while(store: Store, writing: asyncio.Task[Any]) -> None:
+async def _seal_while(store: Store, writing: asyncio.Future[Any]) -> None:
     sealer = Sealer(store, page=256)
     while not writing.done():
         await sealer.catch_up()
