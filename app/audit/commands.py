@@ -90,7 +90,10 @@ def verify_command(settings: FileSettings, *, anchor: str | None = None) -> tupl
     if report.pending:
         assert report.oldest_pending_ms is not None  # a queued row has its time
         age = max(0, now_ms() - report.oldest_pending_ms) / 1000
-        pending = f"; {report.pending} rows pending sealing (the oldest queued {age:.1f} s ago, at {iso(report.oldest_pending_ms)})"
+        pending = (
+            f"; {report.pending} rows were pending sealing as it began "
+            f"(the oldest queued {age:.1f} s before, at {iso(report.oldest_pending_ms)})"
+        )
     since = f" after the checkpoint at seq {report.first_seq}" if report.first_seq else ""
     anchored = f"; anchor {anchor} is in it" if anchor is not None else ""
     return True, (

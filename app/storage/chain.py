@@ -12,8 +12,8 @@ One chain, not one per board: score_history rows and held awards belong to no si
 erasure or an operator's decision spans boards, and an operator anchors one head.
 
 Subjects (user ids, operators) are personal data and an erasure rewrites them to a pseudonym, so
-they are not hashed as they are: each subject has a random key in `audit_subjects`, and the digest
-holds the key. An erasure renames the subject's key row with its rows, so their digests still hold,
+they are not hashed as they are: each subject has a random key in `audit_subjects` (under a digest
+of its id), and the digest holds the key. An erasure renames the subject's key row with its rows, so their digests still hold,
 and once the user's id is gone the key links the pseudonym to nothing. A row moved to another
 subject, alone, no longer matches.
 
@@ -228,11 +228,19 @@ def _rows_of(
     return found
 
 
+def subject_id(user_id: str) -> str:
+    """How `audit_subjects` names a subject: a digest of the user id, so that no further table
+    holds the id itself (an export or an erasure looks for it in the tables that do)."""
+    return hashlib.sha256(b"subject|" + user_id.encode()).hexdigest()
+
+
 def _subject_keys(st: ChainStatements, subjects: set[str]) -> Generator[Query, Rows, dict[str, str]]:
+    """The keys of these subjects that have one, by user id."""
     if not subjects:
         return {}
-    ordered = sorted(subjects)
-    return {subject: key for subject, key in (yield st.keys(len(ordered)), tuple(ordered))}
+    named = {subject_id(subject): subject for subject in subjects}
+    ordered = sorted(named)
+    return {named[subject]: key for subject, key in (yield st.keys(len(ordered)), tuple(ordered))}
 
 
 def _row_digest(c: Chained, row: tuple[Any, ...], keys: dict[str, str]) -> str:
@@ -266,7 +274,7 @@ def seal(
     keys = yield from _subject_keys(st, subjects)
     if missing := sorted(subjects - keys.keys()):
         added = [(subject, new_key()) for subject in missing]
-        yield st.add_keys(len(added)), _flat(added)
+        yield st.add_keys(len(added)), _flat([(subject_id(subject), key) for subject, key in added])
         keys.update(added)
     entries = []
     # Sorted within the page, so a page reads as the history does; the chain's order is the sealer's.
@@ -305,7 +313,7 @@ class Report(msgspec.Struct, kw_only=True):
     last_seq: int
     head: str
     entries: int
-    pending: int  # rows queued, not sealed yet
+    pending: int  # rows queued, not sealed yet, when the walk began
     oldest_pending_ms: int | None
     problem: str | None = None
 
@@ -315,19 +323,21 @@ def verify(st: ChainStatements, *, anchor: str | None = None, page: int = 1000, 
     its row's digest; then look for final rows neither sealed nor queued. The Report names the first
     bad row (or entry); an `anchor` (a head printed earlier) must still be in the chain."""
     checkpoint = yield st.checkpoint, ()
+    # Counted as the walk begins: a row sealed while it goes on is walked if a later page holds it.
+    ((pending, oldest),) = yield st.pending, ()
     seq, previous = (int(checkpoint[0][0]), str(checkpoint[0][1])) if checkpoint else (0, GENESIS)
     first = seq
     anchored = anchor is None or anchor == previous
     checked = 0
 
-    def report(problem: str | None, pending: int = 0, oldest: int | None = None) -> Report:
+    def report(problem: str | None) -> Report:
         return Report(
             first_seq=first,
             last_seq=seq,
             head=previous,
             entries=checked,
-            pending=pending,
-            oldest_pending_ms=oldest,
+            pending=int(pending),
+            oldest_pending_ms=None if oldest is None else int(oldest),
             problem=problem,
         )
 
@@ -365,8 +375,7 @@ def verify(st: ChainStatements, *, anchor: str | None = None, page: int = 1000, 
             yield NEW_PAGE
     if not anchored:
         return report(f"anchor {anchor}: not in the chain (the history up to it was rewritten, or purged)")
-    ((pending, oldest),) = yield st.pending, ()
-    return report(None, int(pending), None if oldest is None else int(oldest))
+    return report(None)
 
 
 def _key_name(table: str) -> str:
