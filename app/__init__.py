@@ -62,6 +62,7 @@ from .metrics.tally import HttpTally
 from .overtakes import Overtakes
 from .placing import Placer
 from .privacy import PersonalData
+from .retention import Retention
 from .service import Scoreboard
 from .storage import Store
 from .tasks import Background, CleanupContext, pause, running
@@ -102,11 +103,11 @@ async def _admission_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[ADMISSION].released()
 
 
-async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
+async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes, retention: Retention) -> None:
     # Expired tokens are refused by their `exp` before the database is asked, so their rows
     # are dead weight; the unique nonce in score_history still guards against any replay.
     # Idempotency-Keys answer retries for limits.idempotency_hours, then go, and so do attestations
-    # no award spent; notices after 7 days.
+    # no award spent; notices after 7 days; the award history after storage.history_retention_days.
     while True:
         await pause(TOKEN_PURGE_SECONDS)
         try:
@@ -120,6 +121,8 @@ async def _purge(store: Store, keys_kept_ms: int, overtakes: Overtakes) -> None:
                 log.info("forgot %d attestations no award spent", unspent)
             if aged := await overtakes.purge():
                 log.info("purged %d notices past their kept time", aged)
+            if old := await retention.purge():
+                log.info("purged %d history rows past storage.history_retention_days", old)
         except Exception:
             log.exception("token purge failed")
 
@@ -318,7 +321,12 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))
     kept_ms = config.limits.idempotency_hours * 3_600_000
     purge = running(
-        Background("token-purge", lambda: _purge(parts.store, kept_ms, overtakes)),
+        Background(
+            "token-purge",
+            lambda: _purge(
+                parts.store, kept_ms, overtakes, Retention(parts.store, config.storage.history_retention_days, clock)
+            ),
+        ),
         Background("board-catalog", admin.run),
         Background("audit-sealer", Sealer(parts.store).run),
     )

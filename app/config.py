@@ -76,6 +76,8 @@ class StorageSettings(_Section, frozen=True):
     redis_pool_size: Annotated[int, Meta(ge=2, le=10_000)] = 64
     database_url: str = ""
     database_pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
+    # Award history older than this many days is deleted (app/retention.py); 0: kept for ever.
+    history_retention_days: Annotated[int, Meta(ge=0, le=36_500)] = 0
 
 
 Claim = Annotated[str, Meta(min_length=1, max_length=256)]

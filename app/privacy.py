@@ -16,6 +16,7 @@ from .api.personal_data import (
     ExportedAttestation,
     ExportedAward,
     ExportedChange,
+    ExportedCompletion,
     ExportedEntry,
     ExportedHeld,
     ExportedToken,
@@ -139,6 +140,7 @@ class PersonalData:
                 )
                 for i, t, a, score, status, reason, at, decided in kept.held
             ],
+            completed_actions=[ExportedCompletion(action_id=a, completed_at=iso(at)) for a, at in kept.completed],
         )
 
     async def erase_self(self, principal: Principal) -> ErasedData:

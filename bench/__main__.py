@@ -4,6 +4,7 @@ entries on a board (or K boards of N);
 `python -m bench boards awards|rollover [...]`: awards on several boards at once against one board
 and the bare baselines; a board period ending under load;
 `python -m bench verify [...]`: what verifying an action token and a user's bearer JWT costs, in process;
+`python -m bench retention [...]`: old award history purged while awards go on;
 `python -m bench windows [...]`: every client on its own live around-me window (or the top 10) of
 a big board under awards: commit -> client, delivery, server CPU per award."""
 
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
     add_windows(commands)
     # Listed for the help; main() hands its arguments to bench/verify.py's own parser.
     commands.add_parser("verify", help="the cost of verifying action tokens and bearer JWTs, per call", add_help=False)
+    commands.add_parser("retention", help="old history purged under a loop of awards", add_help=False)
     report = commands.add_parser("report", help="print result.md again from a result.json (after a report change)")
     report.add_argument("out", type=Path, help="the run's output directory")
     return p
@@ -307,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import verify
 
         return verify.main(argv[1:])
+    if argv[:1] == ["retention"]:
+        from . import retention
+
+        return retention.main(argv[1:])
     args = parser().parse_args(argv)
     if args.command == "report":
         import json

@@ -21,6 +21,7 @@ import pytest
 from app.api.keys import CONFIG
 from app.audit.commands import anchor_command, verify_command
 from app.audit.sealer import Sealer
+from app.clock import now_ms
 from app.config import FileSettings
 from app.records import BoardPeriod, Decision
 from app.storage import Store
@@ -37,11 +38,12 @@ WEEKLY = BoardPeriod(board="weekly", period="2026-W49")
 BOARDS = (BoardPeriod(board="global", period="all"), WEEKLY)
 
 
-def _settings(dsn: str | None, store: Store, tmp_path: Path) -> FileSettings:
+def _settings(dsn: str | None, store: Store, tmp_path: Path, *, retention_days: int = 0) -> FileSettings:
+    kept = {"history_retention_days": retention_days}
     if dsn:
-        return make_config(tmp_path / "unused.db", {"database_url": dsn}).settings
+        return make_config(tmp_path / "unused.db", {"database_url": dsn, **kept}).settings
     assert isinstance(store, SqliteStore)
-    return make_config(Path(store.path)).settings
+    return make_config(Path(store.path), kept).settings
 
 
 async def _sql(dsn: str | None, store: Store, statement: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -242,15 +244,43 @@ async def test_an_erasure_keeps_the_chain_verifying(dsn: str | None, store: Stor
     assert not intact and "score_history id 3 " in line, line
 
 
+async def test_rows_retention_deleted_still_verify(dsn: str | None, store: Store, tmp_path: Path) -> None:
+    """Rows older than `history_retention_days` may be gone (retention deleted them); a younger row
+    gone is named."""
+    await _history(store)
+    await _seal_all(store)
+    later = now_ms() + 2 * 86_400_000
+    swept = await store.sweep_changes(0, later)  # what the retention of 1 day deletes two days on
+    assert swept.deleted > 0
+    settings = _settings(dsn, store, tmp_path, retention_days=1)
+    intact, line = await asyncio.to_thread(verify_command, settings, now=later)
+    assert intact and f"({swept.deleted} of their rows deleted by retention)" in line, line
+    intact, line = await asyncio.to_thread(verify_command, settings)  # today: too young to be retention's
+    assert not intact and "FAILED at board_history id " in line and ": deleted" in line, line
+    intact, again = await asyncio.to_thread(verify_command, _settings(dsn, store, tmp_path), now=later)
+    assert again == line  # no retention configured: nothing may go
+
+
 async def test_a_purged_prefix_leaves_a_checkpoint(dsn: str | None, store: Store, tmp_path: Path) -> None:
     await _history(store)
     await _seal_all(store)
     head = await asyncio.to_thread(anchor_command, _settings(dsn, store, tmp_path))
-    # Seqs 1 and 2: board_history 1 and held_awards 1 (nothing refers to them).
     purged = await _sql(dsn, store, "SELECT tbl, row_id FROM audit_chain WHERE seq <= 2")
     assert await _steps(dsn, store, lambda st: forget(st, through_seq=2, now_ms=5000))
-    for table, row_id in purged:  # what retention deletes with them
-        await _sql(dsn, store, f"DELETE FROM {table} WHERE id = $1", row_id)
+    # The purge deletes those entries' rows with them (here whatever refers to them: the test's
+    # rows are not retention's choice; a forgotten entry's row must be gone, or it is unchained).
+    deletes = [(f"DELETE FROM {table} WHERE id = $1", row_id) for table, row_id in purged]
+    if dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("SET session_replication_role = replica")  # no foreign key checks
+            for statement, row_id in deletes:
+                await conn.execute(statement, row_id)
+        finally:
+            await conn.close()
+    else:
+        for statement, row_id in deletes:
+            await _sql(dsn, store, statement, row_id)  # this connection does not check foreign keys
     intact, line = await _verify(dsn, store, tmp_path, anchor=head.split()[0])
     assert intact and "12 entries after the checkpoint at seq 2 intact" in line, line
     assert not await _steps(dsn, store, lambda st: forget(st, through_seq=2, now_ms=5000))  # gone already

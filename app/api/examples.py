@@ -59,6 +59,7 @@ from .personal_data import (
     ExportedAttestation,
     ExportedAward,
     ExportedChange,
+    ExportedCompletion,
     ExportedEntry,
     ExportedToken,
     ExportedUser,
@@ -261,6 +262,7 @@ EXPORT = Example(
         notifications=[PASSED],
         attestations=[ExportedAttestation(action_id="race-42", service="racer", created_at=NOW)],
         held=[],
+        completed_actions=[ExportedCompletion(action_id="tutorial", completed_at=EARLIER)],
     )
 )
 ERASED = Example(data=ErasedData(erased=True))

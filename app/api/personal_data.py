@@ -85,9 +85,17 @@ class ExportedHeld(_Model):
     decided_at: Timestamp | None
 
 
+class ExportedCompletion(_Model):
+    """An action the user completed whose award the history no longer keeps (retention): it
+    cannot be completed again."""
+
+    action_id: str
+    completed_at: Timestamp
+
+
 class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
-    attestations and held awards."""
+    attestations, held awards and the actions completed before the kept history."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -97,6 +105,7 @@ class ExportData(_Model):
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
     held: list[ExportedHeld]
+    completed_actions: list[ExportedCompletion]
 
 
 class ErasedData(_Model):

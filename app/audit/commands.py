@@ -14,9 +14,14 @@ import asyncpg
 
 from ..clock import iso, now_ms
 from ..config import FileSettings
+from ..retention import DAY_MS
 from ..storage.backup import read_only
 from ..storage.chain import NEW_PAGE, ChainStatements, ChainSteps, Report, head, verify
 from ..storage.schema import POSTGRES, SQLITE
+
+# A row's time in the chain is the database's clock, its age for retention the server's: this much
+# difference between them is allowed.
+CLOCK_SLACK_MS = 300_000
 
 
 class AuditError(Exception):
@@ -81,20 +86,26 @@ def _read(settings: FileSettings, make: Any) -> Any:
     return _on_sqlite(storage.sqlite_path, make(ChainStatements(SQLITE)))
 
 
-def verify_command(settings: FileSettings, *, anchor: str | None = None) -> tuple[bool, str]:
-    """Whether the configured store's chain is intact (and holds `anchor`), and the line to print."""
-    report: Report = _read(settings, lambda st: verify(st, anchor=anchor))
+def verify_command(settings: FileSettings, *, anchor: str | None = None, now: int | None = None) -> tuple[bool, str]:
+    """Whether the configured store's chain is intact (and holds `anchor`), and the line to print;
+    rows older than `storage.history_retention_days` at `now` (ms) may be gone."""
+    now = now_ms() if now is None else now
+    days = settings.storage.history_retention_days
+    purged_before = now - days * DAY_MS + CLOCK_SLACK_MS if days else None
+    report: Report = _read(settings, lambda st: verify(st, anchor=anchor, purged_before_ms=purged_before))
     if report.problem is not None:
         return False, f"audit verify: FAILED at {report.problem}; the {report.entries} entries before it are intact"
     pending = ""
     if report.pending:
         assert report.oldest_pending_ms is not None  # a queued row has its time
-        age = max(0, now_ms() - report.oldest_pending_ms) / 1000
+        age = max(0, now - report.oldest_pending_ms) / 1000
         pending = (
             f"; {report.pending} rows were pending sealing as it began "
             f"(the oldest queued {age:.1f} s before, at {iso(report.oldest_pending_ms)})"
         )
     since = f" after the checkpoint at seq {report.first_seq}" if report.first_seq else ""
+    if report.purged:
+        since += f" ({report.purged} of their rows deleted by retention)"
     anchored = f"; anchor {anchor} is in it" if anchor is not None else ""
     return True, (
         f"audit verify: ok, {report.entries} entries{since} intact, head seq {report.last_seq} "

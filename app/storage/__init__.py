@@ -21,6 +21,7 @@ from ..records import (
     WriteOutcome,
 )
 from .personal import Kept
+from .retention import Swept
 
 
 class Store(Protocol):
@@ -113,6 +114,14 @@ class Store(Protocol):
 
     async def personal_data(self, user_id: str) -> Kept | None:
         """Every row kept about a user (storage/personal.py), or None for an unknown user."""
+
+    async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
+        """Delete the board changes made before `before_ms` in one window of ids after `cursor`,
+        but those an entry points at (storage/retention.py)."""
+
+    async def sweep_awards(self, cursor: int, before_ms: int) -> Swept:
+        """Delete the awards made before `before_ms` in one window of ids after `cursor` that no
+        change or held award refers to, keeping their (user, actionId) (storage/retention.py)."""
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user under a pseudonym in one transaction (storage/personal.py); the (board,

@@ -6,7 +6,8 @@ makes the row final, so finding unsealed rows costs nothing per tick: the queue 
 whatever the size of the history. A sealer (one at a time: the SQLite writer's lock, or a
 PostgreSQL advisory lock) appends queued rows to `audit_chain` in the order it finds them:
 `digest` = H(table, key, hashed columns, subject keys), `hash` = H(previous hash, seq, table, key,
-digest). Commit order does not matter (PostgreSQL's ids commit out of order): no watermark.
+digest, when the row became final). Commit order does not matter (PostgreSQL's ids commit out of
+order): no watermark.
 
 One chain, not one per board: score_history rows and held awards belong to no single board, an
 erasure or an operator's decision spans boards, and an operator anchors one head.
@@ -17,8 +18,10 @@ of its id), and the digest holds the key. An erasure renames the subject's key r
 and once the user's id is gone the key links the pseudonym to nothing. A row moved to another
 subject, alone, no longer matches.
 
-Retention purges a prefix of the chain with `forget`: the last purged entry's seq and hash stay
-in `audit_checkpoints`, and `verify` starts from there."""
+Retention (`storage.history_retention_days`) deletes old rows but keeps their entries: `verify`
+accepts an entry whose row is gone when the row became final before the retention cutoff, and
+names it when younger. `forget` drops a prefix of the chain whose rows are gone: the last dropped
+entry's seq and hash stay in `audit_checkpoints`, and `verify` starts from there."""
 
 from __future__ import annotations
 
@@ -147,9 +150,9 @@ def digest(table: str, key: int, values: tuple[Any, ...], subject_keys: tuple[st
     return hashlib.sha256(msgspec.json.encode([table, key, list(values), list(subject_keys)])).hexdigest()
 
 
-def link(previous: str, seq: int, table: str, key: int, row_digest: str) -> str:
+def link(previous: str, *, seq: int, table: str, key: int, row_digest: str, final_ms: int) -> str:
     """An entry's hash: it follows from the previous entry's, so altering or removing one breaks every later one."""
-    return hashlib.sha256(f"{previous}|{seq}|{table}|{key}|{row_digest}".encode()).hexdigest()
+    return hashlib.sha256(f"{previous}|{seq}|{table}|{key}|{row_digest}|{final_ms}".encode()).hexdigest()
 
 
 def _marks(dialect: Dialect, count: int, start: int = 1) -> str:
@@ -162,11 +165,11 @@ class ChainStatements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         sql = dialect.sql
-        self.queued = sql("SELECT tbl, row_id FROM audit_queue LIMIT $1")
+        self.queued = sql("SELECT tbl, row_id, queued_at FROM audit_queue LIMIT $1")
         self.head = "SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1"
         self.checkpoint = "SELECT seq, hash FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
         self.entries = sql(
-            "SELECT seq, tbl, row_id, digest, hash FROM audit_chain WHERE seq > $1 ORDER BY seq LIMIT $2"
+            "SELECT seq, tbl, row_id, digest, hash, final_at FROM audit_chain WHERE seq > $1 ORDER BY seq LIMIT $2"
         )
         self.entry = sql("SELECT seq, hash FROM audit_chain WHERE seq = $1")
         self.pending = "SELECT COUNT(*), MIN(queued_at) FROM audit_queue"
@@ -199,9 +202,9 @@ class ChainStatements:
         return "INSERT INTO audit_subjects (subject, key) VALUES " + self._tuples(count, 2)  # noqa: S608 - marks
 
     def add_entries(self, count: int) -> str:
-        """`count` chain entries (seq, tbl, row_id, digest, hash, sealed_at)."""
+        """`count` chain entries (seq, tbl, row_id, digest, hash, final_at)."""
         values = self._tuples(count, 6)
-        return "INSERT INTO audit_chain (seq, tbl, row_id, digest, hash, sealed_at) VALUES " + values  # noqa: S608 - marks
+        return "INSERT INTO audit_chain (seq, tbl, row_id, digest, hash, final_at) VALUES " + values  # noqa: S608 - marks
 
     def dequeue(self, count: int) -> str:
         """Delete `count` queued keys of one table (the table first, then the keys)."""
@@ -256,9 +259,7 @@ def _subjects_in(rows: dict[tuple[str, int], tuple[Any, ...]]) -> set[str]:
     return found
 
 
-def seal(
-    st: ChainStatements, *, limit: int, now_ms: int, new_key: Callable[[], str] = lambda: secrets.token_hex(16)
-) -> ChainSteps:
+def seal(st: ChainStatements, *, limit: int, new_key: Callable[[], str] = lambda: secrets.token_hex(16)) -> ChainSteps:
     """Append up to `limit` queued rows to the chain, in one transaction that holds the sealing
     lock; how many were queued (a full page: there may be more)."""
     queued = yield st.queued, (limit,)
@@ -267,7 +268,7 @@ def seal(
     head = (yield st.head, ()) or (yield st.checkpoint, ())
     seq, previous = (int(head[0][0]), str(head[0][1])) if head else (0, GENESIS)
     wanted: dict[str, list[int]] = {}
-    for table, key in queued:
+    for table, key, _ in queued:
         wanted.setdefault(table, []).append(int(key))
     rows = yield from _rows_of(st, wanted)
     subjects = _subjects_in(rows)
@@ -277,15 +278,15 @@ def seal(
         yield st.add_keys(len(added)), _flat([(subject_id(subject), key) for subject, key in added])
         keys.update(added)
     entries = []
-    # Sorted within the page, so a page reads as the history does; the chain's order is the sealer's.
-    for table, key in sorted(queued, key=lambda q: (int(q[1]), q[0])):
+    # Sorted within the page by when each row became final; the chain's order is the sealer's.
+    for table, key, final_ms in sorted(queued, key=lambda q: (int(q[2]), int(q[1]), q[0])):
         row = rows.get((table, int(key)))
         if row is None:  # a table no longer declared, or a row gone before it was sealed: nothing to seal
             continue
         seq += 1
         row_digest = _row_digest(BY_TABLE[table], row, keys)
-        previous = link(previous, seq, table, int(key), row_digest)
-        entries.append((seq, table, int(key), row_digest, previous, now_ms))
+        previous = link(previous, seq=seq, table=table, key=int(key), row_digest=row_digest, final_ms=int(final_ms))
+        entries.append((seq, table, int(key), row_digest, previous, int(final_ms)))
     for start in range(0, len(entries), 100):  # 600 parameters a statement
         chunk = entries[start : start + 100]
         yield st.add_entries(len(chunk)), _flat(chunk)
@@ -312,23 +313,32 @@ class Report(msgspec.Struct, kw_only=True):
     first_seq: int  # the checkpoint's seq (0 without one): entries after it were checked
     last_seq: int
     head: str
-    entries: int
+    entries: int  # checked, the purged ones included
+    purged: int  # entries whose row retention deleted
     pending: int  # rows queued, not sealed yet, when the walk began
     oldest_pending_ms: int | None
     problem: str | None = None
 
 
-def verify(st: ChainStatements, *, anchor: str | None = None, page: int = 1000, id_page: int = 50_000) -> ChainSteps:
+def verify(
+    st: ChainStatements,
+    *,
+    anchor: str | None = None,
+    purged_before_ms: int | None = None,
+    page: int = 1000,
+    id_page: int = 50_000,
+) -> ChainSteps:
     """Walk the chain in seq order, a page per read transaction, recomputing each entry's hash and
     its row's digest; then look for final rows neither sealed nor queued. The Report names the first
-    bad row (or entry); an `anchor` (a head printed earlier) must still be in the chain."""
+    bad row (or entry); an `anchor` (a head printed earlier) must still be in the chain. A row gone
+    that became final before `purged_before_ms` was retention's to delete: counted, not bad."""
     checkpoint = yield st.checkpoint, ()
     # Counted as the walk begins: a row sealed while it goes on is walked if a later page holds it.
     ((pending, oldest),) = yield st.pending, ()
     seq, previous = (int(checkpoint[0][0]), str(checkpoint[0][1])) if checkpoint else (0, GENESIS)
     first = seq
     anchored = anchor is None or anchor == previous
-    checked = 0
+    checked = purged = 0
 
     def report(problem: str | None) -> Report:
         return Report(
@@ -336,6 +346,7 @@ def verify(st: ChainStatements, *, anchor: str | None = None, page: int = 1000, 
             last_seq=seq,
             head=previous,
             entries=checked,
+            purged=purged,
             pending=int(pending),
             oldest_pending_ms=None if oldest is None else int(oldest),
             problem=problem,
@@ -343,20 +354,22 @@ def verify(st: ChainStatements, *, anchor: str | None = None, page: int = 1000, 
 
     while entries := (yield st.entries, (seq, page)):
         wanted: dict[str, list[int]] = {}
-        for _, table, key, _, _ in entries:
+        for _, table, key, _, _, _ in entries:
             wanted.setdefault(table, []).append(int(key))
         rows = yield from _rows_of(st, {t: k for t, k in wanted.items() if t in BY_TABLE})
         keys = yield from _subject_keys(st, _subjects_in(rows))
-        for entry_seq, table, key, sealed, entry_hash in entries:
+        for entry_seq, table, key, sealed, entry_hash, final_ms in entries:
             where = f"{table} {_key_name(table)} {key} (chain seq {entry_seq})"
             if entry_seq != seq + 1:
                 return report(f"audit_chain seq {seq + 1}: missing (the chain goes from seq {seq} to {entry_seq})")
-            if link(previous, entry_seq, table, key, sealed) != entry_hash:
+            if link(previous, seq=entry_seq, table=table, key=key, row_digest=sealed, final_ms=final_ms) != entry_hash:
                 return report(f"{where}: the chain entry was altered or inserted (its hash does not follow)")
             row = rows.get((table, int(key)))
-            if row is None:
+            if row is None and purged_before_ms is not None and final_ms < purged_before_ms:
+                purged += 1
+            elif row is None:
                 return report(f"{where}: deleted")
-            if _row_digest(BY_TABLE[table], row, keys) != sealed:
+            elif _row_digest(BY_TABLE[table], row, keys) != sealed:
                 return report(f"{where}: altered since it was sealed")
             seq, previous = entry_seq, entry_hash
             checked += 1

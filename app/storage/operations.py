@@ -57,7 +57,11 @@ UPSERT_USER = (
     "ON CONFLICT (id) DO UPDATE SET username = excluded.username, updated_at = excluded.updated_at "
     "WHERE users.username <> excluded.username"
 )
-ACTION_DONE = "SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2"
+# An award's row, or its pair kept when retention deleted the row (storage/retention.py).
+ACTION_DONE = (
+    "SELECT 1 FROM score_history WHERE user_id = $1 AND action_id = $2 "
+    "UNION ALL SELECT 1 FROM completed_actions WHERE user_id = $1 AND action_id = $2"
+)
 UNUSED_TOKENS = (
     "SELECT COUNT(*), MIN(expires_at) FROM action_tokens WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2"
 )

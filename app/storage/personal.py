@@ -11,7 +11,7 @@ it whole, which is rare and runs on the reading connection or in its own transac
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -19,9 +19,10 @@ from ..errors import UserNotFound
 from .chain import subject_id
 from .schema import Dialect
 
+T = TypeVar("T")
 Rows = list[tuple[Any, ...]]
 # Yields queries, is sent each one's rows (all of them), returns the answer.
-RowSteps = Generator[tuple[str, tuple[Any, ...]], Rows, list[tuple[str, str]]]
+RowSteps = Generator[tuple[str, tuple[Any, ...]], Rows, T]
 
 USER = "SELECT id, username, created_at, updated_at FROM users WHERE id = $1"
 ENTRIES = (
@@ -51,6 +52,7 @@ HELD = (
 
 LOCK = "SELECT username FROM users WHERE id = $1{row_lock}"
 ADD_PSEUDONYM = "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2)"
+COMPLETED = "SELECT action_id, completed_at FROM completed_actions WHERE user_id = $1 ORDER BY completed_at, action_id"
 MOVE_AWARDS = "UPDATE score_history SET user_id = $2 WHERE user_id = $1"
 MOVE_CHANGES = "UPDATE board_history SET user_id = $2 WHERE user_id = $1"
 # A pending held award of an erased user is rejected: approved, it would land under the pseudonym.
@@ -59,6 +61,7 @@ REJECT_PENDING = (
     "WHERE user_id = $1 AND status = 'pending'"
 )
 MOVE_HELD = "UPDATE held_awards SET user_id = $2 WHERE user_id = $1"
+MOVE_COMPLETED = "UPDATE completed_actions SET user_id = $2 WHERE user_id = $1"
 MOVE_DECIDED = "UPDATE held_awards SET decided_by = $2 WHERE decided_by = $1"  # an operator's decisions
 # The audit chain's key of the subject goes with their rows, which still verify (storage/chain.py):
 # parameters are the two subject ids (chain.subject_id).
@@ -83,10 +86,10 @@ class Statements:
         sql = dialect.sql
         self.user, self.entries, self.awards = sql(USER), sql(ENTRIES), sql(AWARDS)
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
-        self.attestations, self.held = sql(ATTESTATIONS), sql(HELD)
+        self.attestations, self.held, self.completed = sql(ATTESTATIONS), sql(HELD), sql(COMPLETED)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
         self.reject_pending = sql(REJECT_PENDING)
-        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED))
+        self.move = (sql(MOVE_AWARDS), sql(MOVE_CHANGES), sql(MOVE_HELD), sql(MOVE_DECIDED), sql(MOVE_COMPLETED))
         self.move_subject = sql(MOVE_SUBJECT)
         self.delete_entries = sql(DELETE_ENTRIES)
         self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES), sql(DELETE_ATTESTATIONS))
@@ -95,7 +98,7 @@ class Statements:
         self.naming_answers, self.rewrite_answer = sql(NAMING_ANSWERS), sql(REWRITE_ANSWER)
 
 
-def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps:
+def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps[list[tuple[str, str]]]:
     """Erase a user in one transaction: the (board, period) pairs they were on. USER_NOT_FOUND,
     having changed nothing, for an unknown user."""
     if not (yield st.lock, (user_id,)):
@@ -132,6 +135,7 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     notices: list[tuple[Any, ...]]
     attestations: list[tuple[Any, ...]]
     held: list[tuple[Any, ...]]  # awards a cheat rule held
+    completed: list[tuple[Any, ...]]  # (actionId, time) of awards retention deleted
 
 
 def mentions(user_id: str, field: str) -> str:

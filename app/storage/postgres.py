@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
@@ -27,9 +27,11 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
-from .chain import SEALING_LOCK, ChainStatements, ChainSteps, seal, triggers
+from .chain import SEALING_LOCK, ChainStatements, seal, triggers
 from .operations import Operations, Steps, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
+from .retention import Statements as RetentionStatements
+from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ CHAIN_TRIGGERS = (
     "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
     "WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE 'audit%'"
 )
+RETENTION = RetentionStatements(POSTGRES)
+SWEEP_WINDOW = 1000  # rows a retention transaction looks at
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
 PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
 # A batch of notices in one round trip each (the shared steps would take one per notice and user).
@@ -84,7 +88,7 @@ async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
         return answer
 
 
-async def _run_rows(conn: asyncpg.Connection, steps: RowSteps | ChainSteps) -> Any:
+async def _run_rows(conn: asyncpg.Connection, steps: RowSteps[T]) -> T:
     """Run steps that are sent every row of each query, on one connection."""
     try:
         query, args = next(steps)
@@ -92,7 +96,8 @@ async def _run_rows(conn: asyncpg.Connection, steps: RowSteps | ChainSteps) -> A
             rows = await conn.fetch(query, *args)
             query, args = steps.send([tuple(row) for row in rows])
     except StopIteration as done:
-        return done.value
+        answer: T = done.value
+        return answer
 
 
 class PostgresStore:
@@ -256,8 +261,9 @@ class PostgresStore:
                 PERSONAL.notices,
                 PERSONAL.attestations,
                 PERSONAL.held,
+                PERSONAL.completed,
             )
-            entries, awards, changes, tokens, notices, attestations, held = [
+            entries, awards, changes, tokens, notices, attestations, held, completed = [
                 [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
             ]
         return Kept(
@@ -269,6 +275,7 @@ class PostgresStore:
             notices=notices,
             attestations=attestations,
             held=held,
+            completed=completed,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
@@ -285,8 +292,18 @@ class PostgresStore:
         async with self._transaction() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALING_LOCK):
                 return 0
-            sealed: int = await _run_rows(conn, seal(CHAIN, limit=limit, now_ms=now_ms()))
+            sealed: int = await _run_rows(conn, seal(CHAIN, limit=limit))
             return sealed
+
+    async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old board changes (storage/retention.py) in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, sweep_changes(RETENTION, cursor, before_ms, SWEEP_WINDOW))
+
+    async def sweep_awards(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old awards nothing refers to (storage/retention.py) in one transaction."""
+        async with self._transaction() as conn:
+            return await _run_rows(conn, sweep_awards(RETENTION, cursor, before_ms, SWEEP_WINDOW))
 
     async def purge_attestations(self, created_before_ms: int) -> int:
         """Forget unspent attestations made before this time."""

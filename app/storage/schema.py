@@ -224,7 +224,9 @@ _MIGRATIONS: list[tuple[int, str]] = [
         # The audit chain (storage/chain.py): rows of the history made final and not sealed yet
         # (queued by triggers, created at start from chain.CHAINED), the chain itself, each
         # subject's random key (what a row's digest holds instead of a user id), and the checkpoints
-        # retention leaves. The history kept before this version is queued for sealing.
+        # a purge of the chain's prefix leaves. An entry keeps when its row became final (queued),
+        # which says whether retention may have deleted it. The history kept before this version is
+        # queued for sealing.
         7,
         """
         CREATE TABLE audit_queue (
@@ -239,7 +241,7 @@ _MIGRATIONS: list[tuple[int, str]] = [
             row_id {bigint} NOT NULL,
             digest TEXT NOT NULL,
             hash TEXT NOT NULL,
-            sealed_at {bigint} NOT NULL,
+            final_at {bigint} NOT NULL,
             UNIQUE (tbl, row_id)
         );
         CREATE TABLE audit_subjects (
@@ -255,6 +257,21 @@ _MIGRATIONS: list[tuple[int, str]] = [
         INSERT INTO audit_queue (tbl, row_id, queued_at) SELECT 'board_history', id, created_at FROM board_history;
         INSERT INTO audit_queue (tbl, row_id, queued_at)
             SELECT 'held_awards', id, decided_at FROM held_awards WHERE status <> 'pending'
+        """,
+    ),
+    (
+        # Retention (storage/retention.py): an award's row may be deleted once no board change
+        # refers to it, which the index finds (and the foreign key's check needs, else every deleted
+        # award reads board_history whole); the (user, actionId) pairs of deleted awards are kept.
+        9,
+        """
+        CREATE INDEX idx_board_history_award ON board_history (award_id);
+        CREATE TABLE completed_actions (
+            user_id TEXT NOT NULL,
+            action_id TEXT NOT NULL,
+            completed_at {bigint} NOT NULL,
+            PRIMARY KEY (user_id, action_id)
+        )
         """,
     ),
 ]

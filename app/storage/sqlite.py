@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import aiosqlite
 
@@ -27,10 +27,12 @@ from ..records import (
     WriteOutcome,
 )
 from .backup import ServingLock
-from .chain import ChainStatements, ChainSteps, seal, triggers
+from .chain import ChainStatements, seal, triggers
 from .group_commit import GroupCommit, Write
 from .operations import Operations, Steps, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
+from .retention import Statements as RetentionStatements
+from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ T = TypeVar("T")
 OPS = Operations(SQLITE)
 PERSONAL = Statements(SQLITE)
 CHAIN = ChainStatements(SQLITE)
+RETENTION = RetentionStatements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
 PURGE = "DELETE FROM action_tokens WHERE rowid IN (SELECT rowid FROM action_tokens WHERE expires_at < ? LIMIT ?)"
@@ -68,16 +71,17 @@ def _steps(steps: Steps[T]) -> Write[T]:
     return write
 
 
-def _row_steps(steps: RowSteps | ChainSteps) -> Write[Any]:
+def _row_steps(steps: RowSteps[T]) -> Write[T]:
     """A write that runs steps that are sent every row of each query."""
 
-    def write(db: sqlite3.Connection) -> Any:
+    def write(db: sqlite3.Connection) -> T:
         try:
             sql, args = next(steps)
             while True:
                 sql, args = steps.send(db.execute(sql, args).fetchall())
         except StopIteration as done:
-            return done.value
+            answer: T = done.value
+            return answer
 
     return write
 
@@ -323,9 +327,10 @@ class SqliteStore:
                 PERSONAL.notices,
                 PERSONAL.attestations,
                 PERSONAL.held,
+                PERSONAL.completed,
             )
         ]
-        entries, awards, changes, tokens, notices, attestations, held = rows
+        entries, awards, changes, tokens, notices, attestations, held, completed = rows
         return Kept(
             user=tuple(next(iter(users))),
             entries=entries,
@@ -335,6 +340,7 @@ class SqliteStore:
             notices=notices,
             attestations=attestations,
             held=held,
+            completed=completed,
         )
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
@@ -347,8 +353,20 @@ class SqliteStore:
     async def seal(self, limit: int) -> int:
         """Seal up to `limit` queued rows onto the audit chain, in the group commit (whose write
         lock makes this the only sealer of the file); how many were queued."""
-        sealed: int = await self.writer.write(_row_steps(seal(CHAIN, limit=limit, now_ms=now_ms())))
+        sealed: int = await self.writer.write(_row_steps(seal(CHAIN, limit=limit)))
         return sealed
+
+    async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old board changes (storage/retention.py), in the group commit."""
+        return await self.writer.write(
+            _in_savepoint(_row_steps(sweep_changes(RETENTION, cursor, before_ms, PURGE_CHUNK)))
+        )
+
+    async def sweep_awards(self, cursor: int, before_ms: int) -> Swept:
+        """Delete one window of old awards nothing refers to (storage/retention.py), in the group commit."""
+        return await self.writer.write(
+            _in_savepoint(_row_steps(sweep_awards(RETENTION, cursor, before_ms, PURGE_CHUNK)))
+        )
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int) -> list[Notice]:
         """Keep notices, in one write of the group commit (one statement for all of them: a write

@@ -163,7 +163,7 @@ class ErrorEnvelope(_Model):
 
 class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
-    attestations and held awards."""
+    attestations, held awards and the actions completed before the kept history."""
 
     user: ExportedUser
     entries: list[ExportedEntry]
@@ -173,6 +173,7 @@ class ExportData(_Model):
     notifications: list[Notification]
     attestations: list[ExportedAttestation]
     held: list[ExportedHeld]
+    completed_actions: list[ExportedCompletion]
 
 
 class ExportedAttestation(_Model):
@@ -209,6 +210,14 @@ class ExportedChange(_Model):
     new_score: int
     metadata: dict[str, Any] | None
     created_at: str
+
+
+class ExportedCompletion(_Model):
+    """An action the user completed whose award the history no longer keeps (retention): it cannot be
+    completed again."""
+
+    action_id: str
+    completed_at: str
 
 
 class ExportedEntry(_Model):
