@@ -14,9 +14,9 @@ erasure or an operator's decision spans boards, and an operator anchors one head
 
 Subjects (user ids, operators) are personal data and an erasure rewrites them to a pseudonym, so
 they are not hashed as they are: each subject has a random key in `audit_subjects` (under a digest
-of its id), and the digest holds the key. An erasure renames the subject's key row with its rows, so their digests still hold,
-and once the user's id is gone the key links the pseudonym to nothing. A row moved to another
-subject, alone, no longer matches.
+of its id), and the digest holds the key. An erasure renames the subject's key row with its rows,
+so their digests still hold, and once the user's id is gone the key links the pseudonym to
+nothing. A row moved to another subject, alone, no longer matches.
 
 Retention (`storage.history_retention_days`) deletes old rows but keeps their entries: `verify`
 accepts an entry whose row is gone when the row became final before the retention cutoff, and
@@ -270,7 +270,7 @@ def seal(st: ChainStatements, *, limit: int, new_key: Callable[[], str] = lambda
     wanted: dict[str, list[int]] = {}
     for table, key, _ in queued:
         wanted.setdefault(table, []).append(int(key))
-    rows = yield from _rows_of(st, wanted)
+    rows = yield from _rows_of(st, {table: keys for table, keys in wanted.items() if table in BY_TABLE})
     subjects = _subjects_in(rows)
     keys = yield from _subject_keys(st, subjects)
     if missing := sorted(subjects - keys.keys()):
@@ -296,9 +296,9 @@ def seal(st: ChainStatements, *, limit: int, new_key: Callable[[], str] = lambda
 
 
 def forget(st: ChainStatements, *, through_seq: int, now_ms: int) -> ChainSteps:
-    """For retention: drop the chain's entries up to `through_seq`, keeping the last one's seq and
-    hash as a checkpoint that `verify` starts from. The purge deletes their rows in the same
-    transaction. False when there is no such entry."""
+    """Compact the chain once the rows of its entries up to `through_seq` are all gone (retention
+    deleted them): drop those entries, keeping the last one's seq and hash as the checkpoint that
+    `verify` starts from. False when there is no such entry."""
     entry = yield st.entry, (through_seq,)
     if not entry:
         return False
