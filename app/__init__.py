@@ -39,6 +39,7 @@ from .api.keys import (
 from .api.openapi import encode_openapi
 from .api.routes import ENDPOINTS, setup_routes
 from .attestations import Attestations
+from .audit.sealer import Sealer
 from .auth import UserAuth
 from .boards.admin import BoardAdmin
 from .boards.catalog import Catalog, settings_text
@@ -330,6 +331,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
             ),
         ),
         Background("board-catalog", admin.run),
+        Background("audit-sealer", Sealer(parts.store).run),
     )
     identity = [] if auth.provider is None else [_identity_ctx(auth.provider)]
     app.cleanup_ctx.extend(

@@ -126,3 +126,7 @@ class Store(Protocol):
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user under a pseudonym in one transaction (storage/personal.py); the (board,
         period) pairs they were on. USER_NOT_FOUND, having changed nothing, for an unknown user."""
+
+    async def seal(self, limit: int) -> int:
+        """Append up to `limit` rows queued for the audit chain to it (storage/chain.py), unless
+        another process is sealing; how many were queued (`limit`: there may be more)."""

@@ -27,6 +27,7 @@ from ..records import (
     WriteOutcome,
 )
 from .backup import ServingLock
+from .chain import ChainStatements, seal, triggers
 from .group_commit import GroupCommit, Write
 from .operations import Operations, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OPS = Operations(SQLITE)
 PERSONAL = Statements(SQLITE)
+CHAIN = ChainStatements(SQLITE)
 RETENTION = RetentionStatements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
@@ -189,6 +191,8 @@ class SqliteStore:
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
+        for statement in triggers(SQLITE):  # IF NOT EXISTS: changes nothing once they are there
+            await conn.execute(statement)
 
     async def close(self) -> None:
         """Commit queued writes, stop the writer, close the file and let go of the serving lock;
@@ -342,7 +346,16 @@ class SqliteStore:
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user, in a savepoint of the group commit."""
-        return await self.writer.write(_in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms))))
+        shelves: list[tuple[str, str]] = await self.writer.write(
+            _in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms)))
+        )
+        return shelves
+
+    async def seal(self, limit: int) -> int:
+        """Seal up to `limit` queued rows onto the audit chain, in the group commit (whose write
+        lock makes this the only sealer of the file); how many were queued."""
+        sealed: int = await self.writer.write(_row_steps(seal(CHAIN, limit=limit)))
+        return sealed
 
     async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
         """Delete one window of old board changes (storage/retention.py), in the group commit."""
