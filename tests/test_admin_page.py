@@ -344,6 +344,7 @@ async def test_a_form_that_is_not_the_pages_changes_nothing(
         (approve, _form(csrf=csrf, reason="%FF%FE"), {}, 400, "VALIDATION_ERROR"),  # not UTF-8
         (approve, f"csrf={csrf}&reason=ok".encode() + "é".encode(), {}, 400, "VALIDATION_ERROR"),  # raw bytes
         (approve, _form(csrf=csrf, reason="ok") + "&reason=two", {}, 400, "VALIDATION_ERROR"),
+        (approve, _form(csrf=csrf, reason="ok", approve="yes"), {}, 400, "VALIDATION_ERROR"),  # no such field
         (approve, _form(csrf=csrf, reason="ok") + "&x=1" * 20, {}, 400, "VALIDATION_ERROR"),
         (
             approve,

@@ -47,17 +47,21 @@ class AdminUserQuery(_Model):
     id: Id
 
 
-class SignInForm(_Model):
+class _Form(_Model, forbid_unknown_fields=True):
+    """A form of the page: its fields and no others (a browser sends no others)."""
+
+
+class SignInForm(_Form):
     """An operator's JWT, whose `roles` claim holds auth.admin_role; kept in the session cookie only."""
 
     token: Annotated[str, Meta(min_length=1, max_length=16384, description="The admin JWT", examples=["eyJ..."])]
 
 
-class SignOutForm(_Model):
+class SignOutForm(_Form):
     csrf: Csrf
 
 
-class DecisionForm(_Model):
+class DecisionForm(_Form):
     """An approval or rejection of a held award, from the queue's form."""
 
     csrf: Csrf
