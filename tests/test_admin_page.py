@@ -282,6 +282,7 @@ async def test_a_query_the_page_does_not_take_is_a_400_page(console: Console, qu
         (jwt()[:-4] + "AAAA", 401, "UNAUTHORIZED"),
         ("not a jwt", 401, "UNAUTHORIZED"),
         ("ünïcødé.🏆.jwt", 401, "UNAUTHORIZED"),
+        ("e" * 4090, 400, "VALIDATION_ERROR"),  # more than a browser keeps in a cookie
     ],
 )
 async def test_sign_in_refuses_a_token_that_is_no_operators(

@@ -14,10 +14,12 @@ from multidict import istr
 
 from ..addresses import IpNetwork, forwarded_https
 from ..auth import Principal, UserAuth
-from ..errors import ApiError, Forbidden
+from ..errors import ApiError, Forbidden, ValidationFailed
 
 COOKIE = "scoreboard_admin"
 PATH = "/admin"
+# Browsers keep a cookie's name and value in 4096 bytes (RFC 6265, 6.1), and drop a longer one.
+MAX_COOKIE_TOKEN = 4096 - len(COOKIE) - 1
 _ORIGIN = istr("Origin")
 _X_FORWARDED_PROTO = istr("X-Forwarded-Proto")
 
@@ -52,7 +54,12 @@ class AdminSessions:
 
     async def sign_in(self, token: str) -> Principal:
         """The operator a token names: UNAUTHORIZED for a token that is not valid, FORBIDDEN for one
-        without the admin role."""
+        without the admin role, VALIDATION_ERROR for one too long for a browser to keep."""
+        if len(token.strip()) > MAX_COOKIE_TOKEN:
+            raise ValidationFailed(f"This token is longer than a browser keeps in a cookie ({MAX_COOKIE_TOKEN} bytes)")
+        return await self._operator(token)
+
+    async def _operator(self, token: str) -> Principal:
         principal = await self.auth.authenticate(token.strip())
         principal.require_role(self.admin_role)
         return principal
@@ -63,7 +70,7 @@ class AdminSessions:
         if not token:
             raise SignInNeeded()
         try:
-            principal = await self.sign_in(token)
+            principal = await self._operator(token)
         except ApiError as refused:
             raise SignInNeeded(refused) from None
         return Session(principal=principal, csrf=self.csrf(token))
