@@ -149,20 +149,22 @@ async def admin_sign_out(request: web.Request) -> web.StreamResponse:
 
 @page
 async def admin_approve_held(request: web.Request) -> web.StreamResponse:
-    path = path_of(request, ApprovePath)
-    form = await read_form(request, DecisionForm)
-    session = await _form_session(request, form.csrf)
-    await request.app[HELD].approve(session.principal, path.held_id, form.reason)
-    return _back(f"{PATH}?done=approved&id={path.held_id}")
+    return await _decide(request, path_of(request, ApprovePath).held_id, "approved")
 
 
 @page
 async def admin_reject_held(request: web.Request) -> web.StreamResponse:
-    path = path_of(request, RejectPath)
+    return await _decide(request, path_of(request, RejectPath).held_id, "rejected")
+
+
+async def _decide(request: web.Request, held_id: int, done: Result) -> web.StreamResponse:
+    """A decision form of the queue: checked, decided once, then back to the queue saying so."""
     form = await read_form(request, DecisionForm)
     session = await _form_session(request, form.csrf)
-    await request.app[HELD].reject(session.principal, path.held_id, form.reason)
-    return _back(f"{PATH}?done=rejected&id={path.held_id}")
+    held = request.app[HELD]
+    decide = held.approve if done == "approved" else held.reject
+    await decide(session.principal, held_id, form.reason)
+    return _back(f"{PATH}?done={done}&id={held_id}")
 
 
 async def _form_session(request: web.Request, csrf: str) -> Session:
