@@ -44,15 +44,18 @@ NO_STORE = "no-store"  # operators' views of users and decisions: kept by no cac
 
 
 async def boards_section(request: web.Request, session: Session, query: AdminHomeQuery) -> Part:
+    """Every board with its settings, retired ones too."""
     return Part("admin/boards.html", await request.app[BOARD_ADMIN].listing(session.principal))
 
 
 async def held_section(request: web.Request, session: Session, query: AdminHomeQuery) -> Part:
+    """One page of the held awards of the status asked for, pending ones with their decision forms."""
     listing = await request.app[HELD].list(session.principal, HeldQuery(status=query.held, after=query.after))
     return Part("admin/held.html", listing)
 
 
 async def user_section(request: web.Request, session: Session, query: AdminUserQuery) -> Part:
+    """Everything kept about the user: entries, awards, score changes, held awards."""
     return Part("admin/user_data.html", await request.app[PERSONAL_DATA].inspect(session.principal, query.id))
 
 
