@@ -6,6 +6,7 @@ changes nothing; the JWT is never in a page, a URL or a log line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -123,7 +124,10 @@ async def test_without_a_session_every_page_is_the_sign_in_form(console: Console
         assert "Boards" not in text(html) and "sign-out" not in html
 
 
-async def test_sign_in_sets_a_cookie_for_the_page_alone_that_ends_with_the_token(console: Console) -> None:
+async def test_sign_in_sets_a_cookie_for_the_page_alone_that_ends_with_the_token(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     token = jwt(ttl=600)
     resp = await console.sign_in(token)
     assert resp.status == 303 and resp.headers["Location"] == "/admin"
@@ -137,6 +141,7 @@ async def test_sign_in_sets_a_cookie_for_the_page_alone_that_ends_with_the_token
     assert row(html, "data-board", "global").startswith("global default All time desc incr never UTC 12 number all")
     assert 'id="operator">ops-1<' in html
     assert token not in html  # the JWT is in the cookie only
+    assert token not in caplog.text and "/admin/session" in caplog.text
 
 
 async def test_the_page_lists_every_board_with_its_settings_retired_ones_too(
@@ -210,6 +215,25 @@ async def test_approve_lands_reject_never_does_and_each_says_so(
     resp = await console.decide(10**6, "approve")
     assert resp.status == 404 and ">NOT_FOUND<" in await resp.text()
     assert await snapshot() == after
+
+
+async def test_concurrent_clicks_decide_once(
+    console: Console, client: AppClient, flow: Flow, bearer: Any, snapshot: Snapshot
+) -> None:
+    held = await chest(flow, "alice", "c1")
+    await console.sign_in(jwt())
+    csrf = await console.csrf()
+    clicks = [
+        console.post(f"/admin/held/{held}/{verb}", {"csrf": csrf, "reason": f"click {i}"})
+        for i, verb in enumerate(["approve", "approve", "reject", "approve", "reject", "reject"])
+    ]
+    answers = await asyncio.gather(*clicks)
+    assert sorted(a.status for a in answers) == [303, 409, 409, 409, 409, 409]
+    (won,) = [a for a in answers if a.status == 303]
+    landed = won.headers["Location"].startswith("/admin?done=approved")
+    assert await Boards(client, bearer).top("global") == ([("alice", 10)] if landed else [])
+    (row_,) = (await snapshot())["held_awards"]
+    assert ("approved" if landed else "rejected") in row_
 
 
 async def test_sign_out_clears_the_cookie(console: Console) -> None:
