@@ -428,3 +428,11 @@ async def test_the_page_has_the_live_pages_policy_and_no_script(console: Console
     assert "form-action 'self'" in CSP and "frame-ancestors 'none'" in CSP
     assert "<script" not in html and "style=" not in html and "<style" not in html
     assert (await client.get("/static/admin.css")).status == 200
+
+
+async def test_the_role_is_the_configured_one(aiohttp_client: Any, db_path: Path, storage: dict[str, Any]) -> None:
+    config = boards_config(db_path, storage, auth={"admin_role": "ops"})
+    console = Console(await aiohttp_client(app_with_clock(config, Clock(int(time.time() * 1000)))))
+    assert (await console.sign_in(jwt(roles=("admin",)))).status == 403
+    assert (await console.sign_in(jwt(roles=("ops",)))).status == 303
+    assert 'id="operator">ops-1<' in await console.get("/admin")
