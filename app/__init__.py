@@ -12,9 +12,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .addresses import parse_networks
+from .api.admin_session import AdminSessions
 from .api.edge import edge, envelope_protocol_errors, expect_continue
 from .api.envelope import public_cache_control
 from .api.keys import (
+    ADMIN_SESSIONS,
     ADMISSION,
     ATTESTATIONS,
     BOARD_ADMIN,
@@ -314,6 +316,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     )
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     app[TRUSTED_PROXIES] = trusted
+    app[ADMIN_SESSIONS] = AdminSessions(
+        auth, admin_role=config.auth.admin_role, secret=config.secrets.action, trusted=trusted
+    )
     http = HttpTally() if config.metrics.enabled else None
     wrap = edge(parts.ip_limiter, trusted, http)
     metrics = (

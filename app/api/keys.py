@@ -20,9 +20,11 @@ from ..overtakes import Overtakes
 from ..privacy import PersonalData
 from ..service import Scoreboard
 from ..storage import Store
+from .admin_session import AdminSessions
 
 CONFIG = web.AppKey("config", Config)
 USER_AUTH = web.AppKey("user_auth", UserAuth)
+ADMIN_SESSIONS = web.AppKey("admin_sessions", AdminSessions)  # the operator page's sign-in
 STORE = web.AppKey("store", Store)
 SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
 BOARD_READS = web.AppKey("board_reads", BoardReads)

@@ -79,6 +79,9 @@ class Store(Protocol):
     async def boards(self) -> list[tuple[str, str]]:
         """(id, settings as JSON) of every board in use, oldest first."""
 
+    async def retired_boards(self) -> list[tuple[str, str, int]]:
+        """(id, settings as JSON, when it was retired in ms) of every retired board, oldest first."""
+
     async def declare_boards(self, declared: dict[str, str]) -> None:
         """Apply the configuration's boards (id -> settings as JSON); see Operations.declare."""
 

@@ -131,6 +131,7 @@ SET_KEY_ANSWER = "UPDATE idempotency_keys SET answer = $1 WHERE service = $2 AND
 PURGE_KEYS = "DELETE FROM idempotency_keys WHERE created_at < $1"
 # Boards.
 BOARDS = "SELECT id, settings FROM boards WHERE retired_at IS NULL ORDER BY created_at, id"
+RETIRED_BOARDS = "SELECT id, settings, retired_at FROM boards WHERE retired_at IS NOT NULL ORDER BY retired_at, id"
 BOARD_ROW = "SELECT settings, declared, retired_at FROM boards WHERE id = $1"
 INSERT_BOARD = (
     "INSERT INTO boards (id, settings, declared, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) "
@@ -347,6 +348,7 @@ class Operations:
         self.set_key_answer = sql(SET_KEY_ANSWER)
         self.purge_keys = sql(PURGE_KEYS)
         self.boards = sql(BOARDS)
+        self.retired_boards = sql(RETIRED_BOARDS)
         self.board_row = sql(BOARD_ROW)
         self.insert_board = sql(INSERT_BOARD)
         self.declare_board = sql(DECLARE_BOARD)

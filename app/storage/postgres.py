@@ -221,6 +221,12 @@ class PostgresStore:
             rows = await conn.fetch(OPS.boards)
         return [(row[0], row[1]) for row in rows]
 
+    async def retired_boards(self) -> list[tuple[str, str, int]]:
+        """Every retired board."""
+        async with self._transaction() as conn:
+            rows = await conn.fetch(OPS.retired_boards)
+        return [(row[0], row[1], row[2]) for row in rows]
+
     async def _write(self, steps: Steps[None]) -> None:
         async with self._transaction() as conn:
             await _run(conn, steps)

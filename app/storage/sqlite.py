@@ -271,6 +271,10 @@ class SqliteStore:
         """Every board in use."""
         return [(row[0], row[1]) for row in await self._db().execute_fetchall(OPS.boards)]
 
+    async def retired_boards(self) -> list[tuple[str, str, int]]:
+        """Every retired board."""
+        return [(row[0], row[1], row[2]) for row in await self._db().execute_fetchall(OPS.retired_boards)]
+
     async def declare_boards(self, declared: dict[str, str]) -> None:
         """Apply the configuration's boards."""
         await self.writer.write(_steps(OPS.declare(declared, now_ms())))
