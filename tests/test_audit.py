@@ -23,7 +23,7 @@ from app.audit.commands import anchor_command, verify_command
 from app.audit.sealer import Sealer
 from app.clock import now_ms
 from app.config import FileSettings
-from app.records import BoardPeriod, Decision
+from app.records import BoardPeriod, Decision, HoldRules
 from app.storage import Store
 from app.storage.chain import GENESIS, ChainStatements, ChainSteps, forget, subject_id
 from app.storage.postgres import PostgresStore
@@ -103,12 +103,12 @@ async def _history(store: Store) -> None:
         await store.grant(grant(f"n{i}", user=user, action=f"a{i}"))
         await store.award(claim(f"n{i}", user=user, action=f"a{i}", boards=BOARDS))
     await store.grant(grant("n-held", user="alice", action="a-held"))
-    held = await store.award(msgspec.structs.replace(claim("n-held", user="alice", action="a-held"), hold_over=0))
+    held = await store.award(msgspec.structs.replace(claim("n-held", user="alice", action="a-held"), rules=HoldRules(over_per_hour=0)))
     assert held.held is not None
     await store.decide(Decision(held_id=held.held, approve=False, operator="op-1", reason="too fast", now_ms=3000))
     # Approved after its score_history row was sealed: landing sets that row's copy of the scores.
     await store.grant(grant("n-ok", user="bob", action="a-ok"))
-    kept = await store.award(msgspec.structs.replace(claim("n-ok", user="bob", action="a-ok"), hold_over=0))
+    kept = await store.award(msgspec.structs.replace(claim("n-ok", user="bob", action="a-ok"), rules=HoldRules(over_per_hour=0)))
     assert kept.held is not None
     await _seal_all(store)
     await store.decide(
