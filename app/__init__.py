@@ -19,6 +19,7 @@ from .api.keys import (
     ADMIN_SESSIONS,
     ADMISSION,
     ATTESTATIONS,
+    AUDIT_HEAD,
     BOARD_ADMIN,
     BOARD_READS,
     CONFIG,
@@ -41,6 +42,7 @@ from .api.keys import (
 from .api.openapi import encode_openapi
 from .api.routes import ENDPOINTS, setup_routes
 from .attestations import Attestations
+from .audit.head import AuditHead
 from .audit.sealer import Sealer
 from .auth import UserAuth
 from .boards.admin import BoardAdmin
@@ -222,8 +224,10 @@ def _metrics(
 def _trust_and_safety(
     app: web.Application, parts: Parts, placer: Placer, catalog: Catalog, clock: Callable[[], int]
 ) -> None:
-    """Trusted servers' attestations, and operators' decisions on the awards cheat rules held."""
+    """Trusted servers' attestations, operators' decisions on the awards cheat rules held, and the
+    audit chain's head for their page."""
     app[ATTESTATIONS] = Attestations(parts.store, clock)
+    app[AUDIT_HEAD] = AuditHead(parts.store, app[CONFIG].auth.admin_role)
     app[HELD] = HeldAwards(
         store=parts.store, catalog=catalog, placer=placer, admin_role=app[CONFIG].auth.admin_role, clock=clock
     )

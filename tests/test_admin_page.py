@@ -19,6 +19,7 @@ import pytest
 
 from app.api.admin_session import COOKIE
 from app.api.edge import CSP
+from app.api.keys import STORE
 from app.auth import UserAuth
 
 from .boards.scene import ACTIONS, AppClient, Boards, Clock, app_with_clock, boards_config
@@ -436,3 +437,19 @@ async def test_the_role_is_the_configured_one(aiohttp_client: Any, db_path: Path
     assert (await console.sign_in(jwt(roles=("admin",)))).status == 403
     assert (await console.sign_in(jwt(roles=("ops",)))).status == 303
     assert 'id="operator">ops-1<' in await console.get("/admin")
+
+
+async def test_the_page_shows_the_audit_chains_head_as_anchor_prints_it(
+    console: Console, client: AppClient, flow: Flow
+) -> None:
+    await console.sign_in(jwt())
+    assert 'id="audit-empty"' in await console.get("/admin")
+    await flow.award("alice", "q1")
+    await flow.award("bob", "q2")
+    store = client.app[STORE]
+    while await store.seal(128):
+        pass
+    seq, head = await store.audit_head()
+    html = await console.get("/admin")
+    assert seq >= 4  # two awards, each on its boards
+    assert f'<span id="audit-seq">{seq}</span>' in html and f'<code id="audit-hash">{head}</code>' in html

@@ -103,12 +103,16 @@ async def _history(store: Store) -> None:
         await store.grant(grant(f"n{i}", user=user, action=f"a{i}"))
         await store.award(claim(f"n{i}", user=user, action=f"a{i}", boards=BOARDS))
     await store.grant(grant("n-held", user="alice", action="a-held"))
-    held = await store.award(msgspec.structs.replace(claim("n-held", user="alice", action="a-held"), rules=HoldRules(over_per_hour=0)))
+    held = await store.award(
+        msgspec.structs.replace(claim("n-held", user="alice", action="a-held"), rules=HoldRules(over_per_hour=0))
+    )
     assert held.held is not None
     await store.decide(Decision(held_id=held.held, approve=False, operator="op-1", reason="too fast", now_ms=3000))
     # Approved after its score_history row was sealed: landing sets that row's copy of the scores.
     await store.grant(grant("n-ok", user="bob", action="a-ok"))
-    kept = await store.award(msgspec.structs.replace(claim("n-ok", user="bob", action="a-ok"), rules=HoldRules(over_per_hour=0)))
+    kept = await store.award(
+        msgspec.structs.replace(claim("n-ok", user="bob", action="a-ok"), rules=HoldRules(over_per_hour=0))
+    )
     assert kept.held is not None
     await _seal_all(store)
     await store.decide(

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..addresses import IpNetwork
 from ..attestations import Attestations
+from ..audit.head import AuditHead
 from ..auth import UserAuth
 from ..boards.admin import BoardAdmin
 from ..boards.reads import BoardReads
@@ -33,6 +34,7 @@ TRUSTED_WRITES = web.AppKey("trusted_writes", TrustedWrites)
 SERVICE_KEYS = web.AppKey("service_keys", ServiceKeys)
 ATTESTATIONS = web.AppKey("attestations", Attestations)
 HELD = web.AppKey("held", HeldAwards)
+AUDIT_HEAD = web.AppKey("audit_head", AuditHead)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)

@@ -130,6 +130,9 @@ class Store(Protocol):
         """Erase a user under a pseudonym in one transaction (storage/personal.py); the (board,
         period) pairs they were on. USER_NOT_FOUND, having changed nothing, for an unknown user."""
 
+    async def audit_head(self) -> tuple[int, str]:
+        """The audit chain's head: its last entry's (seq, hash), or the checkpoint's, or (0, genesis)."""
+
     async def seal(self, limit: int) -> int:
         """Append up to `limit` rows queued for the audit chain to it (storage/chain.py), unless
         another process is sealing; how many were queued (`limit`: there may be more)."""

@@ -27,7 +27,7 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
-from .chain import SEALING_LOCK, ChainStatements, seal, triggers
+from .chain import SEALING_LOCK, ChainStatements, head, seal, triggers
 from .operations import Operations, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
@@ -292,6 +292,12 @@ class PostgresStore:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", SEALING_LOCK)
             shelves: list[tuple[str, str]] = await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
             return shelves
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The audit chain's head, read in one transaction."""
+        async with self._transaction() as conn:
+            found: tuple[int, str] = await _run_rows(conn, head(CHAIN))
+            return found
 
     async def seal(self, limit: int) -> int:
         """Seal up to `limit` queued rows onto the audit chain, unless another process is sealing

@@ -27,7 +27,7 @@ from ..records import (
     WriteOutcome,
 )
 from .backup import ServingLock
-from .chain import ChainStatements, seal, triggers
+from .chain import ChainStatements, head, seal, triggers
 from .group_commit import GroupCommit, Write
 from .operations import Operations, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
@@ -354,6 +354,17 @@ class SqliteStore:
             _in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms)))
         )
         return shelves
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The audit chain's head, read on the reading connection."""
+        db, steps = self._db(), head(CHAIN)
+        try:
+            query, args = next(steps)
+            while True:
+                query, args = steps.send([tuple(row) for row in await db.execute_fetchall(query, args)])
+        except StopIteration as done:
+            found: tuple[int, str] = done.value
+            return found
 
     async def seal(self, limit: int) -> int:
         """Seal up to `limit` queued rows onto the audit chain, in the group commit (whose write
