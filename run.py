@@ -1,5 +1,6 @@
 """Command line: `python run.py [serve] [--host H] [--port P] [--config PATH] [--workers N | --reuse-port]`,
-`python run.py token USER_ID [--role ROLE]`, `python run.py backup PATH` or `python run.py restore PATH`."""
+`python run.py token USER_ID [--role ROLE]`, `python run.py backup PATH`, `python run.py restore PATH`,
+`python run.py audit verify [--anchor HASH]` or `python run.py audit anchor`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import sys
 
 from app import create_app, drain
+from app.audit.commands import AuditError, anchor_command, verify_command
 from app.auth import UserAuth
 from app.config import Config, ConfigError, is_loopback, load_config, read_settings
 from app.demo import NAMES, VIEWER_ID, ServiceKey, demo_config, demo_players, viewer_link
@@ -24,7 +26,7 @@ GIL_SWITCH_SECONDS = 0.0005
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: `serve` (the default), `demo`, `token`, `backup` and `restore`, with their options."""
+    """The command line: `serve` (the default), `demo`, `token`, `backup`, `restore` and `audit`, with their options."""
     # Options are accepted before or after the command; SUPPRESS keeps a later absence from
     # overwriting an earlier value.
     config = argparse.ArgumentParser(add_help=False)
@@ -84,6 +86,17 @@ def parser() -> argparse.ArgumentParser:
         help="replace the SQLite database with a checked backup; refused while a server uses it",
     )
     restore.add_argument("path", help="the backup file to restore")
+    audit = commands.add_parser(
+        "audit", parents=[config], help="check the history's hash chain, or print its head (safe while servers run)"
+    )
+    checks = audit.add_subparsers(dest="audit", required=True)
+    verify = checks.add_parser(
+        "verify", parents=[config], help="exit 0 when the chain is intact, 1 naming the first bad row"
+    )
+    verify.add_argument(
+        "--anchor", metavar="HASH", help="a head printed earlier by `audit anchor`: it must be in the chain"
+    )
+    checks.add_parser("anchor", parents=[config], help="print the chain's head hash, to keep somewhere else")
     return cli
 
 
@@ -103,6 +116,22 @@ def _maintain(args: argparse.Namespace) -> int:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """`audit verify` (exit 1 naming the first bad row) or `audit anchor`: one line on stdout, or
+    one on stderr when the store cannot be read (exit 2)."""
+    try:
+        settings = read_settings(getattr(args, "config", None))  # no secrets: the chain needs none
+        if args.audit == "anchor":
+            print(anchor_command(settings))
+            return 0
+        intact, line = verify_command(settings, anchor=args.anchor)
+    except (ConfigError, AuditError) as exc:
+        print(f"audit {args.audit}: {exc}", file=sys.stderr)
+        return 2
+    print(line)
+    return 0 if intact else 1
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -203,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command in ("backup", "restore"):
         return _maintain(args)
+    if args.command == "audit":
+        return _audit(args)
     workers = getattr(args, "workers", 1)
     reuse_port = getattr(args, "reuse_port", False)
     racer_key = None

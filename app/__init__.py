@@ -12,11 +12,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from .addresses import parse_networks
+from .api.admin_session import AdminSessions
 from .api.edge import edge, envelope_protocol_errors, expect_continue
 from .api.envelope import public_cache_control
 from .api.keys import (
+    ADMIN_SESSIONS,
     ADMISSION,
     ATTESTATIONS,
+    AUDIT_HEAD,
     BOARD_ADMIN,
     BOARD_READS,
     CONFIG,
@@ -40,6 +43,8 @@ from .api.keys import (
 from .api.openapi import encode_openapi
 from .api.routes import ENDPOINTS, setup_routes
 from .attestations import Attestations
+from .audit.head import AuditHead
+from .audit.sealer import Sealer
 from .auth import UserAuth
 from .boards.admin import BoardAdmin
 from .boards.catalog import Catalog, settings_text
@@ -221,10 +226,11 @@ def _metrics(
 def _trust_and_safety(
     app: web.Application, parts: Parts, placer: Placer, catalog: Catalog, clock: Callable[[], int]
 ) -> None:
-    """Trusted servers' attestations, operators' decisions on the awards cheat rules held, and
-    their moderation."""
+    """Trusted servers' attestations, operators' decisions on the awards cheat rules held, their
+    moderation, and the audit chain's head for their page."""
     admin_role = app[CONFIG].auth.admin_role
     app[ATTESTATIONS] = Attestations(parts.store, clock)
+    app[AUDIT_HEAD] = AuditHead(parts.store, admin_role)
     app[HELD] = HeldAwards(store=parts.store, catalog=catalog, placer=placer, admin_role=admin_role, clock=clock)
     app[MODERATION] = Moderation(
         store=parts.store,
@@ -324,6 +330,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     )
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
     app[TRUSTED_PROXIES] = trusted
+    app[ADMIN_SESSIONS] = AdminSessions(
+        auth, admin_role=config.auth.admin_role, secret=config.secrets.action, trusted=trusted
+    )
     http = HttpTally() if config.metrics.enabled else None
     wrap = edge(parts.ip_limiter, trusted, http)
     metrics = (
@@ -341,6 +350,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
             ),
         ),
         Background("board-catalog", admin.run),
+        Background("audit-sealer", Sealer(parts.store).run),
     )
     identity = [] if auth.provider is None else [_identity_ctx(auth.provider)]
     app.cleanup_ctx.extend(

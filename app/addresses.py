@@ -55,6 +55,14 @@ def client_ip(peer: str | None, forwarded_for: Sequence[str], trusted: tuple[IpN
     return nearest
 
 
+def forwarded_https(peer: str | None, forwarded_proto: Sequence[str], trusted: tuple[IpNetwork, ...]) -> bool:
+    """Whether a trusted proxy in front says the client came over https: the nearest value of its
+    X-Forwarded-Proto (`forwarded_proto`: the header's lines). Anyone else's header is not believed."""
+    if not forwarded_proto or not _is_trusted(parse_ip(peer or ""), trusted):
+        return False
+    return ",".join(forwarded_proto).rsplit(",", 1)[-1].strip().lower() == "https"
+
+
 def _is_trusted(ip: IpAddress | None, trusted: tuple[IpNetwork, ...]) -> bool:
     return ip is not None and any(ip in net for net in trusted)
 

@@ -146,6 +146,11 @@ class PersonalData:
             acts=[act_data(act_of(row)) for row in kept.acts],
         )
 
+    async def inspect(self, principal: Principal, user_id: str) -> ExportData:
+        """An operator's view of everything kept about a user (the operator page's user page)."""
+        principal.require_role(self.admin_role)
+        return await self.export(user_id)
+
     async def erase_self(self, principal: Principal) -> ErasedData:
         """DELETE /users/me: the caller's erasure."""
         return await self.erase(principal.user_id)

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 from multidict import CIMultiDict
 
-from app.addresses import client_ip, limit_key, parse_networks
+from app.addresses import client_ip, forwarded_https, limit_key, parse_networks
 
 from .conftest import MakeClient, envelope
 
@@ -52,6 +52,24 @@ def test_every_header_line_counts_in_order() -> None:
 )
 def test_hostile_forwarded_for_values(lines: list[str], expected: str) -> None:
     assert client_ip("127.0.0.1", lines, TRUSTED) == expected
+
+
+@pytest.mark.parametrize(
+    ("peer", "lines", "https"),
+    [
+        ("10.0.0.1", ["https"], True),
+        ("10.0.0.1", ["HTTPS "], True),
+        ("10.0.0.1", ["http"], False),
+        ("10.0.0.1", ["http, https"], True),  # the nearest proxy's value is the last
+        ("10.0.0.1", ["https", "http"], False),  # a client's own line comes first
+        ("10.0.0.1", [], False),
+        ("10.0.0.1", ["https\u200b"], False),
+        ("203.0.113.9", ["https"], False),  # not a trusted proxy: not believed
+        (None, ["https"], False),
+    ],
+)
+def test_only_a_trusted_proxy_says_https(peer: str | None, lines: list[str], https: bool) -> None:
+    assert forwarded_https(peer, lines, parse_networks(["10.0.0.0/8"])) is https
 
 
 def test_a_dual_stack_peer_is_recognised_as_a_trusted_proxy() -> None:

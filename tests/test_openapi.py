@@ -106,7 +106,12 @@ def _deref(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _codes(response: dict[str, Any]) -> list[str]:
-    """The error codes an error answer's schema allows."""
+    """The error codes an error answer's schema allows (an operator page's refusal, a page for a
+    person, names them in its description)."""
+    if "text/html" in response["content"]:
+        assert response["content"]["text/html"]["schema"] == {"type": "string"}
+        described: str = response["description"]
+        return described.removeprefix("Error codes: ").split(", ")
     envelope, narrowed = response["content"]["application/json"]["schema"]["allOf"]
     assert envelope == {"$ref": "#/components/schemas/ErrorEnvelope"}
     codes: list[str] = narrowed["properties"]["error"]["properties"]["code"]["enum"]
@@ -149,9 +154,45 @@ def test_every_error_answer_is_the_envelope_with_its_codes() -> None:
                 codes = _codes(response)
                 assert codes and len(codes) == len(set(codes)), (method, path, status)
                 assert response["description"] == "Error codes: " + ", ".join(codes)
+                # The operator page's refusals are pages for the person at the browser, naming the code.
+                (media,) = response["content"]
+                assert media == ("text/html" if path.startswith("/admin") else "application/json"), (method, path)
+                if media == "text/html":
+                    assert f"<code>{codes[0]}</code>" in response["content"][media]["example"]
     envelope = DOC["components"]["schemas"]["ErrorEnvelope"]
     assert envelope["properties"]["success"] == {"enum": [False]}
     assert set(envelope["required"]) == {"success", "error"}
+
+
+def test_the_operator_pages_forms_are_documented_as_a_browser_sends_them() -> None:
+    forms = {
+        (method, path): operation
+        for method, path, operation in _operations(DOC)
+        if path.startswith("/admin") and method == "POST"
+    }
+    assert set(forms) == {
+        ("POST", "/admin/session"),
+        ("POST", "/admin/session/end"),
+        ("POST", "/admin/held/{heldId}/approve"),
+        ("POST", "/admin/held/{heldId}/reject"),
+    }
+    for where, operation in forms.items():
+        assert operation["tags"] == ["operator page"] and "security" not in operation, where  # a cookie, not a bearer
+        (media,) = operation["requestBody"]["content"]
+        assert media == "application/x-www-form-urlencoded", where
+        assert set(operation["responses"]["303"]) == {"description", "headers"}, where
+        assert operation["responses"]["303"]["headers"]["Location"]["required"], where
+        assert "PAYLOAD_TOO_LARGE" in _codes(operation["responses"]["413"]), where
+    decision = _deref(
+        DOC,
+        forms[("POST", "/admin/held/{heldId}/approve")]["requestBody"]["content"]["application/x-www-form-urlencoded"][
+            "schema"
+        ],
+    )
+    assert set(decision["required"]) == {"csrf", "reason"}
+    assert "ALREADY_DECIDED" in _codes(forms[("POST", "/admin/held/{heldId}/reject")]["responses"]["409"])
+    for path in ("/admin", "/admin/users"):
+        assert set(DOC["paths"][path]["get"]["responses"]["200"]["content"]) == {"text/html"}
 
 
 def test_websocket_is_documented_as_an_upgrade() -> None:
@@ -471,9 +512,12 @@ async def test_an_integer_query_parameter_is_decimal_digits(aiohttp_client: Any,
             for bad in ("1e1", "5.0", "+5"):
                 resp = await client.request(method, url, params={name: bad}, headers=headers)
                 assert resp.status == 400, (path, name, bad)
-                assert (await envelope(resp))["error"]["code"] == "VALIDATION_ERROR"
+                if path.startswith("/admin"):  # the operator page's refusal is a page naming the code
+                    assert '<code id="code">VALIDATION_ERROR</code>' in await resp.text()
+                else:
+                    assert (await envelope(resp))["error"]["code"] == "VALIDATION_ERROR"
             checked.append((path, name))
-    assert ("/api/v1/users/me/notifications", "after") in checked
+    assert ("/api/v1/users/me/notifications", "after") in checked and ("/admin", "after") in checked
     assert ("/api/v1/boards/{board}/ranks", "from") in checked and (
         "/api/v1/boards/{board}/around/{userId}",
         "radius",
@@ -512,7 +556,8 @@ def test_every_operation_has_examples_that_fit_its_schemas() -> None:
     for method, path, operation in _operations(DOC):
         where = (method, path)
         if "requestBody" in operation:
-            body = operation["requestBody"]["content"]["application/json"]
+            ((media, body),) = operation["requestBody"]["content"].items()
+            assert media in ("application/json", "application/x-www-form-urlencoded"), where
             _validates(body["schema"], body["example"], (*where, "request"))
         shown = 0
         for status, response in operation["responses"].items():

@@ -39,8 +39,9 @@ _READS = frozenset({"GET", "HEAD"})
 _READ_OK = frozenset({200, 304})
 _X_FORWARDED_FOR = istr("X-Forwarded-For")
 _CSP = istr("Content-Security-Policy")
-# Pages load only their own scripts and styles, talk only to this origin, and cannot be framed.
-CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+# Pages load only their own scripts and styles, talk and post forms (the operator page's) only to
+# this origin, and cannot be framed.
+CSP = "default-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 LIMITED_PREFIX = "/api/"  # every request under it counts against the per-IP limit, before anything else
 UPGRADED = 101  # a WebSocket: its "request" lasts as long as the connection, no latency to count

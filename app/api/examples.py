@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from .admin_models import DecisionForm, SignInForm, SignOutForm
 from .models import (
     ActionEntry,
     ActionsData,
@@ -477,3 +478,14 @@ PAGE = Example(
     text='<!DOCTYPE html>\n<html lang="en">… the board\'s top 10 as a table, kept live by /static/board.js …</html>\n'
 )
 DOCS = Example(text='<!DOCTYPE html>\n<html lang="en">… Swagger UI, reading /api/openapi.json …</html>\n')
+ADMIN_HOME = Example(
+    text='<!DOCTYPE html>\n<html lang="en">… Boards: a table of every board\'s settings … Held awards: each pending '
+    "one with its user, action, score, boards and time, and an approve and a reject form …</html>\n"
+)
+ADMIN_USER = Example(
+    text='<!DOCTYPE html>\n<html lang="en">… alice: entries per board and period, awards, score changes, held '
+    "awards …</html>\n"
+)
+ADMIN_SIGN_IN = Example(request=SignInForm(token=ISSUED_JWT))
+ADMIN_SIGN_OUT = Example(request=SignOutForm(csrf="3f" * 32))
+ADMIN_DECISION = Example(request=DecisionForm(csrf="3f" * 32, reason="Verified the replay"))

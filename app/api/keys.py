@@ -6,6 +6,7 @@ from aiohttp import web
 
 from ..addresses import IpNetwork
 from ..attestations import Attestations
+from ..audit.head import AuditHead
 from ..auth import UserAuth
 from ..boards.admin import BoardAdmin
 from ..boards.reads import BoardReads
@@ -21,9 +22,11 @@ from ..overtakes import Overtakes
 from ..privacy import PersonalData
 from ..service import Scoreboard
 from ..storage import Store
+from .admin_session import AdminSessions
 
 CONFIG = web.AppKey("config", Config)
 USER_AUTH = web.AppKey("user_auth", UserAuth)
+ADMIN_SESSIONS = web.AppKey("admin_sessions", AdminSessions)  # the operator page's sign-in
 STORE = web.AppKey("store", Store)
 SCOREBOARD = web.AppKey("scoreboard", Scoreboard)
 BOARD_READS = web.AppKey("board_reads", BoardReads)
@@ -33,6 +36,7 @@ SERVICE_KEYS = web.AppKey("service_keys", ServiceKeys)
 ATTESTATIONS = web.AppKey("attestations", Attestations)
 HELD = web.AppKey("held", HeldAwards)
 MODERATION = web.AppKey("moderation", Moderation)
+AUDIT_HEAD = web.AppKey("audit_head", AuditHead)
 UPDATE_LIMITER = web.AppKey("update_limiter", Limiter)
 INITIALIZE_LIMITER = web.AppKey("initialize_limiter", Limiter)
 OPENAPI = web.AppKey("openapi", bytes)

@@ -13,6 +13,7 @@ from ..config import ACTIONS_ATTEST, SCORES_WRITE, AuthSettings, LimitSettings, 
 from ..errors import ApiError
 from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN
 from .examples import Example
+from .forms import FORM
 from .models import ErrorEnvelope
 from .routes import Endpoint, Link
 
@@ -48,12 +49,17 @@ def _parameters(endpoint: Endpoint, components: dict[str, Any]) -> list[dict[str
     return params
 
 
-def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
+def _error_responses(errors: tuple[type[ApiError], ...], *, browser: bool = False) -> dict[str, Any]:
     by_status: dict[int, list[str]] = {}
     for error in errors:
         by_status.setdefault(error.status, []).append(error.code)
     responses: dict[str, Any] = {}
     for status, codes in sorted(by_status.items()):
+        if browser:
+            # A page for the person at the browser, naming the code and saying what to do.
+            page = {"schema": {"type": "string"}, "example": _error_page(errors, status)}
+            responses[str(status)] = {"description": "Error codes: " + ", ".join(codes), "content": {"text/html": page}}
+            continue
         # The envelope, with `error.code` narrowed to the codes this operation gives with this status.
         schema = {
             "allOf": [
@@ -70,6 +76,12 @@ def _error_responses(errors: tuple[type[ApiError], ...]) -> dict[str, Any]:
                 "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer", "minimum": 1}}
             }
     return responses
+
+
+def _error_page(errors: tuple[type[ApiError], ...], status: int) -> str:
+    """An example of the operator page's refusal with this status: its first code, said as a page."""
+    error = next(e for e in errors if e.status == status)
+    return f'<!DOCTYPE html>\n<html lang="en">… <h1>{error.message}</h1> … <code>{error.code}</code> …</html>\n'
 
 
 def _error_examples(errors: tuple[type[ApiError], ...], status: int) -> dict[str, Any]:
@@ -142,7 +154,16 @@ def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
         answer["content"] = {endpoint.media: {"schema": schema, **_success_example(endpoint.example)}}
     if endpoint.links:
         answer["links"] = {link.name: _link(link) for link in endpoint.links}
+    if endpoint.status == HTTPStatus.SEE_OTHER:
+        answer["headers"] = {"Location": _BACK}
     return answer
+
+
+_BACK = {
+    "description": "The page to show next, which says in one line what the form did",
+    "required": True,
+    "schema": {"type": "string", "examples": ["/admin?done=approved&id=7"]},
+}
 
 
 def _accepted(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
@@ -247,7 +268,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) ->
         "summary": endpoint.summary.replace("`", ""),  # plain text to readers: only descriptions are Markdown
         "operationId": endpoint.handler.__name__,
         "tags": [endpoint.tag],
-        "responses": {**responses, **_error_responses(endpoint.answers())},
+        "responses": {**responses, **_error_responses(endpoint.answers(), browser=endpoint.browser)},
     }
     if parameters:
         operation["parameters"] = parameters
@@ -257,6 +278,11 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) ->
             # Optional fields left out, as a client would.
             body["example"] = {k: v for k, v in _as_json(endpoint.example.request).items() if v is not None}
         operation["requestBody"] = {"required": True, "content": {"application/json": body}}
+    if endpoint.form is not None:
+        form: dict[str, Any] = {"schema": _ref(endpoint.form, components)}
+        if endpoint.example is not None and endpoint.example.request is not None:
+            form["example"] = _as_json(endpoint.example.request)
+        operation["requestBody"] = {"required": True, "content": {FORM: form}}
     security, note = _security(endpoint, facts)
     if security:
         operation["security"] = security

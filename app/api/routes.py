@@ -11,11 +11,12 @@ from aiohttp.typedefs import Handler
 
 from .. import errors as e
 from ..config import ACTIONS_ATTEST, SCORES_WRITE, Scope
+from . import admin_models as am
+from . import admin_page, session, stream, views
 from . import examples as x
 from . import models as m
 from . import moderation_data as md
 from . import personal_data as pd
-from . import session, stream, views
 from .edge import LIMITED_PREFIX, expect_continue
 
 
@@ -50,6 +51,7 @@ class Endpoint:
     accepted_links: tuple[Link, ...] = ()  # links of that 202
     media: str | None = "application/json"  # of a success; None: it has no body
     request: type | None = None
+    form: type | None = None  # the `application/x-www-form-urlencoded` body of a browser's form
     query: type | None = None
     path_params: type | None = None
     headers: type | None = None  # request headers it requires, one field per header
@@ -63,6 +65,9 @@ class Endpoint:
     # CDNs may keep it) and `If-None-Match` naming the current tag answers 304; "private": a
     # success carries `Cache-Control: private, no-store`.
     cache: Literal["public", "private"] | None = None
+    # A page of the operator page, for a person in a browser: its refusals are pages (text/html)
+    # naming the contract's code, not the envelope.
+    browser: bool = False
 
     def __post_init__(self) -> None:
         if (self.auth == "service") != (self.scope is not None):
@@ -72,7 +77,7 @@ class Endpoint:
         """Every error the endpoint can give: its own, and those of the layers in front of its
         handler, which answer before it runs."""
         before: list[type[e.ApiError]] = []
-        if self.request is not None:
+        if self.request is not None or self.form is not None:
             before.append(e.PayloadTooLarge)  # aiohttp refuses a body over server.max_body_bytes
         if self.path.startswith(LIMITED_PREFIX):
             # The per-IP limit of the edge, kept in Redis in the Redis modes (503 while it is down).
@@ -614,6 +619,95 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(*_AUTH_ERRORS, e.Forbidden, e.UserNotFound),
         tag="operators",
         cache="private",
+    ),
+    Endpoint(
+        method="GET",
+        path="/admin",
+        handler=admin_page.admin_home,
+        example=x.ADMIN_HOME,
+        summary="The operator page, in a browser: every board with its settings, and the held-award queue "
+        "(`held`: pending, approved or rejected) with an approve and a reject form per pending award. Without a "
+        "session, the sign-in form (POST /admin/session)",
+        media="text/html",
+        query=am.AdminHomeQuery,
+        errors=(e.ValidationFailed, e.Unauthorized, e.Forbidden, e.ServiceUnavailable),
+        tag="operator page",
+        browser=True,
+    ),
+    Endpoint(
+        method="GET",
+        path="/admin/users",
+        handler=admin_page.admin_user,
+        example=x.ADMIN_USER,
+        summary="The operator page of one user: their entries on every board and period, their awards and "
+        "score changes, their held awards. Without a session, the sign-in form",
+        media="text/html",
+        query=am.AdminUserQuery,
+        errors=(e.ValidationFailed, e.Unauthorized, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
+        tag="operator page",
+        browser=True,
+    ),
+    Endpoint(
+        method="POST",
+        path="/admin/session",
+        handler=admin_page.admin_sign_in,
+        example=x.ADMIN_SIGN_IN,
+        summary="Sign in to the operator page with an admin JWT (verified as a bearer is, its roles holding "
+        "auth.admin_role): 303 to /admin with the session cookie (HttpOnly, SameSite=Strict, Path=/admin, "
+        "Secure over https), which expires with the token. Otherwise the sign-in form again: 401 for a token "
+        "that is not valid, 403 for one without the role or a form from another site",
+        status=303,
+        media=None,
+        form=am.SignInForm,
+        errors=(e.ValidationFailed, e.Unauthorized, e.Forbidden),
+        tag="operator page",
+        browser=True,
+    ),
+    Endpoint(
+        method="POST",
+        path="/admin/session/end",
+        handler=admin_page.admin_sign_out,
+        example=x.ADMIN_SIGN_OUT,
+        summary="Sign out of the operator page: the session cookie is cleared, 303 to /admin. A form of the "
+        "page: the session, its CSRF token and this site's Origin are required (403 otherwise)",
+        status=303,
+        media=None,
+        form=am.SignOutForm,
+        errors=(e.ValidationFailed, e.Unauthorized, e.Forbidden),
+        tag="operator page",
+        browser=True,
+    ),
+    Endpoint(
+        method="POST",
+        path="/admin/held/{heldId}/approve",
+        handler=admin_page.admin_approve_held,
+        example=x.ADMIN_DECISION,
+        summary="The queue's approve form: the held award lands as POST /api/v1/admin/held/{heldId}/approve "
+        "lands it, then 303 back to /admin, which says so. The session, its CSRF token and this site's Origin "
+        "are required (403 otherwise)",
+        status=303,
+        media=None,
+        form=am.DecisionForm,
+        path_params=m.ApprovePath,
+        errors=(e.ValidationFailed, e.Unauthorized, e.Forbidden, e.NotFound, e.AlreadyDecided, e.ServiceUnavailable),
+        tag="operator page",
+        browser=True,
+    ),
+    Endpoint(
+        method="POST",
+        path="/admin/held/{heldId}/reject",
+        handler=admin_page.admin_reject_held,
+        example=x.ADMIN_DECISION,
+        summary="The queue's reject form: the held award never lands, as with POST "
+        "/api/v1/admin/held/{heldId}/reject, then 303 back to /admin, which says so. The session, its CSRF "
+        "token and this site's Origin are required (403 otherwise)",
+        status=303,
+        media=None,
+        form=am.DecisionForm,
+        path_params=m.RejectPath,
+        errors=(e.ValidationFailed, e.Unauthorized, e.Forbidden, e.NotFound, e.AlreadyDecided, e.ServiceUnavailable),
+        tag="operator page",
+        browser=True,
     ),
     Endpoint(
         method="GET",

@@ -9,8 +9,9 @@ import msgspec
 
 from ..api.models import BoardChange, BoardCreate, BoardDetail, RetiredData
 from ..auth import Principal
+from ..clock import iso
 from ..config import ActionSettings, BoardSettings, ConfigError, check_board
-from ..errors import BoardInUse, ValidationFailed
+from ..errors import BoardInUse, BoardNotFound, ValidationFailed
 from ..storage import Store
 from ..tasks import pause, stop_if_cancelled
 from .catalog import Catalog, settings_text
@@ -19,6 +20,21 @@ from .reads import BoardReads
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0  # another process's change to the catalog is seen within this
+
+
+class ListedBoard(msgspec.Struct, frozen=True, kw_only=True):
+    """A board as the operator page lists it: its settings, and its current period and entries while
+    in use, or when it was retired."""
+
+    id: str
+    settings: BoardSettings
+    default: bool
+    period: str | None  # the current period's id; None once retired
+    entries: int | None
+    retired_at: str | None
+
+
+_settings = msgspec.json.Decoder(BoardSettings)
 
 
 class BoardAdmin:
@@ -71,6 +87,35 @@ class BoardAdmin:
         await self.refresh()
         log.warning("board %s retired by %s", board_id, principal.user_id)
         return RetiredData(board=board_id, retired=True)
+
+    async def listing(self, principal: Principal) -> list[ListedBoard]:
+        """Every board: those in use (the default first) with their current period and entries,
+        then the retired ones, oldest retirement first."""
+        self.check(principal)
+        listed = []
+        for board in self.catalog.listed():
+            try:
+                detail = await self.reads.board(board.id)
+            except BoardNotFound:  # retired by another process while this one listed
+                continue
+            listed.append(
+                ListedBoard(
+                    id=board.id,
+                    settings=board.settings,
+                    default=board.id == self.catalog.default,
+                    period=detail.period.id,
+                    entries=detail.entries,
+                    retired_at=None,
+                )
+            )
+        for board_id, text, retired_ms in await self.store.retired_boards():
+            settings = _settings.decode(text)
+            listed.append(
+                ListedBoard(
+                    id=board_id, settings=settings, default=False, period=None, entries=None, retired_at=iso(retired_ms)
+                )
+            )
+        return listed
 
     async def refresh(self) -> None:
         """Read the catalog from the database."""

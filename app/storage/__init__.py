@@ -84,6 +84,9 @@ class Store(Protocol):
     async def boards(self) -> list[tuple[str, str]]:
         """(id, settings as JSON) of every board in use, oldest first."""
 
+    async def retired_boards(self) -> list[tuple[str, str, int]]:
+        """(id, settings as JSON, when it was retired in ms) of every retired board, oldest first."""
+
     async def declare_boards(self, declared: dict[str, str]) -> None:
         """Apply the configuration's boards (id -> settings as JSON); see Operations.declare."""
 
@@ -158,3 +161,10 @@ class Store(Protocol):
     async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
         """A user's changes numbered below `after` (0: from the newest), newest first, the acts on
         them and whether they are disqualified; None for an unknown user."""
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The audit chain's head: its last entry's (seq, hash), or the checkpoint's, or (0, genesis)."""
+
+    async def seal(self, limit: int) -> int:
+        """Append up to `limit` rows queued for the audit chain to it (storage/chain.py), unless
+        another process is sealing; how many were queued (`limit`: there may be more)."""

@@ -112,7 +112,7 @@ def connected_pid(database: str | Path) -> int | None:
     return None if kind == fcntl.F_UNLCK else pid
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
+def read_only(path: Path) -> sqlite3.Connection:
     """A connection that can neither create nor change the file (nor checkpoint it on close)."""
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
     db.execute("PRAGMA busy_timeout = 5000")
@@ -123,7 +123,7 @@ def _copy(source: Path, target: Path) -> None:
     """SQLite's online backup of `source` into a new file `target`, as one step: one read
     transaction, so in WAL mode a consistent snapshot while writers go on. The copy uses the
     rollback journal: one self-contained file (the server turns WAL on again when it opens it)."""
-    with contextlib.closing(_read_only(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
+    with contextlib.closing(read_only(source)) as src, contextlib.closing(sqlite3.connect(target)) as dst:
         src.backup(dst)
         dst.execute("PRAGMA journal_mode = DELETE")
 
@@ -149,7 +149,7 @@ def check(path: Path, *, name: Path | None = None) -> Summary:
 
 def _check(path: Path) -> Summary:
     try:
-        with contextlib.closing(_read_only(path)) as db:
+        with contextlib.closing(read_only(path)) as db:
             problems = [line for row in db.execute("PRAGMA integrity_check(3)") for line in row[0].splitlines()]
             if problems != ["ok"]:
                 raise BackupError(f"fails SQLite's integrity check: {'; '.join(problems[:3])}")

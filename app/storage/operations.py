@@ -141,6 +141,7 @@ SET_KEY_ANSWER = "UPDATE idempotency_keys SET answer = $1 WHERE service = $2 AND
 PURGE_KEYS = "DELETE FROM idempotency_keys WHERE created_at < $1"
 # Boards.
 BOARDS = "SELECT id, settings FROM boards WHERE retired_at IS NULL ORDER BY created_at, id"
+RETIRED_BOARDS = "SELECT id, settings, retired_at FROM boards WHERE retired_at IS NOT NULL ORDER BY retired_at, id"
 BOARD_ROW = "SELECT settings, declared, retired_at FROM boards WHERE id = $1"
 INSERT_BOARD = (
     "INSERT INTO boards (id, settings, declared, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) "
@@ -335,8 +336,7 @@ class Operations:
         sql = dialect.sql
         self.upsert_user = sql(UPSERT_USER)
         self.action_done = sql(ACTION_DONE)
-        self.grant_refusals = sql(GRANT_REFUSALS)
-        self.user_disqualified = sql(USER_DISQUALIFIED)
+        self.grant_refusals, self.user_disqualified = sql(GRANT_REFUSALS), sql(USER_DISQUALIFIED)
         self.unused_tokens = sql(UNUSED_TOKENS)
         self.record_grant = sql(RECORD_GRANT)
         self.consume = sql(CONSUME)
@@ -361,6 +361,7 @@ class Operations:
         self.set_key_answer = sql(SET_KEY_ANSWER)
         self.purge_keys = sql(PURGE_KEYS)
         self.boards = sql(BOARDS)
+        self.retired_boards = sql(RETIRED_BOARDS)
         self.board_row = sql(BOARD_ROW)
         self.insert_board = sql(INSERT_BOARD)
         self.declare_board = sql(DECLARE_BOARD)

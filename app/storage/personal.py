@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import UserNotFound
+from .chain import subject_id
 from .schema import Dialect
 
 T = TypeVar("T")
@@ -69,6 +70,9 @@ MOVE_COMPLETED = "UPDATE completed_actions SET user_id = $2 WHERE user_id = $1"
 MOVE_DECIDED = "UPDATE held_awards SET decided_by = $2 WHERE decided_by = $1"  # an operator's decisions
 MOVE_ACTS = "UPDATE moderation SET user_id = $2 WHERE user_id = $1"
 MOVE_OPERATOR = "UPDATE moderation SET operator = $2 WHERE operator = $1"  # acts the user made as an operator
+# The audit chain's key of the subject goes with their rows, which still verify (storage/chain.py):
+# parameters are the two subject ids (chain.subject_id).
+MOVE_SUBJECT = "UPDATE audit_subjects SET subject = $2 WHERE subject = $1"
 DELETE_ENTRIES = "DELETE FROM board_entries WHERE user_id = $1 RETURNING board, period"
 DELETE_TOKENS = "DELETE FROM action_tokens WHERE user_id = $1"
 DELETE_NOTICES = "DELETE FROM notices WHERE user_id = $1"
@@ -99,6 +103,7 @@ class Statements:
             sql(s)
             for s in (MOVE_AWARDS, MOVE_CHANGES, MOVE_HELD, MOVE_DECIDED, MOVE_COMPLETED, MOVE_ACTS, MOVE_OPERATOR)
         )
+        self.move_subject = sql(MOVE_SUBJECT)
         self.delete_entries = sql(DELETE_ENTRIES)
         self.delete_rest = (sql(DELETE_TOKENS), sql(DELETE_NOTICES), sql(DELETE_ATTESTATIONS))
         self.delete_user = sql(DELETE_USER)
@@ -116,6 +121,7 @@ def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps
     yield st.reject_pending, (user_id, now_ms)
     for statement in st.move:
         yield statement, (user_id, pseudonym)
+    yield st.move_subject, (subject_id(user_id), subject_id(pseudonym))
     shelves = yield st.delete_entries, (user_id,)
     for statement in st.delete_rest:
         yield statement, (user_id,)

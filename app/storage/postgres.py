@@ -32,6 +32,7 @@ from ..records import (
     WriteOutcome,
 )
 from . import moderation
+from .chain import SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
@@ -46,6 +47,14 @@ T = TypeVar("T")
 OPS = Operations(POSTGRES)
 PERSONAL = Statements(POSTGRES)
 MODERATION = moderation.Statements(POSTGRES)
+CHAIN = ChainStatements(POSTGRES)
+TRIGGERS = triggers(POSTGRES)
+# The chain's triggers in this schema; (re)created only when one is missing, since replacing a
+# trigger locks its table against writes for a moment, at every process's start.
+CHAIN_TRIGGERS = (
+    "SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE 'audit%'"
+)
 RETENTION = RetentionStatements(POSTGRES)
 SWEEP_WINDOW = 1000  # rows a retention transaction looks at
 PURGE = "DELETE FROM action_tokens WHERE expires_at < $1"
@@ -122,6 +131,9 @@ class PostgresStore:
                             await conn.execute(statement)
                         await conn.execute(POSTGRES.sql(RECORD), version, int(time.time()))
                         log.info("applied migration %s", version)
+                if len({row[0] for row in await conn.fetch(CHAIN_TRIGGERS)}) < sum(" TRIGGER " in s for s in TRIGGERS):
+                    for statement in TRIGGERS:
+                        await conn.execute(statement)
         except BaseException:
             await pool.close()
             raise
@@ -216,6 +228,12 @@ class PostgresStore:
             rows = await conn.fetch(OPS.boards)
         return [(row[0], row[1]) for row in rows]
 
+    async def retired_boards(self) -> list[tuple[str, str, int]]:
+        """Every retired board."""
+        async with self._transaction() as conn:
+            rows = await conn.fetch(OPS.retired_boards)
+        return [(row[0], row[1], row[2]) for row in rows]
+
     async def _write(self, steps: Steps[None]) -> None:
         async with self._transaction() as conn:
             await _run(conn, steps)
@@ -279,7 +297,25 @@ class PostgresStore:
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user in one transaction."""
         async with self._transaction() as conn:
-            return await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+            # Not while a sealer runs: it could seal a row under the subject key this renames.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", SEALING_LOCK)
+            shelves: list[tuple[str, str]] = await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+            return shelves
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The audit chain's head, read in one transaction."""
+        async with self._transaction() as conn:
+            found: tuple[int, str] = await _run_rows(conn, head(CHAIN))
+            return found
+
+    async def seal(self, limit: int) -> int:
+        """Seal up to `limit` queued rows onto the audit chain, unless another process is sealing
+        (then 0); how many were queued."""
+        async with self._transaction() as conn:
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALING_LOCK):
+                return 0
+            sealed: int = await _run_rows(conn, seal(CHAIN, limit=limit))
+            return sealed
 
     async def _moderate(self, steps: moderation.Steps[T]) -> T:
         """A moderation act or its reads, in one transaction."""

@@ -246,6 +246,45 @@ _MIGRATIONS: list[tuple[int, str]] = [
         """,
     ),
     (
+        # The audit chain (storage/chain.py): rows of the history made final and not sealed yet
+        # (queued by triggers, created at start from chain.CHAINED), the chain itself, each
+        # subject's random key (what a row's digest holds instead of a user id), and the checkpoints
+        # a purge of the chain's prefix leaves. An entry keeps when its row became final (queued),
+        # which says whether retention may have deleted it. The history kept before this version is
+        # queued for sealing.
+        7,
+        """
+        CREATE TABLE audit_queue (
+            tbl TEXT NOT NULL,
+            row_id {bigint} NOT NULL,
+            queued_at {bigint} NOT NULL,
+            PRIMARY KEY (tbl, row_id)
+        );
+        CREATE TABLE audit_chain (
+            seq {bigint} PRIMARY KEY,
+            tbl TEXT NOT NULL,
+            row_id {bigint} NOT NULL,
+            digest TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            final_at {bigint} NOT NULL,
+            UNIQUE (tbl, row_id)
+        );
+        CREATE TABLE audit_subjects (
+            subject TEXT PRIMARY KEY,
+            key TEXT NOT NULL
+        );
+        CREATE TABLE audit_checkpoints (
+            seq {bigint} PRIMARY KEY,
+            hash TEXT NOT NULL,
+            made_at {bigint} NOT NULL
+        );
+        INSERT INTO audit_queue (tbl, row_id, queued_at) SELECT 'score_history', id, created_at FROM score_history;
+        INSERT INTO audit_queue (tbl, row_id, queued_at) SELECT 'board_history', id, created_at FROM board_history;
+        INSERT INTO audit_queue (tbl, row_id, queued_at)
+            SELECT 'held_awards', id, decided_at FROM held_awards WHERE status <> 'pending'
+        """,
+    ),
+    (
         # Cheat rules: which rules held an award (JSON list; those held before were all held by
         # hold_over_per_hour), and the indexes that let each rule read only the user's own rows:
         # score_history by user, action type and time (counts, the last completion, velocity

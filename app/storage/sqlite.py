@@ -32,6 +32,7 @@ from ..records import (
 )
 from . import moderation
 from .backup import ServingLock
+from .chain import ChainStatements, head, seal, triggers
 from .group_commit import GroupCommit, Write
 from .moderation import Places
 from .operations import Operations, held_award, kept_notice, notice, standing, user_record
@@ -47,6 +48,7 @@ T = TypeVar("T")
 OPS = Operations(SQLITE)
 PERSONAL = Statements(SQLITE)
 MODERATION = moderation.Statements(SQLITE)
+CHAIN = ChainStatements(SQLITE)
 RETENTION = RetentionStatements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
 RESTORE_WAIT_SECONDS = 60.0  # a server starting while `run.py restore` replaces the file waits this long
@@ -196,6 +198,8 @@ class SqliteStore:
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
+        for statement in triggers(SQLITE):  # IF NOT EXISTS: changes nothing once they are there
+            await conn.execute(statement)
 
     async def close(self) -> None:
         """Commit queued writes, stop the writer, close the file and let go of the serving lock;
@@ -274,6 +278,10 @@ class SqliteStore:
         """Every board in use."""
         return [(row[0], row[1]) for row in await self._db().execute_fetchall(OPS.boards)]
 
+    async def retired_boards(self) -> list[tuple[str, str, int]]:
+        """Every retired board."""
+        return [(row[0], row[1], row[2]) for row in await self._db().execute_fetchall(OPS.retired_boards)]
+
     async def declare_boards(self, declared: dict[str, str]) -> None:
         """Apply the configuration's boards."""
         await self.writer.write(_steps(OPS.declare(declared, now_ms())))
@@ -351,7 +359,27 @@ class SqliteStore:
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user, in a savepoint of the group commit."""
-        return await self.writer.write(_in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms))))
+        shelves: list[tuple[str, str]] = await self.writer.write(
+            _in_savepoint(_row_steps(erase(PERSONAL, user_id, pseudonym, now_ms)))
+        )
+        return shelves
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The audit chain's head, read on the reading connection."""
+        db, steps = self._db(), head(CHAIN)
+        try:
+            query, args = next(steps)
+            while True:
+                query, args = steps.send([tuple(row) for row in await db.execute_fetchall(query, args)])
+        except StopIteration as done:
+            found: tuple[int, str] = done.value
+            return found
+
+    async def seal(self, limit: int) -> int:
+        """Seal up to `limit` queued rows onto the audit chain, in the group commit (whose write
+        lock makes this the only sealer of the file); how many were queued."""
+        sealed: int = await self.writer.write(_row_steps(seal(CHAIN, limit=limit)))
+        return sealed
 
     async def _moderate(self, steps: moderation.Steps[T]) -> T:
         """A moderation act, in a savepoint of the group commit."""

@@ -5,6 +5,7 @@ that holds their id or name."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from app.api.keys import OVERTAKES
+from app.api.keys import CONFIG, OVERTAKES, STORE
+from app.audit.commands import verify_command
+from app.audit.sealer import Sealer
 from app.auth import UserAuth
 
 from ..conftest import Flow, envelope
@@ -124,6 +127,8 @@ async def test_an_erasure_leaves_no_row_with_the_users_id_or_name(
     assert (await recv(viewer))["type"] == "connected"
     await viewer.send_json({"type": "subscribe", "channel": "leaderboard", "board": "weekly"})
     await recv_type(viewer, "leaderboard_update")
+    sealer = Sealer(client.app[STORE])
+    assert await sealer.catch_up() > 0  # her rows sealed: the audit chain holds her subject's key
 
     assert await _call(client, "DELETE", "/api/v1/users/me", _as(USER)) == {"erased": True}
 
@@ -138,8 +143,13 @@ async def test_an_erasure_leaves_no_row_with_the_users_id_or_name(
         assert (await _call(client, "GET", path, _as(USER), 404))["code"] == "USER_NOT_FOUND", path
     assert (await _call(client, "DELETE", "/api/v1/users/me", _as(USER), 404))["code"] == "USER_NOT_FOUND"
 
+    await sealer.catch_up()
     rows = await _rows(db_path, storage)
     assert _naming(rows, USER, NAME) == []
+    assert [t for t, _ in rows if t == "audit_chain"] and [t for t, _ in rows if t == "audit_subjects"]
+    # The audit chain still verifies: the pseudonym took over her subject's key.
+    intact, line = await asyncio.to_thread(verify_command, client.app[CONFIG].settings)
+    assert intact, line
     pseudonyms = {row[0] for table, row in rows if table == "users" and str(row[0]).startswith("erased-")}
     assert len(pseudonyms) == 1
     [pseudonym] = pseudonyms

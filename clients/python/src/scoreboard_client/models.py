@@ -185,6 +185,13 @@ class CountWindowData(_Model):
     window_s: int
 
 
+class DecisionForm(_Model):
+    """An approval or rejection of a held award, from the queue's form."""
+
+    csrf: str
+    reason: str
+
+
 class DecisionRequest(_Model):
     """Why an operator approves or rejects a held award, kept with the decision."""
 
@@ -538,6 +545,16 @@ class ScoreWriteRequest(_Model):
     score: int
     subscore: int | None = None
     metadata: dict[str, Any] | None = None
+
+
+class SignInForm(_Model):
+    """An operator's JWT, whose `roles` claim holds auth.admin_role; kept in the session cookie only."""
+
+    token: str
+
+
+class SignOutForm(_Model):
+    csrf: str
 
 
 class TopData(_Model):

@@ -1,0 +1,187 @@
+"""The operator page at /admin: rendered on the server, no script, every value escaped, under the
+same Content-Security-Policy as the live page. Each handler parses its input first, then checks
+the session (and a form's Origin and CSRF token), calls the services and renders. A page is made of
+sections, each a partial template and one service call (`HOME_SECTIONS`, `USER_SECTIONS`): adding
+one is a function and a template. A refusal is a page naming the contract's code, for a person to
+read; a form that did something redirects back (303) to the page, which says what in one line."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+import aiohttp_jinja2
+from aiohttp import hdrs, web
+
+from ..errors import ApiError, Unauthorized
+from .admin_models import AdminHomeQuery, AdminUserQuery, DecisionForm, Result, SignInForm, SignOutForm
+from .admin_session import PATH, Session, SignInNeeded
+from .forms import read_form
+from .keys import ADMIN_SESSIONS, AUDIT_HEAD, BOARD_ADMIN, CONFIG, HELD, PERSONAL_DATA
+from .models import ApprovePath, HeldQuery, RejectPath
+from .views import path_of, query_of
+
+Q = TypeVar("Q")
+
+
+class Part(NamedTuple):
+    """One section of a page: its partial template and what it shows."""
+
+    template: str
+    data: object
+
+
+# A section: what one service gives for a page's query, as a partial shows it.
+Section = Callable[[web.Request, Session, Q], Awaitable[Part]]
+
+RESULTS: dict[Result, str] = {
+    "approved": "Held award {id} approved: it landed on its boards.",
+    "rejected": "Held award {id} rejected: it never lands.",
+    "signed-out": "Signed out.",
+}
+NO_STORE = "no-store"  # operators' views of users and decisions: kept by no cache
+
+
+async def boards_section(request: web.Request, session: Session, query: AdminHomeQuery) -> Part:
+    """Every board with its settings, retired ones too."""
+    return Part("admin/boards.html", await request.app[BOARD_ADMIN].listing(session.principal))
+
+
+async def held_section(request: web.Request, session: Session, query: AdminHomeQuery) -> Part:
+    """One page of the held awards of the status asked for, pending ones with their decision forms."""
+    listing = await request.app[HELD].list(session.principal, HeldQuery(status=query.held, after=query.after))
+    return Part("admin/held.html", listing)
+
+
+async def user_section(request: web.Request, session: Session, query: AdminUserQuery) -> Part:
+    """Everything kept about the user: entries, awards, score changes, held awards."""
+    return Part("admin/user_data.html", await request.app[PERSONAL_DATA].inspect(session.principal, query.id))
+
+
+async def audit_section(request: web.Request, session: Session, query: AdminHomeQuery) -> Part:
+    """The audit chain's head, as `run.py audit anchor` prints it, to copy somewhere safe."""
+    return Part("admin/audit.html", await request.app[AUDIT_HEAD].head(session.principal))
+
+
+HOME_SECTIONS: tuple[Section[AdminHomeQuery], ...] = (boards_section, held_section, audit_section)
+USER_SECTIONS: tuple[Section[AdminUserQuery], ...] = (user_section,)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def page(handler: Handler) -> Handler:
+    """A handler of the operator page: a refusal becomes a page naming its code (the sign-in form
+    when the session is missing or no longer holds), and nothing it answers is cached."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except SignInNeeded as needed:
+            response = sign_in_page(request, needed.error)
+        except ApiError as refused:
+            response = render(request, "admin/error.html", {"error": refused}, status=refused.status)
+        response.headers[hdrs.CACHE_CONTROL] = NO_STORE
+        return response
+
+    return answer
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    """A page of the operator page's templates."""
+    return aiohttp_jinja2.render_template(
+        template, request, {"title": request.app[CONFIG].server.title, **context}, status=status
+    )
+
+
+def sign_in_page(request: web.Request, error: ApiError | None = None, *, notice: str | None = None) -> web.Response:
+    """The sign-in form, saying why it is shown; a session cookie that no longer holds is cleared."""
+    response = render(
+        request, "admin/sign_in.html", {"error": error, "notice": notice}, status=error.status if error else 200
+    )
+    if error is not None:
+        request.app[ADMIN_SESSIONS].forget(response, request)
+    return response
+
+
+async def _parts(request: web.Request, session: Session, sections: Sequence[Section[Q]], query: Q) -> list[Part]:
+    return [await section(request, session, query) for section in sections]
+
+
+def _back(location: str) -> web.Response:
+    return web.Response(status=303, headers={hdrs.LOCATION: location})
+
+
+@page
+async def admin_home(request: web.Request) -> web.StreamResponse:
+    query = query_of(request, AdminHomeQuery)
+    if query.done == "signed-out":
+        return sign_in_page(request, notice=RESULTS["signed-out"])
+    session = await request.app[ADMIN_SESSIONS].current(request)
+    done = RESULTS[query.done].format(id=query.id or "") if query.done else None
+    parts = await _parts(request, session, HOME_SECTIONS, query)
+    return render(request, "admin/home.html", {"session": session, "query": query, "parts": parts, "done": done})
+
+
+@page
+async def admin_user(request: web.Request) -> web.StreamResponse:
+    query = query_of(request, AdminUserQuery)
+    session = await request.app[ADMIN_SESSIONS].current(request)
+    parts = await _parts(request, session, USER_SECTIONS, query)
+    return render(request, "admin/user.html", {"session": session, "query": query, "parts": parts, "done": None})
+
+
+@page
+async def admin_sign_in(request: web.Request) -> web.StreamResponse:
+    form = await read_form(request, SignInForm)
+    sessions = request.app[ADMIN_SESSIONS]
+    sessions.check_origin(request)
+    try:
+        principal = await sessions.sign_in(form.token)
+    except ApiError as refused:
+        raise SignInNeeded(refused) from None
+    response = _back(PATH)
+    sessions.keep(response, request, form.token, principal)
+    return response
+
+
+@page
+async def admin_sign_out(request: web.Request) -> web.StreamResponse:
+    form = await read_form(request, SignOutForm)
+    await _form_session(request, form.csrf)
+    response = _back(f"{PATH}?done=signed-out")
+    request.app[ADMIN_SESSIONS].forget(response, request)
+    return response
+
+
+@page
+async def admin_approve_held(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, path_of(request, ApprovePath).held_id, "approved")
+
+
+@page
+async def admin_reject_held(request: web.Request) -> web.StreamResponse:
+    return await _decide(request, path_of(request, RejectPath).held_id, "rejected")
+
+
+async def _decide(request: web.Request, held_id: int, done: Result) -> web.StreamResponse:
+    """A decision form of the queue: checked, decided once, then back to the queue saying so."""
+    form = await read_form(request, DecisionForm)
+    session = await _form_session(request, form.csrf)
+    held = request.app[HELD]
+    decide = held.approve if done == "approved" else held.reject
+    await decide(session.principal, held_id, form.reason)
+    return _back(f"{PATH}?done={done}&id={held_id}")
+
+
+async def _form_session(request: web.Request, csrf: str) -> Session:
+    """The session of a form that changes something, once its Origin and CSRF token are checked."""
+    sessions = request.app[ADMIN_SESSIONS]
+    try:
+        session = await sessions.current(request)
+    except SignInNeeded as needed:
+        # A form without a session (signed out meanwhile, or sent by another site): refused.
+        raise SignInNeeded(needed.error or Unauthorized("Sign in to the operator page first")) from None
+    sessions.check_form(request, session, csrf)
+    return session

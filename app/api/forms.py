@@ -1,0 +1,41 @@
+"""A browser's form as untrusted input: `application/x-www-form-urlencoded` only, each field once,
+its percent-escapes decoding to UTF-8, the body within server.max_body_bytes. Anything else is a 400
+VALIDATION_ERROR (413 PAYLOAD_TOO_LARGE over the size) before any field is used."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import TypeVar
+
+from aiohttp import web
+
+from ..decoding import convert_strings
+from ..errors import PayloadTooLarge, ValidationFailed
+
+T = TypeVar("T")
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FIELDS = 16  # the page's forms have two or three; a flood of fields is refused before it is sorted
+
+
+async def read_form(request: web.Request, model: type[T]) -> T:
+    """The request's form validated into `model`; VALIDATION_ERROR naming what is wrong otherwise."""
+    if request.content_type != FORM:
+        raise ValidationFailed(f"The body must be a form ({FORM})")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    try:
+        # Browsers percent-escape everything beyond ASCII, so raw bytes beyond it are refused too.
+        pairs = urllib.parse.parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+        )
+    except UnicodeDecodeError:
+        raise ValidationFailed("The form is not percent-encoded UTF-8") from None
+    except ValueError:
+        raise ValidationFailed(f"The form has more than {MAX_FIELDS} fields") from None
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise ValidationFailed("A field of the form appears more than once")
+    return convert_strings(fields, model)
