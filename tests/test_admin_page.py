@@ -269,6 +269,30 @@ async def test_a_user_page_shows_what_is_kept_about_them(console: Console, flow:
     assert '<a href="/admin/users?id=zoe">zoe</a>' in await console.get("/admin")
 
 
+async def test_a_user_page_shows_their_standing_and_the_acts_on_them(
+    console: Console, flow: Flow, client: AppClient
+) -> None:
+    await flow.award("mallory", "q1")
+    admin = {"Authorization": f"Bearer {jwt()}"}
+    await console.sign_in(jwt())
+    assert "In good standing" in text(await console.get("/admin/users", id="mallory"))
+    adjusted = await client.post(
+        "/api/v1/admin/boards/global/scores/mallory/adjust", json={"delta": -40, "reason": HOSTILE}, headers=admin
+    )
+    assert adjusted.status == 200, await adjusted.text()
+    disqualified = await client.post(
+        "/api/v1/admin/users/mallory/disqualify", json={"reason": "speed hack"}, headers=admin
+    )
+    assert disqualified.status == 200, await disqualified.text()
+    html = await console.get("/admin/users", id="mallory")
+    assert "Disqualified since" in text(html) and "<img" not in html and HOSTILE in text(html)
+    acts = re.findall(r'<tr data-act="(\d+)"', html)
+    assert len(acts) == 2
+    assert row(html, "data-act", acts[0]).startswith(f"{acts[0]} disqualify — — — ops-1 speed hack")
+    assert row(html, "data-act", acts[1]).startswith(f"{acts[1]} adjust global all -40 ops-1")
+    assert "operator's correction" in text(html)
+
+
 @pytest.mark.parametrize(
     ("params", "status", "code"),
     [

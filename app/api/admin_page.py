@@ -18,8 +18,9 @@ from ..errors import ApiError, Unauthorized
 from .admin_models import AdminHomeQuery, AdminUserQuery, DecisionForm, Result, SignInForm, SignOutForm
 from .admin_session import PATH, Session, SignInNeeded
 from .forms import read_form
-from .keys import ADMIN_SESSIONS, AUDIT_HEAD, BOARD_ADMIN, CONFIG, HELD, PERSONAL_DATA
+from .keys import ADMIN_SESSIONS, AUDIT_HEAD, BOARD_ADMIN, CONFIG, HELD, MODERATION, PERSONAL_DATA
 from .models import ApprovePath, HeldQuery, RejectPath
+from .moderation_data import HistoryQuery
 from .views import path_of, query_of
 
 Q = TypeVar("Q")
@@ -65,7 +66,16 @@ async def audit_section(request: web.Request, session: Session, query: AdminHome
 
 
 HOME_SECTIONS: tuple[Section[AdminHomeQuery], ...] = (boards_section, held_section, audit_section)
-USER_SECTIONS: tuple[Section[AdminUserQuery], ...] = (user_section,)
+
+
+async def moderation_section(request: web.Request, session: Session, query: AdminUserQuery) -> Part:
+    """Whether the user is disqualified, and the moderation acts on them, newest first."""
+    return Part(
+        "admin/moderation.html", await request.app[MODERATION].history(session.principal, query.id, HistoryQuery())
+    )
+
+
+USER_SECTIONS: tuple[Section[AdminUserQuery], ...] = (user_section, moderation_section)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
