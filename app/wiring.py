@@ -28,6 +28,7 @@ from .ranking import Ranking
 from .ranking.keeper import Keeper
 from .ranking.memory import MemoryRanking
 from .ranking.redis import RedisRanking
+from .ranking.sweep import Sweeper
 from .redis_client import Keys, TurnPipeline, connect
 from .storage import Store
 from .storage.postgres import PostgresStore
@@ -85,8 +86,8 @@ def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[],
         yield
 
     async def prune() -> None:
-        # Finished periods past their keep_periods, and retired boards, leave memory (Redis lets
-        # their keys expire instead); the database keeps them.
+        # Finished periods past their keep_periods, and retired boards, leave memory (in Redis a
+        # Sweeper unlinks the periods' keys); the database keeps them.
         while True:
             await pause(PRUNE_SECONDS)
             ranking.keep_only(catalog.shelves(clock()))
@@ -120,6 +121,7 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
     trips = TurnPipeline(client)  # the award path's commands of one loop turn share a round trip
     ranking, fanout = RedisRanking(client, keys, trips, clock), RedisFanout(client, keys, trips)
     keeper = Keeper(ranking, store, lambda: catalog.shelves(clock()), fanout)
+    sweeper = Sweeper(ranking, catalog.fallen, clock)
     slots = RedisSlots(client, keys, "user", limits.ws_connections_per_user)
     ip_slots = RedisSlots(client, keys, "ip", limits.ws_connections_per_ip)
 
@@ -142,6 +144,7 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
 
     tasks = running(
         Background("board-keeper", keeper.run),
+        Background("board-sweep", sweeper.run),
         Background("award-channel", fanout.run),
         Background("ws-slots", slots.run),
         Background("ws-ip-slots", ip_slots.run),

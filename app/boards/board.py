@@ -42,6 +42,21 @@ class Board:
         """When a period stops being readable (None: never)."""
         return self.schedule.drop_ms(period, self.settings.keep_periods)
 
+    def fallen(self, since_ms: int, until_ms: int) -> list[Period]:
+        """The periods that stopped being readable after `since_ms` and by `until_ms`, newest first."""
+        keep = self.settings.keep_periods
+        # Newest first, each period ending where the one before it in the list starts: a period's
+        # readable end is the end of the one `keep` places newer (drop_ms, without its walk per period).
+        chain = self.kept(until_ms)
+        found: list[Period] = []
+        while (older := self.schedule.before(chain[-1])) is not None:
+            chain.append(older)
+            ends = chain[-1 - keep].ends_ms
+            if ends is None or ends <= since_ms:
+                break
+            found.append(older)
+        return found
+
     def period(self, spec: str, now_ms: int) -> Period:
         """`current`, `previous` or a period id, if readable; PERIOD_NOT_FOUND otherwise."""
         current = self.current(now_ms)

@@ -74,3 +74,8 @@ class Catalog:
     def shelves(self, now_ms: int) -> dict[BoardPeriod, int | None]:
         """Every readable period of every board, with the time it stops being readable."""
         return {board.where(p): board.expire_ms(p) for board in self.boards.values() for p in board.kept(now_ms)}
+
+    def fallen(self, since_ms: int, until_ms: int) -> list[BoardPeriod]:
+        """Every period of every board that stopped being readable after `since_ms` and by
+        `until_ms` (the Redis keys to let go)."""
+        return [board.where(p) for board in self.boards.values() for p in board.fallen(since_ms, until_ms)]

@@ -26,9 +26,17 @@ from .ties import BOUND, ORDER_DIGITS, SUBSCORE_DIGITS, head, score_of, seq_of, 
 
 log = logging.getLogger(__name__)
 
+# A period's keys are UNLINKed by the service soon after the period stops being readable
+# (ranking/sweep.py): Redis frees them in a background thread. Their PEXPIRE, this long after that
+# end, is only the backstop for keys no process let go (every process down across a rollover): an
+# expiry is freed in Redis's main thread unless Redis runs with `lazyfree-lazy-expire yes`, and a
+# 1M-entry period held every command ~1 s (BENCHMARKS.md, "Boards"). An hour is far past the sweep
+# (UNLINK_AFTER_MS plus one SWEEP_SECONDS), so the UNLINK wins whenever a process runs.
+EXPIRY_MARGIN_MS = 3_600_000
 LOAD_CALLS_IN_FLIGHT = 3
 LOAD_CHUNK = 1000  # users per script call: Redis runs one call at a time, ~10 ms each
 READ_CHUNK = 100  # users per positions/ranks call: a call blocks Redis for every other client
+UNLINK_CHUNK = 1000  # keys per UNLINK: each key costs Redis only a lookup and a hand-off
 
 _FLAGS = 2  # the card's flags, after its head
 
@@ -255,11 +263,13 @@ class RedisRanking(Fills):
         keys: Keys,
         trips: TurnPipeline | None = None,
         clock: Callable[[], int] = now_ms,
+        expiry_margin_ms: int = EXPIRY_MARGIN_MS,
     ) -> None:
         super().__init__()
         # Expiry is sent as a time to live from this clock (the one periods are computed with),
         # not as an instant on Redis's clock: the two clocks need not agree.
         self.clock = clock
+        self.expiry_margin_ms = expiry_margin_ms
         self.client = client
         self.keys = keys
         self.trips = trips or TurnPipeline(client)
@@ -302,8 +312,9 @@ class RedisRanking(Fills):
         return count
 
     def _ttl(self, expire_ms: int | None) -> int | str:
-        """PEXPIRE's argument for a period readable until `expire_ms` ("" when it never expires)."""
-        return "" if expire_ms is None else max(1, expire_ms - self.clock())
+        """PEXPIRE's argument for a period readable until `expire_ms`: the backstop, the margin
+        after that end ("" when it never expires)."""
+        return "" if expire_ms is None else max(1, expire_ms + self.expiry_margin_ms - self.clock())
 
     async def load(self, where: BoardPeriod, standings: list[Standing], expire_ms: int | None) -> None:
         """Write every user of a board period (newer standings already there win)."""
@@ -520,6 +531,15 @@ class RedisRanking(Fills):
                 await self.client.sadd(self.keys.excluded, *user_ids)
 
     async def drop(self, where: BoardPeriod) -> None:
-        """Forget a board period: delete its keys (names stay, shared by every board)."""
+        """Forget a board period: unlink its keys (names stay, shared by every board)."""
+        await self.unlink([where])
+
+    async def unlink(self, shelves: Sequence[BoardPeriod]) -> int:
+        """Forget these board periods; how many of their keys there were. UNLINK, not DEL: Redis
+        frees a big period in a background thread instead of holding every command meanwhile."""
+        keys = [key for where in shelves for key in self._shelf(where)]
+        unlinked = 0
         with unavailable_on_outage():
-            await self.client.delete(*self._shelf(where))
+            for start in range(0, len(keys), UNLINK_CHUNK):
+                unlinked += int(await self.client.unlink(*keys[start : start + UNLINK_CHUNK]))
+        return unlinked
