@@ -140,10 +140,13 @@ def rollover_markdown(result: dict[str, Any]) -> str:
         ("top", "GET top"),
         ("reads", "all reads"),
     ]
-    rows = [
-        [label, *(_window_cells((win.get(k) or {}).get(w) or {}) for w in ("before", "around", "after"))]
-        for k, label in kinds
-    ]
+    spans = ["before", "around", "after"]
+    heads = ["requests", "before (from 1 s after the start)", "around (± 1 s)", "after"]
+    unlinked = result.get("unlinked")
+    if unlinked is not None:  # Redis mode: the sweep unlinked the finished period's keys
+        spans.append("unlink")
+        heads.append(f"at the unlink (± 1 s of {unlinked['at_s']:+} s, {unlinked['keys']} keys)")
+    rows = [[label, *(_window_cells((win.get(k) or {}).get(w) or {}) for w in spans)] for k, label in kinds]
     verdicts = [
         [name, _num(t["value"]), f"< {t['limit']:g} ms: " + {True: "pass", False: "**FAIL**", None: "-"}[t["pass"]]]
         for name, t in (result.get("targets") or {}).items()
@@ -164,7 +167,7 @@ def rollover_markdown(result: dict[str, Any]) -> str:
         f"entries after: {result.get('entries_after')}. Whole machine busy {result.get('machine_busy_percent')} % "
         f"(200 = both cores). Server RSS {result.get('rss_mib_after_start')} → {result.get('rss_mib_after_load')} MiB.",
         "",
-        *table(["requests", "before (from 1 s after the start)", "around (± 1 s)", "after"], rows),
+        *table(heads, rows),
         "",
         *table(["target", "value ms", "verdict"], verdicts),
         "",
