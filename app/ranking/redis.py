@@ -21,8 +21,19 @@ from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..records import BoardPeriod, Position, Standing
 from ..redis_client import COMPARE_AND_DELETE, OUTAGES, Keys, ShelfKeys, TurnPipeline, unavailable_on_outage
-from . import Fills, StandingsSource
-from .ties import BOUND, ORDER_DIGITS, SUBSCORE_DIGITS, head, score_of, seq_of, subscore_of, user_of, zscore
+from . import REMOVAL_MARK_SECONDS, Fills, StandingsSource
+from .ties import (
+    BOUND,
+    ORDER_DIGITS,
+    SUBSCORE_DIGITS,
+    head,
+    score_of,
+    seq_of,
+    seq_part,
+    subscore_of,
+    user_of,
+    zscore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +49,10 @@ def _lua(source: str) -> str:
     return Template(source).substitute(order=ORDER_DIGITS, seq_from=SUBSCORE_DIGITS + 1, user_from=ORDER_DIGITS + 2)
 
 
-# KEYS: rank, cards, names, excluded; ARGV: user, score, card, name, ms to live or "".
-# Returns {previous rank or 0, rank}; an older standing than the one held changes nothing; an
-# excluded (disqualified) user is placed nowhere: {0, 0}.
+# KEYS: rank, cards, names, excluded, removed; ARGV: user, score, card, name, ms to live or "".
+# Returns {previous rank or 0, rank}; an older standing than the one held changes nothing. Placed
+# nowhere: an excluded (disqualified) user, {0, 0}; a standing no newer than an entry of the user's
+# an operator removed lately, {0, -the rank it would have had}.
 _PUT = _lua("""
 local user, card = ARGV[1], ARGV[3]
 if redis.call('SISMEMBER', KEYS[4], user) == 1 then return {0, 0} end
@@ -57,6 +69,15 @@ if old then
     else
       redis.call('ZREM', KEYS[1], held)
     end
+  end
+end
+if previous == 0 then
+  local removed = redis.call('HGET', KEYS[5], user)
+  if removed and removed <= string.sub(card, $seq_from, $order) then
+    redis.call('ZADD', KEYS[1], ARGV[2], member)
+    local would = redis.call('ZREVRANK', KEYS[1], member) + 1
+    redis.call('ZREM', KEYS[1], member)
+    return {0, -would}
   end
 end
 local rank = previous
@@ -79,13 +100,17 @@ return {previous, rank}
 _LOAD = _lua("""
 local users = {}
 for i = 2, #ARGV, 4 do users[#users + 1] = ARGV[i] end
-local olds = {}
-if #users > 0 then olds = redis.call('HMGET', KEYS[2], unpack(users)) end
+local olds, marks = {}, {}
+if #users > 0 then
+  olds = redis.call('HMGET', KEYS[2], unpack(users))
+  marks = redis.call('HMGET', KEYS[5], unpack(users))
+end
 local z, c, n = {}, {}, {}
 for j, user in ipairs(users) do
-  local i, old = 4 * j - 2, olds[j]
+  local i, old, mark = 4 * j - 2, olds[j], marks[j]
   local card = ARGV[i + 2]
-  local newer = not old or string.sub(old, $seq_from, $order) > string.sub(card, $seq_from, $order)
+  local seq = string.sub(card, $seq_from, $order)
+  local newer = (not old or string.sub(old, $seq_from, $order) > seq) and (not mark or mark > seq)
   if newer and redis.call('SISMEMBER', KEYS[4], user) == 0 then
     if old then redis.call('ZREM', KEYS[1], string.sub(old, 1, $order) .. ':' .. user) end
     z[#z + 1] = ARGV[i + 1]; z[#z + 1] = string.sub(card, 1, $order) .. ':' .. user
@@ -199,17 +224,19 @@ return 1
 """
 
 
-# KEYS: (rank, cards) of each board period, then names, then excluded; ARGV: user, what else:
-# "forget" (an erased user: their name, and their place among the excluded, go too), "exclude"
-# (a disqualified user: excluded in the same step, so no put lands between), or "".
+# KEYS: (rank, cards, removed) of each board period, then names, then excluded; ARGV: user, what
+# else: "forget" (an erased user: their name, their marks of removed entries and their place among
+# the excluded go too), "exclude" (a disqualified user: excluded in the same step, so no put lands
+# between), or "".
 _REMOVE = _lua("""
 local user = ARGV[1]
-for i = 1, #KEYS - 2, 2 do
+for i = 1, #KEYS - 2, 3 do
   local card = redis.call('HGET', KEYS[i + 1], user)
   if card then
     redis.call('ZREM', KEYS[i], string.sub(card, 1, $order) .. ':' .. user)
     redis.call('HDEL', KEYS[i + 1], user)
   end
+  if ARGV[2] == 'forget' then redis.call('HDEL', KEYS[i + 2], user) end
 end
 if ARGV[2] == 'forget' then
   redis.call('HDEL', KEYS[#KEYS - 1], user)
@@ -217,6 +244,26 @@ if ARGV[2] == 'forget' then
 elseif ARGV[2] == 'exclude' then
   redis.call('SADD', KEYS[#KEYS], user)
 end
+return 0
+""")
+
+# KEYS: rank, cards, removed of one board period; ARGV: ms the marks live, then (user, the removed
+# entry's seq as its head encodes it) repeated. Each entry no newer than its removal leaves the
+# board and the removal is marked (a later mark of a user stays).
+_TAKE_OFF = _lua("""
+for i = 2, #ARGV, 2 do
+  local user, mark = ARGV[i], ARGV[i + 1]
+  local card = redis.call('HGET', KEYS[2], user)
+  if not card or string.sub(card, $seq_from, $order) >= mark then
+    if card then
+      redis.call('ZREM', KEYS[1], string.sub(card, 1, $order) .. ':' .. user)
+      redis.call('HDEL', KEYS[2], user)
+    end
+    local held = redis.call('HGET', KEYS[3], user)
+    if not held or held > mark then redis.call('HSET', KEYS[3], user, mark) end
+  end
+end
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
 return 0
 """)
 
@@ -274,18 +321,20 @@ class RedisRanking(Fills):
         self._ranks = client.register_script(_RANKS)
         self._rename = client.register_script(_RENAME)
         self._remove = client.register_script(_REMOVE)
+        self._mark_removed = client.register_script(_TAKE_OFF)
         self._delete_if = client.register_script(COMPARE_AND_DELETE)
 
     def _shelf(self, where: BoardPeriod) -> ShelfKeys:
         return self.keys.shelf(where.board, where.period)
 
     def _keys(self, where: BoardPeriod) -> list[str]:
-        rank, cards = self._shelf(where)
-        return [rank, cards, self.keys.names]
+        shelf = self._shelf(where)
+        return [shelf.rank, shelf.cards, self.keys.names]
 
     def _writes(self, where: BoardPeriod) -> list[str]:
-        """The keys of a script that places users: a board period's, and the excluded users."""
-        return [*self._keys(where), self.keys.excluded]
+        """The keys of a script that places users: a board period's, the excluded users, the
+        period's removed entries."""
+        return [*self._keys(where), self.keys.excluded, self._shelf(where).removed]
 
     def _args(self, where: BoardPeriod, s: Standing) -> list[str | int]:
         return [s.user_id, zscore(s.score, where.ascending), _card(s, where.ascending), s.username]
@@ -458,11 +507,11 @@ class RedisRanking(Fills):
 
     async def ranks(self, where: BoardPeriod, user_ids: list[str]) -> dict[str, tuple[int, int]]:
         """(rank, score) of these users: one script call per READ_CHUNK users, in one round trip."""
-        rank, cards = self._shelf(where)
+        shelf = self._shelf(where)
         with unavailable_on_outage():
             replies = await asyncio.gather(
                 *(
-                    self.trips.script(self._ranks, [rank, cards], user_ids[start : start + READ_CHUNK])
+                    self.trips.script(self._ranks, [shelf.rank, shelf.cards], user_ids[start : start + READ_CHUNK])
                     for start in range(0, len(user_ids), READ_CHUNK)
                 )
             )
@@ -497,13 +546,24 @@ class RedisRanking(Fills):
     async def remove(self, user_id: str, shelves: Sequence[BoardPeriod], *, forget: bool = True) -> None:
         """Take a user off these board periods and, when `forget`, forget them (name, exclusion),
         in one script."""
-        await self._take_off(user_id, shelves, "forget" if forget else "")
+        await self._off(user_id, shelves, "forget" if forget else "")
+
+    async def take_off(self, where: BoardPeriod, entries: Sequence[tuple[str, int]]) -> None:
+        """Take these removed entries off a board period and mark them, LOAD_CHUNK per script call."""
+        keys = list(self._shelf(where))
+        marks_ms = REMOVAL_MARK_SECONDS * 1000
+        with unavailable_on_outage():
+            for start in range(0, len(entries), LOAD_CHUNK):
+                args: list[str | int] = [marks_ms]
+                for user_id, seq in entries[start : start + LOAD_CHUNK]:
+                    args += [user_id, seq_part(seq)]
+                await self._mark_removed(keys=keys, args=args)
 
     async def exclude(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
         """Take a user off these board periods and exclude them, in one script."""
-        await self._take_off(user_id, shelves, "exclude")
+        await self._off(user_id, shelves, "exclude")
 
-    async def _take_off(self, user_id: str, shelves: Sequence[BoardPeriod], then: str) -> None:
+    async def _off(self, user_id: str, shelves: Sequence[BoardPeriod], then: str) -> None:
         keys = [key for where in shelves for key in self._shelf(where)]
         with unavailable_on_outage():
             await self._remove(keys=[*keys, self.keys.names, self.keys.excluded], args=[user_id, then])
