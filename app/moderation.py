@@ -33,7 +33,7 @@ from .clock import iso
 from .errors import Disqualified, UserNotFound
 from .fanout import Fanout
 from .placing import Placer
-from .ranking import Ranking
+from .ranking import Placement, Ranking
 from .records import BoardPeriod, HistoryRow, ModerationAct
 from .storage import Store
 
@@ -109,10 +109,12 @@ class Moderation:
         # Read after `include`: an award that committed since the reinstatement and was placed
         # before it was excluded, and is read here.
         readable = self.catalog.shelves(self.clock())
+        placements: list[Placement] = []
         for place, standing in await self.store.standings_of(user_id):
             where = self.catalog.where(place.board, place.period)
             if where in readable:
-                await self.ranking.put(where, standing, expire_ms=readable[where])
+                placements.append((where, standing, readable[where]))
+        await self.ranking.put_all(placements)
         await self.fanout.shrank()  # every process's viewers read their boards again
         log.warning("user %s reinstated by %s: %s", user_id, principal.user_id, reason)
         return UserModerationData(user_id=user_id, disqualified=False, act=act_data(kept))

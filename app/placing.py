@@ -3,7 +3,6 @@ process's live side told. Awards and trusted writes go through this one step."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -66,8 +65,8 @@ class Placer:
         changes: list[EntryChange],
         expires: Mapping[BoardPeriod, int | None],
     ) -> list[Move]:
-        """Place every change that changed its entry (concurrently: in the Redis modes one round
-        trip for all); the moves, in the order of `changes`. SERVICE_UNAVAILABLE (committed, the
+        """Place every change that changed its entry (in one step: in the Redis modes one script
+        call for all); the moves, in the order of `changes`. SERVICE_UNAVAILABLE (committed, the
         boards catch up from the database) when an index cannot be written; DISQUALIFIED (committed
         before the user's disqualification, placed after it: on no board until reinstated) when
         the indexes exclude the user."""
@@ -110,9 +109,6 @@ class Placer:
         placed: list[EntryChange],
         expires: Mapping[BoardPeriod, int | None],
     ) -> list[tuple[int | None, int]]:
-        return await asyncio.gather(
-            *(
-                self.ranking.put(c.where, Standing.of(user_id, username, c, at_ms), expire_ms=expires.get(c.where))
-                for c in placed
-            )
+        return await self.ranking.put_all(
+            [(c.where, Standing.of(user_id, username, c, at_ms), expires.get(c.where)) for c in placed]
         )

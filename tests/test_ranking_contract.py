@@ -228,6 +228,27 @@ async def test_put_answers_the_previous_and_the_new_rank(ranking: Ranking) -> No
     assert await _users(ranking) == ["b", "c", "a"]
 
 
+async def test_put_all_places_one_user_on_several_boards_as_put_does(ranking: Ranking) -> None:
+    weekly = BoardPeriod(board="main", period="2026-W49")
+    await ranking.put(WHERE, _s("a", 300, 1))
+    await ranking.put(ASC, _s("a", 50, 2))
+    await ranking.put(weekly, _s("b", 100, 3))
+    assert await ranking.put_all([]) == []
+    placed = await ranking.put_all(
+        [(WHERE, _s("b", 400, 4), None), (ASC, _s("b", 60, 5), None), (weekly, _s("b", 90, 3), None)]
+    )
+    assert placed == [(None, 1), (None, 2), (1, 1)]  # the last older than the one held: unchanged
+    assert await _users(ranking, WHERE) == ["b", "a"] and await _users(ranking, ASC) == ["a", "b"]
+    assert (await ranking.position(weekly, "b")) is not None
+    await ranking.take_off(ASC, [("b", 5)])
+    assert await ranking.put_all([(WHERE, _s("b", 500, 6), None), (ASC, _s("b", 10, 5), None)]) == [(1, 1), (None, -1)]
+    await ranking.exclude("b", [WHERE])
+    assert await ranking.put_all([(WHERE, _s("b", 600, 7), None), (weekly, _s("b", 95, 8), None)]) == [
+        (None, 0),
+        (None, 0),
+    ]
+
+
 async def test_an_older_standing_never_replaces_a_newer_one(ranking: Ranking) -> None:
     newer = _s("a", 200, 5, name="Newer", subscore=3, metadata='{"v": 2}')
     await ranking.put(WHERE, _s("b", 300, 1))

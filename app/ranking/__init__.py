@@ -27,6 +27,10 @@ FREEZE_AT_USERS = 100_000
 REMOVAL_MARK_SECONDS = 600
 
 
+# One standing to place on one board period, with the period's `expire_ms` (see Ranking).
+Placement = tuple[BoardPeriod, Standing, int | None]
+
+
 class StandingsSource(Protocol):
     """Where a ranking is filled from: the system of record."""
 
@@ -53,6 +57,9 @@ class Ranking(Protocol):
         """Place a user; (previous rank, new rank). Placed nowhere: an excluded user, (None, 0); a
         write no newer than an entry of the user's an operator removed since, (None, -the rank it
         would have had): committed before the removal, it is as if placed, then removed."""
+
+    async def put_all(self, placements: Sequence[Placement]) -> list[tuple[int | None, int]]:
+        """`put` one user's standings on several board periods in one step; each one's ranks, in order."""
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings with ranks."""

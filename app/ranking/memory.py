@@ -11,7 +11,7 @@ import msgspec
 from sortedcontainers import SortedList
 
 from ..records import BoardPeriod, Position, Standing
-from . import REMOVAL_MARK_SECONDS, Fills
+from . import REMOVAL_MARK_SECONDS, Fills, Placement
 from .ties import sort_key
 
 # Entries freed per loop turn when an index is forgotten: a million freed at once held the event
@@ -175,6 +175,10 @@ class MemoryRanking(Fills):
         if standing.user_id in self.excluded:
             return None, 0
         return self.index(where).put(standing)
+
+    async def put_all(self, placements: Sequence[Placement]) -> list[tuple[int | None, int]]:
+        """Place one user on several board periods."""
+        return [await self.put(where, standing, expire_ms=expire_ms) for where, standing, expire_ms in placements]
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings."""

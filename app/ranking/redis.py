@@ -22,7 +22,7 @@ from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..records import BoardPeriod, Position, Standing
 from ..redis_client import COMPARE_AND_DELETE, OUTAGES, Keys, ShelfKeys, TurnPipeline, unavailable_on_outage
-from . import REMOVAL_MARK_SECONDS, Fills, StandingsSource
+from . import REMOVAL_MARK_SECONDS, Fills, Placement, StandingsSource
 from .scripts import AROUND, LOAD, POSITIONS, PUT, RANKS, REMOVE, RENAME, SLICE, TAKE_OFF
 from .ties import BOUND, ORDER_DIGITS, head, score_of, seq_of, seq_part, subscore_of, user_of, zscore
 
@@ -177,14 +177,27 @@ class RedisRanking(Fills):
         self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
     ) -> tuple[int | None, int]:
         """Place a user atomically, in this loop turn's round trip; (previous rank, new rank)."""
-        args = [*self._args(where, standing), self._ttl(expire_ms)]
+        return (await self.put_all([(where, standing, expire_ms)]))[0]
+
+    async def put_all(self, placements: Sequence[Placement]) -> list[tuple[int | None, int]]:
+        """Place one user on several board periods in one script call, in this loop turn's round
+        trip (a call per board cost each extra board of an award a command to pack and parse)."""
+        if not placements:
+            return []
+        first = placements[0][1]
+        keys = [self.keys.names, self.keys.excluded]
+        args: list[str | int] = [first.user_id, first.username]
+        for where, standing, expire_ms in placements:
+            assert standing.user_id == first.user_id  # one user's
+            keys += self._shelf(where)
+            args += [zscore(standing.score, where.ascending), _card(standing, where.ascending), self._ttl(expire_ms)]
         try:
-            previous, rank = await self.trips.script(self._put, self._writes(where), args)
+            reply = cast(list[Any], await self.trips.script(self._put, keys, args))
         except OUTAGES:
             self.stale = True  # the database has the write; a rebuild will bring it here
             self.misses += 1
             raise ServiceUnavailable("Redis is unavailable") from None
-        return (int(previous) or None), int(rank)
+        return [((int(reply[i]) or None), int(reply[i + 1])) for i in range(0, len(reply), 2)]
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings in one round trip."""

@@ -14,54 +14,68 @@ def _lua(source: str) -> str:
     return Template(source).substitute(order=ORDER_DIGITS, seq_from=SUBSCORE_DIGITS + 1, user_from=ORDER_DIGITS + 2)
 
 
-# KEYS: rank, cards, names, excluded, removed; ARGV: user, score, card, name, ms to live or "".
-# Returns {previous rank or 0, rank}; an older standing than the one held changes nothing. Placed
-# nowhere: an excluded (disqualified) user, {0, 0}; a standing no newer than an entry of the user's
-# an operator removed lately, {0, -the rank it would have had}.
+# KEYS: names, excluded, then (rank, cards, removed) of each board period; ARGV: user, name, then
+# (score, card, ms to live or "") of each: one user's standings on several boards in one call.
+# Returns {previous rank or 0, rank} of each; an older standing than the one held changes nothing.
+# Placed nowhere: an excluded (disqualified) user, {0, 0} everywhere; a standing no newer than an
+# entry of the user's an operator removed lately, {0, -the rank it would have had}.
 PUT = _lua("""
-local user, card = ARGV[1], ARGV[3]
-if redis.call('SISMEMBER', KEYS[4], user) == 1 then return {0, 0} end
-local member = string.sub(card, 1, $order) .. ':' .. user
-local old = redis.call('HGET', KEYS[2], user)
-local previous = 0
-if old then
-  local held = string.sub(old, 1, $order) .. ':' .. user
-  local at = redis.call('ZREVRANK', KEYS[1], held)
-  if at then
-    previous = at + 1
-    if string.sub(old, $seq_from, $order) <= string.sub(card, $seq_from, $order) then
-      member = nil
-    else
-      redis.call('ZREM', KEYS[1], held)
+local user, name = ARGV[1], ARGV[2]
+local out = {}
+if redis.call('SISMEMBER', KEYS[2], user) == 1 then
+  for i = 3, #KEYS, 3 do out[#out + 1] = 0; out[#out + 1] = 0 end
+  return out
+end
+local function place(rank_key, cards_key, removed_key, score, card, ttl)
+  local member = string.sub(card, 1, $order) .. ':' .. user
+  local old = redis.call('HGET', cards_key, user)
+  local previous = 0
+  if old then
+    local held = string.sub(old, 1, $order) .. ':' .. user
+    local at = redis.call('ZREVRANK', rank_key, held)
+    if at then
+      previous = at + 1
+      if string.sub(old, $seq_from, $order) <= string.sub(card, $seq_from, $order) then
+        member = nil
+      else
+        redis.call('ZREM', rank_key, held)
+      end
     end
   end
-end
-if previous == 0 then
-  local removed = redis.call('HGET', KEYS[5], user)
-  if removed and removed <= string.sub(card, $seq_from, $order) then
-    redis.call('ZADD', KEYS[1], ARGV[2], member)
-    local would = redis.call('ZREVRANK', KEYS[1], member) + 1
-    redis.call('ZREM', KEYS[1], member)
-    return {0, -would}
+  if previous == 0 then
+    local removed = redis.call('HGET', removed_key, user)
+    if removed and removed <= string.sub(card, $seq_from, $order) then
+      redis.call('ZADD', rank_key, score, member)
+      local would = redis.call('ZREVRANK', rank_key, member) + 1
+      redis.call('ZREM', rank_key, member)
+      return 0, -would
+    end
   end
+  local rank = previous
+  if member then
+    redis.call('ZADD', rank_key, score, member)
+    redis.call('HSET', cards_key, user, card)
+    redis.call('HSET', KEYS[1], user, name)
+    rank = redis.call('ZREVRANK', rank_key, member) + 1
+  end
+  if ttl ~= '' then
+    redis.call('PEXPIRE', rank_key, ttl)
+    redis.call('PEXPIRE', cards_key, ttl)
+  end
+  return previous, rank
 end
-local rank = previous
-if member then
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
-  redis.call('HSET', KEYS[2], user, card)
-  redis.call('HSET', KEYS[3], user, ARGV[4])
-  rank = redis.call('ZREVRANK', KEYS[1], member) + 1
+for i = 3, #KEYS, 3 do
+  local previous, rank = place(KEYS[i], KEYS[i + 1], KEYS[i + 2], ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  out[#out + 1] = previous
+  out[#out + 1] = rank
 end
-if ARGV[5] ~= '' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-end
-return {previous, rank}
+return out
 """)
 
-# KEYS: as PUT; ARGV: ms to live or "", then (user, score, card, name) repeated. PUT for a whole
-# chunk of a rebuild in one call, with one command per key for the whole chunk (a call per user
-# spent 40 s of a 1M-user rebuild packing commands in the client, then ~20 s in per-user commands).
+# KEYS: rank, cards, names, excluded, removed; ARGV: ms to live or "", then (user, score, card,
+# name) repeated. PUT's rules for a whole chunk of a rebuild in one call, with one command per key
+# for the whole chunk (a call per user spent 40 s of a 1M-user rebuild packing commands in the
+# client, then ~20 s in per-user commands).
 LOAD = _lua("""
 local users = {}
 for i = 2, #ARGV, 4 do users[#users + 1] = ARGV[i] end

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from app.api.keys import SCOREBOARD
 from app.auth import UserAuth
-from app.records import BoardPeriod, Standing
+from app.ranking import Placement
 
 from ..conftest import Flow, Snapshot, envelope
 from ..contracts import eventually
@@ -220,16 +220,16 @@ async def test_an_award_committed_before_a_disqualification_and_placed_after_lan
     await flow.award("alice", "a0")
     token = await flow.token(CHEAT, "late")
     ranking = client.app[SCOREBOARD].placer.ranking
-    put = ranking.put
+    put_all = ranking.put_all
     committed, go = asyncio.Event(), asyncio.Event()
 
-    async def late_put(where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None) -> Any:
-        if standing.user_id == CHEAT and not go.is_set():
+    async def late_put(placements: list[Placement]) -> Any:
+        if placements[0][1].user_id == CHEAT and not go.is_set():
             committed.set()  # the award's transaction is over: placing it waits for the disqualification
             await go.wait()
-        return await put(where, standing, expire_ms=expire_ms)
+        return await put_all(placements)
 
-    monkeypatch.setattr(ranking, "put", late_put)
+    monkeypatch.setattr(ranking, "put_all", late_put)
     award = asyncio.create_task(flow.submit(token, CHEAT, "late"))
     await committed.wait()
     await act(client, operator, f"users/{CHEAT}/disqualify")
@@ -263,16 +263,16 @@ async def test_an_award_committed_before_a_removal_and_placed_after_stays_off_th
     await viewer.send_json({"type": "subscribe", "channel": "leaderboard", "board": "weekly"})
     await recv_type(viewer, "leaderboard_update")
     ranking = client.app[SCOREBOARD].placer.ranking
-    put = ranking.put
+    put_all = ranking.put_all
     committed, go = asyncio.Event(), asyncio.Event()
 
-    async def late_put(where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None) -> Any:
-        if standing.user_id == "bob" and not go.is_set():
+    async def late_put(placements: list[Placement]) -> Any:
+        if placements[0][1].user_id == "bob" and not go.is_set():
             committed.set()  # the award's transaction is over: placing it waits for the removal
             await go.wait()
-        return await put(where, standing, expire_ms=expire_ms)
+        return await put_all(placements)
 
-    monkeypatch.setattr(ranking, "put", late_put)
+    monkeypatch.setattr(ranking, "put_all", late_put)
     award = asyncio.create_task(flow.submit(token, "bob", "late"))
     await committed.wait()
     await act(client, operator, f"boards/weekly/periods/current/{removal}")
