@@ -85,13 +85,17 @@ class Placer:
                 "The write is recorded, but the user was disqualified: it shows on no board until they are reinstated",
                 details={"awarded": True, "userId": user_id},
             )
+        # A negative rank: the entry was removed by an operator after this write committed. The
+        # answer shows where it would have been (as if placed, then removed); nobody else is told.
         moves = [
-            Move(change=c, previous_rank=previous, rank=rank) for c, (previous, rank) in zip(placed, ranks, strict=True)
+            Move(change=c, previous_rank=previous, rank=abs(rank))
+            for c, (previous, rank) in zip(placed, ranks, strict=True)
         ]
-        for move in moves:  # at once: this write's own answer shows it
+        shown = [move for move, (_, rank) in zip(moves, ranks, strict=True) if rank > 0]
+        for move in shown:  # at once: this write's own answer shows it
             self.tops.moved(move.change.where, move.previous_rank, move.rank)
-        if moves:
-            event = AwardEvent(user_id=user_id, username=username, at_ms=at_ms, moves=moves)
+        if shown:
+            event = AwardEvent(user_id=user_id, username=username, at_ms=at_ms, moves=shown)
             with self.span("award.fanout"):
                 await best_effort("live update", self.fanout.publish(event))
             if self.placed is not None:

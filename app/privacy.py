@@ -169,7 +169,10 @@ class PersonalData:
         kept = await self.store.personal_data(user_id)
         if kept is None:
             raise UserNotFound(details={"userId": user_id})
-        await self.ranking.remove(user_id, [self.catalog.where(board, period) for board, period, *_ in kept.entries])
+        # Every readable period, not only those with an entry: an entry an operator removed lately
+        # is marked under the user's id (see Ranking.take_off).
+        entered = [self.catalog.where(board, period) for board, period, *_ in kept.entries]
+        await self.ranking.remove(user_id, list(dict.fromkeys([*entered, *self.catalog.shelves(self.clock())])))
         pseudonym = "erased-" + secrets.token_hex(12)
         shelves = await self.store.erase(user_id, pseudonym, self.clock())
         # An entry written between the two steps is taken off too.
