@@ -35,6 +35,7 @@ from .storage import Store
 from .storage.moderation import act_of
 
 _object = msgspec.json.Decoder(dict[str, object])
+_rule_names = msgspec.json.Decoder(list[str])  # held_awards.rules: a JSON list of the rules' names
 
 
 def _json(text: str | None) -> dict[str, object] | None:
@@ -139,8 +140,9 @@ class PersonalData:
                     reason=reason,
                     created_at=iso(at),
                     decided_at=_iso(decided),
+                    rules=_rule_names.decode(rules),
                 )
-                for i, t, a, score, status, reason, at, decided in kept.held
+                for i, t, a, score, status, reason, at, decided, rules in kept.held
             ],
             completed_actions=[ExportedCompletion(action_id=a, completed_at=iso(at)) for a, at in kept.completed],
             acts=[act_data(act_of(row)) for row in kept.acts],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Notification, Score, Timestamp, _Model
+from .models import HoldingRules, Notification, Score, Timestamp, _Model
 from .moderation_data import ActData
 
 
@@ -84,6 +84,7 @@ class ExportedHeld(_Model):
     reason: str | None
     created_at: Timestamp
     decided_at: Timestamp | None
+    rules: HoldingRules
 
 
 class ExportedCompletion(_Model):
