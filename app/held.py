@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import msgspec
 
-from .api.models import AwardBoard, HeldAwardData, HeldBoard, HeldListData, HeldQuery, HeldStatus
+from .api.award_data import AwardBoard
+from .api.held_data import HeldAwardData, HeldBoard, HeldListData, HeldQuery, HeldStatus
 from .auth import Principal
 from .boards.catalog import Catalog
 from .clock import iso

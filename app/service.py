@@ -10,11 +10,10 @@ from typing import Protocol
 
 import msgspec
 
-from .api.models import (
+from .api.award_data import (
     ActionEntry,
     ActionsData,
     CountWindowData,
-    HeldData,
     InitializeData,
     InitializeRequest,
     TopData,
@@ -23,6 +22,7 @@ from .api.models import (
     UserScoreData,
     VelocityData,
 )
+from .api.held_data import HeldData
 from .auth import Principal
 from .boards.board import Board
 from .boards.catalog import Catalog

@@ -11,51 +11,40 @@ from dataclasses import dataclass
 import msgspec
 
 from .admin_models import DecisionForm, SignInForm, SignOutForm
-from .models import (
+from .award_data import (
     ActionEntry,
     ActionsData,
-    AroundData,
-    AttestData,
-    AttestRequest,
     AwardBoard,
+    BoardEntry,
+    CountWindowData,
+    InitializeData,
+    InitializeRequest,
+    TopData,
+    UpdateData,
+    UpdateRequest,
+    UserScoreData,
+    VelocityData,
+)
+from .board_data import (
+    AroundData,
     BoardChange,
     BoardCreate,
     BoardData,
     BoardDetail,
-    BoardEntry,
     BoardsData,
     BoardTopData,
-    CountWindowData,
-    DecisionRequest,
-    HealthData,
-    HeldAwardData,
-    HeldBoard,
-    HeldData,
-    HeldListData,
-    InitializeData,
-    InitializeRequest,
     LookupData,
     LookupRequest,
-    Notification,
-    NotificationsData,
-    Overtake,
-    Passer,
     PeriodData,
     PeriodEntry,
     PeriodsData,
     RankedEntry,
     RanksData,
     RetiredData,
-    ScoreWriteData,
-    ScoreWriteRequest,
-    TopData,
-    UpdateData,
-    UpdateRequest,
     UserBoard,
     UserBoardsData,
-    UserScoreData,
-    VelocityData,
 )
+from .held_data import DecisionRequest, HeldAwardData, HeldBoard, HeldData, HeldListData
 from .moderation_data import (
     ActData,
     AdjustedData,
@@ -67,6 +56,7 @@ from .moderation_data import (
     UserModerationData,
     WipedData,
 )
+from .notice_data import Notification, NotificationsData, Overtake, Passer
 from .personal_data import (
     ErasedData,
     ExportData,
@@ -78,6 +68,8 @@ from .personal_data import (
     ExportedToken,
     ExportedUser,
 )
+from .site_data import HealthData
+from .trusted_data import AttestData, AttestRequest, ScoreWriteData, ScoreWriteRequest
 
 
 @dataclass(frozen=True, kw_only=True)

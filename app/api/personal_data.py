@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Notification, Score, Timestamp, _Model
+from .fields import Score, Timestamp, _Model
 from .moderation_data import ActData
+from .notice_data import Notification
 
 
 class ExportedUser(_Model):

@@ -7,7 +7,7 @@ import logging
 
 import msgspec
 
-from ..api.models import BoardChange, BoardCreate, BoardDetail, RetiredData
+from ..api.board_data import BoardChange, BoardCreate, BoardDetail, RetiredData
 from ..auth import Principal
 from ..clock import iso
 from ..config import ActionSettings, BoardSettings, ConfigError, check_board

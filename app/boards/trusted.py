@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..api.models import ScoreWriteData, ScoreWriteRequest
+from ..api.trusted_data import ScoreWriteData, ScoreWriteRequest
 from ..config import SCORES_WRITE, Scope, ServiceSettings
 from ..errors import Forbidden, Unauthorized, ValidationFailed
 from ..placing import Placer, best_effort
