@@ -15,6 +15,7 @@ from . import admin_models as am
 from . import admin_page, session, stream, views
 from . import examples as x
 from . import moderation_data as md
+from . import operator_examples as ox
 from . import personal_data as pd
 from .award_data import (
     ActionsData,
@@ -490,7 +491,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/boards",
         handler=views.create_board,
-        example=x.CREATE_BOARD,
+        example=ox.CREATE_BOARD,
         summary="Create a board; it survives restarts and reaches every process within 5 s",
         response=BoardDetail,
         status=201,
@@ -503,7 +504,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="PATCH",
         path="/api/v1/admin/boards/{board}",
         handler=views.change_board,
-        example=x.CHANGE_BOARD,
+        example=ox.CHANGE_BOARD,
         summary="Change a board's title, kept periods or format, at once in this process and within 5 s in the others",
         response=BoardDetail,
         request=BoardChange,
@@ -516,7 +517,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="DELETE",
         path="/api/v1/admin/boards/{board}",
         handler=views.retire_board,
-        example=x.RETIRE_BOARD,
+        example=ox.RETIRE_BOARD,
         summary="Retire a board: no longer listed, read or written, its id never used again; its history "
         "stays. Not the default board nor one the action catalog awards on (409 BOARD_IN_USE)",
         response=RetiredData,
@@ -529,7 +530,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/admin/held",
         handler=views.held_awards,
-        example=x.HELD,
+        example=ox.HELD,
         summary="Awards held by a cheat rule (`[actions.X] hold_over_per_hour`), the pending ones unless "
         "`status`, oldest first, at most `limit` (100) after `after` (an id)",
         response=HeldListData,
@@ -542,7 +543,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/held/{heldId}/approve",
         handler=views.approve_held,
-        example=x.APPROVE,
+        example=ox.APPROVE,
         summary="Approve a held award: it lands on its boards (in the period it was held in while that period is "
         "kept, else the current one) as an award does, ranks and live updates included. Decided once",
         response=HeldAwardData,
@@ -556,7 +557,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/held/{heldId}/reject",
         handler=views.reject_held,
-        example=x.REJECT,
+        example=ox.REJECT,
         summary="Reject a held award: it never lands (its token stays spent, its action completed). Decided once",
         response=HeldAwardData,
         request=DecisionRequest,
@@ -569,7 +570,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/users/{userId}/disqualify",
         handler=views.disqualify,
-        example=x.DISQUALIFY,
+        example=ox.DISQUALIFY,
         summary="Disqualify a user: at once on no board and no kept period (live viewers see them go), their "
         "initialize, update and trusted writes refused with 403 DISQUALIFIED until reinstated; their entries "
         "and history stay in the database. Asked again, it is recorded again and changes nothing",
@@ -584,7 +585,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/users/{userId}/reinstate",
         handler=views.reinstate,
-        example=x.REINSTATE,
+        example=ox.REINSTATE,
         summary="Reinstate a user: every board and kept period shows them again as it would had they never "
         "left (awards that committed before the disqualification included); their writes are accepted again",
         response=md.UserModerationData,
@@ -598,7 +599,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/boards/{board}/scores/{userId}/adjust",
         handler=views.adjust,
-        example=x.ADJUST,
+        example=ox.ADJUST,
         summary="Add a signed `delta` to a user's entry in one period (`period`, default the current one): a "
         "correction row in the history naming the act, never an edit of older rows; ranks and live viewers "
         "follow. On an incr board a user without an entry gets one; on other boards 404 NOT_FOUND. A sum beyond "
@@ -614,7 +615,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/boards/{board}/periods/{period}/entries/{userId}/remove",
         handler=views.remove_entry,
-        example=x.REMOVE_ENTRY,
+        example=ox.REMOVE_ENTRY,
         summary="Take one user's entry off one board period (`current`, `previous` or a kept period's id): a "
         "correction row takes its score back in the history, the act keeps the entry removed; the user may "
         "score there again. 404 NOT_FOUND when they have no entry there",
@@ -629,7 +630,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/api/v1/admin/boards/{board}/periods/{period}/wipe",
         handler=views.wipe_period,
-        example=x.WIPE,
+        example=ox.WIPE,
         summary="Take every entry off one board period: a correction row for each in the history, the act "
         "keeps every entry removed (`details.removed`); live viewers see the period empty",
         response=md.WipedData,
@@ -643,7 +644,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/api/v1/admin/users/{userId}/history",
         handler=views.user_history,
-        example=x.USER_HISTORY,
+        example=ox.USER_HISTORY,
         summary="A user's history for operators: every change of their entries newest first (awards, trusted "
         "writes, corrections), `limit` (50, at most 100) after `after` (an id: the page goes on below it), the "
         "moderation acts on them (newest 100) and whether they are disqualified",
@@ -659,7 +660,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/admin",
         handler=admin_page.admin_home,
-        example=x.ADMIN_HOME,
+        example=ox.ADMIN_HOME,
         summary="The operator page, in a browser: every board with its settings, and the held-award queue "
         "(`held`: pending, approved or rejected) with an approve and a reject form per pending award. Without a "
         "session, the sign-in form (POST /admin/session)",
@@ -673,7 +674,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="GET",
         path="/admin/users",
         handler=admin_page.admin_user,
-        example=x.ADMIN_USER,
+        example=ox.ADMIN_USER,
         summary="The operator page of one user: their entries on every board and period, their awards and "
         "score changes, their held awards. Without a session, the sign-in form",
         media="text/html",
@@ -686,7 +687,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/admin/session",
         handler=admin_page.admin_sign_in,
-        example=x.ADMIN_SIGN_IN,
+        example=ox.ADMIN_SIGN_IN,
         summary="Sign in to the operator page with an admin JWT (verified as a bearer is, its roles holding "
         "auth.admin_role): 303 to /admin with the session cookie (HttpOnly, SameSite=Strict, Path=/admin, "
         "Secure over https), which expires with the token. Otherwise the sign-in form again: 401 for a token "
@@ -702,7 +703,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/admin/session/end",
         handler=admin_page.admin_sign_out,
-        example=x.ADMIN_SIGN_OUT,
+        example=ox.ADMIN_SIGN_OUT,
         summary="Sign out of the operator page: the session cookie is cleared, 303 to /admin. A form of the "
         "page: the session, its CSRF token and this site's Origin are required (403 otherwise)",
         status=303,
@@ -716,7 +717,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/admin/held/{heldId}/approve",
         handler=admin_page.admin_approve_held,
-        example=x.ADMIN_DECISION,
+        example=ox.ADMIN_DECISION,
         summary="The queue's approve form: the held award lands as POST /api/v1/admin/held/{heldId}/approve "
         "lands it, then 303 back to /admin, which says so. The session, its CSRF token and this site's Origin "
         "are required (403 otherwise)",
@@ -732,7 +733,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         method="POST",
         path="/admin/held/{heldId}/reject",
         handler=admin_page.admin_reject_held,
-        example=x.ADMIN_DECISION,
+        example=ox.ADMIN_DECISION,
         summary="The queue's reject form: the held award never lands, as with POST "
         "/api/v1/admin/held/{heldId}/reject, then 303 back to /admin, which says so. The session, its CSRF "
         "token and this site's Origin are required (403 otherwise)",
