@@ -14,7 +14,7 @@ from ..errors import ApiError
 from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN, ErrorEnvelope
 from .examples import Example
 from .forms import FORM
-from .routes import Endpoint, Link
+from .routes.endpoint import Endpoint, Link
 
 _REF = "#/components/schemas/{name}"
 
