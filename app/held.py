@@ -16,9 +16,9 @@ from .api.held_data import HeldAwardData, HeldBoard, HeldListData, HeldQuery, He
 from .auth import Principal
 from .boards.catalog import Catalog
 from .clock import iso
-from .config import ActionSettings, LimitSettings
 from .placing import Placer, landed
 from .records import Backoff, BoardPeriod, Decision, HeldAward, HoldRules, Move, Velocity
+from .settings import ActionSettings, LimitSettings
 from .storage import Store
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from app.api.keys import CONFIG
 from app.audit.commands import anchor_command, verify_command
 from app.audit.sealer import Sealer
 from app.clock import now_ms
-from app.config import FileSettings
 from app.records import BoardPeriod, Decision, HoldRules, ModerationAct
+from app.settings import FileSettings
 from app.storage import Store
 from app.storage.chain import GENESIS, ChainStatements, ChainSteps, forget, subject_id
 from app.storage.postgres import PostgresStore

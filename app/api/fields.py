@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from ..config import BOARD_ID_PATTERN, ID_PATTERN
+from ..settings import BOARD_ID_PATTERN, ID_PATTERN
 
 Id = Annotated[
     str,

@@ -9,8 +9,8 @@ from typing import Any
 
 import msgspec
 
-from ..config import ACTIONS_ATTEST, SCORES_WRITE, AuthSettings, LimitSettings, Scope
 from ..errors import ApiError
+from ..settings import ACTIONS_ATTEST, SCORES_WRITE, AuthSettings, LimitSettings, Scope
 from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN, ErrorEnvelope
 from .examples import Example
 from .forms import FORM

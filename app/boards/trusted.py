@@ -10,11 +10,11 @@ from collections.abc import Callable
 import msgspec
 
 from ..api.trusted_data import ScoreWriteData, ScoreWriteRequest
-from ..config import SCORES_WRITE, Scope, ServiceSettings
 from ..errors import Forbidden, Unauthorized, ValidationFailed
 from ..placing import Placer, best_effort
 from ..ranking import Ranking
 from ..records import ScoreWrite, WriteOutcome
+from ..settings import SCORES_WRITE, Scope, ServiceSettings
 from ..storage import Store
 from .catalog import Catalog
 

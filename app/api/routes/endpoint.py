@@ -9,7 +9,7 @@ from typing import Literal
 from aiohttp.typedefs import Handler
 
 from ... import errors as e
-from ...config import Scope
+from ...settings import Scope
 from ..edge import LIMITED_PREFIX
 from ..examples import Example
 

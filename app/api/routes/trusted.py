@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ... import errors as e
-from ...config import ACTIONS_ATTEST, SCORES_WRITE
+from ...settings import ACTIONS_ATTEST, SCORES_WRITE
 from .. import examples as x
 from .. import views
 from ..board_data import BoardPath
