@@ -171,7 +171,7 @@ async def test_award_held_off_the_board(metered: tuple[Flow, Scrape], monkeypatc
     async def unavailable(*args: Any, **kwargs: Any) -> Any:
         raise ServiceUnavailable("Redis is unavailable")
 
-    monkeypatch.setattr(flow.client.app[SCOREBOARD].ranking, "put", unavailable)
+    monkeypatch.setattr(flow.client.app[SCOREBOARD].ranking, "put_all", unavailable)
     assert (await flow.submit(token)).status == 503
     samples = await scrape()
     held = {"action": "COMPLETE_QUEST", "board": "global", "reason": "board_unavailable"}

@@ -25,6 +25,16 @@ class HeldData(_Model):
     score_increment: Worth
 
 
+# The rules that held an award, as the operators' held list and the user's export show them.
+HoldingRules = Annotated[
+    list[str],
+    Meta(
+        description="The cheat rules that held it: hold_over_per_hour, hold_over, hold_within_s, "
+        "max_score_per_hour, velocity"
+    ),
+]
+
+
 class HeldBoard(_Model):
     """A board period a held award was to land on when it was held."""
 
@@ -48,13 +58,7 @@ class HeldAwardData(_Model):
     reason: str | None
     decided_at: Timestamp | None
     landed: Annotated[list[AwardBoard], Meta(description="Where an approval landed it (empty otherwise)")]
-    rules: Annotated[
-        list[str],
-        Meta(
-            description="The cheat rules that held it: hold_over_per_hour, hold_over, hold_within_s, "
-            "max_score_per_hour, velocity"
-        ),
-    ]
+    rules: HoldingRules
 
 
 class HeldListData(_Model):
