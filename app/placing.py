@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from .api.models import AwardBoard
+from .api.award_data import AwardBoard
 from .errors import Disqualified, ServiceUnavailable
 from .fanout import Fanout
 from .ranking import Ranking

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from .api.models import Notification
+from .api.notice_data import Notification
 from .api.personal_data import (
     ErasedData,
     ExportData,

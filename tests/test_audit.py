@@ -25,8 +25,8 @@ from app.audit.commands import anchor_command, verify_command
 from app.audit.sealer import Sealer
 from app.auth import UserAuth
 from app.clock import now_ms
-from app.config import FileSettings
 from app.records import BoardPeriod, Decision, HoldRules, ModerationAct
+from app.settings import FileSettings
 from app.storage import Store
 from app.storage.chain import GENESIS, ChainStatements, ChainSteps, forget, subject_id
 from app.storage.postgres import PostgresStore

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import HoldingRules, Notification, Score, Timestamp, _Model
+from .fields import Score, Timestamp, _Model
+from .held_data import HoldingRules
 from .moderation_data import ActData
+from .notice_data import Notification
 
 
 class ExportedUser(_Model):
