@@ -28,7 +28,7 @@ from app.clock import now_ms
 from app.records import BoardPeriod, Decision, HoldRules, ModerationAct
 from app.settings import FileSettings
 from app.storage import Store
-from app.storage.chain import GENESIS, ChainStatements, ChainSteps, forget, subject_id
+from app.storage.chain import GENESIS, SCHEMA_KEY, SEALING_LOCK, ChainStatements, ChainSteps, forget, subject_id
 from app.storage.postgres import PostgresStore
 from app.storage.schema import POSTGRES, SQLITE
 from app.storage.sqlite import SqliteStore
@@ -322,6 +322,29 @@ async def _seal_while(store: Store, writing: asyncio.Future[Any]) -> None:
     while not writing.done():
         await sealer.catch_up()
         await asyncio.sleep(0.01)
+
+
+async def test_a_sealer_waits_only_for_a_sealer_of_its_own_schema(pg_schema: str) -> None:
+    # Advisory locks belong to the whole database: the sealing lock is keyed by schema too, so that a
+    # deployment (or a test) in another schema never makes this one skip its sealing.
+    store = PostgresStore(schema_dsn(pg_schema), pool_size=2)
+    await store.open()
+    holder = await asyncpg.connect(schema_dsn(pg_schema))
+    try:
+        await store.grant(grant("n1"))
+        await store.award(claim("n1"))
+        async with holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock($1, hashtext('some_other_schema'))", SEALING_LOCK)
+            assert await store.seal(100) == 2  # the award's two rows
+        await store.grant(grant("n2", action="a2"))
+        await store.award(claim("n2", action="a2"))
+        async with holder.transaction():
+            await holder.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", SEALING_LOCK)  # this schema's
+            assert await store.seal(100) == 0  # another sealer of this schema is at work
+        assert await store.seal(100) == 2
+    finally:
+        await holder.close()
+        await store.close()
 
 
 async def test_the_chain_holds_after_concurrent_awards(dsn: str | None, tmp_path: Path) -> None:

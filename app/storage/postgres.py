@@ -33,7 +33,7 @@ from ..records import (
     WriteOutcome,
 )
 from . import moderation
-from .chain import SEALING_LOCK, ChainStatements, head, seal, triggers
+from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
@@ -71,7 +71,7 @@ TRIM_NOTICES = (
     "(SELECT m.id FROM notices m WHERE m.user_id = u.user_id ORDER BY m.id DESC LIMIT 1 OFFSET $2)"
 )
 
-_MIGRATION_LOCK = 0x5C0EB0A2D  # advisory lock: one process migrates at a time
+_MIGRATION_LOCK = 0x5C0EB0A2  # advisory lock (with SCHEMA_KEY): one process migrates a schema at a time
 
 # Connection-level failures: the database is not there right now.
 _OUTAGES = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
@@ -132,7 +132,7 @@ class PostgresStore:
         )
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                await conn.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", _MIGRATION_LOCK)
                 await conn.execute(render(MIGRATIONS_TABLE, POSTGRES))
                 applied = {row[0] for row in await conn.fetch(APPLIED)}
                 for version, statements in migrations(POSTGRES):
@@ -308,7 +308,7 @@ class PostgresStore:
         """Erase a user in one transaction."""
         async with self._transaction() as conn:
             # Not while a sealer runs: it could seal a row under the subject key this renames.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", SEALING_LOCK)
+            await conn.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", SEALING_LOCK)
             shelves: list[tuple[str, str]] = await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
             return shelves
 
@@ -322,7 +322,7 @@ class PostgresStore:
         """Seal up to `limit` queued rows onto the audit chain, unless another process is sealing
         (then 0); how many were queued."""
         async with self._transaction() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALING_LOCK):
+            if not await conn.fetchval(f"SELECT pg_try_advisory_xact_lock($1, {SCHEMA_KEY})", SEALING_LOCK):
                 return 0
             sealed: int = await _run_rows(conn, seal(CHAIN, limit=limit))
             return sealed
