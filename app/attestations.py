@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .api.models import AttestData, AttestRequest
+from .api.trusted_data import AttestData, AttestRequest
 from .boards.trusted import Service
 from .clock import iso
-from .config import ACTIONS_ATTEST
+from .settings import ACTIONS_ATTEST
 from .storage import Store
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import jwt
 import msgspec
 
-from .config import HS256, ID_PATTERN, MIN_HS256_SECRET_BYTES, Config
+from .config import MIN_HS256_SECRET_BYTES, Config
 from .decoding import UNREADABLE
 from .errors import Forbidden, Unauthorized
 from .identity import ProviderKeys
+from .settings import HS256, ID_PATTERN
 from .tokens import ACTION_TOKEN_TYPE
 
 MAX_NAME_CHARS = 64

@@ -18,7 +18,8 @@ import msgspec
 from aiohttp import web
 
 from .auth import UserAuth
-from .config import BoardSettings, Config, ServiceSettings, parse_settings
+from .config import Config, parse_settings
+from .settings import BoardSettings, ServiceSettings
 from .tasks import Background, running
 
 log = logging.getLogger(__name__)

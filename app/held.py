@@ -11,13 +11,14 @@ from collections.abc import Callable
 
 import msgspec
 
-from .api.models import AwardBoard, HeldAwardData, HeldBoard, HeldListData, HeldQuery, HeldStatus
+from .api.award_data import AwardBoard
+from .api.held_data import HeldAwardData, HeldBoard, HeldListData, HeldQuery, HeldStatus
 from .auth import Principal
 from .boards.catalog import Catalog
 from .clock import iso
-from .config import ActionSettings, LimitSettings
 from .placing import Placer, landed
 from .records import Backoff, BoardPeriod, Decision, HeldAward, HoldRules, Move, Velocity
+from .settings import ActionSettings, LimitSettings
 from .storage import Store
 
 log = logging.getLogger(__name__)

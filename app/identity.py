@@ -16,8 +16,8 @@ import jwt
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from .config import PROVIDER_ALGORITHMS
 from .decoding import UNREADABLE
+from .settings import PROVIDER_ALGORITHMS
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redis
 
-from .config import FileSettings
+from .settings import FileSettings
 from .storage.backup import BackupError, backup, restore
 
 POSTGRES = (

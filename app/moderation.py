@@ -33,7 +33,7 @@ from .clock import iso
 from .errors import Disqualified, UserNotFound
 from .fanout import Fanout
 from .placing import Placer
-from .ranking import Ranking
+from .ranking import Placement, Ranking
 from .records import BoardPeriod, HistoryRow, ModerationAct
 from .storage import Store
 
@@ -109,10 +109,12 @@ class Moderation:
         # Read after `include`: an award that committed since the reinstatement and was placed
         # before it was excluded, and is read here.
         readable = self.catalog.shelves(self.clock())
+        placements: list[Placement] = []
         for place, standing in await self.store.standings_of(user_id):
             where = self.catalog.where(place.board, place.period)
             if where in readable:
-                await self.ranking.put(where, standing, expire_ms=readable[where])
+                placements.append((where, standing, readable[where]))
+        await self.ranking.put_all(placements)
         await self.fanout.shrank()  # every process's viewers read their boards again
         log.warning("user %s reinstated by %s: %s", user_id, principal.user_id, reason)
         return UserModerationData(user_id=user_id, disqualified=False, act=act_data(kept))
@@ -167,16 +169,16 @@ class Moderation:
         principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "remove", reason, user_id=user_id, board=board.id, period=where.period)
-        corrected = await self.store.remove_entry(act, where)
-        await self.ranking.remove(user_id, [where], forget=False)
+        removal = await self.store.remove_entry(act, where)
+        await self.ranking.take_off(where, removal.entries)
         await self.fanout.shrank()
         log.warning("%s removed from %s/%s by %s: %s", user_id, board.id, where.period, principal.user_id, reason)
         return RemovedData(
             board=board.id,
             period=where.period,
             user_id=user_id,
-            removed_score=corrected.act.amount or 0,
-            act=act_data(corrected.act),
+            removed_score=removal.act.amount or 0,
+            act=act_data(removal.act),
         )
 
     async def wipe(self, principal: Principal, board_id: str, period_spec: str, reason: str) -> WipedData:
@@ -184,8 +186,9 @@ class Moderation:
         principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "wipe", reason, board=board.id, period=where.period)
-        kept = await self.store.wipe(act, where)
-        await self.ranking.drop(where)
+        removal = await self.store.wipe(act, where)
+        kept = removal.act
+        await self.ranking.take_off(where, removal.entries)
         await self.fanout.shrank()
         log.warning(
             "%s/%s wiped by %s (%s entries): %s", board.id, where.period, principal.user_id, kept.amount, reason

@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from .api.models import Notification, NotificationsData, Overtake, Passer
+from .api.notice_data import Notification, NotificationsData, Overtake, Passer
 from .batching import TurnBatch
 from .clock import iso
 from .errors import ServiceUnavailable

@@ -3,11 +3,10 @@ process's live side told. Awards and trusted writes go through this one step."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from .api.models import AwardBoard
+from .api.award_data import AwardBoard
 from .errors import Disqualified, ServiceUnavailable
 from .fanout import Fanout
 from .ranking import Ranking
@@ -66,8 +65,8 @@ class Placer:
         changes: list[EntryChange],
         expires: Mapping[BoardPeriod, int | None],
     ) -> list[Move]:
-        """Place every change that changed its entry (concurrently: in the Redis modes one round
-        trip for all); the moves, in the order of `changes`. SERVICE_UNAVAILABLE (committed, the
+        """Place every change that changed its entry (in one step: in the Redis modes one script
+        call for all); the moves, in the order of `changes`. SERVICE_UNAVAILABLE (committed, the
         boards catch up from the database) when an index cannot be written; DISQUALIFIED (committed
         before the user's disqualification, placed after it: on no board until reinstated) when
         the indexes exclude the user."""
@@ -85,13 +84,17 @@ class Placer:
                 "The write is recorded, but the user was disqualified: it shows on no board until they are reinstated",
                 details={"awarded": True, "userId": user_id},
             )
+        # A negative rank: the entry was removed by an operator after this write committed. The
+        # answer shows where it would have been (as if placed, then removed); nobody else is told.
         moves = [
-            Move(change=c, previous_rank=previous, rank=rank) for c, (previous, rank) in zip(placed, ranks, strict=True)
+            Move(change=c, previous_rank=previous, rank=abs(rank))
+            for c, (previous, rank) in zip(placed, ranks, strict=True)
         ]
-        for move in moves:  # at once: this write's own answer shows it
+        shown = [move for move, (_, rank) in zip(moves, ranks, strict=True) if rank > 0]
+        for move in shown:  # at once: this write's own answer shows it
             self.tops.moved(move.change.where, move.previous_rank, move.rank)
-        if moves:
-            event = AwardEvent(user_id=user_id, username=username, at_ms=at_ms, moves=moves)
+        if shown:
+            event = AwardEvent(user_id=user_id, username=username, at_ms=at_ms, moves=shown)
             with self.span("award.fanout"):
                 await best_effort("live update", self.fanout.publish(event))
             if self.placed is not None:
@@ -106,9 +109,6 @@ class Placer:
         placed: list[EntryChange],
         expires: Mapping[BoardPeriod, int | None],
     ) -> list[tuple[int | None, int]]:
-        return await asyncio.gather(
-            *(
-                self.ranking.put(c.where, Standing.of(user_id, username, c, at_ms), expire_ms=expires.get(c.where))
-                for c in placed
-            )
+        return await self.ranking.put_all(
+            [(c.where, Standing.of(user_id, username, c, at_ms), expires.get(c.where)) for c in placed]
         )

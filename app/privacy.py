@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from .api.models import Notification
+from .api.notice_data import Notification
 from .api.personal_data import (
     ErasedData,
     ExportData,
@@ -35,6 +35,7 @@ from .storage import Store
 from .storage.moderation import act_of
 
 _object = msgspec.json.Decoder(dict[str, object])
+_rule_names = msgspec.json.Decoder(list[str])  # held_awards.rules: a JSON list of the rules' names
 
 
 def _json(text: str | None) -> dict[str, object] | None:
@@ -139,8 +140,9 @@ class PersonalData:
                     reason=reason,
                     created_at=iso(at),
                     decided_at=_iso(decided),
+                    rules=_rule_names.decode(rules),
                 )
-                for i, t, a, score, status, reason, at, decided in kept.held
+                for i, t, a, score, status, reason, at, decided, rules in kept.held
             ],
             completed_actions=[ExportedCompletion(action_id=a, completed_at=iso(at)) for a, at in kept.completed],
             acts=[act_data(act_of(row)) for row in kept.acts],
@@ -167,7 +169,10 @@ class PersonalData:
         kept = await self.store.personal_data(user_id)
         if kept is None:
             raise UserNotFound(details={"userId": user_id})
-        await self.ranking.remove(user_id, [self.catalog.where(board, period) for board, period, *_ in kept.entries])
+        # Every readable period, not only those with an entry: an entry an operator removed lately
+        # is marked under the user's id (see Ranking.take_off).
+        entered = [self.catalog.where(board, period) for board, period, *_ in kept.entries]
+        await self.ranking.remove(user_id, list(dict.fromkeys([*entered, *self.catalog.shelves(self.clock())])))
         pseudonym = "erased-" + secrets.token_hex(12)
         shelves = await self.store.erase(user_id, pseudonym, self.clock())
         # An entry written between the two steps is taken off too.

@@ -268,6 +268,14 @@ class Corrected(msgspec.Struct, frozen=True, kw_only=True):
     change: EntryChange | None = None
 
 
+class Removal(msgspec.Struct, frozen=True, kw_only=True):
+    """What an operator's removal of entries from one board period did: the act as kept and each
+    entry taken off as (user id, seq of the write that made it)."""
+
+    act: ModerationAct
+    entries: list[tuple[str, int]]
+
+
 class HistoryRow(msgspec.Struct, frozen=True, kw_only=True):
     """One change of a user's entry (board_history), with what made it: an award (its action), a
     trusted server, or an operator's correction (`moderation_id`)."""

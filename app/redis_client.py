@@ -64,13 +64,15 @@ class ShelfKeys(NamedTuple):
 
     rank: str  # sorted set: score -> member, the board's order (see ranking/ties.py)
     cards: str  # hash: user id -> the rest of a standing (see ranking/redis.py)
+    # hash: user id -> the write sequence of their entry an operator removed lately (`seq_part`)
+    removed: str
 
 
 @functools.lru_cache(maxsize=4096)  # every write names its period's keys: quoting is 3 µs of a ~90 µs put
 def _shelf(prefix: str, board: str, period: str) -> ShelfKeys:
     # Quoted: ids are free text, and "a:b" + "c" must not name the keys of "a" + "b:c".
     at = f"{prefix}:shelf:{quote(board, safe='')}:{quote(period, safe='')}"
-    return ShelfKeys(rank=f"{at}:rank", cards=f"{at}:cards")
+    return ShelfKeys(rank=f"{at}:rank", cards=f"{at}:cards", removed=f"{at}:removed")
 
 
 class Keys:

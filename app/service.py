@@ -10,11 +10,10 @@ from typing import Protocol
 
 import msgspec
 
-from .api.models import (
+from .api.award_data import (
     ActionEntry,
     ActionsData,
     CountWindowData,
-    HeldData,
     InitializeData,
     InitializeRequest,
     TopData,
@@ -23,11 +22,11 @@ from .api.models import (
     UserScoreData,
     VelocityData,
 )
+from .api.held_data import HeldData
 from .auth import Principal
 from .boards.board import Board
 from .boards.catalog import Catalog
 from .clock import iso, now_ms
-from .config import ActionSettings, CountWindow
 from .errors import (
     ActionMismatch,
     ApiError,
@@ -46,6 +45,7 @@ from .nonces.open import OpenGate
 from .placing import Placer, best_effort, landed
 from .ranking import TOP_SIZE, Ranking, percentile
 from .records import Award, AwardClaim, Backoff, BoardPeriod, Move, TokenGrant
+from .settings import ActionSettings, CountWindow
 from .storage import Store
 from .tokens import ActionClaims, ActionTokens, token_hash
 from .top_cache import TopAnswer, TopCache

@@ -8,8 +8,8 @@ from collections.abc import Hashable
 
 import msgspec
 
+from .api.award_data import BoardEntry, TopData
 from .api.envelope import etag_of, ok_body
-from .api.models import BoardEntry, TopData
 from .clock import iso, now_ms
 from .ranking import WATCHED_PLACES, last_change, reaches_watched
 from .records import AwardEvent, BoardPeriod, Standing

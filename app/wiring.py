@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .boards.catalog import Catalog
 from .clock import now_ms
-from .config import Config, PositiveCountWindow
+from .config import Config
 from .errors import ServiceUnavailable
 from .fanout import Fanout
 from .fanout.local import LocalFanout
@@ -30,6 +30,7 @@ from .ranking.memory import MemoryRanking
 from .ranking.redis import RedisRanking
 from .ranking.sweep import Sweeper
 from .redis_client import Keys, TurnPipeline, connect
+from .settings import PositiveCountWindow
 from .storage import Store
 from .storage.postgres import PostgresStore
 from .storage.sqlite import SqliteStore

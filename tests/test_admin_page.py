@@ -180,7 +180,9 @@ async def test_approve_lands_reject_never_does_and_each_says_so(
     first, second = await chest(flow, "alice", "c1"), await chest(flow, "bob", "c2")
     await console.sign_in(jwt())
     html = await console.get("/admin")
-    assert row(html, "data-held", first).startswith(f"{first} alice OPEN_CHEST c1 10 global (all), weekly (")
+    assert row(html, "data-held", first).startswith(
+        f"{first} alice OPEN_CHEST c1 10 hold_over_per_hour global (all), weekly ("
+    )
     assert f'action="/admin/held/{first}/approve"' in html
     assert await boards.top("global") == []
 
@@ -264,7 +266,7 @@ async def test_a_user_page_shows_what_is_kept_about_them(console: Console, flow:
     assert row(html, "data-board", "global").startswith("global all 100 —")
     assert row(html, "data-board", "weekly").split()[2] == "100"
     assert "COMPLETE_QUEST q1 +100 0 → 100" in text(html)
-    assert row(html, "data-held", held).startswith(f"{held} OPEN_CHEST c1 10 pending")
+    assert row(html, "data-held", held).startswith(f"{held} OPEN_CHEST c1 10 hold_over_per_hour pending")
     # From the queue, a user's id links to their page.
     assert '<a href="/admin/users?id=zoe">zoe</a>' in await console.get("/admin")
 

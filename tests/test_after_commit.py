@@ -29,7 +29,7 @@ async def test_live_side_failures_do_not_fail_the_request(flow: Flow, client: An
 
 async def test_board_lost_after_commit_says_awarded(flow: Flow, client: Any, snapshot: Snapshot) -> None:
     token = await flow.token("alice", "q1")
-    client.app[SCOREBOARD].ranking.put = _unavailable
+    client.app[SCOREBOARD].ranking.put_all = _unavailable
     resp = await flow.submit(token)
     body = await envelope(resp)
     assert resp.status == 503 and body["error"]["details"] == {"awarded": True}

@@ -1,7 +1,8 @@
-"""The audit chain on SQLite and PostgreSQL: it verifies after many concurrent awards (two stores
-sealing at once on one PostgreSQL schema) and while writes go on; altering, deleting, swapping or
-forging a row, or an entry, is named by `verify`; an erasure keeps it verifying; an anchor must
-stay in the chain; a purged prefix leaves a checkpoint that verify starts from."""
+"""The audit chain on SQLite and PostgreSQL: it verifies after many concurrent awards (two stores,
+and two real server processes, sealing at once on one PostgreSQL schema) and while writes go on;
+altering, deleting, swapping or forging a row, or an entry, is named by `verify`; an erasure keeps
+it verifying; an anchor must stay in the chain; a purged prefix leaves a checkpoint that verify
+starts from."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import msgspec
 import pytest
@@ -21,16 +23,20 @@ import pytest
 from app.api.keys import CONFIG
 from app.audit.commands import anchor_command, verify_command
 from app.audit.sealer import Sealer
+from app.auth import UserAuth
 from app.clock import now_ms
-from app.config import FileSettings
 from app.records import BoardPeriod, Decision, HoldRules, ModerationAct
+from app.settings import FileSettings
 from app.storage import Store
-from app.storage.chain import GENESIS, ChainStatements, ChainSteps, forget, subject_id
+from app.storage.chain import GENESIS, SCHEMA_KEY, SEALING_LOCK, ChainStatements, ChainSteps, forget, subject_id
 from app.storage.postgres import PostgresStore
 from app.storage.schema import POSTGRES, SQLITE
 from app.storage.sqlite import SqliteStore
+from bench.load import Award, RouteStats, call, issue_tokens, plan_awards
 
-from .conftest import Flow, make_config
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow, make_config
+from .isolation import REDIS_URL, schema_dsn
+from .real_servers import PROCESS_CONFIG, PROCESS_SCORES, ServerProcess, run_py
 from .stores import claim, grant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,6 +324,29 @@ async def _seal_while(store: Store, writing: asyncio.Future[Any]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def test_a_sealer_waits_only_for_a_sealer_of_its_own_schema(pg_schema: str) -> None:
+    # Advisory locks belong to the whole database: the sealing lock is keyed by schema too, so that a
+    # deployment (or a test) in another schema never makes this one skip its sealing.
+    store = PostgresStore(schema_dsn(pg_schema), pool_size=2)
+    await store.open()
+    holder = await asyncpg.connect(schema_dsn(pg_schema))
+    try:
+        await store.grant(grant("n1"))
+        await store.award(claim("n1"))
+        async with holder.transaction():
+            await holder.execute("SELECT pg_advisory_xact_lock($1, hashtext('some_other_schema'))", SEALING_LOCK)
+            assert await store.seal(100) == 2  # the award's two rows
+        await store.grant(grant("n2", action="a2"))
+        await store.award(claim("n2", action="a2"))
+        async with holder.transaction():
+            await holder.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", SEALING_LOCK)  # this schema's
+            assert await store.seal(100) == 0  # another sealer of this schema is at work
+        assert await store.seal(100) == 2
+    finally:
+        await holder.close()
+        await store.close()
+
+
 async def test_the_chain_holds_after_concurrent_awards(dsn: str | None, tmp_path: Path) -> None:
     """10,000 concurrent awards: on SQLite through the group commit; on PostgreSQL from two stores
     on one schema (two processes' pools), each with a sealer running as the awards commit and a
@@ -346,6 +375,98 @@ async def test_the_chain_holds_after_concurrent_awards(dsn: str | None, tmp_path
     finally:
         for store in stores:
             await store.close()
+
+
+IN_FLIGHT = 64  # requests at once, over both processes
+SEALED_WITHIN = 30.0  # seconds the sealers may take to catch up once the last award is answered
+
+
+async def _updates(http: aiohttp.ClientSession, server: ServerProcess, awards: list[Award], workers: int) -> RouteStats:
+    """Every award's update on `server`, `workers` at a time."""
+    stats = RouteStats()
+    queue = iter(awards)
+
+    async def worker() -> None:
+        for award in queue:
+            await call(
+                http, stats, "POST", f"{server.url}/api/v1/scoreboard/update", body=award.body, bearer=award.bearer
+            )
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return stats
+
+
+async def _sealed(dsn: str) -> tuple[int, int, int]:
+    """(rows queued, chain entries, history rows) of the schema, once nothing is queued or SEALED_WITHIN passed."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = asyncio.get_running_loop().time() + SEALED_WITHIN
+        while True:
+            counts = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM audit_queue), (SELECT count(*) FROM audit_chain),"
+                " (SELECT count(*) FROM score_history) + (SELECT count(*) FROM board_history)"
+            )
+            assert counts is not None
+            if counts[0] == 0 or asyncio.get_running_loop().time() > deadline:
+                return counts[0], counts[1], counts[2]
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def test_the_chain_holds_after_concurrent_awards_from_two_server_processes(
+    pg_schema: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """10,000 awards over HTTP, half to each of two `run.py` processes on one PostgreSQL schema and
+    Redis prefix, 64 in flight: each process's sealer seals as they commit (one at a time, by the
+    advisory lock); the real `run.py audit verify` passes meanwhile and, once both stopped, finds
+    every history row in an intact chain."""
+    dsn = schema_dsn(pg_schema)
+    config = tmp_path / "config.toml"
+    config.write_text(PROCESS_CONFIG.format(prefix=redis_prefix))
+    env = {
+        "SCOREBOARD_CONFIG": str(config),
+        "SCOREBOARD_REDIS_URL": REDIS_URL,
+        "SCOREBOARD_DATABASE_URL": dsn,
+        "SCOREBOARD_JWT_SECRET": JWT_SECRET.decode(),
+        "SCOREBOARD_ACTION_SECRET": ACTION_SECRET.decode(),
+    }
+    cli_env = {"SCOREBOARD_CONFIG": str(ROOT / "config.toml"), "SCOREBOARD_DATABASE_URL": dsn}
+    servers = [run_py(env), run_py(env)]
+    try:
+        await asyncio.gather(*(server.astart() for server in servers))
+        bearers = [UserAuth(JWT_SECRET).issue(f"u{i}", name=f"U{i}") for i in range(97)]
+        awards = plan_awards(bearers, AWARDS, sorted(PROCESS_SCORES), seed=7)
+        halves = [awards[0::2], awards[1::2]]
+        workers = IN_FLIGHT // len(servers)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=IN_FLIGHT)) as http:
+            issued = await asyncio.gather(
+                *(issue_tokens(http, s.url, half, workers) for s, half in zip(servers, halves, strict=True))
+            )
+            for stats in issued:
+                assert stats.statuses == {"200": AWARDS // 2}, stats.summary()
+            updating = asyncio.gather(
+                *(_updates(http, s, half, workers) for s, half in zip(servers, halves, strict=True))
+            )
+            await asyncio.sleep(2)
+            meanwhile = await asyncio.to_thread(_cli, cli_env, "verify")  # while awards commit and sealers seal
+            updated = await updating
+        assert meanwhile.returncode == 0, meanwhile.stdout + meanwhile.stderr
+        assert "audit verify: ok, " in meanwhile.stdout, meanwhile.stdout
+        for stats in updated:  # both processes served their half: no award went through the other alone
+            assert stats.statuses == {"200": AWARDS // 2}, stats.summary()
+        queued, entries, history = await _sealed(dsn)
+        assert (queued, entries, history) == (0, 2 * AWARDS, 2 * AWARDS)  # a score and a board row an award
+    finally:
+        for server in servers:
+            await server.astop()
+    for server in servers:
+        assert server.proc is not None and server.proc.returncode == 0, server.log_tail()
+        assert b"sealing the audit chain failed" not in server.log, server.log_tail()
+    verified = await asyncio.to_thread(_cli, cli_env, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert f"ok, {2 * AWARDS} entries intact, head seq {2 * AWARDS}" in verified.stdout, verified.stdout
+    assert "pending" not in verified.stdout
 
 
 async def test_the_server_seals_as_it_serves(client: Any, flow: Flow) -> None:

@@ -10,9 +10,9 @@ import jwt
 import pytest
 
 from app.auth import UnknownKey, UserAuth
-from app.config import AuthSettings
 from app.errors import Unauthorized
 from app.identity import ProviderKeys
+from app.settings import AuthSettings
 
 from .identity_provider import (
     AUDIENCE,

@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 
 import run
-from app.config import (
-    DEV_ACTION_SECRET,
-    DEV_JWT_SECRET,
-    ConfigError,
-    CountWindow,
-    PositiveCountWindow,
-    VelocitySettings,
-    load_config,
-)
+from app.config import DEV_ACTION_SECRET, DEV_JWT_SECRET, ConfigError, load_config
+from app.settings import CountWindow, PositiveCountWindow, VelocitySettings
 
 GOOD = """
 [server]

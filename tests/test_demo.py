@@ -20,8 +20,9 @@ from aiohttp.typedefs import Handler
 
 import run
 from app import create_app
-from app.config import Config, LimitSettings, load_config
+from app.config import Config, load_config
 from app.demo import GLOBAL, KEY_PREFIX, RACER, TRIAL, WEEKLY, ServiceKey, demo_config, demo_players
+from app.settings import LimitSettings
 
 from .boards.scene import boards_config
 from .conftest import make_config

@@ -15,8 +15,9 @@ import msgspec
 
 from app import errors
 from app.api.routes import ENDPOINTS
-from app.config import ENV_OVERRIDES, ActionSettings, BoardSettings, FileSettings, ServiceSettings
+from app.config import ENV_OVERRIDES
 from app.live import messages
+from app.settings import ActionSettings, BoardSettings, FileSettings, ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from app.api.envelope import ok
-from app.api.models import HealthData
+from app.api.site_data import HealthData
 
 
 def test_ok_wraps_data_as_json() -> None:

@@ -16,12 +16,12 @@ import pytest
 from aiohttp import web
 
 from app.boards.catalog import Catalog
-from app.config import BoardSettings
 from app.limits.local import LocalSlots
 from app.live import waves as waves_module
 from app.live.hub import Hub
 from app.ranking.memory import MemoryRanking
 from app.records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
+from app.settings import BoardSettings
 
 GLOBAL = BoardPeriod(board="global", period="all")
 

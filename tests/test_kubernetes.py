@@ -23,8 +23,9 @@ import pytest
 import yaml
 
 from app.api.routes import ENDPOINTS
-from app.config import FileSettings, parse_settings
+from app.config import parse_settings
 from app.drain import CLEANUP_SECONDS
+from app.settings import FileSettings
 
 from .conftest import MakeClient
 from .real_servers import ROOT

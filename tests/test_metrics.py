@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.api.keys import HUB, METRICS, SCOREBOARD
 from app.boards.catalog import Catalog
 from app.clock import now_ms
-from app.config import BoardSettings, ConfigError, parse_settings
+from app.config import ConfigError, parse_settings
 from app.errors import CLOSE_SERVICE_RESTART, ServiceUnavailable
 from app.limits.local import LocalSlots
 from app.live.hub import Hub
@@ -24,6 +24,7 @@ from app.metrics import activity, tally
 from app.ranking import StandingsSource
 from app.ranking.memory import MemoryRanking
 from app.records import BoardPeriod, Standing
+from app.settings import BoardSettings
 
 from .conftest import Flow, MakeClient, envelope
 from .live_client import recv_type, settled, subscribed
@@ -170,7 +171,7 @@ async def test_award_held_off_the_board(metered: tuple[Flow, Scrape], monkeypatc
     async def unavailable(*args: Any, **kwargs: Any) -> Any:
         raise ServiceUnavailable("Redis is unavailable")
 
-    monkeypatch.setattr(flow.client.app[SCOREBOARD].ranking, "put", unavailable)
+    monkeypatch.setattr(flow.client.app[SCOREBOARD].ranking, "put_all", unavailable)
     assert (await flow.submit(token)).status == 503
     samples = await scrape()
     held = {"action": "COMPLETE_QUEST", "board": "global", "reason": "board_unavailable"}

@@ -18,7 +18,9 @@ from app.errors import (
 )
 from app.records import NoticeDraft, TokenGrant
 from app.storage import Store
+from app.storage.postgres import PostgresStore
 
+from .isolation import schema_dsn
 from .stores import claim, grant, open_store, score
 
 
@@ -228,3 +230,33 @@ async def test_notices_are_numbered_in_order_and_each_user_keeps_the_newest(stor
     assert await store.purge_notices(1500) == 42  # u's 40 left of the first batch, and v's 2
     assert len(await store.notices("u", after=0, since_ms=0, keep=100)) == 60
     assert await store.notices("nobody", after=0, since_ms=0, keep=100) == []
+
+
+async def test_pooled_postgres_connections_carry_nothing_from_one_transaction_to_the_next(pg_schema: str) -> None:
+    # The pool skips asyncpg's reset query (a round trip per transaction): what it would undo must
+    # never be left behind. One connection, so every transaction here runs on the same one.
+    store = PostgresStore(schema_dsn(pg_schema), pool_size=1)
+    await store.open()
+    held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+    try:
+        with pytest.raises(RuntimeError):
+            async with store._transaction() as conn:
+                await conn.execute("SELECT pg_advisory_xact_lock(42)")
+                raise RuntimeError("fails midway")
+        await store.grant(grant("n1"))
+        await store.award(claim("n1"))
+        await store.seal(100)  # the sealer's try-lock, taken per transaction
+        assert store._pool is not None
+        conn = await store._pool.acquire()
+        await conn.execute("BEGIN")  # left open by a careless caller: rolled back on release
+        await store._pool.release(conn)
+        async with store._transaction() as conn:
+            assert await conn.fetchval(held) == 0
+        conn = await store._pool.acquire()
+        try:
+            assert not conn.is_in_transaction()
+        finally:
+            await store._pool.release(conn)
+        assert await score(store, "u") == 10
+    finally:
+        await store.close()

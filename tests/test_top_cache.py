@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from app.api.models import TopData
+from app.api.award_data import TopData
 from app.ranking import WATCHED_PLACES
 from app.ranking.memory import RankIndex
 from app.records import BoardPeriod, Standing

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from .models import HeldId, HeldStatus, Id, _Model
+from .fields import Id, _Model
+from .held_data import HeldId, HeldStatus
 
 # What the page says after a form's redirect back to it (`done`), about the held award `id`.
 Result = Literal["approved", "rejected", "signed-out"]

@@ -18,8 +18,8 @@ from ..errors import ApiError, Unauthorized
 from .admin_models import AdminHomeQuery, AdminUserQuery, DecisionForm, Result, SignInForm, SignOutForm
 from .admin_session import PATH, Session, SignInNeeded
 from .forms import read_form
+from .held_data import ApprovePath, HeldQuery, RejectPath
 from .keys import ADMIN_SESSIONS, AUDIT_HEAD, BOARD_ADMIN, CONFIG, HELD, MODERATION, PERSONAL_DATA
-from .models import ApprovePath, HeldQuery, RejectPath
 from .moderation_data import HistoryQuery
 from .views import path_of, query_of
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Mapping
+from typing import Any, Literal
 
 import msgspec
 from aiohttp import hdrs, web
@@ -12,7 +13,7 @@ from aiohttp.helpers import ETAG_ANY, ETag
 from multidict import CIMultiDict
 
 from ..errors import ApiError
-from .models import ErrorBody
+from .fields import _Model
 
 _encoder = msgspec.json.Encoder()
 JSON = "application/json"
@@ -72,6 +73,19 @@ def ok_cacheable(body: bytes, etag: str, cache_control: str) -> web.Response:
 def not_modified(etag: str, cache_control: str) -> web.Response:
     """304: the copy the client holds (named by `etag`) is current; no body."""
     return web.Response(status=304, headers=_cache_headers(etag, cache_control, False))
+
+
+class ErrorBody(_Model, omit_defaults=True):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(msgspec.Struct, kw_only=True):
+    """Every failure: `{"success": false, "error": {...}}`."""
+
+    success: Literal[False]
+    error: ErrorBody
 
 
 def failure(

@@ -2,7 +2,7 @@
 
 Built from the models themselves, so that an example cannot name a field the API does not have; the
 tests check each one against its schema too. One story runs through them: alice and bob on the
-`global`, `weekly` and `trial` boards of the demo."""
+`global`, `weekly` and `trial` boards of the demo (the operators' side of it: operator_examples)."""
 
 from __future__ import annotations
 
@@ -10,63 +10,38 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .admin_models import DecisionForm, SignInForm, SignOutForm
-from .models import (
+from .award_data import (
     ActionEntry,
     ActionsData,
-    AroundData,
-    AttestData,
-    AttestRequest,
     AwardBoard,
-    BoardChange,
-    BoardCreate,
-    BoardData,
-    BoardDetail,
     BoardEntry,
-    BoardsData,
-    BoardTopData,
     CountWindowData,
-    DecisionRequest,
-    HealthData,
-    HeldAwardData,
-    HeldBoard,
-    HeldData,
-    HeldListData,
     InitializeData,
     InitializeRequest,
+    TopData,
+    UpdateData,
+    UpdateRequest,
+    UserScoreData,
+    VelocityData,
+)
+from .board_data import (
+    AroundData,
+    BoardData,
+    BoardDetail,
+    BoardsData,
+    BoardTopData,
     LookupData,
     LookupRequest,
-    Notification,
-    NotificationsData,
-    Overtake,
-    Passer,
     PeriodData,
     PeriodEntry,
     PeriodsData,
     RankedEntry,
     RanksData,
-    RetiredData,
-    ScoreWriteData,
-    ScoreWriteRequest,
-    TopData,
-    UpdateData,
-    UpdateRequest,
     UserBoard,
     UserBoardsData,
-    UserScoreData,
-    VelocityData,
 )
-from .moderation_data import (
-    ActData,
-    AdjustedData,
-    AdjustRequest,
-    HistoryEntry,
-    ModerationRequest,
-    RemovedData,
-    UserHistoryData,
-    UserModerationData,
-    WipedData,
-)
+from .held_data import HeldData
+from .notice_data import Notification, NotificationsData, Overtake, Passer
 from .personal_data import (
     ErasedData,
     ExportData,
@@ -78,6 +53,8 @@ from .personal_data import (
     ExportedToken,
     ExportedUser,
 )
+from .site_data import HealthData
+from .trusted_data import AttestData, AttestRequest, ScoreWriteData, ScoreWriteRequest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,18 +93,6 @@ _GLOBAL = BoardData(
 _WEEKLY = msgspec.structs.replace(_GLOBAL, id="weekly", title="This week", reset="weekly", keep_periods=4, period=_WEEK)
 _TRIAL = msgspec.structs.replace(
     _GLOBAL, id="trial", title="Time trial", order="asc", operator="best", format="duration_ms"
-)
-_SEASON = BoardDetail(
-    **msgspec.structs.asdict(_GLOBAL)
-    | {
-        "id": "season-1",
-        "title": "Season 1",
-        "reset": "monthly",
-        "timezone": "America/New_York",
-        "keep_periods": 3,
-        "period": PeriodData(id="2026-12", starts_at="2026-12-01T05:00:00.000Z", ends_at="2027-01-01T05:00:00.000Z"),
-    },
-    entries=0,
 )
 _TOP = [
     BoardEntry(rank=1, user_id="alice", username="Alice", score=600, last_updated=NOW),
@@ -314,178 +279,9 @@ ATTEST = Example(
     request=AttestRequest(user_id="alice"),
     data=AttestData(action_id="race-41", user_id="alice", attested_at=EARLIER),
 )
-CREATE_BOARD = Example(
-    request=BoardCreate(id="season-1", title="Season 1", reset="monthly", timezone="America/New_York", keep_periods=3),
-    data=_SEASON,
-)
-CHANGE_BOARD = Example(
-    request=BoardChange(title="Season 1 (finals)"),
-    data=msgspec.structs.replace(_SEASON, title="Season 1 (finals)"),
-)
-RETIRE_BOARD = Example(data=RetiredData(board="season-1", retired=True))
-_HELD = HeldAwardData(
-    id=7,
-    user_id="mallory",
-    action_type="OPEN_CHEST",
-    action_id="chest-21",
-    score=10,
-    boards=[HeldBoard(board="global", period="all")],
-    status="pending",
-    created_at=EARLIER,
-    decided_by=None,
-    reason=None,
-    decided_at=None,
-    landed=[],
-    rules=["hold_over_per_hour", "velocity"],
-)
-HELD = Example(data=HeldListData(held=[_HELD], next_after=None))
-APPROVE = Example(
-    request=DecisionRequest(reason="Verified the replay"),
-    data=msgspec.structs.replace(
-        _HELD,
-        status="approved",
-        decided_by="ops-1",
-        reason="Verified the replay",
-        decided_at=NOW,
-        landed=[AwardBoard(board="global", period="all", previous_score=200, new_score=210, rank=3)],
-    ),
-)
-REJECT = Example(
-    request=DecisionRequest(reason="21 chests in 4 minutes"),
-    data=msgspec.structs.replace(
-        _HELD, id=8, status="rejected", decided_by="ops-1", reason="21 chests in 4 minutes", decided_at=NOW
-    ),
-)
-_DISQUALIFIED = ActData(
-    id=12,
-    action="disqualify",
-    operator="ops-1",
-    reason="Speed hack confirmed from replays",
-    user_id="mallory",
-    board=None,
-    period=None,
-    amount=None,
-    details=None,
-    created_at=NOW,
-)
-DISQUALIFY = Example(
-    request=ModerationRequest(reason="Speed hack confirmed from replays"),
-    data=UserModerationData(user_id="mallory", disqualified=True, act=_DISQUALIFIED),
-)
-REINSTATE = Example(
-    request=ModerationRequest(reason="Appeal upheld"),
-    data=UserModerationData(
-        user_id="mallory",
-        disqualified=False,
-        act=msgspec.structs.replace(_DISQUALIFIED, id=13, action="reinstate", reason="Appeal upheld"),
-    ),
-)
-_ADJUSTED = msgspec.structs.replace(
-    _DISQUALIFIED,
-    id=14,
-    action="adjust",
-    reason="Refund of a duplicated quest reward",
-    board="weekly",
-    period="2026-W49",
-    amount=-250,
-)
-ADJUST = Example(
-    request=AdjustRequest(delta=-250, reason="Refund of a duplicated quest reward"),
-    data=AdjustedData(
-        board="weekly",
-        period="2026-W49",
-        user_id="mallory",
-        previous_score=1200,
-        new_score=950,
-        rank=4,
-        act=_ADJUSTED,
-    ),
-)
-_REMOVED = msgspec.structs.replace(
-    _DISQUALIFIED,
-    id=15,
-    action="remove",
-    reason="Exploited the lap-skip bug",
-    board="weekly",
-    period="2026-W49",
-    amount=950,
-    details={"userId": "mallory", "score": 950, "subscore": None, "seq": 4711, "metadata": None},
-)
-REMOVE_ENTRY = Example(
-    request=ModerationRequest(reason="Exploited the lap-skip bug"),
-    data=RemovedData(board="weekly", period="2026-W49", user_id="mallory", removed_score=950, act=_REMOVED),
-)
-_WIPED = msgspec.structs.replace(
-    _DISQUALIFIED,
-    id=16,
-    action="wipe",
-    reason="Scores of the broken build",
-    user_id=None,
-    board="weekly",
-    period="2026-W48",
-    amount=1,
-    details={"removed": [{"userId": "alice", "score": 600, "subscore": None, "seq": 4100, "metadata": None}]},
-)
-WIPE = Example(
-    request=ModerationRequest(reason="Scores of the broken build"),
-    data=WipedData(board="weekly", period="2026-W48", removed=1, act=_WIPED),
-)
-USER_HISTORY = Example(
-    data=UserHistoryData(
-        user_id="mallory",
-        username="Mallory",
-        disqualified=True,
-        disqualified_at=NOW,
-        history=[
-            HistoryEntry(
-                id=4712,
-                kind="correction",
-                board="weekly",
-                period="2026-W49",
-                action_type=None,
-                action_id=None,
-                service=None,
-                act_id=14,
-                value=-250,
-                subscore=None,
-                previous_score=1200,
-                new_score=950,
-                created_at=NOW,
-            ),
-            HistoryEntry(
-                id=4711,
-                kind="award",
-                board="weekly",
-                period="2026-W49",
-                action_type="COMPLETE_QUEST",
-                action_id="quest-9",
-                service=None,
-                act_id=None,
-                value=100,
-                subscore=None,
-                previous_score=1100,
-                new_score=1200,
-                created_at=EARLIER,
-            ),
-        ],
-        next_after=None,
-        acts=[_ADJUSTED, _DISQUALIFIED],
-    )
-)
 HEALTHY = Example(data=HealthData(status="ok"))
 READY = Example(data=HealthData(status="ready"))
 PAGE = Example(
     text='<!DOCTYPE html>\n<html lang="en">… the board\'s top 10 as a table, kept live by /static/board.js …</html>\n'
 )
 DOCS = Example(text='<!DOCTYPE html>\n<html lang="en">… Swagger UI, reading /api/openapi.json …</html>\n')
-ADMIN_HOME = Example(
-    text='<!DOCTYPE html>\n<html lang="en">… Boards: a table of every board\'s settings … Held awards: each pending '
-    "one with its user, action, score, boards and time, and an approve and a reject form …</html>\n"
-)
-ADMIN_USER = Example(
-    text='<!DOCTYPE html>\n<html lang="en">… alice: entries per board and period, awards, score changes, held '
-    "awards …</html>\n"
-)
-ADMIN_SIGN_IN = Example(request=SignInForm(token=ISSUED_JWT))
-ADMIN_SIGN_OUT = Example(request=SignOutForm(csrf="3f" * 32))
-ADMIN_DECISION = Example(request=DecisionForm(csrf="3f" * 32, reason="Verified the replay"))

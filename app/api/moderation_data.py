@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
-from .models import BoardId, Id, PeriodSpec, Score, Timestamp, Value, _Model
+from .fields import BoardId, Id, PeriodSpec, Score, Timestamp, Value, _Model
 
 Reason = Annotated[
     str,

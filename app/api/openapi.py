@@ -9,13 +9,12 @@ from typing import Any
 
 import msgspec
 
-from ..config import ACTIONS_ATTEST, SCORES_WRITE, AuthSettings, LimitSettings, Scope
 from ..errors import ApiError
-from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN
+from ..settings import ACTIONS_ATTEST, SCORES_WRITE, AuthSettings, LimitSettings, Scope
+from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN, ErrorEnvelope
 from .examples import Example
 from .forms import FORM
-from .models import ErrorEnvelope
-from .routes import Endpoint, Link
+from .routes.endpoint import Endpoint, Link
 
 _REF = "#/components/schemas/{name}"
 

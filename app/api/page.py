@@ -11,7 +11,7 @@ import msgspec
 from ..boards.board import CURRENT
 from ..boards.reads import BoardReads
 from ..ranking import TOP_SIZE
-from .models import BoardData
+from .board_data import BoardData
 
 # A board id as the catalog allows it. Matched before any look-up: whatever else the query holds
 # (markup, control characters, U+FFFD from broken percent-escapes, kilobytes of it) is never used.

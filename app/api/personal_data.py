@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Notification, Score, Timestamp, _Model
+from .fields import Score, Timestamp, _Model
+from .held_data import HoldingRules
 from .moderation_data import ActData
+from .notice_data import Notification
 
 
 class ExportedUser(_Model):
@@ -84,6 +86,7 @@ class ExportedHeld(_Model):
     reason: str | None
     created_at: Timestamp
     decided_at: Timestamp | None
+    rules: HoldingRules
 
 
 class ExportedCompletion(_Model):

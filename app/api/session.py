@@ -11,7 +11,6 @@ from aiohttp import WSMsgType, web
 
 from ..auth import Principal, UserAuth
 from ..clock import iso, now_ms
-from ..config import WebSocketSettings
 from ..errors import (
     CLOSE_SERVICE_RESTART,
     CLOSE_TOO_MANY,
@@ -42,6 +41,7 @@ from ..live.messages import (
     decode,
 )
 from ..live.windows import WindowKey
+from ..settings import WebSocketSettings
 from .edge import client_address
 from .keys import ADMISSION, CONFIG, HUB, TRUSTED_PROXIES, USER_AUTH
 

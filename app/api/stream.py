@@ -10,9 +10,10 @@ from aiohttp import web
 from ..errors import ApiError, ServiceUnavailable
 from ..live import streams
 from ..live.connections import CLOSE_WAIT_SECONDS
+from .board_data import BoardPath
 from .edge import client_address
 from .keys import ADMISSION, HUB, TRUSTED_PROXIES
-from .models import BoardPath, StreamHeaders, StreamQuery
+from .live_data import StreamHeaders, StreamQuery
 from .views import headers_of, path_of, query_of
 
 log = logging.getLogger(__name__)

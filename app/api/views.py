@@ -15,7 +15,21 @@ from ..auth import Principal
 from ..decoding import convert_strings, decode_json, decoder_for
 from ..errors import NotFound, ServiceUnavailable
 from ..top_cache import TopAnswer
+from .award_data import InitializeRequest, TopQuery, UpdateRequest
+from .board_data import (
+    AroundPath,
+    AroundQuery,
+    BoardChange,
+    BoardCreate,
+    BoardPath,
+    BoardTopQuery,
+    LookupRequest,
+    OperatorBoardPath,
+    RanksQuery,
+)
 from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok_cacheable
+from .fields import UserPath
+from .held_data import ApprovePath, DecisionRequest, HeldData, HeldQuery, RejectPath
 from .keys import (
     ATTESTATIONS,
     BOARD_ADMIN,
@@ -35,32 +49,6 @@ from .keys import (
     UPDATE_LIMITER,
     USER_AUTH,
 )
-from .models import (
-    ActionPath,
-    ApprovePath,
-    AroundPath,
-    AroundQuery,
-    AttestRequest,
-    BoardChange,
-    BoardCreate,
-    BoardPath,
-    BoardTopQuery,
-    DecisionRequest,
-    HealthData,
-    HeldData,
-    HeldQuery,
-    InitializeRequest,
-    LookupRequest,
-    NotificationsQuery,
-    OperatorBoardPath,
-    RanksQuery,
-    RejectPath,
-    ScoreWriteHeaders,
-    ScoreWriteRequest,
-    TopQuery,
-    UpdateRequest,
-    UserPath,
-)
 from .moderation_data import (
     AdjustPath,
     AdjustRequest,
@@ -70,7 +58,10 @@ from .moderation_data import (
     ModerationRequest,
     WipePath,
 )
+from .notice_data import NotificationsQuery
 from .page import page_context
+from .site_data import HealthData
+from .trusted_data import ActionPath, AttestRequest, ScoreWriteHeaders, ScoreWriteRequest
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

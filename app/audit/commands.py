@@ -13,8 +13,8 @@ from typing import Any
 import asyncpg
 
 from ..clock import iso, now_ms
-from ..config import FileSettings
 from ..retention import DAY_MS
+from ..settings import FileSettings
 from ..storage.backup import read_only
 from ..storage.chain import NEW_PAGE, ChainStatements, ChainSteps, Report, head, verify
 from ..storage.schema import POSTGRES, SQLITE

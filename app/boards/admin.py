@@ -7,11 +7,12 @@ import logging
 
 import msgspec
 
-from ..api.models import BoardChange, BoardCreate, BoardDetail, RetiredData
+from ..api.board_data import BoardChange, BoardCreate, BoardDetail, RetiredData
 from ..auth import Principal
 from ..clock import iso
-from ..config import ActionSettings, BoardSettings, ConfigError, check_board
+from ..config import ConfigError, check_board
 from ..errors import BoardInUse, BoardNotFound, ValidationFailed
+from ..settings import ActionSettings, BoardSettings
 from ..storage import Store
 from ..tasks import pause, stop_if_cancelled
 from .catalog import Catalog, settings_text

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..config import BoardSettings
 from ..errors import PeriodNotFound
 from ..records import BoardPeriod
+from ..settings import BoardSettings
 from .periods import Period, Schedule
 
 CURRENT, PREVIOUS = "current", "previous"

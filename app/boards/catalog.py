@@ -7,9 +7,9 @@ import logging
 
 import msgspec
 
-from ..config import BoardSettings
 from ..errors import BoardNotFound
 from ..records import BoardPeriod
+from ..settings import BoardSettings
 from .board import Board
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..api.models import (
+from ..api.board_data import (
     AroundData,
     BoardData,
     BoardDetail,

@@ -9,12 +9,12 @@ from collections.abc import Callable
 
 import msgspec
 
-from ..api.models import ScoreWriteData, ScoreWriteRequest
-from ..config import SCORES_WRITE, Scope, ServiceSettings
+from ..api.trusted_data import ScoreWriteData, ScoreWriteRequest
 from ..errors import Forbidden, Unauthorized, ValidationFailed
 from ..placing import Placer, best_effort
 from ..ranking import Ranking
 from ..records import ScoreWrite, WriteOutcome
+from ..settings import SCORES_WRITE, Scope, ServiceSettings
 from ..storage import Store
 from .catalog import Catalog
 

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from ..api.models import BoardId, Overtake, Rank, Score, Timestamp
+from ..api.fields import BoardId, Rank, Score, Timestamp
+from ..api.notice_data import Overtake
 from ..decoding import decode_json
 
 # A board's top 10, a window of ranks, the window around the connection's user, and the user's

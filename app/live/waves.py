@@ -19,6 +19,7 @@ from ..records import Move, Standing
 from ..tasks import stop_if_cancelled
 from .connections import Connection
 from .messages import EndedBoard, LiveBoard, LiveEntry, Sequenced
+from .period_end import PeriodEnd
 from .subscription import SNAPSHOT, Subscription
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,8 @@ class Waves:
         self.subscribers: dict[Connection, Subscription] = {}
         self._period = board.current(clock())
         self._where = board.where(self._period)
-        self._period_end: asyncio.TimerHandle | None = None
         self._dirty = asyncio.Event()
+        self._period_end = PeriodEnd(clock, self._dirty.set)
         self._version = 0
         self._top: list[tuple[int, Standing]] | None = None  # the board of the current version
         self._total = 0  # its number of entries
@@ -186,22 +187,9 @@ class Waves:
         self._last_top = []
         self._force = True
 
-    def _watch_period_end(self) -> None:
-        """Wake the broadcaster when the shown period ends (computed, so a restart loses nothing:
-        a new process shows the period of its clock)."""
-        if self._period_end is not None or self._period.ends_ms is None:
-            return
-        delay = max(0.0, (self._period.ends_ms - self.clock()) / 1000) + 0.001
-
-        def ended() -> None:
-            self._period_end = None
-            self._dirty.set()
-
-        self._period_end = asyncio.get_running_loop().call_later(delay, ended)
-
     async def _advance_locked(self) -> bool:
         await self._next_period()
-        self._watch_period_end()
+        self._period_end.watch(self._period)
         version = self._version + 1
         # Registered before the read: awards that land while it is under way count from here.
         self._since[version] = {}
@@ -304,9 +292,9 @@ class Waves:
     def stop(self) -> None:
         """End `run` (also when a Redis client swallowed the task's cancellation)."""
         self._stopping = True
-        for timer in (self._period_end, self._count_wake):
-            if timer is not None:
-                timer.cancel()
+        self._period_end.cancel()
+        if self._count_wake is not None:
+            self._count_wake.cancel()
         self._dirty.set()
 
     async def run(self) -> None:

@@ -18,6 +18,7 @@ from ..records import Move, Standing
 from ..tasks import stop_if_cancelled
 from .connections import Connection
 from .messages import RanksEntry, RanksWindow, Sequenced
+from .period_end import PeriodEnd
 from .subscription import SNAPSHOT, Subscription
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,7 @@ class Windows:
         self._where = board.where(self._period)
         self._dirty: set[Window] = set()
         self._wake = asyncio.Event()
-        self._period_end: asyncio.TimerHandle | None = None
+        self._period_end = PeriodEnd(clock, self._wake.set)
         self._stopping = False
 
     @property
@@ -339,21 +340,10 @@ class Windows:
             self._index(window)
         self._dirty.update(self.windows.values())
 
-    def _watch_period_end(self) -> None:
-        if self._period_end is not None or self._period.ends_ms is None:
-            return
-        delay = max(0.0, (self._period.ends_ms - self.clock()) / 1000) + 0.001
-
-        def ended() -> None:
-            self._period_end = None
-            self._wake.set()
-
-        self._period_end = asyncio.get_running_loop().call_later(delay, ended)
-
     async def _round(self) -> None:
         """Refresh every marked window and send each subscriber what it lacks."""
         self._next_period()
-        self._watch_period_end()
+        self._period_end.watch(self._period)
         marked = list(self._dirty)
         for start in range(0, len(marked), REFRESH_CHUNK):
             # Left, or refreshed by a subscribe meanwhile: skipped.
@@ -369,8 +359,7 @@ class Windows:
     def stop(self) -> None:
         """End `run`."""
         self._stopping = True
-        if self._period_end is not None:
-            self._period_end.cancel()
+        self._period_end.cancel()
         self._wake.set()
 
     async def run(self) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..config import MetricsSettings
+from ..settings import MetricsSettings
 from ..tasks import CleanupContext
 from .export import CONTENT_TYPE, Exporter
 

@@ -21,6 +21,14 @@ TOP_SIZE = 10  # the places the live board and every award's answer show
 # change any answer derived from the top, so answers cached from it stay good.
 WATCHED_PLACES = 100
 FREEZE_AT_USERS = 100_000
+# How long a board period remembers the entries an operator removed from it (from the last
+# removal): an award placed this late after its commit is not expected (a write Redis missed is
+# brought back by a rebuild from the database, which no longer has the entry).
+REMOVAL_MARK_SECONDS = 600
+
+
+# One standing to place on one board period, with the period's `expire_ms` (see Ranking).
+Placement = tuple[BoardPeriod, Standing, int | None]
 
 
 class StandingsSource(Protocol):
@@ -46,7 +54,12 @@ class Ranking(Protocol):
     async def put(
         self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
     ) -> tuple[int | None, int]:
-        """Place a user; (previous rank, new rank), or (None, 0) for an excluded user, placed nowhere."""
+        """Place a user; (previous rank, new rank). Placed nowhere: an excluded user, (None, 0); a
+        write no newer than an entry of the user's an operator removed since, (None, -the rank it
+        would have had): committed before the removal, it is as if placed, then removed."""
+
+    async def put_all(self, placements: Sequence[Placement]) -> list[tuple[int | None, int]]:
+        """`put` one user's standings on several board periods in one step; each one's ranks, in order."""
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings with ranks."""
@@ -89,6 +102,11 @@ class Ranking(Protocol):
 
     async def remove(self, user_id: str, shelves: Sequence[BoardPeriod], *, forget: bool = True) -> None:
         """Take a user off these board periods; `forget`: an erased user, whose name and exclusion go too."""
+
+    async def take_off(self, where: BoardPeriod, entries: Sequence[tuple[str, int]]) -> None:
+        """Take entries an operator removed, (user id, seq of the entry's write), off a board
+        period, each unless a newer one is held; for REMOVAL_MARK_SECONDS after, a write of the
+        user's no newer than that seq places them nowhere on it (it committed before the removal)."""
 
     async def exclude(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
         """Take a user off these board periods and keep them off every board (disqualified), in one

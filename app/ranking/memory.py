@@ -4,13 +4,14 @@ database at start."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Container, Sequence
 
 import msgspec
 from sortedcontainers import SortedList
 
 from ..records import BoardPeriod, Position, Standing
-from . import Fills
+from . import REMOVAL_MARK_SECONDS, Fills, Placement
 from .ties import sort_key
 
 # Entries freed per loop turn when an index is forgotten: a million freed at once held the event
@@ -26,12 +27,17 @@ class RankIndex:
         self.ascending = ascending
         self._order: SortedList = SortedList()
         self._by_user: dict[str, Standing] = {}
+        # user id -> the seq of their entry an operator removed lately: no write as old places them
+        self.removed: dict[str, int] = {}
+        self.removed_at = 0.0  # time.monotonic() of the last removal (the marks go together)
 
     def _key(self, standing: Standing) -> tuple[int, int, int, str]:
         return sort_key(standing, self.ascending)
 
     def load(self, standings: list[Standing]) -> None:
         """Write standings in bulk; as with `put`, a newer standing already held wins."""
+        if self.removed:
+            standings = [s for s in standings if not self._superseded(s)]
         if not self._by_user:  # the fill at start: nothing held, one row per user
             by_user = {s.user_id: s for s in standings}
         else:
@@ -57,8 +63,14 @@ class RankIndex:
             return None
         return int(self._order.bisect_left(self._key(standing))) + 1
 
+    def _superseded(self, standing: Standing) -> bool:
+        """Whether an operator removed an entry of this user no older than this standing."""
+        removed = self.removed.get(standing.user_id)
+        return removed is not None and removed >= standing.seq
+
     def put(self, standing: Standing) -> tuple[int | None, int]:
-        """Insert or move a user; return (previous rank, new rank)."""
+        """Insert or move a user; return (previous rank, new rank), or (None, -the rank it would
+        have) for a write no newer than an entry of the user's an operator removed (placed nowhere)."""
         old = self._by_user.get(standing.user_id)
         previous = None
         if old is not None:
@@ -66,6 +78,8 @@ class RankIndex:
             if old.seq >= standing.seq:  # an older write arriving late changes nothing
                 return previous, previous
             self._order.remove(self._key(old))
+        elif self.removed and self._superseded(standing):
+            return None, -(int(self._order.bisect_left(self._key(standing))) + 1)
         self._by_user[standing.user_id] = standing
         key = self._key(standing)
         self._order.add(key)
@@ -76,6 +90,16 @@ class RankIndex:
         old = self._by_user.pop(user_id, None)
         if old is not None:
             self._order.remove(self._key(old))
+
+    def take_off(self, user_id: str, seq: int) -> None:
+        """Take off a user's entry an operator removed (`seq`: its write), unless a newer one is
+        held, and keep the mark so that a write no newer arriving late places them nowhere."""
+        held = self._by_user.get(user_id)
+        if held is not None and held.seq > seq:
+            return
+        self.remove(user_id)
+        self.removed[user_id] = max(seq, self.removed.get(user_id, seq))
+        self.removed_at = time.monotonic()
 
     def rename(self, user_id: str, username: str) -> bool:
         """Refresh a display name (the order does not depend on it); True if it changed."""
@@ -151,6 +175,10 @@ class MemoryRanking(Fills):
         if standing.user_id in self.excluded:
             return None, 0
         return self.index(where).put(standing)
+
+    async def put_all(self, placements: Sequence[Placement]) -> list[tuple[int | None, int]]:
+        """Place one user on several board periods."""
+        return [await self.put(where, standing, expire_ms=expire_ms) for where, standing, expire_ms in placements]
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings."""
@@ -230,8 +258,18 @@ class MemoryRanking(Fills):
         for where in shelves:
             if (index := self.indexes.get(where)) is not None:
                 index.remove(user_id)
+                if forget:
+                    index.removed.pop(user_id, None)
         if forget:
             self.excluded.discard(user_id)
+
+    async def take_off(self, where: BoardPeriod, entries: Sequence[tuple[str, int]]) -> None:
+        """Take these removed entries off a board period, RELEASE_CHUNK per loop turn."""
+        index = self.index(where)
+        for start in range(0, len(entries), RELEASE_CHUNK):
+            for user_id, seq in entries[start : start + RELEASE_CHUNK]:
+                index.take_off(user_id, seq)
+            await asyncio.sleep(0)
 
     async def exclude(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
         """Take a user off these board periods and keep them off."""
@@ -252,6 +290,10 @@ class MemoryRanking(Fills):
         gone = [where for where in self.indexes if where not in readable]
         for where in gone:
             self._forgotten.append(self.indexes.pop(where))
+        lately = time.monotonic() - REMOVAL_MARK_SECONDS
+        for index in self.indexes.values():
+            if index.removed and index.removed_at < lately:
+                index.removed = {}
         return len(gone)
 
     async def release(self) -> None:

@@ -4,7 +4,9 @@ order kept exact by the member's encoding (`ties.member`), and a hash of the res
 A period's keys (`Keys.shelf`): `rank`, the sorted set, score -> "<head>:<user id>" (`ties`);
 `cards`, a hash, user id -> "<head><flags><updated ms>:<metadata>", where flags are two characters,
 "s" or "-" (a subscore or none) and "m" or "-" (metadata or none). The head is repeated in the card
-so that one HGET finds the member to move. Display names are in one hash for every board."""
+so that one HGET finds the member to move; `removed`, a hash, user id -> the seq (`ties.seq_part`)
+of their entry an operator removed lately. Display names are in one hash for every board. The
+scripts are in scripts.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from string import Template
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -21,8 +22,9 @@ from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..records import BoardPeriod, Position, Standing
 from ..redis_client import COMPARE_AND_DELETE, OUTAGES, Keys, ShelfKeys, TurnPipeline, unavailable_on_outage
-from . import Fills, StandingsSource
-from .ties import BOUND, ORDER_DIGITS, SUBSCORE_DIGITS, head, score_of, seq_of, subscore_of, user_of, zscore
+from . import REMOVAL_MARK_SECONDS, Fills, Placement, StandingsSource
+from .scripts import AROUND, LOAD, POSITIONS, PUT, RANKS, REMOVE, RENAME, SLICE, TAKE_OFF
+from .ties import BOUND, ORDER_DIGITS, head, score_of, seq_of, seq_part, subscore_of, user_of, zscore
 
 log = logging.getLogger(__name__)
 
@@ -39,194 +41,6 @@ READ_CHUNK = 100  # users per positions/ranks call: a call blocks Redis for ever
 UNLINK_CHUNK = 1000  # keys per UNLINK: each key costs Redis only a lookup and a hand-off
 
 _FLAGS = 2  # the card's flags, after its head
-
-
-def _lua(source: str) -> str:
-    # The head's layout is ties.py's alone; the scripts take its widths from there.
-    return Template(source).substitute(order=ORDER_DIGITS, seq_from=SUBSCORE_DIGITS + 1, user_from=ORDER_DIGITS + 2)
-
-
-# KEYS: rank, cards, names, excluded; ARGV: user, score, card, name, ms to live or "".
-# Returns {previous rank or 0, rank}; an older standing than the one held changes nothing; an
-# excluded (disqualified) user is placed nowhere: {0, 0}.
-_PUT = _lua("""
-local user, card = ARGV[1], ARGV[3]
-if redis.call('SISMEMBER', KEYS[4], user) == 1 then return {0, 0} end
-local member = string.sub(card, 1, $order) .. ':' .. user
-local old = redis.call('HGET', KEYS[2], user)
-local previous = 0
-if old then
-  local held = string.sub(old, 1, $order) .. ':' .. user
-  local at = redis.call('ZREVRANK', KEYS[1], held)
-  if at then
-    previous = at + 1
-    if string.sub(old, $seq_from, $order) <= string.sub(card, $seq_from, $order) then
-      member = nil
-    else
-      redis.call('ZREM', KEYS[1], held)
-    end
-  end
-end
-local rank = previous
-if member then
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
-  redis.call('HSET', KEYS[2], user, card)
-  redis.call('HSET', KEYS[3], user, ARGV[4])
-  rank = redis.call('ZREVRANK', KEYS[1], member) + 1
-end
-if ARGV[5] ~= '' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-end
-return {previous, rank}
-""")
-
-# KEYS: as _PUT; ARGV: ms to live or "", then (user, score, card, name) repeated. _PUT for a whole
-# chunk of a rebuild in one call, with one command per key for the whole chunk (a call per user
-# spent 40 s of a 1M-user rebuild packing commands in the client, then ~20 s in per-user commands).
-_LOAD = _lua("""
-local users = {}
-for i = 2, #ARGV, 4 do users[#users + 1] = ARGV[i] end
-local olds = {}
-if #users > 0 then olds = redis.call('HMGET', KEYS[2], unpack(users)) end
-local z, c, n = {}, {}, {}
-for j, user in ipairs(users) do
-  local i, old = 4 * j - 2, olds[j]
-  local card = ARGV[i + 2]
-  local newer = not old or string.sub(old, $seq_from, $order) > string.sub(card, $seq_from, $order)
-  if newer and redis.call('SISMEMBER', KEYS[4], user) == 0 then
-    if old then redis.call('ZREM', KEYS[1], string.sub(old, 1, $order) .. ':' .. user) end
-    z[#z + 1] = ARGV[i + 1]; z[#z + 1] = string.sub(card, 1, $order) .. ':' .. user
-    c[#c + 1] = user; c[#c + 1] = card
-    n[#n + 1] = user; n[#n + 1] = ARGV[i + 3]
-  end
-end
-if #z > 0 then
-  redis.call('ZADD', KEYS[1], unpack(z))
-  redis.call('HSET', KEYS[2], unpack(c))
-  redis.call('HSET', KEYS[3], unpack(n))
-end
-if ARGV[1] ~= '' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
-end
-return 0
-""")
-
-# KEYS: rank, cards, names; ARGV: first and last index (0-based, both >= 0).
-# Returns {size, then member, score, card or "", name, ...} in rank order: a rank page in one call.
-_SLICE = _lua("""
-local rows = redis.call('ZREVRANGE', KEYS[1], ARGV[1], ARGV[2], 'WITHSCORES')
-local out = {redis.call('ZCARD', KEYS[1])}
--- HMGET by chunks: unpack() of more than ~8000 values overflows Lua's stack.
-for from = 1, #rows, 2000 do
-  local users = {}
-  for i = from, math.min(from + 1999, #rows), 2 do users[#users + 1] = string.sub(rows[i], $user_from) end
-  local cards = redis.call('HMGET', KEYS[2], unpack(users))
-  local names = redis.call('HMGET', KEYS[3], unpack(users))
-  for j, user in ipairs(users) do
-    local i = from + 2 * j - 2
-    out[#out + 1] = rows[i]
-    out[#out + 1] = rows[i + 1]
-    out[#out + 1] = cards[j] or ''
-    out[#out + 1] = names[j] or user
-  end
-end
-return out
-""")
-
-# KEYS: rank, cards, names; ARGV: user, radius. Returns {size, rank or 0, then member, score,
-# card, name for ranks rank-radius .. rank+radius}: around-me in one call (the slice needs the rank).
-_AROUND = _lua("""
-local out = {redis.call('ZCARD', KEYS[1]), 0}
-local card = redis.call('HGET', KEYS[2], ARGV[1])
-if not card then return out end
-local rank = redis.call('ZREVRANK', KEYS[1], string.sub(card, 1, $order) .. ':' .. ARGV[1])
-if not rank then return out end
-out[2] = rank + 1
-local radius = tonumber(ARGV[2])
-local rows = redis.call('ZREVRANGE', KEYS[1], math.max(rank - radius, 0), rank + radius, 'WITHSCORES')
-local users = {}
-for i = 1, #rows, 2 do users[#users + 1] = string.sub(rows[i], $user_from) end
-local cards = redis.call('HMGET', KEYS[2], unpack(users))
-local names = redis.call('HMGET', KEYS[3], unpack(users))
-for j, user in ipairs(users) do
-  out[#out + 1] = rows[2 * j - 1]
-  out[#out + 1] = rows[2 * j]
-  out[#out + 1] = cards[j] or ''
-  out[#out + 1] = names[j] or user
-end
-return out
-""")
-
-# KEYS: rank, cards, names; ARGV: user ids. Returns {size, then member, rank, score, card, name
-# for each of these users on the board}.
-_POSITIONS = _lua("""
-local out = {redis.call('ZCARD', KEYS[1])}
-for i = 1, #ARGV do
-  local card = redis.call('HGET', KEYS[2], ARGV[i])
-  if card then
-    local member = string.sub(card, 1, $order) .. ':' .. ARGV[i]
-    local rank = redis.call('ZREVRANK', KEYS[1], member)
-    if rank then
-      out[#out + 1] = member
-      out[#out + 1] = rank + 1
-      out[#out + 1] = redis.call('ZSCORE', KEYS[1], member)
-      out[#out + 1] = card
-      out[#out + 1] = redis.call('HGET', KEYS[3], ARGV[i]) or ARGV[i]
-    end
-  end
-end
-return out
-""")
-
-# KEYS: rank, cards; ARGV: user ids. Returns {user, rank, score, ...} for those on the board.
-_RANKS = _lua("""
-local out = {}
-for i = 1, #ARGV do
-  local card = redis.call('HGET', KEYS[2], ARGV[i])
-  if card then
-    local member = string.sub(card, 1, $order) .. ':' .. ARGV[i]
-    local rank = redis.call('ZREVRANK', KEYS[1], member)
-    if rank then
-      out[#out + 1] = ARGV[i]
-      out[#out + 1] = rank + 1
-      out[#out + 1] = redis.call('ZSCORE', KEYS[1], member)
-    end
-  end
-end
-return out
-""")
-
-# KEYS: names; ARGV: user, name. Only users who were ever put have a name; 1 if it changed.
-_RENAME = """
-local held = redis.call('HGET', KEYS[1], ARGV[1])
-if not held or held == ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
-
-
-# KEYS: (rank, cards) of each board period, then names, then excluded; ARGV: user, what else:
-# "forget" (an erased user: their name, and their place among the excluded, go too), "exclude"
-# (a disqualified user: excluded in the same step, so no put lands between), or "".
-_REMOVE = _lua("""
-local user = ARGV[1]
-for i = 1, #KEYS - 2, 2 do
-  local card = redis.call('HGET', KEYS[i + 1], user)
-  if card then
-    redis.call('ZREM', KEYS[i], string.sub(card, 1, $order) .. ':' .. user)
-    redis.call('HDEL', KEYS[i + 1], user)
-  end
-end
-if ARGV[2] == 'forget' then
-  redis.call('HDEL', KEYS[#KEYS - 1], user)
-  redis.call('SREM', KEYS[#KEYS], user)
-elseif ARGV[2] == 'exclude' then
-  redis.call('SADD', KEYS[#KEYS], user)
-end
-return 0
-""")
 
 
 def _text(value: bytes | str) -> str:
@@ -276,26 +90,28 @@ class RedisRanking(Fills):
         self.stale = False
         self.misses = 0  # writes Redis missed, so that a fill only clears those it read after
         self.loads = 0  # fills this process made
-        self._put = client.register_script(_PUT)
-        self._load = client.register_script(_LOAD)
-        self._slice = client.register_script(_SLICE)
-        self._positions = client.register_script(_POSITIONS)
-        self._around = client.register_script(_AROUND)
-        self._ranks = client.register_script(_RANKS)
-        self._rename = client.register_script(_RENAME)
-        self._remove = client.register_script(_REMOVE)
+        self._put = client.register_script(PUT)
+        self._load = client.register_script(LOAD)
+        self._slice = client.register_script(SLICE)
+        self._positions = client.register_script(POSITIONS)
+        self._around = client.register_script(AROUND)
+        self._ranks = client.register_script(RANKS)
+        self._rename = client.register_script(RENAME)
+        self._remove = client.register_script(REMOVE)
+        self._mark_removed = client.register_script(TAKE_OFF)
         self._delete_if = client.register_script(COMPARE_AND_DELETE)
 
     def _shelf(self, where: BoardPeriod) -> ShelfKeys:
         return self.keys.shelf(where.board, where.period)
 
     def _keys(self, where: BoardPeriod) -> list[str]:
-        rank, cards = self._shelf(where)
-        return [rank, cards, self.keys.names]
+        shelf = self._shelf(where)
+        return [shelf.rank, shelf.cards, self.keys.names]
 
     def _writes(self, where: BoardPeriod) -> list[str]:
-        """The keys of a script that places users: a board period's, and the excluded users."""
-        return [*self._keys(where), self.keys.excluded]
+        """The keys of a script that places users: a board period's, the excluded users, the
+        period's removed entries."""
+        return [*self._keys(where), self.keys.excluded, self._shelf(where).removed]
 
     def _args(self, where: BoardPeriod, s: Standing) -> list[str | int]:
         return [s.user_id, zscore(s.score, where.ascending), _card(s, where.ascending), s.username]
@@ -372,14 +188,27 @@ class RedisRanking(Fills):
         self, where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None
     ) -> tuple[int | None, int]:
         """Place a user atomically, in this loop turn's round trip; (previous rank, new rank)."""
-        args = [*self._args(where, standing), self._ttl(expire_ms)]
+        return (await self.put_all([(where, standing, expire_ms)]))[0]
+
+    async def put_all(self, placements: Sequence[Placement]) -> list[tuple[int | None, int]]:
+        """Place one user on several board periods in one script call, in this loop turn's round
+        trip (a call per board cost each extra board of an award a command to pack and parse)."""
+        if not placements:
+            return []
+        first = placements[0][1]
+        keys = [self.keys.names, self.keys.excluded]
+        args: list[str | int] = [first.user_id, first.username]
+        for where, standing, expire_ms in placements:
+            assert standing.user_id == first.user_id  # one user's
+            keys += self._shelf(where)
+            args += [zscore(standing.score, where.ascending), _card(standing, where.ascending), self._ttl(expire_ms)]
         try:
-            previous, rank = await self.trips.script(self._put, self._writes(where), args)
+            reply = cast(list[Any], await self.trips.script(self._put, keys, args))
         except OUTAGES:
             self.stale = True  # the database has the write; a rebuild will bring it here
             self.misses += 1
             raise ServiceUnavailable("Redis is unavailable") from None
-        return (int(previous) or None), int(rank)
+        return [((int(reply[i]) or None), int(reply[i + 1])) for i in range(0, len(reply), 2)]
 
     async def top(self, where: BoardPeriod, limit: int) -> list[tuple[int, Standing]]:
         """The first `limit` standings in one round trip."""
@@ -469,11 +298,11 @@ class RedisRanking(Fills):
 
     async def ranks(self, where: BoardPeriod, user_ids: list[str]) -> dict[str, tuple[int, int]]:
         """(rank, score) of these users: one script call per READ_CHUNK users, in one round trip."""
-        rank, cards = self._shelf(where)
+        shelf = self._shelf(where)
         with unavailable_on_outage():
             replies = await asyncio.gather(
                 *(
-                    self.trips.script(self._ranks, [rank, cards], user_ids[start : start + READ_CHUNK])
+                    self.trips.script(self._ranks, [shelf.rank, shelf.cards], user_ids[start : start + READ_CHUNK])
                     for start in range(0, len(user_ids), READ_CHUNK)
                 )
             )
@@ -508,13 +337,24 @@ class RedisRanking(Fills):
     async def remove(self, user_id: str, shelves: Sequence[BoardPeriod], *, forget: bool = True) -> None:
         """Take a user off these board periods and, when `forget`, forget them (name, exclusion),
         in one script."""
-        await self._take_off(user_id, shelves, "forget" if forget else "")
+        await self._off(user_id, shelves, "forget" if forget else "")
+
+    async def take_off(self, where: BoardPeriod, entries: Sequence[tuple[str, int]]) -> None:
+        """Take these removed entries off a board period and mark them, LOAD_CHUNK per script call."""
+        keys = list(self._shelf(where))
+        marks_ms = REMOVAL_MARK_SECONDS * 1000
+        with unavailable_on_outage():
+            for start in range(0, len(entries), LOAD_CHUNK):
+                args: list[str | int] = [marks_ms]
+                for user_id, seq in entries[start : start + LOAD_CHUNK]:
+                    args += [user_id, seq_part(seq)]
+                await self._mark_removed(keys=keys, args=args)
 
     async def exclude(self, user_id: str, shelves: Sequence[BoardPeriod]) -> None:
         """Take a user off these board periods and exclude them, in one script."""
-        await self._take_off(user_id, shelves, "exclude")
+        await self._off(user_id, shelves, "exclude")
 
-    async def _take_off(self, user_id: str, shelves: Sequence[BoardPeriod], then: str) -> None:
+    async def _off(self, user_id: str, shelves: Sequence[BoardPeriod], then: str) -> None:
         keys = [key for where in shelves for key in self._shelf(where)]
         with unavailable_on_outage():
             await self._remove(keys=[*keys, self.keys.names, self.keys.excluded], args=[user_id, then])

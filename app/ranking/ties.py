@@ -45,10 +45,15 @@ def head(s: Standing, ascending: bool = False) -> str:
     Redis orders equal scores by member bytes, so in descending order the better subscore comes
     first (negated on an ascending board, as the score is), then the lower write sequence."""
     subscore = _within(s.subscore or 0, "subscore")
-    if not 0 <= s.seq <= _INVERT:
-        raise ValueError(f"seq {s.seq} does not fit {SEQ_DIGITS} digits")
     shifted = BOUND + (-subscore if ascending else subscore)
-    return f"{shifted:0{SUBSCORE_DIGITS}d}{_INVERT - s.seq:0{SEQ_DIGITS}d}"
+    return f"{shifted:0{SUBSCORE_DIGITS}d}{seq_part(s.seq)}"
+
+
+def seq_part(seq: int) -> str:
+    """A write sequence as a head encodes it (the last SEQ_DIGITS): the later, the lower."""
+    if not 0 <= seq <= _INVERT:
+        raise ValueError(f"seq {seq} does not fit {SEQ_DIGITS} digits")
+    return f"{_INVERT - seq:0{SEQ_DIGITS}d}"
 
 
 def member(s: Standing, ascending: bool = False) -> str:

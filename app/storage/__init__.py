@@ -17,6 +17,7 @@ from ..records import (
     ModerationAct,
     Notice,
     NoticeDraft,
+    Removal,
     ScoreWrite,
     Standing,
     TokenGrant,
@@ -146,10 +147,10 @@ class Store(Protocol):
         """Add `act.amount` to a user's entry with a correction row and keep the act, in one
         transaction (storage/moderation.py); refusals change nothing."""
 
-    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Corrected:
+    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take a user's entry off one board period and keep the act; NOT_FOUND without one."""
 
-    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> ModerationAct:
+    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take every entry off one board period and keep the act, as kept."""
 
     async def standings_of(self, user_id: str) -> list[tuple[BoardPeriod, Standing]]:

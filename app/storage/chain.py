@@ -37,8 +37,11 @@ from .schema import Dialect
 
 GENESIS = "0" * 64  # the previous hash of the first entry
 # PostgreSQL advisory lock: one sealer at a time across processes; an erasure takes it too, so that
-# a tick never seals a row under the subject an erasure is renaming.
-SEALING_LOCK = 0x5C0EA0D17
+# a tick never seals a row under the subject an erasure is renaming. Its second key is the schema's
+# (SCHEMA_KEY): advisory locks are the whole database's, and deployments (or tests) in schemas of
+# their own must not skip each other's sealing.
+SEALING_LOCK = 0x5C0EA0D1
+SCHEMA_KEY = "hashtext(coalesce(current_schema(), ''))"
 NEW_PAGE = ("", ())  # a step that ends the read transaction of a page and begins the next one's
 Rows = list[tuple[Any, ...]]
 Query = tuple[str, tuple[Any, ...]]

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import NotFound, UserNotFound, ValidationFailed
-from ..records import BoardPeriod, Corrected, EntryChange, HistoryRow, ModerationAct, Standing, UserHistory
+from ..records import BoardPeriod, Corrected, EntryChange, HistoryRow, ModerationAct, Removal, Standing, UserHistory
 from .operations import MAX_VALUE, standing
 from .schema import Dialect
 
@@ -140,21 +140,21 @@ def adjust(st: Statements, act: ModerationAct, where: BoardPeriod, *, create: bo
     return Corrected(act=kept, username=username, disqualified=disqualified, change=change)
 
 
-def remove(st: Statements, act: ModerationAct, where: BoardPeriod) -> Steps[Corrected]:
+def remove(st: Statements, act: ModerationAct, where: BoardPeriod) -> Steps[Removal]:
     """Take a user's entry off one board period (NOT_FOUND when there is none, having written
     nothing); the act keeps the removed score (`amount`) and the entry (`details`)."""
     assert act.user_id is not None
-    username, disqualified = yield from _locked(st, act.user_id)
+    yield from _locked(st, act.user_id)
     removed = yield st.remove_entry, (where.board, where.period, act.user_id)
     if not removed:
         raise NotFound("This user has no entry in this period", details={"board": where.board, "period": where.period})
     entries = _removed(removed)
     kept = yield from _record(st, msgspec.structs.replace(act, amount=removed[0][1], details=_text(entries[0])))
     yield from _correct(st, where, removed, kept)
-    return Corrected(act=kept, username=username, disqualified=disqualified)
+    return Removal(act=kept, entries=_taken(removed))
 
 
-def wipe(st: Statements, act: ModerationAct, where: BoardPeriod) -> Steps[ModerationAct]:
+def wipe(st: Statements, act: ModerationAct, where: BoardPeriod) -> Steps[Removal]:
     """Take every entry off one board period; the act keeps how many (`amount`) and each entry
     removed (`details`). Every user on it is locked first: their awards wait, then start afresh."""
     yield st.lock_period, (where.board, where.period)
@@ -162,7 +162,12 @@ def wipe(st: Statements, act: ModerationAct, where: BoardPeriod) -> Steps[Modera
     details = _text({"removed": _removed(removed)})
     kept = yield from _record(st, msgspec.structs.replace(act, amount=len(removed), details=details))
     yield from _correct(st, where, removed, kept)
-    return kept
+    return Removal(act=kept, entries=_taken(removed))
+
+
+def _taken(rows: Rows) -> list[tuple[str, int]]:
+    """(user id, seq) of removed entries (user_id, score, subscore, seq, metadata)."""
+    return [(user_id, seq) for user_id, _, _, seq, _ in rows]
 
 
 def _correct(st: Statements, where: BoardPeriod, removed: Rows, act: ModerationAct) -> Steps[None]:

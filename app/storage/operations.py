@@ -115,6 +115,13 @@ ADD_TO_BOARD = (
     "SELECT h.id, h.previous_score, h.new_score, placed.subscore, placed.metadata FROM h, placed"
 )
 TOUCH_USER = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 AND username <> $1"
+# SET_AWARD_SCORES then TOUCH_USER (their parameters in turn) as one statement, where writing CTEs
+# exist: the award's last two writes in one round trip.
+CLOSE_AWARD = (
+    "WITH scored AS ("  # noqa: S608 - built from this module's constants, no input
+    + SET_AWARD_SCORES
+    + ") UPDATE users SET username = $4, updated_at = $5 WHERE id = $6 AND username <> $4"
+)
 # Trusted writes.
 ENSURE_USER = (
     "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
@@ -346,9 +353,10 @@ class Operations:
         self.nonce_recorded = sql(NONCE_RECORDED)
         self.user_known = sql(USER_KNOWN)
         self.set_award_scores = sql(SET_AWARD_SCORES)
-        self.add_change = sql(ADD_CHANGE)
-        self.add_entry = sql(ADD_ENTRY)
-        self.add_to_board = sql(ADD_TO_BOARD) if dialect.writing_ctes else None
+        self.add_change, self.add_entry = sql(ADD_CHANGE), sql(ADD_ENTRY)
+        # One statement where two would do, where writing CTEs exist (see ADD_TO_BOARD, CLOSE_AWARD).
+        self.add_to_board: str | None = sql(ADD_TO_BOARD) if dialect.writing_ctes else None
+        self.close_award: str | None = sql(CLOSE_AWARD) if dialect.writing_ctes else None
         self.touch_user = sql(TOUCH_USER)
         self.ensure_user = sql(ENSURE_USER)
         self.lock_user = sql(LOCK_USER)
@@ -418,8 +426,8 @@ class Operations:
         )
 
     def award(self, claim: AwardClaim) -> Steps[Award]:
-        """Consume the token, record the history row, raise the score: three statements, each
-        answering what the next needs (RETURNING). The slow path, a refusal, says why. An action that
+        """Consume the token, record the history row, raise the score on each board, set the
+        award's scores: each statement answering what the next needs (RETURNING). The slow path, a refusal, says why. An action that
         needs an attestation finds it before the first write and spends it with the award. One over
         a cheat rule holds is kept instead (`Award.held`): token spent and history row kept, no board
         touched. A repeat offender in back-off is refused before anything is read or written."""
@@ -459,8 +467,12 @@ class Operations:
             changes.append((yield from self._add(where, claim.user_id, award_id, increment, now)))
         first = changes[0]
         previous_score = first.previous_score or 0
-        yield self.set_award_scores, (previous_score, first.new_score, award_id)
-        yield self.touch_user, (claim.username, now, claim.user_id)
+        scores, touch = (previous_score, first.new_score, award_id), (claim.username, now, claim.user_id)
+        if self.close_award is not None:
+            yield self.close_award, (*scores, *touch)
+        else:
+            yield self.set_award_scores, scores
+            yield self.touch_user, touch
         return Award(
             user_id=claim.user_id,
             username=claim.username,

@@ -51,7 +51,7 @@ ACTS = (
     "WHERE user_id = $1 OR operator = $1 ORDER BY id"
 )
 HELD = (
-    "SELECT id, action_type, action_id, score, status, reason, created_at, decided_at FROM held_awards "
+    "SELECT id, action_type, action_id, score, status, reason, created_at, decided_at, rules FROM held_awards "
     "WHERE user_id = $1 ORDER BY id"
 )
 

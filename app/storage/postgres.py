@@ -24,6 +24,7 @@ from ..records import (
     ModerationAct,
     Notice,
     NoticeDraft,
+    Removal,
     ScoreWrite,
     Standing,
     TokenGrant,
@@ -32,7 +33,7 @@ from ..records import (
     WriteOutcome,
 )
 from . import moderation
-from .chain import SEALING_LOCK, ChainStatements, head, seal, triggers
+from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations, held_award, kept_notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
@@ -70,7 +71,7 @@ TRIM_NOTICES = (
     "(SELECT m.id FROM notices m WHERE m.user_id = u.user_id ORDER BY m.id DESC LIMIT 1 OFFSET $2)"
 )
 
-_MIGRATION_LOCK = 0x5C0EB0A2D  # advisory lock: one process migrates at a time
+_MIGRATION_LOCK = 0x5C0EB0A2  # advisory lock (with SCHEMA_KEY): one process migrates a schema at a time
 
 # Connection-level failures: the database is not there right now.
 _OUTAGES = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
@@ -108,6 +109,13 @@ async def _run_rows(conn: asyncpg.Connection, steps: RowSteps[T]) -> T:
         return answer
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A connection going back to the pool keeps its session as it is. asyncpg's default reset
+    (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) costs every transaction one more round trip,
+    and nothing here leaves session state: advisory locks are taken per transaction, nothing SETs
+    or LISTENs, no cursor outlives its transaction. asyncpg still rolls back an open transaction."""
+
+
 class PostgresStore:
     """A pool of connections; every write is one transaction."""
 
@@ -119,10 +127,12 @@ class PostgresStore:
 
     async def open(self) -> None:
         """Create the pool and apply migrations under an advisory lock."""
-        pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.pool_size, command_timeout=10)
+        pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.pool_size, command_timeout=10, reset=_keep_session
+        )
         try:
             async with pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                await conn.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", _MIGRATION_LOCK)
                 await conn.execute(render(MIGRATIONS_TABLE, POSTGRES))
                 applied = {row[0] for row in await conn.fetch(APPLIED)}
                 for version, statements in migrations(POSTGRES):
@@ -298,7 +308,7 @@ class PostgresStore:
         """Erase a user in one transaction."""
         async with self._transaction() as conn:
             # Not while a sealer runs: it could seal a row under the subject key this renames.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", SEALING_LOCK)
+            await conn.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", SEALING_LOCK)
             shelves: list[tuple[str, str]] = await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
             return shelves
 
@@ -312,7 +322,7 @@ class PostgresStore:
         """Seal up to `limit` queued rows onto the audit chain, unless another process is sealing
         (then 0); how many were queued."""
         async with self._transaction() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", SEALING_LOCK):
+            if not await conn.fetchval(f"SELECT pg_try_advisory_xact_lock($1, {SCHEMA_KEY})", SEALING_LOCK):
                 return 0
             sealed: int = await _run_rows(conn, seal(CHAIN, limit=limit))
             return sealed
@@ -334,11 +344,11 @@ class PostgresStore:
         """Correct a user's entry by `act.amount`."""
         return await self._moderate(moderation.adjust(MODERATION, act, where, create=create))
 
-    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Corrected:
+    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take a user's entry off one board period."""
         return await self._moderate(moderation.remove(MODERATION, act, where))
 
-    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> ModerationAct:
+    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take every entry off one board period."""
         return await self._moderate(moderation.wipe(MODERATION, act, where))
 

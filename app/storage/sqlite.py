@@ -23,6 +23,7 @@ from ..records import (
     ModerationAct,
     Notice,
     NoticeDraft,
+    Removal,
     ScoreWrite,
     Standing,
     TokenGrant,
@@ -409,11 +410,11 @@ class SqliteStore:
         """Correct a user's entry by `act.amount`."""
         return await self._moderate(moderation.adjust(MODERATION, act, where, create=create))
 
-    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Corrected:
+    async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take a user's entry off one board period."""
         return await self._moderate(moderation.remove(MODERATION, act, where))
 
-    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> ModerationAct:
+    async def wipe(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take every entry off one board period."""
         return await self._moderate(moderation.wipe(MODERATION, act, where))
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from app.boards.catalog import Catalog
-from app.config import BoardSettings
 from app.ranking.memory import MemoryRanking
 from app.records import BoardPeriod, Standing
+from app.settings import BoardSettings
 
 from ..conftest import Flow, envelope
 from .scene import (

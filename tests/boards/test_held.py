@@ -317,6 +317,9 @@ async def test_the_export_holds_the_users_held_awards(flow: Flow, client: AppCli
         "too many",
     )
     assert entry["createdAt"].endswith("Z") and entry["decidedAt"].endswith("Z")
+    # The rules that held it, as the operators' list shows them.
+    (listed,) = (await pending(client, operator, status="rejected"))["held"]
+    assert entry["rules"] == listed["rules"] == ["hold_over_per_hour"]
 
 
 async def test_a_disqualified_users_held_award_waits_for_the_reinstatement(

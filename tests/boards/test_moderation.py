@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from app.api.keys import SCOREBOARD
 from app.auth import UserAuth
-from app.records import BoardPeriod, Standing
+from app.ranking import Placement
 
 from ..conftest import Flow, Snapshot, envelope
 from ..contracts import eventually
@@ -220,16 +220,16 @@ async def test_an_award_committed_before_a_disqualification_and_placed_after_lan
     await flow.award("alice", "a0")
     token = await flow.token(CHEAT, "late")
     ranking = client.app[SCOREBOARD].placer.ranking
-    put = ranking.put
+    put_all = ranking.put_all
     committed, go = asyncio.Event(), asyncio.Event()
 
-    async def late_put(where: BoardPeriod, standing: Standing, *, expire_ms: int | None = None) -> Any:
-        if standing.user_id == CHEAT and not go.is_set():
+    async def late_put(placements: list[Placement]) -> Any:
+        if placements[0][1].user_id == CHEAT and not go.is_set():
             committed.set()  # the award's transaction is over: placing it waits for the disqualification
             await go.wait()
-        return await put(where, standing, expire_ms=expire_ms)
+        return await put_all(placements)
 
-    monkeypatch.setattr(ranking, "put", late_put)
+    monkeypatch.setattr(ranking, "put_all", late_put)
     award = asyncio.create_task(flow.submit(token, CHEAT, "late"))
     await committed.wait()
     await act(client, operator, f"users/{CHEAT}/disqualify")
@@ -242,6 +242,59 @@ async def test_an_award_committed_before_a_disqualification_and_placed_after_lan
     await act(client, operator, f"users/{CHEAT}/reinstate")
     for board in ("global", "weekly", "daily"):
         assert dict(await boards.top(board))[CHEAT] == 100, board
+
+
+@pytest.mark.parametrize("removal", ["entries/bob/remove", "wipe"])
+async def test_an_award_committed_before_a_removal_and_placed_after_stays_off_that_period(
+    client: AppClient,
+    flow: Flow,
+    boards: Boards,
+    operator: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    db_path: Path,
+    storage: dict[str, Any],
+    removal: str,
+) -> None:
+    await flow.award("alice", "a0")
+    await flow.award("bob", "b0")
+    token = await flow.token("bob", "late")
+    viewer = await client.ws_connect(WS)
+    assert (await recv(viewer))["type"] == "connected"
+    await viewer.send_json({"type": "subscribe", "channel": "leaderboard", "board": "weekly"})
+    await recv_type(viewer, "leaderboard_update")
+    ranking = client.app[SCOREBOARD].placer.ranking
+    put_all = ranking.put_all
+    committed, go = asyncio.Event(), asyncio.Event()
+
+    async def late_put(placements: list[Placement]) -> Any:
+        if placements[0][1].user_id == "bob" and not go.is_set():
+            committed.set()  # the award's transaction is over: placing it waits for the removal
+            await go.wait()
+        return await put_all(placements)
+
+    monkeypatch.setattr(ranking, "put_all", late_put)
+    award = asyncio.create_task(flow.submit(token, "bob", "late"))
+    await committed.wait()
+    await act(client, operator, f"boards/weekly/periods/current/{removal}")
+    update = await recv_type(viewer, "leaderboard_update")
+    left = [] if removal == "wipe" else [("alice", 100)]
+    assert [(e["userId"], e["score"]) for e in update["data"]["leaderboard"]] == left
+    go.set()
+    resp = await award
+    # Committed before the removal: the answer is the award's (where it stood, then removed) ...
+    data = (await envelope(resp))["data"]
+    assert resp.status == 200, data
+    landed = {b["board"]: (b["newScore"], b["rank"]) for b in data["boards"]}
+    assert landed == {"global": (200, 1), "weekly": (200, 1), "daily": (200, 1)}
+    # ... but the removal stands: the late placement did not put bob back, nor told the viewers.
+    assert await boards.top("weekly") == left
+    assert await boards.top("global") == [("bob", 200), ("alice", 100)]
+    with pytest.raises(asyncio.TimeoutError):
+        await viewer.receive_json(timeout=0.3)
+    await sums_match(db_path, storage)
+    await flow.award("bob", "after")  # a write after the removal is placed
+    assert await boards.top("weekly") == ([("alice", 100), ("bob", 100)] if left else [("bob", 100)])
+    await viewer.close()
 
 
 async def test_a_rebuild_from_the_database_keeps_a_disqualified_user_off(

@@ -253,6 +253,8 @@ async def test_every_rule_broken_is_recorded(flow: Flow, client: AppClient, oper
     assert await statuses(flow, "TWICE", "t0", "t1") == [200, 202]
     (held,) = await held_list(client, operator)
     assert held["rules"] == ["hold_over", "hold_within_s"]
+    resp = await client.get("/api/v1/users/me/export", headers=flow.bearer("alice"))
+    assert [h["rules"] for h in (await envelope(resp))["data"]["held"]] == [["hold_over", "hold_within_s"]]
 
 
 # -- operators decide rule-held awards

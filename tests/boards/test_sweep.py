@@ -11,12 +11,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.boards.catalog import Catalog
-from app.config import BoardSettings
 from app.errors import PeriodNotFound
 from app.ranking.redis import EXPIRY_MARGIN_MS, RedisRanking
 from app.ranking.sweep import UNLINK_AFTER_MS, Sweeper
 from app.records import BoardPeriod, Standing
 from app.redis_client import Keys, connect
+from app.settings import BoardSettings
 
 from ..isolation import REDIS_URL
 from ..real_servers import RedisServer
@@ -66,8 +66,8 @@ class Process:
         return found.where(period)
 
     async def held(self, where: BoardPeriod) -> int:
-        """How many of the period's keys Redis holds."""
-        return int(await self.ranking.client.exists(*self.ranking.keys.shelf(where.board, where.period)))
+        """How many of the period's rank and cards keys Redis holds."""
+        return int(await self.ranking.client.exists(*self.ranking.keys.shelf(where.board, where.period)[:2]))
 
 
 @pytest.fixture
@@ -115,15 +115,18 @@ async def test_a_period_no_longer_readable_is_unlinked_and_the_readable_ones_sta
     w49 = await process.award("weekly", WEDNESDAY_MS, "b", 2)
     w50 = await process.award("weekly", NEXT_MONDAY_MS, "c", 3)
     everything = await process.award("global", WEDNESDAY_MS, "d", 4)
+    await process.award("weekly", clock.now_ms, "e", 5)
+    await process.ranking.take_off(w48, [("e", 5)])  # an operator's removal: W48 has its marks too
+    removed = process.ranking.keys.shelf(w48.board, w48.period).removed
     # W48 stops being readable when W50 starts (keep_periods 1); its keys stay for UNLINK_AFTER_MS.
     clock.now_ms = NEXT_MONDAY_MS + UNLINK_AFTER_MS - 1
     with pytest.raises(PeriodNotFound):
         process.catalog.get("weekly").period(w48.period, clock.now_ms)
     assert await process.sweeper.sweep() == 0
-    assert await process.held(w48) == 2
+    assert await process.held(w48) == 2 and await process.ranking.client.exists(removed)
     clock.now_ms += 1
-    assert await process.sweeper.sweep() == 2  # W48's sorted set and hash
-    assert await process.held(w48) == 0
+    assert await process.sweeper.sweep() == 3  # W48's sorted set, hash and removal marks
+    assert await process.held(w48) == 0 and not await process.ranking.client.exists(removed)
     for kept in (w49, w50, everything):
         assert await process.held(kept) == 2
     assert [s.user_id for _, s in await process.ranking.top(w49, 10)] == ["b"]
@@ -192,13 +195,13 @@ async def test_the_backstop_is_the_readable_end_plus_the_margin(make_process: Ca
     w49 = await process.award("weekly", clock.now_ms, "a", 1)
     readable_for = NEXT_MONDAY_MS + WEEK_MS - clock.now_ms
     await process.ranking.load(w49, [_standing("b", 2)], NEXT_MONDAY_MS + WEEK_MS)  # a fill sets it the same way
-    for key in process.ranking.keys.shelf(w49.board, w49.period):
+    for key in process.ranking.keys.shelf(w49.board, w49.period)[:2]:  # rank and cards
         ttl = await process.ranking.client.pttl(key)
         # PEXPIRE is relative: its time to live counts from this process's clock, not Redis's.
         assert readable_for + EXPIRY_MARGIN_MS - 5_000 < ttl <= readable_for + EXPIRY_MARGIN_MS
     assert EXPIRY_MARGIN_MS > UNLINK_AFTER_MS + 60_000  # the sweep comes long before the backstop
     everything = await process.award("global", clock.now_ms, "c", 3)
-    for key in process.ranking.keys.shelf(everything.board, everything.period):
+    for key in process.ranking.keys.shelf(everything.board, everything.period)[:2]:
         assert await process.ranking.client.pttl(key) == -1  # a board that never resets: no expiry
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from app.api.keys import HUB
 from app.boards.board import Board
-from app.config import BoardSettings
 from app.live.connections import Connection
 from app.live.windows import WindowKey, Windows
 from app.ranking.memory import MemoryRanking
 from app.records import EntryChange, Move, Standing
+from app.settings import BoardSettings
 
 from ..conftest import Flow
 from ..contracts import eventually

@@ -300,6 +300,7 @@ class ExportedHeld(_Model):
     reason: str | None
     created_at: str
     decided_at: str | None
+    rules: list[str]
 
 
 class ExportedToken(_Model):

@@ -1,0 +1,60 @@
+"""What every request and response shape is built from: the base struct and the field types the areas share."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from ..settings import BOARD_ID_PATTERN, ID_PATTERN
+
+Id = Annotated[
+    str,
+    Meta(
+        pattern=ID_PATTERN,
+        min_length=1,
+        max_length=100,
+        description="1-100 characters of A-Z a-z 0-9 _ . : -",
+        examples=["user-123"],
+    ),
+]
+TokenText = Annotated[str, Meta(min_length=1, max_length=2048, description="The action token")]
+Timestamp = Annotated[str, Meta(description="ISO 8601 UTC, ending in Z", examples=["2026-01-15T10:30:00Z"])]
+
+# A user's value on a board. Awards only add, but a trusted server may write a negative value (on an
+# incr board, one that subtracts), so no bound is promised beyond the integer.
+Score = Annotated[int, Meta(description="An integer; below 0 only where a trusted server wrote so")]
+Worth = Annotated[int, Meta(ge=0)]  # what an action awards
+Rank = Annotated[int, Meta(ge=1)]
+BoardId = Annotated[
+    str,
+    Meta(
+        pattern=BOARD_ID_PATTERN,
+        min_length=1,
+        max_length=64,
+        description="A board id: 1-64 characters of a-z 0-9 _ -",
+        examples=["weekly"],
+    ),
+]
+PeriodSpec = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=32,
+        description="Which period: `current` (the default: the one now), `previous` (the one before it), or a "
+        "period's id, its start in the board's timezone: `YYYY-MM-DD` (daily), `YYYY-Www` (ISO week, weekly), "
+        "`YYYY-MM` (monthly), `YYYY-MM-DDTHH:MM` (cron), `all` (a board that never resets). A finished period "
+        "stays readable until keepPeriods newer ones exist; otherwise 404 PERIOD_NOT_FOUND",
+        examples=["current", "previous", "2026-W49"],
+    ),
+]
+Value = Annotated[int, Meta(ge=-(2**53), le=2**53, description="An integer within ±2^53")]
+
+
+class _Model(msgspec.Struct, rename="camel", kw_only=True):
+    pass
+
+
+class UserPath(_Model):
+    user_id: Id

@@ -1,0 +1,50 @@
+"""The routes of a user's personal data: their export, and the erasure of themselves or, by an operator, of another."""
+
+from __future__ import annotations
+
+from ... import errors as e
+from .. import examples as x
+from .. import personal_data as pd
+from .. import views
+from ..fields import UserPath
+from .endpoint import AUTH_ERRORS, Endpoint
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        method="GET",
+        path="/api/v1/users/me/export",
+        handler=views.export,
+        example=x.EXPORT,
+        summary="Everything kept about the caller, as one document: the user, their entries on every board and "
+        "period, awards, score changes, action tokens and notices",
+        response=pd.ExportData,
+        auth="user",
+        errors=(*AUTH_ERRORS, e.UserNotFound),
+        tag="privacy",
+        cache="private",
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/api/v1/users/me",
+        handler=views.erase_self,
+        example=x.ERASED,
+        summary="Erase the caller: off every board, no row keeps their id or name (the history keeps a "
+        "pseudonym); afterwards the id is 404 everywhere until it is used again",
+        response=pd.ErasedData,
+        auth="user",
+        errors=(*AUTH_ERRORS, e.UserNotFound, e.ServiceUnavailable),
+        tag="privacy",
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/api/v1/users/{userId}",
+        handler=views.erase_user,
+        example=x.ERASED,
+        summary="Erase another user, as DELETE /users/me does (`me` always means the caller)",
+        response=pd.ErasedData,
+        path_params=UserPath,
+        auth="operator",
+        errors=(*AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
+        tag="operators",
+    ),
+)
