@@ -42,6 +42,7 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
+from .awarding import ADD_CHANGE, ADD_ENTRY, CONSUME, RECORD_AWARD, SET_AWARD_SCORES, SPEND, TOUCH_USER, place
 from .rules import RuleChecks
 from .schema import Dialect
 from .steps import Row, Steps
@@ -73,55 +74,7 @@ RECORD_GRANT = (
     "INSERT INTO action_tokens (nonce, token_hash, user_id, action_type, action_id, score_increment, "
     "issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
-CONSUME = (
-    "UPDATE action_tokens SET used_at = $1 WHERE nonce = $2 AND user_id = $3 AND action_type = $4 "
-    "AND action_id = $5 AND used_at IS NULL AND issued_at <= $6 AND expires_at > $1 "
-    "RETURNING score_increment, token_hash"
-)
 GRANT_ROW = "SELECT user_id, action_type, action_id, used_at, expires_at FROM action_tokens WHERE nonce = $1"
-# The score is read (and, where rows are locked, locked) by the insert that records it: a
-# conflict on the token or on (user_id, action_id) inserts nothing rather than failing.
-# The insert locks the user (where rows are locked) before any entry is read: one award or write
-# of a user at a time. A conflict on the token or on (user_id, action_id) inserts nothing rather
-# than failing. Its scores are the first board's, set once that board's entry is written. A
-# disqualified user inserts nothing either: the flag is read on the row the insert locks, the row
-# a disqualification locks to set it, so an award in flight is either before it or refused.
-RECORD_AWARD = (
-    "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
-    "new_score, token_nonce, action_token_hash, created_at) "
-    "SELECT id, $1, $2, $3, 0, 0, $4, $5, $6 FROM users WHERE id = $7 AND disqualified_at IS NULL{row_lock} "
-    "ON CONFLICT DO NOTHING RETURNING id"
-)
-SET_AWARD_SCORES = "UPDATE score_history SET previous_score = $1, new_score = $2 WHERE id = $3"
-# An award's change of one incr board: the history row reads the entry it adds to.
-ADD_CHANGE = (
-    "INSERT INTO board_history (board, period, user_id, award_id, value, previous_score, new_score, created_at) "
-    "SELECT $1, $2, $3, $4, $5, e.score, COALESCE(e.score, 0) + $5, $6 FROM (SELECT 1) AS one "
-    "LEFT JOIN board_entries e ON e.board = $1 AND e.period = $2 AND e.user_id = $3 "
-    "RETURNING id, previous_score, new_score"
-)
-ADD_ENTRY = (
-    "INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
-    "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
-    "updated_at = excluded.updated_at RETURNING subscore, metadata"
-)
-# ADD_CHANGE then ADD_ENTRY as one statement, where writing CTEs exist: the same rows, one round trip.
-ADD_TO_BOARD = (
-    "WITH h AS ("  # noqa: S608 - built from this module's constants, no input
-    + ADD_CHANGE
-    + "), placed AS (INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) "
-    "SELECT $1, $2, $3, h.new_score, h.id, $6 FROM h ON CONFLICT (board, period, user_id) DO UPDATE SET "
-    "score = excluded.score, seq = excluded.seq, updated_at = excluded.updated_at RETURNING subscore, metadata) "
-    "SELECT h.id, h.previous_score, h.new_score, placed.subscore, placed.metadata FROM h, placed"
-)
-TOUCH_USER = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 AND username <> $1"
-# SET_AWARD_SCORES then TOUCH_USER (their parameters in turn) as one statement, where writing CTEs
-# exist: the award's last two writes in one round trip.
-CLOSE_AWARD = (
-    "WITH scored AS ("  # noqa: S608 - built from this module's constants, no input
-    + SET_AWARD_SCORES
-    + ") UPDATE users SET username = $4, updated_at = $5 WHERE id = $6 AND username <> $4"
-)
 # Trusted writes.
 ENSURE_USER = (
     "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
@@ -340,7 +293,7 @@ class Operations:
 
     def __init__(self, dialect: Dialect) -> None:
         self.row_locks = dialect.row_locks
-        sql = dialect.sql
+        self._sql = sql = dialect.sql
         self.upsert_user = sql(UPSERT_USER)
         self.action_done = sql(ACTION_DONE)
         self.grant_refusals, self.user_disqualified = sql(GRANT_REFUSALS), sql(USER_DISQUALIFIED)
@@ -354,10 +307,10 @@ class Operations:
         self.user_known = sql(USER_KNOWN)
         self.set_award_scores = sql(SET_AWARD_SCORES)
         self.add_change, self.add_entry = sql(ADD_CHANGE), sql(ADD_ENTRY)
-        # One statement where two would do, where writing CTEs exist (see ADD_TO_BOARD, CLOSE_AWARD).
-        self.add_to_board: str | None = sql(ADD_TO_BOARD) if dialect.writing_ctes else None
-        self.close_award: str | None = sql(CLOSE_AWARD) if dialect.writing_ctes else None
         self.touch_user = sql(TOUCH_USER)
+        # Where statements write through CTEs, an award is two: SPEND, then `place` on its boards.
+        self.spend: str | None = sql(SPEND) if dialect.writing_ctes else None
+        self._places: dict[tuple[int, bool], str] | None = {} if dialect.writing_ctes else None
         self.ensure_user = sql(ENSURE_USER)
         self.lock_user = sql(LOCK_USER)
         self.entry = sql(ENTRY)
@@ -427,7 +380,8 @@ class Operations:
 
     def award(self, claim: AwardClaim) -> Steps[Award]:
         """Consume the token, record the history row, raise the score on each board, set the
-        award's scores: each statement answering what the next needs (RETURNING). The slow path, a refusal, says why. An action that
+        award's scores: each statement answering what the next needs (RETURNING); where statements
+        write through CTEs, two statements in all. The slow path, a refusal, says why. An action that
         needs an attestation finds it before the first write and spends it with the award. One over
         a cheat rule holds is kept instead (`Award.held`): token spent and history row kept, no board
         touched. A repeat offender in back-off is refused before anything is read or written."""
@@ -435,18 +389,11 @@ class Operations:
         yield from self.rules.backoff(claim)
         if claim.attest and (yield self.attestation, (claim.user_id, claim.action_id)) is None:
             raise (yield from self._unattested(claim))
-        token = yield (
-            self.consume,
-            (now, claim.nonce, claim.user_id, claim.action_type, claim.action_id, now - claim.min_elapsed_ms),
-        )
-        if token is None:
+        spent = yield from self._spend(claim)
+        if spent is None:
             raise refusal(claim, (yield self.grant_row, (claim.nonce,)))
-        increment, token_hash = token
-        history = yield (
-            self.record_award,
-            (claim.action_type, claim.action_id, increment, claim.nonce, token_hash, now, claim.user_id),
-        )
-        if history is None:  # a replay or a repeated action: undo the consumption, then say which
+        increment, award_id = spent
+        if award_id is None:  # a replay or a repeated action: undo the consumption, then say which
             yield self.release, (claim.nonce,)
             if (yield self.nonce_recorded, (claim.nonce,)) is not None:
                 raise TokenAlreadyUsed()
@@ -455,24 +402,15 @@ class Operations:
             if (yield self.user_disqualified, (claim.user_id,)) is not None:
                 raise Disqualified(details={"userId": claim.user_id})  # the token released: usable again
             raise ActionAlreadyCompleted()
-        (award_id,) = history
         if claim.attest:
             yield self.spend_attestation, (claim.user_id, claim.action_id)
         if claim.rules is not None and (
             broken := (yield from self.rules.broken(claim, claim.rules, award_id, increment))
         ):
             return (yield from self._hold(claim, award_id, increment, broken))
-        changes = []
-        for where in claim.boards:
-            changes.append((yield from self._add(where, claim.user_id, award_id, increment, now)))
+        changes = yield from self._place(claim.boards, claim.user_id, award_id, increment, now, touch=claim.username)
         first = changes[0]
         previous_score = first.previous_score or 0
-        scores, touch = (previous_score, first.new_score, award_id), (claim.username, now, claim.user_id)
-        if self.close_award is not None:
-            yield self.close_award, (*scores, *touch)
-        else:
-            yield self.set_award_scores, scores
-            yield self.touch_user, touch
         return Award(
             user_id=claim.user_id,
             username=claim.username,
@@ -536,11 +474,8 @@ class Operations:
         assert user is not None  # the history row refers to it
         if user[1] is not None:  # the decision is undone (SQLite: its savepoint): pending, decidable later
             raise Disqualified(details={"userId": held.user_id})
-        changes = []
-        for where in decision.boards:
-            changes.append((yield from self._add(where, held.user_id, held.award_id, held.score, now)))
+        changes = yield from self._place(decision.boards, held.user_id, held.award_id, held.score, now)
         previous_score, new_score = (changes[0].previous_score or 0, changes[0].new_score) if changes else (0, 0)
-        yield self.set_award_scores, (previous_score, new_score, held.award_id)
         award = Award(
             user_id=held.user_id,
             username=user[0],
@@ -576,23 +511,75 @@ class Operations:
             if (held := (yield self.attested_at, (user_id, action_id))) is not None:
                 return int(held[0])
 
-    def _add(self, where: BoardPeriod, user_id: str, award_id: int, increment: int, now: int) -> Steps[EntryChange]:
-        """An award's history row and entry on one board: one statement where CTEs can write."""
-        head = (where.board, where.period, user_id, award_id, increment, now)
-        if self.add_to_board is not None:
-            row = yield self.add_to_board, head
-            assert row is not None  # both inserts answer their row
-            seq, previous, new, subscore, metadata = row
-        else:
+    def _spend(self, claim: AwardClaim) -> Steps[tuple[int, int | None] | None]:
+        """Consume the token and record the award's history row: (the token's increment, the row's
+        id or None when nothing was recorded), or None when the token could not be consumed."""
+        now = claim.now_ms
+        consume = (now, claim.nonce, claim.user_id, claim.action_type, claim.action_id, now - claim.min_elapsed_ms)
+        if self.spend is not None:
+            row = yield self.spend, consume
+            return None if row is None else (row[0], row[2])
+        token = yield self.consume, consume
+        if token is None:
+            return None
+        increment, token_hash = token
+        history = yield (
+            self.record_award,
+            (claim.action_type, claim.action_id, increment, claim.nonce, token_hash, now, claim.user_id),
+        )
+        return increment, None if history is None else history[0]
+
+    def _place(
+        self,
+        boards: tuple[BoardPeriod, ...],
+        user_id: str,
+        award_id: int,
+        increment: int,
+        now: int,
+        *,
+        touch: str | None = None,
+    ) -> Steps[list[EntryChange]]:
+        """An award's history row and entry on each board, its scores set from the first board's
+        and, with a username to `touch`, the user's name and time: one statement where CTEs write."""
+        if not boards:
+            yield self.set_award_scores, (0, 0, award_id)
+            return []
+        if self._places is not None:
+            key = (len(boards), touch is not None)
+            if (statement := self._places.get(key)) is None:
+                statement = self._places[key] = self._sql(place(len(boards), touch=touch is not None))
+            named = () if touch is None else (touch,)
+            flat = tuple(value for where in boards for value in (where.board, where.period))
+            row = yield statement, (user_id, award_id, increment, now, *named, *flat)
+            assert row is not None  # every insert answers its row
+            return [
+                EntryChange(
+                    where=where,
+                    previous_score=row[5 * i + 1],
+                    new_score=row[5 * i + 2],
+                    subscore=row[5 * i + 3],
+                    metadata=row[5 * i + 4],
+                    seq=row[5 * i],
+                )
+                for i, where in enumerate(boards)
+            ]
+        changes = []
+        for where in boards:
+            head = (where.board, where.period, user_id, award_id, increment, now)
             added = yield self.add_change, head
             assert added is not None  # an INSERT ... RETURNING answers its row
             seq, previous, new = added
             entry = yield self.add_entry, (where.board, where.period, user_id, new, seq, now)
             assert entry is not None
-            subscore, metadata = entry
-        return EntryChange(
-            where=where, previous_score=previous, new_score=new, subscore=subscore, metadata=metadata, seq=seq
-        )
+            changes.append(
+                EntryChange(
+                    where=where, previous_score=previous, new_score=new, subscore=entry[0], metadata=entry[1], seq=seq
+                )
+            )
+        yield self.set_award_scores, (changes[0].previous_score or 0, changes[0].new_score, award_id)
+        if touch is not None:
+            yield self.touch_user, (touch, now, user_id)
+        return changes
 
     def write_score(self, write: ScoreWrite) -> Steps[WriteOutcome]:
         """A trusted server's write: claim its Idempotency-Key (a key used before answers what it

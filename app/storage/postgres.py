@@ -35,7 +35,7 @@ from ..records import (
 from . import moderation
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
-from .operations import Operations, held_award, kept_notice, standing, user_record
+from .operations import Operations, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
@@ -64,7 +64,7 @@ PURGE_NOTICES = "DELETE FROM notices WHERE created_at < $1"
 ADD_NOTICES = (
     "INSERT INTO notices (user_id, type, data, created_at) "
     "SELECT n.user_id, n.type, n.data, $4 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY "
-    "AS n(user_id, type, data, i) ORDER BY n.i RETURNING id, user_id, type, data, created_at"
+    "AS n(user_id, type, data, i) ORDER BY n.i RETURNING id"
 )
 TRIM_NOTICES = (
     "DELETE FROM notices n USING unnest($1::text[]) AS u(user_id) WHERE n.user_id = u.user_id AND n.id < "
@@ -156,15 +156,21 @@ class PostgresStore:
             await pool.close()
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for one statement, its own transaction: no BEGIN and COMMIT round
+        trips (the metrics count it as a transaction)."""
         if self._pool is None:
             raise ServiceUnavailable("The database is not open")
         with _unavailable_on_outage():
             async with self._pool.acquire() as conn:
                 started = time.perf_counter()
-                async with conn.transaction():
-                    yield conn
+                yield conn
                 self.round_trips.observe(time.perf_counter() - started)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._connection() as conn, conn.transaction():
+            yield conn
 
     def pool_usage(self) -> tuple[int, int] | None:
         """(connections in use, the pool's size) now."""
@@ -175,7 +181,7 @@ class PostgresStore:
 
     async def ping(self) -> None:
         """Run a trivial query."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             await conn.fetchval("SELECT 1")
 
     async def grant(self, grant: TokenGrant, *, max_unused: int | None = None) -> None:
@@ -190,13 +196,13 @@ class PostgresStore:
 
     async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
         """Held awards of a status after `after`, oldest first."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(OPS.held_list, status, after, limit)
         return [held_award(row) for row in rows]
 
     async def held_award(self, held_id: int) -> HeldAward | None:
         """One held award, or None."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(OPS.held, held_id)
         return None if row is None else held_award(row)
 
@@ -207,7 +213,7 @@ class PostgresStore:
 
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row, or None."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             row = await conn.fetchrow(OPS.user, user_id)
         return None if row is None else user_record(row)
 
@@ -228,19 +234,19 @@ class PostgresStore:
 
     async def standings(self, board: str, period: str) -> list[Standing]:
         """Every user on one period of one board."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(OPS.standings, board, period)
         return [standing(row) for row in rows]
 
     async def boards(self) -> list[tuple[str, str]]:
         """Every board in use."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(OPS.boards)
         return [(row[0], row[1]) for row in rows]
 
     async def retired_boards(self) -> list[tuple[str, str, int]]:
         """Every retired board."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(OPS.retired_boards)
         return [(row[0], row[1], row[2]) for row in rows]
 
@@ -267,7 +273,7 @@ class PostgresStore:
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget old Idempotency-Keys."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(OPS.purge_keys, created_before_ms)
         return int(status.split()[-1])
 
@@ -358,7 +364,7 @@ class PostgresStore:
 
     async def disqualified(self) -> list[str]:
         """Every disqualified user."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             return [row[0] for row in await conn.fetch(MODERATION.disqualified)]
 
     async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
@@ -377,13 +383,13 @@ class PostgresStore:
 
     async def purge_attestations(self, created_before_ms: int) -> int:
         """Forget unspent attestations made before this time."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(OPS.purge_attestations, created_before_ms)
         return int(status.split()[-1])
 
     async def add_notices(self, drafts: list[NoticeDraft], *, now_ms: int) -> list[Notice]:
         """Keep notices in one statement."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(
                 ADD_NOTICES,
                 [d.user_id for d in drafts],
@@ -391,28 +397,31 @@ class PostgresStore:
                 [d.data for d in drafts],
                 now_ms,
             )
-        return sorted((kept_notice(row) for row in rows), key=lambda n: n.id)
+        # Numbered in the order inserted, the drafts' (ORDER BY n.i): the ids sorted are theirs in turn.
+        return [
+            notice(d, notice_id, now_ms) for d, notice_id in zip(drafts, sorted(row[0] for row in rows), strict=True)
+        ]
 
     async def trim_notices(self, user_ids: list[str], *, keep: int) -> int:
         """Delete these users' notices beyond their newest `keep`, in one statement."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(TRIM_NOTICES, user_ids, keep - 1)
         return int(status.split()[-1])
 
     async def notices(self, user_id: str, *, after: int, since_ms: int, keep: int) -> list[Notice]:
         """A user's kept notices after `after`, oldest first."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             rows = await conn.fetch(OPS.kept_notices, user_id, since_ms, keep, after)
         return [kept_notice(row) for row in rows]
 
     async def purge_notices(self, created_before_ms: int) -> int:
         """Delete notices made before this time."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(PURGE_NOTICES, created_before_ms)
         return int(status.split()[-1])
 
     async def purge_tokens(self, expired_before_ms: int) -> int:
         """Delete token rows past their expiry."""
-        async with self._transaction() as conn:
+        async with self._connection() as conn:
             status = await conn.execute(PURGE, expired_before_ms)
         return int(status.split()[-1])

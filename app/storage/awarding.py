@@ -1,0 +1,91 @@
+"""The statements an award writes: spending its token, recording its history row, placing it on
+each board and closing it. SQLite runs them one by one; PostgreSQL, whose statements may write
+through common table expressions, runs the same writes as two statements whatever the boards."""
+
+from __future__ import annotations
+
+CONSUME = (
+    "UPDATE action_tokens SET used_at = $1 WHERE nonce = $2 AND user_id = $3 AND action_type = $4 "
+    "AND action_id = $5 AND used_at IS NULL AND issued_at <= $6 AND expires_at > $1 "
+    "RETURNING score_increment, token_hash"
+)
+# The insert locks the user (where rows are locked) before any entry is read: one award or write
+# of a user at a time. A conflict on the token or on (user_id, action_id) inserts nothing rather
+# than failing. Its scores are the first board's, set once that board's entry is written. A
+# disqualified user inserts nothing either: the flag is read on the row the insert locks, the row
+# a disqualification locks to set it, so an award in flight is either before it or refused.
+RECORD_AWARD = (
+    "INSERT INTO score_history (user_id, action_type, action_id, score_change, previous_score, "
+    "new_score, token_nonce, action_token_hash, created_at) "
+    "SELECT id, $1, $2, $3, 0, 0, $4, $5, $6 FROM users WHERE id = $7 AND disqualified_at IS NULL{row_lock} "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+# CONSUME then RECORD_AWARD (CONSUME's parameters) as one statement: the token's increment and
+# hash, and the history row's id or NULL when RECORD_AWARD would have inserted nothing; no row when
+# CONSUME would have matched nothing.
+SPEND = (
+    "WITH spent AS ("  # noqa: S608 - built from this module's constants, no input
+    + CONSUME
+    + "), recorded AS (INSERT INTO score_history (user_id, action_type, action_id, score_change, "
+    "previous_score, new_score, token_nonce, action_token_hash, created_at) "
+    "SELECT u.id, $4, $5, spent.score_increment, 0, 0, $2, spent.token_hash, $1 FROM spent, users u "
+    "WHERE u.id = $3 AND u.disqualified_at IS NULL FOR UPDATE OF u ON CONFLICT DO NOTHING RETURNING id) "
+    "SELECT spent.score_increment, spent.token_hash, recorded.id FROM spent LEFT JOIN recorded ON true"
+)
+SET_AWARD_SCORES = "UPDATE score_history SET previous_score = $1, new_score = $2 WHERE id = $3"
+# An award's change of one incr board: the history row reads the entry it adds to.
+ADD_CHANGE = (
+    "INSERT INTO board_history (board, period, user_id, award_id, value, previous_score, new_score, created_at) "
+    "SELECT $1, $2, $3, $4, $5, e.score, COALESCE(e.score, 0) + $5, $6 FROM (SELECT 1) AS one "
+    "LEFT JOIN board_entries e ON e.board = $1 AND e.period = $2 AND e.user_id = $3 "
+    "RETURNING id, previous_score, new_score"
+)
+ADD_ENTRY = (
+    "INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
+    "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
+    "updated_at = excluded.updated_at RETURNING subscore, metadata"
+)
+TOUCH_USER = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 AND username <> $1"
+
+# The parameters of `place`: the user, the award's id, its increment, the time, the username
+# when the statement touches the user, then each board and period in turn (`:board`, `:period`
+# below; `#` numbers the board).
+PLACE_HEAD = 4
+PLACE_CHANGE = (
+    "h# AS (INSERT INTO board_history (board, period, user_id, award_id, value, previous_score, new_score, "
+    "created_at) SELECT :board, :period, $1, $2, $3, e.score, COALESCE(e.score, 0) + $3, $4 FROM (SELECT 1) AS one "
+    "LEFT JOIN board_entries e ON e.board = :board AND e.period = :period AND e.user_id = $1 "
+    "RETURNING id, previous_score, new_score), "
+    "p# AS (INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) "
+    "SELECT :board, :period, $1, h#.new_score, h#.id, $4 FROM h# "
+    "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
+    "updated_at = excluded.updated_at RETURNING subscore, metadata)"
+)
+PLACE_COLUMNS = "h#.id, h#.previous_score, h#.new_score, p#.subscore, p#.metadata"
+PLACE_SCORES = (
+    "scored AS (UPDATE score_history SET previous_score = COALESCE(h0.previous_score, 0), new_score = h0.new_score "
+    "FROM h0 WHERE score_history.id = $2 RETURNING 1)"
+)
+PLACE_TOUCH = (
+    "touched AS (UPDATE users SET username = $5, updated_at = $4 WHERE id = $1 AND username <> $5 RETURNING 1)"
+)
+
+
+def place(boards: int, *, touch: bool) -> str:
+    """ADD_CHANGE and ADD_ENTRY on each of `boards` (at least one), SET_AWARD_SCORES from the
+    first and, with `touch`, TOUCH_USER, as one statement. It answers one row: for each board its
+    history row's id, previous score, new score, and the entry's subscore and metadata.
+
+    It reads the entries in a snapshot taken after the user's lock was granted (by RECORD_AWARD or
+    LOCK_USER, an earlier statement of the transaction), so no concurrent write of the user is missed."""
+    first = PLACE_HEAD + 1 + int(touch)
+    parts, columns, sources = [], [], []
+    for i in range(boards):
+        board, period = "$" + str(first + 2 * i), "$" + str(first + 2 * i + 1)
+        parts.append(PLACE_CHANGE.replace("#", str(i)).replace(":board", board).replace(":period", period))
+        columns.append(PLACE_COLUMNS.replace("#", str(i)))
+        sources.append("h#, p#".replace("#", str(i)))
+    parts.append(PLACE_SCORES)
+    if touch:
+        parts.append(PLACE_TOUCH)
+    return "WITH " + ", ".join(parts) + " SELECT " + ", ".join(columns) + " FROM " + ", ".join(sources)  # noqa: S608 - constants only
