@@ -3,13 +3,15 @@ users (GET /users/me/notifications, the notifications channel's replay) and sent
 connections in every process.
 
 The work is bounded per write and never holds up its answer: it runs after the answer's placing,
-in the background, and tells at most MAX_PASSED users per board (the nearest ones passed: those now
-just behind the writer). Beyond that bound the others are not told: a jump past 5,000 players tells
-the 100 it ended just ahead of. While MAX_PENDING writes are still being worked on, the notices of
+in the background, and tells at most MAX_PASSED users in all, however many boards it moved on (the
+nearest ones passed: those now just behind the writer). Beyond that bound the others are not told: a
+jump past 5,000 players tells the 100 it ended just ahead of, and a write passing 80 players on each
+of three boards tells the 100 nearest of those 240. While MAX_PENDING writes are still being worked on, the notices of
 a new one are skipped (counted in `skipped`, logged): a burst cannot pile up work without end."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -29,7 +31,7 @@ from .tasks import Errands
 log = logging.getLogger(__name__)
 
 OVERTAKEN: Final = "overtaken"
-MAX_PASSED = 100  # users told per write and board: the nearest it passed
+MAX_PASSED = 100  # notices per write, on all its boards: the nearest it passed
 KEEP = 100  # notices kept per user, the newest
 KEEP_MS = 7 * 86_400_000  # and for how long
 TRIM_CHUNK = 200  # users whose old notices one store write deletes
@@ -44,8 +46,34 @@ def overtake_of(notice: Notice) -> Overtake:
     return _overtake.decode(notice.data)
 
 
+def nearest(passed: list[int], bound: int) -> list[int]:
+    """Of the users a write passed on each board (`passed`, counts), how many on each are among the
+    `bound` nearest on all its boards: those one place behind the writer on each board first (in
+    the write's order of boards), then two places, and so on."""
+    shares = [0] * len(passed)
+    told, distance = 0, 1
+    while told < bound and distance <= max(passed, default=0):
+        for i, n in enumerate(passed):
+            if n >= distance and told < bound:
+                shares[i] += 1
+                told += 1
+        distance += 1
+    return shares
+
+
+def _draft(event: AwardEvent, move: Move, rank: int, user_id: str) -> NoticeDraft:
+    """The notice for a user the write passed on the move's board, now at `rank`."""
+    where = move.change.where
+    by = Passer(user_id=event.user_id, username=event.username, score=move.change.new_score)
+    overtake = Overtake(
+        board=where.board, period=where.period, user_id=user_id, by=by, previous_rank=rank - 1, new_rank=rank
+    )
+    return NoticeDraft(user_id=user_id, type=OVERTAKEN, data=_encoder.encode(overtake).decode())
+
+
 class Overtakes:
-    """Finds the users each write passed, keeps their notices and hands them to the fan-out."""
+    """Finds the users each write passed, keeps their notices and hands them to the fan-out: the
+    notices of every write found in one loop turn in one store write and one fan-out message."""
 
     def __init__(self, ranking: Ranking, store: Store, fanout: Fanout, clock: Callable[[], int]) -> None:
         self.ranking = ranking
@@ -65,53 +93,47 @@ class Overtakes:
         )
 
     def on_write(self, event: AwardEvent) -> None:
-        """A write was placed: tell, in the background, whom it passed on each board (a first entry
+        """A write was placed: tell, in the background, whom it passed on its boards (a first entry
         on a board passes nobody)."""
-        for move in event.moves:
-            if move.previous_rank is None or move.previous_rank <= move.rank:
-                continue
-            if self._pending >= MAX_PENDING:
-                self.skipped += 1
-                log.warning("overtake notices skipped: %d writes are still being worked on", self._pending)
-                continue
-            self._pending += 1
-            self._errands.start(self._tell(event, move))
+        moves = [m for m in event.moves if m.previous_rank is not None and m.previous_rank > m.rank]
+        if not moves:
+            return
+        if self._pending >= MAX_PENDING:
+            self.skipped += 1
+            log.warning("overtake notices skipped: %d writes are still being worked on", self._pending)
+            return
+        self._pending += 1
+        self._errands.start(self._tell(event, moves))
 
-    async def _tell(self, event: AwardEvent, move: Move) -> None:
+    async def _tell(self, event: AwardEvent, moves: list[Move]) -> None:
         try:
-            where = move.change.where
-            assert move.previous_rank is not None
-            # Those passed moved down one place each: now just behind the writer.
-            passed = await self.ranking.ranked(where, move.rank + 1, min(move.previous_rank, move.rank + MAX_PASSED))
-            by = Passer(user_id=event.user_id, username=event.username, score=move.change.new_score)
+            # Those passed moved down one place each: now just behind the writer, on each board.
+            shares = nearest([m.previous_rank - m.rank for m in moves if m.previous_rank is not None], MAX_PASSED)
+            found = await asyncio.gather(
+                *(self._passed(move, share) for move, share in zip(moves, shares, strict=True))
+            )
             drafts = [
-                NoticeDraft(
-                    user_id=user_id,
-                    type=OVERTAKEN,
-                    data=_encoder.encode(
-                        Overtake(
-                            board=where.board,
-                            period=where.period,
-                            user_id=user_id,
-                            by=by,
-                            previous_rank=rank - 1,
-                            new_rank=rank,
-                        )
-                    ).decode(),
-                )
+                _draft(event, move, rank, user_id)
+                for move, passed in zip(moves, found, strict=True)
                 for rank, user_id, _ in passed
                 if user_id != event.user_id
             ]
             if drafts:
-                notices = await self._keep.submit(drafts)
-                self.told += len(notices)
-                await self.fanout.tell(notices)
+                self.told += len(await self._keep.submit(drafts))
         finally:
             self._pending -= 1
 
+    async def _passed(self, move: Move, share: int) -> list[tuple[int, str, int]]:
+        """The `share` users just behind the writer on the move's board: (rank, user id, score)."""
+        if share == 0:
+            return []
+        return await self.ranking.ranked(move.change.where, move.rank + 1, move.rank + share)
+
     async def _keep_batch(self, batches: list[list[NoticeDraft]]) -> Sequence[list[Notice] | Exception]:
+        # One store write and one message to every process for all the writes of a loop turn.
         kept = await self.store.add_notices([draft for batch in batches for draft in batch], now_ms=self.clock())
         self._untrimmed.update(notice.user_id for notice in kept)
+        await self.fanout.tell(kept)
         answers, start = [], 0
         for batch in batches:
             answers.append(kept[start : start + len(batch)])

@@ -1,5 +1,5 @@
 """Overtakes in every storage set-up: `overtaken` to each user another user's write passed (at most
-the 100 nearest), kept for them (GET /users/me/notifications, `after`), replayed on the
+the 100 nearest, on all the write's boards together), kept for them (GET /users/me/notifications, `after`), replayed on the
 notifications channel, each once per connection, and across processes in the Redis modes."""
 
 from __future__ import annotations
@@ -115,6 +115,32 @@ async def test_one_write_tells_at_most_the_100_nearest(client: AppClient, bearer
     assert [n["data"] for n in await _kept(client, "u51")] == [_overtake("u51", "jumper", 5000, 100, 101)]
     assert [n["data"]["newRank"] for n in await _kept(client, "u150")] == [2]
     assert await _kept(client, "u50") == []
+
+
+async def test_one_award_on_three_boards_tells_the_100_nearest_of_all(client: AppClient, flow: Flow) -> None:
+    users = [f"p{i:02d}" for i in range(1, 61)]
+    for user in users:  # 100 on global, weekly and daily, in this order on each
+        await flow.award(user, "q1")
+    await flow.award("jumper", "q1")  # 100 too, reached last: rank 61 on each board
+    await flow.award("jumper", "q2")  # 200: passes all 60 on each of the three boards
+    await _all_told(client)
+    assert client.app[OVERTAKES].told == 100
+    # One place behind the jumper on each board first, then two, ...: 34 on global (the action's
+    # first board), 33 on weekly and daily.
+    told = {user: sorted(n["data"]["board"] for n in await _kept(client, user)) for user in users}
+    assert all(told[user] == ["daily", "global", "weekly"] for user in users[:33])
+    assert told[users[33]] == ["global"]
+    assert all(told[user] == [] for user in users[34:])
+    assert [n["data"]["newRank"] for n in await _kept(client, users[33])] == [35]
+
+
+def test_the_nearest_are_shared_out_one_place_at_a_time() -> None:
+    assert overtakes_module.nearest([80, 80, 80], 100) == [34, 33, 33]
+    assert overtakes_module.nearest([1, 150], 100) == [1, 99]
+    assert overtakes_module.nearest([150], 100) == [100]
+    assert overtakes_module.nearest([3, 0, 2], 100) == [3, 0, 2]
+    assert overtakes_module.nearest([], 100) == []
+    assert overtakes_module.nearest([5, 5], 3) == [2, 1]
 
 
 async def test_the_channel_replays_kept_notices_then_live_ones_each_once(client: AppClient, bearer: Any) -> None:
