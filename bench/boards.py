@@ -173,7 +173,9 @@ async def _award_phase(
 ) -> dict[str, Any]:
     route = capacity.Route(UPDATE_PATH, "POST", UPDATE_PATH, [(a.bearer, a.body) for a in awards], once=True)
     await costs.open(session)
-    summary = await capacity.costed(pid, capacity._closed_loop(opts, session, base, route))
+    # Settled: what an award puts off until after its answer (its notices, the sealing of its
+    # history rows) is its cost too, and must not run into the next phase.
+    summary = await capacity.costed(pid, capacity._closed_loop(opts, session, base, route), settled=True)
     summary |= await costs.close(session, summary.get("ok", 0))
     return summary
 

@@ -3,6 +3,8 @@ the Python client otherwise), each with the server's CPU per answer."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,11 +28,35 @@ class Route:
     once: bool = False
 
 
-async def costed(pid: int, run: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+SETTLE_POLL = 0.1  # seconds between looks at the server's CPU while it settles
+SETTLE_IDLE = 0.05  # a share of one core below which the server counts as idle
+# Idle this long: longer than the server's own periodic work waits (the audit sealer, every 1 s).
+SETTLE_QUIET = 1.5
+SETTLE_MAX = 10.0  # seconds at most
+
+
+async def settle(pid: int) -> float:
+    """Wait until the server has been idle (below SETTLE_IDLE of a core) for SETTLE_QUIET seconds,
+    SETTLE_MAX at most: the work it put off until after its answers is done. The seconds waited."""
+    started = quiet_since = time.perf_counter()
+    last = cpu_seconds(pid)
+    while (now := time.perf_counter()) - quiet_since < SETTLE_QUIET and now - started < SETTLE_MAX:
+        await asyncio.sleep(SETTLE_POLL)
+        used = cpu_seconds(pid)
+        if used - last >= SETTLE_IDLE * SETTLE_POLL:
+            quiet_since = time.perf_counter()
+        last = used
+    return time.perf_counter() - started
+
+
+async def costed(pid: int, run: Awaitable[dict[str, Any]], *, settled: bool = False) -> dict[str, Any]:
     """A closed loop's summary with the server's CPU per answer (its process tree, user + system):
-    on a shared box it moves far less between runs than the throughput does."""
+    on a shared box it moves far less between runs than the throughput does. `settled`: the CPU
+    of the work the answers put off (notices, sealing) counts too, up to when the server is idle."""
     before = cpu_seconds(pid)
     summary = await run
+    if settled:
+        summary["settle_seconds"] = round(await settle(pid), 2)
     if summary.get("sent"):
         summary["server_cpu_us_per_request"] = round(1e6 * (cpu_seconds(pid) - before) / summary["sent"], 1)
     return summary

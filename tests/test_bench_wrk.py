@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bench import wrk
+from bench import capacity, wrk
 from bench.capacity import costed
 
 
@@ -96,3 +97,24 @@ async def test_costed_adds_the_servers_cpu_per_answer() -> None:
 
 async def _nothing() -> dict[str, Any]:
     return {"sent": 0}
+
+
+async def test_settled_counts_the_work_put_off_until_the_server_is_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capacity, "SETTLE_QUIET", 0.3)
+
+    def put_off() -> None:  # 300 ms of CPU on another thread once the answers are in
+        deadline = time.thread_time() + 0.3
+        while time.thread_time() < deadline:
+            pass
+
+    async def answered() -> dict[str, Any]:
+        threading.Thread(target=put_off).start()
+        return {"sent": 100}
+
+    summary = await costed(os.getpid(), answered(), settled=True)
+    assert summary["settle_seconds"] >= 0.5  # the 300 ms of work, then 300 ms idle
+    assert summary["server_cpu_us_per_request"] >= 2_500  # the put-off work counted: 3 ms per answer
+    unsettled = await costed(os.getpid(), answered())
+    assert "settle_seconds" not in unsettled
+    assert unsettled["server_cpu_us_per_request"] < 2_500
+    await capacity.settle(os.getpid())  # the second thread's work done before the test ends

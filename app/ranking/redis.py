@@ -286,10 +286,11 @@ class RedisRanking(Fills):
         first = max(first, 1)
         if last < first:  # a negative stop would count from the end of the board
             return []
-        with unavailable_on_outage():
+        key = self._shelf(where).rank
+        with unavailable_on_outage():  # in the loop turn's round trip (the overtakes of every write)
             rows = cast(
                 list[tuple[bytes, float]],
-                await self.client.zrevrange(self._shelf(where).rank, first - 1, last - 1, withscores=True),
+                await self.trips.call(lambda pipe: pipe.zrevrange(key, first - 1, last - 1, withscores=True)),
             )
         return [
             (i, user_of(_text(raw)), score_of(score, where.ascending))
