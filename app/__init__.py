@@ -68,6 +68,8 @@ from .moderation import Moderation
 from .overtakes import Overtakes
 from .placing import Placer
 from .privacy import PersonalData
+from .ranking import Ranking
+from .ranking.redis import RedisRanking
 from .retention import Retention
 from .service import Scoreboard
 from .storage import Store
@@ -144,13 +146,18 @@ def _overtakes_ctx(overtakes: Overtakes) -> CleanupContext:
     return notices
 
 
-def _boards_ctx(config: Config, admin: BoardAdmin) -> CleanupContext:
+def _boards_ctx(config: Config, admin: BoardAdmin, ranking: Ranking) -> CleanupContext:
     """Once the store is open: the configuration's boards applied to the database, then the
-    catalog read from it (boards operators made at run time included)."""
+    catalog read from it (boards operators made at run time included). A board whose settings the
+    configuration replaced is loaded into the shared ranking again: Redis holds it as it was (another
+    order), or not at all (a retired board, its keys swept)."""
 
     async def boards(app: web.Application) -> AsyncIterator[None]:
-        await app[STORE].declare_boards({name: settings_text(s) for name, s in config.boards.items()})
+        replaced = await app[STORE].declare_boards({name: settings_text(s) for name, s in config.boards.items()})
         await admin.refresh()
+        if replaced and isinstance(ranking, RedisRanking):
+            log.info("boards %s replaced by the configuration: the ranking loads again", replaced)
+            ranking.stale = True  # this process's keeper loads it from the database at start
         yield
 
     return boards
@@ -356,7 +363,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     app.cleanup_ctx.extend(
         [
             _storage_ctx,
-            _boards_ctx(config, admin),
+            _boards_ctx(config, admin, parts.ranking),
             *parts.contexts,
             _overtakes_ctx(overtakes),
             purge,

@@ -112,17 +112,21 @@ async def test_an_idempotency_key_answers_once(store: Store) -> None:
 
 
 async def test_boards_are_declared_created_changed_and_retired(store: Store) -> None:
-    await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'})
+    assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'}) == []  # added, none replaced
     assert await store.boards() == [("global", '{"a":1}'), ("weekly", '{"b":1}')]
     await store.create_board("season", '{"c":1}')
     with pytest.raises(BoardExists):
         await store.create_board("season", '{"c":2}')
     await store.change_board("season", '{"c":3}')
     await store.change_board("weekly", '{"b":2}')  # an operator's change to a declared board
-    await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'})  # the same declaration: kept
+    assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'}) == []  # the same: kept
     assert dict(await store.boards())["weekly"] == '{"b":2}'
-    await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":9}'})  # an edited file wins
+    assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":9}'}) == ["weekly"]  # an edited file wins
     assert dict(await store.boards())["weekly"] == '{"b":9}'
+    await store.retire_board("weekly")
+    assert [(b, s) for b, s, _ in await store.retired_boards()] == [("weekly", '{"b":9}')]
+    assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":10}'}) == ["weekly"]  # back
+    assert await store.retired_boards() == [] and dict(await store.boards())["weekly"] == '{"b":10}'
     await store.retire_board("season")
     with pytest.raises(BoardNotFound):
         await store.retire_board("season")

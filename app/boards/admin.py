@@ -119,8 +119,8 @@ class BoardAdmin:
         return listed
 
     async def refresh(self) -> None:
-        """Read the catalog from the database."""
-        self.catalog.load(await self.store.boards())
+        """Read the catalog from the database (the retired boards too: their Redis keys go)."""
+        self.catalog.load(await self.store.boards(), await self.store.retired_boards())
 
     async def run(self) -> None:
         """Re-read the catalog every REFRESH_SECONDS, for the changes other processes make."""

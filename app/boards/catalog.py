@@ -4,6 +4,7 @@ operators at run time, kept in the database and read back from it by every proce
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import msgspec
 
@@ -33,21 +34,38 @@ class Catalog:
             self.boards[board_id] = Board(board_id, settings)
         # Listed as the configuration declares them, then those operators made, oldest first.
         self._declared = {board_id: i for i, board_id in enumerate(self.boards)}
+        self.retired: dict[str, tuple[Board, int]] = {}  # retired boards, with when (ms)
 
-    def load(self, rows: list[tuple[str, str]]) -> None:
+    def load(self, rows: list[tuple[str, str]], retired: Sequence[tuple[str, str, int]] = ()) -> None:
         """Replace the boards with these database rows (id, settings as JSON), keeping the `Board`
-        of every unchanged one (its schedule remembers its current period)."""
+        of every unchanged one (its schedule remembers its current period); and the retired ones
+        with when they were retired (id, settings, ms), whose periods fell then."""
         boards: dict[str, Board] = {}
         order = len(self._declared)
         rows = sorted(rows, key=lambda row: self._declared.get(row[0], order))
         for board_id, text in rows:
-            try:
-                settings = _decoder.decode(text)
-                held = self.boards.get(board_id)
-                boards[board_id] = held if held is not None and held.settings == settings else Board(board_id, settings)
-            except (msgspec.ValidationError, ValueError) as exc:  # an unknown zone on this machine, say
-                log.error("board %s is not usable here and is left out: %s", board_id, exc)
+            held = self.boards.get(board_id)
+            board = self._board(board_id, text, held)
+            if board is not None:
+                boards[board_id] = board
         self.boards = boards
+        gone: dict[str, tuple[Board, int]] = {}
+        for board_id, text, retired_ms in retired:
+            kept = self.retired.get(board_id)
+            board = self._board(board_id, text, None if kept is None else kept[0])
+            if board is not None:
+                gone[board_id] = (board, retired_ms)
+        self.retired = gone
+
+    @staticmethod
+    def _board(board_id: str, text: str, held: Board | None) -> Board | None:
+        """The board of a database row: `held` if its settings are the same; None if not usable here."""
+        try:
+            settings = _decoder.decode(text)
+            return held if held is not None and held.settings == settings else Board(board_id, settings)
+        except (msgspec.ValidationError, ValueError) as exc:  # an unknown zone on this machine, say
+            log.error("board %s is not usable here and is left out: %s", board_id, exc)
+            return None
 
     def get(self, board_id: str) -> Board:
         """A board in use; BOARD_NOT_FOUND otherwise."""
@@ -77,5 +95,9 @@ class Catalog:
 
     def fallen(self, since_ms: int, until_ms: int) -> list[BoardPeriod]:
         """Every period of every board that stopped being readable after `since_ms` and by
-        `until_ms` (the Redis keys to let go)."""
-        return [board.where(p) for board in self.boards.values() for p in board.fallen(since_ms, until_ms)]
+        `until_ms` (the Redis keys to let go): a retired board's readable ones fell when it was retired."""
+        fallen = [board.where(p) for board in self.boards.values() for p in board.fallen(since_ms, until_ms)]
+        for board, retired_ms in self.retired.values():
+            if since_ms < retired_ms <= until_ms:
+                fallen += [board.where(p) for p in board.kept(retired_ms)]
+        return fallen

@@ -6,9 +6,10 @@ Which keys: the periods the catalog says fell out of `keep_periods` within the b
 computed from each board's schedule, not found by SCAN: every process knows them without reading
 Redis, and a SCAN would walk every key of the deployment (nonces, limits, slots) to find a few.
 Every period whose backstop may still be pending is asked for at each sweep, so a process started
-after rollovers that no process swept lets those go too. What the catalog no longer names (a
-retired board's periods; those a lowered keep_periods put out of reach before the margin) is left
-to the backstop."""
+after rollovers that no process swept lets those go too. A retired board's readable periods fall at
+its retirement (the catalog keeps the retired boards for this): a board never reset has no other end,
+and no backstop. Periods a lowered keep_periods put out of reach before the margin are left to the
+backstop."""
 
 from __future__ import annotations
 

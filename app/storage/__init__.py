@@ -88,8 +88,9 @@ class Store(Protocol):
     async def retired_boards(self) -> list[tuple[str, str, int]]:
         """(id, settings as JSON, when it was retired in ms) of every retired board, oldest first."""
 
-    async def declare_boards(self, declared: dict[str, str]) -> None:
-        """Apply the configuration's boards (id -> settings as JSON); see Operations.declare."""
+    async def declare_boards(self, declared: dict[str, str]) -> list[str]:
+        """Apply the configuration's boards (id -> settings as JSON); the ids of those whose
+        settings it replaced. See Operations.declare."""
 
     async def create_board(self, board_id: str, settings: str) -> None:
         """Add a board; BOARD_EXISTS if the id is or was in use."""

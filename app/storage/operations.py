@@ -659,13 +659,17 @@ class Operations:
         if (yield self.retire_board, (now_ms, board_id)) is None:
             raise BoardNotFound(details={"board": board_id})
 
-    def declare(self, declared: dict[str, str], now_ms: int) -> Steps[None]:
+    def declare(self, declared: dict[str, str], now_ms: int) -> Steps[list[str]]:
         """Apply the configuration's boards: add the new ones; a declaration that differs from the
         one applied last (an edited file) replaces the board's settings, and brings it back if
-        retired; an unchanged declaration leaves what operators did since."""
+        retired; an unchanged declaration leaves what operators did since. The ids of the boards
+        replaced (a shared rank index holds them as they were, or not at all if retired)."""
+        replaced = []
         for board_id, settings in declared.items():
             if (yield self.insert_board, (board_id, settings, settings, now_ms)) is not None:
                 continue
             row = yield self.board_row, (board_id,)
             if row is not None and row[1] != settings:
                 yield self.declare_board, (settings, now_ms, board_id)
+                replaced.append(board_id)
+        return replaced

@@ -250,14 +250,14 @@ class PostgresStore:
             rows = await conn.fetch(OPS.retired_boards)
         return [(row[0], row[1], row[2]) for row in rows]
 
-    async def _write(self, steps: Steps[None]) -> None:
+    async def _write(self, steps: Steps[T]) -> T:
         async with self._transaction() as conn:
-            await _run(conn, steps)
+            return await _run(conn, steps)
 
-    async def declare_boards(self, declared: dict[str, str]) -> None:
+    async def declare_boards(self, declared: dict[str, str]) -> list[str]:
         """Apply the configuration's boards (several processes may start at once: row locks and
-        ON CONFLICT keep it to one insert each)."""
-        await self._write(OPS.declare(declared, now_ms()))
+        ON CONFLICT keep it to one insert each); the ids of those replaced."""
+        return await self._write(OPS.declare(declared, now_ms()))
 
     async def create_board(self, board_id: str, settings: str) -> None:
         """Add a board."""

@@ -283,9 +283,9 @@ class SqliteStore:
         """Every retired board."""
         return [(row[0], row[1], row[2]) for row in await self._db().execute_fetchall(OPS.retired_boards)]
 
-    async def declare_boards(self, declared: dict[str, str]) -> None:
-        """Apply the configuration's boards."""
-        await self.writer.write(_steps(OPS.declare(declared, now_ms())))
+    async def declare_boards(self, declared: dict[str, str]) -> list[str]:
+        """Apply the configuration's boards; the ids of those replaced."""
+        return await self.writer.write(_steps(OPS.declare(declared, now_ms())))
 
     async def create_board(self, board_id: str, settings: str) -> None:
         """Add a board."""

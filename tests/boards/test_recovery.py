@@ -6,11 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from app.api.keys import OVERTAKES, STORE
+from app.ranking.redis import RedisRanking
+from app.records import BoardPeriod
+
 from ..conftest import Flow
 from ..contracts import eventually
 from ..isolation import REDIS_URL, schema_dsn
 from ..real_servers import RedisServer
-from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
+from .scene import BOARDS, NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 
 async def test_a_restart_across_a_boundary_comes_up_in_the_right_period(
@@ -30,6 +34,26 @@ async def test_a_restart_across_a_boundary_comes_up_in_the_right_period(
     answer = await Flow(client, bearer).award("alice", "q2")
     weekly = next(b for b in answer["boards"] if b["board"] == "weekly")
     assert (weekly["period"], weekly["previousScore"], weekly["newScore"]) == ("2026-W50", 0, 100)
+
+
+async def test_a_retired_board_the_configuration_brings_back_comes_back_with_its_entries(
+    aiohttp_client: Any, db_path: Path, storage: dict[str, Any], bearer: Any
+) -> None:
+    clock = Clock()
+    client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
+    await Boards(client, bearer).write("trial", {"userId": "cid", "score": 61_000})
+    await client.app[STORE].retire_board("trial")
+    ranking = client.app[OVERTAKES].ranking
+    if isinstance(ranking, RedisRanking):  # the keys of its periods go, as the sweep lets them
+        assert await ranking.unlink([BoardPeriod(board="trial", period="all", ascending=True)]) == 2
+    await client.close()
+    # An edited declaration of the board: applied at start, it brings the board back.
+    edited = {**BOARDS, "trial": {**BOARDS["trial"], "title": "Time trial, again"}}
+    client = await aiohttp_client(app_with_clock(boards_config(db_path, storage, boards=edited), clock))
+    boards = Boards(client, bearer)
+    assert await boards.top("trial") == [("cid", 61_000)]
+    await boards.write("trial", {"userId": "dan", "score": 60_000}, key="k2")
+    assert await boards.top("trial") == [("dan", 60_000), ("cid", 61_000)]
 
 
 async def test_redis_flush_brings_back_every_board_and_kept_period(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from app.boards.catalog import Catalog
+from app.boards.catalog import Catalog, settings_text
 from app.errors import PeriodNotFound
 from app.ranking.redis import EXPIRY_MARGIN_MS, RedisRanking
 from app.ranking.sweep import UNLINK_AFTER_MS, Sweeper
@@ -137,6 +137,36 @@ async def test_a_period_no_longer_readable_is_unlinked_and_the_readable_ones_sta
     clock.now_ms += 1
     assert await process.sweeper.sweep() == 2
     assert await process.held(w49) == 0 and await process.held(w50) == 2 and await process.held(everything) == 2
+
+
+async def test_a_retired_boards_readable_periods_are_unlinked_after_its_retirement(
+    make_process: Callable[[Clock], Process],
+) -> None:
+    clock = Clock(WEDNESDAY_MS)
+    process = make_process(clock)
+    previous = await process.award("weekly", WEDNESDAY_MS - WEEK_MS, "a", 1)  # W48, kept (keep_periods 1)
+    current = await process.award("weekly", WEDNESDAY_MS, "b", 2)
+    everything = await process.award("global", WEDNESDAY_MS, "c", 3)
+    rows = {board_id: settings_text(board.settings) for board_id, board in process.catalog.boards.items()}
+    retired_ms = WEDNESDAY_MS + MINUTE_MS
+    # As the catalog reads the database after an operator retired "weekly" and "global".
+    process.catalog.load(
+        [(b, text) for b, text in rows.items() if b not in ("weekly", "global")],
+        [("weekly", rows["weekly"], retired_ms), ("global", rows["global"], retired_ms)],
+    )
+    clock.now_ms = retired_ms + UNLINK_AFTER_MS - 1
+    assert await process.sweeper.sweep() == 0
+    clock.now_ms += 1
+    assert await process.sweeper.sweep() == 6  # each period's sorted set and hash
+    for where in (previous, current, everything):
+        assert await process.held(where) == 0
+    # A write in flight on a process that had not read the catalog yet is swept too, within the margin.
+    await process.ranking.put(everything, _standing("d", 4), expire_ms=None)
+    clock.now_ms = retired_ms + UNLINK_AFTER_MS + EXPIRY_MARGIN_MS - 1
+    assert await process.sweeper.sweep() == 2 and await process.held(everything) == 0
+    await process.ranking.put(everything, _standing("e", 5), expire_ms=None)
+    clock.now_ms += 1  # past the margin: the retirement is no longer swept
+    assert await process.sweeper.sweep() == 0 and await process.held(everything) == 2
 
 
 async def test_a_second_process_sweeping_is_harmless_and_a_clock_behind_keeps_reading(
