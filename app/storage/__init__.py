@@ -1,6 +1,7 @@
 """Storage: the system of record behind one narrow interface. One schema (schema.py) and one set
-of operations (operations.py) serve both backends, sqlite.py (group-committed by group_commit.py)
-and postgres.py."""
+of operations (operations.py, with the award's statements in awarding.py, trusted writes in
+trusted.py, the board catalog in catalog.py, moderation, personal data, rules and the audit chain
+beside them) serve both backends, sqlite.py (group-committed by group_commit.py) and postgres.py."""
 
 from __future__ import annotations
 

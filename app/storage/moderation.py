@@ -16,7 +16,7 @@ import msgspec
 
 from ..errors import NotFound, UserNotFound, ValidationFailed
 from ..records import BoardPeriod, Corrected, EntryChange, HistoryRow, ModerationAct, Removal, Standing, UserHistory
-from .operations import MAX_VALUE, standing
+from .operations import LOCK_USER, MAX_VALUE, standing
 from .schema import Dialect
 
 T = TypeVar("T")
@@ -28,7 +28,6 @@ Places = tuple[ModerationAct, list[tuple[str, str]]]  # an act, and the (board, 
 CORRECTIONS_PER_STATEMENT = 100  # a wipe's history rows, inserted this many per statement
 ACTS_SHOWN = 100  # a user's history shows their newest acts, this many at most
 
-LOCK_USER = "SELECT username, disqualified_at FROM users WHERE id = $1{row_lock}"
 SET_DISQUALIFIED = "UPDATE users SET disqualified_at = $1 WHERE id = $2"
 RECORD_ACT = (
     "INSERT INTO moderation (action, operator, reason, user_id, board, period, amount, details, created_at) "

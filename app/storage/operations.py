@@ -15,17 +15,13 @@ from ..errors import (
     ActionTooFast,
     AlreadyDecided,
     ApiError,
-    BoardExists,
-    BoardNotFound,
     Disqualified,
-    IdempotencyConflict,
     InvalidToken,
     NotAttested,
     NotFound,
     RateLimited,
     TokenAlreadyUsed,
     TokenExpired,
-    ValidationFailed,
 )
 from ..records import (
     Award,
@@ -36,11 +32,9 @@ from ..records import (
     HeldAward,
     Notice,
     NoticeDraft,
-    ScoreWrite,
     Standing,
     TokenGrant,
     UserRecord,
-    WriteOutcome,
 )
 from .awarding import ADD_CHANGE, ADD_ENTRY, CONSUME, RECORD_AWARD, SET_AWARD_SCORES, SPEND, TOUCH_USER, place
 from .rules import RuleChecks
@@ -75,41 +69,9 @@ RECORD_GRANT = (
     "issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
 )
 GRANT_ROW = "SELECT user_id, action_type, action_id, used_at, expires_at FROM action_tokens WHERE nonce = $1"
-# Trusted writes.
-ENSURE_USER = (
-    "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
-)
+# One write of a user at a time where rows are locked: a trusted write, a held award's approval, a
+# moderation act.
 LOCK_USER = "SELECT username, disqualified_at FROM users WHERE id = $1{row_lock}"
-ENTRY = "SELECT score, subscore, seq, metadata FROM board_entries WHERE board = $1 AND period = $2 AND user_id = $3"
-RECORD_CHANGE = (
-    "INSERT INTO board_history (board, period, user_id, service, value, subscore, previous_score, new_score, "
-    "metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"
-)
-PUT_ENTRY = (
-    "INSERT INTO board_entries (board, period, user_id, score, subscore, seq, updated_at, metadata) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (board, period, user_id) DO UPDATE SET "
-    "score = excluded.score, subscore = excluded.subscore, seq = excluded.seq, updated_at = excluded.updated_at, "
-    "metadata = excluded.metadata"
-)
-CLAIM_KEY = (
-    "INSERT INTO idempotency_keys (service, key, request_hash, outcome, created_at) VALUES ($1, $2, $3, '', $4) "
-    "ON CONFLICT (service, key) DO NOTHING RETURNING 1"
-)
-KEPT_KEY = "SELECT request_hash, outcome, answer FROM idempotency_keys WHERE service = $1 AND key = $2"
-SET_KEY_OUTCOME = "UPDATE idempotency_keys SET outcome = $1 WHERE service = $2 AND key = $3"
-SET_KEY_ANSWER = "UPDATE idempotency_keys SET answer = $1 WHERE service = $2 AND key = $3"
-PURGE_KEYS = "DELETE FROM idempotency_keys WHERE created_at < $1"
-# Boards.
-BOARDS = "SELECT id, settings FROM boards WHERE retired_at IS NULL ORDER BY created_at, id"
-RETIRED_BOARDS = "SELECT id, settings, retired_at FROM boards WHERE retired_at IS NOT NULL ORDER BY retired_at, id"
-BOARD_ROW = "SELECT settings, declared, retired_at FROM boards WHERE id = $1"
-INSERT_BOARD = (
-    "INSERT INTO boards (id, settings, declared, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) "
-    "ON CONFLICT (id) DO NOTHING RETURNING 1"
-)
-DECLARE_BOARD = "UPDATE boards SET settings = $1, declared = $1, updated_at = $2, retired_at = NULL WHERE id = $3"
-UPDATE_BOARD = "UPDATE boards SET settings = $1, updated_at = $2 WHERE id = $3 AND retired_at IS NULL RETURNING 1"
-RETIRE_BOARD = "UPDATE boards SET retired_at = $1, updated_at = $1 WHERE id = $2 AND retired_at IS NULL RETURNING 1"
 RELEASE = "UPDATE action_tokens SET used_at = NULL WHERE nonce = $1"
 NONCE_RECORDED = "SELECT 1 FROM score_history WHERE token_nonce = $1"
 USER_KNOWN = "SELECT 1 FROM users WHERE id = $1"
@@ -246,44 +208,6 @@ def standing(row: Any) -> Standing:
     )
 
 
-def better(ascending: bool, score: int, subscore: int | None, than: tuple[int, int | None]) -> bool:
-    """Whether (score, subscore) ranks ahead of `than` on a board of this order (absent subscore: 0)."""
-    mine, theirs = (score, subscore or 0), (than[0], than[1] or 0)
-    return mine < theirs if ascending else mine > theirs
-
-
-def apply_operator(write: ScoreWrite, entry: Row) -> tuple[int, int | None, str | None, bool]:
-    """The entry a trusted write leaves (score, subscore, metadata) and whether it changed, from
-    the entry held (score, subscore, seq, metadata) or None."""
-    if entry is None:
-        return write.score, write.subscore, write.metadata, True
-    score, subscore, _, metadata = entry
-    if write.operator == "incr":
-        new_subscore = write.subscore if write.subscore is not None else subscore
-        new_metadata = write.metadata if write.metadata is not None else metadata
-        return score + write.score, new_subscore, new_metadata, write.score != 0
-    if write.operator == "best" and not better(write.where.ascending, write.score, write.subscore, (score, subscore)):
-        return score, subscore, metadata, False
-    changed = (write.score, write.subscore, write.metadata) != (score, subscore, metadata)
-    if not changed:  # the same value again: whoever reached it first keeps it
-        return score, subscore, metadata, False
-    return write.score, write.subscore, write.metadata, True
-
-
-_outcome = msgspec.json.Encoder()
-_outcome_of = msgspec.json.Decoder(WriteOutcome)
-
-
-def encode_outcome(outcome: WriteOutcome) -> str:
-    """The outcome kept with an Idempotency-Key, as text."""
-    return _outcome.encode(outcome).decode()
-
-
-def decode_outcome(text: str) -> WriteOutcome:
-    """An outcome kept with an Idempotency-Key."""
-    return _outcome_of.decode(text)
-
-
 class Operations:
     """The statements in one dialect, and the steps of each write.
 
@@ -311,23 +235,7 @@ class Operations:
         # Where statements write through CTEs, an award is two: SPEND, then `place` on its boards.
         self.spend: str | None = sql(SPEND) if dialect.writing_ctes else None
         self._places: dict[tuple[int, bool], str] | None = {} if dialect.writing_ctes else None
-        self.ensure_user = sql(ENSURE_USER)
         self.lock_user = sql(LOCK_USER)
-        self.entry = sql(ENTRY)
-        self.record_change = sql(RECORD_CHANGE)
-        self.put_entry = sql(PUT_ENTRY)
-        self.claim_key = sql(CLAIM_KEY)
-        self.kept_key = sql(KEPT_KEY)
-        self.set_key_outcome = sql(SET_KEY_OUTCOME)
-        self.set_key_answer = sql(SET_KEY_ANSWER)
-        self.purge_keys = sql(PURGE_KEYS)
-        self.boards = sql(BOARDS)
-        self.retired_boards = sql(RETIRED_BOARDS)
-        self.board_row = sql(BOARD_ROW)
-        self.insert_board = sql(INSERT_BOARD)
-        self.declare_board = sql(DECLARE_BOARD)
-        self.update_board = sql(UPDATE_BOARD)
-        self.retire_board = sql(RETIRE_BOARD)
         self.user = sql(USER)
         self.standings = sql(STANDINGS)
         self.add_notice = sql(ADD_NOTICE)
@@ -580,96 +488,3 @@ class Operations:
         if touch is not None:
             yield self.touch_user, (touch, now, user_id)
         return changes
-
-    def write_score(self, write: ScoreWrite) -> Steps[WriteOutcome]:
-        """A trusted server's write: claim its Idempotency-Key (a key used before answers what it
-        answered, or IDEMPOTENCY_CONFLICT for another request), apply the board's operator, keep
-        the write in the history with the service's name. Its one refusal after a write (a sum
-        beyond ±2^53) relies on the store undoing the write: SQLite runs it in a savepoint."""
-        now, where = write.now_ms, write.where
-        if (yield self.claim_key, (write.service, write.key, write.request_hash, now)) is None:
-            kept = yield self.kept_key, (write.service, write.key)
-            assert kept is not None  # the claim found it (a concurrent claim waits for its commit)
-            request_hash, outcome, answer = kept
-            if request_hash != write.request_hash:
-                raise IdempotencyConflict(details={"idempotencyKey": write.key})
-            return msgspec.structs.replace(decode_outcome(outcome), answer=answer, replayed=True)
-        yield self.ensure_user, (write.user_id, now)
-        user = yield self.lock_user, (write.user_id,)  # locked where rows are: one write of a user at a time
-        assert user is not None
-        if user[1] is not None:  # the key's claim is undone with the rest
-            raise Disqualified(details={"userId": write.user_id})
-        entry = yield self.entry, (where.board, where.period, write.user_id)
-        score, subscore, metadata, changed = apply_operator(write, entry)
-        if not -MAX_VALUE <= score <= MAX_VALUE:  # an incr board's sum: refused, written nothing (rolled back)
-            raise ValidationFailed(
-                "The board's value would leave the range of ±2^53", details={"field": "score", "newScore": score}
-            )
-        history = yield (
-            self.record_change,
-            (
-                where.board,
-                where.period,
-                write.user_id,
-                write.service,
-                write.score,
-                write.subscore,
-                None if entry is None else entry[0],
-                score,
-                write.metadata,
-                now,
-            ),
-        )
-        assert history is not None
-        seq = history[0] if changed or entry is None else entry[2]
-        if changed:
-            yield self.put_entry, (where.board, where.period, write.user_id, score, subscore, seq, now, metadata)
-        outcome = WriteOutcome(
-            user_id=write.user_id,
-            username=user[0],
-            change=EntryChange(
-                where=where,
-                previous_score=None if entry is None else entry[0],
-                new_score=score,
-                subscore=subscore,
-                metadata=metadata,
-                seq=seq,
-                changed=changed,
-            ),
-        )
-        yield self.set_key_outcome, (encode_outcome(outcome), write.service, write.key)
-        return outcome
-
-    def keep_answer(self, service: str, key: str, answer: str) -> Steps[None]:
-        """Keep the first answer of a trusted write, for its retries."""
-        yield self.set_key_answer, (answer, service, key)
-
-    def create_board(self, board_id: str, settings: str, now_ms: int) -> Steps[None]:
-        """Add a board made at run time; BOARD_EXISTS for an id in use or retired."""
-        if (yield self.insert_board, (board_id, settings, None, now_ms)) is None:
-            raise BoardExists(details={"board": board_id})
-
-    def change_board(self, board_id: str, settings: str, now_ms: int) -> Steps[None]:
-        """Replace a board's settings; BOARD_NOT_FOUND for an unknown or retired board."""
-        if (yield self.update_board, (settings, now_ms, board_id)) is None:
-            raise BoardNotFound(details={"board": board_id})
-
-    def retire(self, board_id: str, now_ms: int) -> Steps[None]:
-        """Retire a board: no longer listed, read or written; its rows stay."""
-        if (yield self.retire_board, (now_ms, board_id)) is None:
-            raise BoardNotFound(details={"board": board_id})
-
-    def declare(self, declared: dict[str, str], now_ms: int) -> Steps[list[str]]:
-        """Apply the configuration's boards: add the new ones; a declaration that differs from the
-        one applied last (an edited file) replaces the board's settings, and brings it back if
-        retired; an unchanged declaration leaves what operators did since. The ids of the boards
-        replaced (a shared rank index holds them as they were, or not at all if retired)."""
-        replaced = []
-        for board_id, settings in declared.items():
-            if (yield self.insert_board, (board_id, settings, settings, now_ms)) is not None:
-                continue
-            row = yield self.board_row, (board_id,)
-            if row is not None and row[1] != settings:
-                yield self.declare_board, (settings, now_ms, board_id)
-                replaced.append(board_id)
-        return replaced

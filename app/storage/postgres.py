@@ -32,7 +32,7 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
-from . import moderation
+from . import catalog, moderation, trusted
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations, held_award, kept_notice, notice, standing, user_record
@@ -48,6 +48,8 @@ T = TypeVar("T")
 OPS = Operations(POSTGRES)
 PERSONAL = Statements(POSTGRES)
 MODERATION = moderation.Statements(POSTGRES)
+TRUSTED = trusted.Statements(POSTGRES)
+CATALOG = catalog.Statements(POSTGRES)
 CHAIN = ChainStatements(POSTGRES)
 TRIGGERS = triggers(POSTGRES)
 # The chain's triggers in this schema; (re)created only when one is missing, since replacing a
@@ -220,12 +222,12 @@ class PostgresStore:
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key: one transaction."""
         async with self._transaction() as conn:
-            return await _run(conn, OPS.write_score(write))
+            return await _run(conn, TRUSTED.write_score(write))
 
     async def keep_answer(self, service: str, key: str, answer: str) -> None:
         """Keep a trusted write's first answer."""
         async with self._transaction() as conn:
-            await _run(conn, OPS.keep_answer(service, key, answer))
+            await _run(conn, TRUSTED.keep_answer(service, key, answer))
 
     async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
         """Record an attestation, once per user and action."""
@@ -241,13 +243,13 @@ class PostgresStore:
     async def boards(self) -> list[tuple[str, str]]:
         """Every board in use."""
         async with self._connection() as conn:
-            rows = await conn.fetch(OPS.boards)
+            rows = await conn.fetch(CATALOG.boards)
         return [(row[0], row[1]) for row in rows]
 
     async def retired_boards(self) -> list[tuple[str, str, int]]:
         """Every retired board."""
         async with self._connection() as conn:
-            rows = await conn.fetch(OPS.retired_boards)
+            rows = await conn.fetch(CATALOG.retired_boards)
         return [(row[0], row[1], row[2]) for row in rows]
 
     async def _write(self, steps: Steps[T]) -> T:
@@ -257,24 +259,24 @@ class PostgresStore:
     async def declare_boards(self, declared: dict[str, str]) -> list[str]:
         """Apply the configuration's boards (several processes may start at once: row locks and
         ON CONFLICT keep it to one insert each); the ids of those replaced."""
-        return await self._write(OPS.declare(declared, now_ms()))
+        return await self._write(CATALOG.declare(declared, now_ms()))
 
     async def create_board(self, board_id: str, settings: str) -> None:
         """Add a board."""
-        await self._write(OPS.create_board(board_id, settings, now_ms()))
+        await self._write(CATALOG.create_board(board_id, settings, now_ms()))
 
     async def change_board(self, board_id: str, settings: str) -> None:
         """Replace a board's settings."""
-        await self._write(OPS.change_board(board_id, settings, now_ms()))
+        await self._write(CATALOG.change_board(board_id, settings, now_ms()))
 
     async def retire_board(self, board_id: str) -> None:
         """Retire a board."""
-        await self._write(OPS.retire(board_id, now_ms()))
+        await self._write(CATALOG.retire(board_id, now_ms()))
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget old Idempotency-Keys."""
         async with self._connection() as conn:
-            status = await conn.execute(OPS.purge_keys, created_before_ms)
+            status = await conn.execute(TRUSTED.purge_keys, created_before_ms)
         return int(status.split()[-1])
 
     async def personal_data(self, user_id: str) -> Kept | None:

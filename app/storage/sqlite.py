@@ -31,7 +31,7 @@ from ..records import (
     UserRecord,
     WriteOutcome,
 )
-from . import moderation
+from . import catalog, moderation, trusted
 from .backup import ServingLock
 from .chain import ChainStatements, head, seal, triggers
 from .group_commit import GroupCommit, Write
@@ -49,6 +49,8 @@ T = TypeVar("T")
 OPS = Operations(SQLITE)
 PERSONAL = Statements(SQLITE)
 MODERATION = moderation.Statements(SQLITE)
+TRUSTED = trusted.Statements(SQLITE)
+CATALOG = catalog.Statements(SQLITE)
 CHAIN = ChainStatements(SQLITE)
 RETENTION = RetentionStatements(SQLITE)
 PURGE_CHUNK = 200  # rows deleted from five b-trees on the loop: 1.3 ms a chunk (2.2 ms at most) here
@@ -255,11 +257,11 @@ class SqliteStore:
 
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key."""
-        return await self.writer.write(_undoable(OPS.write_score(write)))
+        return await self.writer.write(_undoable(TRUSTED.write_score(write)))
 
     async def keep_answer(self, service: str, key: str, answer: str) -> None:
         """Keep a trusted write's first answer."""
-        await self.writer.write(_steps(OPS.keep_answer(service, key, answer)))
+        await self.writer.write(_steps(TRUSTED.keep_answer(service, key, answer)))
 
     async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
         """Record an attestation, once per user and action."""
@@ -277,27 +279,27 @@ class SqliteStore:
 
     async def boards(self) -> list[tuple[str, str]]:
         """Every board in use."""
-        return [(row[0], row[1]) for row in await self._db().execute_fetchall(OPS.boards)]
+        return [(row[0], row[1]) for row in await self._db().execute_fetchall(CATALOG.boards)]
 
     async def retired_boards(self) -> list[tuple[str, str, int]]:
         """Every retired board."""
-        return [(row[0], row[1], row[2]) for row in await self._db().execute_fetchall(OPS.retired_boards)]
+        return [(row[0], row[1], row[2]) for row in await self._db().execute_fetchall(CATALOG.retired_boards)]
 
     async def declare_boards(self, declared: dict[str, str]) -> list[str]:
         """Apply the configuration's boards; the ids of those replaced."""
-        return await self.writer.write(_steps(OPS.declare(declared, now_ms())))
+        return await self.writer.write(_steps(CATALOG.declare(declared, now_ms())))
 
     async def create_board(self, board_id: str, settings: str) -> None:
         """Add a board."""
-        await self.writer.write(_steps(OPS.create_board(board_id, settings, now_ms())))
+        await self.writer.write(_steps(CATALOG.create_board(board_id, settings, now_ms())))
 
     async def change_board(self, board_id: str, settings: str) -> None:
         """Replace a board's settings."""
-        await self.writer.write(_steps(OPS.change_board(board_id, settings, now_ms())))
+        await self.writer.write(_steps(CATALOG.change_board(board_id, settings, now_ms())))
 
     async def retire_board(self, board_id: str) -> None:
         """Retire a board."""
-        await self.writer.write(_steps(OPS.retire(board_id, now_ms())))
+        await self.writer.write(_steps(CATALOG.retire(board_id, now_ms())))
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget old Idempotency-Keys, in chunks as `purge_tokens`."""
