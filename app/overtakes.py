@@ -6,8 +6,9 @@ The work is bounded per write and never holds up its answer: it runs after the a
 in the background, and tells at most MAX_PASSED users in all, however many boards it moved on (the
 nearest ones passed: those now just behind the writer). Beyond that bound the others are not told: a
 jump past 5,000 players tells the 100 it ended just ahead of, and a write passing 80 players on each
-of three boards tells the 100 nearest of those 240. While MAX_PENDING writes are still being worked on, the notices of
-a new one are skipped (counted in `skipped`, logged): a burst cannot pile up work without end."""
+of three boards tells the 100 nearest of those 240. While MAX_PENDING writes are still being worked
+on, the notices of a new one are skipped (counted in `skipped`, logged): a burst cannot pile up work
+without end."""
 
 from __future__ import annotations
 
