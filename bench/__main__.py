@@ -191,7 +191,7 @@ def run_windows(args: argparse.Namespace) -> int:
 def run_boards(args: argparse.Namespace) -> int:
     import uvloop
 
-    from . import boards, boardsreport, report
+    from . import boards, boardsreport, report, rollover
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results = Path(__file__).parent / "results"
@@ -223,7 +223,7 @@ def run_boards(args: argparse.Namespace) -> int:
             raise SystemExit("bench: --users >= 20; --awarders, --readers >= 1; --before, --after > 0")
         if args.keep < 0:
             raise SystemExit("bench: --keep >= 0")
-        roll = boards.RolloverOptions(
+        roll = rollover.RolloverOptions(
             users=args.users,
             mode=args.mode,
             awarders=args.awarders,
@@ -235,7 +235,7 @@ def run_boards(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             out=args.out or results / f"boards-rollover-{stamp}",
         )
-        result = uvloop.run(boards.rollover(roll))
+        result = uvloop.run(rollover.rollover(roll))
         out, render = roll.out, boardsreport.rollover_markdown
     print(report.write(result, out, render))
     print(f"\nwritten: {out / 'result.json'}, {out / 'result.md'}")

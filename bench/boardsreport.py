@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .boards import ONE, SLOW_MS, THREE
+from .boards import ONE, THREE
 from .load import TOP
 from .report import ms, table
+from .rollover import SLOW_MS
 from .runner import HELLO, ZINCRBY
 
 _ROUTES = (

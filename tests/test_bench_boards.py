@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import boards
+from bench import rollover
 
 from .bench_cli import run_bench
 
@@ -72,16 +72,18 @@ def test_the_unlink_gets_a_window_and_targets_of_its_own(tmp_path: Path) -> None
         '"message":"unlinked 2 Redis keys of board periods no longer readable"}\n'
     )
     boundary = 1796341080  # 2026-12-03T23:38:00Z
-    found = boards.unlinked_line(log)
+    found = rollover.unlinked_line(log)
     assert found is not None and found[1] == 2 and round(found[0] - boundary, 3) == 33.063
-    assert boards.unlinked_line(tmp_path / "absent.log") is None
-    load = boards._Load()
+    assert rollover.unlinked_line(tmp_path / "absent.log") is None
+    load = rollover._Load()
     for at, ms in ((boundary - 5, 3.0), (boundary, 4.0), (boundary + 33.5, 70.0), (boundary + 40, 5.0)):
         for kind in ("award", "initialize", "around"):
             load.add(kind, at, ms, True)
-    spans = boards.windows(load, boundary, boundary - 10, boundary + 50, found[0])
+    spans = rollover.windows(load, boundary, boundary - 10, boundary + 50, found[0])
     assert spans["award"]["unlink"]["count"] == 1 and spans["reads"]["unlink"]["max_ms"] == 70.0
-    targets = boards.rollover_targets({"windows": spans})
+    targets = rollover.rollover_targets({"windows": spans})
     assert targets["award_max_ms_around_boundary"]["pass"] is True
     assert targets["award_max_ms_at_unlink"] == {"value": 70.0, "limit": 50.0, "pass": False}
-    assert "award_max_ms_at_unlink" not in boards.rollover_targets({"windows": boards.windows(load, boundary, 0, 1)})
+    assert "award_max_ms_at_unlink" not in rollover.rollover_targets(
+        {"windows": rollover.windows(load, boundary, 0, 1)}
+    )
