@@ -48,7 +48,9 @@ def test_leeway_accepts_small_skew_only() -> None:
         auth.verify(jwt.encode({"sub": "u", "exp": int(time.time()) - 60}, SECRET))
 
 
-EXP = int(time.time()) + 600
+# Far ahead: these tokens are made when the module is collected, and a suite runs for many minutes
+# before using them (an `nbf` 9 minutes ahead was in the past by then).
+EXP = int(time.time()) + 30 * 86_400
 BAD_TOKENS = {
     "alg none": _raw({"alg": "none"}, json.dumps({"sub": "u", "exp": EXP})).rsplit(".", 1)[0] + ".",
     "HS512": _raw({"alg": "HS512"}, json.dumps({"sub": "u", "exp": EXP}), digest="sha512"),
