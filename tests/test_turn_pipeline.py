@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from app.redis_client import TurnPipeline, connect
+from app.redis_client import KEEP_CONNECTIONS, Command, TurnPipeline, connect
 
 from .isolation import REDIS_URL
 
@@ -74,3 +74,73 @@ async def test_an_outage_fails_every_command_of_the_trip() -> None:
         assert all(isinstance(r, redis_errors.ConnectionError | OSError) for r in replies), replies
     finally:
         await client.aclose()
+
+
+async def test_replies_are_the_librarys_pipeline_replies(client: aioredis.Redis, redis_prefix: str) -> None:
+    # The trip sends and reads on its own: each reply must be what redis-py's own pipeline gives,
+    # its response callbacks applied (scores as floats, flags as bools, hashes as dicts).
+    zset, hash_, text = f"{redis_prefix}:z", f"{redis_prefix}:h", f"{redis_prefix}:t"
+    await client.zadd(zset, {"a": 1.5, "b": 2, "c": -3})
+    await client.hset(hash_, mapping={"x": "1", "y": "é"})
+    await client.set(text, "not a number")
+    commands: list[Command] = [
+        lambda p: p.zrevrange(zset, 0, -1, withscores=True),
+        lambda p: p.zscore(zset, "a"),
+        lambda p: p.zscore(zset, "missing"),
+        lambda p: p.zrevrank(zset, "c"),
+        lambda p: p.hgetall(hash_),
+        lambda p: p.hmget(hash_, ["y", "nope"]),
+        lambda p: p.set(f"{redis_prefix}:new", "v", nx=True),
+        lambda p: p.exists(zset, hash_, "none"),
+        lambda p: p.incr(text),  # an error reply
+        lambda p: p.eval("return {1, 'two', {3}}", 0),
+    ]
+    await client.delete(f"{redis_prefix}:new")
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        command(pipe)
+    expected = await pipe.execute(raise_on_error=False)
+    await client.delete(f"{redis_prefix}:new")
+    trips = TurnPipeline(client)
+    got = await asyncio.gather(*(trips.call(c) for c in commands), return_exceptions=True)
+    assert [type(r) if isinstance(r, Exception) else r for r in got] == [
+        type(r) if isinstance(r, Exception) else r for r in expected
+    ]
+    assert isinstance(got[8], redis_errors.ResponseError)
+
+
+async def test_a_killed_connection_is_replaced_on_the_next_trip(client: aioredis.Redis, redis_prefix: str) -> None:
+    trips = TurnPipeline(client)
+    key = f"{redis_prefix}:k"
+    first = await trips.call(lambda p: p.client_id())
+    await client.client_kill_filter(_id=first)  # as a Redis restart or an idle timeout would
+    assert await trips.call(lambda p: p.set(key, "v")) is True
+    assert await trips.call(lambda p: p.client_id()) != first
+    assert await trips.call(lambda p: p.get(key)) == b"v"
+
+
+async def test_a_cancelled_trip_leaves_no_reply_for_the_next(client: aioredis.Redis, redis_prefix: str) -> None:
+    trips = TurnPipeline(client)
+    empty, key = f"{redis_prefix}:empty", f"{redis_prefix}:k"
+    await client.set(key, "mine")
+    # A trip cancelled while its reply is still on its way (BLPOP waits 0.3 s for nothing)...
+    waiting = asyncio.create_task(trips.call(lambda p: p.blpop([empty], 0.3)))
+    await asyncio.sleep(0.05)
+    for task in list(trips.trips._running):
+        task.cancel()
+    with pytest.raises(redis_errors.ConnectionError):
+        await waiting
+    # ...must not hand its late reply (nil) to the next trip's command.
+    await asyncio.sleep(0.4)
+    assert await trips.call(lambda p: p.get(key)) == b"mine"
+
+
+async def test_trips_keep_few_connections(client: aioredis.Redis, redis_prefix: str) -> None:
+    trips = TurnPipeline(client)
+    key = f"{redis_prefix}:k"
+    for _ in range(20):
+        await trips.call(lambda p: p.incr(key))
+    pool = client.connection_pool
+    assert isinstance(pool, aioredis.BlockingConnectionPool)
+    assert len(pool._in_use_connections) <= KEEP_CONNECTIONS
+    assert await client.get(key) == b"20"
