@@ -16,12 +16,13 @@ from app.errors import (
     TokenAlreadyUsed,
     TokenExpired,
 )
-from app.records import NoticeDraft, TokenGrant
-from app.storage import Store
+from app.records import Award, AwardClaim, BoardPeriod, NoticeDraft, TokenGrant
+from app.storage import Store, postgres
 from app.storage.postgres import PostgresStore
+from app.storage.steps import Steps
 
 from .isolation import schema_dsn
-from .stores import claim, grant, open_store, score
+from .stores import GLOBAL, claim, grant, open_store, score
 
 
 async def test_a_migrated_database_opens_again(store: Store, dsn: str | None, tmp_path: Path) -> None:
@@ -258,5 +259,42 @@ async def test_pooled_postgres_connections_carry_nothing_from_one_transaction_to
         finally:
             await store._pool.release(conn)
         assert await score(store, "u") == 10
+    finally:
+        await store.close()
+
+
+async def test_a_plain_postgres_award_is_one_call_and_a_refusal_takes_the_steps(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claim with no attestation, rule or back-off is the award function's one round trip; what
+    # it cannot award (a spent token, a repeated action) rolls back and runs the shared steps,
+    # which say why. Either way the same rows: the steps are counted to tell the paths apart.
+    store = PostgresStore(schema_dsn(pg_schema))
+    await store.open()
+    stepped: list[str] = []
+    steps = postgres.OPS.award
+
+    def counted(c: AwardClaim) -> Steps[Award]:
+        stepped.append(c.nonce)
+        return steps(c)
+
+    monkeypatch.setattr(postgres.OPS, "award", counted)
+    side = BoardPeriod(board="side", period="all")
+    try:
+        await store.grant(grant("n1"))
+        await store.grant(grant("n2", action="b"))
+        first = await store.award(claim("n1"))
+        assert stepped == [] and (first.previous_score, first.new_score) == (0, 10)
+        second = await store.award(claim("n2", action="b", boards=(side, GLOBAL)))
+        assert stepped == [] and [c.where for c in second.changes] == [side, GLOBAL]
+        assert [(c.previous_score, c.new_score) for c in second.changes] == [(None, 10), (10, 20)]
+        assert (second.previous_score, second.new_score) == (0, 10)  # the first board's numbers
+        assert second.changes[1].seq > first.changes[0].seq
+        with pytest.raises(TokenAlreadyUsed):
+            await store.award(claim("n1"))
+        assert stepped == ["n1"]
+        assert await score(store, "u") == 20
+        (standing,) = await store.standings("side", "all")
+        assert (standing.score, standing.seq) == (10, second.changes[0].seq)
     finally:
         await store.close()

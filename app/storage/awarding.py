@@ -89,3 +89,39 @@ def place(boards: int, *, touch: bool) -> str:
     if touch:
         parts.append(PLACE_TOUCH)
     return "WITH " + ", ".join(parts) + " SELECT " + ", ".join(columns) + " FROM " + ", ".join(sources)  # noqa: S608 - constants only
+
+
+# PostgreSQL: an award as one call of a function, one round trip and its own transaction, for the
+# claims that need nothing but the token spent and the boards placed (no attestation, cheat rules
+# or back-off). Its two statements are SPEND and `place`'s writes over arrays of boards; each
+# statement of a function takes its own snapshot, so the second, as in the transaction of two,
+# reads the entries after the first locked the user. Anything else (a refused token, a replay, a
+# repeated action, a disqualified user) raises FULL_PATH before anything is kept: the transaction
+# of shared steps then does it again and says why. Parameters: SPEND's six, the username, the
+# boards, their periods.
+FULL_PATH = "SBF01"  # the SQLSTATE of "this claim takes the steps"
+AWARD_FUNCTION = "scoreboard_award_v1"
+AWARD_AT_ONCE = "SELECT * FROM scoreboard_award_v1($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+CREATE_AWARD_FUNCTION = (
+    "CREATE OR REPLACE FUNCTION scoreboard_award_v1(bigint, text, text, text, text, bigint, text, text[], text[]) "  # noqa: S608 - constants only
+    "RETURNS TABLE (o_award bigint, o_increment bigint, o_seq bigint, o_previous bigint, o_new bigint, "
+    "o_subscore bigint, o_metadata text) LANGUAGE plpgsql AS $fn$ DECLARE v record; BEGIN "
+    + SPEND
+    + " INTO v; IF NOT FOUND OR v.id IS NULL THEN RAISE EXCEPTION 'the award takes the steps' USING ERRCODE = 'SBF01'; "
+    "END IF; RETURN QUERY WITH h AS (INSERT INTO board_history (board, period, user_id, award_id, value, "
+    "previous_score, new_score, created_at) SELECT b.board, b.period, $3, v.id, v.score_increment, e.score, "
+    "COALESCE(e.score, 0) + v.score_increment, $1 FROM unnest($8, $9) AS b(board, period) "
+    "LEFT JOIN board_entries e ON e.board = b.board AND e.period = b.period AND e.user_id = $3 "
+    "RETURNING id, board, period, previous_score, new_score), "
+    "p AS (INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) "
+    "SELECT h.board, h.period, $3, h.new_score, h.id, $1 FROM h "
+    "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
+    "updated_at = excluded.updated_at RETURNING board, period, subscore, metadata), "
+    "scored AS (UPDATE score_history SET previous_score = COALESCE(h.previous_score, 0), new_score = h.new_score "
+    "FROM h WHERE score_history.id = v.id AND h.board = $8[1] AND h.period = $9[1] RETURNING 1), "
+    "touched AS (UPDATE users SET username = $7, updated_at = $1 WHERE id = $3 AND username <> $7 RETURNING 1) "
+    "SELECT v.id::bigint, v.score_increment::bigint, h.id::bigint, h.previous_score::bigint, h.new_score::bigint, "
+    "p.subscore::bigint, p.metadata::text FROM unnest($8, $9) WITH ORDINALITY AS b(board, period, i) "
+    "JOIN h ON h.board = b.board AND h.period = b.period JOIN p ON p.board = b.board AND p.period = b.period "
+    "ORDER BY b.i; END $fn$"
+)

@@ -208,6 +208,22 @@ def standing(row: Any) -> Standing:
     )
 
 
+def awarded(claim: AwardClaim, increment: int, changes: list[EntryChange]) -> Award:
+    """The award a claim made, its numbers the first board's."""
+    first = changes[0]
+    return Award(
+        user_id=claim.user_id,
+        username=claim.username,
+        action_type=claim.action_type,
+        action_id=claim.action_id,
+        previous_score=first.previous_score or 0,
+        new_score=first.new_score,
+        score_increment=increment,
+        awarded_ms=claim.now_ms,
+        changes=changes,
+    )
+
+
 class Operations:
     """The statements in one dialect, and the steps of each write.
 
@@ -317,19 +333,7 @@ class Operations:
         ):
             return (yield from self._hold(claim, award_id, increment, broken))
         changes = yield from self._place(claim.boards, claim.user_id, award_id, increment, now, touch=claim.username)
-        first = changes[0]
-        previous_score = first.previous_score or 0
-        return Award(
-            user_id=claim.user_id,
-            username=claim.username,
-            action_type=claim.action_type,
-            action_id=claim.action_id,
-            previous_score=previous_score,
-            new_score=first.new_score,
-            score_increment=increment,
-            awarded_ms=now,
-            changes=changes,
-        )
+        return awarded(claim, increment, changes)
 
     def _hold(self, claim: AwardClaim, award_id: int, increment: int, broken: tuple[str, ...]) -> Steps[Award]:
         """Keep an award for an operator, with the board periods it would have landed on now and the

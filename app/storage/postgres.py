@@ -20,6 +20,7 @@ from ..records import (
     BoardPeriod,
     Corrected,
     Decision,
+    EntryChange,
     HeldAward,
     ModerationAct,
     Notice,
@@ -33,9 +34,10 @@ from ..records import (
     WriteOutcome,
 )
 from . import catalog, moderation, trusted
+from .awarding import AWARD_AT_ONCE, AWARD_FUNCTION, CREATE_AWARD_FUNCTION, FULL_PATH
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
-from .operations import Operations, held_award, kept_notice, notice, standing, user_record
+from .operations import Operations, awarded, held_award, kept_notice, notice, standing, user_record
 from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
@@ -72,6 +74,8 @@ TRIM_NOTICES = (
     "DELETE FROM notices n USING unnest($1::text[]) AS u(user_id) WHERE n.user_id = u.user_id AND n.id < "
     "(SELECT m.id FROM notices m WHERE m.user_id = u.user_id ORDER BY m.id DESC LIMIT 1 OFFSET $2)"
 )
+
+AWARD_FUNCTION_EXISTS = "SELECT 1 FROM pg_proc WHERE proname = $1 AND pronamespace = current_schema()::regnamespace"
 
 _MIGRATION_LOCK = 0x5C0EB0A2  # advisory lock (with SCHEMA_KEY): one process migrates a schema at a time
 
@@ -146,6 +150,8 @@ class PostgresStore:
                 if len({row[0] for row in await conn.fetch(CHAIN_TRIGGERS)}) < sum(" TRIGGER " in s for s in TRIGGERS):
                     for statement in TRIGGERS:
                         await conn.execute(statement)
+                if await conn.fetchval(AWARD_FUNCTION_EXISTS, AWARD_FUNCTION) is None:
+                    await conn.execute(CREATE_AWARD_FUNCTION)
         except BaseException:
             await pool.close()
             raise
@@ -192,7 +198,40 @@ class PostgresStore:
             await _run(conn, OPS.grant(grant, max_unused))
 
     async def award(self, claim: AwardClaim) -> Award:
-        """Consume the token and raise the score, exactly once: one transaction."""
+        """Consume the token and raise the score, exactly once: one transaction. A claim that needs
+        no attestation, rule or back-off check is one function call, one round trip; the steps
+        run (and say why) when that call finds it cannot award."""
+        if claim.boards and not claim.attest and claim.rules is None and claim.backoff is None:
+            try:
+                async with self._connection() as conn:
+                    rows = await conn.fetch(
+                        AWARD_AT_ONCE,
+                        claim.now_ms,
+                        claim.nonce,
+                        claim.user_id,
+                        claim.action_type,
+                        claim.action_id,
+                        claim.now_ms - claim.min_elapsed_ms,
+                        claim.username,
+                        [where.board for where in claim.boards],
+                        [where.period for where in claim.boards],
+                    )
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate != FULL_PATH:
+                    raise
+            else:
+                changes = [
+                    EntryChange(
+                        where=where,
+                        previous_score=row[3],
+                        new_score=row[4],
+                        subscore=row[5],
+                        metadata=row[6],
+                        seq=row[2],
+                    )
+                    for where, row in zip(claim.boards, rows, strict=True)
+                ]
+                return awarded(claim, rows[0][1], changes)
         async with self._transaction() as conn:
             return await _run(conn, OPS.award(claim))
 
