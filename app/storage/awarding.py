@@ -1,6 +1,7 @@
 """The statements an award writes: spending its token, recording its history row, placing it on
 each board and closing it. SQLite runs them one by one; PostgreSQL, whose statements may write
-through common table expressions, runs the same writes as two statements whatever the boards."""
+through common table expressions, runs the same writes as two statements whatever the boards, and
+most awards as one call of a function holding both (`CREATE_AWARD_FUNCTION`)."""
 
 from __future__ import annotations
 
