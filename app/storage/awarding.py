@@ -102,14 +102,17 @@ def place(boards: int, *, touch: bool) -> str:
 # boards, their periods.
 FULL_PATH = "SBF01"  # the SQLSTATE of "this claim takes the steps"
 AWARD_FUNCTION = "scoreboard_award_v1"
-AWARD_AT_ONCE = "SELECT * FROM scoreboard_award_v1($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+AWARD_AT_ONCE = "SELECT * FROM " + AWARD_FUNCTION + "($1, $2, $3, $4, $5, $6, $7, $8, $9)"  # noqa: S608 - constants only
 CREATE_AWARD_FUNCTION = (
-    "CREATE OR REPLACE FUNCTION scoreboard_award_v1(bigint, text, text, text, text, bigint, text, text[], text[]) "  # noqa: S608 - constants only
+    "CREATE OR REPLACE FUNCTION "  # noqa: S608 - constants only
+    + AWARD_FUNCTION
+    + "(bigint, text, text, text, text, bigint, text, text[], text[]) "
     "RETURNS TABLE (o_award bigint, o_increment bigint, o_seq bigint, o_previous bigint, o_new bigint, "
     "o_subscore bigint, o_metadata text) LANGUAGE plpgsql AS $fn$ DECLARE v record; BEGIN "
     + SPEND
-    + " INTO v; IF NOT FOUND OR v.id IS NULL THEN RAISE EXCEPTION 'the award takes the steps' USING ERRCODE = 'SBF01'; "
-    "END IF; RETURN QUERY WITH h AS (INSERT INTO board_history (board, period, user_id, award_id, value, "
+    + " INTO v; IF NOT FOUND OR v.id IS NULL THEN RAISE EXCEPTION 'the award takes the steps' USING ERRCODE = '"
+    + FULL_PATH
+    + "'; END IF; RETURN QUERY WITH h AS (INSERT INTO board_history (board, period, user_id, award_id, value, "
     "previous_score, new_score, created_at) SELECT b.board, b.period, $3, v.id, v.score_increment, e.score, "
     "COALESCE(e.score, 0) + v.score_increment, $1 FROM unnest($8, $9) AS b(board, period) "
     "LEFT JOIN board_entries e ON e.board = b.board AND e.period = b.period AND e.user_id = $3 "
