@@ -17,7 +17,7 @@ from app.errors import (
     TokenExpired,
 )
 from app.records import Award, AwardClaim, BoardPeriod, NoticeDraft, TokenGrant
-from app.storage import Store, postgres
+from app.storage import Store, postgres, sqlite
 from app.storage.postgres import PostgresStore
 from app.storage.steps import Steps
 
@@ -112,6 +112,59 @@ async def test_standings_hold_the_users_with_an_award(store: Store) -> None:
         award.changes[0].seq,
         5000,
     )
+
+
+async def test_an_award_on_several_boards_answers_each_in_the_claims_order(store: Store) -> None:
+    # The boards' rows come back from the database in no set order: each change must still be its
+    # own board's, with that board's previous score (none where the user had no entry yet).
+    a, b, c = (BoardPeriod(board=name, period="p") for name in ("a", "b", "c"))
+    await store.grant(grant("n1", action="x1", score=5))
+    await store.grant(grant("n2", action="x2", score=7))
+    first = await store.award(claim("n1", action="x1", boards=(b,)))
+    award = await store.award(claim("n2", action="x2", boards=(c, b, a)))
+    assert [ch.where for ch in award.changes] == [c, b, a]
+    assert [(ch.previous_score, ch.new_score) for ch in award.changes] == [(None, 7), (5, 12), (None, 7)]
+    assert (award.previous_score, award.new_score) == (0, 7)  # the first board's numbers
+    seqs = [ch.seq for ch in award.changes]
+    assert len(set(seqs)) == 3 and min(seqs) > first.changes[0].seq
+    for ch in award.changes:
+        (standing,) = await store.standings(ch.where.board, ch.where.period)
+        assert (standing.score, standing.seq) == (ch.new_score, ch.seq)
+
+
+async def test_a_sqlite_award_writes_its_boards_in_two_statements_whatever_their_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite's statements cannot write through CTEs: an award's history rows on all its boards are
+    # one statement and its entries another, so an extra board costs rows, not statements.
+    store = sqlite.SqliteStore(str(tmp_path / "db.sqlite"))
+    await store.open()
+    ran: list[str] = []
+    steps = sqlite.OPS.award
+
+    def counted(c: AwardClaim) -> Steps[Award]:
+        inner = steps(c)
+        try:
+            query = next(inner)
+            while True:
+                ran.append(query[0])
+                query = inner.send((yield query))
+        except StopIteration as done:
+            award: Award = done.value
+            return award
+
+    monkeypatch.setattr(sqlite.OPS, "award", counted)
+    try:
+        counts = []
+        for i, boards in enumerate([(GLOBAL,), tuple(BoardPeriod(board=f"b{j}", period="p") for j in range(3))]):
+            await store.grant(grant(f"n{i}", action=f"x{i}"))
+            ran.clear()
+            award = await store.award(claim(f"n{i}", action=f"x{i}", boards=boards))
+            assert [ch.where for ch in award.changes] == list(boards)
+            counts.append(len(ran))
+        assert counts == [6, 6]  # spend, record, the history rows, the entries, the scores, the touch
+    finally:
+        await store.close()
 
 
 async def test_concurrent_awards_are_exactly_once(store: Store) -> None:

@@ -34,18 +34,36 @@ SPEND = (
     "SELECT spent.score_increment, spent.token_hash, recorded.id FROM spent LEFT JOIN recorded ON true"
 )
 SET_AWARD_SCORES = "UPDATE score_history SET previous_score = $1, new_score = $2 WHERE id = $3"
-# An award's change of one incr board: the history row reads the entry it adds to.
-ADD_CHANGE = (
+# An award's history rows and entries on its boards where statements cannot write through CTEs
+# (SQLite): two statements whatever the boards, each answering every row it wrote, in no set order
+# (each row names its board and period). The history rows read the entries they add to.
+# `add_changes` parameters: the user, the award's id, its increment, the time, then each board
+# and period; `add_entries`: the user, the time, then each board, period, new score and history id.
+ADD_CHANGES = (
     "INSERT INTO board_history (board, period, user_id, award_id, value, previous_score, new_score, created_at) "
-    "SELECT $1, $2, $3, $4, $5, e.score, COALESCE(e.score, 0) + $5, $6 FROM (SELECT 1) AS one "
-    "LEFT JOIN board_entries e ON e.board = $1 AND e.period = $2 AND e.user_id = $3 "
-    "RETURNING id, previous_score, new_score"
+    "SELECT b.column1, b.column2, $1, $2, $3, e.score, COALESCE(e.score, 0) + $3, $4 FROM (VALUES :boards) AS b "
+    "LEFT JOIN board_entries e ON e.board = b.column1 AND e.period = b.column2 AND e.user_id = $1 "
+    "RETURNING id, board, period, previous_score, new_score"
 )
-ADD_ENTRY = (
-    "INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
+ADD_ENTRIES = (
+    "INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) VALUES :entries "
     "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
-    "updated_at = excluded.updated_at RETURNING subscore, metadata"
+    "updated_at = excluded.updated_at RETURNING board, period, subscore, metadata"
 )
+
+
+def add_changes(boards: int) -> str:
+    """ADD_CHANGES for `boards` boards (at least one)."""
+    rows = ", ".join(f"(${5 + 2 * i}, ${6 + 2 * i})" for i in range(boards))
+    return ADD_CHANGES.replace(":boards", rows)
+
+
+def add_entries(boards: int) -> str:
+    """ADD_ENTRIES for `boards` boards (at least one)."""
+    rows = ", ".join(f"(${3 + 4 * i}, ${4 + 4 * i}, $1, ${5 + 4 * i}, ${6 + 4 * i}, $2)" for i in range(boards))
+    return ADD_ENTRIES.replace(":entries", rows)
+
+
 TOUCH_USER = "UPDATE users SET username = $1, updated_at = $2 WHERE id = $3 AND username <> $1"
 
 # The parameters of `place`: the user, the award's id, its increment, the time, the username

@@ -36,10 +36,19 @@ from ..records import (
     TokenGrant,
     UserRecord,
 )
-from .awarding import ADD_CHANGE, ADD_ENTRY, CONSUME, RECORD_AWARD, SET_AWARD_SCORES, SPEND, TOUCH_USER, place
+from .awarding import (
+    CONSUME,
+    RECORD_AWARD,
+    SET_AWARD_SCORES,
+    SPEND,
+    TOUCH_USER,
+    add_changes,
+    add_entries,
+    place,
+)
 from .rules import RuleChecks
 from .schema import Dialect
-from .steps import Row, Steps
+from .steps import AllRows, Row, Steps
 
 MAX_VALUE = 2**53  # scores and subscores are integers within ±2^53 (exact in JSON numbers and Redis)
 
@@ -246,7 +255,8 @@ class Operations:
         self.nonce_recorded = sql(NONCE_RECORDED)
         self.user_known = sql(USER_KNOWN)
         self.set_award_scores = sql(SET_AWARD_SCORES)
-        self.add_change, self.add_entry = sql(ADD_CHANGE), sql(ADD_ENTRY)
+        # Elsewhere (SQLite), its history rows on every board, then its entries, by number of boards.
+        self._changes: dict[int, tuple[AllRows, AllRows]] = {}
         self.touch_user = sql(TOUCH_USER)
         # Where statements write through CTEs, an award is two: SPEND, then `place` on its boards.
         self.spend: str | None = sql(SPEND) if dialect.writing_ctes else None
@@ -452,16 +462,17 @@ class Operations:
         touch: str | None = None,
     ) -> Steps[list[EntryChange]]:
         """An award's history row and entry on each board, its scores set from the first board's
-        and, with a username to `touch`, the user's name and time: one statement where CTEs write."""
+        and, with a username to `touch`, the user's name and time: one statement where CTEs write,
+        else four whatever the boards."""
         if not boards:
             yield self.set_award_scores, (0, 0, award_id)
             return []
+        flat = tuple(value for where in boards for value in (where.board, where.period))
         if self._places is not None:
             key = (len(boards), touch is not None)
             if (statement := self._places.get(key)) is None:
                 statement = self._places[key] = self._sql(place(len(boards), touch=touch is not None))
             named = () if touch is None else (touch,)
-            flat = tuple(value for where in boards for value in (where.board, where.period))
             row = yield statement, (user_id, award_id, increment, now, *named, *flat)
             assert row is not None  # every insert answers its row
             return [
@@ -475,17 +486,24 @@ class Operations:
                 )
                 for i, where in enumerate(boards)
             ]
+        if (pair := self._changes.get(len(boards))) is None:
+            pair = self._changes[len(boards)] = (
+                AllRows(self._sql(add_changes(len(boards)))),
+                AllRows(self._sql(add_entries(len(boards)))),
+            )
+        added = yield pair[0], (user_id, award_id, increment, now, *flat)
+        assert added is not None  # AllRows: a tuple of the rows RETURNING answered, one per board
+        history = {(row[1], row[2]): row for row in added}
+        rows = tuple(history[where.board, where.period] for where in boards)
+        kept = yield pair[1], (user_id, now, *(v for row in rows for v in (row[1], row[2], row[4], row[0])))
+        assert kept is not None
+        entries = {(row[0], row[1]): row for row in kept}
         changes = []
-        for where in boards:
-            head = (where.board, where.period, user_id, award_id, increment, now)
-            added = yield self.add_change, head
-            assert added is not None  # an INSERT ... RETURNING answers its row
-            seq, previous, new = added
-            entry = yield self.add_entry, (where.board, where.period, user_id, new, seq, now)
-            assert entry is not None
+        for where, (seq, _, _, previous, new) in zip(boards, rows, strict=True):
+            entry = entries[where.board, where.period]
             changes.append(
                 EntryChange(
-                    where=where, previous_score=previous, new_score=new, subscore=entry[0], metadata=entry[1], seq=seq
+                    where=where, previous_score=previous, new_score=new, subscore=entry[2], metadata=entry[3], seq=seq
                 )
             )
         yield self.set_award_scores, (changes[0].previous_score or 0, changes[0].new_score, award_id)

@@ -42,7 +42,7 @@ from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
-from .steps import Steps
+from .steps import AllRows, Steps
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,13 @@ def _unavailable_on_outage() -> Iterator[None]:
 
 
 async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
-    """Run shared steps on one connection, awaiting each query's first row."""
+    """Run shared steps on one connection, awaiting each query's first row (every row of `AllRows`)."""
     try:
         query, args = next(steps)
         while True:
+            if isinstance(query, AllRows):
+                query, args = steps.send(tuple(tuple(row) for row in await conn.fetch(query, *args)))
+                continue
             row = await conn.fetchrow(query, *args)
             query, args = steps.send(None if row is None else tuple(row))
     except StopIteration as done:

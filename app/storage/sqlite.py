@@ -41,7 +41,7 @@ from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
-from .steps import Steps
+from .steps import AllRows, Steps
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ def _steps(steps: Steps[T]) -> Write[T]:
         try:
             sql, args = next(steps)
             while True:
-                sql, args = send(db.execute(sql, args).fetchone())
+                cursor = db.execute(sql, args)
+                sql, args = send(tuple(cursor) if sql.__class__ is AllRows else cursor.fetchone())
         except StopIteration as done:
             answer: T = done.value
             return answer

@@ -10,3 +10,10 @@ T = TypeVar("T")
 Row = tuple[Any, ...] | None
 Query = tuple[str, tuple[Any, ...]]
 Steps = Generator[Query, Row, T]  # yields queries, is sent each one's first row, returns the answer
+
+
+class AllRows(str):
+    """A query's text whose steps are sent every row it answers, as a tuple of rows (of no rows,
+    an empty tuple), where other queries send the first row: one statement writing many rows."""
+
+    __slots__ = ()
