@@ -105,7 +105,9 @@ def add_boards(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     awards.add_argument("--read-seconds", type=float, default=3.0, help="seconds of each cycled closed loop")
     awards.add_argument("--users", type=int, default=2000, help="distinct players (default %(default)s)")
     awards.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True)
-    awards.add_argument("--profile", action="store_true", help="py-spy one more phase of each action after the rounds")
+    awards.add_argument(
+        "--profile", action="store_true", help="py-spy one more phase of each action and of the reads after the rounds"
+    )
     awards.add_argument("--timeout", type=float, default=1800.0, help="seconds for the whole run")
     awards.add_argument("--out", type=Path, help="output directory (default bench/results/boards-awards-<timestamp>)")
     roll = which.add_parser("rollover", help="a board of N entries whose period ends under a closed loop of load")

@@ -10,7 +10,7 @@ import re
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from .stats import ratio
 UPDATE_PATH = "/api/v1/scoreboard/update"
 INITIALIZE_PATH = "/api/v1/actions/initialize"
 ONE, THREE = "AWARD_ONE_BOARD", "AWARD_THREE_BOARDS"
+TOP_ROUTE = capacity.Route(TOP, "GET", "/api/v1/scoreboard/top")
 AWARD_BOARDS = {ONE: ["global"], THREE: ["global", "side-1", "side-2"]}
 TOKEN_TTL = 7200
 
@@ -84,7 +85,7 @@ class AwardsOptions:
     read_seconds: float = 3.0  # each cycled closed loop (reads, hello, zincrby)
     users: int = 2000
     baselines: bool = True
-    profile: bool = False  # py-spy the server over one extra round of each action, after the timed ones
+    profile: bool = False  # py-spy the server over one more phase of each action and of the reads, after the timed ones
     timeout: float = 1800.0
     out: Path = Path("bench/results/boards-awards")
 
@@ -204,22 +205,33 @@ async def _profile_round(
     tokens: dict[str, list[Award]],
     costs: _Costs,
 ) -> dict[str, Any]:
-    """py-spy over one more phase of each action (not part of the ratios)."""
+    """py-spy over one more phase of each action and of the reads (not part of the ratios)."""
     found: dict[str, Any] = {}
     for action in (ONE, THREE):
-        folded = opts.out / f"profile-{action.lower()}.folded"
-        spy = await profile.start(server.pid, 2 * opts.award_seconds, folded, subprocesses=False)
-        phase = await _award_phase(cap, session, base, server.pid, tokens[action], costs)
-        if spy is not None and spy.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                spy.send_signal(2)  # SIGINT: py-spy writes what it has
-        error = await profile.finish(spy)
-        found[action] = {
-            "phase": phase,
-            "profile_error": error,
-            "profile": profile.top_entries(folded) if error is None and folded.exists() else None,
-        }
+        phase = _award_phase(cap, session, base, server.pid, tokens[action], costs)
+        found[action] = await _profiled(opts, server, action, 2 * opts.award_seconds, phase)
+    cycled = Options(concurrency=opts.concurrency, capacity_seconds=opts.read_seconds)
+    reads = capacity.costed(server.pid, capacity._closed_loop(cycled, session, base, TOP_ROUTE))
+    found[TOP] = await _profiled(opts, server, "reads", 2 * opts.read_seconds, reads)
     return found
+
+
+async def _profiled(
+    opts: AwardsOptions, server: ServerProcess, name: str, seconds: float, phase: Awaitable[dict[str, Any]]
+) -> dict[str, Any]:
+    """One phase under py-spy, its folded stacks in `profile-<name>.folded`; the phase and the profile's top."""
+    folded = opts.out / f"profile-{name.lower()}.folded"
+    spy = await profile.start(server.pid, seconds, folded, subprocesses=False)
+    done = await phase
+    if spy is not None and spy.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            spy.send_signal(2)  # SIGINT: py-spy writes what it has
+    error = await profile.finish(spy)
+    return {
+        "phase": done,
+        "profile_error": error,
+        "profile": profile.top_entries(folded) if error is None and folded.exists() else None,
+    }
 
 
 async def run_awards(opts: AwardsOptions, workdir: Path) -> dict[str, Any]:
@@ -297,8 +309,7 @@ async def _alternate(
             # Alternate which goes first: a drift over the round favours neither.
             for action in (ONE, THREE) if r % 2 == 0 else (THREE, ONE):
                 one[action] = await _award_phase(cap, session, base, server.pid, tokens[action], costs)
-            top = capacity.Route(TOP, "GET", "/api/v1/scoreboard/top")
-            one[TOP] = await capacity.costed(server.pid, capacity._closed_loop(cycled, session, base, top))
+            one[TOP] = await capacity.costed(server.pid, capacity._closed_loop(cycled, session, base, TOP_ROUTE))
             if baseline is not None:
                 bbase = baseline.url
                 zb = [(b, b"{}") for b in bearers]
