@@ -93,11 +93,12 @@ class Catalog:
         """Every readable period of every board, with the time it stops being readable."""
         return {board.where(p): board.expire_ms(p) for board in self.boards.values() for p in board.kept(now_ms)}
 
-    def fallen(self, since_ms: int, until_ms: int) -> list[BoardPeriod]:
+    def fallen(self, since_ms: int, until_ms: int, *, every_retired: bool = False) -> list[BoardPeriod]:
         """Every period of every board that stopped being readable after `since_ms` and by
-        `until_ms` (the Redis keys to let go): a retired board's readable ones fell when it was retired."""
+        `until_ms` (the Redis keys to let go): a retired board's readable ones fell when it was
+        retired; with `every_retired`, those of a board retired before `since_ms` too."""
         fallen = [board.where(p) for board in self.boards.values() for p in board.fallen(since_ms, until_ms)]
         for board, retired_ms in self.retired.values():
-            if since_ms < retired_ms <= until_ms:
+            if (every_retired or since_ms < retired_ms) and retired_ms <= until_ms:
                 fallen += [board.where(p) for p in board.kept(retired_ms)]
         return fallen

@@ -8,13 +8,15 @@ Redis, and a SCAN would walk every key of the deployment (nonces, limits, slots)
 Every period whose backstop may still be pending is asked for at each sweep, so a process started
 after rollovers that no process swept lets those go too. A retired board's readable periods fall at
 its retirement (the catalog keeps the retired boards for this): a board never reset has no other end,
-and no backstop. Periods a lowered keep_periods put out of reach before the margin are left to the
-backstop."""
+and no backstop, so each process's first sweep asks for every retired board's, however long ago it
+was retired (all processes may have been down past the margin). Periods a lowered keep_periods put
+out of reach before the margin are left to the backstop."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from ..clock import now_ms
 from ..errors import ServiceUnavailable
@@ -33,8 +35,12 @@ UNLINK_AFTER_MS = 30_000
 # margin (none, most of the time: it sends nothing then).
 SWEEP_SECONDS = 10.0
 
-# The board periods that stopped being readable after the first instant and by the second.
-Fallen = Callable[[int, int], Sequence[BoardPeriod]]
+
+class Fallen(Protocol):
+    def __call__(self, since_ms: int, until_ms: int, *, every_retired: bool = False) -> Sequence[BoardPeriod]:
+        """The board periods that stopped being readable after `since_ms` and by `until_ms` (with
+        `every_retired`, every retired board's however long ago)."""
+        ...
 
 
 class Sweeper:
@@ -45,6 +51,7 @@ class Sweeper:
         self.ranking = ranking
         self.fallen = fallen
         self.clock = clock
+        self.swept = False  # a sweep went through: retirements before the margin were let go
 
     async def sweep(self) -> int:
         """Unlink the keys of every period whose readable end is at least UNLINK_AFTER_MS past
@@ -53,10 +60,9 @@ class Sweeper:
         # Every period since the backstop's margin, not only those since the last sweep: a process
         # started after a rollover that no process swept, or a write that landed in a period after
         # its keys went (one that started before its end), leaves keys only a later sweep finds.
-        gone = self.fallen(until - self.ranking.expiry_margin_ms, until)
-        if not gone:
-            return 0
-        count = await self.ranking.unlink(gone)
+        gone = self.fallen(until - self.ranking.expiry_margin_ms, until, every_retired=not self.swept)
+        count = await self.ranking.unlink(gone) if gone else 0
+        self.swept = True
         if count:
             log.info("unlinked %d Redis keys of board periods no longer readable", count)
         return count

@@ -70,6 +70,12 @@ class Process:
         return int(await self.ranking.client.exists(*self.ranking.keys.shelf(where.board, where.period)[:2]))
 
 
+def _retired(rows: dict[str, str], retired_ms: int) -> tuple[list[tuple[str, str]], list[tuple[str, str, int]]]:
+    """The catalog's rows as the database holds them after an operator retired "weekly" and "global"."""
+    retired = ("weekly", "global")
+    return [(b, text) for b, text in rows.items() if b not in retired], [(b, rows[b], retired_ms) for b in retired]
+
+
 @pytest.fixture
 async def redis_client() -> AsyncIterator[aioredis.Redis]:
     client = connect(REDIS_URL, pool_size=4)
@@ -149,11 +155,7 @@ async def test_a_retired_boards_readable_periods_are_unlinked_after_its_retireme
     everything = await process.award("global", WEDNESDAY_MS, "c", 3)
     rows = {board_id: settings_text(board.settings) for board_id, board in process.catalog.boards.items()}
     retired_ms = WEDNESDAY_MS + MINUTE_MS
-    # As the catalog reads the database after an operator retired "weekly" and "global".
-    process.catalog.load(
-        [(b, text) for b, text in rows.items() if b not in ("weekly", "global")],
-        [("weekly", rows["weekly"], retired_ms), ("global", rows["global"], retired_ms)],
-    )
+    process.catalog.load(*_retired(rows, retired_ms))
     clock.now_ms = retired_ms + UNLINK_AFTER_MS - 1
     assert await process.sweeper.sweep() == 0
     clock.now_ms += 1
@@ -167,6 +169,35 @@ async def test_a_retired_boards_readable_periods_are_unlinked_after_its_retireme
     await process.ranking.put(everything, _standing("e", 5), expire_ms=None)
     clock.now_ms += 1  # past the margin: the retirement is no longer swept
     assert await process.sweeper.sweep() == 0 and await process.held(everything) == 2
+
+
+async def test_a_process_started_long_after_a_retirement_lets_its_keys_go(
+    make_process: Callable[[Clock], Process],
+) -> None:
+    # Every process was down for hours after an operator retired "weekly" and "global" (never
+    # reset: its keys have no expiry to fall back on). The first sweep of a process started then
+    # lets them go, however long ago; its later sweeps ask only within the margin.
+    clock = Clock(WEDNESDAY_MS)
+    before = make_process(clock)
+    current = await before.award("weekly", WEDNESDAY_MS, "b", 2)
+    everything = await before.award("global", WEDNESDAY_MS, "c", 3)
+    kept = await before.award("daily", WEDNESDAY_MS, "d", 4)
+    retired_ms = WEDNESDAY_MS + MINUTE_MS
+    clock.now_ms = retired_ms + EXPIRY_MARGIN_MS + 3 * 3_600_000
+    started = make_process(clock)
+    rows = {board_id: settings_text(board.settings) for board_id, board in started.catalog.boards.items()}
+    started.catalog.load(*_retired(rows, retired_ms))
+    window = (clock.now_ms - UNLINK_AFTER_MS - EXPIRY_MARGIN_MS, clock.now_ms - UNLINK_AFTER_MS)
+    assert not set(started.catalog.fallen(*window)) & {current, everything}  # outside the window
+    assert await started.held(everything) == 2 and await started.held(current) == 2
+    assert await started.sweeper.sweep() == 4
+    assert await started.held(everything) == 0 and await started.held(current) == 0
+    assert await started.held(kept) == 2  # a board in use keeps its readable period
+    await started.ranking.put(everything, _standing("e", 5), expire_ms=None)
+    assert await started.sweeper.sweep() == 0 and await started.held(everything) == 2
+    again = make_process(clock)  # another process's first sweep asks again: harmless, and thorough
+    again.catalog.load(*_retired(rows, retired_ms))
+    assert await again.sweeper.sweep() == 2 and await again.held(everything) == 0
 
 
 async def test_a_second_process_sweeping_is_harmless_and_a_clock_behind_keeps_reading(
