@@ -25,6 +25,7 @@ entry's seq and hash stay in `audit_checkpoints`, and `verify` starts from there
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Generator
@@ -166,8 +167,16 @@ def link(previous: str, *, seq: int, table: str, key: int, row_digest: str, fina
     return hashlib.sha256(f"{previous}|{seq}|{table}|{key}|{row_digest}|{final_ms}".encode()).hexdigest()
 
 
+# Cached: a page's statements take as many marks as it has rows, and building them anew took a
+# quarter of sealing a page. At most a page's worth of counts (and of starts, in `_tuples`).
+@functools.cache
 def _marks(dialect: Dialect, count: int, start: int = 1) -> str:
     return dialect.sql(", ".join(f"${i}" for i in range(start, start + count)))
+
+
+@functools.cache
+def _tuples(dialect: Dialect, count: int, width: int) -> str:
+    return ", ".join(f"({_marks(dialect, width, 1 + i * width)})" for i in range(count))
 
 
 class ChainStatements:
@@ -210,20 +219,17 @@ class ChainStatements:
 
     def add_keys(self, count: int) -> str:
         """New subjects' keys, `count` (subject, key) pairs."""
-        return "INSERT INTO audit_subjects (subject, key) VALUES " + self._tuples(count, 2)  # noqa: S608 - marks
+        return "INSERT INTO audit_subjects (subject, key) VALUES " + _tuples(self.dialect, count, 2)  # noqa: S608 - marks
 
     def add_entries(self, count: int) -> str:
         """`count` chain entries (seq, tbl, row_id, digest, hash, final_at)."""
-        values = self._tuples(count, 6)
+        values = _tuples(self.dialect, count, 6)
         return "INSERT INTO audit_chain (seq, tbl, row_id, digest, hash, final_at) VALUES " + values  # noqa: S608 - marks
 
     def dequeue(self, count: int) -> str:
         """Delete `count` queued keys of one table (the table first, then the keys)."""
         keys = _marks(self.dialect, count, 2)
         return self.dialect.sql(f"DELETE FROM audit_queue WHERE tbl = $1 AND row_id IN ({keys})")  # noqa: S608 - marks
-
-    def _tuples(self, count: int, width: int) -> str:
-        return ", ".join(f"({_marks(self.dialect, width, 1 + i * width)})" for i in range(count))
 
 
 def _flat(pairs: list[tuple[Any, ...]]) -> tuple[Any, ...]:
