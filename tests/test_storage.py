@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -19,7 +22,8 @@ from app.errors import (
 from app.records import Award, AwardClaim, BoardPeriod, NoticeDraft, TokenGrant
 from app.storage import Store, postgres, sqlite
 from app.storage.postgres import PostgresStore
-from app.storage.steps import Steps
+from app.storage.schema import POSTGRES, SQLITE, Dialect
+from app.storage.steps import AllRows, Row, Steps
 
 from .isolation import schema_dsn
 from .stores import GLOBAL, claim, grant, open_store, score
@@ -130,6 +134,32 @@ async def test_an_award_on_several_boards_answers_each_in_the_claims_order(store
     for ch in award.changes:
         (standing,) = await store.standings(ch.where.board, ch.where.period)
         assert (standing.score, standing.seq) == (ch.new_score, ch.seq)
+
+
+def _rows_then_first(dialect: Dialect) -> Steps[tuple[Row, Row, Row]]:
+    """Steps that ask for every row of one query, the first row of another, and every row of none."""
+    query = dialect.sql(
+        "SELECT n FROM (SELECT 1 AS n UNION ALL SELECT 2 UNION ALL SELECT 3) AS t WHERE n >= $1 ORDER BY n"
+    )
+    every = yield AllRows(query), (2,)
+    first = yield query, (2,)
+    none = yield AllRows(query), (4,)
+    return every, first, none
+
+
+async def test_both_runners_send_every_row_of_an_all_rows_query_and_the_first_of_others(
+    dsn: str | None, tmp_path: Path
+) -> None:
+    expected = (((2,), (3,)), (2,), ())
+    if dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            assert await postgres._run(conn, _rows_then_first(POSTGRES)) == expected
+        finally:
+            await conn.close()
+        return
+    with contextlib.closing(sqlite3.connect(tmp_path / "db.sqlite")) as db:
+        assert sqlite._steps(_rows_then_first(SQLITE))(db) == expected
 
 
 async def test_a_sqlite_award_writes_its_boards_in_two_statements_whatever_their_number(

@@ -96,8 +96,8 @@ async def _run(conn: asyncpg.Connection, steps: Steps[T]) -> T:
     try:
         query, args = next(steps)
         while True:
-            if isinstance(query, AllRows):
-                query, args = steps.send(tuple(tuple(row) for row in await conn.fetch(query, *args)))
+            if isinstance(query, AllRows):  # asyncpg takes the text as a str, not a subclass
+                query, args = steps.send(tuple(tuple(row) for row in await conn.fetch(str(query), *args)))
                 continue
             row = await conn.fetchrow(query, *args)
             query, args = steps.send(None if row is None else tuple(row))
