@@ -255,7 +255,8 @@ class Operations:
         self.nonce_recorded = sql(NONCE_RECORDED)
         self.user_known = sql(USER_KNOWN)
         self.set_award_scores = sql(SET_AWARD_SCORES)
-        # Elsewhere (SQLite), its history rows on every board, then its entries, by number of boards.
+        # Where statements cannot write through CTEs (SQLite): an award's history rows on all its boards,
+        # then its entries (two statements, by number of boards; a claim names each board once).
         self._changes: dict[int, tuple[AllRows, AllRows]] = {}
         self.touch_user = sql(TOUCH_USER)
         # Where statements write through CTEs, an award is two: SPEND, then `place` on its boards.
@@ -463,7 +464,7 @@ class Operations:
     ) -> Steps[list[EntryChange]]:
         """An award's history row and entry on each board, its scores set from the first board's
         and, with a username to `touch`, the user's name and time: one statement where CTEs write,
-        else four whatever the boards."""
+        else three or four whatever the boards."""
         if not boards:
             yield self.set_award_scores, (0, 0, award_id)
             return []
