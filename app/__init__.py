@@ -188,7 +188,9 @@ def _subscribe(fanout: Fanout, tops: TopCache, hub: Hub) -> None:
     fanout.on_shrink(hub.shrank)
 
 
-def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admission, http: HttpTally) -> Exporter:
+def _exporter(
+    parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admission, http: HttpTally, *, overtakes: Overtakes
+) -> Exporter:
     """The metrics of this app, read from the tallies and parts they count in."""
     limiters = {
         "ip_requests_per_minute": parts.ip_limiter,
@@ -209,6 +211,7 @@ def _exporter(parts: Parts, scoreboard: Scoreboard, hub: Hub, admission: Admissi
             store=parts.store,
             ranking=parts.ranking,
             activity=parts.activity,
+            overtakes=overtakes,
             redis=parts.redis,
             redis_trips=parts.trips.round_trips if parts.trips is not None else None,
         )
@@ -343,7 +346,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     http = HttpTally() if config.metrics.enabled else None
     wrap = edge(parts.ip_limiter, trusted, http)
     metrics = (
-        [] if http is None else _metrics(app, wrap, _exporter(parts, scoreboard, hub, admission, http), reuse_port)
+        []
+        if http is None
+        else _metrics(app, wrap, _exporter(parts, scoreboard, hub, admission, http, overtakes=overtakes), reuse_port)
     )
     setup_routes(app, wrap)
     keepalive = Keepalive(hub.registry, config.websocket.heartbeat_seconds)

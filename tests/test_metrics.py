@@ -13,7 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.keys import HUB, METRICS, SCOREBOARD
+from app import overtakes as overtakes_module
+from app.api.keys import HUB, METRICS, OVERTAKES, SCOREBOARD
 from app.boards.catalog import Catalog
 from app.clock import now_ms
 from app.config import ConfigError, parse_settings
@@ -124,6 +125,22 @@ async def test_awards_tokens_turnover_board_and_active_users_move(metered: tuple
     assert value(samples, "scoreboard_database_round_trip_seconds_count") >= 3
     assert value(samples, "scoreboard_backend_up", backend="database") == 1
     assert value(samples, "scoreboard_board_rebuilds_total", outcome="succeeded") >= 1
+
+
+async def test_overtake_notices_and_skipped_writes_are_counted(
+    metered: tuple[Flow, Scrape], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow, scrape = metered
+    await flow.award("alice", "q1")
+    await flow.award("bob", "q2")  # a first entry passes nobody; bob ties alice, behind her
+    await flow.award("bob", "q3")  # bob passes alice: she is told
+    monkeypatch.setattr(overtakes_module, "MAX_PENDING", 0)
+    await flow.award("carol", "q4")
+    await flow.award("carol", "q5")  # carol passes alice: too many writes pending, nobody told
+    await flow.client.app[OVERTAKES].finished()
+    samples = await scrape()
+    assert value(samples, "scoreboard_overtake_notices_total") == 1
+    assert value(samples, "scoreboard_overtakes_skipped_total") == 1
 
 
 @EMBEDDED

@@ -74,6 +74,16 @@ class Families:
             ["board"],
             registry=r,
         )
+        self.overtake_notices = Counter(
+            "scoreboard_overtake_notices",
+            "Overtake notices kept: users told that a write passed them (at most 100 a write).",
+            registry=r,
+        )
+        self.overtakes_skipped = Counter(
+            "scoreboard_overtakes_skipped",
+            "Writes whose overtake notices were skipped: too many writes' notices were being worked on.",
+            registry=r,
+        )
         self.active_users = Gauge(
             "scoreboard_active_users",
             "Distinct users who started or completed an action in the current minute and the four before it.",

@@ -29,6 +29,7 @@ from ..limits import Limiter
 from ..live.admission import Admission
 from ..live.connections import Connections
 from ..live.waves import WaveTally
+from ..overtakes import Overtakes
 from ..ranking import Ranking
 from ..service import Scoreboard
 from ..storage import Store
@@ -64,6 +65,7 @@ class Sources:
     store: Store
     ranking: Ranking
     activity: ActiveUsers
+    overtakes: Overtakes
     redis: aioredis.Redis | None = None
     redis_trips: tally.Histogram | None = None
 
@@ -130,6 +132,9 @@ class Exporter:
         for (action, reason), n in s.held.items():
             self._count(f.held, (action, BOARD, reason), n)
         self._count(f.top_entries, (BOARD,), s.top_entries)
+        overtakes = self.sources.overtakes
+        self._count(f.overtake_notices, (), overtakes.told)
+        self._count(f.overtakes_skipped, (), overtakes.skipped)
 
     def _flush_live(self) -> None:
         c, f = self.sources.connections, self.families
