@@ -90,13 +90,21 @@ class AwardsOptions:
     out: Path = Path("bench/results/boards-awards")
 
 
+# The server's counts read around each phase, by what the report calls them (per award).
+_COUNTED = {
+    "scoreboard_redis_round_trip_seconds_count": "redis_round_trip",
+    "scoreboard_database_round_trip_seconds_count": "database_round_trip",
+    "scoreboard_overtake_notices_total": "overtake_notice",
+}
+
+
 def _metric_counts(text: str) -> dict[str, float]:
-    """The `_count` of the round-trip histograms in a Prometheus scrape."""
+    """The counts of `_COUNTED` in a Prometheus scrape (round-trip histograms, overtake notices)."""
     found = {}
-    for name in ("scoreboard_redis_round_trip_seconds_count", "scoreboard_database_round_trip_seconds_count"):
+    for name, called in _COUNTED.items():
         match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)
         if match:
-            found[name.removeprefix("scoreboard_").removesuffix("_seconds_count")] = float(match.group(1))
+            found[called] = float(match.group(1))
     return found
 
 
@@ -115,7 +123,8 @@ async def _redis_calls(client: aioredis.Redis | None) -> Counter[str]:
 
 @dataclass
 class _Costs:
-    """What the server made per award: Redis round trips and commands, database transactions."""
+    """What the server made per award: Redis round trips and commands, database transactions,
+    overtake notices."""
 
     metrics_url: str
     redis: aioredis.Redis | None
