@@ -17,11 +17,17 @@ class TurnBatch(Generic[T, R]):
     """Items submitted during one loop turn go to one call of `handle`, in a task of its own, at
     the end of the turn; each submitter gets the result at its item's position (an exception
     instance is raised for that submitter alone). If the whole call fails, every item fails with
-    its error; if it is cancelled, with `cancelled()`: nobody is left waiting."""
+    its error; if it is cancelled, with `cancelled()`: nobody is left waiting.
 
-    def __init__(self, handle: Handler[T, R], *, cancelled: Callable[[], Exception]) -> None:
+    With `most_in_flight`, no more calls than that run at once: items submitted meanwhile wait
+    and go together in one call when one ends (a slow call gathers the items of many turns)."""
+
+    def __init__(
+        self, handle: Handler[T, R], *, cancelled: Callable[[], Exception], most_in_flight: int | None = None
+    ) -> None:
         self._handle = handle
         self._cancelled = cancelled
+        self._most = most_in_flight
         self._queued: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self._observers: list[Callable[[int], None]] = []
@@ -40,12 +46,19 @@ class TurnBatch(Generic[T, R]):
         self._observers.append(observer)
 
     def _flush(self) -> None:
+        if not self._queued or (self._most is not None and len(self._running) >= self._most):
+            return  # nothing queued, or at the bound: the next call to end flushes them
         queued, self._queued = self._queued, []
         for observer in self._observers:
             observer(len(queued))
         task = asyncio.get_running_loop().create_task(self._run(queued))
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._most is not None:
+            self._flush()  # what waited for a call to end, if anything
 
     async def _run(self, queued: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:

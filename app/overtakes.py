@@ -88,9 +88,11 @@ class Overtakes:
         # the writes' way (the reads show only the newest KEEP meanwhile).
         self._untrimmed: set[str] = set()
         self._errands = Errands("an overtake notice")
-        # The notices of every write found in one loop turn are kept in one store write.
+        # The notices of every write found in one loop turn are kept in one store write and one
+        # fan-out message, one such write at a time: those found while it is under way go together
+        # in the next (a PostgreSQL transaction each took many turns' notices one write each).
         self._keep: TurnBatch[list[NoticeDraft], list[Notice]] = TurnBatch(
-            self._keep_batch, cancelled=lambda: ServiceUnavailable("The server is stopping")
+            self._keep_batch, cancelled=lambda: ServiceUnavailable("The server is stopping"), most_in_flight=1
         )
 
     def on_write(self, event: AwardEvent) -> None:

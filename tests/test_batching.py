@@ -50,3 +50,53 @@ async def test_a_failed_batch_fails_every_item_and_a_cancelled_one_leaves_nobody
             task.cancel()
     with pytest.raises(Gone):
         await asyncio.wait_for(waiter, 5)
+
+
+async def test_with_one_call_in_flight_what_comes_meanwhile_goes_in_one_call_after_it() -> None:
+    release = asyncio.Event()
+    calls: list[list[int]] = []
+
+    async def handle(items: list[int]) -> list[int | Exception]:
+        calls.append(items)
+        if len(calls) == 1:
+            await release.wait()  # the first call is slow: the next turns' items wait for it
+        return [i * 10 for i in items]
+
+    batch: TurnBatch[int, int] = TurnBatch(handle, cancelled=Gone, most_in_flight=1)
+    first = asyncio.ensure_future(batch.submit(1))
+    while not calls:
+        await asyncio.sleep(0)
+    later = [asyncio.ensure_future(batch.submit(i)) for i in (2, 3)]
+    await asyncio.sleep(0)
+    later.append(asyncio.ensure_future(batch.submit(4)))  # another turn, the first call still running
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert calls == [[1]]  # nothing else started while it ran
+    release.set()
+    assert await asyncio.gather(first, *later) == [10, 20, 30, 40]
+    assert calls == [[1], [2, 3, 4]]
+    assert await batch.submit(5) == 50  # and when none is in flight, at the end of the turn as before
+    assert calls[-1] == [5]
+
+
+async def test_a_failed_call_in_flight_still_lets_the_waiting_items_go() -> None:
+    calls: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def handle(items: list[int]) -> list[int | Exception]:
+        calls.append(items)
+        if len(calls) == 1:
+            await gate.wait()
+            raise ConnectionError("down")
+        return list(items)
+
+    batch: TurnBatch[int, int] = TurnBatch(handle, cancelled=Gone, most_in_flight=1)
+    first = asyncio.ensure_future(batch.submit(1))
+    while not calls:
+        await asyncio.sleep(0)
+    second = asyncio.ensure_future(batch.submit(2))
+    await asyncio.sleep(0)
+    gate.set()
+    with pytest.raises(ConnectionError):
+        await first
+    assert await asyncio.wait_for(second, 5) == 2
