@@ -16,7 +16,8 @@ import msgspec
 
 from ..errors import NotFound, UserNotFound, ValidationFailed
 from ..records import BoardPeriod, Corrected, EntryChange, HistoryRow, ModerationAct, Removal, Standing, UserHistory
-from .operations import LOCK_USER, MAX_VALUE, standing
+from .operations import LOCK_USER, MAX_VALUE
+from .rows import standing
 from .schema import Dialect
 
 T = TypeVar("T")

@@ -37,10 +37,11 @@ from . import catalog, moderation, trusted
 from .awarding import AWARD_AT_ONCE, AWARD_FUNCTION, CREATE_AWARD_FUNCTION, FULL_PATH
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
-from .operations import Operations, awarded, held_award, kept_notice, notice, standing, user_record
+from .operations import Operations
 from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
+from .rows import awarded, held_award, kept_notice, notice, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 from .steps import AllRows, Steps
 

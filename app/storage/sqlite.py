@@ -36,10 +36,11 @@ from .backup import ServingLock
 from .chain import ChainStatements, head, seal, triggers
 from .group_commit import GroupCommit, Write
 from .moderation import Places
-from .operations import Operations, held_award, kept_notice, notice, standing, user_record
+from .operations import Operations
 from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
+from .rows import held_award, kept_notice, notice, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
 from .steps import AllRows, Steps
 
