@@ -41,6 +41,30 @@ async def test_one_trip_per_turn_and_each_reply_to_its_caller(client: aioredis.R
     assert sizes == [4, 1]
 
 
+async def test_one_trip_at_a_time_the_others_wait_and_go_together_in_order(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    sizes: list[int] = []
+    trips = TurnPipeline(client)
+    trips.trips.observe(sizes.append)
+    empty, key = f"{redis_prefix}:empty", f"{redis_prefix}:list"
+    slow = asyncio.create_task(trips.call(lambda p: p.blpop([empty], 0.2)))  # on its way for 0.2 s
+    await asyncio.sleep(0.05)
+    later = []
+    for value in ("a", "b", "c"):  # three turns while the first trip is out
+        later.append(asyncio.create_task(trips.call(_push(key, value))))
+        await asyncio.sleep(0)
+    assert sizes == [1]  # nothing else started meanwhile
+    assert await slow is None
+    assert [await t for t in later] == [1, 2, 3]  # one trip, in the order they came
+    assert sizes == [1, 3]
+    assert await client.lrange(key, 0, -1) == [b"a", b"b", b"c"]
+
+
+def _push(key: str, value: str) -> Command:
+    return lambda pipe: pipe.rpush(key, value)
+
+
 async def test_a_command_that_cannot_be_packed_fails_alone(client: aioredis.Redis, redis_prefix: str) -> None:
     trips = TurnPipeline(client)
     key = f"{redis_prefix}:k"
