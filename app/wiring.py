@@ -119,7 +119,7 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
     limits = config.limits
     client = connect(config.storage.redis_url, pool_size=config.storage.redis_pool_size)
     keys = Keys(config.storage.redis_prefix)
-    trips = TurnPipeline(client)  # the award path's commands of one loop turn share a round trip
+    trips = TurnPipeline(client)  # the award path's commands share round trips, one at a time
     ranking, fanout = RedisRanking(client, keys, trips, clock), RedisFanout(client, keys, trips)
     keeper = Keeper(ranking, store, lambda: catalog.shelves(clock()), fanout)
     sweeper = Sweeper(ranking, catalog.fallen, clock)
