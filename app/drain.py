@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import os
 import signal
@@ -103,6 +104,13 @@ def check_address(host: str, port: int, *, reuse_port: bool) -> None:
                 raise listen_error(host, port, exc) from None
 
 
+def settle_heap() -> None:
+    """Take what start-up built out of the collector's way: it lives as long as the process, and a
+    full collection walked all of it (~40 ms a time here, several times a minute under awards)."""
+    gc.collect()  # garbage is not frozen with the rest
+    gc.freeze()
+
+
 def serve(
     app: web.Application,
     *,
@@ -154,6 +162,7 @@ async def serve_until_stopped(
                 await site.start()
             except OSError as exc:  # taken since check_address looked
                 raise listen_error(host, port, exc) from None
+            settle_heap()
             announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
             received = await stopped
             watchdog(drain_seconds).start()  # never cancelled: it also covers the interpreter's exit

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,6 +214,7 @@ async def test_serve_until_stopped_in_this_process(db_path: Path) -> None:
         return watchdogs[-1]
 
     port = free_port()
+    gc.unfreeze()  # as in a fresh process
     serving = asyncio.create_task(
         drain.serve_until_stopped(
             create_app(make_config(db_path)),
@@ -228,6 +231,7 @@ async def test_serve_until_stopped_in_this_process(db_path: Path) -> None:
             assert not serving.done()
             await asyncio.sleep(0.02)
         assert lines == [f"======== Running on http://127.0.0.1:{port} ========\n(Press CTRL+C to quit)"]
+        assert gc.get_freeze_count() > 0  # what start-up built is out of the collector's way
         async with aiohttp.ClientSession() as http:
             viewer = await http.ws_connect(f"ws://127.0.0.1:{port}{WS}")
             await recv(viewer)
@@ -241,7 +245,25 @@ async def test_serve_until_stopped_in_this_process(db_path: Path) -> None:
         for dog in watchdogs:
             dog.cancel()
         serving.cancel()
+        gc.unfreeze()  # this process goes on with other tests
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
+
+
+def test_settling_the_heap_collects_garbage_first_then_freezes_the_rest() -> None:
+    class Node:
+        other: object = None
+
+    garbage = Node()
+    garbage.other = garbage  # a cycle nothing refers to: only the collector frees it
+    gone = weakref.ref(garbage)
+    del garbage
+    gc.unfreeze()
+    try:
+        drain.settle_heap()
+        assert gone() is None  # collected, not frozen
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_handler_time_leaves_a_second_for_the_storage() -> None:
