@@ -215,6 +215,7 @@ async def test_serve_until_stopped_in_this_process(db_path: Path) -> None:
 
     port = free_port()
     gc.unfreeze()  # as in a fresh process
+    thresholds = gc.get_threshold()
     serving = asyncio.create_task(
         drain.serve_until_stopped(
             create_app(make_config(db_path)),
@@ -245,7 +246,8 @@ async def test_serve_until_stopped_in_this_process(db_path: Path) -> None:
         for dog in watchdogs:
             dog.cancel()
         serving.cancel()
-        gc.unfreeze()  # this process goes on with other tests
+        gc.unfreeze()  # this process goes on with other tests, as it was
+        gc.set_threshold(*thresholds)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
 
 
@@ -258,12 +260,15 @@ def test_settling_the_heap_collects_garbage_first_then_freezes_the_rest() -> Non
     gone = weakref.ref(garbage)
     del garbage
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     try:
         drain.settle_heap()
         assert gone() is None  # collected, not frozen
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (drain.YOUNG_COLLECTION_AT, *thresholds[1:])
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_handler_time_leaves_a_second_for_the_storage() -> None:
