@@ -114,8 +114,8 @@ def settle_heap() -> None:
 
 
 # New container objects (net of those freed) that start a young collection; Python's 700 started
-# one every few requests under awards, ~0.4 ms each: 760-850 in a bench run's awards, against
-# 26-27 at 7,000. What requests leave in cycles waits a little longer: a few MB at most.
+# one every few requests under awards, ~0.4 ms each: 750-1,100 in a bench run, against 26-27 with
+# 7,000 from the process's start. What requests leave in cycles waits a little longer: a few MB at most.
 YOUNG_COLLECTION_AT = 7000
 
 
