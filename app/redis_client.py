@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import inspect
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -15,7 +18,9 @@ from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.commands.core import AsyncScript
+from redis.connection import HiredisRespSerializer
 
 from .batching import TurnBatch
 from .errors import ServiceUnavailable
@@ -23,6 +28,9 @@ from .metrics.tally import Histogram
 
 Command = Callable[[Pipeline], object]
 Stack = Sequence[tuple[tuple[Any, ...], Mapping[str, Any]]]  # a pipeline's queued commands: (args, options)
+# redis-py's synchronous client packs with hiredis's C packer; its asyncio client packs in Python,
+# ~10 us a command. The trips use the former: the same bytes (tests/test_turn_pipeline.py).
+PACKER = HiredisRespSerializer()
 # A TurnPipeline keeps its connection between trips: the pool's checkout and return cost ~40 us a trip.
 KEEP_CONNECTIONS = 1
 
@@ -141,29 +149,36 @@ class TurnPipeline:
 
     async def _execute(self, commands: list[Command]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)  # used to queue the commands, not to send them
+        stack = pipe.command_stack
         replies: list[Any] = []
-        packed: list[int] = []  # positions of the commands in the pipeline
+        packed: list[bytes] = []
+        sent: list[tuple[int, tuple[Any, ...], Mapping[str, Any]]] = []  # position, args, options
         for i, command in enumerate(commands):
             try:
-                command(pipe)  # one command each; one that cannot be packed fails alone
+                queued = len(stack)
+                command(pipe)  # queues one command; one that cannot be built or packed fails alone
+                if len(stack) != queued + 1:
+                    raise redis_errors.DataError("a command of a trip queues exactly one Redis command")
+                args, options = stack[-1]
+                packed.extend(PACKER.pack(*args))  # type: ignore[arg-type]  # typed `*args: List`, takes any
             except Exception as exc:
                 replies.append(exc)
             else:
                 replies.append(None)
-                packed.append(i)
-        if packed:
+                sent.append((i, args, options))
+        if sent:
             started = time.perf_counter()
             try:
-                answers = await self._send(pipe.command_stack)
+                answers = await self._send(b"".join(packed), [(args, options) for _, args, options in sent])
             except Exception as exc:  # an outage: every packed command of the trip failed
-                answers = [exc] * len(packed)
+                answers = [exc] * len(sent)
             else:
                 self.round_trips.observe(time.perf_counter() - started)
-            for i, reply in zip(packed, answers, strict=True):
+            for (i, _, _), reply in zip(sent, answers, strict=True):
                 replies[i] = reply
         return replies
 
-    async def _send(self, stack: Stack) -> list[Any]:
+    async def _send(self, payload: bytes, stack: Stack) -> list[Any]:
         """The commands' replies (an error reply in its place), in one round trip on a kept
         connection; retried on a fresh one as the client's retry policy says, as
         `Pipeline.execute` would. `Pipeline.execute` itself costs ~130 us more a trip: a pooled
@@ -172,7 +187,7 @@ class TurnPipeline:
         conn: Connection = self._kept.pop() if self._kept else await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             answers: list[Any] = await conn.retry.call_with_retry(
-                lambda: self._exchange(conn, stack), lambda _: conn.disconnect()
+                lambda: self._exchange(conn, payload, stack), lambda _: conn.disconnect()
             )
         except BaseException:
             # Replies may be left unread (cancelled, or a reply callback failed): not reusable.
@@ -185,15 +200,36 @@ class TurnPipeline:
             await pool.release(conn)
         return answers
 
-    async def _exchange(self, conn: Connection, stack: Stack) -> list[Any]:
-        await conn.send_packed_command(conn.pack_commands([args for args, _ in stack]))
+    async def _exchange(self, conn: Connection, payload: bytes, stack: Stack) -> list[Any]:
+        await conn.send_packed_command(payload)
         answers: list[Any] = []
-        for args, options in stack:  # every reply is read, errors too: the connection stays in step
-            try:
-                answers.append(await self.client.parse_response(conn, args[0], **options))
-            except redis_errors.ResponseError as exc:
-                answers.append(exc)
+        # One deadline for the trip's replies: redis-py's own reads set a timer for each (~10 us).
+        try:
+            async with asyncio.timeout(conn.socket_timeout):
+                for args, options in stack:  # every reply is read, errors too: the connection stays in step
+                    answers.append(await self._reply(conn, args[0], options))
+        except TimeoutError:
+            raise redis_errors.TimeoutError("Timeout reading from Redis") from None
         return answers
+
+    async def _reply(self, conn: Connection, name: str, options: Mapping[str, Any]) -> Any:
+        """One command's reply as `Redis.parse_response` gives it (its response callback applied),
+        read without a timer of its own; an error reply is returned, not raised."""
+        options = dict(options)
+        try:
+            # math.inf: no timer here; the trip's deadline covers the read.
+            reply = await conn.read_response(
+                disable_decoding=options.pop(NEVER_DECODE, None) is not None, timeout=math.inf
+            )
+        except redis_errors.ResponseError as exc:
+            return options.get(EMPTY_RESPONSE, exc)
+        options.pop(EMPTY_RESPONSE, None)
+        options.pop("keys", None)  # for the client-side cache, which is not used
+        callback = self.client.response_callbacks.get(name)
+        if callback is None:
+            return reply
+        value = callback(reply, **options)
+        return await value if inspect.isawaitable(value) else value
 
 
 def _trip_cancelled() -> Exception:

@@ -118,19 +118,85 @@ async def test_replies_are_the_librarys_pipeline_replies(client: aioredis.Redis,
         lambda p: p.exists(zset, hash_, "none"),
         lambda p: p.incr(text),  # an error reply
         lambda p: p.eval("return {1, 'two', {3}}", 0),
+        # Arguments of every kind the packer takes, and a reply of each of them back.
+        lambda p: p.zadd(f"{redis_prefix}:z2", {"é": 0.1, "x": -0.0}),
+        lambda p: p.zadd(f"{redis_prefix}:z2", {b"\xff\x00": 10**20}),
+        lambda p: p.zrange(f"{redis_prefix}:z2", 0, -1, withscores=True),
+        lambda p: p.mget([]),  # no keys: the library's empty answer instead of Redis's error
+        lambda p: p.dump(hash_),  # read without decoding
+        lambda p: p.execute_command("CONFIG GET", "maxmemory-policy"),  # a two-word command
     ]
-    await client.delete(f"{redis_prefix}:new")
+    await client.delete(f"{redis_prefix}:new", f"{redis_prefix}:z2")
     pipe = client.pipeline(transaction=False)
     for command in commands:
         command(pipe)
     expected = await pipe.execute(raise_on_error=False)
-    await client.delete(f"{redis_prefix}:new")
+    await client.delete(f"{redis_prefix}:new", f"{redis_prefix}:z2")
     trips = TurnPipeline(client)
     got = await asyncio.gather(*(trips.call(c) for c in commands), return_exceptions=True)
     assert [type(r) if isinstance(r, Exception) else r for r in got] == [
         type(r) if isinstance(r, Exception) else r for r in expected
     ]
     assert isinstance(got[8], redis_errors.ResponseError)
+    assert got[13] == [] and isinstance(got[14], bytes)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SET", "k", "v", "NX", "GET", "EX", 30),
+        ("ZADD", "k", 1.5, "m", 0.1, "n", 1e20, "o", -0.0, "p", float("inf"), "q"),
+        ("EVALSHA", "a" * 40, 3, "k1", "k2", "k3", 10**30, -5, 59999.939999999995),
+        ("HSET", "names", "é", "名前", b"\xff\x00\r\n", memoryview(b"view"), bytearray(b"array"), ""),
+        ("CONFIG GET", "maxmemory"),
+        (b"CONFIG SET", b"x", b"y"),
+        ("SET", "k", "x" * 100_000),  # over the library's buffer cutoff: sent in pieces there
+    ],
+)
+def test_commands_are_packed_as_the_library_packs_them(args: tuple[object, ...]) -> None:
+    from redis.asyncio.connection import Connection
+
+    from app.redis_client import PACKER
+
+    assert b"".join(PACKER.pack(*args)) == b"".join(Connection().pack_command(*args))  # type: ignore[arg-type]
+
+
+async def test_a_command_whose_arguments_cannot_be_sent_fails_alone(client: aioredis.Redis, redis_prefix: str) -> None:
+    trips = TurnPipeline(client)
+    key = f"{redis_prefix}:k"
+    replies = await asyncio.gather(
+        trips.call(lambda p: p.set(key, "v")),
+        trips.call(lambda p: p.set(f"{redis_prefix}:none", None)),  # type: ignore[arg-type]
+        trips.call(lambda p: p.hset(f"{redis_prefix}:h", "flag", True)),
+        trips.call(lambda p: p.set(f"{redis_prefix}:bad", "\ud800")),  # a lone surrogate: no UTF-8
+        trips.call(lambda p: None),  # queues nothing
+        trips.call(lambda p: p.get(key)),
+        return_exceptions=True,
+    )
+    assert replies[0] is True and replies[5] == b"v"
+    assert [type(r) for r in replies[1:5]] == [
+        redis_errors.DataError,
+        redis_errors.DataError,
+        UnicodeEncodeError,
+        redis_errors.DataError,
+    ]
+    assert await client.exists(f"{redis_prefix}:none", f"{redis_prefix}:h", f"{redis_prefix}:bad") == 0
+
+
+async def test_replies_late_past_the_socket_timeout_fail_the_trip_as_an_outage(redis_prefix: str) -> None:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=0.2)  # no retries: one attempt
+    try:
+        trips = TurnPipeline(client)
+        key = f"{redis_prefix}:k"
+        replies = await asyncio.gather(
+            trips.call(lambda p: p.set(key, "v")),
+            trips.call(lambda p: p.blpop([f"{redis_prefix}:empty"], 1)),  # answers after 1 s
+            return_exceptions=True,
+        )
+        assert [type(r) for r in replies] == [redis_errors.TimeoutError, redis_errors.TimeoutError]
+        assert await trips.call(lambda p: p.get(key)) == b"v"  # the next trip, on a new connection
+    finally:
+        await client.aclose()
 
 
 async def test_a_killed_connection_is_replaced_on_the_next_trip(client: aioredis.Redis, redis_prefix: str) -> None:
