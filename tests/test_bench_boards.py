@@ -3,6 +3,7 @@ correctness checks (every award and read answered, awards in the period of their
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from bench import rollover
@@ -88,3 +89,13 @@ def test_the_unlink_gets_a_window_and_targets_of_its_own(tmp_path: Path) -> None
     assert "award_max_ms_at_unlink" not in rollover.rollover_targets(
         {"windows": rollover.windows(load, boundary, 0, 1)}
     )
+
+
+def test_rollover_samples_stay_out_of_the_collectors_way() -> None:
+    """A run keeps every request's sample: tracked by the collector, each full collection of the
+    bench walked them all, a pause its requests in flight counted as the server's."""
+    load = rollover._Load()
+    load.add("award", 1.0, 2.0, True)
+    sample = load.samples["award"][0]
+    assert (sample.at, sample.ms, sample.ok) == (1.0, 2.0, True)
+    assert not gc.is_tracked(sample)
