@@ -122,7 +122,10 @@ class Overtakes:
                 if user_id != event.user_id
             ]
             if drafts:
-                self.told += len(await self._keep.submit(drafts))
+                # Awaited first: `self.told += len(await ...)` would read the count before the wait
+                # and lose what the other writes kept meanwhile.
+                kept = await self._keep.submit(drafts)
+                self.told += len(kept)
         finally:
             self._pending -= 1
 

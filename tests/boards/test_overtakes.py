@@ -4,6 +4,7 @@ notifications channel, each once per connection, and across processes in the Red
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -323,6 +324,26 @@ async def test_a_burst_tells_exactly_the_users_passed_once_each(client: AppClien
         assert [listener.got[i] for i in sorted(listener.got)] == expected[user], user
         assert [n["data"] for n in await _kept(client, user)] == expected[user], user
         await listener.ws.close()
+
+
+async def test_writes_at_once_count_every_notice_they_keep(client: AppClient, bearer: Any) -> None:
+    # Their notices are kept together while each write's task waits: the count must add each one's.
+    boards = Boards(client, bearer)
+    behind = [f"b{i}" for i in range(10)]
+    for i, user in enumerate(behind):
+        await boards.write("high", {"userId": user, "score": 100 + i}, key=f"k-{user}")
+    passers = [f"p{i}" for i in range(8)]
+    for user in passers:
+        await boards.write("high", {"userId": user, "score": 1}, key=f"first-{user}")
+    await _all_told(client)
+    told_before = client.app[OVERTAKES].told
+    await asyncio.gather(
+        *(boards.write("high", {"userId": user, "score": 500 + i}, key=f"up-{user}") for i, user in enumerate(passers))
+    )
+    await _all_told(client)
+    kept = sum([len(await _kept(client, user)) for user in behind + passers])
+    assert kept >= 10 * len(passers)  # each passed every one of `behind`, at the least
+    assert client.app[OVERTAKES].told - told_before == kept
 
 
 async def test_each_user_keeps_only_the_newest_notices(
