@@ -28,7 +28,7 @@ from app.clock import now_ms
 from app.records import BoardPeriod, Decision, HoldRules, ModerationAct
 from app.settings import FileSettings
 from app.storage import Store
-from app.storage.chain import GENESIS, SCHEMA_KEY, SEALING_LOCK, ChainStatements, ChainSteps, forget, subject_id
+from app.storage.chain import GENESIS, SCHEMA_KEY, SEALING_LOCK, ChainStatements, ChainSteps, forget, seal, subject_id
 from app.storage.postgres import PostgresStore
 from app.storage.schema import POSTGRES, SQLITE
 from app.storage.sqlite import SqliteStore
@@ -137,6 +137,33 @@ async def test_the_chain_seals_every_final_row_and_verifies(dsn: str | None, sto
     await store.award(claim("n9", user="dave", action="a9"))
     intact, line = await _verify(dsn, store, tmp_path)
     assert intact and "2 rows were pending sealing" in line, line
+
+
+class _Broken(Exception):
+    pass
+
+
+def _seal_then_fail(st: ChainStatements) -> ChainSteps:
+    yield from seal(st, limit=3)
+    raise _Broken
+
+
+async def test_a_page_taken_by_a_failed_seal_stays_queued(dsn: str | None, store: Store, tmp_path: Path) -> None:
+    # The sealer takes a page off the queue before it chains it: a transaction that fails after
+    # that must leave every row queued, and the next seal takes them in pages, each row once.
+    for i, user in enumerate(("alice", "bob", "carol", "dave")):
+        await store.grant(grant(f"n{i}", user=user, action=f"a{i}"))
+        await store.award(claim(f"n{i}", user=user, action=f"a{i}", boards=BOARDS))
+    queued = sorted(await _sql(dsn, store, "SELECT tbl, row_id FROM audit_queue"))
+    assert len(queued) == 12  # each award's history row and its two boards' rows
+    with pytest.raises(_Broken):
+        await _steps(dsn, store, _seal_then_fail)
+    assert sorted(await _sql(dsn, store, "SELECT tbl, row_id FROM audit_queue")) == queued
+    assert await _sql(dsn, store, "SELECT COUNT(*) FROM audit_chain") == [(0,)]
+    assert [await store.seal(5) for _ in range(4)] == [5, 5, 2, 0]
+    assert sorted(await _sql(dsn, store, "SELECT tbl, row_id FROM audit_chain")) == queued
+    intact, line = await _verify(dsn, store, tmp_path)
+    assert intact and "ok, 12 entries intact" in line, line
 
 
 TAMPERS = {
