@@ -44,7 +44,7 @@ from .bounded import bounded_run
 from .load import RouteStats, call, closed_loop, user_token
 from .server import HOST, JWT_SECRET, ServerProcess, free_port
 from .stats import Histogram
-from .usage import by_name, cpu_seconds, machine_ticks, rss_bytes
+from .usage import cpu_seconds, machine_ticks, rss_bytes, stores_cpu_seconds
 
 LOOKUP = "GET /api/v1/users/{userId}/score"
 AROUND = "GET /api/v1/boards/{board}/around/{userId}?radius=5"
@@ -82,12 +82,6 @@ def board_ids(count: int) -> list[str]:
     return [DEFAULT_BOARD, *(f"board-{k}" for k in range(1, count))]
 
 
-def _stores_cpu() -> float:
-    """CPU seconds of Redis and PostgreSQL (with its backends), which serve the server in those modes."""
-    pids = [by_name("redis-server"), by_name("postgres")]
-    return sum(cpu_seconds(pid) for pid in pids if pid is not None)
-
-
 @dataclass
 class CpuWindow:
     """The whole machine's CPU over one phase next to the server's, the stores' and this process's:
@@ -102,14 +96,16 @@ class CpuWindow:
     @classmethod
     def open(cls, server_pid: int | None) -> CpuWindow:
         server = 0.0 if server_pid is None else cpu_seconds(server_pid)  # None: not spawned yet
-        return cls(time.monotonic(), machine_ticks(), cpu_seconds(os.getpid(), tree=False), server, _stores_cpu())
+        return cls(
+            time.monotonic(), machine_ticks(), cpu_seconds(os.getpid(), tree=False), server, stores_cpu_seconds()
+        )
 
     def close(self, server_pid: int) -> dict[str, float]:
         elapsed = max(time.monotonic() - self.wall, 1e-6)
         busy, total = machine_ticks()
         machine = 100 * (os.cpu_count() or 1) * (busy - self.machine[0]) / max(1, total - self.machine[1])
         server = 100 * (cpu_seconds(server_pid) - self.server) / elapsed
-        stores = 100 * (_stores_cpu() - self.stores) / elapsed
+        stores = 100 * (stores_cpu_seconds() - self.stores) / elapsed
         bench = 100 * (cpu_seconds(os.getpid(), tree=False) - self.bench) / elapsed
         return {
             "machine": round(machine, 1),

@@ -20,6 +20,11 @@ _ROUTES = (
 _RATIOS = (
     ("three_vs_one_boards_throughput", "awards on 3 boards / on 1 board (throughput)", "≥ 0.8"),
     ("three_vs_one_boards_cpu_efficiency", "awards on 3 boards / on 1 board (1 / server CPU per award)", ""),
+    (
+        "three_vs_one_boards_box_cpu_efficiency",
+        "awards on 3 boards / on 1 board (1 / server + Redis + PostgreSQL CPU per award)",
+        "",
+    ),
     ("one_board_award_vs_zincrby", "awards on 1 board / ZINCRBY baseline", "≥ 0.8 (SQLite+Redis), ≥ 0.6 (PG+Redis)"),
     ("three_boards_award_vs_zincrby", "awards on 3 boards / ZINCRBY baseline", ""),
     ("one_board_award_cpu_vs_zincrby", "awards on 1 board / ZINCRBY (1 / server CPU per request)", ""),
@@ -44,11 +49,14 @@ def _route_cells(rounds: list[dict[str, Any]], name: str) -> list[str]:
 
 
 def _costs(rounds: list[dict[str, Any]], name: str) -> str:
-    """Redis round trips, database transactions, overtake notices and Redis commands per award (the last round's)."""
+    """The stores' CPU, Redis round trips, database transactions, overtake notices and Redis commands
+    per award (the last round's)."""
     if not rounds or name not in rounds[-1]:
         return "-"
     last = rounds[-1][name]
     parts = []
+    if "stores_cpu_us_per_award" in last:
+        parts.append(f"{last['stores_cpu_us_per_award']:,.0f} µs of Redis + PostgreSQL CPU")
     if "redis_round_trips_per_award" in last:
         parts.append(f"{last['redis_round_trips_per_award']} Redis round trips")
     if "database_round_trips_per_award" in last:

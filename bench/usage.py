@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,21 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def by_name(comm: str) -> int | None:
-    """The pid of a running process named `comm` (e.g. redis-server), to read its usage only."""
+    """The pid of a running process named `comm` (e.g. redis-server), to read its usage only; of a
+    server whose children have its name (PostgreSQL's backends), the parent of them all. Process
+    ids wrap around: a backend may have a lower id than the postmaster that forked it."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, IndexError, ValueError):
                 if (entry / "comm").read_text().strip() == comm:
-                    return int(entry.name)
-    return None
+                    parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    return eldest(parents)
+
+
+def eldest(parents: Mapping[int, int]) -> int | None:
+    """Of some processes (pid -> its parent's pid), one whose parent is not among them."""
+    return next((pid for pid, parent in parents.items() if parent not in parents), None)
 
 
 def _tree(pid: int, tree: bool = True) -> list[int]:
@@ -49,6 +58,13 @@ def cpu_seconds(pid: int, tree: bool = True) -> float:
             fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
     return total / _TICKS
+
+
+def stores_cpu_seconds() -> float:
+    """CPU seconds of this machine's Redis and PostgreSQL (with its backends), which serve the server
+    in those modes."""
+    pids = [by_name("redis-server"), by_name("postgres")]
+    return sum(cpu_seconds(pid) for pid in pids if pid is not None)
 
 
 def rss_bytes(pid: int) -> int:

@@ -30,11 +30,13 @@ def test_tiny_awards_run_compares_three_boards_with_one_and_the_baselines(tmp_pa
             phase = one[action]
             assert 0 < phase["ok"] == phase["sent"] <= 150 and phase["errors"] == {}
             assert phase["server_cpu_us_per_request"] > 0
+            assert phase["stores_cpu_us_per_award"] >= 0  # embedded: the machine's idle Redis and PostgreSQL
             assert phase["database_round_trips_per_award"] > 0  # from the server's metrics
             assert phase["overtake_notices_per_award"] >= 0  # read from them too (a small run may pass nobody)
         assert one["GET /api/v1/scoreboard/top"]["ok"] > 0
         assert one["GET /hello"]["ok"] > 0
-    for name in ("three_vs_one_boards_throughput", "read_vs_hello", "three_vs_one_boards_cpu_efficiency"):
+    ratios = ("three_vs_one_boards_throughput", "read_vs_hello", "three_vs_one_boards_cpu_efficiency")
+    for name in (*ratios, "three_vs_one_boards_box_cpu_efficiency"):
         ratio = result["ratios"][name]
         assert len(ratio["rounds"]) == 2 and ratio["min"] <= ratio["median"] <= ratio["max"]
     assert result["server"]["server_exit_code"] == 0
