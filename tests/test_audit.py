@@ -166,6 +166,29 @@ async def test_a_page_taken_by_a_failed_seal_stays_queued(dsn: str | None, store
     assert intact and "ok, 12 entries intact" in line, line
 
 
+async def test_a_sealer_behind_takes_larger_pages_up_to_the_stores_most(
+    dsn: str | None, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(40):  # 120 rows queued: each award's history row and its two boards' rows
+        await store.grant(grant(f"n{i}", user=f"u{i % 7}", action=f"a{i}"))
+        await store.award(claim(f"n{i}", user=f"u{i % 7}", action=f"a{i}", boards=BOARDS))
+    pages: list[int] = []
+    seal_page = store.seal
+
+    async def seal_and_count(limit: int) -> int:
+        pages.append(limit)
+        return await seal_page(limit)
+
+    monkeypatch.setattr(store, "seal", seal_and_count)
+    monkeypatch.setattr(store, "most_sealed", 16)
+    assert await Sealer(store, page=4).catch_up() == 120
+    assert pages == [4, 8, *[16] * 7]  # 120 = 4 + 8 + 16 * 6 + 12: the last page not full
+    pages.clear()
+    assert await Sealer(store, page=4).catch_up() == 0 and pages == [4]  # nothing behind: one small page
+    intact, line = await _verify(dsn, store, tmp_path)
+    assert intact and "ok, 120 entries intact" in line, line
+
+
 TAMPERS = {
     "altered value": (["UPDATE score_history SET score_change = 999 WHERE id = 2"], "score_history id 2 ", "altered"),
     "moved to another user": (

@@ -35,6 +35,7 @@ class Store(Protocol):
     """The system of record. Every write is one transaction; awards are exactly-once."""
 
     round_trips: Histogram  # seconds of each transaction (SQLite: each group commit), for the metrics
+    most_sealed: int  # rows one seal may take when the sealer is behind (bounded by the loop time it holds)
 
     def pool_usage(self) -> tuple[int, int] | None:
         """(connections in use, the pool's size), or None for a store without a pool."""

@@ -136,6 +136,9 @@ class SqliteStore:
     aiosqlite's thread, so a long one (a rebuild) never holds up the loop; WAL lets them run
     beside the writer."""
 
+    # A seal runs on the event loop in the writer's batch, ~12 us a row: 128 hold it ~1.6 ms.
+    most_sealed = 128
+
     def __init__(self, path: str, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
