@@ -104,6 +104,12 @@ def add_boards(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     awards.add_argument("--concurrency", type=int, default=64, help="closed-loop connections (default %(default)s)")
     awards.add_argument("--read-seconds", type=float, default=3.0, help="seconds of each cycled closed loop")
     awards.add_argument("--users", type=int, default=2000, help="distinct players (default %(default)s)")
+    awards.add_argument(
+        "--players",
+        choices=("turns", "random"),
+        default="turns",
+        help="who makes each award: the players in turn, or drawn at random (ties, passes) (default %(default)s)",
+    )
     awards.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True)
     awards.add_argument(
         "--profile", action="store_true", help="py-spy one more phase of each action and of the reads after the rounds"
@@ -213,6 +219,7 @@ def run_boards(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             read_seconds=args.read_seconds,
             users=args.users,
+            players=args.players,
             baselines=args.baselines,
             profile=args.profile,
             timeout=args.timeout,

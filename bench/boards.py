@@ -6,6 +6,7 @@ bench boards rollover` is rollover.py.)"""
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import statistics
 import time
@@ -85,6 +86,10 @@ class AwardsOptions:
     concurrency: int = 64  # as bench/capacity.py's award runs
     read_seconds: float = 3.0  # each cycled closed loop (reads, hello, zincrby)
     users: int = 2000
+    # Who makes each award: "turns" (the players in turn, lockstep: a set-up that commits them in
+    # the order they come passes nobody) or "random" (drawn at random, seeded: players tie at every
+    # score and an award passes those still at the score it left, as in a game of fixed points).
+    players: str = "turns"
     baselines: bool = True
     profile: bool = False  # py-spy the server over one more phase of each action and of the reads, after the timed ones
     timeout: float = 1800.0
@@ -153,10 +158,14 @@ class _Costs:
         return found
 
 
-def _plan(bearers: list[str], action: str, count: int, tag: str) -> list[Award]:
+def _plan(bearers: list[str], action: str, count: int, tag: str, players: str = "turns") -> list[Award]:
+    """`count` awards of `action`, the players in turn or (`players="random"`) drawn by a generator
+    seeded with `tag`."""
+    pick = random.Random(tag)
     awards = []
     for i in range(count):
-        award = Award(bearer=bearers[i % len(bearers)], action_id=f"{tag}-{i}")
+        player = pick.randrange(len(bearers)) if players == "random" else i % len(bearers)
+        award = Award(bearer=bearers[player], action_id=f"{tag}-{i}")
         award.body = msgspec.json.encode({"actionType": action, "actionId": award.action_id})
         awards.append(award)
     return awards
@@ -321,7 +330,7 @@ async def _alternate(
     found: dict[str, Any] = {}
     async with client_session() as session:
         for r in range(opts.rounds):
-            tokens = {a: _plan(bearers, a, opts.awards, f"r{r}-{a.lower()}") for a in (ONE, THREE)}
+            tokens = {a: _plan(bearers, a, opts.awards, f"r{r}-{a.lower()}", opts.players) for a in (ONE, THREE)}
             started = time.perf_counter()
             for awards in tokens.values():
                 await _issue(session, base, awards)
@@ -340,7 +349,7 @@ async def _alternate(
                 one[HELLO] = await capacity.costed(baseline.pid, capacity._closed_loop(cycled, session, bbase, hello))
             rounds.append(one)
         if opts.profile:
-            tokens = {a: _plan(bearers, a, opts.awards, f"profile-{a.lower()}") for a in (ONE, THREE)}
+            tokens = {a: _plan(bearers, a, opts.awards, f"profile-{a.lower()}", opts.players) for a in (ONE, THREE)}
             for awards in tokens.values():
                 await _issue(session, base, awards)
             found["profiled"] = await _profile_round(opts, cap, session, base, server, tokens, costs)

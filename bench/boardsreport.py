@@ -10,6 +10,7 @@ from .report import ms, table
 from .rollover import SLOW_MS
 from .runner import HELLO, ZINCRBY
 
+_PLAYERS = {"turns": "in turn", "random": "drawn at random"}
 _ROUTES = (
     (ONE, "awards on 1 board (closed loop, single-use tokens)"),
     (THREE, "awards on 3 boards at once (same)"),
@@ -81,7 +82,8 @@ def awards_markdown(result: dict[str, Any]) -> str:
         f"Started {result['started']}, {result['wall_seconds']} s in all, finished: {result.get('finished')}."
         + (f" **Error: {result['error']}**" if result.get("error") else ""),
         f"Correctness checks: {'all passed' if not failed else 'FAILED: ' + ', '.join(failed)}.",
-        f"{len(rounds)} rounds, each: {opts['awards']:,} awards per action, closed loop x{opts['concurrency']} "
+        f"{len(rounds)} rounds, each: {opts['awards']:,} awards per action by {opts['users']:,} players "
+        f"{_PLAYERS[opts.get('players', 'turns')]}, closed loop x{opts['concurrency']} "
         f"({result.get('generator')}), the two actions alternating which goes first; then {opts['read_seconds']} s "
         f"each of reads, ZINCRBY and hello. Whole machine busy {result.get('machine_busy_percent')} % "
         "(200 = both cores).",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from bench import rollover
+from bench import boards, rollover
 
 from .bench_cli import run_bench
 
@@ -14,10 +14,14 @@ from .bench_cli import run_bench
 def test_tiny_awards_run_compares_three_boards_with_one_and_the_baselines(tmp_path: Path) -> None:
     out = tmp_path / "out"
     options = ("--rounds", "2", "--awards", "150", "--award-seconds", "1", "--read-seconds", "1", "--users", "50")
-    result = run_bench(out, "boards", "awards", "--mode", "embedded", *options, "--timeout", "100", within=130)
+    result = run_bench(
+        out, "boards", "awards", "--mode", "embedded", *options, "--players", "random", "--timeout", "100", within=130
+    )
     assert result["finished"] is True, result.get("error")
     assert all(result["checks"].values()), result["checks"]
-    assert (out / "result.md").read_text().startswith("### Scoreboard boards: awards on 1 and 3 boards, embedded")
+    report = (out / "result.md").read_text()
+    assert report.startswith("### Scoreboard boards: awards on 1 and 3 boards, embedded")
+    assert "150 awards per action by 50 players drawn at random" in report
     assert result["awards_on"] == {
         "AWARD_ONE_BOARD": ["global"],
         "AWARD_THREE_BOARDS": ["global", "side-1", "side-2"],
@@ -101,3 +105,16 @@ def test_rollover_samples_stay_out_of_the_collectors_way() -> None:
     sample = load.samples["award"][0]
     assert (sample.at, sample.ms, sample.ok) == (1.0, 2.0, True)
     assert not gc.is_tracked(sample)
+
+
+def test_awards_come_from_the_players_in_turn_or_drawn_at_random() -> None:
+    """In turn: lockstep, every player once before anyone again. At random: seeded by the tag, so
+    a round's plan is the same in every set-up, and a player may come twice before another once."""
+    bearers = [f"bearer-{i}" for i in range(5)]
+    turns = boards._plan(bearers, "AWARD_ONE_BOARD", 10, "r0")
+    assert [a.bearer for a in turns] == bearers + bearers
+    drawn = [a.bearer for a in boards._plan(bearers, "AWARD_ONE_BOARD", 200, "r0", "random")]
+    assert drawn == [a.bearer for a in boards._plan(bearers, "AWARD_ONE_BOARD", 200, "r0", "random")]
+    assert drawn != [a.bearer for a in boards._plan(bearers, "AWARD_ONE_BOARD", 200, "r1", "random")]
+    assert set(drawn) == set(bearers) and drawn[:10] != bearers + bearers
+    assert len({a.action_id for a in boards._plan(bearers, "AWARD_ONE_BOARD", 200, "r0", "random")}) == 200
