@@ -142,6 +142,27 @@ def test_the_nearest_are_shared_out_one_place_at_a_time() -> None:
     assert overtakes_module.nearest([3, 0, 2], 100) == [3, 0, 2]
     assert overtakes_module.nearest([], 100) == []
     assert overtakes_module.nearest([5, 5], 3) == [2, 1]
+    assert overtakes_module.nearest([7], 0) == [0]
+
+
+def _nearest_place_by_place(passed: list[int], bound: int) -> list[int]:
+    """The shares counted out one place at a time, as the rule says them."""
+    shares, told, distance = [0] * len(passed), 0, 1
+    while told < bound and distance <= max(passed, default=0):
+        for i, n in enumerate(passed):
+            if n >= distance and told < bound:
+                shares[i] += 1
+                told += 1
+        distance += 1
+    return shares
+
+
+def test_the_nearest_computed_are_those_counted_out_place_by_place() -> None:
+    draw = random.Random(13)
+    for _ in range(3000):
+        passed = [draw.choice((0, 1, 2, 5, 33, 34, 50, 99, 100, 101, 250)) for _ in range(draw.randrange(6))]
+        bound = draw.choice((0, 1, 3, 10, 99, 100, 101))
+        assert overtakes_module.nearest(passed, bound) == _nearest_place_by_place(passed, bound), (passed, bound)
 
 
 async def test_the_channel_replays_kept_notices_then_live_ones_each_once(client: AppClient, bearer: Any) -> None:
