@@ -13,6 +13,7 @@ without end."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -35,7 +36,12 @@ OVERTAKEN: Final = "overtaken"
 MAX_PASSED = 100  # notices per write, on all its boards: the nearest it passed
 KEEP = 100  # notices kept per user, the newest
 KEEP_MS = 7 * 86_400_000  # and for how long
-TRIM_CHUNK = 200  # users whose old notices one store write deletes
+# A user given this many notices (by this process) since their last trim is trimmed right after the
+# write that keeps them; the others in the minute's purge, TRIM_CHUNK at a time. Either way a store
+# write deletes a bounded number of rows: trimmed once a minute, users passed 40 times a second had
+# thousands each, and SQLite's one writer spent seconds on a chunk while every award waited.
+TRIM_AFTER = 50
+TRIM_CHUNK = 20  # users whose old notices one store write of the purge deletes: < TRIM_AFTER each
 MAX_PENDING = 1000  # writes whose notices are being worked on at once; beyond, a write's are skipped
 
 _overtake = msgspec.json.Decoder(Overtake)
@@ -95,9 +101,9 @@ class Overtakes:
         self.told = 0  # notices kept
         self.skipped = 0  # writes whose notices were skipped: MAX_PENDING were pending
         self._pending = 0
-        # Users who were given notices since the last trim: their oldest beyond KEEP go then, off
-        # the writes' way (the reads show only the newest KEEP meanwhile).
-        self._untrimmed: set[str] = set()
+        # Users given notices since their last trim, and how many: their oldest beyond KEEP go
+        # once they have TRIM_AFTER, else in the purge (the reads show the newest KEEP meanwhile).
+        self._untrimmed: dict[str, int] = {}
         self._errands = Errands("an overtake notice")
         # The notices of every write found in one loop turn are kept in one store write and one
         # fan-out message, one such write at a time: those found while it is under way go together
@@ -149,13 +155,30 @@ class Overtakes:
     async def _keep_batch(self, batches: list[list[NoticeDraft]]) -> Sequence[list[Notice] | Exception]:
         # One store write and one message to every process for all the writes of a loop turn.
         kept = await self.store.add_notices([draft for batch in batches for draft in batch], now_ms=self.clock())
-        self._untrimmed.update(notice.user_id for notice in kept)
         await self.fanout.tell(kept)
+        await self._trim_due(kept)
         answers, start = [], 0
         for batch in batches:
             answers.append(kept[start : start + len(batch)])
             start += len(batch)
         return answers
+
+    async def _trim_due(self, kept: list[Notice]) -> None:
+        """Trim the users these notices brought to TRIM_AFTER since their last trim; should the store
+        fail, the purge trims them."""
+        untrimmed = self._untrimmed
+        for notice in kept:
+            untrimmed[notice.user_id] = untrimmed.get(notice.user_id, 0) + 1
+        due = [user_id for user_id in {notice.user_id for notice in kept} if untrimmed[user_id] >= TRIM_AFTER]
+        if not due:
+            return
+        for user_id in due:
+            del untrimmed[user_id]
+        try:
+            await self.store.trim_notices(due, keep=KEEP)
+        except Exception:
+            log.exception("trimming the notices of %d users failed; the purge tries again", len(due))
+            untrimmed.update(dict.fromkeys(due, TRIM_AFTER))
 
     async def kept(self, user_id: str, after: int) -> list[Notice]:
         """A user's kept notices numbered after `after`, oldest first."""
@@ -171,11 +194,13 @@ class Overtakes:
         )
 
     async def purge(self) -> int:
-        """Delete each user's notices beyond their newest KEEP (of the users given some since the
-        last purge, TRIM_CHUNK at a time) and those older than the kept time; how many."""
+        """Delete each user's notices beyond their newest KEEP (of the users given some since their
+        last trim, TRIM_CHUNK at a time) and those older than the kept time; how many."""
         deleted = 0
         while self._untrimmed:
-            chunk = [self._untrimmed.pop() for _ in range(min(TRIM_CHUNK, len(self._untrimmed)))]
+            chunk = list(itertools.islice(self._untrimmed, TRIM_CHUNK))
+            for user_id in chunk:
+                del self._untrimmed[user_id]
             deleted += await self.store.trim_notices(chunk, keep=KEEP)
         return deleted + await self.store.purge_notices(self.clock() - KEEP_MS)
 

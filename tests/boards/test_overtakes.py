@@ -12,6 +12,7 @@ import pytest
 
 from app import overtakes as overtakes_module
 from app.api.keys import OVERTAKES
+from app.errors import ServiceUnavailable
 from app.overtakes import overtake_of
 
 from ..conftest import Flow, envelope
@@ -386,3 +387,63 @@ async def test_each_user_keeps_only_the_newest_notices(
         "x1",
         "x2",
     ]
+
+
+async def _passed_by(client: AppClient, bearer: Any, user: str, passers: list[str], score: int = 1000) -> None:
+    """`user` enters the board at `score`, unless it has, then `passers` pass it one after another
+    (from just behind to just ahead: they pass nobody else), each notice kept before the next write."""
+    boards = Boards(client, bearer)
+    await boards.write("high", {"userId": user, "score": score}, key=user)
+    for passer in passers:
+        await boards.write("high", {"userId": passer, "score": score - 1}, key=f"{passer}-1")
+        await boards.write("high", {"userId": passer, "score": score + 1}, key=f"{passer}-2")
+        await _all_told(client)
+
+
+async def _stored(client: AppClient, user: str) -> list[str]:
+    """Who passed `user`, by the notices the store holds for it (trimmed or not), oldest first."""
+    notices = await client.app[OVERTAKES].store.notices(user, after=0, since_ms=0, keep=1000)
+    return [overtake_of(n).by.user_id for n in notices]
+
+
+async def test_a_user_given_many_notices_is_trimmed_without_waiting_for_the_purge(
+    client: AppClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overtakes_module, "KEEP", 2)
+    monkeypatch.setattr(overtakes_module, "TRIM_AFTER", 3)
+    await _passed_by(client, bearer, "b", ["x0", "x1"])
+    assert await _stored(client, "b") == ["x0", "x1"]  # two since b's last trim: none yet
+    await _passed_by(client, bearer, "b", ["x2"])
+    # The third: b is trimmed right after the write that keeps it, its newest two left.
+    assert await _stored(client, "b") == ["x1", "x2"]
+    assert await client.app[OVERTAKES].purge() == 0  # nothing left for the purge
+
+
+async def test_the_purge_trims_a_few_users_a_write_and_retries_a_failed_trim(
+    client: AppClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overtakes_module, "KEEP", 1)
+    monkeypatch.setattr(overtakes_module, "TRIM_AFTER", 2)
+    monkeypatch.setattr(overtakes_module, "TRIM_CHUNK", 2)
+    overtakes = client.app[OVERTAKES]
+    trims: list[list[str]] = []
+    real_trim = overtakes.store.trim_notices
+
+    async def trim(user_ids: list[str], *, keep: int) -> int:
+        trims.append(sorted(user_ids))
+        if len(trims) == 1:
+            raise ServiceUnavailable("The database is unavailable")
+        return await real_trim(user_ids, keep=keep)
+
+    monkeypatch.setattr(overtakes.store, "trim_notices", trim)
+    await _passed_by(client, bearer, "b", ["x0", "x1"])  # b's trim, due with the second, fails
+    assert trims == [["b"]] and await _stored(client, "b") == ["x0", "x1"]
+    for score, user in ((2000, "c"), (3000, "d"), (4000, "e")):  # one notice each: left for the purge
+        await _passed_by(client, bearer, user, [f"{user}-x"], score)
+    assert trims == [["b"]]
+    assert await overtakes.purge() == 1  # b's oldest; c, d and e keep their one
+    # b (again), c, d and e: at most TRIM_CHUNK users a store write.
+    assert [len(chunk) for chunk in trims[1:]] == [2, 2]
+    assert sorted(user for chunk in trims[1:] for user in chunk) == ["b", "c", "d", "e"]
+    assert await _stored(client, "b") == ["x1"]
+    assert [await _stored(client, user) for user in ("c", "d", "e")] == [["c-x"], ["d-x"], ["e-x"]]
