@@ -37,11 +37,11 @@ MAX_PASSED = 100  # notices per write, on all its boards: the nearest it passed
 KEEP = 100  # notices kept per user, the newest
 KEEP_MS = 7 * 86_400_000  # and for how long
 # A user given this many notices (by this process) since their last trim is trimmed right after the
-# write that keeps them; the others in the minute's purge. Either way TRIM_CHUNK users a store write,
-# so a write deletes a bounded number of rows: trimmed once a minute, users passed 40 times a second had
+# write that keeps them; the others in the minute's purge, TRIM_CHUNK at a time. Either way a store
+# write deletes a bounded number of rows: trimmed once a minute, users passed 40 times a second had
 # thousands each, and SQLite's one writer spent seconds on a chunk while every award waited.
 TRIM_AFTER = 50
-TRIM_CHUNK = 20  # users whose old notices one store write deletes
+TRIM_CHUNK = 20  # users whose old notices one store write of the purge deletes: < TRIM_AFTER each
 MAX_PENDING = 1000  # writes whose notices are being worked on at once; beyond, a write's are skipped
 
 _overtake = msgspec.json.Decoder(Overtake)
@@ -164,22 +164,21 @@ class Overtakes:
         return answers
 
     async def _trim_due(self, kept: list[Notice]) -> None:
-        """Trim the users these notices brought to TRIM_AFTER since their last trim, TRIM_CHUNK a
-        store write; should the store fail, the purge trims them."""
+        """Trim the users these notices brought to TRIM_AFTER since their last trim; should the store
+        fail, the purge trims them."""
         untrimmed = self._untrimmed
         for notice in kept:
             untrimmed[notice.user_id] = untrimmed.get(notice.user_id, 0) + 1
-        due = [user_id for user_id in dict.fromkeys(n.user_id for n in kept) if untrimmed[user_id] >= TRIM_AFTER]
-        for start in range(0, len(due), TRIM_CHUNK):
-            chunk = due[start : start + TRIM_CHUNK]
-            for user_id in chunk:
-                del untrimmed[user_id]
-            try:
-                await self.store.trim_notices(chunk, keep=KEEP)
-            except Exception:
-                log.exception("trimming the notices of %d users failed; the purge tries again", len(due) - start)
-                untrimmed.update(dict.fromkeys(due[start:], TRIM_AFTER))
-                return
+        due = [user_id for user_id in {notice.user_id for notice in kept} if untrimmed[user_id] >= TRIM_AFTER]
+        if not due:
+            return
+        for user_id in due:
+            del untrimmed[user_id]
+        try:
+            await self.store.trim_notices(due, keep=KEEP)
+        except Exception:
+            log.exception("trimming the notices of %d users failed; the purge tries again", len(due))
+            untrimmed.update(dict.fromkeys(due, TRIM_AFTER))
 
     async def kept(self, user_id: str, after: int) -> list[Notice]:
         """A user's kept notices numbered after `after`, oldest first."""

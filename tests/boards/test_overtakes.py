@@ -447,38 +447,3 @@ async def test_the_purge_trims_a_few_users_a_write_and_retries_a_failed_trim(
     assert sorted(user for chunk in trims[1:] for user in chunk) == ["b", "c", "d", "e"]
     assert await _stored(client, "b") == ["x1"]
     assert [await _stored(client, user) for user in ("c", "d", "e")] == [["c-x"], ["d-x"], ["e-x"]]
-
-
-async def test_users_due_a_trim_at_once_are_trimmed_a_few_a_write(
-    client: AppClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(overtakes_module, "KEEP", 1)
-    monkeypatch.setattr(overtakes_module, "TRIM_AFTER", 1)
-    monkeypatch.setattr(overtakes_module, "TRIM_CHUNK", 2)
-    overtakes = client.app[OVERTAKES]
-    trims: list[list[str]] = []
-    real_trim = overtakes.store.trim_notices
-
-    async def trim(user_ids: list[str], *, keep: int) -> int:
-        trims.append(sorted(user_ids))
-        if len(trims) == 3:  # the first chunk of y's pass
-            raise ServiceUnavailable("The database is unavailable")
-        return await real_trim(user_ids, keep=keep)
-
-    monkeypatch.setattr(overtakes.store, "trim_notices", trim)
-    boards = Boards(client, bearer)
-    for score, user in ((100, "c"), (200, "d"), (300, "e"), (1, "x"), (1, "y")):  # y behind x: later
-        await boards.write("high", {"userId": user, "score": score}, key=user)
-    await _all_told(client)
-    assert trims == []  # a first entry passes nobody
-    await boards.write("high", {"userId": "x", "score": 1000}, key="x-2")  # passes c, d and e at once
-    await _all_told(client)
-    assert [len(chunk) for chunk in trims] == [2, 1]
-    assert sorted(user for chunk in trims for user in chunk) == ["c", "d", "e"]
-    # y passes them again (and x): its first chunk fails, and the rest wait for the purge with it.
-    await boards.write("high", {"userId": "y", "score": 2000}, key="y-2")
-    await _all_told(client)
-    assert [len(chunk) for chunk in trims] == [2, 1, 2]
-    assert await overtakes.purge() == 3  # c, d and e had two each and keep one; x has its one
-    assert [len(chunk) for chunk in trims] == [2, 1, 2, 2, 2]
-    assert sorted(user for chunk in trims[3:] for user in chunk) == ["c", "d", "e", "x"]
