@@ -7,8 +7,8 @@ in the background, and tells at most MAX_PASSED users in all, however many board
 nearest ones passed: those now just behind the writer). Beyond that bound the others are not told: a
 jump past 5,000 players tells the 100 it ended just ahead of, and a write passing 80 players on each
 of three boards tells the 100 nearest of those 240. While MAX_PENDING writes are still being worked
-on, the notices of a new one are skipped (counted in `skipped`, logged): a burst cannot pile up work
-without end."""
+on, the notices of a new one are skipped (counted in `skipped`, logged at most every SKIP_LOG_MS):
+a burst cannot pile up work without end."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ KEEP_MS = 7 * 86_400_000  # and for how long
 TRIM_AFTER = 50
 TRIM_CHUNK = 20  # users whose old notices one store write of the purge deletes: < TRIM_AFTER each
 MAX_PENDING = 1000  # writes whose notices are being worked on at once; beyond, a write's are skipped
+# Skipped writes are logged at most this often, with how many since the last line: a line per
+# write logged 17,549 of them in one minute of overload, adding to it.
+SKIP_LOG_MS = 10_000
 
 _overtake = msgspec.json.Decoder(Overtake)
 _encoder = msgspec.json.Encoder()
@@ -100,6 +103,8 @@ class Overtakes:
         self.clock = clock
         self.told = 0  # notices kept
         self.skipped = 0  # writes whose notices were skipped: MAX_PENDING were pending
+        self._skipped_unlogged = 0
+        self._skip_logged_ms: int | None = None
         self._pending = 0
         # Users given notices since their last trim, and how many: their oldest beyond KEEP go
         # once they have TRIM_AFTER, else in the purge (the reads show the newest KEEP meanwhile).
@@ -119,11 +124,22 @@ class Overtakes:
         if not moves:
             return
         if self._pending >= MAX_PENDING:
-            self.skipped += 1
-            log.warning("overtake notices skipped: %d writes are still being worked on", self._pending)
+            self._skip()
             return
         self._pending += 1
         self._errands.start(self._tell(event, moves))
+
+    def _skip(self) -> None:
+        self.skipped += 1
+        self._skipped_unlogged += 1
+        now = self.clock()
+        if self._skip_logged_ms is None or now - self._skip_logged_ms >= SKIP_LOG_MS:
+            log.warning(
+                "overtake notices skipped: %d writes since the last such line, %d still being worked on",
+                self._skipped_unlogged,
+                self._pending,
+            )
+            self._skipped_unlogged, self._skip_logged_ms = 0, now
 
     async def _tell(self, event: AwardEvent, moves: list[Move]) -> None:
         try:

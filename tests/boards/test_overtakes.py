@@ -5,6 +5,7 @@ notifications channel, each once per connection, and across processes in the Red
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from typing import Any
 
@@ -234,6 +235,37 @@ async def test_beyond_the_pending_bound_a_writes_notices_are_skipped(
     await _all_told(client)
     assert client.app[OVERTAKES].skipped == 1
     assert await _kept(client, "b") == []
+
+
+async def test_skipped_writes_are_logged_a_line_at_a_time_not_one_each(
+    client: AppClient, bearer: Any, clock: Clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=overtakes_module.__name__)
+    boards = Boards(client, bearer)
+    monkeypatch.setattr(overtakes_module, "MAX_PENDING", 0)
+
+    async def passes(user: str, score: int) -> None:  # enters last, then goes first: passes everyone
+        await boards.write("high", {"userId": user, "score": 0}, key=f"{user}-1")
+        await boards.write("high", {"userId": user, "score": score}, key=f"{user}-2")
+
+    def lines() -> list[str]:
+        return [r.getMessage().split(" since")[0] for r in caplog.records if "skipped" in r.getMessage()]
+
+    await boards.write("high", {"userId": "b", "score": 10}, key="b")
+    for n in range(3):
+        await passes(f"x{n}", 100 + n)
+    assert client.app[OVERTAKES].skipped == 3
+    assert lines() == ["overtake notices skipped: 1 writes"]
+    clock.now_ms += overtakes_module.SKIP_LOG_MS - 1
+    await passes("y", 200)
+    assert len(lines()) == 1
+    clock.now_ms += 1
+    await passes("z", 300)
+    assert lines() == [
+        "overtake notices skipped: 1 writes",
+        "overtake notices skipped: 4 writes",  # the three since the first line, and this one
+    ]
+    assert client.app[OVERTAKES].skipped == 5
 
 
 @pytest.mark.parametrize(
