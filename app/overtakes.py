@@ -37,9 +37,10 @@ MAX_PASSED = 100  # notices per write, on all its boards: the nearest it passed
 KEEP = 100  # notices kept per user, the newest
 KEEP_MS = 7 * 86_400_000  # and for how long
 # A user given this many notices (by this process) since their last trim is trimmed right after the
-# write that keeps them; the others in the minute's purge, TRIM_CHUNK at a time. Either way a store
-# write deletes a bounded number of rows: trimmed once a minute, users passed 40 times a second had
-# thousands each, and SQLite's one writer spent seconds on a chunk while every award waited.
+# write that keeps them (one store write for the loop turn's, about as many rows as it kept); the
+# others in the minute's purge, TRIM_CHUNK at a time. Trimmed only once a minute, users passed 40
+# times a second had thousands each, and SQLite's one writer spent seconds on a chunk while every
+# award waited.
 TRIM_AFTER = 50
 TRIM_CHUNK = 20  # users whose old notices one store write of the purge deletes: < TRIM_AFTER each
 MAX_PENDING = 1000  # writes whose notices are being worked on at once; beyond, a write's are skipped
