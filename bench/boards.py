@@ -101,11 +101,14 @@ _COUNTED = {
     "scoreboard_redis_round_trip_seconds_count": "redis_round_trip",
     "scoreboard_database_round_trip_seconds_count": "database_round_trip",
     "scoreboard_overtake_notices_total": "overtake_notice",
+    # Writes whose notices were skipped (MAX_PENDING pending): a phase that skipped them did less.
+    "scoreboard_overtakes_skipped_total": "overtake_skip",
 }
 
 
 def _metric_counts(text: str) -> dict[str, float]:
-    """The counts of `_COUNTED` in a Prometheus scrape (round-trip histograms, overtake notices)."""
+    """The counts of `_COUNTED` in a Prometheus scrape (round-trip histograms, overtake notices and
+    skips)."""
     found = {}
     for name, called in _COUNTED.items():
         match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M)

@@ -50,8 +50,8 @@ def _route_cells(rounds: list[dict[str, Any]], name: str) -> list[str]:
 
 
 def _costs(rounds: list[dict[str, Any]], name: str) -> str:
-    """The stores' CPU, Redis round trips, database transactions, overtake notices and Redis commands
-    per award (the last round's)."""
+    """The stores' CPU, Redis round trips, database transactions, overtake notices (and writes whose
+    notices were skipped) and Redis commands per award (the last round's)."""
     if not rounds or name not in rounds[-1]:
         return "-"
     last = rounds[-1][name]
@@ -64,6 +64,8 @@ def _costs(rounds: list[dict[str, Any]], name: str) -> str:
         parts.append(f"{last['database_round_trips_per_award']} database transactions")
     if "overtake_notices_per_award" in last:
         parts.append(f"{last['overtake_notices_per_award']} overtake notices")
+    if "overtake_skips_per_award" in last:
+        parts.append(f"{last['overtake_skips_per_award']} writes' notices skipped")
     commands = last.get("redis_commands_per_award") or {}
     if commands:
         parts.append("commands: " + ", ".join(f"{k} {v}" for k, v in list(commands.items())[:6]))

@@ -22,6 +22,7 @@ def test_tiny_awards_run_compares_three_boards_with_one_and_the_baselines(tmp_pa
     report = (out / "result.md").read_text()
     assert report.startswith("### Scoreboard boards: awards on 1 and 3 boards, embedded")
     assert "150 awards per action by 50 players drawn at random" in report
+    assert "0.0 writes' notices skipped" in report
     assert result["awards_on"] == {
         "AWARD_ONE_BOARD": ["global"],
         "AWARD_THREE_BOARDS": ["global", "side-1", "side-2"],
@@ -37,6 +38,7 @@ def test_tiny_awards_run_compares_three_boards_with_one_and_the_baselines(tmp_pa
             assert phase["stores_cpu_us_per_award"] >= 0  # embedded: the machine's idle Redis and PostgreSQL
             assert phase["database_round_trips_per_award"] > 0  # from the server's metrics
             assert phase["overtake_notices_per_award"] >= 0  # read from them too (a small run may pass nobody)
+            assert phase["overtake_skips_per_award"] == 0  # nor does it pile up writes whose notices wait
         assert one["GET /api/v1/scoreboard/top"]["ok"] > 0
         assert one["GET /hello"]["ok"] > 0
     ratios = ("three_vs_one_boards_throughput", "read_vs_hello", "three_vs_one_boards_cpu_efficiency")
@@ -118,3 +120,20 @@ def test_awards_come_from_the_players_in_turn_or_drawn_at_random() -> None:
     assert drawn != [a.bearer for a in boards._plan(bearers, "AWARD_ONE_BOARD", 200, "r1", "random")]
     assert set(drawn) == set(bearers) and drawn[:10] != bearers + bearers
     assert len({a.action_id for a in boards._plan(bearers, "AWARD_ONE_BOARD", 200, "r0", "random")}) == 200
+
+
+def test_a_scrape_gives_the_round_trips_notices_and_skipped_writes() -> None:
+    scrape = "\n".join(
+        (
+            "# TYPE scoreboard_overtake_notices_total counter",
+            "scoreboard_overtake_notices_total 1234.0",
+            "scoreboard_overtakes_skipped_total 7.0",
+            'scoreboard_redis_round_trip_seconds_count{kind="award"} 56.0',
+            "scoreboard_overtakes_skipped_created 1.7e+09",
+        )
+    )
+    assert boards._metric_counts(scrape) == {
+        "overtake_notice": 1234.0,
+        "overtake_skip": 7.0,
+        "redis_round_trip": 56.0,
+    }
