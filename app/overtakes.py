@@ -172,21 +172,22 @@ class Overtakes:
     async def _keep_batch(self, batches: list[list[NoticeDraft]]) -> Sequence[list[Notice] | Exception]:
         # One store write and one message to every process for all the writes of a loop turn.
         kept = await self.store.add_notices([draft for batch in batches for draft in batch], now_ms=self.clock())
+        # Counted before the fan-out: should it fail, the notices are kept all the same, and trimmed.
+        for notice in kept:
+            self._untrimmed[notice.user_id] = self._untrimmed.get(notice.user_id, 0) + 1
         await self.fanout.tell(kept)
-        await self._trim_due(kept)
+        await self._trim_due({notice.user_id for notice in kept})
         answers, start = [], 0
         for batch in batches:
             answers.append(kept[start : start + len(batch)])
             start += len(batch)
         return answers
 
-    async def _trim_due(self, kept: list[Notice]) -> None:
-        """Trim the users these notices brought to TRIM_AFTER since their last trim; should the store
+    async def _trim_due(self, user_ids: set[str]) -> None:
+        """Trim those of these users given TRIM_AFTER notices since their last trim; should the store
         fail, the purge trims them."""
         untrimmed = self._untrimmed
-        for notice in kept:
-            untrimmed[notice.user_id] = untrimmed.get(notice.user_id, 0) + 1
-        due = [user_id for user_id in {notice.user_id for notice in kept} if untrimmed[user_id] >= TRIM_AFTER]
+        due = [user_id for user_id in user_ids if untrimmed.get(user_id, 0) >= TRIM_AFTER]
         if not due:
             return
         for user_id in due:

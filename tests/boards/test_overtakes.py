@@ -479,3 +479,23 @@ async def test_the_purge_trims_a_few_users_a_write_and_retries_a_failed_trim(
     assert sorted(user for chunk in trims[1:] for user in chunk) == ["b", "c", "d", "e"]
     assert await _stored(client, "b") == ["x1"]
     assert [await _stored(client, user) for user in ("c", "d", "e")] == [["c-x"], ["d-x"], ["e-x"]]
+
+
+async def test_notices_kept_but_not_sent_are_trimmed_all_the_same(
+    client: AppClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overtakes_module, "KEEP", 1)
+    overtakes = client.app[OVERTAKES]
+    await _passed_by(client, bearer, "b", ["x0"])
+    assert await overtakes.purge() == 0  # b has its one: no user is left to trim
+    real_tell = overtakes.fanout.tell
+
+    async def tell(notices: list[Any]) -> None:
+        raise ServiceUnavailable("Redis is unavailable")
+
+    monkeypatch.setattr(overtakes.fanout, "tell", tell)
+    await _passed_by(client, bearer, "b", ["x1"])  # kept, then the fan-out fails
+    monkeypatch.setattr(overtakes.fanout, "tell", real_tell)
+    assert await _stored(client, "b") == ["x0", "x1"]
+    assert await overtakes.purge() == 1  # b's oldest: counted before the fan-out failed
+    assert await _stored(client, "b") == ["x1"]
