@@ -50,13 +50,19 @@ def _tree(pid: int, tree: bool = True) -> list[int]:
 
 
 def cpu_seconds(pid: int, tree: bool = True) -> float:
-    """User + system CPU time of the process (tree), in seconds."""
+    """User + system CPU time of the process (tree), in seconds; a tree's includes that of its
+    members that ended since it started."""
     total = 0
     for one in _tree(pid, tree):
         with contextlib.suppress(OSError):
             # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
             fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+            if tree:
+                # cutime, cstime (16, 17): the children it has reaped. Without them a PostgreSQL
+                # backend or autovacuum worker that ended took its CPU out of the sum, and a phase
+                # could show less CPU at its end than at its start.
+                total += int(fields[13]) + int(fields[14])
     return total / _TICKS
 
 
