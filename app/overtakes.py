@@ -187,16 +187,19 @@ class Overtakes:
         """Trim those of these users given TRIM_AFTER notices since their last trim; should the store
         fail, the purge trims them."""
         untrimmed = self._untrimmed
-        due = [user_id for user_id in user_ids if untrimmed.get(user_id, 0) >= TRIM_AFTER]
+        due = {user_id: untrimmed.pop(user_id) for user_id in user_ids if untrimmed.get(user_id, 0) >= TRIM_AFTER}
         if not due:
             return
-        for user_id in due:
-            del untrimmed[user_id]
         try:
-            await self.store.trim_notices(due, keep=KEEP)
+            await self.store.trim_notices(list(due), keep=KEEP)
         except Exception:
             log.exception("trimming the notices of %d users failed; the purge tries again", len(due))
-            untrimmed.update(dict.fromkeys(due, TRIM_AFTER))
+            self._requeue(due)
+
+    def _requeue(self, counts: dict[str, int]) -> None:
+        """Users whose trim failed, due again (with what they were given meanwhile)."""
+        for user_id, count in counts.items():
+            self._untrimmed[user_id] = self._untrimmed.get(user_id, 0) + count
 
     async def kept(self, user_id: str, after: int) -> list[Notice]:
         """A user's kept notices numbered after `after`, oldest first."""
@@ -216,10 +219,14 @@ class Overtakes:
         last trim, TRIM_CHUNK at a time) and those older than the kept time; how many."""
         deleted = 0
         while self._untrimmed:
-            chunk = list(itertools.islice(self._untrimmed, TRIM_CHUNK))
-            for user_id in chunk:
-                del self._untrimmed[user_id]
-            deleted += await self.store.trim_notices(chunk, keep=KEEP)
+            chunk = {
+                user_id: self._untrimmed.pop(user_id) for user_id in list(itertools.islice(self._untrimmed, TRIM_CHUNK))
+            }
+            try:
+                deleted += await self.store.trim_notices(list(chunk), keep=KEEP)
+            except Exception:
+                self._requeue(chunk)  # the next purge tries them again
+                raise
         return deleted + await self.store.purge_notices(self.clock() - KEEP_MS)
 
     async def finished(self) -> None:

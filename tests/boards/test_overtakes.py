@@ -499,3 +499,23 @@ async def test_notices_kept_but_not_sent_are_trimmed_all_the_same(
     assert await _stored(client, "b") == ["x0", "x1"]
     assert await overtakes.purge() == 1  # b's oldest: counted before the fan-out failed
     assert await _stored(client, "b") == ["x1"]
+
+
+async def test_a_purge_whose_trim_fails_leaves_its_users_for_the_next(
+    client: AppClient, bearer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overtakes_module, "KEEP", 1)
+    overtakes = client.app[OVERTAKES]
+    await _passed_by(client, bearer, "b", ["x0", "x1"])
+    real_trim = overtakes.store.trim_notices
+
+    async def trim(user_ids: list[str], *, keep: int) -> int:
+        raise ServiceUnavailable("The database is unavailable")
+
+    monkeypatch.setattr(overtakes.store, "trim_notices", trim)
+    with pytest.raises(ServiceUnavailable):
+        await overtakes.purge()
+    monkeypatch.setattr(overtakes.store, "trim_notices", real_trim)
+    assert await _stored(client, "b") == ["x0", "x1"]
+    assert await overtakes.purge() == 1  # b, still due: its oldest goes
+    assert await _stored(client, "b") == ["x1"]
