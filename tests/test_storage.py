@@ -381,3 +381,94 @@ async def test_a_plain_postgres_award_is_one_call_and_a_refusal_takes_the_steps(
         assert (standing.score, standing.seq) == (10, second.changes[0].seq)
     finally:
         await store.close()
+
+
+async def test_a_turns_postgres_awards_are_one_call_in_the_order_they_came(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The awards of one loop turn go in one call of the award function, their history ids in the
+    # order they came (ties on a board follow it); what the call cannot award (a spent token, a
+    # repeated action: its token was spent, then put back) runs the steps alone, which say why.
+    store = PostgresStore(schema_dsn(pg_schema))
+    await store.open()
+    calls: list[int] = []
+    store._at_once.observe(calls.append)
+    stepped: list[str] = []
+    steps = postgres.OPS.award
+
+    def counted(c: AwardClaim) -> Steps[Award]:
+        stepped.append(c.nonce)
+        return steps(c)
+
+    monkeypatch.setattr(postgres.OPS, "award", counted)
+    side = BoardPeriod(board="side", period="all")
+    try:
+        users = [f"p{i}" for i in (3, 1, 4, 0, 2)]  # not in the order of their ids
+        for user in users:
+            await store.grant(grant(f"n-{user}", user=user))
+        await store.grant(grant("spent", user="p1", action="s"))
+        await store.grant(grant("again", user="p4"))  # the same action as n-p4
+        await store.award(claim("spent", user="p1", action="s"))
+        assert calls == [1]
+        results = await asyncio.gather(
+            *(store.award(claim(f"n-{user}", user=user, boards=(GLOBAL, side))) for user in users[:3]),
+            store.award(claim("spent", user="p1", action="s")),
+            store.award(claim("again", user="p4")),
+            *(store.award(claim(f"n-{user}", user=user, boards=(GLOBAL, side))) for user in users[3:]),
+            return_exceptions=True,
+        )
+        assert calls == [1, 7]
+        assert sorted(stepped) == ["again", "spent"]
+        assert [type(r).__name__ for r in results[3:5]] == ["TokenAlreadyUsed", "ActionAlreadyCompleted"]
+        awards = [r for r in results if isinstance(r, Award)]
+        assert [a.user_id for a in awards] == users
+        for board in (0, 1):
+            seqs = [a.changes[board].seq for a in awards]
+            assert seqs == sorted(seqs)
+        scores = [(a.changes[0].new_score, a.changes[1].new_score) for a in awards]
+        assert scores == [(10, 10), (20, 10), (10, 10), (10, 10), (10, 10)]  # p1 had 10
+        # The repeated action's token was put back: unused, as the steps alone would leave it.
+        assert store._pool is not None
+        used = await store._pool.fetchval("SELECT used_at FROM action_tokens WHERE nonce = 'again'")
+        assert used is None
+        standings = await store.standings("side", "all")
+        assert [s.user_id for s in sorted(standings, key=lambda s: s.seq)] == users
+    finally:
+        await store.close()
+
+
+async def test_a_call_of_postgres_awards_that_fails_leaves_each_to_run_alone(
+    pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another transaction holding an entry the call needs while waiting for one the call holds
+    # (an operator's act on a board, say): PostgreSQL ends the call, which keeps nothing, and each
+    # of its claims then runs on its own, exactly once.
+    store = PostgresStore(schema_dsn(pg_schema))
+    await store.open()
+    other = await asyncpg.connect(schema_dsn(pg_schema))
+    try:
+        for user in ("x", "y"):
+            await store.grant(grant(f"first-{user}", user=user))
+            await store.award(claim(f"first-{user}", user=user))
+            await store.grant(grant(f"n-{user}", user=user, action="b"))
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%awards_v1%'"
+        async with other.transaction():
+            # Only the call's backend looks for the deadlock (after its 1 s): it is the one ended.
+            await other.execute("SET LOCAL deadlock_timeout = '60s'")
+            await other.execute("SELECT 1 FROM board_entries WHERE user_id = 'x' FOR UPDATE")
+            both = asyncio.gather(
+                store.award(claim("n-y", user="y", action="b")), store.award(claim("n-x", user="x", action="b"))
+            )
+            async with asyncio.timeout(10):
+                while await other.fetchval(waiting) == 0:  # the call placed y, waits for x
+                    await asyncio.sleep(0.01)
+                await other.execute("UPDATE board_entries SET updated_at = updated_at WHERE user_id = 'y'")
+        ay, ax = await both
+        assert (ay.user_id, ay.new_score, ax.user_id, ax.new_score) == ("y", 20, "x", 20)
+        assert "each runs on its own" in caplog.text
+        assert (await score(store, "x"), await score(store, "y")) == (20, 20)
+        assert store._pool is not None
+        assert await store._pool.fetchval("SELECT count(*) FROM score_history") == 4
+    finally:
+        await other.close()
+        await store.close()

@@ -1,9 +1,11 @@
 """The statements an award writes: spending its token, recording its history row, placing it on
 each board and closing it. SQLite runs them one by one; PostgreSQL, whose statements may write
 through common table expressions, runs the same writes as two statements whatever the boards, and
-most awards as one call of a function holding both (`CREATE_AWARD_FUNCTION`)."""
+most awards as one call, for all of a loop turn's, of a function holding both (`CREATE_AWARD_FUNCTION`)."""
 
 from __future__ import annotations
+
+import re
 
 CONSUME = (
     "UPDATE action_tokens SET used_at = $1 WHERE nonce = $2 AND user_id = $3 AND action_type = $4 "
@@ -110,40 +112,59 @@ def place(boards: int, *, touch: bool) -> str:
     return "WITH " + ", ".join(parts) + " SELECT " + ", ".join(columns) + " FROM " + ", ".join(sources)  # noqa: S608 - constants only
 
 
-# PostgreSQL: an award as one call of a function, one round trip and its own transaction, for the
-# claims that need nothing but the token spent and the boards placed (no attestation, cheat rules
-# or back-off). Its two statements are SPEND and `place`'s writes over arrays of boards; each
-# statement of a function takes its own snapshot, so the second, as in the transaction of two,
-# reads the entries after the first locked the user. Anything else (a refused token, a replay, a
-# repeated action, a disqualified user) raises FULL_PATH before anything is kept: the transaction
-# of shared steps then does it again and says why. Parameters: SPEND's six, the username, the
-# boards, their periods.
-FULL_PATH = "SBF01"  # the SQLSTATE of "this claim takes the steps"
-AWARD_FUNCTION = "scoreboard_award_v1"
-AWARD_AT_ONCE = "SELECT * FROM " + AWARD_FUNCTION + "($1, $2, $3, $4, $5, $6, $7, $8, $9)"  # noqa: S608 - constants only
+# PostgreSQL: the awards of a loop turn as one call of a function, one round trip and one
+# transaction (a group commit, as SQLite's writer has), for the claims that need nothing but the
+# token spent and the boards placed (no attestation, cheat rules or back-off). The turn's awards
+# get their history ids in the order they came, and one call runs at a time: ties on a board go to
+# the awards in the order this process placed them. Ten pooled transactions at once committed in
+# an order that jittered by a few places from one turn to the next, and every award that drew an
+# earlier id than the one it now tied with passed it (BENCHMARKS.md, "Group commit for PostgreSQL").
+#
+# The users are locked first, all at once and in the order of their ids: two processes' calls then
+# never hold one user each and wait for the other's. Each claim then runs SPEND and the writes of
+# its boards over arrays (each statement of a function takes its own snapshot, so the second reads
+# the entries after the first locked the user). A claim it cannot award (a refused token, a replay,
+# a repeated action, a disqualified user) keeps nothing (a token SPEND spent without recording the
+# award is put back) and answers one row with no award: that claim then runs the shared steps in a
+# transaction of its own, which say why. Parameters: per claim SPEND's six, the username and its
+# number of boards; then every claim's boards and their periods, one claim after the other.
+AWARD_FUNCTION = "scoreboard_awards_v1"
+RETIRED_AWARD_FUNCTIONS = ("scoreboard_award_v1",)  # a claim a call: dropped where found
+AWARDS_AT_ONCE = "SELECT * FROM " + AWARD_FUNCTION + "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"  # noqa: S608 - constants only
+_CLAIM = {"$1": "c_now", "$2": "c_nonce", "$3": "c_user", "$4": "c_type", "$5": "c_action", "$6": "c_issued"}
 CREATE_AWARD_FUNCTION = (
     "CREATE OR REPLACE FUNCTION "  # noqa: S608 - constants only
     + AWARD_FUNCTION
-    + "(bigint, text, text, text, text, bigint, text, text[], text[]) "
-    "RETURNS TABLE (o_award bigint, o_increment bigint, o_seq bigint, o_previous bigint, o_new bigint, "
-    "o_subscore bigint, o_metadata text) LANGUAGE plpgsql AS $fn$ DECLARE v record; BEGIN "
-    + SPEND
-    + " INTO v; IF NOT FOUND OR v.id IS NULL THEN RAISE EXCEPTION 'the award takes the steps' USING ERRCODE = '"
-    + FULL_PATH
-    + "'; END IF; RETURN QUERY WITH h AS (INSERT INTO board_history (board, period, user_id, award_id, value, "
-    "previous_score, new_score, created_at) SELECT b.board, b.period, $3, v.id, v.score_increment, e.score, "
-    "COALESCE(e.score, 0) + v.score_increment, $1 FROM unnest($8, $9) AS b(board, period) "
-    "LEFT JOIN board_entries e ON e.board = b.board AND e.period = b.period AND e.user_id = $3 "
+    + "(bigint[], text[], text[], text[], text[], bigint[], text[], int[], text[], text[]) "
+    "RETURNS TABLE (o_claim int, o_award bigint, o_increment bigint, o_seq bigint, o_previous bigint, "
+    "o_new bigint, o_subscore bigint, o_metadata text) LANGUAGE plpgsql AS $fn$ DECLARE v record; "
+    "c_now bigint; c_nonce text; c_user text; c_type text; c_action text; c_issued bigint; c_username text; "
+    "c_boards text[]; c_periods text[]; c_first int := 1; c_n int; BEGIN "
+    "PERFORM 1 FROM users WHERE id = ANY($3) ORDER BY id FOR UPDATE; "
+    "FOR c_n IN 1 .. coalesce(array_length($2, 1), 0) LOOP "
+    "c_now := $1[c_n]; c_nonce := $2[c_n]; c_user := $3[c_n]; c_type := $4[c_n]; c_action := $5[c_n]; "
+    "c_issued := $6[c_n]; c_username := $7[c_n]; c_boards := $9[c_first : c_first + $8[c_n] - 1]; "
+    "c_periods := $10[c_first : c_first + $8[c_n] - 1]; c_first := c_first + $8[c_n]; "
+    + re.sub(r"\$[1-6]\b", lambda m: _CLAIM[m.group(0)], SPEND)
+    + " INTO v; IF NOT FOUND OR v.id IS NULL THEN "
+    "IF FOUND THEN UPDATE action_tokens SET used_at = NULL WHERE nonce = c_nonce; END IF; "
+    "RETURN QUERY SELECT c_n, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, "
+    "NULL::bigint, NULL::text; CONTINUE; END IF; "
+    "RETURN QUERY WITH h AS (INSERT INTO board_history (board, period, user_id, award_id, value, "
+    "previous_score, new_score, created_at) SELECT b.board, b.period, c_user, v.id, v.score_increment, e.score, "
+    "COALESCE(e.score, 0) + v.score_increment, c_now FROM unnest(c_boards, c_periods) AS b(board, period) "
+    "LEFT JOIN board_entries e ON e.board = b.board AND e.period = b.period AND e.user_id = c_user "
     "RETURNING id, board, period, previous_score, new_score), "
     "p AS (INSERT INTO board_entries (board, period, user_id, score, seq, updated_at) "
-    "SELECT h.board, h.period, $3, h.new_score, h.id, $1 FROM h "
+    "SELECT h.board, h.period, c_user, h.new_score, h.id, c_now FROM h "
     "ON CONFLICT (board, period, user_id) DO UPDATE SET score = excluded.score, seq = excluded.seq, "
     "updated_at = excluded.updated_at RETURNING board, period, subscore, metadata), "
     "scored AS (UPDATE score_history SET previous_score = COALESCE(h.previous_score, 0), new_score = h.new_score "
-    "FROM h WHERE score_history.id = v.id AND h.board = $8[1] AND h.period = $9[1] RETURNING 1), "
-    "touched AS (UPDATE users SET username = $7, updated_at = $1 WHERE id = $3 AND username <> $7 RETURNING 1) "
-    "SELECT v.id::bigint, v.score_increment::bigint, h.id::bigint, h.previous_score::bigint, h.new_score::bigint, "
-    "p.subscore::bigint, p.metadata::text FROM unnest($8, $9) WITH ORDINALITY AS b(board, period, i) "
-    "JOIN h ON h.board = b.board AND h.period = b.period JOIN p ON p.board = b.board AND p.period = b.period "
-    "ORDER BY b.i; END $fn$"
+    "FROM h WHERE score_history.id = v.id AND h.board = c_boards[1] AND h.period = c_periods[1] RETURNING 1), "
+    "touched AS (UPDATE users SET username = c_username, updated_at = c_now WHERE id = c_user "
+    "AND username <> c_username RETURNING 1) "
+    "SELECT c_n, v.id::bigint, v.score_increment::bigint, h.id::bigint, h.previous_score::bigint, "
+    "h.new_score::bigint, p.subscore::bigint, p.metadata::text FROM unnest(c_boards, c_periods) WITH ORDINALITY "
+    "AS b(board, period, ord) JOIN h ON h.board = b.board AND h.period = b.period "
+    "JOIN p ON p.board = b.board AND p.period = b.period ORDER BY b.ord; END LOOP; END $fn$"
 )

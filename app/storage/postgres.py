@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import asyncpg
 
+from ..batching import TurnBatch
 from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..metrics.tally import Histogram
@@ -34,7 +35,7 @@ from ..records import (
     WriteOutcome,
 )
 from . import catalog, moderation, trusted
-from .awarding import AWARD_AT_ONCE, AWARD_FUNCTION, CREATE_AWARD_FUNCTION, FULL_PATH
+from .awarding import AWARD_FUNCTION, AWARDS_AT_ONCE, CREATE_AWARD_FUNCTION, RETIRED_AWARD_FUNCTIONS
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations
@@ -138,6 +139,10 @@ class PostgresStore:
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self.round_trips = Histogram()  # seconds of each transaction, from its connection's acquisition to COMMIT
+        # One call of the award function at a time: the awards of the turns it takes go in the next.
+        self._at_once: TurnBatch[AwardClaim, Award | None] = TurnBatch(
+            self._award_at_once, cancelled=lambda: ServiceUnavailable("The server is stopping"), most_in_flight=1
+        )
 
     async def open(self) -> None:
         """Create the pool and apply migrations under an advisory lock."""
@@ -160,6 +165,8 @@ class PostgresStore:
                         await conn.execute(statement)
                 if await conn.fetchval(AWARD_FUNCTION_EXISTS, AWARD_FUNCTION) is None:
                     await conn.execute(CREATE_AWARD_FUNCTION)
+                    for retired in RETIRED_AWARD_FUNCTIONS:
+                        await conn.execute(f"DROP FUNCTION IF EXISTS {retired}")
         except BaseException:
             await pool.close()
             raise
@@ -207,41 +214,55 @@ class PostgresStore:
 
     async def award(self, claim: AwardClaim) -> Award:
         """Consume the token and raise the score, exactly once: one transaction. A claim that needs
-        no attestation, rule or back-off check is one function call, one round trip; the steps
-        run (and say why) when that call finds it cannot award."""
+        no attestation, rule or back-off goes with the others of its loop turn in one function call;
+        the steps run in a transaction of their own (and say why) when that call cannot award it."""
         if claim.boards and not claim.attest and claim.rules is None and claim.backoff is None:
-            try:
-                async with self._connection() as conn:
-                    rows = await conn.fetch(
-                        AWARD_AT_ONCE,
-                        claim.now_ms,
-                        claim.nonce,
-                        claim.user_id,
-                        claim.action_type,
-                        claim.action_id,
-                        claim.now_ms - claim.min_elapsed_ms,
-                        claim.username,
-                        [where.board for where in claim.boards],
-                        [where.period for where in claim.boards],
-                    )
-            except asyncpg.PostgresError as exc:
-                if exc.sqlstate != FULL_PATH:
-                    raise
-            else:
-                changes = [
-                    EntryChange(
-                        where=where,
-                        previous_score=row[3],
-                        new_score=row[4],
-                        subscore=row[5],
-                        metadata=row[6],
-                        seq=row[2],
-                    )
-                    for where, row in zip(claim.boards, rows, strict=True)
-                ]
-                return awarded(claim, rows[0][1], changes)
+            award = await self._at_once.submit(claim)
+            if award is not None:
+                return award
         async with self._transaction() as conn:
             return await _run(conn, OPS.award(claim))
+
+    async def _award_at_once(self, claims: list[AwardClaim]) -> list[Award | None]:
+        """One call of the award function for these claims: each one's award, or None where it
+        takes the steps (all of them should the call fail but the database be there)."""
+        boards = [where for claim in claims for where in claim.boards]
+        try:
+            async with self._connection() as conn:
+                rows = await conn.fetch(
+                    AWARDS_AT_ONCE,
+                    [c.now_ms for c in claims],
+                    [c.nonce for c in claims],
+                    [c.user_id for c in claims],
+                    [c.action_type for c in claims],
+                    [c.action_id for c in claims],
+                    [c.now_ms - c.min_elapsed_ms for c in claims],
+                    [c.username for c in claims],
+                    [len(c.boards) for c in claims],
+                    [where.board for where in boards],
+                    [where.period for where in boards],
+                )
+        except asyncpg.PostgresError as exc:
+            # A deadlock with an operator's act, say: nothing was kept, and each claim on its own
+            # waits its turn.
+            log.warning("the awards of %d claims at once failed (%s); each runs on its own", len(claims), exc.sqlstate)
+            return [None] * len(claims)
+        answers: list[Award | None] = []
+        at = 0
+        for index, claim in enumerate(claims, start=1):
+            own = rows[at : at + len(claim.boards)]
+            if own[0][1] is None:
+                answers.append(None)
+                at += 1
+                continue
+            at += len(claim.boards)
+            changes = [
+                EntryChange(where=where, previous_score=r[4], new_score=r[5], subscore=r[6], metadata=r[7], seq=r[3])
+                for where, r in zip(claim.boards, own, strict=True)
+            ]
+            assert all(r[0] == index for r in own)  # the function answers claim by claim
+            answers.append(awarded(claim, own[0][2], changes))
+        return answers
 
     async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
         """Held awards of a status after `after`, oldest first."""
