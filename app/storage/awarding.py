@@ -35,6 +35,7 @@ SPEND = (
     "WHERE u.id = $3 AND u.disqualified_at IS NULL FOR UPDATE OF u ON CONFLICT DO NOTHING RETURNING id) "
     "SELECT spent.score_increment, spent.token_hash, recorded.id FROM spent LEFT JOIN recorded ON true"
 )
+RELEASE = "UPDATE action_tokens SET used_at = NULL WHERE nonce = $1"  # CONSUME undone: the token usable again
 SET_AWARD_SCORES = "UPDATE score_history SET previous_score = $1, new_score = $2 WHERE id = $3"
 # An award's history rows and entries on its boards where statements cannot write through CTEs
 # (SQLite): two statements whatever the boards, each answering every row it wrote, in no set order
@@ -120,8 +121,10 @@ def place(boards: int, *, touch: bool) -> str:
 # an order that jittered by a few places from one turn to the next, and every award that drew an
 # earlier id than the one it now tied with passed it (BENCHMARKS.md, "Group commit for PostgreSQL").
 #
-# The users are locked first, all at once and in the order of their ids: two processes' calls then
-# never hold one user each and wait for the other's. Each claim then runs SPEND and the writes of
+# The call locks its tokens, then its users, each in the order of their keys, before it writes: the
+# order in which an award's own transaction (SPEND) and every other write lock them (an operator's
+# act on a whole board locks its users in the same order). Two calls, or a call and any of those,
+# then never each hold what the other waits for. Each claim then runs SPEND and the writes of
 # its boards over arrays (each statement of a function takes its own snapshot, so the second reads
 # the entries after the first locked the user). A claim it cannot award (a refused token, a replay,
 # a repeated action, a disqualified user) keeps nothing (a token SPEND spent without recording the
@@ -140,6 +143,7 @@ CREATE_AWARD_FUNCTION = (
     "o_new bigint, o_subscore bigint, o_metadata text) LANGUAGE plpgsql AS $fn$ DECLARE v record; "
     "c_now bigint; c_nonce text; c_user text; c_type text; c_action text; c_issued bigint; c_username text; "
     "c_boards text[]; c_periods text[]; c_first int := 1; c_n int; BEGIN "
+    "PERFORM 1 FROM action_tokens WHERE nonce = ANY($2) ORDER BY nonce FOR UPDATE; "
     "PERFORM 1 FROM users WHERE id = ANY($3) ORDER BY id FOR UPDATE; "
     "FOR c_n IN 1 .. coalesce(array_length($2, 1), 0) LOOP "
     "c_now := $1[c_n]; c_nonce := $2[c_n]; c_user := $3[c_n]; c_type := $4[c_n]; c_action := $5[c_n]; "
@@ -147,7 +151,7 @@ CREATE_AWARD_FUNCTION = (
     "c_periods := $10[c_first : c_first + $8[c_n] - 1]; c_first := c_first + $8[c_n]; "
     + re.sub(r"\$[1-6]\b", lambda m: _CLAIM[m.group(0)], SPEND)
     + " INTO v; IF NOT FOUND OR v.id IS NULL THEN "
-    "IF FOUND THEN UPDATE action_tokens SET used_at = NULL WHERE nonce = c_nonce; END IF; "
+    "IF FOUND THEN " + RELEASE.replace("$1", "c_nonce") + "; END IF; "
     "RETURN QUERY SELECT c_n, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, NULL::bigint, "
     "NULL::bigint, NULL::text; CONTINUE; END IF; "
     "RETURN QUERY WITH h AS (INSERT INTO board_history (board, period, user_id, award_id, value, "

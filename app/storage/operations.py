@@ -34,6 +34,7 @@ from ..records import (
 from .awarding import (
     CONSUME,
     RECORD_AWARD,
+    RELEASE,
     SET_AWARD_SCORES,
     SPEND,
     TOUCH_USER,
@@ -77,7 +78,6 @@ GRANT_ROW = "SELECT user_id, action_type, action_id, used_at, expires_at FROM ac
 # One write of a user at a time where rows are locked: a trusted write, a held award's approval, a
 # moderation act.
 LOCK_USER = "SELECT username, disqualified_at FROM users WHERE id = $1{row_lock}"
-RELEASE = "UPDATE action_tokens SET used_at = NULL WHERE nonce = $1"
 NONCE_RECORDED = "SELECT 1 FROM score_history WHERE token_nonce = $1"
 USER_KNOWN = "SELECT 1 FROM users WHERE id = $1"
 USER_DISQUALIFIED = "SELECT 1 FROM users WHERE id = $1 AND disqualified_at IS NOT NULL"

@@ -243,9 +243,13 @@ class PostgresStore:
                     [where.period for where in boards],
                 )
         except asyncpg.PostgresError as exc:
-            # A deadlock with an operator's act, say: nothing was kept, and each claim on its own
-            # waits its turn.
-            log.warning("the awards of %d claims at once failed (%s); each runs on its own", len(claims), exc.sqlstate)
+            # Nothing was kept: a claim whose score would overflow, a deadlock with a transaction that
+            # locks in another order. Each claim then runs on its own, and only its own fails.
+            log.warning(
+                "a call of the award function for %d claims failed (%s); each runs on its own",
+                len(claims),
+                exc.sqlstate,
+            )
             return [None] * len(claims)
         answers: list[Award | None] = []
         at = 0
