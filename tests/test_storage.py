@@ -349,9 +349,9 @@ async def test_pooled_postgres_connections_carry_nothing_from_one_transaction_to
 async def test_a_plain_postgres_award_is_one_call_and_a_refusal_takes_the_steps(
     pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A claim with no attestation, rule or back-off is the award function's one round trip; what
-    # it cannot award (a spent token, a repeated action) rolls back and runs the shared steps,
-    # which say why. Either way the same rows: the steps are counted to tell the paths apart.
+    # A claim with no attestation, rule or back-off goes in a call of the award function; what it
+    # cannot award (a spent token, a repeated action) keeps nothing there and runs the shared
+    # steps, which say why. Either way the same rows: the steps are counted to tell the paths apart.
     store = PostgresStore(schema_dsn(pg_schema))
     await store.open()
     stepped: list[str] = []

@@ -131,8 +131,9 @@ def place(boards: int, *, touch: bool) -> str:
 # award is put back) and answers one row with no award: that claim then runs the shared steps in a
 # transaction of its own, which say why. Parameters: per claim SPEND's six, the username and its
 # number of boards; then every claim's boards and their periods, one claim after the other.
+# The earlier version's `scoreboard_award_v1` (a claim a call) is left where it is: its processes
+# still call it while a rolling restart replaces them.
 AWARD_FUNCTION = "scoreboard_awards_v1"
-RETIRED_AWARD_FUNCTIONS = ("scoreboard_award_v1",)  # a claim a call: dropped where found
 AWARDS_AT_ONCE = "SELECT * FROM " + AWARD_FUNCTION + "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"  # noqa: S608 - constants only
 _CLAIM = {"$1": "c_now", "$2": "c_nonce", "$3": "c_user", "$4": "c_type", "$5": "c_action", "$6": "c_issued"}
 CREATE_AWARD_FUNCTION = (

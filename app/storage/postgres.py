@@ -35,7 +35,7 @@ from ..records import (
     WriteOutcome,
 )
 from . import catalog, moderation, trusted
-from .awarding import AWARD_FUNCTION, AWARDS_AT_ONCE, CREATE_AWARD_FUNCTION, RETIRED_AWARD_FUNCTIONS
+from .awarding import AWARD_FUNCTION, AWARDS_AT_ONCE, CREATE_AWARD_FUNCTION
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations
@@ -165,8 +165,6 @@ class PostgresStore:
                         await conn.execute(statement)
                 if await conn.fetchval(AWARD_FUNCTION_EXISTS, AWARD_FUNCTION) is None:
                     await conn.execute(CREATE_AWARD_FUNCTION)
-                    for retired in RETIRED_AWARD_FUNCTIONS:
-                        await conn.execute(f"DROP FUNCTION IF EXISTS {retired}")
         except BaseException:
             await pool.close()
             raise
