@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -437,22 +438,42 @@ async def test_a_turns_postgres_awards_are_one_call_in_the_order_they_came(
         await store.close()
 
 
+_CALL_WAITS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%awards_v1%'"
+
+
+@contextlib.asynccontextmanager
+async def _store_and_other(pg_schema: str) -> AsyncIterator[tuple[PostgresStore, asyncpg.Connection]]:
+    """A store and another connection to its schema, for a transaction of the test's own."""
+    store = PostgresStore(schema_dsn(pg_schema))
+    await store.open()
+    other = await asyncpg.connect(schema_dsn(pg_schema))
+    try:
+        yield store, other
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def _until_a_call_waits(store: PostgresStore) -> None:
+    """Until a call of the award function waits for a lock. (Asked on the store's pool: a
+    transaction sees pg_stat_activity as it was at its first look.)"""
+    assert store._pool is not None
+    async with asyncio.timeout(10):
+        while await store._pool.fetchval(_CALL_WAITS) == 0:
+            await asyncio.sleep(0.01)
+
+
 async def test_a_call_of_postgres_awards_that_fails_leaves_each_to_run_alone(
     pg_schema: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Another transaction holding an entry the call needs while waiting for one the call holds (no
     # write of the service's locks so, but a call can fail): PostgreSQL ends the call, which keeps
     # nothing, and each of its claims then runs on its own, exactly once.
-    store = PostgresStore(schema_dsn(pg_schema))
-    await store.open()
-    other = await asyncpg.connect(schema_dsn(pg_schema))
-    try:
+    async with _store_and_other(pg_schema) as (store, other):
         for user in ("x", "y"):
             await store.grant(grant(f"first-{user}", user=user))
             await store.award(claim(f"first-{user}", user=user))
             await store.grant(grant(f"n-{user}", user=user, action="b"))
-        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%awards_v1%'"
-        assert store._pool is not None
         async with other.transaction():
             # Only the call's backend looks for the deadlock (after its 1 s): it is the one ended.
             await other.execute("SET LOCAL deadlock_timeout = '60s'")
@@ -460,20 +481,14 @@ async def test_a_call_of_postgres_awards_that_fails_leaves_each_to_run_alone(
             both = asyncio.gather(
                 store.award(claim("n-y", user="y", action="b")), store.award(claim("n-x", user="x", action="b"))
             )
-            async with asyncio.timeout(10):
-                # The call placed y and waits for x. (Not asked on `other`: a transaction sees
-                # pg_stat_activity as it was at its first look.)
-                while await store._pool.fetchval(waiting) == 0:
-                    await asyncio.sleep(0.01)
-                await other.execute("UPDATE board_entries SET updated_at = updated_at WHERE user_id = 'y'")
+            await _until_a_call_waits(store)  # it placed y and waits for x
+            await other.execute("UPDATE board_entries SET updated_at = updated_at WHERE user_id = 'y'")
         ay, ax = await both
         assert (ay.user_id, ay.new_score, ax.user_id, ax.new_score) == ("y", 20, "x", 20)
         assert "each runs on its own" in caplog.text
         assert (await score(store, "x"), await score(store, "y")) == (20, 20)
+        assert store._pool is not None
         assert await store._pool.fetchval("SELECT count(*) FROM score_history") == 4
-    finally:
-        await other.close()
-        await store.close()
 
 
 async def test_a_call_of_postgres_awards_locks_a_token_before_its_user_as_an_award_alone_does(
@@ -482,23 +497,13 @@ async def test_a_call_of_postgres_awards_locks_a_token_before_its_user_as_an_awa
     # An award's own transaction spends its token, then locks its user: a call holding the user
     # while it waited for the token would deadlock with it (a repeated action's claim, put back
     # and run alone, against a retry of the same token in the next call).
-    store = PostgresStore(schema_dsn(pg_schema))
-    await store.open()
-    other = await asyncpg.connect(schema_dsn(pg_schema))
-    try:
+    async with _store_and_other(pg_schema) as (store, other):
         await store.grant(grant("n1"))
-        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%awards_v1%'"
-        assert store._pool is not None
         async with other.transaction():
             await other.execute("SET LOCAL lock_timeout = '5s'")
             await other.execute("UPDATE action_tokens SET used_at = NULL WHERE nonce = 'n1'")  # as SPEND
             award = asyncio.ensure_future(store.award(claim("n1")))
-            async with asyncio.timeout(10):
-                while await store._pool.fetchval(waiting) == 0:  # the call waits for the token
-                    await asyncio.sleep(0.01)
+            await _until_a_call_waits(store)  # for the token
             await other.execute("SELECT 1 FROM users WHERE id = 'u' FOR UPDATE")  # not held by the call
         assert (await award).new_score == 10
         assert "each runs on its own" not in caplog.text
-    finally:
-        await other.close()
-        await store.close()
