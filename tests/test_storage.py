@@ -347,14 +347,8 @@ async def test_pooled_postgres_connections_carry_nothing_from_one_transaction_to
         await store.close()
 
 
-async def test_a_plain_postgres_award_is_one_call_and_a_refusal_takes_the_steps(
-    pg_schema: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A claim with no attestation, rule or back-off goes in a call of the award function; what it
-    # cannot award (a spent token, a repeated action) keeps nothing there and runs the shared
-    # steps, which say why. Either way the same rows: the steps are counted to tell the paths apart.
-    store = PostgresStore(schema_dsn(pg_schema))
-    await store.open()
+def _count_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The nonces of the claims that run PostgreSQL's award steps from now on, in order."""
     stepped: list[str] = []
     steps = postgres.OPS.award
 
@@ -363,6 +357,18 @@ async def test_a_plain_postgres_award_is_one_call_and_a_refusal_takes_the_steps(
         return steps(c)
 
     monkeypatch.setattr(postgres.OPS, "award", counted)
+    return stepped
+
+
+async def test_a_plain_postgres_award_is_one_call_and_a_refusal_takes_the_steps(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claim with no attestation, rule or back-off goes in a call of the award function; what it
+    # cannot award (a spent token, a repeated action) keeps nothing there and runs the shared
+    # steps, which say why. Either way the same rows: the steps are counted to tell the paths apart.
+    store = PostgresStore(schema_dsn(pg_schema))
+    await store.open()
+    stepped = _count_steps(monkeypatch)
     side = BoardPeriod(board="side", period="all")
     try:
         await store.grant(grant("n1"))
@@ -394,14 +400,7 @@ async def test_a_turns_postgres_awards_are_one_call_in_the_order_they_came(
     await store.open()
     calls: list[int] = []
     store._at_once.observe(calls.append)
-    stepped: list[str] = []
-    steps = postgres.OPS.award
-
-    def counted(c: AwardClaim) -> Steps[Award]:
-        stepped.append(c.nonce)
-        return steps(c)
-
-    monkeypatch.setattr(postgres.OPS, "award", counted)
+    stepped = _count_steps(monkeypatch)
     side = BoardPeriod(board="side", period="all")
     try:
         users = [f"p{i}" for i in (3, 1, 4, 0, 2)]  # not in the order of their ids
