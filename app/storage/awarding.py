@@ -122,9 +122,9 @@ def place(boards: int, *, touch: bool) -> str:
 # earlier id than the one it now tied with passed it (BENCHMARKS.md, "Group commit for PostgreSQL").
 #
 # The call locks its tokens, then its users, each in the order of their keys, before it writes: the
-# order in which an award's own transaction (SPEND) and every other write lock them (an operator's
-# act on a whole board locks its users in the same order). Two calls, or a call and any of those,
-# then never each hold what the other waits for. Each claim then runs SPEND and the writes of
+# order in which an award's own transaction (SPEND) locks them, and an operator's act on a whole
+# board its users. Two calls, or a call and one of those, then never each hold what the other waits
+# for (a call that fails all the same runs each claim alone, below). Each claim then runs SPEND and the writes of
 # its boards over arrays (each statement of a function takes its own snapshot, so the second reads
 # the entries after the first locked the user). A claim it cannot award (a refused token, a replay,
 # a repeated action, a disqualified user) keeps nothing (a token SPEND spent without recording the
