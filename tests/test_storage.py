@@ -20,8 +20,9 @@ from app.errors import (
     TokenAlreadyUsed,
     TokenExpired,
 )
-from app.records import Award, AwardClaim, BoardPeriod, NoticeDraft, TokenGrant
+from app.records import Award, AwardClaim, BoardPeriod, HoldRules, NoticeDraft, TokenGrant
 from app.storage import Store, postgres, sqlite
+from app.storage.awarding import AWARD_FUNCTION
 from app.storage.postgres import PostgresStore
 from app.storage.schema import POSTGRES, SQLITE, Dialect
 from app.storage.steps import AllRows, Row, Steps
@@ -437,7 +438,7 @@ async def test_a_turns_postgres_awards_are_one_call_in_the_order_they_came(
         await store.close()
 
 
-_CALL_WAITS = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%awards_v1%'"
+_WAITING = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1"
 
 
 @contextlib.asynccontextmanager
@@ -453,12 +454,13 @@ async def _store_and_other(pg_schema: str) -> AsyncIterator[tuple[PostgresStore,
         await store.close()
 
 
-async def _until_a_call_waits(store: PostgresStore) -> None:
-    """Until a call of the award function waits for a lock. (Asked on the store's pool: a
-    transaction sees pg_stat_activity as it was at its first look.)"""
+async def _until_waiting(store: PostgresStore, statement: str = AWARD_FUNCTION) -> None:
+    """Until a statement of the store's containing `statement` (by default a call of the award
+    function) waits for a lock. (Asked on the store's pool: a transaction sees pg_stat_activity as
+    it was at its first look.)"""
     assert store._pool is not None
     async with asyncio.timeout(10):
-        while await store._pool.fetchval(_CALL_WAITS) == 0:
+        while await store._pool.fetchval(_WAITING, f"%{statement}%") == 0:
             await asyncio.sleep(0.01)
 
 
@@ -480,7 +482,7 @@ async def test_a_call_of_postgres_awards_that_fails_leaves_each_to_run_alone(
             both = asyncio.gather(
                 store.award(claim("n-y", user="y", action="b")), store.award(claim("n-x", user="x", action="b"))
             )
-            await _until_a_call_waits(store)  # it placed y and waits for x
+            await _until_waiting(store)  # it placed y and waits for x
             await other.execute("UPDATE board_entries SET updated_at = updated_at WHERE user_id = 'y'")
         ay, ax = await both
         assert (ay.user_id, ay.new_score, ax.user_id, ax.new_score) == ("y", 20, "x", 20)
@@ -502,7 +504,28 @@ async def test_a_call_of_postgres_awards_locks_a_token_before_its_user_as_an_awa
             await other.execute("SET LOCAL lock_timeout = '5s'")
             await other.execute("UPDATE action_tokens SET used_at = NULL WHERE nonce = 'n1'")  # as SPEND
             award = asyncio.ensure_future(store.award(claim("n1")))
-            await _until_a_call_waits(store)  # for the token
+            await _until_waiting(store)  # for the token
             await other.execute("SELECT 1 FROM users WHERE id = 'u' FOR UPDATE")  # not held by the call
         assert (await award).new_score == 10
         assert "each runs on its own" not in caplog.text
+
+
+async def test_a_postgres_write_ended_to_break_a_deadlock_runs_again(
+    pg_schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An award's own transaction locks its token, then its user; an erasure locks the user, then
+    # deletes the tokens. At once, PostgreSQL ends one of them, which kept nothing: it runs again
+    # rather than answer 500 (here the award, in its steps: a cheat rule is checked).
+    async with _store_and_other(pg_schema) as (store, other):
+        await store.grant(grant("n1"))
+        ruled = msgspec.structs.replace(claim("n1"), rules=HoldRules(over_per_hour=100))
+        async with other.transaction():
+            # Only the award's backend looks for the deadlock (after its 1 s): it is the one ended.
+            await other.execute("SET LOCAL deadlock_timeout = '60s'")
+            await other.execute("SELECT 1 FROM users WHERE id = 'u' FOR UPDATE")  # as an erasure
+            award = asyncio.ensure_future(store.award(ruled))
+            await _until_waiting(store, "recorded AS")  # it spent the token and waits for the user
+            await other.execute("UPDATE action_tokens SET expires_at = expires_at WHERE nonce = 'n1'")
+        assert (await award).new_score == 10
+        assert "it runs again (try 2)" in caplog.text
+        assert await score(store, "u") == 10

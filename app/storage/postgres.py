@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import asyncpg
@@ -82,6 +82,8 @@ AWARD_FUNCTION_EXISTS = "SELECT 1 FROM pg_proc WHERE proname = $1 AND pronamespa
 _MIGRATION_LOCK = 0x5C0EB0A2  # advisory lock (with SCHEMA_KEY): one process migrates a schema at a time
 
 # Connection-level failures: the database is not there right now.
+# Tries of a write that PostgreSQL keeps ending to break deadlocks; the last one's error is the answer.
+DEADLOCK_TRIES = 3
 _OUTAGES = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError)
 
 
@@ -193,6 +195,18 @@ class PostgresStore:
         async with self._connection() as conn, conn.transaction():
             yield conn
 
+    async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run a write in a transaction of its own. One that PostgreSQL ends to break a deadlock kept
+        nothing: it runs again, up to DEADLOCK_TRIES times in all."""
+        for attempt in range(1, DEADLOCK_TRIES):
+            try:
+                async with self._transaction() as conn:
+                    return await work(conn)
+            except asyncpg.DeadlockDetectedError:
+                log.warning("PostgreSQL ended a write to break a deadlock; it runs again (try %d)", attempt + 1)
+        async with self._transaction() as conn:
+            return await work(conn)
+
     def pool_usage(self) -> tuple[int, int] | None:
         """(connections in use, the pool's size) now."""
         pool = self._pool
@@ -207,8 +221,7 @@ class PostgresStore:
 
     async def grant(self, grant: TokenGrant, *, max_unused: int | None = None) -> None:
         """Record an issued token, unless refused; a refusal rolls everything back."""
-        async with self._transaction() as conn:
-            await _run(conn, OPS.grant(grant, max_unused))
+        await self._write(lambda conn: _run(conn, OPS.grant(grant, max_unused)))
 
     async def award(self, claim: AwardClaim) -> Award:
         """Consume the token and raise the score, exactly once: one transaction. A claim that needs
@@ -218,8 +231,7 @@ class PostgresStore:
             award = await self._at_once.submit(claim)
             if award is not None:
                 return award
-        async with self._transaction() as conn:
-            return await _run(conn, OPS.award(claim))
+        return await self._write(lambda conn: _run(conn, OPS.award(claim)))
 
     async def _award_at_once(self, claims: list[AwardClaim]) -> list[Award | None]:
         """One call of the award function for these claims: each one's award, or None where it
@@ -280,8 +292,7 @@ class PostgresStore:
 
     async def decide(self, decision: Decision) -> tuple[HeldAward, Award | None]:
         """Decide a held award once: one transaction."""
-        async with self._transaction() as conn:
-            return await _run(conn, OPS.decide(decision))
+        return await self._write(lambda conn: _run(conn, OPS.decide(decision)))
 
     async def user(self, user_id: str) -> UserRecord | None:
         """One user's row, or None."""
@@ -291,18 +302,15 @@ class PostgresStore:
 
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key: one transaction."""
-        async with self._transaction() as conn:
-            return await _run(conn, TRUSTED.write_score(write))
+        return await self._write(lambda conn: _run(conn, TRUSTED.write_score(write)))
 
     async def keep_answer(self, service: str, key: str, answer: str) -> None:
         """Keep a trusted write's first answer."""
-        async with self._transaction() as conn:
-            await _run(conn, TRUSTED.keep_answer(service, key, answer))
+        await self._write(lambda conn: _run(conn, TRUSTED.keep_answer(service, key, answer)))
 
     async def attest(self, user_id: str, action_id: str, service: str, now_ms: int) -> int:
         """Record an attestation, once per user and action."""
-        async with self._transaction() as conn:
-            return await _run(conn, OPS.attest(user_id, action_id, service, now_ms))
+        return await self._write(lambda conn: _run(conn, OPS.attest(user_id, action_id, service, now_ms)))
 
     async def standings(self, board: str, period: str) -> list[Standing]:
         """Every user on one period of one board."""
@@ -322,26 +330,22 @@ class PostgresStore:
             rows = await conn.fetch(CATALOG.retired_boards)
         return [(row[0], row[1], row[2]) for row in rows]
 
-    async def _write(self, steps: Steps[T]) -> T:
-        async with self._transaction() as conn:
-            return await _run(conn, steps)
-
     async def declare_boards(self, declared: dict[str, str]) -> list[str]:
         """Apply the configuration's boards (several processes may start at once: row locks and
         ON CONFLICT keep it to one insert each); the ids of those replaced."""
-        return await self._write(CATALOG.declare(declared, now_ms()))
+        return await self._write(lambda conn: _run(conn, CATALOG.declare(declared, now_ms())))
 
     async def create_board(self, board_id: str, settings: str) -> None:
         """Add a board."""
-        await self._write(CATALOG.create_board(board_id, settings, now_ms()))
+        await self._write(lambda conn: _run(conn, CATALOG.create_board(board_id, settings, now_ms())))
 
     async def change_board(self, board_id: str, settings: str) -> None:
         """Replace a board's settings."""
-        await self._write(CATALOG.change_board(board_id, settings, now_ms()))
+        await self._write(lambda conn: _run(conn, CATALOG.change_board(board_id, settings, now_ms())))
 
     async def retire_board(self, board_id: str) -> None:
         """Retire a board."""
-        await self._write(CATALOG.retire(board_id, now_ms()))
+        await self._write(lambda conn: _run(conn, CATALOG.retire(board_id, now_ms())))
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget old Idempotency-Keys."""
@@ -384,11 +388,13 @@ class PostgresStore:
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user in one transaction."""
-        async with self._transaction() as conn:
+
+        async def erasing(conn: asyncpg.Connection) -> list[tuple[str, str]]:
             # Not while a sealer runs: it could seal a row under the subject key this renames.
             await conn.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", SEALING_LOCK)
-            shelves: list[tuple[str, str]] = await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
-            return shelves
+            return await _run_rows(conn, erase(PERSONAL, user_id, pseudonym, now_ms))
+
+        return await self._write(erasing)
 
     async def audit_head(self) -> tuple[int, str]:
         """The audit chain's head, read in one transaction."""
@@ -405,34 +411,33 @@ class PostgresStore:
             sealed: int = await _run_rows(conn, seal(CHAIN, limit=limit))
             return sealed
 
-    async def _moderate(self, steps: moderation.Steps[T]) -> T:
+    async def _moderate(self, steps: Callable[[], moderation.Steps[T]]) -> T:
         """A moderation act or its reads, in one transaction."""
-        async with self._transaction() as conn:
-            return await _run_rows(conn, steps)
+        return await self._write(lambda conn: _run_rows(conn, steps()))
 
     async def disqualify(self, act: ModerationAct) -> Places:
         """Disqualify a user; the board periods they have entries on."""
-        return await self._moderate(moderation.set_disqualified(MODERATION, act, disqualified=True))
+        return await self._moderate(lambda: moderation.set_disqualified(MODERATION, act, disqualified=True))
 
     async def reinstate(self, act: ModerationAct) -> Places:
         """Reinstate a user; the board periods they have entries on."""
-        return await self._moderate(moderation.set_disqualified(MODERATION, act, disqualified=False))
+        return await self._moderate(lambda: moderation.set_disqualified(MODERATION, act, disqualified=False))
 
     async def adjust(self, act: ModerationAct, where: BoardPeriod, *, create: bool) -> Corrected:
         """Correct a user's entry by `act.amount`."""
-        return await self._moderate(moderation.adjust(MODERATION, act, where, create=create))
+        return await self._moderate(lambda: moderation.adjust(MODERATION, act, where, create=create))
 
     async def remove_entry(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take a user's entry off one board period."""
-        return await self._moderate(moderation.remove(MODERATION, act, where))
+        return await self._moderate(lambda: moderation.remove(MODERATION, act, where))
 
     async def wipe(self, act: ModerationAct, where: BoardPeriod) -> Removal:
         """Take every entry off one board period."""
-        return await self._moderate(moderation.wipe(MODERATION, act, where))
+        return await self._moderate(lambda: moderation.wipe(MODERATION, act, where))
 
     async def standings_of(self, user_id: str) -> list[tuple[BoardPeriod, Standing]]:
         """Every entry of a user who is not disqualified."""
-        return await self._moderate(moderation.standings_of(MODERATION, user_id))
+        return await self._moderate(lambda: moderation.standings_of(MODERATION, user_id))
 
     async def disqualified(self) -> list[str]:
         """Every disqualified user."""
@@ -441,7 +446,7 @@ class PostgresStore:
 
     async def user_history(self, user_id: str, *, after: int, limit: int) -> UserHistory | None:
         """A user's changes and the acts on them."""
-        return await self._moderate(moderation.history(MODERATION, user_id, after=after, limit=limit))
+        return await self._moderate(lambda: moderation.history(MODERATION, user_id, after=after, limit=limit))
 
     async def sweep_changes(self, cursor: int, before_ms: int) -> Swept:
         """Delete one window of old board changes (storage/retention.py) in one transaction."""
