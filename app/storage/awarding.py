@@ -6,6 +6,9 @@ most awards as one call, for all of a loop turn's, of a function holding both (`
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from ..records import AwardClaim
 
 CONSUME = (
     "UPDATE action_tokens SET used_at = $1 WHERE nonce = $2 AND user_id = $3 AND action_type = $4 "
@@ -135,6 +138,25 @@ def place(boards: int, *, touch: bool) -> str:
 # still call it while a rolling restart replaces them.
 AWARD_FUNCTION = "scoreboard_awards_v1"
 AWARDS_AT_ONCE = "SELECT * FROM " + AWARD_FUNCTION + "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"  # noqa: S608 - constants only
+
+
+def at_once_arguments(claims: list[AwardClaim]) -> tuple[list[Any], ...]:
+    """AWARDS_AT_ONCE's parameters for these claims."""
+    boards = [where for claim in claims for where in claim.boards]
+    return (
+        [c.now_ms for c in claims],
+        [c.nonce for c in claims],
+        [c.user_id for c in claims],
+        [c.action_type for c in claims],
+        [c.action_id for c in claims],
+        [c.now_ms - c.min_elapsed_ms for c in claims],
+        [c.username for c in claims],
+        [len(c.boards) for c in claims],
+        [where.board for where in boards],
+        [where.period for where in boards],
+    )
+
+
 _CLAIM = {"$1": "c_now", "$2": "c_nonce", "$3": "c_user", "$4": "c_type", "$5": "c_action", "$6": "c_issued"}
 CREATE_AWARD_FUNCTION = (
     "CREATE OR REPLACE FUNCTION "  # noqa: S608 - constants only

@@ -21,7 +21,6 @@ from ..records import (
     BoardPeriod,
     Corrected,
     Decision,
-    EntryChange,
     HeldAward,
     ModerationAct,
     Notice,
@@ -35,14 +34,14 @@ from ..records import (
     WriteOutcome,
 )
 from . import catalog, moderation, trusted
-from .awarding import AWARD_FUNCTION, AWARDS_AT_ONCE, CREATE_AWARD_FUNCTION
+from .awarding import AWARD_FUNCTION, AWARDS_AT_ONCE, CREATE_AWARD_FUNCTION, at_once_arguments
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations
 from .personal import Kept, RowSteps, Statements, erase
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
-from .rows import awarded, held_award, kept_notice, notice, standing, user_record
+from .rows import awarded_at_once, held_award, kept_notice, notice, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
 from .steps import AllRows, Steps
 
@@ -236,22 +235,9 @@ class PostgresStore:
     async def _award_at_once(self, claims: list[AwardClaim]) -> list[Award | None]:
         """One call of the award function for these claims: each one's award, or None where it
         takes the steps (all of them should the call fail but the database be there)."""
-        boards = [where for claim in claims for where in claim.boards]
         try:
             async with self._connection() as conn:
-                rows = await conn.fetch(
-                    AWARDS_AT_ONCE,
-                    [c.now_ms for c in claims],
-                    [c.nonce for c in claims],
-                    [c.user_id for c in claims],
-                    [c.action_type for c in claims],
-                    [c.action_id for c in claims],
-                    [c.now_ms - c.min_elapsed_ms for c in claims],
-                    [c.username for c in claims],
-                    [len(c.boards) for c in claims],
-                    [where.board for where in boards],
-                    [where.period for where in boards],
-                )
+                rows = await conn.fetch(AWARDS_AT_ONCE, *at_once_arguments(claims))
         except asyncpg.PostgresError as exc:
             # Nothing was kept: a claim whose score would overflow, a deadlock with a transaction that
             # locks in another order. Each claim then runs on its own, and only its own fails.
@@ -261,22 +247,7 @@ class PostgresStore:
                 exc.sqlstate,
             )
             return [None] * len(claims)
-        answers: list[Award | None] = []
-        at = 0
-        for index, claim in enumerate(claims, start=1):
-            own = rows[at : at + len(claim.boards)]
-            if own[0][1] is None:
-                answers.append(None)
-                at += 1
-                continue
-            at += len(claim.boards)
-            changes = [
-                EntryChange(where=where, previous_score=r[4], new_score=r[5], subscore=r[6], metadata=r[7], seq=r[3])
-                for where, r in zip(claim.boards, own, strict=True)
-            ]
-            assert all(r[0] == index for r in own)  # the function answers claim by claim
-            answers.append(awarded(claim, own[0][2], changes))
-        return answers
+        return awarded_at_once(claims, rows)
 
     async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
         """Held awards of a status after `after`, oldest first."""

@@ -80,3 +80,24 @@ def awarded(claim: AwardClaim, increment: int, changes: list[EntryChange]) -> Aw
         awarded_ms=claim.now_ms,
         changes=changes,
     )
+
+
+def awarded_at_once(claims: list[AwardClaim], rows: list[Any]) -> list[Award | None]:
+    """The awards a call of PostgreSQL's award function answered, claim by claim (a row each per
+    board, or one with no award for a claim that takes the steps: None)."""
+    answers: list[Award | None] = []
+    at = 0
+    for index, claim in enumerate(claims, start=1):
+        own = rows[at : at + len(claim.boards)]
+        if own[0][1] is None:
+            answers.append(None)
+            at += 1
+            continue
+        at += len(claim.boards)
+        assert all(r[0] == index for r in own)  # the function answers claim by claim
+        changes = [
+            EntryChange(where=where, previous_score=r[4], new_score=r[5], subscore=r[6], metadata=r[7], seq=r[3])
+            for where, r in zip(claim.boards, own, strict=True)
+        ]
+        answers.append(awarded(claim, own[0][2], changes))
+    return answers
