@@ -20,14 +20,21 @@ class TurnBatch(Generic[T, R]):
     its error; if it is cancelled, with `cancelled()`: nobody is left waiting.
 
     With `most_in_flight`, no more calls than that run at once: items submitted meanwhile wait
-    and go together in one call when one ends (a slow call gathers the items of many turns)."""
+    and go together in one call when one ends (a slow call gathers the items of many turns). With
+    `most_items`, a call takes at most that many, the oldest; the rest go in the next."""
 
     def __init__(
-        self, handle: Handler[T, R], *, cancelled: Callable[[], Exception], most_in_flight: int | None = None
+        self,
+        handle: Handler[T, R],
+        *,
+        cancelled: Callable[[], Exception],
+        most_in_flight: int | None = None,
+        most_items: int | None = None,
     ) -> None:
         self._handle = handle
         self._cancelled = cancelled
         self._most = most_in_flight
+        self._most_items = most_items
         self._queued: list[tuple[T, asyncio.Future[R]]] = []
         self._running: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
         self._observers: list[Callable[[int], None]] = []
@@ -48,12 +55,15 @@ class TurnBatch(Generic[T, R]):
     def _flush(self) -> None:
         if not self._queued or (self._most is not None and len(self._running) >= self._most):
             return  # nothing queued, or at the bound: the next call to end flushes them
-        queued, self._queued = self._queued, []
+        most = len(self._queued) if self._most_items is None else self._most_items
+        queued, self._queued = self._queued[:most], self._queued[most:]
         for observer in self._observers:
             observer(len(queued))
         task = asyncio.get_running_loop().create_task(self._run(queued))
         self._running.add(task)
         task.add_done_callback(self._ended)
+        if self._queued and (self._most is None or len(self._running) < self._most):
+            task.get_loop().call_soon(self._flush)  # beyond `most_items`: the next call (else a call's end)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

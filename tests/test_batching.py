@@ -100,3 +100,17 @@ async def test_a_failed_call_in_flight_still_lets_the_waiting_items_go() -> None
     with pytest.raises(ConnectionError):
         await first
     assert await asyncio.wait_for(second, 5) == 2
+
+
+async def test_a_call_takes_at_most_most_items_the_oldest_and_the_rest_go_next() -> None:
+    async def handle(items: list[int]) -> list[int | Exception]:
+        await asyncio.sleep(0)
+        return [i * 10 for i in items]
+
+    for most_in_flight in (None, 1):
+        batch: TurnBatch[int, int] = TurnBatch(handle, cancelled=Gone, most_in_flight=most_in_flight, most_items=2)
+        calls: list[int] = []
+        batch.observe(calls.append)
+        async with asyncio.timeout(5):  # those beyond a call's share are not left waiting
+            assert await asyncio.gather(*(batch.submit(i) for i in range(5))) == [0, 10, 20, 30, 40]
+        assert calls == [2, 2, 1]

@@ -127,9 +127,9 @@ def place(boards: int, *, touch: bool) -> str:
 # The call locks its tokens, then its users, each in the order of their keys, before it writes: the
 # order in which an award's own transaction (SPEND) locks them, and an operator's act on a whole
 # board its users. Two calls, or a call and one of those, then never each hold what the other waits
-# for (a call that fails all the same runs each claim alone, below). Each claim then runs SPEND and the writes of
-# its boards over arrays (each statement of a function takes its own snapshot, so the second reads
-# the entries after the first locked the user). A claim it cannot award (a refused token, a replay,
+# for (a call that fails all the same runs each claim alone, below). Each claim then runs SPEND and
+# the writes of its boards over arrays (each statement of a function takes its own snapshot, so the
+# second reads the entries after the first locked the user). A claim it cannot award (a refused token, a replay,
 # a repeated action, a disqualified user) keeps nothing (a token SPEND spent without recording the
 # award is put back) and answers one row with no award: that claim then runs the shared steps in a
 # transaction of its own, which say why. Parameters: per claim SPEND's six, the username and its
