@@ -1,6 +1,7 @@
-"""The page of many boards in headless Chromium: a tab per board, `?board=` in the URL, live
-updates of the shown board only, times on a `duration_ms` board, the end of a period, and the
-period selector's frozen tops (in a server process whose database holds past weeks too)."""
+"""The page of many boards in headless Chromium: a tab per board (boards made or retired at run
+time too), `?board=` in the URL, live updates of the shown board only, times on a `duration_ms`
+board, the end of a period, and the period selector's frozen tops, older kept periods included
+(also in a server process whose database holds past weeks)."""
 
 from __future__ import annotations
 
@@ -188,6 +189,80 @@ async def test_period_end_and_the_period_selector(browser: Any, flow: Flow, clie
     await page.wait_for_selector('#conn-state[data-state="live"]', timeout=2000)
     await flow.award("dora", "w2", "WEEKLY_ONLY")
     await _wait_rows(page, [("carol", "100"), ("dora", "7")])
+
+
+async def test_an_older_kept_period_is_in_the_selector(
+    browser: Any, flow: Flow, client: AppClient, clock: Clock
+) -> None:
+    # weekly keeps 2 periods: two weeks back is still readable, three weeks back is not.
+    for weeks_back, user in ((3, "gone"), (2, "cy"), (1, "ann")):
+        clock.now_ms = NEXT_MONDAY_MS - weeks_back * WEEK_MS + 3_600_000
+        await flow.award(user, f"w{weeks_back}", "WEEKLY_ONLY")
+    clock.now_ms = NEXT_MONDAY_MS + 3_600_000
+    page = await _open(browser, _base(client), "/?board=weekly")
+    await _until(lambda: _options_are(page, 3), "the kept weeks listed")
+    assert await _options(page) == [
+        ("current", "Current · Week 2026-W50"),
+        ("2026-W49", "Previous · Week 2026-W49"),
+        ("2026-W48", "Week 2026-W48"),
+    ]
+    select = page.locator("#period-select")
+    await select.select_option("2026-W48")
+    await _wait_rows(page, [("cy", "7")])
+    await select.select_option("2026-W49")
+    await _wait_rows(page, [("ann", "7")])
+    assert page.dialogs == []
+
+
+async def test_boards_made_and_retired_at_run_time_come_and_go_as_tabs(
+    browser: Any, client: AppClient, operator: dict[str, str]
+) -> None:
+    page = await _open(browser, _base(client))
+    assert await _tabs(page) == TABS
+    before = await (await client.get("/")).text()
+    made = await client.post("/api/v1/admin/boards", json={"id": "season-1", "title": "Season 1"}, headers=operator)
+    assert made.status == 201, await made.text()
+    await page.reload()
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+    assert await _tabs(page) == [*TABS, SEASON]
+    await page.get_by_role("link", name="Season 1").click()
+    await page.wait_for_url("**/?board=season-1")
+    await page.locator("#board-body tr.empty").wait_for(timeout=3000)
+    # A page a cache kept from before the change: its tabs follow GET /boards once it runs.
+    await _until(lambda: _tabs_follow(browser, client, before, [*TABS, SEASON]), "the made board's tab added")
+
+    with_season = await (await client.get("/")).text()
+    retired = await client.delete("/api/v1/admin/boards/season-1", headers=operator)
+    assert retired.status == 200, await retired.text()
+    await page.goto(_base(client) + "/")
+    await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+    assert await _tabs(page) == TABS
+    await _until(lambda: _tabs_follow(browser, client, with_season, TABS), "the retired board's tab taken away")
+    assert page.dialogs == []
+
+
+SEASON = ("season-1", "Season 1")
+WEEK_MS = 7 * 86_400_000
+
+
+async def _tabs_follow(browser: Any, client: AppClient, html: str, tabs: list[tuple[str, str]]) -> bool:
+    """Whether a page served as `html` (an earlier render) shows these tabs once its script ran."""
+    page = await browser.new_page()
+    try:
+        await page.route(f"{_base(client)}/", lambda route: route.fulfill(body=html, content_type="text/html"))
+        await page.goto(_base(client) + "/")
+        await page.wait_for_selector('#conn-state[data-state="live"]', timeout=5000)
+        return await _tabs(page) == tabs
+    finally:
+        await page.close()
+
+
+async def _tabs(page: Any) -> list[tuple[str, str]]:
+    """The board tabs: (board id, title) in order."""
+    links: list[list[str]] = await page.locator("#board-tabs a[data-board]").evaluate_all(
+        "links => links.map(a => [a.dataset.board, a.textContent])"
+    )
+    return [(board, title) for board, title in links]
 
 
 async def _value(result: Any) -> Any:

@@ -16,7 +16,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from app.api.keys import SCOREBOARD
-from app.auth import UserAuth
 from app.ranking import Placement
 
 from ..conftest import Flow, Snapshot, envelope
@@ -28,18 +27,6 @@ from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boa
 CHEAT = "mallory"
 ADMIN = "/api/v1/admin"
 BOARDS = ("global", "weekly", "daily", "trial", "high", "latest")
-
-
-@pytest.fixture
-def operator(user_auth: UserAuth) -> dict[str, str]:
-    """An operator's Authorization header."""
-    return {"Authorization": f"Bearer {user_auth.issue('ops-1', name='Ops', roles=('admin',))}"}
-
-
-@pytest.fixture
-def boards(client: AppClient, bearer: Any) -> Boards:
-    """The board routes against `client`."""
-    return Boards(client, bearer)
 
 
 async def call(client: AppClient, method: str, path: str, headers: dict[str, str], **kw: Any) -> tuple[int, Any]:
