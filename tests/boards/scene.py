@@ -110,6 +110,17 @@ class Boards:
         data = await self.get(f"/api/v1/boards/{board}/top", **params)
         return [(e["userId"], e["score"]) for e in data["leaderboard"]]
 
+    async def state(self) -> dict[str, Any]:
+        """Every board's readable periods (with their sizes) and every entry of each, as the API shows them."""
+        seen: dict[str, Any] = {}
+        for board in BOARDS:
+            periods = await self.get(f"/api/v1/boards/{board}/periods")
+            seen[board] = periods
+            for period in periods["periods"]:
+                ranks = await self.get(f"/api/v1/boards/{board}/ranks", from_=1, limit=100, period=period["id"])
+                seen[f"{board}/{period['id']}"] = ranks
+        return seen
+
 
 def app_with_clock(config: Config, clock: Clock) -> web.Application:
     """The app over `config`, its periods decided by `clock`."""

@@ -26,7 +26,6 @@ from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boa
 
 CHEAT = "mallory"
 ADMIN = "/api/v1/admin"
-BOARDS = ("global", "weekly", "daily", "trial", "high", "latest")
 
 
 async def call(client: AppClient, method: str, path: str, headers: dict[str, str], **kw: Any) -> tuple[int, Any]:
@@ -41,18 +40,6 @@ async def act(client: AppClient, operator: dict[str, str], path: str, **body: An
     status, data = await call(client, "POST", f"{ADMIN}/{path}", operator, json={"reason": "checked", **body})
     assert status == 200, data
     return data
-
-
-async def state(boards: Boards) -> dict[str, Any]:
-    """Every board's readable periods (with their sizes) and every entry of each, as the API shows them."""
-    seen: dict[str, Any] = {}
-    for board in BOARDS:
-        periods = await boards.get(f"/api/v1/boards/{board}/periods")
-        seen[board] = periods
-        for period in periods["periods"]:
-            ranks = await boards.get(f"/api/v1/boards/{board}/ranks", from_=1, limit=100, period=period["id"])
-            seen[f"{board}/{period['id']}"] = ranks
-    return seen
 
 
 async def rows(db_path: Path, storage: dict[str, Any], query: str) -> list[tuple[Any, ...]]:
@@ -106,7 +93,7 @@ async def test_disqualify_then_reinstate_restores_every_board_and_period(
     client: AppClient, flow: Flow, boards: Boards, clock: Clock, operator: dict[str, str]
 ) -> None:
     await scene(flow, boards, clock)
-    before = await state(boards)
+    before = await boards.state()
     viewer = await client.ws_connect(WS)
     assert (await recv(viewer))["type"] == "connected"
     await viewer.send_json({"type": "subscribe", "channel": "leaderboard", "board": "global"})
@@ -116,7 +103,7 @@ async def test_disqualify_then_reinstate_restores_every_board_and_period(
     assert [e["userId"] for e in update["data"]["leaderboard"]] == ["alice", "carol", "bob"]
     assert (answer["userId"], answer["disqualified"], answer["act"]["action"]) == (CHEAT, True, "disqualify")
     assert answer["act"]["operator"] == "ops-1" and answer["act"]["reason"] == "Speed hack"
-    gone = await state(boards)
+    gone = await boards.state()
     for key, value in gone.items():
         assert CHEAT not in str(value), key
     assert [e["userId"] for e in gone["trial/all"]["leaderboard"]] == ["bob", "alice"]
@@ -124,10 +111,10 @@ async def test_disqualify_then_reinstate_restores_every_board_and_period(
     # The week and the day roll over while she is out; others score in the new periods.
     clock.now_ms = NEXT_MONDAY_MS + 3_600_000
     await flow.award("bob", "bob-next", "WEEKLY_ONLY")  # the new week only
-    while_out = await state(boards)
+    while_out = await boards.state()
     assert CHEAT not in str(while_out)
     await act(client, operator, f"users/{CHEAT}/reinstate")
-    after = await state(boards)
+    after = await boards.state()
     # Every period she was in is as it was; the new ones as they were without her (she scored none).
     for key, value in before.items():
         if "/" in key and key in after:
@@ -297,7 +284,7 @@ async def test_a_rebuild_from_the_database_keeps_a_disqualified_user_off(
 ) -> None:
     await scene(flow, boards, clock)
     await act(client, operator, f"users/{CHEAT}/disqualify")
-    expected = await state(boards)
+    expected = await boards.state()
     if storage:  # Redis loses everything: the keeper refills it from the database
         redis = aioredis.from_url(REDIS_URL)
         try:
@@ -307,13 +294,13 @@ async def test_a_rebuild_from_the_database_keeps_a_disqualified_user_off(
             await redis.aclose()
 
         async def refilled() -> None:
-            assert await state(boards) == expected
+            assert await boards.state() == expected
 
         await eventually(refilled, 10)
     await client.close()
     # A restart reads the boards from the database again.
     again: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
-    assert await state(Boards(again, bearer)) == expected
+    assert await Boards(again, bearer).state() == expected
     await act(again, operator, f"users/{CHEAT}/reinstate")
     assert (await Boards(again, bearer).top("global"))[0] == (CHEAT, 700)
 
