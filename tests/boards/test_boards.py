@@ -163,6 +163,48 @@ async def test_ranges_around_lookup_and_total(flow: Flow, boards: Boards) -> Non
         assert error["code"] == "VALIDATION_ERROR", bad
 
 
+async def test_around_and_lookup_read_the_period_they_are_asked_for(flow: Flow, boards: Boards, clock: Clock) -> None:
+    # Alice is second in both weeks, beside other people: only the neighbours tell which week answered.
+    await flow.award("bob", "q1")
+    await flow.award("bob", "q2")
+    await flow.award("alice", "q1")
+    await flow.award("carol", "w1", "WEEKLY_ONLY")
+    clock.now_ms = NEXT_MONDAY_MS
+    await flow.award("dave", "q1")
+    await flow.award("alice", "w1", "WEEKLY_ONLY")
+    finished = [(1, "bob", 200), (2, "alice", 100), (3, "carol", 7)]
+    current = [(1, "dave", 100), (2, "alice", 7)]
+    friends = {"userIds": ["carol", "alice", "dave", "bob"]}
+
+    def ranked(entries: list[dict[str, Any]]) -> list[tuple[int, str, int]]:
+        return [(e["rank"], e["userId"], e["score"]) for e in entries]
+
+    for period, expected in (("previous", finished), ("2026-W49", finished), ("current", current), (None, current)):
+        chosen: dict[str, Any] = {} if period is None else {"period": period}
+        around = await boards.get("/api/v1/boards/weekly/around/alice", radius=1, **chosen)
+        assert (around["rank"], ranked(around["entries"])) == (2, expected), period
+        found = await boards.lookup("weekly", {**friends, **chosen})
+        assert ranked(found["entries"]) == expected, period
+    # Bob is on last week's board only.
+    assert (await boards.get("/api/v1/boards/weekly/around/bob"))["rank"] is None
+    assert (await boards.get("/api/v1/boards/weekly/around/bob", period="previous"))["rank"] == 1
+    # keep_periods = 2: W48 is still kept (empty), W47 no longer; W51 has not begun.
+    assert (await boards.get("/api/v1/boards/weekly/around/alice", period="2026-W48"))["entries"] == []
+    for unkept in ("2026-W47", "2026-W51", "2026-12-07", "yesterday"):
+        error = await boards.get("/api/v1/boards/weekly/around/alice", status=404, period=unkept)
+        assert error["code"] == "PERIOD_NOT_FOUND", unkept
+        error = await boards.lookup("weekly", {**friends, "period": unkept}, status=404)
+        assert error["code"] == "PERIOD_NOT_FOUND", unkept
+    no_previous = await boards.lookup("global", {**friends, "period": "previous"}, status=404)
+    assert no_previous["code"] == "PERIOD_NOT_FOUND"
+    for malformed in ("", "x" * 33):
+        error = await boards.get("/api/v1/boards/weekly/around/alice", status=400, period=malformed)
+        assert error["code"] == "VALIDATION_ERROR", malformed
+    for bad in ("", "x" * 33, 49, ["2026-W49"]):
+        error = await boards.lookup("weekly", {**friends, "period": bad}, status=400)
+        assert error["code"] == "VALIDATION_ERROR", bad
+
+
 async def test_best_keeps_the_best_for_both_orders(boards: Boards) -> None:
     # Higher is better: 50 beats 40; 45 does not beat 50.
     assert (await boards.write("high", {"userId": "ann", "score": 40}, key="a"))["improved"] is True
@@ -337,10 +379,27 @@ async def test_a_daily_board_follows_its_zone_across_daylight_saving(flow: Flow,
     await flow.award("cid", "q1")
     assert await boards.top("daily", period="2026-03-29") == [("alice", 100), ("bob", 100)]
     assert await boards.top("daily") == [("cid", 100)]
-    # 25 October 2026: clocks go back, the day is 25 hours long.
-    clock.now_ms = int(datetime(2026, 10, 25, 12, 0, tzinfo=UTC).timestamp() * 1000)
+
+    # 25 October 2026: clocks go back from 03:00 to 02:00, the day is 25 hours long.
+    def october(day: int, hour: int, minute: int = 0) -> int:
+        return int(datetime(2026, 10, day, hour, minute, tzinfo=UTC).timestamp() * 1000)
+
+    async def daily_period_of_award(user: str, now_ms: int) -> str:
+        clock.now_ms = now_ms
+        answer = await flow.award(user, "q1")
+        return str(next(b["period"] for b in answer["boards"] if b["board"] == "daily"))
+
+    assert await daily_period_of_award("dan", october(24, 22) - 1) == "2026-10-24"  # 23:59:59.999 the day before
+    assert await daily_period_of_award("eve", october(24, 22)) == "2026-10-25"  # 00:00 CEST
+    assert await daily_period_of_award("fay", october(25, 0, 30)) == "2026-10-25"  # 02:30 CEST, the first pass
+    assert await daily_period_of_award("gus", october(25, 1, 30)) == "2026-10-25"  # 02:30 CET, the extra hour
     daily = {b["id"]: b for b in (await boards.get("/api/v1/boards"))["boards"]}["daily"]["period"]
     assert daily == {"id": "2026-10-25", "startsAt": "2026-10-24T22:00:00.000Z", "endsAt": "2026-10-25T23:00:00.000Z"}
+    # 24 hours after its start (22:00 UTC) the day still has an hour to go.
+    assert await daily_period_of_award("hal", october(25, 23) - 1) == "2026-10-25"  # 23:59:59.999 CET
+    assert await daily_period_of_award("ida", october(25, 23)) == "2026-10-26"  # 00:00 CET
+    assert await boards.top("daily", period="2026-10-25") == [("eve", 100), ("fay", 100), ("gus", 100), ("hal", 100)]
+    assert await boards.top("daily") == [("ida", 100)]
 
 
 async def test_an_incr_sum_beyond_the_range_is_refused(boards: Boards) -> None:
