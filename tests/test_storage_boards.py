@@ -1,20 +1,32 @@
 """What every store promises for many boards, run against SQLite and PostgreSQL alike: awards on
-several boards in one transaction, trusted writes under their Idempotency-Key, the boards table,
-and the migration of the scores from before boards existed."""
+several boards in one transaction (a failure in the database partway through keeps nothing),
+trusted writes under their Idempotency-Key, the boards table, and the migration of the scores
+from before boards existed."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
-from app.errors import BoardExists, BoardNotFound, IdempotencyConflict, TokenAlreadyUsed, ValidationFailed
-from app.records import BoardPeriod, ScoreWrite
+from app.errors import (
+    BoardExists,
+    BoardNotFound,
+    IdempotencyConflict,
+    ServiceUnavailable,
+    TokenAlreadyUsed,
+    ValidationFailed,
+)
+from app.records import Award, BoardPeriod, ScoreWrite
 from app.storage import Store
+from app.storage.postgres import PostgresStore
 from app.storage.schema import SQLITE, migrations
+from app.storage.sqlite import SqliteStore
 
 from .stores import GLOBAL, claim, grant, open_store, score
 
@@ -201,3 +213,128 @@ async def test_a_sum_beyond_the_range_is_refused_and_writes_nothing(store: Store
     # Nothing of the refused write stayed, its key included: the key is free for another request.
     retry = await store.write_score(write("c", -1, where=GLOBAL, operator="incr", request_hash="other"))
     assert retry.replayed is False and retry.change.new_score == 2**53 - 1
+
+
+B1, B2, B3 = (BoardPeriod(board=b, period="all") for b in ("b1", "b2", "b3"))
+# What an award writes, each table as the test reads it with a connection of its own.
+WRITTEN = {
+    "spent": "SELECT nonce FROM action_tokens WHERE used_at IS NOT NULL ORDER BY nonce",
+    "awards": "SELECT token_nonce FROM score_history ORDER BY token_nonce",
+    "changes": "SELECT board, user_id, new_score FROM board_history ORDER BY board, user_id",
+    "entries": "SELECT board, user_id, score FROM board_entries ORDER BY board, user_id",
+}
+NOTHING: dict[str, list[tuple[Any, ...]]] = {name: [] for name in WRITTEN}
+
+
+async def _database(dsn: str | None, tmp_path: Path, *statements: str) -> list[tuple[Any, ...]]:
+    """Run statements on a connection of the test's own to the store's database (its schema, its
+    file), beside the store's; the last one's rows."""
+    rows: list[tuple[Any, ...]] = []
+    if dsn is None:
+        with contextlib.closing(sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)) as db:
+            for statement in statements:
+                rows = db.execute(statement).fetchall()
+        return rows
+    conn = await asyncpg.connect(dsn)
+    try:
+        for statement in statements:
+            rows = [tuple(row) for row in await conn.fetch(statement)]
+    finally:
+        await conn.close()
+    return rows
+
+
+async def _written(dsn: str | None, tmp_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: await _database(dsn, tmp_path, query) for name, query in WRITTEN.items()}
+
+
+async def _fail_writes_on_b2(dsn: str | None, tmp_path: Path, table: str) -> None:
+    """From now on the database itself refuses a row of `table` for board b2: a failure the store
+    cannot see coming, after the award's earlier writes (its token, its history, board b1)."""
+    if dsn is None:
+        await _database(
+            dsn,
+            tmp_path,
+            f"CREATE TRIGGER injected BEFORE INSERT ON {table} WHEN NEW.board = 'b2' "
+            "BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        )
+        return
+    await _database(
+        dsn,
+        tmp_path,
+        "CREATE FUNCTION injected() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$",
+        f"CREATE TRIGGER injected BEFORE INSERT ON {table} FOR EACH ROW WHEN (NEW.board = 'b2') "
+        "EXECUTE FUNCTION injected()",
+    )
+
+
+async def _stop_failing(dsn: str | None, tmp_path: Path, table: str) -> None:
+    await _database(dsn, tmp_path, "DROP TRIGGER injected" if dsn is None else f"DROP TRIGGER injected ON {table}")
+
+
+@pytest.mark.parametrize("table", ["board_history", "board_entries"])
+async def test_an_award_failing_on_its_second_board_keeps_nothing_and_its_token_awards_later(
+    store: Store, dsn: str | None, tmp_path: Path, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await store.grant(grant("n1"))
+    await _fail_writes_on_b2(dsn, tmp_path, table)
+    with pytest.raises((ServiceUnavailable, asyncpg.PostgresError)) as failed:
+        await store.award(claim("n1", boards=(B1, B2, B3)))
+    assert "injected" in caplog.text + str(failed.value)  # the trigger's error, not a refusal
+    if dsn is not None:
+        # The call of the award function failed first, then the claim's own steps: both kept nothing.
+        assert "each runs on its own" in caplog.text
+    assert await _written(dsn, tmp_path) == NOTHING
+    for where in (B1, B2, B3):
+        assert await store.standings(where.board, where.period) == []
+    await _stop_failing(dsn, tmp_path, table)
+    award = await store.award(claim("n1", boards=(B1, B2, B3)))
+    assert [(c.where, c.previous_score, c.new_score) for c in award.changes] == [
+        (B1, None, 10),
+        (B2, None, 10),
+        (B3, None, 10),
+    ]
+    with pytest.raises(TokenAlreadyUsed):
+        await store.award(claim("n1", boards=(B1, B2, B3)))
+    assert await _written(dsn, tmp_path) == {
+        "spent": [("n1",)],
+        "awards": [("n1",)],
+        "changes": [("b1", "u", 10), ("b2", "u", 10), ("b3", "u", 10)],
+        "entries": [("b1", "u", 10), ("b2", "u", 10), ("b3", "u", 10)],
+    }
+    for where in (B1, B2, B3):
+        assert await score(store, "u", where) == 10
+
+
+@pytest.mark.parametrize("table", ["board_history", "board_entries"])
+async def test_an_award_failing_in_the_database_takes_nothing_of_another_committed_with_it(
+    store: Store, dsn: str | None, tmp_path: Path, table: str
+) -> None:
+    await store.grant(grant("bad", user="u"))
+    await store.grant(grant("good", user="v"))
+    await _fail_writes_on_b2(dsn, tmp_path, table)
+    batches: list[int] = []
+    if isinstance(store, PostgresStore):
+        store._at_once.observe(batches.append)
+    else:
+        assert isinstance(store, SqliteStore)
+        store.writer.on_batch = batches.append
+    bad, good = await asyncio.gather(
+        store.award(claim("bad", user="u", boards=(B1, B2, B3))),
+        store.award(claim("good", user="v", boards=(B1, B3))),
+        return_exceptions=True,
+    )
+    # One call of the award function, or one SQLite transaction, for both; on SQLite the batch ran
+    # again without the failed write, on PostgreSQL each claim of the failed call ran alone.
+    assert batches == ([2] if isinstance(store, PostgresStore) else [2, 1])
+    assert isinstance(bad, (ServiceUnavailable, asyncpg.PostgresError))
+    assert isinstance(good, Award)
+    assert [(c.where, c.new_score) for c in good.changes] == [(B1, 10), (B3, 10)]
+    assert await _written(dsn, tmp_path) == {
+        "spent": [("good",)],
+        "awards": [("good",)],
+        "changes": [("b1", "v", 10), ("b3", "v", 10)],
+        "entries": [("b1", "v", 10), ("b3", "v", 10)],
+    }
+    with pytest.raises(TokenAlreadyUsed):
+        await store.award(claim("good", user="v", boards=(B1, B3)))

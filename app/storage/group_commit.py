@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # One write inside a batch's transaction. A write that refuses (raises ApiError) must leave
 # nothing written: refusals come before its first write or undo what it wrote. (A savepoint per
-# write would do that for it, at two more statements per write on the writer's thread.)
+# write would do that for it, at two more statements per write on the writer's thread.) A write
+# that fails otherwise (a database error) fails alone: the batch is rolled back and runs again
+# without it.
 Write = Callable[[sqlite3.Connection], T]
 _Queued = tuple[Write[Any], asyncio.Future[Any], str | None]  # the write, its waiter, its request
 
@@ -31,14 +33,25 @@ MAX_BATCH = 128
 LOCK_WAIT_MS = 5_000
 
 
+class _WriteFailed(Exception):
+    """A write of a batch failed in a way it does not refuse (a database error): the transaction
+    is rolled back and the rest of the batch runs again without it."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
 def _apply(db: sqlite3.Connection, writes: list[Write[Any]]) -> list[tuple[bool, Any]]:
     """Apply every write inside the open transaction; a refusal is that write's answer."""
     results: list[tuple[bool, Any]] = []
-    for write in writes:
+    for index, write in enumerate(writes):
         try:
             results.append((True, write(db)))
         except ApiError as exc:
             results.append((False, exc))
+        except Exception as exc:
+            raise _WriteFailed(index) from exc
     return results
 
 
@@ -174,6 +187,19 @@ class GroupCommit:
                         if self.on_batch is not None:
                             self.on_batch(len(batch))
                         results = await self._transaction([write for write, _, _ in batch])
+                    except _WriteFailed as failed:
+                        # One write's error is that write's alone: the others go in the next batch,
+                        # first in line, so that nothing of the failed transaction is lost.
+                        _, future, rid = batch.pop(failed.index)
+                        log.error(
+                            "a write failed; the rest of its batch runs again",
+                            exc_info=failed.__cause__,
+                            extra={"correlationIds": [rid]},
+                        )
+                        if not future.done():
+                            future.set_exception(ServiceUnavailable("The database write failed"))
+                        self._pending[:0], batch = batch, []
+                        continue
                     except Exception:  # the whole transaction failed: tell every waiter, and no more
                         # The cause stays in the log, with the requests it failed.
                         log.exception(
