@@ -18,7 +18,8 @@ from app.api.keys import HUB
 from app.live import connections as connections_module
 
 from ..conftest import Flow, envelope
-from .scene import AppClient, Boards, Clock, app_with_clock, boards_config
+from ..live_client import settled
+from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 STREAM = "/api/v1/boards/{}/stream"
 
@@ -89,6 +90,36 @@ async def test_a_reconnect_with_last_event_id_goes_on_from_the_next_id(client: A
     snapshot = await events.next()
     assert snapshot["id"] == "42" and snapshot["data"]["data"]["seq"] == 42
     assert snapshot["data"]["data"]["leaderboard"][0]["userId"] == "alice"
+    events.close()
+
+
+async def test_a_stream_sees_its_period_end_then_the_new_period_by_the_alarm_alone(
+    client: AppClient, flow: Flow, clock: Clock
+) -> None:
+    clock.now_ms = NEXT_MONDAY_MS - 1000
+    await flow.award("alice", "q1")
+    await flow.award("bob", "b1", "WEEKLY_ONLY")
+    await settled(client)
+    # The stream's subscription starts the board's broadcaster, whose alarm is set from this reading:
+    # due 50 ms from now in real time.
+    clock.now_ms = NEXT_MONDAY_MS - 50
+    events = await Events.open(client, "weekly")
+    snapshot = await events.next()
+    assert snapshot["id"] == "1" and snapshot["data"]["data"]["period"] == "2026-W49"
+    await asyncio.sleep(0.05)
+    clock.now_ms = NEXT_MONDAY_MS  # where a running clock would be now
+    # Nothing but the alarm wakes the board now: without it no event comes at all.
+    ended = await events.next()
+    assert ended["id"] == "2" and ended["event"] == "period_ended"
+    assert ended["data"]["type"] == "period_ended"
+    data = ended["data"]["data"]
+    assert data["seq"] == 2 and data["board"] == "weekly" and data["period"] == "2026-W49"
+    assert [(e["rank"], e["userId"], e["score"]) for e in data["leaderboard"]] == [(1, "alice", 100), (2, "bob", 7)]
+    fresh = await events.next()
+    assert fresh["id"] == "3" and fresh["event"] == "leaderboard_update"
+    data = fresh["data"]["data"]
+    assert data["seq"] == 3 and data["board"] == "weekly" and data["period"] == "2026-W50"
+    assert data["leaderboard"] == []
     events.close()
 
 
