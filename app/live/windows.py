@@ -14,7 +14,7 @@ from sortedcontainers import SortedList
 
 from ..boards.board import Board
 from ..ranking import Ranking
-from ..records import Move, Standing
+from ..records import BoardPeriod, Move, Standing
 from ..tasks import stop_if_cancelled
 from .connections import Connection
 from .messages import RanksEntry, RanksWindow, Sequenced
@@ -201,7 +201,10 @@ class Windows:
 
     async def subscribe(self, conn: Connection, key: WindowKey, max_rate: float | None) -> None:
         """Hold this window (replacing the connection's window of the same channel), starting
-        with a snapshot; a window new to the board is read first."""
+        with a snapshot of the current period; a window new to the board is read first."""
+        # Before anything is read or sent: the period may have ended with no write or alarm since
+        # (the clock jumped), and the first subscription sets the alarm for the period's end.
+        self._next_period()
         self.unsubscribe(conn, key.channel)
         window = self.windows.get(key)
         if window is None:
@@ -211,8 +214,8 @@ class Windows:
                 window = self.windows[key]
             else:
                 self._add(window)
-        elif window in self._dirty:
-            await self._refresh_quietly(window)  # the others get this version at the next refresh
+        elif window in self._dirty and await self._refresh_quietly(window):
+            self._catch_up(window)  # the others get it now: the refresh took it off the next round
         sub = window.subscribers[conn] = Subscription(conn, max_rate)
         self.held[(conn, key.channel)] = window
         self._deliver(window, sub)
@@ -285,8 +288,7 @@ class Windows:
         self._dirty.update(self.windows.values())
         self._wake.set()
 
-    async def _read(self, key: WindowKey) -> View:
-        where = self._where
+    async def _read(self, key: WindowKey, where: BoardPeriod) -> View:
         if key.channel == "ranks":
             shown, total = await self.ranking.page(where, key.first, key.last)
             return View(key.first, key.last, _state(shown), total)
@@ -298,11 +300,15 @@ class Windows:
 
     async def _refresh(self, window: Window) -> bool:
         self._dirty.discard(window)
+        where = self._where
         try:
-            changed = window.show(await self._read(window.key))
+            view = await self._read(window.key, where)
         except BaseException:
             self._dirty.add(window)
             raise
+        if where != self._where:  # the period ended during the read: read the new one
+            return await self._refresh(window)
+        changed = window.show(view)
         if self.windows.get(window.key) is window:  # not one that left during the read (nor a new one yet)
             self._index(window)
         return changed
@@ -317,6 +323,8 @@ class Windows:
             return False
 
     def _deliver(self, window: Window, sub: Subscription) -> None:
+        if window.current is None:  # nothing read in this period yet: the refresh that reads it sends it
+            return
         if not sub.due(lambda: self._deliver_due(window, sub)):
             return
         message = window.message(self._where.board, self._where.period, sub.version)
@@ -329,21 +337,24 @@ class Windows:
             window.forget_unheld()
 
     def _next_period(self) -> None:
+        """If the board's period ended, show the new one: every window is read anew and each
+        subscriber sent a snapshot of it. Then keep the alarm set for the end of the period shown:
+        without a write no round starts, and the windows would otherwise stay on a finished period."""
         period = self.board.current(self.clock())
-        if period.id == self._period.id:
-            return
-        self._period, self._where = period, self.board.where(period)
-        for window in self.windows.values():
-            window.views, window.messages = {}, {}
-            for sub in window.subscribers.values():
-                sub.version = SNAPSHOT
-            self._index(window)
-        self._dirty.update(self.windows.values())
+        if period.id != self._period.id:
+            self._period, self._where = period, self.board.where(period)
+            for window in self.windows.values():
+                window.views, window.messages = {}, {}
+                for sub in window.subscribers.values():
+                    sub.version = SNAPSHOT
+                self._index(window)
+            self._dirty.update(self.windows.values())
+            self._wake.set()  # when a subscribe found it (in a round: one spare round, marking nothing)
+        self._period_end.watch(self._period)
 
     async def _round(self) -> None:
         """Refresh every marked window and send each subscriber what it lacks."""
         self._next_period()
-        self._period_end.watch(self._period)
         marked = list(self._dirty)
         for start in range(0, len(marked), REFRESH_CHUNK):
             # Left, or refreshed by a subscribe meanwhile: skipped.
@@ -351,10 +362,14 @@ class Windows:
             # Read together: in the Redis modes the reads of one loop turn share one round trip.
             await asyncio.gather(*(self._refresh_quietly(window) for window in chunk))
             for window in chunk:
-                for sub in list(window.subscribers.values()):
-                    if sub.version != window.version:
-                        self._deliver(window, sub)
-                window.forget_unheld()
+                self._catch_up(window)
+
+    def _catch_up(self, window: Window) -> None:
+        """Send each subscriber of the window what it lacks of the current version."""
+        for sub in list(window.subscribers.values()):
+            if sub.version != window.version:
+                self._deliver(window, sub)
+        window.forget_unheld()
 
     def stop(self) -> None:
         """End `run`."""

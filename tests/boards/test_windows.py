@@ -33,6 +33,7 @@ class Viewer:
         self.seq = 0
         self.total = 0
         self.messages = 0
+        self.period = ""
 
     @classmethod
     async def open(cls, client: AppClient, subscription: dict[str, Any], user: str | None = None) -> Viewer:
@@ -56,6 +57,7 @@ class Viewer:
         assert data["seq"] == self.seq + 1, (data["seq"], self.seq)
         self.seq = data["seq"]
         self.messages += 1
+        self.period = data["period"]
         if data["snapshot"]:
             self.state = {}
         for e in data["entries"]:
@@ -334,6 +336,61 @@ async def test_a_new_period_starts_every_window_anew(client: AppClient, flow: Fl
     viewer.apply(message)
     assert viewer.state == {1: ("bob", 100)} and message["data"]["period"] == "2026-W50"
     await viewer.ws.close()
+
+
+# How far short of next Monday the alarm's test first subscribes: the windows' period-end alarm
+# is then due this soon in real time, and nothing else is meant to wake them.
+ALARM_LEAD_MS = 50
+
+
+async def test_the_period_end_alarm_alone_starts_a_window_nobody_wrote_to_anew(
+    client: AppClient, flow: Flow, clock: Clock
+) -> None:
+    # No write reaches the board before the boundary: only the windows' own alarm can end the period.
+    clock.now_ms = NEXT_MONDAY_MS - ALARM_LEAD_MS
+    viewer = await Viewer.open(client, {"channel": "ranks", "board": "weekly", "from": 1, "to": 3})
+    assert viewer.period == "2026-W49" and viewer.state == {}
+    # Once the real time the clock stood short of Monday has passed, as a running clock would.
+    await asyncio.sleep(ALARM_LEAD_MS / 1000)
+    clock.now_ms = NEXT_MONDAY_MS
+    message = await recv(viewer.ws)
+    assert message["type"] == "ranks_update", message
+    viewer.apply(message)
+    assert message["data"]["snapshot"] is True and viewer.period == "2026-W50"
+    assert viewer.state == {} and viewer.total == 0
+    # A write in the new period is one the window follows.
+    await Boards(client, flow.bearer).write("weekly", {"userId": "bob", "score": 40})
+    message = await recv(viewer.ws)
+    assert message["type"] == "ranks_update", message
+    viewer.apply(message)
+    assert viewer.period == "2026-W50" and viewer.state == {1: ("bob", 40)} and viewer.total == 1
+    await viewer.ws.close()
+
+
+async def test_a_subscription_after_the_clock_jumped_the_boundary_shows_the_new_period(
+    client: AppClient, flow: Flow, clock: Clock
+) -> None:
+    boards = Boards(client, flow.bearer)
+    await boards.write("weekly", {"userId": "alice", "score": 100}, key="a")
+    await settled(client)
+    window = {"channel": "ranks", "board": "weekly", "from": 1, "to": 3}
+    first = await Viewer.open(client, window)
+    assert first.period == "2026-W49" and first.state == {1: ("alice", 100)}
+    await settled(client)
+    # Past Monday at once: the alarm, set for Monday days away in real time, is not due.
+    clock.now_ms = NEXT_MONDAY_MS + 1000
+    second = await Viewer.open(client, window)
+    assert second.period == "2026-W50" and second.state == {} and second.total == 0
+    # The window's earlier subscriber is started anew as well.
+    message = await recv_type(first.ws, "ranks_update")
+    first.apply(message)
+    assert message["data"]["snapshot"] is True and first.period == "2026-W50" and first.state == {}
+    await boards.write("weekly", {"userId": "bob", "score": 40}, key="b")
+    for viewer in (first, second):
+        message = await recv_type(viewer.ws, "ranks_update")
+        viewer.apply(message)
+        assert viewer.period == "2026-W50" and viewer.state == {1: ("bob", 40)} and viewer.total == 1
+        await viewer.ws.close()
 
 
 class _Quiet:
