@@ -249,6 +249,18 @@ ERROR_CASES: list[Case] = [
     ("huge body", "POST", UPDATE, None, b'{"actionToken":"' + b"a" * 20000 + b'"}', 413, "PAYLOAD_TOO_LARGE"),
     ("huge body on initialize", "POST", INIT, None, {"actionType": "x" * 20000}, 413, "PAYLOAD_TOO_LARGE"),
     ("WebSocket route without a handshake", "GET", "/ws/scoreboard", None, None, 400, "VALIDATION_ERROR"),
+    *(
+        (
+            f"body not in its {encoding} Content-Encoding",
+            "POST",
+            INIT,
+            lambda b, encoding=encoding: {**b("alice"), "Content-Encoding": encoding},
+            b"abcde",
+            400,
+            "VALIDATION_ERROR",
+        )
+        for encoding in ("gzip", "deflate", "br")
+    ),
     # Refused by aiohttp's HTTP parser, before any route: found by the fuzz run (tests/test_fuzz.py).
     ("request line too long", "GET", "/api/v1/scoreboard/top?limit=" + "1" * 9000, None, None, 400, "VALIDATION_ERROR"),
     (

@@ -18,14 +18,25 @@ FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 16  # the page's forms have two or three; a flood of fields is refused before it is sorted
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The request's body as sent; 413 PAYLOAD_TOO_LARGE over server.max_body_bytes, 400
+    VALIDATION_ERROR when it cannot be read (a `Content-Encoding` it does not decode by)."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    except web.RequestPayloadError as exc:
+        # The stream is spent mid-body and aiohttp drops the connection after the answer: the
+        # client is told, so that it does not send its next request on it.
+        message = str(exc).splitlines()[-1].strip()
+        raise ValidationFailed(f"The body could not be read: {message}", headers={"Connection": "close"}) from None
+
+
 async def read_form(request: web.Request, model: type[T]) -> T:
     """The request's form validated into `model`; VALIDATION_ERROR naming what is wrong otherwise."""
     if request.content_type != FORM:
         raise ValidationFailed(f"The body must be a form ({FORM})")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge() from None
+    body = await read_body(request)
     try:
         # Browsers percent-escape everything beyond ASCII, so raw bytes beyond it are refused too.
         pairs = urllib.parse.parse_qsl(

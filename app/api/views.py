@@ -29,6 +29,7 @@ from .board_data import (
 )
 from .envelope import JSON, PRIVATE_CACHE_CONTROL, matches, not_modified, ok, ok_cacheable
 from .fields import UserPath
+from .forms import read_body
 from .held_data import ApprovePath, DecisionRequest, HeldData, HeldQuery, RejectPath
 from .keys import (
     ATTESTATIONS,
@@ -83,7 +84,7 @@ SWAGGER_UI_FILES = {name: SWAGGER_UI_DIR / name for name in ("swagger-ui.css", "
 
 async def parse_body(request: web.Request, model: type[T]) -> T:
     """Decode and validate a JSON body; VALIDATION_ERROR naming the field otherwise."""
-    return decode_json(await request.read(), decoder_for(model))
+    return decode_json(await read_body(request), decoder_for(model))
 
 
 async def principal(request: web.Request) -> Principal:
