@@ -22,17 +22,13 @@ ActId = Annotated[int, Meta(ge=1, description="The act's number in the moderatio
 Action = Literal["disqualify", "reinstate", "adjust", "remove", "wipe"]
 
 
-class _Body(_Model, forbid_unknown_fields=True):
-    """A request body: a field it does not name is refused (400 VALIDATION_ERROR)."""
-
-
-class ModerationRequest(_Body):
+class ModerationRequest(_Model):
     """Why an operator acts."""
 
     reason: Reason
 
 
-class AdjustRequest(_Body):
+class AdjustRequest(_Model):
     """A signed correction of a user's entry: `delta` is added to it (a negative one takes off)."""
 
     delta: Annotated[Value, Meta(description="Added to the entry's score (±2^53)", examples=[-250])]
