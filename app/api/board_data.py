@@ -177,7 +177,7 @@ class BoardTopQuery(_Model):
 
 
 class RanksQuery(_Model):
-    from_: Annotated[int, Meta(ge=1, le=2**31, description="The first rank shown")] = msgspec.field(
+    from_: Annotated[int, Meta(ge=1, le=2**53, description="The first rank shown")] = msgspec.field(
         default=1, name="from"
     )
     limit: Annotated[Limit, Meta(description="How many ranks from `from`")] = 10

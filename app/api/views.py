@@ -13,7 +13,7 @@ from aiohttp import hdrs, web
 
 from ..auth import Principal
 from ..decoding import convert_strings, decode_json, decoder_for
-from ..errors import NotFound, ServiceUnavailable
+from ..errors import NotFound, ServiceUnavailable, ValidationFailed
 from ..top_cache import TopAnswer
 from .award_data import InitializeRequest, TopQuery, UpdateRequest
 from .board_data import (
@@ -109,7 +109,10 @@ def path_of(request: web.Request, model: type[T]) -> T:
 def headers_of(request: web.Request, model: type[T]) -> T:
     """The headers `model` declares (by their names, in any case) validated into it; VALIDATION_ERROR
     naming the header otherwise."""
-    return convert_strings({name: request.headers[name] for name in _names(model) if name in request.headers}, model)
+    found = {name: request.headers.getall(name) for name in _names(model) if name in request.headers}
+    if twice := [name for name, values in found.items() if len(values) > 1]:
+        raise ValidationFailed(f"{twice[0]} is given more than once")
+    return convert_strings({name: values[0] for name, values in found.items()}, model)
 
 
 def _names(model: type) -> list[str]:

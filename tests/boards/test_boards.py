@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from app.boards.catalog import Catalog
 from app.ranking.memory import MemoryRanking
@@ -20,6 +21,7 @@ from .scene import (
     ATTEST_KEY,
     LIMITED_KEY,
     NEXT_MONDAY_MS,
+    RACER_KEY,
     WEDNESDAY_MS,
     AppClient,
     Boards,
@@ -135,7 +137,11 @@ async def test_ranges_around_lookup_and_total(flow: Flow, boards: Boards) -> Non
     assert [e["rank"] for e in past["leaderboard"]] == [12]
     beyond = await boards.get("/api/v1/boards/high/ranks", from_=50)
     assert beyond["leaderboard"] == [] and beyond["total"] == 12
-    for bad in ({"from": 0}, {"limit": 0}, {"limit": 101}, {"from": "x"}, {"from": "1e3"}):
+    # The contract bounds R below only: far beyond any board is an empty page, up to 2^53.
+    for far in (2**31 + 1, 2**53):
+        far_beyond = await boards.get("/api/v1/boards/high/ranks", from_=far, limit=100)
+        assert far_beyond["leaderboard"] == [] and far_beyond["total"] == 12, far
+    for bad in ({"from": 0}, {"limit": 0}, {"limit": 101}, {"from": "x"}, {"from": "1e3"}, {"from": 2**53 + 1}):
         resp = await boards.client.get("/api/v1/boards/high/ranks", params=bad)
         assert resp.status == 400, bad
     top_edge = await boards.get("/api/v1/boards/high/around/u00", radius=2)
@@ -268,9 +274,20 @@ async def test_trusted_write_refusals(boards: Boards) -> None:
     body = {"userId": "ann", "score": 1}
     missing = await boards.write("high", body, key=None, status=400)
     assert missing["code"] == "VALIDATION_ERROR"
-    for bad_key in ("", "x" * 101, "tab\there", "ünï"):
+    for bad_key in ("", "x" * 101, "tab\there"):
         error = await boards.write("high", body, key=bad_key, status=400)
         assert error["code"] == "VALIDATION_ERROR", bad_key
+    twice = await boards.client.post(
+        "/api/v1/boards/high/scores",
+        json=body,
+        headers=CIMultiDict(
+            [("Authorization", f"Bearer {RACER_KEY}"), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+        ),
+    )
+    assert (twice.status, (await envelope(twice))["error"]["code"]) == (400, "VALIDATION_ERROR")
+    # The contract's "1-100 characters": spaces and letters beyond ASCII are characters too.
+    for good_key in ("race 41", "ünï-1", "x" * 100):
+        assert (await boards.write("latest", {"userId": "kim", "score": 1}, key=good_key))["userId"] == "kim"
     assert (await boards.write("high", body, service_key="wrong", status=401))["code"] == "UNAUTHORIZED"
     assert (await boards.write("high", body, service_key=LIMITED_KEY, status=403))["code"] == "FORBIDDEN"
     assert (await boards.write("latest", body, service_key=LIMITED_KEY))["improved"] is True
