@@ -174,7 +174,7 @@ class Session:
 
     async def _auth(self, token: str) -> None:
         if self.conn.user_id is not None:
-            self.error("ALREADY_AUTHENTICATED", "This connection is already authenticated")
+            self.error("VALIDATION_ERROR", "This connection is already authenticated")
             return
         try:
             principal = await self.auth.authenticate(token)
