@@ -240,6 +240,13 @@ class Noticed(msgspec.Struct, frozen=True, kw_only=True, tag="notices"):
     notices: list[Notice]
 
 
+class OperatorAct(msgspec.Struct, frozen=True, kw_only=True):
+    """Who made an operator's change to the board catalog, and why (empty when not given)."""
+
+    operator: str
+    reason: str
+
+
 class ModerationAct(msgspec.Struct, frozen=True, kw_only=True):
     """An operator's action, as the moderation table keeps it: `action` is disqualify, reinstate,
     adjust, remove or wipe; `amount` an adjustment's delta, a removed entry's score or how many

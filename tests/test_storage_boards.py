@@ -22,7 +22,7 @@ from app.errors import (
     TokenAlreadyUsed,
     ValidationFailed,
 )
-from app.records import Award, BoardPeriod, ScoreWrite
+from app.records import Award, BoardPeriod, OperatorAct, ScoreWrite
 from app.storage import Store
 from app.storage.postgres import PostgresStore
 from app.storage.schema import SQLITE, migrations
@@ -123,30 +123,45 @@ async def test_an_idempotency_key_answers_once(store: Store) -> None:
     assert (await store.write_score(write("k", 61_000))).replayed is False  # forgotten: a new write
 
 
-async def test_boards_are_declared_created_changed_and_retired(store: Store) -> None:
+async def test_boards_are_declared_created_changed_and_retired(store: Store, dsn: str | None, tmp_path: Path) -> None:
     assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'}) == []  # added, none replaced
     assert await store.boards() == [("global", '{"a":1}'), ("weekly", '{"b":1}')]
-    await store.create_board("season", '{"c":1}')
+    await store.create_board("season", '{"c":1}', OPS)
     with pytest.raises(BoardExists):
-        await store.create_board("season", '{"c":2}')
-    await store.change_board("season", '{"c":3}')
-    await store.change_board("weekly", '{"b":2}')  # an operator's change to a declared board
+        await store.create_board("season", '{"c":2}', OPS)
+    await store.change_board("season", '{"c":3}', OPS)
+    await store.change_board("weekly", '{"b":2}', NO_REASON)  # an operator's change to a declared board
     assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":1}'}) == []  # the same: kept
     assert dict(await store.boards())["weekly"] == '{"b":2}'
     assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":9}'}) == ["weekly"]  # an edited file wins
     assert dict(await store.boards())["weekly"] == '{"b":9}'
-    await store.retire_board("weekly")
+    await store.retire_board("weekly", OPS)
     assert [(b, s) for b, s, _ in await store.retired_boards()] == [("weekly", '{"b":9}')]
     assert await store.declare_boards({"global": '{"a":1}', "weekly": '{"b":10}'}) == ["weekly"]  # back
     assert await store.retired_boards() == [] and dict(await store.boards())["weekly"] == '{"b":10}'
-    await store.retire_board("season")
+    await store.retire_board("season", OPS)
     with pytest.raises(BoardNotFound):
-        await store.retire_board("season")
+        await store.retire_board("season", OPS)
     with pytest.raises(BoardNotFound):
-        await store.change_board("season", "{}")
+        await store.change_board("season", "{}", OPS)
     with pytest.raises(BoardExists):
-        await store.create_board("season", "{}")
+        await store.create_board("season", "{}", OPS)
     assert [b for b, _ in await store.boards()] == ["global", "weekly"]
+    # Every act that changed the catalog is in the moderation record (sealed onto the audit chain),
+    # with its operator and reason; the refused ones and the configuration's declarations are not.
+    assert await _database(
+        dsn, tmp_path, "SELECT action, operator, reason, user_id, board, details FROM moderation ORDER BY id"
+    ) == [
+        ("create_board", "ops-1", "new season", None, "season", '{"c":1}'),
+        ("change_board", "ops-1", "new season", None, "season", '{"c":3}'),
+        ("change_board", "ops-1", "", None, "weekly", '{"b":2}'),
+        ("retire_board", "ops-1", "new season", None, "weekly", None),
+        ("retire_board", "ops-1", "new season", None, "season", None),
+    ]
+
+
+OPS = OperatorAct(operator="ops-1", reason="new season")
+NO_REASON = OperatorAct(operator="ops-1", reason="")
 
 
 async def test_scores_from_before_boards_move_to_global(dsn: str | None, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from msgspec import Meta
 
 from ..ranking import WATCHED_PLACES
 from .fields import BoardId, Id, PeriodSpec, Rank, Timestamp, _Model
+from .moderation_data import Reason
 
 Limit = Annotated[int, Meta(ge=1, le=WATCHED_PLACES)]
 Title = Annotated[str, Meta(min_length=1, max_length=100)]
@@ -202,6 +203,12 @@ class AroundPath(_Model):
 SeasonBoardId = Annotated[BoardId, Meta(examples=["season-1"])]
 
 
+# An operator's act on the catalog is kept in the audit record with the operator and this reason.
+ActReason = Annotated[
+    Reason, Meta(description="Why: kept with the act in the audit record (1-500 characters; optional)")
+]
+
+
 class BoardCreate(_Model):
     """A board to create at run time; it survives restarts. Omitted fields as for `global`, the title
     defaults to the id. An id in use or retired is refused (409 BOARD_EXISTS)."""
@@ -214,6 +221,7 @@ class BoardCreate(_Model):
     timezone: Zone = "UTC"
     keep_periods: KeepPeriods = 12
     format: Format = "number"
+    reason: ActReason | None = None
 
 
 class BoardChange(_Model):
@@ -223,6 +231,13 @@ class BoardChange(_Model):
     title: Title | None = None
     keep_periods: KeepPeriods | None = None
     format: Format | None = None
+    reason: ActReason | None = None
+
+
+class BoardRetire(_Model):
+    """Why a board is retired (a body is optional)."""
+
+    reason: ActReason | None = None
 
 
 class RetiredData(_Model):

@@ -19,7 +19,7 @@ Reason = Annotated[
     ),
 ]
 ActId = Annotated[int, Meta(ge=1, description="The act's number in the moderation record")]
-Action = Literal["disqualify", "reinstate", "adjust", "remove", "wipe"]
+Action = Literal["disqualify", "reinstate", "adjust", "remove", "wipe", "create_board", "change_board", "retire_board"]
 
 
 class ModerationRequest(_Model):

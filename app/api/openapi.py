@@ -276,7 +276,7 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], facts: _Facts) ->
         if endpoint.example is not None and endpoint.example.request is not None:
             # Optional fields left out, as a client would.
             body["example"] = {k: v for k, v in _as_json(endpoint.example.request).items() if v is not None}
-        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
+        operation["requestBody"] = {"required": not endpoint.request_optional, "content": {"application/json": body}}
     if endpoint.form is not None:
         form: dict[str, Any] = {"schema": _ref(endpoint.form, components)}
         if endpoint.example is not None and endpoint.example.request is not None:

@@ -6,7 +6,7 @@ import msgspec
 
 from .admin_models import DecisionForm, SignInForm, SignOutForm
 from .award_data import AwardBoard
-from .board_data import BoardChange, BoardCreate, BoardDetail, PeriodData, RetiredData
+from .board_data import BoardChange, BoardCreate, BoardDetail, BoardRetire, PeriodData, RetiredData
 from .examples import EARLIER, ISSUED_JWT, NOW, Example
 from .held_data import DecisionRequest, HeldAwardData, HeldBoard, HeldListData
 from .moderation_data import (
@@ -36,14 +36,21 @@ _SEASON = BoardDetail(
     entries=0,
 )
 CREATE_BOARD = Example(
-    request=BoardCreate(id="season-1", title="Season 1", reset="monthly", timezone="America/New_York", keep_periods=3),
+    request=BoardCreate(
+        id="season-1",
+        title="Season 1",
+        reset="monthly",
+        timezone="America/New_York",
+        keep_periods=3,
+        reason="Season 1 starts in January",
+    ),
     data=_SEASON,
 )
 CHANGE_BOARD = Example(
-    request=BoardChange(title="Season 1 (finals)"),
+    request=BoardChange(title="Season 1 (finals)", reason="The finals are on"),
     data=msgspec.structs.replace(_SEASON, title="Season 1 (finals)"),
 )
-RETIRE_BOARD = Example(data=RetiredData(board="season-1", retired=True))
+RETIRE_BOARD = Example(request=BoardRetire(reason="Season 1 is over"), data=RetiredData(board="season-1", retired=True))
 _HELD = HeldAwardData(
     id=7,
     user_id="mallory",

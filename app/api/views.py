@@ -22,6 +22,7 @@ from .board_data import (
     BoardChange,
     BoardCreate,
     BoardPath,
+    BoardRetire,
     BoardTopQuery,
     LookupRequest,
     OperatorBoardPath,
@@ -263,7 +264,8 @@ async def change_board(request: web.Request) -> web.Response:
 async def retire_board(request: web.Request) -> web.Response:
     user = await principal(request)
     path = path_of(request, OperatorBoardPath)
-    return ok(await request.app[BOARD_ADMIN].retire(user, path.board))
+    body = await parse_body(request, BoardRetire) if request.body_exists else BoardRetire()
+    return ok(await request.app[BOARD_ADMIN].retire(user, path.board, body))
 
 
 async def held_awards(request: web.Request) -> web.Response:

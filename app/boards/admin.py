@@ -7,11 +7,12 @@ import logging
 
 import msgspec
 
-from ..api.board_data import BoardChange, BoardCreate, BoardDetail, RetiredData
+from ..api.board_data import BoardChange, BoardCreate, BoardDetail, BoardRetire, RetiredData
 from ..auth import Principal
 from ..clock import iso
 from ..config import ConfigError, check_board
 from ..errors import BoardInUse, BoardNotFound, ValidationFailed
+from ..records import OperatorAct
 from ..settings import ActionSettings, BoardSettings
 from ..storage import Store
 from ..tasks import pause, stop_if_cancelled
@@ -58,9 +59,9 @@ class BoardAdmin:
         """Add a board; it survives restarts."""
         self.check(principal)
         fields = msgspec.structs.asdict(request)
-        board_id = fields.pop("id")
+        board_id, reason = fields.pop("id"), fields.pop("reason")
         settings = _checked(board_id, BoardSettings(**fields))
-        await self.store.create_board(board_id, settings_text(settings))
+        await self.store.create_board(board_id, settings_text(settings), _act(principal, reason))
         await self.refresh()
         log.warning("board %s created by %s", board_id, principal.user_id)
         return await self.reads.board(board_id)
@@ -69,14 +70,14 @@ class BoardAdmin:
         """Change a board's title, kept periods or format."""
         self.check(principal)
         board = self.catalog.get(board_id)
-        changes = {k: v for k, v in msgspec.structs.asdict(request).items() if v is not None}
+        changes = {k: v for k, v in msgspec.structs.asdict(request).items() if v is not None and k != "reason"}
         settings = _checked(board_id, msgspec.structs.replace(board.settings, **changes))
-        await self.store.change_board(board_id, settings_text(settings))
+        await self.store.change_board(board_id, settings_text(settings), _act(principal, request.reason))
         await self.refresh()
         log.warning("board %s changed by %s: %s", board_id, principal.user_id, sorted(changes))
         return await self.reads.board(board_id)
 
-    async def retire(self, principal: Principal, board_id: str) -> RetiredData:
+    async def retire(self, principal: Principal, board_id: str, request: BoardRetire) -> RetiredData:
         """Retire a board (no longer listed, read or written; its rows and history stay); not the
         default board, nor one the action catalog awards on."""
         self.check(principal)
@@ -84,7 +85,7 @@ class BoardAdmin:
         users = [name for name, a in self.actions.items() if board_id in (a.boards or (self.catalog.default,))]
         if board_id == self.catalog.default or users:
             raise BoardInUse(details={"board": board_id, "actions": users, "default": board_id == self.catalog.default})
-        await self.store.retire_board(board_id)
+        await self.store.retire_board(board_id, _act(principal, request.reason))
         await self.refresh()
         log.warning("board %s retired by %s", board_id, principal.user_id)
         return RetiredData(board=board_id, retired=True)
@@ -141,3 +142,7 @@ def _checked(board_id: str, settings: BoardSettings) -> BoardSettings:
         where, _, problem = str(exc).partition(": ")
         raise ValidationFailed(problem, details={"board": board_id, "field": where.rsplit(".", 1)[-1]}) from None
     return settings
+
+
+def _act(principal: Principal, reason: str | None) -> OperatorAct:
+    return OperatorAct(operator=principal.user_id, reason=reason or "")

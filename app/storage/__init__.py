@@ -18,6 +18,7 @@ from ..records import (
     ModerationAct,
     Notice,
     NoticeDraft,
+    OperatorAct,
     Removal,
     ScoreWrite,
     Standing,
@@ -94,14 +95,14 @@ class Store(Protocol):
         """Apply the configuration's boards (id -> settings as JSON); the ids of those whose
         settings it replaced. See Operations.declare."""
 
-    async def create_board(self, board_id: str, settings: str) -> None:
-        """Add a board; BOARD_EXISTS if the id is or was in use."""
+    async def create_board(self, board_id: str, settings: str, by: OperatorAct) -> None:
+        """Add a board, and record the act; BOARD_EXISTS if the id is or was in use."""
 
-    async def change_board(self, board_id: str, settings: str) -> None:
-        """Replace a board's settings; BOARD_NOT_FOUND for an unknown or retired one."""
+    async def change_board(self, board_id: str, settings: str, by: OperatorAct) -> None:
+        """Replace a board's settings, and record the act; BOARD_NOT_FOUND for an unknown or retired one."""
 
-    async def retire_board(self, board_id: str) -> None:
-        """Retire a board; BOARD_NOT_FOUND for an unknown or retired one."""
+    async def retire_board(self, board_id: str, by: OperatorAct) -> None:
+        """Retire a board, and record the act; BOARD_NOT_FOUND for an unknown or retired one."""
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget Idempotency-Keys first used before this time; return how many."""

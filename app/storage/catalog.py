@@ -4,6 +4,8 @@ operators. The statements, written once for SQLite and PostgreSQL, and the steps
 from __future__ import annotations
 
 from ..errors import BoardExists, BoardNotFound
+from ..records import OperatorAct
+from .moderation import RECORD_ACT
 from .schema import Dialect
 from .steps import Steps
 
@@ -31,21 +33,32 @@ class Statements:
         self.declare_board = sql(DECLARE_BOARD)
         self.update_board = sql(UPDATE_BOARD)
         self.retire_board = sql(RETIRE_BOARD)
+        self.record_act = sql(RECORD_ACT)
 
-    def create_board(self, board_id: str, settings: str, now_ms: int) -> Steps[None]:
+    # Each operator's act on the catalog is a row of the moderation record in its transaction
+    # (action, operator, reason, the board, the settings it set): sealed onto the audit chain.
+    def create_board(self, board_id: str, settings: str, by: OperatorAct, now_ms: int) -> Steps[None]:
         """Add a board made at run time; BOARD_EXISTS for an id in use or retired."""
         if (yield self.insert_board, (board_id, settings, None, now_ms)) is None:
             raise BoardExists(details={"board": board_id})
+        yield self._recorded("create_board", board_id, settings, by, now_ms)
 
-    def change_board(self, board_id: str, settings: str, now_ms: int) -> Steps[None]:
+    def change_board(self, board_id: str, settings: str, by: OperatorAct, now_ms: int) -> Steps[None]:
         """Replace a board's settings; BOARD_NOT_FOUND for an unknown or retired board."""
         if (yield self.update_board, (settings, now_ms, board_id)) is None:
             raise BoardNotFound(details={"board": board_id})
+        yield self._recorded("change_board", board_id, settings, by, now_ms)
 
-    def retire(self, board_id: str, now_ms: int) -> Steps[None]:
+    def retire(self, board_id: str, by: OperatorAct, now_ms: int) -> Steps[None]:
         """Retire a board: no longer listed, read or written; its rows stay."""
         if (yield self.retire_board, (now_ms, board_id)) is None:
             raise BoardNotFound(details={"board": board_id})
+        yield self._recorded("retire_board", board_id, None, by, now_ms)
+
+    def _recorded(
+        self, action: str, board_id: str, settings: str | None, by: OperatorAct, now_ms: int
+    ) -> tuple[str, tuple[object, ...]]:
+        return self.record_act, (action, by.operator, by.reason, None, board_id, None, None, settings, now_ms)
 
     def declare(self, declared: dict[str, str], now_ms: int) -> Steps[list[str]]:
         """Apply the configuration's boards: add the new ones; a declaration that differs from the

@@ -25,6 +25,7 @@ from ..records import (
     ModerationAct,
     Notice,
     NoticeDraft,
+    OperatorAct,
     Removal,
     ScoreWrite,
     Standing,
@@ -313,17 +314,17 @@ class PostgresStore:
         ON CONFLICT keep it to one insert each); the ids of those replaced."""
         return await self._write(lambda conn: _run(conn, CATALOG.declare(declared, now_ms())))
 
-    async def create_board(self, board_id: str, settings: str) -> None:
+    async def create_board(self, board_id: str, settings: str, by: OperatorAct) -> None:
         """Add a board."""
-        await self._write(lambda conn: _run(conn, CATALOG.create_board(board_id, settings, now_ms())))
+        await self._write(lambda conn: _run(conn, CATALOG.create_board(board_id, settings, by, now_ms())))
 
-    async def change_board(self, board_id: str, settings: str) -> None:
+    async def change_board(self, board_id: str, settings: str, by: OperatorAct) -> None:
         """Replace a board's settings."""
-        await self._write(lambda conn: _run(conn, CATALOG.change_board(board_id, settings, now_ms())))
+        await self._write(lambda conn: _run(conn, CATALOG.change_board(board_id, settings, by, now_ms())))
 
-    async def retire_board(self, board_id: str) -> None:
+    async def retire_board(self, board_id: str, by: OperatorAct) -> None:
         """Retire a board."""
-        await self._write(lambda conn: _run(conn, CATALOG.retire(board_id, now_ms())))
+        await self._write(lambda conn: _run(conn, CATALOG.retire(board_id, by, now_ms())))
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget old Idempotency-Keys."""

@@ -23,6 +23,7 @@ from ..records import (
     ModerationAct,
     Notice,
     NoticeDraft,
+    OperatorAct,
     Removal,
     ScoreWrite,
     Standing,
@@ -294,17 +295,17 @@ class SqliteStore:
         """Apply the configuration's boards; the ids of those replaced."""
         return await self.writer.write(_steps(CATALOG.declare(declared, now_ms())))
 
-    async def create_board(self, board_id: str, settings: str) -> None:
+    async def create_board(self, board_id: str, settings: str, by: OperatorAct) -> None:
         """Add a board."""
-        await self.writer.write(_steps(CATALOG.create_board(board_id, settings, now_ms())))
+        await self.writer.write(_steps(CATALOG.create_board(board_id, settings, by, now_ms())))
 
-    async def change_board(self, board_id: str, settings: str) -> None:
+    async def change_board(self, board_id: str, settings: str, by: OperatorAct) -> None:
         """Replace a board's settings."""
-        await self.writer.write(_steps(CATALOG.change_board(board_id, settings, now_ms())))
+        await self.writer.write(_steps(CATALOG.change_board(board_id, settings, by, now_ms())))
 
-    async def retire_board(self, board_id: str) -> None:
+    async def retire_board(self, board_id: str, by: OperatorAct) -> None:
         """Retire a board."""
-        await self.writer.write(_steps(CATALOG.retire(board_id, now_ms())))
+        await self.writer.write(_steps(CATALOG.retire(board_id, by, now_ms())))
 
     async def purge_keys(self, created_before_ms: int) -> int:
         """Forget old Idempotency-Keys, in chunks as `purge_tokens`."""

@@ -24,6 +24,7 @@ CONFIGURED = {("InitializeRequest", "actionType")}
 REF_PREFIX = "#/components/schemas/"
 SCALARS = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "None"}
 WIDTH = 96  # of docstring lines, within the line length of the project's formatter
+LINE_LENGTH = 120  # the project's formatter's
 
 HEADER = '''"""Request and response models of the Scoreboard API, generated from the server's OpenAPI document
 by clients/python/generate_models.py: regenerate it rather than edit it."""
@@ -135,7 +136,15 @@ def field_line(owner: str, wire: str, schema: dict[str, Any], required: bool) ->
     if _camel(name) != wire:
         args = ([f"default={default}"] if default is not None else []) + [f"name={json.dumps(wire)}"]
         return f"    {name}: {kind} = msgspec.field({', '.join(args)})", kind
-    return f"    {name}: {kind}" + (f" = {default}" if default is not None else ""), kind
+    line = f"    {name}: {kind}" + (f" = {default}" if default is not None else "")
+    if len(line) > LINE_LENGTH and kind.startswith("Literal[") and kind.endswith("]"):
+        # As the project's formatter writes a subscript too long for one line: its items on one
+        # line of their own, or one a line when that is too long as well.
+        items = kind.removeprefix("Literal[").removesuffix("]")
+        inner = [f"        {items}"] if len(items) + 8 <= LINE_LENGTH else [f"        {v}," for v in items.split(", ")]
+        tail = "    ]" + (f" = {default}" if default is not None else "")
+        line = "\n".join([f"    {name}: Literal[", *inner, tail])
+    return line, kind
 
 
 def docstring(text: str) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.auth import UserAuth
 
-from ..conftest import envelope
+from ..conftest import Flow, envelope
 from .scene import BOARDS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 
@@ -102,3 +102,27 @@ async def test_an_edited_configuration_replaces_a_declared_board(
     )
     client = await aiohttp_client(app_with_clock(edited, clock))
     assert (await Boards(client, bearer).get("/api/v1/boards/weekly"))["title"] == "Weekly cup"
+
+
+async def test_every_act_on_the_catalog_is_recorded_with_its_operator_and_reason(
+    client: AppClient, flow: Flow, user_auth: UserAuth
+) -> None:
+    admin = _admin(user_auth)
+    await flow.award("op", "q1")  # an operator who plays too: their export holds their acts
+    new = {"id": "cup", "title": "Cup", "reason": "the cup starts"}
+    assert (await _call(client, "POST", "/api/v1/admin/boards", admin, json=new))[0] == 201
+    assert (await _call(client, "PATCH", "/api/v1/admin/boards/cup", admin, json={"keepPeriods": 2}))[0] == 200
+    assert (await _call(client, "POST", "/api/v1/admin/boards", admin, json={"id": "cup"}))[0] == 409  # not an act
+    status, _ = await _call(client, "DELETE", "/api/v1/admin/boards/cup", admin, json={"reason": "the cup is over"})
+    assert status == 200
+    status, error = await _call(client, "DELETE", "/api/v1/admin/boards/x", admin, json={"reason": ""})
+    assert (status, error["code"]) == (400, "VALIDATION_ERROR")
+    # The operator's own acts are in their export, as the audit record keeps them.
+    status, export = await _call(client, "GET", "/api/v1/users/me/export", admin)
+    assert status == 200, export
+    assert [(a["action"], a["operator"], a["reason"], a["board"], a["userId"]) for a in export["acts"]] == [
+        ("create_board", "op", "the cup starts", "cup", None),
+        ("change_board", "op", "", "cup", None),
+        ("retire_board", "op", "the cup is over", "cup", None),
+    ]
+    assert export["acts"][1]["details"]["keep_periods"] == 2  # the settings the act set

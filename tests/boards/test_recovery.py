@@ -10,7 +10,7 @@ import pytest
 
 from app.api.keys import OVERTAKES, STORE
 from app.ranking.redis import RedisRanking
-from app.records import BoardPeriod
+from app.records import BoardPeriod, OperatorAct
 
 from ..conftest import Flow, envelope
 from ..contracts import eventually
@@ -95,7 +95,7 @@ async def test_a_retired_board_the_configuration_brings_back_comes_back_with_its
     clock = Clock()
     client: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
     await Boards(client, bearer).write("trial", {"userId": "cid", "score": 61_000})
-    await client.app[STORE].retire_board("trial")
+    await client.app[STORE].retire_board("trial", OperatorAct(operator="ops-1", reason="test"))
     ranking = client.app[OVERTAKES].ranking
     if isinstance(ranking, RedisRanking):  # the keys of its periods go, as the sweep lets them
         assert await ranking.unlink([BoardPeriod(board="trial", period="all", ascending=True)]) == 2

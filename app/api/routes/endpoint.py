@@ -45,6 +45,7 @@ class Endpoint:
     accepted_links: tuple[Link, ...] = ()  # links of that 202
     media: str | None = "application/json"  # of a success; None: it has no body
     request: type | None = None
+    request_optional: bool = False  # a request may come without the body (a DELETE's reason)
     form: type | None = None  # the `application/x-www-form-urlencoded` body of a browser's form
     query: type | None = None
     path_params: type | None = None

@@ -6,7 +6,7 @@ from ... import errors as e
 from .. import moderation_data as md
 from .. import operator_examples as ox
 from .. import views
-from ..board_data import BoardChange, BoardCreate, BoardDetail, OperatorBoardPath, RetiredData
+from ..board_data import BoardChange, BoardCreate, BoardDetail, BoardRetire, OperatorBoardPath, RetiredData
 from ..held_data import ApprovePath, DecisionRequest, HeldAwardData, HeldListData, HeldQuery, RejectPath
 from .endpoint import AUTH_ERRORS, Endpoint
 
@@ -56,6 +56,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="Retire a board: no longer listed, read or written, its id never used again; its history "
         "stays. Not the default board nor one the action catalog awards on (409 BOARD_IN_USE)",
         response=RetiredData,
+        request=BoardRetire,
+        request_optional=True,
         path_params=OperatorBoardPath,
         auth="operator",
         errors=(*AUTH_ERRORS, e.Forbidden, e.BoardNotFound, e.BoardInUse, e.ServiceUnavailable),

@@ -262,10 +262,12 @@ class Client:
         path = f"/api/v1/admin/boards/{_segment(board)}"
         return await self._call("PATCH", path, m.BoardDetail, body=change, auth="user")
 
-    async def retire_board(self, board: str) -> m.RetiredData:
-        """Retire a board: no longer listed, read or written; its id is never used again."""
+    async def retire_board(self, board: str, reason: str | None = None) -> m.RetiredData:
+        """Retire a board: no longer listed, read or written; its id is never used again. The act is
+        kept in the audit record with the operator and `reason`."""
         path = f"/api/v1/admin/boards/{_segment(board)}"
-        return await self._call("DELETE", path, m.RetiredData, auth="user")
+        body = m.BoardRetire(reason=reason) if reason is not None else None
+        return await self._call("DELETE", path, m.RetiredData, body=body, auth="user")
 
     async def held(
         self, *, status: str | None = None, after: int | None = None, limit: int | None = None

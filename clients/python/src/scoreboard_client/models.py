@@ -17,7 +17,9 @@ class ActData(_Model):
     entry's score, or how many entries a wipe removed; `details`: the entries removed."""
 
     id: int
-    action: Literal["adjust", "disqualify", "reinstate", "remove", "wipe"]
+    action: Literal[
+        "adjust", "change_board", "create_board", "disqualify", "reinstate", "remove", "retire_board", "wipe"
+    ]
     operator: str
     reason: str
     user_id: str | None
@@ -114,6 +116,7 @@ class BoardChange(_Model):
     title: str | None = None
     keep_periods: int | None = None
     format: Literal["duration_ms", "number"] | None = None
+    reason: str | None = None
 
 
 class BoardCreate(_Model):
@@ -128,6 +131,7 @@ class BoardCreate(_Model):
     timezone: str = "UTC"
     keep_periods: int = 12
     format: Literal["duration_ms", "number"] = "number"
+    reason: str | None = None
 
 
 class BoardData(_Model):
@@ -165,6 +169,12 @@ class BoardEntry(_Model):
     username: str
     score: int
     last_updated: str
+
+
+class BoardRetire(_Model):
+    """Why a board is retired (a body is optional)."""
+
+    reason: str | None = None
 
 
 class BoardTopData(_Model):
