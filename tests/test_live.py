@@ -76,6 +76,10 @@ async def test_auth_message(client: Any) -> None:
     await recv(ws)
     await ws.send_json({"type": "auth", "token": "eyJhbGciOiJIUzI1NiJ9.é.x"})
     assert await closed_with(ws) == CLOSE_UNAUTHORIZED
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_json({"type": "auth", "token": ""})  # as `?token=` does: a bad token, not a bad message
+    assert await closed_with(ws) == CLOSE_UNAUTHORIZED
     # A lone surrogate is no text at all: the message is refused, the connection stays.
     ws = await client.ws_connect(WS)
     await recv(ws)
