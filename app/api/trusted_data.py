@@ -49,8 +49,9 @@ IdempotencyKey = Annotated[
     Meta(
         min_length=1,
         max_length=MAX_IDEMPOTENCY_KEY_CHARS,
-        pattern=r"^[^\x00-\x1f\x7f\ud800-\udfff]+(?!\n)$",
-        description="1-100 characters naming this write (no control characters; given once). A retry with "
+        # What a header carries as sent: printable ASCII, spaces within (HTTP trims them at the ends).
+        pattern=r"^[!-~](?:[ -~]*[!-~])?(?!\n)$",
+        description="1-100 printable ASCII characters naming this write (spaces within; given once). A retry with "
         "the same key and body, "
         "within limits.idempotency_hours, answers the first answer again and changes nothing; the same key "
         "with another body is 409 IDEMPOTENCY_CONFLICT",
