@@ -3,8 +3,10 @@ and the conversion of query and path strings."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import msgspec
@@ -30,33 +32,98 @@ def decoder_for(model: type[T]) -> msgspec.json.Decoder[T]:
     return decoder
 
 
-_SAFE_INTEGER = 2**53
+# The second reading of a refused body sees each JSON number written with a fraction or an exponent
+# exactly, as a Decimal; `_exact` then makes it what the model expects at that place.
+_exact_numbers = msgspec.json.Decoder(float_hook=Decimal)
+_type_infos: dict[Any, msgspec.inspect.Type] = {}
+_FREE = msgspec.inspect.AnyType()
+# An integer written with more digits than this is out of range for any field (and int() of
+# `1e1000000000` would take the process's memory).
+_MAX_INTEGER_DIGITS = 1000
+_FIELDS = (msgspec.inspect.StructType, msgspec.inspect.TypedDictType, msgspec.inspect.DataclassType)
+_ITEMS = (msgspec.inspect.ListType, msgspec.inspect.SetType, msgspec.inspect.FrozenSetType)
 
 
-def _number(text: str) -> int | float:
-    value = float(text)
-    return int(value) if value.is_integer() and abs(value) <= _SAFE_INTEGER else value
+def _type_info(model: Any) -> msgspec.inspect.Type:
+    info = _type_infos.get(model)
+    if info is None:
+        info = _type_infos[model] = msgspec.inspect.type_info(model)
+    return info
 
 
-# Reads JSON numbers written with a fraction or exponent as integers when they are whole (5.0, 1e3).
-_whole_numbers = msgspec.json.Decoder(float_hook=_number)
+def _members(info: msgspec.inspect.Type) -> list[msgspec.inspect.Type]:
+    """The types a value at this place may have: a union's members, without descriptions or bounds
+    around them (msgspec checks those when it converts)."""
+    while isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    if isinstance(info, msgspec.inspect.UnionType):
+        return [m for t in info.types for m in _members(t)]
+    return [info]
+
+
+def _out_of_range(path: str) -> msgspec.ValidationError:
+    return msgspec.ValidationError(f"Number out of range - at `{path}`")
+
+
+def _number(value: Decimal, members: list[msgspec.inspect.Type], path: str) -> Any:
+    """An integer where the model takes one (and not a float) and the literal's exact value is an
+    integer (5.0, 5e2, not 0.99999999999999999); a Decimal where it takes one; a float elsewhere,
+    as the strict decode reads it, refused when beyond a float's range rather than infinite."""
+    kinds = {type(m) for m in members}
+    if msgspec.inspect.IntType in kinds and msgspec.inspect.FloatType not in kinds:
+        if value and value.adjusted() >= _MAX_INTEGER_DIGITS:
+            raise _out_of_range(path)
+        if value == value.to_integral_value():
+            return int(value)  # out of the field's bounds: msgspec.convert refuses it
+    if msgspec.inspect.DecimalType in kinds:
+        return value
+    number = float(value)
+    if math.isinf(number):
+        raise _out_of_range(path)
+    return number
+
+
+def _exact(value: Any, info: msgspec.inspect.Type, path: str = "$") -> Any:
+    """`value` as read with Decimals, with each Decimal made what `info` expects at its place."""
+    members = _members(info)
+    if isinstance(value, Decimal):
+        return _number(value, members, path)
+    if isinstance(value, dict):
+        for m in members:
+            if isinstance(m, _FIELDS):
+                tag = getattr(m, "tag_field", None)
+                if tag is None or value.get(tag) == getattr(m, "tag", None):
+                    fields = {f.encode_name: f.type for f in m.fields}
+                    return {k: _exact(v, fields.get(k, _FREE), f"{path}.{k}") for k, v in value.items()}
+            if isinstance(m, (msgspec.inspect.DictType, msgspec.inspect.FrozenDictType)):
+                return {k: _exact(v, m.value_type, f"{path}[...]") for k, v in value.items()}
+        return {k: _exact(v, _FREE, f"{path}[...]") for k, v in value.items()}
+    if isinstance(value, list):
+        for m in members:
+            if isinstance(m, (*_ITEMS, msgspec.inspect.VarTupleType)):
+                return [_exact(v, m.item_type, f"{path}[{i}]") for i, v in enumerate(value)]
+            if isinstance(m, msgspec.inspect.TupleType) and len(m.item_types) == len(value):
+                return [_exact(v, t, f"{path}[{i}]") for i, (v, t) in enumerate(zip(value, m.item_types, strict=True))]
+        return [_exact(v, _FREE, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
 
 
 def decode_json(data: bytes | str, decoder: msgspec.json.Decoder[T]) -> T:
     """Decode and validate; VALIDATION_ERROR saying what is wrong for any other input. An integer
-    field takes a whole number written as `5.0` or `5e0`, as JSON Schema (and so the OpenAPI
-    document) counts it an integer."""
+    field takes a number written `5.0` or `5e0` when its exact value is an integer, as JSON Schema
+    (and so the OpenAPI document) counts it an integer; `0.99999999999999999` or
+    `9007199254740993.0` is not rounded into one. Elsewhere (free JSON such as metadata) a number
+    stays as written, `1.0` a float; one beyond a float's range (`1e400`) is refused."""
     try:
         # msgspec checks UTF-8 only in the strings it keeps; JSON is UTF-8 throughout.
         text = data.decode() if isinstance(data, bytes) else data
         try:
             return decoder.decode(text)
-        except msgspec.ValidationError as exc:
-            # The common case stays one strict pass; only a refused input is read a second time.
-            try:
-                converted: T = msgspec.convert(_whole_numbers.decode(text), decoder.type)
-            except msgspec.ValidationError:
-                raise exc from None
+        except msgspec.ValidationError:
+            # The common case stays one strict pass; only a refused input is read a second time,
+            # and a refusal of that reading says what is wrong with the exact values.
+            exact = _exact(_exact_numbers.decode(text), _type_info(decoder.type))
+            converted: T = msgspec.convert(exact, decoder.type)
             return converted
     except msgspec.ValidationError as exc:
         raise ValidationFailed(details=str(exc)) from None

@@ -285,8 +285,11 @@ async def test_trusted_write_refusals(boards: Boards) -> None:
         ),
     )
     assert (twice.status, (await envelope(twice))["error"]["code"]) == (400, "VALIDATION_ERROR")
-    # The contract's "1-100 characters": spaces and letters beyond ASCII are characters too.
-    for good_key in ("race 41", "ünï-1", "x" * 100):
+    for bad_key in ("ünï", "tab\tin"):
+        error = await boards.write("high", body, key=bad_key, status=400)
+        assert error["code"] == "VALIDATION_ERROR", bad_key
+    # The contract's "1-100 characters": a space within is one too.
+    for good_key in ("race 41", "x" * 100, "!~race:7/lap#2"):
         assert (await boards.write("latest", {"userId": "kim", "score": 1}, key=good_key))["userId"] == "kim"
     assert (await boards.write("high", body, service_key="wrong", status=401))["code"] == "UNAUTHORIZED"
     assert (await boards.write("high", body, service_key=LIMITED_KEY, status=403))["code"] == "FORBIDDEN"
@@ -304,7 +307,26 @@ async def test_trusted_write_refusals(boards: Boards) -> None:
     ):
         error = await boards.write("high", bad, key="bad", status=400)
         assert error["code"] == "VALIDATION_ERROR", bad
+    # Numbers as written, which json= would round first: none is rounded into a valid one.
+    for raw in (
+        b'{"userId":"ann","score":9007199254740993.0}',
+        b'{"userId":"ann","score":-9007199254740993.0}',
+        b'{"userId":"ann","score":9007199254740992.5}',
+        b'{"userId":"ann","score":0.99999999999999999}',
+        b'{"userId":"ann","score":1,"subscore":9007199254740993.0}',
+        b'{"userId":"ann","score":1,"metadata":{"x":1e400}}',
+    ):
+        headers = {"Authorization": f"Bearer {RACER_KEY}", "Idempotency-Key": "raw", "Content-Type": "application/json"}
+        resp = await boards.client.post("/api/v1/boards/high/scores", data=raw, headers=headers)
+        assert (resp.status, (await envelope(resp))["error"]["code"]) == (400, "VALIDATION_ERROR"), raw
     assert await boards.top("high") == []
+    # A whole number written 5.0 is an integer (as JSON Schema counts it); metadata stays as sent.
+    headers = {"Authorization": f"Bearer {RACER_KEY}", "Idempotency-Key": "whole", "Content-Type": "application/json"}
+    raw = b'{"userId":"cy","score":5.0,"metadata":{"x":1.0}}'
+    resp = await boards.client.post("/api/v1/boards/latest/scores", data=raw, headers=headers)
+    assert resp.status == 200, await resp.text()
+    (entry,) = [e for e in (await boards.get("/api/v1/boards/latest/top"))["leaderboard"] if e["userId"] == "cy"]
+    assert (entry["score"], entry["metadata"]) == (5, {"x": 1.0}) and isinstance(entry["metadata"]["x"], float)
     # A user's JWT is not a service key.
     resp = await boards.client.post(
         "/api/v1/boards/high/scores", json=body, headers={**boards.bearer("ann"), "Idempotency-Key": "j"}
