@@ -3,6 +3,7 @@ a clock the tests move, and the client calls of the board routes."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -50,6 +51,11 @@ WEDNESDAY_MS = int(datetime(2026, 12, 2, 12, 0, tzinfo=UTC).timestamp() * 1000)
 NEXT_MONDAY_MS = int(datetime(2026, 12, 7, 0, 0, tzinfo=UTC).timestamp() * 1000)
 
 
+# How far short of next Monday a test of a period-end alarm first watches a board: the alarm,
+# set from that reading, is then due this soon in real time.
+ALARM_LEAD_MS = 50
+
+
 class Clock:
     """Milliseconds since the epoch, moved by the test."""
 
@@ -58,6 +64,16 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now_ms
+
+    def short_of_monday(self) -> None:
+        """Stand ALARM_LEAD_MS short of next Monday."""
+        self.now_ms = NEXT_MONDAY_MS - ALARM_LEAD_MS
+
+    async def reach_monday(self) -> None:
+        """Move to next Monday once the real time it stood short of it has passed, as a running
+        clock would have: an alarm set from the earlier reading is then due."""
+        await asyncio.sleep(ALARM_LEAD_MS / 1000)
+        self.now_ms = NEXT_MONDAY_MS
 
 
 def boards_config(db_path: Path, storage: dict[str, Any], **sections: Any) -> Config:

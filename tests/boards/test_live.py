@@ -3,7 +3,6 @@ board, `board`/`period` in every message, the end of a period."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -13,10 +12,6 @@ from app.api.keys import HUB, SCOREBOARD
 from ..conftest import Flow
 from ..live_client import WS, recv, recv_type, settled, subscribed, token_for
 from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock
-
-# How far short of a boundary a board is first watched in the tests of the period-end alarm: its
-# alarm is then due this soon in real time, and nothing else is meant to wake the board.
-ALARM_LEAD_MS = 50
 
 
 async def test_each_board_streams_its_own_top(flow: Flow, client: AppClient) -> None:
@@ -137,13 +132,6 @@ async def board_channel(client: AppClient, board: str) -> tuple[Any, dict[str, A
     return ws, snapshot
 
 
-async def reach_the_boundary(clock: Clock) -> None:
-    """Move the clock to next Monday once the real time it stood short of it has passed, as a
-    running clock would have: the alarm set from the clock's reading is then due."""
-    await asyncio.sleep(ALARM_LEAD_MS / 1000)
-    clock.now_ms = NEXT_MONDAY_MS
-
-
 async def test_the_period_end_alarm_alone_sends_the_frozen_top_then_the_new_period(
     flow: Flow, client: AppClient, clock: Clock
 ) -> None:
@@ -152,10 +140,10 @@ async def test_the_period_end_alarm_alone_sends_the_frozen_top_then_the_new_peri
     await flow.award("bob", "b1", "WEEKLY_ONLY")
     await settled(client)
     # The board's broadcaster starts with this subscription and arms its alarm from this reading.
-    clock.now_ms = NEXT_MONDAY_MS - ALARM_LEAD_MS
+    clock.short_of_monday()
     ws, snapshot = await board_channel(client, "weekly")
     assert snapshot["data"]["period"] == "2026-W49" and len(snapshot["data"]["leaderboard"]) == 2
-    await reach_the_boundary(clock)
+    await clock.reach_monday()
     # Nothing but the alarm wakes the board now: without it no message comes at all.
     ended = await recv(ws)
     assert ended["type"] == "period_ended", ended
@@ -212,9 +200,9 @@ async def test_rank_change_names_its_board_and_comes_once_per_board_passed_on(fl
 async def ended_weekly_board(client: AppClient, clock: Clock) -> tuple[Any, dict[str, Any]]:
     """A subscriber of the weekly board carried across next Monday's boundary by the alarm; the
     `period_ended` it was sent (the new period's empty snapshot read after it)."""
-    clock.now_ms = NEXT_MONDAY_MS - ALARM_LEAD_MS
+    clock.short_of_monday()
     ws, _ = await board_channel(client, "weekly")
-    await reach_the_boundary(clock)
+    await clock.reach_monday()
     ended = await recv(ws)
     assert ended["type"] == "period_ended", ended
     fresh = await recv(ws)

@@ -100,14 +100,12 @@ async def test_a_stream_sees_its_period_end_then_the_new_period_by_the_alarm_alo
     await flow.award("alice", "q1")
     await flow.award("bob", "b1", "WEEKLY_ONLY")
     await settled(client)
-    # The stream's subscription starts the board's broadcaster, whose alarm is set from this reading:
-    # due 50 ms from now in real time.
-    clock.now_ms = NEXT_MONDAY_MS - 50
+    # The stream's subscription starts the board's broadcaster, whose alarm is set from this reading.
+    clock.short_of_monday()
     events = await Events.open(client, "weekly")
     snapshot = await events.next()
     assert snapshot["id"] == "1" and snapshot["data"]["data"]["period"] == "2026-W49"
-    await asyncio.sleep(0.05)
-    clock.now_ms = NEXT_MONDAY_MS  # where a running clock would be now
+    await clock.reach_monday()
     # Nothing but the alarm wakes the board now: without it no event comes at all.
     ended = await events.next()
     assert ended["id"] == "2" and ended["event"] == "period_ended"

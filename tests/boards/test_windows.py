@@ -338,21 +338,14 @@ async def test_a_new_period_starts_every_window_anew(client: AppClient, flow: Fl
     await viewer.ws.close()
 
 
-# How far short of next Monday the alarm's test first subscribes: the windows' period-end alarm
-# is then due this soon in real time, and nothing else is meant to wake them.
-ALARM_LEAD_MS = 50
-
-
 async def test_the_period_end_alarm_alone_starts_a_window_nobody_wrote_to_anew(
     client: AppClient, flow: Flow, clock: Clock
 ) -> None:
     # No write reaches the board before the boundary: only the windows' own alarm can end the period.
-    clock.now_ms = NEXT_MONDAY_MS - ALARM_LEAD_MS
+    clock.short_of_monday()
     viewer = await Viewer.open(client, {"channel": "ranks", "board": "weekly", "from": 1, "to": 3})
     assert viewer.period == "2026-W49" and viewer.state == {}
-    # Once the real time the clock stood short of Monday has passed, as a running clock would.
-    await asyncio.sleep(ALARM_LEAD_MS / 1000)
-    clock.now_ms = NEXT_MONDAY_MS
+    await clock.reach_monday()
     message = await recv(viewer.ws)
     assert message["type"] == "ranks_update", message
     viewer.apply(message)
