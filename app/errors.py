@@ -104,6 +104,13 @@ class ServiceUnavailable(ApiError):
     status, code, message = 503, "SERVICE_UNAVAILABLE", "A backing service is unavailable"
 
 
+class PeriodEnded(ApiError):
+    """A write's period ended before its transaction began: the service stamps it again in the
+    new one (a client sees this only if the period ended again meanwhile)."""
+
+    status, code, message = 503, "SERVICE_UNAVAILABLE", "The period ended while the write waited; try again"
+
+
 class BoardNotFound(ApiError):
     status, code, message = 404, "BOARD_NOT_FOUND", "No such board"
 

@@ -31,6 +31,7 @@ class AwardClaim(msgspec.Struct, frozen=True, kw_only=True):
     min_elapsed_ms: int  # the catalog's minimum for `action_type`, which the recorded grant must have
     now_ms: int
     boards: tuple[BoardPeriod, ...]  # each an incr board, in the period current at `now_ms`
+    ends_ms: int | None = None  # when the first of those periods ends: a transaction after it refuses the claim
     attest: bool = False  # the action needs a trusted server's attestation, which the award spends
     rules: HoldRules | None = None  # the action's cheat rules; None: never held
     backoff: Backoff | None = None  # repeat offenders' back-off; None: off
@@ -146,6 +147,7 @@ class ScoreWrite(msgspec.Struct, frozen=True, kw_only=True):
     subscore: int | None
     metadata: str | None
     now_ms: int
+    ends_ms: int | None = None  # when `where`'s period ends: a transaction after it refuses the write
 
 
 class WriteOutcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,7 +24,7 @@ from .api.award_data import (
 )
 from .api.held_data import HeldData
 from .auth import Principal
-from .boards.board import Board
+from .boards.board import Board, first_end, in_current_periods
 from .boards.catalog import Catalog
 from .clock import iso, now_ms
 from .errors import (
@@ -289,26 +289,31 @@ class Scoreboard:
         with self.span("award.gate.claim"):
             attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
         used_for = max(1, claims.exp - self.clock() // 1000)  # the gate needs it no longer than the token lives
+
+        async def award_now(now: int) -> tuple[Award, dict[BoardPeriod, int | None]]:
+            periods = [(board, board.current(now)) for board in boards]
+            expires = {board.where(p): board.expire_ms(p) for board, p in periods}
+            award = await self.store.award(
+                AwardClaim(
+                    nonce=claims.nonce,
+                    user_id=principal.user_id,
+                    username=principal.name,
+                    action_type=claims.action_type,
+                    action_id=claims.action_id,
+                    min_elapsed_ms=round(action.min_seconds * 1000),
+                    now_ms=now,
+                    boards=tuple(expires),
+                    ends_ms=first_end(p for _, p in periods),
+                    attest=action.attest,
+                    rules=self.rules.get(claims.action_type),
+                    backoff=self.backoff,
+                )
+            )
+            return award, expires
+
         try:
             with self.span("award.transaction"):
-                now = self.clock()
-                periods = [(board, board.current(now)) for board in boards]
-                expires = {board.where(p): board.expire_ms(p) for board, p in periods}
-                award = await self.store.award(
-                    AwardClaim(
-                        nonce=claims.nonce,
-                        user_id=principal.user_id,
-                        username=principal.name,
-                        action_type=claims.action_type,
-                        action_id=claims.action_id,
-                        min_elapsed_ms=round(action.min_seconds * 1000),
-                        now_ms=now,
-                        boards=tuple(expires),
-                        attest=action.attest,
-                        rules=self.rules.get(claims.action_type),
-                        backoff=self.backoff,
-                    )
-                )
+                award, expires = await in_current_periods(self.clock, award_now)
         except TokenAlreadyUsed:
             # It committed before (the gate forgot it, or its process died before confirming).
             with self.span("award.gate.confirm"):

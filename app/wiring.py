@@ -70,11 +70,12 @@ def _action_rates(config: Config) -> dict[str, PositiveCountWindow]:
     return {name: action.rate_limit for name, action in config.actions.items() if action.rate_limit is not None}
 
 
-def make_store(config: Config) -> Store:
-    """The system of record: PostgreSQL when a database URL is set, else the SQLite file."""
+def make_store(config: Config, clock: Callable[[], int] = now_ms) -> Store:
+    """The system of record: PostgreSQL when a database URL is set, else the SQLite file; `clock`
+    is the service's, which a write's period is checked against as its transaction begins."""
     if config.storage.database_url:
-        return PostgresStore(config.storage.database_url, pool_size=config.storage.database_pool_size)
-    return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous)
+        return PostgresStore(config.storage.database_url, pool_size=config.storage.database_pool_size, clock=clock)
+    return SqliteStore(config.storage.sqlite_path, synchronous=config.storage.synchronous, clock=clock)
 
 
 def embedded(config: Config, store: Store, catalog: Catalog, clock: Callable[[], int]) -> Parts:
@@ -177,6 +178,6 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
 def build_parts(config: Config, catalog: Catalog, clock: Callable[[], int] = now_ms) -> Parts:
     """The parts for this configuration; the ranking is filled with the catalog's readable periods
     as of `clock`."""
-    store = make_store(config)
+    store = make_store(config, clock)
     mode = clustered if config.storage.redis_url else embedded
     return mode(config, store, catalog, clock)

@@ -12,17 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 
 from app.errors import (
     BoardExists,
     BoardNotFound,
     IdempotencyConflict,
+    PeriodEnded,
     ServiceUnavailable,
     TokenAlreadyUsed,
     ValidationFailed,
 )
-from app.records import Award, BoardPeriod, OperatorAct, ScoreWrite
+from app.records import Award, BoardPeriod, HoldRules, OperatorAct, ScoreWrite
 from app.storage import Store
 from app.storage.postgres import PostgresStore
 from app.storage.schema import SQLITE, migrations
@@ -353,3 +355,23 @@ async def test_an_award_failing_in_the_database_takes_nothing_of_another_committ
     }
     with pytest.raises(TokenAlreadyUsed):
         await store.award(claim("good", user="v", boards=(B1, B3)))
+
+
+async def test_a_write_whose_period_ended_before_its_transaction_keeps_nothing(
+    store: Store, dsn: str | None, tmp_path: Path
+) -> None:
+    # The store's clock is the real one here: long past the first end, far from the second.
+    ended, later = 1000, 2**50
+    await store.grant(grant("n1"))
+    on_two = claim("n1", boards=(B1, B2))
+    # The award call (PostgreSQL's plain awards) and the steps (a claim with cheat rules takes them).
+    for rules in (None, HoldRules(over_per_hour=100)):
+        with pytest.raises(PeriodEnded):
+            await store.award(msgspec.structs.replace(on_two, ends_ms=ended, rules=rules))
+        assert await _written(dsn, tmp_path) == NOTHING
+    with pytest.raises(PeriodEnded):
+        await store.write_score(msgspec.structs.replace(write("k", 61_000), ends_ms=ended))
+    assert await _database(dsn, tmp_path, "SELECT key FROM idempotency_keys") == []  # the key is not used up
+    award = await store.award(msgspec.structs.replace(on_two, ends_ms=later))
+    assert [(c.where, c.new_score) for c in award.changes] == [(B1, 10), (B2, 10)]
+    assert (await store.write_score(msgspec.structs.replace(write("k", 61_000), ends_ms=later))).replayed is False

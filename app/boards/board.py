@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from ..errors import PeriodNotFound
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+from ..errors import PeriodEnded, PeriodNotFound
 from ..records import BoardPeriod
 from ..settings import BoardSettings
 from .periods import Period, Schedule
 
 CURRENT, PREVIOUS = "current", "previous"
+PERIOD_TRIES = 3  # a write's period may end while it waits for its transaction; twice in a row is a stuck clock
+T = TypeVar("T")
+
+
+async def in_current_periods(clock: Callable[[], int], write: Callable[[int], Awaitable[T]]) -> T:
+    """`write(now)`, made again with a new reading of the clock when the store refused it because
+    its period ended before its transaction began (PeriodEnded): a write counts in the period in
+    which it commits, not the one of when it was asked for."""
+    for _ in range(PERIOD_TRIES - 1):
+        try:
+            return await write(clock())
+        except PeriodEnded:
+            continue
+    return await write(clock())
+
+
+def first_end(periods: Iterable[Period]) -> int | None:
+    """When the first of these periods ends (None when none does)."""
+    return min((p.ends_ms for p in periods if p.ends_ms is not None), default=None)
 
 
 class Board:

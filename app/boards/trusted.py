@@ -16,7 +16,9 @@ from ..ranking import Ranking
 from ..records import ScoreWrite, WriteOutcome
 from ..settings import SCORES_WRITE, Scope, ServiceSettings
 from ..storage import Store
+from .board import in_current_periods
 from .catalog import Catalog
+from .periods import Period
 
 log = logging.getLogger(__name__)
 
@@ -86,23 +88,28 @@ class TrustedWrites:
             if len(metadata.encode()) > MAX_METADATA_BYTES:
                 raise ValidationFailed("metadata is at most 1 KiB of JSON", details={"field": "metadata"})
         request_hash = hashlib.sha256(board_id.encode() + b"\n" + _canonical.encode(request)).hexdigest()
-        now = self.clock()
-        period = board.current(now)
-        where = board.where(period)
-        outcome = await self.store.write_score(
-            ScoreWrite(
-                service=service.name,
-                key=key,
-                request_hash=request_hash,
-                where=where,
-                operator=board.settings.operator,
-                user_id=request.user_id,
-                score=request.score,
-                subscore=request.subscore,
-                metadata=metadata,
-                now_ms=now,
+
+        async def write_now(now: int) -> tuple[int, Period, WriteOutcome]:
+            period = board.current(now)
+            outcome = await self.store.write_score(
+                ScoreWrite(
+                    service=service.name,
+                    key=key,
+                    request_hash=request_hash,
+                    where=board.where(period),
+                    operator=board.settings.operator,
+                    user_id=request.user_id,
+                    score=request.score,
+                    subscore=request.subscore,
+                    metadata=metadata,
+                    now_ms=now,
+                    ends_ms=period.ends_ms,
+                )
             )
-        )
+            return now, period, outcome
+
+        now, period, outcome = await in_current_periods(self.clock, write_now)
+        where = board.where(period)
         if outcome.replayed:
             return await self._replay(outcome)
         moves = await self.placer.place(

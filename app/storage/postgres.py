@@ -44,7 +44,7 @@ from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
 from .rows import awarded_at_once, held_award, kept_notice, notice, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, POSTGRES, RECORD, migrations, render
-from .steps import AllRows, Steps
+from .steps import AllRows, Steps, in_period
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +139,10 @@ class PostgresStore:
     # (seven round trips each) fell behind three-board awards at the box's limit.
     most_sealed = 1024
 
-    def __init__(self, dsn: str, *, pool_size: int = 10) -> None:
+    def __init__(self, dsn: str, *, pool_size: int = 10, clock: Callable[[], int] = now_ms) -> None:
         self.dsn = dsn
         self.pool_size = pool_size
+        self.clock = clock  # the service's: a write's period is checked against it as its transaction begins
         self._pool: asyncpg.Pool | None = None
         self.round_trips = Histogram()  # seconds of each transaction, from its connection's acquisition to COMMIT
         # One call of the award function at a time: the awards of the turns it takes go in the next,
@@ -238,24 +239,31 @@ class PostgresStore:
             award = await self._at_once.submit(claim)
             if award is not None:
                 return award
-        return await self._write(lambda conn: _run(conn, OPS.award(claim)))
+        return await self._write(lambda conn: _run(conn, in_period(claim.ends_ms, self.clock, OPS.award(claim))))
 
     async def _award_at_once(self, claims: list[AwardClaim]) -> list[Award | None]:
         """One call of the award function for these claims: each one's award, or None where it
         takes the steps (all of them should the call fail but the database be there)."""
+        # A claim whose period ended while it waited goes to the steps, which refuse it (PeriodEnded).
+        now = self.clock()
+        current = [claim.ends_ms is None or now < claim.ends_ms for claim in claims]
+        called = [claim for claim, ok in zip(claims, current, strict=True) if ok]
+        if not called:
+            return [None] * len(claims)
         try:
             async with self._connection() as conn:
-                rows = await conn.fetch(AWARDS_AT_ONCE, *at_once_arguments(claims))
+                rows = await conn.fetch(AWARDS_AT_ONCE, *at_once_arguments(called))
         except asyncpg.PostgresError as exc:
             # Nothing was kept: a claim whose score would overflow, a deadlock with a transaction that
             # locks in another order. Each claim then runs on its own, and only its own fails.
             log.warning(
                 "a call of the award function for %d claims failed (%s); each runs on its own",
-                len(claims),
+                len(called),
                 exc.sqlstate,
             )
             return [None] * len(claims)
-        return awarded_at_once(claims, rows)
+        awarded = iter(awarded_at_once(called, rows))
+        return [next(awarded) if ok else None for ok in current]
 
     async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
         """Held awards of a status after `after`, oldest first."""
@@ -281,7 +289,9 @@ class PostgresStore:
 
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key: one transaction."""
-        return await self._write(lambda conn: _run(conn, TRUSTED.write_score(write)))
+        return await self._write(
+            lambda conn: _run(conn, in_period(write.ends_ms, self.clock, TRUSTED.write_score(write)))
+        )
 
     async def keep_answer(self, service: str, key: str, answer: str) -> None:
         """Keep a trusted write's first answer."""

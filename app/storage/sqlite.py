@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -43,7 +44,7 @@ from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
 from .rows import held_award, kept_notice, notice, standing, user_record
 from .schema import APPLIED, MIGRATIONS_TABLE, RECORD, SQLITE, migrations, render
-from .steps import AllRows, Steps
+from .steps import AllRows, Steps, in_period
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,11 @@ class SqliteStore:
     # A seal runs on the event loop in the writer's batch, ~12 us a row: 128 hold it ~1.6 ms.
     most_sealed = 128
 
-    def __init__(self, path: str, *, synchronous: Literal["FULL", "NORMAL"] = "FULL") -> None:
+    def __init__(
+        self, path: str, *, synchronous: Literal["FULL", "NORMAL"] = "FULL", clock: Callable[[], int] = now_ms
+    ) -> None:
         self.path = path
+        self.clock = clock  # the service's: a write's period is checked against it as its batch runs
         self.synchronous = synchronous
         self.writer = GroupCommit(path, synchronous=synchronous)
         self.round_trips = self.writer.round_trips
@@ -244,7 +248,7 @@ class SqliteStore:
 
     async def award(self, claim: AwardClaim) -> Award:
         """Consume the token and raise the score, exactly once."""
-        return await self.writer.write(_steps(OPS.award(claim)))
+        return await self.writer.write(_steps(in_period(claim.ends_ms, self.clock, OPS.award(claim))))
 
     async def held(self, *, status: str, after: int, limit: int) -> list[HeldAward]:
         """Held awards of a status after `after`, oldest first."""
@@ -263,7 +267,7 @@ class SqliteStore:
 
     async def write_score(self, write: ScoreWrite) -> WriteOutcome:
         """Apply a trusted write, exactly once per Idempotency-Key."""
-        return await self.writer.write(_undoable(TRUSTED.write_score(write)))
+        return await self.writer.write(_undoable(in_period(write.ends_ms, self.clock, TRUSTED.write_score(write))))
 
     async def keep_answer(self, service: str, key: str, answer: str) -> None:
         """Keep a trusted write's first answer."""

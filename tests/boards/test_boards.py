@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
+from app.api.keys import SCOREBOARD
 from app.boards.catalog import Catalog
 from app.ranking.memory import MemoryRanking
 from app.records import BoardPeriod, Standing
@@ -234,6 +235,23 @@ async def test_best_keeps_the_best_for_both_orders(boards: Boards) -> None:
     # Reaching the same best again keeps the place of whoever got there first.
     assert (await boards.write("high", {"userId": "ann", "score": 50}, key="l"))["improved"] is False
     assert await boards.top("high") == [("eve", 50), ("ann", 50), ("fay", 50)]
+
+
+async def test_a_trusted_write_whose_period_ended_while_it_waited_counts_in_the_new_one(
+    boards: Boards, client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock.now_ms = NEXT_MONDAY_MS - 1  # asked for in the last millisecond of the week
+    store = client.app[SCOREBOARD].store
+    write_score = store.write_score
+
+    async def waited(write: Any) -> Any:  # the week ends before its transaction begins
+        clock.now_ms = max(clock.now_ms, NEXT_MONDAY_MS + 1000)
+        return await write_score(write)
+
+    monkeypatch.setattr(store, "write_score", waited)
+    assert (await boards.write("weekly", {"userId": "ann", "score": 5}))["newScore"] == 5
+    assert await boards.top("weekly", period="2026-W49") == []
+    assert await boards.top("weekly") == [("ann", 5)]
 
 
 async def test_set_replaces_and_incr_adds(boards: Boards) -> None:

@@ -210,32 +210,36 @@ async def ended_weekly_board(client: AppClient, clock: Clock) -> tuple[Any, dict
     return ws, ended
 
 
-def committing_after_the_boundary(client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """From now on an award's transaction begins with the clock where it is and commits once it
-    reads past next Monday: the clock jumps the boundary between the two, so what the award does
-    after its commit (placing, publishing) sees the new period as a real clock would."""
+def past_the_boundary(client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch, *, before_commit: bool) -> None:
+    """From now on the clock jumps past next Monday while an award is in the store: before its
+    transaction begins (it waited for it), or once it has committed (its transaction began before
+    the boundary), so that what the award does after (placing, publishing) sees the new period."""
     store = client.app[SCOREBOARD].store
     award = store.award
 
     async def late(claim: Any) -> Any:
-        clock.now_ms = max(clock.now_ms, NEXT_MONDAY_MS + 1000)
-        return await award(claim)
+        if before_commit:
+            clock.now_ms = max(clock.now_ms, NEXT_MONDAY_MS + 1000)
+        try:
+            return await award(claim)
+        finally:
+            clock.now_ms = max(clock.now_ms, NEXT_MONDAY_MS + 1000)
 
     monkeypatch.setattr(store, "award", late)
 
 
-async def test_an_award_stamped_before_the_boundary_stays_off_the_new_periods_live_board(
+async def test_an_award_whose_transaction_began_before_the_boundary_stays_off_the_new_periods_live_board(
     flow: Flow, client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock.now_ms = NEXT_MONDAY_MS - 1000
     await flow.award("alice", "q1")
     await settled(client)
     ws, _ = await ended_weekly_board(client, clock)
-    clock.now_ms = NEXT_MONDAY_MS - 1  # dave's transaction begins before the boundary
-    committing_after_the_boundary(client, clock, monkeypatch)
+    clock.now_ms = NEXT_MONDAY_MS - 1
+    past_the_boundary(client, clock, monkeypatch, before_commit=False)
     await flow.award("dave", "q1")
     boards = Boards(client, flow.bearer)
-    # The premise: it counts in the period read as its transaction began, the one that ended.
+    # Its transaction ran in the week that ended, so it counts there (README, Periods).
     assert await boards.top("weekly", period="2026-W49") == [("alice", 100), ("dave", 100)]
     await flow.award("carol", "q1")
     update = await recv(ws)
@@ -250,12 +254,7 @@ async def test_an_award_stamped_before_the_boundary_stays_off_the_new_periods_li
     await ws.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an award's periods are read as its transaction begins (app/service.py _consume), not as it "
-    "commits: one committed after period_ended still lands in the ended period, whose frozen top changes",
-)
-async def test_an_award_committed_after_the_period_ended_leaves_its_frozen_top_as_sent(
+async def test_an_award_whose_period_ended_while_it_waited_counts_in_the_new_one(
     flow: Flow, client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock.now_ms = NEXT_MONDAY_MS - 1000
@@ -264,12 +263,15 @@ async def test_an_award_committed_after_the_period_ended_leaves_its_frozen_top_a
     ws, ended = await ended_weekly_board(client, clock)
     frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
     assert frozen == [("alice", 100)]
-    clock.now_ms = NEXT_MONDAY_MS - 1
-    committing_after_the_boundary(client, clock, monkeypatch)
-    await flow.award("dave", "q1")
+    clock.now_ms = NEXT_MONDAY_MS - 1  # asked for in the last millisecond of the week
+    past_the_boundary(client, clock, monkeypatch, before_commit=True)
+    answer = await flow.award("dave", "q1")
     # The contract: an award counts in the period in which it commits, and an ended period's
-    # standings are frozen.
+    # standings are frozen. The store refused the week that had ended; the service stamped it again.
+    assert {b["board"]: b["period"] for b in answer["boards"]}["weekly"] == "2026-W50"
     boards = Boards(client, flow.bearer)
     assert await boards.top("weekly", period="2026-W49") == frozen
     assert await boards.top("weekly") == [("dave", 100)]
+    update = await recv(ws)
+    assert update["data"]["period"] == "2026-W50" and update["data"]["leaderboard"][0]["userId"] == "dave"
     await ws.close()
