@@ -284,8 +284,9 @@ class Scoreboard:
     async def _consume(
         self, principal: Principal, claims: ActionClaims, action: ActionSettings, boards: list[Board]
     ) -> tuple[Award, dict[BoardPeriod, int | None]]:
-        """Spend the token and commit the award on every board in the period current now, past the
-        nonce gate; the gate learns the outcome. The award and when each of its periods expires."""
+        """Spend the token and commit the award on every board in the period current as its
+        transaction begins, past the nonce gate; the gate learns the outcome. The award and when
+        each of its periods expires."""
         with self.span("award.gate.claim"):
             attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
         used_for = max(1, claims.exp - self.clock() // 1000)  # the gate needs it no longer than the token lives
