@@ -9,11 +9,10 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from .addresses import parse_networks
 from .api.admin_session import AdminSessions
-from .api.edge import edge, envelope_protocol_errors, expect_continue
+from .api.edge import edge, envelope_protocol_errors
 from .api.envelope import public_cache_control
 from .api.keys import (
     ADMIN_SESSIONS,
@@ -41,7 +40,8 @@ from .api.keys import (
     USER_AUTH,
 )
 from .api.openapi import encode_openapi
-from .api.routes import ENDPOINTS, setup_routes
+from .api.routes import ENDPOINTS, setup_routes, site
+from .api.routes.endpoint import Endpoint
 from .attestations import Attestations
 from .audit.head import AuditHead
 from .audit.sealer import Sealer
@@ -61,8 +61,7 @@ from .live.hub import Hub
 from .live.keepalive import Keepalive
 from .logs import quiet_client_errors, redact_access_queries
 from .metrics.export import Exporter, Sources
-from .metrics.listener import PATH as METRICS_PATH
-from .metrics.listener import admin_listener, metrics_handler
+from .metrics.listener import admin_listener
 from .metrics.tally import HttpTally
 from .moderation import Moderation
 from .overtakes import Overtakes
@@ -218,19 +217,21 @@ def _exporter(
     )
 
 
-def _metrics(
-    app: web.Application, wrap: Callable[[Handler, str], Handler], exporter: Exporter, reuse_port: bool
-) -> list[CleanupContext]:
-    """Serve the exporter's metrics (on the main port, before the catch-all route of setup_routes,
-    or on a listener of their own) and flush them while the app runs."""
+def _metrics(app: web.Application, exporter: Exporter, reuse_port: bool) -> list[CleanupContext]:
+    """Serve the exporter's metrics (on the main port, where the route table has them, or on a
+    listener of their own) and flush them while the app runs."""
     app[METRICS] = exporter
     settings = app[CONFIG].metrics
     contexts = [running(Background("metrics", exporter.run))]
-    if settings.on_main_port:
-        app.router.add_get(METRICS_PATH, wrap(metrics_handler(exporter), METRICS_PATH), expect_handler=expect_continue)
-    else:
+    if not settings.on_main_port:
         contexts.insert(0, admin_listener(exporter, settings, reuse_port=reuse_port))
     return contexts
+
+
+def _endpoints(config: Config) -> tuple[Endpoint, ...]:
+    """The routes this server serves on its port: with /metrics when the metrics are there."""
+    on_main_port = config.metrics.enabled and config.metrics.on_main_port
+    return (*ENDPOINTS, site.METRICS) if on_main_port else ENDPOINTS
 
 
 def _trust_and_safety(
@@ -331,8 +332,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     app[UPDATE_LIMITER] = parts.update_limiter
     app[INITIALIZE_LIMITER] = parts.initialize_limiter
     app[READ_CACHE_CONTROL] = public_cache_control(config.server.read_cache_seconds)
+    endpoints = _endpoints(config)
     app[OPENAPI] = encode_openapi(
-        ENDPOINTS,
+        endpoints,
         version=__version__,
         actions=tuple(config.actions),
         admin_role=config.auth.admin_role,
@@ -348,9 +350,9 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     metrics = (
         []
         if http is None
-        else _metrics(app, wrap, _exporter(parts, scoreboard, hub, admission, http, overtakes=overtakes), reuse_port)
+        else _metrics(app, _exporter(parts, scoreboard, hub, admission, http, overtakes=overtakes), reuse_port)
     )
-    setup_routes(app, wrap)
+    setup_routes(app, wrap, endpoints)
     keepalive = Keepalive(hub.registry, config.websocket.heartbeat_seconds)
     live = running(Background("hub-waves", hub.run, halt=hub.stop), Background("keepalive", keepalive.run))
     kept_ms = config.limits.idempotency_hours * 3_600_000

@@ -339,6 +339,22 @@ async def test_own_listener_by_default_not_the_main_port(make_client: MakeClient
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
         assert resp.status == 200 and resp.content_type == "text/plain"
         assert "scoreboard_http_requests_total" in await resp.text()
+    paths = (await (await client.get("/api/openapi.json")).json())["paths"]
+    assert "/metrics" not in paths  # the document describes the API's port only
+
+
+@EMBEDDED
+async def test_on_the_main_port_the_document_lists_it(make_client: MakeClient) -> None:
+    client = await make_client(metrics=METRICS_ON)
+    doc = await (await client.get("/api/openapi.json")).json()
+    scrape = doc["paths"]["/metrics"]["get"]
+    assert scrape["tags"] == ["operations"] and "security" not in scrape
+    [(media, content)] = scrape["responses"]["200"]["content"].items()
+    assert media == (await client.get("/metrics")).headers["Content-Type"]
+    assert parse(content["example"])  # Prometheus's own parser reads the example
+    assert ("get", "/metrics") in {
+        (r.method.lower(), r.resource.canonical) for r in client.app.router.routes() if r.resource is not None
+    }
 
 
 def test_the_metrics_port_is_not_the_api_port_unless_asked() -> None:

@@ -284,4 +284,9 @@ READY = Example(data=HealthData(status="ready"))
 PAGE = Example(
     text='<!DOCTYPE html>\n<html lang="en">… the board\'s top 10 as a table, kept live by /static/board.js …</html>\n'
 )
+METRICS = Example(
+    text="# HELP scoreboard_awards_total Awards committed, by action type and board.\n"
+    "# TYPE scoreboard_awards_total counter\n"
+    'scoreboard_awards_total{action="COMPLETE_QUEST",board="global"} 1042.0\n'
+)
 DOCS = Example(text='<!DOCTYPE html>\n<html lang="en">… Swagger UI, reading /api/openapi.json …</html>\n')

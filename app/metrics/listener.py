@@ -7,8 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
+from ..api.keys import METRICS
 from ..settings import MetricsSettings
 from ..tasks import CleanupContext
 from .export import CONTENT_TYPE, Exporter
@@ -18,13 +18,9 @@ log = logging.getLogger(__name__)
 PATH = "/metrics"
 
 
-def metrics_handler(exporter: Exporter) -> Handler:
-    """The handler that answers a scrape with every metric in Prometheus's text format."""
-
-    async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=await exporter.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    return metrics
+async def metrics(request: web.Request) -> web.Response:
+    """Answer a scrape with every metric in Prometheus's text format."""
+    return web.Response(body=await request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def admin_listener(exporter: Exporter, settings: MetricsSettings, *, reuse_port: bool) -> CleanupContext:
@@ -33,7 +29,8 @@ def admin_listener(exporter: Exporter, settings: MetricsSettings, *, reuse_port:
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         admin = web.Application()
-        admin.router.add_get(PATH, metrics_handler(exporter))
+        admin[METRICS] = exporter
+        admin.router.add_get(PATH, metrics)
         runner = web.AppRunner(admin, access_log=None, handle_signals=False)
         await runner.setup()
         try:

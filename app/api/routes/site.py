@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ... import errors as e
+from ...metrics.export import CONTENT_TYPE
+from ...metrics.listener import PATH, metrics
 from .. import examples as x
 from .. import views
 from ..site_data import HealthData, StaticPath, SwaggerUiPath
@@ -72,4 +74,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(e.NotFound,),
         tag="documentation",
     ),
+)
+
+# Served on the main port only when `metrics.on_main_port` says so (else on a listener of its own,
+# which this document does not describe): listed in the document only then.
+METRICS = Endpoint(
+    method="GET",
+    path=PATH,
+    handler=metrics,
+    summary="Prometheus metrics, in its text format (here when metrics.on_main_port is true)",
+    media=CONTENT_TYPE,
+    example=x.METRICS,
+    tag="operations",
 )
