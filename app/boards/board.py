@@ -56,6 +56,13 @@ class Board:
         """The period a write at `now_ms` counts in."""
         return self.schedule.at(now_ms)
 
+    def after(self, shown: Period, now_ms: int) -> Period | None:
+        """The period current at `now_ms` if `shown` has ended by then, else None: a clock stepped
+        back across a boundary does not take a live view back to a period it has seen end."""
+        if shown.ends_ms is None or now_ms < shown.ends_ms:
+            return None
+        return self.current(now_ms)
+
     def kept(self, now_ms: int) -> list[Period]:
         """The readable periods: the current one first, then the kept finished ones, newest first."""
         return self.schedule.kept(now_ms, self.settings.keep_periods)

@@ -173,8 +173,8 @@ class Waves:
     async def _next_period(self) -> None:
         """If the board's period ended: tell every subscriber (the finished period's top 10), and
         from now on show the new period, starting every subscriber with a snapshot of it."""
-        period = self.board.current(self.clock())
-        if period.id == self._period.id:
+        period = self.board.after(self._period, self.clock())
+        if period is None:
             return
         ended = self._where
         frozen = await self.ranking.top(ended, TOP_SIZE)

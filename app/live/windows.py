@@ -340,8 +340,8 @@ class Windows:
         """If the board's period ended, show the new one: every window is read anew and each
         subscriber sent a snapshot of it. Then keep the alarm set for the end of the period shown:
         without a write no round starts, and the windows would otherwise stay on a finished period."""
-        period = self.board.current(self.clock())
-        if period.id != self._period.id:
+        period = self.board.after(self._period, self.clock())
+        if period is not None:
             self._period, self._where = period, self.board.where(period)
             for window in self.windows.values():
                 window.views, window.messages = {}, {}

@@ -275,3 +275,26 @@ async def test_an_award_whose_period_ended_while_it_waited_counts_in_the_new_one
     update = await recv(ws)
     assert update["data"]["period"] == "2026-W50" and update["data"]["leaderboard"][0]["userId"] == "dave"
     await ws.close()
+
+
+async def test_a_clock_stepped_back_across_the_boundary_does_not_end_the_period_shown(
+    flow: Flow, client: AppClient, clock: Clock
+) -> None:
+    clock.now_ms = NEXT_MONDAY_MS + 1000
+    await flow.award("alice", "q1")
+    ws, snapshot = await board_channel(client, "weekly")
+    assert snapshot["data"]["period"] == "2026-W50"
+    clock.now_ms = NEXT_MONDAY_MS - 1000  # stepped back (a time sync) into the week that ended
+    # A new subscription reads the board again, and the clock it reads is behind the period shown.
+    other, again = await board_channel(client, "weekly")
+    assert again["data"]["period"] == "2026-W50"
+    assert [e["userId"] for e in again["data"]["leaderboard"]] == ["alice"]
+    clock.now_ms = NEXT_MONDAY_MS + 2000
+    await flow.award("bob", "q1")
+    # No `period_ended` of the week still running: the next message is its update.
+    update = await recv(ws)
+    assert update["type"] == "leaderboard_update", update
+    assert update["data"]["period"] == "2026-W50"
+    assert [e["userId"] for e in update["data"]["leaderboard"]] == ["alice", "bob"]
+    await other.close()
+    await ws.close()

@@ -360,6 +360,30 @@ async def test_the_period_end_alarm_alone_starts_a_window_nobody_wrote_to_anew(
     await viewer.ws.close()
 
 
+async def test_a_clock_stepped_back_across_the_boundary_keeps_the_window_on_the_period_shown(
+    client: AppClient, flow: Flow, clock: Clock
+) -> None:
+    clock.now_ms = NEXT_MONDAY_MS + 1000
+    boards = Boards(client, flow.bearer)
+    await boards.write("weekly", {"userId": "alice", "score": 100}, key="a")
+    await settled(client)
+    window = {"channel": "ranks", "board": "weekly", "from": 1, "to": 3}
+    first = await Viewer.open(client, window)
+    assert first.period == "2026-W50" and first.state == {1: ("alice", 100)}
+    clock.now_ms = NEXT_MONDAY_MS - 1000  # stepped back (a time sync) into the week that ended
+    second = await Viewer.open(client, window)
+    assert second.period == "2026-W50" and second.state == {1: ("alice", 100)}
+    clock.now_ms = NEXT_MONDAY_MS + 2000
+    await boards.write("weekly", {"userId": "bob", "score": 40}, key="b")
+    # The first subscriber was not started anew on the older week: the next message is the change.
+    message = await recv(first.ws)
+    assert message["type"] == "ranks_update" and message["data"]["snapshot"] is False, message
+    first.apply(message)
+    assert first.period == "2026-W50" and first.state == {1: ("alice", 100), 2: ("bob", 40)}
+    await first.ws.close()
+    await second.ws.close()
+
+
 async def test_a_subscription_after_the_clock_jumped_the_boundary_shows_the_new_period(
     client: AppClient, flow: Flow, clock: Clock
 ) -> None:
