@@ -297,6 +297,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
         clock,
         max_buffer=config.websocket.send_buffer_bytes,
         kept=overtakes.kept,
+        in_flight=placer.in_flight,
     )
     _subscribe(parts.fanout, parts.tops, hub)
     app[OVERTAKES] = overtakes

@@ -38,6 +38,7 @@ from .errors import (
     UserNotFound,
 )
 from .held import hold_rules
+from .in_flight import Flight
 from .limits import Limiter
 from .logs import log_info, request_id
 from .nonces import NonceGate
@@ -221,7 +222,7 @@ class Scoreboard:
         every board of the action, in one transaction; or hold it for an operator (a cheat rule)."""
         started = time.perf_counter()
         self._saw(principal)
-        with self.span("award") as span:
+        with self.span("award") as span, self.placer.in_flight.flight() as flight:
             try:
                 with self.span("award.verify"):
                     claims, action = self._check(principal, request)
@@ -230,7 +231,7 @@ class Scoreboard:
                 limiter = self.action_limiters.get(claims.action_type)
                 if limiter is not None:  # before the token is touched: it stays usable
                     await limiter.check(principal.user_id)
-                award, expires = await self._consume(principal, claims, action, boards)
+                award, expires = await self._consume(principal, claims, action, boards, flight)
             except ApiError as exc:
                 self.tally.refused[exc.code] += 1
                 raise
@@ -282,11 +283,11 @@ class Scoreboard:
         return claims, action
 
     async def _consume(
-        self, principal: Principal, claims: ActionClaims, action: ActionSettings, boards: list[Board]
+        self, principal: Principal, claims: ActionClaims, action: ActionSettings, boards: list[Board], flight: Flight
     ) -> tuple[Award, dict[BoardPeriod, int | None]]:
         """Spend the token and commit the award on every board in the period current as its
-        transaction begins, past the nonce gate; the gate learns the outcome. The award and when
-        each of its periods expires."""
+        transaction begins, past the nonce gate; the gate learns the outcome (and `flight` the
+        periods it may land in). The award and when each of its periods expires."""
         with self.span("award.gate.claim"):
             attempt = await self.gate.claim(claims.nonce)  # refuses only a nonce whose award committed
         used_for = max(1, claims.exp - self.clock() // 1000)  # the gate needs it no longer than the token lives
@@ -294,6 +295,7 @@ class Scoreboard:
         async def award_now(now: int) -> tuple[Award, dict[BoardPeriod, int | None]]:
             periods = [(board, board.current(now)) for board in boards]
             expires = {board.where(p): board.expire_ms(p) for board, p in periods}
+            flight.over(expires)
             award = await self.store.award(
                 AwardClaim(
                     nonce=claims.nonce,

@@ -91,6 +91,7 @@ class TrustedWrites:
 
         async def write_now(now: int) -> tuple[int, Period, WriteOutcome]:
             period = board.current(now)
+            flight.over((board.where(period),))
             outcome = await self.store.write_score(
                 ScoreWrite(
                     service=service.name,
@@ -108,13 +109,14 @@ class TrustedWrites:
             )
             return now, period, outcome
 
-        now, period, outcome = await in_current_periods(self.clock, write_now)
-        where = board.where(period)
-        if outcome.replayed:
-            return await self._replay(outcome)
-        moves = await self.placer.place(
-            outcome.user_id, outcome.username, now, [outcome.change], {where: board.expire_ms(period)}
-        )
+        with self.placer.in_flight.flight() as flight:  # write_now stamps it
+            now, period, outcome = await in_current_periods(self.clock, write_now)
+            where = board.where(period)
+            if outcome.replayed:
+                return await self._replay(outcome)
+            moves = await self.placer.place(
+                outcome.user_id, outcome.username, now, [outcome.change], {where: board.expire_ms(period)}
+            )
         rank = moves[0].rank if moves else await self._rank(outcome)
         answer = self._data(outcome, rank)
         await best_effort(

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..boards.catalog import Catalog
 from ..errors import CLOSE_SERVICE_RESTART
+from ..in_flight import InFlight
 from ..limits import ConnectionSlots
 from ..ranking import Ranking
 from ..records import AwardEvent, Notice
@@ -39,12 +40,14 @@ class Hub:
         *,
         max_buffer: int,
         kept: KeptNotices = _none_kept,
+        in_flight: InFlight | None = None,
     ) -> None:
         # One set of errands for closes, slot releases and overtake lookups: `finished` waits for all.
         errands = Errands("a hub background task")
         self.ranking = ranking
         self.catalog = catalog
         self.clock = clock
+        self.in_flight = in_flight or InFlight()  # writes on their way to the boards (the Placer's)
         self.registry = Connections(slots, errands, max_buffer=max_buffer)
         self.tally = WaveTally()
         self.waves: dict[str, Waves] = {}
@@ -132,7 +135,9 @@ class Hub:
     def _waves(self, board_id: str) -> Waves:
         waves = self.waves.get(board_id)
         if waves is None:
-            waves = self.waves[board_id] = Waves(self.ranking, self.catalog.get(board_id), self.clock, self.tally)
+            waves = self.waves[board_id] = Waves(
+                self.ranking, self.catalog.get(board_id), self.clock, self.tally, self.in_flight
+            )
             self._start(f"waves-{board_id}", waves)
         return waves
 

@@ -13,6 +13,7 @@ import msgspec
 
 from ..boards.board import Board
 from ..clock import iso
+from ..in_flight import InFlight
 from ..metrics.tally import WAVE_BOUNDS, Histogram
 from ..ranking import TOP_SIZE, Ranking, last_change
 from ..records import Move, Standing
@@ -57,8 +58,11 @@ class Waves:
     When the board's period ends, every subscriber gets `period_ended` with the finished period's
     top 10, then a snapshot of the new period."""
 
-    def __init__(self, ranking: Ranking, board: Board, clock: Callable[[], int], tally: WaveTally) -> None:
+    def __init__(
+        self, ranking: Ranking, board: Board, clock: Callable[[], int], tally: WaveTally, in_flight: InFlight
+    ) -> None:
         self.ranking = ranking
+        self.in_flight = in_flight
         self.board = board
         self.clock = clock
         self.tally = tally
@@ -177,6 +181,9 @@ class Waves:
         if period is None:
             return
         ended = self._where
+        # A write whose transaction began before the boundary may commit after it: the frozen top
+        # is read once this process's writes of the period have landed on its index.
+        await self.in_flight.landed(ended)
         frozen = await self.ranking.top(ended, TOP_SIZE)
         self._period, self._where = period, self.board.where(period)
         entries = [_entry(rank, s, 0) for rank, s in frozen]

@@ -3,6 +3,7 @@ board, `board`/`period` in every message, the end of a period."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -297,4 +298,47 @@ async def test_a_clock_stepped_back_across_the_boundary_does_not_end_the_period_
     assert update["data"]["period"] == "2026-W50"
     assert [e["userId"] for e in update["data"]["leaderboard"]] == ["alice", "bob"]
     await other.close()
+    await ws.close()
+
+
+@pytest.mark.parametrize("writer", ["award", "trusted write"])
+async def test_the_frozen_top_waits_for_a_write_committed_in_the_period_and_still_being_placed(
+    flow: Flow, client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    clock.now_ms = NEXT_MONDAY_MS - 1000
+    await flow.award("alice", "q1")
+    await settled(client)
+    clock.short_of_monday()
+    ws, _ = await board_channel(client, "weekly")
+    # Dave's write commits in the last moments of the week, then is slow to reach the rank index.
+    store = client.app[SCOREBOARD].store
+    method = "award" if writer == "award" else "write_score"
+    commit, committed, go_on = getattr(store, method), asyncio.Event(), asyncio.Event()
+
+    async def slow(write: Any) -> Any:
+        answer = await commit(write)
+        committed.set()
+        await go_on.wait()
+        return answer
+
+    monkeypatch.setattr(store, method, slow)
+    if writer == "award":
+        dave = asyncio.create_task(flow.award("dave", "q1"))
+    else:
+        dave = asyncio.create_task(Boards(client, flow.bearer).write("weekly", {"userId": "dave", "score": 100}))
+    await committed.wait()
+    await clock.reach_monday()  # the alarm rings while the write is still on its way
+    await asyncio.sleep(0.05)
+    go_on.set()
+    answer = await dave
+    weekly = {b["board"]: b for b in answer["boards"]}["weekly"] if writer == "award" else answer
+    assert weekly["period"] == "2026-W49"
+    ended = await recv(ws)
+    assert ended["type"] == "period_ended", ended
+    # The week's frozen top is the week's standings, as `period=` reads them: dave in it.
+    frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
+    assert frozen == [("alice", 100), ("dave", 100)]
+    assert await Boards(client, flow.bearer).top("weekly", period="2026-W49") == frozen
+    fresh = await recv(ws)
+    assert fresh["data"]["period"] == "2026-W50" and fresh["data"]["leaderboard"] == []
     await ws.close()
