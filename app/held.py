@@ -53,11 +53,12 @@ class HeldAwards:
         decision = Decision(
             held_id=held_id, approve=True, operator=principal.user_id, reason=reason, now_ms=now, boards=tuple(expires)
         )
-        held, award = await self.store.decide(decision)
+        with self.placer.in_flight.flight(expires):  # a period's end waits for it, as for an award
+            held, award = await self.store.decide(decision)
+            moves: list[Move] = []
+            if award is not None and award.changes:
+                moves = await self.placer.place(award.user_id, award.username, now, award.changes, expires)
         log.warning("held award %s approved by %s: %s", held_id, principal.user_id, reason)
-        moves: list[Move] = []
-        if award is not None and award.changes:
-            moves = await self.placer.place(award.user_id, award.username, now, award.changes, expires)
         return _data(held, landed(moves))
 
     async def reject(self, principal: Principal, held_id: int, reason: str) -> HeldAwardData:

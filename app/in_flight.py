@@ -47,9 +47,11 @@ class InFlight:
         self._count: Counter[BoardPeriod] = Counter()
         self._landed: dict[BoardPeriod, asyncio.Event] = {}
 
-    def flight(self) -> Flight:
-        """A write under way: `with in_flight.flight() as flight: ...`."""
-        return Flight(self)
+    def flight(self, wheres: Iterable[BoardPeriod] = ()) -> Flight:
+        """A write under way, stamped for `wheres` so far: `with in_flight.flight() as flight: ...`."""
+        flight = Flight(self)
+        flight.over(wheres)
+        return flight
 
     def _ended(self, wheres: list[BoardPeriod]) -> None:
         for where in wheres:

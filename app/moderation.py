@@ -131,18 +131,19 @@ class Moderation:
         act = self._act(
             principal, "adjust", request.reason, user_id=user_id, board=board.id, period=period.id, amount=request.delta
         )
-        corrected = await self.store.adjust(act, where, create=board.settings.operator == "incr")
-        change = corrected.change
-        assert change is not None  # an adjustment changes its entry
-        rank = None
-        if not corrected.disqualified:
-            try:
-                moves = await self.placer.place(
-                    user_id, corrected.username, now, [change], {where: board.expire_ms(period)}
-                )
-                rank = moves[0].rank
-            except Disqualified:  # disqualified since the commit: the entry waits for a reinstatement
-                rank = None
+        with self.placer.in_flight.flight((where,)):  # a period's end waits for it, as for an award
+            corrected = await self.store.adjust(act, where, create=board.settings.operator == "incr")
+            change = corrected.change
+            assert change is not None  # an adjustment changes its entry
+            rank = None
+            if not corrected.disqualified:
+                try:
+                    moves = await self.placer.place(
+                        user_id, corrected.username, now, [change], {where: board.expire_ms(period)}
+                    )
+                    rank = moves[0].rank
+                except Disqualified:  # disqualified since the commit: the entry waits for a reinstatement
+                    rank = None
         log.warning(
             "%s on %s/%s adjusted by %s (%+d): %s",
             user_id,
@@ -169,8 +170,9 @@ class Moderation:
         principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "remove", reason, user_id=user_id, board=board.id, period=where.period)
-        removal = await self.store.remove_entry(act, where)
-        await self.ranking.take_off(where, removal.entries)
+        with self.placer.in_flight.flight((where,)):
+            removal = await self.store.remove_entry(act, where)
+            await self.ranking.take_off(where, removal.entries)
         await self.fanout.shrank()
         log.warning("%s removed from %s/%s by %s: %s", user_id, board.id, where.period, principal.user_id, reason)
         return RemovedData(
@@ -186,9 +188,10 @@ class Moderation:
         principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "wipe", reason, board=board.id, period=where.period)
-        removal = await self.store.wipe(act, where)
+        with self.placer.in_flight.flight((where,)):
+            removal = await self.store.wipe(act, where)
+            await self.ranking.take_off(where, removal.entries)
         kept = removal.act
-        await self.ranking.take_off(where, removal.entries)
         await self.fanout.shrank()
         log.warning(
             "%s/%s wiped by %s (%s entries): %s", board.id, where.period, principal.user_id, kept.amount, reason

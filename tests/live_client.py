@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -32,6 +33,16 @@ async def recv_type(ws: Any, kind: str, timeout: float = 3.0) -> dict[str, Any]:
         message = await recv(ws, max(0.01, deadline - time.monotonic()))
         if message["type"] == kind:
             return message
+
+
+async def messages_within(ws: Any, seconds: float) -> list[dict[str, Any]]:
+    """Every message that arrives within `seconds`."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    with contextlib.suppress(TimeoutError):
+        while (left := deadline - time.monotonic()) > 0:
+            got.append(await recv(ws, timeout=left))
+    return got
 
 
 async def closed_with(ws: Any, timeout: float = 3.0) -> int | None:

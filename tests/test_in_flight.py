@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -59,7 +60,8 @@ async def test_a_write_that_hangs_holds_the_period_end_no_longer_than_the_limit(
 ) -> None:
     monkeypatch.setattr(in_flight, "LANDING_WAIT_S", 0.05)
     flights = InFlight()
-    with flights.flight() as flight:
-        flight.over([WEEK_49])
+    with flights.flight([WEEK_49]):
+        started = time.monotonic()
         async with asyncio.timeout(1):
             await flights.landed(WEEK_49)
+        assert time.monotonic() - started >= 0.05  # it did wait, then gave up

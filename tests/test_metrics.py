@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import overtakes as overtakes_module
@@ -352,6 +353,7 @@ async def test_on_the_main_port_the_document_lists_it(make_client: MakeClient) -
     [(media, content)] = scrape["responses"]["200"]["content"].items()
     assert media == (await client.get("/metrics")).headers["Content-Type"]
     assert parse(content["example"])  # Prometheus's own parser reads the example
+    OpenAPIV31SpecValidator(doc).validate()
     assert ("get", "/metrics") in {
         (r.method.lower(), r.resource.canonical) for r in client.app.router.routes() if r.resource is not None
     }

@@ -142,8 +142,12 @@ def _success(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
         answer["headers"] = headers
     if endpoint.media is not None:
         if endpoint.response is None:
-            json = endpoint.media == "application/json"
-            schema: dict[str, Any] = {"type": "object"} if json else {"type": "string", "format": "binary"}
+            if endpoint.media == "application/json":
+                schema: dict[str, Any] = {"type": "object"}
+            elif endpoint.media.startswith("text/"):
+                schema = {"type": "string"}
+            else:
+                schema = {"type": "string", "format": "binary"}
         else:
             schema = {
                 "type": "object",

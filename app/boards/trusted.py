@@ -112,11 +112,14 @@ class TrustedWrites:
         with self.placer.in_flight.flight() as flight:  # write_now stamps it
             now, period, outcome = await in_current_periods(self.clock, write_now)
             where = board.where(period)
-            if outcome.replayed:
-                return await self._replay(outcome)
-            moves = await self.placer.place(
-                outcome.user_id, outcome.username, now, [outcome.change], {where: board.expire_ms(period)}
+            expires = {where: board.expire_ms(period)}
+            moves = (
+                []
+                if outcome.replayed
+                else await self.placer.place(outcome.user_id, outcome.username, now, [outcome.change], expires)
             )
+        if outcome.replayed:  # it placed nothing: the period's end need not wait for its read
+            return await self._replay(outcome)
         rank = moves[0].rank if moves else await self._rank(outcome)
         answer = self._data(outcome, rank)
         await best_effort(

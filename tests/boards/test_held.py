@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from app.api.keys import HUB, SCOREBOARD
+
 from ..conftest import Flow, Snapshot, envelope
-from ..live_client import recv_type, subscribed
+from ..live_client import messages_within, recv_type, subscribed
 from .scene import ACTIONS, NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 HOUR_MS = 3_600_000
@@ -338,3 +340,44 @@ async def test_a_disqualified_users_held_award_waits_for_the_reinstatement(
     assert status == 200
     assert (await decide(client, operator, held["id"], "approve"))["status"] == "approved"
     assert await boards.top("global") == [("mallory", 30)]
+
+
+async def test_the_frozen_top_waits_for_an_approval_committed_in_the_period_and_still_being_placed(
+    flow: Flow,
+    boards: Boards,
+    client: AppClient,
+    clock: Clock,
+    operator: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock.now_ms = NEXT_MONDAY_MS - 1000
+    for i in range(2):
+        await chest(flow, "alice", f"c{i}")
+    held = await chest(flow, "alice", "c2", 202)
+    clock.short_of_monday()
+    ws = await subscribed(client, board="weekly")
+    # The approval commits in the last moments of the week, then is slow to reach the rank index.
+    store = client.app[SCOREBOARD].store
+    commit, committed, go_on = store.decide, asyncio.Event(), asyncio.Event()
+
+    async def slow(decision: Any) -> Any:
+        answer = await commit(decision)
+        committed.set()
+        await go_on.wait()
+        return answer
+
+    monkeypatch.setattr(store, "decide", slow)
+    approval = asyncio.create_task(decide(client, operator, held["id"], "approve"))
+    async with asyncio.timeout(5):
+        await committed.wait()
+    await clock.reach_monday()
+    client.app[HUB].resync()  # the board looks again now, whenever its alarm rings
+    early = await messages_within(ws, 0.1)  # and waits for the approval still on its way
+    assert "period_ended" not in [m["type"] for m in early], early
+    go_on.set()
+    landed = {b["board"]: (b["period"], b["newScore"]) for b in (await approval)["landed"]}
+    assert landed["weekly"] == ("2026-W49", 30)
+    ended = await recv_type(ws, "period_ended")
+    assert [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]] == [("alice", 30)]
+    assert await boards.top("weekly", period="2026-W49") == [("alice", 30)]
+    await ws.close()

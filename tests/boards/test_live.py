@@ -11,7 +11,7 @@ import pytest
 from app.api.keys import HUB, SCOREBOARD
 
 from ..conftest import Flow
-from ..live_client import WS, recv, recv_type, settled, subscribed, token_for
+from ..live_client import WS, messages_within, recv, recv_type, settled, subscribed, token_for
 from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock
 
 
@@ -301,44 +301,98 @@ async def test_a_clock_stepped_back_across_the_boundary_does_not_end_the_period_
     await ws.close()
 
 
-@pytest.mark.parametrize("writer", ["award", "trusted write"])
+WRITERS = {"award": "award", "trusted write": "write_score", "adjustment": "adjust"}
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
 async def test_the_frozen_top_waits_for_a_write_committed_in_the_period_and_still_being_placed(
-    flow: Flow, client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch, writer: str
+    flow: Flow, client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch, operator: dict[str, str], writer: str
 ) -> None:
     clock.now_ms = NEXT_MONDAY_MS - 1000
     await flow.award("alice", "q1")
+    await flow.award("dave", "boss", "DEFEAT_BOSS")  # known to the server, not on the weekly board
     await settled(client)
     clock.short_of_monday()
     ws, _ = await board_channel(client, "weekly")
     # Dave's write commits in the last moments of the week, then is slow to reach the rank index.
     store = client.app[SCOREBOARD].store
-    method = "award" if writer == "award" else "write_score"
-    commit, committed, go_on = getattr(store, method), asyncio.Event(), asyncio.Event()
+    commit, committed, go_on = getattr(store, WRITERS[writer]), asyncio.Event(), asyncio.Event()
 
-    async def slow(write: Any) -> Any:
-        answer = await commit(write)
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        answer = await commit(*args, **kwargs)
         committed.set()
         await go_on.wait()
         return answer
 
-    monkeypatch.setattr(store, method, slow)
+    monkeypatch.setattr(store, WRITERS[writer], slow)
+    write: Any
     if writer == "award":
-        dave = asyncio.create_task(flow.award("dave", "q1"))
+        write = flow.award("dave", "q1")
+    elif writer == "trusted write":
+        write = Boards(client, flow.bearer).write("weekly", {"userId": "dave", "score": 100})
     else:
-        dave = asyncio.create_task(Boards(client, flow.bearer).write("weekly", {"userId": "dave", "score": 100}))
-    await committed.wait()
-    await clock.reach_monday()  # the alarm rings while the write is still on its way
-    await asyncio.sleep(0.05)
+        adjust = "/api/v1/admin/boards/weekly/scores/dave/adjust"
+        write = client.post(adjust, json={"delta": 100, "reason": "lost reward"}, headers=operator)
+    dave = asyncio.create_task(write)
+    done, _ = await asyncio.wait(
+        [dave, asyncio.create_task(committed.wait())], timeout=5, return_when="FIRST_COMPLETED"
+    )
+    assert committed.is_set(), dave.result() if dave in done else "the write did not commit"
+    await clock.reach_monday()
+    client.app[HUB].resync()  # the board looks again now, whenever its alarm rings
+    early = await messages_within(ws, 0.1)  # and waits for the write still on its way
+    assert "period_ended" not in [m["type"] for m in early], early
     go_on.set()
     answer = await dave
-    weekly = {b["board"]: b for b in answer["boards"]}["weekly"] if writer == "award" else answer
-    assert weekly["period"] == "2026-W49"
-    ended = await recv(ws)
-    assert ended["type"] == "period_ended", ended
+    if writer == "adjustment":
+        assert answer.status == 200, await answer.text()
+    else:
+        weekly = {b["board"]: b for b in answer["boards"]}["weekly"] if writer == "award" else answer
+        assert weekly["period"] == "2026-W49"
+    ended = await recv_type(ws, "period_ended")
     # The week's frozen top is the week's standings, as `period=` reads them: dave in it.
     frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
     assert frozen == [("alice", 100), ("dave", 100)]
     assert await Boards(client, flow.bearer).top("weekly", period="2026-W49") == frozen
     fresh = await recv(ws)
     assert fresh["data"]["period"] == "2026-W50" and fresh["data"]["leaderboard"] == []
+    await ws.close()
+
+
+@pytest.mark.parametrize("act", ["entries/dave/remove", "wipe"])
+async def test_the_frozen_top_waits_for_an_operators_removal_committed_in_the_period(
+    flow: Flow, client: AppClient, clock: Clock, monkeypatch: pytest.MonkeyPatch, operator: dict[str, str], act: str
+) -> None:
+    clock.now_ms = NEXT_MONDAY_MS - 1000
+    await flow.award("alice", "q1")
+    await flow.award("dave", "q1")
+    await settled(client)
+    clock.short_of_monday()
+    ws, _ = await board_channel(client, "weekly")
+    # The act commits in the last moments of the week, then is slow to take the entries off the index.
+    store = client.app[SCOREBOARD].store
+    method = "wipe" if act == "wipe" else "remove_entry"
+    commit, committed, go_on = getattr(store, method), asyncio.Event(), asyncio.Event()
+
+    async def slow(*args: Any) -> Any:
+        answer = await commit(*args)
+        committed.set()
+        await go_on.wait()
+        return answer
+
+    monkeypatch.setattr(store, method, slow)
+    path = f"/api/v1/admin/boards/weekly/periods/current/{act}"
+    removal = asyncio.create_task(client.post(path, json={"reason": "exploit"}, headers=operator))
+    async with asyncio.timeout(5):
+        await committed.wait()
+    await clock.reach_monday()
+    client.app[HUB].resync()  # the board looks again now, whenever its alarm rings
+    early = await messages_within(ws, 0.1)  # and waits for the act still on its way
+    assert "period_ended" not in [m["type"] for m in early], early
+    go_on.set()
+    assert (await removal).status == 200
+    ended = await recv_type(ws, "period_ended")
+    frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
+    assert frozen == ([] if act == "wipe" else [("alice", 100)])
+    assert await Boards(client, flow.bearer).top("weekly", period="2026-W49") == frozen
     await ws.close()
