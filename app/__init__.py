@@ -54,6 +54,7 @@ from .clock import now_ms
 from .config import Config
 from .drain import handler_seconds
 from .fanout import Fanout
+from .flights import InFlight
 from .held import HeldAwards, held_backoff
 from .identity import ProviderKeys
 from .live.admission import Admission
@@ -269,7 +270,8 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
     app = web.Application(client_max_size=config.server.max_body_bytes, middlewares=request_middlewares())
     spans = Spans(active())
     overtakes = Overtakes(parts.ranking, parts.store, parts.fanout, clock)
-    placer = Placer(parts.ranking, parts.fanout, parts.tops, spans, placed=overtakes.on_write)
+    in_flight = InFlight(catalog, clock, parts.flights)
+    placer = Placer(parts.ranking, parts.fanout, parts.tops, spans, placed=overtakes.on_write, in_flight=in_flight)
     scoreboard = Scoreboard(
         store=parts.store,
         ranking=parts.ranking,
@@ -297,7 +299,7 @@ def create_app(config: Config, *, reuse_port: bool = False, clock: Callable[[], 
         clock,
         max_buffer=config.websocket.send_buffer_bytes,
         kept=overtakes.kept,
-        in_flight=placer.in_flight,
+        in_flight=in_flight,
     )
     _subscribe(parts.fanout, parts.tops, hub)
     app[OVERTAKES] = overtakes

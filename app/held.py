@@ -53,7 +53,8 @@ class HeldAwards:
         decision = Decision(
             held_id=held_id, approve=True, operator=principal.user_id, reason=reason, now_ms=now, boards=tuple(expires)
         )
-        with self.placer.in_flight.flight(expires):  # a period's end waits for it, as for an award
+        async with self.placer.in_flight.flight() as flight:  # a period's end waits for it, as for an award
+            await flight.over(expires)
             held, award = await self.store.decide(decision)
             moves: list[Move] = []
             if award is not None and award.changes:

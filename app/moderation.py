@@ -131,7 +131,8 @@ class Moderation:
         act = self._act(
             principal, "adjust", request.reason, user_id=user_id, board=board.id, period=period.id, amount=request.delta
         )
-        with self.placer.in_flight.flight((where,)):  # a period's end waits for it, as for an award
+        async with self.placer.in_flight.flight() as flight:  # a period's end waits for it, as for an award
+            await flight.over((where,))
             corrected = await self.store.adjust(act, where, create=board.settings.operator == "incr")
             change = corrected.change
             assert change is not None  # an adjustment changes its entry
@@ -170,7 +171,8 @@ class Moderation:
         principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "remove", reason, user_id=user_id, board=board.id, period=where.period)
-        with self.placer.in_flight.flight((where,)):
+        async with self.placer.in_flight.flight() as flight:
+            await flight.over((where,))
             removal = await self.store.remove_entry(act, where)
             await self.ranking.take_off(where, removal.entries)
         await self.fanout.shrank()
@@ -188,7 +190,8 @@ class Moderation:
         principal.require_role(self.admin_role)
         board, where = self._period(board_id, period_spec)
         act = self._act(principal, "wipe", reason, board=board.id, period=where.period)
-        with self.placer.in_flight.flight((where,)):
+        async with self.placer.in_flight.flight() as flight:
+            await flight.over((where,))
             removal = await self.store.wipe(act, where)
             await self.ranking.take_off(where, removal.entries)
         kept = removal.act

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from .api.award_data import AwardBoard
 from .errors import Disqualified, ServiceUnavailable
 from .fanout import Fanout
-from .in_flight import InFlight
+from .flights import InFlight
 from .ranking import Ranking
 from .records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
 from .top_cache import TopCache
@@ -51,13 +51,14 @@ class Placer:
         spans: Spans | None = None,
         *,
         placed: Callable[[AwardEvent], None] | None = None,
+        in_flight: InFlight,
     ) -> None:
         self.ranking = ranking
         self.fanout = fanout
         self.tops = tops
         self.span = spans or Spans(None)  # the steps as trace spans, when tracing is on
         self.placed = placed  # told of every placed write, after it is announced (the overtakes)
-        self.in_flight = InFlight()  # awards and trusted writes on their way here, per period
+        self.in_flight = in_flight  # the writes on their way here, per period
 
     async def place(
         self,

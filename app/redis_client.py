@@ -104,6 +104,10 @@ class Keys:
         """The keys of one period of one board."""
         return _shelf(self.prefix, board, period)
 
+    def flights(self, board: str, period: str) -> str:
+        # sorted set: the writes of one board period under way, by deadline (app/flights)
+        return f"{self.prefix}:flights:{quote(board, safe='')}:{quote(period, safe='')}"
+
     def nonce(self, nonce: str) -> str:
         return f"{self.prefix}:nonce:{nonce}"
 

@@ -37,8 +37,8 @@ from .errors import (
     TokenAlreadyUsed,
     UserNotFound,
 )
+from .flights import Flight
 from .held import hold_rules
-from .in_flight import Flight
 from .limits import Limiter
 from .logs import log_info, request_id
 from .nonces import NonceGate
@@ -222,23 +222,24 @@ class Scoreboard:
         every board of the action, in one transaction; or hold it for an operator (a cheat rule)."""
         started = time.perf_counter()
         self._saw(principal)
-        with self.span("award") as span, self.placer.in_flight.flight() as flight:
-            try:
-                with self.span("award.verify"):
-                    claims, action = self._check(principal, request)
-                    boards = self._boards_of(action)
-                span.set_attribute(ACTION_TYPE, claims.action_type)
-                limiter = self.action_limiters.get(claims.action_type)
-                if limiter is not None:  # before the token is touched: it stays usable
-                    await limiter.check(principal.user_id)
-                award, expires = await self._consume(principal, claims, action, boards, flight)
-            except ApiError as exc:
-                self.tally.refused[exc.code] += 1
-                raise
-            if award.held is not None:
-                return self._held(award)
-            self.tally.awarded[award.action_type] += 1
-            moves = await self.record(award, expires)
+        with self.span("award") as span:
+            async with self.placer.in_flight.flight() as flight:
+                try:
+                    with self.span("award.verify"):
+                        claims, action = self._check(principal, request)
+                        boards = self._boards_of(action)
+                    span.set_attribute(ACTION_TYPE, claims.action_type)
+                    limiter = self.action_limiters.get(claims.action_type)
+                    if limiter is not None:  # before the token is touched: it stays usable
+                        await limiter.check(principal.user_id)
+                    award, expires = await self._consume(principal, claims, action, boards, flight)
+                except ApiError as exc:
+                    self.tally.refused[exc.code] += 1
+                    raise
+                if award.held is not None:
+                    return self._held(award)
+                self.tally.awarded[award.action_type] += 1
+                moves = await self.record(award, expires)
         _log_award(award, started)
         first = moves[0]
         top = await self.top_data(TOP_SIZE, first.change.where)
@@ -295,7 +296,7 @@ class Scoreboard:
         async def award_now(now: int) -> tuple[Award, dict[BoardPeriod, int | None]]:
             periods = [(board, board.current(now)) for board in boards]
             expires = {board.where(p): board.expire_ms(p) for board, p in periods}
-            flight.over(expires)
+            await flight.over(expires)
             award = await self.store.award(
                 AwardClaim(
                     nonce=claims.nonce,

@@ -17,6 +17,8 @@ from .errors import ServiceUnavailable
 from .fanout import Fanout
 from .fanout.local import LocalFanout
 from .fanout.redis import RedisFanout
+from .flights import SharedFlights
+from .flights.redis import RedisFlights
 from .limits import ConnectionSlots, Limiter
 from .limits.local import LocalSlots, RateLimiter
 from .limits.redis import RedisRateLimiter, RedisSlots
@@ -63,6 +65,7 @@ class Parts(msgspec.Struct, kw_only=True):
     activity: LocalActivity | SharedActivity  # the active users, when the metrics count them
     redis: aioredis.Redis | None = None  # the Redis modes' client (the metrics ping it, read its pool)
     trips: TurnPipeline | None = None  # the award path's shared Redis round trips
+    flights: SharedFlights | None = None  # writes under way near a period's end, as every process sees them
 
 
 def _action_rates(config: Config) -> dict[str, PositiveCountWindow]:
@@ -172,6 +175,7 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
         activity=SharedActivity(client, keys),
         redis=client,
         trips=trips,
+        flights=RedisFlights(client, keys, trips),
     )
 
 

@@ -91,7 +91,7 @@ class TrustedWrites:
 
         async def write_now(now: int) -> tuple[int, Period, WriteOutcome]:
             period = board.current(now)
-            flight.over((board.where(period),))
+            await flight.over((board.where(period),))
             outcome = await self.store.write_score(
                 ScoreWrite(
                     service=service.name,
@@ -109,7 +109,7 @@ class TrustedWrites:
             )
             return now, period, outcome
 
-        with self.placer.in_flight.flight() as flight:  # write_now stamps it
+        async with self.placer.in_flight.flight() as flight:  # write_now stamps it
             now, period, outcome = await in_current_periods(self.clock, write_now)
             where = board.where(period)
             expires = {where: board.expire_ms(period)}

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..boards.catalog import Catalog
 from ..errors import CLOSE_SERVICE_RESTART
-from ..in_flight import InFlight
+from ..flights import InFlight
 from ..limits import ConnectionSlots
 from ..ranking import Ranking
 from ..records import AwardEvent, Notice
@@ -47,7 +47,7 @@ class Hub:
         self.ranking = ranking
         self.catalog = catalog
         self.clock = clock
-        self.in_flight = in_flight or InFlight()  # writes on their way to the boards (the Placer's)
+        self.in_flight = in_flight or InFlight(catalog, clock)  # writes on their way to the boards (the Placer's)
         self.registry = Connections(slots, errands, max_buffer=max_buffer)
         self.tally = WaveTally()
         self.waves: dict[str, Waves] = {}

@@ -13,7 +13,7 @@ import msgspec
 
 from ..boards.board import Board
 from ..clock import iso
-from ..in_flight import InFlight
+from ..flights import InFlight
 from ..metrics.tally import WAVE_BOUNDS, Histogram
 from ..ranking import TOP_SIZE, Ranking, last_change
 from ..records import Move, Standing

@@ -12,7 +12,7 @@ from app.api.keys import HUB, SCOREBOARD
 
 from ..conftest import Flow
 from ..live_client import WS, messages_within, recv, recv_type, settled, subscribed, token_for
-from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock
+from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
 
 
 async def test_each_board_streams_its_own_top(flow: Flow, client: AppClient) -> None:
@@ -395,4 +395,48 @@ async def test_the_frozen_top_waits_for_an_operators_removal_committed_in_the_pe
     frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
     assert frozen == ([] if act == "wipe" else [("alice", 100)])
     assert await Boards(client, flow.bearer).top("weekly", period="2026-W49") == frozen
+    await ws.close()
+
+
+async def test_the_frozen_top_waits_for_an_award_under_way_on_another_process(
+    aiohttp_client: Any,
+    db_path: Any,
+    storage: dict[str, Any],
+    flow: Flow,
+    client: AppClient,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not storage:
+        pytest.skip("one process: the embedded set-up has no other")
+    other: AppClient = await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock))
+    clock.now_ms = NEXT_MONDAY_MS - 1000
+    await flow.award("alice", "q1")
+    await settled(client)
+    clock.short_of_monday()
+    ws, _ = await board_channel(client, "weekly")
+    # Dave's award, on the other process, commits in the last moments of the week, then is slow
+    # to reach the rank index.
+    store = other.app[SCOREBOARD].store
+    commit, committed, go_on = store.award, asyncio.Event(), asyncio.Event()
+
+    async def slow(claim: Any) -> Any:
+        answer = await commit(claim)
+        committed.set()
+        await go_on.wait()
+        return answer
+
+    monkeypatch.setattr(store, "award", slow)
+    dave = asyncio.create_task(Flow(other, flow.bearer).award("dave", "q1"))
+    async with asyncio.timeout(5):
+        await committed.wait()
+    await clock.reach_monday()
+    client.app[HUB].resync()  # this process's board looks again now, whenever its alarm rings
+    early = await messages_within(ws, 0.1)  # and waits for the other process's award
+    assert "period_ended" not in [m["type"] for m in early], early
+    go_on.set()
+    assert {b["board"]: b["period"] for b in (await dave)["boards"]}["weekly"] == "2026-W49"
+    ended = await recv_type(ws, "period_ended")
+    frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
+    assert frozen == [("alice", 100), ("dave", 100)]
     await ws.close()
