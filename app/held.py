@@ -46,8 +46,8 @@ class HeldAwards:
     async def approve(self, principal: Principal, held_id: int, reason: str) -> HeldAwardData:
         """Land a pending held award on its boards (see `landing`), ranks and live updates included."""
         principal.require_role(self.admin_role)
-        now = self.clock()
         kept = await self.store.held_award(held_id)
+        now = self.clock()  # after the read: the periods it lands in are those of now
         expires = self.landing(kept.boards, now) if kept is not None else {}
         # Decided in the store, which refuses an unknown or decided id whatever this read found.
         decision = Decision(

@@ -162,3 +162,44 @@ async def test_redis_down_neither_fails_the_write_nor_holds_the_end(monkeypatch:
             await here.landed(WEEK_49)
     finally:
         await client.aclose()
+
+
+async def test_a_redis_that_refuses_neither_fails_the_write_nor_holds_the_end(
+    shared: RedisFlights, redis_prefix: str
+) -> None:
+    # Not an outage: Redis answers with an error (here WRONGTYPE; a replica's READONLY, MISCONF or
+    # an out-of-memory refusal come back the same way).
+    client = connect(REDIS_URL, pool_size=1)
+    try:
+        await client.set(Keys(redis_prefix).flights("weekly", "2026-W49"), "not a sorted set")
+        clock = Clock(NEXT_MONDAY_MS - 1000)
+        here, there = InFlight(CATALOG, clock, shared), InFlight(CATALOG, clock, shared)
+        async with there.flight() as flight:
+            await flight.over([WEEK_49])  # not shared, and the write goes on
+        clock.now_ms = NEXT_MONDAY_MS + 1
+        async with asyncio.timeout(flights.LANDING_WAIT_S / 2):
+            await here.landed(WEEK_49)
+    finally:
+        await client.aclose()
+
+
+async def test_a_write_whose_mark_cannot_be_taken_off_still_lands_in_its_process(
+    shared: RedisFlights, redis_prefix: str
+) -> None:
+    client = connect(REDIS_URL, pool_size=1)
+    try:
+        clock = Clock(NEXT_MONDAY_MS - 1000)
+        in_flight = InFlight(CATALOG, clock, shared)
+        async with in_flight.flight() as flight:
+            await flight.over([WEEK_49])
+            assert await shared.flying(WEEK_49, clock()) == 1
+            key = Keys(redis_prefix).flights("weekly", "2026-W49")
+            await client.delete(key)
+            await client.set(key, "not a sorted set")  # the mark's removal will be refused
+        # No error for the write that committed, and its own process's end does not wait for it.
+        await client.delete(key)
+        clock.now_ms = NEXT_MONDAY_MS + 1
+        async with asyncio.timeout(1):
+            await in_flight.landed(WEEK_49)
+    finally:
+        await client.aclose()

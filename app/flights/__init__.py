@@ -1,7 +1,8 @@
 """Writes on their way to the rank indexes: stamped for a board's period and not yet placed there,
 so that the live top of a period that ended is read once the writes of it under way have landed.
 Counted in this process, and, for writes stamped near their period's end, also where every
-process sees them (`SharedFlights`: Redis, in the Redis modes)."""
+process sees them (`SharedFlights`: Redis, in the Redis modes). Processes are assumed to read
+clocks that agree, as they must for the boundary itself."""
 
 from __future__ import annotations
 
@@ -23,9 +24,12 @@ log = logging.getLogger(__name__)
 # How long the end of a period waits for its writes under way: their transactions and placing are
 # milliseconds; a store or Redis that hangs must not hold the live boards with it.
 LANDING_WAIT_S = 5.0
-# A write stamped this close to its period's end (or later) is told to every process: one stamped
-# earlier and still under way at the end has taken longer than the end waits for anyway.
-NEAR_END_MS = round(LANDING_WAIT_S * 1000)
+# A write stamped this close to its period's end (or later) is told to every process. One stamped
+# earlier that waits this long for its transaction (a group commit's queue, a database pool) and
+# then commits just before the end is counted by its own process only; writes mid-period send
+# nothing to Redis.
+NEAR_END_MS = 30_000
+DEADLINE_MS = NEAR_END_MS + round(LANDING_WAIT_S * 1000)  # a mark no process landed holds nobody after
 SHARED_POLL_S = 0.005  # how often the end looks again at the other processes' writes
 
 
@@ -40,7 +44,9 @@ class SharedFlights(Protocol):
         """It has landed (placed, or failed)."""
 
     async def flying(self, where: BoardPeriod, now_ms: int) -> int:
-        """How many writes of this period are under way, past deadlines left out."""
+        """How many writes of this period are under way, past deadlines left out.
+
+        Each method raises ServiceUnavailable when Redis cannot do it, whatever the reason."""
 
 
 class Flight:
@@ -67,12 +73,13 @@ class Flight:
                     near.append(where)
         if near and owner.shared is not None:
             self._id = self._id or secrets.token_hex(8)
-            try:
-                await owner.shared.board(self._id, near, owner.clock() + 2 * NEAR_END_MS)
-            except ServiceUnavailable:  # the write goes on: only other processes' ends miss it
-                log.warning("a write near its period's end was not shared: Redis is unavailable")
-                return
+            # Landed at the end even if this is cancelled or times out after Redis applied it: a
+            # mark left behind would hold every other process's end until its deadline.
             self._shared += near
+            try:
+                await owner.shared.board(self._id, near, owner.clock() + DEADLINE_MS)
+            except ServiceUnavailable:  # the write goes on: only other processes' ends may miss it
+                log.warning("a write near its period's end was not shared: Redis is unavailable")
 
     async def __aenter__(self) -> Flight:
         return self
@@ -122,8 +129,8 @@ class InFlight:
 
     async def landed(self, where: BoardPeriod) -> None:
         """Return once no write of this period is under way, here or (shared) in any process, at
-        most LANDING_WAIT_S. Called once the period has ended, when no write is stamped for it any
-        more: only fewer can be under way."""
+        most LANDING_WAIT_S. Called once the period has ended, when no award or trusted write is
+        stamped for it any more: only fewer can be under way (operators may still act on it)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LANDING_WAIT_S):
                 if where in self._count:

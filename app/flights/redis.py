@@ -1,12 +1,17 @@
 """Writes under way as every process sees them: a sorted set per board period in Redis, each write
-a member scored by its deadline."""
+a member scored by its deadline (members past it are left for the key's expiry or their `land`)."""
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
+import contextlib
+from collections.abc import Iterator
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..errors import ServiceUnavailable
 from ..records import BoardPeriod
-from ..redis_client import Keys, TurnPipeline, unavailable_on_outage
+from ..redis_client import Keys, TurnPipeline
 
 KEEP_MS = 60_000  # a period's set goes this long after its last write under way was added
 
@@ -23,11 +28,6 @@ _LAND = """
 for _, key in ipairs(KEYS) do redis.call('ZREM', key, ARGV[1]) end
 return 0
 """
-# KEYS[1]: a period's set; ARGV[1]: now (ms). Writes past their deadline are let go first.
-_FLYING = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-return redis.call('ZCARD', KEYS[1])
-"""
 
 
 class RedisFlights:
@@ -38,22 +38,32 @@ class RedisFlights:
         self.trips = trips
         self._board = client.register_script(_BOARD)
         self._land = client.register_script(_LAND)
-        self._flying = client.register_script(_FLYING)
 
     async def board(self, flight_id: str, wheres: list[BoardPeriod], deadline_ms: int) -> None:
         """A write is under way for these periods."""
-        with unavailable_on_outage():
+        with _unavailable():
             await self.trips.script(self._board, self._keys(wheres), [flight_id, deadline_ms, KEEP_MS])
 
     async def land(self, flight_id: str, wheres: list[BoardPeriod]) -> None:
         """It has landed (placed, or failed)."""
-        with unavailable_on_outage():
+        with _unavailable():
             await self.trips.script(self._land, self._keys(wheres), [flight_id])
 
     async def flying(self, where: BoardPeriod, now_ms: int) -> int:
         """How many writes of this period are under way, past deadlines left out."""
-        with unavailable_on_outage():
-            return int(await self.trips.script(self._flying, self._keys([where]), [now_ms]))
+        key = self.keys.flights(where.board, where.period)
+        with _unavailable():  # a read: it answers on a replica, or a Redis that refuses writes
+            return int(await self.trips.call(lambda pipe: pipe.zcount(key, now_ms, "+inf")))
 
     def _keys(self, wheres: list[BoardPeriod]) -> list[str]:
         return [self.keys.flights(where.board, where.period) for where in wheres]
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    # Not only an outage: a write refused (a replica after a failover, MISCONF, out of memory) must
+    # not fail a write that committed, nor hold a period's end.
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise ServiceUnavailable(f"Redis: {type(exc).__name__}") from None
