@@ -149,17 +149,21 @@ async def test_a_write_far_from_its_end_is_not_shared(shared: RedisFlights) -> N
             await here.landed(WEEK_49)  # only its own process waits for it
 
 
-async def test_redis_down_neither_fails_the_write_nor_holds_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+async def neither_fails_the_write_nor_holds_the_end(broken: RedisFlights) -> None:
+    """A write near its period's end goes on without its mark, and the end does not wait."""
+    clock = Clock(NEXT_MONDAY_MS - 1000)
+    here, there = InFlight(CATALOG, clock, broken), InFlight(CATALOG, clock, broken)
+    async with there.flight() as flight:
+        await flight.over([WEEK_49])  # not shared, and the write goes on
+    clock.now_ms = NEXT_MONDAY_MS + 1
+    async with asyncio.timeout(flights.LANDING_WAIT_S / 2):
+        await here.landed(WEEK_49)
+
+
+async def test_redis_down_neither_fails_the_write_nor_holds_the_end() -> None:
     client = connect("redis://127.0.0.1:9/0", pool_size=1)  # nothing listens there
     try:
-        down = RedisFlights(client, Keys("unreachable"), TurnPipeline(client))
-        clock = Clock(NEXT_MONDAY_MS - 1000)
-        here, there = InFlight(CATALOG, clock, down), InFlight(CATALOG, clock, down)
-        async with there.flight() as flight:
-            await flight.over([WEEK_49])  # not shared, and the write goes on
-        clock.now_ms = NEXT_MONDAY_MS + 1
-        async with asyncio.timeout(flights.LANDING_WAIT_S / 2):
-            await here.landed(WEEK_49)
+        await neither_fails_the_write_nor_holds_the_end(RedisFlights(client, Keys("down"), TurnPipeline(client)))
     finally:
         await client.aclose()
 
@@ -172,13 +176,7 @@ async def test_a_redis_that_refuses_neither_fails_the_write_nor_holds_the_end(
     client = connect(REDIS_URL, pool_size=1)
     try:
         await client.set(Keys(redis_prefix).flights("weekly", "2026-W49"), "not a sorted set")
-        clock = Clock(NEXT_MONDAY_MS - 1000)
-        here, there = InFlight(CATALOG, clock, shared), InFlight(CATALOG, clock, shared)
-        async with there.flight() as flight:
-            await flight.over([WEEK_49])  # not shared, and the write goes on
-        clock.now_ms = NEXT_MONDAY_MS + 1
-        async with asyncio.timeout(flights.LANDING_WAIT_S / 2):
-            await here.landed(WEEK_49)
+        await neither_fails_the_write_nor_holds_the_end(shared)
     finally:
         await client.aclose()
 

@@ -10,13 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from app import create_app
+from app.api.keys import HUB
 from app.config import Config
 
 from ..conftest import envelope, make_config
+from ..live_client import messages_within
 
 RACER_KEY = "racer-service-key-0123456789abcdef"
 LIMITED_KEY = "limited-service-key-0123456789abcdef"
@@ -74,6 +77,43 @@ class Clock:
         clock would have: an alarm set from the earlier reading is then due."""
         await asyncio.sleep(ALARM_LEAD_MS / 1000)
         self.now_ms = NEXT_MONDAY_MS
+
+
+class HeldBack:
+    """A store's method patched to commit, then hold its answer until `release`: a write committed
+    and not yet placed on its rank index."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, store: object, method: str) -> None:
+        self._committed, self._go_on = asyncio.Event(), asyncio.Event()
+        commit = getattr(store, method)
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            answer = await commit(*args, **kwargs)
+            self._committed.set()
+            await self._go_on.wait()
+            return answer
+
+        monkeypatch.setattr(store, method, held)
+
+    async def committed(self, write: asyncio.Task[Any]) -> None:
+        """Wait until the write has committed (failing with its answer if it ended before)."""
+        waiting = asyncio.ensure_future(self._committed.wait())
+        await asyncio.wait([write, waiting], timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        assert self._committed.is_set(), write.result() if write.done() else "the write did not commit"
+
+    def release(self) -> None:
+        """Let the write go on."""
+        self._go_on.set()
+
+
+async def no_period_end_while_held(client: AppClient, clock: Clock, ws: Any) -> None:
+    """Past next Monday with a write held back: the board looks again at once (whenever its alarm
+    rings) and sends no `period_ended` while the write is on its way."""
+    await clock.reach_monday()
+    client.app[HUB].resync()
+    early = await messages_within(ws, 0.1)
+    assert "period_ended" not in [m["type"] for m in early], early
 
 
 def boards_config(db_path: Path, storage: dict[str, Any], **sections: Any) -> Config:

@@ -11,11 +11,21 @@ from typing import Any
 
 import pytest
 
-from app.api.keys import HUB, SCOREBOARD
+from app.api.keys import SCOREBOARD
 
 from ..conftest import Flow, Snapshot, envelope
-from ..live_client import messages_within, recv_type, subscribed
-from .scene import ACTIONS, NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
+from ..live_client import recv_type, subscribed
+from .scene import (
+    ACTIONS,
+    NEXT_MONDAY_MS,
+    AppClient,
+    Boards,
+    Clock,
+    HeldBack,
+    app_with_clock,
+    boards_config,
+    no_period_end_while_held,
+)
 
 HOUR_MS = 3_600_000
 # Two an hour land; the third and later are held.
@@ -357,24 +367,11 @@ async def test_the_frozen_top_waits_for_an_approval_committed_in_the_period_and_
     clock.short_of_monday()
     ws = await subscribed(client, board="weekly")
     # The approval commits in the last moments of the week, then is slow to reach the rank index.
-    store = client.app[SCOREBOARD].store
-    commit, committed, go_on = store.decide, asyncio.Event(), asyncio.Event()
-
-    async def slow(decision: Any) -> Any:
-        answer = await commit(decision)
-        committed.set()
-        await go_on.wait()
-        return answer
-
-    monkeypatch.setattr(store, "decide", slow)
+    held_back = HeldBack(monkeypatch, client.app[SCOREBOARD].store, "decide")
     approval = asyncio.create_task(decide(client, operator, held["id"], "approve"))
-    async with asyncio.timeout(5):
-        await committed.wait()
-    await clock.reach_monday()
-    client.app[HUB].resync()  # the board looks again now, whenever its alarm rings
-    early = await messages_within(ws, 0.1)  # and waits for the approval still on its way
-    assert "period_ended" not in [m["type"] for m in early], early
-    go_on.set()
+    await held_back.committed(approval)
+    await no_period_end_while_held(client, clock, ws)
+    held_back.release()
     landed = {b["board"]: (b["period"], b["newScore"]) for b in (await approval)["landed"]}
     assert landed["weekly"] == ("2026-W49", 30)
     ended = await recv_type(ws, "period_ended")

@@ -11,8 +11,17 @@ import pytest
 from app.api.keys import HUB, SCOREBOARD
 
 from ..conftest import Flow
-from ..live_client import WS, messages_within, recv, recv_type, settled, subscribed, token_for
-from .scene import NEXT_MONDAY_MS, AppClient, Boards, Clock, app_with_clock, boards_config
+from ..live_client import WS, recv, recv_type, settled, subscribed, token_for
+from .scene import (
+    NEXT_MONDAY_MS,
+    AppClient,
+    Boards,
+    Clock,
+    HeldBack,
+    app_with_clock,
+    boards_config,
+    no_period_end_while_held,
+)
 
 
 async def test_each_board_streams_its_own_top(flow: Flow, client: AppClient) -> None:
@@ -315,16 +324,7 @@ async def test_the_frozen_top_waits_for_a_write_committed_in_the_period_and_stil
     clock.short_of_monday()
     ws, _ = await board_channel(client, "weekly")
     # Dave's write commits in the last moments of the week, then is slow to reach the rank index.
-    store = client.app[SCOREBOARD].store
-    commit, committed, go_on = getattr(store, WRITERS[writer]), asyncio.Event(), asyncio.Event()
-
-    async def slow(*args: Any, **kwargs: Any) -> Any:
-        answer = await commit(*args, **kwargs)
-        committed.set()
-        await go_on.wait()
-        return answer
-
-    monkeypatch.setattr(store, WRITERS[writer], slow)
+    held = HeldBack(monkeypatch, client.app[SCOREBOARD].store, WRITERS[writer])
     write: Any
     if writer == "award":
         write = flow.award("dave", "q1")
@@ -334,15 +334,9 @@ async def test_the_frozen_top_waits_for_a_write_committed_in_the_period_and_stil
         adjust = "/api/v1/admin/boards/weekly/scores/dave/adjust"
         write = client.post(adjust, json={"delta": 100, "reason": "lost reward"}, headers=operator)
     dave = asyncio.create_task(write)
-    done, _ = await asyncio.wait(
-        [dave, asyncio.create_task(committed.wait())], timeout=5, return_when="FIRST_COMPLETED"
-    )
-    assert committed.is_set(), dave.result() if dave in done else "the write did not commit"
-    await clock.reach_monday()
-    client.app[HUB].resync()  # the board looks again now, whenever its alarm rings
-    early = await messages_within(ws, 0.1)  # and waits for the write still on its way
-    assert "period_ended" not in [m["type"] for m in early], early
-    go_on.set()
+    await held.committed(dave)
+    await no_period_end_while_held(client, clock, ws)
+    held.release()
     answer = await dave
     if writer == "adjustment":
         assert answer.status == 200, await answer.text()
@@ -370,26 +364,12 @@ async def test_the_frozen_top_waits_for_an_operators_removal_committed_in_the_pe
     clock.short_of_monday()
     ws, _ = await board_channel(client, "weekly")
     # The act commits in the last moments of the week, then is slow to take the entries off the index.
-    store = client.app[SCOREBOARD].store
-    method = "wipe" if act == "wipe" else "remove_entry"
-    commit, committed, go_on = getattr(store, method), asyncio.Event(), asyncio.Event()
-
-    async def slow(*args: Any) -> Any:
-        answer = await commit(*args)
-        committed.set()
-        await go_on.wait()
-        return answer
-
-    monkeypatch.setattr(store, method, slow)
+    held = HeldBack(monkeypatch, client.app[SCOREBOARD].store, "wipe" if act == "wipe" else "remove_entry")
     path = f"/api/v1/admin/boards/weekly/periods/current/{act}"
     removal = asyncio.create_task(client.post(path, json={"reason": "exploit"}, headers=operator))
-    async with asyncio.timeout(5):
-        await committed.wait()
-    await clock.reach_monday()
-    client.app[HUB].resync()  # the board looks again now, whenever its alarm rings
-    early = await messages_within(ws, 0.1)  # and waits for the act still on its way
-    assert "period_ended" not in [m["type"] for m in early], early
-    go_on.set()
+    await held.committed(removal)
+    await no_period_end_while_held(client, clock, ws)
+    held.release()
     assert (await removal).status == 200
     ended = await recv_type(ws, "period_ended")
     frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
@@ -417,24 +397,11 @@ async def test_the_frozen_top_waits_for_an_award_under_way_on_another_process(
     ws, _ = await board_channel(client, "weekly")
     # Dave's award, on the other process, commits in the last moments of the week, then is slow
     # to reach the rank index.
-    store = other.app[SCOREBOARD].store
-    commit, committed, go_on = store.award, asyncio.Event(), asyncio.Event()
-
-    async def slow(claim: Any) -> Any:
-        answer = await commit(claim)
-        committed.set()
-        await go_on.wait()
-        return answer
-
-    monkeypatch.setattr(store, "award", slow)
+    held = HeldBack(monkeypatch, other.app[SCOREBOARD].store, "award")
     dave = asyncio.create_task(Flow(other, flow.bearer).award("dave", "q1"))
-    async with asyncio.timeout(5):
-        await committed.wait()
-    await clock.reach_monday()
-    client.app[HUB].resync()  # this process's board looks again now, whenever its alarm rings
-    early = await messages_within(ws, 0.1)  # and waits for the other process's award
-    assert "period_ended" not in [m["type"] for m in early], early
-    go_on.set()
+    await held.committed(dave)
+    await no_period_end_while_held(client, clock, ws)  # this process's board waits for the other's award
+    held.release()
     assert {b["board"]: b["period"] for b in (await dave)["boards"]}["weekly"] == "2026-W49"
     ended = await recv_type(ws, "period_ended")
     frozen = [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]]
