@@ -182,7 +182,8 @@ class Waves:
             return
         ended = self._where
         # A write whose transaction began before the boundary may commit after it: the frozen top
-        # is read once this process's writes of the period have landed on its index.
+        # is read once the period's writes under way have landed on its index (this process's, and
+        # in the Redis modes every process's stamped near the end).
         await self.in_flight.landed(ended)
         frozen = await self.ranking.top(ended, TOP_SIZE)
         self._period, self._where = period, self.board.where(period)
