@@ -24,6 +24,8 @@ from ..live_client import messages_within
 RACER_KEY = "racer-service-key-0123456789abcdef"
 LIMITED_KEY = "limited-service-key-0123456789abcdef"
 ATTEST_KEY = "attest-service-key-0123456789abcdef"
+ADMIN = "/api/v1/admin"  # the operators' routes
+CHEAT = "mallory"  # the user the operators act on
 
 
 def sha(key: str) -> str:

@@ -1,0 +1,136 @@
+"""Operators' routes refused in every storage set-up: no token, a user's token, unknown users,
+boards and periods, bodies that are not what the route takes (near-miss fields, wrong types,
+invalid UTF-8, deep nesting, oversize), wrong methods. Each answers its code and changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ..conftest import Flow, Snapshot, envelope
+from .scene import ADMIN, CHEAT, AppClient, Boards
+
+# (name, method, path, headers: "operator" | "user" | None, body: JSON or raw bytes, status, code)
+RefusalCase = tuple[str, str, str, str | None, Any, int, str]
+GOOD = {"reason": "checked"}
+DQ = f"{ADMIN}/users/{CHEAT}/disqualify"
+ADJ = f"{ADMIN}/boards/global/scores/{CHEAT}/adjust"
+REMOVE = f"{ADMIN}/boards/global/periods/current/entries/{CHEAT}/remove"
+WIPE = f"{ADMIN}/boards/global/periods/current/wipe"
+HISTORY = f"{ADMIN}/users/{CHEAT}/history"
+REFUSALS: list[RefusalCase] = [
+    ("disqualify without a token", "POST", DQ, None, GOOD, 401, "UNAUTHORIZED"),
+    *(
+        (f"{path} as a user", "POST", path, "user", body, 403, "FORBIDDEN")
+        for path, body in (
+            (DQ, GOOD),
+            (f"{ADMIN}/users/{CHEAT}/reinstate", GOOD),
+            (ADJ, {"delta": 5, **GOOD}),
+            (REMOVE, GOOD),
+            (WIPE, GOOD),
+        )
+    ),
+    ("history as a user", "GET", HISTORY, "user", None, 403, "FORBIDDEN"),
+    ("wipe an unknown board as a user", "POST", f"{ADMIN}/boards/nope/periods/x/wipe", "user", GOOD, 403, "FORBIDDEN"),
+    ("unknown user", "POST", f"{ADMIN}/users/nobody/disqualify", "operator", GOOD, 404, "USER_NOT_FOUND"),
+    ("unknown user's history", "GET", f"{ADMIN}/users/nobody/history", "operator", None, 404, "USER_NOT_FOUND"),
+    (
+        "adjust an unknown user",
+        "POST",
+        f"{ADMIN}/boards/global/scores/nobody/adjust",
+        "operator",
+        {"delta": 1, **GOOD},
+        404,
+        "USER_NOT_FOUND",
+    ),
+    (
+        "unknown board",
+        "POST",
+        f"{ADMIN}/boards/nope/scores/{CHEAT}/adjust",
+        "operator",
+        {"delta": 1, **GOOD},
+        404,
+        "BOARD_NOT_FOUND",
+    ),
+    (
+        "wipe an unknown board",
+        "POST",
+        f"{ADMIN}/boards/nope/periods/current/wipe",
+        "operator",
+        GOOD,
+        404,
+        "BOARD_NOT_FOUND",
+    ),
+    (
+        "unknown period",
+        "POST",
+        f"{ADMIN}/boards/weekly/periods/2020-W01/wipe",
+        "operator",
+        GOOD,
+        404,
+        "PERIOD_NOT_FOUND",
+    ),
+    (
+        "adjust an unkept period",
+        "POST",
+        ADJ,
+        "operator",
+        {"delta": 1, "period": "1999", **GOOD},
+        404,
+        "PERIOD_NOT_FOUND",
+    ),
+    ("no reason", "POST", DQ, "operator", {}, 400, "VALIDATION_ERROR"),
+    ("empty reason", "POST", DQ, "operator", {"reason": ""}, 400, "VALIDATION_ERROR"),
+    ("reason too long", "POST", WIPE, "operator", {"reason": "x" * 501}, 400, "VALIDATION_ERROR"),
+    ("number reason", "POST", DQ, "operator", {"reason": 7}, 400, "VALIDATION_ERROR"),
+    ("near-miss field", "POST", ADJ, "operator", {"Delta": 5, **GOOD}, 400, "VALIDATION_ERROR"),
+    ("no delta", "POST", ADJ, "operator", GOOD, 400, "VALIDATION_ERROR"),
+    ("text delta", "POST", ADJ, "operator", {"delta": "5", **GOOD}, 400, "VALIDATION_ERROR"),
+    ("fraction delta", "POST", ADJ, "operator", {"delta": 1.5, **GOOD}, 400, "VALIDATION_ERROR"),
+    ("delta beyond 2^53", "POST", ADJ, "operator", {"delta": 2**53 + 1, **GOOD}, 400, "VALIDATION_ERROR"),
+    ("sum beyond 2^53", "POST", ADJ, "operator", {"delta": 2**53, **GOOD}, 400, "VALIDATION_ERROR"),
+    ("not JSON", "POST", DQ, "operator", b"{not json", 400, "VALIDATION_ERROR"),
+    ("invalid UTF-8", "POST", REMOVE, "operator", b'{"reason":"ok\xff"}', 400, "VALIDATION_ERROR"),
+    ("non-ASCII user", "POST", f"{ADMIN}/users/%C3%A9/disqualify", "operator", GOOD, 400, "VALIDATION_ERROR"),
+    ("bad period", "POST", f"{ADMIN}/boards/global/periods/{'p' * 40}/wipe", "operator", GOOD, 400, "VALIDATION_ERROR"),
+    (
+        "nested 1000 deep",
+        "POST",
+        DQ,
+        "operator",
+        b'{"reason":"ok","x":' + b"[" * 1000 + b"]" * 1000 + b"}",
+        400,
+        "VALIDATION_ERROR",
+    ),
+    ("oversize body", "POST", DQ, "operator", {"reason": "y" * 9000}, 413, "PAYLOAD_TOO_LARGE"),
+    ("bad limit", "GET", f"{HISTORY}?limit=101", "operator", None, 400, "VALIDATION_ERROR"),
+    ("wrong method", "GET", DQ, "operator", None, 405, "METHOD_NOT_ALLOWED"),
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[c[0] for c in REFUSALS])
+async def test_moderation_refusals_change_nothing(
+    case: RefusalCase,
+    flow: Flow,
+    client: AppClient,
+    boards: Boards,
+    operator: dict[str, str],
+    bearer: Any,
+    snapshot: Snapshot,
+) -> None:
+    _, method, path, who, body, status, code = case
+    await flow.award(CHEAT, "q1")
+    await flow.award("bob", "q1")
+    before, shown = await snapshot(), await boards.top("global")
+    headers = {"operator": operator, "user": bearer(CHEAT), None: {}}[who]
+    kwargs: dict[str, Any] = {"headers": headers}
+    if isinstance(body, bytes):
+        kwargs["data"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    resp = await client.request(method, path, **kwargs)
+    error = (await envelope(resp))["error"]
+    assert (resp.status, error["code"]) == (status, code), error
+    assert await snapshot() == before
+    assert await boards.top("global") == shown
