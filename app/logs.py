@@ -11,6 +11,7 @@ from typing import TextIO
 
 import msgspec
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from .clock import iso, now_ms
 
@@ -158,16 +159,25 @@ def redact_access_queries() -> None:
 class _ClientGarbageAtInfo(logging.Filter):
     """aiohttp logs a request its parser refuses (a NUL byte in a header, an over-long line) at ERROR
     with a traceback. That is the client's fault, not the server's: one INFO line naming the refusal,
-    without the offending bytes (they may hold a token)."""
+    without the offending bytes (they may hold a token). The same for a body that does not decode by
+    its Content-Encoding: the edge answers 400, then aiohttp, draining the rest of the body before it
+    closes the connection, meets the error again and calls it unhandled."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        in_body = isinstance(exc, RequestPayloadError)
+        if isinstance(exc, RequestPayloadError):
+            exc = exc.__cause__  # the parser's refusal, which aiohttp raised it from
         if not isinstance(exc, HttpProcessingError) or not 400 <= exc.code < 500:
             return True
-        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
         record.levelno, record.levelname = logging.INFO, "INFO"
-        record.msg = "refused a request that could not be parsed, from %s: %s (%d)"
-        record.args = (remote, type(exc).__name__, exc.code)
+        if in_body:
+            record.msg = "refused a request body that could not be read: %s (%d)"
+            record.args = (type(exc).__name__, exc.code)
+        else:
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            record.msg = "refused a request that could not be parsed, from %s: %s (%d)"
+            record.args = (remote, type(exc).__name__, exc.code)
         record.exc_info, record.exc_text = None, None
         return logging.getLogger(record.name).isEnabledFor(logging.INFO)
 

@@ -219,3 +219,25 @@ async def test_a_request_the_parser_refuses_is_one_info_line(
     assert [(r.levelname, r.exc_info) for r in refused] == [("INFO", None)]
     assert refused[0].getMessage() == f"refused a request that could not be parsed, from 127.0.0.1: {refusal} (400)"
     assert "SECRET-IN-HEADER" not in caplog.text
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_not_in_its_content_encoding_is_one_info_line(
+    client: Any, caplog: pytest.LogCaptureFixture, encoding: str
+) -> None:
+    """The client is answered 400; aiohttp, draining the rest of the body after the answer, meets
+    the decoding error again and would log it as an unhandled ERROR with a traceback."""
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    body = b'{"userIds":["alice"]}'
+    writer.write(
+        b"POST /api/v1/boards/global/lookup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Encoding: {encoding}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    answer = await reader.read()  # the server closes the connection once it is done with it
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400") and b'"code":"VALIDATION_ERROR"' in answer
+    refused = [r for r in caplog.records if r.name == "aiohttp.server" and r.levelno >= logging.INFO]
+    assert [(r.levelname, r.exc_info) for r in refused] == [("INFO", None)]
+    assert refused[0].getMessage() == "refused a request body that could not be read: ContentEncodingError (400)"
