@@ -28,6 +28,24 @@ _ID = re.compile(ID_PATTERN)
 _SPACES = frozenset("\t\n\r\v\f\u2028\u2029")
 # Control, format (zero-width, bidi overrides), private-use, unassigned, surrogates, separators.
 _DROPPED = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
+# Unicode's Default_Ignorable_Code_Point characters that those categories keep: they render as
+# nothing, so a name of them alone looks blank. The combining grapheme joiner, Khmer inherent
+# vowels and variation selectors (Mn); the Hangul fillers (Lo).
+_IGNORABLE = frozenset(
+    chr(code)
+    for first, last in (
+        (0x034F, 0x034F),
+        (0x115F, 0x1160),
+        (0x17B4, 0x17B5),
+        (0x180B, 0x180D),
+        (0x180F, 0x180F),
+        (0x3164, 0x3164),
+        (0xFE00, 0xFE0F),
+        (0xFFA0, 0xFFA0),
+        (0xE0100, 0xE01EF),
+    )
+    for code in range(first, last + 1)
+)
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +95,7 @@ def clean_display_name(raw: str | None, fallback: str) -> str:
     text = "".join(
         " " if ch in _SPACES else ch
         for ch in unicodedata.normalize("NFC", raw)
-        if ch in _SPACES or unicodedata.category(ch) not in _DROPPED
+        if ch in _SPACES or (ch not in _IGNORABLE and unicodedata.category(ch) not in _DROPPED)
     )
     text = " ".join(text.split())[:MAX_NAME_CHARS].strip()
     return text or fallback

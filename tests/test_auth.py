@@ -104,10 +104,47 @@ async def test_header_scheme_case_insensitive() -> None:
         ("\u200b\u200b", "fallback"),
         (None, "fallback"),
         ("日本語の名前", "日本語の名前"),
+        ("\u3164\u3164", "fallback"),  # Hangul fillers: letters that render as nothing
+        ("\u115f\u1160A\uffa0", "A"),
+        ("A\u034fl\ufe0fi\U000e0100ce", "Alice"),  # grapheme joiner, variation selectors
+        ("Hangul 한글", "Hangul 한글"),
     ],
 )
 def test_clean_display_name(raw: str | None, expected: str) -> None:
     assert clean_display_name(raw, "fallback") == expected
+
+
+# Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt), whole: whatever the
+# category of each, a name keeps none of them.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+
+def test_no_default_ignorable_character_stays_in_a_name() -> None:
+    kept = [
+        hex(code)
+        for first, last in DEFAULT_IGNORABLE
+        for code in range(first, last + 1)
+        if clean_display_name(f"a{chr(code)}b", "fallback") != "ab"
+    ]
+    assert kept == []
 
 
 def test_verified_tokens_are_remembered_until_they_expire(monkeypatch: pytest.MonkeyPatch) -> None:
