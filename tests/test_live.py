@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from app.api.keys import HUB
@@ -187,6 +188,20 @@ async def test_origin_check(make_client: MakeClient) -> None:
     ws = await listed.ws_connect(WS, headers={"Origin": "https://game.example"})
     assert (await recv(ws))["type"] == "connected"
     await ws.close()
+
+
+@pytest.mark.parametrize("origin", [b"\xff\xfe", b"https://ev\xc3il.example"], ids=["not UTF-8", "broken UTF-8"])
+async def test_an_origin_that_is_not_utf8_is_refused_in_the_envelope(make_client: MakeClient, origin: bytes) -> None:
+    """The refusal names the origin; bytes that are not UTF-8 are shown replaced, never a 500."""
+    client = await make_client()
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"GET /ws/scoreboard HTTP/1.1\r\nHost: x\r\nConnection: close\r\nOrigin: " + origin + b"\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403"), head
+    error = msgspec.json.decode(body)["error"]
+    assert error["code"] == "FORBIDDEN" and "\ufffd" in error["details"]["origin"]
 
 
 async def test_anonymous_disabled(make_client: MakeClient) -> None:

@@ -93,8 +93,24 @@ def failure(
 ) -> web.Response:
     """`{"success": false, "error": {code, message, details?}}`."""
     error = ErrorBody(code=code, message=message, details=details)
-    body = b'{"success":false,"error":' + _encoder.encode(error) + b"}"
+    try:
+        encoded = _encoder.encode(error)
+    except UnicodeEncodeError:
+        # Text from the request that was not UTF-8 (aiohttp keeps a header's other bytes as lone
+        # surrogates) cannot be JSON: it is shown as U+FFFD rather than failing the refusal.
+        encoded = _encoder.encode(_readable(msgspec.to_builtins(error)))
+    body = b'{"success":false,"error":' + encoded + b"}"
     return web.Response(body=body, status=status, content_type=JSON, headers=headers)
+
+
+def _readable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_readable(k): _readable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    return value
 
 
 def from_error(exc: ApiError) -> web.Response:
