@@ -142,11 +142,25 @@ async def test_no_per_client_compression(client: Any) -> None:
     await ws.close()
 
 
-async def test_message_over_4k_closes_1009(client: Any) -> None:
+def _ping_of(size: int) -> str:
+    head = '{"type": "ping", "pad": "'
+    return head + "x" * (size - len(head) - 2) + '"}'
+
+
+@pytest.mark.parametrize("size", [4097, 5000])
+async def test_message_over_4k_closes_1009(client: Any, size: int) -> None:
     ws = await client.ws_connect(WS)
     await recv(ws)
-    await ws.send_str('{"type": "ping", "pad": "' + "x" * 5000 + '"}')
+    await ws.send_str(_ping_of(size))
     assert await closed_with(ws) == CLOSE_MESSAGE_TOO_BIG
+
+
+async def test_a_message_of_exactly_4k_is_read(client: Any) -> None:
+    ws = await client.ws_connect(WS)
+    await recv(ws)
+    await ws.send_str(_ping_of(4096))
+    assert (await recv(ws))["type"] == "pong"
+    await ws.close()
 
 
 @pytest.mark.parametrize("via", ["query", "auth"])

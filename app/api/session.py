@@ -239,8 +239,9 @@ async def _upgrade(request: web.Request) -> web.WebSocketResponse:
     # compress=False: every subscriber gets the same pre-built frame; no per-client deflate.
     # No heartbeat or autoping here: live/keepalive.py pings all sockets from one task and needs to
     # see every frame, PONGs included.
+    # aiohttp refuses a message of max_msg_size bytes itself: the contract closes only those over it.
     ws = web.WebSocketResponse(
-        max_msg_size=MAX_MESSAGE_BYTES, compress=False, timeout=CLOSE_TIMEOUT_SECONDS, autoping=False
+        max_msg_size=MAX_MESSAGE_BYTES + 1, compress=False, timeout=CLOSE_TIMEOUT_SECONDS, autoping=False
     )
     try:
         await ws.prepare(request)
