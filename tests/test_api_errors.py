@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
 import msgspec
 import pytest
+from multidict import CIMultiDict
 
 from app.config import Config
 from app.tokens import ACTION_TOKEN_TYPE, key_id
@@ -47,7 +48,7 @@ UPDATE = "/api/v1/scoreboard/update"
 INIT = "/api/v1/actions/initialize"
 
 # (name, method, path, headers or None for alice's bearer, body or a builder using a fresh token, status, code)
-Case = tuple[str, str, str, Callable[[Any], dict[str, str]] | None, Any, int, str]
+Case = tuple[str, str, str, Callable[[Any], Mapping[str, str]] | None, Any, int, str]
 
 
 def _with_token(**body: Any) -> Callable[[str], dict[str, Any]]:
@@ -239,6 +240,17 @@ ERROR_CASES: list[Case] = [
         "VALIDATION_ERROR",
     ),
     ("bad user id", "GET", "/api/v1/users/a%20b/score", None, None, 400, "VALIDATION_ERROR"),
+    ("a query parameter twice", "GET", "/api/v1/scoreboard/top?limit=5&limit=5", None, None, 400, "VALIDATION_ERROR"),
+    ("an invalid second value", "GET", "/api/v1/scoreboard/top?limit=5&limit=abc", None, None, 400, "VALIDATION_ERROR"),
+    (
+        "two Authorization headers",
+        "POST",
+        INIT,
+        lambda b: CIMultiDict([*b("alice").items(), *b("alice").items()]),
+        {"actionType": "COMPLETE_QUEST", "actionId": "q9"},
+        401,
+        "UNAUTHORIZED",
+    ),
     ("unknown user", "GET", "/api/v1/users/nobody/score", None, None, 404, "USER_NOT_FOUND"),
     ("unknown route", "GET", "/api/v1/nothing", None, None, 404, "NOT_FOUND"),
     ("wrong method", "DELETE", UPDATE, None, None, 405, "METHOD_NOT_ALLOWED"),

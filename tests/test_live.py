@@ -55,6 +55,10 @@ async def test_token_in_query_is_checked_first(client: Any) -> None:
     for token in ("not-a-jwt", "eyJhbGciOiJIUzI1NiJ9.%C3%A9.x", "%C3%A9.%C3%A9.%C3%A9", "a.b.c%ED%A0%80"):
         bad = await client.ws_connect(f"{WS}?token={token}")
         assert await closed_with(bad) == CLOSE_UNAUTHORIZED, token  # closed before `connected` was sent
+    # Two tokens: which user is meant is unknown, even when both are valid.
+    for second in (token_for("alice"), token_for("bob")):
+        twice = await client.ws_connect(f"{WS}?token={token_for('alice')}&token={second}")
+        assert await closed_with(twice) == CLOSE_UNAUTHORIZED
 
 
 async def test_auth_message(client: Any) -> None:

@@ -225,9 +225,14 @@ async def _session(request: web.Request, settings: WebSocketSettings) -> web.Web
 
 
 async def _query_principal(request: web.Request, auth: UserAuth) -> tuple[Principal | None, bool]:
-    """The user of the `token` query parameter (None without one), and whether that token is valid."""
-    if (token := request.query.get("token")) is None:
+    """The user of the `token` query parameter (None without one), and whether that token is valid
+    (given twice, it is not: which one is meant is unknown)."""
+    tokens = request.query.getall("token", ())
+    if not tokens:
         return None, True
+    if len(tokens) > 1:
+        return None, False
+    token = tokens[0]
     try:
         return await auth.authenticate(token), True
     except Unauthorized:

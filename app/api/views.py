@@ -12,8 +12,10 @@ import msgspec
 from aiohttp import hdrs, web
 
 from ..auth import Principal
+from ..boards.trusted import Service
 from ..decoding import convert_strings, decode_json, decoder_for
-from ..errors import NotFound, ServiceUnavailable, ValidationFailed
+from ..errors import NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
+from ..settings import ACTIONS_ATTEST, SCORES_WRITE, Scope
 from ..top_cache import TopAnswer
 from .award_data import InitializeRequest, TopQuery, UpdateRequest
 from .board_data import (
@@ -88,9 +90,33 @@ async def parse_body(request: web.Request, model: type[T]) -> T:
     return decode_json(await read_body(request), decoder_for(model))
 
 
+def authorization(request: web.Request) -> str | None:
+    """The request's Authorization header; UNAUTHORIZED when it is given twice (whose request it
+    is would depend on which one a proxy or this server read)."""
+    values = request.headers.getall(hdrs.AUTHORIZATION, ())
+    if len(values) > 1:
+        raise Unauthorized("Authorization is given more than once")
+    return values[0] if values else None
+
+
 async def principal(request: web.Request) -> Principal:
     """The bearer of the request's JWT (with the keys held, unless it names a key not fetched yet)."""
-    return await request.app[USER_AUTH].from_header(request.headers.get("Authorization"))
+    return await request.app[USER_AUTH].from_header(authorization(request))
+
+
+async def operator(request: web.Request) -> Principal:
+    """The bearer, who must be an operator: 403 FORBIDDEN before anything of the request is read."""
+    user = await principal(request)
+    user.require_role(request.app[CONFIG].auth.admin_role)
+    return user
+
+
+def service(request: web.Request, scope: Scope) -> Service:
+    """The trusted server of the request's key, which must hold `scope` (and, on a board route, the
+    board as named): 403 FORBIDDEN before anything of the request is read."""
+    found = request.app[SERVICE_KEYS].from_header(authorization(request))
+    found.check(scope, request.match_info.get("board"))
+    return found
 
 
 _DEFAULT_TOP = TopQuery()
@@ -99,7 +125,12 @@ PRIVATE = {hdrs.CACHE_CONTROL: PRIVATE_CACHE_CONTROL}
 
 def query_of(request: web.Request, model: type[T]) -> T:
     """The query string validated into `model`; VALIDATION_ERROR naming the parameter otherwise."""
-    return convert_strings(dict(request.query), model)
+    query = request.query
+    fields = dict(query)
+    if len(fields) != len(query):  # one value per parameter: which of two a proxy or cache saw is unknown
+        twice = next(name for name in fields if len(query.getall(name)) > 1)
+        raise ValidationFailed(f"{twice} is given more than once")
+    return convert_strings(fields, model)
 
 
 def path_of(request: web.Request, model: type[T]) -> T:
@@ -228,103 +259,103 @@ async def erase_self(request: web.Request) -> web.Response:
 
 
 async def erase_user(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, UserPath)
     return ok(await request.app[PERSONAL_DATA].erase_user(user, path.user_id))
 
 
 async def board_scores(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEYS].from_header(request.headers.get("Authorization"))
+    writer = service(request, SCORES_WRITE)
     path = path_of(request, BoardPath)
     headers = headers_of(request, ScoreWriteHeaders)
     body = await parse_body(request, ScoreWriteRequest)
-    return ok(await request.app[TRUSTED_WRITES].write(service, path.board, headers.idempotency_key, body))
+    return ok(await request.app[TRUSTED_WRITES].write(writer, path.board, headers.idempotency_key, body))
 
 
 async def attest(request: web.Request) -> web.Response:
-    service = request.app[SERVICE_KEYS].from_header(request.headers.get("Authorization"))
+    attester = service(request, ACTIONS_ATTEST)
     path = path_of(request, ActionPath)
     body = await parse_body(request, AttestRequest)
-    return ok(await request.app[ATTESTATIONS].attest(service, path.action_id, body))
+    return ok(await request.app[ATTESTATIONS].attest(attester, path.action_id, body))
 
 
 async def create_board(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     body = await parse_body(request, BoardCreate)
     return ok(await request.app[BOARD_ADMIN].create(user, body), status=201)
 
 
 async def change_board(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, OperatorBoardPath)
     body = await parse_body(request, BoardChange)
     return ok(await request.app[BOARD_ADMIN].change(user, path.board, body))
 
 
 async def retire_board(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, OperatorBoardPath)
     body = await parse_body(request, BoardRetire) if request.body_exists else BoardRetire()
     return ok(await request.app[BOARD_ADMIN].retire(user, path.board, body))
 
 
 async def held_awards(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     query = query_of(request, HeldQuery)
     return ok(await request.app[HELD].list(user, query))
 
 
 async def approve_held(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, ApprovePath)
     body = await parse_body(request, DecisionRequest)
     return ok(await request.app[HELD].approve(user, path.held_id, body.reason))
 
 
 async def reject_held(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, RejectPath)
     body = await parse_body(request, DecisionRequest)
     return ok(await request.app[HELD].reject(user, path.held_id, body.reason))
 
 
 async def disqualify(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, ModeratedUserPath)
     body = await parse_body(request, ModerationRequest)
     return ok(await request.app[MODERATION].disqualify(user, path.user_id, body.reason))
 
 
 async def reinstate(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, ModeratedUserPath)
     body = await parse_body(request, ModerationRequest)
     return ok(await request.app[MODERATION].reinstate(user, path.user_id, body.reason))
 
 
 async def adjust(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, AdjustPath)
     body = await parse_body(request, AdjustRequest)
     return ok(await request.app[MODERATION].adjust(user, path.board, path.user_id, body))
 
 
 async def remove_entry(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, EntryPath)
     body = await parse_body(request, ModerationRequest)
     return ok(await request.app[MODERATION].remove(user, path.board, path.period, path.user_id, body.reason))
 
 
 async def wipe_period(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, WipePath)
     body = await parse_body(request, ModerationRequest)
     return ok(await request.app[MODERATION].wipe(user, path.board, path.period, body.reason))
 
 
 async def user_history(request: web.Request) -> web.Response:
-    user = await principal(request)
+    user = await operator(request)
     path = path_of(request, ModeratedUserPath)
     query = query_of(request, HistoryQuery)
     response = ok(await request.app[MODERATION].history(user, path.user_id, query))

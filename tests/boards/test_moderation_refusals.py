@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 
 from ..conftest import Flow, Snapshot, envelope
 from .scene import ADMIN, CHEAT, AppClient, Boards
@@ -32,6 +33,24 @@ REFUSALS: list[RefusalCase] = [
         )
     ),
     ("history as a user", "GET", HISTORY, "user", None, 403, "FORBIDDEN"),
+    # A user learns nothing of what an operator's request must hold: 403 before it is read.
+    ("disqualify as a user, body not JSON", "POST", DQ, "user", b"{bad", 403, "FORBIDDEN"),
+    ("disqualify as a user, no reason", "POST", DQ, "user", {}, 403, "FORBIDDEN"),
+    (
+        "adjust as a user, bad user id",
+        "POST",
+        f"{ADMIN}/boards/global/scores/a%0A/adjust",
+        "user",
+        GOOD,
+        403,
+        "FORBIDDEN",
+    ),
+    ("history as a user, bad limit", "GET", f"{HISTORY}?limit=abc", "user", None, 403, "FORBIDDEN"),
+    ("approve as a user, bad id", "POST", f"{ADMIN}/held/abc/approve", "user", GOOD, 403, "FORBIDDEN"),
+    ("erase as a user, bad user id", "DELETE", "/api/v1/users/a%0A", "user", None, 403, "FORBIDDEN"),
+    ("create a board as a user, bad body", "POST", f"{ADMIN}/boards", "user", {"id": "Bad Id"}, 403, "FORBIDDEN"),
+    ("two Authorization headers", "POST", DQ, "operator and user", GOOD, 401, "UNAUTHORIZED"),
+    ("a parameter twice", "GET", f"{HISTORY}?limit=5&limit=6", "operator", None, 400, "VALIDATION_ERROR"),
     ("wipe an unknown board as a user", "POST", f"{ADMIN}/boards/nope/periods/x/wipe", "user", GOOD, 403, "FORBIDDEN"),
     ("unknown user", "POST", f"{ADMIN}/users/nobody/disqualify", "operator", GOOD, 404, "USER_NOT_FOUND"),
     ("unknown user's history", "GET", f"{ADMIN}/users/nobody/history", "operator", None, 404, "USER_NOT_FOUND"),
@@ -123,7 +142,12 @@ async def test_moderation_refusals_change_nothing(
     await flow.award(CHEAT, "q1")
     await flow.award("bob", "q1")
     before, shown = await snapshot(), await boards.top("global")
-    headers = {"operator": operator, "user": bearer(CHEAT), None: {}}[who]
+    headers: Any = {
+        "operator": operator,
+        "user": bearer(CHEAT),
+        "operator and user": CIMultiDict([*operator.items(), *bearer(CHEAT).items()]),
+        None: {},
+    }[who]
     kwargs: dict[str, Any] = {"headers": headers}
     if isinstance(body, bytes):
         kwargs["data"] = body

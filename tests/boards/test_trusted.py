@@ -156,6 +156,33 @@ async def test_trusted_write_refusals(boards: Boards) -> None:
     assert resp.status == 401
 
 
+async def test_a_key_that_may_not_write_is_refused_before_its_request_is_read(boards: Boards) -> None:
+    """403 FORBIDDEN whatever else is wrong: the key's scope and boards are checked first."""
+    bad = {"userId": "bad id", "score": "x"}
+    assert (await boards.write("high", bad, key=None, service_key=ATTEST_KEY, status=403))["code"] == "FORBIDDEN"
+    assert (await boards.write("high", bad, key=None, service_key=LIMITED_KEY, status=403))["code"] == "FORBIDDEN"
+    assert (await boards.write("Nope", bad, key=None, service_key=LIMITED_KEY, status=403))["code"] == "FORBIDDEN"
+    resp = await boards.client.post(
+        "/api/v1/actions/bad%20id/attest", data=b"{bad", headers={"Authorization": f"Bearer {LIMITED_KEY}"}
+    )
+    assert (resp.status, (await envelope(resp))["error"]["code"]) == (403, "FORBIDDEN")
+    assert await boards.top("high") == []
+
+
+async def test_a_second_authorization_header_is_refused(boards: Boards) -> None:
+    body = {"userId": "ann", "score": 1}
+    for second in (f"Bearer {RACER_KEY}", "Bearer other"):
+        resp = await boards.client.post(
+            "/api/v1/boards/high/scores",
+            json=body,
+            headers=CIMultiDict(
+                [("Authorization", f"Bearer {RACER_KEY}"), ("Authorization", second), ("Idempotency-Key", "a")]
+            ),
+        )
+        assert (resp.status, (await envelope(resp))["error"]["code"]) == (401, "UNAUTHORIZED")
+    assert await boards.top("high") == []
+
+
 async def test_an_incr_sum_beyond_the_range_is_refused(boards: Boards) -> None:
     await boards.write("global", {"userId": "ann", "score": 2**53}, key="a")
     refused = await boards.write("global", {"userId": "ann", "score": 2**53}, key="b", status=400)
