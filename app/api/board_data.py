@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from ..ranking import WATCHED_PLACES
 from .fields import BoardId, Id, PeriodSpec, Rank, Timestamp, _Model
@@ -224,14 +224,32 @@ class BoardCreate(_Model):
     reason: ActReason | None = None
 
 
+Fixed = Annotated[
+    Any,
+    Meta(
+        description="Cannot change on a board in use (it would re-rank or re-period what is there): "
+        "given, the change is refused with 400 VALIDATION_ERROR. Retire the board and create another"
+    ),
+]
+
+
 class BoardChange(_Model):
-    """What may change on a board in use; absent fields stay as they are. (Order, operator, reset and
-    timezone would re-rank or re-period what is there: retire the board and create another.)"""
+    """What may change on a board in use; absent fields stay as they are. Order, operator, reset and
+    timezone are named only to be refused: ignored, a client would believe them changed."""
 
     title: Title | None = None
     keep_periods: KeepPeriods | None = None
     format: Format | None = None
     reason: ActReason | None = None
+    order: Fixed | UnsetType = UNSET
+    operator: Fixed | UnsetType = UNSET
+    reset: Fixed | UnsetType = UNSET
+    timezone: Fixed | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        for name in ("order", "operator", "reset", "timezone"):
+            if getattr(self, name) is not UNSET:
+                raise ValueError(f"`{name}` cannot change on a board in use: retire it and create another")
 
 
 class BoardRetire(_Model):

@@ -22,6 +22,7 @@ from .reads import BoardReads
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0  # another process's change to the catalog is seen within this
+CHANGEABLE = ("title", "keep_periods", "format")  # what PATCH may change on a board in use (BoardChange)
 
 
 class ListedBoard(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,7 +71,7 @@ class BoardAdmin:
         """Change a board's title, kept periods or format."""
         self.check(principal)
         board = self.catalog.get(board_id)
-        changes = {k: v for k, v in msgspec.structs.asdict(request).items() if v is not None and k != "reason"}
+        changes = {k: v for k in CHANGEABLE if (v := getattr(request, k)) is not None}
         settings = _checked(board_id, msgspec.structs.replace(board.settings, **changes))
         await self.store.change_board(board_id, settings_text(settings), _act(principal, request.reason))
         await self.refresh()

@@ -61,6 +61,13 @@ async def test_operators_create_change_and_retire_boards(
     assert changed["entries"] == 1
     status, error = await _call(client, "PATCH", "/api/v1/admin/boards/nope", admin, json={"title": "x"})
     assert (status, error["code"]) == (404, "BOARD_NOT_FOUND")
+    # What would re-rank or re-period the board is refused, not ignored: even as it is, even null.
+    for fixed in ({"order": "asc"}, {"operator": "best"}, {"reset": "monthly"}, {"timezone": None}):
+        body = {"title": "Renamed", **fixed}
+        status, error = await _call(client, "PATCH", "/api/v1/admin/boards/season-1", admin, json=body)
+        assert (status, error["code"]) == (400, "VALIDATION_ERROR"), fixed
+        assert f"`{next(iter(fixed))}` cannot change" in error["details"]
+    assert (await boards.get("/api/v1/boards/season-1"))["title"] == "Season One"
 
     # The default board and boards the action catalog awards on stay.
     for board_id in ("global", "weekly"):
