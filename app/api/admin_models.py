@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from .fields import Id, _Model
+from .fields import Id, Reason, _Model
 from .held_data import HeldId, HeldStatus
 
 # What the page says after a form's redirect back to it (`done`), about the held award `id`.
@@ -21,16 +21,9 @@ Csrf = Annotated[
         examples=["0" * 64],
     ),
 ]
-# One line of printable text: a reason is kept with the decision and shown on the page and in logs.
-Reason = Annotated[
-    str,
-    Meta(
-        min_length=1,
-        max_length=500,
-        pattern=r"^[^\x00-\x1f\x7f]+(?!\n)$",
-        description="Why, kept with the decision: 1-500 characters on one line",
-        examples=["Verified the replay"],
-    ),
+DecisionReason = Annotated[
+    Reason,
+    Meta(description="Why, kept with the decision: 1-500 characters on one line", examples=["Verified the replay"]),
 ]
 
 
@@ -66,4 +59,4 @@ class DecisionForm(_Form):
     """An approval or rejection of a held award, from the queue's form."""
 
     csrf: Csrf
-    reason: Reason
+    reason: DecisionReason

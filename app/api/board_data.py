@@ -8,11 +8,10 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..ranking import WATCHED_PLACES
-from .fields import BoardId, Id, PeriodSpec, Rank, Timestamp, _Model
-from .moderation_data import Reason
+from .fields import ONE_LINE, BoardId, Id, PeriodSpec, Rank, Reason, Timestamp, _Model
 
 Limit = Annotated[int, Meta(ge=1, le=WATCHED_PLACES)]
-Title = Annotated[str, Meta(min_length=1, max_length=100)]
+Title = Annotated[str, Meta(min_length=1, max_length=100, pattern=ONE_LINE, description="1-100 characters on one line")]
 Order = Annotated[
     Literal["desc", "asc"],
     Meta(

@@ -37,6 +37,19 @@ BoardId = Annotated[
         examples=["weekly"],
     ),
 ]
+# One line without control characters: such text is shown on pages and in logs (and PostgreSQL's
+# text cannot hold a NUL).
+ONE_LINE = r"^[^\x00-\x1f\x7f]+(?!\n)$"
+Reason = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=500,
+        pattern=ONE_LINE,
+        description="Why: kept with the act in the audit record (1-500 characters on one line)",
+        examples=["Speed hack confirmed from replays"],
+    ),
+]
 PeriodSpec = Annotated[
     str,
     Meta(

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from .award_data import AwardBoard
-from .fields import Timestamp, Worth, _Model
+from .fields import Reason, Timestamp, Worth, _Model
 
 HeldId = Annotated[int, Meta(ge=1, le=2**63 - 1, description="A held award's id")]
 HeldStatus = Literal["pending", "approved", "rejected"]
@@ -77,7 +77,7 @@ class HeldQuery(_Model):
 class DecisionRequest(_Model):
     """Why an operator approves or rejects a held award, kept with the decision."""
 
-    reason: Annotated[str, Meta(min_length=1, max_length=500, examples=["Verified the replay"])]
+    reason: Annotated[Reason, Meta(examples=["Verified the replay"])]
 
 
 class ApprovePath(_Model):

@@ -7,17 +7,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
-from .fields import BoardId, Id, PeriodSpec, Score, Timestamp, Value, _Model
+from .fields import BoardId, Id, PeriodSpec, Reason, Score, Timestamp, Value, _Model
 
-Reason = Annotated[
-    str,
-    Meta(
-        min_length=1,
-        max_length=500,
-        description="Why: kept with the act in the audit record (1-500 characters)",
-        examples=["Speed hack confirmed from replays"],
-    ),
-]
 ActId = Annotated[int, Meta(ge=1, description="The act's number in the moderation record")]
 Action = Literal["disqualify", "reinstate", "adjust", "remove", "wipe", "create_board", "change_board", "retire_board"]
 

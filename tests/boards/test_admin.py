@@ -42,6 +42,9 @@ async def test_operators_create_change_and_retire_boards(
         {"id": "s2", "reset": "0 0 30 2 *"},
         {"id": "s2", "order": "up"},
         {"id": "x" * 65},
+        {"id": "s2", "title": "a\x00b"},  # PostgreSQL's text holds no NUL: it was a 500 there
+        {"id": "s2", "reason": "a\x00b"},
+        {"id": "s2", "title": "two\nlines"},
     ):
         status, error = await _call(client, "POST", "/api/v1/admin/boards", admin, json=bad)
         assert (status, error["code"]) == (400, "VALIDATION_ERROR"), bad

@@ -249,6 +249,8 @@ REFUSALS: list[RefusalCase] = [
     ("empty reason", "POST", "{held}/approve", "operator", {"reason": ""}, 400, "VALIDATION_ERROR"),
     ("reason too long", "POST", "{held}/reject", "operator", {"reason": "x" * 501}, 400, "VALIDATION_ERROR"),
     ("number reason", "POST", "{held}/approve", "operator", {"reason": 7}, 400, "VALIDATION_ERROR"),
+    ("NUL in the reason", "POST", "{held}/approve", "operator", {"reason": "a\x00b"}, 400, "VALIDATION_ERROR"),
+    ("two-line reason", "POST", "{held}/reject", "operator", {"reason": "a\nb"}, 400, "VALIDATION_ERROR"),
     ("not JSON", "POST", "{held}/approve", "operator", b"{not json", 400, "VALIDATION_ERROR"),
     ("invalid UTF-8", "POST", "{held}/approve", "operator", b'{"reason":"ok\xff"}', 400, "VALIDATION_ERROR"),
     (

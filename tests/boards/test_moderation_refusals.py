@@ -103,6 +103,18 @@ REFUSALS: list[RefusalCase] = [
     ("empty reason", "POST", DQ, "operator", {"reason": ""}, 400, "VALIDATION_ERROR"),
     ("reason too long", "POST", WIPE, "operator", {"reason": "x" * 501}, 400, "VALIDATION_ERROR"),
     ("number reason", "POST", DQ, "operator", {"reason": 7}, 400, "VALIDATION_ERROR"),
+    # The audit record holds one line of text; PostgreSQL's text no NUL (it was a 500 there).
+    ("NUL in the reason", "POST", DQ, "operator", {"reason": "a\x00b"}, 400, "VALIDATION_ERROR"),
+    (
+        "control character in the reason",
+        "POST",
+        ADJ,
+        "operator",
+        {"delta": 1, "reason": "a\x01b"},
+        400,
+        "VALIDATION_ERROR",
+    ),
+    ("reason ending in a newline", "POST", WIPE, "operator", {"reason": "checked\n"}, 400, "VALIDATION_ERROR"),
     ("near-miss field", "POST", ADJ, "operator", {"Delta": 5, **GOOD}, 400, "VALIDATION_ERROR"),
     ("no delta", "POST", ADJ, "operator", GOOD, 400, "VALIDATION_ERROR"),
     ("text delta", "POST", ADJ, "operator", {"delta": "5", **GOOD}, 400, "VALIDATION_ERROR"),

@@ -110,13 +110,17 @@ class AwardBoard(_Model):
 
 
 class BoardChange(_Model):
-    """What may change on a board in use; absent fields stay as they are. (Order, operator, reset and
-    timezone would re-rank or re-period what is there: retire the board and create another.)"""
+    """What may change on a board in use; absent fields stay as they are. Order, operator, reset and
+    timezone are named only to be refused: ignored, a client would believe them changed."""
 
     title: str | None = None
     keep_periods: int | None = None
     format: Literal["duration_ms", "number"] | None = None
     reason: str | None = None
+    order: Any | msgspec.UnsetType = msgspec.UNSET
+    operator: Any | msgspec.UnsetType = msgspec.UNSET
+    reset: Any | msgspec.UnsetType = msgspec.UNSET
+    timezone: Any | msgspec.UnsetType = msgspec.UNSET
 
 
 class BoardCreate(_Model):
