@@ -22,9 +22,15 @@ class ModerationRequest(_Model):
 class AdjustRequest(_Model):
     """A signed correction of a user's entry: `delta` is added to it (a negative one takes off)."""
 
-    delta: Annotated[Value, Meta(description="Added to the entry's score (±2^53)", examples=[-250])]
+    delta: Annotated[Value, Meta(description="Added to the entry's score (±2^53, not 0)", examples=[-250])]
     reason: Reason
     period: Annotated[PeriodSpec, Meta(description="The period corrected (default: the current one)")] = "current"
+
+    def __post_init__(self) -> None:
+        # A correction of nothing would still count as reaching the score anew and move the user
+        # behind those tied with them.
+        if self.delta == 0:
+            raise ValueError("`delta` must not be 0: there is nothing to correct")
 
 
 class ActData(_Model):

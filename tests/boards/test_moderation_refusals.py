@@ -119,6 +119,8 @@ REFUSALS: list[RefusalCase] = [
     ("no delta", "POST", ADJ, "operator", GOOD, 400, "VALIDATION_ERROR"),
     ("text delta", "POST", ADJ, "operator", {"delta": "5", **GOOD}, 400, "VALIDATION_ERROR"),
     ("fraction delta", "POST", ADJ, "operator", {"delta": 1.5, **GOOD}, 400, "VALIDATION_ERROR"),
+    ("zero delta", "POST", ADJ, "operator", {"delta": 0, **GOOD}, 400, "VALIDATION_ERROR"),
+    ("negative zero delta", "POST", ADJ, "operator", b'{"delta":-0.0,"reason":"checked"}', 400, "VALIDATION_ERROR"),
     ("delta beyond 2^53", "POST", ADJ, "operator", {"delta": 2**53 + 1, **GOOD}, 400, "VALIDATION_ERROR"),
     ("sum beyond 2^53", "POST", ADJ, "operator", {"delta": 2**53, **GOOD}, 400, "VALIDATION_ERROR"),
     ("not JSON", "POST", DQ, "operator", b"{not json", 400, "VALIDATION_ERROR"),
