@@ -180,6 +180,18 @@ async def envelope(resp: Any) -> dict[str, Any]:
     return data
 
 
+async def send(client: Any, method: str, path: str, headers: Any, body: Any) -> tuple[int, Any]:
+    """A request whose body is JSON (raw when bytes, none when None); its status and its data or error."""
+    kwargs: dict[str, Any] = {"headers": headers}
+    if isinstance(body, bytes):
+        kwargs["data"] = body
+    elif body is not None:
+        kwargs["json"] = body
+    resp = await client.request(method, path, **kwargs)
+    answer = await envelope(resp)
+    return resp.status, answer["data"] if answer["success"] else answer["error"]
+
+
 class Flow:
     """The REST flow as a player would drive it."""
 

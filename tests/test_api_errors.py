@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 from app.config import Config
 from app.tokens import ACTION_TOKEN_TYPE, key_id
 
-from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, Snapshot, envelope
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, Snapshot, envelope, send
 
 
 def _action_token(claims: dict[str, Any], *, secret: bytes = ACTION_SECRET, typ: str = ACTION_TOKEN_TYPE) -> str:
@@ -292,18 +292,10 @@ async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, snap
     _, method, path, headers, body, status, code = case
     token = await flow.token("alice", "q1")  # a live token that every rejection must leave usable
     before = await snapshot()
-    kwargs: dict[str, Any] = {"headers": headers(bearer) if headers else bearer("alice")}
-    if callable(body):
-        body = body(token)
-    if isinstance(body, bytes):
-        kwargs["data"] = body
-    elif body is not None:
-        kwargs["json"] = body
-    resp = await client.request(method, path, **kwargs)
-    data = await envelope(resp)
-    assert resp.status == status, data
-    assert data["success"] is False and data["error"]["code"] == code
-    assert "Traceback" not in data["error"]["message"]
+    sent = headers(bearer) if headers else bearer("alice")
+    answered, error = await send(client, method, path, sent, body(token) if callable(body) else body)
+    assert answered == status, error
+    assert error["code"] == code and "Traceback" not in error["message"]
     assert await snapshot() == before
     assert (await flow.submit(token)).status == 200  # the token was not used up
 

@@ -13,7 +13,7 @@ import pytest
 
 from app.api.keys import SCOREBOARD
 
-from ..conftest import Flow, Snapshot, envelope
+from ..conftest import Flow, Snapshot, envelope, send
 from ..live_client import recv_type, subscribed
 from .scene import (
     ACTIONS,
@@ -284,14 +284,8 @@ async def test_operator_route_refusals_change_nothing(
     held = await chest(flow, "alice", "c2", 202)
     before = await snapshot()
     headers = {"operator": operator, "user": bearer("mallory"), None: {}}[who]
-    kwargs: dict[str, Any] = {"headers": headers}
-    if isinstance(body, bytes):
-        kwargs["data"] = body
-    elif body is not None:
-        kwargs["json"] = body
-    resp = await client.request(method, path.format(held=f"{HELD}/{held['id']}"), **kwargs)
-    error = (await envelope(resp))["error"]
-    assert (resp.status, error["code"]) == (status, code), error
+    answered, error = await send(client, method, path.format(held=f"{HELD}/{held['id']}"), headers, body)
+    assert (answered, error["code"]) == (status, code), error
     assert await snapshot() == before
     # Still pending, and still decidable.
     assert (await decide(client, operator, held["id"], "approve"))["status"] == "approved"

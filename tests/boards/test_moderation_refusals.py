@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from ..conftest import Flow, Snapshot, envelope
+from ..conftest import Flow, Snapshot, send
 from .scene import ADMIN, CHEAT, AppClient, Boards
 
 # (name, method, path, headers: "operator" | "user" | None, body: JSON or raw bytes, status, code)
@@ -162,13 +162,7 @@ async def test_moderation_refusals_change_nothing(
         "operator and user": CIMultiDict([*operator.items(), *bearer(CHEAT).items()]),
         None: {},
     }[who]
-    kwargs: dict[str, Any] = {"headers": headers}
-    if isinstance(body, bytes):
-        kwargs["data"] = body
-    elif body is not None:
-        kwargs["json"] = body
-    resp = await client.request(method, path, **kwargs)
-    error = (await envelope(resp))["error"]
-    assert (resp.status, error["code"]) == (status, code), error
+    answered, error = await send(client, method, path, headers, body)
+    assert (answered, error["code"]) == (status, code), error
     assert await snapshot() == before
     assert await boards.top("global") == shown
