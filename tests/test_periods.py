@@ -328,6 +328,32 @@ def test_cron_every_four_years_does_not_hang() -> None:
     assert schedule.parse("2028-02-29T00:00") == schedule.after(period)
 
 
+@pytest.mark.parametrize(
+    ("reset", "zone", "first"),
+    [
+        ("0 0 29 2 *", "Pacific/Apia", "0004-02-29T00:00"),
+        ("monthly", "UTC", "0001-01"),
+        ("monthly", "Asia/Tokyo", "0001-02"),
+    ],
+)
+def test_the_kept_periods_end_at_the_calendars_first_year(reset: str, zone: str, first: str) -> None:
+    """A four-yearly cron kept 1000 periods back reaches before year 1: the list stops at the first
+    period the calendar holds rather than failing (it failed every read and sweep of every board)."""
+    schedule = Schedule(reset, zone)
+    now = local_ms(zone, 2026, 12, 5)
+    kept = schedule.kept(now, 100_000)
+    assert kept[-1].id == first and schedule.before(kept[-1]) is None
+    assert len(kept) == len({p.id for p in kept}) and schedule.readable(kept[-2], now, 100_000)
+    drop = schedule.drop_ms(kept[-1], 100_000)  # None when that is past the calendar's last year
+    assert drop is None or drop > now
+
+
+def test_the_periods_end_at_the_calendars_last_year() -> None:
+    schedule = Schedule("daily", "UTC")
+    last = schedule.at(local_ms("UTC", 9999, 12, 30, 12))  # the last day whose end the calendar holds
+    assert last.id == "9999-12-30" and schedule.after(last) is None
+
+
 # Walking, and ids that round-trip
 
 

@@ -174,22 +174,33 @@ class Schedule:
         return period
 
     def before(self, period: Period) -> Period | None:
-        """The period just before `period` (None for a board that never resets)."""
+        """The period just before `period` (None for a board that never resets, or before the
+        calendar's first year)."""
         if period.starts_ms is None:
             return None
         found = self._before.get(period.starts_ms)
         if found is None:
-            found = self._find(period.starts_ms - 1)
+            try:
+                found = self._find(period.starts_ms - 1)
+            except ValueError:
+                # Before the first year the calendar holds (a four-yearly cron kept 1000 periods
+                # back gets there): there is no period before this one, as there is none after
+                # the last year in `after`.
+                return None
             _remember(self._before, period.starts_ms, found)
         return found
 
     def after(self, period: Period) -> Period | None:
-        """The period just after `period` (None for a board that never resets)."""
+        """The period just after `period` (None for a board that never resets, or after the
+        calendar's last year)."""
         if period.ends_ms is None:
             return None
         found = self._after.get(period.ends_ms)
         if found is None:
-            found = self._find(period.ends_ms)
+            try:
+                found = self._find(period.ends_ms)
+            except ValueError:
+                return None
             _remember(self._after, period.ends_ms, found)
         return found
 

@@ -98,6 +98,41 @@ async def test_operators_create_change_and_retire_boards(
     assert "season-1" not in ids
 
 
+async def test_a_board_kept_back_past_the_calendars_first_year_breaks_nothing(
+    aiohttp_client: Any,
+    db_path: Path,
+    storage: dict[str, Any],
+    clock: Clock,
+    client: AppClient,
+    flow: Flow,
+    boards: Boards,
+    operator: dict[str, str],
+    bearer: Any,
+) -> None:
+    """A four-yearly cron kept 1000 periods back reaches before year 1. Listing its periods failed,
+    and with it every read of its periods, every reinstatement and erasure (on any board) and, with
+    Redis, every rebuild and sweep."""
+    leap = {"id": "leap", "reset": "0 0 29 2 *", "timezone": "Pacific/Apia", "keepPeriods": 1000}
+    assert (await _call(client, "POST", "/api/v1/admin/boards", operator, json=leap))[0] == 201
+    await flow.award("ann", "q1")
+    await flow.award("bob", "q1")
+    await boards.write("leap", {"userId": "ann", "score": 3})
+    periods = (await boards.get("/api/v1/boards/leap/periods"))["periods"]
+    assert [p["id"] for p in periods] == ["2024-02-29T00:00"]
+    assert (await boards.get("/api/v1/boards/leap/top", period="previous"))["period"] == "2020-02-29T00:00"
+    assert (await boards.get("/api/v1/boards/leap/top", period="0004-02-29T00:00"))["leaderboard"] == []
+    for act in ("disqualify", "reinstate"):
+        assert (await _call(client, "POST", f"/api/v1/admin/users/bob/{act}", operator, json={"reason": "x"}))[0] == 200
+    assert await boards.top("global") == [("ann", 100), ("bob", 100)]
+    erased = await client.delete("/api/v1/users/me", headers=bearer("ann"))
+    assert erased.status == 200, await erased.text()
+    await client.close()
+    # A restart rebuilds every board (from the database, in the Redis set-ups).
+    again = Boards(await aiohttp_client(app_with_clock(boards_config(db_path, storage), clock)), bearer)
+    assert await again.top("global") == [("bob", 100)]
+    assert await again.top("leap") == []
+
+
 async def test_an_edited_configuration_replaces_a_declared_board(
     aiohttp_client: Any, db_path: Path, storage: dict[str, Any], bearer: Any
 ) -> None:
