@@ -37,9 +37,9 @@ BoardId = Annotated[
         examples=["weekly"],
     ),
 ]
-# One line without control characters: such text is shown on pages and in logs (and PostgreSQL's
-# text cannot hold a NUL).
-ONE_LINE = r"^[^\x00-\x1f\x7f]+(?!\n)$"
+# One line without control characters (C0, DEL, C1, the Unicode line and paragraph separators):
+# such text is shown on pages and in logs (and PostgreSQL's text cannot hold a NUL).
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+(?!\n)$"
 Reason = Annotated[
     str,
     Meta(

@@ -115,6 +115,8 @@ REFUSALS: list[RefusalCase] = [
         "VALIDATION_ERROR",
     ),
     ("reason ending in a newline", "POST", WIPE, "operator", {"reason": "checked\n"}, 400, "VALIDATION_ERROR"),
+    ("line separator in the reason", "POST", DQ, "operator", {"reason": "a\u2028b"}, 400, "VALIDATION_ERROR"),
+    ("C1 control in the reason", "POST", DQ, "operator", {"reason": "a\x85b"}, 400, "VALIDATION_ERROR"),
     ("near-miss field", "POST", ADJ, "operator", {"Delta": 5, **GOOD}, 400, "VALIDATION_ERROR"),
     ("no delta", "POST", ADJ, "operator", GOOD, 400, "VALIDATION_ERROR"),
     ("text delta", "POST", ADJ, "operator", {"delta": "5", **GOOD}, 400, "VALIDATION_ERROR"),
