@@ -46,6 +46,8 @@ _IGNORABLE = frozenset(
     )
     for code in range(first, last + 1)
 )
+_PRESENTATION = frozenset("\ufe0e\ufe0f")  # text and emoji presentation of the character before
+_KEYCAP_BASES = frozenset("0123456789#*")
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,13 +93,18 @@ def clean_display_name(raw: str | None, fallback: str) -> str:
     """Drop control and invisible characters, trim, cap at 64 characters; fall back to the id."""
     if not raw:
         return fallback
-    # Whitespace controls (newline, tab) become spaces; other invisible characters go.
-    text = "".join(
-        " " if ch in _SPACES else ch
-        for ch in unicodedata.normalize("NFC", raw)
-        if ch in _SPACES or (ch not in _IGNORABLE and unicodedata.category(ch) not in _DROPPED)
-    )
-    text = " ".join(text.split())[:MAX_NAME_CHARS].strip()
+    # Whitespace controls (newline, tab) become spaces; other invisible characters go, but for the
+    # emoji and text presentation selectors right after a symbol or a keycap's digit ("❤️", "1️⃣").
+    kept: list[str] = []
+    for ch in unicodedata.normalize("NFC", raw):
+        if ch in _SPACES:
+            kept.append(" ")
+        elif ch in _PRESENTATION:
+            if kept and (kept[-1] in _KEYCAP_BASES or unicodedata.category(kept[-1]) == "So"):
+                kept.append(ch)
+        elif ch not in _IGNORABLE and unicodedata.category(ch) not in _DROPPED:
+            kept.append(ch)
+    text = " ".join("".join(kept).split())[:MAX_NAME_CHARS].strip()
     return text or fallback
 
 

@@ -108,6 +108,8 @@ async def test_header_scheme_case_insensitive() -> None:
         ("\u115f\u1160A\uffa0", "A"),
         ("A\u034fl\ufe0fi\U000e0100ce", "Alice"),  # grapheme joiner, variation selectors
         ("Hangul 한글", "Hangul 한글"),
+        ("\u2764\ufe0f Alice 1\ufe0f\u20e3", "\u2764\ufe0f Alice 1\ufe0f\u20e3"),  # emoji keep their presentation
+        ("\ufe0f\ufe0fA\ufe0f", "A"),  # but a selector after nothing it selects for goes
     ],
 )
 def test_clean_display_name(raw: str | None, expected: str) -> None:

@@ -204,7 +204,7 @@ SeasonBoardId = Annotated[BoardId, Meta(examples=["season-1"])]
 
 # An operator's act on the catalog is kept in the audit record with the operator and this reason.
 ActReason = Annotated[
-    Reason, Meta(description="Why: kept with the act in the audit record (1-500 characters; optional)")
+    Reason, Meta(description="Why: kept with the act in the audit record (1-500 characters on one line; optional)")
 ]
 
 
@@ -226,8 +226,9 @@ class BoardCreate(_Model):
 Fixed = Annotated[
     Any,
     Meta(
+        extra_json_schema={"not": {}},  # no value is valid: a schema-driven client sends none
         description="Cannot change on a board in use (it would re-rank or re-period what is there): "
-        "given, the change is refused with 400 VALIDATION_ERROR. Retire the board and create another"
+        "given, the change is refused with 400 VALIDATION_ERROR. Retire the board and create another",
     ),
 ]
 
@@ -248,7 +249,9 @@ class BoardChange(_Model):
     def __post_init__(self) -> None:
         for name in ("order", "operator", "reset", "timezone"):
             if getattr(self, name) is not UNSET:
-                raise ValueError(f"`{name}` cannot change on a board in use: retire it and create another")
+                raise ValueError(
+                    f"`{name}` cannot change on a board in use: retire it and create another - at `$.{name}`"
+                )
 
 
 class BoardRetire(_Model):

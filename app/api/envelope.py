@@ -105,7 +105,11 @@ def failure(
 
 def _readable(value: Any) -> Any:
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        try:  # the request's bytes again, where aiohttp kept them as surrogates
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate of another kind
+            raw = value.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
     if isinstance(value, dict):
         return {_readable(k): _readable(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -58,7 +58,8 @@ PeriodSpec = Annotated[
         description="Which period: `current` (the default: the one now), `previous` (the one before it), or a "
         "period's id, its start in the board's timezone: `YYYY-MM-DD` (daily), `YYYY-Www` (ISO week, weekly), "
         "`YYYY-MM` (monthly), `YYYY-MM-DDTHH:MM` (cron), `all` (a board that never resets). A finished period "
-        "stays readable until keepPeriods newer ones exist; otherwise 404 PERIOD_NOT_FOUND",
+        "stays readable while it is one of the keepPeriods periods before the current one; otherwise 404 "
+        "PERIOD_NOT_FOUND",
         examples=["current", "previous", "2026-W49"],
     ),
 ]

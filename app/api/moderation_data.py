@@ -22,7 +22,14 @@ class ModerationRequest(_Model):
 class AdjustRequest(_Model):
     """A signed correction of a user's entry: `delta` is added to it (a negative one takes off)."""
 
-    delta: Annotated[Value, Meta(description="Added to the entry's score (±2^53, not 0)", examples=[-250])]
+    delta: Annotated[
+        Value,
+        Meta(
+            description="Added to the entry's score (±2^53, not 0)",
+            examples=[-250],
+            extra_json_schema={"not": {"const": 0}},
+        ),
+    ]
     reason: Reason
     period: Annotated[PeriodSpec, Meta(description="The period corrected (default: the current one)")] = "current"
 
@@ -30,7 +37,7 @@ class AdjustRequest(_Model):
         # A correction of nothing would still count as reaching the score anew and move the user
         # behind those tied with them.
         if self.delta == 0:
-            raise ValueError("`delta` must not be 0: there is nothing to correct")
+            raise ValueError("`delta` must not be 0: there is nothing to correct - at `$.delta`")
 
 
 class ActData(_Model):

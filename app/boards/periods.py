@@ -137,6 +137,13 @@ def _to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
+class OutsideCalendar(ValueError):
+    """An instant before the first or after the last year the calendar holds."""
+
+
+_EDGE = Period(id="", starts_ms=None, ends_ms=None)  # remembered for a neighbour past the calendar's edge
+
+
 def _remember(cache: dict[_Key, Period], key: _Key, period: Period) -> None:
     if len(cache) >= 4096:  # a bound, not an LRU: readers walk a few recent periods
         cache.clear()
@@ -182,13 +189,13 @@ class Schedule:
         if found is None:
             try:
                 found = self._find(period.starts_ms - 1)
-            except ValueError:
+            except OutsideCalendar:
                 # Before the first year the calendar holds (a four-yearly cron kept 1000 periods
                 # back gets there): there is no period before this one, as there is none after
                 # the last year in `after`.
-                return None
+                found = _EDGE
             _remember(self._before, period.starts_ms, found)
-        return found
+        return None if found is _EDGE else found
 
     def after(self, period: Period) -> Period | None:
         """The period just after `period` (None for a board that never resets, or after the
@@ -199,10 +206,10 @@ class Schedule:
         if found is None:
             try:
                 found = self._find(period.ends_ms)
-            except ValueError:
-                return None
+            except OutsideCalendar:
+                found = _EDGE
             _remember(self._after, period.ends_ms, found)
-        return found
+        return None if found is _EDGE else found
 
     def parse(self, period_id: str) -> Period | None:
         """The period named `period_id`, or None unless it is exactly an id this schedule gives."""
@@ -267,7 +274,7 @@ class Schedule:
                 starts, ends = self._calendar_span(ms)
                 period_id = self._calendar_id(self._local(starts).date())
         except OverflowError as error:
-            raise ValueError(f"instant {ms}: outside the years this schedule can compute") from error
+            raise OutsideCalendar(f"instant {ms}: outside the years this schedule can compute") from error
         return Period(id=period_id, starts_ms=starts, ends_ms=ends)
 
     # Calendar resets

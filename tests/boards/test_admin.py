@@ -70,7 +70,13 @@ async def test_operators_create_change_and_retire_boards(
         status, error = await _call(client, "PATCH", "/api/v1/admin/boards/season-1", admin, json=body)
         assert (status, error["code"]) == (400, "VALIDATION_ERROR"), fixed
         assert f"`{next(iter(fixed))}` cannot change" in error["details"]
-    assert (await boards.get("/api/v1/boards/season-1"))["title"] == "Season One"
+    for body in ({"title": "a\x00b"}, {"title": "two\nlines"}, {"keepPeriods": 2, "reason": "a\x85b"}):
+        status, error = await _call(client, "PATCH", "/api/v1/admin/boards/season-1", admin, json=body)
+        assert (status, error["code"]) == (400, "VALIDATION_ERROR"), body
+    status, error = await _call(client, "DELETE", "/api/v1/admin/boards/season-1", admin, json={"reason": "a\x00"})
+    assert (status, error["code"]) == (400, "VALIDATION_ERROR")
+    detail = await boards.get("/api/v1/boards/season-1")
+    assert (detail["title"], detail["keepPeriods"]) == ("Season One", 3)
 
     # The default board and boards the action catalog awards on stay.
     for board_id in ("global", "weekly"):

@@ -128,6 +128,7 @@ async def test_a_stream_sees_its_period_end_then_the_new_period_by_the_alarm_alo
         (STREAM.format("Bad%20Id"), {}, 400, "VALIDATION_ERROR"),
         (STREAM.format("high") + "?maxRate=0", {}, 400, "VALIDATION_ERROR"),
         (STREAM.format("high") + "?maxRate=fast", {}, 400, "VALIDATION_ERROR"),
+        (STREAM.format("high") + "?maxRate=1&maxRate=100", {}, 400, "VALIDATION_ERROR"),
         (STREAM.format("high"), {"Last-Event-ID": "abc"}, 400, "VALIDATION_ERROR"),
         (STREAM.format("high"), {"Last-Event-ID": "-1"}, 400, "VALIDATION_ERROR"),
         (STREAM.format("high"), {"Last-Event-ID": "1e3"}, 400, "VALIDATION_ERROR"),
