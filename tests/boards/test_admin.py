@@ -70,9 +70,14 @@ async def test_operators_create_change_and_retire_boards(
         status, error = await _call(client, "PATCH", "/api/v1/admin/boards/season-1", admin, json=body)
         assert (status, error["code"]) == (400, "VALIDATION_ERROR"), fixed
         assert f"`{next(iter(fixed))}` cannot change" in error["details"]
-    for body in ({"title": "a\x00b"}, {"title": "two\nlines"}, {"keepPeriods": 2, "reason": "a\x85b"}):
-        status, error = await _call(client, "PATCH", "/api/v1/admin/boards/season-1", admin, json=body)
-        assert (status, error["code"]) == (400, "VALIDATION_ERROR"), body
+    unprintable: list[dict[str, Any]] = [
+        {"title": "a\x00b"},
+        {"title": "two\nlines"},
+        {"keepPeriods": 2, "reason": "a\x85b"},
+    ]
+    for change in unprintable:
+        status, error = await _call(client, "PATCH", "/api/v1/admin/boards/season-1", admin, json=change)
+        assert (status, error["code"]) == (400, "VALIDATION_ERROR"), change
     status, error = await _call(client, "DELETE", "/api/v1/admin/boards/season-1", admin, json={"reason": "a\x00"})
     assert (status, error["code"]) == (400, "VALIDATION_ERROR")
     detail = await boards.get("/api/v1/boards/season-1")
