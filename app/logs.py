@@ -165,9 +165,9 @@ class _ClientGarbageAtInfo(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        in_body = isinstance(exc, RequestPayloadError)
+        in_body = False
         if isinstance(exc, RequestPayloadError):
-            exc = exc.__cause__  # the parser's refusal, which aiohttp raised it from
+            in_body, exc = True, exc.__cause__  # the parser's refusal, which aiohttp raised it from
         if not isinstance(exc, HttpProcessingError) or not 400 <= exc.code < 500:
             return True
         record.levelno, record.levelname = logging.INFO, "INFO"
