@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import sys
 
 from app import create_app, drain
@@ -17,6 +18,7 @@ from app.demo import NAMES, VIEWER_ID, ServiceKey, demo_config, demo_players, vi
 from app.logs import setup_logging
 from app.maintenance import backup_command, restore_command
 from app.metrics.multiprocess import shared_values
+from app.settings import ID_PATTERN
 from app.storage.backup import BackupError
 from app.tracing import TracingError, exporters
 from app.tracing import start as start_tracing
@@ -150,6 +152,9 @@ def _token(config: Config, args: argparse.Namespace) -> str:
         raise ConfigError("token: refused with SCOREBOARD_ENV=production unless --allow-production is given")
     if not 1 <= args.ttl <= config.auth.max_lifetime_seconds:
         raise ConfigError(f"--ttl: must be 1 to auth.max_lifetime_seconds ({config.auth.max_lifetime_seconds})")
+    if not re.fullmatch(ID_PATTERN, args.user_id):
+        # The server refuses such a subject with 401; a token it would refuse is no help.
+        raise ConfigError("USER_ID: 1 to 100 characters of A-Z a-z 0-9 _ . : - (as the server accepts)")
     auth = UserAuth.for_config(config)
     if not auth.accepts_hs256:
         raise ConfigError("token: auth.algorithms does not accept HS256; user tokens come from the identity provider")

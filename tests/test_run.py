@@ -105,6 +105,15 @@ def test_token_lives_no_longer_than_the_server_accepts(
     )
 
 
+@pytest.mark.parametrize("user_id", ["bad id", "", "x" * 101, "élan", "a\n", "a/b"])
+def test_token_refuses_a_user_id_the_server_would_refuse(capsys: pytest.CaptureFixture[str], user_id: str) -> None:
+    assert run.main(["token", user_id]) == 2
+    captured = capsys.readouterr()
+    assert "USER_ID: 1 to 100 characters" in captured.err
+    assert captured.out == ""
+    assert run.main(["token", "x" * 100]) == 0
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
