@@ -197,7 +197,7 @@ def test_the_operator_pages_forms_are_documented_as_a_browser_sends_them() -> No
 
 def test_websocket_is_documented_as_an_upgrade() -> None:
     operation = DOC["paths"]["/ws/scoreboard"]["get"]
-    assert set(operation["responses"]) == {"101", "400", "403", "429", "503"}
+    assert set(operation["responses"]) == {"101", "400", "403", "429", "500", "503"}
     assert "content" not in operation["responses"]["101"]  # the handshake's answer has no body
     assert _codes(operation["responses"]["400"]) == ["VALIDATION_ERROR"]  # not a handshake
     assert _codes(operation["responses"]["429"]) == ["RATE_LIMITED"]  # per-address connections, handshakes
@@ -460,6 +460,8 @@ async def test_idempotency_key_is_read_as_the_document_declares(
     assert resp.status == status, answer
     if status == 400:
         assert answer["error"]["code"] == "VALIDATION_ERROR" and "Idempotency-Key" in answer["error"]["details"]
+    if key is None:  # a header, not a body's field
+        assert answer["error"]["message"] == "The Idempotency-Key header is required", answer
 
 
 def _answers_as_documented(doc: dict[str, Any], method: str, path: str, status: int, body: Any) -> None:
@@ -613,3 +615,10 @@ def test_update_documents_the_202_of_a_held_award() -> None:
     data = _deref(DOC, accepted["schema"]["properties"]["data"])
     assert {"status", "id"} <= set(data["required"]) and data["properties"]["status"]["enum"] == ["held"]
     assert accepted["example"]["data"]["status"] == "held"
+
+
+def test_every_json_operation_documents_the_internal_error() -> None:
+    for path, item in DOC["paths"].items():
+        for method, operation in item.items():
+            page = any("text/html" in answer.get("content", {}) for answer in operation["responses"].values())
+            assert page or _codes(operation["responses"]["500"]) == ["INTERNAL_ERROR"], (method, path)

@@ -357,7 +357,9 @@ def build_openapi(
             "description": "Real-time leaderboards: the server decides what each action is worth and awards it "
             "exactly once, on the boards the action names; trusted servers write scores with a service key. "
             "The routes without a board mean the default board. Every response is an envelope: "
-            '`{"success": true, "data": ...}` or `{"success": false, "error": {code, message, details}}`.',
+            '`{"success": true, "data": ...}` or `{"success": false, "error": {code, message, details}}`, '
+            "also for an unknown path (404 NOT_FOUND), a method a path does not have (405 METHOD_NOT_ALLOWED, "
+            "with `Allow`) and a fault of the server's (500 INTERNAL_ERROR, no stack trace).",
         },
         "paths": paths,
         "components": {"schemas": dict(sorted(components.items())), "securitySchemes": _SECURITY_SCHEMES},

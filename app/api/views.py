@@ -144,11 +144,14 @@ def headers_of(request: web.Request, model: type[T]) -> T:
     found = {name: request.headers.getall(name) for name in _names(model) if name in request.headers}
     if twice := [name for name, values in found.items() if len(values) > 1]:
         raise ValidationFailed(f"{twice[0]} is given more than once")
+    if missing := [name for name in _names(model, required=True) if name not in found]:
+        # msgspec would say "Object missing required field", which a header is not.
+        raise ValidationFailed(f"The {missing[0]} header is required", details=f"Missing header `{missing[0]}`")
     return convert_strings({name: values[0] for name, values in found.items()}, model)
 
 
-def _names(model: type) -> list[str]:
-    return [field.encode_name for field in msgspec.structs.fields(model)]
+def _names(model: type, *, required: bool = False) -> list[str]:
+    return [field.encode_name for field in msgspec.structs.fields(model) if field.required or not required]
 
 
 async def top(request: web.Request) -> web.Response:

@@ -77,6 +77,8 @@ class Endpoint:
         if self.path.startswith(LIMITED_PREFIX):
             # The per-IP limit of the edge, kept in Redis in the Redis modes (503 while it is down).
             before += [e.RateLimited, e.ServiceUnavailable]
+        if not self.browser:  # (a page's refusals are pages; its 500 is the envelope all the same)
+            before.append(e.ApiError)  # 500 INTERNAL_ERROR: a fault of the server's, never a stack trace
         return tuple(dict.fromkeys((*self.errors, *before)))
 
 
