@@ -17,6 +17,7 @@ from .api.personal_data import (
     ExportedAward,
     ExportedChange,
     ExportedCompletion,
+    ExportedDecision,
     ExportedEntry,
     ExportedHeld,
     ExportedToken,
@@ -71,9 +72,12 @@ class PersonalData:
         kept = await self.store.personal_data(user_id)
         if kept is None:
             raise UserNotFound(details={"userId": user_id})
-        uid, username, created, updated = kept.user
+        user = None
+        if kept.user is not None:
+            uid, username, created, updated = kept.user
+            user = ExportedUser(user_id=uid, username=username, created_at=iso(created), updated_at=iso(updated))
         return ExportData(
-            user=ExportedUser(user_id=uid, username=username, created_at=iso(created), updated_at=iso(updated)),
+            user=user,
             entries=[
                 ExportedEntry(board=b, period=p, score=sc, subscore=sub, updated_at=iso(at), metadata=_json(meta))
                 for b, p, sc, sub, at, meta in kept.entries
@@ -146,6 +150,10 @@ class PersonalData:
             ],
             completed_actions=[ExportedCompletion(action_id=a, completed_at=iso(at)) for a, at in kept.completed],
             acts=[act_data(act_of(row)) for row in kept.acts],
+            decisions=[
+                ExportedDecision(held_id=i, status=status, reason=reason, decided_at=_iso(decided))
+                for i, status, reason, decided in kept.decisions
+            ],
         )
 
     async def inspect(self, principal: Principal, user_id: str) -> ExportData:

@@ -200,7 +200,8 @@ async def test_every_route_of_the_server(server: ServerProcess) -> None:
 
         # Personal data: the export holds the player's awards; erasures, by the player and by an operator.
         kept = await client.export()
-        assert kept.user.user_id == "tour-player" and {a.action_id for a in kept.awards} >= {"tour-q1", "tour-q2"}
+        assert kept.user is not None and kept.user.user_id == "tour-player"
+        assert {a.action_id for a in kept.awards} >= {"tour-q1", "tour-q2"} and kept.decisions == []
         assert (await staff.erase_user("cid")).erased
         with pytest.raises(UserNotFound):
             await staff.erase_user("cid")

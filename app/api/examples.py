@@ -252,6 +252,7 @@ EXPORT = Example(
         attestations=[ExportedAttestation(action_id="race-42", service="racer", created_at=NOW)],
         held=[],
         acts=[],
+        decisions=[],
         completed_actions=[ExportedCompletion(action_id="tutorial", completed_at=EARLIER)],
     )
 )

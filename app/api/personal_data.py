@@ -89,6 +89,15 @@ class ExportedHeld(_Model):
     rules: HoldingRules
 
 
+class ExportedDecision(_Model):
+    """A held award of another user's that the user decided as an operator."""
+
+    held_id: int
+    status: str
+    reason: str | None
+    decided_at: Timestamp | None
+
+
 class ExportedCompletion(_Model):
     """An action the user completed whose award the history no longer keeps (retention): it
     cannot be completed again."""
@@ -99,10 +108,11 @@ class ExportedCompletion(_Model):
 
 class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
-    attestations, held awards, the actions completed before the kept history, and operators'
-    moderation acts on them (and theirs, as an operator)."""
+    attestations, held awards, the actions completed before the kept history, operators' moderation
+    acts on them (and theirs, as an operator) and the held awards they decided as an operator.
+    `user` is null for an operator who never played: only their acts and decisions are kept."""
 
-    user: ExportedUser
+    user: ExportedUser | None
     entries: list[ExportedEntry]
     awards: list[ExportedAward]
     history: list[ExportedChange]
@@ -112,6 +122,7 @@ class ExportData(_Model):
     held: list[ExportedHeld]
     completed_actions: list[ExportedCompletion]
     acts: list[ActData]
+    decisions: list[ExportedDecision]
 
 
 class ErasedData(_Model):

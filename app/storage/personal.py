@@ -54,6 +54,14 @@ HELD = (
     "SELECT id, action_type, action_id, score, status, reason, created_at, decided_at, rules FROM held_awards "
     "WHERE user_id = $1 ORDER BY id"
 )
+# Held awards of others the user decided as an operator.
+DECISIONS = "SELECT id, status, reason, decided_at FROM held_awards WHERE decided_by = $1 ORDER BY id"
+
+# Whether the id acted as an operator: an operator who never played has no users row, yet their
+# id is kept in the acts and decisions they made.
+OPERATED = (
+    "SELECT 1 FROM moderation WHERE operator = $1 UNION ALL SELECT 1 FROM held_awards WHERE decided_by = $1 LIMIT 1"
+)
 
 LOCK = "SELECT username FROM users WHERE id = $1{row_lock}"
 ADD_PSEUDONYM = "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2)"
@@ -96,7 +104,7 @@ class Statements:
         self.user, self.entries, self.awards = sql(USER), sql(ENTRIES), sql(AWARDS)
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
         self.attestations, self.held, self.completed = sql(ATTESTATIONS), sql(HELD), sql(COMPLETED)
-        self.acts = sql(ACTS)
+        self.acts, self.decisions, self.operated = sql(ACTS), sql(DECISIONS), sql(OPERATED)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
         self.reject_pending = sql(REJECT_PENDING)
         self.move = tuple(
@@ -112,10 +120,35 @@ class Statements:
         self.naming_acts, self.rewrite_act = sql(NAMING_ACTS), sql(REWRITE_ACT)
 
 
+def read(st: Statements, user_id: str) -> RowSteps[Kept | None]:
+    """Every row kept about a user; None when nothing is (no users row, no act as an operator)."""
+    users = yield st.user, (user_id,)
+    if not users and not (yield st.operated, (user_id,)):
+        return None
+    statements = (st.entries, st.awards, st.changes, st.tokens, st.notices, st.attestations, st.held, st.completed)
+    rows = []
+    for statement in (*statements, st.acts, st.decisions):
+        rows.append((yield statement, (user_id,)))
+    entries, awards, changes, tokens, notices, attestations, held, completed, acts, decisions = rows
+    return Kept(
+        user=users[0] if users else None,
+        entries=entries,
+        awards=awards,
+        changes=changes,
+        tokens=tokens,
+        notices=notices,
+        attestations=attestations,
+        held=held,
+        completed=completed,
+        acts=acts,
+        decisions=decisions,
+    )
+
+
 def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps[list[tuple[str, str]]]:
     """Erase a user in one transaction: the (board, period) pairs they were on. USER_NOT_FOUND,
-    having changed nothing, for an unknown user."""
-    if not (yield st.lock, (user_id,)):
+    having changed nothing, for an id nothing is kept about."""
+    if not (yield st.lock, (user_id,)) and not (yield st.operated, (user_id,)):
         raise UserNotFound(details={"userId": user_id})
     yield st.add_pseudonym, (pseudonym, now_ms)
     yield st.reject_pending, (user_id, now_ms)
@@ -144,7 +177,7 @@ def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps
 class Kept(msgspec.Struct, frozen=True, kw_only=True):
     """Every row kept about one user, as the statements above read them."""
 
-    user: tuple[Any, ...]
+    user: tuple[Any, ...] | None  # None: an operator who never played, kept only in their acts
     entries: list[tuple[Any, ...]]
     awards: list[tuple[Any, ...]]
     changes: list[tuple[Any, ...]]
@@ -154,6 +187,7 @@ class Kept(msgspec.Struct, frozen=True, kw_only=True):
     held: list[tuple[Any, ...]]  # awards a cheat rule held
     completed: list[tuple[Any, ...]]  # (actionId, time) of awards retention deleted
     acts: list[tuple[Any, ...]]  # operators' acts on the user, and the user's own as an operator
+    decisions: list[tuple[Any, ...]]  # held awards the user decided as an operator
 
 
 def mentions(user_id: str, field: str) -> str:

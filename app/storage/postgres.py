@@ -39,7 +39,7 @@ from .awarding import AWARD_FUNCTION, AWARDS_AT_ONCE, CREATE_AWARD_FUNCTION, at_
 from .chain import SCHEMA_KEY, SEALING_LOCK, ChainStatements, head, seal, triggers
 from .moderation import Places
 from .operations import Operations
-from .personal import Kept, RowSteps, Statements, erase
+from .personal import Kept, RowSteps, Statements, erase, read
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
 from .rows import awarded_at_once, held_award, kept_notice, notice, standing, user_record
@@ -345,35 +345,7 @@ class PostgresStore:
     async def personal_data(self, user_id: str) -> Kept | None:
         """Every row kept about a user, read in one transaction; None for an unknown user."""
         async with self._transaction() as conn:
-            user = await conn.fetchrow(PERSONAL.user, user_id)
-            if user is None:
-                return None
-            statements = (
-                PERSONAL.entries,
-                PERSONAL.awards,
-                PERSONAL.changes,
-                PERSONAL.tokens,
-                PERSONAL.notices,
-                PERSONAL.attestations,
-                PERSONAL.held,
-                PERSONAL.completed,
-                PERSONAL.acts,
-            )
-            entries, awards, changes, tokens, notices, attestations, held, completed, acts = [
-                [tuple(row) for row in await conn.fetch(statement, user_id)] for statement in statements
-            ]
-        return Kept(
-            user=tuple(user),
-            entries=entries,
-            awards=awards,
-            changes=changes,
-            tokens=tokens,
-            notices=notices,
-            attestations=attestations,
-            held=held,
-            completed=completed,
-            acts=acts,
-        )
+            return await _run_rows(conn, read(PERSONAL, user_id))
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user in one transaction."""

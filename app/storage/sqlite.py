@@ -39,7 +39,7 @@ from .chain import ChainStatements, head, seal, triggers
 from .group_commit import GroupCommit, Write
 from .moderation import Places
 from .operations import Operations
-from .personal import Kept, RowSteps, Statements, erase
+from .personal import Kept, RowSteps, Statements, erase, read
 from .retention import Statements as RetentionStatements
 from .retention import Swept, sweep_awards, sweep_changes
 from .rows import held_award, kept_notice, notice, standing, user_record
@@ -338,37 +338,7 @@ class SqliteStore:
 
     async def personal_data(self, user_id: str) -> Kept | None:
         """Every row kept about a user, or None for an unknown user."""
-        db = self._db()
-        users = await db.execute_fetchall(PERSONAL.user, (user_id,))
-        if not users:
-            return None
-        rows = [
-            [tuple(row) for row in await db.execute_fetchall(statement, (user_id,))]
-            for statement in (
-                PERSONAL.entries,
-                PERSONAL.awards,
-                PERSONAL.changes,
-                PERSONAL.tokens,
-                PERSONAL.notices,
-                PERSONAL.attestations,
-                PERSONAL.held,
-                PERSONAL.completed,
-                PERSONAL.acts,
-            )
-        ]
-        entries, awards, changes, tokens, notices, attestations, held, completed, acts = rows
-        return Kept(
-            user=tuple(next(iter(users))),
-            entries=entries,
-            awards=awards,
-            changes=changes,
-            tokens=tokens,
-            notices=notices,
-            attestations=attestations,
-            held=held,
-            completed=completed,
-            acts=acts,
-        )
+        return await self._read(read(PERSONAL, user_id))
 
     async def erase(self, user_id: str, pseudonym: str, now_ms: int) -> list[tuple[str, str]]:
         """Erase a user, in a savepoint of the group commit."""

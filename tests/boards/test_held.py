@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from app.api.keys import SCOREBOARD
+from app.auth import UserAuth
 
 from ..conftest import Flow, Snapshot, envelope, send
 from ..live_client import recv_type, subscribed
@@ -374,3 +375,32 @@ async def test_the_frozen_top_waits_for_an_approval_committed_in_the_period_and_
     assert [(e["userId"], e["score"]) for e in ended["data"]["leaderboard"]] == [("alice", 30)]
     assert await boards.top("weekly", period="2026-W49") == [("alice", 30)]
     await ws.close()
+
+
+async def test_an_operator_who_never_played_exports_and_is_erased(
+    flow: Flow, client: AppClient, operator: dict[str, str], user_auth: UserAuth, snapshot: Snapshot
+) -> None:
+    # ops-1 has no users row: only their decision and their act keep their id.
+    for i in range(2):
+        await chest(flow, "alice", f"c{i}")
+    held = await chest(flow, "alice", "c2", 202)
+    await decide(client, operator, held["id"], "reject", "too many chests")
+    status, _ = await call(client, "POST", "/api/v1/admin/boards", operator, json={"id": "cup", "reason": "a cup"})
+    assert status == 201
+    status, export = await call(client, "GET", "/api/v1/users/me/export", operator)
+    assert status == 200, export
+    assert export["user"] is None and export["entries"] == [] and export["awards"] == []
+    assert [(d["heldId"], d["status"], d["reason"]) for d in export["decisions"]] == [
+        (held["id"], "rejected", "too many chests")
+    ]
+    assert [(a["action"], a["operator"], a["board"]) for a in export["acts"]] == [("create_board", "ops-1", "cup")]
+    other = {"Authorization": f"Bearer {user_auth.issue('ops-2', roles=('admin',))}"}
+    status, erased = await call(client, "DELETE", "/api/v1/users/ops-1", other)
+    assert (status, erased) == (200, {"erased": True})
+    rows = await snapshot()
+    assert [(t, row) for t, kept in rows.items() for row in kept if any("ops-1" in str(v) for v in row)] == []
+    assert any("erased-" in str(row) for row in rows["held_awards"])  # the decision is kept, under the pseudonym
+    status, error = await call(client, "GET", "/api/v1/users/me/export", operator)
+    assert (status, error["code"]) == (404, "USER_NOT_FOUND")
+    status, error = await call(client, "DELETE", "/api/v1/users/ops-2", other)  # nothing is kept of ops-2
+    assert (status, error["code"]) == (404, "USER_NOT_FOUND")
