@@ -533,3 +533,26 @@ async def test_the_server_seals_as_it_serves(client: Any, flow: Flow) -> None:
             break
         await asyncio.sleep(0.1)
     assert intact and "ok, 10 entries intact" in line and "pending" not in line, line
+
+
+@pytest.mark.parametrize("altered", [False, True])
+async def test_a_sealed_row_deleted_and_inserted_again_is_not_sealed_twice(
+    dsn: str | None, store: Store, tmp_path: Path, altered: bool
+) -> None:
+    await _history(store)
+    await _seal_all(store)
+    await _sql(dsn, store, "CREATE TABLE kept AS SELECT * FROM board_history WHERE id = 1")
+    await _sql(dsn, store, "DELETE FROM board_history WHERE id = 1")
+    if altered:
+        await _sql(dsn, store, "UPDATE kept SET value = value + 1")
+    await _sql(dsn, store, "INSERT INTO board_history SELECT * FROM kept")  # its trigger queues it again
+    await _sql(dsn, store, "DROP TABLE kept")
+    assert await _seal_all(store) == 1  # taken off the queue, and not sealed a second time
+    await store.grant(grant("n9", user="dave", action="a9"))
+    await store.award(claim("n9", user="dave", action="a9"))
+    assert await _seal_all(store) == 2  # the rounds after it seal as before
+    intact, line = await _verify(dsn, store, tmp_path)
+    if altered:
+        assert not intact and "board_history id 1 " in line and "altered" in line, line
+    else:
+        assert intact and "pending" not in line, line

@@ -222,10 +222,14 @@ class ChainStatements:
             f"ORDER BY t.{c.key} LIMIT 1"
         )
 
-    def rows(self, c: Chained, count: int) -> str:
-        """The rows of `count` keys of a table: key, hashed columns, subjects."""
+    def rows(self, c: Chained, count: int, *, unsealed: bool = False) -> str:
+        """The rows of `count` keys of a table: key, hashed columns, subjects. With `unsealed`, not
+        those the chain holds already (a sealed row deleted and inserted again, which its trigger
+        queued anew): sealing one twice would fail every round after it."""
         columns = ", ".join((c.key, *c.columns, *c.subjects))
-        return f"SELECT {columns} FROM {c.table} WHERE {c.key} IN ({_marks(self.dialect, count)})"  # noqa: S608
+        sealed = f" AND NOT EXISTS (SELECT 1 FROM audit_chain a WHERE a.tbl = '{c.table}' AND a.row_id = t.{c.key})"  # noqa: S608 - constants only
+        marks = _marks(self.dialect, count)
+        return f"SELECT {columns} FROM {c.table} t WHERE {c.key} IN ({marks}){sealed if unsealed else ''}"  # noqa: S608
 
     def keys(self, count: int) -> str:
         """The keys of `count` subjects."""
@@ -246,13 +250,13 @@ def _flat(pairs: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 
 
 def _rows_of(
-    st: ChainStatements, wanted: dict[str, list[int]]
+    st: ChainStatements, wanted: dict[str, list[int]], *, unsealed: bool = False
 ) -> Generator[Query, Rows, dict[tuple[str, int], tuple[Any, ...]]]:
-    """The current rows of these keys, by (table, key)."""
+    """The current rows of these keys, by (table, key); with `unsealed`, those not in the chain."""
     found: dict[tuple[str, int], tuple[Any, ...]] = {}
     for table, keys in wanted.items():
         if keys:
-            for row in (yield st.rows(BY_TABLE[table], len(keys)), tuple(keys)):
+            for row in (yield st.rows(BY_TABLE[table], len(keys), unsealed=unsealed), tuple(keys)):
                 found[(table, row[0])] = tuple(row)
     return found
 
@@ -297,7 +301,7 @@ def seal(st: ChainStatements, *, limit: int, new_key: Callable[[], str] = lambda
     wanted: dict[str, list[int]] = {}
     for table, key, _ in queued:
         wanted.setdefault(table, []).append(int(key))
-    rows = yield from _rows_of(st, {table: keys for table, keys in wanted.items() if table in BY_TABLE})
+    rows = yield from _rows_of(st, {table: keys for table, keys in wanted.items() if table in BY_TABLE}, unsealed=True)
     subjects = _subjects_in(rows)
     keys = yield from _subject_keys(st, subjects)
     if missing := sorted(subjects - keys.keys()):
@@ -308,7 +312,7 @@ def seal(st: ChainStatements, *, limit: int, new_key: Callable[[], str] = lambda
     # Sorted within the page by when each row became final; the chain's order is the sealer's.
     for table, key, final_ms in sorted(queued, key=lambda q: (int(q[2]), int(q[1]), q[0])):
         row = rows.get((table, int(key)))
-        if row is None:  # a table no longer declared, or a row gone before it was sealed: nothing to seal
+        if row is None:  # a table no longer declared, a row gone before it was sealed, or one sealed already
             continue
         seq += 1
         row_digest = _row_digest(BY_TABLE[table], row, keys)
