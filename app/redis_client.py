@@ -46,6 +46,11 @@ return 0
 """
 
 
+def database_of(client: aioredis.Redis) -> int:
+    """The Redis database number the client's URL chose."""
+    return int(client.connection_pool.connection_kwargs.get("db") or 0)
+
+
 def connect(url: str, *, pool_size: int) -> aioredis.Redis:
     """A lazily connecting client with short timeouts, so an outage answers fast. The pool
     blocks (briefly) when all connections are busy instead of failing the request."""
@@ -90,14 +95,17 @@ def _shelf(prefix: str, board: str, period: str) -> ShelfKeys:
 class Keys:
     """Every key of one deployment, under a common prefix (tests use one prefix each)."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, *, db: int = 0) -> None:
         self.prefix = prefix
         # hash: user id -> display name, one for every board, so that a rename is one command
         self.names = f"{prefix}:names"
         self.ready = f"{prefix}:ready"  # set once the boards were loaded from the database
         self.reload = f"{prefix}:reload"  # a load asked for: a process started after another may have died
         self.rebuilding = f"{prefix}:rebuilding"  # lock: one process rebuilds at a time
-        self.channel = f"{prefix}:awards"  # pub/sub of award events
+        # Pub/sub of award events. Redis has one pub/sub for all its databases: deployments on one
+        # server with the same prefix in two databases would hear each other's awards, so the
+        # channel names its database (database 0 keeps the name it always had).
+        self.channel = f"{prefix}:awards" + (f"@{db}" if db else "")
         self.excluded = f"{prefix}:excluded"  # set: disqualified users, whom no put or load places
 
     def shelf(self, board: str, period: str) -> ShelfKeys:

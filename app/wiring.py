@@ -31,7 +31,7 @@ from .ranking.keeper import Keeper
 from .ranking.memory import MemoryRanking
 from .ranking.redis import RedisRanking
 from .ranking.sweep import Sweeper
-from .redis_client import Keys, TurnPipeline, connect
+from .redis_client import Keys, TurnPipeline, connect, database_of
 from .settings import PositiveCountWindow
 from .storage import Store
 from .storage.postgres import PostgresStore
@@ -122,7 +122,7 @@ def clustered(config: Config, store: Store, catalog: Catalog, clock: Callable[[]
     """Many processes: Redis holds the ranking, nonces, limits and fan-out; the database the truth."""
     limits = config.limits
     client = connect(config.storage.redis_url, pool_size=config.storage.redis_pool_size)
-    keys = Keys(config.storage.redis_prefix)
+    keys = Keys(config.storage.redis_prefix, db=database_of(client))
     trips = TurnPipeline(client)  # the award path's commands share round trips, one at a time
     ranking, fanout = RedisRanking(client, keys, trips, clock), RedisFanout(client, keys, trips)
     keeper = Keeper(ranking, store, lambda: catalog.shelves(clock()), fanout)

@@ -15,7 +15,7 @@ from app.fanout import Fanout
 from app.fanout.local import LocalFanout
 from app.fanout.redis import RedisFanout
 from app.records import AwardEvent, BoardPeriod, EntryChange, Move, Notice
-from app.redis_client import Keys, connect
+from app.redis_client import Keys, connect, database_of
 
 from .contracts import LOCAL, REDIS, redis_prefix_for, until
 from .isolation import REDIS_URL
@@ -29,7 +29,7 @@ class Listeners:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = Keys(prefix, db=database_of(client))
         self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> RedisFanout:
@@ -55,9 +55,9 @@ class Listeners:
 
 
 @contextlib.asynccontextmanager
-async def listeners(prefix: str) -> AsyncIterator[Listeners]:
+async def listeners(prefix: str, url: str = REDIS_URL) -> AsyncIterator[Listeners]:
     """Listeners on `prefix` with a client of their own, all stopped and closed at the end."""
-    client = connect(REDIS_URL, pool_size=8)
+    client = connect(url, pool_size=8)
     started = Listeners(client, prefix)
     try:
         yield started
@@ -217,3 +217,21 @@ async def test_a_reloaded_notice_calls_the_gap_callbacks_of_every_process(make_r
     await _received(got_there, _event(1))
     assert gaps_there == ["gap"]  # once
     assert got_there == [_event(1)]  # a notice is no award: the award handlers were not called
+
+
+async def test_a_deployment_in_another_database_hears_nothing(redis_prefix: str) -> None:
+    # Redis's pub/sub spans its databases: the same prefix in another database is another deployment.
+    base, db = REDIS_URL.rsplit("/", 1)
+    elsewhere = f"{base}/{int(db or 0) + 1}"
+    async with listeners(redis_prefix) as here, listeners(redis_prefix, elsewhere) as there:
+        mine, theirs = await here.start(), await there.start()
+        assert mine.keys.channel != theirs.keys.channel
+        got_mine: list[AwardEvent] = []
+        got_theirs: list[AwardEvent] = []
+        mine.subscribe(got_mine.append)
+        theirs.subscribe(got_theirs.append)
+        await theirs.publish(_event(1, "bob"))
+        await mine.publish(_event(2))
+        await _received(got_mine, _event(2))
+        await _received(got_theirs, _event(1, "bob"))
+        assert got_mine == [_event(2)] and got_theirs == [_event(1, "bob")]
