@@ -220,3 +220,22 @@ async def test_the_count_alone_makes_a_version_at_most_every_count_gap(monkeypat
         players.award("newest", 500)
         await until(lambda: len(sock.messages) == 3)
         assert sock.messages[2]["data"]["total"] == 13 and board_of(sock.messages[2])[0] == (1, "newest", 500)
+
+
+async def test_an_award_read_before_its_event_arrives_counts_once() -> None:
+    # In the Redis modes another process's award is on the board before its event comes back over
+    # Pub/Sub: a version may show it first, and the event arrive after.
+    board, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50))
+    index = board.index(GLOBAL)
+    async with running(hub):
+        index.put(Standing(user_id="alice", username="ALICE", score=105, seq=101, updated_ms=1))  # no event yet
+        players.award("bob", 10)
+        await until(lambda: all(len(s.messages) == 2 for s in sockets))
+        assert all(changes(s.messages[1]) == {"alice": "+5", "bob": "+10"} for s in sockets)
+        change = EntryChange(where=GLOBAL, previous_score=100, new_score=105, subscore=None, metadata=None, seq=101)
+        hub.on_award(
+            AwardEvent(user_id="alice", username="ALICE", at_ms=1, moves=[Move(change=change, previous_rank=1, rank=1)])
+        )
+        players.award("bob", 1)
+        await until(lambda: all(len(s.messages) == 3 for s in sockets))
+        assert all(changes(s.messages[2]) == {"alice": "+0", "bob": "+1"} for s in sockets)

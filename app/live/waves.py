@@ -221,6 +221,10 @@ class Waves:
             return False
         if self._unswept_from is None:
             self._unswept_from = taken
+        # What this version shows is what its `change` counts from next time, whatever the events:
+        # in the Redis modes another process's award may be in the board read before its event
+        # comes back over Pub/Sub, and counting from the event's previous score would count it twice.
+        self._since[version].update((s.user_id, s.score) for _, s in top)
         self._version, self._top, self._total = version, top, total
         self._frames = {}
         self._last_top = shown
