@@ -136,7 +136,7 @@ class UserAuth:
             raise ValueError(f"an HS256 secret has at least {MIN_HS256_SECRET_BYTES} bytes (RFC 7518, 3.2)")
         self._secret = secret
         self.provider = provider
-        self._leeway = leeway_seconds
+        self.leeway = leeway_seconds  # seconds past `exp` a token is still accepted (clock skew)
         self._max_bytes = max_token_bytes
         self.issuer = issuer
         self.audience = audience
@@ -236,7 +236,7 @@ class UserAuth:
             self._verified.clear()
             self._generation = self.provider.generation
         known = self._verified.pop(token, None)
-        if known is not None and known.expires_at > time.time() - self._leeway:
+        if known is not None and known.expires_at > time.time() - self.leeway:
             self._verified[token] = known
             return known
         principal = self._verify(token)
@@ -287,13 +287,13 @@ class UserAuth:
         ):
             raise Unauthorized("Bearer token is invalid")
         now = time.time()
-        if claims.exp <= now - self._leeway:
+        if claims.exp <= now - self.leeway:
             raise Unauthorized("Bearer token has expired")
-        if claims.exp > now + self.max_lifetime_seconds + self._leeway:
+        if claims.exp > now + self.max_lifetime_seconds + self.leeway:
             # A stolen token of such a lifetime would be good for too long.
             raise Unauthorized("Bearer token expires too far in the future")
-        if (claims.nbf is not None and claims.nbf > now + self._leeway) or (
-            claims.iat is not None and claims.iat > now + self._leeway
+        if (claims.nbf is not None and claims.nbf > now + self.leeway) or (
+            claims.iat is not None and claims.iat > now + self.leeway
         ):
             raise Unauthorized("Bearer token is not valid yet")
         if self.issuer is not None and claims.iss != self.issuer:

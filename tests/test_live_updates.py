@@ -9,6 +9,7 @@ import socket
 import time
 from typing import Any
 
+import jwt
 import pytest
 from aiohttp import WSMsgType
 
@@ -16,7 +17,7 @@ from app.api.keys import HUB
 from app.errors import CLOSE_UNAUTHORIZED
 from app.live import connections as connections_module
 
-from .conftest import Flow, MakeClient, envelope
+from .conftest import JWT_SECRET, Flow, MakeClient, envelope
 from .live_client import WS, closed_with, recv, recv_type, settled, subscribed, token_for
 
 
@@ -185,10 +186,20 @@ async def test_slow_client_never_delays_others(
         writer.close()
 
 
-async def test_jwt_expiry_closes_socket(client: Any) -> None:
-    ws = await client.ws_connect(f"{WS}?token={token_for('alice', ttl=1.2)}")
+async def test_jwt_expiry_closes_socket_once_the_leeway_is_over(make_client: MakeClient) -> None:
+    client = await make_client(auth={"leeway_seconds": 2})
+    expires = int(time.time()) + 1
+    token = jwt.encode({"sub": "alice", "exp": expires}, JWT_SECRET, algorithm="HS256")
+    ws = await client.ws_connect(f"{WS}?token={token}")
     assert (await recv(ws))["type"] == "connected"
+    await asyncio.sleep(expires + 0.5 - time.time())
+    # Past `exp`, within the leeway: still accepted, as a REST call with it would be.
+    answer = await client.get("/api/v1/users/me/notifications", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status == 200, await answer.text()
+    await ws.send_json({"type": "ping"})
+    assert (await recv(ws))["type"] == "pong"
     assert await closed_with(ws, timeout=5) == CLOSE_UNAUTHORIZED
+    assert time.time() >= expires + 2
 
 
 async def test_protocol_heartbeat_closes_silent_peer(make_client: MakeClient) -> None:

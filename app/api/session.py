@@ -82,7 +82,9 @@ class Session:
         """Bind the user; False when over the per-user limit (the caller closes with CLOSE_TOO_MANY)."""
         if not await self.hub.bind(self.conn, principal.user_id):
             return False
-        self.conn.expire_at(principal.expires_at)
+        # Closed when the token stops being accepted, as a REST call would then be refused: at
+        # `exp` plus the clock-skew leeway (closing at `exp` cut a token it had just accepted).
+        self.conn.expire_at(principal.expires_at + self.auth.leeway)
         return True
 
     def greet(self, principal: Principal | None) -> None:
