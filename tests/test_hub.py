@@ -19,6 +19,7 @@ from app.boards.catalog import Catalog
 from app.limits.local import LocalSlots
 from app.live import waves as waves_module
 from app.live.hub import Hub
+from app.live.messages import Connected
 from app.ranking.memory import MemoryRanking
 from app.records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
 from app.settings import BoardSettings
@@ -239,3 +240,22 @@ async def test_an_award_read_before_its_event_arrives_counts_once() -> None:
         players.award("bob", 1)
         await until(lambda: all(len(s.messages) == 3 for s in sockets))
         assert all(changes(s.messages[2]) == {"alice": "+0", "bob": "+1"} for s in sockets)
+
+
+async def test_a_users_own_messages_come_after_their_greeting(monkeypatch: pytest.MonkeyPatch) -> None:
+    board = MemoryRanking()
+    catalog = Catalog("global", {"global": BoardSettings()})
+    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
+    players = Players(board, hub)
+    players.award("alice", 10)
+    sock = Socket()
+    conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
+    watch = hub.notices.watch
+
+    async def award_meanwhile(user_id: str) -> None:
+        players.award("alice", 5)  # while the binding looks the user up
+        await watch(user_id)
+
+    monkeypatch.setattr(hub.notices, "watch", award_meanwhile)
+    assert await hub.bind(conn, "alice", Connected(timestamp="t", client_id=conn.id, user_id="alice"))
+    assert [m["type"] for m in sock.messages] == ["connected", "score_update"]

@@ -18,6 +18,7 @@ from app.errors import CLOSE_UNAUTHORIZED
 from app.live import connections as connections_module
 
 from .conftest import JWT_SECRET, Flow, MakeClient, envelope
+from .contracts import until
 from .live_client import WS, closed_with, recv, recv_type, settled, subscribed, token_for
 
 
@@ -86,6 +87,11 @@ async def test_only_connected_users_on_the_board_can_be_overtaken(flow: Flow, cl
     viewer = await client.ws_connect(f"{WS}?token={token_for('carol')}")  # never scored
     bob = await client.ws_connect(f"{WS}?token={token_for('bob')}")
     await recv(viewer), await recv(bob)
+
+    async def bob_watched() -> bool:  # looked up right after `connected`, which comes first
+        return bool(hub.notices.watched_users())
+
+    await until(bob_watched, "bob on the board")
     assert hub.notices.watched_users() == {"bob"}  # carol is never asked about when someone moves up
     await flow.award("carol", "boss", "DEFEAT_BOSS")
     assert (await recv_type(bob, "rank_change"))["data"]["newRank"] == 2

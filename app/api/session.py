@@ -34,6 +34,7 @@ from ..live.messages import (
     ErrorDetail,
     Ping,
     Pong,
+    ServerMessage,
     Subscribe,
     Subscribed,
     Unsubscribe,
@@ -78,23 +79,22 @@ class Session:
         self.auth = auth
         self.settings = settings
 
-    async def login(self, principal: Principal) -> bool:
-        """Bind the user; False when over the per-user limit (the caller closes with CLOSE_TOO_MANY)."""
-        if not await self.hub.bind(self.conn, principal.user_id):
+    async def login(self, principal: Principal, greeting: ServerMessage) -> bool:
+        """Bind the user, greeting them first; False when over the per-user limit (the caller
+        closes with CLOSE_TOO_MANY)."""
+        if not await self.hub.bind(self.conn, principal.user_id, greeting):
             return False
         # Closed when the token stops being accepted, as a REST call would then be refused: at
         # `exp` plus the clock-skew leeway (closing at `exp` cut a token it had just accepted).
         self.conn.expire_at(principal.expires_at + self.auth.leeway)
         return True
 
-    def greet(self, principal: Principal | None) -> None:
-        """Send `connected`, with the user when the connection is already authenticated."""
-        self.conn.send(
-            Connected(
-                timestamp=iso(now_ms()),
-                client_id=self.conn.id,
-                user_id=principal.user_id if principal else msgspec.UNSET,
-            )
+    def connected(self, principal: Principal | None) -> Connected:
+        """The `connected` greeting, with the user when the connection is already authenticated."""
+        return Connected(
+            timestamp=iso(now_ms()),
+            client_id=self.conn.id,
+            user_id=principal.user_id if principal else msgspec.UNSET,
         )
 
     def error(self, code: str, message: str) -> None:
@@ -183,9 +183,7 @@ class Session:
         except Unauthorized:
             self.hub.drop(self.conn, CLOSE_UNAUTHORIZED, "invalid token")
             return
-        if await self.login(principal):
-            self.conn.send(Authenticated(user_id=principal.user_id))
-        else:
+        if not await self.login(principal, Authenticated(user_id=principal.user_id)):
             self.hub.drop(self.conn, CLOSE_TOO_MANY, TOO_MANY)
 
     def require_auth_soon(self) -> asyncio.TimerHandle:
@@ -260,10 +258,11 @@ async def _upgrade(request: web.Request) -> web.WebSocketResponse:
 async def _converse(ws: web.WebSocketResponse, session: Session, principal: Principal | None) -> None:
     """Log the user in (closed as one too many when over the limit), greet the client, and answer
     it until the connection ends."""
-    if principal is not None and not await session.login(principal):
+    if principal is None:
+        session.conn.send(session.connected(None))
+    elif not await session.login(principal, session.connected(principal)):
         await ws.close(code=CLOSE_TOO_MANY, message=TOO_MANY.encode())
         return
-    session.greet(principal)
     deadline = None
     if principal is None and not session.settings.allow_anonymous:
         deadline = session.require_auth_soon()

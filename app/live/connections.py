@@ -181,14 +181,17 @@ class Connections:
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.max_buffer)
 
-    async def bind(self, conn: Connection, user_id: str) -> bool:
-        """Attach a user; False when that user already has the allowed number of connections."""
+    async def bind(self, conn: Connection, user_id: str, greeting: ServerMessage) -> bool:
+        """Attach a user, sending `greeting` first; False when that user already has the allowed
+        number of connections."""
         if not await self.slots.acquire(user_id, conn.id):
             self.refused_user += 1
             return False
         if conn not in self.connections:  # closed while the slot was being taken
             await self.slots.release(user_id, conn.id)
             return False
+        # Sent before the user's own messages can reach the connection, with nothing awaited between.
+        conn.send(greeting)
         self.by_user.setdefault(user_id, set()).add(conn)
         conn.user_id = user_id
         return True

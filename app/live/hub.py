@@ -16,6 +16,7 @@ from ..ranking import Ranking
 from ..records import AwardEvent, Notice
 from ..tasks import Errands
 from .connections import RESTART_REASON, Connection, Connections
+from .messages import ServerMessage
 from .notices import KeptNotices, Notices
 from .streams import StreamConnection
 from .waves import Waves, WaveTally
@@ -70,9 +71,10 @@ class Hub:
         self.registry.add(conn)
         return conn
 
-    async def bind(self, conn: Connection, user_id: str) -> bool:
-        """Attach a user; False when that user already has the allowed number of connections."""
-        if not await self.registry.bind(conn, user_id):
+    async def bind(self, conn: Connection, user_id: str, greeting: ServerMessage) -> bool:
+        """Attach a user, sending `greeting` (`connected` or `authenticated`) before any message of
+        theirs; False when that user already has the allowed number of connections."""
+        if not await self.registry.bind(conn, user_id, greeting):
             return False
         await self.notices.watch(user_id)
         return True
