@@ -7,14 +7,18 @@ import contextlib
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from aiohttp import web
 
+from app import create_app
 from app.logs import JsonFormatter, LoopBufferedHandler, setup_logging
 
-from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient
+from .conftest import ACTION_SECRET, JWT_SECRET, Flow, MakeClient, make_config
+from .contracts import until
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -241,3 +245,37 @@ async def test_a_body_not_in_its_content_encoding_is_one_info_line(
     refused = [r for r in caplog.records if r.name == "aiohttp.server" and r.levelno >= logging.INFO]
     assert [(r.levelname, r.exc_info) for r in refused] == [("INFO", None)]
     assert refused[0].getMessage() == "refused a request body that could not be read: ContentEncodingError (400)"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Content-Length: 100\r\n\r\n{", b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"use'],
+    ids=["shorter than its length", "a chunked body cut short"],
+)
+async def test_a_client_gone_mid_body_is_no_server_fault(
+    db_path: Path, storage: dict[str, Any], caplog: pytest.LogCaptureFixture, framing: bytes
+) -> None:
+    """Served as run.py serves (aiohttp's test server cancels a handler whose client left): the
+    handler meets the lost connection while reading the body."""
+    caplog.set_level(logging.DEBUG)
+    runner = web.AppRunner(create_app(make_config(db_path, storage)), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(b"POST /api/v1/boards/global/lookup HTTP/1.1\r\nHost: x\r\n" + framing)
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the handler is waiting for the rest
+        writer.close()
+
+        async def logged() -> bool:
+            return any(r.name == "scoreboard.access" for r in caplog.records)
+
+        await until(logged, "the request's access line")
+    finally:
+        await runner.cleanup()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    [line] = [r for r in caplog.records if r.name == "scoreboard.access"]
+    assert line.status == 400  # type: ignore[attr-defined]  # an `extra` of the access line

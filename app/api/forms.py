@@ -20,7 +20,8 @@ MAX_FIELDS = 16  # the page's forms have two or three; a flood of fields is refu
 
 async def read_body(request: web.Request) -> bytes:
     """The request's body as sent; 413 PAYLOAD_TOO_LARGE over server.max_body_bytes, 400
-    VALIDATION_ERROR when it cannot be read (a `Content-Encoding` it does not decode by)."""
+    VALIDATION_ERROR when it cannot be read (a `Content-Encoding` it does not decode by, a
+    connection lost before its end)."""
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -30,6 +31,12 @@ async def read_body(request: web.Request) -> bytes:
         # client is told, so that it does not send its next request on it.
         message = str(exc).splitlines()[-1].strip()
         raise ValidationFailed(f"The body could not be read: {message}", headers={"Connection": "close"}) from None
+    except ConnectionResetError:
+        # The client went away mid-body: nobody hears the answer, but it is the client's doing
+        # (a 400 in the access log and metrics), not a fault of the server's.
+        raise ValidationFailed(
+            "The connection was lost before the whole body came", headers={"Connection": "close"}
+        ) from None
 
 
 async def read_form(request: web.Request, model: type[T]) -> T:
