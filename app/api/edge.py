@@ -19,7 +19,7 @@ from http import HTTPStatus
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
-from multidict import istr
+from multidict import CIMultiDict, istr
 
 from ..addresses import UNKNOWN, IpNetwork, client_ip, limit_key
 from ..errors import HTTP_CODES, ApiError
@@ -65,6 +65,15 @@ new_request_id = _RequestIds()  # 16 characters, unique across processes and res
 os.register_at_fork(after_in_child=new_request_id.reset)
 
 
+def stamp(headers: CIMultiDict[str], rid: str) -> None:
+    """The headers every answer carries (its request id, the security headers; on a page, the
+    CSP), set on a response before it starts."""
+    headers[_X_REQUEST_ID] = rid
+    headers.update(SECURITY_HEADERS)  # replaces, never duplicates
+    if headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
+        headers[_CSP] = CSP
+
+
 def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
     """The client's address: the socket's peer, or behind trusted proxies the nearest hop of
     X-Forwarded-For that is not one of them."""
@@ -74,7 +83,7 @@ def client_address(request: web.Request, trusted: tuple[IpNetwork, ...]) -> str:
     return peer or UNKNOWN
 
 
-def edge(  # noqa: PLR0915 - the request path stays inline: a call saved is saved on every request
+def edge(
     limiter: Limiter, trusted: tuple[IpNetwork, ...], http: HttpTally | None = None
 ) -> Callable[[Handler, str], Handler]:
     """A wrapper giving a handler the edge of every request: correlation id, the per-IP limit
@@ -110,12 +119,8 @@ def edge(  # noqa: PLR0915 - the request path stays inline: a call saved is save
                     response = failure(500, "INTERNAL_ERROR", "Internal server error")
                     _count_error(http, "INTERNAL_ERROR")
                 status = response.status
-                if not response.prepared:  # files and WebSockets set their own headers when they start
-                    headers = response.headers
-                    headers[_X_REQUEST_ID] = rid
-                    headers.update(SECURITY_HEADERS)  # replaces, never duplicates
-                    if headers.get(hdrs.CONTENT_TYPE, "").startswith("text/html"):
-                        headers[_CSP] = CSP
+                if not response.prepared:  # event streams and WebSockets set their own headers when they start
+                    stamp(response.headers, rid)
                 return response
             finally:
                 if tally is not None:

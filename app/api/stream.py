@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..errors import ApiError, ServiceUnavailable
 from ..live import streams
 from ..live.connections import CLOSE_WAIT_SECONDS
+from ..logs import request_id
 from .board_data import BoardPath
-from .edge import client_address
+from .edge import client_address, stamp
 from .keys import ADMISSION, HUB, TRUSTED_PROXIES
 from .live_data import StreamHeaders, StreamQuery
 from .views import headers_of, path_of, query_of
@@ -33,10 +34,13 @@ async def board_stream(request: web.Request) -> web.StreamResponse:
     query, headers = query_of(request, StreamQuery), headers_of(request, StreamHeaders)
     if hub.draining:
         raise ServiceUnavailable("This server is restarting", headers={"Retry-After": "1"})
+    if request.method == hdrs.METH_HEAD:  # the headers a GET would start with, and no body
+        return web.Response(headers=HEADERS)
     async with request.app[ADMISSION].admitted(client_address(request, request.app[TRUSTED_PROXIES])):
         response = web.StreamResponse(headers=HEADERS)
-        await streams.start(response, request)
-        conn = hub.stream(request.transport)
+        stamp(response.headers, request_id.get() or "")  # started here, not by the edge
+        chunked = await streams.start(response, request)
+        conn = hub.stream(request.transport, chunked=chunked)
         try:
             await hub.subscribe(conn, board, query.max_rate, seq=headers.last_event_id or 0)
             await conn.ended.wait()

@@ -65,9 +65,9 @@ class Hub:
         """Register a new connection."""
         return self.registry.connect(ws, transport)
 
-    def stream(self, transport: asyncio.BaseTransport | None) -> StreamConnection:
-        """Register a new event stream."""
-        conn = StreamConnection(self.registry, transport)
+    def stream(self, transport: asyncio.BaseTransport | None, *, chunked: bool) -> StreamConnection:
+        """Register a new event stream (its body in HTTP/1.1 chunks, or as it is)."""
+        conn = StreamConnection(self.registry, transport, chunked=chunked)
         self.registry.add(conn)
         return conn
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .connections import Connection, Connections
 from .messages import Sequenced
@@ -19,15 +19,21 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
+def as_is(data: bytes) -> bytes:
+    """The bytes as they are: an HTTP/1.0 body has no chunks, its end is the connection's."""
+    return data
+
+
 class StreamConnection(Connection):
     """One event stream. It ends (`ended`) when the registry lets it go: dropped as too slow,
     closed by a drain, or found gone by a keepalive sweep."""
 
-    __slots__ = ("ended",)
+    __slots__ = ("ended", "framed")
 
-    def __init__(self, registry: Connections, transport: asyncio.BaseTransport | None) -> None:
+    def __init__(self, registry: Connections, transport: asyncio.BaseTransport | None, *, chunked: bool) -> None:
         super().__init__(registry, None, transport)
         self.ended = asyncio.Event()
+        self.framed = chunk if chunked else as_is  # as the response's headers said (HTTP/1.1 or 1.0)
 
     @property
     def closed(self) -> bool:
@@ -37,7 +43,7 @@ class StreamConnection(Connection):
     def send_sequenced(self, message: Sequenced, seq: int) -> bool:
         """One event: `id` the seq, `event` the message type, `data` the whole message."""
         event = b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, message.kind.encode(), message.payload(seq))
-        return self.send_frame(chunk(event))
+        return self.send_frame(self.framed(event))
 
     async def close(self, code: int, reason: str) -> None:
         """Nothing to say on an event stream: its handler ends the response when `ended` is set."""
@@ -46,7 +52,7 @@ class StreamConnection(Connection):
         """A heartbeat comment; False once the client has gone (the sweep then lets it go)."""
         if self.transport is None or self.transport.is_closing():
             return False
-        self.send_frame(chunk(HEARTBEAT))
+        self.send_frame(self.framed(HEARTBEAT))
         return True
 
     def forget(self) -> None:
@@ -55,7 +61,9 @@ class StreamConnection(Connection):
         self.ended.set()
 
 
-async def start(response: web.StreamResponse, request: web.Request) -> None:
-    """Send the stream's headers (and a first comment, so clients see it open at once)."""
+async def start(response: web.StreamResponse, request: web.Request) -> bool:
+    """Send the stream's headers (and a first comment, so clients see it open at once); whether
+    its body is chunked (HTTP/1.1) or ends with the connection (HTTP/1.0)."""
     await response.prepare(request)
     await response.write(b": connected\n\n")
+    return response.headers.get(hdrs.TRANSFER_ENCODING) == "chunked"  # as aiohttp chose for the version

@@ -218,3 +218,41 @@ async def test_a_quiet_stream_gets_keepalive_comments(
     while b": keepalive\n" not in lines:
         lines.append(await asyncio.wait_for(events.response.content.readline(), 3))
     events.close()
+
+
+async def test_a_stream_carries_the_headers_every_answer_does(client: AppClient) -> None:
+    events = await Events.open(client)
+    headers = events.response.headers
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+    assert len(headers["X-Request-ID"]) >= 8
+    events.close()
+
+
+async def test_an_http_1_0_stream_is_plain_events_to_the_connections_end(client: AppClient, flow: Flow) -> None:
+    await Boards(client, flow.bearer).write("high", {"userId": "alice", "score": 10}, key="a")
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(f"GET {STREAM.format('high')} HTTP/1.0\r\nHost: {client.host}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        assert head.startswith(b"HTTP/1.0 200") and b"Transfer-Encoding" not in head
+        assert await asyncio.wait_for(reader.readuntil(b"\n\n"), 3) == b": connected\n\n"
+        event = await asyncio.wait_for(reader.readuntil(b"\n\n"), 3)
+        assert event.startswith(b"id: 1\nevent: leaderboard_update\ndata: {"), event  # no chunk sizes
+    finally:
+        writer.close()
+
+
+async def test_a_head_of_the_stream_is_its_headers_alone(client: AppClient) -> None:
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        # A HEAD, and a request after it on the same connection: the HEAD must end.
+        writer.write(
+            f"HEAD {STREAM.format('high')} HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head
+        after = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        assert after.startswith(b"HTTP/1.1 200"), after  # /healthz's answer, no event before it
+        assert (await client.head(STREAM.format("nope"))).status == 404  # refusals as a GET's
+    finally:
+        writer.close()
