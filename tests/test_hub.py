@@ -259,3 +259,32 @@ async def test_a_users_own_messages_come_after_their_greeting(monkeypatch: pytes
     monkeypatch.setattr(hub.notices, "watch", award_meanwhile)
     assert await hub.bind(conn, "alice", Connected(timestamp="t", client_id=conn.id, user_id="alice"))
     assert [m["type"] for m in sock.messages] == ["connected", "score_update"]
+
+
+async def test_a_subscription_replaced_mid_sweep_sends_nothing_after_its_successor_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    board, hub, players, sockets = await two_chunks(("alice", 100))
+    sock = Socket()  # the last subscriber: in the sweep's second chunk
+    conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
+    await hub.subscribe(conn, "global")
+    page = board.page
+
+    async def read_in_a_while(*args: Any, **kwargs: Any) -> Any:  # as Redis's read does, it yields
+        await asyncio.sleep(0)
+        return await page(*args, **kwargs)
+
+    monkeypatch.setattr(board, "page", read_in_a_while)
+    again: list[asyncio.Task[None]] = []
+
+    def resubscribe() -> None:  # mid-sweep, as the session does it: `subscribed`, then the subscribe
+        sock.messages.append({"type": "subscribed"})
+        again.append(asyncio.get_running_loop().create_task(hub.subscribe(conn, "global")))
+
+    async with running(hub):
+        sockets[0].on_write = resubscribe
+        players.award("alice", 5)
+        await until(lambda: bool(again) and again[0].done())
+        await asyncio.sleep(0.05)  # the sweep's second chunk, had it anything left to send
+    after = sock.messages[sock.messages.index({"type": "subscribed"}) + 1 :]
+    assert [m["data"]["seq"] for m in after] == [1], after  # the new subscription's snapshot alone

@@ -103,6 +103,9 @@ class Waves:
 
     async def subscribe(self, conn: Connection, max_rate: float | None = None, seq: int = 0) -> None:
         """Add to the leaderboard channel (again: a fresh snapshot) and send the current board at once."""
+        # A subscription this replaces ends before anything is awaited: `subscribed` has gone out,
+        # and a message of the old one after it would look like the new one's.
+        self.unsubscribe(conn)
         # Read the board now, not only when changes are known to wait: in the Redis modes an award
         # this process has answered reaches the hub only when its event comes back over Pub/Sub,
         # and a viewer who connects after that answer must see it in the first board.
@@ -110,7 +113,7 @@ class Waves:
             await self._advance()  # nothing to show yet: a board that cannot be read is an error
         elif await self._try_advance():
             self._dirty.set()  # the other subscribers get the version this made in the next sweep
-        self.unsubscribe(conn)
+        self.unsubscribe(conn)  # (one made meanwhile by another subscribe of this connection)
         self.subscribers[conn] = sub = Subscription(conn, max_rate, seq)
         self._deliver(sub)
 
