@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -391,3 +392,21 @@ async def test_expect_100_continue_goes_on_to_the_route(flow: Flow) -> None:
     )
     assert resp.status == 200, await resp.text()
     assert (await envelope(resp))["data"]["newScore"] == 100
+
+
+@pytest.mark.parametrize("expect", [True, False], ids=["Expect: 100-continue", "no Expect"])
+async def test_a_body_declared_too_large_is_refused_before_it_is_sent(flow: Flow, expect: bool) -> None:
+    client = flow.client
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        request = "POST /api/v1/boards/global/lookup HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n"
+        writer.write((request + ("Expect: 100-continue\r\n" if expect else "") + "\r\n").encode())
+        await writer.drain()
+        # No body byte is sent: the refusal comes all the same.
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)).decode()
+        length = int(next(line for line in head.splitlines() if line.startswith("Content-Length:")).split(":")[1])
+        body = await asyncio.wait_for(reader.readexactly(length), 3)
+    finally:
+        writer.close()
+    assert head.startswith("HTTP/1.1 413 ") and "Connection: close" in head
+    assert b'"code":"PAYLOAD_TOO_LARGE"' in body

@@ -22,6 +22,9 @@ async def read_body(request: web.Request) -> bytes:
     """The request's body as sent; 413 PAYLOAD_TOO_LARGE over server.max_body_bytes, 400
     VALIDATION_ERROR when it cannot be read (a `Content-Encoding` it does not decode by, a
     connection lost before its end)."""
+    length = request.content_length
+    if length is not None and length > request.client_max_size:  # said at once, not once it came
+        raise PayloadTooLarge(headers={"Connection": "close"})
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
