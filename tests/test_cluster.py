@@ -16,9 +16,13 @@ from aiohttp.test_utils import TestClient
 
 from app import create_app
 from app.config import Config
+from app.fanout.redis import RedisFanout
+from app.ranking import keeper as keeper_module
+from app.ranking.keeper import Keeper
 from app.ranking.redis import RedisRanking
 from app.records import BoardPeriod, Standing
 from app.redis_client import Keys, connect
+from app.storage.sqlite import SqliteStore
 
 from .conftest import Flow, envelope, make_config
 from .contracts import eventually
@@ -197,15 +201,15 @@ async def test_a_reload_asked_during_a_load_waits_for_the_next(board: RedisRanki
 
 
 async def test_the_rebuild_lock_is_let_go_only_by_its_holder(board: RedisRanking) -> None:
-    mark = await board.lock_rebuild(seconds=1)
-    assert mark is not None and await board.lock_rebuild() is None
+    mark = await board.lock_rebuild(1)
+    assert mark is not None and await board.lock_rebuild(60) is None
     await asyncio.sleep(1.1)  # the holder took too long: its lock expired and another took it
-    other = await board.lock_rebuild()
+    other = await board.lock_rebuild(60)
     assert other is not None
     await board.unlock_rebuild(mark)  # the first holder's late unlock leaves the other's lock
-    assert await board.lock_rebuild() is None
+    assert await board.lock_rebuild(60) is None
     await board.unlock_rebuild(other)
-    assert await board.lock_rebuild() is not None
+    assert await board.lock_rebuild(60) is not None
 
 
 @pytest.mark.parametrize("storage", ["redis", "postgres"], indirect=True)
@@ -246,3 +250,35 @@ async def test_a_new_process_reconciles_the_board_with_the_database(
     assert update["type"] == "leaderboard_update"
     assert [(e["userId"], e["score"]) for e in update["data"]["leaderboard"]] == [("alice", 500), ("bob", 100)]
     await viewer.close()
+
+
+async def test_a_rebuild_renews_its_lock_and_a_dead_rebuilders_lapses(
+    board: RedisRanking, redis_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keeper_module, "REBUILD_LEASE_SECONDS", 1)
+    store = SqliteStore(str(tmp_path / "db.sqlite"))
+    await store.open()
+    keys = Keys(redis_prefix)
+    client = board.client
+    try:
+        read = store.standings
+
+        async def slowly(board_id: str, period: str) -> list[Standing]:  # a rebuild longer than its lease
+            await asyncio.sleep(2.5)
+            return await read(board_id, period)
+
+        monkeypatch.setattr(store, "standings", slowly)
+        keeper = Keeper(
+            board, store, lambda: {BoardPeriod(board="global", period="all"): None}, RedisFanout(client, keys)
+        )
+        await board.ask_reload()
+        rebuild = asyncio.create_task(keeper.ensure_filled())
+        await asyncio.sleep(1.8)  # past the first lease: renewed, still held
+        assert await client.get(keys.rebuilding) is not None and await board.lock_rebuild(1) is None
+        assert await rebuild is True
+        assert await client.get(keys.rebuilding) is None  # let go at the end
+        # A rebuilder killed mid-way renews nothing: its lock lapses after one lease.
+        assert await board.lock_rebuild(1) is not None
+        assert 0 < await client.ttl(keys.rebuilding) <= 1
+    finally:
+        await store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -16,6 +17,9 @@ from .redis import RedisRanking
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 1.0  # a flushed board is refilled within about this, plus the fill itself
+# The rebuild lock's lease, renewed every third of it while the rebuild runs: a process killed
+# mid-rebuild holds the lock this long at most, then another rebuilds.
+REBUILD_LEASE_SECONDS = 5
 
 
 class Source(StandingsSource, Protocol):
@@ -45,9 +49,10 @@ class Keeper:
         ranking = self.ranking
         if not await ranking.needs_load():
             return False
-        mark = await ranking.lock_rebuild()
+        mark = await ranking.lock_rebuild(REBUILD_LEASE_SECONDS)
         if mark is None:
             return False
+        holding = asyncio.create_task(self._hold(mark), name="rebuild-lease")
         try:
             asked = await ranking.reload_asked()  # before the database is read: a later request stays
             log.info("rebuilding the Redis board from the database")
@@ -59,8 +64,21 @@ class Keeper:
             if asked is not None:
                 await ranking.reload_done(asked)
         finally:
+            holding.cancel()
+            await asyncio.wait([holding])  # (a cancellation of this task still propagates)
             await ranking.unlock_rebuild(mark)
         return True
+
+    async def _hold(self, mark: str) -> None:
+        """Renew the rebuild lock's lease until cancelled (the rebuild ended)."""
+        while True:
+            await asyncio.sleep(REBUILD_LEASE_SECONDS / 3)
+            try:
+                if not await self.ranking.renew_rebuild(mark, REBUILD_LEASE_SECONDS):
+                    log.warning("the rebuild lock lapsed: another process may rebuild at the same time")
+                    return
+            except ServiceUnavailable:
+                stop_if_cancelled()  # the rebuild meets the outage too, and ends
 
     async def run(self) -> None:
         """Check every second, for as long as the app runs; outages are waited out. First, unless

@@ -21,7 +21,15 @@ import redis.asyncio as aioredis
 from ..clock import now_ms
 from ..errors import ServiceUnavailable
 from ..records import BoardPeriod, Position, Standing
-from ..redis_client import COMPARE_AND_DELETE, OUTAGES, Keys, ShelfKeys, TurnPipeline, unavailable_on_outage
+from ..redis_client import (
+    COMPARE_AND_DELETE,
+    COMPARE_AND_EXPIRE,
+    OUTAGES,
+    Keys,
+    ShelfKeys,
+    TurnPipeline,
+    unavailable_on_outage,
+)
 from . import REMOVAL_MARK_SECONDS, Fills, Placement, StandingsSource
 from .scripts import AROUND, LOAD, POSITIONS, PUT, RANKS, REMOVE, RENAME, SLICE, TAKE_OFF
 from .ties import BOUND, ORDER_DIGITS, head, score_of, seq_of, seq_part, subscore_of, user_of, zscore
@@ -100,6 +108,7 @@ class RedisRanking(Fills):
         self._remove = client.register_script(REMOVE)
         self._mark_removed = client.register_script(TAKE_OFF)
         self._delete_if = client.register_script(COMPARE_AND_DELETE)
+        self._expire_if = client.register_script(COMPARE_AND_EXPIRE)
 
     def _shelf(self, where: BoardPeriod) -> ShelfKeys:
         return self.keys.shelf(where.board, where.period)
@@ -173,11 +182,17 @@ class RedisRanking(Fills):
         with unavailable_on_outage():
             await self._delete_if(keys=[self.keys.reload], args=[asked])
 
-    async def lock_rebuild(self, seconds: int = 60) -> str | None:
-        """Only one process rebuilds at a time: the lock's mark for this one, or None."""
+    async def lock_rebuild(self, seconds: int) -> str | None:
+        """Only one process rebuilds at a time: the lock's mark for this one, or None. It lapses
+        after `seconds` unless its holder renews it (`renew_rebuild`)."""
         mark = secrets.token_hex(8)
         with unavailable_on_outage():
             return mark if await self.client.set(self.keys.rebuilding, mark, nx=True, ex=seconds) else None
+
+    async def renew_rebuild(self, mark: str, seconds: int) -> bool:
+        """Keep the lock `seconds` more, if it is still this holder's; whether it was."""
+        with unavailable_on_outage():
+            return bool(await self._expire_if(keys=[self.keys.rebuilding], args=[mark, seconds]))
 
     async def unlock_rebuild(self, mark: str) -> None:
         """Let the lock go, unless it expired and another process holds it now."""
