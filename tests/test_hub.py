@@ -21,7 +21,7 @@ from app.live import waves as waves_module
 from app.live.hub import Hub
 from app.live.messages import Connected
 from app.ranking.memory import MemoryRanking
-from app.records import AwardEvent, BoardPeriod, EntryChange, Move, Standing
+from app.records import AwardEvent, BoardPeriod, EntryChange, Move, Position, Standing
 from app.settings import BoardSettings
 
 GLOBAL = BoardPeriod(board="global", period="all")
@@ -288,3 +288,36 @@ async def test_a_subscription_replaced_mid_sweep_sends_nothing_after_its_success
         await asyncio.sleep(0.05)  # the sweep's second chunk, had it anything left to send
     after = sock.messages[sock.messages.index({"type": "subscribed"}) + 1 :]
     assert [m["data"]["seq"] for m in after] == [1], after  # the new subscription's snapshot alone
+
+
+async def test_a_user_passed_while_their_boards_are_looked_up_is_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    board = MemoryRanking()
+    catalog = Catalog("global", {"global": BoardSettings()})
+    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
+    players = Players(board, hub)
+    players.award("alice", 10)
+    players.award("bob", 5)
+    sock = Socket()
+    conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
+    position = board.position
+
+    async def passed_meanwhile(where: BoardPeriod, user_id: str) -> Position | None:
+        players.award("bob", 10)  # bob passes alice after her greeting, before her lookup ends
+        await hub.finished()  # and who he passed is worked out meanwhile
+        return await position(where, user_id)
+
+    monkeypatch.setattr(board, "position", passed_meanwhile)
+    assert await hub.bind(conn, "alice", Connected(timestamp="t", client_id=conn.id, user_id="alice"))
+    await hub.finished()
+    assert [m["type"] for m in sock.messages] == ["connected", "rank_change"]
+    assert sock.messages[1]["data"]["newRank"] == 2
+
+
+async def test_a_user_found_on_no_board_is_no_longer_watched() -> None:
+    board = MemoryRanking()
+    catalog = Catalog("global", {"global": BoardSettings()})
+    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
+    sock = Socket()
+    conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
+    assert await hub.bind(conn, "carol", Connected(timestamp="t", client_id=conn.id, user_id="carol"))
+    assert hub.notices.watched_users() == frozenset()

@@ -88,11 +88,10 @@ async def test_only_connected_users_on_the_board_can_be_overtaken(flow: Flow, cl
     bob = await client.ws_connect(f"{WS}?token={token_for('bob')}")
     await recv(viewer), await recv(bob)
 
-    async def bob_watched() -> bool:  # looked up right after `connected`, which comes first
-        return bool(hub.notices.watched_users())
+    async def bob_alone() -> bool:  # both are watched from their greeting until found on a board or not
+        return bool(hub.notices.watched_users() == {"bob"})
 
-    await until(bob_watched, "bob on the board")
-    assert hub.notices.watched_users() == {"bob"}  # carol is never asked about when someone moves up
+    await until(bob_alone, "carol, never scored, no longer asked about when someone moves up")
     await flow.award("carol", "boss", "DEFEAT_BOSS")
     assert (await recv_type(bob, "rank_change"))["data"]["newRank"] == 2
     assert hub.notices.watched_users() == {"bob", "carol"}

@@ -53,6 +53,7 @@ class Notices:
         # scored cost nothing per award (at 1,000 awards/s, asking the board about 1,000
         # connected viewers each time took the whole core).
         self._on_board: set[str] = set()
+        self._looking: set[str] = set()  # users being looked up by `watch`, with no award since
         self._errands = errands
 
     def watched_users(self) -> frozenset[str]:
@@ -60,9 +61,13 @@ class Notices:
         return frozenset(self._on_board)
 
     async def watch(self, user_id: str) -> None:
-        """Start watching a user just bound to a connection, if they are on a board now."""
+        """Watch a user just bound to a connection: at once, so that no rank change is missed while
+        the boards are looked up (their greeting has gone out), and no longer once they are found
+        on none (unless they scored meanwhile)."""
         if user_id in self._on_board:
             return
+        self._on_board.add(user_id)
+        self._looking.add(user_id)
         now = self.clock()
         try:
             ranked = False
@@ -73,8 +78,11 @@ class Notices:
         except ServiceUnavailable:
             stop_if_cancelled()
             ranked = True  # unknown: better a board lookup too many than a rank_change too few
-        if ranked and user_id in self.by_user:  # still connected after the lookup
-            self._on_board.add(user_id)
+        finally:
+            unchanged = user_id in self._looking  # no award of theirs came meanwhile
+            self._looking.discard(user_id)
+        if not ranked and unchanged:
+            self._on_board.discard(user_id)
 
     def unwatch(self, user_id: str) -> None:
         """Stop watching a user whose last connection went away."""
@@ -87,6 +95,7 @@ class Notices:
         user_id = event.user_id
         if user_id in self.by_user:
             self._on_board.add(user_id)
+            self._looking.discard(user_id)
         for move in event.moves:
             change, where = move.change, move.change.where
             previous_score = change.previous_score or 0
