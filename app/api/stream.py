@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 
 from ..errors import ApiError, ServiceUnavailable
 from ..live import streams
@@ -34,10 +34,13 @@ async def board_stream(request: web.Request) -> web.StreamResponse:
     query, headers = query_of(request, StreamQuery), headers_of(request, StreamHeaders)
     if hub.draining:
         raise ServiceUnavailable("This server is restarting", headers={"Retry-After": "1"})
-    if request.method == hdrs.METH_HEAD:  # the headers a GET would start with, and no body
-        return web.Response(headers=HEADERS)
     async with request.app[ADMISSION].admitted(client_address(request, request.app[TRUSTED_PROXIES])):
+        if request.method == hdrs.METH_HEAD:  # the headers a GET would start with, and no body
+            return web.Response(headers=HEADERS)
         response = web.StreamResponse(headers=HEADERS)
+        if request.version < HttpVersion11:
+            # Its body ends with the connection: the connection must end with it, keep-alive or not.
+            response.force_close()
         stamp(response.headers, request_id.get() or "")  # started here, not by the edge
         chunked = await streams.start(response, request)
         conn = hub.stream(request.transport, chunked=chunked)

@@ -256,3 +256,14 @@ async def test_a_head_of_the_stream_is_its_headers_alone(client: AppClient) -> N
         assert (await client.head(STREAM.format("nope"))).status == 404  # refusals as a GET's
     finally:
         writer.close()
+
+
+async def test_an_http_1_0_keep_alive_stream_ends_its_connection_when_it_ends(client: AppClient) -> None:
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(f"GET {STREAM.format('high')} HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n".encode())
+        await asyncio.wait_for(reader.readuntil(b"id: 1\n"), 3)
+        client.app[HUB].close_all(1012, "restarting")  # the stream ends, as in a drain
+        await asyncio.wait_for(reader.read(), 3)  # its body's end is the connection's: it must close
+    finally:
+        writer.close()
