@@ -408,5 +408,5 @@ async def test_a_body_declared_too_large_is_refused_before_it_is_sent(flow: Flow
         body = await asyncio.wait_for(reader.readexactly(length), 3)
     finally:
         writer.close()
-    assert head.startswith("HTTP/1.1 413 ") and "Connection: close" in head
+    assert head.startswith("HTTP/1.1 413 ") and "Connection: close" in head and "X-Request-ID" in head
     assert b'"code":"PAYLOAD_TOO_LARGE"' in body

@@ -22,7 +22,7 @@ from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, istr
 
 from ..addresses import UNKNOWN, IpNetwork, client_ip, limit_key
-from ..errors import HTTP_CODES, ApiError, PayloadTooLarge
+from ..errors import HTTP_CODES, ApiError
 from ..limits import Limiter
 from ..logs import access_log, log_access, request_id
 from ..metrics.tally import HttpTally
@@ -162,11 +162,6 @@ def _count_error(http: HttpTally | None, code: str) -> None:
         http.errors[code] += 1
 
 
-# A refusal before the body is read: the connection ends with it, so that no body bytes the client
-# sends meanwhile are taken for its next request.
-_REFUSED_UNREAD = {**dict(SECURITY_HEADERS), "Connection": "close"}
-
-
 def _http_failure(exc: web.HTTPException) -> web.Response:
     headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
     return failure(exc.status, HTTP_CODES.get(exc.status, "HTTP_ERROR"), exc.reason, headers=headers)
@@ -178,8 +173,8 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
     if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
         length = request.content_length
         if length is not None and length > request.client_max_size:
-            # Refused before the client sends it, which is what it asked to be told.
-            return failure(413, PayloadTooLarge.code, PayloadTooLarge.message, headers=_REFUSED_UNREAD)
+            # No 100 Continue: the body is not wanted, and the route refuses it, unread, at its edge.
+            return None
         if request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0  # the interim answer is no part of the response's size

@@ -118,5 +118,9 @@ def _readable(value: Any) -> Any:
 
 
 def from_error(exc: ApiError) -> web.Response:
-    """Render a domain error."""
-    return failure(exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers)
+    """Render a domain error. One that says `Connection: close` (a body refused unread or half
+    read) ends its connection: aiohttp decides by the request, not by that header."""
+    response = failure(exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers)
+    if exc.headers.get("Connection") == "close":
+        response.force_close()
+    return response

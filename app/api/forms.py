@@ -34,7 +34,7 @@ async def read_body(request: web.Request) -> bytes:
         # client is told, so that it does not send its next request on it.
         message = str(exc).splitlines()[-1].strip()
         raise ValidationFailed(f"The body could not be read: {message}", headers={"Connection": "close"}) from None
-    except ConnectionResetError:
+    except OSError:  # ConnectionResetError, or what the transport met: a timeout, a broken pipe
         # The client went away mid-body: nobody hears the answer, but it is the client's doing
         # (a 400 in the access log and metrics), not a fault of the server's.
         raise ValidationFailed(
