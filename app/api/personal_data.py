@@ -110,7 +110,8 @@ class ExportData(_Model):
     """Everything kept about the caller: the user, their entries, awards, changes, tokens, notices,
     attestations, held awards, the actions completed before the kept history, operators' moderation
     acts on them (and theirs, as an operator) and the held awards they decided as an operator.
-    `user` is null for an operator who never played: only their acts and decisions are kept."""
+    `user` is null when no user was made for the id: an operator who never played, a player whose
+    action a game server attested before they played."""
 
     user: ExportedUser | None
     entries: list[ExportedEntry]

@@ -57,10 +57,11 @@ HELD = (
 # Held awards of others the user decided as an operator.
 DECISIONS = "SELECT id, status, reason, decided_at FROM held_awards WHERE decided_by = $1 ORDER BY id"
 
-# Whether the id acted as an operator: an operator who never played has no users row, yet their
-# id is kept in the acts and decisions they made.
-OPERATED = (
-    "SELECT 1 FROM moderation WHERE operator = $1 UNION ALL SELECT 1 FROM held_awards WHERE decided_by = $1 LIMIT 1"
+# Whether an id with no users row is kept all the same: in the acts and decisions of an operator who
+# never played, or in a game server's attestation of an action of a player who has not played yet.
+KEPT_WITHOUT_USER = (
+    "SELECT 1 FROM moderation WHERE operator = $1 UNION ALL SELECT 1 FROM held_awards WHERE decided_by = $1 "
+    "UNION ALL SELECT 1 FROM attestations WHERE user_id = $1 LIMIT 1"
 )
 
 LOCK = "SELECT username FROM users WHERE id = $1{row_lock}"
@@ -104,7 +105,7 @@ class Statements:
         self.user, self.entries, self.awards = sql(USER), sql(ENTRIES), sql(AWARDS)
         self.changes, self.tokens, self.notices = sql(CHANGES), sql(TOKENS), sql(NOTICES)
         self.attestations, self.held, self.completed = sql(ATTESTATIONS), sql(HELD), sql(COMPLETED)
-        self.acts, self.decisions, self.operated = sql(ACTS), sql(DECISIONS), sql(OPERATED)
+        self.acts, self.decisions, self.kept_without_user = sql(ACTS), sql(DECISIONS), sql(KEPT_WITHOUT_USER)
         self.lock, self.add_pseudonym = sql(LOCK), sql(ADD_PSEUDONYM)
         self.reject_pending = sql(REJECT_PENDING)
         self.move = tuple(
@@ -121,9 +122,9 @@ class Statements:
 
 
 def read(st: Statements, user_id: str) -> RowSteps[Kept | None]:
-    """Every row kept about a user; None when nothing is (no users row, no act as an operator)."""
+    """Every row kept about a user; None when nothing is."""
     users = yield st.user, (user_id,)
-    if not users and not (yield st.operated, (user_id,)):
+    if not users and not (yield st.kept_without_user, (user_id,)):
         return None
     statements = (st.entries, st.awards, st.changes, st.tokens, st.notices, st.attestations, st.held, st.completed)
     rows = []
@@ -148,7 +149,7 @@ def read(st: Statements, user_id: str) -> RowSteps[Kept | None]:
 def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps[list[tuple[str, str]]]:
     """Erase a user in one transaction: the (board, period) pairs they were on. USER_NOT_FOUND,
     having changed nothing, for an id nothing is kept about."""
-    if not (yield st.lock, (user_id,)) and not (yield st.operated, (user_id,)):
+    if not (yield st.lock, (user_id,)) and not (yield st.kept_without_user, (user_id,)):
         raise UserNotFound(details={"userId": user_id})
     yield st.add_pseudonym, (pseudonym, now_ms)
     yield st.reject_pending, (user_id, now_ms)
@@ -177,7 +178,7 @@ def erase(st: Statements, user_id: str, pseudonym: str, now_ms: int) -> RowSteps
 class Kept(msgspec.Struct, frozen=True, kw_only=True):
     """Every row kept about one user, as the statements above read them."""
 
-    user: tuple[Any, ...] | None  # None: an operator who never played, kept only in their acts
+    user: tuple[Any, ...] | None  # None: no users row (an operator's acts, an attestation)
     entries: list[tuple[Any, ...]]
     awards: list[tuple[Any, ...]]
     changes: list[tuple[Any, ...]]

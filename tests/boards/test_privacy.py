@@ -189,3 +189,18 @@ async def test_operators_erase_others(client: AppClient, flow: Flow, user_auth: 
         assert (await envelope(resp))["error"]["code"] in ("VALIDATION_ERROR", "NOT_FOUND"), bad
     assert await _call(client, "DELETE", path, admin) == {"erased": True}
     assert (await _call(client, "GET", f"{path}/score", admin, 404))["code"] == "USER_NOT_FOUND"
+
+
+async def test_a_player_attested_before_they_ever_played_exports_and_is_erased(
+    client: AppClient, db_path: Path, storage: dict[str, Any]
+) -> None:
+    newbie = "newbie-9"
+    attested = await client.post(
+        "/api/v1/actions/n1/attest", json={"userId": newbie}, headers={"Authorization": f"Bearer {ATTEST_KEY}"}
+    )
+    assert attested.status == 200, await attested.text()
+    data = await _call(client, "GET", "/api/v1/users/me/export", _as(newbie))
+    assert data["user"] is None and [a["actionId"] for a in data["attestations"]] == ["n1"]
+    assert await _call(client, "DELETE", "/api/v1/users/me", _as(newbie)) == {"erased": True}
+    assert _naming(await _rows(db_path, storage), newbie) == []
+    assert (await _call(client, "GET", "/api/v1/users/me/export", _as(newbie), 404))["code"] == "USER_NOT_FOUND"
