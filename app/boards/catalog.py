@@ -4,7 +4,7 @@ operators at run time, kept in the database and read back from it by every proce
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 
@@ -35,6 +35,7 @@ class Catalog:
         # Listed as the configuration declares them, then those operators made, oldest first.
         self._declared = {board_id: i for i, board_id in enumerate(self.boards)}
         self.retired: dict[str, tuple[Board, int]] = {}  # retired boards, with when (ms)
+        self._on_load: list[Callable[[], None]] = []
 
     def load(self, rows: list[tuple[str, str]], retired: Sequence[tuple[str, str, int]] = ()) -> None:
         """Replace the boards with these database rows (id, settings as JSON), keeping the `Board`
@@ -56,6 +57,12 @@ class Catalog:
             if board is not None:
                 gone[board_id] = (board, retired_ms)
         self.retired = gone
+        for call in self._on_load:
+            call()
+
+    def on_load(self, call: Callable[[], None]) -> None:
+        """Call `call` after every load (the boards in use may have changed)."""
+        self._on_load.append(call)
 
     @staticmethod
     def _board(board_id: str, text: str, held: Board | None) -> Board | None:

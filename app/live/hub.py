@@ -9,14 +9,14 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ..boards.catalog import Catalog
-from ..errors import CLOSE_SERVICE_RESTART
+from ..errors import CLOSE_SERVICE_RESTART, BoardNotFound
 from ..flights import InFlight
 from ..limits import ConnectionSlots
 from ..ranking import Ranking
 from ..records import AwardEvent, Notice
 from ..tasks import Errands
 from .connections import RESTART_REASON, Connection, Connections
-from .messages import ServerMessage
+from .messages import Error, ErrorDetail, ServerMessage, Unsubscribed
 from .notices import KeptNotices, Notices
 from .streams import StreamConnection
 from .waves import Waves, WaveTally
@@ -56,6 +56,7 @@ class Hub:
         self.notices = Notices(ranking, self.registry, errands, catalog, clock, kept=kept)
         self.registry.on_user_left = self.notices.unwatch
         self.registry.on_disconnect = self._unsubscribe_all
+        catalog.on_load(self.end_retired)
         self.draining = False  # `drain` was called: a connection that arrives now is closed at once
         self._running: dict[str, asyncio.Task[None]] = {}  # by task name
         self._started = False
@@ -127,6 +128,29 @@ class Hub:
         return sum(len(w.subscribers) for w in self.waves.values()) + sum(
             w.subscriptions() for w in self.windows.values()
         )
+
+    def end_retired(self) -> None:
+        """Boards no longer in use (retired): end their channels, each subscriber told. A socket
+        gets an `error` (BOARD_NOT_FOUND) and `unsubscribed`; an event stream ends (its client's
+        reconnect is then refused with 404)."""
+        for board_id in [b for b in (*self.waves, *self.windows) if b not in self.catalog.boards]:
+            held: list[tuple[Connection, str]] = []
+            if (waves := self.waves.pop(board_id, None)) is not None:
+                held += [(conn, "leaderboard") for conn in list(waves.subscribers)]
+                for conn in list(waves.subscribers):
+                    waves.unsubscribe(conn)
+                waves.stop()
+            if (windows := self.windows.pop(board_id, None)) is not None:
+                held += list(windows.held)
+                for conn, channel in list(windows.held):
+                    windows.unsubscribe(conn, channel)
+                windows.stop()
+            for conn, channel in held:
+                if isinstance(conn, StreamConnection):
+                    self.registry.drop(conn, 1000, "board retired")  # (a stream has no close code)
+                    continue
+                conn.send(Error(error=ErrorDetail(code=BoardNotFound.code, message=f"Board {board_id} was retired")))
+                conn.send(Unsubscribed(channel=channel, board=board_id))
 
     def _unsubscribe_all(self, conn: Connection) -> None:
         for waves in self.waves.values():

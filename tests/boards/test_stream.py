@@ -267,3 +267,33 @@ async def test_an_http_1_0_keep_alive_stream_ends_its_connection_when_it_ends(cl
         await asyncio.wait_for(reader.read(), 3)  # its body's end is the connection's: it must close
     finally:
         writer.close()
+
+
+async def test_a_retired_boards_channels_end_with_word_to_their_subscribers(
+    client: AppClient, operator: dict[str, str]
+) -> None:
+    made = await client.post("/api/v1/admin/boards", json={"id": "cup"}, headers=operator)
+    assert made.status == 201, await made.text()
+    ws = await client.ws_connect("/ws/scoreboard")
+    assert (await ws.receive_json())["type"] == "connected"
+    for channel in ({"channel": "leaderboard"}, {"channel": "ranks", "from": 1, "to": 5}):
+        await ws.send_json({"type": "subscribe", "board": "cup", **channel})
+        assert (await ws.receive_json(timeout=3))["type"] == "subscribed"
+        assert (await ws.receive_json(timeout=3))["type"] in ("leaderboard_update", "ranks_update")
+    events = await Events.open(client, "cup")
+    await events.next()
+    retired = await client.delete("/api/v1/admin/boards/cup", headers=operator)
+    assert retired.status == 200, await retired.text()
+    told = [await ws.receive_json(timeout=3) for _ in range(4)]
+    assert sorted((m["type"], m.get("channel") or m["error"]["code"]) for m in told) == [
+        ("error", "BOARD_NOT_FOUND"),
+        ("error", "BOARD_NOT_FOUND"),
+        ("unsubscribed", "leaderboard"),
+        ("unsubscribed", "ranks"),
+    ]
+    assert client.app[HUB].subscriptions() == 0
+    assert await asyncio.wait_for(events.response.content.read(), 3) == b""  # the stream ended
+    assert (await client.get(STREAM.format("cup"))).status == 404  # and its reconnect is refused
+    await ws.send_json({"type": "ping"})
+    assert (await ws.receive_json(timeout=3))["type"] == "pong"  # the socket goes on
+    await ws.close()
