@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -221,8 +222,9 @@ async def test_a_reloaded_notice_calls_the_gap_callbacks_of_every_process(make_r
 
 async def test_a_deployment_in_another_database_hears_nothing(redis_prefix: str) -> None:
     # Redis's pub/sub spans its databases: the same prefix in another database is another deployment.
-    base, db = REDIS_URL.rsplit("/", 1)
-    elsewhere = f"{base}/{int(db or 0) + 1}"
+    parts = urlsplit(REDIS_URL)
+    db = int(parts.path.strip("/") or 0)
+    elsewhere = urlunsplit(parts._replace(path=f"/{1 if db == 0 else db - 1}"))  # another of the 16
     async with listeners(redis_prefix) as here, listeners(redis_prefix, elsewhere) as there:
         mine, theirs = await here.start(), await there.start()
         assert mine.keys.channel != theirs.keys.channel
