@@ -99,13 +99,17 @@ async def join(hub: Hub, sock: Socket) -> None:
     await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)), "global")
 
 
+def a_hub() -> tuple[MemoryRanking, Hub, Players]:
+    """A hub over the embedded board `global`, and the players who award on it."""
+    board = MemoryRanking()
+    hub = Hub(board, LocalSlots(3), Catalog("global", {"global": BoardSettings()}), lambda: 1, max_buffer=1 << 20)
+    return board, hub, Players(board, hub)
+
+
 async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryRanking, Hub, Players, list[Socket]]:
     """A hub over the embedded board with these first awards and enough subscribers for two
     chunks of a sweep (it yields once in between)."""
-    board = MemoryRanking()
-    catalog = Catalog("global", {"global": BoardSettings()})
-    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
-    players = Players(board, hub)
+    board, hub, players = a_hub()
     for user, points in scores:
         players.award(user, points)
     sockets = [Socket() for _ in range(waves_module.WAVE_CHUNK + 20)]
@@ -243,10 +247,7 @@ async def test_an_award_read_before_its_event_arrives_counts_once() -> None:
 
 
 async def test_a_users_own_messages_come_after_their_greeting(monkeypatch: pytest.MonkeyPatch) -> None:
-    board = MemoryRanking()
-    catalog = Catalog("global", {"global": BoardSettings()})
-    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
-    players = Players(board, hub)
+    _, hub, players = a_hub()
     players.award("alice", 10)
     sock = Socket()
     conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
@@ -291,10 +292,7 @@ async def test_a_subscription_replaced_mid_sweep_sends_nothing_after_its_success
 
 
 async def test_a_user_passed_while_their_boards_are_looked_up_is_told(monkeypatch: pytest.MonkeyPatch) -> None:
-    board = MemoryRanking()
-    catalog = Catalog("global", {"global": BoardSettings()})
-    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
-    players = Players(board, hub)
+    board, hub, players = a_hub()
     players.award("alice", 10)
     players.award("bob", 5)
     sock = Socket()
@@ -314,9 +312,7 @@ async def test_a_user_passed_while_their_boards_are_looked_up_is_told(monkeypatc
 
 
 async def test_a_user_found_on_no_board_is_no_longer_watched() -> None:
-    board = MemoryRanking()
-    catalog = Catalog("global", {"global": BoardSettings()})
-    hub = Hub(board, LocalSlots(3), catalog, lambda: 1, max_buffer=1 << 20)
+    _, hub, _ = a_hub()
     sock = Socket()
     conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
     assert await hub.bind(conn, "carol", Connected(timestamp="t", client_id=conn.id, user_id="carol"))
