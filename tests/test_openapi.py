@@ -290,6 +290,7 @@ def test_each_route_names_who_may_call_it() -> None:
         "PATCH /api/v1/admin/boards/{board}",
         "DELETE /api/v1/admin/boards/{board}",
         "DELETE /api/v1/users/{userId}",  # the contract's erasure of another user
+        "DELETE /api/v1/admin/users/{userId}",  # the same, where `me` is a user's id
         "GET /api/v1/admin/held",  # the contract's cheat quarantine
         "POST /api/v1/admin/held/{heldId}/approve",
         "POST /api/v1/admin/held/{heldId}/reject",

@@ -189,6 +189,13 @@ async def test_operators_erase_others(client: AppClient, flow: Flow, user_auth: 
         assert (await envelope(resp))["error"]["code"] in ("VALIDATION_ERROR", "NOT_FOUND"), bad
     assert await _call(client, "DELETE", path, admin) == {"erased": True}
     assert (await _call(client, "GET", f"{path}/score", admin, 404))["code"] == "USER_NOT_FOUND"
+    # A user whose id is `me`: the operators' route erases them, not the operator asking.
+    await flow.award("me", "m1")
+    await flow.award("op", "o1")
+    assert (await _call(client, "DELETE", "/api/v1/admin/users/me", _as("bob"), 403))["code"] == "FORBIDDEN"
+    assert await _call(client, "DELETE", "/api/v1/admin/users/me", admin) == {"erased": True}
+    assert (await _call(client, "GET", "/api/v1/users/me/score", admin, 404))["code"] == "USER_NOT_FOUND"
+    assert (await _call(client, "GET", "/api/v1/users/op/score", admin))["score"] == 100
 
 
 async def test_a_player_attested_before_they_ever_played_exports_and_is_erased(

@@ -40,7 +40,21 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         path="/api/v1/users/{userId}",
         handler=views.erase_user,
         example=x.ERASED,
-        summary="Erase another user, as DELETE /users/me does (`me` always means the caller)",
+        summary="Erase another user, as DELETE /users/me does (`me` always means the caller: erase a user "
+        "whose id is `me` with DELETE /admin/users/{userId})",
+        response=pd.ErasedData,
+        path_params=UserPath,
+        auth="operator",
+        errors=(*AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
+        tag="operators",
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/api/v1/admin/users/{userId}",
+        handler=views.erase_by_operator,
+        example=x.ERASED,
+        summary="Erase a user, as DELETE /users/{userId} does, where `userId` is always the id of a user "
+        "(`me` too: the user whose id is `me`, not the caller)",
         response=pd.ErasedData,
         path_params=UserPath,
         auth="operator",

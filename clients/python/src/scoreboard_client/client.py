@@ -338,8 +338,8 @@ class Client:
         return await self._call("DELETE", "/api/v1/users/me", m.ErasedData, auth="user")
 
     async def erase_user(self, user_id: str) -> m.ErasedData:
-        """An operator's erasure of another user."""
-        return await self._call("DELETE", f"/api/v1/users/{_segment(user_id)}", m.ErasedData, auth="user")
+        """An operator's erasure of a user (by the operators' route: `me` there is a user's id, not the caller)."""
+        return await self._call("DELETE", f"/api/v1/admin/users/{_segment(user_id)}", m.ErasedData, auth="user")
 
     # Live.
 
