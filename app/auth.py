@@ -269,7 +269,9 @@ class UserAuth:
         return key, alg
 
     def _verify(self, token: str) -> Principal:
-        if not token.isascii():  # base64url throughout; PyJWT would read it as UTF-8
+        # base64url throughout (PyJWT would read other text as UTF-8), and unpadded (RFC 7515): PyJWT
+        # takes a padded signature too, which would give every token a second spelling.
+        if not token.isascii() or "=" in token:
             raise Unauthorized("Bearer token is invalid")
         try:
             key, algorithm = self._key_for(_header(token.partition(".")[0]))

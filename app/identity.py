@@ -77,7 +77,7 @@ def parse_key_set(document: bytes, accepted: Collection[str]) -> dict[str, tuple
         except msgspec.ValidationError:
             continue
         algorithm = _algorithm(jwk, accepted)
-        if algorithm is None or jwk.kid is None or jwk.kid in keys:
+        if algorithm is None or not jwk.kid or jwk.kid in keys:  # (an empty kid names no key)
             continue
         try:
             key = jwt.PyJWK(entry, algorithm)

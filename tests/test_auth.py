@@ -229,3 +229,12 @@ async def test_the_app_checks_the_configured_audience(make_client: Any, bearer: 
     good = UserAuth(JWT_SECRET, audience="scoreboard", issuer="https://id.example").issue("u")
     resp = await client.get("/api/v1/users/u/score", headers={"Authorization": f"Bearer {good}"})
     assert resp.status == 404  # authenticated; the user simply has no row yet
+
+
+@pytest.mark.parametrize("padding", ["=", "=="])
+def test_a_token_has_one_spelling(padding: str) -> None:
+    auth = UserAuth(SECRET)
+    token = auth.issue("u")
+    assert auth.verify(token).user_id == "u"
+    with pytest.raises(Unauthorized, match="invalid"):  # PyJWT alone takes a padded signature
+        auth.verify(token + padding)

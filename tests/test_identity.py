@@ -84,6 +84,7 @@ MEMBERS: dict[str, tuple[Callable[[], Any], str | None]] = {
     "key_ops without verify": (lambda: _jwk(key_ops=["encrypt"]), None),
     "private key published": (_with_private_part, None),
     "no kid": (lambda: _jwk(kid=None), None),
+    "empty kid": (lambda: _jwk(kid=""), None),
     "kid a number": (lambda: {**_jwk(), "kid": 5}, None),
     "no kty": (lambda: {k: v for k, v in _jwk().items() if k != "kty"}, None),
     "kty unknown": (lambda: _jwk(kty="XYZ"), None),
