@@ -58,8 +58,13 @@ async def _until(scrape: Callable[[], Awaitable[Samples]], holds: Callable[[Samp
     """Scrape until `holds` (each process flushes its counts once a second); fail after 10 s."""
     deadline = time.monotonic() + 10
     while True:
-        samples = await scrape()
-        if holds(samples):
+        try:
+            samples = await scrape()
+        except aiohttp.ClientConnectionError:
+            # A worker just killed: until the kernel has torn its listener down, a connection the
+            # port's SO_REUSEPORT group gave it is refused (a scraper tries again next time).
+            samples = None
+        if samples is not None and holds(samples):
             return samples
         assert time.monotonic() < deadline, "the scrape never showed it"
         await asyncio.sleep(0.2)
