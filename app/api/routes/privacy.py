@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from ... import errors as e
 from .. import examples as x
 from .. import personal_data as pd
 from .. import views
 from ..fields import UserPath
 from .endpoint import AUTH_ERRORS, Endpoint
+
+_ERASE_USER = Endpoint(
+    method="DELETE",
+    path="/api/v1/users/{userId}",
+    handler=views.erase_user,
+    example=x.ERASED,
+    summary="Erase another user, as DELETE /users/me does (`me` always means the caller: erase a user "
+    "whose id is `me` with DELETE /admin/users/{userId})",
+    response=pd.ErasedData,
+    path_params=UserPath,
+    auth="operator",
+    errors=(*AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
+    tag="operators",
+)
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -35,30 +51,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(*AUTH_ERRORS, e.UserNotFound, e.ServiceUnavailable),
         tag="privacy",
     ),
-    Endpoint(
-        method="DELETE",
-        path="/api/v1/users/{userId}",
-        handler=views.erase_user,
-        example=x.ERASED,
-        summary="Erase another user, as DELETE /users/me does (`me` always means the caller: erase a user "
-        "whose id is `me` with DELETE /admin/users/{userId})",
-        response=pd.ErasedData,
-        path_params=UserPath,
-        auth="operator",
-        errors=(*AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
-        tag="operators",
-    ),
-    Endpoint(
-        method="DELETE",
+    _ERASE_USER,
+    # The same where `userId` is always a user's id: a user whose id is `me` can be erased too.
+    dataclasses.replace(
+        _ERASE_USER,
         path="/api/v1/admin/users/{userId}",
         handler=views.erase_by_operator,
-        example=x.ERASED,
         summary="Erase a user, as DELETE /users/{userId} does, where `userId` is always the id of a user "
         "(`me` too: the user whose id is `me`, not the caller)",
-        response=pd.ErasedData,
-        path_params=UserPath,
-        auth="operator",
-        errors=(*AUTH_ERRORS, e.Forbidden, e.UserNotFound, e.ServiceUnavailable),
-        tag="operators",
     ),
 )
