@@ -203,10 +203,10 @@ class UserAuth:
     async def from_header(self, header: str | None) -> Principal:
         """Parse `Authorization: Bearer <JWT>` and `authenticate` its token."""
         if header is None:
-            raise Unauthorized("Authorization header is missing")
+            raise Unauthorized("Authorization header is missing", error=None)
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer":
-            raise Unauthorized("Authorization must use the Bearer scheme")
+            raise Unauthorized("Authorization must use the Bearer scheme", error=None)
         token = token.strip()
         try:  # `authenticate`, inline: the remembered bearer of every request skips a coroutine
             return self.verify(token)
@@ -229,8 +229,10 @@ class UserAuth:
     def verify(self, token: str) -> Principal:
         """The principal of a valid token, with the keys held now (never fetches); Unauthorized
         (UnknownKey for a key not held) for anything else."""
-        if not token or len(token) > self._max_bytes:
-            raise Unauthorized("Bearer token is missing or too large")
+        if not token:
+            raise Unauthorized("Bearer token is missing", error=None)
+        if len(token) > self._max_bytes:
+            raise Unauthorized("Bearer token is too large")
         if self.provider is not None and self.provider.generation != self._generation:
             # A key left the provider's set (or changed): what it verified is not vouched for.
             self._verified.clear()

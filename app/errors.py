@@ -25,8 +25,18 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+BEARER_CHALLENGE = 'Bearer realm="scoreboard"'  # RFC 9110: a 401 names the scheme that would do
+
+
 class Unauthorized(ApiError):
+    """No valid credentials. `error` is RFC 6750's code in the challenge: `invalid_token` for a
+    credential that was sent and fails, None where none was sent (the client may not know it needs one)."""
+
     status, code, message = 401, "UNAUTHORIZED", "A valid bearer token is required"
+
+    def __init__(self, message: str | None = None, *, error: str | None = "invalid_token") -> None:
+        challenge = BEARER_CHALLENGE if error is None else f'{BEARER_CHALLENGE}, error="{error}"'
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
 
 
 class InvalidToken(ApiError):

@@ -344,6 +344,9 @@ async def test_sign_in_refuses_a_token_that_is_no_operators(
     html = await resp.text()
     assert (resp.status, resp.content_type) == (status, "text/html")
     assert f"<code>{code}</code>" in html and 'action="/admin/session"' in html  # the form again
+    # A 401 page names its challenge as the API's 401s do; a 403 has none to name.
+    challenge = ['Bearer realm="scoreboard", error="invalid_token"'] if status == 401 else []
+    assert resp.headers.getall("WWW-Authenticate", []) == challenge
     assert COOKIE not in resp.cookies or resp.cookies[COOKIE].value == ""
     assert token not in html and token not in caplog.text
 

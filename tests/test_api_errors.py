@@ -301,6 +301,46 @@ async def test_error_rows(case: Case, flow: Flow, client: Any, bearer: Any, snap
     assert (await flow.submit(token)).status == 200  # the token was not used up
 
 
+CHALLENGE = 'Bearer realm="scoreboard"'
+INVALID = CHALLENGE + ', error="invalid_token"'
+
+
+@pytest.mark.parametrize(
+    ("name", "headers", "body", "challenge"),
+    [
+        ("none sent", lambda b: {}, _with_token(), CHALLENGE),
+        ("another scheme", lambda b: {"Authorization": "Basic YWxpY2U6eA=="}, _with_token(), CHALLENGE),
+        ("an empty bearer", lambda b: {"Authorization": "Bearer "}, _with_token(), CHALLENGE),
+        ("a malformed bearer", lambda b: _bearer("not.a.jwt"), _with_token(), INVALID),
+        ("an expired bearer", lambda b: _bearer(_expired_user_jwt()), _with_token(), INVALID),
+        ("a bearer too large", lambda b: _bearer("a" * 5_000), _with_token(), INVALID),
+        (
+            "two bearers",
+            lambda b: CIMultiDict([*b("alice").items(), *b("alice").items()]),
+            _with_token(),
+            CHALLENGE + ', error="invalid_request"',
+        ),
+        # The user is signed in; the action token in the body failed: still a 401, so a challenge.
+        (
+            "a forged action token",
+            None,
+            lambda token: {"actionToken": _action_token(_claims(), secret=b"y" * 40), "actionId": "q1"},
+            CHALLENGE,
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and not v.startswith("Bearer") else "",
+)
+async def test_every_401_names_its_challenge(
+    name: str, headers: Any, body: Any, challenge: str, flow: Flow, client: Any, bearer: Any
+) -> None:
+    """RFC 9110: a 401 carries `WWW-Authenticate`; RFC 6750: `error` only where a token was sent."""
+    token = await flow.token("alice", "q1")
+    resp = await client.post(UPDATE, headers=headers(bearer) if headers else bearer("alice"), json=body(token))
+    assert resp.status == 401, name
+    await envelope(resp)
+    assert resp.headers.getall("WWW-Authenticate") == [challenge], name
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [("DELETE", UPDATE, "POST"), ("PUT", "/api/v1/scoreboard/top", "GET,HEAD"), ("POST", "/healthz", "GET,HEAD")],

@@ -17,6 +17,7 @@ from aiohttp import hdrs, web
 from ..errors import ApiError, Unauthorized
 from .admin_models import AdminHomeQuery, AdminUserQuery, DecisionForm, Result, SignInForm, SignOutForm
 from .admin_session import PATH, Session, SignInNeeded
+from .envelope import carrying
 from .forms import read_form
 from .held_data import ApprovePath, HeldQuery, RejectPath
 from .keys import ADMIN_SESSIONS, AUDIT_HEAD, BOARD_ADMIN, CONFIG, HELD, MODERATION, PERSONAL_DATA
@@ -91,7 +92,7 @@ def page(handler: Handler) -> Handler:
         except SignInNeeded as needed:
             response = sign_in_page(request, needed.error)
         except ApiError as refused:
-            response = render(request, "admin/error.html", {"error": refused}, status=refused.status)
+            response = carrying(refused, render(request, "admin/error.html", {"error": refused}, status=refused.status))
         response.headers[hdrs.CACHE_CONTROL] = NO_STORE
         return response
 
@@ -111,6 +112,7 @@ def sign_in_page(request: web.Request, error: ApiError | None = None, *, notice:
         request, "admin/sign_in.html", {"error": error, "notice": notice}, status=error.status if error else 200
     )
     if error is not None:
+        carrying(error, response)
         request.app[ADMIN_SESSIONS].forget(response, request)
     return response
 
@@ -192,6 +194,6 @@ async def _form_session(request: web.Request, csrf: str) -> Session:
         session = await sessions.current(request)
     except SignInNeeded as needed:
         # A form without a session (signed out meanwhile, or sent by another site): refused.
-        raise SignInNeeded(needed.error or Unauthorized("Sign in to the operator page first")) from None
+        raise SignInNeeded(needed.error or Unauthorized("Sign in to the operator page first", error=None)) from None
     sessions.check_form(request, session, csrf)
     return session

@@ -12,7 +12,7 @@ from aiohttp import hdrs, web
 from aiohttp.helpers import ETAG_ANY, ETag
 from multidict import CIMultiDict
 
-from ..errors import ApiError
+from ..errors import BEARER_CHALLENGE, ApiError
 from .fields import _Model
 
 _encoder = msgspec.json.Encoder()
@@ -100,7 +100,10 @@ def failure(
         # surrogates) cannot be JSON: it is shown as U+FFFD rather than failing the refusal.
         encoded = _encoder.encode(_readable(msgspec.to_builtins(error)))
     body = b'{"success":false,"error":' + encoded + b"}"
-    return web.Response(body=body, status=status, content_type=JSON, headers=headers)
+    response = web.Response(body=body, status=status, content_type=JSON, headers=headers)
+    if status == 401:
+        response.headers.setdefault(hdrs.WWW_AUTHENTICATE, BEARER_CHALLENGE)
+    return response
 
 
 def _readable(value: Any) -> Any:
@@ -118,9 +121,15 @@ def _readable(value: Any) -> Any:
 
 
 def from_error(exc: ApiError) -> web.Response:
-    """Render a domain error. One that says `Connection: close` (a body refused unread or half
-    read) ends its connection: aiohttp decides by the request, not by that header."""
-    response = failure(exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers)
+    """Render a domain error in the envelope, with the headers it asks for (`carrying`)."""
+    return carrying(exc, failure(exc.status, exc.code, exc.message, details=exc.details))
+
+
+def carrying(exc: ApiError, response: web.Response) -> web.Response:
+    """`response` (an envelope or a page) with `exc`'s headers: a challenge, `Retry-After`. One that
+    says `Connection: close` (a body refused unread or half read) ends its connection: aiohttp
+    decides by the request, not by that header."""
+    response.headers.update(exc.headers)
     if exc.headers.get("Connection") == "close":
         response.force_close()
     return response

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from ..errors import ApiError
+from ..errors import BEARER_CHALLENGE, ApiError
 from ..settings import ACTIONS_ATTEST, SCORES_WRITE, AuthSettings, LimitSettings, Scope
 from .envelope import ETAG_PATTERN, PRIVATE_CACHE_CONTROL, PUBLIC_CACHE_CONTROL_PATTERN, ErrorEnvelope
 from .examples import Example
@@ -58,6 +58,8 @@ def _error_responses(errors: tuple[type[ApiError], ...], *, browser: bool = Fals
             # A page for the person at the browser, naming the code and saying what to do.
             page = {"schema": {"type": "string"}, "example": _error_page(errors, status)}
             responses[str(status)] = {"description": "Error codes: " + ", ".join(codes), "content": {"text/html": page}}
+            if status == 401:
+                responses[str(status)]["headers"] = {"WWW-Authenticate": _CHALLENGE}
             continue
         # The envelope, with `error.code` narrowed to the codes this operation gives with this status.
         schema = {
@@ -70,11 +72,21 @@ def _error_responses(errors: tuple[type[ApiError], ...], *, browser: bool = Fals
             "description": "Error codes: " + ", ".join(codes),
             "content": {"application/json": {"schema": schema, "examples": _error_examples(errors, status)}},
         }
+        if status == 401:
+            responses[str(status)]["headers"] = {"WWW-Authenticate": _CHALLENGE}
         if status == 429:
             responses[str(status)]["headers"] = {
                 "Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer", "minimum": 1}}
             }
     return responses
+
+
+_CHALLENGE = {
+    "description": f'`{BEARER_CHALLENGE}`, with `error="invalid_token"` when the credential sent fails '
+    "(RFC 6750); without `error` when none was sent",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^" + BEARER_CHALLENGE + '(, error="[a-z_]+")?$'},  # no metacharacter
+}
 
 
 def _error_page(errors: tuple[type[ApiError], ...], status: int) -> str:

@@ -95,7 +95,7 @@ def authorization(request: web.Request) -> str | None:
     is would depend on which one a proxy or this server read)."""
     values = request.headers.getall(hdrs.AUTHORIZATION, ())
     if len(values) > 1:
-        raise Unauthorized("Authorization is given more than once")
+        raise Unauthorized("Authorization is given more than once", error="invalid_request")
     return values[0] if values else None
 
 

@@ -59,7 +59,7 @@ class ServiceKeys:
         """The service of `Authorization: Bearer <service key>`; UNAUTHORIZED for anything else."""
         scheme, _, key = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise Unauthorized("A service key is required: Authorization: Bearer <key>")
+            raise Unauthorized("A service key is required: Authorization: Bearer <key>", error=None)
         digest = hashlib.sha256(key.strip().encode("utf-8", "surrogatepass")).hexdigest()
         service = self._by_hash.get(digest)
         if service is None:

@@ -183,6 +183,26 @@ async def test_a_second_authorization_header_is_refused(boards: Boards) -> None:
     assert await boards.top("high") == []
 
 
+@pytest.mark.parametrize(
+    ("authorization", "challenge"),
+    [
+        (None, 'Bearer realm="scoreboard"'),
+        ("Bearer ", 'Bearer realm="scoreboard"'),
+        ("Basic cmFjZXI6eA==", 'Bearer realm="scoreboard"'),
+        (f"Bearer {RACER_KEY}x", 'Bearer realm="scoreboard", error="invalid_token"'),
+    ],
+)
+async def test_a_refused_service_key_names_the_challenge(
+    boards: Boards, authorization: str | None, challenge: str
+) -> None:
+    """RFC 6750: `invalid_token` only where a key was sent; none sent, no error code."""
+    headers = {"Idempotency-Key": "a"} | ({} if authorization is None else {"Authorization": authorization})
+    resp = await boards.client.post("/api/v1/boards/high/scores", json={"userId": "ann", "score": 1}, headers=headers)
+    assert (resp.status, (await envelope(resp))["error"]["code"]) == (401, "UNAUTHORIZED")
+    assert resp.headers.getall("WWW-Authenticate") == [challenge]
+    assert await boards.top("high") == []
+
+
 async def test_an_incr_sum_beyond_the_range_is_refused(boards: Boards) -> None:
     await boards.write("global", {"userId": "ann", "score": 2**53}, key="a")
     refused = await boards.write("global", {"userId": "ann", "score": 2**53}, key="b", status=400)
