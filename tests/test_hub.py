@@ -317,3 +317,50 @@ async def test_a_user_found_on_no_board_is_no_longer_watched() -> None:
     conn = hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock))
     assert await hub.bind(conn, "carol", Connected(timestamp="t", client_id=conn.id, user_id="carol"))
     assert hub.notices.watched_users() == frozenset()
+
+
+async def test_a_user_read_into_the_top_before_their_event_counts_from_it() -> None:
+    # In the Redis modes another process's award can bring a user into the top before its event
+    # comes back over Pub/Sub: the version waits for the event rather than show them at "+0".
+    board, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50))
+    index = board.index(GLOBAL)
+    async with running(hub):
+        index.put(Standing(user_id="carol", username="CAROL", score=200, seq=101, updated_ms=1))  # no event yet
+        players.award("bob", 10)
+        await asyncio.sleep(waves_module.ENTRANT_WAIT / 2)
+        assert all(len(s.messages) == 1 for s in sockets)  # only the snapshot: the version waits
+        change = EntryChange(where=GLOBAL, previous_score=None, new_score=200, subscore=None, metadata=None, seq=101)
+        hub.on_award(
+            AwardEvent(
+                user_id="carol", username="CAROL", at_ms=1, moves=[Move(change=change, previous_rank=None, rank=1)]
+            )
+        )
+        await until(lambda: all(len(s.messages) == 2 for s in sockets))
+        assert all(changes(s.messages[1]) == {"carol": "+200", "alice": "+0", "bob": "+10"} for s in sockets)
+
+
+async def test_a_user_in_the_top_with_no_event_of_their_own_is_shown_after_the_wait() -> None:
+    # One who entered without an award of their own (the others' entries removed by an operator
+    # elsewhere, say) has no event coming: the version goes out after the wait, at "+0".
+    board, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50))
+    index = board.index(GLOBAL)
+    async with running(hub):
+        index.put(Standing(user_id="carol", username="CAROL", score=200, seq=101, updated_ms=1))  # never an event
+        players.award("bob", 10)
+        await until(lambda: all(len(s.messages) == 2 for s in sockets))
+        assert all(changes(s.messages[1]) == {"carol": "+0", "alice": "+0", "bob": "+10"} for s in sockets)
+        # The next version does not wait for carol again: she is shown now.
+        players.award("bob", 1)
+        await until(lambda: all(len(s.messages) == 3 for s in sockets))
+        assert all(changes(s.messages[2]) == {"carol": "+0", "alice": "+0", "bob": "+1"} for s in sockets)
+
+
+async def test_a_subscriber_gets_the_board_as_read_without_waiting_for_entrants() -> None:
+    # A viewer who connects after an award was answered sees it in the first board, event or not.
+    board, hub, players, _ = await two_chunks(("alice", 100))
+    board.index(GLOBAL).put(Standing(user_id="carol", username="CAROL", score=200, seq=101, updated_ms=1))
+    players.award("alice", 1)
+    async with running(hub):
+        late = Socket()
+        await join(hub, late)
+        assert board_of(late.messages[-1]) == [(1, "carol", 200), (2, "alice", 101)]

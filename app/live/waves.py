@@ -33,6 +33,12 @@ MIN_VERSION_GAP = 0.02
 # A first entry below the top changes only the count: each makes no sweep of its own (a board of a
 # million players gains many a second, its top seldom), one version at most this often carries it.
 COUNT_GAP = 1.0
+# In the Redis modes another process's award can be read from the board before its event comes
+# back over Pub/Sub. A user it brought into the top has no score to count `change` from yet, so
+# the version waits for that event (which wakes it) up to ENTRANT_WAITS times ENTRANT_WAIT: a
+# user who entered only because others left (an operator's removal) shows "+0" after that.
+ENTRANT_WAIT = 0.01
+ENTRANT_WAITS = 5
 
 
 class WaveTally:
@@ -76,6 +82,8 @@ class Waves:
         self._top: list[tuple[int, Standing]] | None = None  # the board of the current version
         self._total = 0  # its number of entries
         self._count_wake: asyncio.TimerHandle | None = None
+        self._entrant_wake: asyncio.TimerHandle | None = None
+        self._entrant_waits = 0  # versions put off in a row waiting for an entrant's event
         # version -> each user's score before their first award after that version was made
         self._since: dict[int, dict[str, int]] = {0: {}}
         self._frames: dict[int, Sequenced] = {}  # previous version -> message of the current version
@@ -109,9 +117,10 @@ class Waves:
         # Read the board now, not only when changes are known to wait: in the Redis modes an award
         # this process has answered reaches the hub only when its event comes back over Pub/Sub,
         # and a viewer who connects after that answer must see it in the first board.
+        # It waits for no entrant's event: the board as read now is what this viewer sees first.
         if self._top is None:
-            await self._advance()  # nothing to show yet: a board that cannot be read is an error
-        elif await self._try_advance():
+            await self._advance(wait=False)  # nothing to show yet: a board that cannot be read is an error
+        elif await self._try_advance(wait=False):
             self._dirty.set()  # the other subscribers get the version this made in the next sweep
         self.unsubscribe(conn)  # (one made meanwhile by another subscribe of this connection)
         self.subscribers[conn] = sub = Subscription(conn, max_rate, seq)
@@ -172,10 +181,11 @@ class Waves:
         )
         return Sequenced("leaderboard_update", board)
 
-    async def _advance(self) -> bool:
-        """Make a new version if the top 10 changed (or a resync was asked for); True if made."""
+    async def _advance(self, *, wait: bool = True) -> bool:
+        """Make a new version if the top 10 changed (or a resync was asked for); True if made.
+        `wait`: put it off while a user new to the top has no event yet (ENTRANT_WAIT)."""
         async with self._advancing:
-            return await self._advance_locked()
+            return await self._advance_locked(wait)
 
     async def _next_period(self) -> None:
         """If the board's period ended: tell every subscriber (the finished period's top 10), and
@@ -198,7 +208,7 @@ class Waves:
         self._last_top = []
         self._force = True
 
-    async def _advance_locked(self) -> bool:
+    async def _advance_locked(self, wait: bool) -> bool:
         await self._next_period()
         self._period_end.watch(self._period)
         version = self._version + 1
@@ -217,11 +227,12 @@ class Waves:
         # asks for a resync.
         unchanged = self._top is not None and shown == self._last_top and total == self._total and not self._force
         shrunk, self._shrank = self._shrank, False
-        if unchanged or (len(shown) < len(self._last_top) and not shrunk):
+        if unchanged or (len(shown) < len(self._last_top) and not shrunk) or (wait and self._entrant_unseen(top)):
             del self._since[version]
-            if len(shown) < len(self._last_top) and taken is not None:  # they wait for the rebuild's version
+            if not unchanged and taken is not None:  # they wait for the rebuild's or the entrant's version
                 self._pending_from = taken
             return False
+        self._entrant_waits = 0
         if self._unswept_from is None:
             self._unswept_from = taken
         # What this version shows is what its `change` counts from next time, whatever the events:
@@ -233,6 +244,25 @@ class Waves:
         self._last_top = shown
         self._force = False
         self.tally.made += 1
+        return True
+
+    def _entrant_unseen(self, top: list[tuple[int, Standing]]) -> bool:
+        """Whether a user new to the top has no event since the last version (ENTRANT_WAIT), and
+        this version is to wait for it: then the wait is armed."""
+        if self._force or self._top is None or self._entrant_waits >= ENTRANT_WAITS:
+            return False
+        shown = {user_id for user_id, *_ in self._last_top}
+        bases = self._since[self._version]
+        if all(s.user_id in shown or s.user_id in bases for _, s in top):
+            return False
+        self._entrant_waits += 1
+        if self._entrant_wake is None:
+
+            def due() -> None:
+                self._entrant_wake = None
+                self._dirty.set()
+
+            self._entrant_wake = asyncio.get_running_loop().call_later(ENTRANT_WAIT, due)
         return True
 
     def _deliver(self, sub: Subscription) -> None:
@@ -255,9 +285,9 @@ class Waves:
             if sub.version == self._version:
                 self._forget_unheld()
 
-    async def _try_advance(self) -> bool:
+    async def _try_advance(self, *, wait: bool = True) -> bool:
         try:
-            return await self._advance()
+            return await self._advance(wait=wait)
         except Exception:  # the board is unreachable: try again shortly, the last state must go out
             stop_if_cancelled()  # redis-py can turn the shutdown's cancellation into an error
             log.warning("leaderboard wave postponed", exc_info=True)
@@ -308,8 +338,9 @@ class Waves:
         """End `run` (also when a Redis client swallowed the task's cancellation)."""
         self._stopping = True
         self._period_end.cancel()
-        if self._count_wake is not None:
-            self._count_wake.cancel()
+        for wake in (self._count_wake, self._entrant_wake):
+            if wake is not None:
+                wake.cancel()
         self._dirty.set()
 
     async def run(self) -> None:
