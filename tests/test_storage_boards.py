@@ -25,11 +25,12 @@ from app.errors import (
     ValidationFailed,
 )
 from app.records import Award, BoardPeriod, HoldRules, OperatorAct, ScoreWrite
-from app.storage import Store
+from app.storage import Store, postgres
 from app.storage.postgres import PostgresStore
 from app.storage.schema import SQLITE, migrations
 from app.storage.sqlite import SqliteStore
 
+from .isolation import schema_dsn
 from .stores import GLOBAL, claim, grant, open_store, score
 
 WEEKLY = BoardPeriod(board="weekly", period="2026-W49")
@@ -375,3 +376,36 @@ async def test_a_write_whose_period_ended_before_its_transaction_keeps_nothing(
     award = await store.award(msgspec.structs.replace(on_two, ends_ms=later))
     assert [(c.where, c.new_score) for c in award.changes] == [(B1, 10), (B2, 10)]
     assert (await store.write_score(msgspec.structs.replace(write("k", 61_000), ends_ms=later))).replayed is False
+
+
+async def test_a_write_for_a_user_erased_meanwhile_creates_them_anew(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: an erasure may commit between a write's creating the user (already there) and
+    its lock on them; the write then creates the user anew, as for any user unknown so far."""
+    store = PostgresStore(schema_dsn(pg_schema), pool_size=2)
+    await store.open()
+    try:
+        await store.write_score(write("k1", 30, user="gone"))
+        steps = postgres.TRUSTED.write_score
+
+        def erased_before_the_lock(score_write: ScoreWrite) -> Any:
+            inner = steps(score_write)
+            try:
+                query, args = next(inner)
+                while True:
+                    if query == postgres.TRUSTED.lock_user:
+                        yield "SELECT pg_sleep(0.3)", ()  # the erasure commits meanwhile
+                    query, args = inner.send((yield query, args))
+            except StopIteration as done:
+                return done.value
+
+        monkeypatch.setattr(postgres.TRUSTED, "write_score", erased_before_the_lock)
+        writing = asyncio.create_task(store.write_score(write("k2", 20, user="gone")))
+        await asyncio.sleep(0.1)
+        await store.erase("gone", "erased-0123456789abcdef01234567", 6000)
+        outcome = await writing
+        assert (outcome.username, outcome.change.previous_score, outcome.change.new_score) == ("gone", None, 20)
+        assert (await store.user("gone")) is not None and await score(store, "gone", TRIAL) == 20
+    finally:
+        await store.close()

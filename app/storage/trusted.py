@@ -102,9 +102,12 @@ class Statements:
             if request_hash != write.request_hash:
                 raise IdempotencyConflict(details={"idempotencyKey": write.key})
             return msgspec.structs.replace(decode_outcome(outcome), answer=answer, replayed=True)
-        yield self.ensure_user, (write.user_id, now)
-        user = yield self.lock_user, (write.user_id,)  # locked where rows are: one write of a user at a time
-        assert user is not None
+        user = None
+        while user is None:
+            yield self.ensure_user, (write.user_id, now)
+            # Locked where rows are: one write of a user at a time. None: an erasure committed
+            # between the two (PostgreSQL), and the user is created anew, as any unknown one is.
+            user = yield self.lock_user, (write.user_id,)
         if user[1] is not None:  # the key's claim is undone with the rest
             raise Disqualified(details={"userId": write.user_id})
         entry = yield self.entry, (where.board, where.period, write.user_id)
