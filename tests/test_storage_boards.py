@@ -63,6 +63,11 @@ def write(
     )
 
 
+async def open_boards(store: Store) -> None:
+    """Declare the boards the trusted writes here go to: a write checks its board is not retired."""
+    await store.declare_boards({board: "{}" for board in ("global", "weekly", "trial", "latest")})
+
+
 async def test_an_award_counts_once_on_each_of_its_boards(store: Store) -> None:
     await store.grant(grant("n1"))
     award = await store.award(claim("n1", boards=(GLOBAL, WEEKLY)))
@@ -89,6 +94,7 @@ async def test_concurrent_awards_on_several_boards_lose_nothing(store: Store) ->
 
 
 async def test_best_set_and_incr_writes(store: Store) -> None:
+    await open_boards(store)
     first = await store.write_score(write("a", 62_000))
     assert (first.change.previous_score, first.change.new_score, first.change.changed) == (None, 62_000, True)
     better = await store.write_score(write("b", 61_000, metadata='{"car":"red"}'))
@@ -107,6 +113,7 @@ async def test_best_set_and_incr_writes(store: Store) -> None:
 
 
 async def test_an_idempotency_key_answers_once(store: Store) -> None:
+    await open_boards(store)
     first = await store.write_score(write("k", 61_000))
     again = await store.write_score(write("k", 61_000, now=9000))
     assert again.replayed and again.change == first.change and again.answer is None
@@ -211,6 +218,7 @@ async def test_scores_from_before_boards_move_to_global(dsn: str | None, tmp_pat
         assert (standing.user_id, standing.username, standing.score, standing.seq) == ("old", "Old", 150, 2)
         await migrated.grant(grant("n1", user="old", action="c"))
         award = await migrated.award(claim("n1", user="old", action="c"))
+        await open_boards(migrated)
         assert (award.previous_score, award.new_score) == (150, 160)
         assert award.changes[0].seq > 2  # seqs go on after the migrated history
         written = await migrated.write_score(write("w", 1, where=GLOBAL, operator="incr", user="old"))
@@ -220,6 +228,7 @@ async def test_scores_from_before_boards_move_to_global(dsn: str | None, tmp_pat
 
 
 async def test_a_sum_beyond_the_range_is_refused_and_writes_nothing(store: Store) -> None:
+    await open_boards(store)
     await store.write_score(write("a", 2**53, where=GLOBAL, operator="incr"))
     ok, refused = await asyncio.gather(
         store.write_score(write("b", 5, where=GLOBAL, operator="incr", user="v")),  # in the same batch
@@ -363,6 +372,7 @@ async def test_a_write_whose_period_ended_before_its_transaction_keeps_nothing(
 ) -> None:
     # The store's clock is the real one here: long past the first end, far from the second.
     ended, later = 1000, 2**50
+    await open_boards(store)
     await store.grant(grant("n1"))
     on_two = claim("n1", boards=(B1, B2))
     # The award call (PostgreSQL's plain awards) and the steps (a claim with cheat rules takes them).
@@ -386,26 +396,65 @@ async def test_a_write_for_a_user_erased_meanwhile_creates_them_anew(
     store = PostgresStore(schema_dsn(pg_schema), pool_size=2)
     await store.open()
     try:
+        await open_boards(store)
         await store.write_score(write("k1", 30, user="gone"))
-        steps = postgres.TRUSTED.write_score
-
-        def erased_before_the_lock(score_write: ScoreWrite) -> Any:
-            inner = steps(score_write)
-            try:
-                query, args = next(inner)
-                while True:
-                    if query == postgres.TRUSTED.lock_user:
-                        yield "SELECT pg_sleep(0.3)", ()  # the erasure commits meanwhile
-                    query, args = inner.send((yield query, args))
-            except StopIteration as done:
-                return done.value
-
-        monkeypatch.setattr(postgres.TRUSTED, "write_score", erased_before_the_lock)
+        # The erasure commits while the write sleeps before its lock on the user.
+        held = _held_after(postgres.TRUSTED.write_score, postgres.TRUSTED.lock_user)
+        monkeypatch.setattr(postgres.TRUSTED, "write_score", held)
         writing = asyncio.create_task(store.write_score(write("k2", 20, user="gone")))
         await asyncio.sleep(0.1)
         await store.erase("gone", "erased-0123456789abcdef01234567", 6000)
         outcome = await writing
         assert (outcome.username, outcome.change.previous_score, outcome.change.new_score) == ("gone", None, 20)
         assert (await store.user("gone")) is not None and await score(store, "gone", TRIAL) == 20
+    finally:
+        await store.close()
+
+
+def _held_after(steps: Any, query: str) -> Any:
+    """Trusted-write steps that sleep 0.3 s in the database before `query` (its transaction open)."""
+
+    def held(score_write: ScoreWrite) -> Any:
+        inner = steps(score_write)
+        try:
+            sql, args = next(inner)
+            while True:
+                if sql == query:
+                    yield "SELECT pg_sleep(0.3)", ()
+                sql, args = inner.send((yield sql, args))
+        except StopIteration as done:
+            return done.value
+
+    return held
+
+
+async def test_a_retired_board_takes_no_write(store: Store) -> None:
+    """Retired since the process last looked at its catalog: refused, the key not used up."""
+    await open_boards(store)
+    await store.write_score(write("a", 62_000))
+    await store.retire_board("trial", OPS)
+    with pytest.raises(BoardNotFound):
+        await store.write_score(write("b", 61_000))
+    (standing,) = await store.standings("trial", "all")
+    assert standing.score == 62_000
+
+
+async def test_a_retirement_waits_for_the_writes_under_way(pg_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: a write that found its board open commits before the retirement does; none after."""
+    store = PostgresStore(schema_dsn(pg_schema), pool_size=3)
+    await store.open()
+    try:
+        await open_boards(store)
+        held = _held_after(postgres.TRUSTED.write_score, postgres.TRUSTED.claim_key)
+        monkeypatch.setattr(postgres.TRUSTED, "write_score", held)
+        writing = asyncio.create_task(store.write_score(write("a", 62_000)))
+        await asyncio.sleep(0.1)  # the write holds the board's row, shared
+        retiring = asyncio.create_task(store.retire_board("trial", OPS))
+        await asyncio.sleep(0.05)
+        assert not retiring.done()
+        assert (await writing).change.new_score == 62_000
+        await retiring
+        with pytest.raises(BoardNotFound):
+            await store.write_score(write("b", 61_000))
     finally:
         await store.close()

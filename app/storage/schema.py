@@ -27,9 +27,11 @@ class Dialect:
     writing_ctes: bool
 
     def sql(self, text: str) -> str:
-        """A shared statement (`$n` parameters, `{row_lock}` after a read that decides a write) in
-        this dialect."""
-        return text.replace("$", self.parameter).format(row_lock=" FOR UPDATE" if self.row_locks else "")
+        """A shared statement (`$n` parameters, `{row_lock}` after a read that decides a write,
+        `{share_lock}` after one that a change of the row must wait for) in this dialect."""
+        return text.replace("$", self.parameter).format(
+            row_lock=" FOR UPDATE" if self.row_locks else "", share_lock=" FOR SHARE" if self.row_locks else ""
+        )
 
 
 SQLITE = Dialect(

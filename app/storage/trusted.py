@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..errors import Disqualified, IdempotencyConflict, ValidationFailed
+from ..errors import BoardNotFound, Disqualified, IdempotencyConflict, ValidationFailed
 from ..records import EntryChange, ScoreWrite, WriteOutcome
 from .operations import LOCK_USER, MAX_VALUE
 from .schema import Dialect
@@ -15,6 +15,9 @@ from .steps import Row, Steps
 ENSURE_USER = (
     "INSERT INTO users (id, username, created_at, updated_at) VALUES ($1, $1, $2, $2) ON CONFLICT (id) DO NOTHING"
 )
+# Shared: writes go on side by side, and a retirement waits for those under way; one that begins
+# after the retirement committed finds the board retired.
+BOARD_OPEN = "SELECT 1 FROM boards WHERE id = $1 AND retired_at IS NULL{share_lock}"
 ENTRY = "SELECT score, subscore, seq, metadata FROM board_entries WHERE board = $1 AND period = $2 AND user_id = $3"
 RECORD_CHANGE = (
     "INSERT INTO board_history (board, period, user_id, service, value, subscore, previous_score, new_score, "
@@ -80,7 +83,7 @@ class Statements:
     def __init__(self, dialect: Dialect) -> None:
         sql = dialect.sql
         self.ensure_user, self.lock_user = sql(ENSURE_USER), sql(LOCK_USER)
-        self.entry = sql(ENTRY)
+        self.board_open, self.entry = sql(BOARD_OPEN), sql(ENTRY)
         self.record_change = sql(RECORD_CHANGE)
         self.put_entry = sql(PUT_ENTRY)
         self.claim_key = sql(CLAIM_KEY)
@@ -95,6 +98,8 @@ class Statements:
         the write in the history with the service's name. Its one refusal after a write (a sum
         beyond ±2^53) relies on the store undoing the write: SQLite runs it in a savepoint."""
         now, where = write.now_ms, write.where
+        if (yield self.board_open, (where.board,)) is None:  # retired since this process last looked
+            raise BoardNotFound(details={"board": where.board})
         if (yield self.claim_key, (write.service, write.key, write.request_hash, now)) is None:
             kept = yield self.kept_key, (write.service, write.key)
             assert kept is not None  # the claim found it (a concurrent claim waits for its commit)
