@@ -164,6 +164,25 @@ async def test_every_way_a_connection_ends_gives_its_place_back(make_client: Mak
     assert admission.open == 0
 
 
+async def test_a_connection_closed_as_one_too_many_answers_nothing_sent_after_its_auth(
+    make_client: MakeClient,
+) -> None:
+    # A client sends `auth` and its subscriptions at once: the ones behind an `auth` that closes
+    # the connection (4429) get no `subscribed`, which a client would take as a socket that serves.
+    client = await make_client(limits={"ws_connections_per_user": 1})
+    first = await connected(client, f"{WS}?token={token_for('alice')}")
+    extra = await connected(client)
+    await extra.send_json({"type": "auth", "token": token_for("alice")})
+    await extra.send_json({"type": "subscribe", "channel": "leaderboard"})
+    await extra.send_json({"type": "subscribe", "channel": "around"})
+    await extra.send_json({"type": "ping"})
+    heard = []
+    while (msg := await extra.receive(timeout=3)).type == aiohttp.WSMsgType.TEXT:
+        heard.append(msg.json()["type"])
+    assert (msg.type, extra.close_code, heard) == (aiohttp.WSMsgType.CLOSE, CLOSE_TOO_MANY, [])
+    await first.close()
+
+
 async def test_handshakes_per_ip_are_rate_limited(make_client: MakeClient) -> None:
     client = await make_client(limits={"ws_handshakes_per_ip_per_minute": 3}, **PROXIED)
     for path in (WS, f"{WS}?token={token_for('alice')}", f"{WS}?token=not-a-jwt"):  # every handshake counts

@@ -34,6 +34,7 @@ from ..live.messages import (
     ErrorDetail,
     Ping,
     Pong,
+    Refused,
     ServerMessage,
     Subscribe,
     Subscribed,
@@ -97,12 +98,15 @@ class Session:
             user_id=principal.user_id if principal else msgspec.UNSET,
         )
 
-    def error(self, code: str, message: str) -> None:
-        """Send an `error` message; the connection goes on."""
-        self.conn.send(Error(error=ErrorDetail(code=code, message=message)))
+    def error(self, code: str, message: str, refused: Refused | None = None) -> None:
+        """Send an `error` message (naming the subscription it refuses, if any); the connection goes on."""
+        self.conn.send(Error(error=ErrorDetail(code=code, message=message, details=refused or msgspec.UNSET)))
 
     async def handle(self, data: str) -> None:
-        """React to one text message."""
+        """React to one text message (none once the connection is dropped: closed as one too many
+        or unauthorized, what the client sent after is not answered)."""
+        if self.conn.dropped:
+            return
         try:
             message = decode(data)
         except ValidationFailed as exc:
@@ -137,7 +141,8 @@ class Session:
             if self.hub.subscriptions_of(self.conn) >= MAX_BOARD_SUBSCRIPTIONS and not held:
                 raise ValidationFailed(f"A connection may hold at most {MAX_BOARD_SUBSCRIPTIONS} board subscriptions")
         except ApiError as exc:
-            self.error(exc.code, exc.message)
+            named = message.board or self.hub.catalog.default
+            self.error(exc.code, exc.message, Refused(channel=message.channel, board=named))
             return
         self.conn.send(Subscribed(channel=message.channel, board=board))
         if key is None:
@@ -150,7 +155,8 @@ class Session:
         an `error` (UNAUTHORIZED) on an anonymous connection, SERVICE_UNAVAILABLE when the kept
         ones cannot be read (the live ones come all the same)."""
         if self.conn.user_id is None:
-            self.error("UNAUTHORIZED", "The notifications channel needs an authenticated connection")
+            message = "The notifications channel needs an authenticated connection"
+            self.error("UNAUTHORIZED", message, Refused(channel="notifications"))
             return
         self.conn.send(Subscribed(channel="notifications"))
         try:

@@ -29,7 +29,7 @@ class Connection:
     """One WebSocket. Writes never wait: frames go straight to the socket's buffer, and a
     client whose buffer grows past the limit is closed instead of being waited for."""
 
-    __slots__ = ("_expiry", "heard", "id", "notices", "pinged", "registry", "transport", "user_id", "ws")
+    __slots__ = ("_expiry", "dropped", "heard", "id", "notices", "pinged", "registry", "transport", "user_id", "ws")
 
     def __init__(
         self, registry: Connections, ws: web.WebSocketResponse | None, transport: asyncio.BaseTransport | None
@@ -43,6 +43,7 @@ class Connection:
         self.pinged = False  # the last keepalive sweep pinged it
         self.notices: Delivered | None = None  # the user's notices it was sent, from the first one on
         self._expiry: asyncio.TimerHandle | None = None
+        self.dropped = False  # being closed by the server: nothing more is sent or answered
 
     @property
     def closed(self) -> bool:
@@ -55,7 +56,7 @@ class Connection:
         # Duck-typed: uvloop's transports do not derive from asyncio.WriteTransport.
         transport = cast(asyncio.WriteTransport | None, self.transport)
         registry = self.registry
-        if transport is None or transport.is_closing() or self.closed:
+        if transport is None or self.dropped or transport.is_closing() or self.closed:
             registry.dropped_closed += 1
             return False
         if transport.get_write_buffer_size() > registry.max_buffer:
@@ -214,7 +215,8 @@ class Connections:
         """Stop sending to a connection now and close it in the background, cut short after
         CLOSE_WAIT_SECONDS (or `within`, when shorter)."""
         self.disconnect(conn)
-        if not conn.closed:
+        if not conn.closed and not conn.dropped:
+            conn.dropped = True
             wait = CLOSE_WAIT_SECONDS if within is None else min(within, CLOSE_WAIT_SECONDS)
             self._errands.start(self._close(conn, code, reason, wait))
 

@@ -16,7 +16,7 @@ from ..ranking import Ranking
 from ..records import AwardEvent, Notice
 from ..tasks import Errands
 from .connections import RESTART_REASON, Connection, Connections
-from .messages import Error, ErrorDetail, ServerMessage, Unsubscribed
+from .messages import Error, ErrorDetail, Refused, ServerMessage, Unsubscribed
 from .notices import KeptNotices, Notices
 from .streams import StreamConnection
 from .waves import Waves, WaveTally
@@ -149,7 +149,9 @@ class Hub:
                 if isinstance(conn, StreamConnection):
                     self.registry.drop(conn, 1000, "board retired")  # (a stream has no close code)
                     continue
-                conn.send(Error(error=ErrorDetail(code=BoardNotFound.code, message=f"Board {board_id} was retired")))
+                refused = Refused(channel=channel, board=board_id)
+                message = f"Board {board_id} was retired"
+                conn.send(Error(error=ErrorDetail(code=BoardNotFound.code, message=message, details=refused)))
                 conn.send(Unsubscribed(channel=channel, board=board_id))
 
     def _unsubscribe_all(self, conn: Connection) -> None:

@@ -161,9 +161,18 @@ class RanksWindow(msgspec.Struct, rename="camel", kw_only=True):
     total: int
 
 
+class Refused(msgspec.Struct, kw_only=True):
+    """Which subscription an `error` ends: the channel and board of the `subscribe` refused, or of
+    one the server ended (its board retired)."""
+
+    channel: str
+    board: str | msgspec.UnsetType = msgspec.UNSET  # none for the user's notifications
+
+
 class ErrorDetail(msgspec.Struct, kw_only=True):
     code: str
     message: str
+    details: Refused | msgspec.UnsetType = msgspec.UNSET
 
 
 class Error(_Server, tag="error"):

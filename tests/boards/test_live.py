@@ -56,9 +56,16 @@ async def test_subscriptions_per_board_and_their_limit(client: AppClient) -> Non
     ws = await client.ws_connect(WS)
     await recv(ws)
     await ws.send_json({"type": "subscribe", "channel": "leaderboard", "board": "nope"})
-    assert (await recv(ws))["error"]["code"] == "BOARD_NOT_FOUND"
+    error = (await recv(ws))["error"]
+    assert (error["code"], error["details"]) == ("BOARD_NOT_FOUND", {"channel": "leaderboard", "board": "nope"})
     await ws.send_json({"type": "subscribe", "channel": "leaderboard", "board": "Bad Id"})
     assert (await recv(ws))["error"]["code"] == "VALIDATION_ERROR"
+    await ws.send_json({"type": "subscribe", "channel": "around"})  # anonymous: the default board's
+    error = (await recv(ws))["error"]
+    assert (error["code"], error["details"]) == ("UNAUTHORIZED", {"channel": "around", "board": "global"})
+    await ws.send_json({"type": "subscribe", "channel": "notifications"})
+    error = (await recv(ws))["error"]
+    assert (error["code"], error["details"]) == ("UNAUTHORIZED", {"channel": "notifications"})
     boards = ["global", "weekly", "daily", "trial", "high", "latest"]
     for board in boards:
         await ws.send_json({"type": "subscribe", "channel": "leaderboard", "board": board})

@@ -291,6 +291,10 @@ async def test_a_retired_boards_channels_end_with_word_to_their_subscribers(
         ("unsubscribed", "leaderboard"),
         ("unsubscribed", "ranks"),
     ]
+    # Each error names the subscription it ends, whatever else the client awaits an answer to.
+    refused = sorted(m["error"]["details"]["channel"] for m in told if m["type"] == "error")
+    assert refused == ["leaderboard", "ranks"]
+    assert all(m["error"]["details"]["board"] == "cup" for m in told if m["type"] == "error")
     assert client.app[HUB].subscriptions() == 0
     assert await asyncio.wait_for(events.response.content.read(), 3) == b""  # the stream ended
     assert (await client.get(STREAM.format("cup"))).status == 404  # and its reconnect is refused
