@@ -482,3 +482,19 @@ async def test_the_page_shows_the_audit_chains_head_as_anchor_prints_it(
     html = await console.get("/admin")
     assert seq >= 4  # two awards, each on its boards
     assert f'<span id="audit-seq">{seq}</span>' in html and f'<code id="audit-hash">{head}</code>' in html
+
+
+@pytest.mark.parametrize(
+    ("cookie", "status"),
+    [(None, 401), (jwt("player-1", roles=()), 403), (jwt(ttl=-60), 401)],
+)
+async def test_a_form_without_a_session_is_refused_before_its_fields_are_read(
+    console: Console, cookie: str | None, status: int
+) -> None:
+    # Who sends it comes first, as on the API: a malformed form from nobody is 401, not 400.
+    console.cookie = cookie
+    for form in ({"csrf": "x", "reason": ""}, {"unknown": "field"}, "not a form"):
+        resp = await console.post(
+            "/admin/held/0/approve", form, **{"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert resp.status == status, await resp.text()

@@ -51,12 +51,17 @@ class SignInForm(_Form):
     token: Annotated[str, Meta(min_length=1, max_length=16384, description="The admin JWT", examples=["eyJ..."])]
 
 
-class SignOutForm(_Form):
+class SessionForm(_Form):
+    """A form sent within a session: it carries the session's CSRF token."""
+
     csrf: Csrf
 
 
-class DecisionForm(_Form):
+class SignOutForm(SessionForm):
+    pass
+
+
+class DecisionForm(SessionForm):
     """An approval or rejection of a held award, from the queue's form."""
 
-    csrf: Csrf
     reason: DecisionReason

@@ -15,7 +15,15 @@ import aiohttp_jinja2
 from aiohttp import hdrs, web
 
 from ..errors import ApiError, Unauthorized
-from .admin_models import AdminHomeQuery, AdminUserQuery, DecisionForm, Result, SignInForm, SignOutForm
+from .admin_models import (
+    AdminHomeQuery,
+    AdminUserQuery,
+    DecisionForm,
+    Result,
+    SessionForm,
+    SignInForm,
+    SignOutForm,
+)
 from .admin_session import PATH, Session, SignInNeeded
 from .envelope import carrying
 from .forms import read_form
@@ -25,6 +33,7 @@ from .moderation_data import HistoryQuery
 from .views import path_of, query_of
 
 Q = TypeVar("Q")
+F = TypeVar("F", bound=SessionForm)
 
 
 class Part(NamedTuple):
@@ -160,8 +169,7 @@ async def admin_sign_in(request: web.Request) -> web.StreamResponse:
 
 @page
 async def admin_sign_out(request: web.Request) -> web.StreamResponse:
-    form = await read_form(request, SignOutForm)
-    await _form_session(request, form.csrf)
+    await _form_session(request, SignOutForm)
     response = _back(f"{PATH}?done=signed-out")
     request.app[ADMIN_SESSIONS].forget(response, request)
     return response
@@ -169,31 +177,34 @@ async def admin_sign_out(request: web.Request) -> web.StreamResponse:
 
 @page
 async def admin_approve_held(request: web.Request) -> web.StreamResponse:
-    return await _decide(request, path_of(request, ApprovePath).held_id, "approved")
+    return await _decide(request, ApprovePath, "approved")
 
 
 @page
 async def admin_reject_held(request: web.Request) -> web.StreamResponse:
-    return await _decide(request, path_of(request, RejectPath).held_id, "rejected")
+    return await _decide(request, RejectPath, "rejected")
 
 
-async def _decide(request: web.Request, held_id: int, done: Result) -> web.StreamResponse:
+async def _decide(request: web.Request, path: type[ApprovePath | RejectPath], done: Result) -> web.StreamResponse:
     """A decision form of the queue: checked, decided once, then back to the queue saying so."""
-    form = await read_form(request, DecisionForm)
-    session = await _form_session(request, form.csrf)
+    session, form = await _form_session(request, DecisionForm)
+    held_id = path_of(request, path).held_id
     held = request.app[HELD]
     decide = held.approve if done == "approved" else held.reject
     await decide(session.principal, held_id, form.reason)
     return _back(f"{PATH}?done={done}&id={held_id}")
 
 
-async def _form_session(request: web.Request, csrf: str) -> Session:
-    """The session of a form that changes something, once its Origin and CSRF token are checked."""
+async def _form_session(request: web.Request, model: type[F]) -> tuple[Session, F]:
+    """The session of a form that changes something, and the form: who sends it first (the session,
+    the page's Origin), as on the API, then its fields and CSRF token."""
     sessions = request.app[ADMIN_SESSIONS]
     try:
         session = await sessions.current(request)
     except SignInNeeded as needed:
         # A form without a session (signed out meanwhile, or sent by another site): refused.
         raise SignInNeeded(needed.error or Unauthorized("Sign in to the operator page first", error=None)) from None
-    sessions.check_form(request, session, csrf)
-    return session
+    sessions.check_origin(request)
+    form = await read_form(request, model)
+    sessions.check_csrf(session, form.csrf)
+    return session, form
