@@ -37,9 +37,13 @@ BoardId = Annotated[
         examples=["weekly"],
     ),
 ]
-# One line without control characters (C0, DEL, C1, the Unicode line and paragraph separators):
-# such text is shown on pages and in logs (and PostgreSQL's text cannot hold a NUL).
-ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+(?!\n)$"
+# One line without control characters (C0, DEL, C1, the Unicode line and paragraph separators)
+# nor the bidirectional overrides and isolates, which reorder what follows them on a page: such
+# text is shown on pages and in logs (and PostgreSQL's text cannot hold a NUL). At least one
+# character shows: a reason or title of spaces or zero-width characters alone says nothing.
+_UNSHOWN = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_BLANK = r"\s\u200b-\u200f\u2060-\u2064\ufeff"
+ONE_LINE = rf"^[^{_UNSHOWN}]*[^{_UNSHOWN}{_BLANK}][^{_UNSHOWN}]*(?!\n)$"
 Reason = Annotated[
     str,
     Meta(

@@ -74,6 +74,8 @@ async def test_operators_create_change_and_retire_boards(
         {"title": "a\x00b"},
         {"title": "two\nlines"},
         {"keepPeriods": 2, "reason": "a\x85b"},
+        {"title": " \u200b "},
+        {"title": "Cup \u202efinal"},
     ]
     for change in unprintable:
         status, error = await _call(client, "PATCH", "/api/v1/admin/boards/season-1", admin, json=change)

@@ -396,7 +396,8 @@ async def test_a_users_history_shows_their_changes_and_the_acts_on_them(
     await flow.award("alice", "q1")
     await boards.write("trial", {"userId": "alice", "score": 60_000}, key="t1")
     await act(client, operator, "boards/global/scores/alice/adjust", delta=-40, reason="refund")
-    await act(client, operator, "users/alice/disqualify", reason="bot")
+    # Any script and emoji sequences (their zero-width joiners) are reasons as good as ASCII.
+    await act(client, operator, "users/alice/disqualify", reason="بوت 👨‍💻 confirmé")
     status, page = await call(client, "GET", f"{ADMIN}/users/alice/history", operator, params={"limit": "3"})
     assert status == 200, page
     assert (page["disqualified"], page["username"]) == (True, "Alice") and page["disqualifiedAt"]
@@ -407,6 +408,7 @@ async def test_a_users_history_shows_their_changes_and_the_acts_on_them(
     ]
     assert page["history"][0]["actId"] == page["acts"][1]["id"] and page["history"][2]["actionId"] == "q1"
     assert [a["action"] for a in page["acts"]] == ["disqualify", "adjust"]
+    assert page["acts"][0]["reason"] == "بوت 👨‍💻 confirmé"
     status, rest = await call(
         client, "GET", f"{ADMIN}/users/alice/history", operator, params={"after": str(page["nextAfter"])}
     )

@@ -117,6 +117,13 @@ REFUSALS: list[RefusalCase] = [
     ("reason ending in a newline", "POST", WIPE, "operator", {"reason": "checked\n"}, 400, "VALIDATION_ERROR"),
     ("line separator in the reason", "POST", DQ, "operator", {"reason": "a\u2028b"}, 400, "VALIDATION_ERROR"),
     ("C1 control in the reason", "POST", DQ, "operator", {"reason": "a\x85b"}, 400, "VALIDATION_ERROR"),
+    # The audit record shows who did what and why: a reason that shows nothing says nothing, and
+    # a bidirectional override reorders what follows it on the operator page.
+    ("a reason of spaces", "POST", DQ, "operator", {"reason": "   "}, 400, "VALIDATION_ERROR"),
+    ("a zero-width reason", "POST", DQ, "operator", {"reason": "\u200b\u2060"}, 400, "VALIDATION_ERROR"),
+    ("no-break spaces alone", "POST", WIPE, "operator", {"reason": "\u00a0\u3000"}, 400, "VALIDATION_ERROR"),
+    ("a right-to-left override", "POST", DQ, "operator", {"reason": "ok\u202edesrever"}, 400, "VALIDATION_ERROR"),
+    ("a bidirectional isolate", "POST", DQ, "operator", {"reason": "a\u2067b"}, 400, "VALIDATION_ERROR"),
     ("near-miss field", "POST", ADJ, "operator", {"Delta": 5, **GOOD}, 400, "VALIDATION_ERROR"),
     ("no delta", "POST", ADJ, "operator", GOOD, 400, "VALIDATION_ERROR"),
     ("text delta", "POST", ADJ, "operator", {"delta": "5", **GOOD}, 400, "VALIDATION_ERROR"),
