@@ -4,11 +4,15 @@ exceptions; and a stream that outlives a graceful restart (1012) and a crash of 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
+from aiohttp import web
 from scoreboard_client import (
     Authenticated,
     BoardNotFound,
@@ -211,3 +215,49 @@ async def test_live_stream_outlives_a_restart_and_a_crash(tmp_path: Path) -> Non
             await asyncio.wait_for(consumer, WAIT_SECONDS)  # iteration ended
     finally:
         await process.astop()
+
+
+def sse_stub(*, events: int, every: float, then_silent: bool = False) -> web.Application:
+    """A board stream that sends `events` snapshots `every` seconds apart, with keepalives between,
+    then ends (or, `then_silent`, holds the connection without a byte more)."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for seq in range(1, events + 1):
+            board = {"board": "global", "period": "all", "leaderboard": [], "updatedAt": "t", "seq": seq}
+            data = json.dumps({"type": "leaderboard_update", "data": board})
+            await response.write(f"id: {seq}\nevent: leaderboard_update\ndata: {data}\n\n".encode())
+            await asyncio.sleep(every / 2)
+            await response.write(b": keepalive\n\n")
+            await asyncio.sleep(every / 2)
+        if then_silent:
+            await asyncio.sleep(WAIT_SECONDS)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v1/boards/global/stream", stream)
+    return app
+
+
+async def test_events_outlast_any_total_timeout(aiohttp_server: Any) -> None:
+    # The session's default total timeout (aiohttp's is 300 s, here 0.3 s) does not end a stream
+    # that is still sending; the client's own `timeout` bounds only the connecting.
+    stub = await aiohttp_server(sse_stub(events=8, every=0.1))
+    short = aiohttp.ClientTimeout(total=0.3)
+    async with (
+        aiohttp.ClientSession(timeout=short) as session,
+        Client(str(stub.make_url("")), session=session) as client,
+    ):
+        seen = [event_id async for event_id, _ in client.events("global")]
+    assert seen == list(range(1, 9))
+
+
+async def test_events_give_up_on_a_silent_stream(aiohttp_server: Any) -> None:
+    stub = await aiohttp_server(sse_stub(events=1, every=0.1, then_silent=True))
+    async with Client(str(stub.make_url(""))) as client:
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async for _ in client.events("global", idle_timeout=0.5):
+                pass
+        assert time.monotonic() - began < WAIT_SECONDS / 2

@@ -29,6 +29,9 @@ JSON = "application/json"
 # The server may check an action's minimum duration on another process's clock than the one that
 # issued its token: wait this much beyond the minimum.
 CLOCK_MARGIN_SECONDS = 0.1
+# The server sends an SSE keepalive every half `websocket.heartbeat_seconds` (15 s by default): a
+# stream silent for this long is dead.
+SSE_IDLE_SECONDS = 60.0
 
 
 class _Ok(msgspec.Struct, Generic[T]):
@@ -168,17 +171,26 @@ class Client:
         return await self._get(f"/api/v1/boards/{_segment(board)}", m.BoardDetail)
 
     async def events(
-        self, board: str, *, max_rate: float | None = None, last_event_id: int | None = None
+        self,
+        board: str,
+        *,
+        max_rate: float | None = None,
+        last_event_id: int | None = None,
+        idle_timeout: float = SSE_IDLE_SECONDS,
     ) -> AsyncGenerator[tuple[int | None, LiveMessage], None]:
         """A board's top 10 as Server-Sent Events (for where a WebSocket cannot go): each event's id
         (its seq) and message, a snapshot first. It ends when the server ends the stream; pass the
-        last id as `last_event_id` to go on. A refusal raises its error before the first event."""
+        last id as `last_event_id` to go on. A refusal raises its error before the first event;
+        `TimeoutError` when nothing, not even a keepalive, came for `idle_timeout` seconds."""
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         params = {"maxRate": str(max_rate)} if max_rate is not None else {}
         path = f"/api/v1/boards/{_segment(board)}/stream"
-        async with self.session().get(self._url(path), params=params, headers=headers) as response:
+        # No total: the stream lasts as long as the server sends. The server's keepalive comments
+        # keep a live connection under `idle_timeout`; a dead one is noticed after it.
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout.total, sock_read=idle_timeout)
+        async with self.session().get(self._url(path), params=params, headers=headers, timeout=timeout) as response:
             if response.status >= 400:
                 raise _refusal(response, await response.read())
             async for event in read_events(response):
