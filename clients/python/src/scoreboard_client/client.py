@@ -61,7 +61,8 @@ class Client:
     `token` is a user's JWT (operators' too) for the routes that need a user; `service_key` is a
     trusted server's key for score writes and attestations. Use it as `async with Client(url,
     token=...) as client:`; a `session` given is used and left open, otherwise the client opens and
-    closes its own. Reads, trusted writes and attestations are retried `retries` times after a
+    closes its own (a session given no longer resends a GET or DELETE by itself: the client decides
+    what is retried). Reads, trusted writes and attestations are retried `retries` times after a
     connection failure or a timeout (a write with the same Idempotency-Key; an attestation is
     idempotent by itself); initialize and update never are, since a retry could not tell whether
     the first one counted. Every other failure raises its `ScoreboardError`."""
@@ -85,7 +86,7 @@ class Client:
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self._session = session
+        self._session = _without_resends(session) if session is not None else None
         self._owns_session = session is None
         self._streams: set[LiveStream] = set()
         self._min_seconds: dict[str, float] = {}  # learned from ACTION_TOO_FAST, per action type
@@ -110,7 +111,7 @@ class Client:
     def session(self) -> aiohttp.ClientSession:
         """The HTTP session, opened on first use when none was given."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = _without_resends(aiohttp.ClientSession())
         return self._session
 
     # The default board.
@@ -472,6 +473,15 @@ class Client:
                     raise _unexpected(answer.status, raw) from None
                 return data
             raise _refusal(answer, raw)
+
+
+def _without_resends(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """The session, no longer sending a GET or DELETE again by itself after a disconnect."""
+    # aiohttp resends an idempotent method once when the server drops the connection (its own test
+    # client turns that off the same way, there being no public switch): on top of the client's
+    # retries that doubled every read and sent the DELETEs documented as not retried twice.
+    session._retry_connection = False
+    return session
 
 
 def _refusal(answer: aiohttp.ClientResponse, raw: bytes) -> ScoreboardError:
