@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,14 +18,19 @@ from scoreboard_client import (
     BoardNotFound,
     Client,
     Connected,
+    Forbidden,
     LeaderboardUpdate,
     LiveMessage,
     LiveStream,
     Overtaken,
+    PayloadTooLarge,
     RanksUpdate,
+    RateLimited,
+    ScoreboardError,
     ScoreUpdate,
     Subscribed,
     Unauthorized,
+    ValidationError,
 )
 from scoreboard_client.live import subscriptions
 
@@ -261,3 +266,93 @@ async def test_events_give_up_on_a_silent_stream(aiohttp_server: Any) -> None:
             async for _ in client.events("global", idle_timeout=0.5):
                 pass
         assert time.monotonic() - began < WAIT_SECONDS / 2
+
+
+CONNECTED = '{"type":"connected","timestamp":"t","clientId":"c"}'
+Script = Callable[[web.WebSocketResponse, int], Awaitable[None]]
+
+
+async def ws_stub(aiohttp_server: Any, script: Script) -> str:
+    """The address of a WebSocket server that plays `script` with each connection (and its number, from 1)."""
+    connections = 0
+
+    async def live(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections
+        connections += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await script(ws, connections)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws/scoreboard", live)
+    stub = await aiohttp_server(app)
+    return str(stub.make_url(""))
+
+
+async def serve(ws: web.WebSocketResponse, *, close: int | None = None) -> None:
+    """Greet, then answer `auth` and every `subscribe` as the server does until the client closes;
+    with `close`, close with that code on the first message instead."""
+    await ws.send_str(CONNECTED)
+    async for msg in ws:
+        sent = json.loads(msg.data)
+        if close is not None:
+            await ws.close(code=close)
+        elif sent["type"] == "auth":
+            await ws.send_str(json.dumps({"type": "authenticated", "userId": "u"}))
+        elif sent["type"] == "subscribe":
+            await ws.send_str(json.dumps({"type": "subscribed", "channel": sent["channel"], "board": "global"}))
+
+
+async def test_a_token_too_long_for_auth_raises(server: ServerProcess) -> None:
+    # The server closes a connection whose `auth` message is over 4 KiB with 1009: any other would be.
+    async with Client(server.url, token="x" * 4096) as client, client.live() as live:
+        with pytest.raises(PayloadTooLarge):
+            await asyncio.wait_for(anext(live), WAIT_SECONDS)
+        assert live.attempts == 1
+
+
+async def test_one_connection_too_many_raises_after_the_retries(server: ServerProcess) -> None:
+    async with Client(server.url, token=token("crowded"), retries=1, backoff_base=0.01) as client:
+        held = [client.live() for _ in range(5)]  # limits.ws_connections_per_user
+        for live in held:
+            await next_of(live, Subscribed)
+        sixth = client.live()
+        with pytest.raises(RateLimited) as caught:
+            await asyncio.wait_for(anext(sixth), WAIT_SECONDS)
+        assert (caught.value.status, caught.value.code, sixth.attempts) == (429, "RATE_LIMITED", 2)
+
+
+# A close in the handshake (after `auth`) or on a stream that was going (after `subscribe`).
+DURING = {"handshake": "a-token", "stream": None}
+
+
+@pytest.mark.parametrize("during", DURING)
+@pytest.mark.parametrize(
+    ("code", "error"), [(1003, ValidationError), (1007, ValidationError), (1008, Forbidden), (4000, ScoreboardError)]
+)
+async def test_a_close_another_connection_would_meet_raises(
+    aiohttp_server: Any, during: str, code: int, error: type[ScoreboardError]
+) -> None:
+    async def closing(ws: web.WebSocketResponse, n: int) -> None:
+        await serve(ws, close=code)
+
+    url = await ws_stub(aiohttp_server, closing)
+    async with Client(url, token=DURING[during], backoff_base=0.01) as client, client.live() as live:
+        with pytest.raises(error):
+            async with asyncio.timeout(WAIT_SECONDS):
+                async for _ in live:
+                    pass
+        assert live.attempts == 1
+
+
+@pytest.mark.parametrize("during", DURING)
+@pytest.mark.parametrize("code", [1001, 1011, 1012, 1013])
+async def test_a_passing_close_is_followed_by_a_reconnect(aiohttp_server: Any, during: str, code: int) -> None:
+    async def first_closed(ws: web.WebSocketResponse, n: int) -> None:
+        await serve(ws, close=code if n == 1 else None)
+
+    url = await ws_stub(aiohttp_server, first_closed)
+    async with Client(url, token=DURING[during], backoff_base=0.01) as client, client.live() as live:
+        await next_of(live, Subscribed)
+        assert live.attempts == 2
