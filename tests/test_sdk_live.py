@@ -30,6 +30,7 @@ from scoreboard_client import (
     ScoreUpdate,
     Subscribed,
     Unauthorized,
+    UnexpectedResponse,
     ValidationError,
 )
 from scoreboard_client.live import subscriptions
@@ -356,3 +357,25 @@ async def test_a_passing_close_is_followed_by_a_reconnect(aiohttp_server: Any, d
     async with Client(url, token=DURING[during], backoff_base=0.01) as client, client.live() as live:
         await next_of(live, Subscribed)
         assert live.attempts == 2
+
+
+@pytest.mark.parametrize("frame", ["<html>not json</html>", '{"type":"subscribed","channel":7}'])
+async def test_a_frame_that_is_not_a_live_message(aiohttp_server: Any, frame: str) -> None:
+    # Something else answered on the WebSocket's address, or a message of a known type is malformed.
+    closed = asyncio.Event()
+
+    async def garbage(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(CONNECTED)
+        await ws.receive()  # the subscription
+        await ws.send_str(frame)
+        await ws.receive()  # the client's close
+        closed.set()
+
+    async with Client(await ws_stub(aiohttp_server, garbage)) as client, client.live() as live:
+        assert isinstance(await anext(live), Connected)
+        with pytest.raises(UnexpectedResponse) as caught:
+            await asyncio.wait_for(anext(live), WAIT_SECONDS)
+        assert caught.value.code == "UNEXPECTED_RESPONSE" and frame[:20] in caught.value.message
+        await asyncio.wait_for(closed.wait(), WAIT_SECONDS)  # the socket is closed, not left open
+        with pytest.raises(StopAsyncIteration):
+            await anext(live)

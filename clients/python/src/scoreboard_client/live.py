@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
+import msgspec
 from aiohttp import WSMsgType
 
 from .errors import (
@@ -148,7 +149,7 @@ class LiveStream:
                 return self._ready.popleft()
             msg = await ws.receive()
             if msg.type == WSMsgType.TEXT:
-                message = decode_message(msg.data)
+                message = await self._decode(ws, msg.data)
                 if self._unanswered and isinstance(message, Subscribed | LiveError):
                     await self._answered(message)
                 elif isinstance(message, Overtaken) and message.id is not None:
@@ -261,8 +262,17 @@ class LiveStream:
         if msg.type != WSMsgType.TEXT:
             await self._judge_close(ws.close_code)
             raise _Retry
-        message = decode_message(msg.data)
+        message = await self._decode(ws, msg.data)
         if not isinstance(message, kind):
             await self.aclose()
             raise UnexpectedResponse(101, "UNEXPECTED_RESPONSE", f"expected {kind.__name__} first, got {message!r}")
         return message
+
+    async def _decode(self, ws: aiohttp.ClientWebSocketResponse, data: str) -> LiveMessage:
+        """The message; a frame that is not one closes the stream and raises UnexpectedResponse."""
+        try:
+            return decode_message(data)
+        except msgspec.DecodeError:  # not JSON, or a known type with the wrong shape
+            await ws.close()
+            await self.aclose()
+            raise UnexpectedResponse(101, "UNEXPECTED_RESPONSE", f"not a live message: {data[:200]!r}") from None
