@@ -20,6 +20,7 @@ from scoreboard_client import (
     Connected,
     Forbidden,
     LeaderboardUpdate,
+    LiveError,
     LiveMessage,
     LiveStream,
     Overtaken,
@@ -31,9 +32,12 @@ from scoreboard_client import (
     Subscribed,
     Unauthorized,
     UnexpectedResponse,
+    Unsubscribed,
     ValidationError,
 )
 from scoreboard_client.live import subscriptions
+from scoreboard_client.messages import Subscription
+from scoreboard_client.models import BoardCreate
 
 from app.errors import CLOSE_SERVICE_RESTART
 
@@ -129,6 +133,7 @@ async def test_refusals_raise(server: ServerProcess) -> None:
         with pytest.raises(BoardNotFound) as caught:
             await anext(live)
         assert (caught.value.status, caught.value.code) == (404, "BOARD_NOT_FOUND")
+        assert caught.value.details == {"channel": "leaderboard", "board": "nope"}
         with pytest.raises(StopAsyncIteration):
             await anext(live)
     async with Client(server.url, token="not-a-jwt") as forged, forged.live() as live:
@@ -379,3 +384,57 @@ async def test_a_frame_that_is_not_a_live_message(aiohttp_server: Any, frame: st
         await asyncio.wait_for(closed.wait(), WAIT_SECONDS)  # the socket is closed, not left open
         with pytest.raises(StopAsyncIteration):
             await anext(live)
+
+
+async def test_a_retired_boards_subscriptions_end_and_the_stream_goes_on(server: ServerProcess) -> None:
+    async with Client(server.url, token=token("curator", roles=("admin",))) as client:
+        await client.create_board(BoardCreate(id="cup"))
+        async with client.live(board="cup", ranks=(1, 5)) as live:
+            await next_of(live, Subscribed, lambda m: m.channel == "ranks")
+            await client.retire_board("cup")
+            ended = [await next_of(live, LiveError), await next_of(live, LiveError)]
+            assert {e.error.code for e in ended} == {"BOARD_NOT_FOUND"}
+            assert sorted((e.error.details.channel, e.error.details.board) for e in ended if e.error.details) == [
+                ("leaderboard", "cup"),
+                ("ranks", "cup"),
+            ]
+            await next_of(live, Unsubscribed)
+            # Going on: the user's own messages still come, and a reconnect does not subscribe to the
+            # retired board again (that would be refused, and raise).
+            assert live._ws is not None
+            await live._ws.close()
+            await next_of(live, Authenticated)
+            await client.complete("COMPLETE_QUEST", "after-the-cup")
+            update = await next_of(live, ScoreUpdate)
+            assert update.data.user_id == "curator" and live.attempts == 2
+
+
+async def test_an_error_is_routed_to_the_subscription_it_names(aiohttp_server: Any) -> None:
+    # A retirement's error may come between the answers to the subscriptions of a (re)connect.
+    async def interleaved(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(CONNECTED)
+        async for msg in ws:
+            channel = json.loads(msg.data)["channel"]
+            if channel == "leaderboard":
+                await ws.send_str(json.dumps({"type": "subscribed", "channel": "leaderboard", "board": "cup"}))
+                continue
+            ended = {"channel": "leaderboard", "board": "cup"}
+            error = {"code": "BOARD_NOT_FOUND", "message": "retired", "details": ended}
+            await ws.send_str(json.dumps({"type": "error", "error": error}))
+            await ws.send_str(json.dumps({"type": "unsubscribed", **ended}))
+            refused = {
+                "code": "VALIDATION_ERROR",
+                "message": "bad window",
+                "details": {"channel": channel, "board": "cup"},
+            }
+            await ws.send_str(json.dumps({"type": "error", "error": refused}))
+
+    async with Client(await ws_stub(aiohttp_server, interleaved)) as client, client.live("cup", ranks=(9, 1)) as live:
+        assert isinstance(await anext(live), Connected)
+        assert await anext(live) == Subscribed(channel="leaderboard", board="cup")
+        ended = await anext(live)
+        assert isinstance(ended, LiveError) and ended.error.details == Subscription(channel="leaderboard", board="cup")
+        assert await anext(live) == Unsubscribed(channel="leaderboard", board="cup")
+        with pytest.raises(ValidationError) as caught:
+            await asyncio.wait_for(anext(live), WAIT_SECONDS)
+        assert caught.value.details == {"channel": "ranks", "board": "cup"}

@@ -82,7 +82,8 @@ class LiveStream:
 
     Every message the server sends is yielded, typed (see messages.py), `connected` and
     `subscribed` included, so a consumer can tell a reconnect. A subscription the server refuses
-    raises its error (`BoardNotFound`...); an invalid or expired token raises `Unauthorized`, a
+    raises its error (`BoardNotFound`...); one it ends later (its board retired) is yielded as
+    `LiveError` and `Unsubscribed`, the stream going on without it; an invalid or expired token raises `Unauthorized`, a
     message over the server's limit (a token too long for `auth`) `PayloadTooLarge`, one connection
     over the user's limit (4429) `RateLimited` once the client's `retries` reconnects met it too.
     A drop, a server going away or restarting (1001, 1012), or 1011, 1013 are followed by a new
@@ -116,7 +117,9 @@ class LiveStream:
         self._backoff = client.backoff()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ready: collections.deque[LiveMessage] = collections.deque()  # read, not yielded yet
-        self._unanswered = 0  # subscriptions without their `subscribed` or `error` yet
+        self._channels: set[str] = set()  # of the subscriptions sent on this connection
+        self._unanswered: list[str] = []  # channels of subscriptions without `subscribed` or `error` yet, in order
+        self._ended: set[str] = set()  # channels of subscriptions the server ended
         self._too_many = 0  # 4429 closes in a row
         self._closed = False
 
@@ -150,7 +153,7 @@ class LiveStream:
             msg = await ws.receive()
             if msg.type == WSMsgType.TEXT:
                 message = await self._decode(ws, msg.data)
-                if self._unanswered and isinstance(message, Subscribed | LiveError):
+                if isinstance(message, Subscribed | LiveError):
                     await self._answered(message)
                 elif isinstance(message, Overtaken) and message.id is not None:
                     # A resubscription replays only what came after the newest one seen.
@@ -161,12 +164,21 @@ class LiveStream:
         raise StopAsyncIteration
 
     async def _answered(self, message: Subscribed | LiveError) -> None:
-        """Subscriptions are answered in the order they were sent: a refusal ends the stream."""
-        self._unanswered -= 1
-        if isinstance(message, LiveError):
-            await self.aclose()
-            raise refusal(message.error.code, f"subscription refused: {message.error.message}")
-        if self._unanswered == 0:
+        """Raise the refusal of a subscription asked for; note one the server ended (not asked again)."""
+        if isinstance(message, Subscribed):
+            if message.channel in self._unanswered:
+                self._unanswered.remove(message.channel)
+        else:
+            about = message.error.details
+            # A server without `details` answers subscriptions in the order they were sent.
+            channel = about.channel if about else next(iter(self._unanswered), None)
+            if channel in self._unanswered:
+                await self.aclose()
+                details = msgspec.to_builtins(about) if about else None
+                raise refusal(message.error.code, f"subscription refused: {message.error.message}", details)
+            if channel in self._channels:
+                self._ended.add(channel)  # its board retired: a reconnect's subscribe would be refused
+        if not self._unanswered:
             self._backoff.reset()
             self._too_many = 0
 
@@ -249,9 +261,11 @@ class LiveStream:
             after=self.after,
             max_rate=self.max_rate,
         )
+        subs = [sub for sub in subs if sub["channel"] not in self._ended]
         for sub in subs:
             await ws.send_json(sub)
-        self._unanswered = len(subs)
+        self._channels = {sub["channel"] for sub in subs}
+        self._unanswered = [sub["channel"] for sub in subs]
 
     async def _expect(self, ws: aiohttp.ClientWebSocketResponse, kind: type[Connected | Authenticated]) -> LiveMessage:
         """The next message, which must be of `kind`."""
