@@ -4,26 +4,40 @@ exceptions; and a stream that outlives a graceful restart (1012) and a crash of 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
+from aiohttp import web
 from scoreboard_client import (
     Authenticated,
     BoardNotFound,
     Client,
     Connected,
+    Forbidden,
     LeaderboardUpdate,
+    LiveError,
     LiveMessage,
     LiveStream,
     Overtaken,
+    PayloadTooLarge,
     RanksUpdate,
+    RateLimited,
+    ScoreboardError,
     ScoreUpdate,
     Subscribed,
     Unauthorized,
+    UnexpectedResponse,
+    Unsubscribed,
+    ValidationError,
 )
 from scoreboard_client.live import subscriptions
+from scoreboard_client.messages import Subscription
+from scoreboard_client.models import BoardCreate
 
 from app.errors import CLOSE_SERVICE_RESTART
 
@@ -119,6 +133,7 @@ async def test_refusals_raise(server: ServerProcess) -> None:
         with pytest.raises(BoardNotFound) as caught:
             await anext(live)
         assert (caught.value.status, caught.value.code) == (404, "BOARD_NOT_FOUND")
+        assert caught.value.details == {"channel": "leaderboard", "board": "nope"}
         with pytest.raises(StopAsyncIteration):
             await anext(live)
     async with Client(server.url, token="not-a-jwt") as forged, forged.live() as live:
@@ -211,3 +226,215 @@ async def test_live_stream_outlives_a_restart_and_a_crash(tmp_path: Path) -> Non
             await asyncio.wait_for(consumer, WAIT_SECONDS)  # iteration ended
     finally:
         await process.astop()
+
+
+def sse_stub(*, events: int, every: float, then_silent: bool = False) -> web.Application:
+    """A board stream that sends `events` snapshots `every` seconds apart, with keepalives between,
+    then ends (or, `then_silent`, holds the connection without a byte more)."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for seq in range(1, events + 1):
+            board = {"board": "global", "period": "all", "leaderboard": [], "updatedAt": "t", "seq": seq}
+            data = json.dumps({"type": "leaderboard_update", "data": board})
+            await response.write(f"id: {seq}\nevent: leaderboard_update\ndata: {data}\n\n".encode())
+            await asyncio.sleep(every / 2)
+            await response.write(b": keepalive\n\n")
+            await asyncio.sleep(every / 2)
+        if then_silent:
+            await asyncio.sleep(WAIT_SECONDS)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/api/v1/boards/global/stream", stream)
+    return app
+
+
+async def test_events_outlast_any_total_timeout(aiohttp_server: Any) -> None:
+    # The session's default total timeout (aiohttp's is 300 s, here 0.3 s) does not end a stream
+    # that is still sending; the client's own `timeout` bounds only the connecting.
+    stub = await aiohttp_server(sse_stub(events=8, every=0.1))
+    short = aiohttp.ClientTimeout(total=0.3)
+    async with (
+        aiohttp.ClientSession(timeout=short) as session,
+        Client(str(stub.make_url("")), session=session) as client,
+    ):
+        seen = [event_id async for event_id, _ in client.events("global")]
+    assert seen == list(range(1, 9))
+
+
+async def test_events_give_up_on_a_silent_stream(aiohttp_server: Any) -> None:
+    stub = await aiohttp_server(sse_stub(events=1, every=0.1, then_silent=True))
+    async with Client(str(stub.make_url(""))) as client:
+        began = time.monotonic()
+        with pytest.raises(TimeoutError):
+            async for _ in client.events("global", idle_timeout=0.5):
+                pass
+        assert time.monotonic() - began < WAIT_SECONDS / 2
+
+
+CONNECTED = '{"type":"connected","timestamp":"t","clientId":"c"}'
+Script = Callable[[web.WebSocketResponse, int], Awaitable[None]]
+
+
+async def ws_stub(aiohttp_server: Any, script: Script) -> str:
+    """The address of a WebSocket server that plays `script` with each connection (and its number, from 1)."""
+    connections = 0
+
+    async def live(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections
+        connections += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await script(ws, connections)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws/scoreboard", live)
+    stub = await aiohttp_server(app)
+    return str(stub.make_url(""))
+
+
+async def serve(ws: web.WebSocketResponse, *, close: int | None = None) -> None:
+    """Greet, then answer `auth` and every `subscribe` as the server does until the client closes;
+    with `close`, close with that code on the first message instead."""
+    await ws.send_str(CONNECTED)
+    async for msg in ws:
+        sent = json.loads(msg.data)
+        if close is not None:
+            await ws.close(code=close)
+        elif sent["type"] == "auth":
+            await ws.send_str(json.dumps({"type": "authenticated", "userId": "u"}))
+        elif sent["type"] == "subscribe":
+            await ws.send_str(json.dumps({"type": "subscribed", "channel": sent["channel"], "board": "global"}))
+
+
+async def test_a_token_too_long_for_auth_raises(server: ServerProcess) -> None:
+    # The server closes a connection whose `auth` message is over 4 KiB with 1009: any other would be.
+    async with Client(server.url, token="x" * 4096) as client, client.live() as live:
+        with pytest.raises(PayloadTooLarge):
+            await asyncio.wait_for(anext(live), WAIT_SECONDS)
+        assert live.attempts == 1
+
+
+async def test_one_connection_too_many_raises_after_the_retries(server: ServerProcess) -> None:
+    async with Client(server.url, token=token("crowded"), retries=1, backoff_base=0.01) as client:
+        held = [client.live() for _ in range(5)]  # limits.ws_connections_per_user
+        for live in held:
+            await next_of(live, Subscribed)
+        sixth = client.live()
+        with pytest.raises(RateLimited) as caught:
+            await asyncio.wait_for(anext(sixth), WAIT_SECONDS)
+        assert (caught.value.status, caught.value.code, sixth.attempts) == (429, "RATE_LIMITED", 2)
+
+
+# A close in the handshake (after `auth`) or on a stream that was going (after `subscribe`).
+DURING = {"handshake": "a-token", "stream": None}
+
+
+@pytest.mark.parametrize("during", DURING)
+@pytest.mark.parametrize(
+    ("code", "error"), [(1003, ValidationError), (1007, ValidationError), (1008, Forbidden), (4000, ScoreboardError)]
+)
+async def test_a_close_another_connection_would_meet_raises(
+    aiohttp_server: Any, during: str, code: int, error: type[ScoreboardError]
+) -> None:
+    async def closing(ws: web.WebSocketResponse, n: int) -> None:
+        await serve(ws, close=code)
+
+    url = await ws_stub(aiohttp_server, closing)
+    async with Client(url, token=DURING[during], backoff_base=0.01) as client, client.live() as live:
+        with pytest.raises(error):
+            async with asyncio.timeout(WAIT_SECONDS):
+                async for _ in live:
+                    pass
+        assert live.attempts == 1
+
+
+@pytest.mark.parametrize("during", DURING)
+@pytest.mark.parametrize("code", [1001, 1011, 1012, 1013])
+async def test_a_passing_close_is_followed_by_a_reconnect(aiohttp_server: Any, during: str, code: int) -> None:
+    async def first_closed(ws: web.WebSocketResponse, n: int) -> None:
+        await serve(ws, close=code if n == 1 else None)
+
+    url = await ws_stub(aiohttp_server, first_closed)
+    async with Client(url, token=DURING[during], backoff_base=0.01) as client, client.live() as live:
+        await next_of(live, Subscribed)
+        assert live.attempts == 2
+
+
+@pytest.mark.parametrize("frame", ["<html>not json</html>", '{"type":"subscribed","channel":7}'])
+async def test_a_frame_that_is_not_a_live_message(aiohttp_server: Any, frame: str) -> None:
+    # Something else answered on the WebSocket's address, or a message of a known type is malformed.
+    closed = asyncio.Event()
+
+    async def garbage(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(CONNECTED)
+        await ws.receive()  # the subscription
+        await ws.send_str(frame)
+        await ws.receive()  # the client's close
+        closed.set()
+
+    async with Client(await ws_stub(aiohttp_server, garbage)) as client, client.live() as live:
+        assert isinstance(await anext(live), Connected)
+        with pytest.raises(UnexpectedResponse) as caught:
+            await asyncio.wait_for(anext(live), WAIT_SECONDS)
+        assert caught.value.code == "UNEXPECTED_RESPONSE" and frame[:20] in caught.value.message
+        await asyncio.wait_for(closed.wait(), WAIT_SECONDS)  # the socket is closed, not left open
+        with pytest.raises(StopAsyncIteration):
+            await anext(live)
+
+
+async def test_a_retired_boards_subscriptions_end_and_the_stream_goes_on(server: ServerProcess) -> None:
+    async with Client(server.url, token=token("curator", roles=("admin",))) as client:
+        await client.create_board(BoardCreate(id="cup"))
+        async with client.live(board="cup", ranks=(1, 5)) as live:
+            await next_of(live, Subscribed, lambda m: m.channel == "ranks")
+            await client.retire_board("cup")
+            ended = [await next_of(live, LiveError), await next_of(live, LiveError)]
+            assert {e.error.code for e in ended} == {"BOARD_NOT_FOUND"}
+            assert sorted((e.error.details.channel, e.error.details.board) for e in ended if e.error.details) == [
+                ("leaderboard", "cup"),
+                ("ranks", "cup"),
+            ]
+            await next_of(live, Unsubscribed)
+            # Going on: the user's own messages still come, and a reconnect does not subscribe to the
+            # retired board again (that would be refused, and raise).
+            assert live._ws is not None
+            await live._ws.close()
+            await next_of(live, Authenticated)
+            await client.complete("COMPLETE_QUEST", "after-the-cup")
+            update = await next_of(live, ScoreUpdate)
+            assert update.data.user_id == "curator" and live.attempts == 2
+
+
+async def test_an_error_is_routed_to_the_subscription_it_names(aiohttp_server: Any) -> None:
+    # A retirement's error may come between the answers to the subscriptions of a (re)connect.
+    async def interleaved(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(CONNECTED)
+        async for msg in ws:
+            channel = json.loads(msg.data)["channel"]
+            if channel == "leaderboard":
+                await ws.send_str(json.dumps({"type": "subscribed", "channel": "leaderboard", "board": "cup"}))
+                continue
+            ended = {"channel": "leaderboard", "board": "cup"}
+            error = {"code": "BOARD_NOT_FOUND", "message": "retired", "details": ended}
+            await ws.send_str(json.dumps({"type": "error", "error": error}))
+            await ws.send_str(json.dumps({"type": "unsubscribed", **ended}))
+            refused = {
+                "code": "VALIDATION_ERROR",
+                "message": "bad window",
+                "details": {"channel": channel, "board": "cup"},
+            }
+            await ws.send_str(json.dumps({"type": "error", "error": refused}))
+
+    async with Client(await ws_stub(aiohttp_server, interleaved)) as client, client.live("cup", ranks=(9, 1)) as live:
+        assert isinstance(await anext(live), Connected)
+        assert await anext(live) == Subscribed(channel="leaderboard", board="cup")
+        ended = await anext(live)
+        assert isinstance(ended, LiveError) and ended.error.details == Subscription(channel="leaderboard", board="cup")
+        assert await anext(live) == Unsubscribed(channel="leaderboard", board="cup")
+        with pytest.raises(ValidationError) as caught:
+            await asyncio.wait_for(anext(live), WAIT_SECONDS)
+        assert caught.value.details == {"channel": "ranks", "board": "cup"}

@@ -4,9 +4,12 @@ what it subscribes with, and every error code of the server has its exception.""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import msgspec.inspect as mi
@@ -149,3 +152,30 @@ def test_every_error_code_of_the_server_has_its_exception() -> None:
     assert len(served) >= 20
     mapped = {(status, code): sdk_errors.error_class(status, code) for status, code in served}
     assert {key: (cls.status_code, cls.error_code) for key, cls in mapped.items()} == {key: key for key in served}
+
+
+def python_examples() -> dict[str, str]:
+    """The README's Python SDK examples, by the file name each one's first line gives it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Python") : readme.index("### JavaScript")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    names = [re.match(r"# (\w+\.py)", block) for block in blocks]
+    named = {name[1]: block for name, block in zip(names, blocks, strict=True) if name}
+    assert len(named) == len(blocks) >= 3, "every example starts with `# NAME.py` of its own"
+    return named
+
+
+def test_the_readmes_examples_are_mypy_strict_clean(tmp_path: Path) -> None:
+    # The README calls the SDK mypy --strict clean: its examples must be, as a user copies them.
+    for name, code in python_examples().items():
+        (tmp_path / name).write_text(code)
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / ".cache"), *python_examples()],
+        cwd=tmp_path,
+        env={**os.environ, "MYPYPATH": str(SDK / "src")},  # this checkout's SDK, not an installed one
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

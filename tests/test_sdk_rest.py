@@ -457,3 +457,34 @@ async def test_an_answer_that_is_not_the_apis(aiohttp_server: Any) -> None:
         with pytest.raises(UnexpectedResponse) as caught:
             await client.boards()
         assert caught.value.status == 200
+
+
+async def test_a_dropped_connection_sends_each_request_as_often_as_documented(aiohttp_server: Any) -> None:
+    # aiohttp by itself sends a GET or DELETE again after a disconnect; counted here by the server.
+    sent: list[tuple[str, str]] = []
+
+    async def drop(request: web.Request) -> web.Response:
+        sent.append((request.method, request.path))
+        assert request.transport is not None
+        request.transport.close()
+        await asyncio.sleep(0.1)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", drop)
+    stub = await aiohttp_server(app)
+    url = str(stub.make_url(""))
+    for retries in (0, 2):
+        async with Client(url, token=token("op", roles=("admin",)), retries=retries, backoff_base=0.01) as client:
+            with pytest.raises(aiohttp.ClientConnectionError):
+                await client.top()
+            assert sent.count(("GET", "/api/v1/scoreboard/top")) == 1 + retries
+            for erase in (client.retire_board("cup"), client.erase_me(), client.erase_user("bob")):
+                with pytest.raises(aiohttp.ClientConnectionError):
+                    await erase  # never retried: a second one could not tell whether the first counted
+            assert [m for m, _ in sent].count("DELETE") == 3
+        sent.clear()
+    async with aiohttp.ClientSession() as given, Client(url, session=given, retries=0) as client:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await client.boards()
+    assert sent == [("GET", "/api/v1/boards")]

@@ -51,6 +51,7 @@ from .messages import (
     RanksUpdate,
     ScoreUpdate,
     Subscribed,
+    Subscription,
     UnknownMessage,
     Unsubscribed,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "Subscribed",
+    "Subscription",
     "TokenAlreadyUsed",
     "TokenExpired",
     "Unauthorized",

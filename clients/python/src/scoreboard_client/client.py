@@ -29,6 +29,9 @@ JSON = "application/json"
 # The server may check an action's minimum duration on another process's clock than the one that
 # issued its token: wait this much beyond the minimum.
 CLOCK_MARGIN_SECONDS = 0.1
+# The server sends an SSE keepalive every half `websocket.heartbeat_seconds` (15 s by default): a
+# stream silent for this long is dead.
+SSE_IDLE_SECONDS = 60.0
 
 
 class _Ok(msgspec.Struct, Generic[T]):
@@ -58,7 +61,8 @@ class Client:
     `token` is a user's JWT (operators' too) for the routes that need a user; `service_key` is a
     trusted server's key for score writes and attestations. Use it as `async with Client(url,
     token=...) as client:`; a `session` given is used and left open, otherwise the client opens and
-    closes its own. Reads, trusted writes and attestations are retried `retries` times after a
+    closes its own (a session given no longer resends a GET or DELETE by itself: the client decides
+    what is retried). Reads, trusted writes and attestations are retried `retries` times after a
     connection failure or a timeout (a write with the same Idempotency-Key; an attestation is
     idempotent by itself); initialize and update never are, since a retry could not tell whether
     the first one counted. Every other failure raises its `ScoreboardError`."""
@@ -82,7 +86,7 @@ class Client:
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
-        self._session = session
+        self._session = _without_resends(session) if session is not None else None
         self._owns_session = session is None
         self._streams: set[LiveStream] = set()
         self._min_seconds: dict[str, float] = {}  # learned from ACTION_TOO_FAST, per action type
@@ -107,7 +111,7 @@ class Client:
     def session(self) -> aiohttp.ClientSession:
         """The HTTP session, opened on first use when none was given."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = _without_resends(aiohttp.ClientSession())
         return self._session
 
     # The default board.
@@ -168,17 +172,26 @@ class Client:
         return await self._get(f"/api/v1/boards/{_segment(board)}", m.BoardDetail)
 
     async def events(
-        self, board: str, *, max_rate: float | None = None, last_event_id: int | None = None
+        self,
+        board: str,
+        *,
+        max_rate: float | None = None,
+        last_event_id: int | None = None,
+        idle_timeout: float = SSE_IDLE_SECONDS,
     ) -> AsyncGenerator[tuple[int | None, LiveMessage], None]:
         """A board's top 10 as Server-Sent Events (for where a WebSocket cannot go): each event's id
         (its seq) and message, a snapshot first. It ends when the server ends the stream; pass the
-        last id as `last_event_id` to go on. A refusal raises its error before the first event."""
+        last id as `last_event_id` to go on. A refusal raises its error before the first event;
+        `TimeoutError` when nothing, not even a keepalive, came for `idle_timeout` seconds."""
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         params = {"maxRate": str(max_rate)} if max_rate is not None else {}
         path = f"/api/v1/boards/{_segment(board)}/stream"
-        async with self.session().get(self._url(path), params=params, headers=headers) as response:
+        # No total: the stream lasts as long as the server sends. The server's keepalive comments
+        # keep a live connection under `idle_timeout`; a dead one is noticed after it.
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout.total, sock_read=idle_timeout)
+        async with self.session().get(self._url(path), params=params, headers=headers, timeout=timeout) as response:
             if response.status >= 400:
                 raise _refusal(response, await response.read())
             async for event in read_events(response):
@@ -460,6 +473,15 @@ class Client:
                     raise _unexpected(answer.status, raw) from None
                 return data
             raise _refusal(answer, raw)
+
+
+def _without_resends(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """The session, no longer sending a GET or DELETE again by itself after a disconnect."""
+    # aiohttp resends an idempotent method once when the server drops the connection (its own test
+    # client turns that off the same way, there being no public switch): on top of the client's
+    # retries that doubled every read and sent the DELETEs documented as not retried twice.
+    session._retry_connection = False
+    return session
 
 
 def _refusal(answer: aiohttp.ClientResponse, raw: bytes) -> ScoreboardError:

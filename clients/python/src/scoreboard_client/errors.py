@@ -247,10 +247,10 @@ def error_class(status: int, code: str) -> type[ScoreboardError]:
     return ServerError if status >= 500 else ScoreboardError
 
 
-def refusal(code: str, message: str) -> ScoreboardError:
+def refusal(code: str, message: str, details: Any = None) -> ScoreboardError:
     """The exception of an error the WebSocket sent (a code without an HTTP status)."""
     cls = error_class(0, code)
-    return cls(cls.status_code or 400, code, message)
+    return cls(cls.status_code or 400, code, message, details)
 
 
 def handshake_refusal(status: int, message: str) -> ScoreboardError:

@@ -9,16 +9,41 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
+import msgspec
 from aiohttp import WSMsgType
 
-from .errors import ScoreboardError, Unauthorized, UnexpectedResponse, handshake_refusal, refusal
+from .errors import (
+    Forbidden,
+    PayloadTooLarge,
+    RateLimited,
+    ScoreboardError,
+    Unauthorized,
+    UnexpectedResponse,
+    ValidationError,
+    handshake_refusal,
+    refusal,
+)
 from .messages import Authenticated, Connected, LiveError, LiveMessage, Overtaken, Subscribed, decode_message
 
 if TYPE_CHECKING:
     from .client import Client
 
-CLOSE_MESSAGE_TOO_BIG = 1009
-CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_MANY = 4429
+# Closes another connection may not meet (a proxy's or the server's going away or restart, a drop,
+# a client too far behind): reconnect. Any other close would end the next connection alike: raised.
+TRANSIENT_CLOSES = {1000, 1001, 1006, 1011, 1012, 1013, 1014}
+REFUSED_CLOSES: dict[int, tuple[type[ScoreboardError], int, str, str]] = {
+    1003: (ValidationError, 400, "VALIDATION_ERROR", "the server refused a message's kind of data"),
+    1007: (ValidationError, 400, "VALIDATION_ERROR", "the server refused a message that is not UTF-8"),
+    1008: (Forbidden, 403, "FORBIDDEN", "the server refused a message against its policy"),
+    1009: (
+        PayloadTooLarge,
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "the server refused a message as too big (`auth` with a long token?)",
+    ),
+    4401: (Unauthorized, 401, "UNAUTHORIZED", "the live connection's token is invalid or expired"),
+}
 HANDSHAKE_SECONDS = 10.0  # for `connected` and `authenticated` to arrive on a new connection
 # Refusals of the handshake that another try may not meet: the HTTP statuses of overload or restart.
 RETRIED_STATUSES = {429, 502, 503, 504}
@@ -57,9 +82,13 @@ class LiveStream:
 
     Every message the server sends is yielded, typed (see messages.py), `connected` and
     `subscribed` included, so a consumer can tell a reconnect. A subscription the server refuses
-    raises its error (`BoardNotFound`...); an invalid or expired token raises `Unauthorized`. Any
-    other end of the connection (a drop, a server restart's 1012) is followed by a new connection
-    after a random delay that grows with each failed attempt, and the subscriptions again."""
+    raises its error (`BoardNotFound`...); one it ends later (its board retired) is yielded as
+    `LiveError` and `Unsubscribed`, the stream going on without it; an invalid or expired token raises `Unauthorized`, a
+    message over the server's limit (a token too long for `auth`) `PayloadTooLarge`, one connection
+    over the user's limit (4429) `RateLimited` once the client's `retries` reconnects met it too.
+    A drop, a server going away or restarting (1001, 1012), or 1011, 1013 are followed by a new
+    connection after a random delay that grows with each failed attempt, and the subscriptions
+    again; any other close code raises a `ScoreboardError`."""
 
     def __init__(
         self,
@@ -88,7 +117,10 @@ class LiveStream:
         self._backoff = client.backoff()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ready: collections.deque[LiveMessage] = collections.deque()  # read, not yielded yet
-        self._unanswered = 0  # subscriptions without their `subscribed` or `error` yet
+        self._channels: set[str] = set()  # of the subscriptions sent on this connection
+        self._unanswered: list[str] = []  # channels of subscriptions without `subscribed` or `error` yet, in order
+        self._ended: set[str] = set()  # channels of subscriptions the server ended
+        self._too_many = 0  # 4429 closes in a row
         self._closed = False
 
     def __aiter__(self) -> Self:
@@ -120,8 +152,8 @@ class LiveStream:
                 return self._ready.popleft()
             msg = await ws.receive()
             if msg.type == WSMsgType.TEXT:
-                message = decode_message(msg.data)
-                if self._unanswered and isinstance(message, Subscribed | LiveError):
+                message = await self._decode(ws, msg.data)
+                if isinstance(message, Subscribed | LiveError):
                     await self._answered(message)
                 elif isinstance(message, Overtaken) and message.id is not None:
                     # A resubscription replays only what came after the newest one seen.
@@ -132,13 +164,23 @@ class LiveStream:
         raise StopAsyncIteration
 
     async def _answered(self, message: Subscribed | LiveError) -> None:
-        """Subscriptions are answered in the order they were sent: a refusal ends the stream."""
-        self._unanswered -= 1
-        if isinstance(message, LiveError):
-            await self.aclose()
-            raise refusal(message.error.code, f"subscription refused: {message.error.message}")
-        if self._unanswered == 0:
+        """Raise the refusal of a subscription asked for; note one the server ended (not asked again)."""
+        if isinstance(message, Subscribed):
+            if message.channel in self._unanswered:
+                self._unanswered.remove(message.channel)
+        else:
+            about = message.error.details
+            # A server without `details` answers subscriptions in the order they were sent.
+            channel = about.channel if about else next(iter(self._unanswered), None)
+            if channel in self._unanswered:
+                await self.aclose()
+                details = msgspec.to_builtins(about) if about else None
+                raise refusal(message.error.code, f"subscription refused: {message.error.message}", details)
+            if channel in self._channels:
+                self._ended.add(channel)  # its board retired: a reconnect's subscribe would be refused
+        if not self._unanswered:
             self._backoff.reset()
+            self._too_many = 0
 
     async def _lost(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """The connection ended: raise when another one would end the same way, else forget it."""
@@ -149,12 +191,23 @@ class LiveStream:
         if self._closed:  # closed by aclose()
             return
         self.close_codes.append(code)
-        if code == CLOSE_UNAUTHORIZED:
+        await self._judge_close(code)
+
+    async def _judge_close(self, code: int | None) -> None:
+        """Return when a connection closed with `code` is worth another; else close and raise."""
+        if code is None or code in TRANSIENT_CLOSES:  # None: no close frame, the connection broke
+            return
+        if code == CLOSE_TOO_MANY:
+            # The user's limit may count a connection of theirs that just broke, until the server
+            # notices it is gone: worth a few tries, as a failed request is.
+            self._too_many += 1
+            if self._too_many <= self.client.retries:
+                return
             await self.aclose()
-            raise Unauthorized(401, "UNAUTHORIZED", "the live connection's token is invalid or expired")
-        if code == CLOSE_MESSAGE_TOO_BIG:
-            await self.aclose()
-            raise ScoreboardError(413, "PAYLOAD_TOO_LARGE", "the server refused a message as too big")
+            raise RateLimited(429, "RATE_LIMITED", "the user holds as many live connections as allowed (4429)")
+        await self.aclose()
+        cls, status, error_code, why = REFUSED_CLOSES.get(code, (ScoreboardError, 400, f"CLOSED_{code}", "closed"))
+        raise cls(status, error_code, f"{why} (close code {code})")
 
     async def _connect(self) -> None:
         """Connect and subscribe, after a delay when this is a reconnect; again until it works."""
@@ -208,9 +261,11 @@ class LiveStream:
             after=self.after,
             max_rate=self.max_rate,
         )
+        subs = [sub for sub in subs if sub["channel"] not in self._ended]
         for sub in subs:
             await ws.send_json(sub)
-        self._unanswered = len(subs)
+        self._channels = {sub["channel"] for sub in subs}
+        self._unanswered = [sub["channel"] for sub in subs]
 
     async def _expect(self, ws: aiohttp.ClientWebSocketResponse, kind: type[Connected | Authenticated]) -> LiveMessage:
         """The next message, which must be of `kind`."""
@@ -219,12 +274,19 @@ class LiveStream:
         except TimeoutError as exc:
             raise _Retry from exc
         if msg.type != WSMsgType.TEXT:
-            if ws.close_code == CLOSE_UNAUTHORIZED:
-                await self.aclose()
-                raise Unauthorized(401, "UNAUTHORIZED", "the live connection's token is invalid or expired")
+            await self._judge_close(ws.close_code)
             raise _Retry
-        message = decode_message(msg.data)
+        message = await self._decode(ws, msg.data)
         if not isinstance(message, kind):
             await self.aclose()
             raise UnexpectedResponse(101, "UNEXPECTED_RESPONSE", f"expected {kind.__name__} first, got {message!r}")
         return message
+
+    async def _decode(self, ws: aiohttp.ClientWebSocketResponse, data: str) -> LiveMessage:
+        """The message; a frame that is not one closes the stream and raises UnexpectedResponse."""
+        try:
+            return decode_message(data)
+        except msgspec.DecodeError:  # not JSON, or a known type with the wrong shape
+            await ws.close()
+            await self.aclose()
+            raise UnexpectedResponse(101, "UNEXPECTED_RESPONSE", f"not a live message: {data[:200]!r}") from None

@@ -186,15 +186,23 @@ class Overtaken(_Message, tag="overtaken"):
     id: int | None = None
 
 
+class Subscription(_Part):
+    """The subscription an `error` is about: the one a `subscribe` asked for, or one the server ended."""
+
+    channel: str
+    board: str | None = None  # none for notifications
+
+
 class ErrorDetail(_Part):
-    """The contract's error code and message."""
+    """The contract's error code and message; `details` names the subscription it refuses or ends."""
 
     code: str
     message: str
+    details: Subscription | None = None
 
 
 class LiveError(_Message, tag="error"):
-    """The server refused a message; the connection goes on."""
+    """The server refused a message, or ended a subscription (its board retired); the connection goes on."""
 
     error: ErrorDetail
 
