@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -30,7 +31,18 @@ ACTION_TYPE = "scoreboard.action_type"
 EXPORTERS = ("otlp", "console")  # values of OTEL_TRACES_EXPORTER this build can serve
 PROTOCOL = "http/protobuf"  # the OTLP exporter shipped (requirements.txt): OTLP over HTTP
 _X_REQUEST_ID = "X-Request-ID"
-_URL_ATTRIBUTES = ("http.target", "http.url", "url.full")  # the old and the stable HTTP conventions
+# The old and the stable HTTP conventions: a target (path and query), a whole URL, a path.
+_URL_ATTRIBUTES = ("http.target", "http.url", "url.full", "url.path")
+UNMATCHED = "[unmatched]"
+
+
+def _as_route(value: str, route: str) -> str:
+    """A recorded target, path or URL with its path replaced by `route` and its query redacted."""
+    parts = urlsplit(value)
+    query = "[redacted]" if parts.query or value.endswith("?") else ""
+    if parts.scheme:  # a whole URL
+        return urlunsplit((parts.scheme, parts.netloc, route, query, ""))
+    return route + ("?" + query if query else "")
 
 
 class TracingError(ValueError):
@@ -120,23 +132,26 @@ def instrument(provider: TracerProvider) -> None:
     from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.trace import SpanKind
 
-    class NoQueryStrings(SpanProcessor):
-        """The instrumentation records the request target with its query string, where a
-        WebSocket's user JWT sits (`?token=`): replaced before any exporter sees it, as in the logs."""
+    class RoutesOnly(SpanProcessor):
+        """The instrumentation records the request's path and query string: the path names users
+        (`/users/{userId}/…`) and the query holds a WebSocket's user JWT (`?token=`). Both are
+        replaced before any exporter sees them: the path by its route (`http.route`, a path no
+        route serves by `[unmatched]`), a query by `[redacted]`."""
 
         def on_start(self, span: Span, parent_context: Context | None = None) -> None:
             attributes = span.attributes
             if span.kind is not SpanKind.SERVER or attributes is None:
                 return
+            route = attributes.get("http.route") or UNMATCHED
             for key in _URL_ATTRIBUTES:
                 value = attributes.get(key)
-                if isinstance(value, str) and "?" in value:
-                    span.set_attribute(key, value.partition("?")[0] + "?[redacted]")
+                if isinstance(value, str):
+                    span.set_attribute(key, _as_route(value, str(route)))
             if "url.query" in attributes:
                 span.set_attribute("url.query", "[redacted]")
 
     global _provider  # noqa: PLW0603 - one provider per process, like the instrumentation's own
-    provider.add_span_processor(NoQueryStrings())
+    provider.add_span_processor(RoutesOnly())
     with warnings.catch_warnings():
         # aiohttp discourages subclassing its Application, which is how the instrumentation works.
         warnings.filterwarnings("ignore", "Inheritance class _InstrumentedApplication", DeprecationWarning)

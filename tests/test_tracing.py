@@ -242,15 +242,25 @@ async def test_query_strings_never_reach_a_span(
     await ws.receive_json()  # connected
     await ws.close()
     assert (await client.get("/api/v1/scoreboard/top?limit=3")).status == 200
+    # User ids travel in paths: spans show the route instead, and a path no route serves not at all.
+    assert (await client.get("/api/v1/users/zelda-7/score")).status == 401  # (no bearer)
+    assert (await client.get("/api/v1/users/zelda-7/nowhere?x=1")).status == 404
 
-    found = await _finished(
-        spans, lambda found: {"GET /ws/scoreboard", "GET /api/v1/scoreboard/top"} <= {s.name for s in found}
-    )
+    def ended(found: Sequence[ReadableSpan]) -> bool:
+        names = {s.name for s in found}
+        return {"GET /ws/scoreboard", "GET /api/v1/scoreboard/top", "GET /api/v1/users/{userId}/score"} <= names and (
+            "GET /{unmatched}" in names
+        )
+
+    found = await _finished(spans, ended)
     attributes = {s.name: dict(s.attributes or {}) for s in found}
     assert attributes["GET /ws/scoreboard"]["http.target"] == "/ws/scoreboard?[redacted]"
     assert str(attributes["GET /ws/scoreboard"]["http.url"]).endswith("/ws/scoreboard?[redacted]")
     assert attributes["GET /api/v1/scoreboard/top"]["http.target"] == "/api/v1/scoreboard/top?[redacted]"
-    assert jwt not in repr(attributes)
+    assert attributes["GET /api/v1/users/{userId}/score"]["http.target"] == "/api/v1/users/{userId}/score"
+    assert str(attributes["GET /api/v1/users/{userId}/score"]["http.url"]).endswith("/api/v1/users/{userId}/score")
+    assert attributes["GET /{unmatched}"]["http.target"] == "/{unmatched}?[redacted]"  # the catch-all route
+    assert jwt not in repr(attributes) and "zelda-7" not in repr([s.attributes for s in found])
 
 
 def test_the_switch_is_documented() -> None:
