@@ -57,7 +57,8 @@ class Emitter {
  * One live subscription: a board's top 10 (`leaderboard`), a window of ranks (`ranks`), the ranks
  * around the signed-in user (`around`) or that user's notices (`notifications`). Events: `update`
  * (the whole current state, whichever transport brought it), `period_ended`, `notice`, `gap` (a
- * message was missed: a fresh snapshot is on its way) and `error` (the server refused it; it ends).
+ * message was missed: a fresh snapshot is on its way) and `error` (the server refused or ended it;
+ * it ends).
  */
 export class Subscription extends Emitter {
   #client;
@@ -476,21 +477,25 @@ export class ScoreboardClient extends Emitter {
       case 'authenticated':
         this.#userId = msg.userId;
         break;
-      case 'subscribed':
-      case 'error': {
-        // Each subscribe is answered, in the order sent, by `subscribed` or by an `error`.
-        const sub = this.#pending.shift();
+      case 'subscribed': {
+        const sub = this.#answered(msg.channel, msg.board);
         const link = sub && this.#links.get(sub); // none for one left or replaced meanwhile
-        if (msg.type === 'subscribed') {
-          this.#attempt = 0; // proof the server really serves us
-          if (link) link.awaiting = false;
-        } else if (link) {
-          this.#refuse(sub, msg.error);
-        } else if (!sub) {
-          this.emit('error', msg.error);
+        this.#attempt = 0; // proof the server really serves us
+        if (link) link.awaiting = false;
+        break;
+      }
+      case 'unsubscribed': {
+        // Also the answer to an `unsubscribe` of ours: that one is gone from #subs already, or
+        // replaced by one still awaiting its `subscribed`. Any other the server ended.
+        const sub = this.#subs.get(keyOf(msg.channel, msg.board));
+        if (sub && !this.#pending.includes(sub)) {
+          this.#refuse(sub, { code: 'UNSUBSCRIBED', message: 'The server ended this subscription' });
         }
         break;
       }
+      case 'error':
+        this.#onSocketError(msg.error ?? {});
+        return; // emitted by #onSocketError, to the subscription it names or to the client
       case 'pong':
         this.#attempt = 0;
         break;
@@ -500,7 +505,29 @@ export class ScoreboardClient extends Emitter {
       default:
     }
     if (BOARD_MESSAGES.has(msg.type)) this.#onBoardMessage(msg, 'websocket');
-    else if (msg.type !== 'error') this.emit(msg.type, msg);
+    else this.emit(msg.type, msg);
+  }
+
+  // An `error` names the subscription it is about in `details`: a refused subscribe, or one the
+  // server ended (its board retired), which may come between the answers to our subscribes. Only
+  // a subscribe the server could not even read (VALIDATION_ERROR) is answered without a name:
+  // that one is matched by order.
+  #onSocketError(error) {
+    const named = error.details && typeof error.details.channel === 'string' ? error.details : null;
+    let sub = null;
+    if (named) {
+      sub = this.#answered(named.channel, named.board) ?? this.#subs.get(keyOf(named.channel, named.board));
+    } else if (error.code === 'VALIDATION_ERROR') {
+      sub = this.#pending.shift() ?? null;
+    }
+    if (sub && this.#links.has(sub)) this.#refuse(sub, error);
+    else if (!sub) this.emit('error', error);
+  }
+
+  // The oldest subscribe sent for this channel and board, taken off the awaited ones.
+  #answered(channel, board) {
+    const at = this.#pending.findIndex((sub) => sub.key === keyOf(channel, board));
+    return at < 0 ? null : this.#pending.splice(at, 1)[0];
   }
 
   // ------------------------------------------------------------------ board channels, notices

@@ -204,3 +204,110 @@ async def test_an_around_window_waits_for_a_token_and_follows_its_user_once_give
 
 async def _shown_is(page: Any, expected: list[tuple[int, str, int]]) -> bool:
     return await _shown(page) == expected
+
+
+# A WebSocket that reaches no server: `window.serve(socket, message)` plays the server's part for
+# each message the client sends (`socket.push(message)` answers, `socket.close(code)` ends it), so
+# that a test can put the server's messages in exactly the order it needs. Every socket is kept in
+# `window.sockets`, with what the client sent on it.
+SCRIPTED_SOCKET = """() => {
+    window.sockets = [];
+    window.serve = () => {};
+    window.WebSocket = class {
+        static CONNECTING = 0;
+        static OPEN = 1;
+        static CLOSING = 2;
+        static CLOSED = 3;
+        constructor(url) {
+            Object.assign(this, { url, readyState: 0, sent: [], openedAt: Date.now() });
+            window.sockets.push(this);
+            setTimeout(() => {
+                this.readyState = 1;
+                this.push({ type: 'connected', clientId: `c${window.sockets.length}` });
+            }, 0);
+        }
+        push(msg) {
+            if (this.readyState === 1) this.onmessage?.({ data: JSON.stringify(msg) });
+        }
+        send(text) {
+            const msg = JSON.parse(text);
+            this.sent.push(msg);
+            setTimeout(() => window.serve(this, msg), 0);
+        }
+        close(code = 1000) {
+            if (this.readyState > 1) return;
+            this.readyState = 3;
+            setTimeout(() => this.onclose?.({ code }), 0);
+        }
+    };
+}"""
+
+# Subscriptions kept in `window.subs` by name, with what each heard in `window.heard`.
+WATCH = """async ([token, options]) => {
+    const { ScoreboardClient } = await import('/static/scoreboard-client.js');
+    const client = (window.client = new ScoreboardClient({ token, transports: ['websocket'], ...options }));
+    window.subs = {};
+    window.heard = [];
+    client.on('error', (error) => window.heard.push(['client', 'error', error.code]));
+    window.watch = (name, sub) => {
+        window.subs[name] = sub;
+        sub.on('error', (error) => window.heard.push([name, 'error', error.code]));
+        sub.on('update', () => window.heard.push([name, 'update']));
+        return sub;
+    };
+}"""
+
+
+def _retired(channel: str, board: str) -> str:
+    """What the server sends `socket` for each subscription of a board an operator retired."""
+    error = f"{{ code: 'BOARD_NOT_FOUND', message: 'Board retired', details: {{ channel: '{channel}', board: '{board}' }} }}"
+    ended = f"{{ type: 'unsubscribed', channel: '{channel}', board: '{board}' }}"
+    return f"socket.push({{ type: 'error', error: {error} }}); socket.push({ended});"
+
+
+async def _scripted(browser: Any, client: Any, serve: str, token: str | None = None, **options: Any) -> Any:
+    page = await _blank(browser, client)
+    await page.evaluate(SCRIPTED_SOCKET)
+    await page.evaluate(f"() => {{ window.serve = {serve}; }}")
+    await page.evaluate(WATCH, [token, options])
+    return page
+
+
+async def _closed(page: Any) -> dict[str, bool]:
+    closed: dict[str, bool] = await page.evaluate(
+        "() => Object.fromEntries(Object.entries(window.subs).map(([name, sub]) => [name, sub.closed]))"
+    )
+    return closed
+
+
+# Answers every subscribe; the one for `weekly` only after the word that board `cup` was retired.
+RETIRED_MEANWHILE = """(socket, msg) => {
+    if (msg.type !== 'subscribe') return;
+    if (msg.board === 'weekly') { RETIRED }
+    socket.push({ type: 'subscribed', channel: msg.channel, board: msg.board });
+}""".replace("RETIRED", _retired("leaderboard", "cup"))
+
+
+async def test_an_error_ends_the_subscription_it_names_not_the_one_awaiting_an_answer(
+    browser: Any, client: Any
+) -> None:
+    page = await _scripted(browser, client, RETIRED_MEANWHILE)
+    await page.evaluate(
+        "() => { watch('cup', client.leaderboard('cup')); watch('global', client.leaderboard('global')); client.connect(); }"
+    )
+    await _until(lambda: page.evaluate("() => window.sockets[0]?.sent.length === 2"), "both subscribed")
+    # The retirement's word comes while `weekly` awaits its answer: it ends `cup`, not `weekly`.
+    await page.evaluate("() => watch('weekly', client.ranks('weekly', 1, 5))")
+    await _until(lambda: page.evaluate("() => window.subs.cup.closed"), "cup ended")
+    assert await page.evaluate("() => window.heard") == [["cup", "error", "BOARD_NOT_FOUND"]]
+    # And one that comes when no subscribe awaits an answer ends the subscription it names too.
+    await page.evaluate(f"() => {{ const socket = window.sockets[0]; {_retired('ranks', 'weekly')} }}")
+    await _until(lambda: page.evaluate("() => window.subs.weekly.closed"), "weekly ended")
+    assert await page.evaluate("() => window.heard.at(-1)") == ["weekly", "error", "BOARD_NOT_FOUND"]
+    assert await _closed(page) == {"cup": True, "global": False, "weekly": True}
+    # A subscription the server ends without saying why ends all the same.
+    await page.evaluate(
+        "() => window.sockets[0].push({ type: 'unsubscribed', channel: 'leaderboard', board: 'global' })"
+    )
+    await _until(lambda: page.evaluate("() => window.subs.global.closed"), "global ended")
+    assert await page.evaluate("() => window.heard.at(-1)") == ["global", "error", "UNSUBSCRIBED"]
