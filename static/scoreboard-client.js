@@ -191,6 +191,7 @@ export class ScoreboardClient extends Emitter {
   #links = new Map(); // subscription -> how the current transport carries it
   #ws = null;
   #socketUp = false; // the socket said `connected`: it carries every subscription
+  #authed = false; // the socket's user is known (`connected` with one, or `authenticated`)
   #degraded = false; // the socket is down: event streams and polls carry them
   #pending = []; // subscriptions sent, in order, each awaiting its `subscribed` or `error`
   #attempt = 0;
@@ -432,12 +433,12 @@ export class ScoreboardClient extends Emitter {
   #dropSocket(code) {
     const ws = this.#ws;
     this.#ws = null;
-    this.#socketUp = false;
+    this.#socketUp = this.#authed = false;
     this.#pending = [];
     clearTimeout(this.#timers.greeting);
     clearInterval(this.#timers.ping);
     clearTimeout(this.#timers.stable);
-    for (const link of this.#links.values()) Object.assign(link, { seq: null, awaiting: false });
+    for (const link of this.#links.values()) Object.assign(link, { seq: null, awaiting: false, refused: false });
     if (!ws) return;
     ws.onmessage = ws.onclose = null; // late events of a socket given up are not ours any more
     if (code && ws.readyState < WebSocket.CLOSING) ws.close(code);
@@ -471,16 +472,18 @@ export class ScoreboardClient extends Emitter {
     this.#heardAt = Date.now();
     switch (msg.type) {
       case 'connected':
-        if (msg.userId) this.#userId = msg.userId;
+        if (msg.userId) [this.#userId, this.#authed] = [msg.userId, true];
         this.#up();
         break;
       case 'authenticated':
-        this.#userId = msg.userId;
+        [this.#userId, this.#authed] = [msg.userId, true];
+        this.#retryRefused();
         break;
       case 'subscribed': {
+        // No proof that the socket serves (one over the user's limit may answer and then close
+        // with 4429): the backoff starts over after STABLE_MS, or on a pong.
         const sub = this.#answered(msg.channel, msg.board);
         const link = sub && this.#links.get(sub); // none for one left or replaced meanwhile
-        this.#attempt = 0; // proof the server really serves us
         if (link) link.awaiting = false;
         break;
       }
@@ -520,8 +523,25 @@ export class ScoreboardClient extends Emitter {
     } else if (error.code === 'VALIDATION_ERROR') {
       sub = this.#pending.shift() ?? null;
     }
-    if (sub && this.#links.has(sub)) this.#refuse(sub, error);
-    else if (!sub) this.emit('error', error);
+    if (!sub) this.emit('error', error);
+    else if (!this.#links.has(sub)) return; // left or replaced meanwhile
+    else if (this.#definitive(error)) this.#refuse(sub, error);
+    else this.#links.get(sub).refused = true; // asked again once authenticated, or on the next socket
+  }
+
+  // Whether a refusal holds whatever the connection: the board is gone, the subscribe is wrong, or
+  // it needs a user and the client has no token. Others are the connection's: UNAUTHORIZED before
+  // the server took the token (or on a socket it then closes, 4401 or 4429), and the like.
+  #definitive({ code }) {
+    return code === 'BOARD_NOT_FOUND' || code === 'VALIDATION_ERROR' || (code === 'UNAUTHORIZED' && !this.#token);
+  }
+
+  #retryRefused() {
+    for (const [sub, link] of this.#links) {
+      if (!link.refused) continue;
+      link.refused = false;
+      this.#subscribeOnSocket(sub);
+    }
   }
 
   // The oldest subscribe sent for this channel and board, taken off the awaited ones.
@@ -694,10 +714,12 @@ export class ScoreboardClient extends Emitter {
 
 function newLink() {
   // seq: of the last message applied (null: the next must be a snapshot); awaiting: `subscribed`;
-  // stream: the EventSource; streamServed: it opened once; poll*: the REST loop.
+  // refused: for now, by this socket; stream: the EventSource; streamServed: it opened once; poll*:
+  // the REST loop.
   return {
     seq: null,
     awaiting: false,
+    refused: false,
     stream: null,
     streamServed: false,
     streamOpen: false,

@@ -311,3 +311,47 @@ async def test_an_error_ends_the_subscription_it_names_not_the_one_awaiting_an_a
     )
     await _until(lambda: page.evaluate("() => window.subs.global.closed"), "global ended")
     assert await page.evaluate("() => window.heard.at(-1)") == ["global", "error", "UNSUBSCRIBED"]
+
+
+# A server that answers the subscribes sent after an auth it refuses as one connection too many,
+# as anonymous (UNAUTHORIZED for `around`), then closes with 4429; once `window.healthy`, one that
+# takes the token and serves.
+TOO_MANY_THEN_HEALTHY = """(socket, msg) => {
+    const answer = { type: 'subscribed', channel: msg.channel, board: msg.board };
+    if (window.healthy) {
+        if (msg.type === 'auth') socket.push({ type: 'authenticated', userId: 'u1' });
+        if (msg.type !== 'subscribe') return;
+        socket.push(answer);
+        const entries = [{ rank: 1, userId: 'u1', username: 'U1', score: 100 }];
+        const data = { seq: 1, board: 'global', period: 'all', channel: 'around', snapshot: true, entries, total: 1 };
+        if (msg.channel === 'around') socket.push({ type: 'ranks_update', data });
+    } else if (msg.type === 'auth') {
+        setTimeout(() => socket.close(4429), 20); // once the subscribes sent with it are answered
+    } else if (msg.type === 'subscribe' && msg.channel === 'around') {
+        const details = { channel: 'around', board: 'global' };
+        socket.push({ type: 'error', error: { code: 'UNAUTHORIZED', message: 'Needs a user', details } });
+    } else if (msg.type === 'subscribe') {
+        socket.push(answer);
+    }
+}"""
+
+
+async def test_a_socket_closed_as_one_too_many_neither_resets_the_backoff_nor_ends_a_subscription(
+    browser: Any, client: Any
+) -> None:
+    page = await _scripted(browser, client, TOO_MANY_THEN_HEALTHY, token_for("u1"), backoffBaseMs=100)
+    await page.evaluate("() => { Math.random = () => 0.5; }")  # each delay half its ceiling
+    await page.evaluate(
+        "() => { watch('top', client.leaderboard('global')); watch('around', client.around('global', 1)); }"
+    )
+    await page.evaluate("() => client.connect()")
+    # Its `subscribed` does not count as a socket that served: the delays keep doubling (50, 100,
+    # 200, 400, 800 ms …), where a reset after each would have tried again every 50 ms.
+    await asyncio.sleep(2)
+    assert 3 <= await page.evaluate("() => window.sockets.length") <= 7
+    # UNAUTHORIZED before the server took the token is the connection's, not the subscription's:
+    # it is asked again on the next socket, which serves it.
+    assert await _closed(page) == {"top": False, "around": False}
+    await page.evaluate("() => { window.healthy = true; }")
+    await _until(lambda: page.evaluate("() => window.heard.some(([name]) => name === 'around')"), "around served", 10)
+    assert await page.evaluate("() => window.heard.filter(([name]) => name === 'around')") == [["around", "update"]]
