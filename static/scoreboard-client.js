@@ -68,7 +68,7 @@ export class Subscription extends Emitter {
     super();
     this.#client = client;
     this.channel = channel;
-    this.board = board;
+    this.board = board ?? null; // none: the default board, its id here once the client knows it
     this.params = params;
     this.value = null; // the last `update`
     this.after = params.after ?? null; // notifications: the newest id delivered
@@ -188,6 +188,7 @@ export class ScoreboardClient extends Emitter {
   #backoffBaseMs;
   #backoffCapMs;
   #subs = new Map(); // key -> the subscription (one per channel and board, as the server holds them)
+  #defaultBoard = null; // the id of the board meant when none is named, once known
   #links = new Map(); // subscription -> how the current transport carries it
   #ws = null;
   #socketUp = false; // the socket said `connected`: it carries every subscription
@@ -322,17 +323,34 @@ export class ScoreboardClient extends Emitter {
   }
 
   #add(sub) {
+    if (sub.board === null && sub.channel !== 'notifications') sub.board = this.#defaultBoard;
     const held = this.#subs.get(sub.key);
-    if (held) {
-      // The server holds one per channel and board: the new one replaces it there too.
-      held.closed = true;
-      this.#leaveFallback(held);
-      this.#links.delete(held);
-    }
+    if (held) this.#replaced(held); // the server holds one per channel and board: there too
     this.#subs.set(sub.key, sub);
     this.#links.set(sub, newLink());
     this.#attach(sub);
     return sub;
+  }
+
+  #replaced(sub) {
+    sub.closed = true;
+    this.#leaveFallback(sub);
+    this.#links.delete(sub);
+  }
+
+  // A subscription asked for without a board learns which one the server gave it: its messages
+  // name that board. One held for it already was replaced on the server by the later subscribe.
+  #settle(sub, board) {
+    this.#defaultBoard = board;
+    if (this.#subs.get(sub.key) === sub) this.#subs.delete(sub.key);
+    sub.board = board;
+    const held = this.#subs.get(sub.key);
+    if (held && this.#pending.includes(held)) {
+      this.#replaced(sub);
+      return;
+    }
+    if (held) this.#replaced(held);
+    this.#subs.set(sub.key, sub);
   }
 
   // Put a subscription on whatever carries the others now.
@@ -485,6 +503,7 @@ export class ScoreboardClient extends Emitter {
         const sub = this.#answered(msg.channel, msg.board);
         const link = sub && this.#links.get(sub); // none for one left or replaced meanwhile
         if (link) link.awaiting = false;
+        if (link && sub.board === null && msg.board) this.#settle(sub, msg.board);
         break;
       }
       case 'unsubscribed': {
@@ -544,9 +563,11 @@ export class ScoreboardClient extends Emitter {
     }
   }
 
-  // The oldest subscribe sent for this channel and board, taken off the awaited ones.
+  // The oldest subscribe sent for this channel and board (or, the server naming the board it
+  // gave, for this channel and no board), taken off the awaited ones.
   #answered(channel, board) {
-    const at = this.#pending.findIndex((sub) => sub.key === keyOf(channel, board));
+    let at = this.#pending.findIndex((sub) => sub.key === keyOf(channel, board));
+    if (at < 0) at = this.#pending.findIndex((sub) => sub.key === keyOf(channel, null));
     return at < 0 ? null : this.#pending.splice(at, 1)[0];
   }
 
@@ -605,10 +626,30 @@ export class ScoreboardClient extends Emitter {
   // A top goes on an event stream (again, after one failed); the rest, and a top without one, polls.
   #fallBackOne(sub) {
     const link = this.#links.get(sub);
-    if (link.stream) return; // open, or reconnecting by itself
+    if (link.stream || link.resolving) return; // open, or reconnecting by itself; or finding its board
+    if (sub.board === null && sub.channel !== 'notifications') {
+      this.#findDefault(sub, link);
+      return;
+    }
     const streams = this.#transports.has('sse') && typeof EventSource === 'function';
     if (streams && sub.streamPath()) this.#openStream(sub, link);
     else this.#startPolling(sub, link);
+  }
+
+  // The routes have the board in their path: one asked for without a board reads which is the
+  // default first (the first GET /boards lists), as long as the socket is down.
+  async #findDefault(sub, link) {
+    link.resolving = true;
+    while (!this.#defaultBoard && this.#degraded && !this.#closed && this.#links.get(sub) === link) {
+      const id = (await this.read('/boards'))?.boards?.[0]?.id;
+      if (typeof id === 'string') this.#defaultBoard = id;
+      else await new Promise((resolve) => setTimeout(resolve, this.#pollMs));
+    }
+    link.resolving = false;
+    // The socket has it now, or it was left.
+    if (!this.#degraded || this.#closed || this.#links.get(sub) !== link) return;
+    if (sub.board === null) this.#settle(sub, this.#defaultBoard);
+    if (this.#links.get(sub) === link) this.#fallBackOne(sub);
   }
 
   #leaveFallback(sub) {
@@ -714,12 +755,13 @@ export class ScoreboardClient extends Emitter {
 
 function newLink() {
   // seq: of the last message applied (null: the next must be a snapshot); awaiting: `subscribed`;
-  // refused: for now, by this socket; stream: the EventSource; streamServed: it opened once; poll*:
-  // the REST loop.
+  // refused: for now, by this socket; resolving: reading the default board; stream: the
+  // EventSource; streamServed: it opened once; poll*: the REST loop.
   return {
     seq: null,
     awaiting: false,
     refused: false,
+    resolving: false,
     stream: null,
     streamServed: false,
     streamOpen: false,

@@ -355,3 +355,44 @@ async def test_a_socket_closed_as_one_too_many_neither_resets_the_backoff_nor_en
     await page.evaluate("() => { window.healthy = true; }")
     await _until(lambda: page.evaluate("() => window.heard.some(([name]) => name === 'around')"), "around served", 10)
     assert await page.evaluate("() => window.heard.filter(([name]) => name === 'around')") == [["around", "update"]]
+
+
+# A top and a window asked for without a board, on the given transports; the URLs requested kept.
+DEFAULT_BOARD = """async (transports) => {
+    const { ScoreboardClient } = await import('/static/scoreboard-client.js');
+    const client = (window.client = new ScoreboardClient({ transports, pollMs: 200 }));
+    window.urls = [];
+    const fetch = window.fetch;
+    window.fetch = (url, init) => { window.urls.push(String(url)); return fetch(url, init); };
+    window.subs = { top: client.leaderboard(), window: client.ranks(undefined, 1, 5) };
+    window.last = {};
+    for (const [name, sub] of Object.entries(window.subs)) sub.on('update', (value) => { window.last[name] = value; });
+    client.connect();
+}"""
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["sse", "polling"], ["polling"]])
+async def test_subscriptions_without_a_board_follow_the_default_one(
+    browser: Any, flow: Flow, client: Any, transports: list[str]
+) -> None:
+    await flow.award("u1", "q1")
+    page = await _blank(browser, client)
+    await page.evaluate(DEFAULT_BOARD, transports)
+
+    async def shown() -> bool:
+        last = await page.evaluate("() => window.last")
+        return all(
+            name in last and [e["userId"] for e in last[name].get("leaderboard") or last[name]["entries"]] == ["u1"]
+            for name in ("top", "window")
+        )
+
+    await _until(shown, "both shown")
+    await flow.award("u2", "q1", "DEFEAT_BOSS")  # u2 first: the updates are applied
+
+    async def updated() -> bool:
+        last = await page.evaluate("() => window.last")
+        return [e["userId"] for e in last["top"]["leaderboard"]] == ["u2", "u1"]
+
+    await _until(updated, "the update applied")
+    assert await page.evaluate("() => [window.subs.top.board, window.subs.window.board]") == ["global", "global"]
+    assert not [url for url in await page.evaluate("() => window.urls") if "undefined" in url or "null" in url]
