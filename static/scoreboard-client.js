@@ -202,6 +202,7 @@ export class ScoreboardClient extends Emitter {
   #started = false;
   #closed = false;
   #seen = new Set(); // ids of notices delivered
+  #noticesOf = null; // the user those are of
   #state = '';
   #online = () => {
     if (this.#timers.retry) this.#open(); // the browser knows the network is back: skip the wait
@@ -263,10 +264,14 @@ export class ScoreboardClient extends Emitter {
   /** Use another token (null: anonymous) from now on: the socket is opened again with it. */
   setToken(token) {
     this.#setToken(token);
-    if (!this.#started || this.#closed) return;
-    this.#dropSocket(1000);
-    this.#attempt = 0;
-    this.#open();
+    const notices = this.#subs.get(keyOf('notifications', null));
+    if (this.#closed) return;
+    if (this.#started) {
+      this.#dropSocket(1000);
+      this.#attempt = 0;
+      this.#open();
+    }
+    if (notices) this.#prepare(notices);
   }
 
   /** A board's top 10: `update` {board, period, leaderboard, updatedAt, total, via}, `period_ended`. */
@@ -291,7 +296,7 @@ export class ScoreboardClient extends Emitter {
    */
   notifications({ after } = {}) {
     const sub = this.#add(new Subscription(this, 'notifications', null, { after }));
-    if (!sub.ready) this.#startFromNewest(sub);
+    this.#prepare(sub);
     return sub;
   }
 
@@ -320,6 +325,24 @@ export class ScoreboardClient extends Emitter {
   #setToken(token) {
     this.#token = token || null;
     this.#userId = this.#token ? userOf(this.#token) : null;
+    if (!this.#userId || this.#userId === this.#noticesOf) return;
+    // Another user: the ids delivered were not theirs, and theirs start where the caller asked
+    // (`now`: at their newest when their token came), not after the last user's.
+    this.#noticesOf = this.#userId;
+    this.#seen.clear();
+    const sub = this.#subs.get(keyOf('notifications', null));
+    if (!sub) return;
+    this.#leaveFallback(sub);
+    this.#links.get(sub).reading = null;
+    sub.after = sub.params.after ?? null;
+    sub.ready = sub.params.after !== 'now';
+  }
+
+  // Notices `after: 'now'` read the newest kept id first, which takes a token: without one they
+  // wait for setToken, as every personal subscription does.
+  #prepare(sub) {
+    if (sub.ready) this.#attach(sub);
+    else if (this.#token && !this.#links.get(sub).reading) this.#startFromNewest(sub);
   }
 
   #add(sub) {
@@ -360,21 +383,29 @@ export class ScoreboardClient extends Emitter {
     else if (this.#degraded) this.#fallBackOne(sub);
   }
 
-  // `after: 'now'`: the newest kept notice's id first (a network failure is tried again; a refusal
-  // ends the subscription, as the socket's would).
+  // `after: 'now'`: the newest kept notice's id first (a network failure is tried again; a refused
+  // token waits for the next; another refusal ends the subscription, as the socket's would).
   async #startFromNewest(sub) {
-    while (!sub.closed && !this.#closed) {
+    const link = this.#links.get(sub);
+    const reading = (link.reading = {}); // a read for the user before is not this one
+    const current = () => link.reading === reading && !sub.closed && !this.#closed;
+    while (current()) {
       const answer = await this.#fetch('/users/me/notifications', true);
-      if (sub.closed) return;
-      if (answer && !answer.ok) {
-        this.#refuse(sub, answer.error);
-        return;
-      }
-      if (answer) {
+      if (!current()) return;
+      if (answer && answer.ok) {
         const ids = (answer.data.notifications ?? []).map((n) => n.id).filter(Number.isInteger);
         sub.after = ids.length ? Math.max(...ids) : 0;
         sub.ready = true;
+        link.reading = null;
         this.#attach(sub);
+        return;
+      }
+      if (answer && answer.error.code === 'UNAUTHORIZED') {
+        link.reading = null;
+        return;
+      }
+      if (answer && this.#definitive(answer.error)) {
+        this.#refuse(sub, answer.error);
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, this.#pollMs));
@@ -755,13 +786,14 @@ export class ScoreboardClient extends Emitter {
 
 function newLink() {
   // seq: of the last message applied (null: the next must be a snapshot); awaiting: `subscribed`;
-  // refused: for now, by this socket; resolving: reading the default board; stream: the
-  // EventSource; streamServed: it opened once; poll*: the REST loop.
+  // refused: for now, by this socket; resolving: reading the default board; reading: the newest
+  // notice's id; stream: the EventSource; streamServed: it opened once; poll*: the REST loop.
   return {
     seq: null,
     awaiting: false,
     refused: false,
     resolving: false,
+    reading: null,
     stream: null,
     streamServed: false,
     streamOpen: false,

@@ -396,3 +396,65 @@ async def test_subscriptions_without_a_board_follow_the_default_one(
     await _until(updated, "the update applied")
     assert await page.evaluate("() => [window.subs.top.board, window.subs.window.board]") == ["global", "global"]
     assert not [url for url in await page.evaluate("() => window.urls") if "undefined" in url or "null" in url]
+
+
+NOTICES = """async ([token, after]) => {
+    const { ScoreboardClient } = await import('/static/scoreboard-client.js');
+    const client = (window.client = new ScoreboardClient({ token }));
+    window.notices = [];
+    window.heard = [];
+    window.notes = client.notifications({ after });
+    window.notes.on('notice', (notice) => window.notices.push(notice.id));
+    window.notes.on('error', (error) => window.heard.push(error.code));
+    client.leaderboard('global').on('update', () => window.heard.push('top'));
+    client.connect();
+}"""
+
+
+async def _notice_ids(client: Any, user: str) -> list[int]:
+    """The ids of the notices the server keeps for `user`, oldest first."""
+    resp = await client.get("/api/v1/users/me/notifications", headers={"Authorization": f"Bearer {token_for(user)}"})
+    return [n["id"] for n in (await resp.json())["data"]["notifications"]]
+
+
+async def _kept(client: Any, user: str, n: int) -> bool:
+    return len(await _notice_ids(client, user)) >= n
+
+
+async def test_another_users_token_brings_that_users_notices_from_where_the_caller_asked(
+    browser: Any, flow: Flow, client: Any
+) -> None:
+    for user, quests in (("u1", 3), ("u2", 2), ("u3", 1)):  # a first entry passes nobody
+        for n in range(quests):
+            await flow.award(user, f"q{n}")
+    await flow.award("u3", "boss", "DEFEAT_BOSS")  # 600: passes u1 (300) and u2 (200)
+    await flow.award("u2", "boss", "DEFEAT_BOSS")  # 700: passes u3 and u1 again, later
+    # (The notices are worked out after the write is answered.)
+    await _until(lambda: _kept(client, "u1", 2), "u1's notices kept")
+    older, newer = await _notice_ids(client, "u2"), await _notice_ids(client, "u1")
+    assert older and newer and min(older) < max(newer)
+    page = await _blank(browser, client)
+    await page.evaluate(NOTICES, [token_for("u1"), None])
+    await _until(lambda: page.evaluate(f"() => window.notices.length === {len(newer)}"), "u1's notices")
+    # u2's notices are every kept one (no `after` asked), older ones than u1's last included.
+    await page.evaluate(f"() => {{ window.notices = []; window.client.setToken({token_for('u2')!r}); }}")
+    await _until(lambda: page.evaluate(f"() => window.notices.length === {len(older)}"), "u2's notices")
+    assert await page.evaluate("() => window.notices") == older
+
+
+async def test_notices_from_now_wait_for_a_token_on_an_anonymous_client(browser: Any, flow: Flow, client: Any) -> None:
+    for user in ("u1", "u2", "u3"):  # a first entry passes nobody
+        await flow.award(user, "q1")
+    await flow.award("u2", "boss", "DEFEAT_BOSS")  # passes u1: a notice from before
+    await _until(lambda: _kept(client, "u1", 1), "u1's notice kept")
+    page = await _blank(browser, client)
+    await page.evaluate(NOTICES, [None, "now"])
+    await _until(lambda: page.evaluate("() => window.heard.includes('top')"), "the anonymous client live")
+    await asyncio.sleep(0.5)
+    assert await page.evaluate("() => [window.notes.closed, window.heard.filter((h) => h !== 'top')]") == [False, []]
+    await page.evaluate(f"() => window.client.setToken({token_for('u1')!r})")
+    await _until(lambda: page.evaluate("() => window.notes.ready"), "the newest notice read")
+    await asyncio.sleep(0.5)  # the socket subscribed again
+    await flow.award("u3", "boss", "DEFEAT_BOSS")  # passes u1: a notice from now on
+    await _until(lambda: page.evaluate("() => window.notices.length > 0"), "the new notice")
+    assert await page.evaluate("() => window.notices") == [max(await _notice_ids(client, "u1"))]
