@@ -29,6 +29,7 @@ const TOP_SIZE = 10;
 const REMEMBERED_NOTICES = 500; // ids of notices already delivered, against a replay's repeats
 const BOARD_MESSAGES = new Set(['leaderboard_update', 'period_ended', 'ranks_update']);
 const STREAM_EVENTS = ['leaderboard_update', 'period_ended'];
+const DOTS = /^\.+$/; // a path segment no URL keeps
 
 /** Named listeners: `on(type, fn)` returns the function that removes `fn` again. */
 class Emitter {
@@ -739,7 +740,9 @@ export class ScoreboardClient extends Emitter {
     const path = sub.pollPath(this.#userId);
     // Nobody looks (a hidden tab): save the request.
     if (path && !(sub.personal && !this.#token) && !globalThis.document?.hidden) {
-      const data = await this.read(path, { auth: sub.channel === 'notifications' });
+      const data = DOTS.test(this.#userId ?? '') && sub.channel === 'around'
+        ? await this.#readAroundDots(sub, this.#userId)
+        : await this.read(path, { auth: sub.channel === 'notifications' });
       if (gen !== link.pollGen) return; // left the fallback meanwhile
       link.pollOk = data !== null;
       if (data && sub.channel === 'notifications') for (const n of data.notifications ?? []) this.#notice(n);
@@ -750,20 +753,36 @@ export class ScoreboardClient extends Emitter {
     this.#report();
   }
 
+  // A user id of dots only (`.`, `..`) cannot be a path segment: URLs resolve it away, percent-
+  // encoded too (WHATWG URL). That user's window is found by a lookup of their rank, then read.
+  async #readAroundDots(sub, userId) {
+    const board = boardPath(sub.board);
+    const found = await this.#fetch(`${board}/lookup`, false, { userIds: [userId] });
+    if (!found || !found.ok) return null;
+    const rank = (found.data.entries ?? []).find((entry) => entry.userId === userId)?.rank;
+    const { radius } = sub.params;
+    const from = rank ? Math.max(1, rank - radius) : 1;
+    const read = await this.read(`${board}/ranks?from=${from}&limit=${rank ? rank + radius - from + 1 : 1}`);
+    return read && (rank ? read : { ...read, leaderboard: [] }); // off the board: no window, as GET /around
+  }
+
   // ------------------------------------------------------------------ plumbing
 
   #apiUrl(path) {
     return new URL(`/api/v1${path}`, this.#url);
   }
 
-  // {ok, data} or {ok: false, error} for an answer in the envelope, null when none came.
-  async #fetch(path, auth) {
+  // {ok, data} or {ok: false, error} for an answer in the envelope, null when none came. A GET, or
+  // a POST of `json`.
+  async #fetch(path, auth, json) {
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
     const headers = { Accept: 'application/json' };
     if (auth && this.#token) headers.Authorization = `Bearer ${this.#token}`;
+    const post = json === undefined ? {} : { method: 'POST', body: JSON.stringify(json) };
+    if (post.body) headers['Content-Type'] = 'application/json';
     try {
-      const res = await fetch(this.#apiUrl(path), { headers, cache: 'no-store', signal: ctrl.signal });
+      const res = await fetch(this.#apiUrl(path), { headers, cache: 'no-store', signal: ctrl.signal, ...post });
       const body = await res.json();
       if (body && body.success && body.data && typeof body.data === 'object') return { ok: true, data: body.data };
       const error = body && body.error ? body.error : { code: `HTTP_${res.status}`, message: res.statusText };

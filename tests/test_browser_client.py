@@ -458,3 +458,28 @@ async def test_notices_from_now_wait_for_a_token_on_an_anonymous_client(browser:
     await flow.award("u3", "boss", "DEFEAT_BOSS")  # passes u1: a notice from now on
     await _until(lambda: page.evaluate("() => window.notices.length > 0"), "the new notice")
     assert await page.evaluate("() => window.notices") == [max(await _notice_ids(client, "u1"))]
+
+
+AROUND_POLLED = """async (token) => {
+    const { ScoreboardClient } = await import('/static/scoreboard-client.js');
+    const client = new ScoreboardClient({ token, transports: ['polling'], pollMs: 200 });
+    window.seen = { updates: [] };
+    client.around('global', 1).on('update', (value) => window.seen.updates.push(value));
+    client.connect();
+}"""
+
+
+@pytest.mark.parametrize("user", [".", ".."])
+async def test_an_around_window_is_polled_for_a_user_id_of_dots(
+    browser: Any, flow: Flow, client: Any, user: str
+) -> None:
+    for i, name in enumerate(("u0", user, "u2", "u3")):  # 400, 300, 200, 100
+        for n in range(4 - i):
+            await flow.award(name, f"q{n}")
+    page = await _blank(browser, client)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url) if "/api/v1/" in request.url else None)
+    await page.evaluate(AROUND_POLLED, token_for(user))
+    await _until(lambda: page.evaluate("() => window.seen.updates.length > 0"), "the window around the user")
+    assert await _shown(page) == [(1, "u0", 400), (2, user, 300), (3, "u2", 200)]
+    assert not [url for url in requested if "/around" not in url and "/lookup" not in url and "/ranks" not in url]
