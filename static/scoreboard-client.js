@@ -29,6 +29,7 @@ const TOP_SIZE = 10;
 const REMEMBERED_NOTICES = 500; // ids of notices already delivered, against a replay's repeats
 const BOARD_MESSAGES = new Set(['leaderboard_update', 'period_ended', 'ranks_update']);
 const STREAM_EVENTS = ['leaderboard_update', 'period_ended'];
+const DOTS = /^\.+$/; // a path segment no URL keeps
 
 /** Named listeners: `on(type, fn)` returns the function that removes `fn` again. */
 class Emitter {
@@ -57,7 +58,8 @@ class Emitter {
  * One live subscription: a board's top 10 (`leaderboard`), a window of ranks (`ranks`), the ranks
  * around the signed-in user (`around`) or that user's notices (`notifications`). Events: `update`
  * (the whole current state, whichever transport brought it), `period_ended`, `notice`, `gap` (a
- * message was missed: a fresh snapshot is on its way) and `error` (the server refused it; it ends).
+ * message was missed: a fresh snapshot is on its way) and `error` (the server refused or ended it;
+ * it ends).
  */
 export class Subscription extends Emitter {
   #client;
@@ -67,7 +69,7 @@ export class Subscription extends Emitter {
     super();
     this.#client = client;
     this.channel = channel;
-    this.board = board;
+    this.board = board ?? null; // none: the default board, its id here once the client knows it
     this.params = params;
     this.value = null; // the last `update`
     this.after = params.after ?? null; // notifications: the newest id delivered
@@ -187,9 +189,11 @@ export class ScoreboardClient extends Emitter {
   #backoffBaseMs;
   #backoffCapMs;
   #subs = new Map(); // key -> the subscription (one per channel and board, as the server holds them)
+  #defaultBoard = null; // the id of the board meant when none is named, once known
   #links = new Map(); // subscription -> how the current transport carries it
   #ws = null;
   #socketUp = false; // the socket said `connected`: it carries every subscription
+  #authed = false; // the socket's user is known (`connected` with one, or `authenticated`)
   #degraded = false; // the socket is down: event streams and polls carry them
   #pending = []; // subscriptions sent, in order, each awaiting its `subscribed` or `error`
   #attempt = 0;
@@ -199,6 +203,7 @@ export class ScoreboardClient extends Emitter {
   #started = false;
   #closed = false;
   #seen = new Set(); // ids of notices delivered
+  #noticesOf = null; // the user those are of
   #state = '';
   #online = () => {
     if (this.#timers.retry) this.#open(); // the browser knows the network is back: skip the wait
@@ -260,10 +265,14 @@ export class ScoreboardClient extends Emitter {
   /** Use another token (null: anonymous) from now on: the socket is opened again with it. */
   setToken(token) {
     this.#setToken(token);
-    if (!this.#started || this.#closed) return;
-    this.#dropSocket(1000);
-    this.#attempt = 0;
-    this.#open();
+    const notices = this.#subs.get(keyOf('notifications', null));
+    if (this.#closed) return;
+    if (this.#started) {
+      this.#dropSocket(1000);
+      this.#attempt = 0;
+      this.#open();
+    }
+    if (notices) this.#prepare(notices);
   }
 
   /** A board's top 10: `update` {board, period, leaderboard, updatedAt, total, via}, `period_ended`. */
@@ -288,7 +297,7 @@ export class ScoreboardClient extends Emitter {
    */
   notifications({ after } = {}) {
     const sub = this.#add(new Subscription(this, 'notifications', null, { after }));
-    if (!sub.ready) this.#startFromNewest(sub);
+    this.#prepare(sub);
     return sub;
   }
 
@@ -317,20 +326,55 @@ export class ScoreboardClient extends Emitter {
   #setToken(token) {
     this.#token = token || null;
     this.#userId = this.#token ? userOf(this.#token) : null;
+    if (!this.#userId || this.#userId === this.#noticesOf) return;
+    // Another user: the ids delivered were not theirs, and theirs start where the caller asked
+    // (`now`: at their newest when their token came), not after the last user's.
+    this.#noticesOf = this.#userId;
+    this.#seen.clear();
+    const sub = this.#subs.get(keyOf('notifications', null));
+    if (!sub) return;
+    this.#leaveFallback(sub);
+    this.#links.get(sub).reading = null;
+    sub.after = sub.params.after ?? null;
+    sub.ready = sub.params.after !== 'now';
+  }
+
+  // Notices `after: 'now'` read the newest kept id first, which takes a token: without one they
+  // wait for setToken, as every personal subscription does.
+  #prepare(sub) {
+    if (sub.ready) this.#attach(sub);
+    else if (this.#token && !this.#links.get(sub).reading) this.#startFromNewest(sub);
   }
 
   #add(sub) {
+    if (sub.board === null && sub.channel !== 'notifications') sub.board = this.#defaultBoard;
     const held = this.#subs.get(sub.key);
-    if (held) {
-      // The server holds one per channel and board: the new one replaces it there too.
-      held.closed = true;
-      this.#leaveFallback(held);
-      this.#links.delete(held);
-    }
+    if (held) this.#replaced(held); // the server holds one per channel and board: there too
     this.#subs.set(sub.key, sub);
     this.#links.set(sub, newLink());
     this.#attach(sub);
     return sub;
+  }
+
+  #replaced(sub) {
+    sub.closed = true;
+    this.#leaveFallback(sub);
+    this.#links.delete(sub);
+  }
+
+  // A subscription asked for without a board learns which one the server gave it: its messages
+  // name that board. One held for it already was replaced on the server by the later subscribe.
+  #settle(sub, board) {
+    this.#defaultBoard = board;
+    if (this.#subs.get(sub.key) === sub) this.#subs.delete(sub.key);
+    sub.board = board;
+    const held = this.#subs.get(sub.key);
+    if (held && this.#pending.includes(held)) {
+      this.#replaced(sub);
+      return;
+    }
+    if (held) this.#replaced(held);
+    this.#subs.set(sub.key, sub);
   }
 
   // Put a subscription on whatever carries the others now.
@@ -340,21 +384,29 @@ export class ScoreboardClient extends Emitter {
     else if (this.#degraded) this.#fallBackOne(sub);
   }
 
-  // `after: 'now'`: the newest kept notice's id first (a network failure is tried again; a refusal
-  // ends the subscription, as the socket's would).
+  // `after: 'now'`: the newest kept notice's id first (a network failure is tried again; a refused
+  // token waits for the next; another refusal ends the subscription, as the socket's would).
   async #startFromNewest(sub) {
-    while (!sub.closed && !this.#closed) {
+    const link = this.#links.get(sub);
+    const reading = (link.reading = {}); // a read for the user before is not this one
+    const current = () => link.reading === reading && !sub.closed && !this.#closed;
+    while (current()) {
       const answer = await this.#fetch('/users/me/notifications', true);
-      if (sub.closed) return;
-      if (answer && !answer.ok) {
-        this.#refuse(sub, answer.error);
-        return;
-      }
-      if (answer) {
+      if (!current()) return;
+      if (answer && answer.ok) {
         const ids = (answer.data.notifications ?? []).map((n) => n.id).filter(Number.isInteger);
         sub.after = ids.length ? Math.max(...ids) : 0;
         sub.ready = true;
+        link.reading = null;
         this.#attach(sub);
+        return;
+      }
+      if (answer && answer.error.code === 'UNAUTHORIZED') {
+        link.reading = null;
+        return;
+      }
+      if (answer && this.#definitive(answer.error)) {
+        this.#refuse(sub, answer.error);
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, this.#pollMs));
@@ -431,12 +483,12 @@ export class ScoreboardClient extends Emitter {
   #dropSocket(code) {
     const ws = this.#ws;
     this.#ws = null;
-    this.#socketUp = false;
+    this.#socketUp = this.#authed = false;
     this.#pending = [];
     clearTimeout(this.#timers.greeting);
     clearInterval(this.#timers.ping);
     clearTimeout(this.#timers.stable);
-    for (const link of this.#links.values()) Object.assign(link, { seq: null, awaiting: false });
+    for (const link of this.#links.values()) Object.assign(link, { seq: null, awaiting: false, refused: false });
     if (!ws) return;
     ws.onmessage = ws.onclose = null; // late events of a socket given up are not ours any more
     if (code && ws.readyState < WebSocket.CLOSING) ws.close(code);
@@ -470,27 +522,34 @@ export class ScoreboardClient extends Emitter {
     this.#heardAt = Date.now();
     switch (msg.type) {
       case 'connected':
-        if (msg.userId) this.#userId = msg.userId;
+        if (msg.userId) [this.#userId, this.#authed] = [msg.userId, true];
         this.#up();
         break;
       case 'authenticated':
-        this.#userId = msg.userId;
+        [this.#userId, this.#authed] = [msg.userId, true];
+        this.#retryRefused();
         break;
-      case 'subscribed':
-      case 'error': {
-        // Each subscribe is answered, in the order sent, by `subscribed` or by an `error`.
-        const sub = this.#pending.shift();
+      case 'subscribed': {
+        // No proof that the socket serves (one over the user's limit may answer and then close
+        // with 4429): the backoff starts over after STABLE_MS, or on a pong.
+        const sub = this.#answered(msg.channel, msg.board);
         const link = sub && this.#links.get(sub); // none for one left or replaced meanwhile
-        if (msg.type === 'subscribed') {
-          this.#attempt = 0; // proof the server really serves us
-          if (link) link.awaiting = false;
-        } else if (link) {
-          this.#refuse(sub, msg.error);
-        } else if (!sub) {
-          this.emit('error', msg.error);
+        if (link) link.awaiting = false;
+        if (link && sub.board === null && msg.board) this.#settle(sub, msg.board);
+        break;
+      }
+      case 'unsubscribed': {
+        // Also the answer to an `unsubscribe` of ours: that one is gone from #subs already, or
+        // replaced by one still awaiting its `subscribed`. Any other the server ended.
+        const sub = this.#subs.get(keyOf(msg.channel, msg.board));
+        if (sub && !this.#pending.includes(sub)) {
+          this.#refuse(sub, { code: 'UNSUBSCRIBED', message: 'The server ended this subscription' });
         }
         break;
       }
+      case 'error':
+        this.#onSocketError(msg.error ?? {});
+        return; // emitted by #onSocketError, to the subscription it names or to the client
       case 'pong':
         this.#attempt = 0;
         break;
@@ -500,7 +559,48 @@ export class ScoreboardClient extends Emitter {
       default:
     }
     if (BOARD_MESSAGES.has(msg.type)) this.#onBoardMessage(msg, 'websocket');
-    else if (msg.type !== 'error') this.emit(msg.type, msg);
+    else this.emit(msg.type, msg);
+  }
+
+  // An `error` names the subscription it is about in `details`: a refused subscribe, or one the
+  // server ended (its board retired), which may come between the answers to our subscribes. Only
+  // a subscribe the server could not even read (VALIDATION_ERROR) is answered without a name:
+  // that one is matched by order.
+  #onSocketError(error) {
+    const named = error.details && typeof error.details.channel === 'string' ? error.details : null;
+    let sub = null;
+    if (named) {
+      sub = this.#answered(named.channel, named.board) ?? this.#subs.get(keyOf(named.channel, named.board));
+    } else if (error.code === 'VALIDATION_ERROR') {
+      sub = this.#pending.shift() ?? null;
+    }
+    if (!sub) this.emit('error', error);
+    else if (!this.#links.has(sub)) return; // left or replaced meanwhile
+    else if (this.#definitive(error)) this.#refuse(sub, error);
+    else this.#links.get(sub).refused = true; // asked again once authenticated, or on the next socket
+  }
+
+  // Whether a refusal holds whatever the connection: the board is gone, the subscribe is wrong, or
+  // it needs a user and the client has no token. Others are the connection's: UNAUTHORIZED before
+  // the server took the token (or on a socket it then closes, 4401 or 4429), and the like.
+  #definitive({ code }) {
+    return code === 'BOARD_NOT_FOUND' || code === 'VALIDATION_ERROR' || (code === 'UNAUTHORIZED' && !this.#token);
+  }
+
+  #retryRefused() {
+    for (const [sub, link] of this.#links) {
+      if (!link.refused) continue;
+      link.refused = false;
+      this.#subscribeOnSocket(sub);
+    }
+  }
+
+  // The oldest subscribe sent for this channel and board (or, the server naming the board it
+  // gave, for this channel and no board), taken off the awaited ones.
+  #answered(channel, board) {
+    let at = this.#pending.findIndex((sub) => sub.key === keyOf(channel, board));
+    if (at < 0) at = this.#pending.findIndex((sub) => sub.key === keyOf(channel, null));
+    return at < 0 ? null : this.#pending.splice(at, 1)[0];
   }
 
   // ------------------------------------------------------------------ board channels, notices
@@ -558,10 +658,30 @@ export class ScoreboardClient extends Emitter {
   // A top goes on an event stream (again, after one failed); the rest, and a top without one, polls.
   #fallBackOne(sub) {
     const link = this.#links.get(sub);
-    if (link.stream) return; // open, or reconnecting by itself
+    if (link.stream || link.resolving) return; // open, or reconnecting by itself; or finding its board
+    if (sub.board === null && sub.channel !== 'notifications') {
+      this.#findDefault(sub, link);
+      return;
+    }
     const streams = this.#transports.has('sse') && typeof EventSource === 'function';
     if (streams && sub.streamPath()) this.#openStream(sub, link);
     else this.#startPolling(sub, link);
+  }
+
+  // The routes have the board in their path: one asked for without a board reads which is the
+  // default first (the first GET /boards lists), as long as the socket is down.
+  async #findDefault(sub, link) {
+    link.resolving = true;
+    while (!this.#defaultBoard && this.#degraded && !this.#closed && this.#links.get(sub) === link) {
+      const id = (await this.read('/boards'))?.boards?.[0]?.id;
+      if (typeof id === 'string') this.#defaultBoard = id;
+      else await new Promise((resolve) => setTimeout(resolve, this.#pollMs));
+    }
+    link.resolving = false;
+    // The socket has it now, or it was left.
+    if (!this.#degraded || this.#closed || this.#links.get(sub) !== link) return;
+    if (sub.board === null) this.#settle(sub, this.#defaultBoard);
+    if (this.#links.get(sub) === link) this.#fallBackOne(sub);
   }
 
   #leaveFallback(sub) {
@@ -620,7 +740,9 @@ export class ScoreboardClient extends Emitter {
     const path = sub.pollPath(this.#userId);
     // Nobody looks (a hidden tab): save the request.
     if (path && !(sub.personal && !this.#token) && !globalThis.document?.hidden) {
-      const data = await this.read(path, { auth: sub.channel === 'notifications' });
+      const data = DOTS.test(this.#userId ?? '') && sub.channel === 'around'
+        ? await this.#readAroundDots(sub, this.#userId)
+        : await this.read(path, { auth: sub.channel === 'notifications' });
       if (gen !== link.pollGen) return; // left the fallback meanwhile
       link.pollOk = data !== null;
       if (data && sub.channel === 'notifications') for (const n of data.notifications ?? []) this.#notice(n);
@@ -631,20 +753,36 @@ export class ScoreboardClient extends Emitter {
     this.#report();
   }
 
+  // A user id of dots only (`.`, `..`) cannot be a path segment: URLs resolve it away, percent-
+  // encoded too (WHATWG URL). That user's window is found by a lookup of their rank, then read.
+  async #readAroundDots(sub, userId) {
+    const board = boardPath(sub.board);
+    const found = await this.#fetch(`${board}/lookup`, false, { userIds: [userId] });
+    if (!found || !found.ok) return null;
+    const rank = (found.data.entries ?? []).find((entry) => entry.userId === userId)?.rank;
+    const { radius } = sub.params;
+    const from = rank ? Math.max(1, rank - radius) : 1;
+    const read = await this.read(`${board}/ranks?from=${from}&limit=${rank ? rank + radius - from + 1 : 1}`);
+    return read && (rank ? read : { ...read, leaderboard: [] }); // off the board: no window, as GET /around
+  }
+
   // ------------------------------------------------------------------ plumbing
 
   #apiUrl(path) {
     return new URL(`/api/v1${path}`, this.#url);
   }
 
-  // {ok, data} or {ok: false, error} for an answer in the envelope, null when none came.
-  async #fetch(path, auth) {
+  // {ok, data} or {ok: false, error} for an answer in the envelope, null when none came. A GET, or
+  // a POST of `json`.
+  async #fetch(path, auth, json) {
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), FETCH_TIMEOUT_MS);
     const headers = { Accept: 'application/json' };
     if (auth && this.#token) headers.Authorization = `Bearer ${this.#token}`;
+    const post = json === undefined ? {} : { method: 'POST', body: JSON.stringify(json) };
+    if (post.body) headers['Content-Type'] = 'application/json';
     try {
-      const res = await fetch(this.#apiUrl(path), { headers, cache: 'no-store', signal: ctrl.signal });
+      const res = await fetch(this.#apiUrl(path), { headers, cache: 'no-store', signal: ctrl.signal, ...post });
       const body = await res.json();
       if (body && body.success && body.data && typeof body.data === 'object') return { ok: true, data: body.data };
       const error = body && body.error ? body.error : { code: `HTTP_${res.status}`, message: res.statusText };
@@ -667,10 +805,14 @@ export class ScoreboardClient extends Emitter {
 
 function newLink() {
   // seq: of the last message applied (null: the next must be a snapshot); awaiting: `subscribed`;
-  // stream: the EventSource; streamServed: it opened once; poll*: the REST loop.
+  // refused: for now, by this socket; resolving: reading the default board; reading: the newest
+  // notice's id; stream: the EventSource; streamServed: it opened once; poll*: the REST loop.
   return {
     seq: null,
     awaiting: false,
+    refused: false,
+    resolving: false,
+    reading: null,
     stream: null,
     streamServed: false,
     streamOpen: false,
