@@ -19,6 +19,7 @@ from app.logs import setup_logging
 from app.maintenance import backup_command, restore_command
 from app.metrics.multiprocess import shared_values
 from app.settings import ID_PATTERN
+from app.storage import StorageUnusable
 from app.storage.backup import BackupError
 from app.tracing import TracingError, exporters
 from app.tracing import start as start_tracing
@@ -178,7 +179,7 @@ def serve(
     writing with `racer_key`), traced to the `tracing` exporters when there are any (see
     app/tracing.py): each process, every worker, has its own. ListenError when the address is taken."""
     # Before anything starts: a busy port is one line (ListenError), not a start-up and a traceback.
-    drain.check_address(config.server.host, config.server.port, reuse_port=reuse_port)
+    check_addresses(config, reuse_port=reuse_port)
     setup_logging(config.settings.log.level)
     provider = start_tracing(tracing) if tracing else None
     # The SQLite writer thread takes the GIL back after every statement. While the loop is busy
@@ -216,6 +217,15 @@ def serve(
     finally:
         if provider is not None:
             provider.shutdown()  # exports the spans still queued
+
+
+def check_addresses(config: Config, *, reuse_port: bool) -> None:
+    """Refuse the main port, and the metrics listener's, when this process could not listen there
+    (ListenError, one line)."""
+    drain.check_address(config.server.host, config.server.port, reuse_port=reuse_port)
+    metrics = config.metrics
+    if metrics.enabled and not metrics.on_main_port:
+        drain.check_address(metrics.host, metrics.port, reuse_port=reuse_port, remedy=drain.METRICS_PORT)
 
 
 def _check_processes(config: Config, command: str, *, workers: int, reuse_port: bool) -> None:
@@ -264,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         if workers == 1:
             serve(config, demo=demo, racer_key=racer_key, reuse_port=reuse_port, tracing=tracing)
             return 0
-        drain.check_address(config.server.host, config.server.port, reuse_port=True)  # once, not in each worker
-    except drain.ListenError as exc:
+        check_addresses(config, reuse_port=True)  # once, not in each worker
+    except (drain.ListenError, StorageUnusable) as exc:
         print(exc, file=sys.stderr)
         return 1
     setup_logging(config.settings.log.level)

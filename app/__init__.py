@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
+import asyncpg
 import jinja2
 from aiohttp import web
 
@@ -53,6 +55,7 @@ from .boards.trusted import ServiceKeys, TrustedWrites
 from .clock import now_ms
 from .config import Config
 from .drain import handler_seconds
+from .errors import ServiceUnavailable
 from .fanout import Fanout
 from .flights import InFlight
 from .held import HeldAwards, held_backoff
@@ -72,7 +75,7 @@ from .ranking import Ranking
 from .ranking.redis import RedisRanking
 from .retention import Retention
 from .service import Scoreboard
-from .storage import Store
+from .storage import StorageUnusable, Store
 from .tasks import Background, CleanupContext, pause, running
 from .tokens import ActionTokens
 from .top_cache import TopCache
@@ -87,8 +90,14 @@ TOKEN_PURGE_SECONDS = 60.0
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = app[STORE]
-    await store.open()
+    store, storage = app[STORE], app[CONFIG].storage
+    where = "PostgreSQL" if storage.database_url else storage.sqlite_path  # (the URL may hold a password)
+    try:
+        await store.open()
+    except (OSError, TimeoutError, sqlite3.DatabaseError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StorageUnusable(f"cannot open the database ({where}): {exc}") from None
+    except ServiceUnavailable as exc:  # a restore holds the SQLite file
+        raise StorageUnusable(f"cannot open the database ({where}): {exc.message}") from None
     try:
         yield
     finally:

@@ -330,15 +330,21 @@ def _check_secrets(secrets: Secrets, *, production: bool, host: str, hs256: bool
             raise ConfigError(f"{name}: must differ from SCOREBOARD_JWT_SECRET")
 
 
+def _raw(value: str) -> bytes:
+    """A secret's bytes as the environment holds them: Python decodes what is not UTF-8 there to
+    lone surrogates (surrogateescape), which this turns back, so any bytes make a key."""
+    return value.encode("utf-8", "surrogateescape")
+
+
 def read_secrets(environ: Mapping[str, str], *, production: bool, host: str, hs256: bool = True) -> Secrets:
     """Read the signing keys from the environment, with development defaults outside production;
     the defaults are refused in production and on any address other machines can reach. Without
     HS256 (`hs256` false) the user key is not used, so not checked."""
     previous = environ.get("SCOREBOARD_ACTION_PREVIOUS_SECRETS", "")
     secrets = Secrets(
-        jwt=environ.get("SCOREBOARD_JWT_SECRET", DEV_JWT_SECRET).encode(),
-        action=environ.get("SCOREBOARD_ACTION_SECRET", DEV_ACTION_SECRET).encode(),
-        action_previous=tuple(p.encode() for p in previous.split(",") if p),
+        jwt=_raw(environ.get("SCOREBOARD_JWT_SECRET", DEV_JWT_SECRET)),
+        action=_raw(environ.get("SCOREBOARD_ACTION_SECRET", DEV_ACTION_SECRET)),
+        action_previous=tuple(_raw(p) for p in previous.split(",") if p),
     )
     _check_secrets(secrets, production=production, host=host, hs256=hs256)
     return secrets
@@ -353,6 +359,8 @@ def read_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         raw: dict[str, object] = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found") from None
+    except OSError as exc:  # a folder, a name too long, no permission
+        raise ConfigError(f"{file}: cannot be read ({exc.strerror or exc})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: not valid TOML ({exc})") from None
     _apply_env(raw, env)

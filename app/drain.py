@@ -75,22 +75,23 @@ class ListenError(Exception):
     """The address cannot be listened on; its message is one line saying which and what to do."""
 
 
-def listen_error(host: str, port: int, exc: OSError) -> ListenError:
-    """The one line for a bind that failed."""
+MAIN_PORT = "choose another port with --port or SCOREBOARD_PORT (or another address with --host)"
+METRICS_PORT = "choose another with metrics.port (or metrics.host) in the configuration"
+
+
+def listen_error(host: str, port: int, exc: OSError, *, remedy: str = MAIN_PORT) -> ListenError:
+    """The one line for a bind that failed, saying how to choose another address."""
     reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc)).lower()
-    return ListenError(
-        f"cannot listen on {host}:{port}: {reason}; choose another port with --port or SCOREBOARD_PORT "
-        "(or another address with --host)"
-    )
+    return ListenError(f"cannot listen on {host}:{port}: {reason}; {remedy}")
 
 
-def check_address(host: str, port: int, *, reuse_port: bool) -> None:
+def check_address(host: str, port: int, *, reuse_port: bool, remedy: str = MAIN_PORT) -> None:
     """Refuse an address this process could not listen on (ListenError) before anything starts: a bind
     of each address the server would listen on, with the options aiohttp's server sets, undone at once."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise listen_error(host, port, exc) from None
+        raise listen_error(host, port, exc, remedy=remedy) from None
     for family, kind, proto, _, address in found:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -101,7 +102,7 @@ def check_address(host: str, port: int, *, reuse_port: bool) -> None:
             try:
                 probe.bind(address)
             except OSError as exc:
-                raise listen_error(host, port, exc) from None
+                raise listen_error(host, port, exc, remedy=remedy) from None
 
 
 def settle_heap() -> None:

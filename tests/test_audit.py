@@ -280,6 +280,19 @@ async def test_the_command_line_refuses_a_database_that_is_not_there(tmp_path: P
     assert result.returncode == 2 and "no database at" in result.stderr and not result.stdout
 
 
+@pytest.mark.parametrize("command", ["verify", "anchor"])
+async def test_a_file_that_is_no_database_is_unreadable_not_tampered(tmp_path: Path, command: str) -> None:
+    # Exit 1 says the chain was broken: a cron job would raise the alarm for a file it cannot read.
+    for name, content in (("text.db", b"not a database\n" * 300), ("random.db", bytes(range(256)) * 40)):
+        (tmp_path / name).write_bytes(content)
+        result = _cli({"SCOREBOARD_SQLITE_PATH": str(tmp_path / name)}, command)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"audit {command}: {tmp_path / name}: not a readable SQLite database (file is not a database)"
+        ]
+        assert not result.stdout
+
+
 async def test_an_erasure_keeps_the_chain_verifying(dsn: str | None, store: Store, tmp_path: Path) -> None:
     """Rows sealed before the erasure, and rows erased before they were sealed, both verify; no
     row of the chain's tables holds the user's id afterwards."""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 import run
@@ -17,6 +18,7 @@ from app.auth import UserAuth
 from app.config import DEV_JWT_SECRET, Config
 
 from .conftest import JWT_SECRET, make_config
+from .isolation import REDIS_URL, schema_dsn
 from .real_servers import ROOT
 
 
@@ -211,3 +213,77 @@ async def test_a_port_taken_during_the_start_up_is_the_same_line(tmp_path: Path)
         )
         with pytest.raises(drain.ListenError, match=f"^cannot listen on 127.0.0.1:{port}: the port is in use;"):
             await serving
+
+
+def _run_py(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """run.py in a folder of its own, with this environment added; its exit and output."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_a_metrics_port_that_is_taken_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as taken, socket.socket() as free:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        free.bind(("127.0.0.1", 0))
+        metrics, port = taken.getsockname()[1], free.getsockname()[1]
+        shipped = (ROOT / "config.toml").read_text()
+        config = shipped.replace("enabled = false           # Prometheus", f"enabled = true\nport = {metrics}  #", 1)
+        (tmp_path / "config.toml").write_text(config.replace("port = 9464\n", "", 1))
+        free.close()
+        result = _run_py(tmp_path, "--port", str(port), env={"SCOREBOARD_SQLITE_PATH": str(tmp_path / "db.sqlite")})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"cannot listen on 127.0.0.1:{metrics}: the port is in use; choose another with metrics.port "
+        "(or metrics.host) in the configuration"
+    ]
+    assert not (tmp_path / "db.sqlite").exists()  # refused before anything started
+
+
+def test_a_database_that_cannot_be_opened_is_one_clear_line(tmp_path: Path, pg_schema: str) -> None:
+    (tmp_path / "text.db").write_text("not a database\n" * 300)
+    (tmp_path / "folder.db").mkdir()
+    nowhere = schema_dsn(pg_schema).replace("127.0.0.1:5432/", "127.0.0.1:5432/no_such_database_here")
+    cases = {
+        "text.db": ({"SCOREBOARD_SQLITE_PATH": str(tmp_path / "text.db")}, f"({tmp_path / 'text.db'}): file is not"),
+        "folder.db": ({"SCOREBOARD_SQLITE_PATH": str(tmp_path / "folder.db")}, "unable to open database file"),
+        "no database": ({"SCOREBOARD_DATABASE_URL": nowhere, "SCOREBOARD_REDIS_URL": REDIS_URL}, "(PostgreSQL): "),
+    }
+    for name, (env, said) in cases.items():
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        result = _run_py(tmp_path, "--port", str(port), "--config", str(ROOT / "config.toml"), env=env)
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1, (name, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("cannot open the database (") and said in lines[0], name
+
+
+def test_a_config_path_that_cannot_be_read_is_one_clear_line(tmp_path: Path) -> None:
+    for path, reason in ((str(tmp_path), "Is a directory"), (str(tmp_path / ("x" * 5000)), "File name too long")):
+        result = _run_py(tmp_path, "--config", path, "token", "alice")
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [f"config error: {path}: cannot be read ({reason})"]
+
+
+def test_a_secret_of_any_bytes_signs(tmp_path: Path) -> None:
+    # The environment may hold bytes that are not UTF-8: they are the key, as they are.
+    secret = b"\xff\xfe" + b"k" * 40
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--config", str(ROOT / "config.toml"), "token", "alice"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environb, b"SCOREBOARD_JWT_SECRET": secret},
+    )
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.decode().strip(), secret, algorithms=["HS256"])
+    assert claims["sub"] == "alice"

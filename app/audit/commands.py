@@ -54,6 +54,8 @@ def _on_sqlite(path: str, steps: ChainSteps) -> Any:
         raise AuditError(
             f"{Path(path).resolve()}: {exc} (a database without the audit chain: start a server on it once)"
         ) from None
+    except sqlite3.DatabaseError as exc:  # not SQLite's, or damaged: unreadable, which says nothing of tampering
+        raise AuditError(f"{Path(path).resolve()}: not a readable SQLite database ({exc})") from None
 
 
 async def _on_postgres(dsn: str, steps: ChainSteps) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..api.keys import METRICS
+from ..drain import METRICS_PORT, listen_error
 from ..settings import MetricsSettings
 from ..tasks import CleanupContext
 from .export import CONTENT_TYPE, Exporter
@@ -35,6 +36,9 @@ def admin_listener(exporter: Exporter, settings: MetricsSettings, *, reuse_port:
         await runner.setup()
         try:
             await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
+        except OSError as exc:  # taken since run.py looked: one line, as for the main port
+            await runner.cleanup()
+            raise listen_error(settings.host, settings.port, exc, remedy=METRICS_PORT) from None
         except BaseException:
             await runner.cleanup()
             raise

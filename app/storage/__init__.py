@@ -32,6 +32,11 @@ from .personal import Kept
 from .retention import Swept
 
 
+class StorageUnusable(Exception):
+    """The database cannot be opened at start (a file that is not SQLite's, a folder not writable,
+    a PostgreSQL that refuses or has no such database): one line saying why, for run.py to print."""
+
+
 class Store(Protocol):
     """The system of record. Every write is one transaction; awards are exactly-once."""
 

@@ -183,6 +183,10 @@ class SqliteStore:
             self._serving.release()
 
     async def _open(self) -> None:
+        # A file that cannot be opened fails here, before aiosqlite starts a thread: after a failed
+        # connect that thread answers its own stop whenever it gets to it, and a start-up that ends
+        # at once has closed the loop by then (a traceback from the thread at exit).
+        sqlite3.connect(self.path).close()
         conn = await aiosqlite.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             await conn.execute("PRAGMA journal_mode = WAL")
