@@ -28,6 +28,9 @@ from app.workers import supervise
 GIL_SWITCH_SECONDS = 0.0005
 
 
+MAX_DEMO_PLAYERS = 1000  # one process simulates them all, beside the server it shows
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: `serve` (the default), `demo`, `token`, `backup`, `restore` and `audit`, with their options."""
     # Options are accepted before or after the command; SUPPRESS keeps a later absence from
@@ -56,7 +59,9 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", parents=[config, listen], help="serve with simulated players, so the board moves (own ./data/demo.db)"
     )
-    demo.add_argument("--players", type=int, default=16, help="simulated players (default 16)")
+    demo.add_argument(
+        "--players", type=int, default=16, help=f"simulated players (default 16, at most {MAX_DEMO_PLAYERS})"
+    )
     token = commands.add_parser(
         "token", parents=[config], help="print a user JWT signed with the configured user secret"
     )
@@ -259,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         tracing = exporters(os.environ)
         if args.command == "demo":
+            if not 1 <= args.players <= MAX_DEMO_PLAYERS:
+                raise ConfigError(f"--players: 1 to {MAX_DEMO_PLAYERS}")
             if config.production:
                 raise ConfigError("demo: refused with SCOREBOARD_ENV=production (simulated players write real scores)")
             if not is_loopback(config.server.host):

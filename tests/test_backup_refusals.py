@@ -6,8 +6,10 @@ other's way: the serving lock (`<database>.lock`) and SQLite's own lock on the -
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,8 @@ from pathlib import Path
 import pytest
 
 import run
-from app.storage.backup import ServingLock, connected_pid
+from app.errors import InvalidToken, TokenAlreadyUsed
+from app.storage.backup import ServingLock, Summary, connected_pid
 from app.storage.schema import SQLITE, migrations
 from app.storage.sqlite import SqliteStore
 
@@ -88,6 +91,13 @@ async def test_backup_refuses_an_existing_file_unless_forced(
     code, out, _ = _command(capsys, "backup", str(target), "--force")
     assert code == 0 and "2 users, 8 awards" in out and _awards(target) == 8
     assert _leftovers(target.parent) == []
+    # Not even --force puts a file where a device, a pipe or a socket is (as root: /dev/null).
+    pipe = tmp_path / "backups" / "pipe.db"
+    os.mkfifo(pipe)
+    code, out, err = _command(capsys, "backup", str(pipe), "--force")
+    assert (code, out) == (1, "")
+    assert err == f"backup: {pipe}: not a regular file (a device, a pipe or a socket); name the backup file\n"
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and _leftovers(pipe.parent) == []
 
 
 async def test_backup_refuses_the_database_itself_and_a_missing_one(
@@ -198,6 +208,36 @@ async def test_restore_keeps_the_replaced_database_aside(
     assert _awards(live) == 5
 
 
+async def test_a_token_issued_before_the_backup_and_spent_after_awards_again_once_after_the_restore(
+    live: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As README says: the restore takes the award back and leaves its token unspent; one issued
+    after the backup is refused, its grant gone."""
+    backup = tmp_path / "backup.db"
+    store = SqliteStore(str(live))
+    await store.open()
+    await store.grant(grant("before", action="a1"))
+    await store.close()
+    assert _command(capsys, "backup", str(backup))[0] == 0
+    store = SqliteStore(str(live))
+    await store.open()
+    await store.award(claim("before", action="a1"))
+    await store.grant(grant("after", action="a2"))
+    await store.award(claim("after", action="a2"))
+    await store.close()
+    assert _command(capsys, "restore", str(backup))[0] == 0
+    store = SqliteStore(str(live))
+    await store.open()
+    try:
+        assert (await store.award(claim("before", action="a1"))).new_score == 10
+        with pytest.raises(TokenAlreadyUsed):
+            await store.award(claim("before", action="a1"))
+        with pytest.raises(InvalidToken):
+            await store.award(claim("after", action="a2"))
+    finally:
+        await store.close()
+
+
 async def test_restore_is_refused_while_a_server_holds_the_database(
     live: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -295,3 +335,8 @@ async def test_backup_reads_a_database_a_crash_left_with_its_wal(
     code, out, _ = _command(capsys, "backup", str(target))
     assert code == 0 and "2 users, 1 awards" in out
     assert Path(f"{live}-wal").stat().st_size > 0  # not checkpointed by the backup
+
+
+def test_a_summary_counts_as_the_readme_shows_them() -> None:
+    summary = Summary(path=Path("b.db"), size=61_440, schema_version=2, users=1_040, awards=12_345)
+    assert str(summary) == "61,440 bytes, schema version 2, 1,040 users, 12,345 awards, integrity ok"

@@ -121,6 +121,9 @@ def test_token_refuses_a_user_id_the_server_would_refuse(capsys: pytest.CaptureF
     [
         (["demo"], {"SCOREBOARD_ENV": "production"}, "SCOREBOARD_ENV=production"),
         (["demo", "--host", "0.0.0.0"], {}, "loopback"),
+        (["demo", "--players", "0"], {}, "--players: 1 to 1000"),
+        (["demo", "--players", "-1"], {}, "--players: 1 to 1000"),
+        (["demo", "--players", "100000000"], {}, "--players: 1 to 1000"),
     ],
 )
 def test_demo_refuses_production_and_reachable_hosts(

@@ -62,8 +62,8 @@ class Summary:
 
     def __str__(self) -> str:
         return (
-            f"{self.size:,} bytes, schema version {self.schema_version}, {self.users} users, "
-            f"{self.awards} awards, integrity ok"
+            f"{self.size:,} bytes, schema version {self.schema_version}, {self.users:,} users, "
+            f"{self.awards:,} awards, integrity ok"
         )
 
 
@@ -213,6 +213,8 @@ def backup(database: str | Path, target: str | Path, *, overwrite: bool = False)
     _refuse_overlap(source, dest)
     if dest.is_dir():
         raise BackupError(f"{dest}: is a directory; name the backup file")
+    if dest.exists() and not dest.is_file():  # --force or not: /dev/null replaced by a file is no backup
+        raise BackupError(f"{dest}: not a regular file (a device, a pipe or a socket); name the backup file")
     if dest.exists() and not overwrite:
         raise BackupError(f"{dest}: exists; give --force to overwrite it")
     dest.parent.mkdir(parents=True, exist_ok=True)
