@@ -43,6 +43,12 @@ class HeldAwards:
         more = len(held) == query.limit
         return HeldListData(held=[_data(h) for h in held], next_after=held[-1].id if more else None)
 
+    async def status(self, principal: Principal, held_id: int) -> str | None:
+        """Whether a held award is pending, approved or rejected; None when there is no such id."""
+        principal.require_role(self.admin_role)
+        held = await self.store.held_award(held_id)
+        return None if held is None else held.status
+
     async def approve(self, principal: Principal, held_id: int, reason: str) -> HeldAwardData:
         """Land a pending held award on its boards (see `landing`), ranks and live updates included."""
         principal.require_role(self.admin_role)

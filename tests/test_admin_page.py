@@ -192,6 +192,10 @@ async def test_approve_lands_reject_never_does_and_each_says_so(
     html = await console.get("/admin", done="approved", id=str(first))
     assert text(html).count(f"Held award {first} approved") == 1
     assert f'data-held="{first}"' not in html and f'data-held="{second}"' in html
+    # A link alone cannot make the page report a decision nobody made.
+    for done, held_id in (("rejected", second), ("rejected", first), ("approved", second), ("approved", 99_999)):
+        html = await console.get("/admin", done=done, id=str(held_id))
+        assert 'id="result"' not in html and f"Held award {held_id}" not in text(html), (done, held_id)
 
     before = await snapshot()
     resp = await console.decide(second, "reject", "21 chests in 4 minutes")

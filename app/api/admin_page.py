@@ -140,7 +140,14 @@ async def admin_home(request: web.Request) -> web.StreamResponse:
     if query.done == "signed-out":
         return sign_in_page(request, notice=RESULTS["signed-out"])
     session = await request.app[ADMIN_SESSIONS].current(request)
-    done = RESULTS[query.done].format(id=query.id or "") if query.done else None
+    done = None
+    # The banner of a decision made: shown while the award stands so decided, so that a link alone
+    # (?done=rejected&id=59) cannot make the page report a decision nobody made.
+    held_id = query.id if isinstance(query.id, int) else None
+    if held_id is not None and query.done in ("approved", "rejected"):
+        done = RESULTS[query.done].format(id=held_id)
+        if await request.app[HELD].status(session.principal, held_id) != query.done:
+            done = None
     parts = await _parts(request, session, HOME_SECTIONS, query)
     return render(request, "admin/home.html", {"session": session, "query": query, "parts": parts, "done": done})
 
