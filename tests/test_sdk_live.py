@@ -274,6 +274,25 @@ async def test_events_give_up_on_a_silent_stream(aiohttp_server: Any) -> None:
         assert time.monotonic() - began < WAIT_SECONDS / 2
 
 
+async def test_an_event_that_is_not_a_live_message_raises_unexpected_response(aiohttp_server: Any) -> None:
+    # A proxy's page, or a message of the wrong shape, in the stream: not a raw decoding error.
+    for data in ("<html>not json</html>", '{"type":"leaderboard_update","data":{"seq":"one"}}'):
+
+        async def stream(request: web.Request, data: str = data) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(f"id: 1\ndata: {data}\n\n".encode())
+            return response
+
+        app = web.Application()
+        app.router.add_get("/api/v1/boards/global/stream", stream)
+        stub = await aiohttp_server(app)
+        async with Client(str(stub.make_url(""))) as client:
+            with pytest.raises(UnexpectedResponse, match="not a live message"):
+                async for _ in client.events("global"):
+                    pass
+
+
 CONNECTED = '{"type":"connected","timestamp":"t","clientId":"c"}'
 Script = Callable[[web.WebSocketResponse, int], Awaitable[None]]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+import msgspec
 
+from .errors import UnexpectedResponse
 from .messages import LiveMessage, decode_message
 
 
@@ -17,7 +19,7 @@ async def read_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[i
         line = raw.decode().rstrip("\r\n")
         if not line:
             if data:
-                yield event_id, decode_message("\n".join(data))
+                yield event_id, _decoded("\n".join(data))
             event_id, data = None, []
         elif line.startswith(":"):
             continue
@@ -28,3 +30,11 @@ async def read_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[i
                 data.append(value)
             elif name == "id" and value.isdigit():
                 event_id = int(value)
+
+
+def _decoded(data: str) -> LiveMessage:
+    """An event's message; UnexpectedResponse when it is none (something else answered)."""
+    try:
+        return decode_message(data)
+    except msgspec.DecodeError:  # not JSON, or a known type with the wrong shape
+        raise UnexpectedResponse(200, "UNEXPECTED_RESPONSE", f"not a live message: {data[:200]!r}") from None
