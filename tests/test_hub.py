@@ -99,17 +99,19 @@ async def join(hub: Hub, sock: Socket) -> None:
     await hub.subscribe(hub.connect(cast(web.WebSocketResponse, sock), cast(Any, sock)), "global")
 
 
-def a_hub() -> tuple[MemoryRanking, Hub, Players]:
-    """A hub over the embedded board `global`, and the players who award on it."""
+def a_hub(now_ms: int = 1) -> tuple[MemoryRanking, Hub, Players]:
+    """A hub over the embedded board `global` whose clock stands at `now_ms`, and the players who
+    award on it (each award's time 1 ms)."""
     board = MemoryRanking()
-    hub = Hub(board, LocalSlots(3), Catalog("global", {"global": BoardSettings()}), lambda: 1, max_buffer=1 << 20)
+    catalog = Catalog("global", {"global": BoardSettings()})
+    hub = Hub(board, LocalSlots(3), catalog, lambda: now_ms, max_buffer=1 << 20)
     return board, hub, Players(board, hub)
 
 
-async def two_chunks(*scores: tuple[str, int]) -> tuple[MemoryRanking, Hub, Players, list[Socket]]:
+async def two_chunks(*scores: tuple[str, int], now_ms: int = 1) -> tuple[MemoryRanking, Hub, Players, list[Socket]]:
     """A hub over the embedded board with these first awards and enough subscribers for two
     chunks of a sweep (it yields once in between)."""
-    board, hub, players = a_hub()
+    board, hub, players = a_hub(now_ms)
     for user, points in scores:
         players.award(user, points)
     sockets = [Socket() for _ in range(waves_module.WAVE_CHUNK + 20)]
@@ -319,33 +321,36 @@ async def test_a_user_found_on_no_board_is_no_longer_watched() -> None:
     assert hub.notices.watched_users() == frozenset()
 
 
-async def test_a_user_read_into_the_top_before_their_event_counts_from_it() -> None:
+def carol_event(seq: int = 101) -> AwardEvent:
+    """The event of carol's first award (200 points, rank 1), as another process's comes late."""
+    change = EntryChange(where=GLOBAL, previous_score=None, new_score=200, subscore=None, metadata=None, seq=seq)
+    return AwardEvent(
+        user_id="carol", username="CAROL", at_ms=1, moves=[Move(change=change, previous_rank=None, rank=1)]
+    )
+
+
+CAROL = Standing(user_id="carol", username="CAROL", score=200, seq=101, updated_ms=1)  # written at 1 ms
+
+
+async def test_a_user_read_into_the_top_before_their_event_counts_from_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # In the Redis modes another process's award can bring a user into the top before its event
     # comes back over Pub/Sub: the version waits for the event rather than show them at "+0".
+    monkeypatch.setattr(waves_module, "ENTRANT_WAIT", 30.0)  # only the event ends this wait
     board, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50))
-    index = board.index(GLOBAL)
     async with running(hub):
-        index.put(Standing(user_id="carol", username="CAROL", score=200, seq=101, updated_ms=1))  # no event yet
+        board.index(GLOBAL).put(CAROL)  # no event yet
         players.award("bob", 10)
-        await asyncio.sleep(waves_module.ENTRANT_WAIT / 2)
+        await asyncio.sleep(0.05)
         assert all(len(s.messages) == 1 for s in sockets)  # only the snapshot: the version waits
-        change = EntryChange(where=GLOBAL, previous_score=None, new_score=200, subscore=None, metadata=None, seq=101)
-        hub.on_award(
-            AwardEvent(
-                user_id="carol", username="CAROL", at_ms=1, moves=[Move(change=change, previous_rank=None, rank=1)]
-            )
-        )
+        hub.on_award(carol_event())
         await until(lambda: all(len(s.messages) == 2 for s in sockets))
         assert all(changes(s.messages[1]) == {"carol": "+200", "alice": "+0", "bob": "+10"} for s in sockets)
 
 
-async def test_a_user_in_the_top_with_no_event_of_their_own_is_shown_after_the_wait() -> None:
-    # One who entered without an award of their own (the others' entries removed by an operator
-    # elsewhere, say) has no event coming: the version goes out after the wait, at "+0".
+async def test_a_user_written_lately_whose_event_never_comes_is_shown_after_the_wait() -> None:
     board, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50))
-    index = board.index(GLOBAL)
     async with running(hub):
-        index.put(Standing(user_id="carol", username="CAROL", score=200, seq=101, updated_ms=1))  # never an event
+        board.index(GLOBAL).put(CAROL)  # never an event
         players.award("bob", 10)
         await until(lambda: all(len(s.messages) == 2 for s in sockets))
         assert all(changes(s.messages[1]) == {"carol": "+0", "alice": "+0", "bob": "+10"} for s in sockets)
@@ -355,12 +360,29 @@ async def test_a_user_in_the_top_with_no_event_of_their_own_is_shown_after_the_w
         assert all(changes(s.messages[2]) == {"carol": "+0", "alice": "+0", "bob": "+1"} for s in sockets)
 
 
-async def test_a_subscriber_gets_the_board_as_read_without_waiting_for_entrants() -> None:
-    # A viewer who connects after an award was answered sees it in the first board, event or not.
-    board, hub, players, _ = await two_chunks(("alice", 100))
-    board.index(GLOBAL).put(Standing(user_id="carol", username="CAROL", score=200, seq=101, updated_ms=1))
-    players.award("alice", 1)
+async def test_a_user_who_entered_because_others_left_is_waited_for_by_no_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Written long before the last version (an entry an operator's removal of others brought up):
+    # no event is coming, and a version that waited would hold everyone else's changes back.
+    monkeypatch.setattr(waves_module, "ENTRANT_WAIT", 30.0)
+    board, hub, players, sockets = await two_chunks(("alice", 100), ("bob", 50), now_ms=60_000)
     async with running(hub):
+        board.index(GLOBAL).put(CAROL)
+        players.award("bob", 10)
+        await until(lambda: all(len(s.messages) == 2 for s in sockets))  # not after 30 s
+        assert all(changes(s.messages[1]) == {"carol": "+0", "alice": "+0", "bob": "+10"} for s in sockets)
+
+
+async def test_a_subscriber_gets_the_board_as_read_without_waiting_for_entrants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A viewer who connects after an award was answered sees it in the first board, event or not.
+    monkeypatch.setattr(waves_module, "ENTRANT_WAIT", 30.0)
+    board, hub, players, _ = await two_chunks(("alice", 100))
+    async with running(hub):
+        board.index(GLOBAL).put(CAROL)
+        players.award("alice", 1)
         late = Socket()
         await join(hub, late)
         assert board_of(late.messages[-1]) == [(1, "carol", 200), (2, "alice", 101)]

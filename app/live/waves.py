@@ -35,10 +35,12 @@ MIN_VERSION_GAP = 0.02
 COUNT_GAP = 1.0
 # In the Redis modes another process's award can be read from the board before its event comes
 # back over Pub/Sub. A user it brought into the top has no score to count `change` from yet, so
-# the version waits for that event (which wakes it) up to ENTRANT_WAITS times ENTRANT_WAIT: a
-# user who entered only because others left (an operator's removal) shows "+0" after that.
-ENTRANT_WAIT = 0.01
-ENTRANT_WAITS = 5
+# the version waits for that event (which wakes it), at most ENTRANT_WAIT after it was first put
+# off: then the user shows "+0". Only for a user written since about the last version's read
+# (ENTRANT_WRITE_MARGIN_MS before it, for the transaction's length and the processes' clocks): one
+# who entered because others left (a removal, a `set` that lowered someone) has no event coming.
+ENTRANT_WAIT = 0.05
+ENTRANT_WRITE_MARGIN_MS = 1000
 
 
 class WaveTally:
@@ -83,7 +85,8 @@ class Waves:
         self._total = 0  # its number of entries
         self._count_wake: asyncio.TimerHandle | None = None
         self._entrant_wake: asyncio.TimerHandle | None = None
-        self._entrant_waits = 0  # versions put off in a row waiting for an entrant's event
+        self._entrant_deadline: float | None = None  # (loop time) until a version may wait for an entrant
+        self._read_ms = 0  # when the current version's board read began
         # version -> each user's score before their first award after that version was made
         self._since: dict[int, dict[str, int]] = {0: {}}
         self._frames: dict[int, Sequenced] = {}  # previous version -> message of the current version
@@ -121,7 +124,9 @@ class Waves:
         if self._top is None:
             await self._advance(wait=False)  # nothing to show yet: a board that cannot be read is an error
         elif await self._try_advance(wait=False):
-            self._dirty.set()  # the other subscribers get the version this made in the next sweep
+            # The other subscribers get the version this made in the next sweep. (One that shows a
+            # user whose event has not come shows them "+0" to those too: a subscribe waits for nobody.)
+            self._dirty.set()
         self.unsubscribe(conn)  # (one made meanwhile by another subscribe of this connection)
         self.subscribers[conn] = sub = Subscription(conn, max_rate, seq)
         self._deliver(sub)
@@ -214,6 +219,7 @@ class Waves:
         version = self._version + 1
         # Registered before the read: awards that land while it is under way count from here.
         self._since[version] = {}
+        read_ms = self.clock()
         taken, self._pending_from = self._pending_from, None
         try:
             top, total = await self.ranking.page(self._where, 1, TOP_SIZE)
@@ -227,12 +233,13 @@ class Waves:
         # asks for a resync.
         unchanged = self._top is not None and shown == self._last_top and total == self._total and not self._force
         shrunk, self._shrank = self._shrank, False
-        if unchanged or (len(shown) < len(self._last_top) and not shrunk) or (wait and self._entrant_unseen(top)):
+        unseen = wait and not unchanged and self._entrant_unseen(top)
+        if unchanged or (len(shown) < len(self._last_top) and not shrunk) or (unseen and self._put_off()):
             del self._since[version]
             if not unchanged and taken is not None:  # they wait for the rebuild's or the entrant's version
                 self._pending_from = taken
             return False
-        self._entrant_waits = 0
+        self._read_ms, self._entrant_deadline = read_ms, None
         if self._unswept_from is None:
             self._unswept_from = taken
         # What this version shows is what its `change` counts from next time, whatever the events:
@@ -247,23 +254,31 @@ class Waves:
         return True
 
     def _entrant_unseen(self, top: list[tuple[int, Standing]]) -> bool:
-        """Whether a user new to the top has no event since the last version (ENTRANT_WAIT), and
-        this version is to wait for it: then the wait is armed."""
-        if self._force or self._top is None or self._entrant_waits >= ENTRANT_WAITS:
+        """Whether the top shows a user new to it, written since about the last version's read,
+        whose event has not come (see ENTRANT_WAIT)."""
+        if self._force or self._top is None:
             return False
         shown = {user_id for user_id, *_ in self._last_top}
         bases = self._since[self._version]
-        if all(s.user_id in shown or s.user_id in bases for _, s in top):
-            return False
-        self._entrant_waits += 1
-        if self._entrant_wake is None:
+        since = self._read_ms - ENTRANT_WRITE_MARGIN_MS
+        return any(s.user_id not in shown and s.user_id not in bases and s.updated_ms >= since for _, s in top)
+
+    def _put_off(self) -> bool:
+        """Put a version off for an entrant's event: True until ENTRANT_WAIT after the first time
+        (then a timer makes it; the event the wait is for wakes it sooner)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._entrant_deadline is None:
+            self._entrant_deadline = now + ENTRANT_WAIT
 
             def due() -> None:
                 self._entrant_wake = None
                 self._dirty.set()
 
-            self._entrant_wake = asyncio.get_running_loop().call_later(ENTRANT_WAIT, due)
-        return True
+            if self._entrant_wake is not None:  # an earlier wait's, which may come before this one ends
+                self._entrant_wake.cancel()
+            self._entrant_wake = loop.call_later(ENTRANT_WAIT, due)
+        return now < self._entrant_deadline
 
     def _deliver(self, sub: Subscription) -> None:
         """Send the current version to one subscriber (when due), `change` counted from what it had."""
