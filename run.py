@@ -23,7 +23,7 @@ from app.storage import StorageUnusable
 from app.storage.backup import BackupError
 from app.tracing import TracingError, exporters
 from app.tracing import start as start_tracing
-from app.workers import supervise
+from app.workers import CANNOT_START, supervise
 
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -224,6 +224,16 @@ def serve(
             provider.shutdown()  # exports the spans still queued
 
 
+def serve_worker(config: Config, *, tracing: tuple[str, ...]) -> None:
+    """One process of `--workers N`: `serve` on the shared port; a start it cannot make (its port
+    or database refused) is one line and the exit code that stops the supervisor."""
+    try:
+        serve(config, reuse_port=True, tracing=tracing)
+    except (drain.ListenError, StorageUnusable) as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(CANNOT_START)
+
+
 def check_addresses(config: Config, *, reuse_port: bool) -> None:
     """Refuse the main port, and the metrics listener's, when this process could not listen there
     (ListenError, one line)."""
@@ -286,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     setup_logging(config.settings.log.level)
-    serving = functools.partial(serve, config, reuse_port=True, tracing=tracing)
+    serving = functools.partial(serve_worker, config, tracing=tracing)
     if not config.metrics.enabled:
         return supervise(serving, workers, drain_seconds=config.server.drain_seconds)
     with shared_values() as ended:

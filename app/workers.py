@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY_SECONDS = 1.0
 EXIT_MARGIN_SECONDS = 2.0  # past a worker's drain deadline, before it is killed
+# A worker's exit code when it cannot start at all (its port or database refused, said in one line
+# on stderr): another would not either, so the supervisor stops rather than restart it for ever.
+CANNOT_START = 3
 
 
 def supervise(
@@ -26,7 +29,8 @@ def supervise(
 ) -> int:
     """Run `serve` in `count` child processes until SIGINT or SIGTERM, then stop them all: each
     drains (app/drain.py) and exits within `drain_seconds`; one still there a little later is
-    killed. `on_exit` is told the pid of each child that ended."""
+    killed. `on_exit` is told the pid of each child that ended. A worker that exits with
+    CANNOT_START stops them all too, and the answer is 1 (else 0)."""
 
     def ended(process: BaseProcess) -> None:
         if on_exit is not None and process.pid is not None:
@@ -49,9 +53,12 @@ def supervise(
         return process
 
     workers = [start(i) for i in range(count)]
+    failed = False
     while not stopping:
         time.sleep(poll_seconds)
         for i, process in enumerate(workers):
+            if not process.is_alive() and process.exitcode == CANNOT_START:
+                stopping = failed = True
             if not process.is_alive() and not stopping:
                 log.warning("worker %d (pid %s) exited with %s; restarting", i, process.pid, process.exitcode)
                 ended(process)
@@ -68,4 +75,4 @@ def supervise(
             process.kill()
             process.join()
         ended(process)
-    return 0
+    return 1 if failed else 0

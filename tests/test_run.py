@@ -290,3 +290,17 @@ def test_a_secret_of_any_bytes_signs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     claims = jwt.decode(result.stdout.decode().strip(), secret, algorithms=["HS256"])
     assert claims["sub"] == "alice"
+
+
+def test_workers_that_cannot_open_the_database_stop_in_one_line_each(tmp_path: Path) -> None:
+    # Not restarted for ever: another worker would not open it either.
+    (tmp_path / "text.db").write_text("not a database\n" * 300)
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {"SCOREBOARD_SQLITE_PATH": str(tmp_path / "text.db"), "SCOREBOARD_REDIS_URL": REDIS_URL}
+    result = _run_py(tmp_path, "--port", str(port), "--config", str(ROOT / "config.toml"), "--workers", "2", env=env)
+    assert result.returncode == 1
+    said = [line for line in result.stderr.splitlines() if not line.startswith("{")]  # (the JSON log lines)
+    assert said and set(said) == {f"cannot open the database ({tmp_path / 'text.db'}): file is not a database"}
+    assert "Traceback" not in result.stderr
