@@ -399,10 +399,11 @@ async def test_a_write_for_a_user_erased_meanwhile_creates_them_anew(
         await open_boards(store)
         await store.write_score(write("k1", 30, user="gone"))
         # The erasure commits while the write sleeps before its lock on the user.
-        held = _held_after(postgres.TRUSTED.write_score, postgres.TRUSTED.lock_user)
+        reached = asyncio.Event()
+        held = _held_after(postgres.TRUSTED.write_score, postgres.TRUSTED.lock_user, reached)
         monkeypatch.setattr(postgres.TRUSTED, "write_score", held)
         writing = asyncio.create_task(store.write_score(write("k2", 20, user="gone")))
-        await asyncio.sleep(0.1)
+        await reached.wait()  # the user's row is there (made by the first write), not yet locked
         await store.erase("gone", "erased-0123456789abcdef01234567", 6000)
         outcome = await writing
         assert (outcome.username, outcome.change.previous_score, outcome.change.new_score) == ("gone", None, 20)
@@ -411,8 +412,9 @@ async def test_a_write_for_a_user_erased_meanwhile_creates_them_anew(
         await store.close()
 
 
-def _held_after(steps: Any, query: str) -> Any:
-    """Trusted-write steps that sleep 0.3 s in the database before `query` (its transaction open)."""
+def _held_after(steps: Any, query: str, reached: asyncio.Event) -> Any:
+    """Trusted-write steps that sleep a second in the database before `query` (their transaction
+    open, the statements before it run), `reached` set as the sleep begins."""
 
     def held(score_write: ScoreWrite) -> Any:
         inner = steps(score_write)
@@ -420,7 +422,8 @@ def _held_after(steps: Any, query: str) -> Any:
             sql, args = next(inner)
             while True:
                 if sql == query:
-                    yield "SELECT pg_sleep(0.3)", ()
+                    reached.set()
+                    yield "SELECT pg_sleep(1)", ()
                 sql, args = inner.send((yield sql, args))
         except StopIteration as done:
             return done.value
@@ -445,12 +448,13 @@ async def test_a_retirement_waits_for_the_writes_under_way(pg_schema: str, monke
     await store.open()
     try:
         await open_boards(store)
-        held = _held_after(postgres.TRUSTED.write_score, postgres.TRUSTED.claim_key)
+        reached = asyncio.Event()
+        held = _held_after(postgres.TRUSTED.write_score, postgres.TRUSTED.claim_key, reached)
         monkeypatch.setattr(postgres.TRUSTED, "write_score", held)
         writing = asyncio.create_task(store.write_score(write("a", 62_000)))
-        await asyncio.sleep(0.1)  # the write holds the board's row, shared
+        await reached.wait()  # the write holds the board's row, shared
         retiring = asyncio.create_task(store.retire_board("trial", OPS))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
         assert not retiring.done()
         assert (await writing).change.new_score == 62_000
         await retiring
