@@ -182,7 +182,9 @@ class Client:
         """A board's top 10 as Server-Sent Events (for where a WebSocket cannot go): each event's id
         (its seq) and message, a snapshot first. It ends when the server ends the stream; pass the
         last id as `last_event_id` to go on. A refusal raises its error before the first event;
-        `TimeoutError` when nothing, not even a keepalive, came for `idle_timeout` seconds."""
+        `TimeoutError` when nothing, not even a keepalive, came for `idle_timeout` seconds (the
+        server sends one every half `websocket.heartbeat_seconds`, 15 s by default: a server set
+        to more than 120 needs a longer `idle_timeout`)."""
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
@@ -478,8 +480,9 @@ class Client:
 def _without_resends(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
     """The session, no longer sending a GET or DELETE again by itself after a disconnect."""
     # aiohttp resends an idempotent method once when the server drops the connection (its own test
-    # client turns that off the same way, there being no public switch): on top of the client's
-    # retries that doubled every read and sent the DELETEs documented as not retried twice.
+    # client turns that off the same way, there being no public switch; the flag exists from aiohttp
+    # 3.11, the floor in pyproject.toml): on top of the client's retries that doubled every read and
+    # sent the DELETEs documented as not retried twice.
     session._retry_connection = False
     return session
 
