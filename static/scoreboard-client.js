@@ -193,7 +193,6 @@ export class ScoreboardClient extends Emitter {
   #links = new Map(); // subscription -> how the current transport carries it
   #ws = null;
   #socketUp = false; // the socket said `connected`: it carries every subscription
-  #authed = false; // the socket's user is known (`connected` with one, or `authenticated`)
   #degraded = false; // the socket is down: event streams and polls carry them
   #pending = []; // subscriptions sent, in order, each awaiting its `subscribed` or `error`
   #attempt = 0;
@@ -483,7 +482,7 @@ export class ScoreboardClient extends Emitter {
   #dropSocket(code) {
     const ws = this.#ws;
     this.#ws = null;
-    this.#socketUp = this.#authed = false;
+    this.#socketUp = false;
     this.#pending = [];
     clearTimeout(this.#timers.greeting);
     clearInterval(this.#timers.ping);
@@ -522,11 +521,11 @@ export class ScoreboardClient extends Emitter {
     this.#heardAt = Date.now();
     switch (msg.type) {
       case 'connected':
-        if (msg.userId) [this.#userId, this.#authed] = [msg.userId, true];
+        if (msg.userId) this.#userId = msg.userId;
         this.#up();
         break;
       case 'authenticated':
-        [this.#userId, this.#authed] = [msg.userId, true];
+        this.#userId = msg.userId;
         this.#retryRefused();
         break;
       case 'subscribed': {
